@@ -1,0 +1,1 @@
+"""Paxos agents: the protocol core (pure) and the agent runtime (processes)."""

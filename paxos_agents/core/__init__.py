@@ -1,0 +1,34 @@
+"""The Multi-Paxos protocol, pure: no clock, no randomness of its own, no I/O.
+
+Import from here: `Node`, `Membership`, `Settings`, `Record`, `Ready`,
+`Persist`, `Applied`, `Command`, `Ballot` and the messages.
+"""
+
+from .commands import NOOP, Command, Value, is_noop
+from .config import PLANTABLE, Membership, Settings
+from .ids import ZERO_BALLOT, Ballot, NodeId, Slot
+from .learner import LogEntry
+from .messages import (
+    MESSAGE_TYPES,
+    Accept,
+    Accepted,
+    ClientRequest,
+    Decide,
+    Heartbeat,
+    Message,
+    Nack,
+    Prepare,
+    Promise,
+    Retry,
+    Vote,
+)
+from .node import Node
+from .proposer import Phase
+from .ready import Applied, Persist, Ready, Record
+
+__all__ = [
+    "NOOP", "Command", "Value", "is_noop", "PLANTABLE", "Membership", "Settings",
+    "ZERO_BALLOT", "Ballot", "NodeId", "Slot", "LogEntry", "MESSAGE_TYPES", "Accept",
+    "Accepted", "ClientRequest", "Decide", "Heartbeat", "Message", "Nack", "Prepare",
+    "Promise", "Retry", "Vote", "Node", "Phase", "Applied", "Persist", "Ready", "Record",
+]

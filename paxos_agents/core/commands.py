@@ -1,0 +1,31 @@
+"""Commands and the values that slots decide.
+
+A *command* is what a client submits: an opaque text payload and the
+request id that makes it idempotent. The *value* of a slot is a batch of
+commands (Multi-Paxos batches several commands per slot); the empty batch
+is the no-op a new leader uses to fill a hole in the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One client command. `request_id` is unique per logical request."""
+
+    request_id: str
+    payload: str
+
+
+#: The value of one slot: the commands it decides, in order.
+Value = tuple[Command, ...]
+
+#: The no-op value: decides the slot and applies nothing.
+NOOP: Value = ()
+
+
+def is_noop(value: Value) -> bool:
+    """True for the hole-filling no-op."""
+    return len(value) == 0

@@ -1,0 +1,83 @@
+"""Who is in the cluster and how the protocol's timers are set.
+
+Time in the core is counted in ticks; the runtime decides how long a tick
+is (paxosctl's manifest sets it in milliseconds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """The node ids playing each role. A replica appears in all three."""
+
+    proposers: tuple[str, ...]
+    acceptors: tuple[str, ...]
+    learners: tuple[str, ...]
+
+    @property
+    def majority(self) -> int:
+        """Acceptors needed for a quorum (any two majorities intersect)."""
+        return len(self.acceptors) // 2 + 1
+
+    def roles(self, node_id: str) -> frozenset[str]:
+        """The roles `node_id` plays."""
+        roles = set()
+        if node_id in self.proposers:
+            roles.add("proposer")
+        if node_id in self.acceptors:
+            roles.add("acceptor")
+        if node_id in self.learners:
+            roles.add("learner")
+        return frozenset(roles)
+
+
+#: Bugs that `--plant` can put back into the core, to show the checks catch them.
+PLANTABLE = frozenset(
+    {
+        "forget-promise",
+        "reuse-ballot",
+        "cross-ballot-learner",
+        "ignore-promised-value",
+        "accept-without-promise",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Protocol timers (in ticks) and sizes.
+
+    - `heartbeat_ticks`: a leader heartbeats every this many ticks.
+    - `election_ticks`: a proposer that hears no leader for this many ticks
+      (plus up to as many again of seeded jitter) runs for leader.
+    - `accept_timeout_ticks`: a leader resends an Accept not yet answered by
+      a majority after this many ticks.
+    - `retry_cooldown_ticks`: a proposer retries one slot at most once per
+      this many ticks; more requests inside it are suppressed.
+    - `gap_ticks`: a learner asks for a missing slot once it has been
+      missing this long, and asks again at most this often.
+    - `window`: slots a leader keeps in phase 2 at once.
+    - `batch`: commands a leader puts in one slot at most.
+    - `plant`: planted bugs (tests and the simulator only).
+    """
+
+    heartbeat_ticks: int = 2
+    election_ticks: int = 10
+    accept_timeout_ticks: int = 6
+    retry_cooldown_ticks: int = 20
+    gap_ticks: int = 6
+    window: int = 32
+    batch: int = 16
+    plant: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        for name in ("heartbeat_ticks", "election_ticks", "accept_timeout_ticks",
+                     "retry_cooldown_ticks", "gap_ticks", "window", "batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        unknown = set(self.plant) - PLANTABLE
+        if unknown:
+            raise ValueError(f"unknown planted bug(s) {sorted(unknown)}; known: {sorted(PLANTABLE)}")

@@ -1,0 +1,413 @@
+"""The proposer: leader election, phase 1 once, then phase 2 per slot.
+
+Multi-Paxos as in Paxos Made Simple, section 3. A proposer that hears no
+leader for `election_ticks` (plus seeded jitter, so contenders do not
+collide forever) picks a ballot above every one it has seen and runs
+phase 1 for *every* slot from its first undecided one. With a majority of
+promises it becomes leader: it re-proposes, per slot, the value of the
+highest ballot any promise reported (section 2.2, P2c), fills the holes
+with no-ops, and from then on runs only phase 2, keeping up to `window`
+slots in flight with up to `batch` commands each. A nack or a heartbeat
+with a higher ballot deposes it.
+
+Ballot reuse: a ballot can only be used for phase 2 after a majority
+promised it, and acceptors promise only strictly higher ballots, so a
+proposer that restarted with no memory cannot pass phase 1 with a ballot
+it used before (any majority includes an acceptor that promised it). It
+still persists its highest round, so after a restart it starts above it
+instead of learning that from nacks.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .commands import NOOP, Command, Value
+from .config import Membership, Settings
+from .ids import ZERO_BALLOT, Ballot
+from .messages import (
+    Accept,
+    Accepted,
+    ClientRequest,
+    Decide,
+    Heartbeat,
+    Nack,
+    Prepare,
+    Promise,
+    Retry,
+    Vote,
+)
+from .outbox import Outbox
+from .ready import Record
+
+
+class Phase(str, Enum):
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A slot in phase 2: the value proposed and the acceptors that accepted it."""
+
+    value: Value
+    sent_at: int
+    accepted: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class ProposerStats:
+    """Counters a runtime exports as metrics."""
+
+    elections: int = 0
+    leader_changes: int = 0
+    proposals: int = 0
+    decisions: int = 0
+    nacks: int = 0
+    forwarded: int = 0
+    retries_requested: int = 0
+    retries_performed: int = 0
+    retries_suppressed: int = 0
+    accept_resends: int = 0
+
+
+class Proposer:
+    """One proposer's state. Only the leader proposes; followers forward."""
+
+    def __init__(
+        self,
+        node_id: str,
+        membership: Membership,
+        settings: Settings,
+        record: Record,
+        out: Outbox,
+        rng: random.Random,
+    ) -> None:
+        self.node_id = node_id
+        self.membership = membership
+        self.settings = settings
+        self._out = out
+        self._rng = rng
+        self._reuse_ballot = "reuse-ballot" in settings.plant
+        self._ignore_promised = "ignore-promised-value" in settings.plant
+        self.stats = ProposerStats()
+        self.phase = Phase.FOLLOWER
+        #: Highest round this proposer has used (persisted before use).
+        self.round = record.round
+        self.ballot: Ballot = ZERO_BALLOT
+        #: Highest ballot seen from any leader or nack: the one to beat.
+        self.leader_ballot: Ballot = ZERO_BALLOT
+        self.leader: str | None = None
+        self.now = 0
+        self._leader_heard = 0
+        self._deadline = self._election_deadline(first=True)
+        self._next_heartbeat = 0
+        # Phase 1 state.
+        self._first_slot = 0
+        self._promises: dict[str, Promise] = {}
+        # Phase 2 state (leader only).
+        self.next_slot = 0
+        self.inflight: dict[int, InFlight] = {}
+        self.pending: deque[Command] = deque()
+        self._outstanding: set[str] = set()
+        # Knowledge of decisions: values known, and the gap-free prefix.
+        self.chosen: dict[int, Value] = {}
+        self.decided_up_to = -1
+        #: slot -> the last value this proposer proposed there, in any ballot.
+        self.remembered: dict[int, Value] = {}
+        self._retried_at: dict[int, int] = {}
+
+    # ----------------------------------------------------------------- time
+
+    def tick(self) -> None:
+        """Advance one tick: heartbeat and resend as leader, else maybe run."""
+        self.now += 1
+        if self.phase is Phase.LEADER:
+            if self.now >= self._next_heartbeat:
+                self._heartbeat()
+            self._resend_stale_accepts()
+        elif self.now >= self._deadline:
+            # FOLLOWER -> CANDIDATE: no leader heard for election_ticks + jitter.
+            # CANDIDATE -> CANDIDATE: phase 1 did not finish in time.
+            self._start_election(self._first_undecided())
+
+    def _election_deadline(self, first: bool = False) -> int:
+        ticks = self.settings.election_ticks
+        if first:
+            # At start-up nobody leads yet: run soon, still jittered apart.
+            return self.now + 1 + self._rng.randrange(ticks)
+        return self.now + ticks + self._rng.randrange(ticks + 1)
+
+    # ------------------------------------------------------------ elections
+
+    def _first_undecided(self) -> int:
+        return self.decided_up_to + 1
+
+    def _start_election(self, first_slot: int) -> None:
+        # Pick a round above every ballot seen, persist it, then Prepare.
+        self.round = max(self.round, self.leader_ballot.round, self.ballot.round) + 1
+        self._out.round = self.round
+        self.ballot = Ballot(self.round, self.node_id)
+        if self.phase is Phase.LEADER:
+            self._requeue_inflight()
+        self.phase = Phase.CANDIDATE
+        self.stats.elections += 1
+        self._first_slot = first_slot
+        self._promises = {}
+        self._deadline = self._election_deadline()
+        for acceptor in self.membership.acceptors:
+            self._out.after_persist.append(
+                Prepare(src=self.node_id, dst=acceptor, ballot=self.ballot, first_slot=first_slot)
+            )
+
+    def on_promise(self, m: Promise) -> None:
+        """Phase 1b: count promises for our ballot; a majority makes us leader."""
+        if self.phase is not Phase.CANDIDATE or m.ballot != self.ballot:
+            return
+        self._promises[m.src] = m
+        if len(self._promises) >= self.membership.majority:
+            self._become_leader()
+
+    def _become_leader(self) -> None:
+        # CANDIDATE -> LEADER: a majority promised self.ballot for every slot
+        # >= first_slot. Per slot, the value of the highest ballot reported
+        # must be proposed again (P2c); slots nobody reported are free.
+        reported: dict[int, Vote] = {}
+        if not self._ignore_promised:
+            for promise in self._promises.values():
+                for vote in promise.votes:
+                    best = reported.get(vote.slot)
+                    if best is None or vote.ballot > best.ballot:
+                        reported[vote.slot] = vote
+        self.phase = Phase.LEADER
+        self.leader = self.node_id
+        self.leader_ballot = self.ballot
+        self.stats.leader_changes += 1
+        self._promises = {}
+        self.inflight = {}
+        first = self._first_slot
+        self.next_slot = max(first, max(reported, default=-1) + 1)
+        for slot in range(first, self.next_slot):
+            if slot in self.chosen:
+                continue
+            vote = reported.get(slot)
+            value = vote.value if vote is not None else NOOP
+            lost = self.remembered.get(slot)
+            if lost and lost != value:
+                # Our earlier proposal in this slot did not survive; propose
+                # its commands again (learners apply a request id once).
+                self._queue_commands(lost, front=True)
+            self._send_accept(slot, value)
+        self._heartbeat()
+        self._propose_pending()
+
+    def on_nack(self, m: Nack) -> None:
+        """An acceptor promised a higher ballot: stop, back off, let it lead."""
+        if m.ballot != self.ballot or self.phase is Phase.FOLLOWER:
+            return
+        self.stats.nacks += 1
+        if self._reuse_ballot and self.phase is Phase.CANDIDATE:
+            # Planted bug: treat the refusal as a promise with no votes.
+            self.on_promise(Promise(src=m.src, dst=m.dst, ballot=m.ballot,
+                                    first_slot=self._first_slot, votes=()))
+            return
+        if self._reuse_ballot:
+            return
+        if m.promised > self.leader_ballot:
+            self.leader_ballot = m.promised
+        self._step_down(leader=None)
+
+    def on_heartbeat(self, m: Heartbeat) -> None:
+        """A leader is alive; follow it if its ballot is the highest seen."""
+        if m.ballot < self.leader_ballot:
+            return
+        self.leader_ballot = m.ballot
+        self._leader_heard = self.now
+        if m.decided_up_to > self.decided_up_to:
+            # Decided below there: no need to run phase 1 for those slots.
+            self.decided_up_to = m.decided_up_to
+        if m.src == self.node_id:
+            return
+        if self.phase is not Phase.FOLLOWER and m.ballot > self.ballot:
+            self._step_down(leader=m.src)
+        else:
+            self.leader = m.src
+            self._deadline = self._election_deadline()
+        self._forward_pending()
+
+    def _step_down(self, leader: str | None) -> None:
+        # LEADER/CANDIDATE -> FOLLOWER: someone holds a higher ballot.
+        if self.phase is Phase.LEADER:
+            self._requeue_inflight()
+        self.phase = Phase.FOLLOWER
+        self.leader = leader
+        self._promises = {}
+        self._deadline = self._election_deadline()
+        self._forward_pending()
+
+    def _requeue_inflight(self) -> None:
+        # Commands in undecided slots may be lost with our ballot; queue them
+        # again. If they were decided after all, learners apply them once.
+        # They are still outstanding, so they go straight back to pending.
+        for slot in sorted(self.inflight, reverse=True):
+            self.pending.extendleft(reversed(self.inflight[slot].value))
+        self.inflight = {}
+
+    # ------------------------------------------------------- client commands
+
+    def on_request(self, m: ClientRequest) -> None:
+        """Propose a command as leader, else forward it to the leader."""
+        command = m.command
+        if command.request_id in self._outstanding:
+            return  # already queued or in flight here
+        if self.phase is not Phase.LEADER and m.src in self.membership.proposers:
+            # Forwarded once already: hold it rather than bounce it around.
+            self._queue_commands((command,))
+            return
+        if self.phase is not Phase.LEADER and self._leader_alive():
+            self.stats.forwarded += 1
+            self._out.now.append(ClientRequest(src=self.node_id, dst=self.leader, command=command))
+            return
+        self._queue_commands((command,))
+        self._propose_pending()
+
+    def _leader_alive(self) -> bool:
+        return (
+            self.leader is not None
+            and self.leader != self.node_id
+            and self.now - self._leader_heard <= self.settings.election_ticks
+        )
+
+    def _forward_pending(self) -> None:
+        if self.phase is Phase.LEADER or not self._leader_alive() or not self.pending:
+            return
+        while self.pending:
+            command = self.pending.popleft()
+            self._outstanding.discard(command.request_id)
+            self.stats.forwarded += 1
+            self._out.now.append(ClientRequest(src=self.node_id, dst=self.leader, command=command))
+
+    def _queue_commands(self, commands: Value, *, front: bool = False) -> None:
+        fresh = [c for c in commands if c.request_id not in self._outstanding]
+        for command in fresh:
+            self._outstanding.add(command.request_id)
+        if front:
+            self.pending.extendleft(reversed(fresh))
+        else:
+            self.pending.extend(fresh)
+
+    def _propose_pending(self) -> None:
+        if self.phase is not Phase.LEADER:
+            return
+        batch = self.settings.batch
+        while self.pending and len(self.inflight) < self.settings.window:
+            value = tuple(self.pending.popleft() for _ in range(min(batch, len(self.pending))))
+            slot = self.next_slot
+            self.next_slot += 1
+            self.stats.proposals += 1
+            self._send_accept(slot, value)
+
+    # --------------------------------------------------------------- phase 2
+
+    def _send_accept(self, slot: int, value: Value) -> None:
+        self.inflight[slot] = InFlight(value, self.now)
+        self.remembered[slot] = value
+        for acceptor in self.membership.acceptors:
+            self._out.now.append(
+                Accept(src=self.node_id, dst=acceptor, ballot=self.ballot, slot=slot, value=value)
+            )
+
+    def _resend_stale_accepts(self) -> None:
+        # Lost Accepts or Accepteds would stall a slot forever (the 2012
+        # demo's bug); resend to the acceptors that have not answered.
+        timeout = self.settings.accept_timeout_ticks
+        for slot, flight in self.inflight.items():
+            if self.now - flight.sent_at < timeout:
+                continue
+            flight.sent_at = self.now
+            self.stats.accept_resends += 1
+            for acceptor in self.membership.acceptors:
+                if acceptor not in flight.accepted:
+                    self._out.now.append(Accept(src=self.node_id, dst=acceptor,
+                                                ballot=self.ballot, slot=slot, value=flight.value))
+
+    def on_accepted(self, m: Accepted) -> None:
+        """Phase 2b at the leader: a majority for our ballot decides the slot."""
+        if self.phase is not Phase.LEADER or m.ballot != self.ballot:
+            return
+        flight = self.inflight.get(m.slot)
+        if flight is None:
+            return
+        flight.accepted.add(m.src)
+        if len(flight.accepted) >= self.membership.majority:
+            del self.inflight[m.slot]
+            self.learn(m.slot, flight.value)
+            self._propose_pending()
+
+    def learn(self, slot: int, value: Value) -> None:
+        """Record that `slot` decided `value` (from our own count, a Decide, or our learner)."""
+        if slot in self.chosen:
+            return
+        self.chosen[slot] = value
+        self.stats.decisions += 1
+        for command in value:
+            self._outstanding.discard(command.request_id)
+        self.inflight.pop(slot, None)
+        while self.decided_up_to + 1 in self.chosen:
+            self.decided_up_to += 1
+
+    def on_decide(self, m: Decide) -> None:
+        self.learn(m.slot, m.value)
+
+    def _heartbeat(self) -> None:
+        self._next_heartbeat = self.now + self.settings.heartbeat_ticks
+        highest = max(self.next_slot - 1, max(self.chosen, default=-1))
+        targets = dict.fromkeys((*self.membership.proposers, *self.membership.learners))
+        targets.pop(self.node_id, None)
+        for dst in targets:
+            self._out.now.append(Heartbeat(src=self.node_id, dst=dst, ballot=self.ballot,
+                                           highest_slot=highest, decided_up_to=self.decided_up_to))
+
+    # ----------------------------------------------------------------- retry
+
+    def on_retry(self, m: Retry) -> None:
+        """A learner misses `m.slot`: re-send the decision, or decide it again.
+
+        A given slot is retried at most once per `retry_cooldown_ticks`;
+        re-upping the ballot more often could keep it from ever being
+        decided. A retry that needs phase 1 proposes what phase 1 reports,
+        else what we remember proposing there, else a no-op; never None.
+        """
+        slot = m.slot
+        self.stats.retries_requested += 1
+        value = self.chosen.get(slot)
+        if value is not None:
+            self._out.now.append(Decide(src=self.node_id, dst=m.src, slot=slot, value=value))
+            return
+        if self.phase is not Phase.LEADER and self._leader_alive():
+            self._out.now.append(Retry(src=m.src, dst=self.leader, slot=slot))
+            return
+        last = self._retried_at.get(slot)
+        if last is not None and self.now - last < self.settings.retry_cooldown_ticks:
+            self.stats.retries_suppressed += 1
+            return
+        self._retried_at[slot] = self.now
+        self.stats.retries_performed += 1
+        if self.phase is Phase.LEADER and slot >= self._first_slot:
+            flight = self.inflight.get(slot)
+            if flight is not None:
+                flight.sent_at = -self.settings.accept_timeout_ticks  # resend now
+                self._resend_stale_accepts()
+                return
+            # Phase 1 covered this slot and found it empty: fill it and any
+            # slots before it with no-ops (an older leader announced them).
+            while self.next_slot <= slot:
+                self._send_accept(self.next_slot, NOOP)
+                self.next_slot += 1
+            return
+        # Below our phase 1 (or no phase 1 at all): a new ballot is needed.
+        self._start_election(min(slot, self._first_undecided()))

@@ -1,0 +1,400 @@
+"""Durable state for one node: the promise, votes, decisions and proposer round.
+
+The runtime calls `save(persist)` and only after it returns sends the
+messages that depend on it (`Ready.send_after_persist`); after a crash it
+rebuilds the node from `load()`. An acceptor that forgot a promise or a
+vote could let two different values be chosen, so a `Storage` must
+
+- make a `save` durable before returning, all of it or none of it;
+- fail loudly (`StorageError`) rather than lose or invent state; in
+  particular never start empty over an existing file it cannot read.
+
+`SqliteStorage` is the real one; `MemoryStorage` is for tests and the
+simulator. One process owns a store at a time (the supervisor runs one
+agent per node); nothing here locks out a second writer.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import time
+from pathlib import Path
+from typing import Callable, Protocol, runtime_checkable
+
+from paxos_agents.core.ids import Ballot
+from paxos_agents.core.messages import Vote
+from paxos_agents.core.ready import Persist, Record
+
+from .codec import CodecError, decode_value, encode_value
+
+__all__ = [
+    "APPLICATION_ID",
+    "SCHEMA_VERSION",
+    "FAULT_POINTS",
+    "StorageError",
+    "Storage",
+    "MemoryStorage",
+    "SqliteStorage",
+]
+
+#: `PRAGMA application_id` of every paxosctl state file: ASCII "PXct".
+APPLICATION_ID = 0x50586374
+
+#: The schema this code writes and reads (`PRAGMA user_version` and meta.schema_version).
+SCHEMA_VERSION = 1
+
+#: Where `SqliteStorage.save` calls its `fault` hook, in order.
+FAULT_POINTS = ("before-write", "after-write", "after-commit")
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# `value` in meta has no declared type (BLOB affinity), so ints stay ints
+# and text stays text. Node ids are TEXT; values are the codec's JSON text.
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL)",
+    "CREATE TABLE votes (slot INTEGER PRIMARY KEY, ballot_round INTEGER NOT NULL,"
+    " ballot_node TEXT NOT NULL, value TEXT NOT NULL)",
+    "CREATE TABLE decisions (slot INTEGER PRIMARY KEY, value TEXT NOT NULL)",
+)
+_INITIAL_META = (
+    ("schema_version", SCHEMA_VERSION),
+    ("promised_round", 0),  # ZERO_BALLOT: below every real ballot
+    ("promised_node", ""),
+    ("round", 0),
+)
+
+
+class StorageError(Exception):
+    """The store cannot be opened, read or written. The message is one line
+    naming the file. An agent that gets this from `save` must stop: it may
+    not send what depended on the save."""
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Where a node's `Record` lives.
+
+    - `load()` returns everything committed so far (a fresh `Record` for a
+      new store); the caller owns the returned object.
+    - `save(persist)` durably merges `persist` (as `Record.apply` would),
+      atomically, before returning; an empty `Persist` is a no-op. Raises
+      `StorageError` on failure, after which the store refuses further use.
+    - `close()` releases the store; idempotent.
+    - `persist_seconds` is how long the last non-empty `save` took.
+    """
+
+    persist_seconds: float
+
+    def load(self) -> Record: ...
+
+    def save(self, persist: Persist) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStorage:
+    """A `Storage` in memory: durable only for the life of the object."""
+
+    def __init__(self, record: Record | None = None) -> None:
+        self._record = record.copy() if record is not None else Record()
+        self.persist_seconds = 0.0
+
+    def load(self) -> Record:
+        return self._record.copy()
+
+    def save(self, persist: Persist) -> None:
+        if not persist:
+            return
+        start = time.perf_counter()
+        self._record.apply(persist)
+        self.persist_seconds = time.perf_counter() - start
+
+    def close(self) -> None:
+        pass
+
+
+class SqliteStorage:
+    """A `Storage` in one SQLite file (WAL journal, `synchronous=FULL`).
+
+    `SqliteStorage(path)` opens `path`, creating it (and its parent
+    directories) if it does not exist. An existing file is used only if it
+    is an intact paxosctl state file of this schema version; otherwise the
+    constructor raises `StorageError` and leaves the file untouched.
+
+    Each non-empty `save` is one transaction (`BEGIN IMMEDIATE ... COMMIT`),
+    fsynced before it returns; the runtime merges several steps' `Persist`s
+    into one `save` to share the fsync (group commit).
+
+    `fault`, for tests only, is called with each name in `FAULT_POINTS` as
+    `save` passes that point; make it raise or `os._exit` to simulate a
+    failure or crash there.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fault: Callable[[str], None] | None = None) -> None:
+        self.path = Path(path)
+        self.persist_seconds = 0.0
+        self._fault = fault
+        self._failed: str | None = None
+        self._conn: sqlite3.Connection | None = None
+        if not os.path.lexists(self.path):
+            self._create()
+        self._conn = self._open_existing()
+
+    # --- opening -------------------------------------------------------------
+
+    def _create(self) -> None:
+        # A new store is built whole under a temporary name and renamed into
+        # place, so `path` either does not exist or holds the complete schema.
+        # That is why an existing zero-byte `path` is refused below instead of
+        # being treated as new (which SQLite would happily do): we never leave
+        # one, so it means damage (truncation, a stray `> file`) of a file that
+        # may have held promises. Creating in place would leave a 0-byte or a
+        # schema-less file after a crash during creation: SQLite writes page 1
+        # as soon as journal_mode=WAL is set, before any schema exists.
+        # Leftovers of an earlier crashed creation never held state (the rename
+        # never happened), so they are removed.
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create directory {self.path.parent}: {exc.strerror}") from None
+        tmp = self.path.with_name(self.path.name + ".creating")
+        try:
+            for leftover in (tmp, *(Path(f"{tmp}{s}") for s in ("-journal", "-wal", "-shm"))):
+                leftover.unlink(missing_ok=True)
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", _INITIAL_META)
+                conn.execute("COMMIT")
+                # Switch now so the file is born in WAL mode; closing the only
+                # connection checkpoints and removes the -wal file, so the
+                # single file we rename holds everything.
+                conn.execute("PRAGMA journal_mode=WAL")
+            finally:
+                conn.close()
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot create {self.path}: {_why(exc)}") from None
+
+    def _open_existing(self) -> sqlite3.Connection:
+        path = self.path
+        try:
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise StorageError(f"{path} is not a paxosctl state file (not a regular file)")
+            with open(path, "rb") as f:
+                header = f.read(100)
+        except OSError as exc:
+            raise StorageError(f"cannot open {path}: {exc.strerror}") from None
+        if not header:
+            raise StorageError(
+                f"{path} is corrupt: empty file (paxosctl never leaves an empty state file;"
+                " move it aside to start this node with no state)"
+            )
+        # Checked by hand first so a foreign file is never handed to SQLite.
+        if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+            raise StorageError(f"{path} is not a paxosctl state file (not a SQLite database)")
+        try:
+            # mode=rw: never create; the file was there a moment ago.
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open {path}: {exc}") from None
+        try:
+            self._check(conn)
+            # Only now may we write (switching to WAL writes the header): the
+            # file is known to be ours. Both are no-ops for our own files
+            # except synchronous, which is per connection.
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise StorageError(f"cannot use {path}: journal_mode is {mode}, WAL unavailable")
+            conn.execute("PRAGMA synchronous=FULL")
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.OperationalError):
+                raise StorageError(f"cannot open {path}: {exc}") from None
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"{path} is corrupt: {exc}") from None
+            raise
+        return conn
+
+    def _check(self, conn: sqlite3.Connection) -> None:
+        """Raise StorageError unless `conn` is an intact state file of our schema."""
+        path = self.path
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            raise StorageError(f"{path} is not a paxosctl state file (application_id {app_id:#010x})")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise StorageError(f"{path} has schema version {version}; this paxosctl reads {SCHEMA_VERSION}")
+        # quick_check reads every page (O(size)) but not index contents; a
+        # node's state file is small and it runs once per start. It is what
+        # turns bit rot into a refusal to start instead of a wrong answer.
+        problems = [
+            line
+            for (row,) in conn.execute("PRAGMA quick_check(3)")
+            for line in str(row).splitlines()
+            if line and not line.startswith("***")  # "*** in database main ***"
+        ]
+        if problems != ["ok"]:
+            more = " (and more)" if len(problems) > 1 else ""  # quick_check(3) stops at 3
+            raise StorageError(f"{path} is corrupt: {problems[0]}{more}")
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise StorageError(
+                f"{path} is corrupt: meta schema_version {meta.get('schema_version')!r}"
+                f" disagrees with user_version {version}"
+            )
+
+    # --- the Storage interface -----------------------------------------------
+
+    def load(self) -> Record:
+        """Everything committed so far, as a new `Record`."""
+        conn = self._usable()
+        try:
+            conn.execute("BEGIN")  # one snapshot for all three reads
+            try:
+                meta = dict(conn.execute("SELECT key, value FROM meta"))
+                vote_rows = conn.execute(
+                    "SELECT slot, ballot_round, ballot_node, value FROM votes ORDER BY slot"
+                ).fetchall()
+                decision_rows = conn.execute("SELECT slot, value FROM decisions ORDER BY slot").fetchall()
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+        try:
+            return Record(
+                promised=Ballot(_int(meta["promised_round"]), _text(meta["promised_node"])),
+                votes={
+                    slot: Vote(slot, Ballot(_int(r), _text(n)), decode_value(value))
+                    for slot, r, n, value in vote_rows
+                },
+                decisions={slot: decode_value(value) for slot, value in decision_rows},
+                round=_int(meta["round"]),
+            )
+        except (KeyError, TypeError, CodecError) as exc:
+            raise StorageError(f"{self.path} is corrupt: bad row ({_why(exc)})") from None
+
+    def save(self, persist: Persist) -> None:
+        """Durably merge `persist`, in one transaction; no-op if it is empty.
+
+        Raises `StorageError` if the write or commit fails (nothing of
+        `persist` is then committed, unless the failure was in reporting a
+        commit that did happen) and refuses every later call: after a failed
+        fsync the file's state is unknown, so the agent must stop and be
+        restarted, which reopens and re-checks the file.
+        """
+        if not persist:
+            return
+        conn = self._usable()
+        fault = self._fault
+        start = time.perf_counter()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if fault:
+                    fault("before-write")
+                meta = []
+                if persist.promised is not None:
+                    meta.append((persist.promised.round, "promised_round"))
+                    meta.append((persist.promised.node_id, "promised_node"))
+                if persist.round is not None:
+                    meta.append((persist.round, "round"))
+                if meta:
+                    conn.executemany("UPDATE meta SET value = ? WHERE key = ?", meta)
+                if persist.votes:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO votes (slot, ballot_round, ballot_node, value)"
+                        " VALUES (?, ?, ?, ?)",
+                        [(v.slot, v.ballot.round, v.ballot.node_id, encode_value(v.value))
+                         for v in persist.votes],
+                    )
+                if persist.decisions:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO decisions (slot, value) VALUES (?, ?)",
+                        [(slot, encode_value(value)) for slot, value in persist.decisions],
+                    )
+                if fault:
+                    fault("after-write")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error is the one to report
+                raise
+        except BaseException as exc:
+            self._failed = _why(exc)
+            if isinstance(exc, (sqlite3.Error, OverflowError, UnicodeError)):
+                raise StorageError(f"cannot save to {self.path}: {self._failed}") from exc
+            raise
+        self.persist_seconds = time.perf_counter() - start
+        if fault:
+            fault("after-commit")
+
+    def close(self) -> None:
+        """Close the file; idempotent. Later `load`/`save` raise `StorageError`."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "SqliteStorage":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStorage({str(self.path)!r})"
+
+    def _usable(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError(f"{self.path} is closed")
+        if self._failed is not None:
+            raise StorageError(f"{self.path}: an earlier save failed ({self._failed}); reopen it")
+        return self._conn
+
+
+def _int(obj: object) -> int:
+    if type(obj) is not int:
+        raise TypeError(f"expected an integer, got {obj!r:.40}")
+    return obj
+
+
+def _text(obj: object) -> str:
+    if type(obj) is not str:
+        raise TypeError(f"expected text, got {obj!r:.40}")
+    return obj
+
+
+def _why(exc: BaseException) -> str:
+    """A one-line reason for `exc`."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text or type(exc).__name__
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (POSIX; a no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory
+    finally:
+        os.close(fd)

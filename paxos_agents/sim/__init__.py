@@ -1,0 +1,9 @@
+"""The seeded, fault-injecting simulator: `python -m paxos_agents.sim --help`."""
+
+from .checks import Checker, Violation
+from .cluster import Faults, SimCluster
+from .faults import LIVENESS_TICKS, Outcome, run_seed
+from .topology import COLLAPSED, SEPARATE, Topology
+
+__all__ = ["Checker", "Violation", "Faults", "SimCluster", "LIVENESS_TICKS", "Outcome",
+           "run_seed", "COLLAPSED", "SEPARATE", "Topology"]

@@ -1,0 +1,224 @@
+"""A deterministic cluster of core nodes over a fake, faulty network.
+
+Everything random comes from one `random.Random(seed)`: the same seed
+replays the same run exactly. Time is a tick counter. A crashed node keeps
+only its `Record` (what it persisted); what it had not persisted, and the
+messages it had not sent, are gone.
+
+Scripted scenarios drive it by hand (`submit`, `run`, `crash`, `restart`,
+`isolate`, `partition`, `heal`, `hold`, `release`); `faults.run_seed`
+drives it at random.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable
+
+from ..core.commands import Command
+from ..core.config import Membership, Settings
+from ..core.messages import Message
+from ..core.node import Node
+from ..core.ready import Record
+from .checks import Checker
+
+
+@dataclass(slots=True)
+class Faults:
+    """Network fault rates in force (all zero: a perfect network)."""
+
+    drop: float = 0.0
+    duplicate: float = 0.0
+    max_delay: int = 0
+    #: Chance that a node crashes right after persisting, before sending.
+    crash_after_persist: float = 0.0
+
+
+class SimCluster:
+    """Core nodes, their durable records, and the network between them."""
+
+    def __init__(
+        self,
+        membership: Membership,
+        seed: int,
+        settings: Settings | None = None,
+    ) -> None:
+        self.membership = membership
+        self.settings = settings or Settings()
+        self.rng = random.Random(seed)
+        self.ids = tuple(dict.fromkeys(
+            (*membership.proposers, *membership.acceptors, *membership.learners)))
+        self.checker = Checker()
+        self.records: dict[str, Record] = {n: Record() for n in self.ids}
+        self.nodes: dict[str, Node | None] = {n: self._boot(n) for n in self.ids}
+        self.now = 0
+        self.faults = Faults()
+        self._queue: dict[int, list[Message]] = defaultdict(list)
+        self._groups: dict[str, int] | None = None
+        self._held: list[Message] = []
+        self._hold: Callable[[Message], bool] | None = None
+        self.delivered = 0
+        self.crashes = 0
+
+    # ---------------------------------------------------------------- nodes
+
+    def _boot(self, node_id: str) -> Node:
+        plant = self.settings.plant
+        record = self.records[node_id].copy()
+        roles = self.membership.roles(node_id)
+        if "forget-promise" in plant and "acceptor" in roles:
+            record = Record(decisions=record.decisions, round=record.round)
+        if "reuse-ballot" in plant and "proposer" in roles:
+            record.round = 0
+        node = Node(node_id, self.membership, self.settings, record,
+                    random.Random(self.rng.getrandbits(64)))
+        if node.learner is not None:
+            self.checker.learner_log(node.learner, rebuilt=True)
+        return node
+
+    def crash(self, node_id: str) -> None:
+        """Stop `node_id` at once; it keeps only its persisted record."""
+        if self.nodes[node_id] is not None:
+            self.nodes[node_id] = None
+            self.crashes += 1
+
+    def restart(self, node_id: str) -> None:
+        """Start a crashed node again from its persisted record."""
+        if self.nodes[node_id] is None:
+            self.nodes[node_id] = self._boot(node_id)
+
+    def up(self) -> list[str]:
+        return [n for n, node in self.nodes.items() if node is not None]
+
+    # -------------------------------------------------------------- network
+
+    def partition(self, *groups: set[str] | list[str]) -> None:
+        """Only nodes in the same group can talk; unlisted nodes form one more group."""
+        self._groups = {}
+        for i, group in enumerate(groups):
+            for node_id in group:
+                self._groups[node_id] = i
+        for node_id in self.ids:
+            self._groups.setdefault(node_id, len(groups))
+
+    def isolate(self, node_id: str) -> None:
+        self.partition([node_id])
+
+    def heal(self) -> None:
+        self._groups = None
+
+    def hold(self, predicate: Callable[[Message], bool] | None) -> None:
+        """Keep back every message matching `predicate` until `release`."""
+        self._hold = predicate
+
+    def release(self, predicate: Callable[[Message], bool] = lambda m: True) -> None:
+        """Deliver held messages matching `predicate` on the next tick."""
+        keep = []
+        for msg in self._held:
+            (self._queue[self.now + 1].append if predicate(msg) else keep.append)(msg)
+        self._held = keep
+
+    def _connected(self, a: str, b: str) -> bool:
+        return self._groups is None or self._groups[a] == self._groups[b]
+
+    def send(self, msg: Message) -> None:
+        """Put `msg` on the network, subject to the faults in force."""
+        if msg.src == msg.dst:
+            # Loopback inside one process: no network, delivered next tick.
+            self._queue[self.now + 1].append(msg)
+            return
+        f = self.faults
+        rng = self.rng
+        if f.drop and rng.random() < f.drop:
+            return
+        delay = 1 + (rng.randrange(f.max_delay + 1) if f.max_delay else 0)
+        self._queue[self.now + delay].append(msg)
+        if f.duplicate and rng.random() < f.duplicate:
+            self._queue[self.now + delay + rng.randrange(3)].append(msg)
+
+    # ---------------------------------------------------------------- time
+
+    def submit(self, node_id: str, command: Command) -> None:
+        """A client hands `command` to proposer `node_id` (lost if it is down)."""
+        self.checker.submit(command.request_id, command.payload)
+        node = self.nodes[node_id]
+        if node is not None:
+            node.propose(command)
+            self._drain(node_id, node)
+
+    def step(self) -> None:
+        """One tick: deliver what is due (shuffled), tick every node, drain."""
+        self.now += 1
+        due = self._queue.pop(self.now, None)
+        if due:
+            if len(due) > 1:
+                self.rng.shuffle(due)
+            nodes = self.nodes
+            for msg in due:
+                node = nodes.get(msg.dst)
+                if node is None or not self._connected(msg.src, msg.dst):
+                    continue
+                if self._hold is not None and self._hold(msg):
+                    self._held.append(msg)
+                    continue
+                self.delivered += 1
+                node.step(msg)
+        for node_id, node in self.nodes.items():
+            if node is not None:
+                node.tick()
+                self._drain(node_id, node)
+
+    def run(self, ticks: int, until: Callable[[], bool] | None = None) -> bool:
+        """Step up to `ticks` times; stop early (returning True) once `until()` holds."""
+        for _ in range(ticks):
+            if until is not None and until():
+                return True
+            self.step()
+        return until is not None and until()
+
+    def _drain(self, node_id: str, node: Node) -> None:
+        ready = node.ready()
+        if not ready:
+            return
+        persist = ready.persist
+        if persist:
+            self.records[node_id].apply(persist)
+        checker = self.checker
+        for slot, value in persist.decisions:
+            checker.decided(node_id, slot, value)
+        if (self.faults.crash_after_persist
+                and self.rng.random() < self.faults.crash_after_persist):
+            self.crash(node_id)  # durable, but nothing sent or reported
+            return
+        for msg in ready.send_after_persist:
+            self.send(msg)
+        for msg in ready.send:
+            self.send(msg)
+        for event in ready.applied:
+            checker.applied(node_id, event)
+        if persist.decisions and node.learner is not None:
+            checker.learner_log(node.learner)
+
+    # -------------------------------------------------------------- queries
+
+    def learners(self) -> list[Node]:
+        return [n for n in (self.nodes[i] for i in self.membership.learners) if n is not None]
+
+    def leader(self) -> str | None:
+        """The proposer that believes it leads with the highest ballot, if any."""
+        best = None
+        for node_id in self.membership.proposers:
+            node = self.nodes[node_id]
+            if node is not None and node.is_leader:
+                if best is None or node.proposer.ballot > self.nodes[best].proposer.ballot:
+                    best = node_id
+        return best
+
+    def applied_everywhere(self, request_ids) -> bool:
+        """True when every learner is up and has applied every one of `request_ids`."""
+        learners = [self.nodes[i] for i in self.membership.learners]
+        if any(n is None for n in learners):
+            return False
+        return all(rid in n.learner.first_slot for n in learners for rid in request_ids)

@@ -1,0 +1,127 @@
+"""Random runs: one seed picks the faults, the clients and the schedule.
+
+A run has two phases. In the *fault phase* (`steps` ticks) clients submit
+commands and retry them, while the network drops, delays, reorders and
+duplicates messages, partitions come and go, and any node may crash (also
+right after persisting, before sending) and restart. Then the faults stop,
+every node is restarted and the network heals; in the *liveness phase*
+every submitted command must be applied by every learner within
+`LIVENESS_TICKS` ticks.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from ..core.commands import Command
+from ..core.config import Settings
+from .checks import Violation
+from .cluster import Faults, SimCluster
+from .topology import Topology
+
+#: The bound, in ticks after healing, within which every command must be applied.
+LIVENESS_TICKS = 800
+
+#: Settings the simulator runs with (small window and batch to exercise both).
+SIM_SETTINGS = dict(heartbeat_ticks=2, election_ticks=10, accept_timeout_ticks=6,
+                    retry_cooldown_ticks=20, gap_ticks=6, window=4, batch=3)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one run ended. `kind` is None, "safety" or "liveness"."""
+
+    seed: int
+    kind: str | None
+    detail: str = ""
+    step: int = 0
+    delivered: int = 0
+    crashes: int = 0
+
+
+def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
+             steps: int = 300) -> Outcome:
+    """Run one seeded simulation and report the first broken property, if any."""
+    settings = Settings(plant=plant, **SIM_SETTINGS)
+    sim = SimCluster(topology.membership(), seed, settings)
+    rng = random.Random(seed ^ 0x5EED)
+    ids = sim.ids
+    proposers = sim.membership.proposers
+    faults = Faults(
+        drop=rng.choice((0.0, 0.02, 0.1, 0.25)),
+        duplicate=rng.choice((0.0, 0.05, 0.2)),
+        max_delay=rng.choice((0, 1, 3, 8)),
+        crash_after_persist=rng.choice((0.0, 0.0, 0.002)),
+    )
+    crash_rate = rng.choice((0.0, 0.003, 0.01, 0.03))
+    partition_rate = rng.choice((0.0, 0.01, 0.04))
+    heal_rate = 0.1
+    n_commands = rng.randint(4, 24)
+    client_retry = rng.randint(15, 60)
+    # Each command: (submit tick, request id, payload).
+    schedule = sorted((rng.randrange(steps), f"r{i}", f"v{i}") for i in range(n_commands))
+    next_try: dict[str, int] = {}
+    down_until: dict[str, int] = {}
+    sim.faults = faults
+
+    def clients() -> None:
+        now = sim.now
+        while schedule and schedule[0][0] <= now:
+            _, rid, payload = schedule.pop(0)
+            next_try[rid] = now
+            sim.checker.submit(rid, payload)
+        acked = sim.checker.acked
+        for rid, at in next_try.items():
+            if at <= now and rid not in acked:
+                next_try[rid] = now + client_retry
+                sim.submit(rng.choice(proposers), Command(rid, sim.checker.submitted[rid]))
+
+    try:
+        for _ in range(steps):
+            for node_id in ids:
+                if sim.nodes[node_id] is None:
+                    if down_until.get(node_id, 0) <= sim.now:
+                        sim.restart(node_id)
+                elif crash_rate and rng.random() < crash_rate:
+                    sim.crash(node_id)
+                    down_until[node_id] = sim.now + rng.randint(1, 40)
+            if partition_rate and rng.random() < partition_rate:
+                side = [n for n in ids if rng.random() < 0.5]
+                sim.partition(side)
+            elif sim._groups is not None and rng.random() < heal_rate:
+                sim.heal()
+            clients()
+            sim.step()
+        # Heal: no more faults, everyone up, clients keep retrying.
+        fault_end = sim.now
+        sim.faults = Faults()
+        sim.heal()
+        for node_id in ids:
+            sim.restart(node_id)
+        while schedule:
+            schedule[0] = (sim.now, *schedule[0][1:])
+            clients()
+        wanted = list(next_try)
+        for _ in range(LIVENESS_TICKS):
+            if sim.applied_everywhere(wanted) and _caught_up(sim):
+                return Outcome(seed, None, step=sim.now, delivered=sim.delivered,
+                               crashes=sim.crashes)
+            clients()
+            sim.step()
+        missing = [r for r in wanted if not sim.applied_everywhere([r])]
+        behind = {n.node_id: n.learner.decided_up_to for n in sim.learners()}
+        return Outcome(seed, "liveness",
+                       f"{len(missing)} of {len(wanted)} commands not applied everywhere "
+                       f"{LIVENESS_TICKS} ticks after the faults stopped at tick {fault_end} "
+                       f"(e.g. {missing[:3]}; learners decided up to {behind})",
+                       step=sim.now, delivered=sim.delivered, crashes=sim.crashes)
+    except Violation as v:
+        return Outcome(seed, "safety", str(v), step=sim.now, delivered=sim.delivered,
+                       crashes=sim.crashes)
+
+
+def _caught_up(sim: SimCluster) -> bool:
+    """Every learner has applied every slot any learner decided (no trailing gap)."""
+    top = max(sim.checker.chosen, default=-1)
+    return all(n.learner.decided_up_to >= top for n in sim.learners())

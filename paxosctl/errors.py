@@ -1,0 +1,71 @@
+"""Errors that paxosctl reports to the operator.
+
+Every error the CLI expects to show is a `PaxosctlError`: it carries a
+one-line `message`, an optional `hint` (what to do about it) and the process
+`exit_code` the CLI should end with. Anything else escaping to the CLI is a
+bug, not an operator mistake.
+"""
+
+from __future__ import annotations
+
+
+class PaxosctlError(Exception):
+    """Base of every error paxosctl reports to the operator.
+
+    `message` is what went wrong, on one line; `hint` is an optional next step
+    ("run `paxosctl up` first"). `exit_code` is a class attribute so callers
+    map an error to a status without a lookup table.
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ManifestError(PaxosctlError):
+    """The manifest (or other operator input) is invalid, or the machine
+    cannot run it: file missing, TOML syntax, unknown key, wrong type, bad
+    duration, a role missing, the metrics port taken, state_dir unwritable."""
+
+    exit_code = 2
+
+
+class UsageError(PaxosctlError):
+    """The command line itself is wrong: a bad option combination, an agent
+    name that is not in the manifest, a malformed argument."""
+
+    exit_code = 2
+
+
+class NotRunning(PaxosctlError):
+    """A command needs a running supervisor (status, stop, propose...) but
+    none is running for this manifest."""
+
+    exit_code = 1
+
+
+class AlreadyRunning(PaxosctlError):
+    """`up` was asked to start a cluster whose supervisor is already running
+    (its state_dir holds a live supervisor)."""
+
+    exit_code = 1
+
+
+class ProposalTimeout(PaxosctlError):
+    """A proposed value was not chosen within the allowed time. Exit code 124
+    matches timeout(1), so scripts can tell "slow" from "broken"."""
+
+    exit_code = 124
+
+
+class NotHealthy(PaxosctlError):
+    """A health check found the cluster unhealthy: an agent is not running,
+    or too few acceptors are up to form a majority."""
+
+    exit_code = 3

@@ -1,0 +1,195 @@
+"""When to restart an agent: a pure state machine, one per agent.
+
+Modelled on supervisord's Subprocess.transition(). It makes no OS calls and
+reads no clock: every method that needs the time takes `now` (float seconds,
+any monotonic origin), so the supervisor drives it and tests replay it.
+
+    event          from                  to
+    spawned        STOPPED               STARTING
+    spawned        BACKOFF (when due)    STARTING
+    became_ready   STARTING              RUNNING
+    exited         STARTING, RUNNING     BACKOFF, FATAL or STOPPED (see below)
+    exited         STOPPED               STOPPED   (the process stop() asked to end)
+    stop()         any                   STOPPED   (never restarted automatically)
+    reset()        FATAL, STOPPED        STOPPED   (failures forgotten)
+
+Any other event raises TransitionError, except became_ready, which is
+ignored outside STARTING (heartbeats keep arriving, some late).
+
+A fresh Lifecycle is STOPPED: the supervisor spawns every agent once at
+`up`, and after that only when `due(now)` says so.
+
+Failures and backoff: every exit that leads to a restart counts one
+consecutive failure, clean or not (under policy "always" a process that
+exits 0 at once would otherwise be restarted in a tight loop). A run that
+reached RUNNING and stayed up `stable_after` seconds resets the count
+first. The n-th consecutive failure waits
+min(backoff_initial * 2**(n-1), backoff_max); once the count exceeds
+`max_restarts` the agent goes FATAL and stays there until `reset()`.
+
+An exit with reason "manual" is the operator's `restart`: it restarts at
+once whatever the policy, and counts no failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a type only: this module needs nothing else from the manifest
+    from paxosctl.manifest import RestartSettings
+
+#: Why a process ended, as callers report it.
+REASONS = frozenset({"exit", "killed", "health", "manual"})
+
+
+class AgentState(StrEnum):
+    STARTING = "starting"  # spawned, no heartbeat yet
+    RUNNING = "running"  # heartbeating
+    BACKOFF = "backoff"  # ended; waiting until next_start_at to be spawned again
+    FATAL = "fatal"  # failed more than max_restarts times in a row; given up
+    STOPPED = "stopped"  # not running and not to be restarted (fresh, stopped, or policy)
+
+
+class TransitionError(RuntimeError):
+    """An event that cannot happen in the current state: a supervisor bug."""
+
+
+@dataclass(frozen=True, slots=True)
+class LastExit:
+    """How the latest run ended. `code` is the exit status if known (a
+    negative value is a signal number, as in subprocess); `uptime` is
+    seconds from spawn to exit."""
+
+    at: float
+    reason: str
+    failed: bool
+    code: int | None
+    uptime: float
+
+
+class Lifecycle:
+    """The restart state of one agent. Read the fields; change them only
+    through the methods, each of which is one labelled transition."""
+
+    def __init__(self, settings: RestartSettings) -> None:
+        self.settings = settings
+        self.state = AgentState.STOPPED
+        self.restarts = 0  # spawns after the first one: restarts performed
+        self.consecutive_failures = 0
+        self.started_at: float | None = None  # when the current/latest run was spawned
+        self.ready_at: float | None = None  # its first heartbeat
+        self.next_start_at: float | None = None  # set only in BACKOFF
+        self.last_exit: LastExit | None = None
+        self._spawns = 0
+
+    def __repr__(self) -> str:
+        return (f"Lifecycle(state={self.state.value}, restarts={self.restarts}, "
+                f"consecutive_failures={self.consecutive_failures}, next_start_at={self.next_start_at})")
+
+    # -- events ---------------------------------------------------------------
+
+    def spawned(self, now: float) -> AgentState:
+        """The supervisor started a process for this agent."""
+        if self.state is AgentState.BACKOFF and not self.due(now):
+            raise TransitionError(f"spawned at {now} while backing off until {self.next_start_at}")
+        if self.state not in (AgentState.STOPPED, AgentState.BACKOFF):
+            # FATAL needs reset() first; STARTING/RUNNING already have a process.
+            raise TransitionError(f"spawned while {self.state.value}")
+        # STOPPED -> STARTING, BACKOFF -> STARTING
+        if self._spawns:
+            self.restarts += 1
+        self._spawns += 1
+        self.started_at, self.ready_at, self.next_start_at = now, None, None
+        self.state = AgentState.STARTING
+        return self.state
+
+    def became_ready(self, now: float) -> AgentState:
+        """The agent's first heartbeat arrived. Later heartbeats, and a late
+        one from a process already gone, change nothing."""
+        if self.state is AgentState.STARTING:
+            # STARTING -> RUNNING
+            self.ready_at = now
+            self.state = AgentState.RUNNING
+        return self.state
+
+    def exited(self, now: float, *, failed: bool, reason: str, code: int | None = None) -> AgentState:
+        """The agent's process ended. `failed` is the caller's verdict (a
+        non-zero exit, a signal, a health kill); `reason` is one of REASONS."""
+        if reason not in REASONS:
+            raise ValueError(f"unknown exit reason {reason!r}; allowed: {', '.join(sorted(REASONS))}")
+        uptime = now - self.started_at if self.started_at is not None else 0.0
+        if self.state is AgentState.STOPPED:
+            # STOPPED -> STOPPED: the process the operator stopped has ended.
+            self.last_exit = LastExit(now, reason, failed, code, uptime)
+            return self.state
+        if self.state not in (AgentState.STARTING, AgentState.RUNNING):
+            raise TransitionError(f"exited while {self.state.value}: no process was running")
+        self.last_exit = LastExit(now, reason, failed, code, uptime)
+
+        if reason == "manual":
+            # STARTING/RUNNING -> BACKOFF, due now: the operator asked for a restart.
+            return self._back_off(now, delay=0.0)
+
+        # Only a run that became ready counts as stable: a process killed at
+        # start_timeout without one heartbeat must not reset its own backoff.
+        if self.state is AgentState.RUNNING and uptime >= self.settings.stable_after:
+            self.consecutive_failures = 0
+
+        policy = self.settings.policy
+        if policy == "never" or (policy == "on-failure" and not failed):
+            # STARTING/RUNNING -> STOPPED: the policy wants no restart.
+            self.state = AgentState.STOPPED
+            return self.state
+
+        self.consecutive_failures += 1
+        if self.consecutive_failures > self.settings.max_restarts:
+            # STARTING/RUNNING -> FATAL: too many failures in a row.
+            self.state = AgentState.FATAL
+            return self.state
+        # STARTING/RUNNING -> BACKOFF
+        return self._back_off(now, delay=self.backoff_delay(self.consecutive_failures))
+
+    def stop(self) -> AgentState:
+        """The operator stopped the agent: it will not be restarted until
+        spawned again explicitly. The caller kills any process itself."""
+        # any state -> STOPPED
+        self.state = AgentState.STOPPED
+        self.next_start_at = None
+        return self.state
+
+    def reset(self) -> AgentState:
+        """The operator restarts a FATAL or STOPPED agent: forget its
+        failures so the next spawn starts from the initial backoff."""
+        if self.state not in (AgentState.FATAL, AgentState.STOPPED):
+            raise TransitionError(f"reset while {self.state.value}; stop it first or use a manual restart")
+        # FATAL -> STOPPED, STOPPED -> STOPPED
+        self.consecutive_failures = 0
+        self.next_start_at = None
+        self.state = AgentState.STOPPED
+        return self.state
+
+    # -- queries -----------------------------------------------------------
+
+    def due(self, now: float) -> bool:
+        """True when backing off and the wait is over: spawn it now."""
+        return self.state is AgentState.BACKOFF and self.next_start_at is not None and now >= self.next_start_at
+
+    def backoff_remaining(self, now: float) -> float:
+        """Seconds until `due`; 0.0 when due or not backing off."""
+        if self.state is not AgentState.BACKOFF or self.next_start_at is None:
+            return 0.0
+        return max(0.0, self.next_start_at - now)
+
+    def backoff_delay(self, failures: int) -> float:
+        """The wait after the `failures`-th consecutive failure (>= 1)."""
+        initial, cap = self.settings.backoff_initial, self.settings.backoff_max
+        # Cap the exponent: 2**failures as a float overflows long before
+        # max_restarts' upper bound, and the delay has hit backoff_max anyway.
+        return min(initial * 2.0 ** min(failures - 1, 64), cap)
+
+    def _back_off(self, now: float, *, delay: float) -> AgentState:
+        self.next_start_at = now + delay
+        self.state = AgentState.BACKOFF
+        return self.state
