@@ -45,6 +45,8 @@ REASONS = frozenset({"exit", "killed", "health", "manual"})
 
 
 class AgentState(StrEnum):
+    """Where an agent is in its lifecycle; the values are what status shows."""
+
     STARTING = "starting"  # spawned, no heartbeat yet
     RUNNING = "running"  # heartbeating
     BACKOFF = "backoff"  # ended; waiting until next_start_at to be spawned again
@@ -82,7 +84,6 @@ class Lifecycle:
         self.ready_at: float | None = None  # its first heartbeat
         self.next_start_at: float | None = None  # set only in BACKOFF
         self.last_exit: LastExit | None = None
-        self._spawns = 0
 
     def __repr__(self) -> str:
         return (f"Lifecycle(state={self.state.value}, restarts={self.restarts}, "
@@ -98,9 +99,8 @@ class Lifecycle:
             # FATAL needs reset() first; STARTING/RUNNING already have a process.
             raise TransitionError(f"spawned while {self.state.value}")
         # STOPPED -> STARTING, BACKOFF -> STARTING
-        if self._spawns:
+        if self.started_at is not None:  # spawned before: this is a restart
             self.restarts += 1
-        self._spawns += 1
         self.started_at, self.ready_at, self.next_start_at = now, None, None
         self.state = AgentState.STARTING
         return self.state
@@ -150,6 +150,14 @@ class Lifecycle:
             return self.state
         # STARTING/RUNNING -> BACKOFF
         return self._back_off(now, delay=self.backoff_delay(self.consecutive_failures))
+
+    def give_up(self) -> AgentState:
+        """The agent cannot run until an operator acts (it reported that its
+        state file is unreadable): restarting would only fail the same way."""
+        # any state -> FATAL
+        self.state = AgentState.FATAL
+        self.next_start_at = None
+        return self.state
 
     def stop(self) -> AgentState:
         """The operator stopped the agent: it will not be restarted until

@@ -4,7 +4,7 @@ and that what we print reads back."""
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paxosctl.durations import format_duration, parse_duration
@@ -85,6 +85,7 @@ def test_format_rejects_non_finite(value):
         format_duration(value)
 
 
+@settings(derandomize=True)
 @given(st.integers(min_value=0, max_value=10**11))
 def test_format_reads_back(micros):
     seconds = micros / 1_000_000

@@ -33,6 +33,8 @@ replicas = 3
 role = "learner"
 """
 GOOD = CLUSTER + AGENTS
+EXTRA = GOOD + '[agents.extra]\nrole = "learner"\n'  # a fourth, well-formed group to add keys to
+HEALTH, RESTART, PAXOS, METRICS = (GOOD + f"[{name}]\n" for name in ("health", "restart", "paxos", "metrics"))
 
 
 def write(folder: Path, text: str, name: str = "cluster.toml") -> Path:
@@ -56,8 +58,8 @@ BAD = [
     # TOML itself
     ("toml-syntax", '[cluster]\nname = "demo\n' + AGENTS, "", "(at line 2, column"),
     ("toml-group-declared-twice", GOOD + '[agents.learner]\nrole = "learner"\n', "", "(at line"),
-    ("toml-integer-too-long", GOOD + "[paxos]\nwindow = " + "1" * 5000 + "\n", "", "integer too long (at line"),
-    ("toml-nested-too-deep", GOOD + "[paxos]\nwindow = " + "[" * 3000 + "]" * 3000 + "\n", "", "nested too deeply"),
+    ("toml-integer-too-long", PAXOS + "window = " + "1" * 5000 + "\n", "", "integer too long (at line"),
+    ("toml-nested-too-deep", PAXOS + "window = " + "[" * 3000 + "]" * 3000 + "\n", "", "nested too deeply"),
     # sections
     ("unknown-section", GOOD + "[metric]\n", "metric", "unknown section; allowed: cluster, agents, health"),
     ("top-level-key", 'name = "demo"\n' + GOOD, "name", "unknown section"),
@@ -86,62 +88,62 @@ BAD = [
     ("role-unknown", GOOD + '[agents.extra]\nrole = "leader"\n', "agents.extra.role", 'unknown role "leader"; allowed: proposer, acceptor, learner, replica'),
     ("role-not-a-string", GOOD + "[agents.extra]\nrole = 1\n", "agents.extra.role", "expected a string, got 1; allowed: proposer"),
     ("role-array", GOOD + '[agents.extra]\nrole = ["proposer"]\n', "agents.extra.role", "got an array"),
-    ("replicas-string", GOOD + '[agents.extra]\nrole = "learner"\nreplicas = "three"\n', "agents.extra.replicas", 'expected an integer from 1 to 64, got "three"'),
-    ("replicas-zero", GOOD + '[agents.extra]\nrole = "learner"\nreplicas = 0\n', "agents.extra.replicas", "from 1 to 64, got 0"),
-    ("replicas-negative", GOOD + '[agents.extra]\nrole = "learner"\nreplicas = -1\n', "agents.extra.replicas", "got -1"),
-    ("replicas-65", GOOD + '[agents.extra]\nrole = "learner"\nreplicas = 65\n', "agents.extra.replicas", "got 65"),
-    ("replicas-bool", GOOD + '[agents.extra]\nrole = "learner"\nreplicas = true\n', "agents.extra.replicas", "got true"),
-    ("replicas-float", GOOD + '[agents.extra]\nrole = "learner"\nreplicas = 2.0\n', "agents.extra.replicas", "got 2.0"),
-    ("replicas-huge", GOOD + '[agents.extra]\nrole = "learner"\nreplicas = ' + "9" * 400 + "\n", "agents.extra.replicas", "from 1 to 64, got an integer of about"),
+    ("replicas-string", EXTRA + 'replicas = "three"\n', "agents.extra.replicas", 'expected an integer from 1 to 64, got "three"'),
+    ("replicas-zero", EXTRA + 'replicas = 0\n', "agents.extra.replicas", "from 1 to 64, got 0"),
+    ("replicas-negative", EXTRA + 'replicas = -1\n', "agents.extra.replicas", "got -1"),
+    ("replicas-65", EXTRA + 'replicas = 65\n', "agents.extra.replicas", "got 65"),
+    ("replicas-bool", EXTRA + 'replicas = true\n', "agents.extra.replicas", "got true"),
+    ("replicas-float", EXTRA + 'replicas = 2.0\n', "agents.extra.replicas", "got 2.0"),
+    ("replicas-huge", EXTRA + 'replicas = ' + "9" * 400 + "\n", "agents.extra.replicas", "from 1 to 64, got an integer of about"),
     ("no-proposer-no-learner", CLUSTER + '[agents.acceptor]\nrole = "acceptor"\nreplicas = 3\n', "agents", "no proposer or learner in the cluster"),
     ("no-acceptor", CLUSTER + '[agents.p]\nrole = "proposer"\n[agents.l]\nrole = "learner"\n', "agents", "no acceptor in the cluster"),
     # [health]
-    ("health-unknown-key", GOOD + '[health]\nheartbeat = "1s"\n', "health.heartbeat", "unknown key; allowed: heartbeat_interval, heartbeat_timeout, start_timeout"),
-    ("duration-integer", GOOD + "[health]\nheartbeat_interval = 200\n", "health.heartbeat_interval", 'durations are strings like "200ms"'),
-    ("duration-float", GOOD + "[health]\nstart_timeout = 1.5\n", "health.start_timeout", 'durations are strings like "200ms"'),
-    ("duration-nan", GOOD + "[health]\nstart_timeout = nan\n", "health.start_timeout", "got nan"),
-    ("duration-words", GOOD + '[health]\nstart_timeout = "2 secs"\n', "health.start_timeout", 'expected a duration like "200ms" or "2s" (units: us, ms, s, m, h), got "2 secs"'),
-    ("duration-negative", GOOD + '[health]\nstart_timeout = "-1s"\n', "health.start_timeout", 'got "-1s"'),
-    ("duration-bare-number", GOOD + '[health]\nstart_timeout = "10"\n', "health.start_timeout", 'got "10"'),
-    ("duration-unknown-unit", GOOD + '[health]\nstart_timeout = "1d"\n', "health.start_timeout", 'got "1d"'),
-    ("duration-zero", GOOD + '[health]\nstart_timeout = "0s"\n', "health.start_timeout", "above zero"),
-    ("duration-too-long", GOOD + '[health]\nstart_timeout = "25h"\n', "health.start_timeout", "at most 24h"),
-    ("heartbeat-timeout-not-above-interval", GOOD + '[health]\nheartbeat_interval = "1s"\nheartbeat_timeout = "1s"\n',
+    ("health-unknown-key", HEALTH + 'heartbeat = "1s"\n', "health.heartbeat", "unknown key; allowed: heartbeat_interval, heartbeat_timeout, start_timeout"),
+    ("duration-integer", HEALTH + "heartbeat_interval = 200\n", "health.heartbeat_interval", 'durations are strings like "200ms"'),
+    ("duration-float", HEALTH + "start_timeout = 1.5\n", "health.start_timeout", 'durations are strings like "200ms"'),
+    ("duration-nan", HEALTH + "start_timeout = nan\n", "health.start_timeout", "got nan"),
+    ("duration-words", HEALTH + 'start_timeout = "2 secs"\n', "health.start_timeout", 'expected a duration like "200ms" or "2s" (units: us, ms, s, m, h), got "2 secs"'),
+    ("duration-negative", HEALTH + 'start_timeout = "-1s"\n', "health.start_timeout", 'got "-1s"'),
+    ("duration-bare-number", HEALTH + 'start_timeout = "10"\n', "health.start_timeout", 'got "10"'),
+    ("duration-unknown-unit", HEALTH + 'start_timeout = "1d"\n', "health.start_timeout", 'got "1d"'),
+    ("duration-zero", HEALTH + 'start_timeout = "0s"\n', "health.start_timeout", "above zero"),
+    ("duration-too-long", HEALTH + 'start_timeout = "25h"\n', "health.start_timeout", "at most 24h"),
+    ("heartbeat-timeout-not-above-interval", HEALTH + 'heartbeat_interval = "1s"\nheartbeat_timeout = "1s"\n',
      "health.heartbeat_timeout", "must be greater than health.heartbeat_interval"),
-    ("heartbeat-interval-above-default-timeout", GOOD + '[health]\nheartbeat_interval = "5s"\n',
+    ("heartbeat-interval-above-default-timeout", HEALTH + 'heartbeat_interval = "5s"\n',
      "health.heartbeat_interval", 'heartbeat_timeout = "3s" (default)'),
     # [restart]
-    ("restart-unknown-key", GOOD + "[restart]\nretries = 3\n", "restart.retries", "unknown key; allowed: policy, backoff_initial"),
-    ("policy-unknown", GOOD + '[restart]\npolicy = "sometimes"\n', "restart.policy", 'unknown policy "sometimes"; allowed: always, on-failure, never'),
-    ("policy-bool", GOOD + "[restart]\npolicy = true\n", "restart.policy", "expected a string, got true; allowed: always, on-failure, never"),
-    ("backoff-max-below-initial", GOOD + '[restart]\nbackoff_initial = "2s"\nbackoff_max = "1s"\n', "restart.backoff_max", "must be at least restart.backoff_initial"),
-    ("max-restarts-negative", GOOD + "[restart]\nmax_restarts = -1\n", "restart.max_restarts", "expected an integer from 0 to"),
-    ("max-restarts-bool", GOOD + "[restart]\nmax_restarts = false\n", "restart.max_restarts", "got false"),
-    ("max-restarts-string", GOOD + '[restart]\nmax_restarts = "10"\n', "restart.max_restarts", 'got "10"'),
-    ("max-restarts-huge", GOOD + "[restart]\nmax_restarts = 99999999999999999999999\n", "restart.max_restarts", "got 99999999999999999999999"),
-    ("stable-after-bad", GOOD + '[restart]\nstable_after = "soon"\n', "restart.stable_after", 'got "soon"'),
+    ("restart-unknown-key", RESTART + "retries = 3\n", "restart.retries", "unknown key; allowed: policy, backoff_initial"),
+    ("policy-unknown", RESTART + 'policy = "sometimes"\n', "restart.policy", 'unknown policy "sometimes"; allowed: always, on-failure, never'),
+    ("policy-bool", RESTART + "policy = true\n", "restart.policy", "expected a string, got true; allowed: always, on-failure, never"),
+    ("backoff-max-below-initial", RESTART + 'backoff_initial = "2s"\nbackoff_max = "1s"\n', "restart.backoff_max", "must be at least restart.backoff_initial"),
+    ("max-restarts-negative", RESTART + "max_restarts = -1\n", "restart.max_restarts", "expected an integer from 0 to"),
+    ("max-restarts-bool", RESTART + "max_restarts = false\n", "restart.max_restarts", "got false"),
+    ("max-restarts-string", RESTART + 'max_restarts = "10"\n', "restart.max_restarts", 'got "10"'),
+    ("max-restarts-huge", RESTART + "max_restarts = 99999999999999999999999\n", "restart.max_restarts", "got 99999999999999999999999"),
+    ("stable-after-bad", RESTART + 'stable_after = "soon"\n', "restart.stable_after", 'got "soon"'),
     # [paxos]
-    ("paxos-unknown-key", GOOD + "[paxos]\nwindows = 3\n", "paxos.windows", "unknown key; allowed: tick, heartbeat, election_timeout"),
-    ("window-zero", GOOD + "[paxos]\nwindow = 0\n", "paxos.window", "expected an integer from 1 to 4096, got 0"),
-    ("window-too-big", GOOD + "[paxos]\nwindow = 4097\n", "paxos.window", "got 4097"),
-    ("batch-too-big", GOOD + "[paxos]\nbatch = 1025\n", "paxos.batch", "expected an integer from 1 to 1024"),
-    ("max-value-bytes-zero", GOOD + "[paxos]\nmax_value_bytes = 0\n", "paxos.max_value_bytes", "from 1 to 16777216"),
-    ("max-value-bytes-too-big", GOOD + "[paxos]\nmax_value_bytes = 16777217\n", "paxos.max_value_bytes", "got 16777217"),
-    ("accept-timeout-below-tick", GOOD + '[paxos]\naccept_timeout = "5ms"\n', "paxos.accept_timeout", "must be at least paxos.tick"),
-    ("tick-above-other-durations", GOOD + '[paxos]\ntick = "1s"\n', "paxos.tick", 'tick = "1s"'),
-    ("election-not-above-heartbeat", GOOD + '[paxos]\nelection_timeout = "50ms"\n', "paxos.election_timeout", "must be greater than paxos.heartbeat"),
-    ("paxos-duration-integer", GOOD + "[paxos]\ntick = 10\n", "paxos.tick", "durations are strings"),
+    ("paxos-unknown-key", PAXOS + "windows = 3\n", "paxos.windows", "unknown key; allowed: tick, heartbeat, election_timeout"),
+    ("window-zero", PAXOS + "window = 0\n", "paxos.window", "expected an integer from 1 to 4096, got 0"),
+    ("window-too-big", PAXOS + "window = 4097\n", "paxos.window", "got 4097"),
+    ("batch-too-big", PAXOS + "batch = 1025\n", "paxos.batch", "expected an integer from 1 to 1024"),
+    ("max-value-bytes-zero", PAXOS + "max_value_bytes = 0\n", "paxos.max_value_bytes", "from 1 to 16777216"),
+    ("max-value-bytes-too-big", PAXOS + "max_value_bytes = 16777217\n", "paxos.max_value_bytes", "got 16777217"),
+    ("accept-timeout-below-tick", PAXOS + 'accept_timeout = "5ms"\n', "paxos.accept_timeout", "must be at least paxos.tick"),
+    ("tick-above-other-durations", PAXOS + 'tick = "1s"\n', "paxos.tick", 'tick = "1s"'),
+    ("election-not-above-heartbeat", PAXOS + 'election_timeout = "50ms"\n', "paxos.election_timeout", "must be greater than paxos.heartbeat"),
+    ("paxos-duration-integer", PAXOS + "tick = 10\n", "paxos.tick", "durations are strings"),
     # [metrics]
-    ("metrics-unknown-key", GOOD + '[metrics]\nport = 9464\n', "metrics.port", "unknown key; allowed: listen, enabled"),
-    ("listen-no-port", GOOD + '[metrics]\nlisten = "localhost"\n', "metrics.listen", 'expected "host:port"'),
-    ("listen-no-host", GOOD + '[metrics]\nlisten = ":9464"\n', "metrics.listen", 'expected "host:port"'),
-    ("listen-port-too-big", GOOD + '[metrics]\nlisten = "127.0.0.1:65536"\n', "metrics.listen", "port from 0 to 65535"),
-    ("listen-port-not-a-number", GOOD + '[metrics]\nlisten = "127.0.0.1:http"\n', "metrics.listen", "port from 0 to 65535"),
-    ("listen-ipv6-without-brackets", GOOD + '[metrics]\nlisten = "::1:9464"\n', "metrics.listen", "brackets"),
-    ("listen-bad-ipv6", GOOD + '[metrics]\nlisten = "[zz]:9464"\n', "metrics.listen", "not an IPv6 address"),
-    ("listen-bad-host", GOOD + '[metrics]\nlisten = "a b:9464"\n', "metrics.listen", "invalid host"),
-    ("listen-integer", GOOD + "[metrics]\nlisten = 9464\n", "metrics.listen", 'expected "host:port", got 9464'),
-    ("enabled-string", GOOD + '[metrics]\nenabled = "yes"\n', "metrics.enabled", 'expected true or false, got "yes"'),
+    ("metrics-unknown-key", METRICS + 'port = 9464\n', "metrics.port", "unknown key; allowed: listen, enabled"),
+    ("listen-no-port", METRICS + 'listen = "localhost"\n', "metrics.listen", 'expected "host:port"'),
+    ("listen-no-host", METRICS + 'listen = ":9464"\n', "metrics.listen", 'expected "host:port"'),
+    ("listen-port-too-big", METRICS + 'listen = "127.0.0.1:65536"\n', "metrics.listen", "port from 0 to 65535"),
+    ("listen-port-not-a-number", METRICS + 'listen = "127.0.0.1:http"\n', "metrics.listen", "port from 0 to 65535"),
+    ("listen-ipv6-without-brackets", METRICS + 'listen = "::1:9464"\n', "metrics.listen", "brackets"),
+    ("listen-bad-ipv6", METRICS + 'listen = "[zz]:9464"\n', "metrics.listen", "not an IPv6 address"),
+    ("listen-bad-host", METRICS + 'listen = "a b:9464"\n', "metrics.listen", "invalid host"),
+    ("listen-integer", METRICS + "listen = 9464\n", "metrics.listen", 'expected "host:port", got 9464'),
+    ("enabled-string", METRICS + 'enabled = "yes"\n', "metrics.enabled", 'expected true or false, got "yes"'),
 ]
 
 
@@ -157,9 +159,9 @@ def test_bad_manifest_is_one_line_naming_the_key(tmp_path, text, key_path, fragm
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (GOOD + '[agents.extra]\nrole = "learner"\nreplicas = "three"\n',
+        (EXTRA + 'replicas = "three"\n',
          'agents.extra.replicas: expected an integer from 1 to 64, got "three"'),
-        (GOOD + '[restart]\npolicy = "sometimes"\n',
+        (RESTART + 'policy = "sometimes"\n',
          'restart.policy: unknown policy "sometimes"; allowed: always, on-failure, never'),
         (GOOD.replace('[agents.learner]\nrole = "learner"', '[agents.learner]\nrol = "learner"'),
          "agents.learner.rol: unknown key; allowed: role, replicas"),
@@ -201,7 +203,7 @@ def test_utf8_byte_order_mark_is_tolerated(tmp_path):
 
 def test_error_names_the_file_relative_to_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path, GOOD + '[restart]\npolicy = "sometimes"\n')
+    write(tmp_path, RESTART + 'policy = "sometimes"\n')
     assert load_error(Path("cluster.toml")).startswith("cluster.toml: restart.policy: ")
 
 
@@ -312,7 +314,7 @@ def runtime_error(path: Path) -> str:
 
 
 def test_free_port_and_writable_state_dir_pass(tmp_path):
-    manifest = load_manifest(write(tmp_path, GOOD + '[metrics]\nlisten = "127.0.0.1:0"\n'))
+    manifest = load_manifest(write(tmp_path, METRICS + 'listen = "127.0.0.1:0"\n'))
     assert check_runtime(manifest) == []
     assert not manifest.state_dir.exists()  # checking creates nothing
 
@@ -367,7 +369,7 @@ def test_three_acceptors_do_not_warn(tmp_path):
 
 
 def test_non_loopback_metrics_host_warns(tmp_path):
-    manifest = load_manifest(write(tmp_path, GOOD + '[metrics]\nlisten = "0.0.0.0:0"\n'))
+    manifest = load_manifest(write(tmp_path, METRICS + 'listen = "0.0.0.0:0"\n'))
     [warning] = check_runtime(manifest)
     assert "metrics.listen" in warning and "anyone on the network can read" in warning
 
@@ -430,7 +432,8 @@ def scratch(tmp_path_factory):
     return tmp_path_factory.mktemp("garbage")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same examples every run, so CI is deterministic.
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(document=DOCUMENTS, prefix=st.sampled_from(["", GOOD]))
 def test_garbage_raises_only_manifest_errors(scratch, document, prefix):
     path = write(scratch, prefix + toml_document(document))

@@ -1,0 +1,221 @@
+"""The agent event loop: the core wrapped in a process (raft-rs's shell loop).
+
+Each iteration:
+
+1. wait on the inbox until the next tick or heartbeat is due, then read
+   every frame already there and `step` the node with it;
+2. `tick` the node for each tick period that has passed;
+3. drain `Ready`: persist (one SQLite transaction for everything the
+   iteration produced: group commit), then send `send_after_persist` and
+   `send`, report applied commands; messages to itself are stepped at
+   once, after the persist, and drained again;
+4. report a heartbeat with its counters when one is due.
+
+A `StorageError` is never swallowed: an agent that cannot make its state
+durable must stop rather than answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import time
+from collections import Counter
+from multiprocessing.connection import Connection
+from typing import Callable
+
+from ..core.commands import Command
+from ..core.node import Node
+from ..core.proposer import Phase
+from . import frames
+from .codec import CodecError, decode, encode
+from .spec import AgentSpec
+from .storage import Storage
+
+log = logging.getLogger("paxos_agents.agent")
+
+#: Frames read from the inbox per iteration at most, so ticks keep up.
+MAX_FRAMES_PER_ITERATION = 512
+#: Ticks caught up at most after a stall (GC pause, a slow fsync).
+MAX_CATCH_UP_TICKS = 5
+#: Upper bounds (seconds) of the persist-latency histogram buckets.
+PERSIST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Agent:
+    """One agent incarnation: a `Node`, its storage and its two pipes."""
+
+    def __init__(
+        self,
+        spec: AgentSpec,
+        inbox: Connection,
+        outbox: Connection,
+        storage: Storage,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self._inbox = inbox
+        self._outbox = outbox
+        self._storage = storage
+        self._clock = clock
+        self.node = Node(spec.name, spec.membership, spec.settings, storage.load(),
+                         random.Random(spec.seed))
+        self._stopping = False
+        self.received: Counter[str] = Counter()
+        self.sent: Counter[str] = Counter()
+        self.malformed = 0
+        self.persist_buckets = [0] * (len(PERSIST_BUCKETS) + 1)
+        self.persist_count = 0
+        self.persist_sum = 0.0
+
+    def stop(self, *_: object) -> None:
+        """Finish the current iteration (its persist included), then return from `run`."""
+        self._stopping = True
+
+    def run(self) -> None:
+        """Serve until stopped or until the supervisor goes away (inbox EOF)."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+        tick = self.spec.tick_seconds
+        beat = self.spec.heartbeat_seconds
+        now = self._clock()
+        next_tick = now + tick
+        next_beat = now  # report at once: the supervisor waits for it
+        while not self._stopping:
+            timeout = min(next_tick, next_beat) - self._clock()
+            try:
+                if self._inbox.poll(max(0.0, timeout)):
+                    self._read_inbox()
+            except (EOFError, OSError):
+                log.info("supervisor gone (inbox closed); exiting")
+                return
+            now = self._clock()
+            ticks = 0
+            while now >= next_tick:
+                if ticks < MAX_CATCH_UP_TICKS:
+                    self.node.tick()
+                    ticks += 1
+                    next_tick += tick
+                else:
+                    next_tick = now + tick
+            self._flush()
+            if now >= next_beat:
+                self._send(frames.json_frame(frames.HEARTBEAT, self.heartbeat()))
+                next_beat = now + beat
+        self._flush()
+        log.info("stopped")
+
+    # ---------------------------------------------------------------- input
+
+    def _read_inbox(self) -> None:
+        inbox = self._inbox
+        for _ in range(MAX_FRAMES_PER_ITERATION):
+            frame = inbox.recv_bytes()
+            kind = frame[:1]
+            if kind == frames.PEER:
+                try:
+                    msg = decode(frame[1:])
+                except CodecError as e:
+                    self.malformed += 1
+                    log.warning("dropped a malformed message: %s", e)
+                else:
+                    self.received[type(msg).__name__] += 1
+                    self.node.step(msg)
+            elif kind == frames.PROPOSE:
+                self._propose(frames.json_body(frame))
+            elif kind == frames.QUERY:
+                self._answer(frames.json_body(frame))
+            else:
+                self.malformed += 1
+                log.warning("dropped a frame of unknown kind %r", kind)
+            if not inbox.poll(0):
+                break
+
+    def _propose(self, commands: list) -> None:
+        if self.node.proposer is None:
+            log.warning("got %d proposal(s) but plays no proposer; dropped", len(commands))
+            return
+        for request_id, payload in commands:
+            self.node.propose(Command(str(request_id), str(payload)))
+
+    def _answer(self, query: dict) -> None:
+        reply: dict = {"id": query.get("id")}
+        learner = self.node.learner
+        if query.get("op") == "decided" and learner is not None:
+            start = int(query.get("from", 0))
+            limit = int(query.get("limit", 1000))
+            entries = []
+            for entry in learner.log:
+                if entry.slot < start:
+                    continue
+                if len(entries) >= limit and entry.slot != entries[-1]["slot"]:
+                    break  # whole slots only, so the next page starts at a slot
+                entries.append({"slot": entry.slot, "value": entry.payload,
+                                "request_id": entry.request_id, "noop": entry.noop})
+            reply.update(entries=entries, decided_up_to=learner.decided_up_to)
+        else:
+            reply["error"] = f"{self.name} cannot answer {query.get('op')!r}"
+        self._send(frames.json_frame(frames.REPLY, reply))
+
+    # --------------------------------------------------------------- output
+
+    def _flush(self) -> None:
+        """Drain `Ready` until the node has nothing more: persist, then send."""
+        node = self.node
+        while True:
+            ready = node.ready()
+            if not ready:
+                return
+            if ready.persist:
+                self._storage.save(ready.persist)  # StorageError: stop, never answer
+                self._observe_persist(self._storage.persist_seconds)
+            local = []
+            for batch in (ready.send_after_persist, ready.send):
+                for msg in batch:
+                    if msg.dst == self.name:
+                        local.append(msg)
+                    else:
+                        self.sent[type(msg).__name__] += 1
+                        self._send(frames.peer_frame(msg.dst, encode(msg)))
+            if ready.applied:
+                self._send(frames.json_frame(frames.APPLIED, [
+                    [a.slot, a.command.request_id, a.command.payload, a.first_slot]
+                    for a in ready.applied
+                ]))
+            for msg in local:
+                node.step(msg)
+
+    def _send(self, frame: bytes) -> None:
+        try:
+            self._outbox.send_bytes(frame)
+        except (BrokenPipeError, OSError):
+            self._stopping = True  # the supervisor is gone
+
+    def _observe_persist(self, seconds: float) -> None:
+        self.persist_count += 1
+        self.persist_sum += seconds
+        for i, bound in enumerate(PERSIST_BUCKETS):
+            if seconds <= bound:
+                self.persist_buckets[i] += 1
+                return
+        self.persist_buckets[-1] += 1
+
+    def heartbeat(self) -> dict:
+        """What the supervisor learns with each heartbeat: liveness and counters."""
+        node = self.node
+        p = node.proposer
+        return {
+            "name": self.name,
+            "leader": p is not None and p.phase is Phase.LEADER,
+            "ballot": [p.ballot.round, p.ballot.node_id] if p else None,
+            "leader_hint": p.leader if p else None,
+            "decided_up_to": node.learner.decided_up_to if node.learner else None,
+            "stats": node.stats(),
+            "received": dict(self.received),
+            "sent": dict(self.sent),
+            "malformed": self.malformed,
+            "persist": {"count": self.persist_count, "sum": self.persist_sum,
+                        "buckets": self.persist_buckets},
+        }

@@ -1,0 +1,59 @@
+"""`agent_main`: the target of each agent's `multiprocessing.Process`."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from multiprocessing.connection import Connection
+
+from . import frames
+from .agent import Agent
+from .spec import AgentSpec
+from .storage import SqliteStorage, StorageError
+
+
+def _setup_logging(spec: AgentSpec) -> None:
+    handler = logging.handlers.RotatingFileHandler(
+        spec.log_path, maxBytes=spec.log_max_bytes, backupCount=spec.log_backups)
+    handler.setFormatter(logging.Formatter(
+        f"%(asctime)s {spec.name}[%(process)d] %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
+    """Run one agent until SIGTERM or until its supervisor goes away.
+
+    Exits with `frames.EXIT_NEEDS_OPERATOR` if its state file cannot be
+    read or written: an acceptor that started empty would break agreement.
+    """
+    os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
+    _setup_logging(spec)
+    log = logging.getLogger("paxos_agents.agent")
+    log.info("starting (roles: %s)", ", ".join(sorted(spec.membership.roles(spec.name))))
+    try:
+        storage = SqliteStorage(spec.state_path)
+    except StorageError as e:
+        _fatal(outbox, log, f"cannot open state: {e}")
+        sys.exit(frames.EXIT_NEEDS_OPERATOR)
+    try:
+        Agent(spec, inbox, outbox, storage).run()
+    except StorageError as e:
+        _fatal(outbox, log, f"cannot persist state, stopping before answering: {e}")
+        sys.exit(frames.EXIT_NEEDS_OPERATOR)
+    except Exception:
+        log.exception("crashed")
+        raise
+    finally:
+        storage.close()
+
+
+def _fatal(outbox: Connection, log: logging.Logger, message: str) -> None:
+    log.error("%s", message)
+    try:
+        outbox.send_bytes(frames.FATAL + message.encode())
+    except OSError:
+        pass

@@ -1,0 +1,29 @@
+"""What an agent process needs to run: passed as its Process argument."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.config import Membership, Settings
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """One agent incarnation's configuration (picklable, no open resources).
+
+    - `tick_seconds`: wall-clock length of one core tick.
+    - `heartbeat_seconds`: how often the agent reports to its supervisor.
+    - `state_path`: its SQLite file; `log_path`: its rotated log file.
+    - `seed`: seeds the core's jitter (differs per incarnation).
+    """
+
+    name: str
+    membership: Membership
+    settings: Settings
+    tick_seconds: float
+    heartbeat_seconds: float
+    state_path: str
+    log_path: str
+    seed: int
+    log_max_bytes: int = 1_000_000
+    log_backups: int = 3

@@ -1,0 +1,412 @@
+"""The `paxosctl` command line. The only module that prints or picks exit codes.
+
+Data goes to stdout, errors and warnings to stderr. Every expected
+failure is a `PaxosctlError`, turned into `error: ...` and its exit code
+in one place (`main`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from . import __version__
+from .client import Client, RequestFailed
+from .durations import format_duration
+from .errors import AlreadyRunning, NotHealthy, NotRunning, PaxosctlError, UsageError
+from .manifest import Manifest, check_runtime, load_manifest, warnings
+from .supervisor import Supervisor, paths, running_supervisor
+
+app = typer.Typer(
+    name="paxosctl",
+    help="Run a Multi-Paxos cluster on this machine: one supervised process per agent.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_FILE = "cluster.toml"
+FileOption = Annotated[
+    str, typer.Option("-f", "--file", help="The cluster manifest.", show_default=True)
+]
+OutputOption = Annotated[str, typer.Option("-o", "--output", help="text or json.")]
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"paxosctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """Run a Multi-Paxos cluster on this machine: one supervised process per agent."""
+
+
+def _output(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise UsageError(f"-o/--output: unknown format {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _manifest(file: str) -> Manifest:
+    if not Path(file).exists() and file == DEFAULT_FILE:
+        raise NotRunning(f"no {DEFAULT_FILE} here",
+                         hint="pass the manifest with -f/--file PATH")
+    return load_manifest(file)
+
+
+def _client(file: str) -> Client:
+    manifest = _manifest(file)
+    socket_path = paths(manifest.state_dir)["socket"]
+    if running_supervisor(manifest.state_dir) is None:
+        raise NotRunning(f"no cluster running for {file} (start it with: paxosctl up {file})")
+    try:
+        return Client(socket_path, cluster_file=file)
+    except NotRunning:
+        raise NotRunning(f"no cluster running for {file} (start it with: paxosctl up {file})") from None
+
+
+# ------------------------------------------------------------------- up / down
+
+
+@app.command()
+def up(
+    manifest_file: Annotated[Optional[str], typer.Argument(
+        metavar="[FILE]", help="The cluster manifest (default: ./cluster.toml).")] = None,
+    file: FileOption = DEFAULT_FILE,
+    detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background.")] = False,
+    wait: Annotated[float, typer.Option(help="With -d: seconds to wait for the cluster to serve.")] = 30.0,
+) -> None:
+    """Start the cluster (foreground; Ctrl-C stops it). With -d, return once it serves."""
+    file = manifest_file or file
+    manifest = _manifest(file)
+    for warning in check_runtime(manifest):
+        _err(f"warning: {warning}")
+    live = running_supervisor(manifest.state_dir)
+    if live is not None:
+        raise AlreadyRunning(f"cluster {manifest.name} is already running (supervisor pid {live.pid})",
+                             hint=f"stop it with: paxosctl down -f {file}")
+    manifest.state_dir.mkdir(parents=True, exist_ok=True)
+    if detach:
+        _up_detached(manifest, file, wait)
+        return
+    _setup_logging(manifest, to_stderr=True)
+    supervisor = Supervisor(manifest)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    _err(f"cluster {manifest.name}: starting {len(manifest.agents)} agents "
+         f"(state in {manifest.state_dir}); Ctrl-C stops it")
+    supervisor.serve()
+
+
+def _setup_logging(manifest: Manifest, *, to_stderr: bool) -> None:
+    log_path = paths(manifest.state_dir)["log"]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    handlers: list[logging.Handler] = [logging.FileHandler(log_path)]
+    if to_stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s supervisor %(levelname)s %(message)s")
+
+
+def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
+    log_path = paths(manifest.state_dir)["log"]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "paxosctl.daemon", str(manifest.path)],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+            start_new_session=True, close_fds=True,
+        )
+    deadline = time.monotonic() + wait
+    status: dict[str, Any] | None = None
+    client: Client | None = None
+    try:
+        while time.monotonic() < deadline:
+            if daemon.poll() is not None:
+                raise PaxosctlError(f"the supervisor exited with code {daemon.returncode} "
+                                    f"before the cluster served: {_last_error(log_path)}")
+            if client is None:
+                try:
+                    client = Client(paths(manifest.state_dir)["socket"], cluster_file=file)
+                except NotRunning:
+                    time.sleep(0.05)
+                    continue
+            status = client.status()
+            if status["leader"] and all(a["state"] == "running" for a in status["agents"]):
+                typer.echo(f"cluster {manifest.name} up: {len(status['agents'])} agents running, "
+                           f"leader {status['leader']} (supervisor pid {daemon.pid})")
+                return
+            time.sleep(0.05)
+    finally:
+        if client is not None:
+            client.close()
+    waiting = ([f"{a['name']} {a['state']}" for a in status["agents"] if a["state"] != "running"]
+               if status else ["the control socket"])
+    if status and not status["leader"]:
+        waiting.append("a leader")
+    raise NotHealthy(f"cluster {manifest.name} did not serve within {format_duration(wait)}: "
+                     f"waiting for {', '.join(waiting)}",
+                     hint=f"it is still starting in the background; see paxosctl status -f {file} "
+                          f"and {log_path}")
+
+
+def _last_error(log_path: Path) -> str:
+    try:
+        lines = [l for l in log_path.read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1] if lines else "(empty log)"
+
+
+@app.command()
+def down(file: FileOption = DEFAULT_FILE) -> None:
+    """Stop the cluster: SIGTERM every agent, a grace period, then SIGKILL."""
+    manifest = _manifest(file)
+    process = running_supervisor(manifest.state_dir)
+    with _client(file) as client:
+        client.down()
+    if process is not None:
+        try:
+            process.wait(timeout=30)
+        except Exception:  # psutil.TimeoutExpired
+            raise PaxosctlError(f"supervisor pid {process.pid} did not exit within 30s") from None
+    typer.echo(f"cluster {manifest.name} stopped")
+
+
+# -------------------------------------------------------------------- propose
+
+
+@app.command()
+def propose(
+    value: Annotated[str, typer.Argument(help='The value; "-" reads standard input.')],
+    file: FileOption = DEFAULT_FILE,
+    request_id: Annotated[Optional[str], typer.Option(
+        help="Idempotency key: proposing again with it never decides it twice.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the decision.")] = 10.0,
+    output: OutputOption = "text",
+) -> None:
+    """Propose VALUE and wait until it is decided; print its slot."""
+    output = _output(output, ("text", "json"))
+    if value == "-":
+        value = sys.stdin.read()
+    if not 0 < timeout <= 3600:
+        raise UsageError(f"--timeout: expected seconds in (0, 3600], got {timeout}")
+    manifest = _manifest(file)
+    limit = manifest.paxos.max_value_bytes
+    size = len(value.encode())
+    if size > limit:
+        raise UsageError(f"value is {size} bytes; the limit is {limit} (paxos.max_value_bytes)")
+    with _client(file) as client:
+        decision = client.propose(value, request_id=request_id, timeout=timeout)
+    if output == "json":
+        typer.echo(json.dumps({"slot": decision.slot, "value": decision.value,
+                               "request_id": decision.request_id}))
+    else:
+        typer.echo(f"decided slot {decision.slot}: {decision.value} "
+                   f"({decision.seconds * 1000:.1f} ms)")
+
+
+# --------------------------------------------------------------------- status
+
+
+@app.command()
+def status(file: FileOption = DEFAULT_FILE, output: OutputOption = "table") -> None:
+    """Show agents, pids, restarts, the leader and progress. Exit 3 if any agent is not running."""
+    output = _output(output, ("table", "wide", "json"))
+    with _client(file) as client:
+        st = client.status(wide=output == "wide")
+    st.pop("id", None)
+    st.pop("ok", None)
+    if output == "json":
+        typer.echo(json.dumps(st))
+    else:
+        _print_status(st, wide=output == "wide")
+    if not all(a["state"] == "running" for a in st["agents"]):
+        raise typer.Exit(3)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return format_duration(round(seconds)) if seconds >= 1 else f"{seconds * 1000:.0f}ms"
+
+
+def _print_status(st: dict[str, Any], *, wide: bool) -> None:
+    ballot = st.get("ballot")
+    decided = st["decided_up_to"]
+    typer.echo(f"cluster: {st['cluster']}   leader: {st['leader'] or '(none)'}"
+               f"{f'   ballot: {ballot[0]}.{ballot[1]}' if ballot else ''}"
+               f"   decided up to slot: {decided if decided is not None else '(none)'}")
+    header = ["NAME", "ROLE", "STATE", "PID", "RESTARTS", "AGE"]
+    if wide:
+        header += ["CPU", "RSS", "HEARTBEAT", "NOTE"]
+    rows = [header]
+    for a in st["agents"]:
+        state = a["state"]
+        if state == "backoff" and "backoff_s" in a:
+            state = f"backoff ({a['backoff_s']:.1f}s)"
+        row = [a["name"], a["role"], state, str(a["pid"] or "-"), str(a["restarts"]),
+               _age(a["uptime_s"])]
+        if wide:
+            row += [f"{a['cpu_s']:.2f}s" if a.get("cpu_s") is not None else "-",
+                    f"{a['rss_bytes'] / 2**20:.1f}MiB" if a.get("rss_bytes") else "-",
+                    _age(a.get("last_heartbeat_s")) + (" ago" if a.get("last_heartbeat_s") is not None else ""),
+                    a.get("error", "")]
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if not wide:
+        for a in st["agents"]:
+            if a.get("error"):
+                typer.echo(f"{a['name']}: {a['error']}")
+
+
+# -------------------------------------------------------------------- decided
+
+
+@app.command()
+def decided(
+    file: FileOption = DEFAULT_FILE,
+    start: Annotated[int, typer.Option("--from", min=0, help="First slot to show.")] = 0,
+    output: OutputOption = "text",
+) -> None:
+    """Print the decided log: slot, request id, value (no-ops marked)."""
+    output = _output(output, ("text", "json"))
+    with _client(file) as client:
+        entries = client.decided(start)
+    if output == "json":
+        typer.echo(json.dumps(entries))
+        return
+    for e in entries:
+        if e["noop"]:
+            typer.echo(f"{e['slot']}\t-\t(no-op)")
+        else:
+            typer.echo(f"{e['slot']}\t{e['request_id']}\t{e['value']}")
+
+
+# ------------------------------------------------------------- logs/kill/etc.
+
+
+@app.command()
+def logs(
+    agent: Annotated[str, typer.Argument(help="An agent name, or 'supervisor'.")],
+    file: FileOption = DEFAULT_FILE,
+    follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep printing new lines.")] = False,
+    tail: Annotated[int, typer.Option("--tail", "-n", min=0, help="Lines to show.")] = 50,
+) -> None:
+    """Print an agent's log (from state_dir/logs)."""
+    manifest = _manifest(file)
+    names = [a.name for a in manifest.agents] + ["supervisor"]
+    if agent not in names:
+        raise UsageError(f"no agent {agent!r}; agents: {', '.join(names)}")
+    path = paths(manifest.state_dir)["logs"] / f"{agent}.log"
+    if not path.exists():
+        raise PaxosctlError(f"no log yet for {agent} ({path})")
+    with open(path, "rb") as f:
+        lines = f.read().decode(errors="replace").splitlines()
+        for line in lines[len(lines) - tail:] if tail else []:
+            typer.echo(line)
+        if not follow:
+            return
+        try:
+            while True:
+                chunk = f.read()
+                if chunk:
+                    sys.stdout.write(chunk.decode(errors="replace"))
+                    sys.stdout.flush()
+                elif os.path.getsize(path) < f.tell():
+                    f = open(path, "rb")  # rotated
+                else:
+                    time.sleep(0.2)
+        except KeyboardInterrupt:
+            return
+
+
+@app.command()
+def kill(
+    agent: Annotated[str, typer.Argument(help="The agent to signal.")],
+    file: FileOption = DEFAULT_FILE,
+    signal_name: Annotated[str, typer.Option("--signal", "-s", help="KILL, TERM, STOP, CONT...")] = "KILL",
+) -> None:
+    """Send a signal to an agent (default KILL); the supervisor restarts it per policy."""
+    with _client(file) as client:
+        reply = _checked(client.kill, agent, signal_name)
+    typer.echo(f"sent {reply['signal']} to {reply['agent']} (pid {reply['pid']})")
+
+
+@app.command()
+def restart(agent: Annotated[str, typer.Argument(help="The agent to restart.")],
+            file: FileOption = DEFAULT_FILE) -> None:
+    """Restart an agent now (also one that gave up: fatal)."""
+    with _client(file) as client:
+        reply = _checked(client.restart, agent)
+    typer.echo(f"restarting {reply['agent']}")
+
+
+def _checked(call, *args):
+    try:
+        return call(*args)
+    except RequestFailed as e:
+        if e.error == "bad_request":
+            raise UsageError(e.message) from None
+        raise
+
+
+@app.command()
+def validate(manifest_file: Annotated[str, typer.Argument(metavar="FILE")]) -> None:
+    """Check a manifest (and this machine) without starting anything."""
+    manifest = load_manifest(manifest_file)
+    if running_supervisor(manifest.state_dir) is not None:
+        found = warnings(manifest)  # its own metrics port is in use by itself
+    else:
+        found = check_runtime(manifest)
+    for warning in found:
+        _err(f"warning: {warning}")
+    roles = {r: len(getattr(manifest, r)) for r in ("proposers", "acceptors", "learners")}
+    typer.echo(f"{manifest_file}: valid: cluster {manifest.name}, {len(manifest.agents)} agents "
+               f"({', '.join(f'{n} {r}' for r, n in roles.items())})")
+
+
+# ----------------------------------------------------------------------- main
+
+
+def main() -> None:
+    """Console entry point: run the app, map `PaxosctlError` to its exit code."""
+    try:
+        app(standalone_mode=False)
+    except PaxosctlError as e:
+        _err(f"error: {e}" + (f"\n  hint: {e.hint}" if e.hint else ""))
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        _err("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # click's usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

@@ -1,0 +1,33 @@
+"""`python -m paxosctl.daemon MANIFEST`: the detached supervisor behind `up -d`.
+
+`paxosctl up -d` starts this in a new session with its output going to
+state_dir/logs/supervisor.log, then waits on the control socket until the
+cluster serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+from .manifest import load_manifest
+from .supervisor import Supervisor, paths
+
+
+def main(argv: list[str]) -> int:
+    manifest = load_manifest(argv[0])
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
+                        format="%(asctime)s supervisor %(levelname)s %(message)s")
+    supervisor = Supervisor(manifest)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    logging.getLogger("paxosctl").info("supervisor for %s (log %s)", manifest.path,
+                                        paths(manifest.state_dir)["log"])
+    supervisor.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

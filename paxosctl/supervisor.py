@@ -1,0 +1,563 @@
+"""The supervisor behind `paxosctl up`: spawns agents, routes, heals, answers.
+
+One thread runs the loop (`Supervisor.serve`) and owns all state. Other
+threads only put events on its queue: a reader per agent incarnation
+(frames, and its exit), the control socket (requests), signals (stop).
+The loop
+
+- routes peer messages between agents without decoding them (the hub);
+- tracks heartbeats, kills agents that miss them, restarts ended agents
+  per the restart policy (paxosctl.restart) with backoff;
+- turns client proposals into PROPOSE frames for the leader, retries
+  them until a learner reports them applied, and answers the client with
+  the slot where the request id was first decided.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from paxos_agents.core.config import Membership, Settings
+from paxos_agents.runtime import frames
+from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
+
+from . import __version__
+from .agents import AgentProcess, monotonic
+from .control import ClientConnection, ControlServer
+from .manifest import Manifest
+from .restart import AgentState, Lifecycle
+
+log = logging.getLogger("paxosctl.supervisor")
+
+#: SIGTERM, then this long for agents to finish, then SIGKILL.
+STOP_GRACE_SECONDS = 5.0
+#: How often the loop wakes with nothing to do (timers: health, backoff, retries).
+LOOP_WAKE_SECONDS = 0.02
+#: Request ids remembered with their first slot, to answer repeats at once.
+REMEMBERED_REQUESTS = 100_000
+#: Seconds a `decided` query waits for a learner's answer.
+QUERY_TIMEOUT_SECONDS = 5.0
+
+
+def paths(state_dir: Path) -> dict[str, Path]:
+    """Where a cluster keeps its files inside state_dir."""
+    return {
+        "socket": state_dir / "control.sock",
+        "pid": state_dir / "supervisor.pid",
+        "logs": state_dir / "logs",
+        "log": state_dir / "logs" / "supervisor.log",
+        "state": state_dir / "state",
+    }
+
+
+@dataclass(slots=True)
+class Proposal:
+    """A client's value on its way through Paxos."""
+
+    request_id: str
+    value: str
+    started: float
+    deadline: float
+    next_try: float
+    waiting: list[tuple[ClientConnection, Any]] = field(default_factory=list)
+
+
+class Supervisor:
+    """Runs one cluster from a validated manifest until `down` or a signal."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.paths = paths(manifest.state_dir)
+        self.events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self.ctx = multiprocessing.get_context("forkserver")
+        self.ctx.set_forkserver_preload(["paxos_agents.runtime.main"])
+        self.membership = Membership(manifest.proposers, manifest.acceptors, manifest.learners)
+        p = manifest.paxos
+        self.settings = Settings(
+            heartbeat_ticks=p.ticks("heartbeat"),
+            election_ticks=p.ticks("election_timeout"),
+            accept_timeout_ticks=p.ticks("accept_timeout"),
+            retry_cooldown_ticks=p.ticks("retry_cooldown"),
+            gap_ticks=p.ticks("gap_timeout"),
+            window=p.window,
+            batch=p.batch,
+        )
+        self.agents: dict[str, AgentProcess] = {
+            spec.name: AgentProcess(spec, Lifecycle(manifest.restart)) for spec in manifest.agents
+        }
+        #: A client retries a proposal this often until it is applied.
+        self.client_retry = max(1.0, 4 * p.election_timeout)
+        self.proposals: dict[str, Proposal] = {}
+        self._to_propose: list[str] = []
+        self.applied: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
+        self._queries: dict[int, tuple[ClientConnection, Any, float, str]] = {}
+        self._query_ids = itertools.count(1)
+        self._stopping = False
+        self._stop_reply: list[tuple[ClientConnection, Any]] = []
+        self.started = monotonic()
+        self.control = ControlServer(str(self.paths["socket"]), self._on_request)
+        self.counters: collections.Counter[str] = collections.Counter()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def serve(self) -> None:
+        """Start everything, run the loop until stopped, then stop every agent."""
+        for key in ("logs", "state"):
+            self.paths[key].mkdir(parents=True, exist_ok=True)
+        write_pid_file(self.paths["pid"])
+        try:
+            self.control.start()
+            now = monotonic()
+            for agent in self.agents.values():
+                self._spawn(agent, now)
+            log.info("cluster %s up: %d agents", self.manifest.name, len(self.agents))
+            self._loop()
+        finally:
+            self._shutdown()
+            self.control.close()
+            remove_pid_file(self.paths["pid"])
+            for connection, request_id in self._stop_reply:
+                connection.reply({"id": request_id, "ok": True, "stopped": True})
+                connection.close()
+
+    def request_stop(self, *_: object) -> None:
+        """Ask the loop to stop (safe from a signal handler or any thread)."""
+        self.events.put(("stop",))
+
+    def _loop(self) -> None:
+        get = self.events.get
+        while not self._stopping:
+            try:
+                event = get(timeout=LOOP_WAKE_SECONDS)
+            except queue.Empty:
+                event = None
+            # Handle everything already queued before the timers run.
+            while event is not None:
+                self._handle(event)
+                try:
+                    event = self.events.get_nowait()
+                except queue.Empty:
+                    event = None
+            self._send_proposals()
+            self._timers(monotonic())
+
+    def _handle(self, event: tuple) -> None:
+        kind = event[0]
+        if kind == "frame":
+            self._on_frame(*event[1:])
+        elif kind == "exit":
+            self._on_exit(*event[1:])
+        elif kind == "request":
+            self._dispatch(*event[1:])
+        elif kind == "stop":
+            self._stopping = True
+
+    def _shutdown(self) -> None:
+        """SIGTERM every agent, wait up to the grace period, SIGKILL the rest."""
+        running = [a for a in self.agents.values() if a.process is not None]
+        for agent in self.agents.values():
+            agent.lifecycle.stop()
+        for agent in running:
+            agent.signal(signal.SIGTERM, "manual")
+        deadline = monotonic() + STOP_GRACE_SECONDS
+        for agent in running:
+            agent.process.join(timeout=max(0.0, deadline - monotonic()))
+        for agent in running:
+            if agent.process.exitcode is None:
+                log.warning("%s: no exit %.0fs after SIGTERM; killing", agent.name,
+                            STOP_GRACE_SECONDS)
+                agent.signal(signal.SIGKILL)
+                agent.process.join(timeout=5)
+            agent.reap()
+        for proposal in self.proposals.values():
+            for connection, request_id in proposal.waiting:
+                connection.reply({"id": request_id, "ok": False, "error": "stopped",
+                                  "message": "the cluster stopped before the value was decided; "
+                                             "it may still be decided: check `paxosctl decided`"})
+        log.info("cluster %s stopped", self.manifest.name)
+
+    # --------------------------------------------------------------- agents
+
+    def _runtime_spec(self, agent: AgentProcess) -> RuntimeSpec:
+        return RuntimeSpec(
+            name=agent.name,
+            membership=self.membership,
+            settings=self.settings,
+            tick_seconds=self.manifest.paxos.tick,
+            heartbeat_seconds=self.manifest.health.heartbeat_interval,
+            state_path=str(self.paths["state"] / f"{agent.name}.db"),
+            log_path=str(self.paths["logs"] / f"{agent.name}.log"),
+            seed=int.from_bytes(os.urandom(8), "big"),
+        )
+
+    def _spawn(self, agent: AgentProcess, now: float) -> None:
+        agent.last_error = None if agent.lifecycle.state is AgentState.STOPPED else agent.last_error
+        agent.spawn(self.ctx, self._runtime_spec(agent), now,
+                    on_frame=lambda n, i, f: self.events.put(("frame", n, i, f)),
+                    on_exit=lambda n, i: self.events.put(("exit", n, i)))
+
+    def _on_frame(self, name: str, incarnation: int, frame: bytes) -> None:
+        agent = self.agents[name]
+        if incarnation != agent.incarnation:
+            return  # from an incarnation already replaced
+        kind = frame[:1]
+        if kind == frames.PEER:
+            dst, payload = frames.split_peer(frame)
+            target = self.agents.get(dst)
+            if target is None or not target.send(frames.PEER + payload):
+                self.counters["dropped_unreachable"] += 1
+            else:
+                self.counters["routed"] += 1
+        elif kind == frames.HEARTBEAT:
+            agent.beat = frames.json_body(frame)
+            agent.last_beat = monotonic()
+            if agent.state is AgentState.STARTING:
+                agent.lifecycle.became_ready(agent.last_beat)
+                log.info("%s: running", name)
+        elif kind == frames.APPLIED:
+            for slot, request_id, payload, first_slot in frames.json_body(frame):
+                self._on_applied(slot, request_id, payload, first_slot)
+        elif kind == frames.REPLY:
+            self._on_reply(frames.json_body(frame))
+        elif kind == frames.FATAL:
+            agent.last_error = frame[1:].decode(errors="replace")
+            log.error("%s: %s", name, agent.last_error)
+
+    def _on_exit(self, name: str, incarnation: int) -> None:
+        agent = self.agents[name]
+        if incarnation != agent.incarnation or agent.process is None:
+            return
+        pid = agent.pid
+        code = agent.reap()
+        now = monotonic()
+        reason = agent.kill_reason or ("killed" if code is not None and code < 0 else "exit")
+        failed = code != 0 or reason in ("killed", "health")
+        state = agent.lifecycle.exited(now, failed=failed, reason=reason, code=code)
+        if code == frames.EXIT_NEEDS_OPERATOR:
+            state = agent.lifecycle.give_up()
+        log.log(logging.WARNING if failed else logging.INFO,
+                "%s: pid %s exited (code %s, %s) -> %s", name, pid, code, reason, state.value)
+        for query_id, (connection, request_id, _, learner) in list(self._queries.items()):
+            if learner == name:
+                del self._queries[query_id]
+                connection.reply({"id": request_id, "ok": False, "error": "agent_exited",
+                                  "message": f"{name} exited before answering; try again"})
+
+    def _timers(self, now: float) -> None:
+        health = self.manifest.health
+        for agent in self.agents.values():
+            state = agent.state
+            if state is AgentState.RUNNING and now - agent.last_beat > health.heartbeat_timeout:
+                agent.health_failures += 1
+                log.warning("%s: no heartbeat for %.1fs; killing it", agent.name,
+                            now - agent.last_beat)
+                agent.signal(signal.SIGKILL, "health")
+            elif state is AgentState.STARTING and now - agent.last_beat > health.start_timeout:
+                agent.health_failures += 1
+                log.warning("%s: no first heartbeat within %.1fs; killing it", agent.name,
+                            health.start_timeout)
+                agent.signal(signal.SIGKILL, "health")
+            elif agent.lifecycle.due(now) and agent.process is None:
+                self._spawn(agent, now)
+        for proposal in list(self.proposals.values()):
+            if now >= proposal.deadline:
+                self._expire(proposal)
+            elif now >= proposal.next_try:
+                proposal.next_try = now + self.client_retry
+                self._to_propose.append(proposal.request_id)
+        for query_id, (connection, request_id, deadline, learner) in list(self._queries.items()):
+            if now >= deadline:
+                del self._queries[query_id]
+                connection.reply({"id": request_id, "ok": False, "error": "timeout",
+                                  "message": f"{learner} did not answer in time"})
+
+    # ------------------------------------------------------------ proposals
+
+    def leader(self) -> AgentProcess | None:
+        """The running proposer that reports leading with the highest ballot."""
+        best = None
+        for agent in self.agents.values():
+            beat = agent.beat
+            if agent.state is AgentState.RUNNING and beat.get("leader"):
+                if best is None or beat["ballot"] > best.beat["ballot"]:
+                    best = agent
+        return best
+
+    def _proposal_target(self) -> AgentProcess | None:
+        leader = self.leader()
+        if leader is not None:
+            return leader
+        running = [a for a in self.agents.values()
+                   if a.state is AgentState.RUNNING and a.name in self.membership.proposers]
+        if not running:
+            return None
+        return running[int(monotonic() * 10) % len(running)]
+
+    def _send_proposals(self) -> None:
+        if not self._to_propose:
+            return
+        target = self._proposal_target()
+        if target is None:
+            self._to_propose.clear()  # retried by the timer once a proposer runs
+            return
+        batch = []
+        for request_id in dict.fromkeys(self._to_propose):
+            proposal = self.proposals.get(request_id)
+            if proposal is not None:
+                batch.append([request_id, proposal.value])
+        self._to_propose.clear()
+        if batch:
+            target.send(frames.json_frame(frames.PROPOSE, batch))
+
+    def _on_applied(self, slot: int, request_id: str, payload: str, first_slot: int) -> None:
+        if request_id not in self.applied:
+            self.applied[request_id] = (first_slot, payload)
+            self.counters["applied"] += 1
+            if len(self.applied) > REMEMBERED_REQUESTS:
+                self.applied.popitem(last=False)
+        proposal = self.proposals.pop(request_id, None)
+        if proposal is not None:
+            first, value = self.applied[request_id]
+            elapsed = monotonic() - proposal.started
+            self.counters["proposals_decided"] += 1
+            for connection, rid in proposal.waiting:
+                connection.reply({"id": rid, "ok": True, "slot": first, "value": value,
+                                  "request_id": request_id, "seconds": elapsed})
+
+    def _expire(self, proposal: Proposal) -> None:
+        del self.proposals[proposal.request_id]
+        self.counters["proposals_timeout"] += 1
+        for connection, rid in proposal.waiting:
+            connection.reply({
+                "id": rid, "ok": False, "error": "timeout", "request_id": proposal.request_id,
+                "message": f"request {proposal.request_id} was not decided in time; its outcome "
+                           "is unknown: it may still be decided",
+            })
+
+    # -------------------------------------------------------------- control
+
+    def _on_request(self, connection: ClientConnection, request: dict) -> None:
+        self.events.put(("request", connection, request))
+
+    def _dispatch(self, connection: ClientConnection, request: dict) -> None:
+        op = request["op"]
+        handler = getattr(self, f"_op_{op}") if op in OPS else None
+        if handler is None:
+            connection.reply({"id": request.get("id"), "ok": False, "error": "unknown_op",
+                              "message": f"unknown op {op!r}; known: {', '.join(OPS)}"})
+            return
+        try:
+            reply = handler(connection, request)
+        except (KeyError, TypeError, ValueError) as e:
+            reply = {"ok": False, "error": "bad_request", "message": f"bad {op} request: {e}"}
+        if reply is not None:
+            reply["id"] = request.get("id")
+            connection.reply(reply)
+
+    def _op_ping(self, connection, request) -> dict:
+        return {"ok": True, "cluster": self.manifest.name, "pid": os.getpid(),
+                "version": __version__}
+
+    def _op_propose(self, connection, request) -> dict | None:
+        value = request["value"]
+        if not isinstance(value, str):
+            raise TypeError('"value" must be a string')
+        limit = self.manifest.paxos.max_value_bytes
+        size = len(value.encode())
+        if size > limit:
+            return {"ok": False, "error": "too_large",
+                    "message": f"value is {size} bytes; the limit is {limit} "
+                               "(paxos.max_value_bytes)"}
+        request_id = request.get("request_id") or uuid.uuid4().hex
+        if not isinstance(request_id, str) or not 0 < len(request_id) <= 256:
+            raise ValueError('"request_id" must be a string of 1 to 256 characters')
+        timeout = float(request.get("timeout", 10.0))
+        if not 0 < timeout <= 3600:
+            raise ValueError('"timeout" must be in (0, 3600] seconds')
+        known = self.applied.get(request_id)
+        if known is not None:
+            return {"ok": True, "slot": known[0], "value": known[1],
+                    "request_id": request_id, "seconds": 0.0}
+        now = monotonic()
+        proposal = self.proposals.get(request_id)
+        if proposal is None:
+            proposal = self.proposals[request_id] = Proposal(
+                request_id, value, now, now + timeout, now + self.client_retry)
+            self._to_propose.append(request_id)
+            self.counters["proposals"] += 1
+        else:
+            proposal.deadline = max(proposal.deadline, now + timeout)
+        proposal.waiting.append((connection, request.get("id")))
+        return None
+
+    def _op_status(self, connection, request) -> dict:
+        return {"ok": True, **self.status(wide=bool(request.get("wide")))}
+
+    def status(self, wide: bool = False) -> dict:
+        """The cluster as `paxosctl status -o json` shows it."""
+        now = monotonic()
+        leader = self.leader()
+        learned = [a.beat.get("decided_up_to") for a in self.agents.values()
+                   if a.state is AgentState.RUNNING and a.beat.get("decided_up_to") is not None]
+        decided = max(learned, default=-1)
+        agents = []
+        for agent in self.agents.values():
+            uptime = agent.uptime(now)
+            row: dict[str, Any] = {
+                "name": agent.name,
+                "role": agent.spec.role,
+                "state": agent.state.value,
+                "pid": agent.pid,
+                "restarts": agent.lifecycle.restarts,
+                "uptime_s": round(uptime, 3) if uptime is not None else None,
+            }
+            if agent.state is AgentState.BACKOFF:
+                row["backoff_s"] = round(agent.lifecycle.backoff_remaining(now), 3)
+            if agent.last_error:
+                row["error"] = agent.last_error
+            last = agent.lifecycle.last_exit
+            if last is not None:
+                row["last_exit"] = {"reason": last.reason, "code": last.code}
+            if wide:
+                row.update(process_usage(agent.pid))
+                row["last_heartbeat_s"] = (round(now - agent.last_beat, 3)
+                                           if agent.process is not None and agent.beat else None)
+            agents.append(row)
+        return {
+            "cluster": self.manifest.name,
+            "leader": leader.name if leader else None,
+            "ballot": leader.beat.get("ballot") if leader else None,
+            "decided_up_to": decided if decided >= 0 else None,
+            "agents": agents,
+        }
+
+    def _op_decided(self, connection, request) -> dict | None:
+        start = int(request.get("from", 0))
+        limit = int(request.get("limit", 1000))
+        if start < 0 or not 0 < limit <= 100_000:
+            raise ValueError('"from" must be >= 0 and "limit" in 1..100000')
+        learners = [a for a in self.agents.values()
+                    if a.state is AgentState.RUNNING and a.name in self.membership.learners]
+        if not learners:
+            return {"ok": False, "error": "unavailable", "message": "no learner is running"}
+        best = max(learners, key=lambda a: a.beat.get("decided_up_to", -1))
+        query_id = next(self._query_ids)
+        self._queries[query_id] = (connection, request.get("id"),
+                                   monotonic() + QUERY_TIMEOUT_SECONDS, best.name)
+        best.send(frames.json_frame(frames.QUERY, {"id": query_id, "op": "decided",
+                                                   "from": start, "limit": limit}))
+        return None
+
+    def _on_reply(self, reply: dict) -> None:
+        waiting = self._queries.pop(reply.get("id"), None)
+        if waiting is None:
+            return
+        connection, request_id, _, learner = waiting
+        if "error" in reply:
+            connection.reply({"id": request_id, "ok": False, "error": "agent_error",
+                              "message": reply["error"]})
+            return
+        connection.reply({"id": request_id, "ok": True, "learner": learner,
+                          "entries": reply["entries"], "decided_up_to": reply["decided_up_to"]})
+
+    def _agent(self, request: dict) -> AgentProcess:
+        name = request["agent"]
+        agent = self.agents.get(name)
+        if agent is None:
+            raise ValueError(f"no agent {name!r}; agents: {', '.join(self.agents)}")
+        return agent
+
+    def _op_kill(self, connection, request) -> dict:
+        agent = self._agent(request)
+        name = str(request.get("signal", "KILL")).upper().removeprefix("SIG")
+        signum = getattr(signal, f"SIG{name}", None)
+        if not isinstance(signum, signal.Signals):
+            raise ValueError(f"unknown signal {request.get('signal')!r}")
+        pid = agent.pid
+        if not agent.signal(signum, "killed" if signum in (signal.SIGKILL, signal.SIGTERM) else None):
+            return {"ok": False, "error": "not_running",
+                    "message": f"{agent.name} is not running ({agent.state.value})"}
+        return {"ok": True, "agent": agent.name, "pid": pid, "signal": signum.name}
+
+    def _op_restart(self, connection, request) -> dict:
+        agent = self._agent(request)
+        if agent.process is not None:
+            agent.signal(signal.SIGTERM, "manual")
+        else:
+            agent.lifecycle.reset()
+            agent.last_error = None
+            self._spawn(agent, monotonic())
+        return {"ok": True, "agent": agent.name}
+
+    def _op_down(self, connection, request) -> None:
+        self._stop_reply.append((connection, request.get("id")))
+        self._stopping = True
+        return None
+
+
+OPS = ("ping", "propose", "status", "decided", "kill", "restart", "down")
+
+
+def process_usage(pid: int | None) -> dict[str, Any]:
+    """CPU seconds and resident memory of `pid` (None when it is gone)."""
+    if pid is None:
+        return {"cpu_s": None, "rss_bytes": None}
+    try:
+        p = psutil.Process(pid)
+        with p.oneshot():
+            cpu = p.cpu_times()
+            return {"cpu_s": round(cpu.user + cpu.system, 3), "rss_bytes": p.memory_info().rss}
+    except psutil.Error:
+        return {"cpu_s": None, "rss_bytes": None}
+
+
+# ------------------------------------------------------------------ pid file
+
+
+def write_pid_file(path: Path) -> None:
+    """Record this supervisor's pid and create time (pids are reused)."""
+    me = psutil.Process()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}))
+    os.replace(tmp, path)
+
+
+def remove_pid_file(path: Path) -> None:
+    try:
+        data = json.loads(path.read_text())
+        if data.get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def running_supervisor(state_dir: Path) -> psutil.Process | None:
+    """The live supervisor recorded in state_dir, or None.
+
+    The pid is trusted only if that process's create time matches the one
+    recorded: after a crash and a reboot (or enough time) the pid may
+    belong to an unrelated process, which must never be signalled.
+    """
+    path = paths(state_dir)["pid"]
+    try:
+        data = json.loads(path.read_text())
+        process = psutil.Process(int(data["pid"]))
+        if abs(process.create_time() - float(data["create_time"])) < 0.01:
+            return process
+    except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+        pass
+    return None
