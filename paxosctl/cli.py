@@ -24,7 +24,8 @@ from .client import Client, RequestFailed
 from .durations import format_duration
 from .errors import AlreadyRunning, NotHealthy, NotRunning, PaxosctlError, UsageError
 from .manifest import Manifest, check_runtime, load_manifest, warnings
-from .supervisor import Supervisor, paths, running_supervisor
+from .layout import paths
+from .pidfile import running_supervisor
 
 app = typer.Typer(
     name="paxosctl",
@@ -107,6 +108,8 @@ def up(
     if detach:
         _up_detached(manifest, file, wait)
         return
+    from .supervisor import Supervisor  # heavy (multiprocessing, runtime): only here
+
     _setup_logging(manifest, to_stderr=True)
     supervisor = Supervisor(manifest)
     signal.signal(signal.SIGINT, supervisor.request_stop)

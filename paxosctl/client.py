@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import NotRunning, PaxosctlError, ProposalTimeout, UsageError
 from .manifest import load_manifest
-from .supervisor import paths
+from .layout import paths
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,14 +39,21 @@ class ClientConnection:
         self.peer = peer
         self.closed = False
         self._out: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        threading.Thread(target=self._write, name=f"control-w{peer}", daemon=True).start()
+        self._writer = threading.Thread(target=self._write, name=f"control-w{peer}", daemon=True)
+        self._writer.start()
 
     def reply(self, obj: dict[str, Any]) -> None:
         if not self.closed:
             self._out.put(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
 
     def close(self) -> None:
+        """Close after the replies already queued are written."""
         self._out.put(None)
+
+    def flush_and_close(self, timeout: float = 5.0) -> None:
+        """Close, and wait (bounded) until the queued replies are written."""
+        self.close()
+        self._writer.join(timeout)
 
     def _write(self) -> None:
         try:

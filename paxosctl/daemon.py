@@ -12,7 +12,8 @@ import signal
 import sys
 
 from .manifest import load_manifest
-from .supervisor import Supervisor, paths
+from .layout import paths
+from .supervisor import Supervisor
 
 
 def main(argv: list[str]) -> int:

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import collections
 import itertools
-import json
 import logging
 import multiprocessing
 import os
 import queue
 import signal
-import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -38,7 +35,9 @@ from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 from . import __version__
 from .agents import AgentProcess, monotonic
 from .control import ClientConnection, ControlServer
+from .layout import paths
 from .manifest import Manifest
+from .pidfile import remove_pid_file, write_pid_file
 from .restart import AgentState, Lifecycle
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -51,17 +50,6 @@ LOOP_WAKE_SECONDS = 0.02
 REMEMBERED_REQUESTS = 100_000
 #: Seconds a `decided` query waits for a learner's answer.
 QUERY_TIMEOUT_SECONDS = 5.0
-
-
-def paths(state_dir: Path) -> dict[str, Path]:
-    """Where a cluster keeps its files inside state_dir."""
-    return {
-        "socket": state_dir / "control.sock",
-        "pid": state_dir / "supervisor.pid",
-        "logs": state_dir / "logs",
-        "log": state_dir / "logs" / "supervisor.log",
-        "state": state_dir / "state",
-    }
 
 
 @dataclass(slots=True)
@@ -132,7 +120,7 @@ class Supervisor:
             remove_pid_file(self.paths["pid"])
             for connection, request_id in self._stop_reply:
                 connection.reply({"id": request_id, "ok": True, "stopped": True})
-                connection.close()
+                connection.flush_and_close()
 
     def request_stop(self, *_: object) -> None:
         """Ask the loop to stop (safe from a signal handler or any thread)."""
@@ -523,41 +511,3 @@ def process_usage(pid: int | None) -> dict[str, Any]:
             return {"cpu_s": round(cpu.user + cpu.system, 3), "rss_bytes": p.memory_info().rss}
     except psutil.Error:
         return {"cpu_s": None, "rss_bytes": None}
-
-
-# ------------------------------------------------------------------ pid file
-
-
-def write_pid_file(path: Path) -> None:
-    """Record this supervisor's pid and create time (pids are reused)."""
-    me = psutil.Process()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}))
-    os.replace(tmp, path)
-
-
-def remove_pid_file(path: Path) -> None:
-    try:
-        data = json.loads(path.read_text())
-        if data.get("pid") == os.getpid():
-            path.unlink()
-    except (OSError, ValueError):
-        pass
-
-
-def running_supervisor(state_dir: Path) -> psutil.Process | None:
-    """The live supervisor recorded in state_dir, or None.
-
-    The pid is trusted only if that process's create time matches the one
-    recorded: after a crash and a reboot (or enough time) the pid may
-    belong to an unrelated process, which must never be signalled.
-    """
-    path = paths(state_dir)["pid"]
-    try:
-        data = json.loads(path.read_text())
-        process = psutil.Process(int(data["pid"]))
-        if abs(process.create_time() - float(data["create_time"])) < 0.01:
-            return process
-    except (OSError, ValueError, KeyError, TypeError, psutil.Error):
-        pass
-    return None

@@ -1,0 +1,16 @@
+"""Where a cluster keeps its files inside its state_dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def paths(state_dir: Path) -> dict[str, Path]:
+    """The control socket, pid file, logs and SQLite state of one cluster."""
+    return {
+        "socket": state_dir / "control.sock",
+        "pid": state_dir / "supervisor.pid",
+        "logs": state_dir / "logs",
+        "log": state_dir / "logs" / "supervisor.log",
+        "state": state_dir / "state",
+    }
