@@ -20,6 +20,7 @@ from paxos_agents.runtime.main import agent_main
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
 from .manifest import AgentSpec
+from .metrics import beat_totals
 from .restart import AgentState, Lifecycle
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -126,6 +127,10 @@ class AgentProcess:
         self.past_totals: collections.Counter[str] = collections.Counter()
         self.health_failures = 0
         self.dropped = 0
+        self.restarts_by_reason: collections.Counter[str] = collections.Counter()
+        #: CPU seconds of ended incarnations, and of the current one when last sampled.
+        self.cpu_past = 0.0
+        self.cpu_current = 0.0
 
     @property
     def state(self) -> AgentState:
@@ -197,9 +202,11 @@ class AgentProcess:
             self.writer.close()
         self.writer = None
         self.process = None
-        totals = self.beat.get("totals")
-        if totals:
-            self.past_totals.update(totals)
+        if self.beat:
+            self.past_totals.update(beat_totals(self.beat))
+        self.beat = {}
+        self.cpu_past += self.cpu_current
+        self.cpu_current = 0.0
         return code
 
     def uptime(self, now: float) -> float | None:

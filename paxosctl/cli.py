@@ -375,6 +375,14 @@ def _checked(call, *args):
 
 
 @app.command()
+def metrics(file: FileOption = DEFAULT_FILE) -> None:
+    """Print the current Prometheus scrape of the running cluster."""
+    with _client(file) as client:
+        reply = client.request("metrics")
+    typer.echo(reply["text"], nl=False)
+
+
+@app.command()
 def validate(manifest_file: Annotated[str, typer.Argument(metavar="FILE")]) -> None:
     """Check a manifest (and this machine) without starting anything."""
     manifest = load_manifest(manifest_file)
@@ -395,7 +403,11 @@ def validate(manifest_file: Annotated[str, typer.Argument(metavar="FILE")]) -> N
 def main() -> None:
     """Console entry point: run the app, map `PaxosctlError` to its exit code."""
     try:
-        app(standalone_mode=False)
+        # With standalone_mode=False, click does not raise a command's
+        # `typer.Exit(code)`: it returns the code. Drop it and `status`
+        # would exit 0 with agents down.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except PaxosctlError as e:
         _err(f"error: {e}" + (f"\n  hint: {e.hint}" if e.hint else ""))
         sys.exit(e.exit_code)

@@ -37,6 +37,7 @@ from .agents import AgentProcess, monotonic
 from .control import ClientConnection, ControlServer
 from .layout import paths
 from .manifest import Manifest
+from .metrics import AgentSample, Metrics, Snapshot, beat_totals
 from .pidfile import remove_pid_file, write_pid_file
 from .restart import AgentState, Lifecycle
 
@@ -50,6 +51,8 @@ LOOP_WAKE_SECONDS = 0.02
 REMEMBERED_REQUESTS = 100_000
 #: Seconds a `decided` query waits for a learner's answer.
 QUERY_TIMEOUT_SECONDS = 5.0
+#: How often the loop publishes a metrics snapshot for scrapes.
+METRICS_PUBLISH_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -99,6 +102,12 @@ class Supervisor:
         self.started = monotonic()
         self.control = ControlServer(str(self.paths["socket"]), self._on_request)
         self.counters: collections.Counter[str] = collections.Counter()
+        self.metrics = Metrics()
+        self.metrics_url: str | None = None
+        self._next_publish = 0.0
+        self._leader_seen: tuple[str, Any] | None = None
+        self.leader_changes = 0
+        self.decisions = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -109,6 +118,12 @@ class Supervisor:
         write_pid_file(self.paths["pid"])
         try:
             self.control.start()
+            listen = self.manifest.metrics
+            if listen.enabled:
+                port = self.metrics.serve(listen.host, listen.port)
+                host = f"[{listen.host}]" if ":" in listen.host else listen.host
+                self.metrics_url = f"http://{host}:{port}/metrics"
+                log.info("metrics at %s", self.metrics_url)
             now = monotonic()
             for agent in self.agents.values():
                 self._spawn(agent, now)
@@ -117,6 +132,7 @@ class Supervisor:
         finally:
             self._shutdown()
             self.control.close()
+            self.metrics.close()
             remove_pid_file(self.paths["pid"])
             for connection, request_id in self._stop_reply:
                 connection.reply({"id": request_id, "ok": True, "stopped": True})
@@ -193,7 +209,9 @@ class Supervisor:
         )
 
     def _spawn(self, agent: AgentProcess, now: float) -> None:
-        agent.last_error = None if agent.lifecycle.state is AgentState.STOPPED else agent.last_error
+        last = agent.lifecycle.last_exit
+        if agent.incarnation and last is not None:
+            agent.restarts_by_reason[last.reason] += 1
         agent.spawn(self.ctx, self._runtime_spec(agent), now,
                     on_frame=lambda n, i, f: self.events.put(("frame", n, i, f)),
                     on_exit=lambda n, i: self.events.put(("exit", n, i)))
@@ -261,6 +279,9 @@ class Supervisor:
                 agent.signal(signal.SIGKILL, "health")
             elif agent.lifecycle.due(now) and agent.process is None:
                 self._spawn(agent, now)
+        if now >= self._next_publish:
+            self._next_publish = now + METRICS_PUBLISH_SECONDS
+            self._publish_metrics(now)
         for proposal in list(self.proposals.values()):
             if now >= proposal.deadline:
                 self._expire(proposal)
@@ -322,6 +343,7 @@ class Supervisor:
             first, value = self.applied[request_id]
             elapsed = monotonic() - proposal.started
             self.counters["proposals_decided"] += 1
+            self.metrics.proposal_duration.observe(elapsed)
             for connection, rid in proposal.waiting:
                 connection.reply({"id": rid, "ok": True, "slot": first, "value": value,
                                   "request_id": request_id, "seconds": elapsed})
@@ -367,6 +389,7 @@ class Supervisor:
         limit = self.manifest.paxos.max_value_bytes
         size = len(value.encode())
         if size > limit:
+            self.counters["proposals_rejected"] += 1
             return {"ok": False, "error": "too_large",
                     "message": f"value is {size} bytes; the limit is {limit} "
                                "(paxos.max_value_bytes)"}
@@ -427,6 +450,7 @@ class Supervisor:
             agents.append(row)
         return {
             "cluster": self.manifest.name,
+            "metrics_url": self.metrics_url,
             "leader": leader.name if leader else None,
             "ballot": leader.beat.get("ballot") if leader else None,
             "decided_up_to": decided if decided >= 0 else None,
@@ -491,13 +515,57 @@ class Supervisor:
             self._spawn(agent, monotonic())
         return {"ok": True, "agent": agent.name}
 
+    def _op_metrics(self, connection, request) -> dict:
+        self._publish_metrics(monotonic())
+        return {"ok": True, "text": self.metrics.text(), "url": self.metrics_url}
+
+    def _publish_metrics(self, now: float) -> None:
+        """Hand the metrics HTTP thread a fresh, immutable snapshot."""
+        leader = self.leader()
+        seen = (leader.name, leader.beat.get("ballot")) if leader else None
+        if seen is not None and seen != self._leader_seen:
+            if self._leader_seen is not None:
+                self.leader_changes += 1
+            self._leader_seen = seen
+        samples = []
+        decided_slot = -1
+        for agent in self.agents.values():
+            usage = process_usage(agent.pid)
+            if usage["cpu_s"] is not None:
+                agent.cpu_current = usage["cpu_s"]
+            beat = agent.beat if agent.process is not None else {}
+            totals = agent.past_totals + beat_totals(beat) if beat else agent.past_totals
+            ballot = beat.get("ballot")
+            if beat.get("decided_up_to") is not None:
+                decided_slot = max(decided_slot, beat["decided_up_to"])
+            samples.append(AgentSample(
+                name=agent.name, role=agent.spec.role, up=agent.state is AgentState.RUNNING,
+                restarts=dict(agent.restarts_by_reason), health_failures=agent.health_failures,
+                cpu_seconds=agent.cpu_past + agent.cpu_current, rss_bytes=usage["rss_bytes"],
+                backoff_seconds=agent.lifecycle.backoff_remaining(now),
+                ballot_round=ballot[0] if ballot else None, totals=dict(totals)))
+        # Learners restore their decisions from disk, so this only grows.
+        self.decisions = max(self.decisions, decided_slot + 1)
+        self.metrics.collector.snapshot = Snapshot(
+            cluster=self.manifest.name,
+            agents=tuple(samples),
+            has_leader=leader is not None,
+            leader_changes=self.leader_changes,
+            proposals={"decided": self.counters["proposals_decided"],
+                       "timeout": self.counters["proposals_timeout"],
+                       "rejected": self.counters["proposals_rejected"]},
+            decisions=self.decisions,
+            decided_slot=decided_slot,
+            hub_dropped={"unreachable": self.counters["dropped_unreachable"]},
+        )
+
     def _op_down(self, connection, request) -> None:
         self._stop_reply.append((connection, request.get("id")))
         self._stopping = True
         return None
 
 
-OPS = ("ping", "propose", "status", "decided", "kill", "restart", "down")
+OPS = ("ping", "propose", "status", "decided", "kill", "restart", "metrics", "down")
 
 
 def process_usage(pid: int | None) -> dict[str, Any]:

@@ -1,0 +1,213 @@
+"""Prometheus metrics: one registry, owned by the supervisor.
+
+Agents report their counters with every heartbeat. The supervisor keeps,
+per agent, the totals of its ended incarnations (`past`), so a restarted
+agent, whose own counters start again at zero, never makes a `_total`
+series go backwards. The supervisor's loop publishes an immutable
+`Snapshot` a few times a second; the HTTP thread only reads the latest
+one, so a scrape never races with the loop.
+
+(prometheus_client's multiprocess mode fits badly here: it leaves a file
+behind for every restarted pid and drops custom collectors.)
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from paxos_agents.runtime.agent import PERSIST_BUCKETS
+
+from . import __version__
+
+#: Buckets (seconds) of the propose-to-decided histogram.
+PROPOSAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def beat_totals(beat: dict[str, Any]) -> collections.Counter[str]:
+    """The cumulative counters in one heartbeat, flattened to `name -> value`."""
+    totals: collections.Counter[str] = collections.Counter()
+    stats = beat.get("stats") or {}
+    for key in ("proposer_retries_requested", "proposer_retries_performed",
+                "proposer_retries_suppressed", "prepares_rejected", "accepts_rejected",
+                "proposer_leader_changes", "proposer_elections", "dropped"):
+        if key in stats:
+            totals[key] = stats[key]
+    for kind, count in (beat.get("received") or {}).items():
+        totals[f"received:{kind}"] = count
+    totals["malformed"] = beat.get("malformed", 0)
+    persist = beat.get("persist") or {}
+    if persist.get("count"):
+        totals["persist_count"] = persist["count"]
+        totals["persist_sum"] = persist["sum"]
+        for i, n in enumerate(persist["buckets"]):
+            totals[f"persist_bucket:{i}"] = n
+    return totals
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSample:
+    """One agent's metrics at one moment."""
+
+    name: str
+    role: str
+    up: bool
+    restarts: dict[str, int]
+    health_failures: int
+    cpu_seconds: float
+    rss_bytes: int | None
+    backoff_seconds: float
+    ballot_round: int | None
+    totals: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a scrape reports, published by the supervisor's loop."""
+
+    cluster: str = ""
+    agents: tuple[AgentSample, ...] = ()
+    has_leader: bool = False
+    leader_changes: int = 0
+    proposals: dict[str, int] = field(default_factory=dict)
+    decisions: int = 0
+    decided_slot: int = -1
+    hub_dropped: dict[str, int] = field(default_factory=dict)
+
+
+class ClusterCollector(Collector):
+    """Turns the latest `Snapshot` into metric families at scrape time."""
+
+    def __init__(self) -> None:
+        self.snapshot = Snapshot()
+
+    def collect(self) -> Iterator[Any]:
+        s = self.snapshot
+        yield InfoMetricFamily("paxosctl_build", "paxosctl version.",
+                               value={"version": __version__, "cluster": s.cluster})
+        up = GaugeMetricFamily("paxosctl_agent_up", "1 if the agent process runs and heartbeats.",
+                               labels=["agent", "role"])
+        restarts = CounterMetricFamily("paxosctl_agent_restarts", "Agent restarts, by reason.",
+                                       labels=["agent", "role", "reason"])
+        health = CounterMetricFamily("paxosctl_health_check_failures",
+                                     "Agents killed for missing heartbeats.", labels=["agent"])
+        cpu = CounterMetricFamily("paxosctl_agent_cpu_seconds",
+                                  "CPU time of the agent, all incarnations.", labels=["agent"])
+        rss = GaugeMetricFamily("paxosctl_agent_resident_memory_bytes",
+                                "Resident memory of the agent process.", labels=["agent"])
+        backoff = GaugeMetricFamily("paxosctl_agent_backoff_seconds",
+                                    "Seconds until a backing-off agent is restarted.",
+                                    labels=["agent"])
+        ballot = GaugeMetricFamily("paxos_ballot_round", "Round of the proposer's current ballot.",
+                                   labels=["agent"])
+        for a in s.agents:
+            up.add_metric([a.name, a.role], 1.0 if a.up else 0.0)
+            for reason in ("exit", "killed", "health", "manual"):
+                restarts.add_metric([a.name, a.role, reason], a.restarts.get(reason, 0))
+            health.add_metric([a.name], a.health_failures)
+            cpu.add_metric([a.name], a.cpu_seconds)
+            if a.rss_bytes is not None:
+                rss.add_metric([a.name], a.rss_bytes)
+            backoff.add_metric([a.name], a.backoff_seconds)
+            if a.ballot_round is not None:
+                ballot.add_metric([a.name], a.ballot_round)
+        yield from (up, restarts, health, cpu, rss, backoff, ballot)
+
+        yield GaugeMetricFamily("paxos_has_leader", "1 if a proposer leads.",
+                                value=1.0 if s.has_leader else 0.0)
+        yield CounterMetricFamily("paxos_leader_changes", "Times the leader changed.",
+                                  value=s.leader_changes)
+        proposals = CounterMetricFamily("paxos_proposals", "Client proposals, by result.",
+                                        labels=["result"])
+        for result in ("decided", "timeout", "rejected"):
+            proposals.add_metric([result], s.proposals.get(result, 0))
+        yield proposals
+        yield CounterMetricFamily("paxos_decisions", "Slots decided.", value=s.decisions)
+        yield GaugeMetricFamily("paxos_decided_slot",
+                                "Highest slot with no undecided slot below it (-1: none).",
+                                value=s.decided_slot)
+
+        def total(key: str) -> float:
+            return sum(a.totals.get(key, 0) for a in s.agents)
+
+        for name, key, doc in (
+            ("paxos_retries_requested", "proposer_retries_requested",
+             "Retries of a slot that learners asked proposers for."),
+            ("paxos_retries_performed", "proposer_retries_performed",
+             "Retries a proposer performed (outside the cooldown)."),
+            ("paxos_retries_suppressed", "proposer_retries_suppressed",
+             "Retries a proposer suppressed inside the per-slot cooldown."),
+            ("paxos_prepare_rejections", "prepares_rejected",
+             "Prepare requests an acceptor nacked (ballot not above its promise)."),
+        ):
+            yield CounterMetricFamily(name, doc, value=total(key))
+        messages = CounterMetricFamily("paxos_messages", "Protocol messages received by agents.",
+                                       labels=["type"])
+        kinds: collections.Counter[str] = collections.Counter()
+        for a in s.agents:
+            for key, value in a.totals.items():
+                if key.startswith("received:"):
+                    kinds[key[9:]] += value
+        for kind in ("Prepare", "Promise", "Accept", "Accepted", "Nack", "Decide", "Heartbeat",
+                     "Retry", "ClientRequest"):
+            messages.add_metric([kind], kinds.get(kind, 0))
+        yield messages
+        dropped = CounterMetricFamily("paxos_messages_dropped", "Messages dropped, by reason.",
+                                      labels=["reason"])
+        for reason, value in s.hub_dropped.items():
+            dropped.add_metric([reason], value)
+        dropped.add_metric(["malformed"], total("malformed"))
+        dropped.add_metric(["wrong_role"], total("dropped"))
+        yield dropped
+        buckets = []
+        cumulative = 0.0
+        for i, bound in enumerate(PERSIST_BUCKETS):
+            cumulative += total(f"persist_bucket:{i}")
+            buckets.append((_le(bound), cumulative))
+        cumulative += total(f"persist_bucket:{len(PERSIST_BUCKETS)}")
+        buckets.append(("+Inf", cumulative))
+        yield HistogramMetricFamily(
+            "paxos_acceptor_persist_duration_seconds",
+            "Time to commit one batch of state to SQLite (fsync included).",
+            buckets=buckets, sum_value=total("persist_sum"))
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+class Metrics:
+    """The registry, its collector, the proposal histogram and the HTTP server."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.collector = ClusterCollector()
+        self.registry.register(self.collector)
+        self.proposal_duration = Histogram(
+            "paxos_proposal_duration_seconds", "Time from a client's propose to its decision.",
+            buckets=PROPOSAL_BUCKETS, registry=self.registry)
+        self.server: Any = None
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve /metrics on host:port (0: any free port); return the bound port."""
+        self.server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return self.server.server_port
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def text(self) -> str:
+        """The current scrape, as the HTTP endpoint would serve it."""
+        return generate_latest(self.registry).decode()
