@@ -157,6 +157,14 @@ def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
                 typer.echo(f"cluster {manifest.name} up: {len(status['agents'])} agents running, "
                            f"leader {status['leader']} (supervisor pid {daemon.pid})")
                 return
+            fatal = [a for a in status["agents"] if a["state"] == "fatal"]
+            if fatal:  # given up on: it will not run until an operator acts
+                raise NotHealthy(
+                    f"cluster {manifest.name} is up but "
+                    + "; ".join(f"{a['name']} is fatal" + (f": {a['error']}" if a.get("error") else "")
+                                for a in fatal),
+                    hint=f"see paxosctl status -f {file}; after fixing it: "
+                         f"paxosctl restart -f {file} {fatal[0]['name']}")
             time.sleep(0.05)
     finally:
         if client is not None:

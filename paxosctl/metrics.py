@@ -79,6 +79,7 @@ class Snapshot:
     agents: tuple[AgentSample, ...] = ()
     has_leader: bool = False
     leader_changes: int = 0
+    leader_changed_at: float = 0.0
     proposals: dict[str, int] = field(default_factory=dict)
     decisions: int = 0
     decided_slot: int = -1
@@ -127,6 +128,9 @@ class ClusterCollector(Collector):
                                 value=1.0 if s.has_leader else 0.0)
         yield CounterMetricFamily("paxos_leader_changes", "Times the leader changed.",
                                   value=s.leader_changes)
+        yield GaugeMetricFamily("paxos_leader_change_timestamp_seconds",
+                                "Unix time a leader was last elected (0: never).",
+                                value=s.leader_changed_at)
         proposals = CounterMetricFamily("paxos_proposals", "Client proposals, by result.",
                                         labels=["result"])
         for result in ("decided", "timeout", "rejected"):

@@ -107,6 +107,7 @@ class Supervisor:
         self._next_publish = 0.0
         self._leader_seen: tuple[str, Any] | None = None
         self.leader_changes = 0
+        self.leader_changed_at = 0.0
         self.decisions = 0
 
     # ------------------------------------------------------------ lifecycle
@@ -527,6 +528,7 @@ class Supervisor:
             if self._leader_seen is not None:
                 self.leader_changes += 1
             self._leader_seen = seen
+            self.leader_changed_at = time.time()
         samples = []
         decided_slot = -1
         for agent in self.agents.values():
@@ -551,6 +553,7 @@ class Supervisor:
             agents=tuple(samples),
             has_leader=leader is not None,
             leader_changes=self.leader_changes,
+            leader_changed_at=self.leader_changed_at,
             proposals={"decided": self.counters["proposals_decided"],
                        "timeout": self.counters["proposals_timeout"],
                        "rejected": self.counters["proposals_rejected"]},

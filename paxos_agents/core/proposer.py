@@ -130,10 +130,14 @@ class Proposer:
             if self.now >= self._next_heartbeat:
                 self._heartbeat()
             self._resend_stale_accepts()
-        elif self.now >= self._deadline:
+            self._propose_pending()
+            return
+        if self.now >= self._deadline:
             # FOLLOWER -> CANDIDATE: no leader heard for election_ticks + jitter.
             # CANDIDATE -> CANDIDATE: phase 1 did not finish in time.
             self._start_election(self._first_undecided())
+        elif self.pending:
+            self._forward_pending()
 
     def _election_deadline(self, first: bool = False) -> int:
         ticks = self.settings.election_ticks
@@ -356,7 +360,11 @@ class Proposer:
         self.stats.decisions += 1
         for command in value:
             self._outstanding.discard(command.request_id)
-        self.inflight.pop(slot, None)
+        flight = self.inflight.pop(slot, None)
+        if flight is not None and flight.value != value:
+            # Another leader's value won this slot: ours must go in another.
+            lost = [c for c in flight.value if c.request_id in self._outstanding]
+            self.pending.extendleft(reversed(lost))
         while self.decided_up_to + 1 in self.chosen:
             self.decided_up_to += 1
 
