@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
