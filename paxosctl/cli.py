@@ -426,10 +426,13 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as e:  # click's usage errors
-        import click
+    except _CLICK_EXCEPTION as e:  # click's usage errors: bad option, missing argument...
+        e.show()
+        sys.exit(e.exit_code)
 
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+
+#: click's base exception. Recent typer vendors click (typer._click) and does
+#: not install the `click` package, so find the class through typer's own
+#: BadParameter instead of `import click` (which fails there).
+_CLICK_EXCEPTION: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")

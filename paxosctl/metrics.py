@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest, start_http_server
 from prometheus_client.core import (
@@ -91,8 +91,12 @@ class ClusterCollector(Collector):
 
     def __init__(self) -> None:
         self.snapshot = Snapshot()
+        #: Asks the supervisor's loop for a fresh snapshot (bounded wait).
+        self.refresh: Callable[[], None] | None = None
 
     def collect(self) -> Iterator[Any]:
+        if self.refresh is not None:
+            self.refresh()
         s = self.snapshot
         yield InfoMetricFamily("paxosctl_build", "paxosctl version.",
                                value={"version": __version__, "cluster": s.cluster})

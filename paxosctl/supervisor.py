@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -104,8 +105,10 @@ class Supervisor:
         self.control = ControlServer(str(self.paths["socket"]), self._on_request)
         self.counters: collections.Counter[str] = collections.Counter()
         self.metrics = Metrics()
+        self.metrics.collector.refresh = self._refresh_metrics
         self.metrics_url: str | None = None
         self._next_publish = 0.0
+        self._loop_thread: int | None = None
         self._leader_seen: tuple[str, Any] | None = None
         self.leader_changes = 0
         self.leader_changed_at = 0.0
@@ -145,6 +148,7 @@ class Supervisor:
         self.events.put(("stop",))
 
     def _loop(self) -> None:
+        self._loop_thread = threading.get_ident()
         get = self.events.get
         while not self._stopping:
             try:
@@ -171,6 +175,9 @@ class Supervisor:
             self._dispatch(*event[1:])
         elif kind == "stop":
             self._stopping = True
+        elif kind == "publish":
+            self._publish_metrics(monotonic())
+            event[1].set()
 
     def _shutdown(self) -> None:
         """SIGTERM every agent, wait up to the grace period, SIGKILL the rest."""
@@ -518,8 +525,17 @@ class Supervisor:
         return {"ok": True, "agent": agent.name}
 
     def _op_metrics(self, connection, request) -> dict:
-        self._publish_metrics(monotonic())
         return {"ok": True, "text": self.metrics.text(), "url": self.metrics_url}
+
+    def _refresh_metrics(self) -> None:
+        """Publish a fresh snapshot before a scrape; from another thread, via the loop
+        (waiting at most 1s), since only the loop may read the supervisor's state."""
+        if threading.get_ident() == self._loop_thread:
+            self._publish_metrics(monotonic())
+            return
+        done = threading.Event()
+        self.events.put(("publish", done))
+        done.wait(1.0)
 
     def _publish_metrics(self, now: float) -> None:
         """Hand the metrics HTTP thread a fresh, immutable snapshot."""
