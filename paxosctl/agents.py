@@ -11,11 +11,11 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import threading
 import time
-from multiprocessing.connection import Connection, wait
-from typing import Any, Callable
+from multiprocessing.connection import Connection
+from typing import Any
 
+from paxos_agents.runtime import frames
 from paxos_agents.runtime.main import agent_main
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
@@ -25,87 +25,99 @@ from .restart import AgentState, Lifecycle
 
 log = logging.getLogger("paxosctl.supervisor")
 
-#: Frames kept for an agent that does not read its inbox, before dropping.
-MAX_QUEUED_FRAMES = 50_000
+#: Bytes kept for an agent that does not read its inbox, before dropping frames.
+MAX_PENDING_BYTES = 32 * 1024 * 1024
+#: Bytes read from an outbox in one go.
+READ_BYTES = 1 << 20
 
 
-class PipeWriter:
-    """Writes frames to an agent's inbox from its own thread.
+class Channel:
+    """The supervisor's ends of one incarnation's pipes, non-blocking.
 
-    The supervisor's loop only appends to a deque, so an agent that stopped
-    reading (hung, or stopped with SIGSTOP) can fill its pipe without
-    stalling the supervisor; past `MAX_QUEUED_FRAMES` frames are dropped
-    and counted (Paxos tolerates lost messages).
+    The supervisor's loop reads whatever an agent wrote and writes what it
+    can without ever blocking: an agent that stopped reading (hung, or
+    stopped with SIGSTOP) fills its pipe and then its `pending` buffer,
+    past which frames are dropped and counted (Paxos tolerates lost
+    messages); it never stalls the loop or the other agents.
     """
 
-    def __init__(self, conn: Connection, name: str) -> None:
-        self._conn = conn
-        self._frames: collections.deque[bytes] = collections.deque()
-        self._ready = threading.Condition()
-        self._closed = False
+    def __init__(self, inbox: Connection, outbox: Connection) -> None:
+        self._inbox = inbox  # the Connections own the descriptors
+        self._outbox = outbox
+        self.write_fd = inbox.fileno()
+        self.read_fd = outbox.fileno()
+        os.set_blocking(self.write_fd, False)
+        os.set_blocking(self.read_fd, False)
+        self.reader = frames.FrameReader()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._unsent = b""
         self.dropped = 0
-        threading.Thread(target=self._run, name=f"inbox-{name}", daemon=True).start()
+        self.eof = False
+        self.broken = False
+        #: Whether the supervisor's selector watches `write_fd` (output is pending).
+        self.watching_write = False
 
-    def put(self, frame: bytes) -> bool:
-        with self._ready:
-            if self._closed:
+    def read(self) -> list[bytes]:
+        """Every complete frame the agent has written so far (sets `eof` at the end)."""
+        chunks = []
+        while True:
+            try:
+                data = os.read(self.read_fd, READ_BYTES)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self.eof = True
+                break
+            chunks.append(data)
+            if len(data) < READ_BYTES:
+                break
+        if not chunks:
+            return []
+        try:
+            return self.reader.feed(b"".join(chunks))
+        except frames.FrameError:
+            self.eof = self.broken = True  # a garbled stream: treat the agent as gone
+            return []
+
+    def queue(self, frame: bytes) -> bool:
+        """Queue one frame for the agent; False (counted) if over the limit."""
+        if self.broken or self._pending_bytes > MAX_PENDING_BYTES:
+            self.dropped += 1
+            return False
+        self._pending.append(frame)
+        self._pending_bytes += len(frame) + 4
+        return True
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self._pending or self._unsent)
+
+    def flush(self) -> bool:
+        """Write what the pipe takes now; True if everything was written."""
+        if self.broken:
+            return True
+        if self._pending:
+            self._unsent += frames.pack(self._pending)
+            self._pending = []
+            self._pending_bytes = 0
+        while self._unsent:
+            try:
+                written = os.write(self.write_fd, self._unsent)
+            except BlockingIOError:
                 return False
-            if len(self._frames) >= MAX_QUEUED_FRAMES:
-                self.dropped += 1
-                return False
-            self._frames.append(frame)
-            self._ready.notify()
+            except OSError:
+                self.broken = True  # the agent is gone; its exit is noticed separately
+                self._unsent = b""
+                return True
+            self._unsent = self._unsent[written:]
         return True
 
     def close(self) -> None:
-        with self._ready:
-            self._closed = True
-            self._ready.notify()
-
-    def _run(self) -> None:
-        frames = self._frames
-        try:
-            while True:
-                with self._ready:
-                    while not frames and not self._closed:
-                        self._ready.wait()
-                    if self._closed:
-                        return
-                    batch = list(frames)
-                    frames.clear()
-                for frame in batch:
-                    self._conn.send_bytes(frame)
-        except OSError:
-            pass  # the agent is gone; its exit is noticed through its sentinel
-        finally:
-            self._closed = True
-            self._conn.close()
-
-
-def read_outbox(conn: Connection, sentinel: int,
-                deliver: Callable[[bytes], None], ended: Callable[[], None]) -> None:
-    """Thread body: pass each frame from an agent's outbox to `deliver`.
-
-    Returns (after calling `ended`) at EOF or when the process sentinel
-    fires: a dead agent is noticed at once, not at the next health check.
-    """
-    try:
-        while True:
-            ready = wait([conn, sentinel])
-            if conn in ready:
-                try:
-                    deliver(conn.recv_bytes())
-                except (EOFError, OSError):
-                    break
-            else:
-                while conn.poll(0):  # what it sent just before dying
-                    deliver(conn.recv_bytes())
-                break
-    except (EOFError, OSError):
-        pass
-    finally:
-        conn.close()
-        ended()
+        self._inbox.close()
+        self._outbox.close()
 
 
 class AgentProcess:
@@ -117,7 +129,7 @@ class AgentProcess:
         self.lifecycle = lifecycle
         self.process: Any = None
         self.incarnation = 0
-        self.writer: PipeWriter | None = None
+        self.channel: Channel | None = None
         self.last_beat = 0.0
         self.beat: dict[str, Any] = {}
         self.last_error: str | None = None
@@ -140,10 +152,8 @@ class AgentProcess:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
-    def spawn(self, ctx: Any, spec: RuntimeSpec, now: float,
-              on_frame: Callable[[str, int, bytes], None],
-              on_exit: Callable[[str, int], None]) -> None:
-        """Start a new incarnation with fresh pipes."""
+    def spawn(self, ctx: Any, spec: RuntimeSpec, now: float) -> Channel:
+        """Start a new incarnation with fresh pipes; return the supervisor's ends."""
         inbox_r, inbox_w = ctx.Pipe(duplex=False)
         outbox_r, outbox_w = ctx.Pipe(duplex=False)
         process = ctx.Process(target=agent_main, args=(spec, inbox_r, outbox_w),
@@ -153,26 +163,19 @@ class AgentProcess:
         inbox_r.close()
         outbox_w.close()
         self.incarnation += 1
-        incarnation = self.incarnation
         self.process = process
-        self.writer = PipeWriter(inbox_w, self.name)
+        self.channel = Channel(inbox_w, outbox_r)
         self.last_beat = now
         self.beat = {}
         self.kill_reason = None
-        threading.Thread(
-            target=read_outbox,
-            args=(outbox_r, process.sentinel,
-                  lambda frame: on_frame(self.name, incarnation, frame),
-                  lambda: on_exit(self.name, incarnation)),
-            name=f"outbox-{self.name}", daemon=True,
-        ).start()
         self.lifecycle.spawned(now)
-        log.info("%s: started pid %d (incarnation %d)", self.name, process.pid, incarnation)
+        log.info("%s: started pid %d (incarnation %d)", self.name, process.pid, self.incarnation)
+        return self.channel
 
     def send(self, frame: bytes) -> bool:
         """Queue a frame for the agent; False (and counted) if it is not running."""
-        writer = self.writer
-        if writer is None or not writer.put(frame):
+        channel = self.channel
+        if channel is None or not channel.queue(frame):
             self.dropped += 1
             return False
         return True
@@ -198,9 +201,9 @@ class AgentProcess:
             process.join(timeout=5)
             code = process.exitcode
             process.close() if code is not None else None
-        if self.writer is not None:
-            self.writer.close()
-        self.writer = None
+        if self.channel is not None:
+            self.channel.close()
+        self.channel = None
         self.process = None
         if self.beat:
             self.past_totals.update(beat_totals(self.beat))

@@ -1,9 +1,10 @@
 """The supervisor behind `paxosctl up`: spawns agents, routes, heals, answers.
 
-One thread runs the loop (`Supervisor.serve`) and owns all state. Other
-threads only put events on its queue: a reader per agent incarnation
-(frames, and its exit), the control socket (requests), signals (stop).
-The loop
+One thread runs the loop (`Supervisor.serve`) and owns all state. It
+waits (epoll) on every agent's outbox and process sentinel, and on a
+wake-up pipe; other threads (the control socket's, the metrics server's,
+signal handlers) only post events to its queue and poke that pipe. The
+loop
 
 - routes peer messages between agents without decoding them (the hub);
 - tracks heartbeats, kills agents that miss them, restarts ended agents
@@ -21,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import selectors
 import signal
 import threading
 import time
@@ -35,7 +37,7 @@ from paxos_agents.runtime import frames
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
 from . import __version__
-from .agents import AgentProcess, monotonic
+from .agents import AgentProcess, Channel, monotonic
 from .control import ClientConnection, ControlServer
 from .layout import paths
 from .manifest import Manifest
@@ -76,6 +78,11 @@ class Supervisor:
         self.manifest = manifest
         self.paths = paths(manifest.state_dir)
         self.events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self.selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, ("wake",))
         self.ctx = multiprocessing.get_context("forkserver")
         self.ctx.set_forkserver_preload(["paxos_agents.runtime.main"])
         self.membership = Membership(manifest.proposers, manifest.acceptors, manifest.learners)
@@ -145,33 +152,81 @@ class Supervisor:
 
     def request_stop(self, *_: object) -> None:
         """Ask the loop to stop (safe from a signal handler or any thread)."""
-        self.events.put(("stop",))
+        self._post(("stop",))
+
+    def _post(self, event: tuple) -> None:
+        """From any thread: queue `event` for the loop and wake it."""
+        self.events.put(event)
+        try:
+            os.write(self._wake_w, b"\0")
+        except OSError:
+            pass  # the pipe is full: the loop is awake anyway
 
     def _loop(self) -> None:
         self._loop_thread = threading.get_ident()
-        get = self.events.get
+        select = self.selector.select
         while not self._stopping:
-            try:
-                event = get(timeout=LOOP_WAKE_SECONDS)
-            except queue.Empty:
-                event = None
-            # Handle everything already queued before the timers run.
-            while event is not None:
-                self._handle(event)
+            for key, _ in select(LOOP_WAKE_SECONDS):
+                tag = key.data
+                if tag[0] == "out":
+                    self._read_agent(tag[1], tag[2])
+                elif tag[0] == "dead":
+                    self._read_agent(tag[1], tag[2])
+                    self._on_exit(tag[1], tag[2])
+                elif tag[0] == "in":
+                    self._flush_agent(tag[1])
+                else:  # wake
+                    try:
+                        while os.read(self._wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+            while True:
                 try:
                     event = self.events.get_nowait()
                 except queue.Empty:
-                    event = None
+                    break
+                self._handle(event)
             self._send_proposals()
+            for agent in self.agents.values():
+                if agent.channel is not None and agent.channel.has_output:
+                    self._flush_agent(agent)
             self._timers(monotonic())
+
+    def _read_agent(self, agent: AgentProcess, incarnation: int) -> None:
+        channel = agent.channel
+        if channel is None or incarnation != agent.incarnation:
+            return
+        for frame in channel.read():
+            self._on_frame(agent, frame)
+        if channel.eof:
+            self._unwatch(channel, "out")
+
+    def _flush_agent(self, agent: AgentProcess) -> None:
+        """Write what the agent's pipe takes; watch for writability if some is left."""
+        channel = agent.channel
+        if channel is None:
+            return
+        done = channel.flush()
+        if not done and not channel.watching_write:
+            self.selector.register(channel.write_fd, selectors.EVENT_WRITE,
+                                   ("in", agent, agent.incarnation))
+            channel.watching_write = True
+        elif done and channel.watching_write:
+            self._unwatch(channel, "in")
+
+    def _unwatch(self, channel: Channel, which: str) -> None:
+        fd = channel.read_fd if which == "out" else channel.write_fd
+        try:
+            self.selector.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+        if which == "in":
+            channel.watching_write = False
 
     def _handle(self, event: tuple) -> None:
         kind = event[0]
-        if kind == "frame":
-            self._on_frame(*event[1:])
-        elif kind == "exit":
-            self._on_exit(*event[1:])
-        elif kind == "request":
+        if kind == "request":
             self._dispatch(*event[1:])
         elif kind == "stop":
             self._stopping = True
@@ -195,6 +250,7 @@ class Supervisor:
                             STOP_GRACE_SECONDS)
                 agent.signal(signal.SIGKILL)
                 agent.process.join(timeout=5)
+            self._forget(agent)
             agent.reap()
         for proposal in self.proposals.values():
             for connection, request_id in proposal.waiting:
@@ -204,6 +260,18 @@ class Supervisor:
         log.info("cluster %s stopped", self.manifest.name)
 
     # --------------------------------------------------------------- agents
+
+    def _forget(self, agent: AgentProcess) -> None:
+        """Stop watching an incarnation's descriptors (before they are closed)."""
+        channel = agent.channel
+        if channel is not None:
+            self._unwatch(channel, "out")
+            if channel.watching_write:
+                self._unwatch(channel, "in")
+        try:
+            self.selector.unregister(agent.process.sentinel)
+        except (KeyError, ValueError):
+            pass
 
     def _runtime_spec(self, agent: AgentProcess) -> RuntimeSpec:
         return RuntimeSpec(
@@ -221,14 +289,15 @@ class Supervisor:
         last = agent.lifecycle.last_exit
         if agent.incarnation and last is not None:
             agent.restarts_by_reason[last.reason] += 1
-        agent.spawn(self.ctx, self._runtime_spec(agent), now,
-                    on_frame=lambda n, i, f: self.events.put(("frame", n, i, f)),
-                    on_exit=lambda n, i: self.events.put(("exit", n, i)))
+        channel = agent.spawn(self.ctx, self._runtime_spec(agent), now)
+        incarnation = agent.incarnation
+        self.selector.register(channel.read_fd, selectors.EVENT_READ,
+                               ("out", agent, incarnation))
+        self.selector.register(agent.process.sentinel, selectors.EVENT_READ,
+                               ("dead", agent, incarnation))
 
-    def _on_frame(self, name: str, incarnation: int, frame: bytes) -> None:
-        agent = self.agents[name]
-        if incarnation != agent.incarnation:
-            return  # from an incarnation already replaced
+    def _on_frame(self, agent: AgentProcess, frame: bytes) -> None:
+        name = agent.name
         kind = frame[:1]
         if kind == frames.PEER:
             dst, payload = frames.split_peer(frame)
@@ -252,11 +321,13 @@ class Supervisor:
             agent.last_error = frame[1:].decode(errors="replace")
             log.error("%s: %s", name, agent.last_error)
 
-    def _on_exit(self, name: str, incarnation: int) -> None:
-        agent = self.agents[name]
+    def _on_exit(self, agent: AgentProcess, incarnation: int) -> None:
+        """The incarnation's process ended (its sentinel fired): reap, then restart per policy."""
+        name = agent.name
         if incarnation != agent.incarnation or agent.process is None:
             return
         pid = agent.pid
+        self._forget(agent)
         code = agent.reap()
         now = monotonic()
         reason = agent.kill_reason or ("killed" if code is not None and code < 0 else "exit")
@@ -370,7 +441,7 @@ class Supervisor:
     # -------------------------------------------------------------- control
 
     def _on_request(self, connection: ClientConnection, request: dict) -> None:
-        self.events.put(("request", connection, request))
+        self._post(("request", connection, request))
 
     def _dispatch(self, connection: ClientConnection, request: dict) -> None:
         op = request["op"]
@@ -534,7 +605,7 @@ class Supervisor:
             self._publish_metrics(monotonic())
             return
         done = threading.Event()
-        self.events.put(("publish", done))
+        self._post(("publish", done))
         done.wait(1.0)
 
     def _publish_metrics(self, now: float) -> None:

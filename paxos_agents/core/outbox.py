@@ -16,13 +16,15 @@ from .ready import Applied, Persist, Ready
 class Outbox:
     """Pending durable changes and messages of one node."""
 
-    __slots__ = ("promised", "votes", "decisions", "round", "after_persist", "now", "applied")
+    __slots__ = ("promised", "votes", "decisions", "round", "floor", "after_persist", "now",
+                 "applied")
 
     def __init__(self) -> None:
         self.promised: Ballot | None = None
         self.votes: dict[int, Vote] = {}
         self.decisions: dict[int, Value] = {}
         self.round: int | None = None
+        self.floor: int | None = None
         self.after_persist: list[Message] = []
         self.now: list[Message] = []
         self.applied: list[Applied] = []
@@ -34,12 +36,14 @@ class Outbox:
             votes=tuple(self.votes.values()),
             decisions=tuple(self.decisions.items()),
             round=self.round,
+            floor=self.floor,
         )
         ready = Ready(persist, self.after_persist, self.now, self.applied)
         self.promised = None
         self.votes = {}
         self.decisions = {}
         self.round = None
+        self.floor = None
         self.after_persist = []
         self.now = []
         self.applied = []

@@ -44,6 +44,10 @@ from .outbox import Outbox
 from .ready import Record
 
 
+#: The decided prefix is persisted when it grew by this many slots.
+FLOOR_EVERY = 64
+
+
 class Phase(str, Enum):
     FOLLOWER = "follower"
     CANDIDATE = "candidate"
@@ -116,7 +120,8 @@ class Proposer:
         self._outstanding: set[str] = set()
         # Knowledge of decisions: values known, and the gap-free prefix.
         self.chosen: dict[int, Value] = {}
-        self.decided_up_to = -1
+        self.decided_up_to = record.floor
+        self._persisted_floor = record.floor
         #: slot -> the last value this proposer proposed there, in any ballot.
         self.remembered: dict[int, Value] = {}
         self._retried_at: dict[int, int] = {}
@@ -234,6 +239,7 @@ class Proposer:
         if m.decided_up_to > self.decided_up_to:
             # Decided below there: no need to run phase 1 for those slots.
             self.decided_up_to = m.decided_up_to
+            self._note_floor()
         if m.src == self.node_id:
             return
         if self.phase is not Phase.FOLLOWER and m.ballot > self.ballot:
@@ -367,6 +373,14 @@ class Proposer:
             self.pending.extendleft(reversed(lost))
         while self.decided_up_to + 1 in self.chosen:
             self.decided_up_to += 1
+        self._note_floor()
+
+    def _note_floor(self) -> None:
+        # Persist the decided prefix now and then (not each slot: it is only
+        # an optimisation), so a restarted leader's phase 1 starts near it.
+        if self.decided_up_to - self._persisted_floor >= FLOOR_EVERY:
+            self._persisted_floor = self.decided_up_to
+            self._out.floor = self.decided_up_to
 
     def on_decide(self, m: Decide) -> None:
         self.learn(m.slot, m.value)

@@ -30,16 +30,21 @@ class Persist:
     - `decisions`: the learner's newly decided slots.
     - `round`: the proposer's highest ballot round used so far. A restarted
       proposer starts above it, so it never reuses a ballot.
+    - `floor`: a slot up to which the proposer knows every slot is decided.
+      Only an optimisation (a restarted proposer runs phase 1 from above it
+      instead of from slot 0); losing it is safe.
     """
 
     promised: Ballot | None = None
     votes: tuple[Vote, ...] = ()
     decisions: tuple[tuple[int, Value], ...] = ()
     round: int | None = None
+    floor: int | None = None
 
     def __bool__(self) -> bool:
         return bool(
             self.promised is not None or self.votes or self.decisions or self.round is not None
+            or self.floor is not None
         )
 
 
@@ -51,6 +56,7 @@ class Record:
     votes: dict[int, Vote] = field(default_factory=dict)
     decisions: dict[int, Value] = field(default_factory=dict)
     round: int = 0
+    floor: int = -1
 
     def apply(self, persist: Persist) -> None:
         """Merge one `Persist` into this record (what storage does on commit)."""
@@ -62,9 +68,12 @@ class Record:
             self.decisions[slot] = value
         if persist.round is not None:
             self.round = persist.round
+        if persist.floor is not None:
+            self.floor = persist.floor
 
     def copy(self) -> "Record":
-        return Record(self.promised, dict(self.votes), dict(self.decisions), self.round)
+        return Record(self.promised, dict(self.votes), dict(self.decisions), self.round,
+                      self.floor)
 
 
 @dataclass(frozen=True, slots=True)

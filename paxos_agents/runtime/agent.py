@@ -18,7 +18,9 @@ durable must stop rather than answer.
 from __future__ import annotations
 
 import logging
+import os
 import random
+import select
 import signal
 import time
 from collections import Counter
@@ -35,8 +37,8 @@ from .storage import Storage
 
 log = logging.getLogger("paxos_agents.agent")
 
-#: Frames read from the inbox per iteration at most, so ticks keep up.
-MAX_FRAMES_PER_ITERATION = 512
+#: Bytes read from the inbox per iteration at most, so ticks keep up.
+READ_BYTES = 1 << 20
 #: Ticks caught up at most after a stall (GC pause, a slow fsync).
 MAX_CATCH_UP_TICKS = 5
 #: Upper bounds (seconds) of the persist-latency histogram buckets.
@@ -56,8 +58,13 @@ class Agent:
     ) -> None:
         self.spec = spec
         self.name = spec.name
+        # Keep the Connection objects: they own the descriptors.
         self._inbox = inbox
         self._outbox = outbox
+        self._inbox_fd = inbox.fileno()
+        self._outbox_fd = outbox.fileno()
+        self._reader = frames.FrameReader()
+        self._out: list[bytes] = []
         self._storage = storage
         self._clock = clock
         self.node = Node(spec.name, spec.membership, spec.settings, storage.load(),
@@ -83,14 +90,14 @@ class Agent:
         now = self._clock()
         next_tick = now + tick
         next_beat = now  # report at once: the supervisor waits for it
+        poller = select.poll()
+        poller.register(self._inbox_fd, select.POLLIN)
         while not self._stopping:
             timeout = min(next_tick, next_beat) - self._clock()
-            try:
-                if self._inbox.poll(max(0.0, timeout)):
-                    self._read_inbox()
-            except (EOFError, OSError):
-                log.info("supervisor gone (inbox closed); exiting")
-                return
+            if poller.poll(max(0, int(timeout * 1000) + 1) if timeout > 0 else 0):
+                if not self._read_inbox():
+                    log.info("supervisor gone (inbox closed); exiting")
+                    return
             now = self._clock()
             ticks = 0
             while now >= next_tick:
@@ -104,15 +111,22 @@ class Agent:
             if now >= next_beat:
                 self._send(frames.json_frame(frames.HEARTBEAT, self.heartbeat()))
                 next_beat = now + beat
+            self._write_out()
         self._flush()
+        self._write_out()
         log.info("stopped")
 
     # ---------------------------------------------------------------- input
 
-    def _read_inbox(self) -> None:
-        inbox = self._inbox
-        for _ in range(MAX_FRAMES_PER_ITERATION):
-            frame = inbox.recv_bytes()
+    def _read_inbox(self) -> bool:
+        """Handle every frame that has arrived; False once the supervisor is gone."""
+        try:
+            data = os.read(self._inbox_fd, READ_BYTES)
+        except OSError:
+            return False
+        if not data:
+            return False
+        for frame in self._reader.feed(data):
             kind = frame[:1]
             if kind == frames.PEER:
                 try:
@@ -130,8 +144,7 @@ class Agent:
             else:
                 self.malformed += 1
                 log.warning("dropped a frame of unknown kind %r", kind)
-            if not inbox.poll(0):
-                break
+        return True
 
     def _propose(self, commands: list) -> None:
         if self.node.proposer is None:
@@ -188,9 +201,18 @@ class Agent:
                 node.step(msg)
 
     def _send(self, frame: bytes) -> None:
+        """Queue a frame for the supervisor; `_write_out` writes them together."""
+        self._out.append(frame)
+
+    def _write_out(self) -> None:
+        if not self._out:
+            return
+        data = memoryview(frames.pack(self._out))
+        self._out = []
         try:
-            self._outbox.send_bytes(frame)
-        except (BrokenPipeError, OSError):
+            while data:
+                data = data[os.write(self._outbox_fd, data):]
+        except OSError:
             self._stopping = True  # the supervisor is gone
 
     def _observe_persist(self, seconds: float) -> None:

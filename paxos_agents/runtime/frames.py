@@ -1,8 +1,11 @@
 """Frames on the pipes between one agent process and its supervisor.
 
 Each agent incarnation has two one-way pipes, used by nobody else: the
-*inbox* (supervisor -> agent) and the *outbox* (agent -> supervisor). A
-frame is one `send_bytes` record; its first byte says what it holds.
+*inbox* (supervisor -> agent) and the *outbox* (agent -> supervisor). On
+the wire a frame is a 4-byte big-endian length and that many bytes; the
+first byte of a frame says what it holds. Both ends write many frames
+with one `write` and read whatever is there with one `read`
+(`FrameReader`), which keeps system calls per message low.
 Peer messages travel as codec bytes the supervisor routes without
 decoding; everything else is JSON. Nothing is pickled.
 
@@ -17,7 +20,8 @@ EOF when the writer dies.
 from __future__ import annotations
 
 import json
-from typing import Any
+import struct
+from typing import Any, Iterable
 
 # agent -> supervisor
 PEER = b"M"  # PEER + dst + NUL + codec bytes: route to dst
@@ -51,3 +55,52 @@ def json_frame(kind: bytes, obj: Any) -> bytes:
 
 def json_body(frame: bytes) -> Any:
     return json.loads(frame[1:])
+
+
+_LENGTH = struct.Struct("!I")
+#: Frames larger than this are a protocol error (values are capped far below).
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+def pack(frames: Iterable[bytes]) -> bytes:
+    """The wire bytes of `frames`, ready for one `write`."""
+    length = _LENGTH.pack
+    return b"".join(length(len(f)) + f for f in frames)
+
+
+class FrameError(ValueError):
+    """The byte stream is not a sequence of frames (a peer misbehaved)."""
+
+
+class FrameReader:
+    """Splits a byte stream into frames; feed it whatever `read` returned."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add `data`; return every frame now complete, in order."""
+        buffer = self._buffer
+        buffer += data
+        frames = []
+        at = 0
+        end = len(buffer)
+        unpack = _LENGTH.unpack_from
+        while end - at >= 4:
+            (size,) = unpack(buffer, at)
+            if size > MAX_FRAME_BYTES:
+                raise FrameError(f"frame of {size} bytes is over the {MAX_FRAME_BYTES} limit")
+            if end - at - 4 < size:
+                break
+            frames.append(bytes(buffer[at + 4:at + 4 + size]))
+            at += 4 + size
+        if at:
+            del buffer[:at]
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame held back."""
+        return len(self._buffer)

@@ -54,6 +54,6 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
 def _fatal(outbox: Connection, log: logging.Logger, message: str) -> None:
     log.error("%s", message)
     try:
-        outbox.send_bytes(frames.FATAL + message.encode())
+        os.write(outbox.fileno(), frames.pack([frames.FATAL + message.encode()]))
     except OSError:
         pass

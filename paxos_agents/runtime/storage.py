@@ -281,6 +281,7 @@ class SqliteStorage:
                 },
                 decisions={slot: decode_value(value) for slot, value in decision_rows},
                 round=_int(meta["round"]),
+                floor=_int(meta.get("floor", -1)),
             )
         except (KeyError, TypeError, CodecError) as exc:
             raise StorageError(f"{self.path} is corrupt: bad row ({_why(exc)})") from None
@@ -310,8 +311,11 @@ class SqliteStorage:
                     meta.append((persist.promised.node_id, "promised_node"))
                 if persist.round is not None:
                     meta.append((persist.round, "round"))
+                if persist.floor is not None:
+                    meta.append((persist.floor, "floor"))
                 if meta:
-                    conn.executemany("UPDATE meta SET value = ? WHERE key = ?", meta)
+                    conn.executemany("INSERT OR REPLACE INTO meta (value, key) VALUES (?, ?)",
+                                     meta)
                 if persist.votes:
                     conn.executemany(
                         "INSERT OR REPLACE INTO votes (slot, ballot_round, ballot_node, value)"
