@@ -21,7 +21,7 @@ import typer
 
 from . import __version__
 from .client import Client, RequestFailed
-from .durations import format_duration
+from .durations import format_duration, parse_duration
 from .errors import AlreadyRunning, NotHealthy, NotRunning, PaxosctlError, UsageError
 from .manifest import Manifest, check_runtime, load_manifest, warnings
 from .layout import paths
@@ -195,11 +195,27 @@ def down(file: FileOption = DEFAULT_FILE) -> None:
     with _client(file) as client:
         client.down()
     if process is not None:
-        try:
-            process.wait(timeout=30)
-        except Exception:  # psutil.TimeoutExpired
-            raise PaxosctlError(f"supervisor pid {process.pid} did not exit within 30s") from None
+        # Not process.wait(): the detached supervisor is not our child, and
+        # psutil then waits until its pid is gone, i.e. until init reaps the
+        # zombie, which may take long (or forever under a PID 1 that does not
+        # reap). A zombie has exited.
+        deadline = time.monotonic() + 30
+        while _exists(process):
+            if time.monotonic() >= deadline:
+                raise PaxosctlError(f"supervisor pid {process.pid} did not exit within 30s")
+            time.sleep(0.02)
     typer.echo(f"cluster {manifest.name} stopped")
+
+
+def _exists(process: Any) -> bool:
+    """True while `process` (a psutil.Process) runs; False once it exited,
+    even if its parent has not reaped it yet."""
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 # -------------------------------------------------------------------- propose
@@ -266,6 +282,9 @@ def _print_status(st: dict[str, Any], *, wide: bool) -> None:
     typer.echo(f"cluster: {st['cluster']}   leader: {st['leader'] or '(none)'}"
                f"{f'   ballot: {ballot[0]}.{ballot[1]}' if ballot else ''}"
                f"   decided up to slot: {decided if decided is not None else '(none)'}")
+    if st.get("chaos"):
+        typer.echo("chaos: " + ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+                                        for k, v in st["chaos"].items()))
     header = ["NAME", "ROLE", "STATE", "PID", "RESTARTS", "AGE"]
     if wide:
         header += ["CPU", "RSS", "HEARTBEAT", "NOTE"]
@@ -380,6 +399,50 @@ def _checked(call, *args):
         if e.error == "bad_request":
             raise UsageError(e.message) from None
         raise
+
+
+@app.command()
+def chaos(
+    file: FileOption = DEFAULT_FILE,
+    drop: Annotated[Optional[float], typer.Option(help="Fraction of messages to drop (0..1).")] = None,
+    duplicate: Annotated[Optional[float], typer.Option(
+        help="Fraction of messages to deliver twice (0..1).")] = None,
+    delay: Annotated[Optional[str], typer.Option(
+        help='Hold each message back up to this long, e.g. "20ms" ("0s": off).')] = None,
+    partition: Annotated[Optional[str], typer.Option(
+        help="Comma-separated agents to cut off from the rest (\"\": none).")] = None,
+    heal: Annotated[bool, typer.Option("--heal", help="Turn every fault off first.")] = False,
+    output: OutputOption = "text",
+) -> None:
+    """Inject faults into the messages between agents (the supervisor routes them all).
+
+    With no option, show what is in force.
+    """
+    output = _output(output, ("text", "json"))
+    changes: dict[str, Any] = {}
+    if heal:
+        changes["heal"] = True
+    if drop is not None:
+        changes["drop"] = drop
+    if duplicate is not None:
+        changes["duplicate"] = duplicate
+    if delay is not None:
+        try:
+            changes["delay"] = 0.0 if delay.strip() in ("0", "0s", "0ms") else parse_duration(delay)
+        except ValueError as e:
+            raise UsageError(f"--delay: {e}") from None
+    if partition is not None:
+        changes["partition"] = [n.strip() for n in partition.split(",") if n.strip()]
+    with _client(file) as client:
+        reply = _checked(lambda: client.request("chaos", **changes))
+    active = reply["chaos"]
+    if output == "json":
+        typer.echo(json.dumps(active))
+    elif not active:
+        typer.echo("chaos: off")
+    else:
+        typer.echo("chaos: " + ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+                                        for k, v in active.items()))
 
 
 @app.command()

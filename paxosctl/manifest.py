@@ -52,6 +52,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from paxosctl.chaos import ChaosSettings
 from paxosctl.durations import ALLOWED as DURATION_ALLOWED
 from paxosctl.durations import parse_duration, quote_text
 from paxosctl.errors import ManifestError
@@ -60,7 +61,7 @@ from paxosctl.errors import ManifestError
 ROLES = ("proposer", "acceptor", "learner", "replica")
 PROTOCOL_ROLES = ("proposer", "acceptor", "learner")
 #: Top-level tables a manifest may have, in the order they are documented.
-SECTIONS = ("cluster", "agents", "health", "restart", "paxos", "metrics")
+SECTIONS = ("cluster", "agents", "health", "restart", "paxos", "metrics", "chaos")
 POLICIES = ("always", "on-failure", "never")
 
 CLUSTER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -217,6 +218,7 @@ class Manifest:
     restart: RestartSettings = field(default_factory=RestartSettings)
     paxos: PaxosSettings = field(default_factory=PaxosSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    chaos: ChaosSettings = field(default_factory=ChaosSettings)
 
     def by_role(self, role: str) -> tuple[AgentSpec, ...]:
         """Agents playing `role`. For "proposer", "acceptor" and "learner"
@@ -285,8 +287,10 @@ class _Loader:
         paxos = self.settings("paxos", PaxosSettings, tables["paxos"])
         self.check_orders(health, restart, paxos, tables)
         metrics = self.metrics(tables["metrics"])
+        chaos = self.chaos(tables["chaos"], tuple(a.name for a in agents))
         return Manifest(path=self.path, name=name, state_dir=state_dir, agents=agents,
-                        health=health, restart=restart, paxos=paxos, metrics=metrics)
+                        health=health, restart=restart, paxos=paxos, metrics=metrics,
+                        chaos=chaos)
 
     def read(self) -> dict[str, Any]:
         try:
@@ -491,6 +495,41 @@ class _Loader:
         if not isinstance(enabled, bool):
             raise self.fail(("metrics", "enabled"), f"expected true or false, got {_show(enabled)}")
         return MetricsSettings(listen=listen, enabled=enabled)
+
+
+    # -- [chaos] --
+
+    def chaos(self, table: dict[str, Any], agents: tuple[str, ...]) -> ChaosSettings:
+        """[chaos]: faults the hub injects (see paxosctl.chaos); all off by default."""
+        self.no_unknown_keys(("chaos",), table, ("drop", "duplicate", "delay", "partition", "seed"))
+        values: dict[str, Any] = {}
+        for key in ("drop", "duplicate"):
+            if key in table:
+                value = table[key]
+                if (isinstance(value, bool) or not isinstance(value, (int, float))
+                        or not 0 <= value <= 1):
+                    raise self.fail(("chaos", key),
+                                    f"expected a fraction from 0 to 1, got {_show(value)}")
+                values[key] = float(value)
+        if "delay" in table:
+            value = table["delay"]
+            if isinstance(value, str) and value.strip() in ("0", "0s", "0ms"):
+                values["delay"] = 0.0
+            else:
+                values["delay"] = self.duration(("chaos", "delay"), value)
+        if "partition" in table:
+            names = table["partition"]
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise self.fail(("chaos", "partition"),
+                                f"expected a list of agent names, got {_show(names)}")
+            for n in names:
+                if n not in agents:
+                    raise self.fail(("chaos", "partition"),
+                                    f"no agent {_show(n)}; agents: {', '.join(agents)}")
+            values["partition"] = tuple(dict.fromkeys(names))
+        if "seed" in table:
+            values["seed"] = self.integer(("chaos", "seed"), table["seed"], 0, 2**63 - 1)
+        return ChaosSettings(**values)
 
 
 _AGENTS_EXAMPLE = 'add at least one group, e.g. [agents.acceptor] with role = "acceptor" and replicas = 3'

@@ -84,6 +84,9 @@ class Snapshot:
     decisions: int = 0
     decided_slot: int = -1
     hub_dropped: dict[str, int] = field(default_factory=dict)
+    chaos_duplicated: int = 0
+    chaos_delayed: int = 0
+    chaos_active: dict[str, Any] = field(default_factory=dict)
 
 
 class ClusterCollector(Collector):
@@ -177,6 +180,15 @@ class ClusterCollector(Collector):
         dropped.add_metric(["malformed"], total("malformed"))
         dropped.add_metric(["wrong_role"], total("dropped"))
         yield dropped
+        yield CounterMetricFamily("paxosctl_chaos_duplicated", "Messages the chaos settings duplicated.",
+                                  value=s.chaos_duplicated)
+        yield CounterMetricFamily("paxosctl_chaos_delayed", "Messages the chaos settings delayed.",
+                                  value=s.chaos_delayed)
+        active = GaugeMetricFamily("paxosctl_chaos_active", "1 while a chaos fault is in force.",
+                                   labels=["fault"])
+        for fault in ("drop", "duplicate", "delay_s", "partition"):
+            active.add_metric([fault.removesuffix("_s")], 1.0 if fault in s.chaos_active else 0.0)
+        yield active
         buckets = []
         cumulative = 0.0
         for i, bound in enumerate(PERSIST_BUCKETS):

@@ -17,6 +17,7 @@ loop
 from __future__ import annotations
 
 import collections
+import heapq
 import itertools
 import logging
 import multiprocessing
@@ -38,6 +39,7 @@ from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
 from . import __version__
 from .agents import AgentProcess, Channel, monotonic
+from .chaos import Chaos, update as update_chaos
 from .control import ClientConnection, ControlServer
 from .layout import paths
 from .manifest import Manifest
@@ -120,6 +122,11 @@ class Supervisor:
         self.leader_changes = 0
         self.leader_changed_at = 0.0
         self.decisions = 0
+        self.chaos = Chaos()
+        self.chaos.set(manifest.chaos)
+        #: Messages the chaos delay holds back: (due, seq, destination, frame).
+        self._delayed: list[tuple[float, int, str, bytes]] = []
+        self._delay_seq = itertools.count()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -166,7 +173,10 @@ class Supervisor:
         self._loop_thread = threading.get_ident()
         select = self.selector.select
         while not self._stopping:
-            for key, _ in select(LOOP_WAKE_SECONDS):
+            timeout = LOOP_WAKE_SECONDS
+            if self._delayed:
+                timeout = min(timeout, max(0.0, self._delayed[0][0] - monotonic()))
+            for key, _ in select(timeout):
                 tag = key.data
                 if tag[0] == "out":
                     self._read_agent(tag[1], tag[2])
@@ -301,11 +311,18 @@ class Supervisor:
         kind = frame[:1]
         if kind == frames.PEER:
             dst, payload = frames.split_peer(frame)
-            target = self.agents.get(dst)
-            if target is None or not target.send(frames.PEER + payload):
-                self.counters["dropped_unreachable"] += 1
+            if self.chaos.settings.active:
+                copies, delay = self.chaos.fate(name, dst)
+                if delay:
+                    due = monotonic() + delay
+                    for _ in range(copies):
+                        heapq.heappush(self._delayed,
+                                       (due, next(self._delay_seq), dst, frames.PEER + payload))
+                    return
             else:
-                self.counters["routed"] += 1
+                copies = 1
+            for _ in range(copies):
+                self._route(dst, frames.PEER + payload)
         elif kind == frames.HEARTBEAT:
             agent.beat = frames.json_body(frame)
             agent.last_beat = monotonic()
@@ -320,6 +337,13 @@ class Supervisor:
         elif kind == frames.FATAL:
             agent.last_error = frame[1:].decode(errors="replace")
             log.error("%s: %s", name, agent.last_error)
+
+    def _route(self, dst: str, frame: bytes) -> None:
+        target = self.agents.get(dst)
+        if target is None or not target.send(frame):
+            self.counters["dropped_unreachable"] += 1
+        else:
+            self.counters["routed"] += 1
 
     def _on_exit(self, agent: AgentProcess, incarnation: int) -> None:
         """The incarnation's process ended (its sentinel fired): reap, then restart per policy."""
@@ -344,6 +368,10 @@ class Supervisor:
                                   "message": f"{name} exited before answering; try again"})
 
     def _timers(self, now: float) -> None:
+        delayed = self._delayed
+        while delayed and delayed[0][0] <= now:
+            _, _, dst, frame = heapq.heappop(delayed)
+            self._route(dst, frame)
         health = self.manifest.health
         for agent in self.agents.values():
             state = agent.state
@@ -534,6 +562,7 @@ class Supervisor:
             "leader": leader.name if leader else None,
             "ballot": leader.beat.get("ballot") if leader else None,
             "decided_up_to": decided if decided >= 0 else None,
+            "chaos": self.chaos.settings.describe(),
             "agents": agents,
         }
 
@@ -595,6 +624,14 @@ class Supervisor:
             self._spawn(agent, monotonic())
         return {"ok": True, "agent": agent.name}
 
+    def _op_chaos(self, connection, request) -> dict:
+        changes = {k: request[k] for k in ("drop", "duplicate", "delay", "partition", "heal")
+                   if k in request}
+        if changes:
+            self.chaos.set(update_chaos(self.chaos.settings, changes, tuple(self.agents)))
+            log.warning("chaos now: %s", self.chaos.settings.describe() or "off")
+        return {"ok": True, "chaos": self.chaos.settings.describe()}
+
     def _op_metrics(self, connection, request) -> dict:
         return {"ok": True, "text": self.metrics.text(), "url": self.metrics_url}
 
@@ -647,7 +684,12 @@ class Supervisor:
                        "rejected": self.counters["proposals_rejected"]},
             decisions=self.decisions,
             decided_slot=decided_slot,
-            hub_dropped={"unreachable": self.counters["dropped_unreachable"]},
+            hub_dropped={"unreachable": self.counters["dropped_unreachable"],
+                         "chaos_drop": self.chaos.dropped,
+                         "partition": self.chaos.partitioned},
+            chaos_duplicated=self.chaos.duplicated,
+            chaos_delayed=self.chaos.delayed,
+            chaos_active=self.chaos.settings.describe(),
         )
 
     def _op_down(self, connection, request) -> None:
@@ -656,7 +698,7 @@ class Supervisor:
         return None
 
 
-OPS = ("ping", "propose", "status", "decided", "kill", "restart", "metrics", "down")
+OPS = ("ping", "propose", "status", "decided", "kill", "restart", "metrics", "chaos", "down")
 
 
 def process_usage(pid: int | None) -> dict[str, Any]:
