@@ -446,6 +446,62 @@ def chaos(
 
 
 @app.command()
+def soak(
+    file: FileOption = DEFAULT_FILE,
+    duration: Annotated[str, typer.Option(help='How long to drive load, e.g. "60s".')] = "30s",
+    kill_every: Annotated[Optional[str], typer.Option(
+        help='SIGKILL an agent this often, e.g. "1s" (the leader every third time).')] = None,
+    chaos_spec: Annotated[Optional[str], typer.Option(
+        "--chaos", help="Faults meanwhile: drop=0.05,duplicate=0.01,delay=5ms,partition=a+b")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=4096,
+                                             help="Proposals in flight.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seeds the choice of agents to kill.")] = 0,
+) -> None:
+    """Drive load and faults against the running cluster, then check nothing was lost.
+
+    Prints `kills: N, proposals acknowledged: M, lost: 0, duplicated: 0,
+    linearizable: yes` and exits 1 on any anomaly.
+    """
+    from .soak import soak as run_soak
+
+    try:
+        seconds = parse_duration(duration)
+        every = parse_duration(kill_every) if kill_every else None
+    except ValueError as e:
+        raise UsageError(f"--duration/--kill-every: {e}") from None
+    changes = _parse_chaos(chaos_spec) if chaos_spec else {}
+    with _client(file) as client:
+        result = run_soak(client, duration=seconds, kill_every=every, chaos=changes,
+                          concurrency=concurrency, seed=seed, progress=_err)
+    for problem in result.problems[:50]:
+        _err(f"anomaly: {problem}")
+    typer.echo(result.summary())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _parse_chaos(spec: str) -> dict[str, Any]:
+    """`drop=0.05,duplicate=0.01,delay=5ms,partition=a+b` as a chaos request."""
+    changes: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = part.partition("=")
+        try:
+            if not sep:
+                raise ValueError("expected key=value")
+            if key in ("drop", "duplicate"):
+                changes[key] = float(value)
+            elif key == "delay":
+                changes[key] = parse_duration(value)
+            elif key == "partition":
+                changes[key] = [n for n in value.split("+") if n]
+            else:
+                raise ValueError("keys: drop, duplicate, delay, partition")
+        except ValueError as e:
+            raise UsageError(f"--chaos: bad {part!r}: {e}") from None
+    return changes
+
+
+@app.command()
 def metrics(file: FileOption = DEFAULT_FILE) -> None:
     """Print the current Prometheus scrape of the running cluster."""
     with _client(file) as client:

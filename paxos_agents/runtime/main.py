@@ -10,6 +10,7 @@ from multiprocessing.connection import Connection
 
 from . import frames
 from .agent import Agent
+from .faults import storage_fault
 from .spec import AgentSpec
 from .storage import SqliteStorage, StorageError
 
@@ -35,7 +36,8 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
     log = logging.getLogger("paxos_agents.agent")
     log.info("starting (roles: %s)", ", ".join(sorted(spec.membership.roles(spec.name))))
     try:
-        storage = SqliteStorage(spec.state_path)
+        storage = SqliteStorage(spec.state_path,
+                                fault=storage_fault(spec.name, spec.state_path))
     except StorageError as e:
         _fatal(outbox, log, f"cannot open state: {e}")
         sys.exit(frames.EXIT_NEEDS_OPERATOR)
