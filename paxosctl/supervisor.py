@@ -1,10 +1,10 @@
 """The supervisor behind `paxosctl up`: spawns agents, routes, heals, answers.
 
 One thread runs the loop (`Supervisor.serve`) and owns all state. It
-waits (epoll) on every agent's outbox and process sentinel, and on a
-wake-up pipe; other threads (the control socket's, the metrics server's,
-signal handlers) only post events to its queue and poke that pipe. The
-loop
+waits (epoll) on every agent's outbox and process sentinel, the control
+socket and its clients, and a wake-up pipe; other threads (the metrics
+server's, signal handlers) only post events to its queue and poke that
+pipe. The loop
 
 - routes peer messages between agents without decoding them (the hub);
 - tracks heartbeats, kills agents that miss them, restarts ended agents
@@ -111,7 +111,7 @@ class Supervisor:
         self._stopping = False
         self._stop_reply: list[tuple[ClientConnection, Any]] = []
         self.started = monotonic()
-        self.control = ControlServer(str(self.paths["socket"]), self._on_request)
+        self.control = ControlServer(str(self.paths["socket"]), self.selector, self._dispatch)
         self.counters: collections.Counter[str] = collections.Counter()
         self.metrics = Metrics()
         self.metrics.collector.refresh = self._refresh_metrics
@@ -150,12 +150,11 @@ class Supervisor:
             self._loop()
         finally:
             self._shutdown()
-            self.control.close()
             self.metrics.close()
             remove_pid_file(self.paths["pid"])
             for connection, request_id in self._stop_reply:
                 connection.reply({"id": request_id, "ok": True, "stopped": True})
-                connection.flush_and_close()
+            self.control.close()  # writes what is queued, bounded, then closes
 
     def request_stop(self, *_: object) -> None:
         """Ask the loop to stop (safe from a signal handler or any thread)."""
@@ -185,6 +184,8 @@ class Supervisor:
                     self._on_exit(tag[1], tag[2])
                 elif tag[0] == "in":
                     self._flush_agent(tag[1])
+                elif tag[0] in ("accept", "client"):
+                    self.control.handle(tag)
                 else:  # wake
                     try:
                         while os.read(self._wake_r, 4096):
@@ -202,6 +203,7 @@ class Supervisor:
                 if agent.channel is not None and agent.channel.has_output:
                     self._flush_agent(agent)
             self._timers(monotonic())
+            self.control.flush()
 
     def _read_agent(self, agent: AgentProcess, incarnation: int) -> None:
         channel = agent.channel
@@ -236,9 +238,7 @@ class Supervisor:
 
     def _handle(self, event: tuple) -> None:
         kind = event[0]
-        if kind == "request":
-            self._dispatch(*event[1:])
-        elif kind == "stop":
+        if kind == "stop":
             self._stopping = True
         elif kind == "publish":
             self._publish_metrics(monotonic())
@@ -467,9 +467,6 @@ class Supervisor:
             })
 
     # -------------------------------------------------------------- control
-
-    def _on_request(self, connection: ClientConnection, request: dict) -> None:
-        self._post(("request", connection, request))
 
     def _dispatch(self, connection: ClientConnection, request: dict) -> None:
         op = request["op"]

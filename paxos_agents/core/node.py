@@ -140,7 +140,7 @@ class Node:
         """Drain everything produced since the last call.
 
         The caller must make `persist` durable before it sends
-        `send_after_persist` or reports `applied`; see ready.py.
+        `send_after_persist`; see ready.py.
         """
         return self._out.drain()
 

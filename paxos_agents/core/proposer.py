@@ -45,7 +45,7 @@ from .ready import Record
 
 
 #: The decided prefix is persisted when it grew by this many slots.
-FLOOR_EVERY = 64
+FLOOR_EVERY = 1024
 
 
 class Phase(str, Enum):

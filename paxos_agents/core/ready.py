@@ -5,8 +5,10 @@ sends; it returns a `Ready`, and the runtime must
 
 1. make `persist` durable (fsync),
 2. then send `send_after_persist` (Promise, Accepted, and anything that
-   follows from a node's own vote) and report `applied`,
-3. and may send `send` at any time.
+   follows from a node's own vote),
+3. and may send `send` and report `applied` at any time: a learner only
+   applies a value that a majority of acceptors hold durably, so its own
+   copy of the decision spares it re-learning, nothing more.
 
 An acceptor records its intended response in stable storage before
 sending it (Paxos Made Simple, section 2.5), hence `send_after_persist`.

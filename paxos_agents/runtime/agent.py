@@ -181,24 +181,32 @@ class Agent:
             ready = node.ready()
             if not ready:
                 return
-            if ready.persist:
-                self._storage.save(ready.persist)  # StorageError: stop, never answer
-                self._observe_persist(self._storage.persist_seconds)
-            local = []
-            for batch in (ready.send_after_persist, ready.send):
-                for msg in batch:
-                    if msg.dst == self.name:
-                        local.append(msg)
-                    else:
-                        self.sent[type(msg).__name__] += 1
-                        self._send(frames.peer_frame(msg.dst, encode(msg)))
+            local: list = []
+            self._queue_messages(ready.send, local)
             if ready.applied:
+                # Reported before this learner's own persist: the decision is
+                # already durable at a majority of acceptors; the learner's
+                # copy only spares it re-learning the slot after a crash.
                 self._send(frames.json_frame(frames.APPLIED, [
                     [a.slot, a.command.request_id, a.command.payload, a.first_slot]
                     for a in ready.applied
                 ]))
+            if ready.persist:
+                self._write_out()  # what needs no persist goes out during the fsync
+                self._storage.save(ready.persist)  # StorageError: stop, never answer
+                self._observe_persist(self._storage.persist_seconds)
+            self._queue_messages(ready.send_after_persist, local)
             for msg in local:
-                node.step(msg)
+                node.step(msg)  # our own messages, after the persist like any other
+
+    def _queue_messages(self, messages: list, local: list) -> None:
+        name = self.name
+        for msg in messages:
+            if msg.dst == name:
+                local.append(msg)
+            else:
+                self.sent[type(msg).__name__] += 1
+                self._send(frames.peer_frame(msg.dst, encode(msg)))
 
     def _send(self, frame: bytes) -> None:
         """Queue a frame for the supervisor; `_write_out` writes them together."""

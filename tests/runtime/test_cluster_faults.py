@@ -157,6 +157,8 @@ def test_proposals_survive_agents_killed(make_cluster: ClusterFactory, topology:
     assert not any(t.is_alive() for t in threads), "a client or the killer hung"
     assert not errors, errors
 
+    print(f"{topology}: {len(kills)} kills, {len(acked)} acknowledged, {len(unknown)} unknown: "
+          f"{sorted({type(e).__name__ for e in unknown.values()})}")
     kinds = {kind for kind, _ in kills}
     assert kinds == set(plan), f"not every kind of agent was killed: {kills}"
     assert len(kills) >= 8, kills
