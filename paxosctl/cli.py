@@ -502,6 +502,56 @@ def _parse_chaos(spec: str) -> dict[str, Any]:
 
 
 @app.command()
+def bench(
+    file: FileOption = DEFAULT_FILE,
+    requests: Annotated[Optional[int], typer.Option(min=1, help="Proposals to make.")] = None,
+    duration: Annotated[Optional[str], typer.Option(help='Or: propose for this long, e.g. "10s".')] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=65536, help="Proposals in flight.")] = 256,
+    value_size: Annotated[int, typer.Option(min=0, help="Bytes per value.")] = 16,
+    output: OutputOption = "text",
+) -> None:
+    """Measure decided commands per second and latency against the running cluster."""
+    from .bench import bench as run_bench
+
+    output = _output(output, ("text", "json"))
+    seconds = None
+    if duration is not None:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as e:
+            raise UsageError(f"--duration: {e}") from None
+    if requests is None and seconds is None:
+        requests = 10_000
+    manifest = _manifest(file)
+    if value_size > manifest.paxos.max_value_bytes:
+        raise UsageError(f"--value-size: {value_size} is over paxos.max_value_bytes "
+                         f"({manifest.paxos.max_value_bytes})")
+    with _client(file) as client:
+        if requests is not None and output == "text" and sys.stderr.isatty():
+            with typer.progressbar(length=requests, label="proposing", file=sys.stderr) as bar:
+                result = run_bench(client, requests=requests, duration=seconds,
+                                   concurrency=concurrency, value_size=value_size,
+                                   progress=bar.update)
+        else:
+            result = run_bench(client, requests=requests, duration=seconds,
+                               concurrency=concurrency, value_size=value_size)
+    data = result.as_dict()
+    if output == "json":
+        typer.echo(json.dumps(data))
+    else:
+        lat = data["latency_ms"]
+        typer.echo(f"{data['requests']} proposals ({data['errors']} failed), concurrency "
+                   f"{concurrency}, {value_size}-byte values, in {data['seconds']:.2f}s")
+        typer.echo(f"throughput: {data['throughput_per_s']:.0f} decided commands/s")
+        typer.echo(f"latency: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
+                   f"max {lat['max']:.2f} ms")
+        typer.echo(f"queue limit here: {data['queue_limit_per_s']:.0f} msgs/s one way; "
+                   f"ratio {data['ratio_to_limit']:.3f}")
+    if result.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
 def metrics(file: FileOption = DEFAULT_FILE) -> None:
     """Print the current Prometheus scrape of the running cluster."""
     with _client(file) as client:

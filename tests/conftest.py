@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -246,10 +247,11 @@ class Cluster:
         for p in self._seen.values():
             if alive(p):
                 found[p.pid] = p
-        marker = str(self.dir)
+        # Our folder's path, not a longer one that starts with it.
+        marker = re.compile(re.escape(str(self.dir)) + r"(?![\w.-])")
         for p in psutil.process_iter(["cmdline"]):
             try:
-                if any(marker in part for part in (p.info["cmdline"] or ())):
+                if any(marker.search(part) for part in (p.info["cmdline"] or ())):
                     found.setdefault(p.pid, p)
             except psutil.Error:
                 pass
