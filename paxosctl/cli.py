@@ -233,7 +233,8 @@ def propose(
     """Propose VALUE and wait until it is decided; print its slot."""
     output = _output(output, ("text", "json"))
     if value == "-":
-        value = sys.stdin.read()
+        # Like $(...) in a shell: one trailing newline ends the input, it is not data.
+        value = sys.stdin.read().removesuffix("\n").removesuffix("\r")
     if not 0 < timeout <= 3600:
         raise UsageError(f"--timeout: expected seconds in (0, 3600], got {timeout}")
     manifest = _manifest(file)

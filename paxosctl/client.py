@@ -17,6 +17,7 @@ import json
 import socket
 import threading
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,10 @@ from typing import Any
 from .errors import NotRunning, PaxosctlError, ProposalTimeout, UsageError
 from .manifest import load_manifest
 from .layout import paths
+
+
+#: Seconds a request other than propose waits for its reply.
+REQUEST_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +96,18 @@ class Client:
                 raise NotRunning(f"the cluster for {self._cluster_file} went away") from None
         return future
 
-    def request(self, op: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
-        """Send one request and wait for its reply; raise `RequestFailed` if not ok."""
-        reply = self.request_async(op, **fields).result(timeout)
+    def request(self, op: str, timeout: float | None = REQUEST_TIMEOUT,
+                **fields: Any) -> dict[str, Any]:
+        """Send one request and wait for its reply; raise `RequestFailed` if not ok.
+
+        Raises `NotRunning` when no reply comes within `timeout` seconds (a
+        supervisor stopped with SIGSTOP, say): a CLI command never hangs.
+        """
+        try:
+            reply = self.request_async(op, **fields).result(timeout)
+        except FutureTimeout:
+            raise NotRunning(f"the supervisor for {self._cluster_file} did not answer "
+                             f"{op!r} within {timeout:.0f}s") from None
         if not reply.get("ok"):
             raise RequestFailed(reply)
         return reply
@@ -164,7 +178,12 @@ class Client:
     def propose(self, value: str, *, request_id: str | None = None,
                 timeout: float = 10.0) -> Decision:
         """Propose `value` and wait until it is decided (or `ProposalTimeout`)."""
-        return self.propose_async(value, request_id=request_id, timeout=timeout).result(timeout + 30)
+        try:
+            return self.propose_async(value, request_id=request_id,
+                                      timeout=timeout).result(timeout + 30)
+        except FutureTimeout:
+            raise NotRunning(f"the supervisor for {self._cluster_file} did not answer "
+                             f"within {timeout + 30:.0f}s") from None
 
     def status(self, wide: bool = False) -> dict[str, Any]:
         return self.request("status", wide=wide)

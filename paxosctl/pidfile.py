@@ -39,7 +39,9 @@ def running_supervisor(state_dir: Path) -> psutil.Process | None:
     try:
         data = json.loads(path.read_text())
         process = psutil.Process(int(data["pid"]))
-        if abs(process.create_time() - float(data["create_time"])) < 0.01:
+        # A zombie is a dead supervisor its parent has not reaped yet.
+        if (abs(process.create_time() - float(data["create_time"])) < 0.01
+                and process.status() != psutil.STATUS_ZOMBIE):
             return process
     except (OSError, ValueError, KeyError, TypeError, psutil.Error):
         pass

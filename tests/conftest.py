@@ -26,9 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import psutil
 import pytest
@@ -282,7 +283,7 @@ def paxosctl(*args: str, cwd: Path, input: str | None = None,
     """Run the real `paxosctl ARGS` in `cwd`; stdin is `input` (or nothing)."""
     env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
     return subprocess.run([PAXOSCTL, *args], cwd=cwd, input=input, capture_output=True,
-                          text=True, timeout=timeout, env=env,
+                          text=True, timeout=timeout, env=env, check=False,
                           stdin=subprocess.DEVNULL if input is None else None)
 
 

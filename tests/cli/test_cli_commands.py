@@ -8,16 +8,15 @@ errors to stderr.
 from __future__ import annotations
 
 import json
+import queue
 import re
+import signal
+import subprocess
+import threading
 from pathlib import Path
 
 import psutil
 import pytest
-
-from paxosctl import __version__
-from paxosctl import Client
-from paxosctl.errors import UsageError
-
 from conftest import (
     PAXOSCTL,
     STATES,
@@ -29,6 +28,9 @@ from conftest import (
     paxosctl,
     wait_until,
 )
+
+from paxosctl import __version__
+from paxosctl.errors import ProposalTimeout, UsageError
 
 #: The shared cluster's value limit, small enough to cross on a command line.
 MAX_VALUE_BYTES = 1024
@@ -105,6 +107,32 @@ def test_up_positional_file_and_bad_manifest(tmp_short: Path) -> None:
         'error: bad.toml: agents.learner.role: unknown role "lerner"; '
         "allowed: proposer, acceptor, learner, replica")
     assert not (tmp_short / ".paxosctl" / "test" / "supervisor.pid").exists()
+
+
+def test_up_foreground_until_ctrl_c(make_cluster: ClusterFactory) -> None:
+    cluster = make_cluster("replicas", start=False)
+    process = subprocess.Popen([PAXOSCTL, "up", str(cluster.manifest)], cwd=cluster.dir,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        st = wait_until(lambda: process.poll() is None and cluster.healthy(), 30,
+                        "the foreground cluster to serve")
+        agents = cluster.agent_processes()
+        cluster.remember_processes()
+        assert len(agents) == 3 and st["leader"]
+        with cluster.client() as client:
+            assert client.propose("foreground", timeout=10).value == "foreground"
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert stdout == ""
+    assert "cluster test: starting 3 agents" in stderr
+    assert not any(alive(p) for p in agents.values())
+    assert cluster.supervisor() is None
 
 
 def test_down_stops_every_process(cluster: Cluster) -> None:
@@ -192,9 +220,8 @@ def test_propose_too_large_exits_2(shared: Cluster) -> None:
     stderr = fails(shared, 2, "propose", "é" * (MAX_VALUE_BYTES // 2 + 1))
     assert f"value is {MAX_VALUE_BYTES + 2} bytes" in stderr
     # The supervisor refuses it too, for clients that skip the CLI's check.
-    with shared.client() as client:
-        with pytest.raises(UsageError, match="paxos.max_value_bytes"):
-            client.propose("y" * (MAX_VALUE_BYTES + 1), request_id="too-big-2", timeout=5)
+    with shared.client() as client, pytest.raises(UsageError, match="paxos.max_value_bytes"):
+        client.propose("y" * (MAX_VALUE_BYTES + 1), request_id="too-big-2", timeout=5)
     assert not [e for e in shared.decided() if e["request_id"] in ("too-big", "too-big-2")]
 
 
@@ -238,7 +265,6 @@ def test_timeout_and_unhealthy_status(make_cluster: ClusterFactory) -> None:
     assert "maybe-lost" in result.stderr
 
     # The Python client raises the same error.
-    from paxosctl.errors import ProposalTimeout
     with cluster.client() as client:
         with pytest.raises(ProposalTimeout) as caught:
             client.propose("lost too?", request_id="maybe-lost-2", timeout=0.5)
@@ -344,6 +370,14 @@ def test_decided(shared: Cluster) -> None:
     result = shared.run("decided", "--from", "-1")
     assert result.returncode == 2 and result.stdout == "", describe(result)
 
+    # The Python client pages through the log in whole slots.
+    with shared.client() as client:
+        futures = [client.propose_async(f"page {i}", timeout=10) for i in range(40)]
+        [f.result(40) for f in futures]
+        everything = client.decided()
+        assert client.decided(0, limit=3) == everything
+        assert client.decided(start, limit=1) == [e for e in everything if e["slot"] >= start]
+
 
 # ------------------------------------------------------------------------ logs
 
@@ -368,6 +402,50 @@ def test_logs_tail(shared: Cluster) -> None:
 
     stderr = fails(shared, 2, "logs", "acceptor-9")
     assert "no agent 'acceptor-9'" in stderr
+
+
+def test_logs_follow(shared: Cluster) -> None:
+    shared.wait_healthy()
+    process = subprocess.Popen([PAXOSCTL, "logs", "supervisor", "--follow", "--tail", "0",
+                                "-f", str(shared.manifest)], cwd=shared.dir,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
+                              daemon=True)
+    reader.start()
+    seen: list[str] = []
+
+    def saw(fragment: str) -> bool:
+        while not lines.empty():
+            seen.append(lines.get())
+        return any(fragment in line for line in seen)
+
+    log_file = shared.state_dir / "logs" / "supervisor.log"
+
+    def following() -> bool:
+        """`logs` has read the whole file: what is written now is new to it."""
+        size = log_file.stat().st_size
+        return any(f.path == str(log_file) and f.position == size
+                   for f in psutil.Process(process.pid).open_files())
+
+    try:
+        wait_until(following, 15, "logs --follow to reach the end of the log")
+        pid = shared.agent("learner-0")["pid"]
+        ok(shared, "restart", "learner-0")
+        wait_until(lambda: saw(f"learner-0: pid {pid} exited") or saw("learner-0: started pid"),
+                   15, "a new supervisor log line through logs --follow")
+        process.send_signal(signal.SIGINT)
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        process.stdout.close()
+        process.stderr.close()
+    assert process.returncode == 0
+    assert all("supervisor" in line for line in seen), seen
+    shared.wait_healthy()
 
 
 # ----------------------------------------------------------- kill / restart
