@@ -146,7 +146,7 @@ class PaxosSettings:
     - retry_cooldown = "500ms": a proposer retries one slot at most this often.
     - gap_timeout = "100ms": a learner asks for a missing slot after this.
     - window = 32 (1..4096): slots a leader keeps in phase 2 at once.
-    - batch = 16 (1..1024): commands per slot at most.
+    - batch = 64 (1..1024): commands per slot at most.
     - max_value_bytes = 65536 (1..16777216): largest proposed value.
     """
 
@@ -157,7 +157,7 @@ class PaxosSettings:
     retry_cooldown: float = _duration("500ms")
     gap_timeout: float = _duration("100ms")
     window: int = _integer(32, 1, 4096)
-    batch: int = _integer(16, 1, 1024)
+    batch: int = _integer(64, 1, 1024)
     max_value_bytes: int = _integer(65536, 1, 16_777_216)
 
     def ticks(self, name: str) -> int:

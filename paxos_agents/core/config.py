@@ -70,7 +70,7 @@ class Settings:
     retry_cooldown_ticks: int = 20
     gap_ticks: int = 6
     window: int = 32
-    batch: int = 16
+    batch: int = 64
     plant: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:

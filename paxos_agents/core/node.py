@@ -142,6 +142,8 @@ class Node:
         The caller must make `persist` durable before it sends
         `send_after_persist`; see ready.py.
         """
+        if self.proposer is not None:
+            self.proposer.propose_pending()
         return self._out.drain()
 
     # ------------------------------------------------------------- queries

@@ -135,7 +135,7 @@ class Proposer:
             if self.now >= self._next_heartbeat:
                 self._heartbeat()
             self._resend_stale_accepts()
-            self._propose_pending()
+            self.propose_pending()
             return
         if self.now >= self._deadline:
             # FOLLOWER -> CANDIDATE: no leader heard for election_ticks + jitter.
@@ -212,7 +212,7 @@ class Proposer:
                 self._queue_commands(lost, front=True)
             self._send_accept(slot, value)
         self._heartbeat()
-        self._propose_pending()
+        self.propose_pending()
 
     def on_nack(self, m: Nack) -> None:
         """An acceptor promised a higher ballot: stop, back off, let it lead."""
@@ -282,8 +282,7 @@ class Proposer:
             self.stats.forwarded += 1
             self._out.now.append(ClientRequest(src=self.node_id, dst=self.leader, command=command))
             return
-        self._queue_commands((command,))
-        self._propose_pending()
+        self._queue_commands((command,))  # proposed by propose_pending(), at ready()
 
     def _leader_alive(self) -> bool:
         return (
@@ -310,7 +309,14 @@ class Proposer:
         else:
             self.pending.extend(fresh)
 
-    def _propose_pending(self) -> None:
+    def propose_pending(self) -> None:
+        """As leader, put pending commands into new slots while the window allows.
+
+        `Node.ready()` calls this, so the commands that arrived during one
+        batch of steps share slots, up to `batch` each: a lone command goes
+        out at once, a burst is batched (adaptive batching, as in
+        Paxos Made Live's batching of requests).
+        """
         if self.phase is not Phase.LEADER:
             return
         batch = self.settings.batch
@@ -355,8 +361,7 @@ class Proposer:
         flight.accepted.add(m.src)
         if len(flight.accepted) >= self.membership.majority:
             del self.inflight[m.slot]
-            self.learn(m.slot, flight.value)
-            self._propose_pending()
+            self.learn(m.slot, flight.value)  # the freed window is used at ready()
 
     def learn(self, slot: int, value: Value) -> None:
         """Record that `slot` decided `value` (from our own count, a Decide, or our learner)."""

@@ -219,7 +219,7 @@ def test_good_manifest_gets_the_documented_defaults(tmp_path):
     assert manifest.restart == RestartSettings(policy="always", backoff_initial=0.1, backoff_max=5.0,
                                                stable_after=10.0, max_restarts=10)
     assert manifest.paxos == PaxosSettings(tick=0.01, heartbeat=0.05, election_timeout=0.3, accept_timeout=0.1,
-                                           retry_cooldown=0.5, gap_timeout=0.1, window=32, batch=16,
+                                           retry_cooldown=0.5, gap_timeout=0.1, window=32, batch=64,
                                            max_value_bytes=65536)
     assert manifest.metrics == MetricsSettings(listen="127.0.0.1:9464", enabled=True)
     assert (manifest.metrics.host, manifest.metrics.port) == ("127.0.0.1", 9464)
