@@ -27,7 +27,6 @@ import selectors
 import signal
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +107,9 @@ class Supervisor:
         self.applied: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
         self._queries: dict[int, tuple[ClientConnection, Any, float, str]] = {}
         self._query_ids = itertools.count(1)
+        # Request ids for proposals that come without one: unique per supervisor run.
+        self._id_prefix = os.urandom(6).hex() + "-"
+        self._ids = itertools.count(1)
         self._stopping = False
         self._stop_reply: list[tuple[ClientConnection, Any]] = []
         self.started = monotonic()
@@ -498,7 +500,7 @@ class Supervisor:
             return {"ok": False, "error": "too_large",
                     "message": f"value is {size} bytes; the limit is {limit} "
                                "(paxos.max_value_bytes)"}
-        request_id = request.get("request_id") or uuid.uuid4().hex
+        request_id = request.get("request_id") or f"{self._id_prefix}{next(self._ids)}"
         if not isinstance(request_id, str) or not 0 < len(request_id) <= 256:
             raise ValueError('"request_id" must be a string of 1 to 256 characters')
         timeout = float(request.get("timeout", 10.0))
