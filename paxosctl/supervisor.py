@@ -111,6 +111,7 @@ class Supervisor:
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
         self._stopping = False
+        self._retry_on_leader = False
         self._stop_reply: list[tuple[ClientConnection, Any]] = []
         self.started = monotonic()
         self.control = ControlServer(str(self.paths["socket"]), self.selector, self._dispatch)
@@ -328,6 +329,10 @@ class Supervisor:
         elif kind == frames.HEARTBEAT:
             agent.beat = frames.json_body(frame)
             agent.last_beat = monotonic()
+            if self._retry_on_leader and agent.beat.get("leader"):
+                # A new leader: what the old one had in flight goes to it now.
+                self._retry_on_leader = False
+                self._to_propose.extend(self.proposals)
             if agent.state is AgentState.STARTING:
                 agent.lifecycle.became_ready(agent.last_beat)
                 log.info("%s: running", name)
@@ -353,8 +358,17 @@ class Supervisor:
         if incarnation != agent.incarnation or agent.process is None:
             return
         pid = agent.pid
+        was_leader = bool(agent.beat.get("leader"))
         self._forget(agent)
         code = agent.reap()
+        if was_leader:
+            # Its death is certain (the sentinel fired): tell the other
+            # proposers now rather than let them wait out the election
+            # timeout, and retry its proposals as soon as a new leader shows.
+            for other in self.agents.values():
+                if other.name in self.membership.proposers and other.channel is not None:
+                    other.send(frames.SUSPECT + name.encode())
+            self._retry_on_leader = True
         now = monotonic()
         reason = agent.kill_reason or ("killed" if code is not None and code < 0 else "exit")
         failed = code != 0 or reason in ("killed", "health")

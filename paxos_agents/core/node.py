@@ -129,6 +129,11 @@ class Node:
             raise ValueError(f"{self.node_id} is not a proposer")
         self.proposer.on_request(ClientRequest(src=client, dst=self.node_id, command=command))
 
+    def suspect(self, node_id: str) -> None:
+        """A hint that `node_id` is down (e.g. its process died): see Proposer.suspect."""
+        if self.proposer:
+            self.proposer.suspect(node_id)
+
     def tick(self) -> None:
         """One unit of time passed."""
         if self.proposer:

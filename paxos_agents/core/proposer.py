@@ -230,6 +230,18 @@ class Proposer:
             self.leader_ballot = m.promised
         self._step_down(leader=None)
 
+    def suspect(self, node_id: str) -> None:
+        """A failure detector outside the protocol says `node_id` is down.
+
+        If it is the leader we follow, run for leader soon (within a tick
+        or two, still jittered) instead of waiting out the election
+        timeout. Only liveness depends on this hint: acting on a wrong
+        one costs an election, never safety.
+        """
+        if self.phase is Phase.FOLLOWER and self.leader == node_id and node_id != self.node_id:
+            self.leader = None
+            self._deadline = min(self._deadline, self.now + 1 + self._rng.randrange(3))
+
     def on_heartbeat(self, m: Heartbeat) -> None:
         """A leader is alive; follow it if its ballot is the highest seen."""
         if m.ballot < self.leader_ballot:

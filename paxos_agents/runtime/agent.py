@@ -70,6 +70,7 @@ class Agent:
         self.node = Node(spec.name, spec.membership, spec.settings, storage.load(),
                          random.Random(spec.seed))
         self._stopping = False
+        self._was_leader = False
         self.received: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         self.malformed = 0
@@ -108,6 +109,10 @@ class Agent:
                 else:
                     next_tick = now + tick
             self._flush()
+            if self.node.is_leader != self._was_leader:
+                # Tell the supervisor at once: it routes proposals to the leader.
+                self._was_leader = self.node.is_leader
+                next_beat = now
             if now >= next_beat:
                 self._send(frames.json_frame(frames.HEARTBEAT, self.heartbeat()))
                 next_beat = now + beat
@@ -141,6 +146,8 @@ class Agent:
                 self._propose(frames.json_body(frame))
             elif kind == frames.QUERY:
                 self._answer(frames.json_body(frame))
+            elif kind == frames.SUSPECT:
+                self.node.suspect(frame[1:].decode())
             else:
                 self.malformed += 1
                 log.warning("dropped a frame of unknown kind %r", kind)

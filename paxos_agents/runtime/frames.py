@@ -33,6 +33,7 @@ FATAL = b"E"  # FATAL + UTF-8 text: why the agent is about to exit
 # supervisor -> agent (PEER frames arrive as PEER + codec bytes)
 PROPOSE = b"P"  # PROPOSE + JSON [[request_id, payload], ...]
 QUERY = b"Q"  # QUERY + JSON {"id": ..., "op": ...}
+SUSPECT = b"S"  # SUSPECT + agent name: that agent's process died (a failure-detector hint)
 
 #: Exit code of an agent that must not be restarted until an operator acts
 #: (an unreadable state file): restarting would only fail the same way.
