@@ -248,8 +248,11 @@ def _parse(line: bytes) -> dict[str, Any]:
     """The request on `line`, or an error reply naming what is wrong."""
     try:
         request = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, and numbers too long
         return {"id": None, "ok": False, "error": "bad_request", "message": f"not JSON: {e}"}
+    except RecursionError:
+        return {"id": None, "ok": False, "error": "bad_request",
+                "message": "not JSON we accept: nested too deeply"}
     if not isinstance(request, dict):
         return {"id": None, "ok": False, "error": "bad_request",
                 "message": "a request is a JSON object"}

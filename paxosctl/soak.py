@@ -123,7 +123,8 @@ def soak(client: Client, *, duration: float, kill_every: float | None,
     while True:
         status = client.status()
         healthy = (status["leader"] and all(a["state"] == "running" for a in status["agents"])
-                   and (status["decided_up_to"] or -1) >= highest)
+                   and (-1 if status["decided_up_to"] is None else status["decided_up_to"])
+                   >= highest)
         if healthy:
             break
         if clock() > deadline:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
+import json
 import logging
 import multiprocessing
 import os
@@ -493,8 +494,12 @@ class Supervisor:
             return
         try:
             reply = handler(connection, request)
-        except (KeyError, TypeError, ValueError) as e:
+        except BadRequest as e:
             reply = {"ok": False, "error": "bad_request", "message": f"bad {op} request: {e}"}
+        except Exception:  # a bug: answer, log, and keep the cluster running
+            log.exception("%s request failed", op)
+            reply = {"ok": False, "error": "internal",
+                     "message": f"the supervisor failed to handle {op!r}; see its log"}
         if reply is not None:
             reply["id"] = request.get("id")
             connection.reply(reply)
@@ -504,9 +509,9 @@ class Supervisor:
                 "version": __version__}
 
     def _op_propose(self, connection, request) -> dict | None:
-        value = request["value"]
+        value = request.get("value")
         if not isinstance(value, str):
-            raise TypeError('"value" must be a string')
+            raise BadRequest(f'"value" must be a string, got {_show(value)}')
         limit = self.manifest.paxos.max_value_bytes
         size = len(value.encode())
         if size > limit:
@@ -514,12 +519,13 @@ class Supervisor:
             return {"ok": False, "error": "too_large",
                     "message": f"value is {size} bytes; the limit is {limit} "
                                "(paxos.max_value_bytes)"}
-        request_id = request.get("request_id") or f"{self._id_prefix}{next(self._ids)}"
-        if not isinstance(request_id, str) or not 0 < len(request_id) <= 256:
-            raise ValueError('"request_id" must be a string of 1 to 256 characters')
-        timeout = float(request.get("timeout", 10.0))
-        if not 0 < timeout <= 3600:
-            raise ValueError('"timeout" must be in (0, 3600] seconds')
+        request_id = request.get("request_id")
+        if request_id is None:
+            request_id = f"{self._id_prefix}{next(self._ids)}"
+        elif not isinstance(request_id, str) or not 0 < len(request_id) <= 256:
+            raise BadRequest(f'"request_id" must be a string of 1 to 256 characters, '
+                             f'got {_show(request_id)}')
+        timeout = _number(request, "timeout", 10.0, 0.001, 3600.0)
         known = self.applied.get(request_id)
         if known is not None:
             return {"ok": True, "slot": known[0], "value": known[1],
@@ -557,6 +563,8 @@ class Supervisor:
                 "restarts": agent.lifecycle.restarts,
                 "uptime_s": round(uptime, 3) if uptime is not None else None,
             }
+            if agent.beat.get("decided_up_to") is not None:
+                row["decided_up_to"] = agent.beat["decided_up_to"]
             if agent.state is AgentState.BACKOFF:
                 row["backoff_s"] = round(agent.lifecycle.backoff_remaining(now), 3)
             if agent.last_error:
@@ -580,10 +588,8 @@ class Supervisor:
         }
 
     def _op_decided(self, connection, request) -> dict | None:
-        start = int(request.get("from", 0))
-        limit = int(request.get("limit", 1000))
-        if start < 0 or not 0 < limit <= 100_000:
-            raise ValueError('"from" must be >= 0 and "limit" in 1..100000')
+        start = _number(request, "from", 0, 0, 2**63 - 1, integer=True)
+        limit = _number(request, "limit", 1000, 1, 100_000, integer=True)
         learners = [a for a in self.agents.values()
                     if a.state is AgentState.RUNNING and a.name in self.membership.learners]
         if not learners:
@@ -609,18 +615,19 @@ class Supervisor:
                           "entries": reply["entries"], "decided_up_to": reply["decided_up_to"]})
 
     def _agent(self, request: dict) -> AgentProcess:
-        name = request["agent"]
-        agent = self.agents.get(name)
+        name = request.get("agent")
+        agent = self.agents.get(name) if isinstance(name, str) else None
         if agent is None:
-            raise ValueError(f"no agent {name!r}; agents: {', '.join(self.agents)}")
+            raise BadRequest(f'"agent": no agent {_show(name)}; agents: {", ".join(self.agents)}')
         return agent
 
     def _op_kill(self, connection, request) -> dict:
         agent = self._agent(request)
-        name = str(request.get("signal", "KILL")).upper().removeprefix("SIG")
-        signum = getattr(signal, f"SIG{name}", None)
+        given = request.get("signal", "KILL")
+        name = given.upper().removeprefix("SIG") if isinstance(given, str) else ""
+        signum = getattr(signal, f"SIG{name}", None) if name.isalnum() else None
         if not isinstance(signum, signal.Signals):
-            raise ValueError(f"unknown signal {request.get('signal')!r}")
+            raise BadRequest(f'"signal": unknown signal {_show(given)}; e.g. KILL, TERM, STOP, CONT')
         pid = agent.pid
         if not agent.signal(signum, "killed" if signum in (signal.SIGKILL, signal.SIGTERM) else None):
             return {"ok": False, "error": "not_running",
@@ -641,7 +648,11 @@ class Supervisor:
         changes = {k: request[k] for k in ("drop", "duplicate", "delay", "partition", "heal")
                    if k in request}
         if changes:
-            self.chaos.set(update_chaos(self.chaos.settings, changes, tuple(self.agents)))
+            try:
+                settings = update_chaos(self.chaos.settings, changes, tuple(self.agents))
+            except ValueError as e:
+                raise BadRequest(str(e)) from None
+            self.chaos.set(settings)
             log.warning("chaos now: %s", self.chaos.settings.describe() or "off")
         return {"ok": True, "chaos": self.chaos.settings.describe()}
 
@@ -709,6 +720,31 @@ class Supervisor:
         self._stop_reply.append((connection, request.get("id")))
         self._stopping = True
         return None
+
+
+class BadRequest(ValueError):
+    """A control request names a field wrongly; the message says which and how."""
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A short, one-line rendering of a client's value for an error message."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _number(request: dict, key: str, default: float, low: float, high: float,
+            *, integer: bool = False) -> Any:
+    """request[key] (or `default`) checked to be a number from `low` to `high`."""
+    value = request.get(key, default)
+    kind = "an integer" if integer else "a number"
+    ok = (not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+          and low <= value <= high)  # False for NaN and for infinities out of range
+    if not ok:
+        raise BadRequest(f'"{key}" must be {kind} from {low:g} to {high:g}, got {_show(value)}')
+    return value
 
 
 OPS = ("ping", "propose", "status", "decided", "kill", "restart", "metrics", "chaos", "down")

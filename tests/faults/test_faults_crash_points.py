@@ -1,0 +1,94 @@
+"""Crashes at the storage's crash points, under load.
+
+`PAXOSCTL_FAULTS` (paxos_agents.runtime.faults), set in the environment of
+`paxosctl up -d` and so inherited by the supervisor and its agents, makes
+an agent SIGKILL itself the n-th time its storage passes a point:
+before-write, after-write (written, not committed), after-commit
+(committed, nothing answered yet). Each rule fires once: it leaves
+`<state file>.fault-<point>` behind.
+
+Separate roles, one cluster per point: acceptor-1 and learner-1 die at
+their 5th save; each proposer at its 2nd (a proposer saves its round when
+it runs for leader, and the leader saves its decided floor every 64
+slots, so the leader dies at that save, in the middle of the load; the
+test insists that one proposer died while it was the leader).
+Replicas: one cluster, a different point on each replica. Each crashed
+agent must be restarted (status restarts >= 1, its last exit a SIGKILL),
+the cluster must keep deciding, and the history must pass `check`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .harness import FAST_RESTART, FaultCluster, Load, verify, wait_until
+
+POINTS = ("before-write", "after-write", "after-commit")
+
+
+def marker(cluster: FaultCluster, agent: str, point: str):
+    return cluster.state_file(agent).with_name(f"{agent}.db.fault-{point}")
+
+
+def crashed_and_back(cluster: FaultCluster, agent: str, point: str) -> bool:
+    """The rule fired (its marker exists) and the agent runs again after a SIGKILL."""
+    if not marker(cluster, agent, point).exists():
+        return False
+    row = cluster.agent(agent)
+    return (row["restarts"] >= 1 and row["state"] == "running"
+            and (row.get("last_exit") or {}).get("code") == -9)
+
+
+def run_with_faults(cluster: FaultCluster, rules: list[tuple[str, str, int]],
+                    must_fire: list[tuple[str, str]], leaders: list[tuple[str, str]]) -> None:
+    """Load until every rule in `must_fire` fired and its agent is back,
+    and (if `leaders` is given) one of those fired while its agent led."""
+    fired: set[str] = set()
+    fired_leading: set[str] = set()
+    last_leader: list[str | None] = [None]
+
+    def done() -> bool:
+        status = cluster.status()
+        for agent, point in leaders:
+            if agent not in fired and marker(cluster, agent, point).exists():
+                fired.add(agent)
+                if last_leader[0] == agent:
+                    fired_leading.add(agent)
+        last_leader[0] = status["leader"] or last_leader[0]
+        return (all(crashed_and_back(cluster, a, p) for a, p in must_fire)
+                and (not leaders or any(crashed_and_back(cluster, a, p)
+                                        for a, p in leaders if a in fired_leading)))
+
+    load = Load(cluster, "crash", threads=6, timeout=8.0).start()
+    try:
+        wait_until(done, 90, f"{must_fire} to crash at their point and come back"
+                             + (f", and the leader at one of {leaders}" if leaders else ""),
+                   interval=0.02)
+        # The cluster keeps deciding after the crashes.
+        load.wait_acked(20, 45, "after the crashes")
+    finally:
+        history = load.stop()
+    report, _ = verify(cluster, history, timeout=60)
+    assert report.acknowledged >= 20, report.summary()
+    # No agent without a rule was ever restarted.
+    ruled = {agent for agent, _, _ in rules}
+    status = cluster.status()
+    assert all(a["restarts"] == 0 for a in status["agents"] if a["name"] not in ruled), status
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_crash_point_separate_roles(fault_clusters, point: str) -> None:
+    rules = [("acceptor-1", point, 5), ("learner-1", point, 5),
+             ("proposer-0", point, 2), ("proposer-1", point, 2)]
+    spec = ";".join(f"{a}:{p}:{n}:crash" for a, p, n in rules)
+    cluster = fault_clusters("roles", restart=FAST_RESTART, env={"PAXOSCTL_FAULTS": spec})
+    run_with_faults(cluster, rules, must_fire=[("acceptor-1", point), ("learner-1", point)],
+                    leaders=[("proposer-0", point), ("proposer-1", point)])
+
+
+def test_crash_points_replicas(fault_clusters) -> None:
+    rules = [("replica-0", "before-write", 5), ("replica-1", "after-write", 6),
+             ("replica-2", "after-commit", 7)]
+    spec = ";".join(f"{a}:{p}:{n}:crash" for a, p, n in rules)
+    cluster = fault_clusters("replicas", restart=FAST_RESTART, env={"PAXOSCTL_FAULTS": spec})
+    run_with_faults(cluster, rules, must_fire=[(a, p) for a, p, _ in rules], leaders=[])
