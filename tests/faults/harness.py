@@ -37,6 +37,8 @@ from paxosctl.errors import NotRunning, PaxosctlError, ProposalTimeout
 from paxosctl.history import Operation, Report, check
 from paxosctl.pidfile import running_supervisor
 
+from conftest import alive, wait_until  # noqa: E402 - tests/ is on sys.path (pytest rootdir)
+
 #: The console script of the venv running the tests.
 PAXOSCTL = str(Path(sys.executable).parent / "paxosctl")
 
@@ -56,37 +58,6 @@ T = TypeVar("T")
 
 
 # ------------------------------------------------------------------ waiting
-
-
-def wait_until(predicate: Callable[[], T], timeout: float, what: str,
-               interval: float = 0.05) -> T:
-    """Poll `predicate` until it returns something truthy; return that.
-
-    An exception from the predicate counts as "not yet" (a cluster between
-    states may refuse a query); the last one is reported on timeout.
-    """
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    last_value: Any = None
-    while True:
-        try:
-            last_value = predicate()
-            if last_value:
-                return last_value
-        except Exception as e:  # noqa: BLE001 - reported below
-            last_error = e
-        if time.monotonic() >= deadline:
-            detail = f"; last error: {last_error!r}" if last_error else f"; last value: {last_value!r}"
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-        time.sleep(interval)
-
-
-def alive(process: psutil.Process) -> bool:
-    """True if `process` (that very one: pid and create time) still runs."""
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 # ---------------------------------------------------------------- manifests
