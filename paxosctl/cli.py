@@ -15,17 +15,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from . import __version__
-from .client import Client, RequestFailed
 from .durations import format_duration, parse_duration
 from .errors import AlreadyRunning, NotHealthy, NotRunning, PaxosctlError, UsageError
 from .manifest import Manifest, check_runtime, load_manifest, warnings
 from .layout import paths
 from .pidfile import running_supervisor
+
+if TYPE_CHECKING:
+    from .client import Client
 
 app = typer.Typer(
     name="paxosctl",
@@ -73,7 +75,9 @@ def _manifest(file: str) -> Manifest:
     return load_manifest(file)
 
 
-def _client(file: str) -> Client:
+def _client(file: str) -> "Client":
+    from .client import Client
+
     manifest = _manifest(file)
     socket_path = paths(manifest.state_dir)["socket"]
     if running_supervisor(manifest.state_dir) is None:
@@ -138,6 +142,8 @@ def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
             start_new_session=True, close_fds=True,
         )
+    from .client import Client
+
     deadline = time.monotonic() + wait
     status: dict[str, Any] | None = None
     client: Client | None = None
@@ -394,6 +400,8 @@ def restart(agent: Annotated[str, typer.Argument(help="The agent to restart.")],
 
 
 def _checked(call, *args):
+    from .client import RequestFailed
+
     try:
         return call(*args)
     except RequestFailed as e:
