@@ -476,9 +476,9 @@ def test_kill_with_signal_term(shared: Cluster) -> None:
 
 
 def test_kill_bad_input_exits_2(shared: Cluster) -> None:
-    assert "no agent 'nobody'" in fails(shared, 2, "kill", "nobody")
+    assert 'no agent "nobody"' in fails(shared, 2, "kill", "nobody")
     assert "unknown signal" in fails(shared, 2, "kill", "learner-0", "--signal", "NOSUCH")
-    assert "no agent 'nobody'" in fails(shared, 2, "restart", "nobody")
+    assert 'no agent "nobody"' in fails(shared, 2, "restart", "nobody")
 
 
 def test_restart_agent(shared: Cluster) -> None:
