@@ -135,6 +135,8 @@ class AgentProcess:
         self.last_error: str | None = None
         #: Why we signalled it, reported when its exit is noticed.
         self.kill_reason: str | None = None
+        #: The operator ended this incarnation (`paxosctl kill`): not a failure.
+        self.operator_kill = False
         #: Counters of ended incarnations, so totals never go backwards.
         self.past_totals: collections.Counter[str] = collections.Counter()
         self.health_failures = 0
@@ -168,6 +170,7 @@ class AgentProcess:
         self.last_beat = now
         self.beat = {}
         self.kill_reason = None
+        self.operator_kill = False
         self.lifecycle.spawned(now)
         log.info("%s: started pid %d (incarnation %d)", self.name, process.pid, self.incarnation)
         return self.channel

@@ -114,9 +114,13 @@ class Lifecycle:
             self.state = AgentState.RUNNING
         return self.state
 
-    def exited(self, now: float, *, failed: bool, reason: str, code: int | None = None) -> AgentState:
+    def exited(self, now: float, *, failed: bool, reason: str, code: int | None = None,
+               deliberate: bool = False) -> AgentState:
         """The agent's process ended. `failed` is the caller's verdict (a
-        non-zero exit, a signal, a health kill); `reason` is one of REASONS."""
+        non-zero exit, a signal, a health kill); `reason` is one of REASONS.
+        `deliberate`: the operator killed it (`paxosctl kill`, a soak): it is
+        restarted per the policy after the initial backoff, but it is not a
+        failure of the agent, so it never counts towards giving up."""
         if reason not in REASONS:
             raise ValueError(f"unknown exit reason {reason!r}; allowed: {', '.join(sorted(REASONS))}")
         uptime = now - self.started_at if self.started_at is not None else 0.0
@@ -131,6 +135,14 @@ class Lifecycle:
         if reason == "manual":
             # STARTING/RUNNING -> BACKOFF, due now: the operator asked for a restart.
             return self._back_off(now, delay=0.0)
+
+        if deliberate:
+            if self.settings.policy == "never":
+                # STARTING/RUNNING -> STOPPED: the policy wants no restart.
+                self.state = AgentState.STOPPED
+                return self.state
+            # STARTING/RUNNING -> BACKOFF: killed on purpose; no failure counted.
+            return self._back_off(now, delay=self.settings.backoff_initial)
 
         # Only a run that became ready counts as stable: a process killed at
         # start_timeout without one heartbeat must not reset its own backoff.

@@ -373,7 +373,8 @@ class Supervisor:
         now = monotonic()
         reason = agent.kill_reason or ("killed" if code is not None and code < 0 else "exit")
         failed = code != 0 or reason in ("killed", "health")
-        state = agent.lifecycle.exited(now, failed=failed, reason=reason, code=code)
+        state = agent.lifecycle.exited(now, failed=failed, reason=reason, code=code,
+                                       deliberate=agent.operator_kill)
         if code == frames.EXIT_NEEDS_OPERATOR:
             state = agent.lifecycle.give_up()
         log.log(logging.WARNING if failed else logging.INFO,
@@ -629,7 +630,10 @@ class Supervisor:
         if not isinstance(signum, signal.Signals):
             raise BadRequest(f'"signal": unknown signal {_show(given)}; e.g. KILL, TERM, STOP, CONT')
         pid = agent.pid
-        if not agent.signal(signum, "killed" if signum in (signal.SIGKILL, signal.SIGTERM) else None):
+        ending = signum in (signal.SIGKILL, signal.SIGTERM)
+        if ending:
+            agent.operator_kill = True
+        if not agent.signal(signum, "killed" if ending else None):
             return {"ok": False, "error": "not_running",
                     "message": f"{agent.name} is not running ({agent.state.value})"}
         return {"ok": True, "agent": agent.name, "pid": pid, "signal": signum.name}

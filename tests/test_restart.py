@@ -265,3 +265,28 @@ def test_backoff_delay_never_overflows():
 def test_states_are_strings():
     assert S.BACKOFF == "backoff"
     assert str(S.FATAL) == "fatal"
+
+
+def test_transition_running_to_backoff_on_deliberate_kill_counts_no_failure():
+    """`paxosctl kill` is the operator's choice: restarted, but never a step towards fatal."""
+    life = running(now=0.0, max_restarts=1)
+    for i in range(5):
+        assert life.exited(now=1.0 + i, failed=True, reason="killed", deliberate=True) is S.BACKOFF
+        assert life.consecutive_failures == 0
+        assert life.next_start_at == pytest.approx(1.0 + i + 0.1)  # backoff_initial
+        life.spawned(now=1.2 + i)
+        life.became_ready(now=1.3 + i)
+    assert life.restarts == 5
+
+
+def test_transition_running_to_stopped_on_deliberate_kill_under_policy_never():
+    life = running(now=0.0, policy="never")
+    assert life.exited(now=1.0, failed=True, reason="killed", deliberate=True) is S.STOPPED
+
+
+def test_transition_running_to_fatal_when_undeliberate_kills_exceed_max_restarts():
+    life = running(now=0.0, max_restarts=1)
+    assert life.exited(now=1.0, failed=True, reason="killed") is S.BACKOFF
+    life.spawned(now=1.2)
+    life.became_ready(now=1.3)
+    assert life.exited(now=2.0, failed=True, reason="killed") is S.FATAL
