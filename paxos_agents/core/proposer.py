@@ -125,6 +125,9 @@ class Proposer:
         #: slot -> the last value this proposer proposed there, in any ballot.
         self.remembered: dict[int, Value] = {}
         self._retried_at: dict[int, int] = {}
+        #: The lowest slot a learner asked for that our phase 1 does not cover.
+        self._retry_floor: int | None = None
+        self._reelected_at = -(10**9)
 
     # ----------------------------------------------------------------- time
 
@@ -154,7 +157,9 @@ class Proposer:
     # ------------------------------------------------------------ elections
 
     def _first_undecided(self) -> int:
-        return self.decided_up_to + 1
+        """Where phase 1 starts: our first undecided slot, or lower if a learner asked."""
+        first = self.decided_up_to + 1
+        return first if self._retry_floor is None else min(first, self._retry_floor)
 
     def _start_election(self, first_slot: int) -> None:
         # Pick a round above every ballot seen, persist it, then Prepare.
@@ -166,6 +171,7 @@ class Proposer:
         self.phase = Phase.CANDIDATE
         self.stats.elections += 1
         self._first_slot = first_slot
+        self._retry_floor = None  # this phase 1 covers it
         self._promises = {}
         self._deadline = self._election_deadline()
         for acceptor in self.membership.acceptors:
@@ -449,4 +455,15 @@ class Proposer:
                 self.next_slot += 1
             return
         # Below our phase 1 (or no phase 1 at all): a new ballot is needed.
-        self._start_election(min(slot, self._first_undecided()))
+        # One phase 1 covers every slot from its first, so run one at a time
+        # from the lowest slot asked for, and (as leader, deposing nobody
+        # but itself) at most once per cooldown: a lagging learner asks for
+        # many slots at once, and an election per slot would be a storm.
+        self._retry_floor = slot if self._retry_floor is None else min(self._retry_floor, slot)
+        if self.phase is Phase.CANDIDATE:
+            return  # the next phase 1 starts from _retry_floor
+        if (self.phase is Phase.LEADER
+                and self.now - self._reelected_at < self.settings.retry_cooldown_ticks):
+            return
+        self._reelected_at = self.now
+        self._start_election(self._first_undecided())
