@@ -455,15 +455,17 @@ class Proposer:
                 self.next_slot += 1
             return
         # Below our phase 1 (or no phase 1 at all): a new ballot is needed.
-        # One phase 1 covers every slot from its first, so run one at a time
-        # from the lowest slot asked for, and (as leader, deposing nobody
-        # but itself) at most once per cooldown: a lagging learner asks for
-        # many slots at once, and an election per slot would be a storm.
+        # One phase 1 covers every slot from its first, so it starts from the
+        # lowest slot asked for, and a leader (deposing nobody but itself)
+        # runs one at most once per cooldown: a lagging learner asks for many
+        # slots at once, and an election per slot would be a storm.
         self._retry_floor = slot if self._retry_floor is None else min(self._retry_floor, slot)
-        if self.phase is Phase.CANDIDATE:
-            return  # the next phase 1 starts from _retry_floor
-        if (self.phase is Phase.LEADER
-                and self.now - self._reelected_at < self.settings.retry_cooldown_ticks):
+        if self.phase is not Phase.LEADER:
+            # A follower runs for leader only when its election timer says so
+            # (jittered, backing off after nacks); its phase 1 then starts
+            # from _retry_floor. Running at every retry would duel forever.
+            return
+        if self.now - self._reelected_at < self.settings.retry_cooldown_ticks:
             return
         self._reelected_at = self.now
         self._start_election(self._first_undecided())
