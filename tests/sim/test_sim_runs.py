@@ -71,9 +71,9 @@ def test_every_plantable_bug_has_known_failing_seeds():
     [("separate", 0, frozenset()), ("separate", 17, frozenset()), ("collapsed", 3, frozenset()),
      ("separate", KNOWN_FAILING["cross-ballot-learner"]["separate"][0][0],
       frozenset({"cross-ballot-learner"})),
-     ("collapsed", 0, frozenset({"reuse-ballot"}))],
+     ("collapsed", KNOWN_FAILING["reuse-ballot"]["collapsed"][0][0], frozenset({"reuse-ballot"}))],
     ids=["separate-0", "separate-17", "collapsed-3", "separate-planted-safety",
-         "collapsed-0-planted-liveness"],
+         "collapsed-planted-liveness"],
 )
 def test_same_seed_same_outcome(topology, seed, plant):
     """Guards determinism: a seed replays the same run exactly, down to the number
