@@ -10,12 +10,13 @@ with no-ops, and from then on runs only phase 2, keeping up to `window`
 slots in flight with up to `batch` commands each. A nack or a heartbeat
 with a higher ballot deposes it.
 
-Ballot reuse: a ballot can only be used for phase 2 after a majority
-promised it, and acceptors promise only strictly higher ballots, so a
-proposer that restarted with no memory cannot pass phase 1 with a ballot
-it used before (any majority includes an acceptor that promised it). It
-still persists its highest round, so after a restart it starts above it
-instead of learning that from nacks.
+Ballot reuse: a proposer persists its highest round before its Prepare
+goes out (`Persist.round`, Paxos Made Simple section 2.5) and starts above
+it after a restart. Safety depends on that. Fresh Prepares under a reused
+ballot are refused (acceptors promise only strictly higher ballots), but a
+Promise sent to the old incarnation and still in flight (delayed, or
+duplicated) would complete the new incarnation's phase 1 under the reused
+ballot: the TLA+ mutant `LoseRound` in tests/tla finds exactly that.
 """
 
 from __future__ import annotations

@@ -2,11 +2,14 @@
 under a ballot it used before.
 
 Paxos Made Simple §2.5 asks a proposer to remember its highest proposal
-number; this core also persists it (`Persist.round`), but safety does not
-depend on it: a ballot is only used for phase 2 after a majority promised
-it, acceptors promise only strictly higher ballots, and any majority
-includes an acceptor that already promised the old ballot. These tests wipe
-the proposer's record on purpose and drive every message by hand.
+number, and this core persists it (`Persist.round`). These tests wipe the
+proposer's record on purpose and drive every message by hand, with no
+Promise of the old incarnation still in flight: fresh Prepares under the
+reused ballot are refused, since acceptors promise only strictly higher
+ballots and any majority includes one that promised it. (With a stale
+Promise in flight a memoryless restart is NOT safe; the TLA+ mutant
+`LoseRound` in tests/tla finds it. That is why the round is persisted
+before the Prepare goes out.)
 
 The invariant: for every (slot, ballot), every acceptor ever holds at most
 one value, and all acceptors agree on it (one proposer, one proposal per
