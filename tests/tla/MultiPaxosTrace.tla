@@ -1,0 +1,77 @@
+--------------------------- MODULE MultiPaxosTrace ---------------------------
+(***************************************************************************)
+(* Trace validation: is one run of the real core a behaviour of            *)
+(* MultiPaxos.tla?                                                         *)
+(*                                                                         *)
+(* trace_export.py runs the simulator (the core itself, with lost,         *)
+(* delayed and duplicated messages and crashes) and writes                 *)
+(* MultiPaxosTraceData.tla: Trace, the acceptors' steps in the order they  *)
+(* happened (each Promise and each accept, with the message it produced),  *)
+(* and CorePrepares and CoreAccepts, every Prepare and Accept the          *)
+(* proposers sent. TLC looks for a behaviour of the spec in which the      *)
+(* acceptors take exactly those steps in that order, with any proposer     *)
+(* steps in between that send only what the core sent (plus Prepares of    *)
+(* the rounds a core proposer skipped, which nobody answers, and the       *)
+(* Accepts the core skips for slots it knows decided). It reports          *)
+(* "Invariant TraceUnfinished is violated" when it reaches the end of the  *)
+(* trace: the run is accepted. "No error has been found" means the core    *)
+(* took a step the spec does not allow.                                    *)
+(***************************************************************************)
+EXTENDS MultiPaxos, MultiPaxosTraceData, Sequences
+
+VARIABLE i    \* the next event of Trace to match
+
+traceVars == <<vars, i>>
+
+\* Every ballot some core Prepare or Accept used.
+CoreBallots == {m.bal : m \in CorePrepares \cup CoreAccepts}
+
+\* The proposers send only what the core sent, with two exceptions: the
+\* Prepares of rounds a core proposer jumped over (from slot 0, nobody
+\* answers them), and, for a (ballot, slot) the core never proposed in,
+\* whatever BecomeLeader adopts (the core skips slots it knows decided).
+ProposersAsCore ==
+    /\ \A m \in prepareMsgs' : m \in CorePrepares \/ (m.bal \notin CoreBallots /\ m.first = 0)
+    /\ \A m \in acceptMsgs' :
+          \/ m \in CoreAccepts
+          \/ ~\E c \in CoreAccepts : c.bal = m.bal /\ c.slot = m.slot
+
+\* Init, except that every value the run used is submitted from the start.
+TraceInit ==
+    /\ prepareMsgs = {} /\ promiseMsgs = {} /\ acceptMsgs = {} /\ acceptedMsgs = {}
+    /\ aPromised = [a \in Acceptors |-> Zero]
+    /\ aVotes = [a \in Acceptors |-> [s \in Slots |-> NoVote]]
+    /\ pRound = [p \in Proposers |-> 0]
+    /\ pBallot = [p \in Proposers |-> Zero]
+    /\ pPhase = [p \in Proposers |-> "follower"]
+    /\ pFirst = [p \in Proposers |-> 0]
+    /\ pNext = [p \in Proposers |-> 0]
+    /\ submitted = Values
+    /\ i = 1
+
+ProposerStep ==
+    /\ \E p \in Proposers :
+          \/ StartPhase1(p)
+          \/ BecomeLeader(p)
+          \/ Propose(p) /\ acceptMsgs' \ acceptMsgs \subseteq CoreAccepts
+    /\ ProposersAsCore
+    /\ UNCHANGED i
+
+AcceptorStep ==
+    /\ i <= Len(Trace)
+    /\ LET e == Trace[i] IN
+        IF e.kind = "promise"
+            THEN /\ Promise(e.acc)
+                 /\ promiseMsgs' = promiseMsgs \cup {e.msg}
+            ELSE /\ Accept(e.acc)
+                 /\ acceptedMsgs' = acceptedMsgs \cup {e.msg}
+                 /\ aVotes'[e.acc][e.msg.slot] = [bal |-> e.msg.bal, val |-> e.msg.val]
+    /\ i' = i + 1
+
+TraceNext == ProposerStep \/ AcceptorStep
+
+TraceSpec == TraceInit /\ [][TraceNext]_traceVars
+
+\* Violated once the whole trace is matched: the run is accepted.
+TraceUnfinished == i <= Len(Trace)
+=============================================================================
