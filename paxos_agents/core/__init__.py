@@ -7,28 +7,32 @@ Import from here: `Node`, `Membership`, `Settings`, `Record`, `Ready`,
 from .commands import NOOP, Command, Value, is_noop
 from .config import PLANTABLE, Membership, Settings
 from .ids import ZERO_BALLOT, Ballot, NodeId, Slot
-from .learner import LogEntry
 from .messages import (
     MESSAGE_TYPES,
     Accept,
     Accepted,
+    Chunk,
     ClientRequest,
     Decide,
+    Fetch,
     Heartbeat,
     Message,
     Nack,
     Prepare,
     Promise,
     Retry,
+    Stored,
     Vote,
 )
 from .node import Node
 from .proposer import Phase
-from .ready import Applied, Persist, Ready, Record
+from .ready import EXPIRED, Applied, LogEntry, LogPiece, Persist, Ready, Record, log_entries
+from .store import DurableLog
 
 __all__ = [
     "NOOP", "Command", "Value", "is_noop", "PLANTABLE", "Membership", "Settings",
     "ZERO_BALLOT", "Ballot", "NodeId", "Slot", "LogEntry", "MESSAGE_TYPES", "Accept",
     "Accepted", "ClientRequest", "Decide", "Heartbeat", "Message", "Nack", "Prepare",
     "Promise", "Retry", "Vote", "Node", "Phase", "Applied", "Persist", "Ready", "Record",
+    "Stored", "Fetch", "Chunk", "EXPIRED", "LogPiece", "log_entries", "DurableLog",
 ]

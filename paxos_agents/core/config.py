@@ -42,6 +42,7 @@ PLANTABLE = frozenset(
         "cross-ballot-learner",
         "ignore-promised-value",
         "accept-without-promise",
+        "truncate-early",
     }
 )
 
@@ -61,6 +62,13 @@ class Settings:
       missing this long, and asks again at most this often.
     - `window`: slots a leader keeps in phase 2 at once.
     - `batch`: commands a leader puts in one slot at most.
+    - `stored_ticks`: a learner tells acceptors and the other learners how
+      far its log is durable at most this often (and every ten times this
+      even when it did not move, so a restarted acceptor hears it again).
+    - `retain_slots`: learners keep the decided log of this many slots
+      below their applied prefix and delete what is older; 0 keeps it all.
+      Deduplication of request ids, and what is refused as expired, follow
+      from it (see `Learner`), so every learner must use the same value.
     - `plant`: planted bugs (tests and the simulator only).
     """
 
@@ -71,13 +79,17 @@ class Settings:
     gap_ticks: int = 6
     window: int = 32
     batch: int = 64
+    stored_ticks: int = 5
+    retain_slots: int = 0
     plant: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_ticks", "election_ticks", "accept_timeout_ticks",
-                     "retry_cooldown_ticks", "gap_ticks", "window", "batch"):
+                     "retry_cooldown_ticks", "gap_ticks", "window", "batch", "stored_ticks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.retain_slots < 0:
+            raise ValueError(f"retain_slots must be >= 0, got {self.retain_slots}")
         unknown = set(self.plant) - PLANTABLE
         if unknown:
             raise ValueError(f"unknown planted bug(s) {sorted(unknown)}; known: {sorted(PLANTABLE)}")

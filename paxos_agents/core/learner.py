@@ -11,38 +11,57 @@ decided and not applied again.
 
 A learner cannot tell on its own that it missed the *last* slots (the
 2012 demo's to-do list). The leader's heartbeat announces the highest slot
-it proposed; a slot below that which stays undecided for `gap_ticks` is
-asked for with a Retry.
+it proposed, and the other learners announce how far their log is durable
+(`Stored`). A slot below that which stays undecided for `gap_ticks` is
+copied from a learner that has it (`Fetch`/`Chunk`: state transfer, as
+Raft's InstallSnapshot), or, if no learner has it, asked of the proposers
+with a Retry.
+
+Memory does not grow with the log. The decided log and the request index
+(request id -> first slot) are on disk (`DurableLog`); memory holds the
+decided slots not yet applied, votes being counted, and a cache of the
+request ids applied lately. `Stored` reports let acceptors compact (see
+`Acceptor.on_stored`).
+
+Retention (`Settings.retain_slots` = R > 0). A learner deletes decisions
+and index entries more than R slots below its applied prefix, so when it
+applies slot t its index holds every request id first decided in
+[t - R, t). A command carries `issued`: no decision of its request id can
+be at or below that slot. If `issued + 1 >= t - R`, the index tells for
+sure whether the request id was decided before; otherwise it cannot, and
+the command is refused as *expired* (never applied; the Raft thesis's
+expired client sessions, section 6.3). The rule depends only on t, R and
+the command, so every learner makes the same choice and their logs agree.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from .commands import Value
 from .config import Membership, Settings
 from .ids import ZERO_BALLOT, Ballot
-from .messages import Accepted, Decide, Heartbeat, Retry
+from .messages import Accepted, Chunk, Decide, Fetch, Heartbeat, Retry, Stored
 from .outbox import Outbox
-from .ready import Applied, Record
+from .ready import EXPIRED, Applied, LogEntry, Record, log_entries
+from .store import DurableLog
 
 #: How many missing slots a learner asks for in one tick at most.
 MAX_RETRIES_PER_TICK = 64
+#: How many slots past the first missing one a tick looks at for retries.
+RETRY_SCAN_SLOTS = 1024
+#: Payload bytes a learner sends in one state-transfer `Chunk` (about).
+CHUNK_BYTES = 1 << 20
+#: Request ids kept in memory (beyond the on-disk index) for quick duplicate checks.
+RECENT_REQUESTS = 16384
+#: Retention deletes in steps of at least this many slots (one DELETE each).
+RETAIN_STEP = 256
 
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One entry of the decided log: a command applied, or a no-op slot."""
-
-    slot: int
-    payload: str | None
-    request_id: str | None
-    noop: bool
+__all__ = ["Learner", "LogEntry", "log_entries"]
 
 
 class Learner:
-    """One learner's state: votes seen, decided slots, the applied log."""
+    """One learner's state: votes seen, decided slots not yet applied, the applied prefix."""
 
     def __init__(
         self,
@@ -51,6 +70,7 @@ class Learner:
         settings: Settings,
         record: Record,
         out: Outbox,
+        store: DurableLog,
         on_decided: Callable[[int, Value], None] | None = None,
     ) -> None:
         self.node_id = node_id
@@ -59,18 +79,23 @@ class Learner:
         self.membership = membership
         self.settings = settings
         self._out = out
+        self._store = store
         self._cross_ballot = "cross-ballot-learner" in settings.plant
         #: slot -> ballot -> (acceptors that accepted it, the value), undecided slots only.
         self._tally: dict[int, dict[Ballot, tuple[set[str], Value]]] = {}
-        #: slot -> decided value.
-        self.decided: dict[int, Value] = {}
-        #: Every slot below this is decided and applied.
-        self.next_apply = 0
-        #: request id -> slot where it was first decided.
-        self.first_slot: dict[str, int] = {}
-        self.log: list[LogEntry] = []
-        #: Highest slot known to exist (decided here or announced by a leader).
-        self.highest_known = -1
+        #: Every slot below this is decided and applied (and durable once drained).
+        self.next_apply = record.applied + 1
+        #: The first slot of the retained log (older ones were deleted or never copied).
+        self.log_start = record.log_start
+        #: slot -> decided value, for decided slots not yet applied (>= next_apply).
+        self._tail: dict[int, Value] = {
+            s: v for s, v in record.decisions.items() if s >= self.next_apply}
+        #: request id -> first slot: applied since the last `ready()` (not yet durable),
+        #: and a bounded cache of older ones; the rest is in the store.
+        self._unpersisted: dict[str, int] = {}
+        self._recent: dict[str, int] = {}
+        #: Highest slot known to exist (decided here, announced by a leader or a peer).
+        self.highest_known = max(self.next_apply - 1, max(self._tail, default=-1))
         self.leader: str | None = None
         self._leader_ballot: Ballot = ZERO_BALLOT
         self._leader_heard = -(10**9)
@@ -78,22 +103,69 @@ class Learner:
         self._asked_at: dict[int, int] = {}
         self._next_proposer = 0
         self._now = 0
+        #: peer learner -> highest slot it reported durable.
+        self._peers: dict[str, int] = {}
+        self._fetch_at = -(10**9)
+        self._reported = -2
+        self._reported_at = -(10**9)
         self.retries_sent = 0
-        # Rebuild from what was persisted: replay the decided prefix silently
-        # (it was reported before the crash, or its client will retry).
-        for slot, value in record.decisions.items():
-            self.decided[slot] = value
-            self.highest_known = max(self.highest_known, slot)
+        self.fetches_sent = 0
+        self.chunks_served = 0
+        #: Slots copied from peers (state transfer) by this incarnation.
+        self.installed = 0
+        self.expired = 0
+        self.decided_count = 0
+        self.applied_commands = 0
+        # Decisions persisted above the applied prefix may continue it
+        # (silently: they were reported before the crash, or their client
+        # will retry).
         self._apply(report=False)
+
+    # ----------------------------------------------------------- queries
 
     @property
     def decided_up_to(self) -> int:
-        """Highest slot up to which every slot is decided (-1 for none)."""
+        """Highest slot up to which every slot is decided and applied (-1 for none)."""
         return self.next_apply - 1
+
+    @property
+    def catchup_remaining(self) -> int:
+        """Slots that peers have stored and this learner has not applied yet."""
+        return max(0, max(self._peers.values(), default=-1) - self.decided_up_to)
+
+    def is_decided(self, slot: int) -> bool:
+        return slot < self.next_apply or slot in self._tail
+
+    def _snapshot(self) -> tuple[dict[int, Value], dict[str, int]]:
+        """All retained decisions (durable and not yet) and the request index (tests, checks)."""
+        piece = self._store.read_log(0, 1 << 62)
+        decisions = {**dict(piece.decisions), **self._out.decisions, **self._tail}
+        rids = {c.request_id for v in decisions.values() for c in v}
+        firsts = {**self._store.first_slots(rids), **self._recent, **self._unpersisted}
+        return decisions, {r: s for r, s in firsts.items() if r in rids}
+
+    @property
+    def decided(self) -> dict[int, Value]:
+        """Every retained decided slot and its value: a snapshot read from the store (tests)."""
+        return self._snapshot()[0]
+
+    @property
+    def log(self) -> list[LogEntry]:
+        """The retained applied log: a snapshot read from the store (tests, checks)."""
+        decisions, firsts = self._snapshot()
+        applied = sorted((s, v) for s, v in decisions.items() if s < self.next_apply)
+        return log_entries(applied, firsts)
+
+    @property
+    def first_slot(self) -> dict[str, int]:
+        """request id -> slot where it was first decided, in the retained log (tests)."""
+        return self._snapshot()[1]
+
+    # ---------------------------------------------------------- messages
 
     def on_accepted(self, m: Accepted) -> None:
         """Count a vote; decide the slot when a majority voted in one ballot."""
-        if m.slot in self.decided:
+        if self.is_decided(m.slot):
             return
         # Planted bug: count votes across ballots, as if they were one.
         ballot = ZERO_BALLOT if self._cross_ballot else m.ballot
@@ -106,7 +178,7 @@ class Learner:
 
     def on_decide(self, m: Decide) -> None:
         """A proposer tells us a decision (the answer to a Retry)."""
-        if m.slot not in self.decided:
+        if not self.is_decided(m.slot):
             self._decide(m.slot, m.value)
 
     def on_heartbeat(self, m: Heartbeat) -> None:
@@ -118,15 +190,101 @@ class Learner:
         if m.highest_slot > self.highest_known:
             self.highest_known = m.highest_slot
 
+    def on_stored(self, m: Stored) -> None:
+        """A peer learner's log is durable up to `m.upto`: a source for state transfer."""
+        if m.src == self.node_id or m.src not in self.membership.learners:
+            return
+        if m.upto > self._peers.get(m.src, -1):
+            self._peers[m.src] = m.upto
+        if m.upto > self.highest_known:
+            self.highest_known = m.upto
+
+    def on_fetch(self, m: Fetch) -> None:
+        """Serve a peer's state transfer: the applied log from `m.first_slot`, one chunk.
+
+        Read from the store, so only what is durable here is sent, with the
+        request index entries that decide how each command was applied.
+        """
+        piece = self._store.read_log(m.first_slot, CHUNK_BYTES)
+        self.chunks_served += 1
+        self._out.now.append(Chunk(
+            src=self.node_id, dst=m.src, asked=m.first_slot, first_slot=piece.start,
+            decisions=piece.decisions,
+            first_slots=tuple(piece.first_slots.items())))
+
+    def on_chunk(self, m: Chunk) -> None:
+        """Install a piece of a peer's applied log, then ask for the next one.
+
+        The outcomes (applied, duplicate of an earlier slot, expired) are
+        the peer's, taken as they are: applied again here they could differ
+        where the peer's index reached further back than ours, and the logs
+        would diverge. A chunk that starts above the slot we asked for, when
+        that slot is still our next one, means the peer no longer retains
+        what we miss: our log restarts there. (A chunk that answers an older
+        Fetch, from further on, is only a piece we cannot use yet.)
+        """
+        self._fetch_at = -(10**9)  # a reply: the next Fetch may go at once
+        if not m.decisions:
+            return
+        if m.asked <= self.next_apply < m.first_slot:
+            # Our log restarts at the peer's first retained slot; the persist
+            # deletes whatever we kept below it.
+            self.next_apply = self.log_start = m.first_slot
+            self._out.log_start = m.first_slot
+            for slot in [s for s in self._tail if s < m.first_slot]:
+                del self._tail[slot]
+        firsts = dict(m.first_slots)
+        out = self._out
+        installed = 0
+        for slot, value in m.decisions:
+            if slot < self.next_apply:
+                continue
+            if slot > self.next_apply:
+                break
+            out.decisions[slot] = value
+            self._tail.pop(slot, None)
+            self._forget_slot(slot)
+            self.decided_count += 1
+            if not value:
+                out.logged.append(LogEntry(slot, None, None, True))
+            for command in value:
+                rid = command.request_id
+                first = firsts.get(rid)
+                if first is None:
+                    continue  # refused as expired there: not applied, not indexed
+                if rid not in self._unpersisted:
+                    self._unpersisted[rid] = first
+                    out.requests.append((rid, first))
+                if first == slot:
+                    out.logged.append(LogEntry(slot, command.payload, rid, False))
+            if self._on_decided is not None:
+                self._on_decided(slot, value)
+            self.next_apply = slot + 1
+            installed += 1
+        if installed:
+            self.installed += installed
+            self.highest_known = max(self.highest_known, self.next_apply - 1)
+            out.applied_upto = self.next_apply - 1
+            self._apply(report=True)
+            self._fetch()
+
+    # -------------------------------------------------------------- time
+
     def tick(self) -> None:
-        """Ask for the slots that have been missing for `gap_ticks`."""
+        """Report what is durable; copy or ask for what has been missing for `gap_ticks`."""
         self._now += 1
+        self._report_stored()
         if self.highest_known < self.next_apply:
             return
         gap = self.settings.gap_ticks
+        since = self._missing_since.setdefault(self.next_apply, self._now)
+        if self._now - since >= gap and self._now - self._fetch_at >= gap:
+            self._fetch()
+        # What no peer learner has stored is asked of the proposers.
+        first = max(self.next_apply, max(self._peers.values(), default=-1) + 1)
         asked = 0
-        for slot in range(self.next_apply, self.highest_known + 1):
-            if slot in self.decided:
+        for slot in range(first, min(self.highest_known, first + RETRY_SCAN_SLOTS) + 1):
+            if slot in self._tail:
                 continue
             since = self._missing_since.setdefault(slot, self._now)
             if self._now - since < gap or self._now - self._asked_at.get(slot, -gap) < gap:
@@ -138,6 +296,32 @@ class Learner:
             if asked >= MAX_RETRIES_PER_TICK:
                 break
 
+    def _fetch(self) -> None:
+        """Ask the peer learner that stored the most for the log from our next slot."""
+        peer, upto = max(self._peers.items(), key=lambda p: p[1], default=(None, -1))
+        if peer is None or upto < self.next_apply:
+            return
+        self._fetch_at = self._now
+        self.fetches_sent += 1
+        self._out.now.append(Fetch(src=self.node_id, dst=peer, first_slot=self.next_apply))
+
+    def _report_stored(self) -> None:
+        """Tell acceptors and peer learners how far our log is durable.
+
+        Sent after the persist of the `Ready` it leaves in (`after_persist`):
+        everything applied so far is in that persist or an earlier one.
+        """
+        upto = self.next_apply - 1
+        every = self.settings.stored_ticks
+        since = self._now - self._reported_at
+        if upto < 0 or not ((upto > self._reported and since >= every) or since >= 10 * every):
+            return
+        self._reported, self._reported_at = upto, self._now
+        m = self.membership
+        for dst in dict.fromkeys((*m.acceptors, *m.learners)):
+            if dst != self.node_id:
+                self._out.after_persist.append(Stored(src=self.node_id, dst=dst, upto=upto))
+
     def _retry_target(self) -> str:
         """The leader if it was heard from lately, else the proposers in turn."""
         if self.leader is not None and self._now - self._leader_heard <= self.settings.election_ticks:
@@ -146,12 +330,14 @@ class Learner:
         self._next_proposer = (self._next_proposer + 1) % len(proposers)
         return proposers[self._next_proposer]
 
+    # ------------------------------------------------------------ apply
+
     def _decide(self, slot: int, value: Value) -> None:
-        self.decided[slot] = value
+        self._tail[slot] = value
         self._out.decisions[slot] = value
+        self.decided_count += 1
         self._tally.pop(slot, None)
-        self._missing_since.pop(slot, None)
-        self._asked_at.pop(slot, None)
+        self._forget_slot(slot)
         if slot > self.highest_known:
             self.highest_known = slot
         if self._on_decided is not None:
@@ -159,21 +345,87 @@ class Learner:
         if slot == self.next_apply:
             self._apply(report=True)
 
+    def _forget_slot(self, slot: int) -> None:
+        self._missing_since.pop(slot, None)
+        self._asked_at.pop(slot, None)
+
+    def _may_apply(self, slot: int) -> bool:
+        """Whether this learner can classify `slot`'s commands itself.
+
+        A learner whose log was restarted by a state transfer at
+        `log_start` has no index below it: until it reaches
+        `log_start + R` it installs what its peers applied instead.
+        """
+        retain = self.settings.retain_slots
+        return not retain or self.log_start == 0 or slot >= self.log_start + retain
+
     def _apply(self, *, report: bool) -> None:
         """Apply the decided slots that follow the applied prefix, in order."""
-        while self.next_apply in self.decided:
+        tail = self._tail
+        start = self.next_apply
+        out = self._out
+        retain = self.settings.retain_slots
+        while self.next_apply in tail and self._may_apply(self.next_apply):
             slot = self.next_apply
-            value = self.decided[slot]
+            value = tail.pop(slot)
             if not value:
-                self.log.append(LogEntry(slot, None, None, True))
+                out.logged.append(LogEntry(slot, None, None, True))
+            firsts = self._lookup(c.request_id for c in value)
             for command in value:
-                first = self.first_slot.get(command.request_id)
+                rid = command.request_id
+                first = firsts.get(rid)
                 if first is None:
-                    first = self.first_slot[command.request_id] = slot
-                    self.log.append(LogEntry(slot, command.payload, command.request_id, False))
-                    if report:
-                        self._out.applied.append(Applied(slot, command, first))
-                elif report:
-                    # Decided again: answer with the first slot, apply nothing.
-                    self._out.applied.append(Applied(slot, command, first))
+                    if retain and command.issued + 1 < slot - retain:
+                        # Issued before the window our index covers: it may have
+                        # been applied in a slot we no longer have. Refuse it.
+                        self.expired += 1
+                        if report:
+                            out.applied.append(Applied(slot, command, EXPIRED))
+                        continue
+                    first = firsts[rid] = self._unpersisted[rid] = slot
+                    out.requests.append((rid, slot))
+                    out.logged.append(LogEntry(slot, command.payload, rid, False))
+                    self.applied_commands += 1
+                if report:
+                    # Decided again (first != slot): answer with the first slot, apply nothing.
+                    out.applied.append(Applied(slot, command, first))
             self.next_apply += 1
+        if self.next_apply != start:
+            out.applied_upto = self.next_apply - 1
+            if retain and self.next_apply - retain - self.log_start >= max(RETAIN_STEP, retain // 8):
+                self.log_start = self.next_apply - retain
+                out.log_start = self.log_start
+
+    def _lookup(self, request_ids: Iterable[str]) -> dict[str, int]:
+        """First slots of the request ids that were applied before (memory, then disk)."""
+        found: dict[str, int] = {}
+        missing = []
+        unpersisted, recent = self._unpersisted, self._recent
+        for rid in request_ids:
+            first = unpersisted.get(rid)
+            if first is None:
+                first = recent.get(rid)
+            if first is None:
+                missing.append(rid)
+            else:
+                found[rid] = first
+        if missing:
+            found.update(self._store.first_slots(missing))
+        return found
+
+    def drained(self) -> None:
+        """`Node.ready()` handed our outbox to the runtime, which persists it
+        before the next step: what was applied so far may now be looked up
+        on disk, so the cache of recent request ids can shrink."""
+        if self._unpersisted:
+            self._recent.update(self._unpersisted)
+            self._unpersisted = {}
+            if len(self._recent) > 2 * RECENT_REQUESTS:
+                # Keep the newest half (dicts keep insertion order): amortised O(1).
+                self._recent = dict(list(self._recent.items())[-RECENT_REQUESTS:])
+        # Slots below the applied prefix can no longer be missing.
+        if self._missing_since and min(self._missing_since) < self.next_apply:
+            for table in (self._missing_since, self._asked_at):
+                for slot in [s for s in table if s < self.next_apply]:
+                    del table[slot]
+

@@ -43,6 +43,8 @@ class Promise:
     """Phase 1b, acceptor -> proposer. Sent only after the promise is durable.
 
     `votes` holds what this acceptor accepted in slots >= `first_slot`.
+    `compacted` is the acceptor's compaction point (see `Acceptor`): every
+    slot below it is decided and stored by every learner.
     """
 
     src: str
@@ -50,6 +52,7 @@ class Promise:
     ballot: Ballot
     first_slot: int
     votes: tuple[Vote, ...]
+    compacted: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,12 +84,17 @@ class Nack:
     Not in the paper, which lets acceptors ignore such requests; the
     optimisation it suggests in section 2.3 ("inform the proposer") so the
     proposer can move past `promised` at once.
+
+    Also the answer to a Prepare or Accept below the acceptor's compaction
+    point `compacted`, whatever the ballot: those slots are decided and
+    stored by every learner, and their votes may be gone.
     """
 
     src: str
     dst: str
     ballot: Ballot
     promised: Ballot
+    compacted: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,6 +134,52 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Stored:
+    """Learner -> acceptors, proposers and other learners: slots up to `upto` are durable here.
+
+    Sent only after the decisions it covers are on this learner's disk.
+    Acceptors compact below the lowest `upto` of all learners; learners
+    fetch missing slots from a peer that has stored them.
+    """
+
+    src: str
+    dst: str
+    upto: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fetch:
+    """Learner -> learner: send me the decided log from `first_slot` (state transfer)."""
+
+    src: str
+    dst: str
+    first_slot: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chunk:
+    """Learner -> learner: a piece of the decided log, as Raft's InstallSnapshot.
+
+    `decisions` are consecutive slots from `first_slot`, in answer to a
+    Fetch from `asked`; `first_slot` is above `asked` only when the sender
+    no longer retains `asked` (the receiver's log then starts at
+    `first_slot`). `first_slots` maps every request id in `decisions`
+    that the sender's request index holds to the slot where it was first
+    decided; a request id missing from it was refused there as expired.
+    The receiver takes these outcomes as they are, so it applies exactly
+    what its peer applied. Empty `decisions`: the sender has nothing from
+    `first_slot` on.
+    """
+
+    src: str
+    dst: str
+    asked: int
+    first_slot: int
+    decisions: tuple[tuple[int, Value], ...]
+    first_slots: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClientRequest:
     """Client -> proposer (or proposer -> leader, forwarded): decide `command`."""
 
@@ -135,7 +189,8 @@ class ClientRequest:
 
 
 Message = Union[
-    Prepare, Promise, Accept, Accepted, Nack, Decide, Heartbeat, Retry, ClientRequest
+    Prepare, Promise, Accept, Accepted, Nack, Decide, Heartbeat, Retry, Stored, Fetch, Chunk,
+    ClientRequest
 ]
 
 #: Every message class, for codecs and exhaustive tests.
@@ -148,5 +203,8 @@ MESSAGE_TYPES: tuple[type, ...] = (
     Decide,
     Heartbeat,
     Retry,
+    Stored,
+    Fetch,
+    Chunk,
     ClientRequest,
 )

@@ -5,6 +5,10 @@ plays all three (the collapsed roles of the 2012 demo's to-do list). The
 roles are composed, not inherited, and share the node's outbox and its
 knowledge: a replica's proposer learns decisions from its own learner.
 
+A node's durable state is written by its runtime (`Ready.persist`) and
+read back through a `DurableLog` (store.py); a node built without one is
+its own in-memory store: it applies each `Persist` to its `Record` itself.
+
 A message a node sends to itself (a replica's Prepare to its own
 acceptor) comes back out of `ready()` like any other and the runtime
 delivers it locally after the persist, as etcd/raft does with a leader's
@@ -24,18 +28,23 @@ from .learner import Learner
 from .messages import (
     Accept,
     Accepted,
+    Chunk,
     ClientRequest,
     Decide,
+    Fetch,
     Heartbeat,
     Message,
     Nack,
     Prepare,
     Promise,
     Retry,
+    Stored,
 )
 from .outbox import Outbox
+from .plants import acceptor_class
 from .proposer import Phase, Proposer
 from .ready import Ready, Record
+from .store import DurableLog
 
 
 class Node:
@@ -53,9 +62,17 @@ class Node:
         settings: Settings | None = None,
         record: Record | None = None,
         rng: random.Random | None = None,
+        store: DurableLog | None = None,
     ) -> None:
+        """`record` is what the store's `load()` returned; `store` reads the rest.
+
+        Without `store`, `record` itself is the store: `ready()` applies each
+        `Persist` to it (tests, and anything that keeps state only in memory).
+        """
         settings = settings or Settings()
         record = record if record is not None else Record()
+        self._own_record = record if store is None else None
+        store = store if store is not None else record
         self.node_id = node_id
         self.membership = membership
         self.settings = settings
@@ -63,9 +80,8 @@ class Node:
         if not self.roles:
             raise ValueError(f"{node_id!r} is not a member of the cluster")
         self._out = Outbox()
-        self.acceptor = (
-            Acceptor(node_id, membership.learners, record, self._out,
-                     accept_without_promise="accept-without-promise" in settings.plant)
+        self.acceptor: Acceptor | None = (
+            acceptor_class(settings.plant)(node_id, membership.learners, record, self._out, store)
             if "acceptor" in self.roles else None
         )
         self.proposer = (
@@ -74,13 +90,16 @@ class Node:
             if "proposer" in self.roles else None
         )
         self.learner = (
-            Learner(node_id, membership, settings, record, self._out,
+            Learner(node_id, membership, settings, record, self._out, store,
                     on_decided=self.proposer.learn if self.proposer else None)
             if "learner" in self.roles else None
         )
         if self.proposer is not None and self.learner is not None:
-            for slot, value in self.learner.decided.items():
-                self.proposer.learn(slot, value)
+            # A replica's proposer starts from what its own learner applied.
+            p, le = self.proposer, self.learner
+            p.decided_up_to = max(p.decided_up_to, le.decided_up_to)
+            for slot, value in sorted(le._tail.items()):
+                p.learn(slot, value)
         #: Messages this node could not handle (wrong role): counted, dropped.
         self.dropped = 0
 
@@ -117,6 +136,16 @@ class Node:
             case Retry():
                 if p: p.on_retry(msg)
                 else: self.dropped += 1
+            case Stored():
+                if a: a.on_stored(msg)
+                if l: l.on_stored(msg)
+                if not (a or l): self.dropped += 1
+            case Fetch():
+                if l: l.on_fetch(msg)
+                else: self.dropped += 1
+            case Chunk():
+                if l: l.on_chunk(msg)
+                else: self.dropped += 1
             case ClientRequest():
                 if p: p.on_request(msg)
                 else: self.dropped += 1
@@ -149,7 +178,12 @@ class Node:
         """
         if self.proposer is not None:
             self.proposer.propose_pending()
-        return self._out.drain()
+        ready = self._out.drain()
+        if self._own_record is not None and ready.persist:
+            self._own_record.apply(ready.persist)
+        if self.learner is not None:
+            self.learner.drained()
+        return ready
 
     # ------------------------------------------------------------- queries
 
@@ -171,8 +205,18 @@ class Node:
             out["prepares_rejected"] = self.acceptor.prepares_rejected
             out["accepts_rejected"] = self.acceptor.accepts_rejected
             out["promised_round"] = self.acceptor.promised.round
+            out["compacted"] = self.acceptor.compacted
+            out["compacted_refusals"] = self.acceptor.compacted_refusals
         if self.learner:
-            out["decided_up_to"] = self.learner.decided_up_to
-            out["decided"] = len(self.learner.decided)
-            out["retries_sent"] = self.learner.retries_sent
+            le = self.learner
+            out["decided_up_to"] = le.decided_up_to
+            out["decided"] = le.decided_count
+            out["retries_sent"] = le.retries_sent
+            out["log_start"] = le.log_start
+            out["fetches_sent"] = le.fetches_sent
+            out["chunks_served"] = le.chunks_served
+            out["installed"] = le.installed
+            out["catchup_remaining"] = le.catchup_remaining
+            out["expired"] = le.expired
+            out["applied_commands"] = le.applied_commands
         return out

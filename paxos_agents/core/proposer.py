@@ -47,6 +47,9 @@ from .ready import Record
 
 #: The decided prefix is persisted when it grew by this many slots.
 FLOOR_EVERY = 1024
+#: Decided values kept in memory below the decided prefix (to answer Retries
+#: with a Decide); older ones are forgotten, so memory does not grow with the log.
+KEEP_DECIDED = 1024
 
 
 class Phase(str, Enum):
@@ -78,6 +81,7 @@ class ProposerStats:
     retries_performed: int = 0
     retries_suppressed: int = 0
     accept_resends: int = 0
+    retries_compacted: int = 0
 
 
 class Proposer:
@@ -129,6 +133,11 @@ class Proposer:
         #: The lowest slot a learner asked for that our phase 1 does not cover.
         self._retry_floor: int | None = None
         self._reelected_at = -(10**9)
+        #: The highest compaction point an acceptor told us: every slot below
+        #: it is decided and stored by every learner (see Acceptor.on_stored).
+        self.compacted = 0
+        #: `chosen` holds no values below this slot any more.
+        self._forgotten_below = 0
 
     # ----------------------------------------------------------------- time
 
@@ -160,7 +169,10 @@ class Proposer:
     def _first_undecided(self) -> int:
         """Where phase 1 starts: our first undecided slot, or lower if a learner asked."""
         first = self.decided_up_to + 1
-        return first if self._retry_floor is None else min(first, self._retry_floor)
+        if self._retry_floor is not None:
+            first = min(first, self._retry_floor)
+        # Never below the compaction point: acceptors refuse it (nothing there to recover).
+        return max(first, self.compacted)
 
     def _start_election(self, first_slot: int) -> None:
         # Pick a round above every ballot seen, persist it, then Prepare.
@@ -182,6 +194,8 @@ class Proposer:
 
     def on_promise(self, m: Promise) -> None:
         """Phase 1b: count promises for our ballot; a majority makes us leader."""
+        if m.compacted > self.compacted:
+            self.compacted = m.compacted  # at or below our first slot: it promised
         if self.phase is not Phase.CANDIDATE or m.ballot != self.ballot:
             return
         self._promises[m.src] = m
@@ -222,8 +236,21 @@ class Proposer:
         self.propose_pending()
 
     def on_nack(self, m: Nack) -> None:
-        """An acceptor promised a higher ballot: stop, back off, let it lead."""
+        """An acceptor promised a higher ballot: stop, back off, let it lead.
+
+        A Nack that only says our Prepare or Accept was below the acceptor's
+        compaction point moves us above it instead: those slots are decided.
+        """
         if m.ballot != self.ballot or self.phase is Phase.FOLLOWER:
+            return
+        if m.compacted > self.compacted:
+            self._note_compacted(m.compacted)
+        if m.promised <= m.ballot and not self._reuse_ballot:
+            # Refused for compaction only. CANDIDATE -> CANDIDATE: a phase 1
+            # that started below the point can never finish; run it again
+            # from above the point (a new ballot, as every phase 1 needs).
+            if self.phase is Phase.CANDIDATE and self._first_slot < self.compacted:
+                self._start_election(self._first_undecided())
             return
         self.stats.nacks += 1
         if self._reuse_ballot and self.phase is Phase.CANDIDATE:
@@ -398,6 +425,7 @@ class Proposer:
         while self.decided_up_to + 1 in self.chosen:
             self.decided_up_to += 1
         self._note_floor()
+        self._forget_decided()
 
     def _note_floor(self) -> None:
         # Persist the decided prefix now and then (not each slot: it is only
@@ -408,6 +436,37 @@ class Proposer:
 
     def on_decide(self, m: Decide) -> None:
         self.learn(m.slot, m.value)
+
+    def _note_compacted(self, point: int) -> None:
+        """Slots below `point` are decided and stored by every learner."""
+        self.compacted = point
+        if self.decided_up_to < point - 1:
+            self.decided_up_to = point - 1
+            while self.decided_up_to + 1 in self.chosen:
+                self.decided_up_to += 1
+            self._note_floor()
+        if self.phase is Phase.LEADER:
+            # Our slots below the point were decided, maybe not with our
+            # values: queue those commands again (learners apply a request id once).
+            for slot in sorted(s for s in self.inflight if s < point):
+                flight = self.inflight.pop(slot)
+                self.pending.extendleft(reversed(
+                    [c for c in flight.value if c.request_id in self._outstanding]))
+            if self.next_slot < point:
+                self.next_slot = point
+        self._forget_decided()
+
+    def _forget_decided(self) -> None:
+        # Forget decided values well below the decided prefix: a learner
+        # that misses one copies it from a peer learner, or (if none has it)
+        # gets it through a new phase 1 (see on_retry).
+        below = self.decided_up_to + 1 - KEEP_DECIDED
+        if below - self._forgotten_below < KEEP_DECIDED:
+            return
+        for table in (self.chosen, self.remembered, self._retried_at):
+            for slot in [s for s in table if s < below]:
+                del table[slot]
+        self._forgotten_below = below
 
     def _heartbeat(self) -> None:
         self._next_heartbeat = self.now + self.settings.heartbeat_ticks
@@ -430,6 +489,12 @@ class Proposer:
         """
         slot = m.slot
         self.stats.retries_requested += 1
+        if slot < self.compacted:
+            # Every learner stored it: the asking learner copies it from a
+            # peer (state transfer); a new ballot here is refused by the
+            # acceptors and could only do harm.
+            self.stats.retries_compacted += 1
+            return
         value = self.chosen.get(slot)
         if value is not None:
             self._out.now.append(Decide(src=self.node_id, dst=m.src, slot=slot, value=value))
@@ -443,7 +508,8 @@ class Proposer:
             return
         self._retried_at[slot] = self.now
         self.stats.retries_performed += 1
-        if self.phase is Phase.LEADER and slot >= self._first_slot:
+        forgotten = slot < self._forgotten_below  # decided, value no longer in memory
+        if self.phase is Phase.LEADER and slot >= self._first_slot and not forgotten:
             flight = self.inflight.get(slot)
             if flight is not None:
                 flight.sent_at = -self.settings.accept_timeout_ticks  # resend now

@@ -17,6 +17,7 @@ sending it (Paxos Made Simple, section 2.5), hence `send_after_persist`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from .commands import Command, Value
 from .ids import ZERO_BALLOT, Ballot
@@ -29,7 +30,15 @@ class Persist:
 
     - `promised`: the acceptor's new promise.
     - `votes`: the acceptor's new accepted (ballot, value) per slot.
+    - `compacted`: the acceptor's new compaction point; every vote below it
+      is deleted in the same transaction (see `Acceptor.on_stored`).
     - `decisions`: the learner's newly decided slots.
+    - `applied`: the learner's new highest applied slot (the applied prefix).
+    - `requests`: (request id, slot) for each command first applied in this
+      `Ready`: the learner's request index, written with `applied`.
+    - `log_start`: the learner's new first retained slot; decisions and
+      request index entries below it are deleted (retention, or a state
+      transfer that starts the log above what it had).
     - `round`: the proposer's highest ballot round used so far. A restarted
       proposer starts above it, so it never reuses a ballot.
     - `floor`: a slot up to which the proposer knows every slot is decided.
@@ -39,26 +48,43 @@ class Persist:
 
     promised: Ballot | None = None
     votes: tuple[Vote, ...] = ()
+    compacted: int | None = None
     decisions: tuple[tuple[int, Value], ...] = ()
+    applied: int | None = None
+    requests: tuple[tuple[str, int], ...] = ()
+    log_start: int | None = None
     round: int | None = None
     floor: int | None = None
 
     def __bool__(self) -> bool:
         return bool(
-            self.promised is not None or self.votes or self.decisions or self.round is not None
-            or self.floor is not None
+            self.promised is not None or self.votes or self.compacted is not None
+            or self.decisions or self.applied is not None or self.requests
+            or self.log_start is not None or self.round is not None or self.floor is not None
         )
 
 
 @dataclass(slots=True)
 class Record:
-    """Everything a node persisted: the state it is rebuilt from after a crash."""
+    """What a node persisted: the state it is rebuilt from after a crash.
+
+    As returned by a store's `load()` it holds what a node needs in memory
+    to start: the scalars, and the decisions above the applied prefix (a
+    learner's out-of-order tail). A `Record` used as the store itself (the
+    simulator's disk, `MemoryStorage`) holds everything, and answers the
+    `DurableLog` reads a node makes (see store.py).
+    """
 
     promised: Ballot = ZERO_BALLOT
     votes: dict[int, Vote] = field(default_factory=dict)
     decisions: dict[int, Value] = field(default_factory=dict)
     round: int = 0
     floor: int = -1
+    compacted: int = 0
+    applied: int = -1
+    log_start: int = 0
+    #: request id -> slot where it was first decided (the learner's index).
+    requests: dict[str, int] = field(default_factory=dict)
 
     def apply(self, persist: Persist) -> None:
         """Merge one `Persist` into this record (what storage does on commit)."""
@@ -66,8 +92,22 @@ class Record:
             self.promised = persist.promised
         for vote in persist.votes:
             self.votes[vote.slot] = vote
+        if persist.compacted is not None and persist.compacted > self.compacted:
+            self.compacted = persist.compacted
+            for slot in [s for s in self.votes if s < self.compacted]:
+                del self.votes[slot]
         for slot, value in persist.decisions:
             self.decisions[slot] = value
+        for request_id, slot in persist.requests:
+            self.requests.setdefault(request_id, slot)
+        if persist.applied is not None:
+            self.applied = persist.applied
+        if persist.log_start is not None and persist.log_start > self.log_start:
+            self.log_start = persist.log_start
+            for slot in [s for s in self.decisions if s < self.log_start]:
+                del self.decisions[slot]
+            for request_id in [r for r, s in self.requests.items() if s < self.log_start]:
+                del self.requests[request_id]
         if persist.round is not None:
             self.round = persist.round
         if persist.floor is not None:
@@ -75,7 +115,39 @@ class Record:
 
     def copy(self) -> "Record":
         return Record(self.promised, dict(self.votes), dict(self.decisions), self.round,
-                      self.floor)
+                      self.floor, self.compacted, self.applied, self.log_start,
+                      dict(self.requests))
+
+    # --- DurableLog (store.py): reads of the record as a node's store ---------
+
+    def votes_from(self, slot: int) -> list[Vote]:
+        return [v for s, v in sorted(self.votes.items()) if s >= slot]
+
+    def first_slots(self, request_ids: Iterable[str]) -> dict[str, int]:
+        requests = self.requests
+        return {r: requests[r] for r in request_ids if r in requests}
+
+    def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
+        start = max(first_slot, self.log_start)
+        decisions: list[tuple[int, Value]] = []
+        size = 0
+        slot = start
+        while slot <= self.applied and slot in self.decisions and (not decisions or size < max_bytes):
+            value = self.decisions[slot]
+            decisions.append((slot, value))
+            size += 16 + sum(len(c.payload) + len(c.request_id) for c in value)
+            slot += 1
+        rids = {c.request_id for _, value in decisions for c in value}
+        return LogPiece(start, tuple(decisions), self.first_slots(rids))
+
+
+@dataclass(frozen=True, slots=True)
+class LogPiece:
+    """Consecutive applied slots from `start`, with the request index for their commands."""
+
+    start: int
+    decisions: tuple[tuple[int, Value], ...]
+    first_slots: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +157,9 @@ class Applied:
     `first_slot` is where this request id was first decided; it differs
     from `slot` when the command was decided again (a client retry or a
     re-proposal after a leader change) and was therefore not applied twice.
+    It is `EXPIRED` (-1) when the command was refused because it was issued
+    before the retained log begins (see `Learner`): it was not applied, and
+    whether it was applied earlier can no longer be told.
     """
 
     slot: int
@@ -93,7 +168,15 @@ class Applied:
 
     @property
     def duplicate(self) -> bool:
-        return self.first_slot != self.slot
+        return self.first_slot != self.slot and self.first_slot != EXPIRED
+
+    @property
+    def expired(self) -> bool:
+        return self.first_slot == EXPIRED
+
+
+#: `Applied.first_slot` of a command refused as expired.
+EXPIRED = -1
 
 
 @dataclass(slots=True)
@@ -104,6 +187,37 @@ class Ready:
     send_after_persist: list[Message] = field(default_factory=list)
     send: list[Message] = field(default_factory=list)
     applied: list[Applied] = field(default_factory=list)
+    #: Entries appended to the learner's applied log (commands applied, no-op
+    #: slots, and what a state transfer installed), for checkers and tests.
+    logged: list["LogEntry"] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.persist or self.send_after_persist or self.send or self.applied)
+        return bool(self.persist or self.send_after_persist or self.send or self.applied
+                    or self.logged)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One entry of the applied log: a command applied, or a no-op slot."""
+
+    slot: int
+    payload: str | None
+    request_id: str | None
+    noop: bool
+
+
+def log_entries(decisions: Iterable[tuple[int, Value]], first_slots: dict[str, int]) -> list[LogEntry]:
+    """The applied log of `decisions`: no-op slots, and each command in the
+    slot where its request id was first decided (duplicates and expired
+    commands are not in the log)."""
+    entries = []
+    for slot, value in decisions:
+        if not value:
+            entries.append(LogEntry(slot, None, None, True))
+        seen = set()
+        for command in value:
+            rid = command.request_id
+            if first_slots.get(rid) == slot and rid not in seen:
+                seen.add(rid)
+                entries.append(LogEntry(slot, command.payload, rid, False))
+    return entries

@@ -1,25 +1,27 @@
 """Messages to bytes and back, for the queues between agents and the supervisor.
 
-Wire format (version 1): the UTF-8 bytes of compact JSON holding one list,
+Wire format (version 2): the UTF-8 bytes of compact JSON holding one list,
 
     [1, TYPE, src, dst, ...fields in dataclass order]
 
 where TYPE is the class name ("Accept", "Promise", ...) and
 
 - a ballot is `[round, node_id]`,
-- a command is `[request_id, payload]`,
+- a command is `[request_id, payload]`, or `[request_id, payload, issued]`
+  when it carries an issue stamp (state files written by version 1 hold
+  the two-element form, which still decodes, with `issued` -1),
 - a value is a list of commands (`[]` is the no-op),
 - a vote is `[slot, ballot, value]`.
 
 For example `Accept(src="p1", dst="a2", ballot=Ballot(3, "p1"), slot=7,
-value=(Command("r1", "x"),))` is `[1,"Accept","p1","a2",[3,"p1"],7,[["r1","x"]]]`.
+value=(Command("r1", "x"),))` is `[2,"Accept","p1","a2",[3,"p1"],7,[["r1","x"]]]`.
 
 Each type has a hand-written encoder and decoder in the tables below rather
 than generic dataclass reflection: this runs once per message per hop.
 Adding a message type means adding a row to both tables; importing this
 module fails if a type in `MESSAGE_TYPES` has none.
 
-`decode` trusts nothing: any input that is not exactly a version-1 message
+`decode` trusts nothing: any input that is not exactly a version-2 message
 raises `CodecError`, never a raw `KeyError`/`IndexError`/`TypeError`.
 """
 
@@ -34,14 +36,17 @@ from paxos_agents.core.messages import (
     MESSAGE_TYPES,
     Accept,
     Accepted,
+    Chunk,
     ClientRequest,
     Decide,
+    Fetch,
     Heartbeat,
     Message,
     Nack,
     Prepare,
     Promise,
     Retry,
+    Stored,
     Vote,
 )
 
@@ -55,7 +60,7 @@ __all__ = [
 ]
 
 #: The wire format version; the first element of every encoded message.
-VERSION = 1
+VERSION = 2
 
 
 class CodecError(ValueError):
@@ -101,20 +106,27 @@ def _dec_ballot(obj: Any) -> Ballot:
 
 
 def _enc_command(command: Command) -> list:
-    return [command.request_id, command.payload]
+    if command.issued == -1:
+        return [command.request_id, command.payload]
+    return [command.request_id, command.payload, command.issued]
 
 
 def _dec_command(obj: Any) -> Command:
-    if type(obj) is not list or len(obj) != 2:
-        raise CodecError(f"command must be [request_id, payload], got {obj!r:.60}")
-    request_id, payload = obj
+    if type(obj) is not list or not 2 <= len(obj) <= 3:
+        raise CodecError(f"command must be [request_id, payload(, issued)], got {obj!r:.60}")
+    request_id, payload = obj[0], obj[1]
     if type(request_id) is not str or type(payload) is not str:
         raise CodecError(f"command fields must be strings, got {obj!r:.60}")
-    return Command(request_id, payload)
+    if len(obj) == 2:
+        return Command(request_id, payload)
+    issued = obj[2]
+    if type(issued) is not int or issued < -1:
+        raise CodecError(f"command issued must be an integer >= -1, got {issued!r:.20}")
+    return Command(request_id, payload, issued)
 
 
 def _enc_value(value: Value) -> list:
-    return [[c.request_id, c.payload] for c in value]
+    return [_enc_command(c) for c in value]
 
 
 def _dec_value(obj: Any) -> Value:
@@ -147,16 +159,24 @@ def _dec_votes(obj: Any) -> tuple[Vote, ...]:
 _ENCODERS: dict[type, Callable[[Any], list]] = {
     Prepare: lambda m: [m.src, m.dst, _enc_ballot(m.ballot), m.first_slot],
     Promise: lambda m: [
-        m.src, m.dst, _enc_ballot(m.ballot), m.first_slot, [_enc_vote(v) for v in m.votes]
+        m.src, m.dst, _enc_ballot(m.ballot), m.first_slot, [_enc_vote(v) for v in m.votes],
+        m.compacted,
     ],
     Accept: lambda m: [m.src, m.dst, _enc_ballot(m.ballot), m.slot, _enc_value(m.value)],
     Accepted: lambda m: [m.src, m.dst, _enc_ballot(m.ballot), m.slot, _enc_value(m.value)],
-    Nack: lambda m: [m.src, m.dst, _enc_ballot(m.ballot), _enc_ballot(m.promised)],
+    Nack: lambda m: [m.src, m.dst, _enc_ballot(m.ballot), _enc_ballot(m.promised), m.compacted],
     Decide: lambda m: [m.src, m.dst, m.slot, _enc_value(m.value)],
     Heartbeat: lambda m: [
         m.src, m.dst, _enc_ballot(m.ballot), m.highest_slot, m.decided_up_to
     ],
     Retry: lambda m: [m.src, m.dst, m.slot],
+    Stored: lambda m: [m.src, m.dst, m.upto],
+    Fetch: lambda m: [m.src, m.dst, m.first_slot],
+    Chunk: lambda m: [
+        m.src, m.dst, m.asked, m.first_slot,
+        [[slot, _enc_value(value)] for slot, value in m.decisions],
+        [[rid, slot] for rid, slot in m.first_slots],
+    ],
     ClientRequest: lambda m: [m.src, m.dst, _enc_command(m.command)],
 }
 
@@ -168,9 +188,10 @@ def _d_prepare(f: list) -> Prepare:
 
 
 def _d_promise(f: list) -> Promise:
-    src, dst, ballot, first_slot, votes = f
+    src, dst, ballot, first_slot, votes, compacted = f
     return Promise(src=_str(src, "src"), dst=_str(dst, "dst"), ballot=_dec_ballot(ballot),
-                   first_slot=_int(first_slot, "first_slot"), votes=_dec_votes(votes))
+                   first_slot=_int(first_slot, "first_slot"), votes=_dec_votes(votes),
+                   compacted=_int(compacted, "compacted"))
 
 
 def _d_accept(f: list) -> Accept:
@@ -186,9 +207,9 @@ def _d_accepted(f: list) -> Accepted:
 
 
 def _d_nack(f: list) -> Nack:
-    src, dst, ballot, promised = f
+    src, dst, ballot, promised, compacted = f
     return Nack(src=_str(src, "src"), dst=_str(dst, "dst"), ballot=_dec_ballot(ballot),
-                promised=_dec_ballot(promised))
+                promised=_dec_ballot(promised), compacted=_int(compacted, "compacted"))
 
 
 def _d_decide(f: list) -> Decide:
@@ -209,6 +230,35 @@ def _d_retry(f: list) -> Retry:
     return Retry(src=_str(src, "src"), dst=_str(dst, "dst"), slot=_int(slot, "slot"))
 
 
+def _d_stored(f: list) -> Stored:
+    src, dst, upto = f
+    return Stored(src=_str(src, "src"), dst=_str(dst, "dst"), upto=_int(upto, "upto"))
+
+
+def _d_fetch(f: list) -> Fetch:
+    src, dst, first_slot = f
+    return Fetch(src=_str(src, "src"), dst=_str(dst, "dst"),
+                 first_slot=_int(first_slot, "first_slot"))
+
+
+def _dec_pair(obj: Any, what: str) -> list:
+    if type(obj) is not list or len(obj) != 2:
+        raise CodecError(f"{what} must be a pair, got {obj!r:.60}")
+    return obj
+
+
+def _d_chunk(f: list) -> Chunk:
+    src, dst, asked, first_slot, decisions, first_slots = f
+    if type(decisions) is not list or type(first_slots) is not list:
+        raise CodecError("chunk decisions and first_slots must be lists")
+    pairs = [_dec_pair(d, "decision") for d in decisions]
+    firsts = [_dec_pair(r, "first slot") for r in first_slots]
+    return Chunk(src=_str(src, "src"), dst=_str(dst, "dst"), asked=_int(asked, "asked"),
+                 first_slot=_int(first_slot, "first_slot"),
+                 decisions=tuple((_int(s, "slot"), _dec_value(v)) for s, v in pairs),
+                 first_slots=tuple((_str(r, "request_id"), _int(s, "slot")) for r, s in firsts))
+
+
 def _d_client_request(f: list) -> ClientRequest:
     src, dst, command = f
     return ClientRequest(src=_str(src, "src"), dst=_str(dst, "dst"),
@@ -224,6 +274,9 @@ _DECODERS: dict[str, Callable[[list], Any]] = {
     "Decide": _d_decide,
     "Heartbeat": _d_heartbeat,
     "Retry": _d_retry,
+    "Stored": _d_stored,
+    "Fetch": _d_fetch,
+    "Chunk": _d_chunk,
     "ClientRequest": _d_client_request,
 }
 
@@ -289,7 +342,7 @@ def decode(data: bytes) -> Message:
 
 
 def encode_value(value: Value) -> str:
-    """The JSON text of a value: a list of `[request_id, payload]` (ASCII only)."""
+    """The JSON text of a value: a list of commands as on the wire (ASCII only)."""
     return _ENCODER.encode(_enc_value(value))
 
 

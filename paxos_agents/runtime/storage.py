@@ -2,8 +2,12 @@
 
 The runtime calls `save(persist)` and only after it returns sends the
 messages that depend on it (`Ready.send_after_persist`); after a crash it
-rebuilds the node from `load()`. An acceptor that forgot a promise or a
-vote could let two different values be chosen, so a `Storage` must
+rebuilds the node from `load()`, which reads only what the node keeps in
+memory (a few scalars and a learner's undecided tail), so start-up does
+not grow with the log; the node reads votes, decisions and its request
+index back through the store's `DurableLog` methods when it needs them.
+An acceptor that forgot a promise or a vote could let two different
+values be chosen, so a `Storage` must
 
 - make a `save` durable before returning, all of it or none of it;
 - fail loudly (`StorageError`) rather than lose or invent state; in
@@ -23,9 +27,10 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
+from paxos_agents.core.commands import Value
 from paxos_agents.core.ids import Ballot
 from paxos_agents.core.messages import Vote
-from paxos_agents.core.ready import Persist, Record
+from paxos_agents.core.ready import LogPiece, Persist, Record
 
 from .codec import CodecError, decode_value, encode_value
 
@@ -43,7 +48,16 @@ __all__ = [
 APPLICATION_ID = 0x50586374
 
 #: The schema this code writes and reads (`PRAGMA user_version` and meta.schema_version).
-SCHEMA_VERSION = 1
+#: Version 1 (paxosctl 0.1) is migrated to 2 when it is first opened.
+SCHEMA_VERSION = 2
+
+#: Files up to this size get a full `quick_check` when opened; above it only
+#: the header and schema are checked at start (a page damaged later fails
+#: the read or write that meets it), so start-up stays constant-time.
+QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
+
+#: Request ids per `first_slots` query (SQLite's parameter limit is higher).
+_IDS_PER_QUERY = 500
 
 #: Where `SqliteStorage.save` calls its `fault` hook, in order.
 FAULT_POINTS = ("before-write", "after-write", "after-commit")
@@ -52,17 +66,26 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # `value` in meta has no declared type (BLOB affinity), so ints stay ints
 # and text stays text. Node ids are TEXT; values are the codec's JSON text.
+# Version 2: the learner's request index (request id -> first slot), and
+# meta keys for the compaction point, the applied prefix and the first
+# retained slot. Deleted rows' pages are reused by later inserts, so the
+# file stops growing once compaction or retention deletes old rows.
+_REQUESTS_TABLE = ("CREATE TABLE requests (request_id TEXT PRIMARY KEY NOT NULL,"
+                   " slot INTEGER NOT NULL) WITHOUT ROWID")
+_META_ADDED_IN_2 = (("compacted", 0), ("applied", -1), ("log_start", 0))
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL)",
     "CREATE TABLE votes (slot INTEGER PRIMARY KEY, ballot_round INTEGER NOT NULL,"
     " ballot_node TEXT NOT NULL, value TEXT NOT NULL)",
     "CREATE TABLE decisions (slot INTEGER PRIMARY KEY, value TEXT NOT NULL)",
+    _REQUESTS_TABLE,
 )
 _INITIAL_META = (
     ("schema_version", SCHEMA_VERSION),
     ("promised_round", 0),  # ZERO_BALLOT: below every real ballot
     ("promised_node", ""),
     ("round", 0),
+    *_META_ADDED_IN_2,
 )
 
 
@@ -83,15 +106,26 @@ class Storage(Protocol):
       `StorageError` on failure, after which the store refuses further use.
     - `close()` releases the store; idempotent.
     - `persist_seconds` is how long the last non-empty `save` took.
+    - the `DurableLog` reads (`votes_from`, `first_slots`, `read_log`) see
+      every committed `save`; `log_start` and `applied` are a learner's
+      first retained and highest applied slots.
     """
 
     persist_seconds: float
+    log_start: int
+    applied: int
 
     def load(self) -> Record: ...
 
     def save(self, persist: Persist) -> None: ...
 
     def close(self) -> None: ...
+
+    def votes_from(self, slot: int) -> list[Vote]: ...
+
+    def first_slots(self, request_ids) -> dict[str, int]: ...
+
+    def read_log(self, first_slot: int, max_bytes: int) -> LogPiece: ...
 
 
 class MemoryStorage:
@@ -113,6 +147,24 @@ class MemoryStorage:
 
     def close(self) -> None:
         pass
+
+    # DurableLog: the record in memory is the "disk".
+    def votes_from(self, slot: int) -> list[Vote]:
+        return self._record.votes_from(slot)
+
+    def first_slots(self, request_ids) -> dict[str, int]:
+        return self._record.first_slots(request_ids)
+
+    def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
+        return self._record.read_log(first_slot, max_bytes)
+
+    @property
+    def log_start(self) -> int:
+        return self._record.log_start
+
+    @property
+    def applied(self) -> int:
+        return self._record.applied
 
 
 class SqliteStorage:
@@ -138,9 +190,18 @@ class SqliteStorage:
         self._fault = fault
         self._failed: str | None = None
         self._conn: sqlite3.Connection | None = None
+        self._applied = -1
+        self._log_start = 0
         if not os.path.lexists(self.path):
             self._create()
         self._conn = self._open_existing()
+        try:
+            meta = dict(self._conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('applied', 'log_start')"))
+            self._applied, self._log_start = _int(meta["applied"]), _int(meta["log_start"])
+        except (sqlite3.Error, KeyError, TypeError) as exc:
+            self._conn.close()
+            raise StorageError(f"{self.path} is corrupt: bad meta ({_why(exc)})") from None
 
     # --- opening -------------------------------------------------------------
 
@@ -218,6 +279,8 @@ class SqliteStorage:
             if mode != "wal":
                 raise StorageError(f"cannot use {path}: journal_mode is {mode}, WAL unavailable")
             conn.execute("PRAGMA synchronous=FULL")
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 1:
+                _migrate_from_1(conn)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError):
@@ -234,22 +297,30 @@ class SqliteStorage:
         if app_id != APPLICATION_ID:
             raise StorageError(f"{path} is not a paxosctl state file (application_id {app_id:#010x})")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA_VERSION:
-            raise StorageError(f"{path} has schema version {version}; this paxosctl reads {SCHEMA_VERSION}")
-        # quick_check reads every page (O(size)) but not index contents; a
-        # node's state file is small and it runs once per start. It is what
-        # turns bit rot into a refusal to start instead of a wrong answer.
-        problems = [
+        if version not in (1, SCHEMA_VERSION):
+            raise StorageError(
+                f"{path} has schema version {version}; this paxosctl reads 1 and {SCHEMA_VERSION}"
+                + (" (written by a newer paxosctl: upgrade paxosctl to use it)"
+                   if isinstance(version, int) and version > SCHEMA_VERSION else ""))
+        # quick_check reads every page (O(size)) but not index contents. It
+        # is what turns bit rot into a refusal to start instead of a wrong
+        # answer; it runs on files that stay small (acceptors, proposers,
+        # learners with a short retained log), and not on a long learner log,
+        # whose start-up would otherwise grow with it.
+        if os.path.getsize(path) > QUICK_CHECK_MAX_BYTES:
+            problems = ["ok"]
+        else:
+            problems = [
             line
-            for (row,) in conn.execute("PRAGMA quick_check(3)")
-            for line in str(row).splitlines()
-            if line and not line.startswith("***")  # "*** in database main ***"
-        ]
+                for (row,) in conn.execute("PRAGMA quick_check(3)")
+                for line in str(row).splitlines()
+                if line and not line.startswith("***")  # "*** in database main ***"
+            ]
         if problems != ["ok"]:
             more = " (and more)" if len(problems) > 1 else ""  # quick_check(3) stops at 3
             raise StorageError(f"{path} is corrupt: {problems[0]}{more}")
         meta = dict(conn.execute("SELECT key, value FROM meta"))
-        if meta.get("schema_version") != SCHEMA_VERSION:
+        if meta.get("schema_version") != version:
             raise StorageError(
                 f"{path} is corrupt: meta schema_version {meta.get('schema_version')!r}"
                 f" disagrees with user_version {version}"
@@ -258,32 +329,108 @@ class SqliteStorage:
     # --- the Storage interface -----------------------------------------------
 
     def load(self) -> Record:
-        """Everything committed so far, as a new `Record`."""
+        """What the node keeps in memory, as a new `Record`: the scalars and the
+        decisions above the applied prefix (votes, the applied log and the
+        request index stay on disk; read them with the `DurableLog` methods)."""
         conn = self._usable()
         try:
-            conn.execute("BEGIN")  # one snapshot for all three reads
+            conn.execute("BEGIN")  # one snapshot for both reads
             try:
                 meta = dict(conn.execute("SELECT key, value FROM meta"))
-                vote_rows = conn.execute(
-                    "SELECT slot, ballot_round, ballot_node, value FROM votes ORDER BY slot"
+                applied = _int(meta["applied"])
+                decision_rows = conn.execute(
+                    "SELECT slot, value FROM decisions WHERE slot > ? ORDER BY slot", (applied,)
                 ).fetchall()
-                decision_rows = conn.execute("SELECT slot, value FROM decisions ORDER BY slot").fetchall()
             finally:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read {self.path}: {exc}") from None
+        except (KeyError, TypeError) as exc:
+            raise StorageError(f"{self.path} is corrupt: bad meta ({_why(exc)})") from None
         try:
-            return Record(
+            record = Record(
                 promised=Ballot(_int(meta["promised_round"]), _text(meta["promised_node"])),
-                votes={
-                    slot: Vote(slot, Ballot(_int(r), _text(n)), decode_value(value))
-                    for slot, r, n, value in vote_rows
-                },
                 decisions={slot: decode_value(value) for slot, value in decision_rows},
                 round=_int(meta["round"]),
                 floor=_int(meta.get("floor", -1)),
+                compacted=_int(meta["compacted"]),
+                applied=applied,
+                log_start=_int(meta["log_start"]),
             )
         except (KeyError, TypeError, CodecError) as exc:
+            raise StorageError(f"{self.path} is corrupt: bad row ({_why(exc)})") from None
+        self._applied, self._log_start = record.applied, record.log_start
+        return record
+
+    # --- DurableLog: what the node reads back ----------------------------------
+
+    def votes_from(self, slot: int) -> list[Vote]:
+        """Every vote in slots >= `slot`, in slot order."""
+        rows = self._read("SELECT slot, ballot_round, ballot_node, value FROM votes"
+                          " WHERE slot >= ? ORDER BY slot", (slot,))
+        return [Vote(s, Ballot(r, n), self._value(v)) for s, r, n, v in rows]
+
+    def first_slots(self, request_ids) -> dict[str, int]:
+        """The request index entries of `request_ids` (request id -> first slot)."""
+        ids = list(request_ids)
+        found: dict[str, int] = {}
+        for i in range(0, len(ids), _IDS_PER_QUERY):
+            part = ids[i:i + _IDS_PER_QUERY]
+            marks = ",".join("?" * len(part))
+            found.update(self._read(
+                f"SELECT request_id, slot FROM requests WHERE request_id IN ({marks})", part))
+        return found
+
+    def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
+        """Applied slots from max(`first_slot`, the first retained one), consecutive,
+        about `max_bytes` of stored value text at most (at least one slot)."""
+        start = max(first_slot, self._log_start)
+        decisions: list[tuple[int, Value]] = []
+        size = 0
+        expect = start
+        cursor = self._cursor("SELECT slot, value FROM decisions WHERE slot >= ? AND slot <= ?"
+                              " ORDER BY slot", (start, self._applied))
+        try:
+            for slot, text in cursor:
+                if slot != expect or (decisions and size >= max_bytes):
+                    break
+                decisions.append((slot, self._value(text)))
+                size += len(text)
+                expect += 1
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+        finally:
+            cursor.close()
+        rids = {c.request_id for _, value in decisions for c in value}
+        return LogPiece(start, tuple(decisions), self.first_slots(rids))
+
+    @property
+    def log_start(self) -> int:
+        """The first retained slot of a learner's log."""
+        return self._log_start
+
+    @property
+    def applied(self) -> int:
+        """The learner's highest applied (and durable) slot."""
+        return self._applied
+
+    def _cursor(self, sql: str, params) -> sqlite3.Cursor:
+        try:
+            return self._usable().execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+
+    def _read(self, sql: str, params) -> list:
+        cursor = self._cursor(sql, params)
+        try:
+            return cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+
+    def _value(self, text: object) -> Value:
+        try:
+            return decode_value(text)  # type: ignore[arg-type]
+        except CodecError as exc:
             raise StorageError(f"{self.path} is corrupt: bad row ({_why(exc)})") from None
 
     def save(self, persist: Persist) -> None:
@@ -313,6 +460,12 @@ class SqliteStorage:
                     meta.append((persist.round, "round"))
                 if persist.floor is not None:
                     meta.append((persist.floor, "floor"))
+                if persist.compacted is not None:
+                    meta.append((persist.compacted, "compacted"))
+                if persist.applied is not None:
+                    meta.append((persist.applied, "applied"))
+                if persist.log_start is not None:
+                    meta.append((persist.log_start, "log_start"))
                 if meta:
                     conn.executemany("INSERT OR REPLACE INTO meta (value, key) VALUES (?, ?)",
                                      meta)
@@ -323,11 +476,21 @@ class SqliteStorage:
                         [(v.slot, v.ballot.round, v.ballot.node_id, encode_value(v.value))
                          for v in persist.votes],
                     )
+                if persist.compacted is not None:
+                    # The point (in meta above) and the deletion commit together.
+                    conn.execute("DELETE FROM votes WHERE slot < ?", (persist.compacted,))
                 if persist.decisions:
                     conn.executemany(
                         "INSERT OR REPLACE INTO decisions (slot, value) VALUES (?, ?)",
                         [(slot, encode_value(value)) for slot, value in persist.decisions],
                     )
+                if persist.requests:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO requests (request_id, slot) VALUES (?, ?)",
+                        persist.requests)
+                if persist.log_start is not None:
+                    conn.execute("DELETE FROM decisions WHERE slot < ?", (persist.log_start,))
+                    conn.execute("DELETE FROM requests WHERE slot < ?", (persist.log_start,))
                 if fault:
                     fault("after-write")
                 conn.execute("COMMIT")
@@ -344,6 +507,10 @@ class SqliteStorage:
                 raise StorageError(f"cannot save to {self.path}: {self._failed}") from exc
             raise
         self.persist_seconds = time.perf_counter() - start
+        if persist.applied is not None:
+            self._applied = persist.applied
+        if persist.log_start is not None:
+            self._log_start = max(self._log_start, persist.log_start)
         if fault:
             fault("after-commit")
 
@@ -368,6 +535,41 @@ class SqliteStorage:
         if self._failed is not None:
             raise StorageError(f"{self.path}: an earlier save failed ({self._failed}); reopen it")
         return self._conn
+
+
+def _migrate_from_1(conn: sqlite3.Connection) -> None:
+    """Bring a version-1 file (paxosctl 0.1) to version 2, in one transaction.
+
+    Version 1 kept no applied prefix and no request index: a learner
+    replayed its whole log at every start. Both are derived here from the
+    decisions, exactly as that replay did (the applied prefix is the gap-free
+    run of decided slots from 0; a request id's first slot is the lowest
+    slot it was decided in within that prefix). Runs once, in C (json_each),
+    so even a long log takes seconds, not a replay in Python.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        has_zero = conn.execute("SELECT 1 FROM decisions WHERE slot = 0").fetchone()
+        applied = -1
+        if has_zero:
+            applied = conn.execute(
+                "SELECT MIN(slot) FROM decisions d WHERE NOT EXISTS"
+                " (SELECT 1 FROM decisions e WHERE e.slot = d.slot + 1)").fetchone()[0]
+        conn.execute(_REQUESTS_TABLE)
+        conn.execute(
+            "INSERT INTO requests (request_id, slot)"
+            " SELECT json_extract(j.value, '$[0]') AS rid, MIN(d.slot)"
+            " FROM decisions d, json_each(d.value) j WHERE d.slot <= ? GROUP BY rid",
+            (applied,))
+        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                         [("compacted", 0), ("applied", applied), ("log_start", 0),
+                          ("schema_version", SCHEMA_VERSION)])
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _int(obj: object) -> int:

@@ -4,14 +4,16 @@
 - Validity: only submitted commands (or no-ops) are decided.
 - Integrity: a request id is applied at most once, and every learner
   names the same slot as where it was first decided.
-- Prefix: every learner's applied log is a prefix of one common log.
+- Prefix: every learner's applied log agrees, slot by slot, with one common log.
+- Compaction: an acceptor never compacts a slot that some learner has not
+  yet stored durably (at some point; a learner may lose its disk later and
+  copy the slot back from a peer).
 """
 
 from __future__ import annotations
 
 from ..core.commands import Value
-from ..core.learner import Learner, LogEntry
-from ..core.ready import Applied
+from ..core.ready import Applied, LogEntry
 
 
 class Violation(Exception):
@@ -21,17 +23,20 @@ class Violation(Exception):
 class Checker:
     """Accumulates what learners decided and applied; raises `Violation`."""
 
-    def __init__(self) -> None:
+    def __init__(self, learners: tuple[str, ...] = ()) -> None:
         #: request id -> payload, for every command a client submitted.
         self.submitted: dict[str, str] = {}
         #: slot -> (value, the learner that decided it first).
         self.chosen: dict[int, tuple[Value, str]] = {}
         #: request id -> slot where it was first decided.
         self.first_slot: dict[str, int] = {}
-        #: The one log every learner's log must be a prefix of.
-        self.log: list[LogEntry] = []
-        self._checked: dict[str, int] = {}
-        self._log_rids: set[str] = set()
+        #: slot -> the applied log's entries there, which every learner must agree on.
+        self.log: dict[int, tuple[LogEntry, ...]] = {}
+        #: request id -> the slot where the common log applied it.
+        self._log_rids: dict[str, int] = {}
+        self.learners = learners
+        #: learner -> highest slot it ever stored durably (its applied prefix).
+        self.stored_upto: dict[str, int] = {}
         #: request id -> slot reported to the client (first acknowledgement).
         self.acked: dict[str, int] = {}
 
@@ -66,29 +71,43 @@ class Checker:
             )
         self.acked.setdefault(rid, event.first_slot)
 
-    def learner_log(self, learner: Learner, *, rebuilt: bool = False) -> None:
-        """Check the entries `learner` applied since the last call (prefix, integrity)."""
-        start = 0 if rebuilt else self._checked.get(learner.node_id, 0)
-        log = learner.log
-        for i in range(start, len(log)):
-            entry = log[i]
-            if i < len(self.log):
-                if self.log[i] != entry:
-                    raise Violation(
-                        f"prefix: entry {i} of {learner.node_id}'s log is {entry} "
-                        f"but another learner has {self.log[i]}"
-                    )
-            else:
-                if entry.request_id is not None:
-                    if entry.request_id in self._log_rids:
-                        raise Violation(
-                            f"integrity: {entry.request_id} applied twice "
-                            f"(again in slot {entry.slot} at {learner.node_id})"
-                        )
-                    self._log_rids.add(entry.request_id)
-                self.log.append(entry)
-        self._checked[learner.node_id] = len(log)
+    def logged(self, learner: str, entries: list[LogEntry]) -> None:
+        """`learner` appended `entries` to its applied log (prefix, integrity)."""
+        by_slot: dict[int, list[LogEntry]] = {}
+        for entry in entries:
+            by_slot.setdefault(entry.slot, []).append(entry)
+        for slot, mine in by_slot.items():
+            theirs = self.log.get(slot)
+            if theirs is None:
+                for entry in mine:
+                    rid = entry.request_id
+                    if rid is not None:
+                        if rid in self._log_rids and self._log_rids[rid] != slot:
+                            raise Violation(
+                                f"integrity: {rid} applied twice (slot {self._log_rids[rid]} "
+                                f"and again in slot {slot} at {learner})"
+                            )
+                        self._log_rids[rid] = slot
+                self.log[slot] = tuple(mine)
+            elif theirs != tuple(mine):
+                raise Violation(
+                    f"prefix: slot {slot} of {learner}'s log is {mine} "
+                    f"but another learner has {list(theirs)}"
+                )
 
+    def stored(self, learner: str, upto: int) -> None:
+        """`learner` made its applied prefix durable up to `upto`."""
+        if upto > self.stored_upto.get(learner, -1):
+            self.stored_upto[learner] = upto
+
+    def compacted(self, acceptor: str, point: int) -> None:
+        """`acceptor` deleted its votes below `point` (compaction)."""
+        for learner in self.learners:
+            if self.stored_upto.get(learner, -1) < point - 1:
+                raise Violation(
+                    f"compaction: {acceptor} dropped votes below slot {point} but "
+                    f"{learner} has stored only up to {self.stored_upto.get(learner, -1)}"
+                )
 
 def _show(value: Value) -> str:
     if not value:

@@ -50,7 +50,7 @@ class SimCluster:
         self.rng = random.Random(seed)
         self.ids = tuple(dict.fromkeys(
             (*membership.proposers, *membership.acceptors, *membership.learners)))
-        self.checker = Checker()
+        self.checker = Checker(membership.learners)
         self.records: dict[str, Record] = {n: Record() for n in self.ids}
         self.nodes: dict[str, Node | None] = {n: self._boot(n) for n in self.ids}
         self.now = 0
@@ -61,6 +61,7 @@ class SimCluster:
         self._hold: Callable[[Message], bool] | None = None
         self.delivered = 0
         self.crashes = 0
+        self.wipes = 0
 
     # ---------------------------------------------------------------- nodes
 
@@ -72,10 +73,10 @@ class SimCluster:
             record = Record(decisions=record.decisions, round=record.round)
         if "reuse-ballot" in plant and "proposer" in roles:
             record.round = 0
+        # The durable record is the node's store: it reads votes, decisions
+        # and its request index back from "disk", as SqliteStorage serves them.
         node = Node(node_id, self.membership, self.settings, record,
-                    random.Random(self.rng.getrandbits(64)))
-        if node.learner is not None:
-            self.checker.learner_log(node.learner, rebuilt=True)
+                    random.Random(self.rng.getrandbits(64)), store=self.records[node_id])
         return node
 
     def crash(self, node_id: str) -> None:
@@ -83,6 +84,15 @@ class SimCluster:
         if self.nodes[node_id] is not None:
             self.nodes[node_id] = None
             self.crashes += 1
+
+    def wipe(self, node_id: str) -> None:
+        """Crash `node_id` and lose its disk (a learner only: it copies its log
+        back from a peer; an acceptor that forgot its votes breaks Paxos)."""
+        if "learner" not in self.membership.roles(node_id) or len(self.membership.roles(node_id)) > 1:
+            raise ValueError(f"only a learner-only node may lose its disk, not {node_id}")
+        self.crash(node_id)
+        self.records[node_id] = Record()
+        self.wipes += 1
 
     def restart(self, node_id: str) -> None:
         """Start a crashed node again from its persisted record."""
@@ -188,6 +198,12 @@ class SimCluster:
         checker = self.checker
         for slot, value in persist.decisions:
             checker.decided(node_id, slot, value)
+        if ready.logged:
+            checker.logged(node_id, ready.logged)
+        if persist.applied is not None:
+            checker.stored(node_id, persist.applied)
+        if persist.compacted is not None:
+            checker.compacted(node_id, persist.compacted)
         if (self.faults.crash_after_persist
                 and self.rng.random() < self.faults.crash_after_persist):
             self.crash(node_id)  # durable, but nothing sent or reported
@@ -198,8 +214,6 @@ class SimCluster:
             self.send(msg)
         for event in ready.applied:
             checker.applied(node_id, event)
-        if persist.decisions and node.learner is not None:
-            checker.learner_log(node.learner)
 
     # -------------------------------------------------------------- queries
 
@@ -221,4 +235,9 @@ class SimCluster:
         learners = [self.nodes[i] for i in self.membership.learners]
         if any(n is None for n in learners):
             return False
-        return all(rid in n.learner.first_slot for n in learners for rid in request_ids)
+        request_ids = list(request_ids)
+        for node in learners:
+            known = node.learner.first_slot
+            if not all(rid in known for rid in request_ids):
+                return False
+        return True

@@ -4,7 +4,8 @@ A run has two phases. In the *fault phase* (`steps` ticks) clients submit
 commands and retry them, while the network drops, delays, reorders and
 duplicates messages, partitions come and go, and any node may crash (also
 right after persisting, before sending) and restart. Then the faults stop,
-every node is restarted and the network heals; in the *liveness phase*
+every node is restarted and the network heals; a learner may also lose
+its disk once per run (it copies its log back from a peer learner); in the *liveness phase*
 every submitted command must be applied by every learner within
 `LIVENESS_TICKS` ticks.
 """
@@ -55,6 +56,11 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
         crash_after_persist=rng.choice((0.0, 0.0, 0.002)),
     )
     crash_rate = rng.choice((0.0, 0.003, 0.01, 0.03))
+    # Learner-only nodes may lose their disk (one per run: two lost disks
+    # could lose decisions that acceptors compacted, as in any real system).
+    wipeable = [n for n in ids if sim.membership.roles(n) == frozenset({"learner"})]
+    wipe_rate = rng.choice((0.0, 0.0, 0.002, 0.01)) if wipeable else 0.0
+    wiped = False
     partition_rate = rng.choice((0.0, 0.01, 0.04))
     heal_rate = 0.1
     n_commands = rng.randint(4, 24)
@@ -85,6 +91,10 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
                         sim.restart(node_id)
                 elif crash_rate and rng.random() < crash_rate:
                     sim.crash(node_id)
+                    down_until[node_id] = sim.now + rng.randint(1, 40)
+                elif wipe_rate and not wiped and node_id in wipeable and rng.random() < wipe_rate:
+                    sim.wipe(node_id)
+                    wiped = True
                     down_until[node_id] = sim.now + rng.randint(1, 40)
             if partition_rate and rng.random() < partition_rate:
                 side = [n for n in ids if rng.random() < 0.5]

@@ -135,7 +135,7 @@ def first_incarnation(net: Net, accepted_by: tuple[str, ...]) -> Ballot:
     net.deliver(is_(Accepted, dst="l1"))
     net.drop(is_(Accepted))
     for a in accepted_by:
-        assert net.nodes[a].acceptor.votes[0].value == (X,)
+        assert net.nodes[a].acceptor.vote_at(0).value == (X,)
     return ballot
 
 
@@ -239,7 +239,7 @@ def test_planted_reuse_ballot_accepts_two_values_under_one_ballot(accepted_by):
     assert {(m.slot, m.ballot, m.value) for m in accepts} == {(0, old, (Y,))}
 
     net.deliver(is_(Accept, "p1", ("a1", "a3")))
-    assert net.nodes["a1"].acceptor.votes[0].value == (Y,)
+    assert net.nodes["a1"].acceptor.vote_at(0).value == (Y,)
     bad = net.two_values_for_one_ballot()
     assert len(bad) == 1 and bad[0].startswith("slot 0 ballot 1.p1")
     assert net.held[(0, old)]["a1"] == {(X,), (Y,)}  # one acceptor, one ballot, two values

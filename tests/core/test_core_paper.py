@@ -130,7 +130,7 @@ def test_acceptor_accepts_at_or_above_promise_and_raises_it(before, ballot, acce
     ready = step(node, accept(ballot, slot=4, value=Y))
     assert node.acceptor.promised == after
     if accepted:
-        assert node.acceptor.votes[4] == Vote(4, ballot, Y)
+        assert node.acceptor.vote_at(4) == Vote(4, ballot, Y)
         assert not messages(ready, Nack)
         # To the proposer and to every learner.
         assert {m.dst for m in messages(ready, Accepted)} == {"p1", "l1", "l2"}
@@ -140,7 +140,7 @@ def test_acceptor_accepts_at_or_above_promise_and_raises_it(before, ballot, acce
     else:
         (nack,) = messages(ready, Nack)
         assert (nack.ballot, nack.promised, nack.dst) == (ballot, before, "p1")
-        assert 4 not in node.acceptor.votes
+        assert node.acceptor.vote_at(4) is None
         assert not messages(ready, Accepted)
         assert node.acceptor.accepts_rejected == 1
 
@@ -462,7 +462,7 @@ def test_rebuilt_node_keeps_its_promise(msg, reply):
         record.apply(ready.persist)
     rebuilt = acceptor(record.copy())
     assert rebuilt.acceptor.promised == B(5)
-    assert rebuilt.acceptor.votes == {0: Vote(0, B(5), X)}
+    assert rebuilt.acceptor.votes_from(0) == [Vote(0, B(5), X)]
     ready = step(rebuilt, msg)
     (answer,) = {type(m) for m in (*ready.send_after_persist, *ready.send)}
     assert answer is reply

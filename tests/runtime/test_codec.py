@@ -42,7 +42,7 @@ from paxos_agents.runtime.codec import (
 texts = st.text(alphabet=st.characters(exclude_categories=()), max_size=12)
 ints = st.integers(min_value=-(2**70), max_value=2**70)  # JSON ints are unbounded
 ballots = st.builds(Ballot, ints, texts)
-commands = st.builds(Command, texts, texts)
+commands = st.builds(Command, texts, texts, st.integers(min_value=-1, max_value=2**70))
 values = st.lists(commands, max_size=4).map(tuple)
 votes = st.builds(Vote, ints, ballots, values)
 
@@ -55,6 +55,9 @@ _FIELD_STRATEGIES: dict[object, st.SearchStrategy] = {
     Command: commands,
     tuple[Command, ...]: values,
     tuple[Vote, ...]: st.lists(votes, max_size=3).map(tuple),
+    tuple[tuple[int, tuple[Command, ...]], ...]:
+        st.lists(st.tuples(ints, values), max_size=3).map(tuple),
+    tuple[tuple[str, int], ...]: st.lists(st.tuples(texts, ints), max_size=3).map(tuple),
 }
 
 
@@ -121,10 +124,10 @@ def test_examples_round_trip(msg: object) -> None:
 
 def test_accept_wire_bytes_are_stable() -> None:
     msg = Accept(src="p1", dst="a2", ballot=Ballot(3, "p1"), slot=7, value=(Command("r1", "x"),))
-    assert encode(msg) == b'[1,"Accept","p1","a2",[3,"p1"],7,[["r1","x"]]]'
+    assert encode(msg) == b'[2,"Accept","p1","a2",[3,"p1"],7,[["r1","x"]]]'
     vote = Promise(src="a", dst="p", ballot=Ballot(1, "p"), first_slot=0,
                    votes=(Vote(0, Ballot(1, "p"), ()),))
-    assert encode(vote) == b'[1,"Promise","a","p",[1,"p"],0,[[0,[1,"p"],[]]]]'
+    assert encode(vote) == b'[2,"Promise","a","p",[1,"p"],0,[[0,[1,"p"],[]]],0]'
 
 
 def test_decode_accepts_bytearray() -> None:
@@ -147,7 +150,7 @@ def test_noop_value_text() -> None:
 
 # --- malformed input -------------------------------------------------------------
 
-GOOD_ACCEPT = [1, "Accept", "p1", "a1", [3, "p1"], 7, [["r1", "x"]]]
+GOOD_ACCEPT = [2, "Accept", "p1", "a1", [3, "p1"], 7, [["r1", "x"]]]
 
 
 def _with(index: int, item: object) -> bytes:
@@ -159,17 +162,18 @@ def _with(index: int, item: object) -> bytes:
 MALFORMED = {
     "empty": (b"", "invalid JSON"),
     "not json": (b"hello", "invalid JSON"),
-    "not utf-8": (b'[1,"Retry","\xff","p",1]', "invalid JSON"),
+    "not utf-8": (b'[2,"Retry","\xff","p",1]', "invalid JSON"),
     "trailing garbage": (json_bytes(GOOD_ACCEPT) + b"x", "invalid JSON"),
     "deep nesting": (b"[" * 100_000 + b"]" * 100_000, "invalid JSON"),
     "object": (b'{"version":1}', "expected [version, type"),
     "bare int": (b"1", "expected [version, type"),
     "empty list": (b"[]", "expected [version, type"),
     "version only": (b"[1]", "expected [version, type"),
-    "newer version": (_with(0, 2), "unknown codec version 2"),
-    "version as text": (_with(0, "1"), "unknown codec version"),
+    "newer version": (_with(0, 3), "unknown codec version 3"),
+    "older version": (_with(0, 1), "unknown codec version 1"),
+    "version as text": (_with(0, "2"), "unknown codec version"),
     "version true": (_with(0, True), "unknown codec version"),
-    "version float": (_with(0, 1.0), "unknown codec version"),
+    "version float": (_with(0, 2.0), "unknown codec version"),
     "unknown type": (_with(1, "Acept"), "unknown message type 'Acept'"),
     "type not text": (_with(1, 5), "unknown message type"),
     "type is a method name": (_with(1, "__class__"), "unknown message type"),
@@ -184,14 +188,14 @@ MALFORMED = {
     "slot text": (_with(5, "7"), "slot must be an integer"),
     "slot bool": (_with(5, True), "slot must be an integer"),
     "slot float": (_with(5, 7.0), "slot must be an integer"),
-    "slot NaN": (b'[1,"Accept","p1","a1",[3,"p1"],NaN,[]]', "slot must be an integer"),
+    "slot NaN": (b'[2,"Accept","p1","a1",[3,"p1"],NaN,[]]', "slot must be an integer"),
     "value a string": (_with(6, "rx"), "value must be a list"),
     "value a flat list": (_with(6, ["r1", "x"]), "command must be"),
-    "command too long": (_with(6, [["r1", "x", "y"]]), "command must be"),
+    "command too long": (_with(6, [["r1", "x", 1, "y"]]), "command must be"),
     "command int payload": (_with(6, [["r1", 1]]), "command fields must be strings"),
-    "promise votes not a list": (json_bytes([1, "Promise", "a", "p", [1, "p"], 0, {}]), "votes must be"),
-    "vote too short": (json_bytes([1, "Promise", "a", "p", [1, "p"], 0, [[0, [1, "p"]]]]), "vote must be"),
-    "client request command": (json_bytes([1, "ClientRequest", "c", "p", "payload"]), "command must be"),
+    "promise votes not a list": (json_bytes([2, "Promise", "a", "p", [1, "p"], 0, {}, 0]), "votes must be"),
+    "vote too short": (json_bytes([2, "Promise", "a", "p", [1, "p"], 0, [[0, [1, "p"]]], 0]), "vote must be"),
+    "client request command": (json_bytes([2, "ClientRequest", "c", "p", "payload"]), "command must be"),
 }
 
 

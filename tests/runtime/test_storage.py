@@ -48,9 +48,22 @@ def applied(*persists: Persist) -> Record:
     return record
 
 
+def everything(storage: Storage) -> Record:
+    """All a store holds: `load()` (what a node keeps in memory) plus what the
+    node reads back through the DurableLog methods (votes, applied log)."""
+    record = storage.load()
+    record.votes = {v.slot: v for v in storage.votes_from(0)}
+    piece = storage.read_log(0, 1 << 62)
+    record.decisions = {**dict(piece.decisions),
+                        **{s: v for s, v in record.decisions.items() if s > record.applied}}
+    rids = {c.request_id for value in record.decisions.values() for c in value}
+    record.requests = storage.first_slots(rids)
+    return record
+
+
 def reopen(path: Path) -> Record:
     with SqliteStorage(path) as storage:
-        return storage.load()
+        return everything(storage)
 
 
 def write_state_file(path: Path, slots: int = 5) -> None:
@@ -96,15 +109,15 @@ def test_saves_merge_like_record_apply(storage: Storage) -> None:
     for persist in PERSISTS:
         storage.save(persist)
     expected = applied(*PERSISTS)
-    assert storage.load() == expected
+    assert everything(storage) == expected
     # The later vote in slot 1 replaced the earlier one; the promise moved on.
     assert expected.votes[1].ballot == Ballot(2, "p2") and expected.promised == Ballot(2, "p2")
 
 
 def test_load_returns_a_copy(storage: Storage) -> None:
-    storage.save(PERSISTS[1])
-    storage.load().votes.clear()
-    assert storage.load().votes
+    storage.save(PERSISTS[2])
+    storage.load().decisions.clear()
+    assert storage.load().decisions
 
 
 def test_persist_seconds_is_reported(storage: Storage) -> None:
@@ -181,7 +194,7 @@ def test_any_sequence_of_saves_reloads_as_applied(history: list[Persist], split:
         with SqliteStorage(path) as storage:
             for persist in history[split:]:
                 storage.save(persist)
-            assert storage.load() == applied(*history)
+            assert everything(storage) == applied(*history)
         assert reopen(path) == applied(*history)
 
 
@@ -193,7 +206,7 @@ def test_empty_persist_writes_nothing(tmp_path: Path) -> None:
         calls.clear()
         storage.save(Persist())
         assert calls == [] and storage.persist_seconds == seconds
-        assert storage.load() == applied(Persist(round=1))
+        assert everything(storage) == applied(Persist(round=1))
 
 
 # --- SQLite: settings and schema ------------------------------------------------------
@@ -213,7 +226,7 @@ def test_wal_and_synchronous_full_are_set(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert tables == {"meta", "votes", "decisions"}
+        assert tables == {"meta", "votes", "decisions", "requests"}
         meta = dict(conn.execute("SELECT key, value FROM meta"))
         assert meta == {"schema_version": SCHEMA_VERSION, "promised_round": 0,
                         "promised_node": "", "round": 1}
@@ -314,7 +327,7 @@ def test_refuses_newer_schema_version(tmp_path: Path) -> None:
     conn.execute("PRAGMA user_version = 9")
     conn.commit()
     conn.close()
-    assert_refused(path, f"has schema version 9; this paxosctl reads {SCHEMA_VERSION}")
+    assert_refused(path, f"has schema version 9; this paxosctl reads 1 and {SCHEMA_VERSION} (written by a newer paxosctl")
 
 
 def test_refuses_directory(tmp_path: Path) -> None:

@@ -205,12 +205,12 @@ def test_leader_dies_between_phase2_messages(topology, keeper, cut, slot0):
     sim.submit(leader, c1)
 
     def slot1_accepted_by_all() -> bool:
-        return all(sim.nodes[a].acceptor.votes.get(1) is not None for a in m.acceptors)
+        return all(sim.nodes[a].acceptor.vote_at(1) is not None for a in m.acceptors)
 
-    wait(sim, lambda: sim.nodes[keeper].acceptor.votes.get(0) is not None
+    wait(sim, lambda: sim.nodes[keeper].acceptor.vote_at(0) is not None
          and slot1_accepted_by_all())
-    assert sim.nodes[keeper].acceptor.votes[0].value == (c0,)
-    assert [a for a in m.acceptors if 0 in sim.nodes[a].acceptor.votes] == [keeper]
+    assert sim.nodes[keeper].acceptor.vote_at(0).value == (c0,)
+    assert [a for a in m.acceptors if sim.nodes[a].acceptor.vote_at(0) is not None] == [keeper]
     assert 0 not in sim.checker.chosen  # slot 0 is not decided: one vote only
 
     sim.crash(leader)

@@ -1,0 +1,41 @@
+"""What a node reads back from its own durable state (etcd/raft's `Storage`).
+
+A node keeps in memory only what it needs on every step; the rest stays
+on disk and is read through this interface when it is needed, so a node's
+memory and start-up do not grow with the age of the cluster:
+
+- an acceptor reads its votes when it answers a Prepare (rare: elections);
+- a learner looks up request ids it has not seen lately (deduplication),
+  and reads its applied log to serve a peer's state transfer.
+
+Reads see only what is durable: the runtime has made every earlier
+`Ready.persist` durable before it steps the node again, so the node merges
+what it produced since its last `ready()` itself. The core stays free of
+I/O: it calls these methods and never knows whether a `Record` in memory
+(the simulator, tests) or a SQLite file (`SqliteStorage`) answers.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+from .messages import Vote
+from .ready import LogPiece
+
+
+class DurableLog(Protocol):
+    """Read-only access to a node's persisted votes, decisions and request index."""
+
+    def votes_from(self, slot: int) -> list[Vote]:
+        """Every persisted vote in slots >= `slot`, in slot order."""
+        ...
+
+    def first_slots(self, request_ids: Iterable[str]) -> dict[str, int]:
+        """For each of `request_ids` in the request index, the slot where it was first decided."""
+        ...
+
+    def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
+        """Applied slots from max(`first_slot`, first retained slot), consecutive,
+        about `max_bytes` of payload at most (at least one slot if there is one),
+        with the request index entries of their commands."""
+        ...
