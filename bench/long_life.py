@@ -26,11 +26,11 @@ The figures:
   command count: `--acceptor-bound-mib` (16 MiB: SQLite's WAL between
   checkpoints, ~4 MiB, plus the votes still in play, plus slack).
 - learner_state_bytes: the same for learners; the target is what the
-  retention setting says. Without `--retain` learners keep the whole log,
-  so the oldest decided slot the cluster serves must be slot 0. With
-  `--retain N` (written as `[log] retain = N` into both manifests; the
-  manifest must know that key) they keep at most N slots: decided_up_to
-  - oldest + 1 <= N.
+  retention setting says. Without `--retain` (or with 0) learners keep
+  the whole log, so the oldest decided slot the cluster serves must be
+  slot 0. With `--retain N` (written as `[log] retain = N` into both
+  manifests; the manifest must know that key) they keep N slots, as the
+  core's `Settings.retain_slots`: decided_up_to - oldest + 1 <= N.
 - throughput_ratio: median over 3 alternated `--round`-command benches,
   aged / fresh. Target >= 0.9.
 - kill_to_running_ratio: SIGKILL of acceptor-0 (the request `paxosctl kill
@@ -468,7 +468,7 @@ def state_figures(figures: Figures, warm: Snapshot, end: Snapshot, cluster: Clus
     decided = end.status.get("decided_up_to")
     oldest, error = oldest_slot(cluster)
     kept = decided - oldest + 1 if decided is not None and oldest is not None else None
-    if args.retain is None:
+    if not args.retain:  # None or 0: keep it all
         target, met = ":oldest_slot=0", oldest == 0
     else:
         target, met = f":kept_slots<={args.retain}", kept is not None and kept <= args.retain
@@ -477,7 +477,7 @@ def state_figures(figures: Figures, warm: Snapshot, end: Snapshot, cluster: Clus
                 f"max={learners[top]:,} ({top}, {mib(learners[top])} MiB) "
                 f"at_warmup={max(warm.roles('learner').values()):,} "
                 f"learners={sum(learners.values()):,} {where} decided_up_to={decided} "
-                f"retain={args.retain if args.retain is not None else 'all'}",
+                f"retain={args.retain or 'all'}",
                 target, met, value=learners[top], agent=top, oldest_slot=oldest,
                 decided_up_to=decided, kept_slots=kept, retain=args.retain)
 
@@ -544,7 +544,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kills", type=int, default=5, help="acceptor-0 kills per cluster")
     parser.add_argument("--cycles", type=int, default=3, help="down/up cycles per cluster")
     parser.add_argument("--retain", type=int, default=None,
-                        help="write [log] retain = N into both manifests")
+                        help="write [log] retain = N (slots; 0: all) into both manifests")
     parser.add_argument("--acceptor-bound-mib", type=float, default=16.0,
                         help="the acceptor state bound checked (default 16)")
     parser.add_argument("--json", action="store_true", help="also print one JSON object at the end")
@@ -555,8 +555,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')}: must be at least 1")
     if args.value_size < 0:
         parser.error("--value-size: must be at least 0")
-    if args.retain is not None and args.retain < 1:
-        parser.error("--retain: must be at least 1")
+    if args.retain is not None and args.retain < 0:
+        parser.error("--retain: must be at least 0 (0 keeps the whole log)")
     if args.acceptor_bound_mib <= 0:
         parser.error("--acceptor-bound-mib: must be positive")
     if args.warmup > args.requests:

@@ -323,10 +323,15 @@ def _print_status(st: dict[str, Any], *, wide: bool) -> None:
 @app.command()
 def decided(
     file: FileOption = DEFAULT_FILE,
-    start: Annotated[int, typer.Option("--from", min=0, help="First slot to show.")] = 0,
+    start: Annotated[Optional[int], typer.Option(
+        "--from", min=0, help="First slot to show [default: the first slot retained].")] = None,
     output: OutputOption = "text",
 ) -> None:
-    """Print the decided log: slot, request id, value (no-ops marked)."""
+    """Print the decided log: slot, request id, value (no-ops marked).
+
+    With `[log] retain`, learners keep only the latest slots: a --from below
+    them is an error that names the first slot retained.
+    """
     output = _output(output, ("text", "json"))
     with _client(file) as client:
         entries = client.decided(start)

@@ -188,11 +188,16 @@ class Client:
     def status(self, wide: bool = False) -> dict[str, Any]:
         return self.request("status", wide=wide)
 
-    def decided(self, start: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-        """The decided log from slot `start`: dicts with slot, value, request_id, noop."""
+    def decided(self, start: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """The decided log from slot `start` (default: the first one the learners
+        retain): dicts with slot, value, request_id, noop. Raises `RequestFailed`
+        with error "not_retained" when `start` is below what is retained."""
         entries: list[dict[str, Any]] = []
         while True:
-            reply = self.request("decided", **{"from": start, "limit": limit})
+            fields: dict[str, Any] = {"limit": limit}
+            if start is not None:
+                fields["from"] = start
+            reply = self.request("decided", **fields)
             batch = reply["entries"]
             entries.extend(batch)
             if len(batch) < limit:

@@ -8,7 +8,7 @@
     role = "acceptor"              # proposer | acceptor | learner | replica
     replicas = 3                   # instances acceptor-0 .. acceptor-2
 
-    [health] [restart] [paxos] [metrics]   # optional; see their classes
+    [health] [restart] [paxos] [log] [metrics]   # optional; see their classes
 
 `load_manifest` reads and validates the file into frozen dataclasses. It
 only looks at the file. `check_runtime` adds the checks that look at this
@@ -26,11 +26,11 @@ for example
 
 Errors that concern the whole file (it is missing, or is not TOML) have no
 key path. Only the first error found is raised: sections are checked in a
-fixed order (cluster, agents, health, restart, paxos, metrics), the keys of
+fixed order (cluster, agents, health, restart, paxos, log, metrics), the keys of
 a section in the file's order.
 
 The defaults live in one place: the field defaults of `Health`,
-`RestartSettings`, `PaxosSettings` and `MetricsSettings` below. Those
+`RestartSettings`, `PaxosSettings`, `LogSettings` and `MetricsSettings` below. Those
 fields also say how each key is checked, so the parser, the "allowed:"
 lists and the defaults cannot drift apart.
 """
@@ -61,7 +61,7 @@ from paxosctl.errors import ManifestError
 ROLES = ("proposer", "acceptor", "learner", "replica")
 PROTOCOL_ROLES = ("proposer", "acceptor", "learner")
 #: Top-level tables a manifest may have, in the order they are documented.
-SECTIONS = ("cluster", "agents", "health", "restart", "paxos", "metrics", "chaos")
+SECTIONS = ("cluster", "agents", "health", "restart", "paxos", "log", "metrics", "chaos")
 POLICIES = ("always", "on-failure", "never")
 
 CLUSTER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -166,6 +166,20 @@ class PaxosSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LogSettings:
+    """[log]: how much of the decided log learners keep.
+
+    - retain = 0 (0..2**62): learners keep the decided log of this many
+      slots below what they applied and delete what is older; 0 keeps
+      everything. Request ids are deduplicated within what is kept; a
+      retry of a request issued before it is refused as expired. Acceptors
+      compact their votes on their own, whatever this says.
+    """
+
+    retain: int = _integer(0, 0, 2**62)
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSettings:
     """[metrics]: the Prometheus endpoint of the supervisor.
 
@@ -217,6 +231,7 @@ class Manifest:
     health: Health = field(default_factory=Health)
     restart: RestartSettings = field(default_factory=RestartSettings)
     paxos: PaxosSettings = field(default_factory=PaxosSettings)
+    log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     chaos: ChaosSettings = field(default_factory=ChaosSettings)
 
@@ -286,10 +301,11 @@ class _Loader:
         restart = self.settings("restart", RestartSettings, tables["restart"])
         paxos = self.settings("paxos", PaxosSettings, tables["paxos"])
         self.check_orders(health, restart, paxos, tables)
+        log = self.settings("log", LogSettings, tables["log"])
         metrics = self.metrics(tables["metrics"])
         chaos = self.chaos(tables["chaos"], tuple(a.name for a in agents))
         return Manifest(path=self.path, name=name, state_dir=state_dir, agents=agents,
-                        health=health, restart=restart, paxos=paxos, metrics=metrics,
+                        health=health, restart=restart, paxos=paxos, log=log, metrics=metrics,
                         chaos=chaos)
 
     def read(self) -> dict[str, Any]:
@@ -400,7 +416,7 @@ class _Loader:
                                          "one acceptor and one learner (a replica counts as all three)")
         return tuple(agents)
 
-    # -- [health], [restart], [paxos]: driven by the dataclass fields --
+    # -- [health], [restart], [paxos], [log]: driven by the dataclass fields --
 
     def settings(self, section: str, cls: type, table: dict[str, Any]) -> Any:
         fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -40,7 +40,8 @@ def beat_totals(beat: dict[str, Any]) -> collections.Counter[str]:
     stats = beat.get("stats") or {}
     for key in ("proposer_retries_requested", "proposer_retries_performed",
                 "proposer_retries_suppressed", "prepares_rejected", "accepts_rejected",
-                "proposer_leader_changes", "proposer_elections", "dropped"):
+                "proposer_leader_changes", "proposer_elections", "dropped", "installed",
+                "fetches_sent", "chunks_served", "expired", "compacted_refusals"):
         if key in stats:
             totals[key] = stats[key]
     for kind, count in (beat.get("received") or {}).items():
@@ -53,6 +54,29 @@ def beat_totals(beat: dict[str, Any]) -> collections.Counter[str]:
         for i, n in enumerate(persist["buckets"]):
             totals[f"persist_bucket:{i}"] = n
     return totals
+
+
+#: Heartbeat stats exported as per-agent gauges: key -> (metric, help, roles).
+GAUGES = {
+    "compacted": ("paxos_acceptor_compaction_slot",
+                  "Acceptor's compaction point: votes below this slot are deleted.", "acceptor"),
+    "log_start": ("paxos_learner_log_start_slot",
+                  "First slot of the learner's retained log.", "learner"),
+    "decided_up_to": ("paxos_learner_applied_slot",
+                      "Highest slot the learner applied, with no gap below (-1: none).", "learner"),
+    "catchup_remaining": ("paxos_learner_catchup_remaining_slots",
+                          "Slots peer learners stored that this learner has not applied yet.",
+                          "learner"),
+}
+
+
+def beat_gauges(beat: dict[str, Any]) -> dict[str, float]:
+    """The gauges in one heartbeat (`GAUGES` keys, and state_bytes)."""
+    stats = beat.get("stats") or {}
+    gauges = {key: float(stats[key]) for key in GAUGES if key in stats}
+    if beat.get("state_bytes") is not None:
+        gauges["state_bytes"] = float(beat["state_bytes"])
+    return gauges
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +93,8 @@ class AgentSample:
     backoff_seconds: float
     ballot_round: int | None
     totals: dict[str, float]
+    #: Gauges from the latest heartbeat (see `beat_gauges`); empty when down.
+    gauges: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +156,7 @@ class ClusterCollector(Collector):
             if a.ballot_round is not None:
                 ballot.add_metric([a.name], a.ballot_round)
         yield from (up, restarts, health, cpu, rss, backoff, ballot)
+        yield from self._history_metrics(s)
 
         yield GaugeMetricFamily("paxos_has_leader", "1 if a proposer leads.",
                                 value=1.0 if s.has_leader else 0.0)
@@ -200,6 +227,39 @@ class ClusterCollector(Collector):
             "paxos_acceptor_persist_duration_seconds",
             "Time to commit one batch of state to SQLite (fsync included).",
             buckets=buckets, sum_value=total("persist_sum"))
+
+
+    def _history_metrics(self, s: Snapshot) -> Iterator[Any]:
+        """Bounded history: compaction, retention, state size, learner catch-up."""
+        state = GaugeMetricFamily("paxosctl_agent_state_bytes",
+                                  "Bytes of the agent's state files (database and WAL).",
+                                  labels=["agent", "role"])
+        families = {key: GaugeMetricFamily(name, doc, labels=["agent", "role"])
+                    for key, (name, doc, _) in GAUGES.items()}
+        lag = GaugeMetricFamily(
+            "paxos_compaction_lag_slots",
+            "Slots decided but not yet compacted at this acceptor: grows while a learner is "
+            "down or behind (it holds compaction back).", labels=["agent", "role"])
+        installed = CounterMetricFamily("paxos_learner_installed_slots",
+                                        "Slots a learner copied from peer learners (state transfer).",
+                                        labels=["agent", "role"])
+        for a in s.agents:
+            if "state_bytes" in a.gauges:
+                state.add_metric([a.name, a.role], a.gauges["state_bytes"])
+            for key, (_, _, role) in GAUGES.items():
+                if key in a.gauges:
+                    families[key].add_metric([a.name, a.role], a.gauges[key])
+            if "compacted" in a.gauges:
+                lag.add_metric([a.name, a.role], max(0.0, s.decided_slot + 1 - a.gauges["compacted"]))
+            if "learner" in a.role or a.role == "replica":
+                installed.add_metric([a.name, a.role], a.totals.get("installed", 0))
+        yield state
+        yield from families.values()
+        yield lag
+        yield installed
+        yield CounterMetricFamily("paxos_proposals_expired",
+                                  "Proposals refused as issued before the retained log.",
+                                  value=s.proposals.get("expired", 0))
 
 
 def _le(bound: float) -> str:

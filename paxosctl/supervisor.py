@@ -34,6 +34,7 @@ from typing import Any
 import psutil
 
 from paxos_agents.core.config import Membership, Settings
+from paxos_agents.core.ready import EXPIRED
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
@@ -43,7 +44,7 @@ from .chaos import Chaos, update as update_chaos
 from .control import ClientConnection, ControlServer
 from .layout import paths
 from .manifest import Manifest
-from .metrics import AgentSample, Metrics, Snapshot, beat_totals
+from .metrics import AgentSample, Metrics, Snapshot, beat_gauges, beat_totals
 from .pidfile import remove_pid_file, write_pid_file
 from .restart import AgentState, Lifecycle
 
@@ -70,6 +71,8 @@ class Proposal:
     started: float
     deadline: float
     next_try: float
+    #: A slot decided before the request was first issued (see Command.issued).
+    issued: int = -1
     waiting: list[tuple[ClientConnection, Any]] = field(default_factory=list)
 
 
@@ -97,6 +100,7 @@ class Supervisor:
             gap_ticks=p.ticks("gap_timeout"),
             window=p.window,
             batch=p.batch,
+            retain_slots=manifest.log.retain,
         )
         self.agents: dict[str, AgentProcess] = {
             spec.name: AgentProcess(spec, Lifecycle(manifest.restart)) for spec in manifest.agents
@@ -106,6 +110,8 @@ class Supervisor:
         self.proposals: dict[str, Proposal] = {}
         self._to_propose: list[str] = []
         self.applied: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
+        #: Highest slot a learner reported applying (decided): stamps new requests.
+        self.applied_slot = -1
         self._queries: dict[int, tuple[ClientConnection, Any, float, str]] = {}
         self._query_ids = itertools.count(1)
         # Request ids for proposals that come without one: unique per supervisor run.
@@ -337,6 +343,9 @@ class Supervisor:
             if agent.state is AgentState.STARTING:
                 agent.lifecycle.became_ready(agent.last_beat)
                 log.info("%s: running", name)
+        elif kind == frames.LOADING:
+            if agent.state is AgentState.STARTING:
+                agent.last_beat = monotonic()  # alive, still opening its store
         elif kind == frames.APPLIED:
             for slot, request_id, payload, first_slot in frames.json_body(frame):
                 self._on_applied(slot, request_id, payload, first_slot)
@@ -453,12 +462,17 @@ class Supervisor:
         for request_id in dict.fromkeys(self._to_propose):
             proposal = self.proposals.get(request_id)
             if proposal is not None:
-                batch.append([request_id, proposal.value])
+                batch.append([request_id, proposal.value, proposal.issued])
         self._to_propose.clear()
         if batch:
             target.send(frames.json_frame(frames.PROPOSE, batch))
 
     def _on_applied(self, slot: int, request_id: str, payload: str, first_slot: int) -> None:
+        if slot > self.applied_slot:
+            self.applied_slot = slot
+        if first_slot == EXPIRED:
+            self._on_expired(slot, request_id)
+            return
         if request_id not in self.applied:
             self.applied[request_id] = (first_slot, payload)
             self.counters["applied"] += 1
@@ -473,6 +487,22 @@ class Supervisor:
             for connection, rid in proposal.waiting:
                 connection.reply({"id": rid, "ok": True, "slot": first, "value": value,
                                   "request_id": request_id, "seconds": elapsed})
+
+    def _on_expired(self, slot: int, request_id: str) -> None:
+        """Learners refused the request: issued before the log they retain."""
+        proposal = self.proposals.pop(request_id, None)
+        self.counters["proposals_expired"] += 1
+        if proposal is None:
+            return
+        for connection, rid in proposal.waiting:
+            connection.reply({
+                "id": rid, "ok": False, "error": "expired", "request_id": request_id,
+                "message": f"request {request_id} expired: it was issued (after slot "
+                           f"{proposal.issued}) before the {self.settings.retain_slots} slots "
+                           f"learners keep ([log] retain), so whether it was decided then cannot "
+                           "be checked; it was not applied now (see `paxosctl decided`; propose "
+                           "it under a new request id if it is not there)",
+            })
 
     def _expire(self, proposal: Proposal) -> None:
         del self.proposals[proposal.request_id]
@@ -527,6 +557,9 @@ class Supervisor:
             raise BadRequest(f'"request_id" must be a string of 1 to 256 characters, '
                              f'got {_show(request_id)}')
         timeout = _number(request, "timeout", 10.0, 0.001, 3600.0)
+        issued = request.get("issued")
+        if issued is not None and (type(issued) is not int or issued < -1):
+            raise BadRequest(f'"issued" must be an integer >= -1, got {_show(issued)}')
         known = self.applied.get(request_id)
         if known is not None:
             return {"ok": True, "slot": known[0], "value": known[1],
@@ -534,8 +567,12 @@ class Supervisor:
         now = monotonic()
         proposal = self.proposals.get(request_id)
         if proposal is None:
+            if issued is None:
+                # Every slot a learner reported applied was decided before
+                # now, so this request cannot be in one of them.
+                issued = self.applied_slot
             proposal = self.proposals[request_id] = Proposal(
-                request_id, value, now, now + timeout, now + self.client_retry)
+                request_id, value, now, now + timeout, now + self.client_retry, issued)
             self._to_propose.append(request_id)
             self.counters["proposals"] += 1
         else:
@@ -566,6 +603,12 @@ class Supervisor:
             }
             if agent.beat.get("decided_up_to") is not None:
                 row["decided_up_to"] = agent.beat["decided_up_to"]
+            stats = agent.beat.get("stats") or {}
+            for key in ("compacted", "log_start", "installed", "catchup_remaining"):
+                if key in stats:
+                    row[key] = stats[key]
+            if agent.beat.get("state_bytes") is not None:
+                row["state_bytes"] = agent.beat["state_bytes"]
             if agent.state is AgentState.BACKOFF:
                 row["backoff_s"] = round(agent.lifecycle.backoff_remaining(now), 3)
             if agent.last_error:
@@ -589,7 +632,8 @@ class Supervisor:
         }
 
     def _op_decided(self, connection, request) -> dict | None:
-        start = _number(request, "from", 0, 0, 2**63 - 1, integer=True)
+        start = (_number(request, "from", 0, 0, 2**63 - 1, integer=True)
+                 if request.get("from") is not None else None)
         limit = _number(request, "limit", 1000, 1, 100_000, integer=True)
         learners = [a for a in self.agents.values()
                     if a.state is AgentState.RUNNING and a.name in self.membership.learners]
@@ -599,8 +643,10 @@ class Supervisor:
         query_id = next(self._query_ids)
         self._queries[query_id] = (connection, request.get("id"),
                                    monotonic() + QUERY_TIMEOUT_SECONDS, best.name)
-        best.send(frames.json_frame(frames.QUERY, {"id": query_id, "op": "decided",
-                                                   "from": start, "limit": limit}))
+        query = {"id": query_id, "op": "decided", "limit": limit}
+        if start is not None:
+            query["from"] = start
+        best.send(frames.json_frame(frames.QUERY, query))
         return None
 
     def _on_reply(self, reply: dict) -> None:
@@ -609,11 +655,13 @@ class Supervisor:
             return
         connection, request_id, _, learner = waiting
         if "error" in reply:
-            connection.reply({"id": request_id, "ok": False, "error": "agent_error",
-                              "message": reply["error"]})
+            connection.reply({"id": request_id, "ok": False,
+                              "error": reply.get("code", "agent_error"),
+                              "message": reply["error"], "log_start": reply.get("log_start")})
             return
         connection.reply({"id": request_id, "ok": True, "learner": learner,
-                          "entries": reply["entries"], "decided_up_to": reply["decided_up_to"]})
+                          "entries": reply["entries"], "decided_up_to": reply["decided_up_to"],
+                          "log_start": reply.get("log_start", 0)})
 
     def _agent(self, request: dict) -> AgentProcess:
         name = request.get("agent")
@@ -698,7 +746,8 @@ class Supervisor:
                 restarts=dict(agent.restarts_by_reason), health_failures=agent.health_failures,
                 cpu_seconds=agent.cpu_past + agent.cpu_current, rss_bytes=usage["rss_bytes"],
                 backoff_seconds=agent.lifecycle.backoff_remaining(now),
-                ballot_round=ballot[0] if ballot else None, totals=dict(totals)))
+                ballot_round=ballot[0] if ballot else None, totals=dict(totals),
+                gauges=beat_gauges(beat) if beat else {}))
         # Learners restore their decisions from disk, so this only grows.
         self.decisions = max(self.decisions, decided_slot + 1)
         self.metrics.collector.snapshot = Snapshot(
@@ -709,7 +758,8 @@ class Supervisor:
             leader_changed_at=self.leader_changed_at,
             proposals={"decided": self.counters["proposals_decided"],
                        "timeout": self.counters["proposals_timeout"],
-                       "rejected": self.counters["proposals_rejected"]},
+                       "rejected": self.counters["proposals_rejected"],
+                       "expired": self.counters["proposals_expired"]},
             decisions=self.decisions,
             decided_slot=decided_slot,
             hub_dropped={"unreachable": self.counters["dropped_unreachable"],

@@ -54,7 +54,7 @@ RETRY_SCAN_SLOTS = 1024
 CHUNK_BYTES = 1 << 20
 #: Request ids kept in memory (beyond the on-disk index) for quick duplicate checks.
 RECENT_REQUESTS = 16384
-#: Retention deletes in steps of at least this many slots (one DELETE each).
+#: Retention deletes in steps of an eighth of the window, at most this many slots.
 RETAIN_STEP = 256
 
 __all__ = ["Learner", "LogEntry", "log_entries"]
@@ -106,6 +106,7 @@ class Learner:
         #: peer learner -> highest slot it reported durable.
         self._peers: dict[str, int] = {}
         self._fetch_at = -(10**9)
+        self._answered: dict[str, int] = {}
         self._reported = -2
         self._reported_at = -(10**9)
         self.retries_sent = 0
@@ -191,13 +192,24 @@ class Learner:
             self.highest_known = m.highest_slot
 
     def on_stored(self, m: Stored) -> None:
-        """A peer learner's log is durable up to `m.upto`: a source for state transfer."""
+        """A peer learner's log is durable up to `m.upto`: a source for state transfer.
+
+        A peer behind us hears our own report at once (a learner that just
+        started, or lost its disk, finds its source within a tick); a peer
+        ahead of us is asked for what we miss at once.
+        """
         if m.src == self.node_id or m.src not in self.membership.learners:
             return
         if m.upto > self._peers.get(m.src, -1):
             self._peers[m.src] = m.upto
         if m.upto > self.highest_known:
             self.highest_known = m.upto
+        mine = self.next_apply - 1
+        if m.upto < mine and self._now - self._answered.get(m.src, -(10**9)) >= self.settings.stored_ticks:
+            self._answered[m.src] = self._now
+            self._out.after_persist.append(Stored(src=self.node_id, dst=m.src, upto=mine))
+        elif m.upto >= self.next_apply and self._now - self._fetch_at >= self.settings.gap_ticks:
+            self._fetch()
 
     def on_fetch(self, m: Fetch) -> None:
         """Serve a peer's state transfer: the applied log from `m.first_slot`, one chunk.
@@ -314,7 +326,7 @@ class Learner:
         upto = self.next_apply - 1
         every = self.settings.stored_ticks
         since = self._now - self._reported_at
-        if upto < 0 or not ((upto > self._reported and since >= every) or since >= 10 * every):
+        if not ((upto > self._reported and since >= every) or since >= 10 * every):
             return
         self._reported, self._reported_at = upto, self._now
         m = self.membership
@@ -392,7 +404,8 @@ class Learner:
             self.next_apply += 1
         if self.next_apply != start:
             out.applied_upto = self.next_apply - 1
-            if retain and self.next_apply - retain - self.log_start >= max(RETAIN_STEP, retain // 8):
+            step = min(RETAIN_STEP, max(1, retain // 8))
+            if retain and self.next_apply - retain - self.log_start >= step:
                 self.log_start = self.next_apply - retain
                 out.log_start = self.log_start
 

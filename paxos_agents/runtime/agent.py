@@ -30,6 +30,7 @@ from typing import Callable
 from ..core.commands import Command
 from ..core.node import Node
 from ..core.proposer import Phase
+from ..core.ready import log_entries
 from . import frames
 from .codec import CodecError, decode, encode
 from .spec import AgentSpec
@@ -41,6 +42,10 @@ log = logging.getLogger("paxos_agents.agent")
 READ_BYTES = 1 << 20
 #: Ticks caught up at most after a stall (GC pause, a slow fsync).
 MAX_CATCH_UP_TICKS = 5
+#: Bytes of stored values a `decided` query reads per page at most (about).
+QUERY_BYTES = 4 << 20
+#: Seconds between two progress lines of a learner's catch-up.
+CATCHUP_LOG_SECONDS = 1.0
 #: Upper bounds (seconds) of the persist-latency histogram buckets.
 PERSIST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -68,7 +73,7 @@ class Agent:
         self._storage = storage
         self._clock = clock
         self.node = Node(spec.name, spec.membership, spec.settings, storage.load(),
-                         random.Random(spec.seed))
+                         random.Random(spec.seed), store=storage)
         self._stopping = False
         self._was_leader = False
         self.received: Counter[str] = Counter()
@@ -77,6 +82,7 @@ class Agent:
         self.persist_buckets = [0] * (len(PERSIST_BUCKETS) + 1)
         self.persist_count = 0
         self.persist_sum = 0.0
+        self._catchup_logged = (0, 0.0)  # (slots installed, when) at the last progress line
 
     def stop(self, *_: object) -> None:
         """Finish the current iteration (its persist included), then return from `run`."""
@@ -116,6 +122,7 @@ class Agent:
             if now >= next_beat:
                 self._send(frames.json_frame(frames.HEARTBEAT, self.heartbeat()))
                 next_beat = now + beat
+                self._log_catchup(now)
             self._write_out()
         self._flush()
         self._write_out()
@@ -157,27 +164,41 @@ class Agent:
         if self.node.proposer is None:
             log.warning("got %d proposal(s) but plays no proposer; dropped", len(commands))
             return
-        for request_id, payload in commands:
-            self.node.propose(Command(str(request_id), str(payload)))
+        for request_id, payload, *issued in commands:
+            self.node.propose(Command(str(request_id), str(payload),
+                                      int(issued[0]) if issued else -1))
 
     def _answer(self, query: dict) -> None:
         reply: dict = {"id": query.get("id")}
         learner = self.node.learner
         if query.get("op") == "decided" and learner is not None:
-            start = int(query.get("from", 0))
-            limit = int(query.get("limit", 1000))
-            entries = []
-            for entry in learner.log:
-                if entry.slot < start:
-                    continue
+            start = query.get("from")
+            reply.update(self._decided(self._storage.log_start if start is None else int(start),
+                                       int(query.get("limit", 1000))))
+        else:
+            reply["error"] = f"{self.name} cannot answer {query.get('op')!r}"
+        self._send(frames.json_frame(frames.REPLY, reply))
+
+    def _decided(self, start: int, limit: int) -> dict:
+        """A page of the applied log from slot `start`, read from disk (whole slots)."""
+        learner = self.node.learner
+        assert learner is not None
+        first = self._storage.log_start
+        if start < first:
+            return {"error": f"slot {start} is no longer retained; the log starts at slot {first}",
+                    "code": "not_retained", "log_start": first}
+        entries: list[dict] = []
+        while len(entries) < limit:
+            piece = self._storage.read_log(start, QUERY_BYTES)
+            if not piece.decisions:
+                break
+            for entry in log_entries(piece.decisions, piece.first_slots):
                 if len(entries) >= limit and entry.slot != entries[-1]["slot"]:
                     break  # whole slots only, so the next page starts at a slot
                 entries.append({"slot": entry.slot, "value": entry.payload,
                                 "request_id": entry.request_id, "noop": entry.noop})
-            reply.update(entries=entries, decided_up_to=learner.decided_up_to)
-        else:
-            reply["error"] = f"{self.name} cannot answer {query.get('op')!r}"
-        self._send(frames.json_frame(frames.REPLY, reply))
+            start = piece.decisions[-1][0] + 1
+        return {"entries": entries, "decided_up_to": learner.decided_up_to, "log_start": first}
 
     # --------------------------------------------------------------- output
 
@@ -255,4 +276,26 @@ class Agent:
             "malformed": self.malformed,
             "persist": {"count": self.persist_count, "sum": self.persist_sum,
                         "buckets": self.persist_buckets},
+            "state_bytes": self._state_bytes(),
         }
+
+    def _state_bytes(self) -> int:
+        """Bytes of this agent's state files on disk (the database and its WAL)."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.stat(self.spec.state_path + suffix).st_size
+            except OSError:
+                pass
+        return total
+
+    def _log_catchup(self, now: float) -> None:
+        """A progress line, at most once a second, while a learner copies from peers."""
+        learner = self.node.learner
+        if learner is None or learner.installed == self._catchup_logged[0]:
+            return
+        if now - self._catchup_logged[1] < CATCHUP_LOG_SECONDS:
+            return
+        log.info("catching up from peer learners: %d slots copied, applied up to slot %d, "
+                 "%d to go", learner.installed, learner.decided_up_to, learner.catchup_remaining)
+        self._catchup_logged = (learner.installed, now)

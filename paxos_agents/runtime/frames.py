@@ -29,6 +29,7 @@ HEARTBEAT = b"H"  # HEARTBEAT + JSON stats: alive, and its counters
 APPLIED = b"A"  # APPLIED + JSON [[slot, request_id, payload, first_slot], ...]
 REPLY = b"R"  # REPLY + JSON {"id": ..., ...}: the answer to a QUERY
 FATAL = b"E"  # FATAL + UTF-8 text: why the agent is about to exit
+LOADING = b"L"  # LOADING: alive, still opening its store (not serving yet)
 
 # supervisor -> agent (PEER frames arrive as PEER + codec bytes)
 PROPOSE = b"P"  # PROPOSE + JSON [[request_id, payload], ...]

@@ -6,6 +6,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import threading
 from multiprocessing.connection import Connection
 
 from . import frames
@@ -35,14 +36,20 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
     _setup_logging(spec)
     log = logging.getLogger("paxos_agents.agent")
     log.info("starting (roles: %s)", ", ".join(sorted(spec.membership.roles(spec.name))))
+    loading = _Loading(outbox, spec.heartbeat_seconds)
     try:
         storage = SqliteStorage(spec.state_path,
                                 fault=storage_fault(spec.name, spec.state_path))
     except StorageError as e:
+        loading.stop()
         _fatal(outbox, log, f"cannot open state: {e}")
         sys.exit(frames.EXIT_NEEDS_OPERATOR)
     try:
-        Agent(spec, inbox, outbox, storage).run()
+        try:
+            agent = Agent(spec, inbox, outbox, storage)
+        finally:
+            loading.stop()  # before anything else writes to the outbox
+        agent.run()
     except StorageError as e:
         _fatal(outbox, log, f"cannot persist state, stopping before answering: {e}")
         sys.exit(frames.EXIT_NEEDS_OPERATOR)
@@ -51,6 +58,35 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
         raise
     finally:
         storage.close()
+
+
+class _Loading:
+    """Tells the supervisor "alive, still loading" while the store opens.
+
+    Opening is constant-time, except the one-time migration of an old
+    state file; the supervisor must not mistake either for a hung start.
+    A thread, because the opening is one blocking call. It is the only
+    writer of the outbox until `stop()` returns.
+    """
+
+    def __init__(self, outbox: Connection, interval: float) -> None:
+        self._fd = outbox.fileno()
+        self._interval = interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="loading", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        frame = frames.pack([frames.LOADING])
+        while not self._done.wait(self._interval):
+            try:
+                os.write(self._fd, frame)
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def _fatal(outbox: Connection, log: logging.Logger, message: str) -> None:

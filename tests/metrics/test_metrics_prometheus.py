@@ -10,6 +10,7 @@ change after the leader is killed.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -26,6 +27,7 @@ import pytest
 from paxosctl import Client
 
 PAXOSCTL = str(Path(sys.executable).parent / "paxosctl")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
@@ -228,3 +230,33 @@ def test_prometheus_sees_a_leader_change_after_the_leader_dies(cluster, promethe
                "a leader change in Prometheus")
     assert (prometheus.query("time() - paxos_leader_change_timestamp_seconds") or 1e9) < 60
     client.propose("after the leader change")
+
+
+def test_history_metrics_move_and_alert_rules_name_real_series(cluster):
+    """Guards the bounded-history metrics (compaction point, learner applied slot,
+    state bytes) and that examples/alerts.yml passes promtool and names only
+    metrics a live cluster exports."""
+    manifest, client, url = cluster
+    futures = [client.propose_async(f"hist-{i}") for i in range(200)]
+    highest = max(f.result(30).slot for f in futures)
+    # Learners report what they stored every few ticks; acceptors compact then.
+    wait_until(lambda: all((sample(scrape(url), "paxos_acceptor_compaction_slot",
+                                   agent=f"acceptor-{i}", role="acceptor") or 0) > 0
+                           for i in range(3)), 15, "every acceptor to compact")
+    text = scrape(url)
+    for i in range(2):
+        assert sample(text, "paxos_learner_applied_slot", agent=f"learner-{i}",
+                      role="learner") >= highest
+        assert sample(text, "paxos_learner_log_start_slot", agent=f"learner-{i}",
+                      role="learner") == 0
+    for name in ("acceptor-0", "learner-0", "proposer-0"):
+        role = name.split("-")[0]
+        assert sample(text, "paxosctl_agent_state_bytes", agent=name, role=role) > 0
+    rules = ROOT / "examples" / "alerts.yml"
+    check = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True,
+                           text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    exported = {line.split(" ")[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    exported |= {f"{n}_total" for n in exported}
+    named = set(re.findall(r"\b(paxos(?:ctl)?_[a-z_]+)\b", rules.read_text()))
+    assert named and named <= exported, named - exported

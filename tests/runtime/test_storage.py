@@ -229,7 +229,8 @@ def test_wal_and_synchronous_full_are_set(tmp_path: Path) -> None:
         assert tables == {"meta", "votes", "decisions", "requests"}
         meta = dict(conn.execute("SELECT key, value FROM meta"))
         assert meta == {"schema_version": SCHEMA_VERSION, "promised_round": 0,
-                        "promised_node": "", "round": 1}
+                        "promised_node": "", "round": 1, "compacted": 0, "applied": -1,
+                        "log_start": 0}
     finally:
         conn.close()
 

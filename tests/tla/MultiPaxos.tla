@@ -17,8 +17,13 @@
 (*  - Learners decide a slot once a majority of acceptors Accepted it in   *)
 (*    ONE ballot (PMS 2.3).                                                *)
 (*  - Crash-restart keeps exactly what the core persists (ready.Record,    *)
-(*    PMS 2.5): the acceptor's promise and votes, the learner's decisions, *)
-(*    the proposer's highest round.                                        *)
+(*    PMS 2.5): the acceptor's promise, votes and compaction point, the    *)
+(*    learner's decisions, the proposer's highest round.                   *)
+(*  - Log compaction (acceptor.on_stored; Paxos Made Live 5.5): learners  *)
+(*    report how far their decided log is durable (Stored), and an         *)
+(*    acceptor deletes its votes below its compaction point, one above    *)
+(*    the LOWEST prefix every learner has stored, and from then on refuses *)
+(*    any Prepare or Accept below the point, whatever the ballot.          *)
 (*  - Messages are a set that only grows: a message once sent may be       *)
 (*    received any number of times, in any order, or never. That is loss,  *)
 (*    duplication and reordering (PMS 2.1: messages "can take arbitrarily  *)
@@ -73,13 +78,18 @@
 (*                           of proposer.py says is still safe. It is not: *)
 (*                           a delayed or duplicated Promise sent to the   *)
 (*                           old incarnation completes the new one's phase *)
-(*                           1 under the reused ballot (see README.md).    *)
+(*                           1 under the reused ballot (see README.md);    *)
+(*   "TruncateEarly"         an acceptor compacts below the HIGHEST prefix *)
+(*                           a learner stored, not the lowest (plant       *)
+(*                           "truncate-early"): votes go that a learner    *)
+(*                           still needs (Learnable, not Agreement).       *)
 (***************************************************************************)
 EXTENDS Naturals, FiniteSets, TLC
 
 CONSTANTS
     Proposers,  \* proposer node ids: positive naturals, ordered as the core orders its strings
     Acceptors,  \* acceptor ids (model values)
+    Learners,   \* learner ids (model values): every configured learner
     Values,     \* the commands clients may submit (model values)
     NoOp,       \* the hole-filling no-op (commands.NOOP, the empty batch)
     None,       \* "nothing": the vote of an acceptor that accepted nothing in a slot
@@ -89,10 +99,11 @@ CONSTANTS
     Bug         \* the planted bug, "None" for the core as it is
 
 Bugs == {"None", "ForgetOnRestart", "CrossBallotLearner", "ReuseBallot",
-         "IgnorePromisedValues", "AcceptWithoutPromise", "LoseRound"}
+         "IgnorePromisedValues", "AcceptWithoutPromise", "LoseRound",
+         "TruncateEarly"}
 
 ASSUME /\ Proposers \subseteq Nat \ {0}
-       /\ Acceptors # {}
+       /\ Acceptors # {} /\ Learners # {}
        /\ NoOp \notin Values /\ None \notin Values \cup {NoOp}
        /\ NumSlots \in Nat \ {0} /\ NumBallots \in Nat \ {0}
        /\ ProposerRestarts \in BOOLEAN
@@ -117,6 +128,7 @@ Ballots == {b \in (1 .. MaxRound) \X Proposers : Rank(b) <= NumBallots}
 Slots == 0 .. NumSlots - 1
 AnyValue == Values \cup {NoOp}     \* what a slot can decide
 Max(S) == CHOOSE x \in S : \A y \in S : y <= x
+Min(S) == CHOOSE x \in S : \A y \in S : x <= y
 
 \* Membership.majority. The core acts the moment a count REACHES it, so
 \* the quorums are the sets of acceptors of exactly that size.
@@ -142,9 +154,14 @@ Accepteds == [src : Acceptors, bal : Ballots, slot : Slots, val : AnyValue] \* 2
 VARIABLES
     \* the network: every message ever sent, by kind
     prepareMsgs, promiseMsgs, acceptMsgs, acceptedMsgs,
-    \* acceptor.Acceptor, all of it persisted (Record.promised, Record.votes):
+    \* acceptor.Acceptor, all of it persisted (Record.promised, votes, compacted):
     aPromised,  \* acceptor -> the highest ballot it promised or accepted
     aVotes,     \* acceptor -> slot -> its vote there (the last, so the highest)
+    aCompacted, \* acceptor -> its compaction point: no votes below it, and
+                \* every Prepare and Accept below it is refused
+    \* learner.Learner, persisted (Record.applied):
+    lStored,    \* learner -> the slots below this are decided and durable
+                \* there (next_apply); its Stored messages report lStored - 1
     \* proposer.Proposer:
     pRound,     \* proposer -> the highest round it used; persisted (Record.round)
     pBallot,    \* proposer -> its current ballot
@@ -155,9 +172,9 @@ VARIABLES
     submitted   \* the values clients have submitted so far
 
 msgVars == <<prepareMsgs, promiseMsgs, acceptMsgs, acceptedMsgs>>
-acceptorVars == <<aPromised, aVotes>>
+acceptorVars == <<aPromised, aVotes, aCompacted>>
 proposerVars == <<pRound, pBallot, pPhase, pFirst, pNext>>
-vars == <<msgVars, acceptorVars, proposerVars, submitted>>
+vars == <<msgVars, acceptorVars, proposerVars, lStored, submitted>>
 
 TypeOK ==
     /\ prepareMsgs \subseteq Prepares
@@ -166,6 +183,8 @@ TypeOK ==
     /\ acceptedMsgs \subseteq Accepteds
     /\ aPromised \in [Acceptors -> Ballots \cup {Zero}]
     /\ aVotes \in [Acceptors -> [Slots -> Votes]]
+    /\ aCompacted \in [Acceptors -> 0 .. NumSlots]
+    /\ lStored \in [Learners -> 0 .. NumSlots]
     /\ pRound \in [Proposers -> 0 .. MaxRound]
     /\ pBallot \in [Proposers -> Ballots \cup {Zero}]
     /\ pPhase \in [Proposers -> {"follower", "candidate", "leader"}]
@@ -177,6 +196,8 @@ Init ==
     /\ prepareMsgs = {} /\ promiseMsgs = {} /\ acceptMsgs = {} /\ acceptedMsgs = {}
     /\ aPromised = [a \in Acceptors |-> Zero]
     /\ aVotes = [a \in Acceptors |-> [s \in Slots |-> NoVote]]
+    /\ aCompacted = [a \in Acceptors |-> 0]
+    /\ lStored = [l \in Learners |-> 0]
     /\ pRound = [p \in Proposers |-> 0]
     /\ pBallot = [p \in Proposers |-> Zero]
     /\ pPhase = [p \in Proposers |-> "follower"]
@@ -217,7 +238,7 @@ Decidable(s) ==
 Submit(v) ==
     /\ v \notin submitted
     /\ submitted' = submitted \cup {v}
-    /\ UNCHANGED <<msgVars, acceptorVars, proposerVars>>
+    /\ UNCHANGED <<msgVars, acceptorVars, proposerVars, lStored>>
 
 -----------------------------------------------------------------------------
 (* Phase 1a (PMS 2.2; PMS 3 for "every slot from first on").               *)
@@ -241,27 +262,34 @@ StartPhase1(p) ==
         /\ pFirst' = [pFirst EXCEPT ![p] = f]
         /\ pNext' = [pNext EXCEPT ![p] = 0]   \* unused until it leads
         /\ prepareMsgs' = prepareMsgs \cup {[bal |-> <<r, p>>, first |-> f]}
-    /\ UNCHANGED <<promiseMsgs, acceptMsgs, acceptedMsgs, acceptorVars, submitted>>
+    /\ UNCHANGED <<promiseMsgs, acceptMsgs, acceptedMsgs, acceptorVars, lStored, submitted>>
 
 (* Phase 1b (PMS 2.2): Acceptor.on_prepare. Promise a STRICTLY higher       *)
 (* ballot and report the votes in slots >= first (PMS 3); the promise is    *)
-(* persisted before the Promise leaves (PMS 2.5).                           *)
+(* persisted before the Promise leaves (PMS 2.5). A Prepare whose first     *)
+(* slot is below the compaction point is refused whatever its ballot: the   *)
+(* votes it asks for may be gone. (The core's Promise also carries the      *)
+(* point; no proposer action here reads it, see "Compaction" below.)        *)
 
 Promise(a) ==
     \E m \in prepareMsgs :
+        /\ m.first >= aCompacted[a]
         /\ Less(aPromised[a], m.bal)
         /\ aPromised' = [aPromised EXCEPT ![a] = m.bal]
         /\ promiseMsgs' = promiseMsgs \cup
               {[src |-> a, bal |-> m.bal, first |-> m.first,
                 votes |-> [s \in Slots |-> IF s >= m.first THEN aVotes[a][s] ELSE NoVote]]}
-    /\ UNCHANGED <<prepareMsgs, acceptMsgs, acceptedMsgs, aVotes, proposerVars, submitted>>
+    /\ UNCHANGED <<prepareMsgs, acceptMsgs, acceptedMsgs, aVotes, aCompacted, proposerVars,
+                   lStored, submitted>>
 
 (* Phase 2b (PMS 2.2): Acceptor.on_accept. Accept at or above the promise,  *)
 (* raise the promise to it, persist, then tell the proposer and every       *)
-(* learner. Planted "AcceptWithoutPromise": no check and no raise.          *)
+(* learner. Planted "AcceptWithoutPromise": no check and no raise. An       *)
+(* Accept below the compaction point is refused whatever its ballot.        *)
 
 Accept(a) ==
     \E m \in acceptMsgs :
+        /\ m.slot >= aCompacted[a]
         /\ IF Bug = "AcceptWithoutPromise"
               THEN UNCHANGED aPromised
               ELSE /\ LessEq(aPromised[a], m.bal)
@@ -269,20 +297,25 @@ Accept(a) ==
         /\ aVotes' = [aVotes EXCEPT ![a][m.slot] = [bal |-> m.bal, val |-> m.val]]
         /\ acceptedMsgs' = acceptedMsgs \cup
               {[src |-> a, bal |-> m.bal, slot |-> m.slot, val |-> m.val]}
-    /\ UNCHANGED <<prepareMsgs, promiseMsgs, acceptMsgs, proposerVars, submitted>>
+    /\ UNCHANGED <<prepareMsgs, promiseMsgs, acceptMsgs, aCompacted, proposerVars,
+                   lStored, submitted>>
 
 (* The refusals of Acceptor.on_prepare and on_accept: a Prepare not        *)
-(* strictly above the promise, an Accept below it, answered with a Nack of *)
-(* the refused ballot (the "inform the proposer" of PMS 2.3). Nacks are    *)
-(* not kept as messages: on_nack makes a candidate or a leader step down,  *)
+(* strictly above the promise, an Accept below it, and either below the    *)
+(* compaction point, answered with a Nack of the refused ballot (the       *)
+(* "inform the proposer" of PMS 2.3). Nacks are not kept as messages:      *)
+(* on_nack makes a candidate or a leader step down, or (a refusal for      *)
+(* compaction only) start phase 1 again above the point or skip slots,     *)
 (* which only takes moves away from it, so the correct spec can leave it   *)
-(* out. Promises only grow, so once a has sent a Nack of b, Refused(a, b)  *)
-(* stays true: it means "a Nack of b from a may be in the network".        *)
+(* out. Promises and points only grow, so once a has sent a Nack of b,     *)
+(* Refused(a, b) stays true: "a Nack of b from a may be in the network".   *)
 
 Refused(a, b) ==
-    \/ \E m \in prepareMsgs : m.bal = b /\ LessEq(b, aPromised[a])
-    \/ \E m \in acceptMsgs : /\ m.bal = b /\ Less(b, aPromised[a])
-                             /\ Bug # "AcceptWithoutPromise"
+    \/ \E m \in prepareMsgs : /\ m.bal = b
+                              /\ (LessEq(b, aPromised[a]) \/ m.first < aCompacted[a])
+    \/ \E m \in acceptMsgs : /\ m.bal = b
+                             /\ \/ Less(b, aPromised[a]) /\ Bug # "AcceptWithoutPromise"
+                                \/ m.slot < aCompacted[a]
 
 -----------------------------------------------------------------------------
 (* Phase 2a, on becoming leader (PMS 2.2 P2c, PMS 3): Proposer.on_promise   *)
@@ -343,7 +376,7 @@ BecomeLeader(p) ==
                       {[bal |-> pBallot[p], slot |-> s, val |-> adopt[s]] : s \in range}
     /\ pFirst' = [pFirst EXCEPT ![p] = 0]   \* no longer read
     /\ UNCHANGED <<prepareMsgs, promiseMsgs, acceptedMsgs, acceptorVars,
-                   pRound, pBallot, submitted>>
+                   pRound, pBallot, lStored, submitted>>
 
 (* Phase 2a, from then on (PMS 3): Proposer._propose_pending and on_retry.  *)
 (* The leader proposes in its next fresh slot a submitted value, or the     *)
@@ -358,7 +391,55 @@ Propose(p) ==
           acceptMsgs' = acceptMsgs \cup {[bal |-> pBallot[p], slot |-> pNext[p], val |-> v]}
     /\ pNext' = [pNext EXCEPT ![p] = pNext[p] + 1]
     /\ UNCHANGED <<prepareMsgs, promiseMsgs, acceptedMsgs, acceptorVars,
-                   pRound, pBallot, pPhase, pFirst, submitted>>
+                   pRound, pBallot, pPhase, pFirst, lStored, submitted>>
+
+-----------------------------------------------------------------------------
+(* Compaction (learner.Learner._report_stored, acceptor.Acceptor.on_stored; *)
+(* Paxos Made Live 5.5).                                                   *)
+(*                                                                         *)
+(* A learner applies its decided slots in order and persists its applied  *)
+(* prefix; then it sends Stored(upto) to the acceptors and the other      *)
+(* learners. Store(l) is that persist: lStored[l] grows to any u such     *)
+(* that every slot below u is decidable (Decidable covers Accepted, Decide *)
+(* and a peer's Chunk alike: they all carry a value counted from the same  *)
+(* Accepted messages). Stored messages are modelled by what they can lead  *)
+(* to, as Nacks are: a Stored(upto) from l exists only once upto <         *)
+(* lStored[l], and it may be delivered at once, so what an acceptor may    *)
+(* have heard from l is anything below lStored[l].                         *)
+(*                                                                         *)
+(* Compact(a): the acceptor raises its point to one above the lowest      *)
+(* prefix that EVERY configured learner reported (acceptor._point), and   *)
+(* persists it in the transaction that deletes its votes below it. It may *)
+(* compact less, or later (reports are late or lost), so any point up to  *)
+(* that bound. Planted "TruncateEarly" (plants.TruncateEarlyAcceptor): the *)
+(* bound is one above the HIGHEST prefix some learner reported.            *)
+(*                                                                         *)
+(* The proposer side of the core (a Promise or Nack carrying the point     *)
+(* raises the proposer's phase-1 first slot and a leader's next slot above *)
+(* it; a learner's Retry below it is not answered with a new ballot) only  *)
+(* takes moves away from a proposer, like stepping down on a Nack, so it   *)
+(* is left out: proposers here may still run phase 1 from, and propose in, *)
+(* slots below any acceptor's point, and only the acceptors' refusal keeps *)
+(* them out. What TLC checks is thus that safety rests on the acceptors'   *)
+(* rule alone, whatever the proposers know of the point.                   *)
+
+\* The highest compaction point the rule allows an acceptor now.
+CompactionBound ==
+    IF Bug = "TruncateEarly"
+        THEN Max({lStored[l] : l \in Learners})
+        ELSE Min({lStored[l] : l \in Learners})
+
+Store(l) ==
+    \E u \in lStored[l] + 1 .. NumSlots :
+        /\ \A s \in lStored[l] .. u - 1 : Decidable(s) # {}
+        /\ lStored' = [lStored EXCEPT ![l] = u]
+    /\ UNCHANGED <<msgVars, acceptorVars, proposerVars, submitted>>
+
+Compact(a) ==
+    \E c \in aCompacted[a] + 1 .. CompactionBound :
+        /\ aCompacted' = [aCompacted EXCEPT ![a] = c]
+        /\ aVotes' = [aVotes EXCEPT ![a] = [s \in Slots |-> IF s < c THEN NoVote ELSE @[s]]]
+    /\ UNCHANGED <<msgVars, aPromised, proposerVars, lStored, submitted>>
 
 -----------------------------------------------------------------------------
 (* Crash and restart (PMS 2.5; ready.Record; sim.SimCluster._boot). A      *)
@@ -374,7 +455,8 @@ RestartAcceptor(a) ==
     /\ Bug = "ForgetOnRestart"
     /\ aPromised' = [aPromised EXCEPT ![a] = Zero]
     /\ aVotes' = [aVotes EXCEPT ![a] = [s \in Slots |-> NoVote]]
-    /\ UNCHANGED <<msgVars, proposerVars, submitted>>
+    /\ aCompacted' = [aCompacted EXCEPT ![a] = 0]
+    /\ UNCHANGED <<msgVars, proposerVars, lStored, submitted>>
 
 (* A proposer keeps only its round: it comes back a follower with no       *)
 (* ballot. Planted "ReuseBallot" and "LoseRound": it loses the round too.  *)
@@ -393,17 +475,20 @@ RestartProposer(p) ==
     /\ pPhase' = [pPhase EXCEPT ![p] = "follower"]
     /\ pFirst' = [pFirst EXCEPT ![p] = 0]
     /\ pNext' = [pNext EXCEPT ![p] = 0]
-    /\ UNCHANGED <<msgVars, acceptorVars, submitted>>
+    /\ UNCHANGED <<msgVars, acceptorVars, lStored, submitted>>
 
-(* A learner persists its decisions and loses its tallies, which          *)
-(* Decidable recomputes from the Accepted messages: no action either.      *)
+(* A learner persists its decisions and applied prefix (lStored) and      *)
+(* loses its tallies, which Decidable recomputes from the Accepted         *)
+(* messages: no action either. (Learners that lose their disk, which the   *)
+(* simulator allows once per run, are not modelled.)                      *)
 
 -----------------------------------------------------------------------------
 Next ==
     \/ \E v \in Values : Submit(v)
     \/ \E p \in Proposers : StartPhase1(p) \/ BecomeLeader(p) \/ Propose(p)
                             \/ RestartProposer(p)
-    \/ \E a \in Acceptors : Promise(a) \/ Accept(a) \/ RestartAcceptor(a)
+    \/ \E a \in Acceptors : Promise(a) \/ Accept(a) \/ Compact(a) \/ RestartAcceptor(a)
+    \/ \E l \in Learners : Store(l)
 
 Spec == Init /\ [][Next]_vars
 
@@ -429,9 +514,29 @@ LearnedIsChosen == \A s \in Slots : Decidable(s) \subseteq Chosen(s)
 OneValuePerBallot ==
     \A m, n \in acceptMsgs : m.bal = n.bal /\ m.slot = n.slot => m.val = n.val
 
+(* Why the compaction rule matters. A decision must never depend on       *)
+(* votes that are gone: every chosen value is either stored by EVERY       *)
+(* learner (so any learner that misses it can copy it from a peer, and it  *)
+(* survives the loss of any one learner's disk) or still the vote of a     *)
+(* quorum of acceptors (so the phase 1 that a learner's Retry starts       *)
+(* adopts it again, PMS 2.2 P2c). With "TruncateEarly", an acceptor drops  *)
+(* its vote for a value only one learner stored, and with a quorum's vote  *)
+(* gone the others cannot learn it from the acceptors any more.            *)
+Learnable ==
+    \A s \in Slots : \A v \in Chosen(s) :
+        \/ \A l \in Learners : lStored[l] > s
+        \/ \E Q \in Quorums : \A a \in Q : aVotes[a][s].val = v
+
+(* The rule itself, as the simulator's checker states it                   *)
+(* (sim.checks.Checker.compacted): no acceptor's point passes a slot that   *)
+(* some learner has not stored.                                             *)
+CompactedIsStored ==
+    \A a \in Acceptors, l \in Learners : aCompacted[a] <= lStored[l]
+
 (* Acceptors' promises never go down, restarts included (PMS 2.5).         *)
 PromisesMonotone == [][\A a \in Acceptors : LessEq(aPromised[a], aPromised'[a])]_vars
 
-(* Acceptors and values are interchangeable (TLC's SYMMETRY).              *)
-Symmetry == {x @@ y : x \in Permutations(Acceptors), y \in Permutations(Values)}
+(* Acceptors, learners and values are interchangeable (TLC's SYMMETRY).   *)
+Symmetry == {x @@ y @@ z : x \in Permutations(Acceptors), y \in Permutations(Values),
+                             z \in Permutations(Learners)}
 =============================================================================
