@@ -19,6 +19,7 @@ from typing import Callable
 
 from ..core.commands import Command
 from ..core.config import Membership, Settings
+from ..core.ids import ZERO_BALLOT
 from ..core.messages import Message
 from ..core.node import Node
 from ..core.ready import Record
@@ -67,10 +68,13 @@ class SimCluster:
 
     def _boot(self, node_id: str) -> Node:
         plant = self.settings.plant
-        record = self.records[node_id].copy()
         roles = self.membership.roles(node_id)
         if "forget-promise" in plant and "acceptor" in roles:
-            record = Record(decisions=record.decisions, round=record.round)
+            # The acceptor's disk forgets its promise and votes (what a lost
+            # or rolled-back file does); a replica keeps its learner's log.
+            disk = self.records[node_id]
+            disk.promised, disk.votes, disk.compacted, disk.floor = ZERO_BALLOT, {}, 0, -1
+        record = self.records[node_id].copy()
         if "reuse-ballot" in plant and "proposer" in roles:
             record.round = 0
         # The durable record is the node's store: it reads votes, decisions

@@ -18,15 +18,18 @@ from paxos_agents.core import (
     NOOP,
     Accept,
     Accepted,
+    Chunk,
     Ballot,
     Command,
     Decide,
+    Fetch,
     Message,
     Nack,
     Prepare,
     Promise,
     Retry,
     Settings,
+    Stored,
 )
 from paxos_agents.sim import COLLAPSED, SEPARATE, SimCluster, Topology
 
@@ -245,13 +248,16 @@ def test_leader_dies_between_phase2_messages(topology, keeper, cut, slot0):
 def test_learner_learns_missing_last_slot_through_heartbeat_and_retry(topology):
     """Guards learner liveness for the LAST slot: a learner that never receives
     the Accepteds of the last slot has no later decision to reveal the gap; the
-    leader's heartbeat (highest_slot) does, and a Retry brings the decision."""
+    leader's heartbeat (highest_slot) does, and a Retry brings the decision.
+    (Its peer learners are kept out of reach: one that has stored the slot
+    would be copied from instead, see the next test.)"""
     sim = cluster(topology, seed=5)
     leader = elect(sim)
     victim = next(l for l in sim.membership.learners if l != leader)
     cmds = commands(3)
     last = len(cmds) - 1
-    sim.hold(lambda msg: isinstance(msg, Accepted) and msg.dst == victim and msg.slot == last)
+    sim.hold(lambda msg: msg.dst == victim and (
+        (isinstance(msg, Accepted) and msg.slot == last) or isinstance(msg, (Stored, Chunk))))
     sent = spy(sim)
     for c in cmds:
         sim.submit(leader, c)
@@ -266,6 +272,26 @@ def test_learner_learns_missing_last_slot_through_heartbeat_and_retry(topology):
     retries = [m for m in sent if isinstance(m, Retry) and m.src == victim]
     assert retries and all(m.slot == last for m in retries)
     assert any(isinstance(m, Decide) and m.dst == victim and m.slot == last for m in sent)
+    assert [e.request_id for e in node.learner.log] == [c.request_id for c in cmds]
+
+
+def test_learner_copies_a_missing_slot_from_a_peer_that_stored_it():
+    """Guards state transfer as the first resort: a learner that misses the
+    Accepteds of a slot its peer learner has stored fetches it from the peer
+    (Fetch/Chunk), without asking a proposer for a retry."""
+    sim = cluster(SEPARATE, seed=5)
+    leader = elect(sim)
+    victim, peer = sim.membership.learners
+    cmds = commands(3)
+    sim.hold(lambda msg: isinstance(msg, Accepted) and msg.dst == victim and msg.slot == 1)
+    sent = spy(sim)
+    for c in cmds:
+        sim.submit(leader, c)
+    node = sim.nodes[victim]
+    wait(sim, lambda: node.learner.decided_up_to == 2)
+    assert node.learner.installed >= 1
+    assert any(isinstance(m, Fetch) and m.src == victim and m.dst == peer for m in sent)
+    assert not [m for m in sent if isinstance(m, Retry) and m.src == victim]
     assert [e.request_id for e in node.learner.log] == [c.request_id for c in cmds]
 
 

@@ -1,0 +1,240 @@
+"""Bounded history in the pure core: the compaction rule, state transfer,
+retention and expired requests, and memory that does not grow with the log.
+
+Paxos Made Live (Chandra, Griesemer, Redstone, 2007), section 5.5: replicas
+take snapshots and drop the log below them; a lagging replica catches up
+from a peer's snapshot. Raft's InstallSnapshot and client sessions (Ongaro's
+thesis, sections 5 and 6.3) are the models for the chunks and expiry.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from paxos_agents.core import (
+    EXPIRED,
+    Accept,
+    Ballot,
+    Chunk,
+    Command,
+    Decide,
+    Fetch,
+    LogEntry,
+    Membership,
+    Nack,
+    Node,
+    Prepare,
+    Promise,
+    Ready,
+    Record,
+    Settings,
+    Stored,
+    Vote,
+)
+from paxos_agents.core.acceptor import RECENT_VOTES
+from paxos_agents.core.learner import RECENT_REQUESTS
+
+MEMBERS = Membership(proposers=("p1", "p2"), acceptors=("a1", "a2", "a3"), learners=("l1", "l2"))
+B1 = Ballot(1, "p1")
+
+
+def node(name: str, record: Record | None = None, **settings) -> Node:
+    return Node(name, MEMBERS, Settings(**settings), record or Record(), random.Random(0))
+
+
+def step(n: Node, msg) -> Ready:
+    n.step(msg)
+    return n.ready()
+
+
+def sent(ready: Ready, kind: type) -> list:
+    return [m for m in (*ready.send_after_persist, *ready.send) if isinstance(m, kind)]
+
+
+def stored(src: str, upto: int) -> Stored:
+    return Stored(src=src, dst="a1", upto=upto)
+
+
+# --------------------------------------------------------------- acceptor
+
+
+@pytest.mark.parametrize(
+    ("reports", "point"),
+    [([("l1", 10)], 0), ([("l1", 10), ("l2", 4)], 5), ([("l1", 10), ("l2", 4), ("l2", 12)], 11),
+     ([("l1", 10), ("l2", 12), ("l1", 3)], 11), ([("p1", 50), ("l1", 9), ("l2", 9)], 10)],
+    ids=["one-learner-is-not-enough", "lowest-of-all-learners", "moves-up-with-the-lowest",
+         "an-older-report-never-lowers-it", "only-configured-learners-count"],
+)
+def test_compaction_point_is_one_above_what_every_learner_stored(reports, point):
+    a = node("a1")
+    for slot in range(15):
+        step(a, Accept(src="p1", dst="a1", ballot=B1, slot=slot, value=()))
+    last = None
+    for src, upto in reports:
+        ready = step(a, stored(src, upto))
+        last = ready.persist.compacted if ready.persist.compacted is not None else last
+    assert a.acceptor.compacted == point
+    assert last == (point or None)  # persisted, in the Ready that compacts
+    assert [v.slot for v in a.acceptor.votes_from(0)] == list(range(point, 15))
+
+
+def test_planted_truncate_early_compacts_below_a_lagging_learner():
+    a = node("a1", plant=frozenset({"truncate-early"}))
+    step(a, stored("l1", 10))
+    assert a.acceptor.compacted == 11  # l2 has stored nothing: the bug
+
+
+@pytest.mark.parametrize(
+    ("msg", "why"),
+    [(Prepare(src="p2", dst="a1", ballot=Ballot(9, "p2"), first_slot=3), "prepare-below"),
+     (Accept(src="p2", dst="a1", ballot=Ballot(9, "p2"), slot=4, value=()), "accept-below")],
+    ids=["prepare-below-the-point", "accept-below-the-point"],
+)
+def test_acceptor_refuses_below_the_point_whatever_the_ballot(msg, why):
+    a = node("a1", Record(promised=B1, compacted=5))
+    ready = step(a, msg)
+    nack, = sent(ready, Nack)
+    assert nack.compacted == 5 and nack.promised == B1
+    assert a.acceptor.promised == B1  # a higher ballot below the point changes nothing
+    assert not ready.persist
+
+
+def test_promise_carries_the_compaction_point_and_votes_from_disk():
+    record = Record(compacted=2, votes={3: Vote(3, B1, ()), 4: Vote(4, B1, ())})
+    a = node("a1", record)
+    promise, = sent(step(a, Prepare(src="p2", dst="a1", ballot=Ballot(2, "p2"), first_slot=2)),
+                    Promise)
+    assert promise.compacted == 2 and [v.slot for v in promise.votes] == [3, 4]
+
+
+def test_acceptor_memory_does_not_grow_with_the_log():
+    a = node("a1")
+    for slot in range(5 * RECENT_VOTES):
+        step(a, Accept(src="p1", dst="a1", ballot=B1, slot=slot, value=()))
+    assert len(a.acceptor._recent) <= 2 * RECENT_VOTES
+
+
+# --------------------------------------------------------------- proposer
+
+
+def candidate() -> Node:
+    p = node("p1")
+    for _ in range(40):
+        p.tick()
+        ready = p.ready()
+        if sent(ready, Prepare):
+            return p
+    raise AssertionError("p1 never ran for leader")
+
+
+def test_candidate_nacked_for_compaction_runs_phase_1_again_above_the_point():
+    p = candidate()
+    ballot = p.proposer.ballot
+    ready = step(p, Nack(src="a1", dst="p1", ballot=ballot, promised=ballot, compacted=40))
+    prepares = sent(ready, Prepare)
+    assert prepares and {m.first_slot for m in prepares} == {40}
+    assert prepares[0].ballot > ballot
+    assert p.proposer.decided_up_to == 39 and p.proposer.compacted == 40
+
+
+def test_retry_below_the_point_never_runs_a_ballot():
+    p = candidate()
+    step(p, Nack(src="a1", dst="p1", ballot=p.proposer.ballot, promised=p.proposer.ballot,
+                  compacted=40))
+    for _ in range(3):
+        p.tick()
+        p.ready()
+    before = p.proposer.stats.elections
+    from paxos_agents.core import Retry
+    ready = step(p, Retry(src="l1", dst="p1", slot=12))
+    assert not sent(ready, Prepare) and p.proposer.stats.elections == before
+    assert p.proposer.stats.retries_compacted == 1
+
+
+# ---------------------------------------------------------------- learner
+
+
+def decide(n: Node, slot: int, *commands: Command) -> Ready:
+    return step(n, Decide(src="p1", dst=n.node_id, slot=slot, value=tuple(commands)))
+
+
+def test_learner_reports_stored_only_after_the_persist():
+    le = node("l1")
+    decide(le, 0, Command("a", "1"))
+    le.tick()
+    ready = le.ready()
+    reports = [m for m in ready.send_after_persist if isinstance(m, Stored)]
+    assert {m.dst for m in reports} == {"a1", "a2", "a3", "l2"}
+    assert {m.upto for m in reports} == {0}
+    assert not [m for m in ready.send if isinstance(m, Stored)]
+
+
+def test_state_transfer_takes_the_peers_outcomes():
+    """The peer applied `a` at slot 0 and saw it again at slot 1 (a duplicate),
+    and refused `x` at slot 1 as expired: the copy must do exactly the same."""
+    peer = node("l2")
+    decide(peer, 0, Command("a", "1"))
+    decide(peer, 1, Command("a", "1"), Command("b", "2"))
+    le = node("l1")
+    chunk, = sent(step(peer, Fetch(src="l1", dst="l2", first_slot=0)), Chunk)
+    assert chunk.first_slot == 0 and [s for s, _ in chunk.decisions] == [0, 1]
+    doctored = Chunk(src="l2", dst="l1", asked=0, first_slot=0,
+                     decisions=chunk.decisions[:1] + ((1, (Command("a", "1"), Command("x", "9"))),),
+                     first_slots=(("a", 0),))
+    ready = step(le, doctored)
+    assert le.learner.decided_up_to == 1 and le.learner.installed == 2
+    assert ready.logged == [LogEntry(0, "1", "a", False)]
+    assert le.learner.first_slot == {"a": 0}
+    assert not ready.applied  # clients were answered where it was applied
+
+
+def test_a_chunk_from_above_restarts_the_log_only_when_it_answers_our_fetch():
+    le = node("l1")
+    stale = Chunk(src="l2", dst="l1", asked=5, first_slot=5, decisions=((5, ()),), first_slots=())
+    step(le, stale)
+    assert le.learner.decided_up_to == -1  # a piece we cannot use yet
+    trimmed = Chunk(src="l2", dst="l1", asked=0, first_slot=5, decisions=((5, ()),), first_slots=())
+    ready = step(le, trimmed)
+    assert le.learner.decided_up_to == 5 and le.learner.log_start == 5
+    assert ready.persist.log_start == 5
+
+
+@pytest.mark.parametrize(
+    ("issued", "first_slot"),
+    [(-1, EXPIRED), (8, EXPIRED), (9, 20), (19, 20)],
+    ids=["unknown-stamp-expires", "issued-one-before-the-window", "issued-at-the-window-edge",
+         "issued-just-before"],
+)
+def test_expiry_with_a_retained_window(issued, first_slot):
+    """retain=10: applying slot 20, the index covers slots 10..19. A command
+    issued after slot 9 can only have been decided in them, so it is checked
+    exactly; one issued after slot 8 might have been decided in slot 9: expired."""
+    le = node("l1", retain_slots=10)
+    for slot in range(20):
+        decide(le, slot)
+    ready = decide(le, 20, Command("r", "v", issued))
+    applied, = ready.applied
+    assert applied.first_slot == first_slot
+    assert (ready.logged == [LogEntry(20, "v", "r", False)]) == (first_slot == 20)
+
+
+def test_retention_deletes_old_slots_and_duplicates_stay_caught_inside_it():
+    le = node("l1", retain_slots=16)
+    decide(le, 0, Command("r0", "v", 0))
+    for slot in range(1, 40):
+        decide(le, slot, Command(f"r{slot}", "v", slot - 1))
+    assert le.learner.log_start > 0
+    assert le.learner.log_start <= 40 - 16
+    assert min(le.learner.decided) == le.learner.log_start
+    ready = decide(le, 40, Command("r30", "v", 29))  # a retry inside the window
+    assert ready.applied[0].first_slot == 30 and ready.applied[0].duplicate
+
+
+def test_learner_request_cache_is_bounded():
+    le = node("l1")
+    for slot in range(3 * RECENT_REQUESTS // 64 + 2):
+        decide(le, slot, *(Command(f"r{slot}-{i}", "v") for i in range(64)))
+    assert len(le.learner._recent) <= 2 * RECENT_REQUESTS
+    assert not le.learner._tail
