@@ -5,7 +5,7 @@
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["Client", "Decision", "__version__"]
 
 
