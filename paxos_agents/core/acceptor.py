@@ -22,7 +22,7 @@ from .ready import Record
 from .store import DurableLog
 
 #: Latest slots whose vote an acceptor keeps in memory (to skip rewriting resent Accepts).
-RECENT_VOTES = 256
+RECENT_VOTES = 64
 
 
 class Acceptor:

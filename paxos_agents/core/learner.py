@@ -53,7 +53,7 @@ RETRY_SCAN_SLOTS = 1024
 #: Payload bytes a learner sends in one state-transfer `Chunk` (about).
 CHUNK_BYTES = 1 << 20
 #: Request ids kept in memory (beyond the on-disk index) for quick duplicate checks.
-RECENT_REQUESTS = 16384
+RECENT_REQUESTS = 4096
 #: Retention deletes in steps of an eighth of the window, at most this many slots.
 RETAIN_STEP = 256
 

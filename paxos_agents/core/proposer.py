@@ -49,7 +49,7 @@ from .ready import Record
 FLOOR_EVERY = 1024
 #: Decided values kept in memory below the decided prefix (to answer Retries
 #: with a Decide); older ones are forgotten, so memory does not grow with the log.
-KEEP_DECIDED = 1024
+KEEP_DECIDED = 64
 
 
 class Phase(str, Enum):
