@@ -6,12 +6,14 @@ the agents from the supervisor), never by the manifest:
     PAXOSCTL_FAULTS="acceptor-0:after-write:3:crash;learner-1:before-write:1:eio"
 
 Each rule is `agent:point:n:action`: at the n-th time agent passes point
-(`before-write`, `after-write`: written but not committed, `after-commit`:
-committed but nothing answered yet), do action:
+(`open`: the store was opened, before it is read; `before-write`,
+`after-write`: written but not committed, `after-commit`: committed but
+nothing answered yet), do action:
 
 - `crash`: SIGKILL itself, as `kill -9` at that instant would;
 - `eio`: fail the way SQLite reports an fsync error (`disk I/O error`);
-- `full`: fail the way SQLite reports a full disk.
+- `full`: fail the way SQLite reports a full disk;
+- `slow`: take `SLOW_SECONDS` there (a long migration of an old state file).
 
 A rule fires once per state file: it leaves `<state file>.fault-<point>`
 behind, so the restarted agent does not fire it again.
@@ -22,11 +24,14 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import time
 from typing import Callable
 
 ENV = "PAXOSCTL_FAULTS"
-POINTS = ("before-write", "after-write", "after-commit")
-ACTIONS = ("crash", "eio", "full")
+POINTS = ("open", "before-write", "after-write", "after-commit")
+ACTIONS = ("crash", "eio", "full", "slow")
+#: How long the `slow` action takes.
+SLOW_SECONDS = 4.0
 
 
 def storage_fault(agent: str, state_path: str,
@@ -59,6 +64,8 @@ def storage_fault(agent: str, state_path: str,
         action = rule[1]
         if action == "crash":
             os.kill(os.getpid(), signal.SIGKILL)
+        elif action == "slow":
+            time.sleep(SLOW_SECONDS)
         elif action == "eio":
             raise sqlite3.OperationalError("disk I/O error (injected by PAXOSCTL_FAULTS)")
         else:

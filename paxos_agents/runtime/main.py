@@ -78,10 +78,12 @@ class _Loading:
 
     def _run(self) -> None:
         frame = frames.pack([frames.LOADING])
-        while not self._done.wait(self._interval):
+        while True:
             try:
                 os.write(self._fd, frame)
             except OSError:
+                return
+            if self._done.wait(self._interval):
                 return
 
     def stop(self) -> None:

@@ -59,8 +59,8 @@ QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
 #: Request ids per `first_slots` query (SQLite's parameter limit is higher).
 _IDS_PER_QUERY = 500
 
-#: Where `SqliteStorage.save` calls its `fault` hook, in order.
-FAULT_POINTS = ("before-write", "after-write", "after-commit")
+#: Where `SqliteStorage` calls its `fault` hook: once opened, then in each `save`, in order.
+FAULT_POINTS = ("open", "before-write", "after-write", "after-commit")
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -202,6 +202,8 @@ class SqliteStorage:
         except (sqlite3.Error, KeyError, TypeError) as exc:
             self._conn.close()
             raise StorageError(f"{self.path} is corrupt: bad meta ({_why(exc)})") from None
+        if fault:
+            fault("open")
 
     # --- opening -------------------------------------------------------------
 

@@ -92,3 +92,22 @@ def test_crash_points_replicas(fault_clusters) -> None:
     spec = ";".join(f"{a}:{p}:{n}:crash" for a, p, n in rules)
     cluster = fault_clusters("replicas", restart=FAST_RESTART, env={"PAXOSCTL_FAULTS": spec})
     run_with_faults(cluster, rules, must_fire=[(a, p) for a, p, _ in rules], leaders=[])
+
+
+def test_a_slow_store_opening_is_not_a_hung_start(fault_clusters) -> None:
+    """Guards `starting` = alive: an agent whose store takes 4 s to open (as a
+    one-time migration of an old state dir may) reports "loading" meanwhile,
+    so a 2 s start_timeout does not kill it; it then runs, never restarted."""
+    spec = "acceptor-2:open:1:slow"
+    cluster = fault_clusters("roles", env={"PAXOSCTL_FAULTS": spec},
+                             health={"start_timeout": "2s"})
+    wait_until(lambda: (cluster.state_dir / "state" / "acceptor-2.db.fault-open").exists(), 10,
+               "the slow opening to happen")
+    row = wait_until(lambda: next((a for a in cluster.status()["agents"]
+                                   if a["name"] == "acceptor-2" and a["state"] == "running"), None),
+                     15, "acceptor-2 to run")
+    assert row["restarts"] == 0 and "last_exit" not in row, (
+        row, (cluster.state_dir / "logs" / "supervisor.log").read_text()[-3000:],
+        (cluster.state_dir / "logs" / "acceptor-2.log").read_text()[-3000:])
+    supervisor_log = (cluster.state_dir / "logs" / "supervisor.log").read_text()
+    assert "no first heartbeat" not in supervisor_log
