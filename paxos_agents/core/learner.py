@@ -36,24 +36,22 @@ the command, so every learner makes the same choice and their logs agree.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable
 
 from .commands import Value
 from .config import Membership, Settings
 from .ids import ZERO_BALLOT, Ballot
 from .messages import Accepted, Chunk, Decide, Fetch, Heartbeat, Retry, Stored
 from .outbox import Outbox
+from .peers import Peers
 from .ready import EXPIRED, Applied, LogEntry, Record, log_entries
+from .requests import RequestIndex
 from .store import DurableLog
 
 #: How many missing slots a learner asks for in one tick at most.
 MAX_RETRIES_PER_TICK = 64
 #: How many slots past the first missing one a tick looks at for retries.
 RETRY_SCAN_SLOTS = 1024
-#: Payload bytes a learner sends in one state-transfer `Chunk` (about).
-CHUNK_BYTES = 1 << 20
-#: Request ids kept in memory (beyond the on-disk index) for quick duplicate checks.
-RECENT_REQUESTS = 4096
 #: Retention deletes in steps of an eighth of the window, at most this many slots.
 RETAIN_STEP = 256
 
@@ -90,10 +88,8 @@ class Learner:
         #: slot -> decided value, for decided slots not yet applied (>= next_apply).
         self._tail: dict[int, Value] = {
             s: v for s, v in record.decisions.items() if s >= self.next_apply}
-        #: request id -> first slot: applied since the last `ready()` (not yet durable),
-        #: and a bounded cache of older ones; the rest is in the store.
-        self._unpersisted: dict[str, int] = {}
-        self._recent: dict[str, int] = {}
+        #: request id -> first slot, in memory as far as needed; the rest is in the store.
+        self.requests = RequestIndex(store)
         #: Highest slot known to exist (decided here, announced by a leader or a peer).
         self.highest_known = max(self.next_apply - 1, max(self._tail, default=-1))
         self.leader: str | None = None
@@ -103,15 +99,9 @@ class Learner:
         self._asked_at: dict[int, int] = {}
         self._next_proposer = 0
         self._now = 0
-        #: peer learner -> highest slot it reported durable.
-        self._peers: dict[str, int] = {}
-        self._fetch_at = -(10**9)
-        self._answered: dict[str, int] = {}
-        self._reported = -2
-        self._reported_at = -(10**9)
+        #: The other learners: their progress, our reports, state transfer.
+        self.peers = Peers(node_id, membership, settings, out, store)
         self.retries_sent = 0
-        self.fetches_sent = 0
-        self.chunks_served = 0
         #: Slots copied from peers (state transfer) by this incarnation.
         self.installed = 0
         self.expired = 0
@@ -132,7 +122,7 @@ class Learner:
     @property
     def catchup_remaining(self) -> int:
         """Slots that peers have stored and this learner has not applied yet."""
-        return max(0, max(self._peers.values(), default=-1) - self.decided_up_to)
+        return max(0, self.peers.highest - self.decided_up_to)
 
     def is_decided(self, slot: int) -> bool:
         return slot < self.next_apply or slot in self._tail
@@ -142,7 +132,7 @@ class Learner:
         piece = self._store.read_log(0, 1 << 62)
         decisions = {**dict(piece.decisions), **self._out.decisions, **self._tail}
         rids = {c.request_id for v in decisions.values() for c in v}
-        firsts = {**self._store.first_slots(rids), **self._recent, **self._unpersisted}
+        firsts = {**self._store.first_slots(rids), **self.requests.known()}
         return decisions, {r: s for r, s in firsts.items() if r in rids}
 
     @property
@@ -192,37 +182,16 @@ class Learner:
             self.highest_known = m.highest_slot
 
     def on_stored(self, m: Stored) -> None:
-        """A peer learner's log is durable up to `m.upto`: a source for state transfer.
-
-        A peer behind us hears our own report at once (a learner that just
-        started, or lost its disk, finds its source within a tick); a peer
-        ahead of us is asked for what we miss at once.
-        """
-        if m.src == self.node_id or m.src not in self.membership.learners:
-            return
-        if m.upto > self._peers.get(m.src, -1):
-            self._peers[m.src] = m.upto
-        if m.upto > self.highest_known:
+        """A peer learner's log is durable up to `m.upto`: a source for state transfer."""
+        if m.upto > self.highest_known and m.src in self.membership.learners:
             self.highest_known = m.upto
-        mine = self.next_apply - 1
-        if m.upto < mine and self._now - self._answered.get(m.src, -(10**9)) >= self.settings.stored_ticks:
-            self._answered[m.src] = self._now
-            self._out.after_persist.append(Stored(src=self.node_id, dst=m.src, upto=mine))
-        elif m.upto >= self.next_apply and self._now - self._fetch_at >= self.settings.gap_ticks:
-            self._fetch()
+        if (self.peers.on_stored(m, self.next_apply - 1, self._now)
+                and self._now - self.peers.fetch_at >= self.settings.gap_ticks):
+            self.peers.fetch(self.next_apply, self._now)
 
     def on_fetch(self, m: Fetch) -> None:
-        """Serve a peer's state transfer: the applied log from `m.first_slot`, one chunk.
-
-        Read from the store, so only what is durable here is sent, with the
-        request index entries that decide how each command was applied.
-        """
-        piece = self._store.read_log(m.first_slot, CHUNK_BYTES)
-        self.chunks_served += 1
-        self._out.now.append(Chunk(
-            src=self.node_id, dst=m.src, asked=m.first_slot, first_slot=piece.start,
-            decisions=piece.decisions,
-            first_slots=tuple(piece.first_slots.items())))
+        """Serve a peer's state transfer: one chunk of our applied log from `m.first_slot`."""
+        self.peers.serve(m)
 
     def on_chunk(self, m: Chunk) -> None:
         """Install a piece of a peer's applied log, then ask for the next one.
@@ -235,7 +204,7 @@ class Learner:
         what we miss: our log restarts there. (A chunk that answers an older
         Fetch, from further on, is only a piece we cannot use yet.)
         """
-        self._fetch_at = -(10**9)  # a reply: the next Fetch may go at once
+        self.peers.answered()
         if not m.decisions:
             return
         if m.asked <= self.next_apply < m.first_slot:
@@ -264,8 +233,7 @@ class Learner:
                 first = firsts.get(rid)
                 if first is None:
                     continue  # refused as expired there: not applied, not indexed
-                if rid not in self._unpersisted:
-                    self._unpersisted[rid] = first
+                if self.requests.add(rid, first):
                     out.requests.append((rid, first))
                 if first == slot:
                     out.logged.append(LogEntry(slot, command.payload, rid, False))
@@ -278,22 +246,22 @@ class Learner:
             self.highest_known = max(self.highest_known, self.next_apply - 1)
             out.applied_upto = self.next_apply - 1
             self._apply(report=True)
-            self._fetch()
+            self.peers.fetch(self.next_apply, self._now)
 
     # -------------------------------------------------------------- time
 
     def tick(self) -> None:
         """Report what is durable; copy or ask for what has been missing for `gap_ticks`."""
         self._now += 1
-        self._report_stored()
+        self.peers.report(self.next_apply - 1, self._now)
         if self.highest_known < self.next_apply:
             return
         gap = self.settings.gap_ticks
         since = self._missing_since.setdefault(self.next_apply, self._now)
-        if self._now - since >= gap and self._now - self._fetch_at >= gap:
-            self._fetch()
+        if self._now - since >= gap and self._now - self.peers.fetch_at >= gap:
+            self.peers.fetch(self.next_apply, self._now)
         # What no peer learner has stored is asked of the proposers.
-        first = max(self.next_apply, max(self._peers.values(), default=-1) + 1)
+        first = max(self.next_apply, self.peers.highest + 1)
         asked = 0
         for slot in range(first, min(self.highest_known, first + RETRY_SCAN_SLOTS) + 1):
             if slot in self._tail:
@@ -307,32 +275,6 @@ class Learner:
             asked += 1
             if asked >= MAX_RETRIES_PER_TICK:
                 break
-
-    def _fetch(self) -> None:
-        """Ask the peer learner that stored the most for the log from our next slot."""
-        peer, upto = max(self._peers.items(), key=lambda p: p[1], default=(None, -1))
-        if peer is None or upto < self.next_apply:
-            return
-        self._fetch_at = self._now
-        self.fetches_sent += 1
-        self._out.now.append(Fetch(src=self.node_id, dst=peer, first_slot=self.next_apply))
-
-    def _report_stored(self) -> None:
-        """Tell acceptors and peer learners how far our log is durable.
-
-        Sent after the persist of the `Ready` it leaves in (`after_persist`):
-        everything applied so far is in that persist or an earlier one.
-        """
-        upto = self.next_apply - 1
-        every = self.settings.stored_ticks
-        since = self._now - self._reported_at
-        if not ((upto > self._reported and since >= every) or since >= 10 * every):
-            return
-        self._reported, self._reported_at = upto, self._now
-        m = self.membership
-        for dst in dict.fromkeys((*m.acceptors, *m.learners)):
-            if dst != self.node_id:
-                self._out.after_persist.append(Stored(src=self.node_id, dst=dst, upto=upto))
 
     def _retry_target(self) -> str:
         """The leader if it was heard from lately, else the proposers in turn."""
@@ -382,7 +324,7 @@ class Learner:
             value = tail.pop(slot)
             if not value:
                 out.logged.append(LogEntry(slot, None, None, True))
-            firsts = self._lookup(c.request_id for c in value)
+            firsts = self.requests.lookup(c.request_id for c in value)
             for command in value:
                 rid = command.request_id
                 first = firsts.get(rid)
@@ -394,7 +336,8 @@ class Learner:
                         if report:
                             out.applied.append(Applied(slot, command, EXPIRED))
                         continue
-                    first = firsts[rid] = self._unpersisted[rid] = slot
+                    first = firsts[rid] = slot
+                    self.requests.add(rid, slot)
                     out.requests.append((rid, slot))
                     out.logged.append(LogEntry(slot, command.payload, rid, False))
                     self.applied_commands += 1
@@ -409,33 +352,11 @@ class Learner:
                 self.log_start = self.next_apply - retain
                 out.log_start = self.log_start
 
-    def _lookup(self, request_ids: Iterable[str]) -> dict[str, int]:
-        """First slots of the request ids that were applied before (memory, then disk)."""
-        found: dict[str, int] = {}
-        missing = []
-        unpersisted, recent = self._unpersisted, self._recent
-        for rid in request_ids:
-            first = unpersisted.get(rid)
-            if first is None:
-                first = recent.get(rid)
-            if first is None:
-                missing.append(rid)
-            else:
-                found[rid] = first
-        if missing:
-            found.update(self._store.first_slots(missing))
-        return found
-
     def drained(self) -> None:
         """`Node.ready()` handed our outbox to the runtime, which persists it
         before the next step: what was applied so far may now be looked up
         on disk, so the cache of recent request ids can shrink."""
-        if self._unpersisted:
-            self._recent.update(self._unpersisted)
-            self._unpersisted = {}
-            if len(self._recent) > 2 * RECENT_REQUESTS:
-                # Keep the newest half (dicts keep insertion order): amortised O(1).
-                self._recent = dict(list(self._recent.items())[-RECENT_REQUESTS:])
+        self.requests.drained()
         # Slots below the applied prefix can no longer be missing.
         if self._missing_since and min(self._missing_since) < self.next_apply:
             for table in (self._missing_since, self._asked_at):

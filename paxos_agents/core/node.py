@@ -213,8 +213,8 @@ class Node:
             out["decided"] = le.decided_count
             out["retries_sent"] = le.retries_sent
             out["log_start"] = le.log_start
-            out["fetches_sent"] = le.fetches_sent
-            out["chunks_served"] = le.chunks_served
+            out["fetches_sent"] = le.peers.fetches_sent
+            out["chunks_served"] = le.peers.chunks_served
             out["installed"] = le.installed
             out["catchup_remaining"] = le.catchup_remaining
             out["expired"] = le.expired

@@ -34,7 +34,7 @@ from paxos_agents.core import (
     Vote,
 )
 from paxos_agents.core.acceptor import RECENT_VOTES
-from paxos_agents.core.learner import RECENT_REQUESTS
+from paxos_agents.core.requests import RECENT_REQUESTS
 
 MEMBERS = Membership(proposers=("p1", "p2"), acceptors=("a1", "a2", "a3"), learners=("l1", "l2"))
 B1 = Ballot(1, "p1")
@@ -236,5 +236,5 @@ def test_learner_request_cache_is_bounded():
     le = node("l1")
     for slot in range(3 * RECENT_REQUESTS // 64 + 2):
         decide(le, slot, *(Command(f"r{slot}-{i}", "v") for i in range(64)))
-    assert len(le.learner._recent) <= 2 * RECENT_REQUESTS
+    assert len(le.learner.requests) <= 2 * RECENT_REQUESTS
     assert not le.learner._tail
