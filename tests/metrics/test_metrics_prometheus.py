@@ -243,10 +243,12 @@ def test_history_metrics_move_and_alert_rules_name_real_series(cluster):
     wait_until(lambda: all((sample(scrape(url), "paxos_acceptor_compaction_slot",
                                    agent=f"acceptor-{i}", role="acceptor") or 0) > 0
                            for i in range(3)), 15, "every acceptor to compact")
+    # Learners report with their heartbeats: wait for the reports that cover `highest`.
+    wait_until(lambda: all((sample(scrape(url), "paxos_learner_applied_slot", agent=f"learner-{i}",
+                                   role="learner") or -1) >= highest for i in range(2)), 10,
+               f"both learners' applied slot to reach {highest}")
     text = scrape(url)
     for i in range(2):
-        assert sample(text, "paxos_learner_applied_slot", agent=f"learner-{i}",
-                      role="learner") >= highest
         assert sample(text, "paxos_learner_log_start_slot", agent=f"learner-{i}",
                       role="learner") == 0
     for name in ("acceptor-0", "learner-0", "proposer-0"):

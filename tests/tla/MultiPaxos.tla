@@ -96,6 +96,7 @@ CONSTANTS
     NumSlots,   \* the slots are 0 .. NumSlots-1
     NumBallots, \* the ballots are the NumBallots lowest <<round, node>> pairs
     ProposerRestarts, \* whether proposers crash and restart (see RestartProposer)
+    MaxCompacted, \* the highest compaction point explored (0: none; see Compact)
     Bug         \* the planted bug, "None" for the core as it is
 
 Bugs == {"None", "ForgetOnRestart", "CrossBallotLearner", "ReuseBallot",
@@ -107,6 +108,7 @@ ASSUME /\ Proposers \subseteq Nat \ {0}
        /\ NoOp \notin Values /\ None \notin Values \cup {NoOp}
        /\ NumSlots \in Nat \ {0} /\ NumBallots \in Nat \ {0}
        /\ ProposerRestarts \in BOOLEAN
+       /\ MaxCompacted \in 0 .. NumSlots
        /\ Bug \in Bugs
 
 -----------------------------------------------------------------------------
@@ -430,13 +432,13 @@ CompactionBound ==
         ELSE Min({lStored[l] : l \in Learners})
 
 Store(l) ==
-    \E u \in lStored[l] + 1 .. NumSlots :
+    \E u \in lStored[l] + 1 .. MaxCompacted :
         /\ \A s \in lStored[l] .. u - 1 : Decidable(s) # {}
         /\ lStored' = [lStored EXCEPT ![l] = u]
     /\ UNCHANGED <<msgVars, acceptorVars, proposerVars, submitted>>
 
 Compact(a) ==
-    \E c \in aCompacted[a] + 1 .. CompactionBound :
+    \E c \in aCompacted[a] + 1 .. Min({CompactionBound, MaxCompacted}) :
         /\ aCompacted' = [aCompacted EXCEPT ![a] = c]
         /\ aVotes' = [aVotes EXCEPT ![a] = [s \in Slots |-> IF s < c THEN NoVote ELSE @[s]]]
     /\ UNCHANGED <<msgVars, aPromised, proposerVars, lStored, submitted>>

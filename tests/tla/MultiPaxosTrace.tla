@@ -5,11 +5,13 @@
 (*                                                                         *)
 (* trace_export.py runs the simulator (the core itself, with lost,         *)
 (* delayed and duplicated messages and crashes) and writes                 *)
-(* MultiPaxosTraceData.tla: Trace, the acceptors' steps in the order they  *)
-(* happened (each Promise and each accept, with the message it produced),  *)
-(* and CorePrepares and CoreAccepts, every Prepare and Accept the          *)
-(* proposers sent. TLC looks for a behaviour of the spec in which the      *)
-(* acceptors take exactly those steps in that order, with any proposer     *)
+(* MultiPaxosTraceData.tla: Trace, the acceptors' and learners' steps in   *)
+(* the order they happened (each Promise and each accept, with the        *)
+(* message it produced; each compaction, with the new point; each persist *)
+(* that moved a learner's durable prefix, with the new prefix), and        *)
+(* CorePrepares and CoreAccepts, every Prepare and Accept the proposers    *)
+(* sent. TLC looks for a behaviour of the spec in which the acceptors and  *)
+(* learners take exactly those steps in that order, with any proposer      *)
 (* steps in between that send only what the core sent (plus Prepares of    *)
 (* the rounds a core proposer skipped, which nobody answers, and the       *)
 (* Accepts the core skips for slots it knows decided). It reports          *)
@@ -41,6 +43,8 @@ TraceInit ==
     /\ prepareMsgs = {} /\ promiseMsgs = {} /\ acceptMsgs = {} /\ acceptedMsgs = {}
     /\ aPromised = [a \in Acceptors |-> Zero]
     /\ aVotes = [a \in Acceptors |-> [s \in Slots |-> NoVote]]
+    /\ aCompacted = [a \in Acceptors |-> 0]
+    /\ lStored = [l \in Learners |-> 0]
     /\ pRound = [p \in Proposers |-> 0]
     /\ pBallot = [p \in Proposers |-> Zero]
     /\ pPhase = [p \in Proposers |-> "follower"]
@@ -57,18 +61,26 @@ ProposerStep ==
     /\ ProposersAsCore
     /\ UNCHANGED i
 
-AcceptorStep ==
+\* The next recorded step of an acceptor or a learner.
+RecordedStep ==
     /\ i <= Len(Trace)
     /\ LET e == Trace[i] IN
-        IF e.kind = "promise"
-            THEN /\ Promise(e.acc)
+        CASE e.kind = "promise" ->
+                 /\ Promise(e.node)
                  /\ promiseMsgs' = promiseMsgs \cup {e.msg}
-            ELSE /\ Accept(e.acc)
+          [] e.kind = "accept" ->
+                 /\ Accept(e.node)
                  /\ acceptedMsgs' = acceptedMsgs \cup {e.msg}
-                 /\ aVotes'[e.acc][e.msg.slot] = [bal |-> e.msg.bal, val |-> e.msg.val]
+                 /\ aVotes'[e.node][e.msg.slot] = [bal |-> e.msg.bal, val |-> e.msg.val]
+          [] e.kind = "compact" ->
+                 /\ Compact(e.node)
+                 /\ aCompacted'[e.node] = e.msg
+          [] e.kind = "store" ->
+                 /\ Store(e.node)
+                 /\ lStored'[e.node] = e.msg
     /\ i' = i + 1
 
-TraceNext == ProposerStep \/ AcceptorStep
+TraceNext == ProposerStep \/ RecordedStep
 
 TraceSpec == TraceInit /\ [][TraceNext]_traceVars
 
