@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 
+from .errors import PaxosctlError
 from .manifest import load_manifest
 from .layout import paths
 from .supervisor import Supervisor
@@ -20,7 +21,11 @@ def main(argv: list[str]) -> int:
     manifest = load_manifest(argv[0])
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                         format="%(asctime)s supervisor %(levelname)s %(message)s")
-    supervisor = Supervisor(manifest)
+    try:
+        supervisor = Supervisor(manifest)
+    except PaxosctlError as e:  # e.g. an unreadable member registry: one line, no traceback
+        logging.getLogger("paxosctl").error("%s", e)
+        return 1
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -13,4 +13,5 @@ def paths(state_dir: Path) -> dict[str, Path]:
         "logs": state_dir / "logs",
         "log": state_dir / "logs" / "supervisor.log",
         "state": state_dir / "state",
+        "members": state_dir / "members.json",
     }

@@ -44,6 +44,7 @@ from .chaos import Chaos, update as update_chaos
 from .control import ClientConnection, ControlServer
 from .layout import paths
 from .manifest import Manifest
+from .members import MemberRegistry
 from .metrics import AgentSample, Metrics, Snapshot, beat_gauges, beat_totals
 from .pidfile import remove_pid_file, write_pid_file
 from .restart import AgentState, Lifecycle
@@ -105,6 +106,8 @@ class Supervisor:
         self.agents: dict[str, AgentProcess] = {
             spec.name: AgentProcess(spec, Lifecycle(manifest.restart)) for spec in manifest.agents
         }
+        #: Who ran here before: their stores must not go missing (see members.py).
+        self.members = MemberRegistry(self.paths["members"])
         #: A client retries a proposal this often until it is applied.
         self.client_retry = max(1.0, 4 * p.election_timeout)
         self.proposals: dict[str, Proposal] = {}
@@ -294,6 +297,7 @@ class Supervisor:
             pass
 
     def _runtime_spec(self, agent: AgentProcess) -> RuntimeSpec:
+        member = self.members.member(agent.name)
         return RuntimeSpec(
             name=agent.name,
             membership=self.membership,
@@ -303,6 +307,9 @@ class Supervisor:
             state_path=str(self.paths["state"] / f"{agent.name}.db"),
             log_path=str(self.paths["logs"] / f"{agent.name}.log"),
             seed=int.from_bytes(os.urandom(8), "big"),
+            cluster_id=self.members.cluster_id,
+            member_id=member.member_id,
+            has_run=member.started,
         )
 
     def _spawn(self, agent: AgentProcess, now: float) -> None:
@@ -342,6 +349,7 @@ class Supervisor:
                 self._to_propose.extend(self.proposals)
             if agent.state is AgentState.STARTING:
                 agent.lifecycle.became_ready(agent.last_beat)
+                self.members.started(name)  # from now on it must keep its store
                 log.info("%s: running", name)
         elif kind == frames.LOADING:
             if agent.state is AgentState.STARTING:

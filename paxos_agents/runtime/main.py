@@ -38,8 +38,9 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
     log.info("starting (roles: %s)", ", ".join(sorted(spec.membership.roles(spec.name))))
     loading = _Loading(outbox, spec.heartbeat_seconds)
     try:
-        storage = SqliteStorage(spec.state_path,
-                                fault=storage_fault(spec.name, spec.state_path))
+        _refuse_to_forget(spec, log)
+        storage = SqliteStorage(spec.state_path, fault=storage_fault(spec.name, spec.state_path),
+                                identity=(spec.cluster_id, spec.member_id) if spec.member_id else None)
     except StorageError as e:
         loading.stop()
         _fatal(outbox, log, f"cannot open state: {e}")
@@ -58,6 +59,26 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
         raise
     finally:
         storage.close()
+
+
+def _refuse_to_forget(spec: AgentSpec, log: logging.Logger) -> None:
+    """Raise StorageError if this member ran before and its state file is gone.
+
+    An acceptor that starts empty may vote against what it promised, and a
+    proposer may reuse a ballot round: either can undo a chosen value. A
+    learner may start empty: it copies the decided log from a peer.
+    """
+    if not spec.has_run or os.path.lexists(spec.state_path):
+        return
+    roles = spec.membership.roles(spec.name)
+    if roles == frozenset({"learner"}):
+        log.warning("state file %s is missing: starting empty, copying the decided log "
+                    "from peer learners", spec.state_path)
+        return
+    raise StorageError(
+        f"{spec.state_path} is missing, but {spec.name} (member {spec.member_id}) has run here "
+        "before: starting empty could undo its promises and votes; put the file back "
+        "(or replace the member once paxosctl can)")
 
 
 class _Loading:

@@ -15,6 +15,10 @@ class AgentSpec:
     - `heartbeat_seconds`: how often the agent reports to its supervisor.
     - `state_path`: its SQLite file; `log_path`: its rotated log file.
     - `seed`: seeds the core's jitter (differs per incarnation).
+    - `cluster_id`, `member_id`: the identity its store records (empty:
+      none, as in tests that run an agent alone).
+    - `has_run`: the supervisor's registry says this member ran before, so
+      a missing state file means lost state, not a new member.
     """
 
     name: str
@@ -27,3 +31,6 @@ class AgentSpec:
     seed: int
     log_max_bytes: int = 1_000_000
     log_backups: int = 3
+    cluster_id: str = ""
+    member_id: str = ""
+    has_run: bool = False

@@ -179,12 +179,17 @@ class SqliteStorage:
     fsynced before it returns; the runtime merges several steps' `Persist`s
     into one `save` to share the fsync (group commit).
 
+    `identity` is (cluster id, member id): a new file records it, an existing
+    file of another cluster or member is refused (`StorageError`), and an
+    unmarked one (paxosctl 0.1) is marked with it.
+
     `fault`, for tests only, is called with each name in `FAULT_POINTS` as
     `save` passes that point; make it raise or `os._exit` to simulate a
     failure or crash there.
     """
 
-    def __init__(self, path: str | os.PathLike[str], fault: Callable[[str], None] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], fault: Callable[[str], None] | None = None,
+                 identity: tuple[str, str] | None = None) -> None:
         self.path = Path(path)
         self.persist_seconds = 0.0
         self._fault = fault
@@ -193,21 +198,45 @@ class SqliteStorage:
         self._applied = -1
         self._log_start = 0
         if not os.path.lexists(self.path):
-            self._create()
+            self._create(identity)
         self._conn = self._open_existing()
         try:
             meta = dict(self._conn.execute(
-                "SELECT key, value FROM meta WHERE key IN ('applied', 'log_start')"))
+                "SELECT key, value FROM meta WHERE key IN"
+                " ('applied', 'log_start', 'cluster_id', 'member_id')"))
             self._applied, self._log_start = _int(meta["applied"]), _int(meta["log_start"])
+            if identity is not None:
+                self._claim(meta, identity)
         except (sqlite3.Error, KeyError, TypeError) as exc:
             self._conn.close()
             raise StorageError(f"{self.path} is corrupt: bad meta ({_why(exc)})") from None
+        except StorageError:
+            self._conn.close()
+            raise
         if fault:
             fault("open")
 
     # --- opening -------------------------------------------------------------
 
-    def _create(self) -> None:
+    def _claim(self, meta: dict, identity: tuple[str, str]) -> None:
+        """Refuse a store of another cluster or member; adopt an unmarked one.
+
+        A store written before stores recorded their owner (paxosctl 0.1)
+        is marked now, on its first start under a registry.
+        """
+        cluster_id, member_id = identity
+        if "member_id" not in meta:
+            assert self._conn is not None
+            self._conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                   [("cluster_id", cluster_id), ("member_id", member_id)])
+            return
+        if (meta.get("cluster_id"), meta["member_id"]) != identity:
+            raise StorageError(
+                f"{self.path} belongs to member {meta['member_id']} of cluster "
+                f"{meta.get('cluster_id')}, not to member {member_id} of cluster {cluster_id}: "
+                "it was copied or moved here; put the right file back")
+
+    def _create(self, identity: tuple[str, str] | None = None) -> None:
         # A new store is built whole under a temporary name and renamed into
         # place, so `path` either does not exist or holds the complete schema.
         # That is why an existing zero-byte `path` is refused below instead of
@@ -235,6 +264,9 @@ class SqliteStorage:
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", _INITIAL_META)
+                if identity is not None:
+                    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                                     [("cluster_id", identity[0]), ("member_id", identity[1])])
                 conn.execute("COMMIT")
                 # Switch now so the file is born in WAL mode; closing the only
                 # connection checkpoints and removes the -wal file, so the
