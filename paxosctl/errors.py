@@ -57,11 +57,48 @@ class AlreadyRunning(PaxosctlError):
     exit_code = 1
 
 
-class ProposalTimeout(PaxosctlError):
-    """A proposed value was not chosen within the allowed time. Exit code 124
-    matches timeout(1), so scripts can tell "slow" from "broken"."""
+class OutcomeUnknown(PaxosctlError):
+    """A request left, and the client cannot know what became of it: the
+    connection was lost after it was sent, no answer came in time, or the
+    cluster stopped first. A proposal may still be decided: retrying it
+    with the same `request_id` is safe (never decided twice), a retry
+    without it may decide the value twice. Exit code 124 matches
+    timeout(1), so scripts can tell "unknown" from "failed"."""
 
     exit_code = 124
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        #: The proposal's request id (None for requests other than propose).
+        self.request_id = request_id
+
+
+class ProposalTimeout(OutcomeUnknown):
+    """A proposed value was not decided within the allowed time (the
+    supervisor's or the client's own `timeout`): it may still be."""
+
+
+class Interrupted(OutcomeUnknown):
+    """The operator interrupted (Ctrl-C) a command waiting for an answer:
+    what it asked for may still happen. Exit code 130, as a shell gives
+    a command ended by SIGINT."""
+
+    exit_code = 130
+
+
+class RequestIdConflict(PaxosctlError):
+    """A request id was already decided (or is being proposed) with another
+    value: the new value is refused, never decided under that id."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 request_id: str | None = None, slot: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.request_id = request_id
+        #: Where the request id was first decided (None: still in flight).
+        self.slot = slot
 
 
 class NotHealthy(PaxosctlError):
