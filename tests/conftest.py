@@ -33,9 +33,17 @@ from typing import Any, TypeVar
 
 import psutil
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from paxosctl import Client
 from paxosctl.pidfile import running_supervisor
+
+# Property tests draw the same examples on every run (CI, and anyone's
+# machine): a failure found once is found again. `HYPOTHESIS_PROFILE=explore`
+# draws fresh ones, to look for new failures by hand.
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 #: The console script of the venv running the tests.
 PAXOSCTL = str(Path(sys.executable).parent / "paxosctl")
