@@ -26,6 +26,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from paxos_agents.core.messages import MESSAGE_TYPES
 from paxos_agents.runtime.agent import PERSIST_BUCKETS
 
 from . import __version__
@@ -196,8 +197,7 @@ class ClusterCollector(Collector):
             for key, value in a.totals.items():
                 if key.startswith("received:"):
                     kinds[key[9:]] += value
-        for kind in ("Prepare", "Promise", "Accept", "Accepted", "Nack", "Decide", "Heartbeat",
-                     "Retry", "ClientRequest"):
+        for kind in (t.__name__ for t in MESSAGE_TYPES):
             messages.add_metric([kind], kinds.get(kind, 0))
         yield messages
         dropped = CounterMetricFamily("paxos_messages_dropped", "Messages dropped, by reason.",
