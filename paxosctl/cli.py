@@ -8,7 +8,6 @@ in one place (`main`).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -21,10 +20,13 @@ import typer
 
 from . import __version__
 from .durations import format_duration, parse_duration
-from .errors import AlreadyRunning, NotHealthy, NotRunning, PaxosctlError, UsageError
+from .errors import (Interrupted, NotHealthy, NotRunning, OutcomeUnknown, PaxosctlError,
+                     UsageError)
 from .manifest import Manifest, check_runtime, load_manifest, warnings
 from .layout import paths
-from .pidfile import running_supervisor
+from .ownership import check_owner, conflict, runs
+from .ownership import claim as claim_state_dir
+from .pidfile import live_supervisor, running_supervisor
 
 if TYPE_CHECKING:
     from .client import Client
@@ -69,10 +71,13 @@ def _output(value: str, allowed: tuple[str, ...]) -> str:
 
 
 def _manifest(file: str) -> Manifest:
+    """The manifest at `file`; refused if another cluster owns its state_dir."""
     if not Path(file).exists() and file == DEFAULT_FILE:
         raise NotRunning(f"no {DEFAULT_FILE} here",
                          hint="pass the manifest with -f/--file PATH")
-    return load_manifest(file)
+    manifest = load_manifest(file)
+    check_owner(manifest)
+    return manifest
 
 
 def _client(file: str) -> "Client":
@@ -99,23 +104,36 @@ def up(
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background.")] = False,
     wait: Annotated[float, typer.Option(help="With -d: seconds to wait for the cluster to serve.")] = 30.0,
 ) -> None:
-    """Start the cluster (foreground; Ctrl-C stops it). With -d, return once it serves."""
+    """Start the cluster (foreground; Ctrl-C stops it). With -d, return once it serves.
+
+    On a cluster that already runs this manifest, say so and exit 0.
+    """
     file = manifest_file or file
     manifest = _manifest(file)
-    for warning in check_runtime(manifest):
-        _err(f"warning: {warning}")
-    live = running_supervisor(manifest.state_dir)
+    # First: a running cluster's own folder and metrics port are in use by it.
+    live = live_supervisor(manifest.state_dir)
     if live is not None:
-        raise AlreadyRunning(f"cluster {manifest.name} is already running (supervisor pid {live.pid})",
-                             hint=f"stop it with: paxosctl down -f {file}")
-    manifest.state_dir.mkdir(parents=True, exist_ok=True)
+        if runs(manifest, live):
+            typer.echo(f"cluster {manifest.name} is already running (supervisor pid {live.pid})")
+            return
+        raise conflict(manifest, live)
+    for warning in check_runtime(manifest):  # creates nothing
+        _err(f"warning: {warning}")
     if detach:
         _up_detached(manifest, file, wait)
         return
-    from .supervisor import Supervisor  # heavy (multiprocessing, runtime): only here
+    # Heavy (multiprocessing, runtime): only here.
+    from .daemon import setup_logging
+    from .supervisor import Supervisor
 
-    _setup_logging(manifest, to_stderr=True)
-    supervisor = Supervisor(manifest)
+    os.umask(0o077)  # what the cluster writes is private: files 0600, folders 0700
+    claim = claim_state_dir(manifest)
+    try:
+        setup_logging(paths(manifest.state_dir)["log"], to_stderr=True)
+        supervisor = Supervisor(manifest, claim)
+    except BaseException:
+        claim.release()
+        raise
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     _err(f"cluster {manifest.name}: starting {len(manifest.agents)} agents "
@@ -123,25 +141,15 @@ def up(
     supervisor.serve()
 
 
-def _setup_logging(manifest: Manifest, *, to_stderr: bool) -> None:
-    log_path = paths(manifest.state_dir)["log"]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    handlers: list[logging.Handler] = [logging.FileHandler(log_path)]
-    if to_stderr:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s supervisor %(levelname)s %(message)s")
-
-
 def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
+    """Start the daemon (paxosctl.daemon), which claims the state dir
+    itself, and wait until the cluster serves. Writes nothing there."""
     log_path = paths(manifest.state_dir)["log"]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log_file:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "paxosctl.daemon", str(manifest.path)],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-            start_new_session=True, close_fds=True,
-        )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "paxosctl.daemon", str(manifest.path)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True, close_fds=True,
+    )
     from .client import Client
 
     deadline = time.monotonic() + wait
@@ -150,15 +158,25 @@ def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
     try:
         while time.monotonic() < deadline:
             if daemon.poll() is not None:
-                raise PaxosctlError(f"the supervisor exited with code {daemon.returncode} "
-                                    f"before the cluster served: {_last_error(log_path)}")
+                raise _daemon_failure(daemon, log_path)
             if client is None:
+                owner = live_supervisor(manifest.state_dir)
+                if owner is None or owner.pid != daemon.pid:
+                    # Ours has not claimed the state dir yet; or another `up`
+                    # got it first, and ours will exit and say so.
+                    time.sleep(0.05)
+                    continue
                 try:
                     client = Client(paths(manifest.state_dir)["socket"], cluster_file=file)
                 except NotRunning:
                     time.sleep(0.05)
                     continue
-            status = client.status()
+            try:
+                status = client.status()
+            except OutcomeUnknown:  # it went away: daemon.poll() above says why
+                client.close()
+                client = None
+                continue
             if status["leader"] and all(a["state"] == "running" for a in status["agents"]):
                 typer.echo(f"cluster {manifest.name} up: {len(status['agents'])} agents running, "
                            f"leader {status['leader']} (supervisor pid {daemon.pid})")
@@ -175,6 +193,7 @@ def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
     finally:
         if client is not None:
             client.close()
+        daemon.stderr.close()
     waiting = ([f"{a['name']} {a['state']}" for a in status["agents"] if a["state"] != "running"]
                if status else ["the control socket"])
     if status and not status["leader"]:
@@ -183,6 +202,25 @@ def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
                      f"waiting for {', '.join(waiting)}",
                      hint=f"it is still starting in the background; see paxosctl status -f {file} "
                           f"and {log_path}")
+
+
+def _daemon_failure(daemon: subprocess.Popen, log_path: Path) -> PaxosctlError:
+    """Why the daemon exited before the cluster served: what it said on
+    stderr (a refusal to claim the state dir, as one JSON line), or else
+    the last line of its log."""
+    said = [line for line in daemon.stderr.read().decode(errors="replace").splitlines()
+            if line.strip()]
+    if said:
+        try:
+            report = json.loads(said[-1])
+            error = PaxosctlError(report["message"], hint=report.get("hint"))
+            error.exit_code = report["exit_code"] if report["exit_code"] in (1, 2, 3) else 1
+            return error
+        except (ValueError, KeyError, TypeError):
+            pass
+    last = said[-1] if said else _last_error(log_path)
+    return PaxosctlError(f"the supervisor exited with code {daemon.returncode} "
+                         f"before the cluster served: {last}")
 
 
 def _last_error(log_path: Path) -> str:
@@ -195,11 +233,24 @@ def _last_error(log_path: Path) -> str:
 
 @app.command()
 def down(file: FileOption = DEFAULT_FILE) -> None:
-    """Stop the cluster: SIGTERM every agent, a grace period, then SIGKILL."""
+    """Stop the cluster: SIGTERM every agent, a grace period, then SIGKILL.
+
+    On a cluster that is not running, say so and exit 0.
+    """
     manifest = _manifest(file)
     process = running_supervisor(manifest.state_dir)
-    with _client(file) as client:
-        client.down()
+    try:
+        client = _client(file) if process is not None else None
+    except NotRunning:  # it stopped meanwhile
+        client = None
+    if client is None:
+        typer.echo(f"cluster {manifest.name} is not running")
+        return
+    with client:
+        try:
+            client.down()
+        except OutcomeUnknown:  # it closed before it answered: stopping, or died; see below
+            pass
     if process is not None:
         # Not process.wait(): the detached supervisor is not our child, and
         # psutil then waits until its pid is gone, i.e. until init reaps the
@@ -232,30 +283,73 @@ def propose(
     value: Annotated[str, typer.Argument(help='The value; "-" reads standard input.')],
     file: FileOption = DEFAULT_FILE,
     request_id: Annotated[Optional[str], typer.Option(
-        help="Idempotency key: proposing again with it never decides it twice.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the decision.")] = 10.0,
+        help="Idempotency key: proposing again with it never decides it twice "
+             "[default: a new one, printed if the outcome is unknown].")] = None,
+    timeout: Annotated[float, typer.Option(
+        help="Seconds to wait for the decision; then exit 124 (it may still be decided).")] = 10.0,
     output: OutputOption = "text",
 ) -> None:
-    """Propose VALUE and wait until it is decided; print its slot."""
+    """Propose VALUE and wait until it is decided; print its slot.
+
+    Exits 124 when the outcome is unknown (no answer in time, the
+    connection lost) and 130 on Ctrl-C while waiting: the value may still
+    be decided, and proposing it again with the request id printed is
+    safe. Exits 2 if the request id was decided with another value.
+    """
     output = _output(output, ("text", "json"))
     if value == "-":
         # Like $(...) in a shell: one trailing newline ends the input, it is not data.
-        value = sys.stdin.read().removesuffix("\n").removesuffix("\r")
-    if not 0 < timeout <= 3600:
-        raise UsageError(f"--timeout: expected seconds in (0, 3600], got {timeout}")
+        value = _text(sys.stdin.buffer.read(), "the value on standard input")
+        value = value.removesuffix("\n").removesuffix("\r")
+    else:
+        _text(value, "VALUE")
+    if request_id is not None:
+        _text(request_id, "--request-id")
+        if not 0 < len(request_id) <= 256 or not request_id.isprintable():
+            raise UsageError(f"--request-id: expected 1 to 256 printable characters, "
+                             f"got {ascii(request_id)[:60]}")
+    if not 0.001 <= timeout <= 3600:
+        raise UsageError(f"--timeout: expected seconds from 0.001 to 3600, got {timeout}")
     manifest = _manifest(file)
     limit = manifest.paxos.max_value_bytes
     size = len(value.encode())
     if size > limit:
         raise UsageError(f"value is {size} bytes; the limit is {limit} (paxos.max_value_bytes)")
+    from .client import new_request_id, retry_hint
+
+    # Made here, before anything is sent, so that an unknown outcome can name it.
+    request_id = request_id or new_request_id()
     with _client(file) as client:
-        decision = client.propose(value, request_id=request_id, timeout=timeout)
+        try:
+            future = client.propose_async(value, request_id=request_id, timeout=timeout)
+            decision = client.wait(future, request_id, timeout)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted while waiting: request {request_id} may still be "
+                              "decided", hint=retry_hint(request_id),
+                              request_id=request_id) from None
     if output == "json":
         typer.echo(json.dumps({"slot": decision.slot, "value": decision.value,
                                "request_id": decision.request_id}))
     else:
         typer.echo(f"decided slot {decision.slot}: {decision.value} "
                    f"({decision.seconds * 1000:.1f} ms)")
+
+
+def _text(value: str | bytes, what: str) -> str:
+    """`value` as text, or a UsageError naming `what` if it is not UTF-8.
+
+    Bytes come from standard input; a str from the command line, where
+    bytes that are not UTF-8 arrive as lone surrogates (PEP 383).
+    """
+    try:
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        value.encode("utf-8")
+        return value
+    except UnicodeError as e:
+        bad = value[e.start:e.start + 1]
+        shown = f"byte 0x{bad[0]:02x}" if isinstance(bad, bytes) else ascii(bad)
+        raise UsageError(f"{what}: not UTF-8 text ({shown} at position {e.start})") from None
 
 
 # --------------------------------------------------------------------- status
@@ -518,7 +612,8 @@ def _parse_chaos(spec: str) -> dict[str, Any]:
 @app.command()
 def bench(
     file: FileOption = DEFAULT_FILE,
-    requests: Annotated[Optional[int], typer.Option(min=1, help="Proposals to make.")] = None,
+    requests: Annotated[Optional[int], typer.Option(min=1, max=1_000_000_000,
+                                                    help="Proposals to make.")] = None,
     duration: Annotated[Optional[str], typer.Option(help='Or: propose for this long, e.g. "10s".')] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=65536, help="Proposals in flight.")] = 256,
     value_size: Annotated[int, typer.Option(min=0, help="Bytes per value.")] = 16,
@@ -577,6 +672,7 @@ def metrics(file: FileOption = DEFAULT_FILE) -> None:
 def validate(manifest_file: Annotated[str, typer.Argument(metavar="FILE")]) -> None:
     """Check a manifest (and this machine) without starting anything."""
     manifest = load_manifest(manifest_file)
+    check_owner(manifest)
     if running_supervisor(manifest.state_dir) is not None:
         found = warnings(manifest)  # its own metrics port is in use by itself
     else:
@@ -610,7 +706,11 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except _CLICK_EXCEPTION as e:  # click's usage errors: bad option, missing argument...
-        e.show()
+        message = e.format_message()  # empty when the help was shown instead (no arguments)
+        if message:
+            ctx = getattr(e, "ctx", None)
+            command = ctx.command_path if ctx is not None else "paxosctl"
+            _err(f"error: {message}\n  hint: see {command} --help")
         sys.exit(e.exit_code)
 
 

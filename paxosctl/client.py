@@ -8,6 +8,12 @@
 
 One connection carries many requests at once: each has an id, and a
 reader thread hands each reply to the future waiting for it.
+
+What a failure tells (`paxosctl.errors`): `NotRunning` (exit 1) only when
+the request surely never left; once it left, no answer is an
+`OutcomeUnknown` (exit 124: the connection was lost, no answer in time,
+the cluster stopped first), since a proposal may still be decided. Retry
+a proposal with the request id the error names: never decided twice.
 """
 
 from __future__ import annotations
@@ -16,19 +22,52 @@ import itertools
 import json
 import socket
 import threading
+import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from .errors import NotRunning, PaxosctlError, ProposalTimeout, UsageError
+from .control import Fault
+from .errors import (
+    NotRunning,
+    OutcomeUnknown,
+    PaxosctlError,
+    ProposalTimeout,
+    RequestIdConflict,
+    UsageError,
+)
 from .manifest import load_manifest
 from .layout import paths
 
 
 #: Seconds a request other than propose waits for its reply.
 REQUEST_TIMEOUT = 30.0
+#: Seconds `propose` waits past its `timeout` for the supervisor's own answer.
+ANSWER_GRACE = 1.0
+
+#: The exit code of each fault a reply may name; any other exits 1.
+EXIT_CODES: Mapping[Fault, int] = {
+    Fault.BAD_REQUEST: 2,
+    Fault.UNKNOWN_OP: 2,
+    Fault.TOO_LARGE: 2,
+    Fault.REQUEST_ID_CONFLICT: 2,
+    Fault.TIMEOUT: 124,  # done or not, nobody knows yet
+    Fault.STOPPED: 124,
+}
+
+
+def new_request_id() -> str:
+    """A fresh request id: propose with it, and retry with it after an unknown outcome."""
+    return uuid.uuid4().hex
+
+
+def retry_hint(request_id: str) -> str:
+    """How to find out, or to retry without deciding the value twice."""
+    return (f"retry safely with the same request id: paxosctl propose --request-id "
+            f"{request_id} VALUE (the same value; never decided twice), or look for "
+            f"{request_id} in: paxosctl decided")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +81,21 @@ class Decision:
 
 
 class RequestFailed(PaxosctlError):
-    """The supervisor refused or could not complete a request."""
+    """The supervisor refused or could not complete a request: `fault` says why
+    (None for a fault this client does not know), `exit_code` follows it."""
 
     def __init__(self, reply: dict[str, Any]) -> None:
-        super().__init__(reply.get("message") or reply.get("error", "request failed"))
-        self.error = reply.get("error")
+        error = reply.get("error")
+        super().__init__(str(reply.get("message") or error or "request failed"))
+        #: The fault's name as the reply gave it.
+        self.error = error
+        self.fault = Fault(error) if error in Fault.__members__.values() else None
         self.reply = reply
+        self.exit_code = EXIT_CODES.get(self.fault, 1)
+
+
+class ConnectionLost(OutcomeUnknown):
+    """The connection closed before the answer came: the request may have been done."""
 
 
 class Client:
@@ -67,7 +115,8 @@ class Client:
             ) from None
         self._ids = itertools.count(1)
         self._pending: dict[int, Future] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # _pending and _closed
+        self._send_lock = threading.Lock()  # one request line at a time on the socket
         self._closed = False
         self._reader = threading.Thread(target=self._read, name="paxosctl-client", daemon=True)
         self._reader.start()
@@ -88,11 +137,17 @@ class Client:
                 raise NotRunning(f"the connection to {self._cluster_file} is closed")
             request_id = next(self._ids)
             self._pending[request_id] = future
-            data = json.dumps({"id": request_id, "op": op, **fields}).encode() + b"\n"
+        data = json.dumps({"id": request_id, "op": op, **fields}).encode() + b"\n"
+        # Not under `_lock`: sendall blocks while the supervisor does not read
+        # us (it waits until we read our replies), and the reader thread
+        # needs `_lock` to hand them out.
+        with self._send_lock:
             try:
                 self._sock.sendall(data)
             except OSError:
-                del self._pending[request_id]
+                # Its newline never left: the supervisor drops the part it got.
+                with self._lock:
+                    self._pending.pop(request_id, None)
                 raise NotRunning(f"the cluster for {self._cluster_file} went away") from None
         return future
 
@@ -100,14 +155,17 @@ class Client:
                 **fields: Any) -> dict[str, Any]:
         """Send one request and wait for its reply; raise `RequestFailed` if not ok.
 
-        Raises `NotRunning` when no reply comes within `timeout` seconds (a
-        supervisor stopped with SIGSTOP, say): a CLI command never hangs.
+        Raises `OutcomeUnknown` when no reply comes within `timeout` seconds
+        (a supervisor stopped with SIGSTOP, say): a CLI command never hangs.
         """
         try:
             reply = self.request_async(op, **fields).result(timeout)
         except FutureTimeout:
-            raise NotRunning(f"the supervisor for {self._cluster_file} did not answer "
-                             f"{op!r} within {timeout:.0f}s") from None
+            raise OutcomeUnknown(f"the supervisor for {self._cluster_file} did not answer "
+                                 f"{op!r} within {timeout:g}s") from None
+        except ConnectionLost:
+            raise ConnectionLost(f"the supervisor for {self._cluster_file} closed the "
+                                 f"connection before it answered {op!r}") from None
         if not reply.get("ok"):
             raise RequestFailed(reply)
         return reply
@@ -128,7 +186,8 @@ class Client:
                 self._closed = True
                 pending, self._pending = self._pending, {}
             for future in pending.values():
-                future.set_exception(NotRunning("the supervisor closed the connection"))
+                future.set_exception(ConnectionLost("the supervisor closed the connection "
+                                                    "before it answered"))
 
     def close(self) -> None:
         try:
@@ -147,43 +206,56 @@ class Client:
 
     def propose_async(self, value: str, *, request_id: str | None = None,
                       timeout: float = 10.0) -> Future:
-        """Propose `value`; the future resolves to a `Decision` or raises."""
-        fields: dict[str, Any] = {"value": value, "timeout": timeout}
-        if request_id is not None:
-            fields["request_id"] = request_id
-        raw = self.request_async("propose", **fields)
+        """Propose `value`; the future resolves to a `Decision` or raises.
+
+        Without a `request_id` one is made here (`new_request_id`), so an
+        `OutcomeUnknown` can name it: retrying with it is safe.
+        """
+        if request_id is None:
+            request_id = new_request_id()
+        raw = self.request_async("propose", value=value, request_id=request_id, timeout=timeout)
         result: Future = Future()
 
         def done(f: Future) -> None:
             try:
                 reply = f.result()
+            except ConnectionLost:
+                result.set_exception(ConnectionLost(
+                    f"the supervisor closed the connection before it answered: request "
+                    f"{request_id} may still be decided", hint=retry_hint(request_id),
+                    request_id=request_id))
+                return
             except BaseException as e:  # noqa: BLE001 - handed to the caller
                 result.set_exception(e)
                 return
             if reply.get("ok"):
                 result.set_result(Decision(reply["slot"], reply["value"], reply["request_id"],
                                            reply.get("seconds", 0.0)))
-            elif reply.get("error") == "timeout":
-                result.set_exception(ProposalTimeout(
-                    reply.get("message", "timed out"),
-                    hint="find out with: paxosctl decided"))
-            elif reply.get("error") == "too_large":
-                result.set_exception(UsageError(reply["message"]))
             else:
-                result.set_exception(RequestFailed(reply))
+                result.set_exception(_proposal_failed(reply, request_id))
 
         raw.add_done_callback(done)
         return result
 
     def propose(self, value: str, *, request_id: str | None = None,
                 timeout: float = 10.0) -> Decision:
-        """Propose `value` and wait until it is decided (or `ProposalTimeout`)."""
+        """Propose `value` and wait until it is decided: at most `timeout` seconds
+        (and `ANSWER_GRACE`), whatever the supervisor does; then `ProposalTimeout`."""
+        if request_id is None:
+            request_id = new_request_id()
+        return self.wait(self.propose_async(value, request_id=request_id, timeout=timeout),
+                         request_id, timeout)
+
+    @staticmethod
+    def wait(future: Future, request_id: str, timeout: float) -> Decision:
+        """The `Decision` of `propose_async`'s `future`, waiting `timeout` (and
+        `ANSWER_GRACE`) seconds at most: `ProposalTimeout` after that."""
         try:
-            return self.propose_async(value, request_id=request_id,
-                                      timeout=timeout).result(timeout + 30)
+            return future.result(timeout + ANSWER_GRACE)
         except FutureTimeout:
-            raise NotRunning(f"the supervisor for {self._cluster_file} did not answer "
-                             f"within {timeout + 30:.0f}s") from None
+            raise ProposalTimeout(
+                f"no answer within {timeout:g}s: request {request_id} may still be decided",
+                hint=retry_hint(request_id), request_id=request_id) from None
 
     def status(self, wide: bool = False) -> dict[str, Any]:
         return self.request("status", wide=wide)
@@ -212,3 +284,22 @@ class Client:
 
     def down(self) -> dict[str, Any]:
         return self.request("down")
+
+
+def _proposal_failed(reply: dict[str, Any], request_id: str) -> PaxosctlError:
+    """The error for a refused proposal: its fault decides the type (and the exit code)."""
+    message = str(reply.get("message") or reply.get("error"))
+    match reply.get("error"):
+        case Fault.TIMEOUT:
+            return ProposalTimeout(message, hint=retry_hint(request_id), request_id=request_id)
+        case Fault.STOPPED:
+            return OutcomeUnknown(message, hint=retry_hint(request_id), request_id=request_id)
+        case Fault.REQUEST_ID_CONFLICT:
+            slot = reply.get("slot")
+            return RequestIdConflict(
+                message, request_id=request_id, slot=slot if type(slot) is int else None,
+                hint=f"see it with: paxosctl decided --from {slot}" if type(slot) is int else None)
+        case Fault.TOO_LARGE | Fault.BAD_REQUEST:
+            return UsageError(message)
+        case _:
+            return RequestFailed(reply)

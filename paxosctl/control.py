@@ -9,21 +9,31 @@ flight. Nothing pickled crosses the socket.
     <- {"id": 7, "ok": true, "slot": 17, "value": "hello", "request_id": "..."}
     <- {"id": 8, "ok": false, "error": "timeout", "message": "..."}
 
+A line is parsed into a `Request` or a `Refusal` (`parse`), never a dict
+that could be either; a refused request gets its reply here and never
+reaches the supervisor. Every error reply names one `Fault` (its
+`error` field), the set server and client share.
+
 The server runs inside the supervisor's loop (its selector), with
-non-blocking sockets: a slow or stuck client only grows its own output
-buffer, up to a limit past which it is disconnected; it never blocks the
-loop. Malformed input gets an error reply here and never reaches the
-supervisor.
+non-blocking sockets, and no client can stall that loop: each turn serves
+at most `REQUESTS_PER_TURN` requests per client (the rest wait in its
+buffer, served in later turns), a client whose replies pile up unread
+past `PAUSE_REPLY_BYTES` is not read until it catches up (past
+`MAX_REPLY_BUFFER` it is disconnected), and a turn accepts at most
+`ACCEPTS_PER_TURN` connections.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
 import selectors
 import socket
-from typing import Any, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Callable, Mapping
 
 log = logging.getLogger("paxosctl.control")
 
@@ -31,13 +41,101 @@ log = logging.getLogger("paxosctl.control")
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 #: Replies buffered for a client that does not read, before it is dropped.
 MAX_REPLY_BUFFER = 64 * 1024 * 1024
+#: Replies buffered for a client past which its requests wait (backpressure).
+PAUSE_REPLY_BYTES = 1 << 20
+#: Requests one client gets served per turn of the supervisor's loop.
+REQUESTS_PER_TURN = 64
+#: Connections accepted per turn of the loop (the rest wait in the backlog).
+ACCEPTS_PER_TURN = 64
+#: Connections the kernel queues before the loop accepts them.
+LISTEN_BACKLOG = 4096
 #: The longest path a Unix socket can bind to on Linux (sun_path, less the NUL).
 MAX_SOCKET_PATH = 107
 _READ_BYTES = 1 << 20
 
 
+class Fault(StrEnum):
+    """Why a request failed: the `error` field of every error reply.
+
+    The client maps each to an exception (and so to an exit code):
+    the first four are bad input (exit 2), `timeout` and `stopped` leave
+    the outcome unknown (exit 124), the others are errors (exit 1).
+    """
+
+    BAD_REQUEST = "bad_request"            # a field missing, of the wrong type, not UTF-8...
+    UNKNOWN_OP = "unknown_op"
+    TOO_LARGE = "too_large"                # a value over paxos.max_value_bytes
+    REQUEST_ID_CONFLICT = "request_id_conflict"  # the request id is taken by another value
+    TIMEOUT = "timeout"                    # not done in time; a proposal may still be decided
+    STOPPED = "stopped"                    # the cluster stopped first; likewise
+    EXPIRED = "expired"                    # issued before the log learners retain; not applied
+    NOT_RETAINED = "not_retained"          # `decided --from` below the retained log
+    NOT_RUNNING = "not_running"            # the agent asked for does not run
+    UNAVAILABLE = "unavailable"            # no agent can answer (no learner running)
+    AGENT_EXITED = "agent_exited"          # the agent asked exited before it answered
+    AGENT_ERROR = "agent_error"            # an agent refused a query
+    INTERNAL = "internal"                  # a bug in the supervisor; see its log
+
+
+def error_reply(reply_to: Any, fault: Fault, message: str, /, **extra: Any) -> dict[str, Any]:
+    """The reply refusing the request whose id is `reply_to` for `fault`, with a
+    one-line message (and `extra` fields: a proposal's request_id, say)."""
+    return {"id": reply_to, "ok": False, "error": fault.value, "message": message, **extra}
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One well-formed control request: an `op` and its other fields.
+
+    Every string in it, keys included, is valid Unicode (encodable as
+    UTF-8); the fields' types are for the operation to check.
+    """
+
+    id: Any                       # echoed in the reply; any JSON value
+    op: str
+    fields: Mapping[str, Any]     # everything but "id" and "op"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.fields
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A line that is no request we serve: answered here, never dispatched."""
+
+    id: Any
+    fault: Fault
+    message: str
+
+    def reply(self) -> dict[str, Any]:
+        return error_reply(self.id, self.fault, self.message)
+
+
+class OpError(Exception):
+    """Raised by an operation's handler: refuse the request with `fault`.
+
+    `extra` fields go into the reply beside the message.
+    """
+
+    def __init__(self, fault: Fault, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.fault = fault
+        self.message = message
+        self.extra = extra
+
+
 class ClientConnection:
-    """One client connection, driven by the supervisor's loop. `reply` never blocks."""
+    """One client connection, driven by the supervisor's loop. `reply` never blocks.
+
+    Bytes read are split into lines kept in `_lines` until served, at most
+    `REQUESTS_PER_TURN` a turn. The socket is read only while nothing waits
+    there and its unsent replies stay under `PAUSE_REPLY_BYTES`: a client
+    that writes faster than it is served, or reads its replies slower, only
+    waits for itself (its writes block in its own kernel buffer).
+    """
 
     def __init__(self, server: "ControlServer", sock: socket.socket, peer: int) -> None:
         self.server = server
@@ -45,9 +143,14 @@ class ClientConnection:
         self.peer = peer
         self.closed = False
         self._in = bytearray()
+        #: Complete lines received and not served yet (or a refusal made while reading).
+        self._lines: collections.deque[bytes | Refusal] = collections.deque()
         self._out = bytearray()
+        #: No more requests from this client: it hung up its side, or sent too much.
+        self._done_reading = False
         self._close_after_flush = False
-        self._watching_write = False
+        #: What the selector watches on the socket now (0: not registered).
+        self._events = 0
 
     def reply(self, obj: dict[str, Any]) -> None:
         """Queue one reply line; the loop writes it when the socket takes it."""
@@ -59,6 +162,10 @@ class ClientConnection:
             self._shutdown()
             return
         self.server.dirty.add(self)
+
+    def fail(self, reply_to: Any, fault: Fault, message: str, /, **extra: Any) -> None:
+        """Queue the reply refusing the request whose id is `reply_to`, for `fault`."""
+        self.reply(error_reply(reply_to, fault, message, **extra))
 
     def close(self) -> None:
         """Close once the replies already queued are written."""
@@ -77,35 +184,60 @@ class ClientConnection:
 
     # -- driven by ControlServer ----------------------------------------------
 
-    def _read(self) -> list[bytes] | None:
-        """Complete lines received so far; None when the peer hung up or misbehaved."""
-        while True:
-            try:
-                data = self.sock.recv(_READ_BYTES)
-            except BlockingIOError:
-                break
-            except OSError:
-                return None
-            if not data:
-                return None
-            self._in += data
-            if len(data) < _READ_BYTES:
-                break
-        lines = []
-        while True:
-            end = self._in.find(b"\n")
-            if end < 0:
-                break
-            lines.append(bytes(self._in[:end]))
-            del self._in[:end + 1]
-        if len(self._in) > MAX_REQUEST_BYTES:
-            lines.append(b"")  # marker: over the limit
-            self._in.clear()
-            self._close_after_flush = True
-            return lines + [None]  # type: ignore[list-item]
-        return lines
+    def _read(self) -> None:
+        """Take what the socket holds (one recv) and split off the complete lines."""
+        try:
+            data = self.sock.recv(_READ_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._shutdown()
+            return
+        if not data:
+            self._done_reading = True  # served what came whole, then closed
+        else:
+            buffer = self._in
+            buffer += data
+            start = 0
+            while (end := buffer.find(b"\n", start)) >= 0:
+                self._lines.append(bytes(buffer[start:end]))
+                start = end + 1
+            del buffer[:start]  # once: a batch of small lines costs no quadratic copying
+            if len(buffer) > MAX_REQUEST_BYTES:
+                buffer.clear()
+                self._lines.append(Refusal(None, Fault.BAD_REQUEST,
+                                           f"request longer than {MAX_REQUEST_BYTES} bytes"))
+                self._done_reading = True
+        if self._lines:
+            self.server.busy.add(self)
+        self.server.dirty.add(self)
+
+    @property
+    def _servable(self) -> bool:
+        return bool(self._lines) and not self.closed and len(self._out) <= PAUSE_REPLY_BYTES
+
+    def _serve(self, budget: int) -> None:
+        """Parse and dispatch up to `budget` waiting lines, in order."""
+        dispatch = self.server._on_request
+        while budget > 0 and self._servable:
+            line = self._lines.popleft()
+            budget -= 1
+            if isinstance(line, Refusal):
+                self.reply(line.reply())
+                continue
+            if not line.strip():
+                continue
+            match parse(line):
+                case Refusal() as refusal:
+                    self.reply(refusal.reply())
+                case Request() as request:
+                    dispatch(self, request)
+        if not self._lines:
+            self.server.busy.discard(self)
+        self.server.dirty.add(self)
 
     def _flush(self) -> None:
+        """Write what the socket takes; close or change what is watched as due."""
         if self.closed:
             return
         while self._out:
@@ -117,27 +249,44 @@ class ClientConnection:
                 self._shutdown()
                 return
             del self._out[:sent]
+        if not self._out and (self._close_after_flush or (self._done_reading and not self._lines)):
+            self._shutdown()
+            return
+        self._watch()
+
+    def _watch(self) -> None:
+        """Watch for reading only when this client may send more; for writing while replies wait."""
+        events = 0
+        if not (self._done_reading or self._lines or len(self._out) > PAUSE_REPLY_BYTES):
+            events |= selectors.EVENT_READ
         if self._out:
-            if not self._watching_write:
-                self.server.selector.modify(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE,
-                                            ("client", self))
-                self._watching_write = True
+            events |= selectors.EVENT_WRITE
+        if events == self._events:
+            return
+        selector = self.server.selector
+        if not self._events:
+            selector.register(self.sock, events, ("client", self))
+        elif not events:
+            selector.unregister(self.sock)
         else:
-            if self._watching_write:
-                self.server.selector.modify(self.sock, selectors.EVENT_READ, ("client", self))
-                self._watching_write = False
-            if self._close_after_flush:
-                self._shutdown()
+            selector.modify(self.sock, events, ("client", self))
+        self._events = events
 
     def _shutdown(self) -> None:
         if self.closed:
             return
         self.closed = True
-        self.server.dirty.discard(self)
-        try:
-            self.server.selector.unregister(self.sock)
-        except (KeyError, ValueError):
-            pass
+        server = self.server
+        server.dirty.discard(self)
+        server.busy.discard(self)
+        server.connections.discard(self)
+        self._lines.clear()
+        if self._events:
+            try:
+                server.selector.unregister(self.sock)
+            except (KeyError, ValueError):
+                pass
+            self._events = 0
         try:
             self.sock.close()
         except OSError:
@@ -145,14 +294,16 @@ class ClientConnection:
 
 
 class ControlServer:
-    """Accepts connections and hands each parsed request to `on_request`.
+    """Accepts connections and hands each parsed `Request` to `on_request`.
 
-    Everything runs in the supervisor's loop: `handle(tag)` for the
-    selector events registered here, then `flush()` once per iteration.
+    Everything runs in the supervisor's loop, each turn: `handle(tag)` for
+    the selector events registered here (accept, read, write), `serve()`
+    (a bounded share of the waiting requests of each client), `flush()`
+    (write the replies). While `has_work()`, the loop should not sleep.
     """
 
     def __init__(self, path: str, selector: selectors.BaseSelector,
-                 on_request: Callable[[ClientConnection, dict], None]) -> None:
+                 on_request: Callable[[ClientConnection, Request], None]) -> None:
         if len(os.fsencode(path)) > MAX_SOCKET_PATH:
             raise OSError(f"control socket path {path} is longer than {MAX_SOCKET_PATH} bytes; "
                           "use a shorter state_dir")
@@ -162,8 +313,10 @@ class ControlServer:
         self._sock: socket.socket | None = None
         self._peers = 0
         self.connections: set[ClientConnection] = set()
-        #: Connections with replies to write (or to close).
+        #: Connections with replies to write, or whose watched events may change.
         self.dirty: set[ClientConnection] = set()
+        #: Connections with requests received and not served yet.
+        self.busy: set[ClientConnection] = set()
 
     def start(self) -> None:
         if os.path.exists(self.path):
@@ -175,7 +328,7 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
-        sock.listen(128)
+        sock.listen(LISTEN_BACKLOG)  # the kernel caps it at net.core.somaxconn
         sock.setblocking(False)
         self._sock = sock
         self.selector.register(sock, selectors.EVENT_READ, ("accept", self))
@@ -202,37 +355,27 @@ class ControlServer:
         connection: ClientConnection = tag[1]
         if connection.closed:
             return
-        lines = connection._read()
-        if lines is None:
-            connection._shutdown()
-            self.connections.discard(connection)
-            return
-        for line in lines:
-            if line is None:
-                break
-            if line == b"" and connection._close_after_flush:
-                connection.reply({"id": None, "ok": False, "error": "bad_request",
-                                  "message": f"request longer than {MAX_REQUEST_BYTES} bytes"})
-                continue
-            if not line.strip():
-                continue
-            request = _parse(line)
-            if "error" in request:
-                connection.reply(request)
-            else:
-                self._on_request(connection, request)
+        if connection._events & selectors.EVENT_READ:
+            connection._read()
         connection._flush()
+
+    def has_work(self) -> bool:
+        """Whether some client has requests that `serve` would serve now."""
+        return any(connection._servable for connection in self.busy)
+
+    def serve(self) -> None:
+        """Serve each client's waiting requests, at most `REQUESTS_PER_TURN` each."""
+        for connection in list(self.busy):
+            connection._serve(REQUESTS_PER_TURN)
 
     def flush(self) -> None:
         """Write queued replies (once per loop iteration)."""
         for connection in list(self.dirty):
             self.dirty.discard(connection)
             connection._flush()
-            if connection.closed:
-                self.connections.discard(connection)
 
     def _accept(self) -> None:
-        while True:
+        for _ in range(ACCEPTS_PER_TURN):  # the rest: next turn (the socket stays readable)
             try:
                 sock, _ = self._sock.accept()
             except (BlockingIOError, OSError):
@@ -241,22 +384,55 @@ class ControlServer:
             self._peers += 1
             connection = ClientConnection(self, sock, self._peers)
             self.connections.add(connection)
-            self.selector.register(sock, selectors.EVENT_READ, ("client", connection))
+            connection._watch()
 
 
-def _parse(line: bytes) -> dict[str, Any]:
-    """The request on `line`, or an error reply naming what is wrong."""
+def parse(line: bytes) -> Request | Refusal:
+    """The request on `line` (one JSON object, UTF-8), or why it is none."""
+    # Bytes that are not UTF-8 become lone surrogates here, found below
+    # with the field that holds them, like a "\ud800" escape in the JSON.
+    text = line.decode("utf-8", "surrogateescape")
     try:
-        request = json.loads(line)
-    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, and numbers too long
-        return {"id": None, "ok": False, "error": "bad_request", "message": f"not JSON: {e}"}
+        obj = json.loads(text)
+    except ValueError as e:  # JSONDecodeError, and numbers too long
+        return Refusal(None, Fault.BAD_REQUEST, f"not JSON: {e}")
     except RecursionError:
-        return {"id": None, "ok": False, "error": "bad_request",
-                "message": "not JSON we accept: nested too deeply"}
-    if not isinstance(request, dict):
-        return {"id": None, "ok": False, "error": "bad_request",
-                "message": "a request is a JSON object"}
-    if not isinstance(request.get("op"), str):
-        return {"id": request.get("id"), "ok": False, "error": "bad_request",
-                "message": 'a request needs an "op" string'}
-    return request
+        return Refusal(None, Fault.BAD_REQUEST, "not JSON we accept: nested too deeply")
+    if not isinstance(obj, dict):
+        return Refusal(None, Fault.BAD_REQUEST, "a request is a JSON object")
+    request_id = obj.get("id")
+    problem = _not_unicode(obj)
+    if problem is not None:
+        return Refusal(request_id, Fault.BAD_REQUEST, problem)
+    op = obj.get("op")
+    if not isinstance(op, str):
+        return Refusal(request_id, Fault.BAD_REQUEST, 'a request needs an "op" string')
+    return Request(request_id, op, {k: v for k, v in obj.items() if k not in ("id", "op")})
+
+
+def _not_unicode(obj: dict[str, Any]) -> str | None:
+    """A message naming the first string in `obj` that is not valid Unicode, or None.
+
+    A lone surrogate cannot be encoded (as UTF-8, to SQLite, to a terminal):
+    refused here, it never reaches the supervisor. Iterative, since `obj`
+    may be nested as deeply as the JSON parser allows.
+    """
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                where = path or "the request"
+                return (f"{where}: not UTF-8 text (a lone surrogate or an undecodable byte, "
+                        f"{ascii(value[e.start])}, at character {e.start})")
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                name = json.dumps(key) if not path else f"{path}.{json.dumps(key)}"
+                stack.append((name, key))
+                stack.append((name, item))
+        elif isinstance(value, list):
+            for index in reversed(range(len(value))):
+                stack.append((f"{path}[{index}]", value[index]))
+    return None

@@ -52,7 +52,16 @@ class NotRunning(PaxosctlError):
 
 class AlreadyRunning(PaxosctlError):
     """`up` was asked to start a cluster whose supervisor is already running
-    (its state_dir holds a live supervisor)."""
+    (its state_dir holds a live supervisor) with another manifest, or lost
+    the race to start it."""
+
+    exit_code = 1
+
+
+class ForeignStateDir(PaxosctlError):
+    """The manifest's state_dir belongs to another cluster (another name),
+    or its identity file cannot be trusted. Refused by every command, so
+    that none acts on a cluster the operator did not name."""
 
     exit_code = 1
 

@@ -6,10 +6,12 @@ from pathlib import Path
 
 
 def paths(state_dir: Path) -> dict[str, Path]:
-    """The control socket, pid file, logs and SQLite state of one cluster."""
+    """The control socket, lock, pid file, identity, logs and SQLite state of one cluster."""
     return {
         "socket": state_dir / "control.sock",
+        "lock": state_dir / "supervisor.lock",
         "pid": state_dir / "supervisor.pid",
+        "identity": state_dir / "cluster.json",
         "logs": state_dir / "logs",
         "log": state_dir / "logs" / "supervisor.log",
         "state": state_dir / "state",

@@ -53,9 +53,11 @@ from pathlib import Path
 from typing import Any
 
 from paxosctl.chaos import ChaosSettings
+from paxosctl.control import MAX_SOCKET_PATH
 from paxosctl.durations import ALLOWED as DURATION_ALLOWED
 from paxosctl.durations import parse_duration, quote_text
 from paxosctl.errors import ManifestError
+from paxosctl.layout import paths
 
 #: What an agent group can be. A replica plays all three protocol roles.
 ROLES = ("proposer", "acceptor", "learner", "replica")
@@ -73,6 +75,9 @@ MAX_REPLICAS = 64
 #: some waits (threading, select) overflow on absurd values.
 MAX_DURATION = "24h"
 _MAX_DURATION_SECONDS = parse_duration(MAX_DURATION)
+#: Kernel file systems: a state_dir under them can never be created.
+KERNEL_FILE_SYSTEMS = (Path("/proc"), Path("/sys"))
+STATE_DIR_ALLOWED = "a folder paxosctl can create or write"
 
 
 # -- how a settings field is checked: stored in the field's metadata ---------
@@ -378,7 +383,24 @@ class _Loader:
         except (OSError, RuntimeError) as exc:  # symlink loop, no home directory
             raise self.fail(("cluster", "state_dir"), f"cannot resolve {_show(raw_dir)} ({exc}); "
                                                       "allowed: a path, absolute or relative to the manifest's folder")
+        self.check_state_dir_path(state_dir)
         return name, state_dir
+
+    def check_state_dir_path(self, state_dir: Path) -> None:
+        """Refuse a state_dir that no machine could hold: under a kernel
+        file system, or too long for its control socket's path."""
+        for kernel in KERNEL_FILE_SYSTEMS:
+            if state_dir.is_relative_to(kernel):
+                raise self.fail(("cluster", "state_dir"),
+                                f"{state_dir} is under {kernel}, a kernel file system, not "
+                                f"storage; allowed: {STATE_DIR_ALLOWED}")
+        socket_bytes = len(os.fsencode(paths(state_dir)["socket"]))
+        if socket_bytes > MAX_SOCKET_PATH:
+            longest = MAX_SOCKET_PATH - (socket_bytes - len(os.fsencode(state_dir)))
+            raise self.fail(("cluster", "state_dir"),
+                            f"{state_dir} is {len(os.fsencode(state_dir))} bytes long: its control "
+                            f"socket's path would be {socket_bytes} bytes, over the {MAX_SOCKET_PATH} "
+                            f"a Unix socket allows; allowed: a folder path of at most {longest} bytes")
 
     # -- [agents] --
 
@@ -574,7 +596,7 @@ def warnings(manifest: Manifest) -> list[str]:
     - fewer than 3 acceptors: no failure can be tolerated;
     - metrics on a non-loopback address: anyone on the network can read them.
     """
-    file = _display(manifest.path)
+    file = display_path(manifest.path)
     found = []
     count = len(manifest.acceptors)
     if count < 3:
@@ -586,11 +608,17 @@ def warnings(manifest: Manifest) -> list[str]:
     return found
 
 
+def state_dir_error(manifest: Manifest, problem: str) -> ManifestError:
+    """The one-line error blaming cluster.state_dir, for `problem` (which
+    should end with "; allowed: ...")."""
+    return _error(manifest.path, ("cluster", "state_dir"), problem)
+
+
 def _check_state_dir(manifest: Manifest) -> None:
     """state_dir must exist as a writable folder, or be creatable: its
     nearest existing ancestor is a folder we may write and enter."""
     def fail(problem: str) -> ManifestError:
-        return _error(manifest.path, ("cluster", "state_dir"), problem)
+        return state_dir_error(manifest, f"{problem}; allowed: {STATE_DIR_ALLOWED}")
 
     target = manifest.state_dir
     probe = target
@@ -598,18 +626,18 @@ def _check_state_dir(manifest: Manifest) -> None:
         while not probe.exists():
             probe = probe.parent
     except OSError as exc:
-        raise fail(f"cannot inspect {probe} ({(exc.strerror or str(exc)).lower()}); "
-                   "allowed: a folder paxosctl can create or write") from None
+        raise fail(f"cannot inspect {probe} ({(exc.strerror or str(exc)).lower()})") from None
     if not probe.is_dir():
-        what = "is not a folder" if probe == target else f"cannot be created: {probe} is not a folder"
-        raise fail(f"{target} {what}; allowed: a folder paxosctl can create or write")
+        raise fail(f"{target} is not a folder" if probe == target
+                   else f"{target} cannot be created: {probe} is not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
-        what = "is not writable" if probe == target else f"cannot be created: {probe} is not writable"
-        raise fail(f"{target} {what}; allowed: a folder paxosctl can create or write")
+        raise fail(f"{target} is not writable" if probe == target
+                   else f"{target} cannot be created: {probe} is not writable")
 
 
 def _check_metrics_port(manifest: Manifest) -> None:
-    """Bind (without listening) a TCP socket on the metrics address."""
+    """Bind (without listening) a TCP socket on the metrics address, as the
+    metrics server will (Metrics.serve: same address lookup, same options)."""
     def fail(problem: str) -> ManifestError:
         return _error(manifest.path, ("metrics", "listen"), problem)
 
@@ -621,9 +649,12 @@ def _check_metrics_port(manifest: Manifest) -> None:
     except (OSError, UnicodeError) as exc:
         raise fail(f"cannot resolve host {_show(host)} ({exc}); allowed: an IP address or a known host name") from None
     with socket.socket(family, kind, proto) as sock:
-        # SO_REUSEADDR off (the Linux default, set anyway): with it on, a
-        # bind may succeed on a port some other socket is using.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+        # SO_REUSEADDR on, as the real server sets it (prometheus_client's
+        # is an http.server.HTTPServer: allow_reuse_address). Off, the
+        # TIME_WAIT connections of a scrape in the last minute make this
+        # check fail where the server would bind fine; on Linux, on or off,
+        # it still fails while another socket listens on the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(address)
         except OSError as exc:
@@ -638,7 +669,7 @@ def _check_metrics_port(manifest: Manifest) -> None:
 def _error(path: Path, keys: tuple[str, ...], problem: str, *, hint: str | None = None) -> ManifestError:
     """The one-line error "<file>: <key.path>: <problem>"; no key path when
     `keys` is empty (the error concerns the whole file)."""
-    file = _display(path)
+    file = display_path(path)
     where = f"{file}: {_key_path(keys)}: " if keys else f"{file}: "
     return ManifestError(_one_line(where + problem), hint=hint)
 
@@ -708,7 +739,7 @@ def _one_line(message: str) -> str:
     return " ".join(message.splitlines())
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     """The manifest's path as error messages show it: relative to the
     current folder when it is inside it, else absolute."""
     try:

@@ -48,11 +48,12 @@ class Member:
 class MemberRegistry:
     """The members of one state dir, loaded at start and rewritten on change."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cluster_id: str | None = None) -> None:
         self.path = path
         self._members: dict[str, Member] = {}
-        #: Generated with the registry; every store of this cluster records it.
-        self.cluster_id = uuid.uuid4().hex
+        #: The cluster's id (cluster.json's, see ownership.py), or generated
+        #: with the registry; every store of this cluster records it.
+        self.cluster_id = cluster_id or uuid.uuid4().hex
         if path.exists():
             self._load()
 

@@ -11,12 +11,16 @@ pipe. The loop
   per the restart policy (paxosctl.restart) with backoff;
 - turns client proposals into PROPOSE frames for the leader, retries
   them until a learner reports them applied, and answers the client with
-  the slot where the request id was first decided.
+  the slot where the request id was first decided (or, if it was decided
+  with another value, refuses it: `request_id_conflict`);
+- serves the control socket (paxosctl.control) a bounded share per client
+  per turn, each operation a handler in `OPS`.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import heapq
 import itertools
 import json
@@ -29,7 +33,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import psutil
 
@@ -41,12 +45,12 @@ from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 from . import __version__
 from .agents import AgentProcess, Channel, monotonic
 from .chaos import Chaos, update as update_chaos
-from .control import ClientConnection, ControlServer
+from .control import ClientConnection, ControlServer, Fault, OpError, Request
 from .layout import paths
 from .manifest import Manifest
 from .members import MemberRegistry
 from .metrics import AgentSample, Metrics, Snapshot, beat_gauges, beat_totals
-from .pidfile import remove_pid_file, write_pid_file
+from .ownership import Claim
 from .restart import AgentState, Lifecycle
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -78,10 +82,16 @@ class Proposal:
 
 
 class Supervisor:
-    """Runs one cluster from a validated manifest until `down` or a signal."""
+    """Runs one cluster from a validated manifest until `down` or a signal.
 
-    def __init__(self, manifest: Manifest) -> None:
+    `claim` is this process's ownership of the state dir (ownership.claim):
+    the supervisor writes there only as its owner, and `serve` releases it
+    last.
+    """
+
+    def __init__(self, manifest: Manifest, claim: Claim) -> None:
         self.manifest = manifest
+        self.claim = claim
         self.paths = paths(manifest.state_dir)
         self.events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self.selector = selectors.DefaultSelector()
@@ -107,16 +117,21 @@ class Supervisor:
             spec.name: AgentProcess(spec, Lifecycle(manifest.restart)) for spec in manifest.agents
         }
         #: Who ran here before: their stores must not go missing (see members.py).
-        self.members = MemberRegistry(self.paths["members"])
+        self.members = MemberRegistry(self.paths["members"], cluster_id=claim.identity.id)
         #: A client retries a proposal this often until it is applied.
         self.client_retry = max(1.0, 4 * p.election_timeout)
         self.proposals: dict[str, Proposal] = {}
         self._to_propose: list[str] = []
-        self.applied: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
+        #: Applied request ids: the slot each was first decided at, and a digest
+        #: of that first value (to refuse the id with another one; see `_digest`).
+        self.applied: collections.OrderedDict[str, tuple[int, bytes]] = collections.OrderedDict()
         #: Highest slot a learner reported applying (decided): stamps new requests.
         self.applied_slot = -1
         self._queries: dict[int, tuple[ClientConnection, Any, float, str]] = {}
         self._query_ids = itertools.count(1)
+        #: Queries asking a learner for a request id's first value: (request id,
+        #: its first slot, deadline) by query id. See `_look_up_first`.
+        self._lookups: dict[int, tuple[str, int, float]] = {}
         # Request ids for proposals that come without one: unique per supervisor run.
         self._id_prefix = os.urandom(6).hex() + "-"
         self._ids = itertools.count(1)
@@ -144,11 +159,11 @@ class Supervisor:
     # ------------------------------------------------------------ lifecycle
 
     def serve(self) -> None:
-        """Start everything, run the loop until stopped, then stop every agent."""
-        for key in ("logs", "state"):
-            self.paths[key].mkdir(parents=True, exist_ok=True)
-        write_pid_file(self.paths["pid"])
+        """Start everything, run the loop until stopped, then stop every agent
+        and release the state dir (see ownership.Claim)."""
         try:
+            for key in ("logs", "state"):
+                self.paths[key].mkdir(mode=0o700, parents=True, exist_ok=True)
             self.control.start()
             listen = self.manifest.metrics
             if listen.enabled:
@@ -164,10 +179,10 @@ class Supervisor:
         finally:
             self._shutdown()
             self.metrics.close()
-            remove_pid_file(self.paths["pid"])
             for connection, request_id in self._stop_reply:
                 connection.reply({"id": request_id, "ok": True, "stopped": True})
             self.control.close()  # writes what is queued, bounded, then closes
+            self.claim.release()
 
     def request_stop(self, *_: object) -> None:
         """Ask the loop to stop (safe from a signal handler or any thread)."""
@@ -188,6 +203,8 @@ class Supervisor:
             timeout = LOOP_WAKE_SECONDS
             if self._delayed:
                 timeout = min(timeout, max(0.0, self._delayed[0][0] - monotonic()))
+            if self.control.has_work():
+                timeout = 0.0  # requests wait in a client's buffer: serve them, not sleep
             for key, _ in select(timeout):
                 tag = key.data
                 if tag[0] == "out":
@@ -211,6 +228,7 @@ class Supervisor:
                 except queue.Empty:
                     break
                 self._handle(event)
+            self.control.serve()  # a bounded share per client; the rest next turn
             self._send_proposals()
             for agent in self.agents.values():
                 if agent.channel is not None and agent.channel.has_output:
@@ -277,9 +295,10 @@ class Supervisor:
             agent.reap()
         for proposal in self.proposals.values():
             for connection, request_id in proposal.waiting:
-                connection.reply({"id": request_id, "ok": False, "error": "stopped",
-                                  "message": "the cluster stopped before the value was decided; "
-                                             "it may still be decided: check `paxosctl decided`"})
+                connection.fail(request_id, Fault.STOPPED,
+                                "the cluster stopped before it was decided: request "
+                                f"{proposal.request_id} may still be decided",
+                                request_id=proposal.request_id)
         log.info("cluster %s stopped", self.manifest.name)
 
     # --------------------------------------------------------------- agents
@@ -399,8 +418,8 @@ class Supervisor:
         for query_id, (connection, request_id, _, learner) in list(self._queries.items()):
             if learner == name:
                 del self._queries[query_id]
-                connection.reply({"id": request_id, "ok": False, "error": "agent_exited",
-                                  "message": f"{name} exited before answering; try again"})
+                connection.fail(request_id, Fault.AGENT_EXITED,
+                                f"{name} exited before answering; try again")
 
     def _timers(self, now: float) -> None:
         delayed = self._delayed
@@ -434,8 +453,10 @@ class Supervisor:
         for query_id, (connection, request_id, deadline, learner) in list(self._queries.items()):
             if now >= deadline:
                 del self._queries[query_id]
-                connection.reply({"id": request_id, "ok": False, "error": "timeout",
-                                  "message": f"{learner} did not answer in time"})
+                connection.fail(request_id, Fault.TIMEOUT, f"{learner} did not answer in time")
+        for query_id, (_, _, deadline) in list(self._lookups.items()):
+            if now >= deadline:  # the proposal's own retry asks again
+                del self._lookups[query_id]
 
     # ------------------------------------------------------------ proposals
 
@@ -476,25 +497,100 @@ class Supervisor:
             target.send(frames.json_frame(frames.PROPOSE, batch))
 
     def _on_applied(self, slot: int, request_id: str, payload: str, first_slot: int) -> None:
+        """A learner applied `request_id` at `slot`: first decided at `first_slot`.
+
+        A learner reports every command it applies, the re-decided ones too
+        (`slot` > `first_slot`, nothing applied); `payload` is the value
+        decided at `slot`. So when one request id reached Paxos with two
+        values (a retry that changed its value while the first one was in
+        flight, before a supervisor restart say), only the value decided at
+        `first_slot` counts: a proposal waiting with another value is
+        refused as `request_id_conflict`, never acknowledged.
+        """
         if slot > self.applied_slot:
             self.applied_slot = slot
         if first_slot == EXPIRED:
             self._on_expired(slot, request_id)
             return
-        if request_id not in self.applied:
-            self.applied[request_id] = (first_slot, payload)
-            self.counters["applied"] += 1
-            if len(self.applied) > REMEMBERED_REQUESTS:
-                self.applied.popitem(last=False)
-        proposal = self.proposals.pop(request_id, None)
-        if proposal is not None:
-            first, value = self.applied[request_id]
-            elapsed = monotonic() - proposal.started
-            self.counters["proposals_decided"] += 1
-            self.metrics.proposal_duration.observe(elapsed)
+        known = self.applied.get(request_id)
+        if known is None and slot == first_slot:
+            known = self._remember(request_id, first_slot, payload)
+        proposal = self.proposals.get(request_id)
+        if proposal is None:
+            return
+        if known is None:
+            # Decided again, first decided before what we remember (before this
+            # supervisor started): the first value is on the learners' disks.
+            self._look_up_first(request_id, first_slot)
+            return
+        self._settle(proposal, *known)
+
+    def _remember(self, request_id: str, first_slot: int, value: str) -> tuple[int, bytes]:
+        known = self.applied[request_id] = (first_slot, _digest(value))
+        self.counters["applied"] += 1
+        if len(self.applied) > REMEMBERED_REQUESTS:
+            self.applied.popitem(last=False)
+        return known
+
+    def _settle(self, proposal: Proposal, first_slot: int, digest: bytes) -> None:
+        """Answer `proposal`, whose request id was first decided at `first_slot`."""
+        del self.proposals[proposal.request_id]
+        if digest != _digest(proposal.value):
+            self.counters["proposals_rejected"] += 1
+            log.warning("request id %r: decided at slot %d with another value; refusing %s",
+                        proposal.request_id, first_slot, _show(proposal.value))
             for connection, rid in proposal.waiting:
-                connection.reply({"id": rid, "ok": True, "slot": first, "value": value,
-                                  "request_id": request_id, "seconds": elapsed})
+                connection.fail(rid, Fault.REQUEST_ID_CONFLICT,
+                                _conflict(proposal.request_id, first_slot),
+                                request_id=proposal.request_id, slot=first_slot)
+            return
+        elapsed = monotonic() - proposal.started
+        self.counters["proposals_decided"] += 1
+        self.metrics.proposal_duration.observe(elapsed)
+        for connection, rid in proposal.waiting:
+            connection.reply({"id": rid, "ok": True, "slot": first_slot, "value": proposal.value,
+                              "request_id": proposal.request_id, "seconds": elapsed})
+
+    def _look_up_first(self, request_id: str, first_slot: int) -> None:
+        """Ask a learner for the value `request_id` was first decided with, at `first_slot`.
+
+        Its answer settles the proposal (`_on_looked_up`); if none comes
+        (no learner, one that exits), the proposal's retry asks again.
+        """
+        if any(lookup[0] == request_id for lookup in self._lookups.values()):
+            return
+        learners = [a for a in self.agents.values()
+                    if a.state is AgentState.RUNNING and a.name in self.membership.learners]
+        if not learners:
+            return
+        best = max(learners, key=lambda a: a.beat.get("decided_up_to", -1))
+        query_id = next(self._query_ids)
+        self._lookups[query_id] = (request_id, first_slot, monotonic() + QUERY_TIMEOUT_SECONDS)
+        best.send(frames.json_frame(frames.QUERY, {"id": query_id, "op": "decided",
+                                                   "from": first_slot, "limit": 1}))
+
+    def _on_looked_up(self, request_id: str, first_slot: int, reply: dict) -> None:
+        if reply.get("code") == "not_retained":
+            proposal = self.proposals.pop(request_id, None)
+            for connection, rid in proposal.waiting if proposal else ():
+                connection.fail(
+                    rid, Fault.EXPIRED,
+                    f"request id {request_id} was first decided at slot {first_slot}, which "
+                    "learners no longer keep, so its value cannot be compared with this one; "
+                    "this value was not decided under it (see `paxosctl decided`; propose it "
+                    "under a new request id if it is not there)",
+                    request_id=request_id, slot=first_slot)
+            return
+        first = next((e for e in reply.get("entries") or ()
+                      if e.get("slot") == first_slot and e.get("request_id") == request_id), None)
+        if first is None:
+            log.warning("request id %r: no entry at its first slot %d in %s", request_id,
+                        first_slot, _show(reply, 200))
+            return
+        known = self._remember(request_id, first_slot, first["value"])
+        proposal = self.proposals.get(request_id)
+        if proposal is not None:
+            self._settle(proposal, *known)
 
     def _on_expired(self, slot: int, request_id: str) -> None:
         """Learners refused the request: issued before the log they retain."""
@@ -503,44 +599,47 @@ class Supervisor:
         if proposal is None:
             return
         for connection, rid in proposal.waiting:
-            connection.reply({
-                "id": rid, "ok": False, "error": "expired", "request_id": request_id,
-                "message": f"request {request_id} expired: it was issued (after slot "
-                           f"{proposal.issued}) before the {self.settings.retain_slots} slots "
-                           f"learners keep ([log] retain), so whether it was decided then cannot "
-                           "be checked; it was not applied now (see `paxosctl decided`; propose "
-                           "it under a new request id if it is not there)",
-            })
+            connection.fail(
+                rid, Fault.EXPIRED,
+                f"request {request_id} expired: it was issued (after slot "
+                f"{proposal.issued}) before the {self.settings.retain_slots} slots "
+                f"learners keep ([log] retain), so whether it was decided then cannot "
+                "be checked; it was not applied now (see `paxosctl decided`; propose "
+                "it under a new request id if it is not there)",
+                request_id=request_id)
 
     def _expire(self, proposal: Proposal) -> None:
         del self.proposals[proposal.request_id]
         self.counters["proposals_timeout"] += 1
         for connection, rid in proposal.waiting:
-            connection.reply({
-                "id": rid, "ok": False, "error": "timeout", "request_id": proposal.request_id,
-                "message": f"request {proposal.request_id} was not decided in time; its outcome "
-                           "is unknown: it may still be decided",
-            })
+            connection.fail(rid, Fault.TIMEOUT,
+                            f"not decided in time, its outcome is unknown: request "
+                            f"{proposal.request_id} may still be decided",
+                            request_id=proposal.request_id)
 
     # -------------------------------------------------------------- control
 
-    def _dispatch(self, connection: ClientConnection, request: dict) -> None:
-        op = request["op"]
-        handler = getattr(self, f"_op_{op}") if op in OPS else None
+    def _dispatch(self, connection: ClientConnection, request: Request) -> None:
+        """Run `request`'s operation (`OPS`); answer now, or later when it returns None."""
+        op = request.op
+        handler = OPS.get(op)
         if handler is None:
-            connection.reply({"id": request.get("id"), "ok": False, "error": "unknown_op",
-                              "message": f"unknown op {op!r}; known: {', '.join(OPS)}"})
+            connection.fail(request.id, Fault.UNKNOWN_OP,
+                            f"unknown op {op!r}; known: {', '.join(OPS)}")
             return
         try:
-            reply = handler(connection, request)
-        except BadRequest as e:
-            reply = {"ok": False, "error": "bad_request", "message": f"bad {op} request: {e}"}
+            reply = handler(self, connection, request)
+        except OpError as e:
+            message = f"bad {op} request: {e.message}" if e.fault is Fault.BAD_REQUEST else e.message
+            connection.fail(request.id, e.fault, message, **e.extra)
+            return
         except Exception:  # a bug: answer, log, and keep the cluster running
             log.exception("%s request failed", op)
-            reply = {"ok": False, "error": "internal",
-                     "message": f"the supervisor failed to handle {op!r}; see its log"}
+            connection.fail(request.id, Fault.INTERNAL,
+                            f"the supervisor failed to handle {op!r}; see its log")
+            return
         if reply is not None:
-            reply["id"] = request.get("id")
+            reply["id"] = request.id
             connection.reply(reply)
 
     def _op_ping(self, connection, request) -> dict:
@@ -555,22 +654,27 @@ class Supervisor:
         size = len(value.encode())
         if size > limit:
             self.counters["proposals_rejected"] += 1
-            return {"ok": False, "error": "too_large",
-                    "message": f"value is {size} bytes; the limit is {limit} "
-                               "(paxos.max_value_bytes)"}
+            raise OpError(Fault.TOO_LARGE, f"value is {size} bytes; the limit is {limit} "
+                                           "(paxos.max_value_bytes)")
         request_id = request.get("request_id")
         if request_id is None:
             request_id = f"{self._id_prefix}{next(self._ids)}"
-        elif not isinstance(request_id, str) or not 0 < len(request_id) <= 256:
-            raise BadRequest(f'"request_id" must be a string of 1 to 256 characters, '
+        elif (not isinstance(request_id, str) or not 0 < len(request_id) <= 256
+              or not request_id.isprintable()):
+            raise BadRequest(f'"request_id" must be a string of 1 to 256 printable characters, '
                              f'got {_show(request_id)}')
         timeout = _number(request, "timeout", 10.0, 0.001, 3600.0)
         issued = request.get("issued")
-        if issued is not None and (type(issued) is not int or issued < -1):
-            raise BadRequest(f'"issued" must be an integer >= -1, got {_show(issued)}')
+        if issued is not None and (type(issued) is not int or not -1 <= issued < 2**63):
+            raise BadRequest(f'"issued" must be an integer from -1 to 2^63-1, got {_show(issued)}')
         known = self.applied.get(request_id)
         if known is not None:
-            return {"ok": True, "slot": known[0], "value": known[1],
+            first_slot, digest = known
+            if digest != _digest(value):
+                self.counters["proposals_rejected"] += 1
+                raise OpError(Fault.REQUEST_ID_CONFLICT, _conflict(request_id, first_slot),
+                              request_id=request_id, slot=first_slot)
+            return {"ok": True, "slot": first_slot, "value": value,
                     "request_id": request_id, "seconds": 0.0}
         now = monotonic()
         proposal = self.proposals.get(request_id)
@@ -583,9 +687,15 @@ class Supervisor:
                 request_id, value, now, now + timeout, now + self.client_retry, issued)
             self._to_propose.append(request_id)
             self.counters["proposals"] += 1
+        elif proposal.value != value:
+            self.counters["proposals_rejected"] += 1
+            raise OpError(Fault.REQUEST_ID_CONFLICT,
+                          f"request_id_conflict: request id {request_id} is being proposed with "
+                          "another value (not decided yet); this value was not proposed under "
+                          "it: use a new request id", request_id=request_id)
         else:
             proposal.deadline = max(proposal.deadline, now + timeout)
-        proposal.waiting.append((connection, request.get("id")))
+        proposal.waiting.append((connection, request.id))
         return None
 
     def _op_status(self, connection, request) -> dict:
@@ -635,6 +745,7 @@ class Supervisor:
             "leader": leader.name if leader else None,
             "ballot": leader.beat.get("ballot") if leader else None,
             "decided_up_to": decided if decided >= 0 else None,
+            "in_flight": len(self.proposals),  # proposals waiting to be decided
             "chaos": self.chaos.settings.describe(),
             "agents": agents,
         }
@@ -646,10 +757,10 @@ class Supervisor:
         learners = [a for a in self.agents.values()
                     if a.state is AgentState.RUNNING and a.name in self.membership.learners]
         if not learners:
-            return {"ok": False, "error": "unavailable", "message": "no learner is running"}
+            raise OpError(Fault.UNAVAILABLE, "no learner is running")
         best = max(learners, key=lambda a: a.beat.get("decided_up_to", -1))
         query_id = next(self._query_ids)
-        self._queries[query_id] = (connection, request.get("id"),
+        self._queries[query_id] = (connection, request.id,
                                    monotonic() + QUERY_TIMEOUT_SECONDS, best.name)
         query = {"id": query_id, "op": "decided", "limit": limit}
         if start is not None:
@@ -658,20 +769,26 @@ class Supervisor:
         return None
 
     def _on_reply(self, reply: dict) -> None:
+        """An agent's answer to a QUERY frame: {"id", ...} or {"id", "error", "code"}."""
+        lookup = self._lookups.pop(reply.get("id"), None)
+        if lookup is not None:
+            self._on_looked_up(lookup[0], lookup[1], reply)
+            return
         waiting = self._queries.pop(reply.get("id"), None)
         if waiting is None:
             return
         connection, request_id, _, learner = waiting
-        if "error" in reply:
-            connection.reply({"id": request_id, "ok": False,
-                              "error": reply.get("code", "agent_error"),
-                              "message": reply["error"], "log_start": reply.get("log_start")})
+        if "error" in reply:  # the agent's reply frame, not a control request
+            code = reply.get("code")
+            fault = Fault(code) if code in Fault.__members__.values() else Fault.AGENT_ERROR
+            connection.fail(request_id, fault, str(reply["error"]),
+                            log_start=reply.get("log_start"))
             return
         connection.reply({"id": request_id, "ok": True, "learner": learner,
                           "entries": reply["entries"], "decided_up_to": reply["decided_up_to"],
                           "log_start": reply.get("log_start", 0)})
 
-    def _agent(self, request: dict) -> AgentProcess:
+    def _agent(self, request: Request) -> AgentProcess:
         name = request.get("agent")
         agent = self.agents.get(name) if isinstance(name, str) else None
         if agent is None:
@@ -690,8 +807,7 @@ class Supervisor:
         if ending:
             agent.operator_kill = True
         if not agent.signal(signum, "killed" if ending else None):
-            return {"ok": False, "error": "not_running",
-                    "message": f"{agent.name} is not running ({agent.state.value})"}
+            raise OpError(Fault.NOT_RUNNING, f"{agent.name} is not running ({agent.state.value})")
         return {"ok": True, "agent": agent.name, "pid": pid, "signal": signum.name}
 
     def _op_restart(self, connection, request) -> dict:
@@ -705,7 +821,7 @@ class Supervisor:
         return {"ok": True, "agent": agent.name}
 
     def _op_chaos(self, connection, request) -> dict:
-        changes = {k: request[k] for k in ("drop", "duplicate", "delay", "partition", "heal")
+        changes = {k: request.get(k) for k in ("drop", "duplicate", "delay", "partition", "heal")
                    if k in request}
         if changes:
             try:
@@ -779,13 +895,26 @@ class Supervisor:
         )
 
     def _op_down(self, connection, request) -> None:
-        self._stop_reply.append((connection, request.get("id")))
+        self._stop_reply.append((connection, request.id))
         self._stopping = True
         return None
 
 
-class BadRequest(ValueError):
+class BadRequest(OpError):
     """A control request names a field wrongly; the message says which and how."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Fault.BAD_REQUEST, message)
+
+
+def _digest(value: str) -> bytes:
+    """What the supervisor keeps of an applied value: enough to tell another value apart."""
+    return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _conflict(request_id: str, first_slot: int) -> str:
+    return (f"request_id_conflict: request id {request_id} was decided at slot {first_slot} "
+            "with another value; this value was not decided under it: use a new request id")
 
 
 def _show(value: Any, limit: int = 40) -> str:
@@ -797,7 +926,7 @@ def _show(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _number(request: dict, key: str, default: float, low: float, high: float,
+def _number(request: Request, key: str, default: float, low: float, high: float,
             *, integer: bool = False) -> Any:
     """request[key] (or `default`) checked to be a number from `low` to `high`."""
     value = request.get(key, default)
@@ -809,7 +938,20 @@ def _number(request: dict, key: str, default: float, low: float, high: float,
     return value
 
 
-OPS = ("ping", "propose", "status", "decided", "kill", "restart", "metrics", "chaos", "down")
+#: Every control operation: its name on the wire, and its handler. A handler
+#: returns the reply, or None when it answers later (or never: `down`);
+#: it refuses a request by raising `OpError` (`BadRequest` for a bad field).
+OPS: Mapping[str, Callable[[Supervisor, ClientConnection, Request], dict | None]] = {
+    "ping": Supervisor._op_ping,
+    "propose": Supervisor._op_propose,
+    "status": Supervisor._op_status,
+    "decided": Supervisor._op_decided,
+    "kill": Supervisor._op_kill,
+    "restart": Supervisor._op_restart,
+    "metrics": Supervisor._op_metrics,
+    "chaos": Supervisor._op_chaos,
+    "down": Supervisor._op_down,
+}
 
 
 def process_usage(pid: int | None) -> dict[str, Any]:

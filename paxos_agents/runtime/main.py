@@ -32,6 +32,7 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
     Exits with `frames.EXIT_NEEDS_OPERATOR` if its state file cannot be
     read or written: an acceptor that started empty would break agreement.
     """
+    os.umask(0o077)  # its state and log are private: files 0600, folders 0700
     os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
     _setup_logging(spec)
     log = logging.getLogger("paxos_agents.agent")

@@ -6,6 +6,11 @@ from dataclasses import dataclass
 
 from ..core.config import Membership, Settings
 
+#: Every log file of a cluster (each agent's, the supervisor's) rotates at
+#: this size and keeps this many older files.
+LOG_MAX_BYTES = 1_000_000
+LOG_BACKUPS = 3
+
 
 @dataclass(frozen=True, slots=True)
 class AgentSpec:
@@ -29,8 +34,8 @@ class AgentSpec:
     state_path: str
     log_path: str
     seed: int
-    log_max_bytes: int = 1_000_000
-    log_backups: int = 3
+    log_max_bytes: int = LOG_MAX_BYTES
+    log_backups: int = LOG_BACKUPS
     cluster_id: str = ""
     member_id: str = ""
     has_run: bool = False

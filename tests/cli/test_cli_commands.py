@@ -1,8 +1,8 @@
 """Every `paxosctl` command against real clusters: output, streams, exit codes.
 
 Exit codes (paxosctl.errors): 0 ok, 1 generic / no cluster running,
-2 bad input, 3 not healthy, 124 proposal timeout. Data goes to stdout,
-errors to stderr.
+2 bad input, 3 not healthy, 124 outcome unknown (a proposal timed out,
+say), 130 interrupted. Data goes to stdout, errors to stderr.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def entries_with(entries: list[dict], request_id: str) -> list[dict]:
 # ----------------------------------------------------------------- up / down
 
 
-def test_up_detached_serves_then_refuses_a_second_up(make_cluster: ClusterFactory) -> None:
+def test_up_detached_serves_then_a_second_up_changes_nothing(make_cluster: ClusterFactory) -> None:
     cluster = make_cluster("roles", start=False)
     result = cluster.run("up", "-d")
     assert result.returncode == 0, describe(result)
@@ -90,10 +90,11 @@ def test_up_detached_serves_then_refuses_a_second_up(make_cluster: ClusterFactor
     supervisor = cluster.supervisor()
     assert supervisor is not None
 
+    # Idempotent, as docker compose: the same manifest is already running.
     again = cluster.run("up", "-d")
-    assert again.returncode == 1, describe(again)
-    assert again.stdout == ""
-    assert f"cluster test is already running (supervisor pid {supervisor.pid})" in again.stderr
+    assert again.returncode == 0, describe(again)
+    assert again.stdout == f"cluster test is already running (supervisor pid {supervisor.pid})\n"
+    assert again.stderr == ""
     # ...and changed nothing.
     assert [a["pid"] for a in cluster.status()["agents"]] == [a["pid"] for a in st["agents"]]
 
@@ -152,8 +153,7 @@ def test_down_stops_every_process(cluster: Cluster) -> None:
     assert not (cluster.state_dir / "supervisor.pid").exists()
     stderr = fails(cluster, 1, "status")
     assert "no cluster running" in stderr
-    stderr = fails(cluster, 1, "down")
-    assert "no cluster running" in stderr
+    assert ok(cluster, "down") == "cluster test is not running\n"  # idempotent
 
 
 # -------------------------------------------------------------------- propose
@@ -195,9 +195,11 @@ def test_same_request_id_is_decided_once(shared: Cluster) -> None:
     second = json.loads(ok(shared, "propose", "once", "--request-id", "idem-1", "-o", "json"))
     assert first["slot"] == second["slot"]
     assert first["request_id"] == second["request_id"] == "idem-1"
-    # A different value under the same id is not decided either: the first one stands.
-    third = json.loads(ok(shared, "propose", "twice", "--request-id", "idem-1", "-o", "json"))
-    assert (third["slot"], third["value"]) == (first["slot"], "once")
+    # A different value under the same id is refused (exit 2), naming the slot
+    # where the id was decided; it is not decided either: the first one stands.
+    stderr = fails(shared, 2, "propose", "twice", "--request-id", "idem-1", "-o", "json")
+    assert stderr.startswith("error: request_id_conflict: request id idem-1 was decided at "
+                             f"slot {first['slot']} with another value"), stderr
     # Text output too.
     text = ok(shared, "propose", "once", "--request-id", "idem-1")
     assert PROPOSE_TEXT.fullmatch(text.rstrip("\n")).group(1) == str(first["slot"])
@@ -574,11 +576,16 @@ def test_version(tmp_short: Path) -> None:
 def test_no_cluster_running(tmp_short: Path) -> None:
     (tmp_short / "cluster.toml").write_text(manifest_text("roles"))
     for args in (("status",), ("status", "-o", "json"), ("propose", "v"), ("decided",),
-                 ("kill", "acceptor-0"), ("restart", "acceptor-0"), ("down",)):
+                 ("kill", "acceptor-0"), ("restart", "acceptor-0")):
         result = paxosctl(*args, cwd=tmp_short)
         assert result.returncode == 1, describe(result)
         assert result.stdout == "", describe(result)
         assert result.stderr.splitlines()[0] == f"error: {NO_CLUSTER}", describe(result)
+    # `down` is idempotent: nothing to stop is done.
+    result = paxosctl("down", cwd=tmp_short)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "cluster test is not running\n", ""), describe(result)
+    assert not (tmp_short / ".paxosctl").exists()  # and it created nothing
     # A bad -o is bad input, whether or not a cluster runs.
     result = paxosctl("status", "-o", "xml", cwd=tmp_short)
     assert result.returncode == 2, describe(result)

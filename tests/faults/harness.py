@@ -33,7 +33,7 @@ import psutil
 
 from paxosctl import Client
 from paxosctl.client import RequestFailed
-from paxosctl.errors import NotRunning, PaxosctlError, ProposalTimeout
+from paxosctl.errors import NotRunning, OutcomeUnknown, PaxosctlError, ProposalTimeout
 from paxosctl.history import Operation, Report, check
 from paxosctl.pidfile import running_supervisor
 
@@ -450,14 +450,12 @@ class Load:
                     decision = future.result(self.timeout + 30)
                 except (ProposalTimeout, TimeoutError):
                     continue  # outcome unknown: it may still be decided
-                except NotRunning:
-                    client.close()  # the connection went: outcome unknown
+                except OutcomeUnknown:
+                    client.close()  # the connection went, or the cluster stopped: unknown too
                     client = None
                     continue
                 except RequestFailed as e:
-                    if e.error != "stopped":
-                        raise AssertionError(f"{op.request_id}: unexpected refusal {e.reply}")
-                    continue  # the cluster stopped: outcome unknown
+                    raise AssertionError(f"{op.request_id}: unexpected refusal {e.reply}")
                 assert decision.request_id == op.request_id, decision
                 assert decision.value == op.value, (decision, op)
                 # (The callback may run just after result() returns: then now.)
@@ -475,20 +473,20 @@ class Load:
 
 
 def verify(cluster: FaultCluster, history: list[Operation], *, timeout: float = 60,
-           need_all_running: bool = True) -> tuple[Report, list[dict[str, Any]]]:
+           need_all_running: bool = True,
+           others: frozenset[str] = frozenset()) -> tuple[Report, list[dict[str, Any]]]:
     """Wait until the cluster healed (every agent running, a leader) and
     every learner caught up to the highest acknowledged slot; then check
     `history` against the decided log. Returns the report and the log;
-    asserts it is ok, with nothing lost or duplicated."""
+    asserts it is ok, with nothing lost or duplicated, and nothing decided
+    that neither `history` nor `others` (request ids the test proposed
+    outside the history, e.g. a warm-up) accounts for."""
     highest = max((op.slot for op in history if op.slot is not None), default=-1)
     if need_all_running:
         cluster.wait_healthy(timeout)
     wait_until(lambda: cluster.learners_caught_up(max(highest, 0)) if highest >= 0 else True,
                timeout, f"every learner to catch up to slot {highest}")
     log = cluster.decided()
-    mine = {op.request_id for op in history}
-    others = frozenset(e["request_id"] for e in log
-                       if not e.get("noop") and e["request_id"] not in mine)
     report = check(history, log, others=others)
     assert report.ok, "\n".join(report.problems()[:30])
     assert not report.lost and not report.duplicated, report.summary()

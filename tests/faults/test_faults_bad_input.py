@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import string
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -318,6 +319,172 @@ def test_a_hundred_connections_opened_and_dropped(fault_live) -> None:
     # Every dropped connection is closed on the supervisor's side too.
     wait_until(lambda: supervisor.num_fds() <= baseline + 2, 10,
                f"the supervisor to close the dropped connections (had {baseline} fds)")
+
+
+# ------------------------------------------------- text that is not Unicode
+
+
+def _supervisor_log(cluster: FaultCluster) -> Path:
+    return cluster.state_dir / "logs" / "supervisor.log"
+
+
+@pytest.mark.parametrize(("line", "naming"), [
+    (b'{"id": 21, "op": "propose", "value": "a\\ud800b", "request_id": "lone-surrogate"}',
+     '"value"'),
+    (b'{"id": 21, "op": "propose", "value": "caf\xe9", "request_id": "latin-1"}', '"value"'),
+    (b'{"id": 21, "op": "propose", "value": "v", "request_id": "r\\udfff"}', '"request_id"'),
+    (b'{"id": 21, "op": "kill", "agent": "\\udcff"}', '"agent"'),
+    (b'{"id": 21, "op": "chaos", "partition": ["\xff\xfe"]}', '"partition"[0]'),
+], ids=["surrogate-value", "byte-value", "surrogate-request-id", "surrogate-agent", "byte-list"])
+def test_text_that_is_not_unicode_is_refused_by_name(fault_live, line: bytes, naming: str) -> None:
+    """Once an `internal` error and a traceback in the supervisor's log."""
+    cluster, supervisor = fault_live
+    log_before = _supervisor_log(cluster).stat().st_size
+    assert_refused(exchange(cluster, line + b"\n"), naming=naming, request_id=21)
+    assert_serving(cluster, supervisor)
+    with open(_supervisor_log(cluster), "rb") as log:
+        log.seek(log_before)
+        written = log.read().decode(errors="replace")
+    assert "Traceback" not in written and "failed" not in written, written
+    assert not [e for e in cluster.decided() if e["request_id"] in ("lone-surrogate", "latin-1")]
+
+
+def test_a_request_with_an_error_field_reaches_the_supervisor(fault_live) -> None:
+    """Once told from a reply by `"error" in dict`: it went back to its client
+    as if it were the reply, and never reached the supervisor."""
+    cluster, supervisor = fault_live
+    reply = exchange(cluster, b'{"id": 22, "op": "status", "error": "x", "ok": false}\n')
+    assert reply is not None and reply["ok"] is True and reply["id"] == 22, reply
+    assert reply["cluster"] == cluster.name and "agents" in reply
+    rid = f"error-field-{os.getpid()}"
+    line = json.dumps({"id": 23, "op": "propose", "value": rid, "request_id": rid,
+                       "error": "boom", "message": "not a reply"}).encode() + b"\n"
+    with connect(cluster, timeout=20) as sock:
+        sock.sendall(line)
+        reply = read_reply(sock)
+    assert reply is not None and reply["ok"] is True and reply["request_id"] == rid, reply
+    assert [e["value"] for e in cluster.decided() if e["request_id"] == rid] == [rid]
+    assert_serving(cluster, supervisor)
+
+
+# ------------------------------------------------------ no client can stall it
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["status", "status-wide"])
+def test_a_client_pipelining_10000_requests_does_not_stall_another(fault_live, wide: bool) -> None:
+    """One write of 10,000 `status` requests (270-430 KB): meanwhile another
+    client's `ping` is answered within a second. `status -o wide` costs the
+    loop about half a millisecond each (process statistics of every agent):
+    served all at once, they held a ping for seconds. The greedy client gets
+    its replies in order (all of them, for the cheap ones)."""
+    cluster, supervisor = fault_live
+    count = 10_000
+    wanted = count if not wide else 200
+    field = b', "wide": true' if wide else b""
+    batch = b"".join(b'{"id": %d, "op": "status"%s}\n' % (i, field) for i in range(count))
+    greedy = connect(cluster, timeout=120)
+    polite = connect(cluster, timeout=10)
+    ids: list[int] = []
+    first = threading.Event()
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        buffer = b""
+        try:
+            while len(ids) < wanted:
+                chunk = greedy.recv(1 << 20)
+                if not chunk:
+                    return
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                ids.extend(json.loads(line)["id"] for line in lines)
+                first.set()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            failures.append(e)
+            first.set()
+
+    def write() -> None:
+        try:
+            greedy.sendall(batch)
+        except OSError:
+            pass  # closed by the test before the supervisor read it all
+
+    reader = threading.Thread(target=read, daemon=True)
+    writer = threading.Thread(target=write, daemon=True)
+    reader.start()
+    writer.start()
+    try:
+        assert first.wait(60), "no reply to the greedy client"
+        # The supervisor is working through the batch now.
+        started = time.monotonic()
+        polite.sendall(b'{"id": "ping", "op": "ping"}\n')
+        reply = read_reply(polite)
+        elapsed = time.monotonic() - started
+        assert reply is not None and reply["ok"] and reply["id"] == "ping", reply
+        assert elapsed < 1.0, f"a ping waited {elapsed:.2f}s behind another client's requests"
+        reader.join(120)
+        assert not failures, failures
+        assert ids[:wanted] == list(range(wanted)), f"{len(ids)} replies"
+    finally:
+        greedy.close()  # the rest of a wide batch is dropped with the connection
+        polite.close()
+    writer.join(10)
+    assert_serving(cluster, supervisor)
+
+
+def test_the_python_client_can_pipeline_past_the_backpressure(fault_live) -> None:
+    """`Client` keeps sending while its reader thread takes the replies: the
+    supervisor stops reading a client whose replies pile up, so a client
+    that held its lock while blocked in a send would never read them."""
+    cluster, supervisor = fault_live
+    futures: list[Any] = []
+
+    def send() -> None:
+        futures.extend(client.request_async("status") for _ in range(10_000))
+
+    with Client.for_manifest(cluster.manifest) as client:
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        sender.join(60)
+        assert not sender.is_alive(), f"the client is stuck sending after {len(futures)} requests"
+        replies = [f.result(60) for f in futures]
+    assert all(r["ok"] and r["cluster"] == cluster.name for r in replies)
+    assert_serving(cluster, supervisor)
+
+
+def test_the_listen_backlog_holds_many_clients_at_once(fault_live) -> None:
+    """500 clients connect while the supervisor's loop is not accepting
+    (SIGSTOP, like a loop busy for a moment): the kernel queues them all,
+    and each is served once it runs again."""
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    if somaxconn < 512:
+        pytest.skip(f"net.core.somaxconn is {somaxconn}: the kernel caps every backlog")
+    cluster, supervisor = fault_live
+    path = str(cluster.state_dir / "control.sock")
+    socks: list[socket.socket] = []
+    supervisor.suspend()
+    try:
+        for _ in range(500):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.setblocking(False)
+            try:
+                sock.connect(path)
+            except BlockingIOError:
+                pytest.fail(f"the listen backlog was full after {len(socks) - 1} connections")
+    finally:
+        supervisor.resume()
+    try:
+        for i, sock in enumerate(socks):
+            sock.settimeout(10)
+            sock.sendall(b'{"id": %d, "op": "ping"}\n' % i)
+        for i, sock in enumerate(socks):
+            reply = read_reply(sock)
+            assert reply is not None and reply["ok"] and reply["id"] == i, reply
+    finally:
+        for sock in socks:
+            sock.close()
+    assert_serving(cluster, supervisor)
 
 
 # ---------------------------------------------------------------- manifests

@@ -27,7 +27,7 @@ from conftest import TOPOLOGIES, Cluster, ClusterFactory, alive, describe, wait_
 
 from paxosctl import Decision
 from paxosctl.client import RequestFailed
-from paxosctl.errors import NotRunning, ProposalTimeout
+from paxosctl.errors import NotRunning, OutcomeUnknown
 
 #: Restart settings that keep agents coming back quickly under repeated kills.
 RESILIENT = {"max_restarts": 1000, "backoff_initial": "50ms", "backoff_max": "200ms",
@@ -113,7 +113,7 @@ def test_proposals_survive_agents_killed(make_cluster: ClusterFactory, topology:
             for rid, future in futures:
                 try:
                     decision = future.result(timeout=PROPOSAL_TIMEOUT + 30)
-                except (ProposalTimeout, RequestFailed, NotRunning) as e:
+                except (OutcomeUnknown, RequestFailed, NotRunning) as e:
                     with lock:
                         unknown[rid] = e
                 else:

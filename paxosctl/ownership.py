@@ -1,0 +1,317 @@
+"""One owner per state dir: the live supervisor of one cluster.
+
+    state_dir/              0700, created by the first `up`
+      supervisor.lock       flock(LOCK_EX) by the live supervisor, for its whole life
+      supervisor.pid        which process holds the lock, and what it runs (see pidfile)
+      cluster.json          who owns the folder, written by the first `up`:
+                            {"format": 1, "name": "demo", "id": "9a1e...",
+                             "manifest": "/abs/cluster.toml", "created": "2026-..."}
+
+`claim` makes the calling process the owner. It takes the lock before it
+writes anything else in the state dir, then checks and records the
+identity and writes the pid file. Everything else a supervisor writes
+there (control socket, logs, SQLite files) it writes as the owner, and
+only the owner ever unlinks the socket or the pid file: of two `up`s at
+once, the one that lost the lock touches nothing.
+
+`cluster.json` names the cluster that owns the folder; its `id` is the one
+every agent's store records (see members.py). A manifest with another
+cluster name is refused by every command (`check_owner`), so two
+manifests that share a state_dir by mistake never drive each other's
+cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import AlreadyRunning, ForeignStateDir
+from .layout import paths
+from .manifest import STATE_DIR_ALLOWED, Manifest, display_path, state_dir_error
+from .pidfile import (SupervisorRecord, live_supervisor, read_pid_file, remove_pid_file,
+                      write_pid_file)
+
+#: cluster.json's format version; another is refused.
+IDENTITY_FORMAT = 1
+#: How long `claim` waits for the lock: probes (pidfile.lock_held) hold it
+#: for microseconds, a live supervisor for good.
+CLAIM_WAIT_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterIdentity:
+    """The cluster that owns a state dir, as cluster.json records it.
+
+    `manifest` is the manifest the cluster was last started from.
+    """
+
+    name: str
+    id: str
+    manifest: str | None
+    created: str
+
+
+class Claim:
+    """This process's ownership of a state dir: the lock, held until `release`."""
+
+    def __init__(self, state_dir: Path, fd: int, identity: ClusterIdentity) -> None:
+        self.state_dir = state_dir
+        self.identity = identity
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Remove the pid file, then let go of the lock: in that order, so a
+        pid file is only ever removed by the process that holds the lock."""
+        if self._fd is None:
+            return
+        remove_pid_file(paths(self.state_dir)["pid"])
+        os.close(self._fd)
+        self._fd = None
+
+
+def claim(manifest: Manifest) -> Claim:
+    """Make this process the owner of manifest.state_dir, or raise.
+
+    Creates the state dir (0700, and any missing parents; an existing one
+    is made 0700 too), takes its lock, checks that it belongs to this
+    cluster (recording the identity on first use) and writes the pid
+    file. Raises AlreadyRunning or ForeignStateDir (exit 1) if another
+    supervisor holds the lock or another cluster owns the folder, and
+    ManifestError (exit 2) if the folder cannot be created, leaving
+    nothing behind that it created.
+    """
+    state_dir = manifest.state_dir
+    where = paths(state_dir)
+    created = _make_dirs(manifest)
+    try:
+        fd = os.open(where["lock"], os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        _remove_dirs(created)
+        raise state_dir_error(manifest, f"cannot create {where['lock']} ({_reason(exc)}); "
+                                        f"allowed: {STATE_DIR_ALLOWED}") from None
+    try:
+        _lock(fd, manifest)
+        # The owner from here on.
+        stray = read_pid_file(where["pid"])
+        if stray is not None and stray.pid != os.getpid():
+            # A live supervisor that took no lock: paxosctl 0.2's.
+            raise conflict(manifest, stray)
+        try:
+            os.chmod(state_dir, 0o700)
+            identity = _own_identity(manifest)
+            write_pid_file(where["pid"], cluster=manifest.name, manifest=str(manifest.path),
+                           digest=manifest_digest(manifest))
+        except OSError as exc:
+            raise state_dir_error(manifest, f"cannot write in {state_dir} ({_reason(exc)}); "
+                                            f"allowed: {STATE_DIR_ALLOWED}") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return Claim(state_dir, fd, identity)
+
+
+def check_owner(manifest: Manifest) -> ClusterIdentity | None:
+    """The identity of manifest.state_dir (None before its first `up`).
+
+    Raises ForeignStateDir if another cluster owns it, or if cluster.json
+    cannot be read. Creates nothing.
+    """
+    identity = read_identity(manifest.state_dir)
+    if identity is not None:
+        if identity.name != manifest.name:
+            raise _foreign(manifest, identity.name, identity.manifest,
+                           live_supervisor(manifest.state_dir))
+        return identity
+    record = live_supervisor(manifest.state_dir)  # one that has not recorded it yet
+    if record is not None and record.cluster not in (None, manifest.name):
+        raise _foreign(manifest, record.cluster, record.manifest, record)
+    return None
+
+
+def read_identity(state_dir: Path) -> ClusterIdentity | None:
+    """cluster.json's identity; None if there is none (or no folder).
+    Raises ForeignStateDir if it cannot be read or trusted."""
+    path = paths(state_dir)["identity"]
+    way_out = (f"it names the cluster that owns {state_dir}: restore it from a copy, "
+               "or remove it to let the next `paxosctl up` claim the folder")
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise ForeignStateDir(f"cannot read {path} ({_reason(exc)})") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ForeignStateDir(f"{path} is not valid JSON; {way_out}") from None
+    if not isinstance(data, dict) or data.get("format") != IDENTITY_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise ForeignStateDir(f"{path} has format {found!r}; this paxosctl reads format "
+                              f"{IDENTITY_FORMAT} (a newer paxosctl may have written it)")
+    fields = {key: data.get(key) for key in ("name", "id", "manifest", "created")}
+    if not all(isinstance(fields[key], str) and fields[key] for key in ("name", "id")):
+        raise ForeignStateDir(f"{path} has no cluster name or id; {way_out}")
+    if not isinstance(fields["manifest"], str):
+        fields["manifest"] = None
+    if not isinstance(fields["created"], str):
+        fields["created"] = ""
+    return ClusterIdentity(**fields)
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    """Every setting of `manifest` as a short hash: not its path, comments or
+    layout. Two manifests with equal digests start the same cluster."""
+    settings = dataclasses.asdict(manifest)
+    del settings["path"]
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def runs(manifest: Manifest, record: SupervisorRecord) -> bool:
+    """True if the live supervisor `record` runs exactly `manifest`'s cluster."""
+    return (record.pid is not None and record.cluster == manifest.name
+            and record.digest == manifest_digest(manifest))
+
+
+def conflict(manifest: Manifest, record: SupervisorRecord) -> AlreadyRunning | ForeignStateDir:
+    """Why `manifest`'s cluster cannot start while `record` holds its state dir."""
+    if record.cluster not in (None, manifest.name):
+        return _foreign(manifest, record.cluster, record.manifest, record)
+    pid = record.pid if record.pid is not None else "unknown"
+    running = f"cluster {manifest.name} is already running (supervisor pid {pid})"
+    file = display_path(manifest.path)
+    if record.digest is None or record.digest == manifest_digest(manifest):
+        return AlreadyRunning(running)
+    started = f" ({record.manifest} as it was then)" if record.manifest else ""
+    return AlreadyRunning(
+        f"{running}, but {file} differs from the manifest it was started from{started}",
+        hint=f"to change it, stop it first with paxosctl down -f {file}, "
+             "or use paxosctl apply when available")
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _lock(fd: int, manifest: Manifest) -> None:
+    """Take the lock on `fd`, or raise the conflict with its holder."""
+    deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        if time.monotonic() >= deadline:
+            holder = live_supervisor(manifest.state_dir)
+            if holder is not None:
+                raise conflict(manifest, holder)
+            deadline = time.monotonic() + CLAIM_WAIT_SECONDS  # it just stopped: try again
+        time.sleep(0.01)
+
+
+def _own_identity(manifest: Manifest) -> ClusterIdentity:
+    """The state dir's identity, recorded now if it has none. The caller
+    holds the lock."""
+    identity = read_identity(manifest.state_dir)
+    if identity is not None and identity.name != manifest.name:
+        raise _foreign(manifest, identity.name, identity.manifest, None)
+    if identity is None:
+        identity = ClusterIdentity(
+            name=manifest.name,
+            # A state dir from paxosctl 0.2 has stores that record the member
+            # registry's cluster id: keep it.
+            id=_registry_cluster_id(manifest.state_dir) or uuid.uuid4().hex,
+            manifest=str(manifest.path),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    elif identity.manifest == str(manifest.path):
+        return identity
+    else:
+        identity = dataclasses.replace(identity, manifest=str(manifest.path))
+    _write_identity(manifest.state_dir, identity)
+    return identity
+
+
+def _write_identity(state_dir: Path, identity: ClusterIdentity) -> None:
+    """Write cluster.json whole: a crash leaves the old file or the new one."""
+    path = paths(state_dir)["identity"]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"format": IDENTITY_FORMAT, **dataclasses.asdict(identity)}, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _registry_cluster_id(state_dir: Path) -> str | None:
+    try:
+        value = json.loads(paths(state_dir)["members"].read_text()).get("cluster_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def _foreign(manifest: Manifest, owner: str, owner_manifest: str | None,
+             record: SupervisorRecord | None) -> ForeignStateDir:
+    """The refusal of a manifest whose state_dir another cluster owns. It
+    names the owner and suggests nothing that would act on it."""
+    about = []
+    if owner_manifest:
+        about.append(f"manifest {owner_manifest}")
+    if record is not None:
+        about.append(f"running, supervisor pid {record.pid if record.pid is not None else 'unknown'}")
+    file = display_path(manifest.path)
+    return ForeignStateDir(
+        f"{file}: cluster.state_dir: {manifest.state_dir} belongs to cluster {owner}"
+        + (f" ({'; '.join(about)})" if about else "")
+        + f", not to cluster {manifest.name}; give {file} a state_dir of its own")
+
+
+def _make_dirs(manifest: Manifest) -> list[Path]:
+    """Create state_dir and its missing parents, 0700; return those created.
+    On failure remove them again and raise the state_dir error."""
+    missing = []
+    folder = manifest.state_dir
+    try:
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+    except OSError as exc:
+        raise state_dir_error(manifest, f"cannot inspect {folder} ({_reason(exc)}); "
+                                        f"allowed: {STATE_DIR_ALLOWED}") from None
+    created: list[Path] = []
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue  # a racing `up` made it first
+        except OSError as exc:
+            _remove_dirs(created)
+            raise state_dir_error(manifest, f"cannot create {folder} ({_reason(exc)}); "
+                                            f"allowed: {STATE_DIR_ALLOWED}") from None
+        created.append(folder)
+    if not manifest.state_dir.is_dir():
+        _remove_dirs(created)
+        raise state_dir_error(manifest, f"{manifest.state_dir} is not a folder; "
+                                        f"allowed: {STATE_DIR_ALLOWED}")
+    return created
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
