@@ -74,6 +74,7 @@ from failover import acceptor_restart, wait_whole  # bench/failover.py, next to 
 from paxosctl import Client
 from paxosctl.client import RequestFailed
 from paxosctl.errors import PaxosctlError
+from paxosctl.manifest import toml_value
 from paxosctl.layout import paths
 from paxosctl.pidfile import running_supervisor
 
@@ -122,18 +123,6 @@ def paxosctl_command() -> list[str]:
 
 
 # ------------------------------------------------------------------ manifests
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a valid TOML basic string
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
 
 
 def toml_text(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:

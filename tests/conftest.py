@@ -17,7 +17,6 @@ against a deadline, never sleep and hope.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -36,6 +35,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from paxosctl import Client
+from paxosctl.manifest import toml_value
 from paxosctl.pidfile import running_supervisor
 
 # Property tests draw the same examples on every run (CI, and anyone's
@@ -106,16 +106,6 @@ def alive(process: psutil.Process) -> bool:
 # --------------------------------------------------------------- manifests
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a valid TOML basic string for our values
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
 def manifest_text(topology: str, name: str = "test", **sections: dict[str, Any]) -> str:
     """A manifest for `topology` ("roles" or "replicas").
 
@@ -123,13 +113,13 @@ def manifest_text(topology: str, name: str = "test", **sections: dict[str, Any])
     would collide between tests. Extra sections (health=, restart=,
     paxos=) are written as given.
     """
-    lines = ["[cluster]", f"name = {_toml_value(name)}", ""]
+    lines = ["[cluster]", f"name = {toml_value(name)}", ""]
     for group, (role, replicas) in GROUPS[topology].items():
-        lines += [f"[agents.{group}]", f"role = {_toml_value(role)}", f"replicas = {replicas}", ""]
+        lines += [f"[agents.{group}]", f"role = {toml_value(role)}", f"replicas = {replicas}", ""]
     sections.setdefault("metrics", {"enabled": False})
     for section, table in sections.items():
         lines.append(f"[{section}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
         lines.append("")
     return "\n".join(lines)
 

@@ -13,7 +13,6 @@ and the agents forked from it carry it in their `sys_path` argument).
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import shutil
@@ -35,6 +34,7 @@ from paxosctl import Client
 from paxosctl.client import RequestFailed
 from paxosctl.errors import NotRunning, OutcomeUnknown, PaxosctlError, ProposalTimeout
 from paxosctl.history import Operation, Report, check
+from paxosctl.manifest import toml_value
 from paxosctl.pidfile import running_supervisor
 
 from conftest import alive, wait_until  # noqa: E402 - tests/ is on sys.path (pytest rootdir)
@@ -61,18 +61,6 @@ T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- manifests
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a valid TOML basic string for the values we write
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
 
 
 def manifest_text(topology: str, name: str = "f", *, state_dir: str | None = None,
