@@ -19,9 +19,9 @@
 (*  - Crash-restart keeps exactly what the core persists (ready.Record,    *)
 (*    PMS 2.5): the acceptor's promise, votes and compaction point, the    *)
 (*    learner's decisions, the proposer's highest round.                   *)
-(*  - Log compaction (acceptor.on_stored; Paxos Made Live 5.5): learners  *)
+(*  - Log compaction (acceptor.on_stored; Paxos Made Live 5.5): learners   *)
 (*    report how far their decided log is durable (Stored), and an         *)
-(*    acceptor deletes its votes below its compaction point, one above    *)
+(*    acceptor deletes its votes below its compaction point, one above     *)
 (*    the LOWEST prefix every learner has stored, and from then on refuses *)
 (*    any Prepare or Accept below the point, whatever the ballot.          *)
 (*  - Messages are a set that only grows: a message once sent may be       *)
@@ -35,12 +35,12 @@
 (* core's election timeout, a learner's Retry below the leader's first     *)
 (* slot, and a Nack or heartbeat that deposes a leader all end in          *)
 (* Proposer._start_election), and a leader may propose any submitted value *)
-(* or the no-op in its next slot at any time. Every run of the core thus  *)
+(* or the no-op in its next slot at any time. Every run of the core thus   *)
 (* has a behaviour of this spec that sends the same messages and leaves    *)
 (* the acceptors in the same states (the differences: Prepares nobody      *)
 (* receives, see StartPhase1, and moves that only take choices away from   *)
 (* a proposer, see Nacks below and RestartProposer), so what TLC proves    *)
-(* here holds for the core within the model's bounds.                     *)
+(* here holds for the core within the model's bounds.                      *)
 (*                                                                         *)
 (* Two things are modelled by what they can lead to rather than by a       *)
 (* variable, which keeps the state space small enough for CI:              *)
@@ -57,6 +57,8 @@
 (*    decide in slot s; two learners can disagree iff it ever holds two    *)
 (*    values. So Agreement below covers any number of learners, each one   *)
 (*    restarting at any time (it keeps its decisions, loses its tallies).  *)
+(*    What a learner tells others is only how far its log is durable       *)
+(*    (Stored, for compaction): one variable, lStored, see Compaction.     *)
 (*                                                                         *)
 (* The constant Bug plants one of the core's known bugs (config.PLANTABLE) *)
 (* so that the tests can show TLC catches each of them:                    *)
@@ -82,7 +84,11 @@
 (*   "TruncateEarly"         an acceptor compacts below the HIGHEST prefix *)
 (*                           a learner stored, not the lowest (plant       *)
 (*                           "truncate-early"): votes go that a learner    *)
-(*                           still needs (Learnable, not Agreement).       *)
+(*                           still needs (Learnable, not Agreement);       *)
+(*   "PromiseBelowPoint"     an acceptor answers a Prepare from below its  *)
+(*                           compaction point with a Promise, reporting    *)
+(*                           "no vote" where it deleted its votes: why     *)
+(*                           on_prepare refuses it (no plant in the core). *)
 (***************************************************************************)
 EXTENDS Naturals, FiniteSets, TLC
 
@@ -101,7 +107,7 @@ CONSTANTS
 
 Bugs == {"None", "ForgetOnRestart", "CrossBallotLearner", "ReuseBallot",
          "IgnorePromisedValues", "AcceptWithoutPromise", "LoseRound",
-         "TruncateEarly"}
+         "TruncateEarly", "PromiseBelowPoint"}
 
 ASSUME /\ Proposers \subseteq Nat \ {0}
        /\ Acceptors # {} /\ Learners # {}
@@ -235,7 +241,7 @@ Decidable(s) ==
         ELSE UNION {Decides(Tally({b})) : b \in Ballots}
 
 -----------------------------------------------------------------------------
-(* A client submits a value (Node.propose); a leader may then propose it.   *)
+(* A client submits a value (Node.propose); a leader may then propose it.  *)
 
 Submit(v) ==
     /\ v \notin submitted
@@ -266,16 +272,16 @@ StartPhase1(p) ==
         /\ prepareMsgs' = prepareMsgs \cup {[bal |-> <<r, p>>, first |-> f]}
     /\ UNCHANGED <<promiseMsgs, acceptMsgs, acceptedMsgs, acceptorVars, lStored, submitted>>
 
-(* Phase 1b (PMS 2.2): Acceptor.on_prepare. Promise a STRICTLY higher       *)
-(* ballot and report the votes in slots >= first (PMS 3); the promise is    *)
-(* persisted before the Promise leaves (PMS 2.5). A Prepare whose first     *)
-(* slot is below the compaction point is refused whatever its ballot: the   *)
-(* votes it asks for may be gone. (The core's Promise also carries the      *)
-(* point; no proposer action here reads it, see "Compaction" below.)        *)
+(* Phase 1b (PMS 2.2): Acceptor.on_prepare. Promise a STRICTLY higher      *)
+(* ballot and report the votes in slots >= first (PMS 3); the promise is   *)
+(* persisted before the Promise leaves (PMS 2.5). A Prepare whose first    *)
+(* slot is below the compaction point is refused whatever its ballot: the  *)
+(* votes it asks for may be gone. (The core's Promise also carries the     *)
+(* point; no proposer action here reads it, see "Compaction" below.)       *)
 
 Promise(a) ==
     \E m \in prepareMsgs :
-        /\ m.first >= aCompacted[a]
+        /\ m.first >= aCompacted[a] \/ Bug = "PromiseBelowPoint"
         /\ Less(aPromised[a], m.bal)
         /\ aPromised' = [aPromised EXCEPT ![a] = m.bal]
         /\ promiseMsgs' = promiseMsgs \cup
@@ -284,10 +290,10 @@ Promise(a) ==
     /\ UNCHANGED <<prepareMsgs, acceptMsgs, acceptedMsgs, aVotes, aCompacted, proposerVars,
                    lStored, submitted>>
 
-(* Phase 2b (PMS 2.2): Acceptor.on_accept. Accept at or above the promise,  *)
-(* raise the promise to it, persist, then tell the proposer and every       *)
-(* learner. Planted "AcceptWithoutPromise": no check and no raise. An       *)
-(* Accept below the compaction point is refused whatever its ballot.        *)
+(* Phase 2b (PMS 2.2): Acceptor.on_accept. Accept at or above the promise, *)
+(* raise the promise to it, persist, then tell the proposer and every      *)
+(* learner. Planted "AcceptWithoutPromise": no check and no raise. An      *)
+(* Accept below the compaction point is refused whatever its ballot.       *)
 
 Accept(a) ==
     \E m \in acceptMsgs :
@@ -314,19 +320,20 @@ Accept(a) ==
 
 Refused(a, b) ==
     \/ \E m \in prepareMsgs : /\ m.bal = b
-                              /\ (LessEq(b, aPromised[a]) \/ m.first < aCompacted[a])
+                              /\ \/ LessEq(b, aPromised[a])
+                                 \/ m.first < aCompacted[a] /\ Bug # "PromiseBelowPoint"
     \/ \E m \in acceptMsgs : /\ m.bal = b
                              /\ \/ Less(b, aPromised[a]) /\ Bug # "AcceptWithoutPromise"
                                 \/ m.slot < aCompacted[a]
 
 -----------------------------------------------------------------------------
-(* Phase 2a, on becoming leader (PMS 2.2 P2c, PMS 3): Proposer.on_promise   *)
-(* and _become_leader. A candidate counts the Promises whose ballot is its  *)
-(* own (first_slot is not compared) and, with a majority, leads: in every   *)
+(* Phase 2a, on becoming leader (PMS 2.2 P2c, PMS 3): Proposer.on_promise  *)
+(* and _become_leader. A candidate counts the Promises whose ballot is its *)
+(* own (first_slot is not compared) and, with a majority, leads: in every  *)
 (* slot from its first slot up to the highest slot any Promise reported, it *)
-(* proposes the value of the highest ballot reported there, or the no-op    *)
-(* where nobody reported a vote. (The core skips slots it already knows     *)
-(* decided: here, Accepts that are lost.)                                   *)
+(* proposes the value of the highest ballot reported there, or the no-op   *)
+(* where nobody reported a vote. (The core skips slots it already knows    *)
+(* decided: here, Accepts that are lost.)                                  *)
 
 \* The Promises candidate p counts. Planted "ReuseBallot": a Nack of its
 \* ballot counts as a Promise with no votes (on_nack calls on_promise with
@@ -380,11 +387,11 @@ BecomeLeader(p) ==
     /\ UNCHANGED <<prepareMsgs, promiseMsgs, acceptedMsgs, acceptorVars,
                    pRound, pBallot, lStored, submitted>>
 
-(* Phase 2a, from then on (PMS 3): Proposer._propose_pending and on_retry.  *)
-(* The leader proposes in its next fresh slot a submitted value, or the     *)
-(* no-op (on_retry fills the slots up to a missing one with no-ops). It     *)
-(* proposes once per slot and ballot: next_slot only grows while it leads.  *)
-(* (A re-sent Accept is the same message.)                                  *)
+(* Phase 2a, from then on (PMS 3): Proposer._propose_pending and on_retry. *)
+(* The leader proposes in its next fresh slot a submitted value, or the    *)
+(* no-op (on_retry fills the slots up to a missing one with no-ops). It    *)
+(* proposes once per slot and ballot: next_slot only grows while it leads. *)
+(* (A re-sent Accept is the same message.)                                 *)
 
 Propose(p) ==
     /\ pPhase[p] = "leader"
@@ -396,12 +403,12 @@ Propose(p) ==
                    pRound, pBallot, pPhase, pFirst, lStored, submitted>>
 
 -----------------------------------------------------------------------------
-(* Compaction (learner.Learner._report_stored, acceptor.Acceptor.on_stored; *)
-(* Paxos Made Live 5.5).                                                   *)
+(* Compaction (peers.Peers.report, acceptor.Acceptor.on_stored; Paxos Made *)
+(* Live 5.5).                                                              *)
 (*                                                                         *)
-(* A learner applies its decided slots in order and persists its applied  *)
-(* prefix; then it sends Stored(upto) to the acceptors and the other      *)
-(* learners. Store(l) is that persist: lStored[l] grows to any u such     *)
+(* A learner applies its decided slots in order and persists its applied   *)
+(* prefix; then it sends Stored(upto) to the acceptors and the other       *)
+(* learners. Store(l) is that persist: lStored[l] grows to any u such      *)
 (* that every slot below u is decidable (Decidable covers Accepted, Decide *)
 (* and a peer's Chunk alike: they all carry a value counted from the same  *)
 (* Accepted messages). Stored messages are modelled by what they can lead  *)
@@ -409,10 +416,10 @@ Propose(p) ==
 (* lStored[l], and it may be delivered at once, so what an acceptor may    *)
 (* have heard from l is anything below lStored[l].                         *)
 (*                                                                         *)
-(* Compact(a): the acceptor raises its point to one above the lowest      *)
-(* prefix that EVERY configured learner reported (acceptor._point), and   *)
-(* persists it in the transaction that deletes its votes below it. It may *)
-(* compact less, or later (reports are late or lost), so any point up to  *)
+(* Compact(a): the acceptor raises its point to one above the lowest       *)
+(* prefix that EVERY configured learner reported (acceptor._point), and    *)
+(* persists it in the transaction that deletes its votes below it. It may  *)
+(* compact less, or later (reports are late or lost), so any point up to   *)
 (* that bound. Planted "TruncateEarly" (plants.TruncateEarlyAcceptor): the *)
 (* bound is one above the HIGHEST prefix some learner reported.            *)
 (*                                                                         *)
@@ -424,6 +431,19 @@ Propose(p) ==
 (* slots below any acceptor's point, and only the acceptors' refusal keeps *)
 (* them out. What TLC checks is thus that safety rests on the acceptors'   *)
 (* rule alone, whatever the proposers know of the point.                   *)
+(*                                                                         *)
+(* MaxCompacted bounds the model: learners store, and acceptors compact,   *)
+(* only below it. With MaxCompacted = 0 there is no compaction at all and  *)
+(* the spec is the one from before compaction (MultiPaxos.cfg). The cost:  *)
+(* a Store or Compact step can be moved past every step that follows it    *)
+(* (a compacted acceptor only refuses more, and the votes it deleted are   *)
+(* never reported, as it promises no Prepare from below its point), so the *)
+(* states reachable with compaction are those reachable without it, each   *)
+(* followed by Store and Compact steps: every combination of learners'     *)
+(* prefixes and acceptors' points on top of every state. With two slots    *)
+(* that is about seven times the states, so CI checks compaction on one    *)
+(* slot (MultiPaxos_compaction.cfg), and MultiPaxos_compaction_large.cfg   *)
+(* on two.                                                                 *)
 
 \* The highest compaction point the rule allows an acceptor now.
 CompactionBound ==
@@ -432,22 +452,24 @@ CompactionBound ==
         ELSE Min({lStored[l] : l \in Learners})
 
 Store(l) ==
-    \E u \in lStored[l] + 1 .. MaxCompacted :
-        /\ \A s \in lStored[l] .. u - 1 : Decidable(s) # {}
-        /\ lStored' = [lStored EXCEPT ![l] = u]
+    /\ lStored[l] < MaxCompacted
+    /\ \E u \in lStored[l] + 1 .. MaxCompacted :
+          /\ \A s \in lStored[l] .. u - 1 : Decidable(s) # {}
+          /\ lStored' = [lStored EXCEPT ![l] = u]
     /\ UNCHANGED <<msgVars, acceptorVars, proposerVars, submitted>>
 
 Compact(a) ==
-    \E c \in aCompacted[a] + 1 .. Min({CompactionBound, MaxCompacted}) :
-        /\ aCompacted' = [aCompacted EXCEPT ![a] = c]
-        /\ aVotes' = [aVotes EXCEPT ![a] = [s \in Slots |-> IF s < c THEN NoVote ELSE @[s]]]
+    /\ aCompacted[a] < MaxCompacted
+    /\ \E c \in aCompacted[a] + 1 .. Min({CompactionBound, MaxCompacted}) :
+          /\ aCompacted' = [aCompacted EXCEPT ![a] = c]
+          /\ aVotes' = [aVotes EXCEPT ![a] = [s \in Slots |-> IF s < c THEN NoVote ELSE @[s]]]
     /\ UNCHANGED <<msgVars, aPromised, proposerVars, lStored, submitted>>
 
 -----------------------------------------------------------------------------
 (* Crash and restart (PMS 2.5; ready.Record; sim.SimCluster._boot). A      *)
 (* crash may strike anywhere; what was not persisted is lost together with *)
 (* the messages not yet sent (they leave only after the persist), which    *)
-(* here is a step not taken or a message never received. So a restart is  *)
+(* here is a step not taken or a message never received. So a restart is   *)
 (* one step that keeps the persisted state. Crashes are not bounded: every *)
 (* restart lands in the same finite set of states.                         *)
 
@@ -479,10 +501,10 @@ RestartProposer(p) ==
     /\ pNext' = [pNext EXCEPT ![p] = 0]
     /\ UNCHANGED <<msgVars, acceptorVars, lStored, submitted>>
 
-(* A learner persists its decisions and applied prefix (lStored) and      *)
+(* A learner persists its decisions and applied prefix (lStored) and       *)
 (* loses its tallies, which Decidable recomputes from the Accepted         *)
 (* messages: no action either. (Learners that lose their disk, which the   *)
-(* simulator allows once per run, are not modelled.)                      *)
+(* simulator allows once per run, are not modelled.)                       *)
 
 -----------------------------------------------------------------------------
 Next ==
@@ -497,7 +519,7 @@ Spec == Init /\ [][Next]_vars
 -----------------------------------------------------------------------------
 (* Safety.                                                                 *)
 
-(* Agreement: no two learners decide different values in one slot (nor    *)
+(* Agreement: no two learners decide different values in one slot (nor     *)
 (* does one learner across restarts): whichever Accepted messages each     *)
 (* learner counts, in whatever order, at most one value can be decided.    *)
 Agreement == \A s \in Slots : Cardinality(Decidable(s)) <= 1
@@ -516,7 +538,7 @@ LearnedIsChosen == \A s \in Slots : Decidable(s) \subseteq Chosen(s)
 OneValuePerBallot ==
     \A m, n \in acceptMsgs : m.bal = n.bal /\ m.slot = n.slot => m.val = n.val
 
-(* Why the compaction rule matters. A decision must never depend on       *)
+(* Why the compaction rule matters. A decision must never depend on        *)
 (* votes that are gone: every chosen value is either stored by EVERY       *)
 (* learner (so any learner that misses it can copy it from a peer, and it  *)
 (* survives the loss of any one learner's disk) or still the vote of a     *)
@@ -530,15 +552,20 @@ Learnable ==
         \/ \E Q \in Quorums : \A a \in Q : aVotes[a][s].val = v
 
 (* The rule itself, as the simulator's checker states it                   *)
-(* (sim.checks.Checker.compacted): no acceptor's point passes a slot that   *)
-(* some learner has not stored.                                             *)
+(* (sim.checks.Checker.compacted): no acceptor's point passes a slot that  *)
+(* some learner has not stored.                                            *)
 CompactedIsStored ==
     \A a \in Acceptors, l \in Learners : aCompacted[a] <= lStored[l]
 
 (* Acceptors' promises never go down, restarts included (PMS 2.5).         *)
 PromisesMonotone == [][\A a \in Acceptors : LessEq(aPromised[a], aPromised'[a])]_vars
 
-(* Acceptors, learners and values are interchangeable (TLC's SYMMETRY).   *)
-Symmetry == {x @@ y @@ z : x \in Permutations(Acceptors), y \in Permutations(Values),
-                             z \in Permutations(Learners)}
+(* Acceptors and values are interchangeable (TLC's SYMMETRY), and so are   *)
+(* learners (SymmetryLearners, for the models with compaction: without it  *)
+(* the learners never differ, and each permutation costs TLC time in every *)
+(* state).                                                                 *)
+Symmetry == {x @@ y : x \in Permutations(Acceptors), y \in Permutations(Values)}
+SymmetryLearners ==
+    {x @@ y @@ z : x \in Permutations(Acceptors), y \in Permutations(Values),
+                   z \in Permutations(Learners)}
 =============================================================================

