@@ -38,6 +38,13 @@ from paxosctl import Client
 from paxosctl.manifest import toml_value
 from paxosctl.pidfile import running_supervisor
 
+# A test run started in the background of a non-interactive shell inherits
+# SIGINT ignored, and so would every process it starts: tests that press
+# Ctrl-C (SIGINT) on a child would then wait forever. Handle it here, so
+# children start with the default (handled signals reset at exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # Property tests draw the same examples on every run (CI, and anyone's
 # machine): a failure found once is found again. `HYPOTHESIS_PROFILE=explore`
 # draws fresh ones, to look for new failures by hand.

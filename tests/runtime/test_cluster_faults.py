@@ -225,7 +225,14 @@ def test_down_up_keeps_decided_values(make_cluster: ClusterFactory, topology: st
 def test_supervisor_killed_leaves_no_agent(make_cluster: ClusterFactory, topology: str) -> None:
     cluster = make_cluster(topology)
     acked = propose_many(cluster, 20, "before")
-    before = cluster.decided()
+    # An acknowledgement comes from the first learner that applied the slot;
+    # `decided` asks the learner that last reported the most: wait until
+    # what it says holds every acknowledged command.
+    def holds_every_ack() -> list | None:
+        log = cluster.decided()
+        return log if set(acked) <= {e["request_id"] for e in log} else None
+
+    before = wait_until(holds_every_ack, 15, "the decided log to hold every ack")
     supervisor = cluster.supervisor()
     assert supervisor is not None
     agents = cluster.agent_processes()
