@@ -135,7 +135,7 @@ class Retry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Stored:
-    """Learner -> acceptors, proposers and other learners: slots up to `upto` are durable here.
+    """Learner -> acceptors and other learners: slots up to `upto` are durable here.
 
     Sent only after the decisions it covers are on this learner's disk.
     Acceptors compact below the lowest `upto` of all learners; learners

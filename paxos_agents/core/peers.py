@@ -76,9 +76,12 @@ class Peers:
             return
         self._reported, self._reported_at = upto, now
         m = self.membership
-        for dst in dict.fromkeys((*m.acceptors, *m.learners)):
-            if dst != self.node_id:
-                self._out.after_persist.append(Stored(src=self.node_id, dst=dst, upto=upto))
+        # Every acceptor, our own too (a replica's acceptor counts its own
+        # learner; the runtime delivers it locally, after the persist), and
+        # the other learners.
+        peers = (learner for learner in m.learners if learner != self.node_id)
+        for dst in dict.fromkeys((*m.acceptors, *peers)):
+            self._out.after_persist.append(Stored(src=self.node_id, dst=dst, upto=upto))
 
     def fetch(self, first_slot: int, now: int) -> None:
         """Ask the peer that stored the most for the log from `first_slot`, if it has it."""

@@ -238,3 +238,19 @@ def test_learner_request_cache_is_bounded():
         decide(le, slot, *(Command(f"r{slot}-{i}", "v") for i in range(64)))
     assert len(le.learner.requests) <= 2 * RECENT_REQUESTS
     assert not le.learner._tail
+
+
+@pytest.mark.parametrize("topology", ["separate", "collapsed"])
+def test_acceptors_compact_in_both_topologies(topology):
+    """Guards that a replica's acceptor hears its own learner: with replicas,
+    compaction needs every replica's report, its own included."""
+    from paxos_agents.sim import COLLAPSED, SEPARATE, SimCluster
+    sim = SimCluster((SEPARATE if topology == "separate" else COLLAPSED).membership(), 3,
+                     Settings(batch=1))
+    proposer = sim.membership.proposers[0]
+    for i in range(20):
+        sim.submit(proposer, Command(f"r{i}", f"v{i}"))
+        sim.run(3)
+    sim.run(200)
+    points = [sim.nodes[a].acceptor.compacted for a in sim.membership.acceptors]
+    assert all(p >= 20 for p in points), points

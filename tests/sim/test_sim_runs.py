@@ -31,19 +31,19 @@ TOPOLOGIES = {"separate": SEPARATE, "collapsed": COLLAPSED}
 KNOWN_FAILING: dict[str, dict[str, list[tuple[int, str]]]] = {
     "accept-without-promise": {
         "separate": [(16, "safety"), (19, "safety")],
-        "collapsed": [(4, "liveness"), (12, "safety")],
+        "collapsed": [(28, "safety"), (29, "safety")],
     },
     "cross-ballot-learner": {
         "separate": [(1008, "safety"), (1329, "safety")],
-        "collapsed": [(308, "safety"), (327, "safety")],
+        "collapsed": [(477, "safety"), (554, "safety")],
     },
     "forget-promise": {
         "separate": [(29, "safety"), (38, "safety")],
-        "collapsed": [(0, "safety"), (22, "liveness")],
+        "collapsed": [(31, "safety"), (35, "safety")],
     },
     "ignore-promised-value": {
         "separate": [(0, "safety"), (2, "safety")],
-        "collapsed": [(0, "safety"), (4, "liveness")],
+        "collapsed": [(5, "safety"), (7, "safety")],
     },
     "reuse-ballot": {
         "separate": [(0, "liveness"), (2, "liveness")],

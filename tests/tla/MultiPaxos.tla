@@ -441,9 +441,9 @@ Propose(p) ==
 (* states reachable with compaction are those reachable without it, each   *)
 (* followed by Store and Compact steps: every combination of learners'     *)
 (* prefixes and acceptors' points on top of every state. With two slots    *)
-(* that is about seven times the states, so CI checks compaction on one    *)
-(* slot (MultiPaxos_compaction.cfg), and MultiPaxos_compaction_large.cfg   *)
-(* on two.                                                                 *)
+(* that is 22 times the states of MultiPaxos.cfg, so CI checks compaction  *)
+(* on one slot (MultiPaxos_compaction.cfg), and                            *)
+(* MultiPaxos_compaction_large.cfg on two.                                 *)
 
 \* The highest compaction point the rule allows an acceptor now.
 CompactionBound ==

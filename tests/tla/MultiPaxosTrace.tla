@@ -32,8 +32,9 @@ CoreBallots == {m.bal : m \in CorePrepares \cup CoreAccepts}
 \* Prepares of rounds a core proposer jumped over (from slot 0, nobody
 \* answers them), and, for a (ballot, slot) the core never proposed in,
 \* whatever BecomeLeader adopts (the core skips slots it knows decided) or,
-\* below some acceptor's compaction point, a no-op Propose (a Nack carrying
-\* the point moves the core's leader past the slots below it).
+\* below some acceptor's compaction point and below a slot the core did
+\* propose in with that ballot, a no-op Propose (a Nack carrying the point
+\* moves the core's leader past the slots below it).
 ProposersAsCore ==
     /\ \A m \in prepareMsgs' : m \in CorePrepares \/ (m.bal \notin CoreBallots /\ m.first = 0)
     /\ \A m \in acceptMsgs' :
@@ -64,6 +65,7 @@ ProposerStep ==
                               \/ /\ m.val = NoOp
                                  /\ \E a \in Acceptors : m.slot < aCompacted[a]
                                  /\ ~\E c \in CoreAccepts : c.bal = m.bal /\ c.slot = m.slot
+                                 /\ \E c \in CoreAccepts : c.bal = m.bal /\ c.slot > m.slot
     /\ ProposersAsCore
     /\ UNCHANGED i
 
