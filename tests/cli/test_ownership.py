@@ -191,9 +191,19 @@ def test_up_right_after_a_scrape_and_down(make_cluster: ClusterFactory) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         assert b"paxosctl_build_info" in response.read()
     cluster.down()
+    # Which side of the scrape closed first is a race; make sure the port's
+    # side holds a TIME_WAIT: accept one connection on it and close first.
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as peer:
+            accepted, _ = listener.accept()
+            accepted.close()  # the active close: TIME_WAIT on the port's side
+            peer.recv(1)
     wait_until(lambda: any(c.status == psutil.CONN_TIME_WAIT and c.laddr and c.laddr.port == port
                            for c in psutil.net_connections("tcp")),
-               5, f"the scrape's connection in TIME_WAIT on port {port}")
+               5, f"a connection in TIME_WAIT on port {port}")
     cluster.up()  # asserts exit 0
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         assert response.status == 200
