@@ -280,59 +280,110 @@ def _exists(process: Any) -> bool:
 
 @app.command()
 def propose(
-    value: Annotated[str, typer.Argument(help='The value; "-" reads standard input.')],
+    value: Annotated[str, typer.Argument(help='The value; "-" reads standard input (bytes, as they are).')],
     file: FileOption = DEFAULT_FILE,
     request_id: Annotated[Optional[str], typer.Option(
         help="Idempotency key: proposing again with it never decides it twice "
              "[default: a new one, printed if the outcome is unknown].")] = None,
+    issued: Annotated[Optional[int], typer.Option(
+        min=-1, help="With --request-id, when retrying: the stamp its first try printed "
+                     "(needed with [log] retain).")] = None,
     timeout: Annotated[float, typer.Option(
         help="Seconds to wait for the decision; then exit 124 (it may still be decided).")] = 10.0,
     output: OutputOption = "text",
 ) -> None:
-    """Propose VALUE and wait until it is decided; print its slot.
+    """Propose VALUE and wait until it is decided; print its position (SLOT.INDEX).
 
-    Exits 124 when the outcome is unknown (no answer in time, the
-    connection lost) and 130 on Ctrl-C while waiting: the value may still
-    be decided, and proposing it again with the request id printed is
-    safe. Exits 2 if the request id was decided with another value.
+    The value goes straight to the leader and the answer comes from a
+    learner: the supervisor is not involved. Exits 124 when the outcome
+    is unknown (no answer in time, the connection lost) and 130 on Ctrl-C
+    while waiting: the value may still be decided, and proposing it again
+    with the request id printed is safe. Exits 2 if the request id was
+    decided with another value.
     """
     output = _output(output, ("text", "json"))
     if value == "-":
-        # Like $(...) in a shell: one trailing newline ends the input, it is not data.
-        value = _text(sys.stdin.buffer.read(), "the value on standard input")
-        value = value.removesuffix("\n").removesuffix("\r")
+        payload = sys.stdin.buffer.read()
     else:
-        _text(value, "VALUE")
+        # Bytes that are not UTF-8 reach us as lone surrogates (PEP 383): give them back.
+        payload = os.fsencode(value)
     if request_id is not None:
         _text(request_id, "--request-id")
         if not 0 < len(request_id) <= 256 or not request_id.isprintable():
             raise UsageError(f"--request-id: expected 1 to 256 printable characters, "
                              f"got {ascii(request_id)[:60]}")
+    elif issued is not None:
+        raise UsageError("--issued: only with --request-id (the stamp of that request's first try)")
     if not 0.001 <= timeout <= 3600:
         raise UsageError(f"--timeout: expected seconds from 0.001 to 3600, got {timeout}")
     manifest = _manifest(file)
     limit = manifest.paxos.max_value_bytes
-    size = len(value.encode())
-    if size > limit:
-        raise UsageError(f"value is {size} bytes; the limit is {limit} (paxos.max_value_bytes)")
-    from .client import new_request_id, retry_hint
+    if len(payload) > limit:
+        raise UsageError(f"value is {len(payload)} bytes; the limit is {limit} (paxos.max_value_bytes)")
+    from .client import new_request_id
+    from .dataclient import retry_hint
 
     # Made here, before anything is sent, so that an unknown outcome can name it.
     request_id = request_id or new_request_id()
-    with _client(file) as client:
-        try:
-            future = client.propose_async(value, request_id=request_id, timeout=timeout)
-            decision = client.wait(future, request_id, timeout)
-        except KeyboardInterrupt:
-            raise Interrupted(f"interrupted while waiting: request {request_id} may still be "
-                              "decided", hint=retry_hint(request_id),
-                              request_id=request_id) from None
+    data = _data_client(manifest, file)
+    try:
+        future = data.propose_async(payload, request_id=request_id, timeout=timeout,
+                                    issued=issued)
+        from .client import Client
+
+        decision = Client.wait(future, request_id, timeout)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while waiting: request {request_id} may still be "
+                          "decided", hint=retry_hint(request_id, issued if issued is not None
+                                                     else data.applied),
+                          request_id=request_id) from None
+    finally:
+        data.close()
     if output == "json":
-        typer.echo(json.dumps({"slot": decision.slot, "value": decision.value,
+        from .dataclient import json_value
+
+        typer.echo(json.dumps({"slot": decision.slot, "index": decision.index,
+                               "position": decision.position,
+                               "value": json_value(decision.value),
                                "request_id": decision.request_id}))
     else:
-        typer.echo(f"decided slot {decision.slot}: {decision.value} "
+        typer.echo(f"decided at {decision.position}: {_shown(decision.value)} "
                    f"({decision.seconds * 1000:.1f} ms)")
+
+
+def _data_client(manifest: Manifest, file: str):
+    """The data path of the cluster `manifest` describes (no supervisor needed)."""
+    from .dataclient import DataClient
+    from .endpoints import read_endpoints
+
+    return DataClient(read_endpoints(paths(manifest.state_dir)["run"], file), cluster_file=file)
+
+
+def _shown(value: bytes | None) -> str:
+    """A payload on one line: UTF-8 text with tab, newline, backslash and
+    other control characters escaped (\\t, \\n, \\\\, \\xHH); bytes that
+    are not UTF-8 as \\xHH. `decided` output stays one entry per line."""
+    if value is None:
+        return "(no-op)"
+    text = value.decode("utf-8", "surrogateescape")
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _text(value: str | bytes, what: str) -> str:
@@ -421,22 +472,45 @@ def decided(
         "--from", min=0, help="First slot to show [default: the first slot retained].")] = None,
     output: OutputOption = "text",
 ) -> None:
-    """Print the decided log: slot, request id, value (no-ops marked).
+    """Print the decided log, read from a learner: position (SLOT.INDEX),
+    request id, value; no-op slots marked.
 
-    With `[log] retain`, learners keep only the latest slots: a --from below
-    them is an error that names the first slot retained.
+    Text output: one entry per line, tab-separated, the value with tabs,
+    newlines, backslashes and bytes that are not UTF-8 escaped (\\t \\n
+    \\\\ \\xHH). JSON output: a value that is UTF-8 is a string, any other
+    is {"base64": "..."}. With `[log] retain`, learners keep only the
+    latest slots: a --from below them is an error naming the first slot
+    retained.
     """
     output = _output(output, ("text", "json"))
-    with _client(file) as client:
-        entries = client.decided(start)
+    from .client import RequestFailed
+    from .dataclient import json_value
+
+    manifest = _manifest(file)
+    data = _data_client(manifest, file)
+    try:
+        entries = []
+        page_start = start
+        while True:
+            reply = data.decided_page(page_start, 1000)
+            if "error" in reply:
+                raise RequestFailed({"error": reply.get("code") or "agent_error",
+                                     "message": reply["error"]})
+            entries.extend(reply["entries"])
+            if len(reply["entries"]) < 1000:
+                break
+            page_start = reply["entries"][-1]["slot"] + 1
+    finally:
+        data.close()
     if output == "json":
-        typer.echo(json.dumps(entries))
+        typer.echo(json.dumps([{**e, "position": f"{e['slot']}.{e['index']}",
+                                "value": json_value(e["value"])} for e in entries]))
         return
     for e in entries:
         if e["noop"]:
-            typer.echo(f"{e['slot']}\t-\t(no-op)")
+            typer.echo(f"{e['slot']}.{e['index']}\t-\t(no-op)")
         else:
-            typer.echo(f"{e['slot']}\t{e['request_id']}\t{e['value']}")
+            typer.echo(f"{e['slot']}.{e['index']}\t{e['request_id']}\t{_shown(e['value'])}")
 
 
 # ------------------------------------------------------------- logs/kill/etc.

@@ -1,13 +1,17 @@
-"""A Python client for a running cluster, over its control socket.
+"""A Python client for a running cluster.
 
     from paxosctl import Client
     with Client.for_manifest("cluster.toml") as client:
-        decision = client.propose("set x=1")
-        print(decision.slot)
+        decision = client.propose(b"set x=1")
+        print(decision.position)          # "SLOT.INDEX": where it was first decided
         futures = [client.propose_async(f"v{i}") for i in range(100)]  # in flight at once
 
-One connection carries many requests at once: each has an id, and a
-reader thread hands each reply to the future waiting for it.
+Two paths. Proposals and reads of the decided log go straight to the
+proposers and a learner (`paxosctl.dataclient`); the supervisor is not
+involved. Control requests (`status`, `kill`, `restart`, `down`, ...) go
+to the supervisor's control socket: one connection carries many requests
+at once, each with an id, and a reader thread hands each reply to the
+future waiting for it.
 
 What a failure tells (`paxosctl.errors`): `NotRunning` (exit 1) only when
 the request surely never left; once it left, no answer is an
@@ -25,18 +29,18 @@ import threading
 import uuid
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from .control import Fault
+from .dataclient import ConnectionLost as DataConnectionLost
+from .dataclient import DataClient, Decision, Expired, json_value, retry_hint
+from .endpoints import read_endpoints
 from .errors import (
     NotRunning,
     OutcomeUnknown,
     PaxosctlError,
     ProposalTimeout,
-    RequestIdConflict,
-    UsageError,
 )
 from .manifest import load_manifest
 from .layout import paths
@@ -63,23 +67,6 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def retry_hint(request_id: str) -> str:
-    """How to find out, or to retry without deciding the value twice."""
-    return (f"retry safely with the same request id: paxosctl propose --request-id "
-            f"{request_id} VALUE (the same value; never decided twice), or look for "
-            f"{request_id} in: paxosctl decided")
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """A decided proposal: the slot where its request id was first decided."""
-
-    slot: int
-    value: str
-    request_id: str
-    seconds: float
-
-
 class RequestFailed(PaxosctlError):
     """The supervisor refused or could not complete a request: `fault` says why
     (None for a fault this client does not know), `exit_code` follows it."""
@@ -94,16 +81,25 @@ class RequestFailed(PaxosctlError):
         self.exit_code = EXIT_CODES.get(self.fault, 1)
 
 
-class ConnectionLost(OutcomeUnknown):
-    """The connection closed before the answer came: the request may have been done."""
+ConnectionLost = DataConnectionLost
+
+__all__ = ["Client", "Decision", "Expired", "RequestFailed", "ConnectionLost", "new_request_id",
+           "retry_hint", "json_value"]
 
 
 class Client:
-    """A connection to one cluster's supervisor. Thread-safe."""
+    """One cluster: its supervisor's control socket, and its data path. Thread-safe.
+
+    Connects to the control socket at once (`NotRunning` if nobody
+    listens); the data path (`DataClient`) is opened at the first
+    proposal or read.
+    """
 
     def __init__(self, socket_path: str | Path, *, cluster_file: str | None = None) -> None:
         self.socket_path = str(socket_path)
         self._cluster_file = cluster_file or self.socket_path
+        self._data: DataClient | None = None
+        self._data_lock = threading.Lock()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._sock.connect(self.socket_path)
@@ -189,7 +185,18 @@ class Client:
                 future.set_exception(ConnectionLost("the supervisor closed the connection "
                                                     "before it answered"))
 
+    def data(self) -> DataClient:
+        """The data path (opened once; `NotRunning` if no proposer or learner answers)."""
+        with self._data_lock:
+            if self._data is None:
+                run_dir = Path(self.socket_path).parent / "run"
+                self._data = DataClient(read_endpoints(run_dir, self._cluster_file),
+                                        cluster_file=self._cluster_file)
+            return self._data
+
     def close(self) -> None:
+        if self._data is not None:
+            self._data.close()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -204,47 +211,27 @@ class Client:
 
     # ------------------------------------------------------------- commands
 
-    def propose_async(self, value: str, *, request_id: str | None = None,
-                      timeout: float = 10.0) -> Future:
-        """Propose `value`; the future resolves to a `Decision` or raises.
+    def propose_async(self, value: bytes | str, *, request_id: str | None = None,
+                      timeout: float = 10.0, issued: int | None = None) -> Future:
+        """Propose `value` (bytes; str is sent as UTF-8); the future resolves to a
+        `Decision` or raises.
 
         Without a `request_id` one is made here (`new_request_id`), so an
         `OutcomeUnknown` can name it: retrying with it is safe.
         """
         if request_id is None:
             request_id = new_request_id()
-        raw = self.request_async("propose", value=value, request_id=request_id, timeout=timeout)
-        result: Future = Future()
+        return self.data().propose_async(value, request_id=request_id, timeout=timeout,
+                                         issued=issued)
 
-        def done(f: Future) -> None:
-            try:
-                reply = f.result()
-            except ConnectionLost:
-                result.set_exception(ConnectionLost(
-                    f"the supervisor closed the connection before it answered: request "
-                    f"{request_id} may still be decided", hint=retry_hint(request_id),
-                    request_id=request_id))
-                return
-            except BaseException as e:  # noqa: BLE001 - handed to the caller
-                result.set_exception(e)
-                return
-            if reply.get("ok"):
-                result.set_result(Decision(reply["slot"], reply["value"], reply["request_id"],
-                                           reply.get("seconds", 0.0)))
-            else:
-                result.set_exception(_proposal_failed(reply, request_id))
-
-        raw.add_done_callback(done)
-        return result
-
-    def propose(self, value: str, *, request_id: str | None = None,
-                timeout: float = 10.0) -> Decision:
+    def propose(self, value: bytes | str, *, request_id: str | None = None,
+                timeout: float = 10.0, issued: int | None = None) -> Decision:
         """Propose `value` and wait until it is decided: at most `timeout` seconds
-        (and `ANSWER_GRACE`), whatever the supervisor does; then `ProposalTimeout`."""
+        (and `ANSWER_GRACE`), whatever the servers do; then `ProposalTimeout`."""
         if request_id is None:
             request_id = new_request_id()
-        return self.wait(self.propose_async(value, request_id=request_id, timeout=timeout),
-                         request_id, timeout)
+        return self.wait(self.propose_async(value, request_id=request_id, timeout=timeout,
+                                            issued=issued), request_id, timeout)
 
     @staticmethod
     def wait(future: Future, request_id: str, timeout: float) -> Decision:
@@ -262,14 +249,18 @@ class Client:
 
     def decided(self, start: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """The decided log from slot `start` (default: the first one the learners
-        retain): dicts with slot, value, request_id, noop. Raises `RequestFailed`
-        with error "not_retained" when `start` is below what is retained."""
+        retain), read from a learner: dicts with slot, index, request_id,
+        value (bytes; None for a no-op slot) and noop. Raises
+        `RequestFailed` with error "not_retained" when `start` is below what
+        is retained."""
         entries: list[dict[str, Any]] = []
+        data = self.data()
         while True:
-            fields: dict[str, Any] = {"limit": limit}
-            if start is not None:
-                fields["from"] = start
-            reply = self.request("decided", **fields)
+            reply = data.decided_page(start, limit)
+            if "error" in reply:
+                raise RequestFailed({"error": reply.get("code") or "agent_error",
+                                     "message": reply["error"],
+                                     "log_start": reply.get("log_start")})
             batch = reply["entries"]
             entries.extend(batch)
             if len(batch) < limit:
@@ -284,22 +275,3 @@ class Client:
 
     def down(self) -> dict[str, Any]:
         return self.request("down")
-
-
-def _proposal_failed(reply: dict[str, Any], request_id: str) -> PaxosctlError:
-    """The error for a refused proposal: its fault decides the type (and the exit code)."""
-    message = str(reply.get("message") or reply.get("error"))
-    match reply.get("error"):
-        case Fault.TIMEOUT:
-            return ProposalTimeout(message, hint=retry_hint(request_id), request_id=request_id)
-        case Fault.STOPPED:
-            return OutcomeUnknown(message, hint=retry_hint(request_id), request_id=request_id)
-        case Fault.REQUEST_ID_CONFLICT:
-            slot = reply.get("slot")
-            return RequestIdConflict(
-                message, request_id=request_id, slot=slot if type(slot) is int else None,
-                hint=f"see it with: paxosctl decided --from {slot}" if type(slot) is int else None)
-        case Fault.TOO_LARGE | Fault.BAD_REQUEST:
-            return UsageError(message)
-        case _:
-            return RequestFailed(reply)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def paths(state_dir: Path) -> dict[str, Path]:
-    """The control socket, lock, pid file, identity, logs and SQLite state of one cluster."""
+    """The control socket, agent endpoints (run/), lock, pid file, identity, logs and SQLite state of one cluster."""
     return {
         "socket": state_dir / "control.sock",
         "lock": state_dir / "supervisor.lock",
@@ -16,4 +16,6 @@ def paths(state_dir: Path) -> dict[str, Path]:
         "log": state_dir / "logs" / "supervisor.log",
         "state": state_dir / "state",
         "members": state_dir / "members.json",
+        "run": state_dir / "run",
+        "endpoints": state_dir / "run" / "endpoints.json",
     }

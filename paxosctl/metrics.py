@@ -42,9 +42,13 @@ def beat_totals(beat: dict[str, Any]) -> collections.Counter[str]:
     for key in ("proposer_retries_requested", "proposer_retries_performed",
                 "proposer_retries_suppressed", "prepares_rejected", "accepts_rejected",
                 "proposer_leader_changes", "proposer_elections", "dropped", "installed",
-                "fetches_sent", "chunks_served", "expired", "compacted_refusals"):
+                "fetches_sent", "chunks_served", "expired", "compacted_refusals",
+                "applied_commands"):
         if key in stats:
             totals[key] = stats[key]
+    for group in ("dropped", "chaos"):  # the transport's counts, by reason or fault
+        for reason, count in (beat.get(group) or {}).items():
+            totals[f"{group}:{reason}"] = count
     for kind, count in (beat.get("received") or {}).items():
         totals[f"received:{kind}"] = count
     totals["malformed"] = beat.get("malformed", 0)

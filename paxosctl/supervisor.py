@@ -1,4 +1,4 @@
-"""The supervisor behind `paxosctl up`: spawns agents, routes, heals, answers.
+"""The supervisor behind `paxosctl up`: the control plane of one cluster.
 
 One thread runs the loop (`Supervisor.serve`) and owns all state. It
 waits (epoll) on every agent's outbox and process sentinel, the control
@@ -6,23 +6,23 @@ socket and its clients, and a wake-up pipe; other threads (the metrics
 server's, signal handlers) only post events to its queue and poke that
 pipe. The loop
 
-- routes peer messages between agents without decoding them (the hub);
-- tracks heartbeats, kills agents that miss them, restarts ended agents
-  per the restart policy (paxosctl.restart) with backoff;
-- turns client proposals into PROPOSE frames for the leader, retries
-  them until a learner reports them applied, and answers the client with
-  the slot where the request id was first decided (or, if it was decided
-  with another value, refuses it: `request_id_conflict`);
+- spawns agents, tracks their heartbeats, kills those that miss them
+  and restarts ended ones per the restart policy (paxosctl.restart) with
+  backoff;
 - serves the control socket (paxosctl.control) a bounded share per client
-  per turn, each operation a handler in `OPS`.
+  per turn, each operation a handler in `OPS`;
+- aggregates the agents' reports into metrics.
+
+It is not on the data path: agents talk to each other and clients talk
+to proposers and learners directly, over the endpoints in `run/`
+(paxos_agents.runtime.transport; `endpoints.json` tells clients where).
+A supervisor stopped with SIGSTOP stalls no command, and its health
+clock does not blame agents for the silence its own stall caused.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
-import heapq
-import itertools
 import json
 import logging
 import multiprocessing
@@ -32,20 +32,19 @@ import selectors
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import psutil
 
 from paxos_agents.core.config import Membership, Settings
-from paxos_agents.core.ready import EXPIRED
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
 from . import __version__
 from .agents import AgentProcess, Channel, monotonic
-from .chaos import Chaos, update as update_chaos
+from .chaos import ChaosSettings, update as update_chaos
 from .control import ClientConnection, ControlServer, Fault, OpError, Request
+from .endpoints import ENDPOINTS_VERSION
 from .layout import paths
 from .manifest import Manifest
 from .members import MemberRegistry
@@ -57,28 +56,14 @@ log = logging.getLogger("paxosctl.supervisor")
 
 #: SIGTERM, then this long for agents to finish, then SIGKILL.
 STOP_GRACE_SECONDS = 5.0
-#: How often the loop wakes with nothing to do (timers: health, backoff, retries).
+#: How often the loop wakes with nothing to do (timers: health, backoff).
 LOOP_WAKE_SECONDS = 0.02
-#: Request ids remembered with their first slot, to answer repeats at once.
-REMEMBERED_REQUESTS = 100_000
-#: Seconds a `decided` query waits for a learner's answer.
-QUERY_TIMEOUT_SECONDS = 5.0
+#: A loop turn this much later than it should have come is a stall of the
+#: supervisor itself (SIGSTOP, a suspended VM, a starved CPU): heartbeats
+#: missed meanwhile are not the agents' fault.
+STALL_SECONDS = 0.5
 #: How often the loop publishes a metrics snapshot for scrapes.
 METRICS_PUBLISH_SECONDS = 0.5
-
-
-@dataclass(slots=True)
-class Proposal:
-    """A client's value on its way through Paxos."""
-
-    request_id: str
-    value: str
-    started: float
-    deadline: float
-    next_try: float
-    #: A slot decided before the request was first issued (see Command.issued).
-    issued: int = -1
-    waiting: list[tuple[ClientConnection, Any]] = field(default_factory=list)
 
 
 class Supervisor:
@@ -118,25 +103,7 @@ class Supervisor:
         }
         #: Who ran here before: their stores must not go missing (see members.py).
         self.members = MemberRegistry(self.paths["members"], cluster_id=claim.identity.id)
-        #: A client retries a proposal this often until it is applied.
-        self.client_retry = max(1.0, 4 * p.election_timeout)
-        self.proposals: dict[str, Proposal] = {}
-        self._to_propose: list[str] = []
-        #: Applied request ids: the slot each was first decided at, and a digest
-        #: of that first value (to refuse the id with another one; see `_digest`).
-        self.applied: collections.OrderedDict[str, tuple[int, bytes]] = collections.OrderedDict()
-        #: Highest slot a learner reported applying (decided): stamps new requests.
-        self.applied_slot = -1
-        self._queries: dict[int, tuple[ClientConnection, Any, float, str]] = {}
-        self._query_ids = itertools.count(1)
-        #: Queries asking a learner for a request id's first value: (request id,
-        #: its first slot, deadline) by query id. See `_look_up_first`.
-        self._lookups: dict[int, tuple[str, int, float]] = {}
-        # Request ids for proposals that come without one: unique per supervisor run.
-        self._id_prefix = os.urandom(6).hex() + "-"
-        self._ids = itertools.count(1)
         self._stopping = False
-        self._retry_on_leader = False
         self._stop_reply: list[tuple[ClientConnection, Any]] = []
         self.started = monotonic()
         self.control = ControlServer(str(self.paths["socket"]), self.selector, self._dispatch)
@@ -150,11 +117,10 @@ class Supervisor:
         self.leader_changes = 0
         self.leader_changed_at = 0.0
         self.decisions = 0
-        self.chaos = Chaos()
-        self.chaos.set(manifest.chaos)
-        #: Messages the chaos delay holds back: (due, seq, destination, frame).
-        self._delayed: list[tuple[float, int, str, bytes]] = []
-        self._delay_seq = itertools.count()
+        #: The faults agents inject into what they send (`[chaos]`, `paxosctl chaos`).
+        self.chaos: ChaosSettings = manifest.chaos
+        #: When the loop last ran its timers (to tell its own stalls apart).
+        self._last_turn = monotonic()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -171,12 +137,17 @@ class Supervisor:
                 host = f"[{listen.host}]" if ":" in listen.host else listen.host
                 self.metrics_url = f"http://{host}:{port}/metrics"
                 log.info("metrics at %s", self.metrics_url)
+            self._write_endpoints()
             now = monotonic()
             for agent in self.agents.values():
                 self._spawn(agent, now)
             log.info("cluster %s up: %d agents", self.manifest.name, len(self.agents))
             self._loop()
         finally:
+            try:
+                self.paths["endpoints"].unlink()  # clients: nothing runs here any more
+            except FileNotFoundError:
+                pass
             self._shutdown()
             self.metrics.close()
             for connection, request_id in self._stop_reply:
@@ -201,8 +172,6 @@ class Supervisor:
         select = self.selector.select
         while not self._stopping:
             timeout = LOOP_WAKE_SECONDS
-            if self._delayed:
-                timeout = min(timeout, max(0.0, self._delayed[0][0] - monotonic()))
             if self.control.has_work():
                 timeout = 0.0  # requests wait in a client's buffer: serve them, not sleep
             for key, _ in select(timeout):
@@ -229,7 +198,6 @@ class Supervisor:
                     break
                 self._handle(event)
             self.control.serve()  # a bounded share per client; the rest next turn
-            self._send_proposals()
             for agent in self.agents.values():
                 if agent.channel is not None and agent.channel.has_output:
                     self._flush_agent(agent)
@@ -293,12 +261,6 @@ class Supervisor:
                 agent.process.join(timeout=5)
             self._forget(agent)
             agent.reap()
-        for proposal in self.proposals.values():
-            for connection, request_id in proposal.waiting:
-                connection.fail(request_id, Fault.STOPPED,
-                                "the cluster stopped before it was decided: request "
-                                f"{proposal.request_id} may still be decided",
-                                request_id=proposal.request_id)
         log.info("cluster %s stopped", self.manifest.name)
 
     # --------------------------------------------------------------- agents
@@ -329,6 +291,8 @@ class Supervisor:
             cluster_id=self.members.cluster_id,
             member_id=member.member_id,
             has_run=member.started,
+            run_dir=str(self.paths["run"]),
+            incarnation=agent.incarnation + 1,
         )
 
     def _spawn(self, agent: AgentProcess, now: float) -> None:
@@ -341,31 +305,15 @@ class Supervisor:
                                ("out", agent, incarnation))
         self.selector.register(agent.process.sentinel, selectors.EVENT_READ,
                                ("dead", agent, incarnation))
+        if self.chaos.active:
+            agent.send(_chaos_frame(self.chaos))
 
     def _on_frame(self, agent: AgentProcess, frame: bytes) -> None:
         name = agent.name
         kind = frame[:1]
-        if kind == frames.PEER:
-            dst, payload = frames.split_peer(frame)
-            if self.chaos.settings.active:
-                copies, delay = self.chaos.fate(name, dst)
-                if delay:
-                    due = monotonic() + delay
-                    for _ in range(copies):
-                        heapq.heappush(self._delayed,
-                                       (due, next(self._delay_seq), dst, frames.PEER + payload))
-                    return
-            else:
-                copies = 1
-            for _ in range(copies):
-                self._route(dst, frames.PEER + payload)
-        elif kind == frames.HEARTBEAT:
+        if kind == frames.HEARTBEAT:
             agent.beat = frames.json_body(frame)
             agent.last_beat = monotonic()
-            if self._retry_on_leader and agent.beat.get("leader"):
-                # A new leader: what the old one had in flight goes to it now.
-                self._retry_on_leader = False
-                self._to_propose.extend(self.proposals)
             if agent.state is AgentState.STARTING:
                 agent.lifecycle.became_ready(agent.last_beat)
                 self.members.started(name)  # from now on it must keep its store
@@ -373,21 +321,33 @@ class Supervisor:
         elif kind == frames.LOADING:
             if agent.state is AgentState.STARTING:
                 agent.last_beat = monotonic()  # alive, still opening its store
-        elif kind == frames.APPLIED:
-            for slot, request_id, payload, first_slot in frames.json_body(frame):
-                self._on_applied(slot, request_id, payload, first_slot)
-        elif kind == frames.REPLY:
-            self._on_reply(frames.json_body(frame))
         elif kind == frames.FATAL:
             agent.last_error = frame[1:].decode(errors="replace")
             log.error("%s: %s", name, agent.last_error)
-
-    def _route(self, dst: str, frame: bytes) -> None:
-        target = self.agents.get(dst)
-        if target is None or not target.send(frame):
-            self.counters["dropped_unreachable"] += 1
         else:
-            self.counters["routed"] += 1
+            log.warning("%s: dropped a frame of unknown kind %r", name, kind)
+
+    def _write_endpoints(self) -> None:
+        """Tell clients where the data path is: `run/endpoints.json` (see
+        paxosctl.client). Written whole, then renamed into place."""
+        run = self.paths["run"]
+        run.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(run, 0o700)
+        p = self.manifest.paxos
+        body = {
+            "version": ENDPOINTS_VERSION,
+            "cluster": self.manifest.name,
+            "cluster_id": self.members.cluster_id,
+            "proposers": list(self.membership.proposers),
+            "learners": list(self.membership.learners),
+            "retry_seconds": max(1.0, 4 * p.election_timeout),
+            "max_value_bytes": p.max_value_bytes,
+            "retain_slots": self.settings.retain_slots,
+        }
+        target = self.paths["endpoints"]
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(json.dumps(body, indent=1) + "\n")
+        os.replace(tmp, target)
 
     def _on_exit(self, agent: AgentProcess, incarnation: int) -> None:
         """The incarnation's process ended (its sentinel fired): reap, then restart per policy."""
@@ -401,11 +361,10 @@ class Supervisor:
         if was_leader:
             # Its death is certain (the sentinel fired): tell the other
             # proposers now rather than let them wait out the election
-            # timeout, and retry its proposals as soon as a new leader shows.
+            # timeout (clients resend to whoever leads next).
             for other in self.agents.values():
                 if other.name in self.membership.proposers and other.channel is not None:
                     other.send(frames.SUSPECT + name.encode())
-            self._retry_on_leader = True
         now = monotonic()
         reason = agent.kill_reason or ("killed" if code is not None and code < 0 else "exit")
         failed = code != 0 or reason in ("killed", "health")
@@ -415,18 +374,19 @@ class Supervisor:
             state = agent.lifecycle.give_up()
         log.log(logging.WARNING if failed else logging.INFO,
                 "%s: pid %s exited (code %s, %s) -> %s", name, pid, code, reason, state.value)
-        for query_id, (connection, request_id, _, learner) in list(self._queries.items()):
-            if learner == name:
-                del self._queries[query_id]
-                connection.fail(request_id, Fault.AGENT_EXITED,
-                                f"{name} exited before answering; try again")
 
     def _timers(self, now: float) -> None:
-        delayed = self._delayed
-        while delayed and delayed[0][0] <= now:
-            _, _, dst, frame = heapq.heappop(delayed)
-            self._route(dst, frame)
         health = self.manifest.health
+        late = now - self._last_turn
+        self._last_turn = now
+        if late > STALL_SECONDS:
+            # We were not running (SIGSTOP, a suspended VM, a starved CPU):
+            # the heartbeats we did not read meanwhile say nothing about the
+            # agents. Give each a fresh period before judging it again.
+            log.warning("the supervisor's loop stalled for %.1fs; not blaming agents for "
+                        "heartbeats it did not read meanwhile", late)
+            for agent in self.agents.values():
+                agent.last_beat = max(agent.last_beat, now)
         for agent in self.agents.values():
             state = agent.state
             if state is AgentState.RUNNING and now - agent.last_beat > health.heartbeat_timeout:
@@ -444,21 +404,7 @@ class Supervisor:
         if now >= self._next_publish:
             self._next_publish = now + METRICS_PUBLISH_SECONDS
             self._publish_metrics(now)
-        for proposal in list(self.proposals.values()):
-            if now >= proposal.deadline:
-                self._expire(proposal)
-            elif now >= proposal.next_try:
-                proposal.next_try = now + self.client_retry
-                self._to_propose.append(proposal.request_id)
-        for query_id, (connection, request_id, deadline, learner) in list(self._queries.items()):
-            if now >= deadline:
-                del self._queries[query_id]
-                connection.fail(request_id, Fault.TIMEOUT, f"{learner} did not answer in time")
-        for query_id, (_, _, deadline) in list(self._lookups.items()):
-            if now >= deadline:  # the proposal's own retry asks again
-                del self._lookups[query_id]
-
-    # ------------------------------------------------------------ proposals
+    # --------------------------------------------------------------- leader
 
     def leader(self) -> AgentProcess | None:
         """The running proposer that reports leading with the highest ballot."""
@@ -469,153 +415,6 @@ class Supervisor:
                 if best is None or beat["ballot"] > best.beat["ballot"]:
                     best = agent
         return best
-
-    def _proposal_target(self) -> AgentProcess | None:
-        leader = self.leader()
-        if leader is not None:
-            return leader
-        running = [a for a in self.agents.values()
-                   if a.state is AgentState.RUNNING and a.name in self.membership.proposers]
-        if not running:
-            return None
-        return running[int(monotonic() * 10) % len(running)]
-
-    def _send_proposals(self) -> None:
-        if not self._to_propose:
-            return
-        target = self._proposal_target()
-        if target is None:
-            self._to_propose.clear()  # retried by the timer once a proposer runs
-            return
-        batch = []
-        for request_id in dict.fromkeys(self._to_propose):
-            proposal = self.proposals.get(request_id)
-            if proposal is not None:
-                batch.append([request_id, proposal.value, proposal.issued])
-        self._to_propose.clear()
-        if batch:
-            target.send(frames.json_frame(frames.PROPOSE, batch))
-
-    def _on_applied(self, slot: int, request_id: str, payload: str, first_slot: int) -> None:
-        """A learner applied `request_id` at `slot`: first decided at `first_slot`.
-
-        A learner reports every command it applies, the re-decided ones too
-        (`slot` > `first_slot`, nothing applied); `payload` is the value
-        decided at `slot`. So when one request id reached Paxos with two
-        values (a retry that changed its value while the first one was in
-        flight, before a supervisor restart say), only the value decided at
-        `first_slot` counts: a proposal waiting with another value is
-        refused as `request_id_conflict`, never acknowledged.
-        """
-        if slot > self.applied_slot:
-            self.applied_slot = slot
-        if first_slot == EXPIRED:
-            self._on_expired(slot, request_id)
-            return
-        known = self.applied.get(request_id)
-        if known is None and slot == first_slot:
-            known = self._remember(request_id, first_slot, payload)
-        proposal = self.proposals.get(request_id)
-        if proposal is None:
-            return
-        if known is None:
-            # Decided again, first decided before what we remember (before this
-            # supervisor started): the first value is on the learners' disks.
-            self._look_up_first(request_id, first_slot)
-            return
-        self._settle(proposal, *known)
-
-    def _remember(self, request_id: str, first_slot: int, value: str) -> tuple[int, bytes]:
-        known = self.applied[request_id] = (first_slot, _digest(value))
-        self.counters["applied"] += 1
-        if len(self.applied) > REMEMBERED_REQUESTS:
-            self.applied.popitem(last=False)
-        return known
-
-    def _settle(self, proposal: Proposal, first_slot: int, digest: bytes) -> None:
-        """Answer `proposal`, whose request id was first decided at `first_slot`."""
-        del self.proposals[proposal.request_id]
-        if digest != _digest(proposal.value):
-            self.counters["proposals_rejected"] += 1
-            log.warning("request id %r: decided at slot %d with another value; refusing %s",
-                        proposal.request_id, first_slot, _show(proposal.value))
-            for connection, rid in proposal.waiting:
-                connection.fail(rid, Fault.REQUEST_ID_CONFLICT,
-                                _conflict(proposal.request_id, first_slot),
-                                request_id=proposal.request_id, slot=first_slot)
-            return
-        elapsed = monotonic() - proposal.started
-        self.counters["proposals_decided"] += 1
-        self.metrics.proposal_duration.observe(elapsed)
-        for connection, rid in proposal.waiting:
-            connection.reply({"id": rid, "ok": True, "slot": first_slot, "value": proposal.value,
-                              "request_id": proposal.request_id, "seconds": elapsed})
-
-    def _look_up_first(self, request_id: str, first_slot: int) -> None:
-        """Ask a learner for the value `request_id` was first decided with, at `first_slot`.
-
-        Its answer settles the proposal (`_on_looked_up`); if none comes
-        (no learner, one that exits), the proposal's retry asks again.
-        """
-        if any(lookup[0] == request_id for lookup in self._lookups.values()):
-            return
-        learners = [a for a in self.agents.values()
-                    if a.state is AgentState.RUNNING and a.name in self.membership.learners]
-        if not learners:
-            return
-        best = max(learners, key=lambda a: a.beat.get("decided_up_to", -1))
-        query_id = next(self._query_ids)
-        self._lookups[query_id] = (request_id, first_slot, monotonic() + QUERY_TIMEOUT_SECONDS)
-        best.send(frames.json_frame(frames.QUERY, {"id": query_id, "op": "decided",
-                                                   "from": first_slot, "limit": 1}))
-
-    def _on_looked_up(self, request_id: str, first_slot: int, reply: dict) -> None:
-        if reply.get("code") == "not_retained":
-            proposal = self.proposals.pop(request_id, None)
-            for connection, rid in proposal.waiting if proposal else ():
-                connection.fail(
-                    rid, Fault.EXPIRED,
-                    f"request id {request_id} was first decided at slot {first_slot}, which "
-                    "learners no longer keep, so its value cannot be compared with this one; "
-                    "this value was not decided under it (see `paxosctl decided`; propose it "
-                    "under a new request id if it is not there)",
-                    request_id=request_id, slot=first_slot)
-            return
-        first = next((e for e in reply.get("entries") or ()
-                      if e.get("slot") == first_slot and e.get("request_id") == request_id), None)
-        if first is None:
-            log.warning("request id %r: no entry at its first slot %d in %s", request_id,
-                        first_slot, _show(reply, 200))
-            return
-        known = self._remember(request_id, first_slot, first["value"])
-        proposal = self.proposals.get(request_id)
-        if proposal is not None:
-            self._settle(proposal, *known)
-
-    def _on_expired(self, slot: int, request_id: str) -> None:
-        """Learners refused the request: issued before the log they retain."""
-        proposal = self.proposals.pop(request_id, None)
-        self.counters["proposals_expired"] += 1
-        if proposal is None:
-            return
-        for connection, rid in proposal.waiting:
-            connection.fail(
-                rid, Fault.EXPIRED,
-                f"request {request_id} expired: it was issued (after slot "
-                f"{proposal.issued}) before the {self.settings.retain_slots} slots "
-                f"learners keep ([log] retain), so whether it was decided then cannot "
-                "be checked; it was not applied now (see `paxosctl decided`; propose "
-                "it under a new request id if it is not there)",
-                request_id=request_id)
-
-    def _expire(self, proposal: Proposal) -> None:
-        del self.proposals[proposal.request_id]
-        self.counters["proposals_timeout"] += 1
-        for connection, rid in proposal.waiting:
-            connection.fail(rid, Fault.TIMEOUT,
-                            f"not decided in time, its outcome is unknown: request "
-                            f"{proposal.request_id} may still be decided",
-                            request_id=proposal.request_id)
 
     # -------------------------------------------------------------- control
 
@@ -645,58 +444,6 @@ class Supervisor:
     def _op_ping(self, connection, request) -> dict:
         return {"ok": True, "cluster": self.manifest.name, "pid": os.getpid(),
                 "version": __version__}
-
-    def _op_propose(self, connection, request) -> dict | None:
-        value = request.get("value")
-        if not isinstance(value, str):
-            raise BadRequest(f'"value" must be a string, got {_show(value)}')
-        limit = self.manifest.paxos.max_value_bytes
-        size = len(value.encode())
-        if size > limit:
-            self.counters["proposals_rejected"] += 1
-            raise OpError(Fault.TOO_LARGE, f"value is {size} bytes; the limit is {limit} "
-                                           "(paxos.max_value_bytes)")
-        request_id = request.get("request_id")
-        if request_id is None:
-            request_id = f"{self._id_prefix}{next(self._ids)}"
-        elif (not isinstance(request_id, str) or not 0 < len(request_id) <= 256
-              or not request_id.isprintable()):
-            raise BadRequest(f'"request_id" must be a string of 1 to 256 printable characters, '
-                             f'got {_show(request_id)}')
-        timeout = _number(request, "timeout", 10.0, 0.001, 3600.0)
-        issued = request.get("issued")
-        if issued is not None and (type(issued) is not int or not -1 <= issued < 2**63):
-            raise BadRequest(f'"issued" must be an integer from -1 to 2^63-1, got {_show(issued)}')
-        known = self.applied.get(request_id)
-        if known is not None:
-            first_slot, digest = known
-            if digest != _digest(value):
-                self.counters["proposals_rejected"] += 1
-                raise OpError(Fault.REQUEST_ID_CONFLICT, _conflict(request_id, first_slot),
-                              request_id=request_id, slot=first_slot)
-            return {"ok": True, "slot": first_slot, "value": value,
-                    "request_id": request_id, "seconds": 0.0}
-        now = monotonic()
-        proposal = self.proposals.get(request_id)
-        if proposal is None:
-            if issued is None:
-                # Every slot a learner reported applied was decided before
-                # now, so this request cannot be in one of them.
-                issued = self.applied_slot
-            proposal = self.proposals[request_id] = Proposal(
-                request_id, value, now, now + timeout, now + self.client_retry, issued)
-            self._to_propose.append(request_id)
-            self.counters["proposals"] += 1
-        elif proposal.value != value:
-            self.counters["proposals_rejected"] += 1
-            raise OpError(Fault.REQUEST_ID_CONFLICT,
-                          f"request_id_conflict: request id {request_id} is being proposed with "
-                          "another value (not decided yet); this value was not proposed under "
-                          "it: use a new request id", request_id=request_id)
-        else:
-            proposal.deadline = max(proposal.deadline, now + timeout)
-        proposal.waiting.append((connection, request.id))
-        return None
 
     def _op_status(self, connection, request) -> dict:
         return {"ok": True, **self.status(wide=bool(request.get("wide")))}
@@ -745,48 +492,9 @@ class Supervisor:
             "leader": leader.name if leader else None,
             "ballot": leader.beat.get("ballot") if leader else None,
             "decided_up_to": decided if decided >= 0 else None,
-            "in_flight": len(self.proposals),  # proposals waiting to be decided
-            "chaos": self.chaos.settings.describe(),
+            "chaos": self.chaos.describe(),
             "agents": agents,
         }
-
-    def _op_decided(self, connection, request) -> dict | None:
-        start = (_number(request, "from", 0, 0, 2**63 - 1, integer=True)
-                 if request.get("from") is not None else None)
-        limit = _number(request, "limit", 1000, 1, 100_000, integer=True)
-        learners = [a for a in self.agents.values()
-                    if a.state is AgentState.RUNNING and a.name in self.membership.learners]
-        if not learners:
-            raise OpError(Fault.UNAVAILABLE, "no learner is running")
-        best = max(learners, key=lambda a: a.beat.get("decided_up_to", -1))
-        query_id = next(self._query_ids)
-        self._queries[query_id] = (connection, request.id,
-                                   monotonic() + QUERY_TIMEOUT_SECONDS, best.name)
-        query = {"id": query_id, "op": "decided", "limit": limit}
-        if start is not None:
-            query["from"] = start
-        best.send(frames.json_frame(frames.QUERY, query))
-        return None
-
-    def _on_reply(self, reply: dict) -> None:
-        """An agent's answer to a QUERY frame: {"id", ...} or {"id", "error", "code"}."""
-        lookup = self._lookups.pop(reply.get("id"), None)
-        if lookup is not None:
-            self._on_looked_up(lookup[0], lookup[1], reply)
-            return
-        waiting = self._queries.pop(reply.get("id"), None)
-        if waiting is None:
-            return
-        connection, request_id, _, learner = waiting
-        if "error" in reply:  # the agent's reply frame, not a control request
-            code = reply.get("code")
-            fault = Fault(code) if code in Fault.__members__.values() else Fault.AGENT_ERROR
-            connection.fail(request_id, fault, str(reply["error"]),
-                            log_start=reply.get("log_start"))
-            return
-        connection.reply({"id": request_id, "ok": True, "learner": learner,
-                          "entries": reply["entries"], "decided_up_to": reply["decided_up_to"],
-                          "log_start": reply.get("log_start", 0)})
 
     def _agent(self, request: Request) -> AgentProcess:
         name = request.get("agent")
@@ -825,12 +533,14 @@ class Supervisor:
                    if k in request}
         if changes:
             try:
-                settings = update_chaos(self.chaos.settings, changes, tuple(self.agents))
+                self.chaos = update_chaos(self.chaos, changes, tuple(self.agents))
             except ValueError as e:
                 raise BadRequest(str(e)) from None
-            self.chaos.set(settings)
-            log.warning("chaos now: %s", self.chaos.settings.describe() or "off")
-        return {"ok": True, "chaos": self.chaos.settings.describe()}
+            frame = _chaos_frame(self.chaos)
+            for agent in self.agents.values():
+                agent.send(frame)  # a starting agent gets it at spawn
+            log.warning("chaos now: %s", self.chaos.describe() or "off")
+        return {"ok": True, "chaos": self.chaos.describe()}
 
     def _op_metrics(self, connection, request) -> dict:
         return {"ok": True, "text": self.metrics.text(), "url": self.metrics_url}
@@ -874,24 +584,29 @@ class Supervisor:
                 gauges=beat_gauges(beat) if beat else {}))
         # Learners restore their decisions from disk, so this only grows.
         self.decisions = max(self.decisions, decided_slot + 1)
+
+        def total(key: str) -> int:
+            return sum(sample.totals.get(key, 0) for sample in samples)
+
+        def learned(key: str) -> int:
+            # Every learner applies the same commands: the furthest one's count.
+            return max((sample.totals.get(key, 0) for sample in samples
+                        if sample.name in self.membership.learners), default=0)
         self.metrics.collector.snapshot = Snapshot(
             cluster=self.manifest.name,
             agents=tuple(samples),
             has_leader=leader is not None,
             leader_changes=self.leader_changes,
             leader_changed_at=self.leader_changed_at,
-            proposals={"decided": self.counters["proposals_decided"],
-                       "timeout": self.counters["proposals_timeout"],
-                       "rejected": self.counters["proposals_rejected"],
-                       "expired": self.counters["proposals_expired"]},
+            proposals={"decided": learned("applied_commands"), "expired": learned("expired")},
             decisions=self.decisions,
             decided_slot=decided_slot,
-            hub_dropped={"unreachable": self.counters["dropped_unreachable"],
-                         "chaos_drop": self.chaos.dropped,
-                         "partition": self.chaos.partitioned},
-            chaos_duplicated=self.chaos.duplicated,
-            chaos_delayed=self.chaos.delayed,
-            chaos_active=self.chaos.settings.describe(),
+            hub_dropped={"unreachable": total("dropped:unreachable") + total("dropped:overflow"),
+                         "chaos_drop": total("chaos:drop"),
+                         "partition": total("chaos:partition")},
+            chaos_duplicated=total("chaos:duplicate"),
+            chaos_delayed=total("chaos:delay"),
+            chaos_active=self.chaos.describe(),
         )
 
     def _op_down(self, connection, request) -> None:
@@ -905,16 +620,6 @@ class BadRequest(OpError):
 
     def __init__(self, message: str) -> None:
         super().__init__(Fault.BAD_REQUEST, message)
-
-
-def _digest(value: str) -> bytes:
-    """What the supervisor keeps of an applied value: enough to tell another value apart."""
-    return hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def _conflict(request_id: str, first_slot: int) -> str:
-    return (f"request_id_conflict: request id {request_id} was decided at slot {first_slot} "
-            "with another value; this value was not decided under it: use a new request id")
 
 
 def _show(value: Any, limit: int = 40) -> str:
@@ -943,9 +648,7 @@ def _number(request: Request, key: str, default: float, low: float, high: float,
 #: it refuses a request by raising `OpError` (`BadRequest` for a bad field).
 OPS: Mapping[str, Callable[[Supervisor, ClientConnection, Request], dict | None]] = {
     "ping": Supervisor._op_ping,
-    "propose": Supervisor._op_propose,
     "status": Supervisor._op_status,
-    "decided": Supervisor._op_decided,
     "kill": Supervisor._op_kill,
     "restart": Supervisor._op_restart,
     "metrics": Supervisor._op_metrics,
@@ -965,3 +668,10 @@ def process_usage(pid: int | None) -> dict[str, Any]:
             return {"cpu_s": round(cpu.user + cpu.system, 3), "rss_bytes": p.memory_info().rss}
     except psutil.Error:
         return {"cpu_s": None, "rss_bytes": None}
+
+
+def _chaos_frame(settings: ChaosSettings) -> bytes:
+    """The CHAOS frame that puts `settings` in force at an agent."""
+    return frames.json_frame(frames.CHAOS, {
+        "drop": settings.drop, "duplicate": settings.duplicate, "delay": settings.delay,
+        "partition": list(settings.partition), "seed": settings.seed})

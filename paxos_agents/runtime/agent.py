@@ -2,14 +2,22 @@
 
 Each iteration:
 
-1. wait on the inbox until the next tick or heartbeat is due, then read
-   every frame already there and `step` the node with it;
+1. wait (epoll) until a socket, the supervisor's inbox, the next tick or
+   heartbeat is due, then run each ready descriptor's handler: peer
+   messages `step` the node, client frames become proposals, watches and
+   queries (`Clients`);
 2. `tick` the node for each tick period that has passed;
-3. drain `Ready`: persist (one SQLite transaction for everything the
-   iteration produced: group commit), then send `send_after_persist` and
-   `send`, report applied commands; messages to itself are stepped at
+3. drain `Ready`: send what needs no persist (it goes out during the
+   fsync), persist (one SQLite transaction for everything the iteration
+   produced: group commit), then send `send_after_persist`; answer the
+   clients watching what was applied; messages to itself are stepped at
    once, after the persist, and drained again;
-4. report a heartbeat with its counters when one is due.
+4. write every connection once (one send per peer per turn), and a
+   heartbeat to the supervisor when one is due.
+
+The supervisor is not on the data path: a stopped supervisor stalls
+nothing here. The outbox pipe to it is non-blocking, and a heartbeat that
+finds it full is skipped (the next one says the same, newer).
 
 A `StorageError` is never swallowed: an agent that cannot make its state
 durable must stop rather than answer.
@@ -17,47 +25,49 @@ durable must stop rather than answer.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
-import select
+import selectors
 import signal
 import time
 from collections import Counter
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection as Pipe
 from typing import Callable
 
-from ..core.commands import Command
 from ..core.node import Node
 from ..core.proposer import Phase
-from ..core.ready import log_entries
 from . import frames
+from .clients import Clients
 from .codec import CodecError, decode, encode
 from .spec import AgentSpec
 from .storage import Storage
+from .chaos import ChaosSettings
+from .transport import Transport
 
 log = logging.getLogger("paxos_agents.agent")
 
-#: Bytes read from the inbox per iteration at most, so ticks keep up.
-READ_BYTES = 1 << 20
+#: Bytes read from the inbox per iteration at most.
+READ_BYTES = 1 << 16
 #: Ticks caught up at most after a stall (GC pause, a slow fsync).
 MAX_CATCH_UP_TICKS = 5
-#: Bytes of stored values a `decided` query reads per page at most (about).
-QUERY_BYTES = 4 << 20
 #: Seconds between two progress lines of a learner's catch-up.
 CATCHUP_LOG_SECONDS = 1.0
 #: Upper bounds (seconds) of the persist-latency histogram buckets.
 PERSIST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+#: Bytes of heartbeats held for a supervisor that does not read, at most.
+MAX_OUTBOX_BYTES = 1 << 20
 
 
 class Agent:
-    """One agent incarnation: a `Node`, its storage and its two pipes."""
+    """One agent incarnation: a `Node`, its storage, its endpoint and its two pipes."""
 
     def __init__(
         self,
         spec: AgentSpec,
-        inbox: Connection,
-        outbox: Connection,
+        inbox: Pipe,
+        outbox: Pipe,
         storage: Storage,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -68,14 +78,16 @@ class Agent:
         self._outbox = outbox
         self._inbox_fd = inbox.fileno()
         self._outbox_fd = outbox.fileno()
+        os.set_blocking(self._outbox_fd, False)
         self._reader = frames.FrameReader()
-        self._out: list[bytes] = []
+        self._unsent = b""
         self._storage = storage
         self._clock = clock
         self.node = Node(spec.name, spec.membership, spec.settings, storage.load(),
                          random.Random(spec.seed), store=storage)
         self._stopping = False
         self._was_leader = False
+        self._leader_hint: str | None = None
         self.received: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         self.malformed = 0
@@ -83,6 +95,16 @@ class Agent:
         self.persist_count = 0
         self.persist_sum = 0.0
         self._catchup_logged = (0, 0.0)  # (slots installed, when) at the last progress line
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._inbox_fd, selectors.EVENT_READ, self._on_inbox)
+        members = frozenset(spec.membership.proposers) | frozenset(spec.membership.acceptors) \
+            | frozenset(spec.membership.learners)
+        self.transport = Transport(
+            name=spec.name, incarnation=spec.incarnation, cluster_id=spec.cluster_id,
+            run_dir=spec.run_dir, members=members, selector=self._selector,
+            on_message=self._on_message, on_client=self._on_client_frame,
+            welcome=self._welcome, clock=clock)
+        self.clients = Clients(self.node, storage, self.transport)
 
     def stop(self, *_: object) -> None:
         """Finish the current iteration (its persist included), then return from `run`."""
@@ -97,113 +119,101 @@ class Agent:
         now = self._clock()
         next_tick = now + tick
         next_beat = now  # report at once: the supervisor waits for it
-        poller = select.poll()
-        poller.register(self._inbox_fd, select.POLLIN)
-        while not self._stopping:
-            timeout = min(next_tick, next_beat) - self._clock()
-            if poller.poll(max(0, int(timeout * 1000) + 1) if timeout > 0 else 0):
-                if not self._read_inbox():
-                    log.info("supervisor gone (inbox closed); exiting")
-                    return
-            now = self._clock()
-            ticks = 0
-            while now >= next_tick:
-                if ticks < MAX_CATCH_UP_TICKS:
-                    self.node.tick()
-                    ticks += 1
-                    next_tick += tick
-                else:
-                    next_tick = now + tick
+        select = self._selector.select
+        transport = self.transport
+        try:
+            while not self._stopping:
+                due = min(next_tick, next_beat)
+                delayed = transport.next_due()
+                if delayed is not None:
+                    due = min(due, delayed)
+                timeout = due - self._clock()
+                for key, mask in select(timeout if timeout > 0 else 0):
+                    key.data(mask)
+                now = self._clock()
+                ticks = 0
+                while now >= next_tick:
+                    if ticks < MAX_CATCH_UP_TICKS:
+                        self.node.tick()
+                        ticks += 1
+                        next_tick += tick
+                    else:
+                        next_tick = now + tick
+                self._flush()
+                if self.node.is_leader != self._was_leader:
+                    # Tell the supervisor at once (status, metrics, the death hint).
+                    self._was_leader = self.node.is_leader
+                    next_beat = now
+                self._note_leader()
+                transport.flush()
+                if now >= next_beat:
+                    self._report(frames.json_frame(frames.HEARTBEAT, self.heartbeat()))
+                    next_beat = now + beat
+                    self._log_catchup(now)
+                if self._unsent:
+                    self._write_outbox()
             self._flush()
-            if self.node.is_leader != self._was_leader:
-                # Tell the supervisor at once: it routes proposals to the leader.
-                self._was_leader = self.node.is_leader
-                next_beat = now
-            if now >= next_beat:
-                self._send(frames.json_frame(frames.HEARTBEAT, self.heartbeat()))
-                next_beat = now + beat
-                self._log_catchup(now)
-            self._write_out()
-        self._flush()
-        self._write_out()
-        log.info("stopped")
+            transport.flush()
+            log.info("stopped")
+        finally:
+            transport.close()
 
     # ---------------------------------------------------------------- input
 
-    def _read_inbox(self) -> bool:
-        """Handle every frame that has arrived; False once the supervisor is gone."""
+    def _on_inbox(self, _mask: int) -> None:
+        """Frames from the supervisor (control plane only)."""
         try:
             data = os.read(self._inbox_fd, READ_BYTES)
         except OSError:
-            return False
+            data = b""
         if not data:
-            return False
+            log.info("supervisor gone (inbox closed); exiting")
+            self._stopping = True
+            return
         for frame in self._reader.feed(data):
             kind = frame[:1]
-            if kind == frames.PEER:
-                try:
-                    msg = decode(frame[1:])
-                except CodecError as e:
-                    self.malformed += 1
-                    log.warning("dropped a malformed message: %s", e)
-                else:
-                    self.received[type(msg).__name__] += 1
-                    self.node.step(msg)
-            elif kind == frames.PROPOSE:
-                self._propose(frames.json_body(frame))
-            elif kind == frames.QUERY:
-                self._answer(frames.json_body(frame))
-            elif kind == frames.SUSPECT:
+            if kind == frames.SUSPECT:
                 self.node.suspect(frame[1:].decode())
+            elif kind == frames.CHAOS:
+                self.transport.chaos.set(ChaosSettings.from_json(frames.json_body(frame)))
             else:
                 self.malformed += 1
                 log.warning("dropped a frame of unknown kind %r", kind)
-        return True
 
-    def _propose(self, commands: list) -> None:
-        if self.node.proposer is None:
-            log.warning("got %d proposal(s) but plays no proposer; dropped", len(commands))
+    def _on_message(self, sender: str, frame: bytes) -> None:
+        """A protocol message from peer `sender` (named by the connection's handshake)."""
+        try:
+            msg = decode(frame)
+        except CodecError as e:
+            self.malformed += 1
+            log.warning("dropped a malformed message from %s: %s", sender, e)
             return
-        for request_id, payload, *issued in commands:
-            self.node.propose(Command(str(request_id), str(payload),
-                                      int(issued[0]) if issued else -1))
+        if msg.src != sender or msg.dst != self.name:
+            self.malformed += 1
+            log.warning("dropped a %s from %s that says it is from %s to %s",
+                        type(msg).__name__, sender, msg.src, msg.dst)
+            return
+        self.received[type(msg).__name__] += 1
+        self.node.step(msg)
 
-    def _answer(self, query: dict) -> None:
-        reply: dict = {"id": query.get("id")}
-        learner = self.node.learner
-        if query.get("op") == "decided" and learner is not None:
-            start = query.get("from")
-            reply.update(self._decided(self._storage.log_start if start is None else int(start),
-                                       int(query.get("limit", 1000))))
-        else:
-            reply["error"] = f"{self.name} cannot answer {query.get('op')!r}"
-        self._send(frames.json_frame(frames.REPLY, reply))
+    def _on_client_frame(self, conn, frame: bytes | None) -> None:
+        self.clients.on_frame(conn, frame)
 
-    def _decided(self, start: int, limit: int) -> dict:
-        """A page of the applied log from slot `start`, read from disk (whole slots)."""
-        learner = self.node.learner
-        assert learner is not None
-        first = self._storage.log_start
-        if start < first:
-            return {"error": f"slot {start} is no longer retained; the log starts at slot {first}",
-                    "code": "not_retained", "log_start": first}
-        entries: list[dict] = []
-        while len(entries) < limit:
-            piece = self._storage.read_log(start, QUERY_BYTES)
-            if not piece.decisions:
-                break
-            for entry in log_entries(piece.decisions, piece.first_slots):
-                if len(entries) >= limit and entry.slot != entries[-1]["slot"]:
-                    break  # whole slots only, so the next page starts at a slot
-                entries.append({"slot": entry.slot, "value": entry.payload,
-                                "request_id": entry.request_id, "noop": entry.noop})
-            start = piece.decisions[-1][0] + 1
-        return {"entries": entries, "decided_up_to": learner.decided_up_to, "log_start": first}
+    def _welcome(self) -> dict:
+        """What a connecting client learns at once: roles, leader, applied slot."""
+        node = self.node
+        out: dict = {"roles": sorted(self.spec.membership.roles(self.name))}
+        if node.proposer is not None:
+            out["leader"] = self.name if node.is_leader else node.proposer.leader
+        if node.learner is not None:
+            out["applied"] = node.learner.decided_up_to
+            out["log_start"] = self._storage.log_start
+        return out
 
     # --------------------------------------------------------------- output
 
     def _flush(self) -> None:
-        """Drain `Ready` until the node has nothing more: persist, then send."""
+        """Drain `Ready` until the node has nothing more: send, persist, send."""
         node = self.node
         while True:
             ready = node.ready()
@@ -212,15 +222,13 @@ class Agent:
             local: list = []
             self._queue_messages(ready.send, local)
             if ready.applied:
-                # Reported before this learner's own persist: the decision is
-                # already durable at a majority of acceptors; the learner's
-                # copy only spares it re-learning the slot after a crash.
-                self._send(frames.json_frame(frames.APPLIED, [
-                    [a.slot, a.command.request_id, a.command.payload, a.first_slot]
-                    for a in ready.applied
-                ]))
+                # Before this learner's own persist: the decision is already
+                # durable at a majority of acceptors, and every learner derives
+                # the same position from it, so the answer stands even if this
+                # learner crashes before its copy is on disk.
+                self.clients.applied(ready.applied)
             if ready.persist:
-                self._write_out()  # what needs no persist goes out during the fsync
+                self.transport.flush()  # what needs no persist goes out during the fsync
                 self._storage.save(ready.persist)  # StorageError: stop, never answer
                 self._observe_persist(self._storage.persist_seconds)
             self._queue_messages(ready.send_after_persist, local)
@@ -229,27 +237,45 @@ class Agent:
 
     def _queue_messages(self, messages: list, local: list) -> None:
         name = self.name
+        send = self.transport.send
+        sent = self.sent
         for msg in messages:
             if msg.dst == name:
                 local.append(msg)
             else:
-                self.sent[type(msg).__name__] += 1
-                self._send(frames.peer_frame(msg.dst, encode(msg)))
+                sent[type(msg).__name__] += 1
+                send(msg.dst, encode(msg))
 
-    def _send(self, frame: bytes) -> None:
-        """Queue a frame for the supervisor; `_write_out` writes them together."""
-        self._out.append(frame)
-
-    def _write_out(self) -> None:
-        if not self._out:
+    def _note_leader(self) -> None:
+        """Tell this proposer's clients when the leader it knows of changes."""
+        proposer = self.node.proposer
+        if proposer is None:
             return
-        data = memoryview(frames.pack(self._out))
-        self._out = []
+        leader = self.name if proposer.phase is Phase.LEADER else proposer.leader
+        if leader != self._leader_hint:
+            self._leader_hint = leader
+            self.clients.leader_changed(leader)
+
+    def _report(self, frame: bytes) -> None:
+        """Queue a report for the supervisor; skipped while older ones are unsent."""
+        if len(self._unsent) > MAX_OUTBOX_BYTES:
+            return
+        self._unsent += frames.pack([frame])
+        self._write_outbox()
+
+    def _write_outbox(self) -> None:
+        """Write what the pipe takes, never blocking: a stopped supervisor
+        must not stall the data path."""
         try:
-            while data:
-                data = data[os.write(self._outbox_fd, data):]
-        except OSError:
-            self._stopping = True  # the supervisor is gone
+            while self._unsent:
+                written = os.write(self._outbox_fd, self._unsent)
+                self._unsent = self._unsent[written:]
+        except BlockingIOError:
+            return
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                self._stopping = True  # the supervisor is gone
+            self._unsent = b""
 
     def _observe_persist(self, seconds: float) -> None:
         self.persist_count += 1
@@ -264,16 +290,20 @@ class Agent:
         """What the supervisor learns with each heartbeat: liveness and counters."""
         node = self.node
         p = node.proposer
+        transport = self.transport
         return {
             "name": self.name,
+            "incarnation": self.spec.incarnation,
             "leader": p is not None and p.phase is Phase.LEADER,
             "ballot": [p.ballot.round, p.ballot.node_id] if p else None,
             "leader_hint": p.leader if p else None,
             "decided_up_to": node.learner.decided_up_to if node.learner else None,
-            "stats": node.stats(),
+            "stats": {**node.stats(), **self.clients.stats()},
             "received": dict(self.received),
             "sent": dict(self.sent),
-            "malformed": self.malformed,
+            "malformed": self.malformed + transport.malformed,
+            "dropped": dict(transport.dropped),
+            "chaos": dict(transport.chaos.counts),
             "persist": {"count": self.persist_count, "sum": self.persist_sum,
                         "buckets": self.persist_buckets},
             "state_bytes": self._state_bytes(),

@@ -1,20 +1,27 @@
-"""Frames on the pipes between one agent process and its supervisor.
+"""Frames: length-prefixed byte strings, on pipes and sockets.
 
-Each agent incarnation has two one-way pipes, used by nobody else: the
-*inbox* (supervisor -> agent) and the *outbox* (agent -> supervisor). On
-the wire a frame is a 4-byte big-endian length and that many bytes; the
-first byte of a frame says what it holds. Both ends write many frames
-with one `write` and read whatever is there with one `read`
-(`FrameReader`), which keeps system calls per message low.
-Peer messages travel as codec bytes the supervisor routes without
-decoding; everything else is JSON. Nothing is pickled.
+On the wire a frame is a 4-byte big-endian length and that many bytes.
+Writers put many frames in one `write`/`send` and readers split whatever
+one `read` returned (`FrameReader`), which keeps system calls per message
+low. The first byte of a frame usually says what it holds.
 
-Why pipes and not `multiprocessing.Queue`: a Queue's reader holds a lock
-while it blocks in `get()`, and a writer holds one during `put()`; a
-process killed with SIGKILL at that moment leaves the lock held and
-wedges every other user of that Queue for good. A pipe with one writer
-and one reader per incarnation has no shared lock, and the reader sees
-EOF when the writer dies.
+Two kinds of channel carry frames:
+
+- the *pipes* between one agent incarnation and its supervisor (the
+  control plane): an *inbox* (supervisor -> agent: SUSPECT, CHAOS) and an
+  *outbox* (agent -> supervisor: HEARTBEAT, LOADING, FATAL), used by
+  nobody else. No command and no protocol message travels here;
+- the *sockets* of the data path (`transport`, `clientwire`), whose
+  handshake replies are WELCOME and REFUSE.
+
+Why pipes and sockets and not `multiprocessing.Queue` (the 2012 demo's
+"one process per role over Queues"): a Queue's reader holds a lock while
+it blocks in `get()`, and a writer holds one during `put()`; a process
+killed with SIGKILL at that moment leaves the lock held and wedges every
+other user of that Queue for good, and a Queue's buffer outlives the
+process it was meant for. A pipe or stream socket with one writer and one
+reader has no shared lock, and the reader sees EOF when the writer dies.
+Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -23,32 +30,22 @@ import json
 import struct
 from typing import Any, Iterable
 
-# agent -> supervisor
-PEER = b"M"  # PEER + dst + NUL + codec bytes: route to dst
-HEARTBEAT = b"H"  # HEARTBEAT + JSON stats: alive, and its counters
-APPLIED = b"A"  # APPLIED + JSON [[slot, request_id, payload, first_slot], ...]
-REPLY = b"R"  # REPLY + JSON {"id": ..., ...}: the answer to a QUERY
+# agent -> supervisor (outbox)
+HEARTBEAT = b"H"  # HEARTBEAT + JSON report: alive, and its counters
 FATAL = b"E"  # FATAL + UTF-8 text: why the agent is about to exit
 LOADING = b"L"  # LOADING: alive, still opening its store (not serving yet)
 
-# supervisor -> agent (PEER frames arrive as PEER + codec bytes)
-PROPOSE = b"P"  # PROPOSE + JSON [[request_id, payload], ...]
-QUERY = b"Q"  # QUERY + JSON {"id": ..., "op": ...}
+# supervisor -> agent (inbox)
 SUSPECT = b"S"  # SUSPECT + agent name: that agent's process died (a failure-detector hint)
+CHAOS = b"C"  # CHAOS + JSON settings: the faults to inject into what the agent sends
+
+# data-path handshake replies (sockets; see transport)
+WELCOME = b"+"  # WELCOME + JSON: the receiver's name, incarnation and what it knows
+REFUSE = b"-"  # REFUSE + UTF-8 text: why the connection is refused (then it closes)
 
 #: Exit code of an agent that must not be restarted until an operator acts
 #: (an unreadable state file): restarting would only fail the same way.
 EXIT_NEEDS_OPERATOR = 78
-
-
-def peer_frame(dst: str, payload: bytes) -> bytes:
-    return PEER + dst.encode() + b"\x00" + payload
-
-
-def split_peer(frame: bytes) -> tuple[str, bytes]:
-    """The destination and the codec bytes of a PEER frame from an agent."""
-    end = frame.index(b"\x00", 1)
-    return frame[1:end].decode(), frame[end + 1:]
 
 
 def json_frame(kind: bytes, obj: Any) -> bytes:

@@ -24,6 +24,9 @@ class AgentSpec:
       none, as in tests that run an agent alone).
     - `has_run`: the supervisor's registry says this member ran before, so
       a missing state file means lost state, not a new member.
+    - `run_dir`: the folder of the cluster's endpoints (`transport`), and
+      `incarnation`: which start of this agent this is (from 1), named in
+      every connection's handshake.
     """
 
     name: str
@@ -39,3 +42,5 @@ class AgentSpec:
     cluster_id: str = ""
     member_id: str = ""
     has_run: bool = False
+    run_dir: str = ""
+    incarnation: int = 1

@@ -1,0 +1,249 @@
+"""An agent's side of its client connections (see `clientwire`).
+
+A proposer takes PROPOSE frames and hands each command to its node (which
+proposes it as leader, or forwards it to the leader), and tells its
+clients which proposer leads (LEADER), so they send there next.
+
+A learner takes WATCH frames: each request id is answered as soon as the
+learner knows where it was first decided: at once if its request index
+already has it (a retry, or an answer the client missed), else when the
+learner applies it. The answer is the command's *position* (slot, index
+in the slot's value) and the digest of the first decided payload. QUERY
+frames page through the applied log.
+
+Nothing here blocks: answers are queued on the connection and written
+with everything else once per loop turn.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections import Counter
+from typing import Iterable
+
+from ..core.commands import Command
+from ..core.node import Node
+from ..core.ready import EXPIRED, Applied
+from . import clientwire as wire
+from .storage import Storage
+from .transport import Connection, Transport
+
+log = logging.getLogger("paxos_agents.agent")
+
+#: Bytes of stored values a `decided` query reads per page at most (about).
+QUERY_BYTES = 4 << 20
+#: Entries a `decided` query returns at most.
+MAX_QUERY_LIMIT = 100_000
+
+
+def payload_bytes(payload: bytes | str) -> bytes:
+    """A command payload as the bytes the client sent."""
+    if isinstance(payload, str):  # a payload stored by 0.2 (text)
+        return payload.encode("utf-8", "surrogateescape")
+    return payload
+
+
+class Clients:
+    """The client connections of one agent, and the request ids they watch."""
+
+    def __init__(self, node: Node, storage: Storage, transport: Transport) -> None:
+        self._node = node
+        self._storage = storage
+        self._transport = transport
+        self._connections: set[Connection] = set()
+        #: request id -> the connections waiting to hear where it was decided.
+        self._watches: dict[str, list[Connection]] = {}
+        self.counts: Counter[str] = Counter()
+
+    def stats(self) -> dict[str, int]:
+        return {"client_connections": len(self._connections),
+                "client_commands": self.counts["commands"],
+                "client_watches": len(self._watches),
+                "client_answers": self.counts["answers"]}
+
+    # -------------------------------------------------------------- frames
+
+    def on_frame(self, conn: Connection, frame: bytes | None) -> None:
+        """A new client (None), one of its frames, or its end (b"")."""
+        if frame is None:
+            self._connections.add(conn)
+            return
+        if not frame:
+            self._forget(conn)
+            return
+        kind = frame[:1]
+        try:
+            if kind == wire.PROPOSE and self._node.proposer is not None:
+                self._propose(conn, wire.decode_commands(frame[1:]))
+            elif kind == wire.WATCH and self._node.learner is not None:
+                self._watch(conn, wire.decode_ids(frame[1:]))
+            elif kind == wire.QUERY and self._node.learner is not None:
+                self._query(conn, json.loads(frame[1:]))
+            else:
+                self._error(conn, f"{self._node.node_id} cannot serve a {kind!r} frame")
+        except (wire.WireError, ValueError) as e:
+            self._error(conn, f"malformed {kind!r} frame: {e}")
+
+    def _error(self, conn: Connection, message: str, query_id: object = None) -> None:
+        log.warning("client: %s", message)
+        self._transport.reply(conn, wire.REPLY + json.dumps(
+            {"id": query_id, "error": message, "code": "bad_request"}).encode())
+
+    def _forget(self, conn: Connection) -> None:
+        self._connections.discard(conn)
+        if not self._watches:
+            return
+        for rid in [r for r, conns in self._watches.items() if conn in conns]:
+            conns = self._watches[rid]
+            conns[:] = [c for c in conns if c is not conn]
+            if not conns:
+                del self._watches[rid]
+
+    # ------------------------------------------------------------ proposer
+
+    def _propose(self, conn: Connection, commands: list[tuple[str, bytes, int]]) -> None:
+        node = self._node
+        for rid, payload, issued in commands:
+            node.propose(Command(rid, _core_payload(payload), issued))
+        self.counts["commands"] += len(commands)
+        if not node.is_leader:
+            # It was forwarded (or held until a leader shows): say where to send next.
+            leader = node.proposer.leader if node.proposer else None
+            self._transport.reply(conn, wire.LEADER + (leader or "").encode())
+
+    def leader_changed(self, leader: str | None) -> None:
+        """Tell every client of this proposer who leads now."""
+        frame = wire.LEADER + (leader or "").encode()
+        for conn in self._connections:
+            self._transport.reply(conn, frame)
+
+    # ------------------------------------------------------------- learner
+
+    def _watch(self, conn: Connection, request_ids: list[str]) -> None:
+        learner = self._node.learner
+        assert learner is not None
+        known = learner.requests.lookup(request_ids)
+        answers = []
+        for rid in request_ids:
+            first = known.get(rid)
+            if first is None:
+                self._watches.setdefault(rid, []).append(conn)
+            else:
+                answers.append(self._first_position(rid, first))
+        if answers:
+            self._answer(conn, answers)
+
+    def _first_position(self, rid: str, first_slot: int) -> wire.Outcome:
+        """Where `rid` was first decided, read back from the log on disk."""
+        if first_slot < self._storage.log_start:
+            return wire.Outcome(rid, wire.NOT_RETAINED, first_slot, 0, b"\0" * 8)
+        piece = self._storage.read_log(first_slot, 1)
+        for slot, value in piece.decisions[:1]:
+            if slot != first_slot:
+                break
+            for index, command in enumerate(value):
+                if command.request_id == rid:
+                    return wire.Outcome(rid, wire.DECIDED, slot, index,
+                                        wire.digest(payload_bytes(command.payload)))
+        return wire.Outcome(rid, wire.NOT_RETAINED, first_slot, 0, b"\0" * 8)
+
+    def applied(self, applied: Iterable[Applied]) -> None:
+        """The learner applied these (one per command of each slot, in order):
+        answer whoever watches their request ids."""
+        watches = self._watches
+        if not watches:
+            return
+        slot = -1
+        index = 0
+        here: dict[str, wire.Outcome] = {}  # first positions assigned in this batch
+        by_conn: dict[Connection, list[wire.Outcome]] = {}
+        for a in applied:
+            if a.slot != slot:
+                slot, index = a.slot, 0
+            else:
+                index += 1
+            rid = a.command.request_id
+            if a.first_slot == a.slot and rid not in here:
+                here[rid] = wire.Outcome(rid, wire.DECIDED, a.slot, index,
+                                         wire.digest(payload_bytes(a.command.payload)))
+            conns = watches.pop(rid, None)
+            if conns is None:
+                continue
+            if a.first_slot == EXPIRED:
+                outcome = wire.Outcome(rid, wire.EXPIRED, a.slot, index, b"\0" * 8)
+            else:
+                outcome = here.get(rid) or self._first_position(rid, a.first_slot)
+            for conn in conns:
+                by_conn.setdefault(conn, []).append(outcome)
+        for conn, outcomes in by_conn.items():
+            self._answer(conn, outcomes)
+
+    def _answer(self, conn: Connection, outcomes: list[wire.Outcome]) -> None:
+        self.counts["answers"] += len(outcomes)
+        self._transport.reply(conn, wire.OUTCOMES + wire.encode_outcomes(outcomes))
+
+    def _query(self, conn: Connection, query: dict) -> None:
+        op = query.get("op") if isinstance(query, dict) else None
+        if op != "decided":
+            self._error(conn, f"unknown query {op!r}; known: decided",
+                        query.get("id") if isinstance(query, dict) else None)
+            return
+        start = query.get("from")
+        limit = query.get("limit", 1000)
+        if not (start is None or (type(start) is int and start >= 0)) or \
+                type(limit) is not int or not 1 <= limit <= MAX_QUERY_LIMIT:
+            self._error(conn, f'"from" must be a slot >= 0 and "limit" from 1 to {MAX_QUERY_LIMIT}',
+                        query.get("id"))
+            return
+        reply = self._decided(self._storage.log_start if start is None else start, limit)
+        reply["id"] = query.get("id")
+        self._transport.reply(conn, wire.REPLY + json.dumps(reply).encode())
+
+    def _decided(self, start: int, limit: int) -> dict:
+        """A page of the applied log from slot `start`, read from disk (whole slots).
+
+        Each entry: slot, index (the command's position in the slot's
+        value), request_id, value (base64 of the payload bytes), noop.
+        """
+        learner = self._node.learner
+        assert learner is not None
+        first = self._storage.log_start
+        if start < first:
+            return {"error": f"slot {start} is no longer retained; the log starts at slot {first}",
+                    "code": "not_retained", "log_start": first}
+        entries: list[dict] = []
+        while len(entries) < limit:
+            piece = self._storage.read_log(start, QUERY_BYTES)
+            if not piece.decisions:
+                break
+            for slot, value in piece.decisions:
+                if len(entries) >= limit:
+                    break  # whole slots only, so the next page starts at a slot
+                if not value:
+                    entries.append({"slot": slot, "index": 0, "request_id": None,
+                                    "value": None, "noop": True})
+                seen: set[str] = set()
+                for index, command in enumerate(value):
+                    rid = command.request_id
+                    if piece.first_slots.get(rid) == slot and rid not in seen:
+                        seen.add(rid)
+                        entries.append({
+                            "slot": slot, "index": index, "request_id": rid,
+                            "value": base64.b64encode(payload_bytes(command.payload)).decode(),
+                            "noop": False})
+                start = slot + 1
+            else:
+                continue
+            break
+        return {"entries": entries, "decided_up_to": learner.decided_up_to, "log_start": first}
+
+
+def _core_payload(payload: bytes) -> bytes | str:
+    """The payload as the core's `Command` holds it."""
+    return payload.decode("utf-8", "surrogateescape") if _TEXT_PAYLOADS else payload
+
+
+#: True while the core's commands hold text payloads (codec version 2).
+_TEXT_PAYLOADS = True

@@ -1,0 +1,188 @@
+"""What clients and agents say to each other on the data path.
+
+A client (`paxosctl.Client`, `paxosctl propose`) connects straight to the
+proposers and to one learner (see `transport`: HELLO from "client", then
+WELCOME with the agent's incarnation and what it knows). After the
+handshake every frame starts with one kind byte:
+
+client -> proposer
+    PROPOSE + commands: decide these (see `encode_commands`).
+client -> learner
+    WATCH + request ids: tell me where each is decided (`encode_ids`).
+    QUERY + JSON {"op": "decided", "from": slot, "limit": n}.
+proposer -> client
+    LEADER + name: the leader I know of (empty: none); send there. A
+    proposer that is not the leader forwards what it got there anyway.
+learner -> client
+    OUTCOMES + records (`encode_outcomes`): for each watched request id,
+    the *position* where it was first decided (slot, and index of the
+    command in that slot's value), or that it expired.
+    REPLY + JSON: the answer to a QUERY.
+
+Positions. A slot decides a batch of commands, so a command's position is
+the pair (slot, index in the slot's value): unique, totally ordered
+(by slot, then index) and the same on every learner, since every learner
+decides the same values. A request id decided more than once (a retry)
+keeps the position of its first decision; the later copies are not
+applied. Text form: "SLOT.INDEX" (e.g. 7.0, 7.1); compare as pairs.
+
+Exactly-once rests on the learners' durable request index, not on any
+client or supervisor memory: a WATCH for a request id applied long ago
+is answered from that index (with the first position), so a retry after
+any restart gets the first answer. The digest of the first decided
+payload lets the client tell "decided with my value" from "this request
+id was decided with another value" (`request_id_conflict`).
+
+All integers little-endian. Every decoder raises `WireError` on bytes that
+are not exactly a well-formed frame body, nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Iterable, NamedTuple
+
+# client -> agent
+PROPOSE = b"P"
+WATCH = b"W"
+QUERY = b"Q"
+# agent -> client
+LEADER = b"L"
+OUTCOMES = b"O"
+REPLY = b"R"
+
+#: Outcome statuses.
+DECIDED = 0
+EXPIRED = 1  # refused: issued before the log learners retain (see Learner)
+NOT_RETAINED = 2  # decided at a slot learners no longer keep: its value cannot be compared
+
+_COUNT = struct.Struct("<I")
+_OUTCOME = struct.Struct("<BqI8sH")  # status, slot, index, digest, request id length
+MAX_REQUEST_ID_BYTES = 1024
+
+
+class WireError(ValueError):
+    """Bytes that are not a well-formed client frame body."""
+
+
+def digest(payload: bytes) -> bytes:
+    """8 bytes that tell one payload from another (blake2b)."""
+    return hashlib.blake2b(payload, digest_size=8).digest()
+
+
+def encode_commands(commands: Iterable[tuple[str, bytes, int]]) -> bytes:
+    """(request id, payload, issued) triples as one PROPOSE body.
+
+    Layout (struct of arrays, so a batch decodes in a few C calls):
+    u32 n; n u16 request-id lengths; n u32 payload lengths; n i64 issued;
+    the request ids (UTF-8) back to back; the payloads back to back.
+    """
+    items = list(commands)
+    n = len(items)
+    ids = [rid.encode() for rid, _, _ in items]
+    payloads = [payload for _, payload, _ in items]
+    return b"".join((
+        _COUNT.pack(n),
+        struct.pack(f"<{n}H", *map(len, ids)),
+        struct.pack(f"<{n}I", *map(len, payloads)),
+        struct.pack(f"<{n}q", *(issued for _, _, issued in items)),
+        *ids, *payloads,
+    ))
+
+
+def decode_commands(data: bytes) -> list[tuple[str, bytes, int]]:
+    """The triples of a PROPOSE body; `WireError` if malformed."""
+    try:
+        (n,) = _COUNT.unpack_from(data, 0)
+        at = 4
+        id_lens = struct.unpack_from(f"<{n}H", data, at)
+        at += 2 * n
+        payload_lens = struct.unpack_from(f"<{n}I", data, at)
+        at += 4 * n
+        issued = struct.unpack_from(f"<{n}q", data, at)
+        at += 8 * n
+    except struct.error as e:
+        raise WireError(f"truncated command batch ({e})") from None
+    if at + sum(id_lens) + sum(payload_lens) != len(data):
+        raise WireError("command batch lengths do not add up to its size")
+    out = []
+    ids_at = at
+    payloads_at = at + sum(id_lens)
+    try:
+        for i in range(n):
+            rid = data[ids_at:ids_at + id_lens[i]].decode()
+            ids_at += id_lens[i]
+            payload = bytes(data[payloads_at:payloads_at + payload_lens[i]])
+            payloads_at += payload_lens[i]
+            if not rid or issued[i] < -1:
+                raise WireError(f"command {i}: empty request id or issued below -1")
+            out.append((rid, payload, issued[i]))
+    except UnicodeDecodeError:
+        raise WireError("a request id is not UTF-8") from None
+    return out
+
+
+def encode_ids(request_ids: Iterable[str]) -> bytes:
+    """Request ids as a WATCH body: u16 length + UTF-8, back to back."""
+    parts = []
+    for rid in request_ids:
+        raw = rid.encode()
+        parts.append(struct.pack("<H", len(raw)))
+        parts.append(raw)
+    return b"".join(parts)
+
+
+def decode_ids(data: bytes) -> list[str]:
+    out = []
+    at = 0
+    end = len(data)
+    try:
+        while at < end:
+            (size,) = struct.unpack_from("<H", data, at)
+            at += 2
+            if at + size > end or not size:
+                raise WireError("truncated or empty request id")
+            out.append(data[at:at + size].decode())
+            at += size
+    except (struct.error, UnicodeDecodeError):
+        raise WireError("malformed request id list") from None
+    return out
+
+
+class Outcome(NamedTuple):
+    """Where a watched request id stands (see the module doc, "Positions")."""
+
+    request_id: str
+    status: int
+    slot: int
+    index: int
+    digest: bytes
+
+
+def encode_outcomes(outcomes: Iterable[Outcome]) -> bytes:
+    pack = _OUTCOME.pack
+    parts = []
+    for o in outcomes:
+        raw = o.request_id.encode()
+        parts.append(pack(o.status, o.slot, o.index, o.digest, len(raw)))
+        parts.append(raw)
+    return b"".join(parts)
+
+
+def decode_outcomes(data: bytes) -> list[Outcome]:
+    out = []
+    at = 0
+    end = len(data)
+    size = _OUTCOME.size
+    try:
+        while at < end:
+            status, slot, index, dig, n = _OUTCOME.unpack_from(data, at)
+            at += size
+            if at + n > end:
+                raise WireError("truncated outcome")
+            out.append(Outcome(data[at:at + n].decode(), status, slot, index, dig))
+            at += n
+    except (struct.error, UnicodeDecodeError):
+        raise WireError("malformed outcomes") from None
+    return out

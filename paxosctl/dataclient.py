@@ -1,0 +1,502 @@
+"""Commands straight to the proposers, answers straight from a learner.
+
+`DataClient` is the data path of `paxosctl.Client` (and of `paxosctl
+propose`, `decided`, `bench`): it reads `run/endpoints.json`
+(paxosctl.endpoints), connects to every proposer and to one learner
+(paxos_agents.runtime.transport's handshake), and never involves the
+supervisor, so a stopped supervisor stops no command.
+
+How one proposal goes:
+
+1. `propose_async` makes the future (and the request id, if the caller
+   gave none, before anything is sent) and queues the command for the
+   I/O thread, which owns every socket;
+2. the I/O thread WATCHes the request id at its learner, then sends the
+   command to the proposer it believes leads (commands queued together
+   go in one frame: batching below the API, never above it);
+3. the learner answers with the position where the request id was first
+   decided (paxos_agents.runtime.clientwire) and the digest of that
+   first value, and the future resolves to a `Decision`, or to
+   `RequestIdConflict` if the request id was decided with another value.
+
+A command without an answer is sent again every `retry_seconds` (to the
+leader a proposer named since, or another proposer), and at once when its
+proposer's connection is lost; learners apply a request id once, so
+resending never decides it twice. At its deadline it fails with
+`ProposalTimeout` (exit 124: it may still be decided).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import random
+import selectors
+import socket
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from paxos_agents.runtime import clientwire as wire
+from paxos_agents.runtime import frames
+from paxos_agents.runtime.transport import CLIENT, Connection, hello
+
+from .endpoints import Endpoints
+from .errors import NotRunning, OutcomeUnknown, PaxosctlError, ProposalTimeout, RequestIdConflict
+
+#: Seconds a connection's handshake may take.
+CONNECT_TIMEOUT = 2.0
+#: How often the I/O thread looks at deadlines and retries with nothing else to do.
+TICK_SECONDS = 0.05
+#: Seconds between reconnect attempts to an endpoint that is down.
+RECONNECT_SECONDS = 0.1
+#: Commands per PROPOSE frame at most.
+MAX_BATCH = 1024
+
+
+def retry_hint(request_id: str, issued: int | None = None) -> str:
+    """How to find out, or to retry without deciding the value twice."""
+    stamp = f" --issued {issued}" if issued is not None and issued >= 0 else ""
+    return (f"retry safely with the same request id: paxosctl propose --request-id "
+            f"{request_id}{stamp} VALUE (the same value; never decided twice), or look for "
+            f"{request_id} in: paxosctl decided")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A decided proposal: the position where its request id was first decided.
+
+    `slot` and `index` (the command's place in that slot's batch) make the
+    position: unique, ordered by slot then index; `position` is its text
+    form "SLOT.INDEX".
+    """
+
+    slot: int
+    index: int
+    value: bytes
+    request_id: str
+    seconds: float
+
+    @property
+    def position(self) -> str:
+        return f"{self.slot}.{self.index}"
+
+
+class Expired(PaxosctlError):
+    """Learners refused the request: it was issued before the log they retain
+    (`[log] retain`), so whether it was decided then cannot be checked; it
+    was not applied now. Look for it with `paxosctl decided`."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.request_id = request_id
+
+
+class ConnectionLost(OutcomeUnknown):
+    """The connection closed before the answer came: the request may have been done."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    request_id: str
+    payload: bytes
+    issued: int
+    started: float
+    deadline: float
+    next_try: float = 0.0
+    sent: bool = False
+    futures: list[Future] = field(default_factory=list)
+
+
+class _Endpoint:
+    """One agent the client talks to, and its connection when up."""
+
+    __slots__ = ("name", "conn", "retry_at", "info")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.conn: Connection | None = None
+        self.retry_at = 0.0
+        self.info: dict[str, Any] = {}
+
+
+class DataClient:
+    """Proposals and reads on the data path of one running cluster. Thread-safe.
+
+    Raises `NotRunning` at construction if no proposer or no learner can
+    be reached (then nothing was sent).
+    """
+
+    def __init__(self, endpoints: Endpoints, *, cluster_file: str = "") -> None:
+        self.endpoints = endpoints
+        self._cluster_file = cluster_file or endpoints.cluster
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._proposers = [_Endpoint(n) for n in endpoints.proposers]
+        learners = list(endpoints.learners)
+        random.shuffle(learners)  # spread clients over the learners
+        self._learners = [_Endpoint(n) for n in learners]
+        self._lock = threading.Lock()  # _new, _queries, _closed
+        self._new: list[tuple[_Pending, Future]] = []
+        self._pending: dict[str, _Pending] = {}
+        self._queries: dict[int, Future] = {}
+        self._query_out: list[bytes] = []
+        self._query_ids = itertools.count(1)
+        self._closed = False
+        self._leader: str | None = None
+        #: The highest slot known decided: stamps new commands (Command.issued).
+        self.applied = -1
+        for endpoint in self._proposers + self._learners:
+            self._connect(endpoint, time.monotonic())
+        if self._learner() is None or not any(p.conn for p in self._proposers):
+            self._close_all()
+            missing = "learner" if self._learner() is None else "proposer"
+            raise NotRunning(f"no {missing} of the cluster for {self._cluster_file} answers",
+                             hint="see: paxosctl status")
+        self._thread = threading.Thread(target=self._run, name="paxosctl-data", daemon=True)
+        self._thread.start()
+
+    # ---------------------------------------------------------------- API
+
+    def propose_async(self, value: bytes | str, *, request_id: str, timeout: float,
+                      issued: int | None = None) -> Future:
+        """Queue `value` under `request_id`; the future resolves to a `Decision` or raises.
+
+        `issued` is the stamp of the request's first issue (see
+        `paxos_agents.core.commands.Command`); a retry of a request made by
+        another client should pass the stamp its error reported.
+        """
+        payload = value.encode() if isinstance(value, str) else bytes(value)
+        future: Future = Future()
+        now = time.monotonic()
+        pending = _Pending(request_id, payload, self.applied if issued is None else issued,
+                           now, now + timeout)
+        with self._lock:
+            if self._closed:
+                raise NotRunning(f"the connection to {self._cluster_file} is closed")
+            self._new.append((pending, future))
+        self._wake()
+        return future
+
+    def decided_page(self, start: int | None, limit: int, timeout: float = 30.0) -> dict[str, Any]:
+        """One page of the applied log from the learner (see runtime.clients)."""
+        future: Future = Future()
+        query: dict[str, Any] = {"op": "decided", "limit": limit}
+        if start is not None:
+            query["from"] = start
+        with self._lock:
+            if self._closed:
+                raise NotRunning(f"the connection to {self._cluster_file} is closed")
+            query["id"] = query_id = next(self._query_ids)
+            self._queries[query_id] = future
+            self._query_out.append(wire.QUERY + json.dumps(query).encode())
+        self._wake()
+        try:
+            reply = future.result(timeout)
+        except TimeoutError:
+            raise OutcomeUnknown(f"no learner of {self._cluster_file} answered within "
+                                 f"{timeout:g}s") from None
+        for entry in reply.get("entries", ()):
+            if entry.get("value") is not None:
+                entry["value"] = base64.b64decode(entry["value"])
+        return reply
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._wake()
+        if self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    # --------------------------------------------------------- connections
+
+    def _connect(self, endpoint: _Endpoint, now: float) -> None:
+        """Open and greet `endpoint` (blocking, bounded); leave it down on failure."""
+        endpoint.retry_at = now + RECONNECT_SECONDS
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(CONNECT_TIMEOUT)
+        reader = frames.FrameReader()
+        try:
+            sock.connect(self.endpoints.socket(endpoint.name))
+            sock.sendall(frames.pack([hello(self.endpoints.cluster_id, CLIENT, 0, endpoint.name)]))
+            got: list[bytes] = []
+            while not got:
+                data = sock.recv(65536)
+                if not data:
+                    raise OSError("closed during the handshake")
+                got = reader.feed(data)
+        except (OSError, frames.FrameError):
+            sock.close()
+            return
+        first = got[0]
+        if first[:1] != frames.WELCOME:
+            sock.close()
+            return
+        endpoint.info = json.loads(first[1:])
+        conn = Connection(sock)
+        conn.reader = reader  # it may hold frames that came after the WELCOME
+        conn.peer = endpoint.name
+        endpoint.conn = conn
+        if "applied" in endpoint.info:
+            self.applied = max(self.applied, int(endpoint.info["applied"]))
+        if endpoint.info.get("leader"):
+            self._leader = endpoint.info["leader"]
+        self._selector.register(sock, selectors.EVENT_READ, endpoint)
+        for frame in got[1:]:
+            self._on_frame(endpoint, frame)
+
+    def _learner(self) -> _Endpoint | None:
+        for endpoint in self._learners:
+            if endpoint.conn is not None:
+                return endpoint
+        return None
+
+    def _target(self) -> _Endpoint | None:
+        """The proposer to send to: the leader if we are connected to it, else any."""
+        up = [p for p in self._proposers if p.conn is not None]
+        for p in up:
+            if p.name == self._leader:
+                return p
+        return up[0] if up else None
+
+    def _lost(self, endpoint: _Endpoint) -> None:
+        conn = endpoint.conn
+        if conn is None:
+            return
+        try:
+            self._selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.close()
+        endpoint.conn = None
+        now = time.monotonic()
+        if endpoint in self._learners:
+            # Another learner answers now: watch everything again there.
+            for pending in self._pending.values():
+                pending.next_try = now
+            with self._lock:
+                queries, self._queries = self._queries, {}
+            for future in queries.values():
+                future.set_exception(ConnectionLost("the learner closed the connection"))
+        else:
+            if self._leader == endpoint.name:
+                self._leader = None
+            for pending in self._pending.values():
+                pending.next_try = now  # it may never have arrived: send it elsewhere
+
+    # ------------------------------------------------------------- I/O loop
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except OSError:
+            pass
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    closed = self._closed
+                if closed:
+                    break
+                for key, _ in self._selector.select(TICK_SECONDS):
+                    if key.data is None:
+                        try:
+                            while os.read(self._wake_r, 4096):
+                                pass
+                        except BlockingIOError:
+                            pass
+                        continue
+                    endpoint: _Endpoint = key.data
+                    got = endpoint.conn.read() if endpoint.conn is not None else None
+                    if got is None:
+                        self._lost(endpoint)
+                        continue
+                    for frame in got:
+                        self._on_frame(endpoint, frame)
+                self._turn(time.monotonic())
+        finally:
+            self._close_all()
+
+    def _turn(self, now: float) -> None:
+        with self._lock:
+            new, self._new = self._new, []
+            queries, self._query_out = self._query_out, []
+        for endpoint in self._proposers + self._learners:
+            if endpoint.conn is None and now >= endpoint.retry_at:
+                self._connect(endpoint, now)
+        learner = self._learner()
+        fresh: list[_Pending] = []
+        for pending, future in new:
+            known = self._pending.get(pending.request_id)
+            if known is None:
+                self._pending[pending.request_id] = pending
+                pending.futures.append(future)
+                fresh.append(pending)
+            elif known.payload != pending.payload:
+                future.set_exception(RequestIdConflict(
+                    f"request_id_conflict: request id {pending.request_id} is being proposed "
+                    "with another value (not decided yet); this value was not proposed under "
+                    "it: use a new request id", request_id=pending.request_id))
+            else:
+                known.futures.append(future)
+                known.deadline = max(known.deadline, pending.deadline)
+        due = [p for p in self._pending.values() if p.next_try <= now and p not in fresh]
+        self._expire(now)
+        if learner is not None:
+            for query in queries:
+                learner.conn.queue(query)
+            send = [p for p in fresh + due if p.request_id in self._pending]
+            if send:
+                target = self._target()
+                if target is not None:
+                    learner.conn.queue(wire.WATCH + wire.encode_ids(p.request_id for p in send))
+                    for i in range(0, len(send), MAX_BATCH):
+                        target.conn.queue(wire.PROPOSE + wire.encode_commands(
+                            (p.request_id, p.payload, p.issued) for p in send[i:i + MAX_BATCH]))
+                    retry = now + self.endpoints.retry_seconds
+                    for p in send:
+                        p.sent = True
+                        p.next_try = retry
+        else:
+            for query in queries:
+                self._fail_queries(query)
+        for endpoint in self._proposers + self._learners:
+            conn = endpoint.conn
+            if conn is not None and conn.has_output:
+                try:
+                    if not conn.write():
+                        self._watch_write(endpoint, True)
+                except OSError:
+                    self._lost(endpoint)
+
+    def _watch_write(self, endpoint: _Endpoint, on: bool) -> None:
+        conn = endpoint.conn
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
+        try:
+            self._selector.modify(conn.sock, events, endpoint)
+        except (KeyError, ValueError):
+            pass
+
+    def _fail_queries(self, _query: bytes) -> None:
+        with self._lock:
+            queries, self._queries = self._queries, {}
+        for future in queries.values():
+            future.set_exception(NotRunning("no learner answers"))
+
+    def _expire(self, now: float) -> None:
+        for rid in [r for r, p in self._pending.items() if now >= p.deadline]:
+            pending = self._pending.pop(rid)
+            error = ProposalTimeout(
+                f"not decided in time, its outcome is unknown: request {rid} may still be decided"
+                if pending.sent else f"no proposer took request {rid} in time",
+                hint=retry_hint(rid, pending.issued), request_id=rid)
+            for future in pending.futures:
+                future.set_exception(error)
+
+    def _on_frame(self, endpoint: _Endpoint, frame: bytes) -> None:
+        kind = frame[:1]
+        if kind == wire.OUTCOMES:
+            for outcome in wire.decode_outcomes(frame[1:]):
+                self._settle(outcome)
+        elif kind == wire.LEADER:
+            leader = frame[1:].decode() or None
+            if leader != self._leader and leader is not None:
+                self._leader = leader
+        elif kind == wire.REPLY:
+            reply = json.loads(frame[1:])
+            with self._lock:
+                future = self._queries.pop(reply.get("id"), None)
+            if future is not None:
+                future.set_result(reply)
+
+    def _settle(self, outcome: wire.Outcome) -> None:
+        pending = self._pending.pop(outcome.request_id, None)
+        if outcome.status == wire.DECIDED and outcome.slot > self.applied:
+            self.applied = outcome.slot
+        if pending is None:
+            return
+        rid = outcome.request_id
+        if outcome.status == wire.DECIDED and outcome.digest == wire.digest(pending.payload):
+            result: Any = Decision(outcome.slot, outcome.index, pending.payload, rid,
+                                   time.monotonic() - pending.started)
+        elif outcome.status == wire.DECIDED:
+            result = RequestIdConflict(
+                f"request_id_conflict: request id {rid} was decided at position "
+                f"{outcome.slot}.{outcome.index} with another value; this value was not "
+                "decided under it: use a new request id", request_id=rid, slot=outcome.slot,
+                hint=f"see it with: paxosctl decided --from {outcome.slot}")
+        elif outcome.status == wire.EXPIRED:
+            result = Expired(
+                f"request {rid} expired: it was issued (after slot {pending.issued}) before the "
+                f"{self.endpoints.retain_slots} slots learners keep ([log] retain), so whether "
+                "it was decided then cannot be checked; it was not applied now",
+                hint="see paxosctl decided; propose it under a new request id if it is not there",
+                request_id=rid)
+        else:
+            result = Expired(
+                f"request id {rid} was first decided at slot {outcome.slot}, which learners no "
+                "longer keep, so its value cannot be compared with this one; this value was not "
+                "decided under it", request_id=rid,
+                hint="see paxosctl decided; propose it under a new request id if it is not there")
+        for future in pending.futures:
+            if isinstance(result, Decision):
+                future.set_result(result)
+            else:
+                future.set_exception(result)
+
+    def _close_all(self) -> None:
+        for endpoint in self._proposers + self._learners:
+            if endpoint.conn is not None:
+                try:
+                    self._selector.unregister(endpoint.conn.sock)
+                except (KeyError, ValueError):
+                    pass
+                endpoint.conn.close()
+                endpoint.conn = None
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            error = ConnectionLost(
+                f"the client closed before request {p.request_id} was answered: it may still "
+                "be decided", hint=retry_hint(p.request_id, p.issued), request_id=p.request_id)
+            for future in p.futures:
+                if not future.done():
+                    future.set_exception(error)
+        with self._lock:
+            self._closed = True
+            new, self._new = self._new, []
+            queries, self._queries = self._queries, {}
+        for _, future in new:
+            future.set_exception(NotRunning("the client closed before this was sent"))
+        for future in queries.values():
+            future.set_exception(ConnectionLost("the client closed"))
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._selector.close()
+
+
+def json_value(value: bytes | None) -> Any:
+    """A payload as JSON shows it: the text when it is UTF-8, else
+    {"base64": "..."} (the bytes, base64-encoded). None for a no-op."""
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(value).decode()}
+
+
+__all__ = ["DataClient", "Decision", "Expired", "ConnectionLost", "json_value", "retry_hint"]
