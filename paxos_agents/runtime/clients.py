@@ -125,10 +125,13 @@ class Clients:
         learner = self._node.learner
         assert learner is not None
         known = learner.requests.lookup(request_ids)
+        durable = self._storage.applied
         answers = []
         for rid in request_ids:
             first = known.get(rid)
-            if first is None:
+            if first is None or first > durable:
+                # Not applied yet; or applied by a message stepped earlier in
+                # this turn, whose report (`applied`) is still to come.
                 self._watches.setdefault(rid, []).append(conn)
             else:
                 answers.append(self._first_position(rid, first))

@@ -10,6 +10,8 @@ once, at its slot: the history passes `check`.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from .harness import FAST_RESTART, TOPOLOGIES, Load, alive, verify, wait_until
@@ -52,3 +54,37 @@ def test_supervisor_kill9_mid_load(fault_clusters, topology: str) -> None:
     assert acked_before >= 50
     report, _ = verify(cluster, history)
     assert report.acknowledged >= acked_before + 20, report.summary()
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_supervisor_stopped_stalls_no_command_and_kills_no_agent(fault_clusters,
+                                                                  topology: str) -> None:
+    """SIGSTOP the supervisor for longer than the health timeout: proposals
+    are still decided (the data path does not go through it), and after
+    SIGCONT it restarts nobody for the silence its own stall caused."""
+    cluster = fault_clusters(topology, health={"heartbeat_interval": "100ms",
+                                               "heartbeat_timeout": "1s"})
+    supervisor = cluster.supervisor()
+    before = {a["name"]: (a["pid"], a["restarts"]) for a in cluster.status()["agents"]}
+    load = Load(cluster, f"stop-{topology}", threads=3, timeout=5.0).start()
+    try:
+        load.wait_acked(20, 30, "before the stop")
+        supervisor.suspend()
+        try:
+            acked = load.acked
+            load.wait_acked(acked + 50, 10, "while the supervisor is stopped")
+            result = cluster.run("propose", "--timeout", "3", "while-stopped")
+            assert result.returncode == 0, result
+            # Past the 1s heartbeat timeout, in the supervisor's own clock.
+            time.sleep(2.5)
+        finally:
+            supervisor.resume()
+        status = wait_until(lambda: cluster.status(), 10, "the supervisor to answer again")
+        load.wait_acked(load.acked + 20, 20, "after SIGCONT")
+        after = {a["name"]: (a["pid"], a["restarts"]) for a in cluster.status()["agents"]}
+    finally:
+        history = load.stop()
+    assert after == before, (before, after, status)
+    assert "stalled for" in (cluster.dir / "state" / "logs" / "supervisor.log").read_text() \
+        or any("stalled for" in p.read_text() for p in cluster.dir.rglob("supervisor.log"))
+    verify(cluster, history)
