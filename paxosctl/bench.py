@@ -1,27 +1,46 @@
-"""`paxosctl bench`: throughput and latency of the running cluster, with context.
+"""`paxosctl bench`: throughput, latency and CPU per command of the running cluster.
 
 Load goes through the same `Client` API users have: `concurrency`
-proposals in flight on one connection, each a fresh request id. The raw
-throughput of a `multiprocessing.Queue` between two processes is measured
-in the same run, so the figure can be read as a ratio to what this
-machine can move at all (absolute figures drift on shared machines).
+proposals in flight, one `propose_async` call, one future and one fresh
+request id per command (no batching above the API). A warm-up of
+`warmup` commands runs first and is not measured.
+
+CPU per decided command: psutil user+system CPU of every agent process
+(pids from `status()`), of the supervisor (its pid file) and of this
+process, read right before the measured phase and right after its last
+answer, divided by the commands decided in it. A process that ended or
+was replaced meanwhile cannot be measured: its figure is None and its
+name is listed in `cpu_replaced` (and the cluster's sum is None too).
+
+The raw throughput of a `multiprocessing.Queue` between two processes is
+measured in the same run, so the figure can be read as a ratio to what
+this machine can move at all (absolute figures drift on shared machines).
 """
 
 from __future__ import annotations
 
 import collections
+import inspect
 import multiprocessing
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
+
+import psutil
 
 from .client import Client
 from .errors import PaxosctlError
+from .pidfile import running_supervisor
 
 #: Items the Queue measurement moves (about a third of a second here).
 QUEUE_ITEMS = 100_000
+#: Warm-up commands when none is asked for: this many, or a fifth of the requests if fewer.
+WARMUP_DEFAULT = 2000
+#: The key of the supervisor, of this process and of the sum in `cpu_us_per_command`.
+SUPERVISOR, CLIENT, CLUSTER = "supervisor", "client", "cluster"
 
 
 def _drain(queue: Any, items: int, done: Any) -> None:
@@ -50,6 +69,103 @@ def queue_limit(items: int = QUEUE_ITEMS, size: int = 16) -> float:
     return items / seconds
 
 
+def default_warmup(requests: int | None) -> int:
+    """The warm-up when none is given: WARMUP_DEFAULT, or a fifth of `requests` if less."""
+    return WARMUP_DEFAULT if requests is None else min(WARMUP_DEFAULT, requests // 5)
+
+
+# ------------------------------------------------------------------ CPU
+
+
+def _cpu_seconds(process: psutil.Process) -> float | None:
+    """User+system CPU seconds of `process` (the very one), None if it is gone."""
+    try:
+        if not process.is_running():  # also False if the pid was reused
+            return None
+        times = process.cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return None
+
+
+def _process(pid: Any) -> psutil.Process | None:
+    if not isinstance(pid, int):
+        return None
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds of the cluster's processes and of this one, from `start` to `stop`."""
+
+    client: Client
+    state_dir: Path | None
+    processes: dict[str, psutil.Process | None] = field(default_factory=dict)
+    before: dict[str, float | None] = field(default_factory=dict)
+
+    def _find(self) -> dict[str, psutil.Process | None]:
+        """name -> process of every agent (as `status()` names them), then the supervisor's."""
+        found = {a["name"]: _process(a.get("pid")) for a in self.client.status()["agents"]}
+        found[SUPERVISOR] = (running_supervisor(self.state_dir)
+                             if self.state_dir is not None else None)
+        return found
+
+    def start(self) -> None:
+        # status() first: the request itself is not part of the measured phase.
+        self.processes = self._find()
+        self.processes[CLIENT] = psutil.Process()
+        self.before = {name: _cpu_seconds(p) if p is not None else None
+                       for name, p in self.processes.items()}
+
+    def stop(self, decided: int) -> tuple[dict[str, float | None], list[str]]:
+        """µs of CPU per decided command for each process, and the names that
+        could not be measured (ended, replaced, or not running at the start)."""
+        after = {name: _cpu_seconds(p) if p is not None else None
+                 for name, p in self.processes.items()}
+        # Read the CPU first, then ask which processes are the cluster's now:
+        # an agent whose pid changed was replaced during the phase.
+        try:
+            now = self._find()
+        except PaxosctlError:
+            now = {}
+        now[CLIENT] = self.processes[CLIENT]
+        per_command: dict[str, float | None] = {}
+        replaced: list[str] = []
+        for name, process in self.processes.items():
+            current = now.get(name)
+            start, end = self.before.get(name), after.get(name)
+            same = (process is not None and current is not None and current.pid == process.pid)
+            if not same or start is None or end is None or not decided:
+                per_command[name] = None
+                if decided:
+                    replaced.append(name)
+                continue
+            per_command[name] = round((end - start) * 1e6 / decided, 2)
+        cluster = [v for k, v in per_command.items() if k != CLIENT]
+        per_command[CLUSTER] = (round(sum(cluster), 2)  # type: ignore[arg-type]
+                                if cluster and None not in cluster else None)
+        # The supervisor first, then the agents in status order, then the client and the sum.
+        order = [SUPERVISOR, *(k for k in per_command if k not in (SUPERVISOR, CLIENT, CLUSTER)),
+                 CLIENT, CLUSTER]
+        return {k: per_command[k] for k in order}, replaced
+
+
+# ----------------------------------------------------------------- bench
+
+
+def value_for(client: Client, value: str | bytes) -> str | bytes:
+    """`value` as the type `client.propose_async` takes: bytes if its signature
+    names bytes (the data-path client), else str. A str is UTF-8."""
+    annotation = inspect.signature(client.propose_async).parameters["value"].annotation
+    wants_bytes = "bytes" in (annotation if isinstance(annotation, str) else repr(annotation))
+    if wants_bytes:
+        return value.encode("utf-8") if isinstance(value, str) else value
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
 @dataclass(slots=True)
 class BenchResult:
     requests: int
@@ -59,10 +175,18 @@ class BenchResult:
     queue_limit_per_s: float
     concurrency: int
     value_size: int
+    warmup: int = 0
+    warmup_errors: int = 0
+    cpu_us_per_command: dict[str, float | None] = field(default_factory=dict)
+    cpu_replaced: list[str] = field(default_factory=list)
+
+    @property
+    def decided(self) -> int:
+        return self.requests - self.errors
 
     @property
     def throughput_per_s(self) -> float:
-        return (self.requests - self.errors) / self.seconds if self.seconds else 0.0
+        return self.decided / self.seconds if self.seconds else 0.0
 
     def percentile(self, q: float) -> float:
         if not self.latencies:
@@ -84,33 +208,32 @@ class BenchResult:
             "queue_limit_per_s": round(self.queue_limit_per_s, 1),
             "ratio_to_limit": round(self.throughput_per_s / self.queue_limit_per_s, 4)
             if self.queue_limit_per_s else None,
+            "warmup": self.warmup,
+            "warmup_errors": self.warmup_errors,
+            "cpu_us_per_command": dict(self.cpu_us_per_command),
+            "cpu_replaced": list(self.cpu_replaced),
         }
 
 
-def bench(client: Client, *, requests: int | None, duration: float | None, concurrency: int,
-          value_size: int, timeout: float = 30.0,
-          progress: Callable[[int], None] | None = None) -> BenchResult:
-    """Propose until `requests` are done or `duration` seconds passed, `concurrency` at a time."""
-    if requests is None and duration is None:
-        raise PaxosctlError("bench needs --requests or --duration")
-    limit = queue_limit()
-    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
-    value = (os.urandom(value_size).hex()[:value_size]) if value_size else ""
+def _run(client: Client, value: str | bytes, prefix: str, *, requests: int | None,
+         deadline: float, concurrency: int, timeout: float,
+         progress: Callable[[int], None] | None) -> tuple[int, int, list[float]]:
+    """Keep `concurrency` proposals in flight until `requests` were sent (or
+    `deadline` passed) and every one answered: (sent, errors, latencies)."""
     inflight: collections.deque = collections.deque()
     latencies: list[float] = []
     errors = 0
     sent = 0
     clock = time.perf_counter
-    start = clock()
-    deadline = start + duration if duration is not None else float("inf")
+    propose = client.propose_async
 
     def more() -> bool:
         return (requests is None or sent < requests) and clock() < deadline
 
     while inflight or more():
         while len(inflight) < concurrency and more():
-            inflight.append((clock(), client.propose_async(
-                value, request_id=f"{prefix}{sent}", timeout=timeout)))
+            inflight.append((clock(), propose(value, request_id=f"{prefix}{sent}",
+                                              timeout=timeout)))
             sent += 1
         began, future = inflight.popleft()
         try:
@@ -120,4 +243,54 @@ def bench(client: Client, *, requests: int | None, duration: float | None, concu
             errors += 1
         if progress is not None:
             progress(1)
-    return BenchResult(sent, errors, clock() - start, latencies, limit, concurrency, value_size)
+    return sent, errors, latencies
+
+
+def bench(client: Client, *, requests: int | None, duration: float | None, concurrency: int,
+          value_size: int, timeout: float = 30.0, warmup: int | None = None,
+          state_dir: str | Path | None = None,
+          progress: Callable[[int], None] | None = None) -> BenchResult:
+    """Propose until `requests` are done or `duration` seconds passed, `concurrency` at a time,
+    after `warmup` unmeasured commands. `state_dir` (the manifest's) finds the supervisor
+    for its CPU figure; without it that figure is None."""
+    if requests is None and duration is None:
+        raise PaxosctlError("bench needs --requests or --duration")
+    if warmup is None:
+        warmup = default_warmup(requests)
+    limit = queue_limit()
+    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+    value = value_for(client, os.urandom(value_size).hex()[:value_size])
+    warm_errors = 0
+    if warmup:
+        _, warm_errors, _ = _run(client, value, f"{prefix}w", requests=warmup,
+                                 deadline=float("inf"), concurrency=concurrency,
+                                 timeout=timeout, progress=None)
+    meter = CpuMeter(client, Path(state_dir) if state_dir is not None else None)
+    meter.start()
+    start = time.perf_counter()
+    deadline = start + duration if duration is not None else float("inf")
+    sent, errors, latencies = _run(client, value, prefix, requests=requests, deadline=deadline,
+                                   concurrency=concurrency, timeout=timeout, progress=progress)
+    seconds = time.perf_counter() - start
+    cpu, replaced = meter.stop(sent - errors)
+    return BenchResult(sent, errors, seconds, latencies, limit, concurrency, value_size,
+                       warmup, warm_errors, cpu, replaced)
+
+
+def cpu_table(data: dict[str, Any]) -> list[str]:
+    """The text table of `as_dict()`'s CPU figures: one row per process."""
+    cpu = data.get("cpu_us_per_command") or {}
+    replaced = set(data.get("cpu_replaced") or ())
+    width = max((len(k) for k in cpu), default=7)
+    lines = [f"{'process':<{width}}  CPU us/command"]
+    for name, us in cpu.items():
+        if us is not None:
+            shown = f"{us:.2f}"
+        elif name in replaced:
+            shown = "- (replaced or ended during the run)"
+        elif name == CLUSTER and replaced:
+            shown = "- (incomplete: " + ", ".join(sorted(replaced)) + ")"
+        else:
+            shown = "-"
+        lines.append(f"{name:<{width}}  {shown}")
+    return lines

@@ -1,0 +1,679 @@
+"""The data-plane figures, side by side in one run (figures and ratios, not verdicts).
+
+    python bench/dataplane.py [--rounds 3] [--only pysyncobj,proto,paxosctl,sigstop,failover]
+                              [--json FILE] [--proto-python PATH]
+
+Measured in the same session, in alternating rounds (each round: PySyncObj,
+the prototype at concurrency 256, paxosctl at 256, the prototype at
+concurrency 1, paxosctl at 1), the median of the rounds reported:
+
+- PySyncObj 0.3.17's pipelined figure: ../shared/bench/pysyncobj_bench.py
+  (3 processes on loopback, no fsync, the client in the leader).
+- The data-plane prototype, ../shared/bench/dataplane_proto/run.py: base
+  run (concurrency 256) and `--c 1 --n 20000 --warm 1000` (latency).
+- paxosctl on examples/cluster.toml (fsync on) in a temporary state dir:
+  `paxosctl bench -o json` at concurrency 256 with 16-byte values
+  (throughput, cpu_us_per_command) and at concurrency 1 (p50/p99).
+
+Then, once, on the same cluster:
+
+- SIGSTOP: with no load, the supervisor is stopped for 5 s; meanwhile
+  `paxosctl propose --timeout 3 x` runs (decided? how long?); after SIGCONT,
+  `paxosctl status -o json` is read for a few seconds: did any agent's
+  restart count (or pid) change?
+- Failover: leader `kill -9` under load, time to the first decision of a
+  command sent after the kill, p50 of `--failover-tries` (bench/failover.py).
+
+The PySyncObj and prototype runs use a separate Python (`--proto-python`,
+default /tmp/proto-venv/bin/python, made with `python3 -m venv` and pip
+install msgspec pysyncobj==0.3.17 psutil if it is missing). Every subprocess
+has a timeout and runs in its own process group, killed on timeout; the
+cluster is always brought down (`paxosctl down`, then SIGKILL to any of its
+processes left), also on an error or SIGTERM.
+
+Prints a markdown table (figure, measured, target, ratio, met/MISSED/n/a)
+to stdout, progress to stderr. Exit 0 when every part asked for produced
+its figures (whatever the verdicts), 1 when one failed (its rows say why),
+2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/failover.py, next to this file
+
+from failover import leader_failover, wait_whole  # noqa: E402
+from paxosctl import Client  # noqa: E402
+from paxosctl.manifest import toml_value  # noqa: E402
+from paxosctl.pidfile import running_supervisor  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "cluster.toml"
+SHARED = ROOT.parent / "shared" / "bench"
+DEFAULT_PROTO_PYTHON = Path("/tmp/proto-venv/bin/python")
+PROTO_PACKAGES = ("msgspec", "pysyncobj==0.3.17", "psutil")
+PARTS = ("pysyncobj", "proto", "paxosctl", "sigstop", "failover")
+
+#: Targets: throughput >= 3x PySyncObj; summed cluster CPU <= 12 us/command, the
+#: supervisor's <= 1 us; concurrency-1 p50 <= 1.3x and p99 <= 2x the prototype's;
+#: SIGSTOP: propose decided, no restart; failover p50 <= 1 s.
+TARGET_THROUGHPUT_RATIO = 3.0
+TARGET_CLUSTER_CPU_US = 12.0
+TARGET_SUPERVISOR_CPU_US = 1.0
+TARGET_P50_RATIO = 1.3
+TARGET_P99_RATIO = 2.0
+TARGET_FAILOVER_S = 1.0
+
+#: The supervisor is stopped this long; the proposal meanwhile waits this long.
+SIGSTOP_SECONDS = 5.0
+SIGSTOP_PROPOSE_TIMEOUT = 3.0
+
+#: Seconds each kind of subprocess may take.
+TIMEOUT_PYSYNCOBJ = 300
+TIMEOUT_PROTO = 120
+TIMEOUT_CLI = 120
+TIMEOUT_UP = 120
+TIMEOUT_VENV = 600
+
+
+def log(message: str) -> None:
+    print(f"dataplane: {message}", file=sys.stderr, flush=True)
+
+
+class PartFailed(Exception):
+    """A part could not produce its figure; the message is one line."""
+
+
+# ------------------------------------------------------------- subprocesses
+
+
+@dataclass
+class Ran:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def run_bounded(args: list[str], *, timeout: float, cwd: Path | None = None) -> Ran:
+    """Run `args` in a process group of its own; on timeout, SIGKILL that group
+    (the command and whatever it started there) and raise PartFailed."""
+    start = time.monotonic()
+    process = subprocess.Popen(args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except BaseException as e:  # the timeout, or Ctrl-C/SIGTERM meanwhile
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.communicate(timeout=30)
+        if isinstance(e, subprocess.TimeoutExpired):
+            raise PartFailed(f"{Path(args[1] if len(args) > 1 else args[0]).name} took over "
+                             f"{timeout:g}s: killed") from None
+        raise
+    return Ran(list(args), process.returncode, out, err, time.monotonic() - start)
+
+
+def last_error(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error")]
+    return (errors or lines or ["(no output)"])[-1][:300]
+
+
+# ------------------------------------------------------ the reference Python
+
+
+def proto_python(path: Path, make: bool) -> Path:
+    """A Python with msgspec, pysyncobj 0.3.17 and psutil: `path`, made if `make`
+    and missing."""
+    if not path.exists():
+        if not make:
+            raise PartFailed(f"--proto-python {path} does not exist")
+        venv = path.parent.parent
+        log(f"making {venv} (python3 -m venv; pip install {' '.join(PROTO_PACKAGES)})")
+        made = run_bounded(["python3", "-m", "venv", str(venv)], timeout=TIMEOUT_VENV)
+        if made.returncode != 0:
+            raise PartFailed(f"python3 -m venv {venv}: {last_error(made.stderr)}")
+        pip = run_bounded([str(path), "-m", "pip", "install", "-q", *PROTO_PACKAGES],
+                          timeout=TIMEOUT_VENV)
+        if pip.returncode != 0:
+            raise PartFailed(f"pip install into {venv}: {last_error(pip.stderr)}")
+    check = run_bounded([str(path), "-c", "import msgspec, psutil; from importlib.metadata "
+                         "import version; print(version('pysyncobj'))"], timeout=60)
+    if check.returncode != 0 or check.stdout.strip() != "0.3.17":
+        raise PartFailed(f"{path} lacks msgspec/psutil/pysyncobj 0.3.17: "
+                         f"{last_error(check.stderr or check.stdout)}")
+    return path
+
+
+# ----------------------------------------------------------------- the parts
+
+
+PYSYNCOBJ_LINE = re.compile(r"pysyncobj: (?P<ops>[\d.]+) ops/s pipelined")
+
+
+def pysyncobj_round(python: Path, seq: int) -> dict[str, Any]:
+    """PySyncObj's pipelined ops/s (its default run; `--seq` only shortens the
+    sequential part, which waits ~100 ms per call and is not used here)."""
+    script = SHARED / "pysyncobj_bench.py"
+    ran = run_bounded([str(python), str(script), "--seq", str(seq)], timeout=TIMEOUT_PYSYNCOBJ,
+                      cwd=SHARED)
+    found = PYSYNCOBJ_LINE.search(ran.stdout)
+    if ran.returncode != 0 or found is None:
+        raise PartFailed(f"pysyncobj_bench.py exited {ran.returncode}: "
+                         f"{last_error(ran.stderr or ran.stdout)}")
+    return {"pipelined_ops_per_s": float(found["ops"]), "seconds": round(ran.seconds, 1)}
+
+
+def proto_round(python: Path, *extra: str) -> dict[str, Any]:
+    """One run.py: its JSON line (tput, p50/p99 in ms, cpu_us per process...)."""
+    folder = SHARED / "dataplane_proto"
+    ran = run_bounded([str(python), str(folder / "run.py"), *extra], timeout=TIMEOUT_PROTO,
+                      cwd=folder)
+    line = next((x for x in ran.stdout.splitlines() if x.startswith("{")), None)
+    if ran.returncode != 0 or line is None:
+        raise PartFailed(f"dataplane_proto/run.py {' '.join(extra)} exited {ran.returncode}: "
+                         f"{last_error(ran.stderr)}")
+    data = json.loads(line)
+    return {"tput": data["tput"], "p50_ms": data["p50"], "p99_ms": data["p99"],
+            "cpu_us": data.get("cpu_us"), "cpu_server_us": data.get("cpu_server_us")}
+
+
+def paxosctl_command() -> list[str]:
+    """The `paxosctl` of the Python running this script (its venv), else the one on PATH."""
+    beside = Path(sys.executable).parent / "paxosctl"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("paxosctl")
+    if found is None:
+        raise PartFailed("no paxosctl next to this Python or on PATH")
+    return [found]
+
+
+def toml_text(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
+    """`table` (as tomllib reads it) as TOML."""
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    lines = [f"[{'.'.join(prefix)}]"] if prefix and (scalars or not tables) else []
+    lines += [f"{key} = {toml_value(value)}" for key, value in scalars.items()]
+    text = "\n".join(lines) + ("\n\n" if lines else "")
+    return text + "".join(toml_text(sub, (*prefix, key)) for key, sub in tables.items())
+
+
+@dataclass
+class Cluster:
+    """examples/cluster.toml in a temp folder of its own, driven through the real CLI."""
+
+    dir: Path
+    name: str = "dataplane"
+    seen: dict[int, psutil.Process] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        data = tomllib.loads(EXAMPLE.read_text())
+        data["cluster"]["name"] = self.name
+        data["cluster"]["state_dir"] = str(self.state_dir)
+        data.setdefault("metrics", {})["listen"] = "127.0.0.1:0"  # the OS picks a free port
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.manifest.write_text(toml_text(data))
+
+    @property
+    def manifest(self) -> Path:
+        return self.dir / "cluster.toml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.dir / ".paxosctl" / self.name
+
+    def run(self, *args: str, timeout: float = TIMEOUT_CLI) -> Ran:
+        return run_bounded([*paxosctl_command(), *args, "-f", str(self.manifest)],
+                           timeout=timeout, cwd=self.dir)
+
+    def up(self) -> None:
+        ran = self.run("up", "-d", "--wait", "60", timeout=TIMEOUT_UP)
+        self.remember()
+        if ran.returncode != 0:
+            raise PartFailed(f"paxosctl up -d exited {ran.returncode}: {last_error(ran.stderr)}")
+
+    def remember(self) -> None:
+        supervisor = running_supervisor(self.state_dir)
+        if supervisor is None:
+            return
+        try:
+            processes = [supervisor, *supervisor.children(recursive=True)]
+        except psutil.Error:
+            processes = [supervisor]
+        for process in processes:
+            self.seen.setdefault(process.pid, process)
+        try:
+            with Client.for_manifest(self.manifest) as client:
+                for agent in client.status()["agents"]:
+                    if agent.get("pid"):
+                        self.seen.setdefault(agent["pid"], psutil.Process(agent["pid"]))
+        except Exception:  # noqa: BLE001 - best effort, for the cleanup only
+            pass
+
+    def bench(self, requests: int, concurrency: int, warmup: int) -> dict[str, Any]:
+        ran = self.run("bench", "--requests", str(requests), "--concurrency", str(concurrency),
+                       "--value-size", "16", "--warmup", str(warmup), "-o", "json",
+                       timeout=TIMEOUT_CLI + (requests + warmup) / 50)
+        try:
+            data = json.loads(ran.stdout)
+        except ValueError:
+            raise PartFailed(f"paxosctl bench exited {ran.returncode}: "
+                             f"{last_error(ran.stderr)}") from None
+        return data
+
+    def status(self) -> dict[str, Any]:
+        ran = self.run("status", "-o", "json", timeout=60)
+        try:
+            return json.loads(ran.stdout)
+        except ValueError:
+            raise PartFailed(f"paxosctl status -o json exited {ran.returncode}: "
+                             f"{last_error(ran.stderr)}") from None
+
+    def teardown(self) -> None:
+        """`paxosctl down`, then SIGKILL to any process of ours still there."""
+        supervisor = running_supervisor(self.state_dir)
+        if supervisor is not None:
+            try:
+                supervisor.resume()  # in case it was left stopped
+            except psutil.Error:
+                pass
+            self.remember()
+            try:
+                ran = self.run("down", timeout=90)
+                if ran.returncode != 0:
+                    log(f"down: {last_error(ran.stderr)}")
+            except PartFailed as e:
+                log(f"down: {e}")
+        leftovers = [p for p in self.seen.values() if _alive(p)]
+        for process in leftovers:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+        if leftovers:
+            psutil.wait_procs(leftovers, timeout=10)
+            log(f"killed {len(leftovers)} leftover cluster processes")
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def sigstop_check(cluster: Cluster, settle: float) -> dict[str, Any]:
+    """Stop the supervisor SIGSTOP_SECONDS; propose meanwhile; after SIGCONT, did
+    any agent restart?"""
+    before = cluster.status()
+    restarts = {a["name"]: (a["restarts"], a["pid"]) for a in before["agents"]}
+    supervisor = running_supervisor(cluster.state_dir)
+    if supervisor is None:
+        raise PartFailed("no supervisor to stop")
+    propose = [*paxosctl_command(), "propose", "--timeout", f"{SIGSTOP_PROPOSE_TIMEOUT:g}",
+               "-o", "json", "-f", str(cluster.manifest), "x"]
+    process = None
+    stopped = time.monotonic()
+    supervisor.suspend()
+    try:
+        process = subprocess.Popen(propose, cwd=cluster.dir, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+        started = time.monotonic()
+        ended = None
+        while time.monotonic() - stopped < SIGSTOP_SECONDS:
+            if ended is None and process.poll() is not None:
+                ended = time.monotonic()
+            time.sleep(0.005)
+    finally:
+        supervisor.resume()
+    resumed = time.monotonic()
+    try:
+        out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate(timeout=10)
+    if ended is None:
+        ended = time.monotonic()
+    decided = process.returncode == 0
+    # The supervisor may only notice the missed heartbeats once it runs
+    # again: watch its status for `settle` seconds.
+    changed: set[str] = set()
+    deadline = time.monotonic() + settle
+    while True:
+        for agent in cluster.status()["agents"]:
+            old = restarts.get(agent["name"])
+            if old is None or agent["restarts"] != old[0] or (agent["pid"] and agent["pid"] != old[1]):
+                changed.add(agent["name"])
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    return {"decided": decided, "exit_code": process.returncode,
+            "seconds": round(ended - started, 3),
+            "answer": (out.strip() or last_error(err))[:300],
+            "stopped_s": round(resumed - stopped, 3),
+            "restarted": sorted(changed)}
+
+
+def failover_check(cluster: Cluster, tries: int) -> dict[str, Any]:
+    """bench/failover.py's leader failover: seconds from kill -9 to the first
+    decision of a command sent after it, under load."""
+    with Client.for_manifest(cluster.manifest) as client:
+        try:
+            gaps = leader_failover(client, tries)
+            wait_whole(client)
+        except SystemExit as e:  # failover.py gives up this way
+            raise PartFailed(str(e.code)) from None
+        finally:
+            cluster.remember()
+    if not gaps:
+        raise PartFailed(f"no decision after any of {tries} leader kills")
+    return {"p50_s": round(statistics.median(gaps), 4), "max_s": round(max(gaps), 4),
+            "kills": tries, "measured": len(gaps)}
+
+
+# --------------------------------------------------------------- the report
+
+
+def median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+@dataclass
+class Row:
+    figure: str
+    measured: str
+    target: str
+    ratio: str
+    verdict: str  # met, MISSED, n/a (a figure it needs is missing)
+
+
+def fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    m = results["medians"]
+    out: list[Row] = []
+    px_tput, pso = m.get("paxosctl_tput"), m.get("pysyncobj_tput")
+    ratio = px_tput / pso if px_tput is not None and pso else None
+    out.append(Row("throughput, concurrency 256, 16-byte values",
+                   f"paxosctl {fmt(px_tput, '/s', 0)}; PySyncObj pipelined {fmt(pso, '/s', 0)}",
+                   f">= {TARGET_THROUGHPUT_RATIO:g}x PySyncObj", fmt(ratio, "x"),
+                   verdict(None if ratio is None else ratio >= TARGET_THROUGHPUT_RATIO)))
+    cluster_cpu = m.get("paxosctl_cpu_cluster")
+    out.append(Row("cluster CPU per decided command (agents + supervisor), c=256",
+                   f"{fmt(cluster_cpu, ' us')} (prototype: {fmt(m.get('proto_cpu_server'), ' us')}"
+                   " server side)",
+                   f"<= {TARGET_CLUSTER_CPU_US:g} us",
+                   fmt(None if cluster_cpu is None else cluster_cpu / TARGET_CLUSTER_CPU_US, "x"),
+                   verdict(None if cluster_cpu is None else cluster_cpu <= TARGET_CLUSTER_CPU_US)))
+    sup = m.get("paxosctl_cpu_supervisor")
+    out.append(Row("supervisor CPU per decided command, c=256", fmt(sup, " us"),
+                   f"<= {TARGET_SUPERVISOR_CPU_US:g} us",
+                   fmt(None if sup is None else sup / TARGET_SUPERVISOR_CPU_US, "x"),
+                   verdict(None if sup is None else sup <= TARGET_SUPERVISOR_CPU_US)))
+    for q, target in (("p50", TARGET_P50_RATIO), ("p99", TARGET_P99_RATIO)):
+        ours, proto = m.get(f"paxosctl_c1_{q}_ms"), m.get(f"proto_c1_{q}_ms")
+        r = ours / proto if ours is not None and proto else None
+        out.append(Row(f"concurrency-1 latency {q}",
+                       f"paxosctl {fmt(ours, ' ms')}; prototype {fmt(proto, ' ms')}",
+                       f"<= {target:g}x prototype", fmt(r, "x"),
+                       verdict(None if r is None else r <= target)))
+    stop = results.get("sigstop")
+    if stop is not None and "error" not in stop:
+        out.append(Row(f"propose --timeout {SIGSTOP_PROPOSE_TIMEOUT:g} while the supervisor is "
+                       f"SIGSTOPped {SIGSTOP_SECONDS:g}s",
+                       f"{'decided' if stop['decided'] else 'not decided'} "
+                       f"(exit {stop['exit_code']}) after {stop['seconds']:.2f} s",
+                       "decided", "-", verdict(stop["decided"])))
+        out.append(Row("agents restarted because of the SIGSTOP",
+                       ", ".join(stop["restarted"]) or "none", "none", "-",
+                       verdict(not stop["restarted"])))
+    elif stop is not None:
+        out.append(Row("SIGSTOP of the supervisor", f"error: {stop['error']}", "decided, no restart",
+                       "-", "n/a"))
+    fo = results.get("failover")
+    if fo is not None and "error" not in fo:
+        out.append(Row(f"leader kill -9 under load to the next decision, p50 of {fo['kills']}",
+                       f"{fo['p50_s']:.3f} s (max {fo['max_s']:.3f} s, {fo['measured']} measured)",
+                       f"<= {TARGET_FAILOVER_S:g} s", fmt(fo["p50_s"] / TARGET_FAILOVER_S, "x"),
+                       verdict(fo["p50_s"] <= TARGET_FAILOVER_S)))
+    elif fo is not None:
+        out.append(Row("leader kill -9 under load", f"error: {fo['error']}", f"<= {TARGET_FAILOVER_S:g} s",
+                       "-", "n/a"))
+    return out
+
+
+def table(rows_: list[Row]) -> str:
+    lines = ["| figure | measured (median) | target | ratio | |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r.figure} | {r.measured} | {r.target} | {r.ratio} | {r.verdict} |"
+              for r in rows_]
+    return "\n".join(lines)
+
+
+def reference_table(m: dict[str, Any], rounds: int) -> str:
+    """Every median measured, for the record."""
+    names = {
+        "pysyncobj_tput": "PySyncObj pipelined ops/s",
+        "proto_tput": "prototype c=256 commands/s",
+        "proto_cpu_server": "prototype c=256 CPU us/command (server processes)",
+        "proto_c1_p50_ms": "prototype c=1 p50 ms", "proto_c1_p99_ms": "prototype c=1 p99 ms",
+        "paxosctl_tput": "paxosctl c=256 decided/s",
+        "paxosctl_p50_ms": "paxosctl c=256 p50 ms", "paxosctl_p99_ms": "paxosctl c=256 p99 ms",
+        "paxosctl_cpu_cluster": "paxosctl c=256 cluster CPU us/command",
+        "paxosctl_cpu_supervisor": "paxosctl c=256 supervisor CPU us/command",
+        "paxosctl_cpu_client": "paxosctl c=256 client CPU us/command",
+        "paxosctl_c1_p50_ms": "paxosctl c=1 p50 ms", "paxosctl_c1_p99_ms": "paxosctl c=1 p99 ms",
+    }
+    lines = [f"Medians of {rounds} round(s):", ""]
+    lines += [f"- {label}: {fmt(m[key])}" for key, label in names.items() if m.get(key) is not None]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (median)")
+    parser.add_argument("--only", default=",".join(PARTS),
+                        help=f"comma list of parts to run: {','.join(PARTS)}")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON here")
+    parser.add_argument("--proto-python", type=Path, default=None,
+                        help=f"Python with msgspec, pysyncobj==0.3.17, psutil for the reference "
+                             f"runs [default: {DEFAULT_PROTO_PYTHON}, made if missing]")
+    parser.add_argument("--requests", type=int, default=30_000,
+                        help="paxosctl bench commands at concurrency 256, per round")
+    parser.add_argument("--warmup", type=int, default=3000,
+                        help="paxosctl bench warm-up commands at concurrency 256")
+    parser.add_argument("--requests-c1", type=int, default=2000,
+                        help="paxosctl bench commands at concurrency 1, per round")
+    parser.add_argument("--warmup-c1", type=int, default=200)
+    parser.add_argument("--pysyncobj-seq", type=int, default=20,
+                        help="pysyncobj_bench.py --seq (its sequential part is not used here)")
+    parser.add_argument("--failover-tries", type=int, default=20)
+    parser.add_argument("--sigstop-settle", type=float, default=3.0,
+                        help="seconds to watch for restarts after SIGCONT")
+    args = parser.parse_args(argv)
+    args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown or not args.parts:
+        parser.error(f"--only: unknown part(s) {', '.join(sorted(unknown)) or '(none)'}; "
+                     f"parts: {', '.join(PARTS)}")
+    if args.rounds < 1:
+        parser.error("--rounds: at least 1")
+    return args
+
+
+def interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def measure(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> list[str]:
+    """Run the parts asked for into `results`; return the failures (one line each)."""
+    parts = set(args.parts)
+    failures: list[str] = []
+    rounds: dict[str, list[Any]] = results["rounds"]
+    python = None
+    if parts & {"pysyncobj", "proto"}:
+        try:
+            python = proto_python(args.proto_python or DEFAULT_PROTO_PYTHON,
+                                  make=args.proto_python is None)
+            results["proto_python"] = str(python)
+        except PartFailed as e:
+            failures.append(f"reference Python: {e}")
+            parts -= {"pysyncobj", "proto"}
+    cluster = None
+    try:
+        if parts & {"paxosctl", "sigstop", "failover"}:
+            cluster = Cluster(work / "cluster")
+            log(f"starting the cluster in {cluster.dir}")
+            try:
+                cluster.up()
+            except PartFailed as e:
+                failures.append(f"cluster: {e}")
+                parts -= {"paxosctl", "sigstop", "failover"}
+
+        def attempt(key: str, what: str, fn: Any, *fn_args: Any) -> None:
+            try:
+                value = fn(*fn_args)
+                rounds.setdefault(key, []).append(value)
+                log(f"  {what}: {json.dumps(value)[:200]}")
+            except PartFailed as e:
+                rounds.setdefault(key, []).append({"error": str(e)})
+                failures.append(f"{what}: {e}")
+                log(f"  {what}: FAILED: {e}")
+
+        for r in range(args.rounds):
+            log(f"round {r + 1}/{args.rounds}")
+            if "pysyncobj" in parts:
+                attempt("pysyncobj", "PySyncObj pipelined", pysyncobj_round, python,
+                        args.pysyncobj_seq)
+            if "proto" in parts:
+                attempt("proto", "prototype c=256", proto_round, python)
+            if "paxosctl" in parts:
+                attempt("paxosctl", "paxosctl c=256", cluster.bench, args.requests, 256,
+                        args.warmup)
+            if "proto" in parts:
+                attempt("proto_c1", "prototype c=1", proto_round, python,
+                        "--c", "1", "--n", "20000", "--warm", "1000")
+            if "paxosctl" in parts:
+                attempt("paxosctl_c1", "paxosctl c=1", cluster.bench, args.requests_c1, 1,
+                        args.warmup_c1)
+        if "sigstop" in parts:
+            log(f"SIGSTOP of the supervisor for {SIGSTOP_SECONDS:g}s, proposing meanwhile")
+            try:
+                with Client.for_manifest(cluster.manifest) as client:
+                    wait_whole(client)
+                results["sigstop"] = sigstop_check(cluster, args.sigstop_settle)
+                log(f"  {json.dumps(results['sigstop'])}")
+            except (PartFailed, SystemExit) as e:
+                results["sigstop"] = {"error": str(getattr(e, "code", e))}
+                failures.append(f"sigstop: {results['sigstop']['error']}")
+        if "failover" in parts:
+            log(f"leader kill -9 under load, {args.failover_tries} times")
+            try:
+                with Client.for_manifest(cluster.manifest) as client:
+                    wait_whole(client)
+                results["failover"] = failover_check(cluster, args.failover_tries)
+                log(f"  {json.dumps(results['failover'])}")
+            except (PartFailed, SystemExit) as e:
+                results["failover"] = {"error": str(getattr(e, "code", e))}
+                failures.append(f"failover: {results['failover']['error']}")
+    finally:
+        if cluster is not None:
+            log("bringing the cluster down")
+            cluster.teardown()
+    return failures
+
+
+def medians(rounds: dict[str, list[Any]]) -> dict[str, float | None]:
+    def ok(key: str) -> list[dict[str, Any]]:
+        return [x for x in rounds.get(key, []) if "error" not in x]
+
+    def cpu(x: dict[str, Any], key: str) -> float | None:
+        return (x.get("cpu_us_per_command") or {}).get(key)
+
+    m: dict[str, float | None] = {
+        "pysyncobj_tput": median([x["pipelined_ops_per_s"] for x in ok("pysyncobj")]),
+        "proto_tput": median([x["tput"] for x in ok("proto")]),
+        "proto_cpu_server": median([x["cpu_server_us"] for x in ok("proto")]),
+        "proto_c1_p50_ms": median([x["p50_ms"] for x in ok("proto_c1")]),
+        "proto_c1_p99_ms": median([x["p99_ms"] for x in ok("proto_c1")]),
+        "paxosctl_tput": median([x["throughput_per_s"] for x in ok("paxosctl")]),
+        "paxosctl_p50_ms": median([x["latency_ms"]["p50"] for x in ok("paxosctl")]),
+        "paxosctl_p99_ms": median([x["latency_ms"]["p99"] for x in ok("paxosctl")]),
+        "paxosctl_cpu_cluster": median([cpu(x, "cluster") for x in ok("paxosctl")]),
+        "paxosctl_cpu_supervisor": median([cpu(x, "supervisor") for x in ok("paxosctl")]),
+        "paxosctl_cpu_client": median([cpu(x, "client") for x in ok("paxosctl")]),
+        "paxosctl_c1_p50_ms": median([x["latency_ms"]["p50"] for x in ok("paxosctl_c1")]),
+        "paxosctl_c1_p99_ms": median([x["latency_ms"]["p99"] for x in ok("paxosctl_c1")]),
+    }
+    return m
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM (a timeout around us, say) unwinds like Ctrl-C: the cluster still goes down.
+    signal.signal(signal.SIGTERM, interrupt)
+    work = Path(tempfile.mkdtemp(prefix="dataplane-", dir="/tmp"))  # short: Unix socket paths
+    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                               "params": {k: (str(v) if isinstance(v, Path) else v)
+                                          for k, v in vars(args).items() if k != "json"},
+                               "rounds": {}}
+    code = 0
+    try:
+        failures = measure(args, work, results)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["failures"] = failures
+    results["medians"] = medians(results["rounds"])
+    report = rows(results)
+    results["rows"] = [vars(r) for r in report]
+    print(table(report))
+    print()
+    print(reference_table(results["medians"], args.rounds))
+    if failures:
+        print()
+        print("Failed parts:")
+        for failure in failures:
+            print(f"- {failure}")
+        code = 1
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
