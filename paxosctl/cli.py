@@ -469,7 +469,8 @@ def _print_status(st: dict[str, Any], *, wide: bool) -> None:
 def decided(
     file: FileOption = DEFAULT_FILE,
     start: Annotated[Optional[int], typer.Option(
-        "--from", min=0, help="First slot to show [default: the first slot retained].")] = None,
+        "--from", min=0, max=2**63 - 1,
+        help="First slot to show [default: the first slot retained].")] = None,
     output: OutputOption = "text",
 ) -> None:
     """Print the decided log, read from a learner: position (SLOT.INDEX),

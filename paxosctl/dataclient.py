@@ -46,7 +46,8 @@ from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, Connection, hello
 
 from .endpoints import Endpoints
-from .errors import NotRunning, OutcomeUnknown, PaxosctlError, ProposalTimeout, RequestIdConflict
+from .errors import (NotRunning, OutcomeUnknown, PaxosctlError, ProposalTimeout,
+                     RequestIdConflict, UsageError)
 
 #: Seconds a connection's handshake may take.
 CONNECT_TIMEOUT = 2.0
@@ -293,6 +294,28 @@ class DataClient:
                 self._leader = None
             for pending in self._pending.values():
                 pending.next_try = now  # it may never have arrived: send it elsewhere
+        if not any(e.conn for e in self._proposers + self._learners):
+            for other in self._proposers + self._learners:
+                self._connect(other, now)
+            if not any(e.conn for e in self._proposers + self._learners):
+                self._cluster_gone()
+
+    def _cluster_gone(self) -> None:
+        """Every agent's connection is lost and none takes a new one (the
+        cluster stopped, or its supervisor died and took the agents along):
+        nothing will answer, so say so now rather than at the deadline."""
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            if p.sent:
+                error: PaxosctlError = ConnectionLost(
+                    f"the cluster went away before it answered: request {p.request_id} may "
+                    "still be decided", hint=retry_hint(p.request_id, p.issued),
+                    request_id=p.request_id)
+            else:
+                error = NotRunning(f"the cluster for {self._cluster_file} went away before "
+                                   f"request {p.request_id} was sent")
+            for future in p.futures:
+                future.set_exception(error)
 
     # ------------------------------------------------------------- I/O loop
 
@@ -436,6 +459,14 @@ class DataClient:
                 f"{outcome.slot}.{outcome.index} with another value; this value was not "
                 "decided under it: use a new request id", request_id=rid, slot=outcome.slot,
                 hint=f"see it with: paxosctl decided --from {outcome.slot}")
+        elif outcome.status == wire.CONFLICT:
+            result = RequestIdConflict(
+                f"request_id_conflict: request id {rid} is being proposed with another value "
+                "(not decided yet); this value was not proposed under it: use a new request id",
+                request_id=rid)
+        elif outcome.status == wire.TOO_LARGE:
+            result = UsageError(f"value is {len(pending.payload)} bytes; the limit is "
+                                f"{outcome.slot} (paxos.max_value_bytes)")
         elif outcome.status == wire.EXPIRED:
             result = Expired(
                 f"request {rid} expired: it was issued (after slot {pending.issued}) before the "
@@ -467,7 +498,7 @@ class DataClient:
         pending, self._pending = self._pending, {}
         for p in pending.values():
             error = ConnectionLost(
-                f"the client closed before request {p.request_id} was answered: it may still "
+                f"the client closed before it was answered: request {p.request_id} may still "
                 "be decided", hint=retry_hint(p.request_id, p.issued), request_id=p.request_id)
             for future in p.futures:
                 if not future.done():

@@ -46,8 +46,8 @@ def read_endpoints(run_dir: Path, cluster_file: str) -> Endpoints:
     try:
         body = json.loads(path.read_text())
     except FileNotFoundError:
-        raise NotRunning(f"no cluster running for {cluster_file}",
-                         hint=f"start it with: paxosctl up {cluster_file}") from None
+        raise NotRunning(f"no cluster running for {cluster_file} "
+                         f"(start it with: paxosctl up {cluster_file})") from None
     except (OSError, ValueError) as e:
         raise PaxosctlError(f"cannot read {path}: {e}") from None
     if not isinstance(body, dict) or body.get("version") != ENDPOINTS_VERSION:

@@ -6,7 +6,7 @@ its outcome is unknown (a timeout, a dropped connection). The checker
 compares it with the decided log and reports every anomaly:
 
 - an acknowledged proposal missing from the log (lost), or at another
-  slot than the one acknowledged;
+  position (slot and index in the slot) than the one acknowledged;
 - a request id applied more than once (duplicated);
 - a value in the log that nobody proposed;
 - a proposal with an unknown outcome applied more than once;
@@ -24,6 +24,7 @@ no operation may come after one that was invoked after it responded.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 
@@ -32,10 +33,12 @@ class Operation:
     """One proposal as the client saw it. Times are seconds on one monotonic clock."""
 
     request_id: str
-    value: str
+    value: bytes | str  # a str stands for its UTF-8 bytes
     invoked: float
     acked: float | None = None  # None: outcome unknown
     slot: int | None = None
+    #: The command's index in its slot's batch (None: not known, slot alone is checked).
+    index: int | None = None
 
 
 @dataclass(slots=True)
@@ -77,8 +80,8 @@ def check(history: list[Operation], log: list[dict], *,
           others: frozenset[str] = frozenset()) -> Report:
     """Check `history` against `log`, the decided log (`paxosctl decided -o json`).
 
-    `log` entries are dicts with slot, value, request_id, noop, in log
-    order. Entries whose request id is in `others` (proposed by someone
+    `log` entries are dicts with slot, index, value (bytes, or text), request_id,
+    noop, in log order. Entries whose request id is in `others` (proposed by someone
     outside this history) are not reported as unproposed.
     """
     report = Report()
@@ -97,7 +100,7 @@ def check(history: list[Operation], log: list[dict], *,
             report.duplicated.append(f"{rid} in slots {log[position[rid]]['slot']} "
                                      f"and {entry['slot']}")
             continue
-        if entry["value"] != op.value:
+        if _bytes(entry["value"]) != _bytes(op.value):
             report.unproposed.append(f"{rid} decided {entry['value']!r}, "
                                      f"proposed {op.value!r}")
         position[rid] = index
@@ -109,9 +112,13 @@ def check(history: list[Operation], log: list[dict], *,
         report.acknowledged += 1
         if op.request_id not in position:
             report.lost.append(f"{op.request_id} (acknowledged at slot {op.slot})")
-        elif log[position[op.request_id]]["slot"] != op.slot:
-            report.misplaced.append(f"{op.request_id} acknowledged at slot {op.slot}, "
-                                    f"in the log at {log[position[op.request_id]]['slot']}")
+        else:
+            entry = log[position[op.request_id]]
+            if entry["slot"] != op.slot or (op.index is not None
+                                            and entry.get("index", op.index) != op.index):
+                report.misplaced.append(
+                    f"{op.request_id} acknowledged at {op.slot}.{op.index}, in the log at "
+                    f"{entry['slot']}.{entry.get('index')}")
 
     # Real time: sweep invocations in order, knowing the latest log position
     # of every operation acknowledged before each invocation.
@@ -132,3 +139,13 @@ def check(history: list[Operation], log: list[dict], *,
                 f"{rid} (slot {log[position[rid]]['slot']}) was sent after {highest_id} "
                 f"(slot {log[highest]['slot']}) was acknowledged, yet comes before it")
     return report
+
+
+def _bytes(value: object) -> object:
+    """A value as bytes, whichever way it was written down: bytes, text, or
+    `decided -o json`'s {"base64": ...} for bytes that are not UTF-8."""
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, dict) and isinstance(value.get("base64"), str):
+        return base64.b64decode(value["base64"])
+    return value

@@ -71,7 +71,7 @@ def soak(client: Client, *, duration: float, kill_every: float | None,
             except PaxosctlError:
                 pass  # timed out, or the connection went: outcome unknown
             else:
-                op.acked, op.slot = clock(), decision.slot
+                op.acked, op.slot, op.index = clock(), decision.slot, decision.index
             slots.release()
 
         future.add_done_callback(done)

@@ -293,6 +293,7 @@ class Supervisor:
             has_run=member.started,
             run_dir=str(self.paths["run"]),
             incarnation=agent.incarnation + 1,
+            max_value_bytes=self.manifest.paxos.max_value_bytes,
         )
 
     def _spawn(self, agent: AgentProcess, now: float) -> None:
@@ -469,7 +470,8 @@ class Supervisor:
             if agent.beat.get("decided_up_to") is not None:
                 row["decided_up_to"] = agent.beat["decided_up_to"]
             stats = agent.beat.get("stats") or {}
-            for key in ("compacted", "log_start", "installed", "catchup_remaining"):
+            for key in ("compacted", "log_start", "installed", "catchup_remaining",
+                        "client_commands"):
                 if key in stats:
                     row[key] = stats[key]
             if agent.beat.get("state_bytes") is not None:

@@ -35,6 +35,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from paxosctl import Client
+from paxosctl.client import json_value
 from paxosctl.manifest import toml_value
 from paxosctl.pidfile import running_supervisor
 
@@ -196,8 +197,10 @@ class Cluster:
             return client.status()
 
     def decided(self) -> list[dict[str, Any]]:
+        """The decided log as `paxosctl decided -o json` shows it."""
         with Client.for_manifest(self.manifest) as client:
-            return client.decided()
+            return [{**e, "position": f"{e['slot']}.{e['index']}", "value": json_value(e["value"])}
+                    for e in client.decided()]
 
     def agent(self, name: str) -> dict[str, Any]:
         return next(a for a in self.status()["agents"] if a["name"] == name)

@@ -104,7 +104,7 @@ class Agent:
             run_dir=spec.run_dir, members=members, selector=self._selector,
             on_message=self._on_message, on_client=self._on_client_frame,
             welcome=self._welcome, clock=clock)
-        self.clients = Clients(self.node, storage, self.transport)
+        self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes)
 
     def stop(self, *_: object) -> None:
         """Finish the current iteration (its persist included), then return from `run`."""

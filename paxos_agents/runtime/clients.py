@@ -34,6 +34,8 @@ log = logging.getLogger("paxos_agents.agent")
 
 #: Bytes of stored values a `decided` query reads per page at most (about).
 QUERY_BYTES = 4 << 20
+#: Commands remembered as taken (see `Clients._taken`) before the decided ones are pruned.
+TAKEN_PRUNE_AT = 65_536
 #: Entries a `decided` query returns at most.
 MAX_QUERY_LIMIT = 100_000
 
@@ -48,13 +50,18 @@ def payload_bytes(payload: bytes | str) -> bytes:
 class Clients:
     """The client connections of one agent, and the request ids they watch."""
 
-    def __init__(self, node: Node, storage: Storage, transport: Transport) -> None:
+    def __init__(self, node: Node, storage: Storage, transport: Transport,
+                 max_value_bytes: int = 1 << 20) -> None:
         self._node = node
+        self._max_value_bytes = max_value_bytes
         self._storage = storage
         self._transport = transport
         self._connections: set[Connection] = set()
         #: request id -> the connections waiting to hear where it was decided.
         self._watches: dict[str, list[Connection]] = {}
+        #: request id -> payload, for the commands this proposer took and has
+        #: not seen decided: the same id with another payload is refused.
+        self._taken: dict[str, bytes] = {}
         self.counts: Counter[str] = Counter()
 
     def stats(self) -> dict[str, int]:
@@ -105,13 +112,34 @@ class Clients:
 
     def _propose(self, conn: Connection, commands: list[tuple[str, bytes, int]]) -> None:
         node = self._node
+        limit = self._max_value_bytes
+        taken = self._taken
+        if len(taken) > TAKEN_PRUNE_AT:
+            self._prune_taken()
+        refused = []
         for rid, payload, issued in commands:
+            if len(payload) > limit:
+                refused.append(wire.Outcome(rid, wire.TOO_LARGE, limit, 0, b"\0" * 8))
+                continue
+            first = taken.setdefault(rid, payload)
+            if first != payload and _outstanding(node, rid):
+                refused.append(wire.Outcome(rid, wire.CONFLICT, -1, 0, wire.digest(first)))
+                continue
+            taken[rid] = payload
             node.propose(Command(rid, _core_payload(payload), issued))
-        self.counts["commands"] += len(commands)
+        self.counts["commands"] += len(commands) - len(refused)
+        if refused:
+            self.counts["refused"] += len(refused)
+            self._transport.reply(conn, wire.OUTCOMES + wire.encode_outcomes(refused))
         if not node.is_leader:
             # It was forwarded (or held until a leader shows): say where to send next.
             leader = node.proposer.leader if node.proposer else None
             self._transport.reply(conn, wire.LEADER + (leader or "").encode())
+
+    def _prune_taken(self) -> None:
+        """Forget the commands no longer outstanding here (decided, or gone)."""
+        node = self._node
+        self._taken = {rid: p for rid, p in self._taken.items() if _outstanding(node, rid)}
 
     def leader_changed(self, leader: str | None) -> None:
         """Tell every client of this proposer who leads now."""
@@ -195,7 +223,7 @@ class Clients:
             return
         start = query.get("from")
         limit = query.get("limit", 1000)
-        if not (start is None or (type(start) is int and start >= 0)) or \
+        if not (start is None or (type(start) is int and 0 <= start < 2**63)) or \
                 type(limit) is not int or not 1 <= limit <= MAX_QUERY_LIMIT:
             self._error(conn, f'"from" must be a slot >= 0 and "limit" from 1 to {MAX_QUERY_LIMIT}',
                         query.get("id"))
@@ -241,6 +269,11 @@ class Clients:
                 continue
             break
         return {"entries": entries, "decided_up_to": learner.decided_up_to, "log_start": first}
+
+
+def _outstanding(node: Node, request_id: str) -> bool:
+    """Whether the proposer holds `request_id` queued or in flight, undecided."""
+    return request_id in node.proposer._outstanding  # noqa: SLF001 - its set, read only
 
 
 def _core_payload(payload: bytes) -> bytes | str:

@@ -13,6 +13,7 @@ client -> learner
 proposer -> client
     LEADER + name: the leader I know of (empty: none); send there. A
     proposer that is not the leader forwards what it got there anyway.
+    OUTCOMES (status TOO_LARGE, CONFLICT): commands refused, never proposed.
 learner -> client
     OUTCOMES + records (`encode_outcomes`): for each watched request id,
     the *position* where it was first decided (slot, and index of the
@@ -56,6 +57,8 @@ REPLY = b"R"
 DECIDED = 0
 EXPIRED = 1  # refused: issued before the log learners retain (see Learner)
 NOT_RETAINED = 2  # decided at a slot learners no longer keep: its value cannot be compared
+TOO_LARGE = 3  # refused by the proposer: over [paxos] max_value_bytes (slot: the limit)
+CONFLICT = 4  # refused by the proposer: the request id is in flight there with another value
 
 _COUNT = struct.Struct("<I")
 _OUTCOME = struct.Struct("<BqI8sH")  # status, slot, index, digest, request id length

@@ -27,6 +27,7 @@ class AgentSpec:
     - `run_dir`: the folder of the cluster's endpoints (`transport`), and
       `incarnation`: which start of this agent this is (from 1), named in
       every connection's handshake.
+    - `max_value_bytes`: a proposer refuses a command with a longer payload.
     """
 
     name: str
@@ -44,3 +45,4 @@ class AgentSpec:
     has_run: bool = False
     run_dir: str = ""
     incarnation: int = 1
+    max_value_bytes: int = 1 << 20

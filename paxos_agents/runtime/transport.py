@@ -220,6 +220,7 @@ class Transport:
             pass
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(self.path)
+        os.chmod(self.path, 0o600)  # only the cluster's owner connects (and its folder is 0700)
         sock.listen(128)
         sock.setblocking(False)
         self._selector.register(sock, selectors.EVENT_READ, self._on_accept)

@@ -35,7 +35,7 @@ from paxosctl.errors import ProposalTimeout, UsageError
 #: The shared cluster's value limit, small enough to cross on a command line.
 MAX_VALUE_BYTES = 1024
 
-PROPOSE_TEXT = re.compile(r"decided slot (\d+): (.*) \((\d+(?:\.\d+)?) ms\)")
+PROPOSE_TEXT = re.compile(r"decided at (\d+)\.(\d+): (.*) \((\d+(?:\.\d+)?) ms\)")
 STATUS_KEYS = {"cluster", "leader", "decided_up_to", "agents"}
 AGENT_KEYS = {"name", "role", "state", "pid", "restarts", "uptime_s"}
 NO_CLUSTER = "no cluster running for cluster.toml (start it with: paxosctl up cluster.toml)"
@@ -122,7 +122,7 @@ def test_up_foreground_until_ctrl_c(make_cluster: ClusterFactory) -> None:
         cluster.remember_processes()
         assert len(agents) == 3 and st["leader"]
         with cluster.client() as client:
-            assert client.propose("foreground", timeout=10).value == "foreground"
+            assert client.propose("foreground", timeout=10).value == b"foreground"
         process.send_signal(signal.SIGINT)  # Ctrl-C
         stdout, stderr = process.communicate(timeout=30)
     finally:
@@ -163,20 +163,22 @@ def test_propose_text(shared: Cluster) -> None:
     out = ok(shared, "propose", "hello world")
     match = PROPOSE_TEXT.fullmatch(out.rstrip("\n"))
     assert match and out.count("\n") == 1, out
-    assert match.group(2) == "hello world"
-    slot = int(match.group(1))
-    assert [e["slot"] for e in shared.decided() if e["value"] == "hello world"] == [slot]
+    assert match.group(3) == "hello world"
+    position = f"{match.group(1)}.{match.group(2)}"
+    assert [e["position"] for e in shared.decided() if e["value"] == "hello world"] == [position]
 
 
 def test_propose_json(shared: Cluster) -> None:
     out = ok(shared, "propose", "json value", "-o", "json")
     decision = json.loads(out)
-    assert {"slot", "value", "request_id"} <= decision.keys()
+    assert {"slot", "index", "position", "value", "request_id"} <= decision.keys()
     assert decision["value"] == "json value"
     assert isinstance(decision["slot"], int) and decision["slot"] >= 0
+    assert decision["position"] == f"{decision['slot']}.{decision['index']}"
     assert isinstance(decision["request_id"], str) and decision["request_id"]
     [entry] = entries_with(shared.decided(), decision["request_id"])
-    assert entry == {"slot": decision["slot"], "value": "json value",
+    assert entry == {"slot": decision["slot"], "index": decision["index"],
+                     "position": decision["position"], "value": "json value",
                      "request_id": decision["request_id"], "noop": False}
 
 
@@ -199,15 +201,17 @@ def test_same_request_id_is_decided_once(shared: Cluster) -> None:
     # where the id was decided; it is not decided either: the first one stands.
     stderr = fails(shared, 2, "propose", "twice", "--request-id", "idem-1", "-o", "json")
     assert stderr.startswith("error: request_id_conflict: request id idem-1 was decided at "
-                             f"slot {first['slot']} with another value"), stderr
+                             f"position {first['position']} with another value"), stderr
     # Text output too.
     text = ok(shared, "propose", "once", "--request-id", "idem-1")
-    assert PROPOSE_TEXT.fullmatch(text.rstrip("\n")).group(1) == str(first["slot"])
+    match = PROPOSE_TEXT.fullmatch(text.rstrip("\n"))
+    assert f"{match.group(1)}.{match.group(2)}" == first["position"]
 
     entries = shared.decided()
-    assert [e["slot"] for e in entries_with(entries, "idem-1")] == [first["slot"]]
+    assert [e["position"] for e in entries_with(entries, "idem-1")] == [first["position"]]
     assert [e for e in entries if e["value"] in ("once", "twice")] == [
-        {"slot": first["slot"], "value": "once", "request_id": "idem-1", "noop": False}]
+        {"slot": first["slot"], "index": first["index"], "position": first["position"],
+         "value": "once", "request_id": "idem-1", "noop": False}]
 
 
 def test_propose_too_large_exits_2(shared: Cluster) -> None:
@@ -221,7 +225,7 @@ def test_propose_too_large_exits_2(shared: Cluster) -> None:
     # Bytes, not characters: "é" is two bytes in UTF-8.
     stderr = fails(shared, 2, "propose", "é" * (MAX_VALUE_BYTES // 2 + 1))
     assert f"value is {MAX_VALUE_BYTES + 2} bytes" in stderr
-    # The supervisor refuses it too, for clients that skip the CLI's check.
+    # The proposer refuses it too, for clients that skip the CLI's check.
     with shared.client() as client, pytest.raises(UsageError, match="paxos.max_value_bytes"):
         client.propose("y" * (MAX_VALUE_BYTES + 1), request_id="too-big-2", timeout=5)
     assert not [e for e in shared.decided() if e["request_id"] in ("too-big", "too-big-2")]
@@ -349,21 +353,22 @@ def test_decided(shared: Cluster) -> None:
     entries = json.loads(ok(shared, "decided", "-o", "json"))
     assert isinstance(entries, list) and entries
     for e in entries:
-        assert set(e) == {"slot", "value", "request_id", "noop"}, e
+        assert set(e) == {"slot", "index", "position", "value", "request_id", "noop"}, e
         assert isinstance(e["slot"], int) and isinstance(e["noop"], bool)
+        assert e["position"] == f"{e['slot']}.{e['index']}"
         if e["noop"]:
             assert e["value"] is None and e["request_id"] is None
-    slots = [e["slot"] for e in entries]
-    assert slots == sorted(slots)
+    positions = [(e["slot"], e["index"]) for e in entries]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
     rids = [e["request_id"] for e in entries if not e["noop"]]
     assert len(rids) == len(set(rids))
     mine = [e for e in entries if e["request_id"] in ids]
     assert [e["value"] for e in mine] == ["d0", "d1", "d2"]
 
-    # Text: slot, request id, value, tab-separated.
+    # Text: position, request id, value, tab-separated.
     text = ok(shared, "decided").splitlines()
     for e in mine:
-        assert f"{e['slot']}\t{e['request_id']}\t{e['value']}" in text
+        assert f"{e['position']}\t{e['request_id']}\t{e['value']}" in text
 
     # --from
     start = mine[1]["slot"]

@@ -71,10 +71,11 @@ def hostile(f: Files) -> list[Case]:
         # propose
         C("propose", "", code=0),
         C("propose", "-", stdin=b"a\x00b", code=0),
-        C("propose", "-", stdin=NOT_UTF8),
-        C("propose", "-", stdin=SURROGATE_UTF8),
+        # Values are bytes: any bytes are decided as they are.
+        C("propose", "-", stdin=NOT_UTF8, code=0),
+        C("propose", "-", stdin=SURROGATE_UTF8, code=0),
         C("propose", "-", stdin=b"x" * (MAX_VALUE_BYTES + 1)),
-        C("propose", NOT_UTF8),
+        C("propose", NOT_UTF8, code=0),
         C("propose", "x" * (MAX_VALUE_BYTES + 1)),
         C("propose", "v", "--request-id", ""),
         C("propose", "v", "--request-id", "\t"),
@@ -147,7 +148,7 @@ def stopped(f: Files) -> list[Case]:
     (nothing was sent), and the same hostile input as ever."""
     return [
         C("status", code=1), C("status", "-o", "json", code=1), C("propose", "v", code=1),
-        C("propose", "-", stdin=NOT_UTF8), C("decided", code=1), C("kill", "acceptor-0", code=1),
+        C("propose", "-", stdin=NOT_UTF8, code=1), C("decided", code=1), C("kill", "acceptor-0", code=1),
         C("kill", NOT_UTF8, code=1), C("restart", "acceptor-0", code=1), C("chaos", code=1),
         C("metrics", code=1), C("bench", "--requests", "1", code=1),
         C("soak", "--duration", "1s", code=1), C("logs", "acceptor-0", code=1),

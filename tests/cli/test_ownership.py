@@ -232,7 +232,7 @@ def test_state_is_private(make_cluster: ClusterFactory) -> None:
             modes[str(path.relative_to(cluster.state_dir))] = stat.S_IMODE(path.lstat().st_mode)
     expected = {"cluster.json", "supervisor.pid", "supervisor.lock", "members.json", "control.sock",
                 "logs", "logs/supervisor.log", "logs/replica-0.log", "state", "state/replica-0.db",
-                "state/replica-0.db-wal"}
+                "state/replica-0.db-wal", "run", "run/endpoints.json", "run/replica-0.sock"}
     assert expected <= modes.keys(), sorted(modes)
     wrong = {name: oct(mode) for name, mode in modes.items()
              if mode != (0o700 if (cluster.state_dir / name).is_dir() else 0o600)}

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import psutil
 
 from paxosctl import Client
+from paxosctl.client import json_value
 from paxosctl.client import RequestFailed
 from paxosctl.errors import NotRunning, OutcomeUnknown, PaxosctlError, ProposalTimeout
 from paxosctl.history import Operation, Report, check
@@ -163,8 +164,10 @@ class FaultCluster:
         return self.request("status")
 
     def decided(self) -> list[dict[str, Any]]:
+        """The decided log as `paxosctl decided -o json` shows it."""
         with Client.for_manifest(self.manifest) as client:
-            return client.decided()
+            return [{**e, "position": f"{e['slot']}.{e['index']}", "value": json_value(e["value"])}
+                    for e in client.decided()]
 
     def agent(self, name: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
         status = status or self.status()
@@ -445,11 +448,11 @@ class Load:
                 except RequestFailed as e:
                     raise AssertionError(f"{op.request_id}: unexpected refusal {e.reply}")
                 assert decision.request_id == op.request_id, decision
-                assert decision.value == op.value, (decision, op)
+                assert decision.value == op.value.encode(), (decision, op)
                 # (The callback may run just after result() returns: then now.)
                 acked = arrived[0] if arrived else time.monotonic()
                 with self._lock:
-                    op.slot, op.acked = decision.slot, acked
+                    op.slot, op.index, op.acked = decision.slot, decision.index, acked
         except BaseException as e:  # noqa: BLE001 - reported by stop()
             self.errors.append(e)
         finally:
