@@ -49,12 +49,12 @@ from .endpoints import Endpoints
 from .errors import (NotRunning, OutcomeUnknown, PaxosctlError, ProposalTimeout,
                      RequestIdConflict, UsageError)
 
-#: Seconds a connection's handshake may take.
-CONNECT_TIMEOUT = 2.0
 #: How often the I/O thread looks at deadlines and retries with nothing else to do.
 TICK_SECONDS = 0.05
 #: Seconds between reconnect attempts to an endpoint that is down.
 RECONNECT_SECONDS = 0.1
+#: Seconds new commands wait for the learner's WELCOME (which stamps them) at most.
+STAMP_WAIT_SECONDS = 0.5
 #: Commands per PROPOSE frame at most.
 MAX_BATCH = 1024
 
@@ -104,11 +104,11 @@ class ConnectionLost(OutcomeUnknown):
     """The connection closed before the answer came: the request may have been done."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Pending:
     request_id: str
     payload: bytes
-    issued: int
+    issued: int | None  # None: stamped when first sent
     started: float
     deadline: float
     next_try: float = 0.0
@@ -157,8 +157,11 @@ class DataClient:
         self._leader: str | None = None
         #: The highest slot known decided: stamps new commands (Command.issued).
         self.applied = -1
+        self._started = time.monotonic()
+        self._fresh: list[_Pending] = []
+        self._next_scan = 0.0
         for endpoint in self._proposers + self._learners:
-            self._connect(endpoint, time.monotonic())
+            self._connect(endpoint, self._started)
         if self._learner() is None or not any(p.conn for p in self._proposers):
             self._close_all()
             missing = "learner" if self._learner() is None else "proposer"
@@ -180,8 +183,7 @@ class DataClient:
         payload = value.encode() if isinstance(value, str) else bytes(value)
         future: Future = Future()
         now = time.monotonic()
-        pending = _Pending(request_id, payload, self.applied if issued is None else issued,
-                           now, now + timeout)
+        pending = _Pending(request_id, payload, issued, now, now + timeout)
         with self._lock:
             if self._closed:
                 raise NotRunning(f"the connection to {self._cluster_file} is closed")
@@ -222,39 +224,33 @@ class DataClient:
     # --------------------------------------------------------- connections
 
     def _connect(self, endpoint: _Endpoint, now: float) -> None:
-        """Open and greet `endpoint` (blocking, bounded); leave it down on failure."""
+        """Open a connection to `endpoint` and send its HELLO, without waiting:
+        the WELCOME comes through the I/O loop. Unix sockets connect at once
+        or fail at once, so this never blocks; an agent that is stopped
+        (SIGSTOP) takes the connection and answers nothing, and what is
+        sent to it waits for its deadline like any unanswered command."""
         endpoint.retry_at = now + RECONNECT_SECONDS
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(CONNECT_TIMEOUT)
-        reader = frames.FrameReader()
+        sock.setblocking(False)
         try:
             sock.connect(self.endpoints.socket(endpoint.name))
-            sock.sendall(frames.pack([hello(self.endpoints.cluster_id, CLIENT, 0, endpoint.name)]))
-            got: list[bytes] = []
-            while not got:
-                data = sock.recv(65536)
-                if not data:
-                    raise OSError("closed during the handshake")
-                got = reader.feed(data)
-        except (OSError, frames.FrameError):
+        except OSError:
             sock.close()
             return
-        first = got[0]
-        if first[:1] != frames.WELCOME:
-            sock.close()
-            return
-        endpoint.info = json.loads(first[1:])
         conn = Connection(sock)
-        conn.reader = reader  # it may hold frames that came after the WELCOME
         conn.peer = endpoint.name
+        conn.queue(hello(self.endpoints.cluster_id, CLIENT, 0, endpoint.name))
         endpoint.conn = conn
-        if "applied" in endpoint.info:
-            self.applied = max(self.applied, int(endpoint.info["applied"]))
-        if endpoint.info.get("leader"):
-            self._leader = endpoint.info["leader"]
+        endpoint.info = {}
         self._selector.register(sock, selectors.EVENT_READ, endpoint)
-        for frame in got[1:]:
-            self._on_frame(endpoint, frame)
+
+    def _welcomed(self, endpoint: _Endpoint, info: dict[str, Any]) -> None:
+        endpoint.info = info
+        endpoint.conn.greeted = True
+        if "applied" in info:
+            self.applied = max(self.applied, int(info["applied"]))
+        if info.get("leader"):
+            self._leader = info["leader"]
 
     def _learner(self) -> _Endpoint | None:
         for endpoint in self._learners:
@@ -263,12 +259,14 @@ class DataClient:
         return None
 
     def _target(self) -> _Endpoint | None:
-        """The proposer to send to: the leader if we are connected to it, else any."""
+        """The proposer to send to: the leader if we are connected to it, else
+        one that answered, else any we are connected to."""
         up = [p for p in self._proposers if p.conn is not None]
         for p in up:
             if p.name == self._leader:
                 return p
-        return up[0] if up else None
+        greeted = [p for p in up if p.conn.greeted]
+        return (greeted or up or [None])[0]
 
     def _lost(self, endpoint: _Endpoint) -> None:
         conn = endpoint.conn
@@ -281,6 +279,7 @@ class DataClient:
         conn.close()
         endpoint.conn = None
         now = time.monotonic()
+        self._next_scan = now  # resend at once what was waiting on it
         if endpoint in self._learners:
             # Another learner answers now: watch everything again there.
             for pending in self._pending.values():
@@ -346,6 +345,8 @@ class DataClient:
                         self._lost(endpoint)
                         continue
                     for frame in got:
+                        if endpoint.conn is None:
+                            break  # lost meanwhile (a REFUSE)
                         self._on_frame(endpoint, frame)
                 self._turn(time.monotonic())
         finally:
@@ -355,17 +356,12 @@ class DataClient:
         with self._lock:
             new, self._new = self._new, []
             queries, self._query_out = self._query_out, []
-        for endpoint in self._proposers + self._learners:
-            if endpoint.conn is None and now >= endpoint.retry_at:
-                self._connect(endpoint, now)
-        learner = self._learner()
-        fresh: list[_Pending] = []
         for pending, future in new:
             known = self._pending.get(pending.request_id)
             if known is None:
                 self._pending[pending.request_id] = pending
                 pending.futures.append(future)
-                fresh.append(pending)
+                self._fresh.append(pending)
             elif known.payload != pending.payload:
                 future.set_exception(RequestIdConflict(
                     f"request_id_conflict: request id {pending.request_id} is being proposed "
@@ -374,26 +370,25 @@ class DataClient:
             else:
                 known.futures.append(future)
                 known.deadline = max(known.deadline, pending.deadline)
-        due = [p for p in self._pending.values() if p.next_try <= now and p not in fresh]
-        self._expire(now)
-        if learner is not None:
-            for query in queries:
-                learner.conn.queue(query)
-            send = [p for p in fresh + due if p.request_id in self._pending]
-            if send:
-                target = self._target()
-                if target is not None:
-                    learner.conn.queue(wire.WATCH + wire.encode_ids(p.request_id for p in send))
-                    for i in range(0, len(send), MAX_BATCH):
-                        target.conn.queue(wire.PROPOSE + wire.encode_commands(
-                            (p.request_id, p.payload, p.issued) for p in send[i:i + MAX_BATCH]))
-                    retry = now + self.endpoints.retry_seconds
-                    for p in send:
-                        p.sent = True
-                        p.next_try = retry
+        send = self._fresh
+        if now >= self._next_scan:
+            # Retries, deadlines and reconnects: a few times a second, not every turn.
+            self._next_scan = now + TICK_SECONDS
+            for endpoint in self._proposers + self._learners:
+                if endpoint.conn is None and now >= endpoint.retry_at:
+                    self._connect(endpoint, now)
+            self._expire(now)
+            send = [p for p in send if p.request_id in self._pending]
+            send += [p for p in self._pending.values() if p.sent and p.next_try <= now]
+        learner = self._learner()
+        if learner is None:
+            self._fail_queries()
         else:
             for query in queries:
-                self._fail_queries(query)
+                learner.conn.queue(query)
+            if send and (learner.conn.greeted or now - self._started >= STAMP_WAIT_SECONDS):
+                self._send(send, learner, now)
+                self._fresh = []
         for endpoint in self._proposers + self._learners:
             conn = endpoint.conn
             if conn is not None and conn.has_output:
@@ -403,6 +398,23 @@ class DataClient:
                 except OSError:
                     self._lost(endpoint)
 
+    def _send(self, send: list[_Pending], learner: _Endpoint, now: float) -> None:
+        """WATCH `send` at the learner, then PROPOSE them to the leader (or a proposer)."""
+        target = self._target()
+        if target is None:
+            return
+        stamp = self.applied if learner.conn.greeted else -1
+        learner.conn.queue(wire.WATCH + wire.encode_ids(p.request_id for p in send))
+        retry = now + self.endpoints.retry_seconds
+        for p in send:
+            if p.issued is None:
+                p.issued = stamp  # a slot decided before this request was first sent
+            p.sent = True
+            p.next_try = retry
+        for i in range(0, len(send), MAX_BATCH):
+            target.conn.queue(wire.PROPOSE + wire.encode_commands(
+                (p.request_id, p.payload, p.issued) for p in send[i:i + MAX_BATCH]))
+
     def _watch_write(self, endpoint: _Endpoint, on: bool) -> None:
         conn = endpoint.conn
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
@@ -411,7 +423,7 @@ class DataClient:
         except (KeyError, ValueError):
             pass
 
-    def _fail_queries(self, _query: bytes) -> None:
+    def _fail_queries(self) -> None:
         with self._lock:
             queries, self._queries = self._queries, {}
         for future in queries.values():
@@ -429,6 +441,12 @@ class DataClient:
 
     def _on_frame(self, endpoint: _Endpoint, frame: bytes) -> None:
         kind = frame[:1]
+        if not endpoint.conn.greeted:
+            if kind == frames.WELCOME:
+                self._welcomed(endpoint, json.loads(frame[1:]))
+            else:  # REFUSE: another cluster's, or another paxosctl
+                self._lost(endpoint)
+            return
         if kind == wire.OUTCOMES:
             for outcome in wire.decode_outcomes(frame[1:]):
                 self._settle(outcome)

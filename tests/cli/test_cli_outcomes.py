@@ -146,21 +146,24 @@ def test_ctrl_c_exits_130_and_a_frozen_agent_cannot_hold_propose(
     decision = json.loads(result.stdout)
     slots[decision["request_id"]] = ("supervisor frozen", decision["slot"])
 
-    # A leader that does not answer at all (SIGSTOP): --timeout still bounds
+    # Proposers that do not answer at all (SIGSTOP): --timeout still bounds
     # the wait, 124 with the request id.
-    leader = psutil.Process(cluster.agent(cluster.status()["leader"])["pid"])
-    leader.suspend()
+    proposers = [psutil.Process(a["pid"]) for a in cluster.status()["agents"]
+                 if a["role"] == "proposer"]
+    for p in proposers:
+        p.suspend()
     try:
         started = time.monotonic()
         frozen = cluster.run("propose", "frozen", "--timeout", "1", timeout=30)
         elapsed = time.monotonic() - started
     finally:
-        try:
-            leader.resume()
-        except psutil.NoSuchProcess:
-            pass  # its missed heartbeats got it killed meanwhile: restarted, as it should be
+        for p in proposers:
+            try:
+                p.resume()
+            except psutil.NoSuchProcess:
+                pass  # its missed heartbeats got it killed meanwhile: restarted, as it should be
     frozen_id = assert_unknown(124, frozen.returncode, frozen.stdout, frozen.stderr)
     assert elapsed < 1 + ANSWER_GRACE + 3, f"propose --timeout 1 took {elapsed:.1f}s"
-    # It was sent: the leader, thawed, decides it. The retry finds it, once.
+    # It was sent: the proposers, thawed, decide it. The retry finds it, once.
     slots[frozen_id] = ("frozen", retry(cluster, "frozen", frozen_id))
     assert_decided_once(cluster, slots)
