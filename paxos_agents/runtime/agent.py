@@ -165,7 +165,9 @@ class Agent:
             log.warning("got %d proposal(s) but plays no proposer; dropped", len(commands))
             return
         for request_id, payload, *issued in commands:
-            self.node.propose(Command(str(request_id), str(payload),
+            # Boundary: the supervisor pipe speaks str values; the core, bytes.
+            self.node.propose(Command(str(request_id),
+                                      str(payload).encode("utf-8", "surrogatepass"),
                                       int(issued[0]) if issued else -1))
 
     def _answer(self, query: dict) -> None:
@@ -195,7 +197,9 @@ class Agent:
             for entry in log_entries(piece.decisions, piece.first_slots):
                 if len(entries) >= limit and entry.slot != entries[-1]["slot"]:
                     break  # whole slots only, so the next page starts at a slot
-                entries.append({"slot": entry.slot, "value": entry.payload,
+                value = (None if entry.payload is None  # boundary: str on the pipe
+                         else entry.payload.decode("utf-8", "surrogatepass"))
+                entries.append({"slot": entry.slot, "value": value,
                                 "request_id": entry.request_id, "noop": entry.noop})
             start = piece.decisions[-1][0] + 1
         return {"entries": entries, "decided_up_to": learner.decided_up_to, "log_start": first}
@@ -216,7 +220,9 @@ class Agent:
                 # already durable at a majority of acceptors; the learner's
                 # copy only spares it re-learning the slot after a crash.
                 self._send(frames.json_frame(frames.APPLIED, [
-                    [a.slot, a.command.request_id, a.command.payload, a.first_slot]
+                    [a.slot, a.command.request_id,
+                     a.command.payload.decode("utf-8", "surrogatepass"),  # boundary: str
+                     a.first_slot]
                     for a in ready.applied
                 ]))
             if ready.persist:
