@@ -4,7 +4,7 @@ Import from here: `Node`, `Membership`, `Settings`, `Record`, `Ready`,
 `Persist`, `Applied`, `Command`, `Ballot` and the messages.
 """
 
-from .commands import NOOP, Command, Value, is_noop
+from .commands import NOOP, BatchError, Command, Value, is_noop
 from .config import PLANTABLE, Membership, Settings
 from .ids import ZERO_BALLOT, Ballot, NodeId, Slot
 from .messages import (
@@ -30,7 +30,7 @@ from .ready import EXPIRED, Applied, LogEntry, LogPiece, Persist, Ready, Record,
 from .store import DurableLog
 
 __all__ = [
-    "NOOP", "Command", "Value", "is_noop", "PLANTABLE", "Membership", "Settings",
+    "NOOP", "BatchError", "Command", "Value", "is_noop", "PLANTABLE", "Membership", "Settings",
     "ZERO_BALLOT", "Ballot", "NodeId", "Slot", "LogEntry", "MESSAGE_TYPES", "Accept",
     "Accepted", "ClientRequest", "Decide", "Heartbeat", "Message", "Nack", "Prepare",
     "Promise", "Retry", "Vote", "Node", "Phase", "Applied", "Persist", "Ready", "Record",

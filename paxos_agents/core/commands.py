@@ -1,18 +1,41 @@
 """Commands and the values that slots decide.
 
-A *command* is what a client submits: an opaque text payload and the
+A *command* is what a client submits: an opaque payload of bytes and the
 request id that makes it idempotent, stamped with `issued`: a slot that
 was already decided when the request id was first issued, so the command
 cannot have been decided at or below it. Learners that keep only a window
 of the log use the stamp to tell a retry they can still recognise from
-one too old to check (see `Learner`, "expired"). The *value* of a slot is a batch of
-commands (Multi-Paxos batches several commands per slot); the empty batch
-is the no-op a new leader uses to fill a hole in the log.
+one too old to check (see `Learner`, "expired").
+
+The *value* of a slot is a batch of commands (Multi-Paxos batches several
+commands per slot), held as its encoding: a `Value` is bytes that only
+the roles which apply commands ever decode. Acceptors, storage and the
+wire codec pass `Value.data` along untouched, so a vote costs no parsing.
+The empty batch is the no-op a new leader uses to fill a hole in the log.
+
+Batch layout (little-endian, struct-of-arrays, n >= 1 commands):
+
+    u32 n
+    n x u16   request id lengths (bytes of UTF-8)
+    n x u32   payload lengths
+    n x i64   issued stamps (each >= -1)
+    the n request ids, UTF-8, concatenated
+    the n payloads, concatenated
+
+and the no-op (n = 0) is the empty string of bytes, nothing else. Each
+list of commands has exactly one encoding and each valid encoding one
+list of commands, so two values are equal iff their bytes are. The
+arrays are read with one `struct` call per batch, not one per command.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
+from itertools import accumulate
+from typing import Iterable, Iterator
+
+__all__ = ["Command", "Value", "BatchError", "NOOP", "is_noop"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,17 +48,152 @@ class Command:
     """
 
     request_id: str
-    payload: str
+    payload: bytes
     issued: int = -1
 
 
-#: The value of one slot: the commands it decides, in order.
-Value = tuple[Command, ...]
+class BatchError(ValueError):
+    """Bytes that are not the encoding of a batch, or commands that cannot be encoded."""
+
+
+_COUNT = struct.Struct("<I")
+#: Bytes of the per-command arrays: u16 + u32 + i64.
+_PER_COMMAND = 2 + 4 + 8
+
+
+class Value:
+    """The value of one slot: a batch of commands, held as its encoding `data`.
+
+    Build one with `Value.of(commands)` (encodes once and keeps the
+    commands, so whoever built it never decodes it) or wrap received or
+    stored bytes with `Value.from_bytes(data)` (no decoding). The commands
+    are decoded on first use of `commands`, iteration or `len`, once per
+    object; malformed bytes raise `BatchError` there. Equality, hashing
+    and truth (false only for the no-op) look at `data` alone.
+    """
+
+    __slots__ = ("data", "_commands")
+
+    data: bytes
+    _commands: tuple[Command, ...] | None
+
+    def __init__(self, data: bytes, commands: tuple[Command, ...] | None = None) -> None:
+        """Prefer `of` or `from_bytes`; `commands`, if given, must be what `data` encodes."""
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "_commands", commands)
+
+    @classmethod
+    def of(cls, commands: Iterable[Command]) -> "Value":
+        """The batch of `commands`, in order (payloads must be bytes).
+
+        Raises `BatchError` if a request id is longer than 65535 bytes of
+        UTF-8 or is not encodable, a payload is 4 GiB or more, or a stamp
+        does not fit in 64 bits.
+        """
+        batch = tuple(commands)
+        if not batch:
+            return NOOP
+        n = len(batch)
+        try:
+            ids = [c.request_id.encode("utf-8") for c in batch]
+            payloads = [c.payload for c in batch]
+            head = struct.pack(f"<I{n}H{n}I{n}q", n, *map(len, ids), *map(len, payloads),
+                               *[c.issued for c in batch])
+        except (struct.error, UnicodeEncodeError) as exc:
+            raise BatchError(f"cannot encode a batch of {n} command(s): {exc}") from None
+        return cls(b"".join((head, *ids, *payloads)), batch)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview) -> "Value":
+        """Wrap the encoding `data` without decoding it (checked on first use)."""
+        return cls(data if type(data) is bytes else bytes(data))
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        """The commands, decoded from `data` on first access; raises `BatchError`."""
+        commands = self._commands
+        if commands is None:
+            commands = _decode(self.data)
+            object.__setattr__(self, "_commands", commands)
+        return commands
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+    def __iter__(self) -> Iterator[Command]:
+        return iter(self.commands)
+
+    def __reversed__(self) -> Iterator[Command]:
+        return reversed(self.commands)
+
+    def __bool__(self) -> bool:
+        return bool(self.data)  # only the no-op is empty; no decoding needed
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Value:
+            return NotImplemented
+        return self.data == other.data
+
+    def __hash__(self) -> int:
+        return hash(self.data)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Value is immutable; cannot set {name!r}")
+
+    def __reduce__(self) -> tuple:
+        # Pickle and copy the bytes only; the decoded commands are a cache.
+        return (Value.from_bytes, (self.data,))
+
+    def __repr__(self) -> str:
+        if not self.data:
+            return "NOOP"
+        try:
+            return f"Value.of({list(self.commands)!r})"
+        except BatchError:
+            return f"Value.from_bytes({self.data!r:.80})"
+
+
+def _decode(data: bytes) -> tuple[Command, ...]:
+    """The commands `data` encodes (see the module docstring); raises `BatchError`."""
+    size = len(data)
+    if size == 0:
+        return ()
+    if size < _COUNT.size:
+        raise BatchError(f"batch of {size} bytes is shorter than its count")
+    (n,) = _COUNT.unpack_from(data)
+    if n == 0:
+        raise BatchError("batch counts 0 commands; the no-op is encoded as no bytes")
+    # Check the arrays fit before unpacking them: n comes from the bytes and
+    # could ask for a huge format.
+    start = _COUNT.size + n * _PER_COMMAND
+    if start > size:
+        raise BatchError(f"batch of {n} commands needs {start} bytes of header, has {size}")
+    fields = struct.unpack_from(f"<{n}H{n}I{n}q", data, _COUNT.size)
+    id_lens, pay_lens, issued = fields[:n], fields[n:2 * n], fields[2 * n:]
+    id_ends = list(accumulate(id_lens, initial=start))
+    pay_ends = list(accumulate(pay_lens, initial=id_ends[-1]))
+    if pay_ends[-1] != size:
+        raise BatchError(f"batch of {n} commands should be {pay_ends[-1]} bytes, is {size}")
+    if min(issued) < -1:
+        raise BatchError(f"batch has an issued stamp below -1: {min(issued)}")
+    id_block = data[start:id_ends[-1]]
+    try:
+        if id_block.isascii():
+            # One decode for the lot; byte offsets are then character offsets.
+            text = id_block.decode("ascii")
+            ids = [text[a - start:b - start] for a, b in zip(id_ends, id_ends[1:])]
+        else:
+            ids = [data[a:b].decode("utf-8") for a, b in zip(id_ends, id_ends[1:])]
+    except UnicodeDecodeError as exc:
+        raise BatchError(f"batch has a request id that is not UTF-8: {exc}") from None
+    payloads = [data[a:b] for a, b in zip(pay_ends, pay_ends[1:])]
+    return tuple(map(Command, ids, payloads, issued))
+
 
 #: The no-op value: decides the slot and applies nothing.
-NOOP: Value = ()
+NOOP: Value = Value(b"", ())
 
 
 def is_noop(value: Value) -> bool:
     """True for the hole-filling no-op."""
-    return len(value) == 0
+    return not value.data

@@ -78,7 +78,6 @@ class Learner:
         self.settings = settings
         self._out = out
         self._store = store
-        self._cross_ballot = "cross-ballot-learner" in settings.plant
         #: slot -> ballot -> (acceptors that accepted it, the value), undecided slots only.
         self._tally: dict[int, dict[Ballot, tuple[set[str], Value]]] = {}
         #: Every slot below this is decided and applied (and durable once drained).
@@ -158,14 +157,17 @@ class Learner:
         """Count a vote; decide the slot when a majority voted in one ballot."""
         if self.is_decided(m.slot):
             return
-        # Planted bug: count votes across ballots, as if they were one.
-        ballot = ZERO_BALLOT if self._cross_ballot else m.ballot
+        ballot = self._tally_ballot(m)
         by_ballot = self._tally.setdefault(m.slot, {})
         voters, _ = by_ballot.get(ballot) or (set(), m.value)
         voters.add(m.src)
         by_ballot[ballot] = (voters, m.value)
         if len(voters) >= self.membership.majority:
             self._decide(m.slot, m.value)
+
+    def _tally_ballot(self, m: Accepted) -> Ballot:
+        """The ballot a vote counts under: its own (votes of different ballots never add up)."""
+        return m.ballot
 
     def on_decide(self, m: Decide) -> None:
         """A proposer tells us a decision (the answer to a Retry)."""

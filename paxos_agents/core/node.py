@@ -41,7 +41,7 @@ from .messages import (
     Stored,
 )
 from .outbox import Outbox
-from .plants import acceptor_class
+from .plants import acceptor_class, learner_class, proposer_class
 from .proposer import Phase, Proposer
 from .ready import Ready, Record
 from .store import DurableLog
@@ -85,12 +85,12 @@ class Node:
             if "acceptor" in self.roles else None
         )
         self.proposer = (
-            Proposer(node_id, membership, settings, record, self._out,
+            proposer_class(settings.plant)(node_id, membership, settings, record, self._out,
                      rng or random.Random(node_id))
             if "proposer" in self.roles else None
         )
         self.learner = (
-            Learner(node_id, membership, settings, record, self._out, store,
+            learner_class(settings.plant)(node_id, membership, settings, record, self._out, store,
                     on_decided=self.proposer.learn if self.proposer else None)
             if "learner" in self.roles else None
         )

@@ -1,14 +1,25 @@
 """Planted bugs: known ways to break Paxos, for showing that the checks catch them.
 
-Each is a subclass of a real role that overrides one rule; `Node` uses one
-only when `Settings.plant` names it (the simulator's and the tests'
-`--plant`). The real roles carry no planted branches of their own.
+Each is a subclass of a real role that overrides one rule (one hook of
+the real class); `Node` uses one only when `Settings.plant` names it (the
+simulator's and the tests' `--plant`), through `acceptor_class`,
+`proposer_class` and `learner_class`. The real roles carry no planted
+branches of their own.
+
+Two planted bugs are about what is on disk rather than a rule, and live
+in the simulator's boot (`SimCluster._boot`): "forget-promise" wipes an
+acceptor's record, and "reuse-ballot" also forgets a proposer's round.
 """
 
 from __future__ import annotations
 
+from typing import Mapping, TypeVar
+
 from .acceptor import Acceptor
-from .ids import Ballot
+from .ids import ZERO_BALLOT, Ballot
+from .learner import Learner
+from .messages import Accepted, Nack, Promise, Vote
+from .proposer import Phase, Proposer
 
 
 class AcceptWithoutPromiseAcceptor(Acceptor):
@@ -32,16 +43,77 @@ class TruncateEarlyAcceptor(Acceptor):
         return max(self._stored.values(), default=-1) + 1
 
 
+class ReuseBallotProposer(Proposer):
+    """TLA+ mutant ReuseBallot: a Nack for our ballot counts as a Promise with no votes.
+
+    With "reuse-ballot" the simulator also boots proposers with their
+    persisted round forgotten, so a restarted proposer reuses a ballot
+    whose refusals it then takes for promises.
+    """
+
+    def on_nack(self, m: Nack) -> None:
+        if m.ballot != self.ballot or self.phase is Phase.FOLLOWER:
+            return
+        if m.compacted > self.compacted:
+            self._note_compacted(m.compacted)
+        self.stats.nacks += 1
+        if self.phase is Phase.CANDIDATE:
+            self.on_promise(Promise(src=m.src, dst=m.dst, ballot=m.ballot,
+                                    first_slot=self._first_slot, votes=()))
+
+
+class IgnorePromisedValueProposer(Proposer):
+    """TLA+ mutant IgnorePromisedValues: a new leader ignores the votes in the
+    promises (P2c broken) and proposes its own values or no-ops."""
+
+    def _highest_votes(self) -> dict[int, Vote]:
+        return {}
+
+
+class CrossBallotLearner(Learner):
+    """TLA+ mutant CrossBallotLearner: count votes across ballots, as if they were one."""
+
+    def _tally_ballot(self, m: Accepted) -> Ballot:
+        return ZERO_BALLOT
+
+
 #: planted bug -> the acceptor class that carries it.
-ACCEPTORS: dict[str, type[Acceptor]] = {
+ACCEPTORS: Mapping[str, type[Acceptor]] = {
     "accept-without-promise": AcceptWithoutPromiseAcceptor,
     "truncate-early": TruncateEarlyAcceptor,
 }
 
+#: planted bug -> the proposer class that carries it.
+PROPOSERS: Mapping[str, type[Proposer]] = {
+    "reuse-ballot": ReuseBallotProposer,
+    "ignore-promised-value": IgnorePromisedValueProposer,
+}
+
+#: planted bug -> the learner class that carries it.
+LEARNERS: Mapping[str, type[Learner]] = {
+    "cross-ballot-learner": CrossBallotLearner,
+}
+
+R = TypeVar("R")
+
+
+def _choose(role: str, table: Mapping[str, type[R]], real: type[R], plant: frozenset[str]) -> type[R]:
+    chosen = [cls for bug, cls in table.items() if bug in plant]
+    if len(chosen) > 1:
+        raise ValueError(f"at most one planted {role} bug at a time, got {sorted(plant)}")
+    return chosen[0] if chosen else real
+
 
 def acceptor_class(plant: frozenset[str]) -> type[Acceptor]:
     """The acceptor class for the planted bugs in `plant` (the real one if none)."""
-    chosen = [cls for bug, cls in ACCEPTORS.items() if bug in plant]
-    if len(chosen) > 1:
-        raise ValueError(f"at most one planted acceptor bug at a time, got {sorted(plant)}")
-    return chosen[0] if chosen else Acceptor
+    return _choose("acceptor", ACCEPTORS, Acceptor, plant)
+
+
+def proposer_class(plant: frozenset[str]) -> type[Proposer]:
+    """The proposer class for the planted bugs in `plant` (the real one if none)."""
+    return _choose("proposer", PROPOSERS, Proposer, plant)
+
+
+def learner_class(plant: frozenset[str]) -> type[Learner]:
+    """The learner class for the planted bugs in `plant` (the real one if none)."""
+    return _choose("learner", LEARNERS, Learner, plant)

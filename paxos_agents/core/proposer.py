@@ -25,6 +25,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Iterable
 
 from .commands import NOOP, Command, Value
 from .config import Membership, Settings
@@ -101,8 +102,6 @@ class Proposer:
         self.settings = settings
         self._out = out
         self._rng = rng
-        self._reuse_ballot = "reuse-ballot" in settings.plant
-        self._ignore_promised = "ignore-promised-value" in settings.plant
         self.stats = ProposerStats()
         self.phase = Phase.FOLLOWER
         #: Highest round this proposer has used (persisted before use).
@@ -206,13 +205,7 @@ class Proposer:
         # CANDIDATE -> LEADER: a majority promised self.ballot for every slot
         # >= first_slot. Per slot, the value of the highest ballot reported
         # must be proposed again (P2c); slots nobody reported are free.
-        reported: dict[int, Vote] = {}
-        if not self._ignore_promised:
-            for promise in self._promises.values():
-                for vote in promise.votes:
-                    best = reported.get(vote.slot)
-                    if best is None or vote.ballot > best.ballot:
-                        reported[vote.slot] = vote
+        reported = self._highest_votes()
         self.phase = Phase.LEADER
         self.leader = self.node_id
         self.leader_ballot = self.ballot
@@ -235,6 +228,16 @@ class Proposer:
         self._heartbeat()
         self.propose_pending()
 
+    def _highest_votes(self) -> dict[int, Vote]:
+        """slot -> the vote of the highest ballot that the promises reported there."""
+        reported: dict[int, Vote] = {}
+        for promise in self._promises.values():
+            for vote in promise.votes:
+                best = reported.get(vote.slot)
+                if best is None or vote.ballot > best.ballot:
+                    reported[vote.slot] = vote
+        return reported
+
     def on_nack(self, m: Nack) -> None:
         """An acceptor promised a higher ballot: stop, back off, let it lead.
 
@@ -245,7 +248,7 @@ class Proposer:
             return
         if m.compacted > self.compacted:
             self._note_compacted(m.compacted)
-        if m.promised <= m.ballot and not self._reuse_ballot:
+        if m.promised <= m.ballot:
             # Refused for compaction only. CANDIDATE -> CANDIDATE: a phase 1
             # that started below the point can never finish; run it again
             # from above the point (a new ballot, as every phase 1 needs).
@@ -253,13 +256,6 @@ class Proposer:
                 self._start_election(self._first_undecided())
             return
         self.stats.nacks += 1
-        if self._reuse_ballot and self.phase is Phase.CANDIDATE:
-            # Planted bug: treat the refusal as a promise with no votes.
-            self.on_promise(Promise(src=m.src, dst=m.dst, ballot=m.ballot,
-                                    first_slot=self._first_slot, votes=()))
-            return
-        if self._reuse_ballot:
-            return
         if m.promised > self.leader_ballot:
             self.leader_ballot = m.promised
         self._step_down(leader=None)
@@ -346,7 +342,7 @@ class Proposer:
             self.stats.forwarded += 1
             self._out.now.append(ClientRequest(src=self.node_id, dst=self.leader, command=command))
 
-    def _queue_commands(self, commands: Value, *, front: bool = False) -> None:
+    def _queue_commands(self, commands: Iterable[Command], *, front: bool = False) -> None:
         fresh = [c for c in commands if c.request_id not in self._outstanding]
         for command in fresh:
             self._outstanding.add(command.request_id)
@@ -367,7 +363,8 @@ class Proposer:
             return
         batch = self.settings.batch
         while self.pending and len(self.inflight) < self.settings.window:
-            value = tuple(self.pending.popleft() for _ in range(min(batch, len(self.pending))))
+            # Encoded once, here; the commands stay cached for requeues and learn().
+            value = Value.of([self.pending.popleft() for _ in range(min(batch, len(self.pending)))])
             slot = self.next_slot
             self.next_slot += 1
             self.stats.proposals += 1

@@ -135,7 +135,7 @@ class Record:
         while slot <= self.applied and slot in self.decisions and (not decisions or size < max_bytes):
             value = self.decisions[slot]
             decisions.append((slot, value))
-            size += 16 + sum(len(c.payload) + len(c.request_id) for c in value)
+            size += 16 + len(value.data)  # as SqliteStorage counts: no decoding
             slot += 1
         rids = {c.request_id for _, value in decisions for c in value}
         return LogPiece(start, tuple(decisions), self.first_slots(rids))
@@ -201,7 +201,7 @@ class LogEntry:
     """One entry of the applied log: a command applied, or a no-op slot."""
 
     slot: int
-    payload: str | None
+    payload: bytes | None
     request_id: str | None
     noop: bool
 

@@ -1,33 +1,42 @@
 """Messages to bytes and back, for the queues between agents and the supervisor.
 
-Wire format (version 2): the UTF-8 bytes of compact JSON holding one list,
+Wire format (version 3), little-endian, no padding:
 
-    [1, TYPE, src, dst, ...fields in dataclass order]
+    u8 VERSION (3), u8 TYPE, then the fields in dataclass order
 
-where TYPE is the class name ("Accept", "Promise", ...) and
+with TYPE the message's code in `TYPE_CODES` and each field as
 
-- a ballot is `[round, node_id]`,
-- a command is `[request_id, payload]`, or `[request_id, payload, issued]`
-  when it carries an issue stamp (state files written by version 1 hold
-  the two-element form, which still decodes, with `issued` -1),
-- a value is a list of commands (`[]` is the no-op),
-- a vote is `[slot, ballot, value]`.
+- str: u16 byte length, then UTF-8 (src, dst, node ids, request ids);
+- int: i64 (slots, rounds, counts the core keeps: -1 allowed);
+- ballot: i64 round, then str node id;
+- value: u32 byte length, then `Value.data` as it is (a batch in the
+  layout of paxos_agents/core/commands.py; the codec never decodes it,
+  so an acceptor handles an Accept without parsing its commands);
+- vote: i64 slot, ballot, value;
+- command (ClientRequest only): str request id, u32 length + payload
+  bytes, i64 issued (>= -1);
+- a tuple: u32 count, then its items (Promise.votes; Chunk.decisions as
+  i64 slot + value; Chunk.first_slots as str request id + i64 slot).
 
-For example `Accept(src="p1", dst="a2", ballot=Ballot(3, "p1"), slot=7,
-value=(Command("r1", "x"),))` is `[2,"Accept","p1","a2",[3,"p1"],7,[["r1","x"]]]`.
+For example `Retry(src="l1", dst="p1", slot=2)` is
+`03 08 0200 "l1" 0200 "p1" 0200000000000000` (spaces for reading).
 
-Each type has a hand-written encoder and decoder in the tables below rather
-than generic dataclass reflection: this runs once per message per hop.
-Adding a message type means adding a row to both tables; importing this
-module fails if a type in `MESSAGE_TYPES` has none.
+Each type has a hand-written encoder and decoder in the tables below: this
+runs once per message per hop. Adding a message type means a code and a
+row in both tables; importing this module fails if a type in
+`MESSAGE_TYPES` has none.
 
-`decode` trusts nothing: any input that is not exactly a version-2 message
-raises `CodecError`, never a raw `KeyError`/`IndexError`/`TypeError`.
+`decode` trusts nothing: any input that is not exactly one version-3
+message (short, trailing bytes, bad UTF-8, unknown type, a count larger
+than the bytes could hold) raises `CodecError`, never another exception.
+`encode` raises `CodecError` for a field it cannot represent (an int
+outside i64, a string that is not encodable UTF-8 or longer than 65535
+bytes); the core never builds one.
 """
 
 from __future__ import annotations
 
-import json
+import struct
 from typing import Any, Callable
 
 from paxos_agents.core.commands import Command, Value
@@ -50,308 +59,372 @@ from paxos_agents.core.messages import (
     Vote,
 )
 
-__all__ = [
-    "VERSION",
-    "CodecError",
-    "encode",
-    "decode",
-    "encode_value",
-    "decode_value",
-]
+__all__ = ["VERSION", "TYPE_CODES", "CodecError", "encode", "decode"]
 
-#: The wire format version; the first element of every encoded message.
-VERSION = 2
+#: The wire format version; the first byte of every encoded message.
+VERSION = 3
 
-
-class CodecError(ValueError):
-    """Bytes (or text) that are not a well-formed message or value of this version."""
-
-
-# ensure_ascii (the default) keeps the output pure ASCII: any Python str,
-# lone surrogates included, survives the round trip, and the text can be
-# stored in SQLite (which rejects unencodable strings) without a second
-# escaping scheme. The cost is 6 bytes per non-ASCII character; payloads are
-# mostly ASCII. check_circular=False: our lists are built fresh and acyclic.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
-_DECODER = json.JSONDecoder()
-
-
-# --- field helpers -----------------------------------------------------------
-# Decoders check exact types (`type(x) is int` also rejects JSON true/false,
-# which Python treats as ints) because dataclasses do not check them and a
-# wrong-typed field would fail far from here, inside the protocol core.
-
-
-def _str(obj: Any, what: str) -> str:
-    if type(obj) is not str:
-        raise CodecError(f"{what} must be a string, got {obj!r:.60}")
-    return obj
-
-
-def _int(obj: Any, what: str) -> int:
-    if type(obj) is not int:
-        raise CodecError(f"{what} must be an integer, got {obj!r:.60}")
-    return obj
-
-
-def _enc_ballot(ballot: Ballot) -> list:
-    return [ballot.round, ballot.node_id]
-
-
-def _dec_ballot(obj: Any) -> Ballot:
-    if type(obj) is not list or len(obj) != 2:
-        raise CodecError(f"ballot must be [round, node_id], got {obj!r:.60}")
-    round_, node = obj
-    return Ballot(_int(round_, "ballot round"), _str(node, "ballot node_id"))
-
-
-def _enc_command(command: Command) -> list:
-    if command.issued == -1:
-        return [command.request_id, command.payload]
-    return [command.request_id, command.payload, command.issued]
-
-
-def _dec_command(obj: Any) -> Command:
-    if type(obj) is not list or not 2 <= len(obj) <= 3:
-        raise CodecError(f"command must be [request_id, payload(, issued)], got {obj!r:.60}")
-    request_id, payload = obj[0], obj[1]
-    if type(request_id) is not str or type(payload) is not str:
-        raise CodecError(f"command fields must be strings, got {obj!r:.60}")
-    if len(obj) == 2:
-        return Command(request_id, payload)
-    issued = obj[2]
-    if type(issued) is not int or issued < -1:
-        raise CodecError(f"command issued must be an integer >= -1, got {issued!r:.20}")
-    return Command(request_id, payload, issued)
-
-
-def _enc_value(value: Value) -> list:
-    return [_enc_command(c) for c in value]
-
-
-def _dec_value(obj: Any) -> Value:
-    if type(obj) is not list:
-        raise CodecError(f"value must be a list of commands, got {obj!r:.60}")
-    return tuple([_dec_command(item) for item in obj])
-
-
-def _enc_vote(vote: Vote) -> list:
-    return [vote.slot, [vote.ballot.round, vote.ballot.node_id], _enc_value(vote.value)]
-
-
-def _dec_vote(obj: Any) -> Vote:
-    if type(obj) is not list or len(obj) != 3:
-        raise CodecError(f"vote must be [slot, ballot, value], got {obj!r:.60}")
-    slot, ballot, value = obj
-    return Vote(_int(slot, "vote slot"), _dec_ballot(ballot), _dec_value(value))
-
-
-def _dec_votes(obj: Any) -> tuple[Vote, ...]:
-    if type(obj) is not list:
-        raise CodecError(f"votes must be a list, got {obj!r:.60}")
-    return tuple([_dec_vote(item) for item in obj])
-
-
-# --- per-type tables ---------------------------------------------------------
-# An encoder returns the list after [VERSION, TYPE]; a decoder gets that
-# same tail (exact length checked by unpacking) and builds the message.
-
-_ENCODERS: dict[type, Callable[[Any], list]] = {
-    Prepare: lambda m: [m.src, m.dst, _enc_ballot(m.ballot), m.first_slot],
-    Promise: lambda m: [
-        m.src, m.dst, _enc_ballot(m.ballot), m.first_slot, [_enc_vote(v) for v in m.votes],
-        m.compacted,
-    ],
-    Accept: lambda m: [m.src, m.dst, _enc_ballot(m.ballot), m.slot, _enc_value(m.value)],
-    Accepted: lambda m: [m.src, m.dst, _enc_ballot(m.ballot), m.slot, _enc_value(m.value)],
-    Nack: lambda m: [m.src, m.dst, _enc_ballot(m.ballot), _enc_ballot(m.promised), m.compacted],
-    Decide: lambda m: [m.src, m.dst, m.slot, _enc_value(m.value)],
-    Heartbeat: lambda m: [
-        m.src, m.dst, _enc_ballot(m.ballot), m.highest_slot, m.decided_up_to
-    ],
-    Retry: lambda m: [m.src, m.dst, m.slot],
-    Stored: lambda m: [m.src, m.dst, m.upto],
-    Fetch: lambda m: [m.src, m.dst, m.first_slot],
-    Chunk: lambda m: [
-        m.src, m.dst, m.asked, m.first_slot,
-        [[slot, _enc_value(value)] for slot, value in m.decisions],
-        [[rid, slot] for rid, slot in m.first_slots],
-    ],
-    ClientRequest: lambda m: [m.src, m.dst, _enc_command(m.command)],
+#: Message type -> its TYPE byte. Codes are never reused for another type.
+TYPE_CODES: dict[type, int] = {
+    Prepare: 1, Promise: 2, Accept: 3, Accepted: 4, Nack: 5, Decide: 6, Heartbeat: 7,
+    Retry: 8, Stored: 9, Fetch: 10, Chunk: 11, ClientRequest: 12,
 }
 
 
-def _d_prepare(f: list) -> Prepare:
-    src, dst, ballot, first_slot = f
-    return Prepare(src=_str(src, "src"), dst=_str(dst, "dst"), ballot=_dec_ballot(ballot),
-                   first_slot=_int(first_slot, "first_slot"))
+class CodecError(ValueError):
+    """Bytes that are not a well-formed message of this version, or a message
+    with a field the format cannot carry."""
 
 
-def _d_promise(f: list) -> Promise:
-    src, dst, ballot, first_slot, votes, compacted = f
-    return Promise(src=_str(src, "src"), dst=_str(dst, "dst"), ballot=_dec_ballot(ballot),
-                   first_slot=_int(first_slot, "first_slot"), votes=_dec_votes(votes),
-                   compacted=_int(compacted, "compacted"))
+_HEAD = struct.Struct("<BB")
+_H = struct.Struct("<H")
+_I = struct.Struct("<I")
+_Q = struct.Struct("<q")
+_QH = struct.Struct("<qH")  # a ballot's round and its node id's length
 
 
-def _d_accept(f: list) -> Accept:
-    src, dst, ballot, slot, value = f
-    return Accept(src=_str(src, "src"), dst=_str(dst, "dst"), ballot=_dec_ballot(ballot),
-                  slot=_int(slot, "slot"), value=_dec_value(value))
+# --- encoding ------------------------------------------------------------------
+# Each encoder appends the fields' bytes to `out`; `encode` joins them once.
 
 
-def _d_accepted(f: list) -> Accepted:
-    src, dst, ballot, slot, value = f
-    return Accepted(src=_str(src, "src"), dst=_str(dst, "dst"), ballot=_dec_ballot(ballot),
-                    slot=_int(slot, "slot"), value=_dec_value(value))
+def _w_str(out: list, text: str) -> None:
+    raw = text.encode("utf-8")
+    out.append(_H.pack(len(raw)))
+    out.append(raw)
 
 
-def _d_nack(f: list) -> Nack:
-    src, dst, ballot, promised, compacted = f
-    return Nack(src=_str(src, "src"), dst=_str(dst, "dst"), ballot=_dec_ballot(ballot),
-                promised=_dec_ballot(promised), compacted=_int(compacted, "compacted"))
+def _w_int(out: list, number: int) -> None:
+    out.append(_Q.pack(number))
 
 
-def _d_decide(f: list) -> Decide:
-    src, dst, slot, value = f
-    return Decide(src=_str(src, "src"), dst=_str(dst, "dst"), slot=_int(slot, "slot"),
-                  value=_dec_value(value))
+def _w_ballot(out: list, ballot: Ballot) -> None:
+    raw = ballot.node_id.encode("utf-8")
+    out.append(_QH.pack(ballot.round, len(raw)))
+    out.append(raw)
 
 
-def _d_heartbeat(f: list) -> Heartbeat:
-    src, dst, ballot, highest_slot, decided_up_to = f
-    return Heartbeat(src=_str(src, "src"), dst=_str(dst, "dst"), ballot=_dec_ballot(ballot),
-                     highest_slot=_int(highest_slot, "highest_slot"),
-                     decided_up_to=_int(decided_up_to, "decided_up_to"))
+def _w_value(out: list, value: Value) -> None:
+    data = value.data
+    out.append(_I.pack(len(data)))
+    out.append(data)
 
 
-def _d_retry(f: list) -> Retry:
-    src, dst, slot = f
-    return Retry(src=_str(src, "src"), dst=_str(dst, "dst"), slot=_int(slot, "slot"))
+def _w_vote(out: list, vote: Vote) -> None:
+    _w_int(out, vote.slot)
+    _w_ballot(out, vote.ballot)
+    _w_value(out, vote.value)
 
 
-def _d_stored(f: list) -> Stored:
-    src, dst, upto = f
-    return Stored(src=_str(src, "src"), dst=_str(dst, "dst"), upto=_int(upto, "upto"))
+def _w_command(out: list, command: Command) -> None:
+    _w_str(out, command.request_id)
+    out.append(_I.pack(len(command.payload)))
+    out.append(command.payload)
+    _w_int(out, command.issued)
 
 
-def _d_fetch(f: list) -> Fetch:
-    src, dst, first_slot = f
-    return Fetch(src=_str(src, "src"), dst=_str(dst, "dst"),
-                 first_slot=_int(first_slot, "first_slot"))
+def _w_src_dst(out: list, m: Any) -> None:
+    _w_str(out, m.src)
+    _w_str(out, m.dst)
 
 
-def _dec_pair(obj: Any, what: str) -> list:
-    if type(obj) is not list or len(obj) != 2:
-        raise CodecError(f"{what} must be a pair, got {obj!r:.60}")
-    return obj
+def _e_prepare(out: list, m: Prepare) -> None:
+    _w_src_dst(out, m)
+    _w_ballot(out, m.ballot)
+    _w_int(out, m.first_slot)
 
 
-def _d_chunk(f: list) -> Chunk:
-    src, dst, asked, first_slot, decisions, first_slots = f
-    if type(decisions) is not list or type(first_slots) is not list:
-        raise CodecError("chunk decisions and first_slots must be lists")
-    pairs = [_dec_pair(d, "decision") for d in decisions]
-    firsts = [_dec_pair(r, "first slot") for r in first_slots]
-    return Chunk(src=_str(src, "src"), dst=_str(dst, "dst"), asked=_int(asked, "asked"),
-                 first_slot=_int(first_slot, "first_slot"),
-                 decisions=tuple((_int(s, "slot"), _dec_value(v)) for s, v in pairs),
-                 first_slots=tuple((_str(r, "request_id"), _int(s, "slot")) for r, s in firsts))
+def _e_promise(out: list, m: Promise) -> None:
+    _w_src_dst(out, m)
+    _w_ballot(out, m.ballot)
+    _w_int(out, m.first_slot)
+    out.append(_I.pack(len(m.votes)))
+    for vote in m.votes:
+        _w_vote(out, vote)
+    _w_int(out, m.compacted)
 
 
-def _d_client_request(f: list) -> ClientRequest:
-    src, dst, command = f
-    return ClientRequest(src=_str(src, "src"), dst=_str(dst, "dst"),
-                         command=_dec_command(command))
+def _e_accept(out: list, m: Accept | Accepted) -> None:  # Accepted has the same fields
+    _w_src_dst(out, m)
+    _w_ballot(out, m.ballot)
+    _w_int(out, m.slot)
+    _w_value(out, m.value)
 
 
-_DECODERS: dict[str, Callable[[list], Any]] = {
-    "Prepare": _d_prepare,
-    "Promise": _d_promise,
-    "Accept": _d_accept,
-    "Accepted": _d_accepted,
-    "Nack": _d_nack,
-    "Decide": _d_decide,
-    "Heartbeat": _d_heartbeat,
-    "Retry": _d_retry,
-    "Stored": _d_stored,
-    "Fetch": _d_fetch,
-    "Chunk": _d_chunk,
-    "ClientRequest": _d_client_request,
+def _e_nack(out: list, m: Nack) -> None:
+    _w_src_dst(out, m)
+    _w_ballot(out, m.ballot)
+    _w_ballot(out, m.promised)
+    _w_int(out, m.compacted)
+
+
+def _e_decide(out: list, m: Decide) -> None:
+    _w_src_dst(out, m)
+    _w_int(out, m.slot)
+    _w_value(out, m.value)
+
+
+def _e_heartbeat(out: list, m: Heartbeat) -> None:
+    _w_src_dst(out, m)
+    _w_ballot(out, m.ballot)
+    _w_int(out, m.highest_slot)
+    _w_int(out, m.decided_up_to)
+
+
+def _e_retry(out: list, m: Retry) -> None:
+    _w_src_dst(out, m)
+    _w_int(out, m.slot)
+
+
+def _e_stored(out: list, m: Stored) -> None:
+    _w_src_dst(out, m)
+    _w_int(out, m.upto)
+
+
+def _e_fetch(out: list, m: Fetch) -> None:
+    _w_src_dst(out, m)
+    _w_int(out, m.first_slot)
+
+
+def _e_chunk(out: list, m: Chunk) -> None:
+    _w_src_dst(out, m)
+    _w_int(out, m.asked)
+    _w_int(out, m.first_slot)
+    out.append(_I.pack(len(m.decisions)))
+    for slot, value in m.decisions:
+        _w_int(out, slot)
+        _w_value(out, value)
+    out.append(_I.pack(len(m.first_slots)))
+    for request_id, slot in m.first_slots:
+        _w_str(out, request_id)
+        _w_int(out, slot)
+
+
+def _e_client_request(out: list, m: ClientRequest) -> None:
+    _w_src_dst(out, m)
+    _w_command(out, m.command)
+
+
+_ENCODERS: dict[type, Callable[[list, Any], None]] = {
+    Prepare: _e_prepare,
+    Promise: _e_promise,
+    Accept: _e_accept,
+    Accepted: _e_accept,
+    Nack: _e_nack,
+    Decide: _e_decide,
+    Heartbeat: _e_heartbeat,
+    Retry: _e_retry,
+    Stored: _e_stored,
+    Fetch: _e_fetch,
+    Chunk: _e_chunk,
+    ClientRequest: _e_client_request,
+}
+
+
+# --- decoding ------------------------------------------------------------------
+
+
+class _Reader:
+    """A cursor over one message's bytes. Reading past the end raises
+    `struct.error` or `CodecError`; `decode` turns every failure into `CodecError`."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data = data
+        self.pos = pos
+
+    def int(self) -> int:
+        (number,) = _Q.unpack_from(self.data, self.pos)
+        self.pos += 8
+        return number
+
+    def _bytes(self, size: int) -> bytes:
+        end = self.pos + size
+        if end > len(self.data):
+            raise CodecError(f"a field of {size} bytes runs past the end")
+        raw = self.data[self.pos:end]
+        self.pos = end
+        return raw
+
+    def str(self) -> str:
+        (size,) = _H.unpack_from(self.data, self.pos)
+        self.pos += 2
+        return self._bytes(size).decode("utf-8")
+
+    def ballot(self) -> Ballot:
+        round_, size = _QH.unpack_from(self.data, self.pos)
+        self.pos += 10
+        return Ballot(round_, self._bytes(size).decode("utf-8"))
+
+    def value(self) -> Value:
+        (size,) = _I.unpack_from(self.data, self.pos)
+        self.pos += 4
+        return Value.from_bytes(self._bytes(size))
+
+    def count(self, min_item_bytes: int) -> int:
+        """A tuple's length, refused if its items could not fit in what is left."""
+        (n,) = _I.unpack_from(self.data, self.pos)
+        self.pos += 4
+        if n * min_item_bytes > len(self.data) - self.pos:
+            raise CodecError(f"a count of {n} items runs past the end")
+        return n
+
+    def vote(self) -> Vote:
+        return Vote(self.int(), self.ballot(), self.value())
+
+    def command(self) -> Command:
+        request_id = self.str()
+        (size,) = _I.unpack_from(self.data, self.pos)
+        self.pos += 4
+        payload = self._bytes(size)
+        issued = self.int()
+        if issued < -1:
+            raise CodecError(f"command issued must be >= -1, got {issued}")
+        return Command(request_id, payload, issued)
+
+
+# Minimum encoded sizes, for `_Reader.count`: a vote (slot, round, empty
+# node id, empty value), a decision (slot, empty value), a first slot.
+_VOTE_MIN, _DECISION_MIN, _FIRST_SLOT_MIN = 8 + 10 + 4, 8 + 4, 2 + 8
+
+
+def _d_prepare(r: _Reader) -> Prepare:
+    return Prepare(src=r.str(), dst=r.str(), ballot=r.ballot(), first_slot=r.int())
+
+
+def _d_promise(r: _Reader) -> Promise:
+    src, dst, ballot, first_slot = r.str(), r.str(), r.ballot(), r.int()
+    votes = tuple([r.vote() for _ in range(r.count(_VOTE_MIN))])
+    return Promise(src=src, dst=dst, ballot=ballot, first_slot=first_slot, votes=votes,
+                   compacted=r.int())
+
+
+def _d_accept(r: _Reader) -> Accept:
+    return Accept(src=r.str(), dst=r.str(), ballot=r.ballot(), slot=r.int(), value=r.value())
+
+
+def _d_accepted(r: _Reader) -> Accepted:
+    return Accepted(src=r.str(), dst=r.str(), ballot=r.ballot(), slot=r.int(), value=r.value())
+
+
+def _d_nack(r: _Reader) -> Nack:
+    return Nack(src=r.str(), dst=r.str(), ballot=r.ballot(), promised=r.ballot(),
+                compacted=r.int())
+
+
+def _d_decide(r: _Reader) -> Decide:
+    return Decide(src=r.str(), dst=r.str(), slot=r.int(), value=r.value())
+
+
+def _d_heartbeat(r: _Reader) -> Heartbeat:
+    return Heartbeat(src=r.str(), dst=r.str(), ballot=r.ballot(), highest_slot=r.int(),
+                     decided_up_to=r.int())
+
+
+def _d_retry(r: _Reader) -> Retry:
+    return Retry(src=r.str(), dst=r.str(), slot=r.int())
+
+
+def _d_stored(r: _Reader) -> Stored:
+    return Stored(src=r.str(), dst=r.str(), upto=r.int())
+
+
+def _d_fetch(r: _Reader) -> Fetch:
+    return Fetch(src=r.str(), dst=r.str(), first_slot=r.int())
+
+
+def _d_chunk(r: _Reader) -> Chunk:
+    src, dst, asked, first_slot = r.str(), r.str(), r.int(), r.int()
+    decisions = tuple([(r.int(), r.value()) for _ in range(r.count(_DECISION_MIN))])
+    firsts = tuple([(r.str(), r.int()) for _ in range(r.count(_FIRST_SLOT_MIN))])
+    return Chunk(src=src, dst=dst, asked=asked, first_slot=first_slot, decisions=decisions,
+                 first_slots=firsts)
+
+
+def _d_client_request(r: _Reader) -> ClientRequest:
+    return ClientRequest(src=r.str(), dst=r.str(), command=r.command())
+
+
+_DECODERS: dict[type, Callable[[_Reader], Any]] = {
+    Prepare: _d_prepare,
+    Promise: _d_promise,
+    Accept: _d_accept,
+    Accepted: _d_accepted,
+    Nack: _d_nack,
+    Decide: _d_decide,
+    Heartbeat: _d_heartbeat,
+    Retry: _d_retry,
+    Stored: _d_stored,
+    Fetch: _d_fetch,
+    Chunk: _d_chunk,
+    ClientRequest: _d_client_request,
 }
 
 # Fail at import, not at the first message of a new type, if a table lags
 # behind `MESSAGE_TYPES`.
-_missing = {t.__name__ for t in MESSAGE_TYPES} ^ set(_DECODERS)
-_missing |= {t.__name__ for t in MESSAGE_TYPES} ^ {t.__name__ for t in _ENCODERS}
-if _missing:  # pragma: no cover - a development-time error
-    raise ImportError(f"codec tables out of step with MESSAGE_TYPES: {sorted(_missing)}")
+_missing = (set(MESSAGE_TYPES) ^ set(_ENCODERS)) | (set(MESSAGE_TYPES) ^ set(_DECODERS))
+_missing |= set(MESSAGE_TYPES) ^ set(TYPE_CODES)
+if _missing or len(set(TYPE_CODES.values())) != len(TYPE_CODES):  # pragma: no cover
+    raise ImportError("codec tables out of step with MESSAGE_TYPES: "
+                      f"{sorted(t.__name__ for t in _missing)} (or a TYPE code used twice)")
 del _missing
 
-_NAMES: dict[type, str] = {t: t.__name__ for t in _ENCODERS}
+#: TYPE byte -> (type, decoder); type -> (header bytes, encoder).
+_BY_CODE: dict[int, tuple[type, Callable[[_Reader], Any]]] = {
+    code: (cls, _DECODERS[cls]) for cls, code in TYPE_CODES.items()}
+_BY_TYPE: dict[type, tuple[bytes, Callable[[list, Any], None]]] = {
+    cls: (_HEAD.pack(VERSION, code), _ENCODERS[cls]) for cls, code in TYPE_CODES.items()}
 
 
 # --- public API --------------------------------------------------------------
 
 
 def encode(msg: Message) -> bytes:
-    """The wire bytes of `msg` (ASCII-only compact JSON, see the module doc).
+    """The wire bytes of `msg` (see the module doc).
 
-    Raises `CodecError` if `msg` is not an instance of a type in `MESSAGE_TYPES`.
-    Field types are not checked here (the core builds messages); a message
-    with wrong-typed fields encodes but will not decode.
+    Raises `CodecError` if `msg` is not an instance of a type in
+    `MESSAGE_TYPES` or has a field the format cannot carry.
     """
-    cls = type(msg)
-    encoder = _ENCODERS.get(cls)
-    if encoder is None:
-        raise CodecError(f"cannot encode {cls.__name__}: not a message type")
-    return _ENCODER.encode([VERSION, _NAMES[cls], *encoder(msg)]).encode("ascii")
+    entry = _BY_TYPE.get(type(msg))
+    if entry is None:
+        raise CodecError(f"cannot encode {type(msg).__name__}: not a message type")
+    head, encoder = entry
+    out = [head]
+    try:
+        encoder(out, msg)
+        return b"".join(out)
+    except (struct.error, UnicodeEncodeError, AttributeError, TypeError) as exc:
+        raise CodecError(f"cannot encode {type(msg).__name__}: {exc}") from None
 
 
 def decode(data: bytes) -> Message:
     """The message `data` encodes; `decode(encode(m)) == m` for every message.
 
-    Raises `CodecError` (a `ValueError`) if `data` is not UTF-8 JSON, is not a
-    list `[version, type, ...]`, has a version other than `VERSION`, names
-    an unknown type, or has a missing, extra or wrong-typed field.
+    Raises `CodecError` (a `ValueError`) if `data` is not bytes, is shorter
+    than its header, has a version other than `VERSION`, an unknown type,
+    a field that is cut short or not UTF-8, or bytes left over.
     """
     if not isinstance(data, (bytes, bytearray)):
         raise CodecError(f"expected bytes, got {type(data).__name__}")
+    if len(data) < _HEAD.size:
+        raise CodecError(f"not a message: {len(data)} bytes, shorter than the header")
+    version, code = _HEAD.unpack_from(data)
+    if version != VERSION:
+        raise CodecError(f"unknown codec version {version}; this paxosctl speaks {VERSION}")
+    entry = _BY_CODE.get(code)
+    if entry is None:
+        raise CodecError(f"unknown message type code {code}")
+    cls, decoder = entry
+    reader = _Reader(bytes(data) if type(data) is not bytes else data, _HEAD.size)
     try:
-        obj = _DECODER.decode(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError
-        raise CodecError(f"not a message: invalid JSON ({exc})") from None
-    if type(obj) is not list or len(obj) < 2:
-        raise CodecError(f"not a message: expected [version, type, ...], got {obj!r:.80}")
-    version = obj[0]
-    if type(version) is not int or version != VERSION:
-        raise CodecError(f"unknown codec version {version!r:.20}; this paxosctl speaks {VERSION}")
-    name = obj[1]
-    decoder = _DECODERS.get(name) if type(name) is str else None
-    if decoder is None:
-        raise CodecError(f"unknown message type {name!r:.40}")
-    try:
-        return decoder(obj[2:])
+        msg = decoder(reader)
     except CodecError as exc:
-        raise CodecError(f"malformed {name} message: {exc}") from None
-    except (ValueError, TypeError):
-        # Unpacking a tail of the wrong length (ValueError) or a non-list.
+        raise CodecError(f"malformed {cls.__name__} message: {exc}") from None
+    except struct.error:
+        raise CodecError(f"malformed {cls.__name__} message: cut short") from None
+    except UnicodeDecodeError:
+        raise CodecError(f"malformed {cls.__name__} message: a string is not UTF-8") from None
+    if reader.pos != len(data):
         raise CodecError(
-            f"malformed {name} message: wrong number of fields ({len(obj) - 2})"
-        ) from None
-
-
-def encode_value(value: Value) -> str:
-    """The JSON text of a value: a list of commands as on the wire (ASCII only)."""
-    return _ENCODER.encode(_enc_value(value))
-
-
-def decode_value(text: str) -> Value:
-    """The value `text` encodes; raises `CodecError` if it is not one."""
-    if type(text) is not str:
-        raise CodecError(f"expected a JSON string, got {type(text).__name__}")
-    try:
-        obj = _DECODER.decode(text)
-    except (ValueError, RecursionError) as exc:
-        raise CodecError(f"not a value: invalid JSON ({exc})") from None
-    return _dec_value(obj)
+            f"malformed {cls.__name__} message: {len(data) - reader.pos} bytes left over")
+    return msg

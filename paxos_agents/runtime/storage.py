@@ -20,6 +20,7 @@ agent per node); nothing here locks out a second writer.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -27,12 +28,10 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
-from paxos_agents.core.commands import Value
+from paxos_agents.core.commands import BatchError, Command, Value
 from paxos_agents.core.ids import Ballot
 from paxos_agents.core.messages import Vote
 from paxos_agents.core.ready import LogPiece, Persist, Record
-
-from .codec import CodecError, decode_value, encode_value
 
 __all__ = [
     "APPLICATION_ID",
@@ -48,8 +47,8 @@ __all__ = [
 APPLICATION_ID = 0x50586374
 
 #: The schema this code writes and reads (`PRAGMA user_version` and meta.schema_version).
-#: Version 1 (paxosctl 0.1) is migrated to 2 when it is first opened.
-SCHEMA_VERSION = 2
+#: Older files are migrated when first opened: 1 (paxosctl 0.1) -> 2 -> 3.
+SCHEMA_VERSION = 3
 
 #: Files up to this size get a full `quick_check` when opened; above it only
 #: the header and schema are checked at start (a page damaged later fails
@@ -65,19 +64,24 @@ FAULT_POINTS = ("open", "before-write", "after-write", "after-commit")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # `value` in meta has no declared type (BLOB affinity), so ints stay ints
-# and text stays text. Node ids are TEXT; values are the codec's JSON text.
+# and text stays text. Node ids are TEXT.
 # Version 2: the learner's request index (request id -> first slot), and
 # meta keys for the compaction point, the applied prefix and the first
 # retained slot. Deleted rows' pages are reused by later inserts, so the
 # file stops growing once compaction or retention deletes old rows.
+# Version 3: a vote's or decision's value is a BLOB, `Value.data` as it is
+# (the batch encoding of core/commands.py, payloads as bytes); version 2
+# held the old codec's JSON text there.
 _REQUESTS_TABLE = ("CREATE TABLE requests (request_id TEXT PRIMARY KEY NOT NULL,"
                    " slot INTEGER NOT NULL) WITHOUT ROWID")
 _META_ADDED_IN_2 = (("compacted", 0), ("applied", -1), ("log_start", 0))
+_VOTES_TABLE = ("CREATE TABLE votes (slot INTEGER PRIMARY KEY, ballot_round INTEGER NOT NULL,"
+                " ballot_node TEXT NOT NULL, value BLOB NOT NULL)")
+_DECISIONS_TABLE = "CREATE TABLE decisions (slot INTEGER PRIMARY KEY, value BLOB NOT NULL)"
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL)",
-    "CREATE TABLE votes (slot INTEGER PRIMARY KEY, ballot_round INTEGER NOT NULL,"
-    " ballot_node TEXT NOT NULL, value TEXT NOT NULL)",
-    "CREATE TABLE decisions (slot INTEGER PRIMARY KEY, value TEXT NOT NULL)",
+    _VOTES_TABLE,
+    _DECISIONS_TABLE,
     _REQUESTS_TABLE,
 )
 _INITIAL_META = (
@@ -172,7 +176,8 @@ class SqliteStorage:
 
     `SqliteStorage(path)` opens `path`, creating it (and its parent
     directories) if it does not exist. An existing file is used only if it
-    is an intact paxosctl state file of this schema version; otherwise the
+    is an intact paxosctl state file of this schema version or an older one
+    (migrated to this one, in one transaction, before use); otherwise the
     constructor raises `StorageError` and leaves the file untouched.
 
     Each non-empty `save` is one transaction (`BEGIN IMMEDIATE ... COMMIT`),
@@ -313,8 +318,9 @@ class SqliteStorage:
             if mode != "wal":
                 raise StorageError(f"cannot use {path}: journal_mode is {mode}, WAL unavailable")
             conn.execute("PRAGMA synchronous=FULL")
-            if conn.execute("PRAGMA user_version").fetchone()[0] == 1:
-                _migrate_from_1(conn)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                _migrate(conn, version, path)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError):
@@ -331,9 +337,9 @@ class SqliteStorage:
         if app_id != APPLICATION_ID:
             raise StorageError(f"{path} is not a paxosctl state file (application_id {app_id:#010x})")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (1, SCHEMA_VERSION):
+        if version not in (1, 2, SCHEMA_VERSION):
             raise StorageError(
-                f"{path} has schema version {version}; this paxosctl reads 1 and {SCHEMA_VERSION}"
+                f"{path} has schema version {version}; this paxosctl reads 1 to {SCHEMA_VERSION}"
                 + (" (written by a newer paxosctl: upgrade paxosctl to use it)"
                    if isinstance(version, int) and version > SCHEMA_VERSION else ""))
         # quick_check reads every page (O(size)) but not index contents. It
@@ -384,14 +390,14 @@ class SqliteStorage:
         try:
             record = Record(
                 promised=Ballot(_int(meta["promised_round"]), _text(meta["promised_node"])),
-                decisions={slot: decode_value(value) for slot, value in decision_rows},
+                decisions={slot: _blob_value(value) for slot, value in decision_rows},
                 round=_int(meta["round"]),
                 floor=_int(meta.get("floor", -1)),
                 compacted=_int(meta["compacted"]),
                 applied=applied,
                 log_start=_int(meta["log_start"]),
             )
-        except (KeyError, TypeError, CodecError) as exc:
+        except (KeyError, TypeError) as exc:
             raise StorageError(f"{self.path} is corrupt: bad row ({_why(exc)})") from None
         self._applied, self._log_start = record.applied, record.log_start
         return record
@@ -417,7 +423,7 @@ class SqliteStorage:
 
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
         """Applied slots from max(`first_slot`, the first retained one), consecutive,
-        about `max_bytes` of stored value text at most (at least one slot)."""
+        about `max_bytes` of stored value bytes at most (at least one slot)."""
         start = max(first_slot, self._log_start)
         decisions: list[tuple[int, Value]] = []
         size = 0
@@ -425,11 +431,11 @@ class SqliteStorage:
         cursor = self._cursor("SELECT slot, value FROM decisions WHERE slot >= ? AND slot <= ?"
                               " ORDER BY slot", (start, self._applied))
         try:
-            for slot, text in cursor:
+            for slot, data in cursor:
                 if slot != expect or (decisions and size >= max_bytes):
                     break
-                decisions.append((slot, self._value(text)))
-                size += len(text)
+                decisions.append((slot, self._value(data)))
+                size += len(data)
                 expect += 1
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read {self.path}: {exc}") from None
@@ -461,10 +467,10 @@ class SqliteStorage:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read {self.path}: {exc}") from None
 
-    def _value(self, text: object) -> Value:
+    def _value(self, data: object) -> Value:
         try:
-            return decode_value(text)  # type: ignore[arg-type]
-        except CodecError as exc:
+            return _blob_value(data)
+        except TypeError as exc:
             raise StorageError(f"{self.path} is corrupt: bad row ({_why(exc)})") from None
 
     def save(self, persist: Persist) -> None:
@@ -507,7 +513,7 @@ class SqliteStorage:
                     conn.executemany(
                         "INSERT OR REPLACE INTO votes (slot, ballot_round, ballot_node, value)"
                         " VALUES (?, ?, ?, ?)",
-                        [(v.slot, v.ballot.round, v.ballot.node_id, encode_value(v.value))
+                        [(v.slot, v.ballot.round, v.ballot.node_id, v.value.data)
                          for v in persist.votes],
                     )
                 if persist.compacted is not None:
@@ -516,7 +522,7 @@ class SqliteStorage:
                 if persist.decisions:
                     conn.executemany(
                         "INSERT OR REPLACE INTO decisions (slot, value) VALUES (?, ?)",
-                        [(slot, encode_value(value)) for slot, value in persist.decisions],
+                        [(slot, value.data) for slot, value in persist.decisions],
                     )
                 if persist.requests:
                     conn.executemany(
@@ -571,39 +577,119 @@ class SqliteStorage:
         return self._conn
 
 
-def _migrate_from_1(conn: sqlite3.Connection) -> None:
-    """Bring a version-1 file (paxosctl 0.1) to version 2, in one transaction.
-
-    Version 1 kept no applied prefix and no request index: a learner
-    replayed its whole log at every start. Both are derived here from the
-    decisions, exactly as that replay did (the applied prefix is the gap-free
-    run of decided slots from 0; a request id's first slot is the lowest
-    slot it was decided in within that prefix). Runs once, in C (json_each),
-    so even a long log takes seconds, not a replay in Python.
-    """
+def _migrate(conn: sqlite3.Connection, version: int, path: Path) -> None:
+    """Bring a file of schema `version` (1 or 2) to `SCHEMA_VERSION`, in one
+    transaction: a crash or an error midway leaves the file as it was."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        has_zero = conn.execute("SELECT 1 FROM decisions WHERE slot = 0").fetchone()
-        applied = -1
-        if has_zero:
-            applied = conn.execute(
-                "SELECT MIN(slot) FROM decisions d WHERE NOT EXISTS"
-                " (SELECT 1 FROM decisions e WHERE e.slot = d.slot + 1)").fetchone()[0]
-        conn.execute(_REQUESTS_TABLE)
-        conn.execute(
-            "INSERT INTO requests (request_id, slot)"
-            " SELECT json_extract(j.value, '$[0]') AS rid, MIN(d.slot)"
-            " FROM decisions d, json_each(d.value) j WHERE d.slot <= ? GROUP BY rid",
-            (applied,))
-        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                         [("compacted", 0), ("applied", applied), ("log_start", 0),
-                          ("schema_version", SCHEMA_VERSION)])
+        if version == 1:
+            _migrate_1_to_2(conn)
+        _migrate_2_to_3(conn, path)
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                     (SCHEMA_VERSION,))
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Version 1 (paxosctl 0.1) to 2, inside `_migrate`'s transaction.
+
+    Version 1 kept no applied prefix and no request index: a learner
+    replayed its whole log at every start. Both are derived here from the
+    decisions, exactly as that replay did (the applied prefix is the gap-free
+    run of decided slots from 0; a request id's first slot is the lowest
+    slot it was decided in within that prefix). Runs in C (json_each), so
+    even a long log takes seconds, not a replay in Python.
+    """
+    has_zero = conn.execute("SELECT 1 FROM decisions WHERE slot = 0").fetchone()
+    applied = -1
+    if has_zero:
+        applied = conn.execute(
+            "SELECT MIN(slot) FROM decisions d WHERE NOT EXISTS"
+            " (SELECT 1 FROM decisions e WHERE e.slot = d.slot + 1)").fetchone()[0]
+    conn.execute(_REQUESTS_TABLE)
+    conn.execute(
+        "INSERT INTO requests (request_id, slot)"
+        " SELECT json_extract(j.value, '$[0]') AS rid, MIN(d.slot)"
+        " FROM decisions d, json_each(d.value) j WHERE d.slot <= ? GROUP BY rid",
+        (applied,))
+    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                     [("compacted", 0), ("applied", applied), ("log_start", 0)])
+
+
+#: Rows converted per batch by the 2 -> 3 migration (bounds its memory).
+_MIGRATE_ROWS = 10_000
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection, path: Path) -> None:
+    """Version 2 to 3, inside `_migrate`'s transaction: every vote's and
+    decision's value, JSON text of the version-2 codec, becomes the BLOB of
+    its batch encoding. The tables are rebuilt (their column is declared
+    BLOB now) and swapped in; slots, ballots and everything else are kept.
+    """
+    for table, create, columns in (
+        ("votes", _VOTES_TABLE, "slot, ballot_round, ballot_node, value"),
+        ("decisions", _DECISIONS_TABLE, "slot, value"),
+    ):
+        conn.execute(create.replace(f"TABLE {table} ", f"TABLE {table}_3 ", 1))
+        marks = ", ".join("?" * len(columns.split(", ")))
+        last = -(2**63)
+        while True:
+            # Keyset pages: no cursor stays open across the inserts.
+            rows = conn.execute(
+                f"SELECT {columns} FROM {table} WHERE slot > ? ORDER BY slot LIMIT ?",
+                (last, _MIGRATE_ROWS)).fetchall()
+            if not rows:
+                break
+            converted = []
+            for *fields, text in rows:
+                try:
+                    converted.append((*fields, _json_value(text).data))
+                except (ValueError, TypeError) as exc:
+                    raise StorageError(
+                        f"{path} is corrupt: {table} slot {fields[0]} holds no version-2 value"
+                        f" ({_why(exc)}); the file was not changed") from None
+            conn.executemany(f"INSERT INTO {table}_3 ({columns}) VALUES ({marks})", converted)
+            last = rows[-1][0]
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {table}_3 RENAME TO {table}")
+
+
+def _json_value(text: object) -> Value:
+    """A version-2 stored value: JSON `[[request_id, payload(, issued)], ...]`
+    with text payloads, which become their UTF-8 bytes (surrogatepass: the
+    old codec could hold any str, lone surrogates included)."""
+    if type(text) is not str:
+        raise TypeError(f"expected JSON text, got {type(text).__name__}")
+    items = json.loads(text)
+    if type(items) is not list:
+        raise ValueError("not a list of commands")
+    commands = []
+    for item in items:
+        if type(item) is not list or not 2 <= len(item) <= 3:
+            raise ValueError(f"not a command: {item!r:.60}")
+        request_id, payload, *issued = item
+        if type(request_id) is not str or type(payload) is not str:
+            raise ValueError(f"command fields must be strings: {item!r:.60}")
+        stamp = issued[0] if issued else -1
+        if type(stamp) is not int or stamp < -1:
+            raise ValueError(f"command issued must be an integer >= -1: {item!r:.60}")
+        commands.append(Command(request_id, payload.encode("utf-8", "surrogatepass"), stamp))
+    try:
+        return Value.of(commands)
+    except BatchError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _blob_value(data: object) -> Value:
+    """A stored value (version 3): the batch's bytes, not decoded here."""
+    if type(data) is not bytes:
+        raise TypeError(f"expected a BLOB value, got {type(data).__name__}")
+    return Value.from_bytes(data)
 
 
 def _int(obj: object) -> int:

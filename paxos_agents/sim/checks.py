@@ -25,7 +25,7 @@ class Checker:
 
     def __init__(self, learners: tuple[str, ...] = ()) -> None:
         #: request id -> payload, for every command a client submitted.
-        self.submitted: dict[str, str] = {}
+        self.submitted: dict[str, bytes] = {}
         #: slot -> (value, the learner that decided it first).
         self.chosen: dict[int, tuple[Value, str]] = {}
         #: request id -> slot where it was first decided.
@@ -40,7 +40,7 @@ class Checker:
         #: request id -> slot reported to the client (first acknowledgement).
         self.acked: dict[str, int] = {}
 
-    def submit(self, request_id: str, payload: str) -> None:
+    def submit(self, request_id: str, payload: bytes) -> None:
         self.submitted[request_id] = payload
 
     def decided(self, learner: str, slot: int, value: Value) -> None:

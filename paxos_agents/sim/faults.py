@@ -66,7 +66,7 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
     n_commands = rng.randint(4, 24)
     client_retry = rng.randint(15, 60)
     # Each command: (submit tick, request id, payload).
-    schedule = sorted((rng.randrange(steps), f"r{i}", f"v{i}") for i in range(n_commands))
+    schedule = sorted((rng.randrange(steps), f"r{i}", f"v{i}".encode()) for i in range(n_commands))
     next_try: dict[str, int] = {}
     down_until: dict[str, int] = {}
     sim.faults = faults

@@ -37,12 +37,13 @@ from paxos_agents.core import (
     Promise,
     Record,
     Settings,
+    Value,
 )
 from paxos_agents.sim import Checker, Violation
 
 MEMBERS = Membership(proposers=("p1", "p2"), acceptors=("a1", "a2", "a3"), learners=("l1", "l2"))
-X = Command("rx", "x")
-Y = Command("ry", "y")
+X = Command("rx", b"x")
+Y = Command("ry", b"y")
 
 
 class Net:
@@ -135,7 +136,7 @@ def first_incarnation(net: Net, accepted_by: tuple[str, ...]) -> Ballot:
     net.deliver(is_(Accepted, dst="l1"))
     net.drop(is_(Accepted))
     for a in accepted_by:
-        assert net.nodes[a].acceptor.vote_at(0).value == (X,)
+        assert net.nodes[a].acceptor.vote_at(0).value == Value.of([X])
     return ballot
 
 
@@ -183,8 +184,8 @@ def test_memoryless_restart_reuses_ballot_but_is_nacked(accepted_by):
     assert net.two_values_for_one_ballot() == []
     # X was accepted under (1, p1) and must be what slot 0 decides; Y goes after it.
     for learner in ("l1", "l2"):
-        assert net.nodes[learner].learner.decided.get(0) == (X,)
-        assert net.nodes[learner].learner.decided.get(1) == (Y,)
+        assert net.nodes[learner].learner.decided.get(0) == Value.of([X])
+        assert net.nodes[learner].learner.decided.get(1) == Value.of([Y])
     assert [e.request_id for e in net.nodes["l2"].learner.log] == ["rx", "ry"]
 
 
@@ -236,13 +237,13 @@ def test_planted_reuse_ballot_accepts_two_values_under_one_ballot(accepted_by):
     net.deliver(lambda m: m.dst == "p1")  # two Nacks and a Promise
     assert net.nodes["p1"].is_leader and net.nodes["p1"].proposer.ballot == old
     accepts = [m for m in net.inbox if isinstance(m, Accept)]
-    assert {(m.slot, m.ballot, m.value) for m in accepts} == {(0, old, (Y,))}
+    assert {(m.slot, m.ballot, m.value) for m in accepts} == {(0, old, Value.of([Y]))}
 
     net.deliver(is_(Accept, "p1", ("a1", "a3")))
-    assert net.nodes["a1"].acceptor.vote_at(0).value == (Y,)
+    assert net.nodes["a1"].acceptor.vote_at(0).value == Value.of([Y])
     bad = net.two_values_for_one_ballot()
     assert len(bad) == 1 and bad[0].startswith("slot 0 ballot 1.p1")
-    assert net.held[(0, old)]["a1"] == {(X,), (Y,)}  # one acceptor, one ballot, two values
+    assert net.held[(0, old)]["a1"] == {Value.of([X]), Value.of([Y])}  # one acceptor, one ballot, two values
 
     # l2 never heard about X; it now sees a majority for Y under (1, p1).
     if accepted_by == ("a1", "a2"):
@@ -250,4 +251,4 @@ def test_planted_reuse_ballot_accepts_two_values_under_one_ballot(accepted_by):
             net.deliver(is_(Accepted, dst="l2"))
     else:
         net.deliver(is_(Accepted, dst="l2"))
-        assert net.nodes["l2"].learner.decided[0] == (Y,)
+        assert net.nodes["l2"].learner.decided[0] == Value.of([Y])

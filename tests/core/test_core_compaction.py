@@ -15,6 +15,7 @@ import pytest
 
 from paxos_agents.core import (
     EXPIRED,
+    NOOP,
     Accept,
     Ballot,
     Chunk,
@@ -31,6 +32,7 @@ from paxos_agents.core import (
     Record,
     Settings,
     Stored,
+    Value,
     Vote,
 )
 from paxos_agents.core.acceptor import RECENT_VOTES
@@ -70,7 +72,7 @@ def stored(src: str, upto: int) -> Stored:
 def test_compaction_point_is_one_above_what_every_learner_stored(reports, point):
     a = node("a1")
     for slot in range(15):
-        step(a, Accept(src="p1", dst="a1", ballot=B1, slot=slot, value=()))
+        step(a, Accept(src="p1", dst="a1", ballot=B1, slot=slot, value=NOOP))
     last = None
     for src, upto in reports:
         ready = step(a, stored(src, upto))
@@ -89,7 +91,7 @@ def test_planted_truncate_early_compacts_below_a_lagging_learner():
 @pytest.mark.parametrize(
     ("msg", "why"),
     [(Prepare(src="p2", dst="a1", ballot=Ballot(9, "p2"), first_slot=3), "prepare-below"),
-     (Accept(src="p2", dst="a1", ballot=Ballot(9, "p2"), slot=4, value=()), "accept-below")],
+     (Accept(src="p2", dst="a1", ballot=Ballot(9, "p2"), slot=4, value=NOOP), "accept-below")],
     ids=["prepare-below-the-point", "accept-below-the-point"],
 )
 def test_acceptor_refuses_below_the_point_whatever_the_ballot(msg, why):
@@ -112,7 +114,7 @@ def test_promise_carries_the_compaction_point_and_votes_from_disk():
 def test_acceptor_memory_does_not_grow_with_the_log():
     a = node("a1")
     for slot in range(5 * RECENT_VOTES):
-        step(a, Accept(src="p1", dst="a1", ballot=B1, slot=slot, value=()))
+        step(a, Accept(src="p1", dst="a1", ballot=B1, slot=slot, value=NOOP))
     assert len(a.acceptor._recent) <= 2 * RECENT_VOTES
 
 
@@ -157,12 +159,12 @@ def test_retry_below_the_point_never_runs_a_ballot():
 
 
 def decide(n: Node, slot: int, *commands: Command) -> Ready:
-    return step(n, Decide(src="p1", dst=n.node_id, slot=slot, value=tuple(commands)))
+    return step(n, Decide(src="p1", dst=n.node_id, slot=slot, value=Value.of(commands)))
 
 
 def test_learner_reports_stored_only_after_the_persist():
     le = node("l1")
-    decide(le, 0, Command("a", "1"))
+    decide(le, 0, Command("a", b"1"))
     le.tick()
     ready = le.ready()
     reports = [m for m in ready.send_after_persist if isinstance(m, Stored)]
@@ -175,27 +177,27 @@ def test_state_transfer_takes_the_peers_outcomes():
     """The peer applied `a` at slot 0 and saw it again at slot 1 (a duplicate),
     and refused `x` at slot 1 as expired: the copy must do exactly the same."""
     peer = node("l2")
-    decide(peer, 0, Command("a", "1"))
-    decide(peer, 1, Command("a", "1"), Command("b", "2"))
+    decide(peer, 0, Command("a", b"1"))
+    decide(peer, 1, Command("a", b"1"), Command("b", b"2"))
     le = node("l1")
     chunk, = sent(step(peer, Fetch(src="l1", dst="l2", first_slot=0)), Chunk)
     assert chunk.first_slot == 0 and [s for s, _ in chunk.decisions] == [0, 1]
     doctored = Chunk(src="l2", dst="l1", asked=0, first_slot=0,
-                     decisions=chunk.decisions[:1] + ((1, (Command("a", "1"), Command("x", "9"))),),
+                     decisions=chunk.decisions[:1] + ((1, Value.of([Command("a", b"1"), Command("x", b"9")])),),
                      first_slots=(("a", 0),))
     ready = step(le, doctored)
     assert le.learner.decided_up_to == 1 and le.learner.installed == 2
-    assert ready.logged == [LogEntry(0, "1", "a", False)]
+    assert ready.logged == [LogEntry(0, b"1", "a", False)]
     assert le.learner.first_slot == {"a": 0}
     assert not ready.applied  # clients were answered where it was applied
 
 
 def test_a_chunk_from_above_restarts_the_log_only_when_it_answers_our_fetch():
     le = node("l1")
-    stale = Chunk(src="l2", dst="l1", asked=5, first_slot=5, decisions=((5, ()),), first_slots=())
+    stale = Chunk(src="l2", dst="l1", asked=5, first_slot=5, decisions=((5, NOOP),), first_slots=())
     step(le, stale)
     assert le.learner.decided_up_to == -1  # a piece we cannot use yet
-    trimmed = Chunk(src="l2", dst="l1", asked=0, first_slot=5, decisions=((5, ()),), first_slots=())
+    trimmed = Chunk(src="l2", dst="l1", asked=0, first_slot=5, decisions=((5, NOOP),), first_slots=())
     ready = step(le, trimmed)
     assert le.learner.decided_up_to == 5 and le.learner.log_start == 5
     assert ready.persist.log_start == 5
@@ -214,28 +216,28 @@ def test_expiry_with_a_retained_window(issued, first_slot):
     le = node("l1", retain_slots=10)
     for slot in range(20):
         decide(le, slot)
-    ready = decide(le, 20, Command("r", "v", issued))
+    ready = decide(le, 20, Command("r", b"v", issued))
     applied, = ready.applied
     assert applied.first_slot == first_slot
-    assert (ready.logged == [LogEntry(20, "v", "r", False)]) == (first_slot == 20)
+    assert (ready.logged == [LogEntry(20, b"v", "r", False)]) == (first_slot == 20)
 
 
 def test_retention_deletes_old_slots_and_duplicates_stay_caught_inside_it():
     le = node("l1", retain_slots=16)
-    decide(le, 0, Command("r0", "v", 0))
+    decide(le, 0, Command("r0", b"v", 0))
     for slot in range(1, 40):
-        decide(le, slot, Command(f"r{slot}", "v", slot - 1))
+        decide(le, slot, Command(f"r{slot}", b"v", slot - 1))
     assert le.learner.log_start > 0
     assert le.learner.log_start <= 40 - 16
     assert min(le.learner.decided) == le.learner.log_start
-    ready = decide(le, 40, Command("r30", "v", 29))  # a retry inside the window
+    ready = decide(le, 40, Command("r30", b"v", 29))  # a retry inside the window
     assert ready.applied[0].first_slot == 30 and ready.applied[0].duplicate
 
 
 def test_learner_request_cache_is_bounded():
     le = node("l1")
     for slot in range(3 * RECENT_REQUESTS // 64 + 2):
-        decide(le, slot, *(Command(f"r{slot}-{i}", "v") for i in range(64)))
+        decide(le, slot, *(Command(f"r{slot}-{i}", b"v") for i in range(64)))
     assert len(le.learner.requests) <= 2 * RECENT_REQUESTS
     assert not le.learner._tail
 
@@ -249,7 +251,7 @@ def test_acceptors_compact_in_both_topologies(topology):
                      Settings(batch=1))
     proposer = sim.membership.proposers[0]
     for i in range(20):
-        sim.submit(proposer, Command(f"r{i}", f"v{i}"))
+        sim.submit(proposer, Command(f"r{i}", f"v{i}".encode()))
         sim.run(3)
     sim.run(200)
     points = [sim.nodes[a].acceptor.compacted for a in sim.membership.acceptors]

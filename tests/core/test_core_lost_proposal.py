@@ -30,10 +30,11 @@ from paxos_agents.core import (
     Promise,
     Record,
     Settings,
+    Value,
 )
 
-R8 = Command("r8", "v8")
-R9 = Command("r9", "v9")
+R8 = Command("r8", b"v8")
+R9 = Command("r9", b"v9")
 
 REPLICAS = Membership(proposers=("r0", "r1", "r2"), acceptors=("r0", "r1", "r2"),
                       learners=("r0", "r1", "r2"))
@@ -73,12 +74,12 @@ def decide_other_value_replica(node: Node) -> None:
     # replica's own learner counts them, decides, and tells its proposer.
     newer = Ballot(node.proposer.ballot.round + 1, "r1")
     for src in ("r1", "r2"):
-        node.step(Accepted(src=src, dst=node.node_id, ballot=newer, slot=0, value=(R9,)))
+        node.step(Accepted(src=src, dst=node.node_id, ballot=newer, slot=0, value=Value.of([R9])))
 
 
 def decide_other_value_separate(node: Node) -> None:
     # A learner's Retry answer (or another proposer) tells it slot 0's decision.
-    node.step(Decide(src="p2", dst=node.node_id, slot=0, value=(R9,)))
+    node.step(Decide(src="p2", dst=node.node_id, slot=0, value=Value.of([R9])))
 
 
 @pytest.mark.parametrize(
@@ -90,10 +91,10 @@ def test_command_outvoted_in_its_slot_is_proposed_again(node_id, membership, dec
     """Guards liveness: a request id is never stuck as "outstanding" with nothing in flight."""
     node = leader(node_id, membership)
     node.propose(R8)
-    assert proposed(node) == {0: {(R8,)}}
+    assert proposed(node) == {0: {Value.of([R8])}}
 
     decide_other(node)
-    assert node.proposer.chosen[0] == (R9,)
+    assert node.proposer.chosen[0] == Value.of([R9])
     again = proposed(node)  # re-queued by the leader itself, if it does so
 
     # The client did not hear back and retries, as clients do.

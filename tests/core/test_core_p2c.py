@@ -10,7 +10,7 @@ runs phase 1 again (2.p1) with promises from a1 (X at 1.p1) and a2 (Y at
 
 from __future__ import annotations
 
-from paxos_agents.core import Accept, Accepted, Ballot, Heartbeat, Prepare, Promise, Settings
+from paxos_agents.core import Accept, Accepted, Ballot, Heartbeat, Prepare, Promise, Settings, Value
 
 from test_core_ballot_reuse import Net, X, Y, is_
 
@@ -36,7 +36,7 @@ def test_new_leader_proposes_the_highest_ballot_vote_not_its_own_old_value():
     net.submit("p2", Y)
     net.deliver(is_(Accept, "p2", ("a2", "a3")))
     net.deliver(is_(Accepted, dst="l2"))
-    assert net.nodes["l2"].learner.decided[0] == (Y,)
+    assert net.nodes["l2"].learner.decided[0] == Value.of([Y])
     # p1 hears the higher ballot, steps down, and runs again under 2.p1.
     net.deliver(is_(Heartbeat, "p2", "p1"))
     net.drop(lambda m: m.dst != "p1" or not isinstance(m, Prepare))
@@ -48,8 +48,8 @@ def test_new_leader_proposes_the_highest_ballot_vote_not_its_own_old_value():
     net.deliver(is_(Promise, dst="p1"))
     assert net.nodes["p1"].is_leader
     accepts = [m for m in net.inbox if isinstance(m, Accept) and m.slot == 0]
-    assert accepts and {m.value for m in accepts} == {(Y,)}
+    assert accepts and {m.value for m in accepts} == {Value.of([Y])}
     # Delivered, l1 learns Y too (the checker would raise on two values).
     net.deliver(is_(Accept, "p1"))
     net.deliver(is_(Accepted, dst="l1"))
-    assert net.nodes["l1"].learner.decided[0] == (Y,)
+    assert net.nodes["l1"].learner.decided[0] == Value.of([Y])

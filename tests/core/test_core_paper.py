@@ -30,14 +30,15 @@ from paxos_agents.core import (
     Ready,
     Record,
     Settings,
+    Value,
     Vote,
 )
 
 MEMBERS = Membership(proposers=("p1", "p2"), acceptors=("a1", "a2", "a3"), learners=("l1", "l2"))
 
-X = (Command("rx", "x"),)
-Y = (Command("ry", "y"),)
-Z = (Command("rz", "z"),)
+X = Value.of([Command("rx", b"x")])
+Y = Value.of([Command("ry", b"y")])
+Z = Value.of([Command("rz", b"z")])
 
 
 def B(round_: int, node: str = "p1") -> Ballot:
@@ -272,8 +273,8 @@ def test_proposer_persists_round_before_prepare(persisted_round):
     assert not any(isinstance(m, Prepare) for m in ready.send)
 
 
-def cmd(name: str) -> tuple[Command, ...]:
-    return (Command(f"r{name}", name),)
+def cmd(name: str) -> Value:
+    return Value.of([Command(f"r{name}", name.encode())])
 
 
 P2C_CASES = [
@@ -310,7 +311,7 @@ def test_proposer_reproposes_highest_ballot_value_and_noops_holes(votes, expecte
     proposed: dict[int, set] = {}
     for m in accepts:
         assert m.ballot == node.proposer.ballot
-        assert m.value is not None and isinstance(m.value, tuple)
+        assert m.value is not None and isinstance(m.value, Value)
         proposed.setdefault(m.slot, set()).add(m.value)
     assert proposed == {slot: {value} for slot, value in expected.items()}
     for slot in expected:  # to every acceptor
@@ -379,7 +380,7 @@ def test_learner_decides_only_with_majority_in_one_ballot(votes, decided):
         assert ready.persist.decisions == ((0, decided),)
 
 
-C1, C2, C3 = Command("r1", "one"), Command("r2", "two"), Command("r3", "three")
+C1, C2, C3 = Command("r1", b"one"), Command("r2", b"two"), Command("r3", b"three")
 
 
 # Paxos Made Simple §3: the state machine executes the chosen commands in slot
@@ -391,7 +392,7 @@ C1, C2, C3 = Command("r1", "one"), Command("r2", "two"), Command("r3", "three")
     ids=["in-order", "reverse-order", "first-slot-late"],
 )
 def test_learner_applies_request_id_once_and_reports_first_slot(order):
-    values = {0: (C1,), 1: (C2, C1), 2: (C1, C3)}
+    values = {0: Value.of([C1]), 1: Value.of([C2, C1]), 2: Value.of([C1, C3])}
     node = learner()
     applied: list[Applied] = []
     for slot in order:
@@ -415,13 +416,13 @@ def test_learner_applies_request_id_once_and_reports_first_slot(order):
     "decisions,log,up_to",
     [
         ([], [], -1),
-        ([(1, (C1,))], [], -1),
-        ([(0, (C1, C2))], [LogEntry(0, "one", "r1", False), LogEntry(0, "two", "r2", False)], 0),
-        ([(0, NOOP), (1, (C3,))], [LogEntry(0, None, None, True), LogEntry(1, "three", "r3", False)], 1),
-        ([(0, (C1,)), (2, (C3,))], [LogEntry(0, "one", "r1", False)], 0),
-        ([(2, (C3,)), (0, (C1,)), (1, NOOP)],
-         [LogEntry(0, "one", "r1", False), LogEntry(1, None, None, True),
-          LogEntry(2, "three", "r3", False)], 2),
+        ([(1, Value.of([C1]))], [], -1),
+        ([(0, Value.of([C1, C2]))], [LogEntry(0, b"one", "r1", False), LogEntry(0, b"two", "r2", False)], 0),
+        ([(0, NOOP), (1, Value.of([C3]))], [LogEntry(0, None, None, True), LogEntry(1, b"three", "r3", False)], 1),
+        ([(0, Value.of([C1])), (2, Value.of([C3]))], [LogEntry(0, b"one", "r1", False)], 0),
+        ([(2, Value.of([C3])), (0, Value.of([C1])), (1, NOOP)],
+         [LogEntry(0, b"one", "r1", False), LogEntry(1, None, None, True),
+          LogEntry(2, b"three", "r3", False)], 2),
     ],
     ids=["empty", "gap-at-0-applies-nothing", "batch-in-one-slot", "noop-then-command",
          "gap-at-1-stops-there", "gap-filled-by-noop-releases-all"],

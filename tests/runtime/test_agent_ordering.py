@@ -15,6 +15,7 @@ from multiprocessing import Pipe
 import pytest
 
 from paxos_agents.core import Accept, Accepted, Ballot, Membership, Prepare, Promise, Settings
+from paxos_agents.core.commands import NOOP
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.agent import Agent
 from paxos_agents.runtime.codec import decode, encode
@@ -64,7 +65,7 @@ def sent(outbox_r) -> list:
 
 @pytest.mark.parametrize(("msg", "reply"), [
     (Prepare(src="p1", dst="a1", ballot=Ballot(1, "p1"), first_slot=0), Promise),
-    (Accept(src="p1", dst="a1", ballot=Ballot(1, "p1"), slot=0, value=()), Accepted),
+    (Accept(src="p1", dst="a1", ballot=Ballot(1, "p1"), slot=0, value=NOOP), Accepted),
 ], ids=["promise-waits-for-its-promise", "accepted-waits-for-its-vote"])
 def test_a_reply_never_leaves_before_its_state_is_durable(tmp_path, msg, reply):
     storage = FailingSave()
@@ -79,7 +80,7 @@ def test_a_reply_never_leaves_before_its_state_is_durable(tmp_path, msg, reply):
     storage.fail = True
     newer = (Prepare(src="p1", dst="a1", ballot=Ballot(2, "p1"), first_slot=0)
              if reply is Promise else
-             Accept(src="p1", dst="a1", ballot=Ballot(1, "p1"), slot=1, value=()))
+             Accept(src="p1", dst="a1", ballot=Ballot(1, "p1"), slot=1, value=NOOP))
     os.write(inbox_w.fileno(), frames.pack([frames.PEER + encode(newer)]))
     assert a._read_inbox()
     with pytest.raises(StorageError):

@@ -155,4 +155,27 @@ def test_starts_on_a_state_dir_written_by_paxosctl_0_1(make_cluster):
         assert again.slot == 3
         new = client.propose("after the upgrade", timeout=20)
     assert new.slot > before[-1]["slot"]
-    assert meta(cluster, "learner-0", "schema_version") == 2
+    assert meta(cluster, "learner-0", "schema_version") == 3
+
+
+def test_starts_on_a_state_dir_written_by_storage_schema_2(make_cluster):
+    """Guards the 2 -> 3 migration end to end: the agents' files of a real
+    cluster of schema 2 (tests/data/v2_state_dir.tar.gz, see
+    test_storage_migration.py) start; the decided log reads back exactly as
+    that code printed it (non-ASCII values included), and its request ids
+    stay deduplicated."""
+    # The dir holds the old cluster's identity (cluster.json, members.json),
+    # which its stores carry: the manifest must name that cluster.
+    cluster = make_cluster("roles", start=False, name="v2")
+    with tarfile.open(DATA / "v2_state_dir.tar.gz") as tar:
+        tar.extractall(cluster.state_dir, filter="data")
+    cluster.up()
+    before = json.loads((DATA / "v2_decided.json").read_text())
+    assert cluster.decided()[:len(before)] == before
+    with Client.for_manifest(cluster.manifest) as client:
+        again = client.propose("héllo wörld ✓ 日本語 🐘", request_id="uni-0", timeout=20)
+        assert again.slot == 10
+        new = client.propose("after the upgrade ✓", timeout=20)
+    assert new.slot > before[-1]["slot"]
+    assert cluster.decided()[-1]["value"] == "after the upgrade ✓"
+    assert meta(cluster, "learner-0", "schema_version") == 3

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from paxos_agents.core.commands import NOOP, Command
+from paxos_agents.core.commands import NOOP, Command, Value
 from paxos_agents.core.ids import Ballot
 from paxos_agents.core.messages import Vote
 from paxos_agents.core.ready import Persist
@@ -19,11 +19,11 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def cmd(rid: str, payload: str = "x") -> Command:
-    return Command(rid, payload)
+    return Command(rid, payload.encode())
 
 
 def votes(slots: range, payload: str = "v") -> tuple[Vote, ...]:
-    return tuple(Vote(s, Ballot(1, "p1"), (cmd(f"r{s}", payload),)) for s in slots)
+    return tuple(Vote(s, Ballot(1, "p1"), Value.of([cmd(f"r{s}", payload)])) for s in slots)
 
 
 def test_compaction_point_deletes_votes_below_it_in_the_same_save(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_compaction_point_deletes_votes_below_it_in_the_same_save(tmp_path: Path
 
 def test_load_reads_only_the_decisions_above_the_applied_prefix(tmp_path: Path) -> None:
     with SqliteStorage(tmp_path / "l.db") as store:
-        decided = tuple((s, (cmd(f"r{s}"),)) for s in (*range(5), 7))
+        decided = tuple((s, Value.of([cmd(f"r{s}")])) for s in (*range(5), 7))
         store.save(Persist(decisions=decided, applied=4,
                            requests=tuple((f"r{s}", s) for s in range(5))))
         record = store.load()
@@ -57,7 +57,7 @@ def test_request_index_keeps_the_first_slot(tmp_path: Path) -> None:
 
 def test_read_log_is_consecutive_applied_and_bounded(tmp_path: Path) -> None:
     with SqliteStorage(tmp_path / "l.db") as store:
-        decided = tuple((s, (cmd(f"r{s}", "p" * 100),)) for s in range(20))
+        decided = tuple((s, Value.of([cmd(f"r{s}", "p" * 100)])) for s in range(20))
         store.save(Persist(decisions=decided + ((25, NOOP),), applied=19,
                            requests=tuple((f"r{s}", s) for s in range(20))))
         piece = store.read_log(5, 1 << 20)
@@ -71,7 +71,7 @@ def test_read_log_is_consecutive_applied_and_bounded(tmp_path: Path) -> None:
 def test_retention_deletes_decisions_and_index_below_log_start(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     with SqliteStorage(path) as store:
-        decided = tuple((s, (cmd(f"r{s}"),)) for s in range(10))
+        decided = tuple((s, Value.of([cmd(f"r{s}")])) for s in range(10))
         store.save(Persist(decisions=decided, applied=9,
                            requests=tuple((f"r{s}", s) for s in range(10))))
         store.save(Persist(log_start=6))
@@ -150,10 +150,10 @@ def test_refuses_a_version_it_does_not_know_without_touching_it(tmp_path: Path) 
     path = tmp_path / "x.db"
     _v1_file(path, {})
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version=3")
+    conn.execute("PRAGMA user_version=4")
     conn.commit()
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(Exception, match="schema version 3.*upgrade paxosctl"):
+    with pytest.raises(Exception, match="schema version 4.*upgrade paxosctl"):
         SqliteStorage(path)
     assert path.read_bytes() == before

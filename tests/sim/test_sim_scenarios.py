@@ -18,8 +18,8 @@ from paxos_agents.core import (
     NOOP,
     Accept,
     Accepted,
-    Chunk,
     Ballot,
+    Chunk,
     Command,
     Decide,
     Fetch,
@@ -30,6 +30,7 @@ from paxos_agents.core import (
     Retry,
     Settings,
     Stored,
+    Value,
 )
 from paxos_agents.sim import COLLAPSED, SEPARATE, SimCluster, Topology
 
@@ -45,7 +46,7 @@ def cluster(topology: Topology, seed: int = 1, **settings) -> SimCluster:
 
 
 def commands(n: int, prefix: str = "c") -> list[Command]:
-    return [Command(f"{prefix}{i}", f"v-{prefix}{i}") for i in range(n)]
+    return [Command(f"{prefix}{i}", f"v-{prefix}{i}".encode()) for i in range(n)]
 
 
 def wait(sim: SimCluster, cond: Callable[[], bool], bound: int = BOUND) -> None:
@@ -212,7 +213,7 @@ def test_leader_dies_between_phase2_messages(topology, keeper, cut, slot0):
 
     wait(sim, lambda: sim.nodes[keeper].acceptor.vote_at(0) is not None
          and slot1_accepted_by_all())
-    assert sim.nodes[keeper].acceptor.vote_at(0).value == (c0,)
+    assert sim.nodes[keeper].acceptor.vote_at(0).value == Value.of([c0])
     assert [a for a in m.acceptors if sim.nodes[a].acceptor.vote_at(0) is not None] == [keeper]
     assert 0 not in sim.checker.chosen  # slot 0 is not decided: one vote only
 
@@ -223,9 +224,9 @@ def test_leader_dies_between_phase2_messages(topology, keeper, cut, slot0):
     wait(sim, lambda: 0 in sim.checker.chosen and 1 in sim.checker.chosen)
     new_leader = sim.leader()
     assert new_leader is not None and new_leader != leader
-    assert sim.checker.chosen[1][0] == (c1,)
+    assert sim.checker.chosen[1][0] == Value.of([c1])
     if slot0 == "command":
-        assert sim.checker.chosen[0][0] == (c0,)  # found and re-proposed
+        assert sim.checker.chosen[0][0] == Value.of([c0])  # found and re-proposed
     else:
         assert sim.checker.chosen[0][0] == NOOP  # a hole below slot 1: no-op
 
@@ -352,7 +353,7 @@ def test_retry_of_decided_slot_resends_the_decision(topology):
         sim.send(Retry(src=learner, dst=leader, slot=0))
         sim.step()
     decides = [m for m in sent if isinstance(m, Decide)]
-    assert decides == [Decide(src=leader, dst=learner, slot=0, value=(c,))] * 3
+    assert decides == [Decide(src=leader, dst=learner, slot=0, value=Value.of([c]))] * 3
     assert proposer.stats.retries_requested == 3
     assert (proposer.stats.retries_performed, proposer.stats.retries_suppressed) == (0, 0)
     assert (proposer.ballot, proposer.stats.elections) == (ballot, elections)

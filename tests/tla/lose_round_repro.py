@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))
 from test_core_ballot_reuse import Net, X, Y, is_
 
-from paxos_agents.core import Accept, Accepted, Heartbeat, Prepare, Promise, Settings
+from paxos_agents.core import Accept, Accepted, Heartbeat, Prepare, Promise, Settings, Value
 from paxos_agents.sim import Violation
 
 net = Net(Settings())
@@ -37,7 +37,7 @@ net.submit("p2", X)
 net.deliver(is_(Accept, "p2"))
 net.deliver(is_(Accepted, dst=("p2", "l1")))
 net.drop(is_(Accepted))
-assert net.nodes["l1"].learner.decided[0] == (X,)
+assert net.nodes["l1"].learner.decided[0] == Value.of([X])
 assert net.nodes["p2"].proposer.decided_up_to == 0
 # 3. p2's next heartbeat tells p1 that slot 0 is decided; then p2 falls silent.
 net.tick_until("p2", Heartbeat)

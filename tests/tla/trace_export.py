@@ -116,7 +116,7 @@ def run(seed: int, ticks: int = 150, commands: int = 6,
             while submit_at and submit_at[0] <= t:
                 submit_at.pop(0)
                 i = len(sim.checker.submitted)
-                sim.submit(rng.choice(proposers), Command(f"r{i}", f"c{i}"))
+                sim.submit(rng.choice(proposers), Command(f"r{i}", f"c{i}".encode()))
             for node_id in sim.ids:
                 if sim.nodes[node_id] is None:
                     if down[node_id] <= t:

@@ -1,0 +1,163 @@
+"""Storage schema 3 (values as BLOBs) and the migrations into it: 2 -> 3, and
+1 -> 2 -> 3 in one go, on the state dirs of real clusters of the older code.
+
+tests/data/v2_state_dir.tar.gz was made by paxosctl at commit 23af8d1
+(schema 2, values as the old codec's JSON text): a "roles" cluster, 15
+proposes with non-ASCII, empty and tab/quote/newline values, a 200-command
+bench (multi-command batches), then 5 more non-ASCII proposes with
+learner-1 stopped, so the acceptors still hold those votes;
+tests/data/v2_decided.json is `paxosctl decided -o json` just before
+`paxosctl down`. The archive also holds that cluster's cluster.json and
+members.json (cluster "v2"): its stores record their owner.
+tests/data/v1_state_dir.tar.gz is the same for 0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from paxos_agents.core.commands import Command, Value
+from paxos_agents.core.ready import log_entries
+from paxos_agents.runtime.storage import SCHEMA_VERSION, SqliteStorage, StorageError
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def extract(name: str, into: Path) -> dict[str, Path]:
+    with tarfile.open(DATA / name) as tar:
+        tar.extractall(into, filter="data")
+    return {p.stem: p for p in sorted((into / "state").glob("*.db"))}
+
+
+def expected_log(name: str) -> list[tuple]:
+    """The decided log as the old code printed it, payloads as the bytes the new code holds."""
+    return [(e["slot"], None if e["noop"] else e["value"].encode("utf-8", "surrogatepass"),
+             e["request_id"], e["noop"]) for e in json.loads((DATA / name).read_text())]
+
+
+def stored_log(store: SqliteStorage) -> list[tuple]:
+    piece = store.read_log(0, 1 << 30)
+    return [(e.slot, e.payload, e.request_id, e.noop)
+            for e in log_entries(piece.decisions, piece.first_slots)]
+
+
+def dump(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [*conn.iterdump(), str(conn.execute("PRAGMA user_version").fetchone())]
+    finally:
+        conn.close()
+
+
+def schema(path: Path) -> tuple[int, set[str]]:
+    conn = sqlite3.connect(path)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        kinds = {kind for table in ("votes", "decisions")
+                 for (kind,) in conn.execute(f"SELECT DISTINCT typeof(value) FROM {table}")}
+        return version, kinds
+    finally:
+        conn.close()
+
+
+def test_state_dir_of_schema_2_reads_back_exactly_what_was_decided(tmp_path: Path) -> None:
+    """Guards the 2 -> 3 migration on real files: every decided payload comes
+    back byte for byte (non-ASCII, empty, control characters), request ids
+    keep their first slots, and the acceptors' votes survive."""
+    files = extract("v2_state_dir.tar.gz", tmp_path)
+    assert len(files) == 7 and all(schema(p)[0] == 2 for p in files.values())
+    expected = expected_log("v2_decided.json")
+    assert any(p and not p.isascii() for _, p, _, _ in expected)  # the fixture has them
+    with SqliteStorage(files["learner-0"]) as store:
+        assert store.load().applied == expected[-1][0]
+        assert stored_log(store) == expected
+        assert store.first_slots(["uni-0", "empty-0", "old-19"]) == {
+            "uni-0": 10, "empty-0": 11, "old-19": 30}
+    with SqliteStorage(files["learner-1"]) as store:  # stopped before the last slots
+        applied = store.load().applied
+        assert stored_log(store) == [e for e in expected if e[0] <= applied]
+    for name in ("acceptor-0", "acceptor-1", "acceptor-2"):
+        with SqliteStorage(files[name]) as store:
+            record = store.load()
+            votes = store.votes_from(0)
+            assert record.compacted == 26 and [v.slot for v in votes] == [26, 27, 28, 29, 30]
+            assert [[(c.request_id, c.payload) for c in v.value] for v in votes] == [
+                [(f"old-{i}", f"vote ü {i} ✓".encode())] for i in range(15, 20)]
+    for path in files.values():
+        SqliteStorage(path).close()
+        assert schema(path) == (SCHEMA_VERSION, {"blob"} if "proposer" not in path.name else set())
+
+
+def test_state_dir_of_paxosctl_0_1_migrates_through_2_to_3(tmp_path: Path) -> None:
+    files = extract("v1_state_dir.tar.gz", tmp_path)
+    expected = expected_log("v1_decided.json")
+    with SqliteStorage(files["learner-0"]) as store:
+        assert stored_log(store)[:len(expected)] == expected
+    for path in files.values():
+        SqliteStorage(path).close()
+        assert schema(path)[0] == SCHEMA_VERSION
+
+
+def _v2_file(path: Path, votes: list[tuple], decisions: list[tuple]) -> None:
+    """A state file as paxosctl at schema 2 wrote it (values as JSON text)."""
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA application_id={0x50586374}")
+    conn.execute("PRAGMA user_version=2")
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL)")
+    conn.execute("CREATE TABLE votes (slot INTEGER PRIMARY KEY, ballot_round INTEGER NOT NULL,"
+                 " ballot_node TEXT NOT NULL, value TEXT NOT NULL)")
+    conn.execute("CREATE TABLE decisions (slot INTEGER PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("CREATE TABLE requests (request_id TEXT PRIMARY KEY NOT NULL,"
+                 " slot INTEGER NOT NULL) WITHOUT ROWID")
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [
+        ("schema_version", 2), ("promised_round", 3), ("promised_node", "p1"), ("round", 0),
+        ("compacted", 0), ("applied", -1), ("log_start", 0)])
+    conn.executemany("INSERT INTO votes VALUES (?, ?, ?, ?)", votes)
+    conn.executemany("INSERT INTO decisions VALUES (?, ?)", decisions)
+    conn.commit()
+    conn.close()
+
+
+def test_version_2_values_become_batches_with_utf8_payloads(tmp_path: Path) -> None:
+    """Both command forms of schema 2 (with and without `issued`), the no-op,
+    and a lone surrogate (which the old codec could hold) carried by surrogatepass."""
+    path = tmp_path / "a.db"
+    _v2_file(path, votes=[(0, 2, "p1", '[["a","x",4],["b","\\u00e9"]]'), (1, 2, "p1", "[]")],
+             decisions=[(5, '[["c","\\ud800"]]')])
+    with SqliteStorage(path) as store:
+        record = store.load()
+        votes = store.votes_from(0)
+    assert [(v.slot, v.ballot.round, v.value) for v in votes] == [
+        (0, 2, Value.of([Command("a", b"x", 4), Command("b", "é".encode())])), (1, 2, Value.of([]))]
+    assert record.decisions == {5: Value.of([Command("c", b"\xed\xa0\x80")])}
+    assert record.promised.round == 3
+    assert schema(path) == (SCHEMA_VERSION, {"blob"})
+
+
+@pytest.mark.parametrize("bad", ['{"not": "a list"}', '[["a"]]', '[["a", 1]]', '[["a","x",-2]]',
+                                 "not json"],
+                         ids=["object", "short-command", "int-payload", "stamp-below-minus-one",
+                              "not-json"])
+def test_a_bad_version_2_row_refuses_the_file_and_leaves_it_as_it_was(tmp_path: Path, bad: str):
+    path = tmp_path / "a.db"
+    _v2_file(path, votes=[(0, 1, "p1", '[["a","x"]]')], decisions=[(3, bad)])
+    before = dump(path)
+    with pytest.raises(StorageError, match=r"is corrupt: decisions slot 3 holds no version-2 value"):
+        SqliteStorage(path)
+    assert dump(path) == before  # (the header says WAL now: opening switches before migrating)
+
+
+def test_a_text_value_in_a_version_3_file_is_corruption(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    SqliteStorage(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO votes VALUES (0, 1, 'p1', '[]')")
+    conn.commit()
+    conn.close()
+    with SqliteStorage(path) as store, pytest.raises(StorageError, match="expected a BLOB"):
+        store.votes_from(0)
