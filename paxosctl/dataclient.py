@@ -41,6 +41,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from paxos_agents.core.commands import Command
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, Connection, hello
@@ -413,7 +414,7 @@ class DataClient:
             p.next_try = retry
         for i in range(0, len(send), MAX_BATCH):
             target.conn.queue(wire.PROPOSE + wire.encode_commands(
-                (p.request_id, p.payload, p.issued) for p in send[i:i + MAX_BATCH]))
+                Command(p.request_id, p.payload, p.issued) for p in send[i:i + MAX_BATCH]))
 
     def _watch_write(self, endpoint: _Endpoint, on: bool) -> None:
         conn = endpoint.conn

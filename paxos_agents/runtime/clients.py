@@ -40,13 +40,6 @@ TAKEN_PRUNE_AT = 65_536
 MAX_QUERY_LIMIT = 100_000
 
 
-def payload_bytes(payload: bytes | str) -> bytes:
-    """A command payload as the bytes the client sent."""
-    if isinstance(payload, str):  # a payload stored by 0.2 (text)
-        return payload.encode("utf-8", "surrogateescape")
-    return payload
-
-
 class Clients:
     """The client connections of one agent, and the request ids they watch."""
 
@@ -110,14 +103,15 @@ class Clients:
 
     # ------------------------------------------------------------ proposer
 
-    def _propose(self, conn: Connection, commands: list[tuple[str, bytes, int]]) -> None:
+    def _propose(self, conn: Connection, commands: tuple[Command, ...]) -> None:
         node = self._node
         limit = self._max_value_bytes
         taken = self._taken
         if len(taken) > TAKEN_PRUNE_AT:
             self._prune_taken()
         refused = []
-        for rid, payload, issued in commands:
+        for command in commands:
+            rid, payload = command.request_id, command.payload
             if len(payload) > limit:
                 refused.append(wire.Outcome(rid, wire.TOO_LARGE, limit, 0, b"\0" * 8))
                 continue
@@ -126,7 +120,7 @@ class Clients:
                 refused.append(wire.Outcome(rid, wire.CONFLICT, -1, 0, wire.digest(first)))
                 continue
             taken[rid] = payload
-            node.propose(Command(rid, _core_payload(payload), issued))
+            node.propose(command)
         self.counts["commands"] += len(commands) - len(refused)
         if refused:
             self.counts["refused"] += len(refused)
@@ -177,7 +171,7 @@ class Clients:
             for index, command in enumerate(value):
                 if command.request_id == rid:
                     return wire.Outcome(rid, wire.DECIDED, slot, index,
-                                        wire.digest(payload_bytes(command.payload)))
+                                        wire.digest(command.payload))
         return wire.Outcome(rid, wire.NOT_RETAINED, first_slot, 0, b"\0" * 8)
 
     def applied(self, applied: Iterable[Applied]) -> None:
@@ -198,7 +192,7 @@ class Clients:
             rid = a.command.request_id
             if a.first_slot == a.slot and rid not in here:
                 here[rid] = wire.Outcome(rid, wire.DECIDED, a.slot, index,
-                                         wire.digest(payload_bytes(a.command.payload)))
+                                         wire.digest(a.command.payload))
             conns = watches.pop(rid, None)
             if conns is None:
                 continue
@@ -262,7 +256,7 @@ class Clients:
                         seen.add(rid)
                         entries.append({
                             "slot": slot, "index": index, "request_id": rid,
-                            "value": base64.b64encode(payload_bytes(command.payload)).decode(),
+                            "value": base64.b64encode(command.payload).decode(),
                             "noop": False})
                 start = slot + 1
             else:
@@ -274,12 +268,3 @@ class Clients:
 def _outstanding(node: Node, request_id: str) -> bool:
     """Whether the proposer holds `request_id` queued or in flight, undecided."""
     return request_id in node.proposer._outstanding  # noqa: SLF001 - its set, read only
-
-
-def _core_payload(payload: bytes) -> bytes | str:
-    """The payload as the core's `Command` holds it."""
-    return payload.decode("utf-8", "surrogateescape") if _TEXT_PAYLOADS else payload
-
-
-#: True while the core's commands hold text payloads (codec version 2).
-_TEXT_PAYLOADS = True

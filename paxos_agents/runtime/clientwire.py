@@ -44,6 +44,8 @@ import hashlib
 import struct
 from typing import Iterable, NamedTuple
 
+from ..core.commands import BatchError, Command, Value
+
 # client -> agent
 PROPOSE = b"P"
 WATCH = b"W"
@@ -60,7 +62,6 @@ NOT_RETAINED = 2  # decided at a slot learners no longer keep: its value cannot 
 TOO_LARGE = 3  # refused by the proposer: over [paxos] max_value_bytes (slot: the limit)
 CONFLICT = 4  # refused by the proposer: the request id is in flight there with another value
 
-_COUNT = struct.Struct("<I")
 _OUTCOME = struct.Struct("<BqI8sH")  # status, slot, index, digest, request id length
 MAX_REQUEST_ID_BYTES = 1024
 
@@ -74,56 +75,21 @@ def digest(payload: bytes) -> bytes:
     return hashlib.blake2b(payload, digest_size=8).digest()
 
 
-def encode_commands(commands: Iterable[tuple[str, bytes, int]]) -> bytes:
-    """(request id, payload, issued) triples as one PROPOSE body.
-
-    Layout (struct of arrays, so a batch decodes in a few C calls):
-    u32 n; n u16 request-id lengths; n u32 payload lengths; n i64 issued;
-    the request ids (UTF-8) back to back; the payloads back to back.
-    """
-    items = list(commands)
-    n = len(items)
-    ids = [rid.encode() for rid, _, _ in items]
-    payloads = [payload for _, payload, _ in items]
-    return b"".join((
-        _COUNT.pack(n),
-        struct.pack(f"<{n}H", *map(len, ids)),
-        struct.pack(f"<{n}I", *map(len, payloads)),
-        struct.pack(f"<{n}q", *(issued for _, _, issued in items)),
-        *ids, *payloads,
-    ))
+def encode_commands(commands: Iterable[Command]) -> bytes:
+    """Commands as one PROPOSE body: the same layout as a slot's value
+    (`Value`, struct of arrays), so a batch decodes in a few C calls."""
+    return Value.of(tuple(commands)).data
 
 
-def decode_commands(data: bytes) -> list[tuple[str, bytes, int]]:
-    """The triples of a PROPOSE body; `WireError` if malformed."""
+def decode_commands(data: bytes) -> tuple[Command, ...]:
+    """The commands of a PROPOSE body; `WireError` if malformed (or empty)."""
     try:
-        (n,) = _COUNT.unpack_from(data, 0)
-        at = 4
-        id_lens = struct.unpack_from(f"<{n}H", data, at)
-        at += 2 * n
-        payload_lens = struct.unpack_from(f"<{n}I", data, at)
-        at += 4 * n
-        issued = struct.unpack_from(f"<{n}q", data, at)
-        at += 8 * n
-    except struct.error as e:
-        raise WireError(f"truncated command batch ({e})") from None
-    if at + sum(id_lens) + sum(payload_lens) != len(data):
-        raise WireError("command batch lengths do not add up to its size")
-    out = []
-    ids_at = at
-    payloads_at = at + sum(id_lens)
-    try:
-        for i in range(n):
-            rid = data[ids_at:ids_at + id_lens[i]].decode()
-            ids_at += id_lens[i]
-            payload = bytes(data[payloads_at:payloads_at + payload_lens[i]])
-            payloads_at += payload_lens[i]
-            if not rid or issued[i] < -1:
-                raise WireError(f"command {i}: empty request id or issued below -1")
-            out.append((rid, payload, issued[i]))
-    except UnicodeDecodeError:
-        raise WireError("a request id is not UTF-8") from None
-    return out
+        commands = Value.from_bytes(bytes(data)).commands
+    except BatchError as e:
+        raise WireError(f"malformed command batch ({e})") from None
+    if not commands:
+        raise WireError("an empty command batch")
+    return commands
 
 
 def encode_ids(request_ids: Iterable[str]) -> bytes:

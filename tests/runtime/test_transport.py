@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
+from paxos_agents.core.commands import Command
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.chaos import ChaosSettings
@@ -228,13 +229,13 @@ def test_chaos_delay_holds_messages_back_and_duplicate_sends_twice(run_dir: Path
 
 # ------------------------------------------------------------ client frames
 
-commands = st.lists(st.tuples(st.text(min_size=1, max_size=20), st.binary(max_size=40),
-                              st.integers(-1, 2**62)), max_size=20)
+commands = st.lists(st.builds(Command, st.text(min_size=1, max_size=20), st.binary(max_size=40),
+                               st.integers(-1, 2**62)), min_size=1, max_size=20)
 
 
 @given(commands)
 def test_command_batches_round_trip(items: list) -> None:
-    assert wire.decode_commands(wire.encode_commands(items)) == items
+    assert wire.decode_commands(wire.encode_commands(items)) == tuple(items)
 
 
 @given(st.lists(st.text(min_size=1, max_size=30), max_size=20))
@@ -261,7 +262,7 @@ def test_garbage_is_refused_with_a_wire_error_only(data: bytes) -> None:
 
 
 def test_a_truncated_batch_is_refused() -> None:
-    data = wire.encode_commands([("r1", b"payload", 3)])
+    data = wire.encode_commands([Command("r1", b"payload", 3)])
     for cut in range(len(data)):
         with pytest.raises(wire.WireError):
             wire.decode_commands(data[:cut])
