@@ -41,7 +41,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from paxos_agents.core.commands import Command
+from paxos_agents.core.commands import Command, Value
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, Connection, hello
@@ -56,6 +56,8 @@ TICK_SECONDS = 0.05
 RECONNECT_SECONDS = 0.1
 #: Seconds new commands wait for the learner's WELCOME (which stamps them) at most.
 STAMP_WAIT_SECONDS = 0.5
+#: Seconds a learner may take to answer a new connection before another is tried.
+LEARNER_WAIT_SECONDS = 1.0
 #: Commands per PROPOSE frame at most.
 MAX_BATCH = 1024
 
@@ -114,19 +116,23 @@ class _Pending:
     deadline: float
     next_try: float = 0.0
     sent: bool = False
+    #: Sent before the learner's subscription began (or to another learner):
+    #: its outcome may already be past, so it is asked for (WATCH).
+    needs_watch: bool = False
     futures: list[Future] = field(default_factory=list)
 
 
 class _Endpoint:
     """One agent the client talks to, and its connection when up."""
 
-    __slots__ = ("name", "conn", "retry_at", "info")
+    __slots__ = ("name", "conn", "retry_at", "info", "connected_at")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.conn: Connection | None = None
         self.retry_at = 0.0
         self.info: dict[str, Any] = {}
+        self.connected_at = 0.0
 
 
 class DataClient:
@@ -161,8 +167,9 @@ class DataClient:
         self._started = time.monotonic()
         self._fresh: list[_Pending] = []
         self._next_scan = 0.0
-        for endpoint in self._proposers + self._learners:
+        for endpoint in self._proposers:
             self._connect(endpoint, self._started)
+        self._connect_learner(self._started)
         if self._learner() is None or not any(p.conn for p in self._proposers):
             self._close_all()
             missing = "learner" if self._learner() is None else "proposer"
@@ -241,9 +248,22 @@ class DataClient:
         conn = Connection(sock)
         conn.peer = endpoint.name
         conn.queue(hello(self.endpoints.cluster_id, CLIENT, 0, endpoint.name))
+        if endpoint in self._learners:
+            conn.queue(wire.SUBSCRIBE)
         endpoint.conn = conn
         endpoint.info = {}
+        endpoint.connected_at = now
         self._selector.register(sock, selectors.EVENT_READ, endpoint)
+
+    def _connect_learner(self, now: float) -> None:
+        """Connect to one learner (the first that takes it): answers come from it."""
+        if self._learner() is not None:
+            return
+        for endpoint in self._learners:
+            if now >= endpoint.retry_at:
+                self._connect(endpoint, now)
+                if endpoint.conn is not None:
+                    return
 
     def _welcomed(self, endpoint: _Endpoint, info: dict[str, Any]) -> None:
         endpoint.info = info
@@ -282,9 +302,10 @@ class DataClient:
         now = time.monotonic()
         self._next_scan = now  # resend at once what was waiting on it
         if endpoint in self._learners:
-            # Another learner answers now: watch everything again there.
+            # Another learner answers now: ask it for everything in flight.
             for pending in self._pending.values():
                 pending.next_try = now
+                pending.needs_watch = True
             with self._lock:
                 queries, self._queries = self._queries, {}
             for future in queries.values():
@@ -375,9 +396,16 @@ class DataClient:
         if now >= self._next_scan:
             # Retries, deadlines and reconnects: a few times a second, not every turn.
             self._next_scan = now + TICK_SECONDS
-            for endpoint in self._proposers + self._learners:
+            for endpoint in self._proposers:
                 if endpoint.conn is None and now >= endpoint.retry_at:
                     self._connect(endpoint, now)
+            learner = self._learner()
+            if (learner is not None and not learner.conn.greeted
+                    and now - learner.connected_at > LEARNER_WAIT_SECONDS):
+                # It took the connection and says nothing (stopped, or stuck): another one.
+                self._lost(learner)
+                learner.retry_at = now + 10 * LEARNER_WAIT_SECONDS
+            self._connect_learner(now)
             self._expire(now)
             send = [p for p in send if p.request_id in self._pending]
             send += [p for p in self._pending.values() if p.sent and p.next_try <= now]
@@ -387,7 +415,8 @@ class DataClient:
         else:
             for query in queries:
                 learner.conn.queue(query)
-            if send and (learner.conn.greeted or now - self._started >= STAMP_WAIT_SECONDS):
+            if send and (learner.info.get("subscribed")
+                         or now - self._started >= STAMP_WAIT_SECONDS):
                 self._send(send, learner, now)
                 self._fresh = []
         for endpoint in self._proposers + self._learners:
@@ -404,10 +433,14 @@ class DataClient:
         target = self._target()
         if target is None:
             return
-        stamp = self.applied if learner.conn.greeted else -1
-        learner.conn.queue(wire.WATCH + wire.encode_ids(p.request_id for p in send))
+        subscribed = bool(learner.info.get("subscribed"))
+        stamp = self.applied if subscribed else -1
+        watch = [p.request_id for p in send if p.needs_watch or not subscribed]
+        if watch:
+            learner.conn.queue(wire.WATCH + wire.encode_ids(watch))
         retry = now + self.endpoints.retry_seconds
         for p in send:
+            p.needs_watch = False
             if p.issued is None:
                 p.issued = stamp  # a slot decided before this request was first sent
             p.sent = True
@@ -448,9 +481,14 @@ class DataClient:
             else:  # REFUSE: another cluster's, or another paxosctl
                 self._lost(endpoint)
             return
-        if kind == wire.OUTCOMES:
+        if kind == wire.SLOT:
+            self._on_slot(*wire.decode_slot(frame[1:]))
+        elif kind == wire.OUTCOMES:
             for outcome in wire.decode_outcomes(frame[1:]):
                 self._settle(outcome)
+        elif kind == wire.SUBSCRIBED:
+            endpoint.info["subscribed"] = True
+            self.applied = max(self.applied, wire.decode_subscribed(frame[1:]))
         elif kind == wire.LEADER:
             leader = frame[1:].decode() or None
             if leader != self._leader and leader is not None:
@@ -462,14 +500,36 @@ class DataClient:
             if future is not None:
                 future.set_result(reply)
 
-    def _settle(self, outcome: wire.Outcome) -> None:
+    def _on_slot(self, slot: int, skipped: dict[int, wire.Skipped], data: bytes) -> None:
+        """A slot the learner applied: settle the commands of ours in it."""
+        if slot > self.applied:
+            self.applied = slot
+        pending = self._pending
+        if not pending or not data:
+            return
+        for index, command in enumerate(Value.from_bytes(data).commands):
+            if command.request_id not in pending:
+                continue
+            s = skipped.get(index)
+            if s is None:
+                self._settle(wire.Outcome(command.request_id, wire.DECIDED, slot, index,
+                                          b""), command.payload)
+            else:
+                self._settle(wire.Outcome(command.request_id, s.status, s.slot, s.index,
+                                          s.digest))
+
+    def _settle(self, outcome: wire.Outcome, payload: bytes | None = None) -> None:
+        """Resolve the futures of `outcome`'s request id. `payload`: the value
+        decided, when known (else `outcome.digest` stands for it)."""
         pending = self._pending.pop(outcome.request_id, None)
         if outcome.status == wire.DECIDED and outcome.slot > self.applied:
             self.applied = outcome.slot
         if pending is None:
             return
         rid = outcome.request_id
-        if outcome.status == wire.DECIDED and outcome.digest == wire.digest(pending.payload):
+        same = (payload == pending.payload if payload is not None
+                else outcome.digest == wire.digest(pending.payload))
+        if outcome.status == wire.DECIDED and same:
             result: Any = Decision(outcome.slot, outcome.index, pending.payload, rid,
                                    time.monotonic() - pending.started)
         elif outcome.status == wire.DECIDED:

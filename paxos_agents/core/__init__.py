@@ -26,13 +26,13 @@ from .messages import (
 )
 from .node import Node
 from .proposer import Phase
-from .ready import EXPIRED, Applied, LogEntry, LogPiece, Persist, Ready, Record, log_entries
+from .ready import EXPIRED, Applied, AppliedSlot, LogEntry, LogPiece, Persist, Ready, Record, log_entries
 from .store import DurableLog
 
 __all__ = [
     "NOOP", "BatchError", "Command", "Value", "is_noop", "PLANTABLE", "Membership", "Settings",
     "ZERO_BALLOT", "Ballot", "NodeId", "Slot", "LogEntry", "MESSAGE_TYPES", "Accept",
     "Accepted", "ClientRequest", "Decide", "Heartbeat", "Message", "Nack", "Prepare",
-    "Promise", "Retry", "Vote", "Node", "Phase", "Applied", "Persist", "Ready", "Record",
+    "Promise", "Retry", "Vote", "Node", "Phase", "Applied", "AppliedSlot", "Persist", "Ready", "Record",
     "Stored", "Fetch", "Chunk", "EXPIRED", "LogPiece", "log_entries", "DurableLog",
 ]

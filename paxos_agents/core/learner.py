@@ -44,7 +44,7 @@ from .ids import ZERO_BALLOT, Ballot
 from .messages import Accepted, Chunk, Decide, Fetch, Heartbeat, Retry, Stored
 from .outbox import Outbox
 from .peers import Peers
-from .ready import EXPIRED, Applied, LogEntry, Record, log_entries
+from .ready import EXPIRED, AppliedSlot, LogEntry, Record, log_entries
 from .requests import RequestIndex
 from .store import DurableLog
 
@@ -327,6 +327,7 @@ class Learner:
             if not value:
                 out.logged.append(LogEntry(slot, None, None, True))
             firsts = self.requests.lookup(c.request_id for c in value)
+            outcome: list[int] = []  # per command: where its request id was first decided
             for command in value:
                 rid = command.request_id
                 first = firsts.get(rid)
@@ -335,17 +336,17 @@ class Learner:
                         # Issued before the window our index covers: it may have
                         # been applied in a slot we no longer have. Refuse it.
                         self.expired += 1
-                        if report:
-                            out.applied.append(Applied(slot, command, EXPIRED))
+                        outcome.append(EXPIRED)
                         continue
                     first = firsts[rid] = slot
                     self.requests.add(rid, slot)
                     out.requests.append((rid, slot))
                     out.logged.append(LogEntry(slot, command.payload, rid, False))
                     self.applied_commands += 1
-                if report:
-                    # Decided again (first != slot): answer with the first slot, apply nothing.
-                    out.applied.append(Applied(slot, command, first))
+                # Decided again (first != slot): answered with the first slot, applied nothing.
+                outcome.append(first)
+            if report:
+                out.applied.append(AppliedSlot(slot, value, tuple(outcome)))
             self.next_apply += 1
         if self.next_apply != start:
             out.applied_upto = self.next_apply - 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .commands import Value
 from .ids import Ballot
 from .messages import Message, Vote
-from .ready import Applied, LogEntry, Persist, Ready
+from .ready import AppliedSlot, LogEntry, Persist, Ready
 
 
 class Outbox:
@@ -34,7 +34,7 @@ class Outbox:
         self.floor: int | None = None
         self.after_persist: list[Message] = []
         self.now: list[Message] = []
-        self.applied: list[Applied] = []
+        self.applied: list[AppliedSlot] = []
         self.logged: list[LogEntry] = []
 
     def drain(self) -> Ready:

@@ -179,6 +179,27 @@ class Applied:
 EXPIRED = -1
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedSlot:
+    """A learner applied `slot`, whose value is `value`.
+
+    `firsts[i]` says what became of the i-th command of `value`: equal to
+    `slot`, it was applied here; a lower slot, its request id was first
+    decided there (a retry or re-proposal: not applied twice); `EXPIRED`,
+    refused (see `Learner`). One report per slot, so applying a batch
+    costs no object per command; `commands()` gives the per-command view.
+    """
+
+    slot: int
+    value: Value
+    firsts: tuple[int, ...]
+
+    def commands(self) -> list[Applied]:
+        """One `Applied` per command, in order (checkers and tests)."""
+        return [Applied(self.slot, command, first)
+                for command, first in zip(self.value.commands, self.firsts)]
+
+
 @dataclass(slots=True)
 class Ready:
     """Everything a node produced since the last `ready()` call."""
@@ -186,7 +207,7 @@ class Ready:
     persist: Persist = field(default_factory=Persist)
     send_after_persist: list[Message] = field(default_factory=list)
     send: list[Message] = field(default_factory=list)
-    applied: list[Applied] = field(default_factory=list)
+    applied: list[AppliedSlot] = field(default_factory=list)
     #: Entries appended to the learner's applied log (commands applied, no-op
     #: slots, and what a state transfer installed), for checkers and tests.
     logged: list["LogEntry"] = field(default_factory=list)

@@ -21,11 +21,10 @@ import base64
 import json
 import logging
 from collections import Counter
-from typing import Iterable
 
 from ..core.commands import Command
 from ..core.node import Node
-from ..core.ready import EXPIRED, Applied
+from ..core.ready import EXPIRED, AppliedSlot
 from . import clientwire as wire
 from .storage import Storage
 from .transport import Connection, Transport
@@ -34,6 +33,7 @@ log = logging.getLogger("paxos_agents.agent")
 
 #: Bytes of stored values a `decided` query reads per page at most (about).
 QUERY_BYTES = 4 << 20
+_NO_DIGEST = b"\0" * 8
 #: Commands remembered as taken (see `Clients._taken`) before the decided ones are pruned.
 TAKEN_PRUNE_AT = 65_536
 #: Entries a `decided` query returns at most.
@@ -50,6 +50,8 @@ class Clients:
         self._storage = storage
         self._transport = transport
         self._connections: set[Connection] = set()
+        #: Clients that receive every slot applied (SUBSCRIBE).
+        self._subscribers: set[Connection] = set()
         #: request id -> the connections waiting to hear where it was decided.
         self._watches: dict[str, list[Connection]] = {}
         #: request id -> payload, for the commands this proposer took and has
@@ -61,6 +63,7 @@ class Clients:
         return {"client_connections": len(self._connections),
                 "client_commands": self.counts["commands"],
                 "client_watches": len(self._watches),
+                "client_subscribers": len(self._subscribers),
                 "client_answers": self.counts["answers"]}
 
     # -------------------------------------------------------------- frames
@@ -77,6 +80,10 @@ class Clients:
         try:
             if kind == wire.PROPOSE and self._node.proposer is not None:
                 self._propose(conn, wire.decode_commands(frame[1:]))
+            elif kind == wire.SUBSCRIBE and self._node.learner is not None:
+                self._subscribers.add(conn)
+                self._transport.reply(conn, wire.encode_subscribed(
+                    self._node.learner.decided_up_to))
             elif kind == wire.WATCH and self._node.learner is not None:
                 self._watch(conn, wire.decode_ids(frame[1:]))
             elif kind == wire.QUERY and self._node.learner is not None:
@@ -93,6 +100,7 @@ class Clients:
 
     def _forget(self, conn: Connection) -> None:
         self._connections.discard(conn)
+        self._subscribers.discard(conn)
         if not self._watches:
             return
         for rid in [r for r, conns in self._watches.items() if conn in conns]:
@@ -113,7 +121,7 @@ class Clients:
         for command in commands:
             rid, payload = command.request_id, command.payload
             if len(payload) > limit:
-                refused.append(wire.Outcome(rid, wire.TOO_LARGE, limit, 0, b"\0" * 8))
+                refused.append(wire.Outcome(rid, wire.TOO_LARGE, limit, 0, _NO_DIGEST))
                 continue
             first = taken.setdefault(rid, payload)
             if first != payload and _outstanding(node, rid):
@@ -163,7 +171,7 @@ class Clients:
     def _first_position(self, rid: str, first_slot: int) -> wire.Outcome:
         """Where `rid` was first decided, read back from the log on disk."""
         if first_slot < self._storage.log_start:
-            return wire.Outcome(rid, wire.NOT_RETAINED, first_slot, 0, b"\0" * 8)
+            return wire.Outcome(rid, wire.NOT_RETAINED, first_slot, 0, _NO_DIGEST)
         piece = self._storage.read_log(first_slot, 1)
         for slot, value in piece.decisions[:1]:
             if slot != first_slot:
@@ -172,34 +180,59 @@ class Clients:
                 if command.request_id == rid:
                     return wire.Outcome(rid, wire.DECIDED, slot, index,
                                         wire.digest(command.payload))
-        return wire.Outcome(rid, wire.NOT_RETAINED, first_slot, 0, b"\0" * 8)
+        return wire.Outcome(rid, wire.NOT_RETAINED, first_slot, 0, _NO_DIGEST)
 
-    def applied(self, applied: Iterable[Applied]) -> None:
-        """The learner applied these (one per command of each slot, in order):
-        answer whoever watches their request ids."""
+    def applied(self, slots: list[AppliedSlot]) -> None:
+        """The learner applied these slots: stream each to the subscribers, and
+        answer whoever watches a request id in them."""
+        subscribers = self._subscribers
         watches = self._watches
-        if not watches:
+        if not subscribers and not watches:
             return
-        slot = -1
-        index = 0
-        here: dict[str, wire.Outcome] = {}  # first positions assigned in this batch
+        batch = {s.slot: s for s in slots}  # first decisions made in this same batch
+        for applied in slots:
+            slot, value, firsts = applied.slot, applied.value, applied.firsts
+            skipped: dict[int, wire.Skipped] = {}
+            if firsts.count(slot) != len(firsts):  # some were not applied here (rare)
+                for index, first in enumerate(firsts):
+                    if first != slot:
+                        skipped[index] = self._skipped(value.commands[index].request_id,
+                                                       slot, first, batch)
+            if subscribers:
+                frame = wire.encode_slot(slot, skipped, value.data)
+                for conn in subscribers:
+                    self._transport.reply(conn, frame)
+                self.counts["streamed"] += len(firsts)
+            if watches:
+                self._answer_watches(applied, skipped)
+
+    def _skipped(self, rid: str, slot: int, first: int,
+                 batch: dict[int, AppliedSlot]) -> wire.Skipped:
+        """What became of a command of `slot` that was not applied there."""
+        if first == EXPIRED:
+            return wire.Skipped(wire.EXPIRED, slot, 0, _NO_DIGEST)
+        earlier = batch.get(first)
+        if earlier is not None:  # first decided in this batch: not on disk yet
+            for index, command in enumerate(earlier.value.commands):
+                if command.request_id == rid:
+                    return wire.Skipped(wire.DECIDED, first, index, wire.digest(command.payload))
+        o = self._first_position(rid, first)
+        return wire.Skipped(o.status, o.slot, o.index, o.digest)
+
+    def _answer_watches(self, applied: AppliedSlot, skipped: dict[int, wire.Skipped]) -> None:
+        watches = self._watches
         by_conn: dict[Connection, list[wire.Outcome]] = {}
-        for a in applied:
-            if a.slot != slot:
-                slot, index = a.slot, 0
-            else:
-                index += 1
-            rid = a.command.request_id
-            if a.first_slot == a.slot and rid not in here:
-                here[rid] = wire.Outcome(rid, wire.DECIDED, a.slot, index,
-                                         wire.digest(a.command.payload))
-            conns = watches.pop(rid, None)
+        for index, command in enumerate(applied.value.commands):
+            conns = watches.pop(command.request_id, None)
             if conns is None:
                 continue
-            if a.first_slot == EXPIRED:
-                outcome = wire.Outcome(rid, wire.EXPIRED, a.slot, index, b"\0" * 8)
+            rid = command.request_id
+            s = skipped.get(index)
+            if s is None:
+                outcome = wire.Outcome(rid, wire.DECIDED, applied.slot, index,
+                                       wire.digest(command.payload))
             else:
-                outcome = here.get(rid) or self._first_position(rid, a.first_slot)
+                outcome = wire.Outcome(rid, s.status, s.slot, s.index, s.digest)
             for conn in conns:
                 by_conn.setdefault(conn, []).append(outcome)
         for conn, outcomes in by_conn.items():

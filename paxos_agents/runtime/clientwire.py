@@ -8,13 +8,21 @@ handshake every frame starts with one kind byte:
 client -> proposer
     PROPOSE + commands: decide these (see `encode_commands`).
 client -> learner
-    WATCH + request ids: tell me where each is decided (`encode_ids`).
+    SUBSCRIBE: from now on, send me every slot you apply (SLOT frames).
+    WATCH + request ids: tell me where each is decided (`encode_ids`):
+    for commands that may have been applied before the subscription.
     QUERY + JSON {"op": "decided", "from": slot, "limit": n}.
 proposer -> client
     LEADER + name: the leader I know of (empty: none); send there. A
     proposer that is not the leader forwards what it got there anyway.
     OUTCOMES (status TOO_LARGE, CONFLICT): commands refused, never proposed.
 learner -> client
+    SUBSCRIBED + i64 slot: subscribed; every slot up to this one was applied
+    before, so a command first sent from now on is stamped with it.
+    SLOT (`encode_slot`): a slot just applied: its value's bytes as they
+    were decided, and the commands of it not applied there (decided
+    before: where; or expired). The client finds its commands in the
+    value: the learner does no work per command for it.
     OUTCOMES + records (`encode_outcomes`): for each watched request id,
     the *position* where it was first decided (slot, and index of the
     command in that slot's value), or that it expired.
@@ -50,10 +58,13 @@ from ..core.commands import BatchError, Command, Value
 PROPOSE = b"P"
 WATCH = b"W"
 QUERY = b"Q"
+SUBSCRIBE = b"S"
 # agent -> client
 LEADER = b"L"
 OUTCOMES = b"O"
 REPLY = b"R"
+SUBSCRIBED = b"s"
+SLOT = b"A"
 
 #: Outcome statuses.
 DECIDED = 0
@@ -63,6 +74,9 @@ TOO_LARGE = 3  # refused by the proposer: over [paxos] max_value_bytes (slot: th
 CONFLICT = 4  # refused by the proposer: the request id is in flight there with another value
 
 _OUTCOME = struct.Struct("<BqI8sH")  # status, slot, index, digest, request id length
+_SLOT = struct.Struct("<qI")  # slot, skipped commands
+_SKIPPED = struct.Struct("<IBqI8s")  # index, status, first slot, first index, digest
+_I64 = struct.Struct("<q")
 MAX_REQUEST_ID_BYTES = 1024
 
 
@@ -155,3 +169,51 @@ def decode_outcomes(data: bytes) -> list[Outcome]:
     except (struct.error, UnicodeDecodeError):
         raise WireError("malformed outcomes") from None
     return out
+
+
+class Skipped(NamedTuple):
+    """A command of an applied slot that was skipped, not applied there:
+    `status` DECIDED (its request id was first decided at `slot`.`index`,
+    whose payload has `digest`), NOT_RETAINED (first decided at `slot`, no
+    longer kept), or EXPIRED."""
+
+    status: int
+    slot: int
+    index: int
+    digest: bytes
+
+
+def encode_subscribed(slot: int) -> bytes:
+    return SUBSCRIBED + _I64.pack(slot)
+
+
+def decode_subscribed(body: bytes) -> int:
+    try:
+        return _I64.unpack(body)[0]
+    except struct.error:
+        raise WireError("malformed SUBSCRIBED") from None
+
+
+def encode_slot(slot: int, skipped: dict[int, Skipped], value: bytes) -> bytes:
+    """A SLOT frame: the slot, its skipped commands by index, the value's bytes."""
+    parts = [SLOT, _SLOT.pack(slot, len(skipped))]
+    pack = _SKIPPED.pack
+    for index, e in skipped.items():
+        parts.append(pack(index, e.status, e.slot, e.index, e.digest))
+    parts.append(value)
+    return b"".join(parts)
+
+
+def decode_slot(body: bytes) -> tuple[int, dict[int, Skipped], bytes]:
+    """(slot, skipped commands by index, value bytes) of a SLOT frame's body."""
+    try:
+        slot, n = _SLOT.unpack_from(body)
+        at = _SLOT.size
+        skipped = {}
+        for _ in range(n):
+            index, status, first, first_index, dig = _SKIPPED.unpack_from(body, at)
+            at += _SKIPPED.size
+            skipped[index] = Skipped(status, first, first_index, dig)
+    except struct.error:
+        raise WireError("malformed SLOT frame") from None
+    return slot, skipped, body[at:]

@@ -216,8 +216,9 @@ class SimCluster:
             self.send(msg)
         for msg in ready.send:
             self.send(msg)
-        for event in ready.applied:
-            checker.applied(node_id, event)
+        for applied in ready.applied:
+            for event in applied.commands():
+                checker.applied(node_id, event)
 
     # -------------------------------------------------------------- queries
 

@@ -217,7 +217,7 @@ def test_expiry_with_a_retained_window(issued, first_slot):
     for slot in range(20):
         decide(le, slot)
     ready = decide(le, 20, Command("r", b"v", issued))
-    applied, = ready.applied
+    applied, = ready.applied[0].commands()
     assert applied.first_slot == first_slot
     assert (ready.logged == [LogEntry(20, b"v", "r", False)]) == (first_slot == 20)
 
@@ -231,7 +231,8 @@ def test_retention_deletes_old_slots_and_duplicates_stay_caught_inside_it():
     assert le.learner.log_start <= 40 - 16
     assert min(le.learner.decided) == le.learner.log_start
     ready = decide(le, 40, Command("r30", b"v", 29))  # a retry inside the window
-    assert ready.applied[0].first_slot == 30 and ready.applied[0].duplicate
+    applied, = ready.applied[0].commands()
+    assert applied.first_slot == 30 and applied.duplicate
 
 
 def test_learner_request_cache_is_bounded():

@@ -397,7 +397,7 @@ def test_learner_applies_request_id_once_and_reports_first_slot(order):
     applied: list[Applied] = []
     for slot in order:
         node.step(Decide(src="p1", dst="l1", slot=slot, value=values[slot]))
-        applied += node.ready().applied
+        applied += [a for s in node.ready().applied for a in s.commands()]
     assert applied == [
         Applied(0, C1, 0),
         Applied(1, C2, 1),
