@@ -88,7 +88,7 @@ class Learner:
         self._tail: dict[int, Value] = {
             s: v for s, v in record.decisions.items() if s >= self.next_apply}
         #: request id -> first slot, in memory as far as needed; the rest is in the store.
-        self.requests = RequestIndex(store)
+        self.requests = RequestIndex(store, self.next_apply)
         #: Highest slot known to exist (decided here, announced by a leader or a peer).
         self.highest_known = max(self.next_apply - 1, max(self._tail, default=-1))
         self.leader: str | None = None
@@ -326,7 +326,9 @@ class Learner:
             value = tail.pop(slot)
             if not value:
                 out.logged.append(LogEntry(slot, None, None, True))
-            firsts = self.requests.lookup(c.request_id for c in value)
+            commands = value.commands
+            firsts = self.requests.lookup([c.request_id for c in commands],
+                                          min([c.issued for c in commands], default=-1))
             outcome: list[int] = []  # per command: where its request id was first decided
             for command in value:
                 rid = command.request_id
@@ -359,7 +361,7 @@ class Learner:
         """`Node.ready()` handed our outbox to the runtime, which persists it
         before the next step: what was applied so far may now be looked up
         on disk, so the cache of recent request ids can shrink."""
-        self.requests.drained()
+        self.requests.drained(self.next_apply)
         # Slots below the applied prefix can no longer be missing.
         if self._missing_since and min(self._missing_since) < self.next_apply:
             for table in (self._missing_since, self._asked_at):

@@ -158,6 +158,12 @@ class Node:
             raise ValueError(f"{self.node_id} is not a proposer")
         self.proposer.on_request(ClientRequest(src=client, dst=self.node_id, command=command))
 
+    def propose_batch(self, commands: tuple[Command, ...]) -> None:
+        """A client submits several commands at once (see `Proposer.on_client_commands`)."""
+        if self.proposer is None:
+            raise ValueError(f"{self.node_id} is not a proposer")
+        self.proposer.on_client_commands(commands)
+
     def suspect(self, node_id: str) -> None:
         """A hint that `node_id` is down (e.g. its process died): see Proposer.suspect."""
         if self.proposer:

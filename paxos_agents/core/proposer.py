@@ -326,6 +326,23 @@ class Proposer:
             return
         self._queue_commands((command,))  # proposed by propose_pending(), at ready()
 
+    def on_client_commands(self, commands: tuple[Command, ...]) -> None:
+        """Commands straight from a client, as `on_request` treats each one:
+        queued to propose as leader, else forwarded to the leader (or held
+        until one is known). One call per batch a client sent."""
+        if self.phase is not Phase.LEADER and self._leader_alive():
+            fresh = [c for c in commands if c.request_id not in self._outstanding]
+            self.stats.forwarded += len(fresh)
+            for command in fresh:
+                self._out.now.append(
+                    ClientRequest(src=self.node_id, dst=self.leader, command=command))
+            return
+        self._queue_commands(commands)  # proposed by propose_pending(), at ready()
+
+    def is_outstanding(self, request_id: str) -> bool:
+        """Whether `request_id` is queued or in flight here, not seen decided."""
+        return request_id in self._outstanding
+
     def _leader_alive(self) -> bool:
         return (
             self.leader is not None

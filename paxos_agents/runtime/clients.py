@@ -118,17 +118,20 @@ class Clients:
         if len(taken) > TAKEN_PRUNE_AT:
             self._prune_taken()
         refused = []
+        accepted = []
         for command in commands:
             rid, payload = command.request_id, command.payload
             if len(payload) > limit:
                 refused.append(wire.Outcome(rid, wire.TOO_LARGE, limit, 0, _NO_DIGEST))
                 continue
             first = taken.setdefault(rid, payload)
-            if first != payload and _outstanding(node, rid):
-                refused.append(wire.Outcome(rid, wire.CONFLICT, -1, 0, wire.digest(first)))
-                continue
-            taken[rid] = payload
-            node.propose(command)
+            if first != payload:
+                if node.proposer.is_outstanding(rid):
+                    refused.append(wire.Outcome(rid, wire.CONFLICT, -1, 0, wire.digest(first)))
+                    continue
+                taken[rid] = payload
+            accepted.append(command)
+        node.propose_batch(tuple(accepted) if refused else commands)
         self.counts["commands"] += len(commands) - len(refused)
         if refused:
             self.counts["refused"] += len(refused)
@@ -140,8 +143,8 @@ class Clients:
 
     def _prune_taken(self) -> None:
         """Forget the commands no longer outstanding here (decided, or gone)."""
-        node = self._node
-        self._taken = {rid: p for rid, p in self._taken.items() if _outstanding(node, rid)}
+        outstanding = self._node.proposer.is_outstanding
+        self._taken = {rid: p for rid, p in self._taken.items() if outstanding(rid)}
 
     def leader_changed(self, leader: str | None) -> None:
         """Tell every client of this proposer who leads now."""
@@ -296,8 +299,3 @@ class Clients:
                 continue
             break
         return {"entries": entries, "decided_up_to": learner.decided_up_to, "log_start": first}
-
-
-def _outstanding(node: Node, request_id: str) -> bool:
-    """Whether the proposer holds `request_id` queued or in flight, undecided."""
-    return request_id in node.proposer._outstanding  # noqa: SLF001 - its set, read only

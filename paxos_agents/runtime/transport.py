@@ -56,8 +56,9 @@ log = logging.getLogger("paxos_agents.transport")
 PROTOCOL = 1
 #: Bytes one connection may hold unsent before its messages are dropped.
 MAX_LINK_BYTES = 32 * 1024 * 1024
-#: Bytes read from one connection per readiness event.
-READ_BYTES = 1 << 20
+#: Bytes read from one connection per readiness event: below malloc's mmap
+#: threshold (128 KiB), so a read costs no mmap/mremap/munmap system calls.
+READ_BYTES = 1 << 16
 #: Reconnect backoff after a failed connect: first, factor, cap (seconds).
 BACKOFF_FIRST = 0.01
 BACKOFF_CAP = 0.5

@@ -68,6 +68,9 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
     # Each command: (submit tick, request id, payload).
     schedule = sorted((rng.randrange(steps), f"r{i}", f"v{i}".encode()) for i in range(n_commands))
     next_try: dict[str, int] = {}
+    #: Each request's stamp (Command.issued): a slot decided, with no gap
+    #: below it, when the request was first issued; its retries carry it too.
+    stamps: dict[str, int] = {}
     down_until: dict[str, int] = {}
     sim.faults = faults
 
@@ -76,12 +79,18 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
         while schedule and schedule[0][0] <= now:
             _, rid, payload = schedule.pop(0)
             next_try[rid] = now
+            chosen = sim.checker.chosen
+            prefix = -1
+            while prefix + 1 in chosen:
+                prefix += 1
+            stamps[rid] = prefix
             sim.checker.submit(rid, payload)
         acked = sim.checker.acked
         for rid, at in next_try.items():
             if at <= now and rid not in acked:
                 next_try[rid] = now + client_retry
-                sim.submit(rng.choice(proposers), Command(rid, sim.checker.submitted[rid]))
+                sim.submit(rng.choice(proposers),
+                           Command(rid, sim.checker.submitted[rid], stamps[rid]))
 
     try:
         for _ in range(steps):
