@@ -156,6 +156,7 @@ class DataClient:
         self._learners = [_Endpoint(n) for n in learners]
         self._lock = threading.Lock()  # _new, _queries, _closed
         self._new: list[tuple[_Pending, Future]] = []
+        self._woken = False  # a wake-up is on its way to the I/O thread
         self._pending: dict[str, _Pending] = {}
         self._queries: dict[int, Future] = {}
         self._query_out: list[bytes] = []
@@ -196,7 +197,13 @@ class DataClient:
             if self._closed:
                 raise NotRunning(f"the connection to {self._cluster_file} is closed")
             self._new.append((pending, future))
-        self._wake()
+            # One wake-up per batch, not per command: the I/O thread takes all
+            # of `_new` when it wakes (a system call per command would cost
+            # more than the rest of the command's client-side work).
+            wake = not self._woken
+            self._woken = True
+        if wake:
+            self._wake()
         return future
 
     def decided_page(self, start: int | None, limit: int, timeout: float = 30.0) -> dict[str, Any]:
@@ -378,6 +385,7 @@ class DataClient:
         with self._lock:
             new, self._new = self._new, []
             queries, self._query_out = self._query_out, []
+            self._woken = False
         for pending, future in new:
             known = self._pending.get(pending.request_id)
             if known is None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .commands import Value
+from .commands import Command, Value
 from .config import Membership, Settings
 from .ids import ZERO_BALLOT, Ballot
 from .messages import Accepted, Chunk, Decide, Fetch, Heartbeat, Retry, Stored
@@ -106,10 +106,8 @@ class Learner:
         self.expired = 0
         self.decided_count = 0
         self.applied_commands = 0
-        # Decisions persisted above the applied prefix may continue it
-        # (silently: they were reported before the crash, or their client
-        # will retry).
-        self._apply(report=False)
+        # Decisions persisted above the applied prefix may continue it.
+        self._apply()
 
     # ----------------------------------------------------------- queries
 
@@ -247,7 +245,7 @@ class Learner:
             self.installed += installed
             self.highest_known = max(self.highest_known, self.next_apply - 1)
             out.applied_upto = self.next_apply - 1
-            self._apply(report=True)
+            self._apply()
             self.peers.fetch(self.next_apply, self._now)
 
     # -------------------------------------------------------------- time
@@ -299,7 +297,7 @@ class Learner:
         if self._on_decided is not None:
             self._on_decided(slot, value)
         if slot == self.next_apply:
-            self._apply(report=True)
+            self._apply()
 
     def _forget_slot(self, slot: int) -> None:
         self._missing_since.pop(slot, None)
@@ -315,40 +313,31 @@ class Learner:
         retain = self.settings.retain_slots
         return not retain or self.log_start == 0 or slot >= self.log_start + retain
 
-    def _apply(self, *, report: bool) -> None:
-        """Apply the decided slots that follow the applied prefix, in order."""
+    def _apply(self) -> None:
+        """Apply the decided slots that follow the applied prefix, in order,
+        reporting each (`AppliedSlot`)."""
         tail = self._tail
         start = self.next_apply
         out = self._out
+        requests = self.requests
         retain = self.settings.retain_slots
         while self.next_apply in tail and self._may_apply(self.next_apply):
             slot = self.next_apply
             value = tail.pop(slot)
-            if not value:
-                out.logged.append(LogEntry(slot, None, None, True))
             commands = value.commands
-            firsts = self.requests.lookup([c.request_id for c in commands],
-                                          min([c.issued for c in commands], default=-1))
-            outcome: list[int] = []  # per command: where its request id was first decided
-            for command in value:
-                rid = command.request_id
-                first = firsts.get(rid)
-                if first is None:
-                    if retain and command.issued + 1 < slot - retain:
-                        # Issued before the window our index covers: it may have
-                        # been applied in a slot we no longer have. Refuse it.
-                        self.expired += 1
-                        outcome.append(EXPIRED)
-                        continue
-                    first = firsts[rid] = slot
-                    self.requests.add(rid, slot)
-                    out.requests.append((rid, slot))
-                    out.logged.append(LogEntry(slot, command.payload, rid, False))
-                    self.applied_commands += 1
-                # Decided again (first != slot): answered with the first slot, applied nothing.
-                outcome.append(first)
-            if report:
-                out.applied.append(AppliedSlot(slot, value, tuple(outcome)))
+            rids = [c.request_id for c in commands]
+            issued = min([c.issued for c in commands], default=-1)
+            firsts = requests.lookup(rids, issued)
+            if (not firsts and len(set(rids)) == len(rids)
+                    and not (retain and issued + 1 < slot - retain)):
+                # The common case: every command is new here.
+                requests.add_all(rids, slot)
+                out.requests.extend(zip(rids, [slot] * len(rids)))
+                self.applied_commands += len(rids)
+                outcome = [slot] * len(rids)
+            else:
+                outcome = self._classify(slot, commands, firsts)
+            out.applied.append(AppliedSlot(slot, value, tuple(outcome)))
             self.next_apply += 1
         if self.next_apply != start:
             out.applied_upto = self.next_apply - 1
@@ -356,6 +345,31 @@ class Learner:
             if retain and self.next_apply - retain - self.log_start >= step:
                 self.log_start = self.next_apply - retain
                 out.log_start = self.log_start
+
+    def _classify(self, slot: int, commands: tuple[Command, ...],
+                  firsts: dict[str, int]) -> list[int]:
+        """Apply `slot`'s commands one by one: for each, where its request id
+        was first decided (`slot`: applied now), or EXPIRED (refused)."""
+        retain = self.settings.retain_slots
+        out = self._out
+        outcome: list[int] = []
+        for command in commands:
+            rid = command.request_id
+            first = firsts.get(rid)
+            if first is None:
+                if retain and command.issued + 1 < slot - retain:
+                    # Issued before the window our index covers: it may have
+                    # been applied in a slot we no longer have. Refuse it.
+                    self.expired += 1
+                    outcome.append(EXPIRED)
+                    continue
+                first = firsts[rid] = slot
+                self.requests.add(rid, slot)
+                out.requests.append((rid, slot))
+                self.applied_commands += 1
+            # Decided again (first != slot): answered with the first slot, applied nothing.
+            outcome.append(first)
+        return outcome
 
     def drained(self) -> None:
         """`Node.ready()` handed our outbox to the runtime, which persists it

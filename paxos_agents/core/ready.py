@@ -199,6 +199,18 @@ class AppliedSlot:
         return [Applied(self.slot, command, first)
                 for command, first in zip(self.value.commands, self.firsts)]
 
+    def log(self) -> list[LogEntry]:
+        """The entries this slot added to the applied log (see `log_entries`)."""
+        if not self.value:
+            return [LogEntry(self.slot, None, None, True)]
+        entries = []
+        seen = set()
+        for command, first in zip(self.value.commands, self.firsts):
+            if first == self.slot and command.request_id not in seen:
+                seen.add(command.request_id)
+                entries.append(LogEntry(self.slot, command.payload, command.request_id, False))
+        return entries
+
 
 @dataclass(slots=True)
 class Ready:
@@ -208,8 +220,8 @@ class Ready:
     send_after_persist: list[Message] = field(default_factory=list)
     send: list[Message] = field(default_factory=list)
     applied: list[AppliedSlot] = field(default_factory=list)
-    #: Entries appended to the learner's applied log (commands applied, no-op
-    #: slots, and what a state transfer installed), for checkers and tests.
+    #: Entries a state transfer installed in the learner's applied log, for
+    #: checkers and tests (what it applied itself is in `applied`: `AppliedSlot.log`).
     logged: list["LogEntry"] = field(default_factory=list)
 
     def __bool__(self) -> bool:

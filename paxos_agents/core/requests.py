@@ -18,7 +18,7 @@ only for retries of old requests.
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable
+from typing import Sequence
 
 from .store import DurableLog
 
@@ -42,15 +42,19 @@ class RequestIndex:
         self._marks: deque[tuple[int, int]] = deque()
         self._last_next_apply = next_apply
 
-    def lookup(self, request_ids: Iterable[str], issued: int = -1) -> dict[str, int]:
+    def lookup(self, request_ids: Sequence[str], issued: int = -1) -> dict[str, int]:
         """The first slots of those of `request_ids` that were applied before.
 
         `issued`: the lowest stamp of the commands asked about; when
         `issued + 1 >= floor`, memory alone answers (see the module doc).
         """
+        unpersisted, recent = self.unpersisted, self._recent
+        sure = issued + 1 >= self.floor
+        if sure and unpersisted.keys().isdisjoint(request_ids) \
+                and recent.keys().isdisjoint(request_ids):
+            return {}  # all new (one C-level pass over each table)
         found: dict[str, int] = {}
         missing = []
-        unpersisted, recent = self.unpersisted, self._recent
         for rid in request_ids:
             first = unpersisted.get(rid)
             if first is None:
@@ -59,7 +63,7 @@ class RequestIndex:
                 missing.append(rid)
             else:
                 found[rid] = first
-        if missing and issued + 1 < self.floor:
+        if missing and not sure:
             found.update(self._store.first_slots(missing))
         return found
 
@@ -69,6 +73,10 @@ class RequestIndex:
             return False
         self.unpersisted[request_id] = slot
         return True
+
+    def add_all(self, request_ids: list[str], slot: int) -> None:
+        """Record request ids all first decided at `slot`, none of them known."""
+        self.unpersisted.update(dict.fromkeys(request_ids, slot))
 
     def known(self) -> dict[str, int]:
         """Everything in memory (tests and checks)."""

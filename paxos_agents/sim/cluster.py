@@ -202,8 +202,9 @@ class SimCluster:
         checker = self.checker
         for slot, value in persist.decisions:
             checker.decided(node_id, slot, value)
-        if ready.logged:
-            checker.logged(node_id, ready.logged)
+        logged = ready.logged + [e for applied in ready.applied for e in applied.log()]
+        if logged:
+            checker.logged(node_id, sorted(logged, key=lambda e: e.slot))
         if persist.applied is not None:
             checker.stored(node_id, persist.applied)
         if persist.compacted is not None:

@@ -219,7 +219,7 @@ def test_expiry_with_a_retained_window(issued, first_slot):
     ready = decide(le, 20, Command("r", b"v", issued))
     applied, = ready.applied[0].commands()
     assert applied.first_slot == first_slot
-    assert (ready.logged == [LogEntry(20, b"v", "r", False)]) == (first_slot == 20)
+    assert (ready.applied[0].log() == [LogEntry(20, b"v", "r", False)]) == (first_slot == 20)
 
 
 def test_retention_deletes_old_slots_and_duplicates_stay_caught_inside_it():
