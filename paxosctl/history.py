@@ -117,8 +117,8 @@ def check(history: list[Operation], log: list[dict], *,
             if entry["slot"] != op.slot or (op.index is not None
                                             and entry.get("index", op.index) != op.index):
                 report.misplaced.append(
-                    f"{op.request_id} acknowledged at {op.slot}.{op.index}, in the log at "
-                    f"{entry['slot']}.{entry.get('index')}")
+                    f"{op.request_id} acknowledged at {_at(op.slot, op.index)}, in the log at "
+                    f"{_at(entry['slot'], entry.get('index') if op.index is not None else None)}")
 
     # Real time: sweep invocations in order, knowing the latest log position
     # of every operation acknowledged before each invocation.
@@ -139,6 +139,11 @@ def check(history: list[Operation], log: list[dict], *,
                 f"{rid} (slot {log[position[rid]]['slot']}) was sent after {highest_id} "
                 f"(slot {log[highest]['slot']}) was acknowledged, yet comes before it")
     return report
+
+
+def _at(slot: int | None, index: int | None) -> str:
+    """A position as text: "SLOT.INDEX", or "slot SLOT" when the index is not known."""
+    return f"slot {slot}" if index is None else f"{slot}.{index}"
 
 
 def _bytes(value: object) -> object:

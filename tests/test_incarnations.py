@@ -55,9 +55,9 @@ def test_frames_queued_for_a_dead_incarnation_never_reach_the_next(tmp_path: Pat
     channel = agent.spawn(ctx, str(record), time.monotonic())
     sent = 0
     while channel.flush():  # fill the pipe, then the supervisor-side buffer
-        agent.send(frames.PEER + f"old-{sent}".encode() + b"x" * 1000)
+        agent.send(frames.SUSPECT + f"old-{sent}".encode() + b"x" * 1000)
         sent += 1
-    agent.send(frames.PEER + b"old-pending")
+    agent.send(frames.SUSPECT + b"old-pending")
     assert channel.has_output
     agent.signal(signal.SIGKILL)
     agent.reap()
@@ -66,11 +66,11 @@ def test_frames_queued_for_a_dead_incarnation_never_reach_the_next(tmp_path: Pat
 
     monkeypatch.setattr(agents_module, "agent_main", recorder)
     channel = agent.spawn(ctx, str(record), time.monotonic() + 60)  # past any backoff
-    agent.send(frames.PEER + b"new-1")
+    agent.send(frames.SUSPECT + b"new-1")
     wait_until(lambda: channel.flush(), 10, "the new incarnation's pipe to take its frame")
     wait_until(lambda: record.exists() and b"new-1" in record.read_bytes(), 10,
                "the new incarnation to receive its frame")
     agent.signal(signal.SIGKILL)
     agent.reap()
     received = record.read_bytes().splitlines()
-    assert received == [frames.PEER + b"new-1"], received[:3]
+    assert received == [frames.SUSPECT + b"new-1"], received[:3]

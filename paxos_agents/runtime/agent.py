@@ -101,7 +101,8 @@ class Agent:
             | frozenset(spec.membership.learners)
         self.transport = Transport(
             name=spec.name, incarnation=spec.incarnation, cluster_id=spec.cluster_id,
-            run_dir=spec.run_dir, members=members, selector=self._selector,
+            run_dir=spec.run_dir or os.path.join(os.path.dirname(spec.state_path), "run"),
+            members=members, selector=self._selector,
             on_message=self._on_message, on_client=self._on_client_frame,
             welcome=self._welcome, clock=clock)
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes)

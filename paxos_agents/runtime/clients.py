@@ -90,8 +90,8 @@ class Clients:
                 self._query(conn, json.loads(frame[1:]))
             else:
                 self._error(conn, f"{self._node.node_id} cannot serve a {kind!r} frame")
-        except (wire.WireError, ValueError) as e:
-            self._error(conn, f"malformed {kind!r} frame: {e}")
+        except (ValueError, RecursionError) as e:  # WireError, JSON (too deep too)
+            self._error(conn, f"malformed {kind!r} frame: {type(e).__name__}: {e}"[:300])
 
     def _error(self, conn: Connection, message: str, query_id: object = None) -> None:
         log.warning("client: %s", message)

@@ -32,7 +32,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from paxos_agents.core.commands import Command
+from paxos_agents.runtime import clientwire as wire
+from paxos_agents.runtime import frames
+from paxos_agents.runtime.transport import CLIENT, hello
 from paxosctl import Client
+from paxosctl.endpoints import read_endpoints
 from paxosctl.control import MAX_REQUEST_BYTES
 from paxosctl.errors import ManifestError
 from paxosctl.manifest import load_manifest
@@ -175,26 +180,11 @@ def test_an_unknown_op_is_refused_by_name(fault_live, op: str) -> None:
 
 #: (request, the word its error message must contain).
 WRONG_FIELDS = [
-    ({"op": "propose", "value": 5}, "value"),
-    ({"op": "propose", "value": None}, "value"),
-    ({"op": "propose"}, "value"),
-    ({"op": "propose", "value": "v", "timeout": "x"}, "timeout"),
-    ({"op": "propose", "value": "v", "timeout": -1}, "timeout"),
-    ({"op": "propose", "value": "v", "timeout": [1]}, "timeout"),
-    ({"op": "propose", "value": "v", "timeout": 10**400}, "timeout"),
-    ({"op": "propose", "value": "v", "request_id": 5}, "request_id"),
-    ({"op": "propose", "value": "v", "request_id": 0}, "request_id"),
-    ({"op": "propose", "value": "v", "request_id": "r" * 300}, "request_id"),
     ({"op": "kill", "agent": "nobody"}, "nobody"),
     ({"op": "kill"}, "agent"),
     ({"op": "kill", "agent": ["acceptor-0"]}, "agent"),
     ({"op": "kill", "agent": "acceptor-0", "signal": "BOGUS"}, "BOGUS"),
     ({"op": "restart", "agent": "nobody"}, "nobody"),
-    ({"op": "decided", "from": "x"}, "from"),
-    ({"op": "decided", "from": -1}, "from"),
-    ({"op": "decided", "from": math.inf}, "from"),
-    ({"op": "decided", "limit": 0}, "limit"),
-    ({"op": "decided", "limit": math.inf}, "limit"),
     ({"op": "chaos", "drop": "x"}, "drop"),
     ({"op": "chaos", "drop": 2}, "drop"),
     ({"op": "chaos", "duplicate": -0.5}, "duplicate"),
@@ -238,7 +228,7 @@ def test_json_too_big_to_parse_is_refused(fault_live, line: bytes) -> None:
 
 def test_truncated_request_then_hang_up(fault_live) -> None:
     cluster, supervisor = fault_live
-    for partial in (b'{"id": 1, "op": "sta', b'{"id": 1, "op": "propose", "value": "trunc"',
+    for partial in (b'{"id": 1, "op": "sta', b'{"id": 1, "op": "chaos", "drop": 0.5',
                     b"[" * 5000):
         with connect(cluster) as sock:
             sock.sendall(partial)  # no newline, then gone
@@ -277,27 +267,118 @@ def test_oversized_line_is_refused_not_fatal(fault_live) -> None:
 
 
 def test_clients_hanging_up_mid_request(fault_live) -> None:
-    """Proposals, queries and a kill whose clients hang up before the reply:
-    the supervisor goes on, and a proposal sent whole is decided at most once."""
+    """Proposals and queries on the data path whose clients hang up before
+    the answer, and control requests nobody reads: every agent goes on, and
+    a proposal sent whole is decided at most once."""
     cluster, supervisor = fault_live
+    endpoints = read_endpoints(cluster.state_dir / "run", str(cluster.manifest))
+    leader = cluster.status()["leader"]
+    learner = endpoints.learners[0]
     rids = [f"hangup-{i}-{os.getpid()}" for i in range(5)]
     for rid in rids:
-        with connect(cluster) as sock:
-            sock.sendall(json.dumps({"id": 1, "op": "propose", "value": rid, "request_id": rid,
-                                     "timeout": 5}).encode() + b"\n")
-            sock.sendall(b'{"id": 2, "op": "decided", "from": 0}\n{"id": 3, "op": "metr')
-        # closed before any reply
+        with data_connection(endpoints, leader) as sock:
+            sock.sendall(frames.pack([wire.PROPOSE + wire.encode_commands(
+                [Command(rid, rid.encode(), -1)])]))
+        with data_connection(endpoints, learner) as sock:
+            sock.sendall(frames.pack([wire.SUBSCRIBE, wire.WATCH + wire.encode_ids([rid]),
+                                      wire.QUERY + b'{"op": "decided", "from": 0, "id": 1}']))
+        # closed before any answer
     with connect(cluster) as sock:
         sock.sendall(b'{"id": 4, "op": "status"}\n' * 50)  # many replies nobody reads
     assert_serving(cluster, supervisor)
-    # Each whole proposal was decided once: proposing it again gets the same slot.
+    # Each whole proposal was decided once: proposing it again gets the same position.
     with Client.for_manifest(cluster.manifest) as client:
-        slots = {rid: client.propose(rid, request_id=rid, timeout=10).slot for rid in rids}
+        positions = {rid: client.propose(rid, request_id=rid, timeout=10).position for rid in rids}
     log = [e for e in cluster.decided() if not e["noop"]]
     for rid in rids:
         found = [e for e in log if e["request_id"] == rid]
-        assert [e["slot"] for e in found] == [slots[rid]], found
+        assert [e["position"] for e in found] == [positions[rid]], found
     assert_serving(cluster, supervisor)
+
+
+def data_connection(endpoints, agent: str) -> socket.socket:
+    """A client connection to `agent`'s endpoint, greeted (HELLO sent, WELCOME read)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(endpoints.socket(agent))
+    sock.sendall(frames.pack([hello(endpoints.cluster_id, CLIENT, 0, agent)]))
+    reader = frames.FrameReader()
+    got: list[bytes] = []
+    while not got:
+        data = sock.recv(65536)
+        assert data, f"{agent} closed the connection during the handshake"
+        got = reader.feed(data)
+    assert got[0][:1] == frames.WELCOME, got[0][:80]
+    return sock
+
+
+#: Frames a client may send a proposer or learner that are not well formed.
+BAD_FRAMES = [
+    wire.PROPOSE,  # no commands
+    wire.PROPOSE + b"\xff" * 3,
+    wire.PROPOSE + b"\x05\x00\x00\x00",  # five commands, no arrays
+    wire.PROPOSE + (1).to_bytes(4, "little") + b"\x02\x00\x01\x00\x00\x00" + b"\x00" * 8 + b"\xff\xfe" + b"x",
+    wire.WATCH + b"\x05\x00ab",  # a request id cut short
+    wire.QUERY + b"not json",
+    wire.QUERY + b'{"op": "decided", "from": -1}',
+    wire.QUERY + b'{"op": "decided", "from": 1e999}',
+    wire.QUERY + b'{"op": "decided", "from": 99999999999999999999999999}',
+    wire.QUERY + b'{"op": "decided", "limit": 0}',
+    wire.QUERY + b'{"op": "frobnicate"}',
+    wire.QUERY + b"[" * 5000,
+    b"Z-unknown kind",
+]
+
+
+@pytest.mark.parametrize("role", ["proposer", "learner"])
+def test_malformed_client_frames_are_refused_and_the_agent_goes_on(fault_live, role) -> None:
+    """Every malformed frame gets an error reply (a REPLY frame with "error")
+    or nothing; the agent keeps serving, and is not restarted."""
+    cluster, supervisor = fault_live
+    endpoints = read_endpoints(cluster.state_dir / "run", str(cluster.manifest))
+    agent = (endpoints.proposers if role == "proposer" else endpoints.learners)[0]
+    before = cluster.agent(agent)
+    with data_connection(endpoints, agent) as sock:
+        sock.sendall(frames.pack(BAD_FRAMES))
+        reader = frames.FrameReader()
+        replies: list[bytes] = []
+        deadline = time.monotonic() + 10
+        while len(replies) < len(BAD_FRAMES) and time.monotonic() < deadline:
+            data = sock.recv(1 << 16)
+            if not data:
+                break
+            replies += [f for f in reader.feed(data) if f[:1] == wire.REPLY]
+    assert replies and all(b'"error"' in r for r in replies), replies[:3]
+    # Still serving, same process.
+    with Client.for_manifest(cluster.manifest) as client:
+        client.propose(f"after-bad-frames-{role}", timeout=10)
+    after = cluster.agent(agent)
+    assert (after["pid"], after["restarts"]) == (before["pid"], before["restarts"])
+    assert alive(psutil.Process(before["pid"])), f"{agent} died of a malformed frame"
+    assert_serving(cluster, supervisor)
+
+
+def test_a_wrong_handshake_on_the_data_path_is_refused(fault_live) -> None:
+    cluster, supervisor = fault_live
+    endpoints = read_endpoints(cluster.state_dir / "run", str(cluster.manifest))
+    agent = endpoints.learners[0]
+    for first in (b"garbage", hello("another-cluster", CLIENT, 0, agent),
+                  hello(endpoints.cluster_id, "mallory", 0, agent),
+                  hello(endpoints.cluster_id, CLIENT, 0, "someone-else")):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(endpoints.socket(agent))
+            sock.sendall(frames.pack([first, wire.WATCH + wire.encode_ids(["x"])]))
+            reader = frames.FrameReader()
+            got: list[bytes] = []
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                got += reader.feed(data)
+        assert [f[:1] for f in got] == [frames.REFUSE], got
+    assert_serving(cluster, supervisor)
+
 
 
 def test_a_hundred_connections_opened_and_dropped(fault_live) -> None:
@@ -356,14 +437,8 @@ def test_a_request_with_an_error_field_reaches_the_supervisor(fault_live) -> Non
     reply = exchange(cluster, b'{"id": 22, "op": "status", "error": "x", "ok": false}\n')
     assert reply is not None and reply["ok"] is True and reply["id"] == 22, reply
     assert reply["cluster"] == cluster.name and "agents" in reply
-    rid = f"error-field-{os.getpid()}"
-    line = json.dumps({"id": 23, "op": "propose", "value": rid, "request_id": rid,
-                       "error": "boom", "message": "not a reply"}).encode() + b"\n"
-    with connect(cluster, timeout=20) as sock:
-        sock.sendall(line)
-        reply = read_reply(sock)
-    assert reply is not None and reply["ok"] is True and reply["request_id"] == rid, reply
-    assert [e["value"] for e in cluster.decided() if e["request_id"] == rid] == [rid]
+    reply = exchange(cluster, b'{"id": 23, "op": "chaos", "error": "boom", "message": "no"}\n')
+    assert reply is not None and reply["ok"] is True and reply["id"] == 23, reply
     assert_serving(cluster, supervisor)
 
 

@@ -99,7 +99,18 @@ def test_unknown_outcome_applied_once_or_never_is_fine() -> None:
 def test_acknowledged_at_another_slot_is_misplaced() -> None:
     history = [op("a", 0, 1, 0)]
     misplaced = only(check(history, [entry(0, None), entry(1, "a")]), "misplaced")
-    assert misplaced == ["a acknowledged at slot 0, in the log at 1"]
+    assert misplaced == ["a acknowledged at slot 0, in the log at slot 1"]
+
+
+def test_acknowledged_at_another_index_of_the_slot_is_misplaced() -> None:
+    """Two commands decided in one slot have distinct positions (slot, index)."""
+    a, b = op("a", 0, 1, 0), op("b", 0, 1, 0)
+    a.index, b.index = 0, 1
+    log = [{**entry(0, "a"), "index": 0}, {**entry(0, "b"), "index": 1}]
+    assert check([a, b], log).ok
+    b.index = 0  # acknowledged at a's position
+    misplaced = only(check([a, b], log), "misplaced")
+    assert misplaced == ["b acknowledged at 0.0, in the log at 0.1"]
 
 
 def test_value_nobody_proposed_is_unproposed() -> None:

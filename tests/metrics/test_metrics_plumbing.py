@@ -16,7 +16,6 @@ from paxos_agents.core import (
     NOOP, Accept, Accepted, Ballot, Chunk, Command, Membership, Prepare, Promise, Retry, Settings,
     Stored,
 )
-from paxos_agents.runtime import frames
 from paxos_agents.runtime.agent import Agent
 from paxos_agents.runtime.codec import encode
 from paxos_agents.runtime.spec import AgentSpec
@@ -40,8 +39,8 @@ class Driven:
         self.agent = Agent(spec, inbox_r, outbox_w, SqliteStorage(spec.state_path))
 
     def step(self, *messages) -> None:
-        os.write(self._inbox_w.fileno(), frames.pack([frames.PEER + encode(m) for m in messages]))
-        self.agent._read_inbox()
+        for m in messages:  # as the transport hands them over
+            self.agent._on_message(m.src, encode(m))
         self.agent._flush()
         self.drain()
 
@@ -52,7 +51,8 @@ class Driven:
         self.drain()
 
     def drain(self) -> None:
-        self.agent._write_out()
+        self.agent.transport.flush()
+        self.agent._write_outbox()
         try:
             while os.read(self._outbox_r.fileno(), 1 << 20):
                 pass

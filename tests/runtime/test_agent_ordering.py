@@ -3,13 +3,15 @@ leaves the agent before the change is durable (Paxos Made Simple, section
 2.5). An agent whose save fails (an fsync error, or a crash in it) must not
 have sent the Promise or Accepted that the save was for.
 
-The Agent runs in this process, on real pipes, with a storage that fails
-its save; what it wrote to its outbox is read back and decoded.
+The Agent runs in this process, on real pipes and sockets, with a storage
+that fails its save; what it sent to the proposer's endpoint (a socket the
+test listens on) is read back and decoded.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from multiprocessing import Pipe
 
 import pytest
@@ -18,7 +20,8 @@ from paxos_agents.core import Accept, Accepted, Ballot, Membership, Prepare, Pro
 from paxos_agents.core.commands import NOOP
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.agent import Agent
-from paxos_agents.runtime.codec import decode, encode
+from paxos_agents.runtime.codec import CodecError, decode, encode
+from paxos_agents.runtime.transport import endpoint
 from paxos_agents.runtime.spec import AgentSpec
 from paxos_agents.runtime.storage import MemoryStorage, StorageError
 
@@ -39,28 +42,51 @@ class FailingSave(MemoryStorage):
 def agent(tmp_path, storage):
     spec = AgentSpec(name="a1", membership=MEMBERS, settings=Settings(), tick_seconds=0.01,
                      heartbeat_seconds=0.2, state_path=str(tmp_path / "a1.db"),
-                     log_path=str(tmp_path / "a1.log"), seed=1)
+                     log_path=str(tmp_path / "a1.log"), seed=1, run_dir=str(tmp_path / "run"))
     inbox_r, inbox_w = Pipe(duplex=False)
     outbox_r, outbox_w = Pipe(duplex=False)
-    return Agent(spec, inbox_r, outbox_w, storage), inbox_w, outbox_r
+    os.makedirs(spec.run_dir, mode=0o700)
+    proposer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # p1's endpoint: the test
+    proposer.bind(endpoint(spec.run_dir, "p1"))
+    proposer.listen(1)
+    proposer.setblocking(False)
+    return Agent(spec, inbox_r, outbox_w, storage), proposer, (inbox_w, outbox_r)
 
 
-def sent(outbox_r) -> list:
-    """Every peer message the agent wrote to its outbox so far."""
-    os.set_blocking(outbox_r.fileno(), False)
-    reader = frames.FrameReader()
-    out = []
-    while True:
-        try:
-            data = os.read(outbox_r.fileno(), 1 << 20)
-        except BlockingIOError:
-            break
-        if not data:
-            break
-        for frame in reader.feed(data):
-            if frame[:1] == frames.PEER:
-                out.append(decode(frames.split_peer(frame)[1]))
-    return out
+class Received:
+    """What the agent sent to p1, read from the connection it opened to p1."""
+
+    def __init__(self, listener: socket.socket) -> None:
+        self._listener = listener
+        self._conn: socket.socket | None = None
+        self._reader = frames.FrameReader()
+
+    def messages(self) -> list:
+        if self._conn is None:
+            try:
+                self._conn, _ = self._listener.accept()
+            except BlockingIOError:
+                return []
+            self._conn.setblocking(False)
+        out = []
+        while True:
+            try:
+                data = self._conn.recv(1 << 20)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            for frame in self._reader.feed(data):
+                try:
+                    out.append(decode(frame))
+                except CodecError:
+                    pass  # the HELLO that opens the connection
+        return out
+
+
+def deliver(a: Agent, msg) -> None:
+    """Hand `msg` to the agent as its transport would, from the connection of `msg.src`."""
+    a._on_message(msg.src, encode(msg))
 
 
 @pytest.mark.parametrize(("msg", "reply"), [
@@ -69,21 +95,20 @@ def sent(outbox_r) -> list:
 ], ids=["promise-waits-for-its-promise", "accepted-waits-for-its-vote"])
 def test_a_reply_never_leaves_before_its_state_is_durable(tmp_path, msg, reply):
     storage = FailingSave()
-    a, inbox_w, outbox_r = agent(tmp_path, storage)
+    a, listener, _pipes = agent(tmp_path, storage)
+    received = Received(listener)
     # First, with a working disk: the reply goes out (the test can see it).
-    os.write(inbox_w.fileno(), frames.pack([frames.PEER + encode(msg)]))
-    assert a._read_inbox()
+    deliver(a, msg)
     a._flush()
-    a._write_out()
-    assert {type(m) for m in sent(outbox_r)} == {reply}
+    a.transport.flush()
+    assert {type(m) for m in received.messages()} == {reply}
     # Then the save of a newer change fails: its reply must not have left.
     storage.fail = True
     newer = (Prepare(src="p1", dst="a1", ballot=Ballot(2, "p1"), first_slot=0)
              if reply is Promise else
              Accept(src="p1", dst="a1", ballot=Ballot(1, "p1"), slot=1, value=NOOP))
-    os.write(inbox_w.fileno(), frames.pack([frames.PEER + encode(newer)]))
-    assert a._read_inbox()
+    deliver(a, newer)
     with pytest.raises(StorageError):
         a._flush()
-    a._write_out()  # whatever was queued would go now
-    assert [m for m in sent(outbox_r) if isinstance(m, reply)] == []
+    a.transport.flush()  # whatever was queued would go now
+    assert [m for m in received.messages() if isinstance(m, reply)] == []
