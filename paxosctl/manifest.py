@@ -320,6 +320,7 @@ class _Loader:
             raise self.fail(("agents",), "missing section; " + _AGENTS_EXAMPLE)
         name, state_dir = self.cluster(tables["cluster"])
         agents = self.agents(tables["agents"])
+        self.check_endpoint_paths(state_dir, agents)
         health = self.settings("health", Health, tables["health"])
         restart = self.settings("restart", RestartSettings, tables["restart"])
         paxos = self.settings("paxos", PaxosSettings, tables["paxos"])
@@ -419,6 +420,19 @@ class _Loader:
                             f"{state_dir} is {len(os.fsencode(state_dir))} bytes long: its control "
                             f"socket's path would be {socket_bytes} bytes, over the {MAX_SOCKET_PATH} "
                             f"a Unix socket allows; allowed: a folder path of at most {longest} bytes")
+
+    def check_endpoint_paths(self, state_dir: Path, agents: tuple[AgentSpec, ...]) -> None:
+        """Refuse agents whose endpoint (`run/<agent>.sock`) could not be bound."""
+        longest = max(agents, key=lambda a: len(a.name))
+        endpoint = paths(state_dir)["run"] / f"{longest.name}.sock"
+        size = len(os.fsencode(endpoint))
+        if size > MAX_SOCKET_PATH:
+            room = MAX_SOCKET_PATH - (size - len(os.fsencode(state_dir)))
+            raise self.fail(("cluster", "state_dir"),
+                            f"{state_dir} is {len(os.fsencode(state_dir))} bytes long: agent "
+                            f"{longest.name}'s endpoint {endpoint} would be {size} bytes, over "
+                            f"the {MAX_SOCKET_PATH} a Unix socket allows; allowed: a folder path "
+                            f"of at most {room} bytes (or shorter agent group names)")
 
     # -- [agents] --
 

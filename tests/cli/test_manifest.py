@@ -443,3 +443,20 @@ def test_garbage_raises_only_manifest_errors(scratch, document, prefix):
         assert str(exc).splitlines() == [str(exc)]
     else:
         warnings(manifest)
+
+
+def test_a_state_dir_too_long_for_an_agents_endpoint_is_refused(tmp_path):
+    """Each agent listens on STATE_DIR/run/<agent>.sock: a folder short enough
+    for the control socket can still be too long for a long agent name."""
+    from paxosctl.control import MAX_SOCKET_PATH
+
+    group = "a" * 32  # the longest group name allowed
+    room = MAX_SOCKET_PATH - len(f"/run/{group}-0.sock")
+    state_dir = "/tmp/" + "d" * (room - len("/tmp/") + 1)  # one byte too many
+    assert len(state_dir) + len("/control.sock") <= MAX_SOCKET_PATH
+    text = (f'[cluster]\nname = "x"\nstate_dir = "{state_dir}"\n'
+            f'[agents.{group}]\nrole = "replica"\nreplicas = 3\n')
+    error = load_error(write(tmp_path, text))
+    assert f"agent {group}-0's endpoint" in error and "cluster.state_dir" in error, error
+    ok = text.replace(state_dir, state_dir[:-1])
+    load_manifest(write(tmp_path, ok))
