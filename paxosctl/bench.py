@@ -24,7 +24,6 @@ import inspect
 import multiprocessing
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -215,7 +214,7 @@ class BenchResult:
         }
 
 
-def _run(client: Client, value: str | bytes, prefix: str, *, requests: int | None,
+def _run(client: Client, value: str | bytes, *, requests: int | None,
          deadline: float, concurrency: int, timeout: float,
          progress: Callable[[int], None] | None) -> tuple[int, int, list[float]]:
     """Keep `concurrency` proposals in flight until `requests` were sent (or
@@ -232,8 +231,9 @@ def _run(client: Client, value: str | bytes, prefix: str, *, requests: int | Non
 
     while inflight or more():
         while len(inflight) < concurrency and more():
-            inflight.append((clock(), propose(value, request_id=f"{prefix}{sent}",
-                                              timeout=timeout)))
+            # No request id given: the client makes a fresh one per command,
+            # so it is proposed at once (an id it did not make is looked up first).
+            inflight.append((clock(), propose(value, timeout=timeout)))
             sent += 1
         began, future = inflight.popleft()
         try:
@@ -258,18 +258,17 @@ def bench(client: Client, *, requests: int | None, duration: float | None, concu
     if warmup is None:
         warmup = default_warmup(requests)
     limit = queue_limit()
-    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
     value = value_for(client, os.urandom(value_size).hex()[:value_size])
     warm_errors = 0
     if warmup:
-        _, warm_errors, _ = _run(client, value, f"{prefix}w", requests=warmup,
+        _, warm_errors, _ = _run(client, value, requests=warmup,
                                  deadline=float("inf"), concurrency=concurrency,
                                  timeout=timeout, progress=None)
     meter = CpuMeter(client, Path(state_dir) if state_dir is not None else None)
     meter.start()
     start = time.perf_counter()
     deadline = start + duration if duration is not None else float("inf")
-    sent, errors, latencies = _run(client, value, prefix, requests=requests, deadline=deadline,
+    sent, errors, latencies = _run(client, value, requests=requests, deadline=deadline,
                                    concurrency=concurrency, timeout=timeout, progress=progress)
     seconds = time.perf_counter() - start
     cpu, replaced = meter.stop(sent - errors)

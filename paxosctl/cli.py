@@ -324,11 +324,12 @@ def propose(
     from .dataclient import retry_hint
 
     # Made here, before anything is sent, so that an unknown outcome can name it.
+    fresh = request_id is None
     request_id = request_id or new_request_id()
     data = _data_client(manifest, file)
     try:
         future = data.propose_async(payload, request_id=request_id, timeout=timeout,
-                                    issued=issued)
+                                    issued=issued, fresh=fresh)
         from .client import Client
 
         decision = Client.wait(future, request_id, timeout)

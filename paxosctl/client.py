@@ -217,12 +217,17 @@ class Client:
         `Decision` or raises.
 
         Without a `request_id` one is made here (`new_request_id`), so an
-        `OutcomeUnknown` can name it: retrying with it is safe.
+        `OutcomeUnknown` can name it: retrying with it is safe. With one,
+        the learner is first asked whether it was decided already (a retry
+        is answered with the first position, nothing is proposed), unless
+        `issued`, the stamp its first try reported (`OutcomeUnknown.issued`),
+        is given.
         """
-        if request_id is None:
+        fresh = request_id is None
+        if fresh:
             request_id = new_request_id()
         return self.data().propose_async(value, request_id=request_id, timeout=timeout,
-                                         issued=issued)
+                                         issued=issued, fresh=fresh)
 
     def propose(self, value: bytes | str, *, request_id: str | None = None,
                 timeout: float = 10.0, issued: int | None = None) -> Decision:

@@ -119,6 +119,11 @@ class _Pending:
     #: Sent before the learner's subscription began (or to another learner):
     #: its outcome may already be past, so it is asked for (WATCH).
     needs_watch: bool = False
+    #: A request id this client did not make: the learner is asked first
+    #: (LOOKUP) whether it was decided; only if not is it proposed, stamped
+    #: with the slot the learner vouches for.
+    lookup: bool = False
+    looking: bool = False
     futures: list[Future] = field(default_factory=list)
 
 
@@ -182,17 +187,21 @@ class DataClient:
     # ---------------------------------------------------------------- API
 
     def propose_async(self, value: bytes | str, *, request_id: str, timeout: float,
-                      issued: int | None = None) -> Future:
+                      issued: int | None = None, fresh: bool = False) -> Future:
         """Queue `value` under `request_id`; the future resolves to a `Decision` or raises.
 
-        `issued` is the stamp of the request's first issue (see
-        `paxos_agents.core.commands.Command`); a retry of a request made by
-        another client should pass the stamp its error reported.
+        `fresh`: the caller made `request_id` for this call (it was never
+        sent before), so the command is stamped with a slot decided now.
+        Otherwise `issued` is the stamp of the request's first issue (see
+        `paxos_agents.core.commands.Command`), as a previous try reported
+        it; without it the learner is asked first whether the request id
+        was decided (a retry is then answered without proposing anything).
         """
         payload = value.encode() if isinstance(value, str) else bytes(value)
         future: Future = Future()
         now = time.monotonic()
-        pending = _Pending(request_id, payload, issued, now, now + timeout)
+        pending = _Pending(request_id, payload, issued, now, now + timeout,
+                           lookup=not fresh and issued is None)
         with self._lock:
             if self._closed:
                 raise NotRunning(f"the connection to {self._cluster_file} is closed")
@@ -313,6 +322,10 @@ class DataClient:
             for pending in self._pending.values():
                 pending.next_try = now
                 pending.needs_watch = True
+                if pending.lookup:  # ask the next learner
+                    pending.looking = False
+                    if pending not in self._fresh:
+                        self._fresh.append(pending)
             with self._lock:
                 queries, self._queries = self._queries, {}
             for future in queries.values():
@@ -425,6 +438,13 @@ class DataClient:
                 learner.conn.queue(query)
             if send and (learner.info.get("subscribed")
                          or now - self._started >= STAMP_WAIT_SECONDS):
+                lookups = [p for p in send if p.lookup]
+                if lookups:
+                    learner.conn.queue(wire.LOOKUP + wire.encode_ids(
+                        p.request_id for p in lookups if not p.looking))
+                    for p in lookups:
+                        p.looking = True
+                    send = [p for p in send if not p.lookup]
                 self._send(send, learner, now)
                 self._fresh = []
         for endpoint in self._proposers + self._learners:
@@ -475,8 +495,7 @@ class DataClient:
         for rid in [r for r, p in self._pending.items() if now >= p.deadline]:
             pending = self._pending.pop(rid)
             error = ProposalTimeout(
-                f"not decided in time, its outcome is unknown: request {rid} may still be decided"
-                if pending.sent else f"no proposer took request {rid} in time",
+                f"not decided in time, its outcome is unknown: request {rid} may still be decided",
                 hint=retry_hint(rid, pending.issued), request_id=rid)
             for future in pending.futures:
                 future.set_exception(error)
@@ -494,6 +513,10 @@ class DataClient:
         elif kind == wire.OUTCOMES:
             for outcome in wire.decode_outcomes(frame[1:]):
                 self._settle(outcome)
+        elif kind == wire.LOOKED_UP:
+            stamp, answers = wire.decode_looked_up(frame[1:])
+            for outcome in answers:
+                self._looked_up(stamp, outcome)
         elif kind == wire.SUBSCRIBED:
             endpoint.info["subscribed"] = True
             self.applied = max(self.applied, wire.decode_subscribed(frame[1:]))
@@ -507,6 +530,21 @@ class DataClient:
                 future = self._queries.pop(reply.get("id"), None)
             if future is not None:
                 future.set_result(reply)
+
+    def _looked_up(self, stamp: int, outcome: wire.Outcome) -> None:
+        pending = self._pending.get(outcome.request_id)
+        if pending is None or not pending.lookup:
+            return
+        if outcome.status == wire.UNKNOWN:
+            # Not decided up to `stamp`: propose it now, stamped so.
+            pending.lookup = pending.looking = False
+            if pending.issued is None:
+                pending.issued = stamp
+            self._fresh.append(pending)
+        elif outcome.status == wire.WATCHING:
+            pending.looking = False  # decided just now: its answer follows
+        else:
+            self._settle(outcome)  # decided before: the first position, nothing proposed
 
     def _on_slot(self, slot: int, skipped: dict[int, wire.Skipped], data: bytes) -> None:
         """A slot the learner applied: settle the commands of ours in it."""

@@ -86,6 +86,8 @@ class Clients:
                     self._node.learner.decided_up_to))
             elif kind == wire.WATCH and self._node.learner is not None:
                 self._watch(conn, wire.decode_ids(frame[1:]))
+            elif kind == wire.LOOKUP and self._node.learner is not None:
+                self._lookup(conn, wire.decode_ids(frame[1:]))
             elif kind == wire.QUERY and self._node.learner is not None:
                 self._query(conn, json.loads(frame[1:]))
             else:
@@ -170,6 +172,24 @@ class Clients:
                 answers.append(self._first_position(rid, first))
         if answers:
             self._answer(conn, answers)
+
+    def _lookup(self, conn: Connection, request_ids: list[str]) -> None:
+        """What the index says of each request id now (see clientwire, LOOKUP)."""
+        learner = self._node.learner
+        assert learner is not None
+        known = learner.requests.lookup(request_ids)  # memory, then disk
+        durable = self._storage.applied
+        answers = []
+        for rid in request_ids:
+            first = known.get(rid)
+            if first is None:
+                answers.append(wire.Outcome(rid, wire.UNKNOWN, durable, 0, _NO_DIGEST))
+            elif first > durable:  # applied this turn: its report answers it
+                self._watches.setdefault(rid, []).append(conn)
+                answers.append(wire.Outcome(rid, wire.WATCHING, first, 0, _NO_DIGEST))
+            else:
+                answers.append(self._first_position(rid, first))
+        self._transport.reply(conn, wire.encode_looked_up(durable, answers))
 
     def _first_position(self, rid: str, first_slot: int) -> wire.Outcome:
         """Where `rid` was first decided, read back from the log on disk."""

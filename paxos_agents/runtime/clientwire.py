@@ -11,6 +11,8 @@ client -> learner
     SUBSCRIBE: from now on, send me every slot you apply (SLOT frames).
     WATCH + request ids: tell me where each is decided (`encode_ids`):
     for commands that may have been applied before the subscription.
+    LOOKUP + request ids: tell me now what you know of each (LOOKED_UP):
+    before the first send of a request id the client did not make itself.
     QUERY + JSON {"op": "decided", "from": slot, "limit": n}.
 proposer -> client
     LEADER + name: the leader I know of (empty: none); send there. A
@@ -23,6 +25,10 @@ learner -> client
     were decided, and the commands of it not applied there (decided
     before: where; or expired). The client finds its commands in the
     value: the learner does no work per command for it.
+    LOOKED_UP + i64 stamp + records: per request id, DECIDED (where), or
+    UNKNOWN (not decided at or below `stamp`, a slot applied and durable
+    here: the command may be stamped with it), or WATCHING (decided just
+    now: an OUTCOMES frame follows).
     OUTCOMES + records (`encode_outcomes`): for each watched request id,
     the *position* where it was first decided (slot, and index of the
     command in that slot's value), or that it expired.
@@ -59,11 +65,13 @@ PROPOSE = b"P"
 WATCH = b"W"
 QUERY = b"Q"
 SUBSCRIBE = b"S"
+LOOKUP = b"K"
 # agent -> client
 LEADER = b"L"
 OUTCOMES = b"O"
 REPLY = b"R"
 SUBSCRIBED = b"s"
+LOOKED_UP = b"k"
 SLOT = b"A"
 
 #: Outcome statuses.
@@ -72,6 +80,8 @@ EXPIRED = 1  # refused: issued before the log learners retain (see Learner)
 NOT_RETAINED = 2  # decided at a slot learners no longer keep: its value cannot be compared
 TOO_LARGE = 3  # refused by the proposer: over [paxos] max_value_bytes (slot: the limit)
 CONFLICT = 4  # refused by the proposer: the request id is in flight there with another value
+UNKNOWN = 5  # LOOKUP: not decided at or below the stamp
+WATCHING = 6  # LOOKUP: decided this moment; its OUTCOMES follows
 
 _OUTCOME = struct.Struct("<BqI8sH")  # status, slot, index, digest, request id length
 _SLOT = struct.Struct("<qI")  # slot, skipped commands
@@ -217,3 +227,15 @@ def decode_slot(body: bytes) -> tuple[int, dict[int, Skipped], bytes]:
     except struct.error:
         raise WireError("malformed SLOT frame") from None
     return slot, skipped, body[at:]
+
+
+def encode_looked_up(stamp: int, outcomes: Iterable[Outcome]) -> bytes:
+    return LOOKED_UP + _I64.pack(stamp) + encode_outcomes(outcomes)
+
+
+def decode_looked_up(body: bytes) -> tuple[int, list[Outcome]]:
+    try:
+        (stamp,) = _I64.unpack_from(body)
+    except struct.error:
+        raise WireError("malformed LOOKED_UP") from None
+    return stamp, decode_outcomes(body[_I64.size:])

@@ -439,6 +439,10 @@ class Load:
                 future.add_done_callback(lambda f, arrived=arrived: arrived.append(time.monotonic()))
                 try:
                     decision = future.result(self.timeout + 30)
+                except NotRunning:
+                    client.close()  # the cluster went before it was sent: surely not done
+                    client = None
+                    continue
                 except (ProposalTimeout, TimeoutError):
                     continue  # outcome unknown: it may still be decided
                 except OutcomeUnknown:

@@ -45,25 +45,31 @@ def leader_agent(cluster: Cluster) -> str:
     return wait_until(lambda: cluster.status()["leader"], 15, "a leader")
 
 
-def check_log(entries: list[dict], proposed: dict[str, str],
+def as_bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def check_log(entries: list[dict], proposed: dict[str, str | bytes],
               acked: dict[str, Decision], unknown: set[str]) -> None:
     """The decided-log invariants (see the module docstring)."""
-    slots = [e["slot"] for e in entries]
-    assert slots == sorted(slots), "decided log out of slot order"
+    positions = [(e["slot"], e["index"]) for e in entries]
+    assert positions == sorted(positions), "decided log out of order"
+    assert len(set(positions)) == len(positions), "two entries at one position"
     commands = [e for e in entries if not e["noop"]]
     rids = [e["request_id"] for e in commands]
     duplicates = sorted({r for r in rids if rids.count(r) > 1})
     assert not duplicates, f"request ids decided more than once: {duplicates}"
     strangers = [e for e in commands if e["request_id"] not in proposed]
     assert not strangers, f"decided but never proposed: {strangers[:5]}"
-    wrong = [e for e in commands if e["value"] != proposed[e["request_id"]]]
+    wrong = [e for e in commands if as_bytes(e["value"]) != as_bytes(proposed[e["request_id"]])]
     assert not wrong, f"decided with another value than proposed: {wrong[:5]}"
     by_rid = {e["request_id"]: e for e in commands}
     missing = sorted(r for r in acked if r not in by_rid)
     assert not missing, f"acknowledged but not in the decided log: {missing[:10]}"
-    moved = [(r, d.slot, by_rid[r]["slot"]) for r, d in acked.items() if by_rid[r]["slot"] != d.slot]
-    assert not moved, f"(request id, acknowledged slot, slot in log): {moved[:10]}"
-    assert all(d.value == proposed[r] and d.request_id == r for r, d in acked.items())
+    moved = [(r, d.position, by_rid[r]["position"]) for r, d in acked.items()
+             if by_rid[r]["position"] != d.position]
+    assert not moved, f"(request id, acknowledged position, position in log): {moved[:10]}"
+    assert all(d.value == as_bytes(proposed[r]) and d.request_id == r for r, d in acked.items())
     assert not (set(acked) & unknown)
 
 
@@ -212,7 +218,7 @@ def test_down_up_keeps_decided_values(make_cluster: ClusterFactory, topology: st
     with cluster.client() as client:
         again = client.propose(acked[rid].value, request_id=rid, timeout=10)
         new = client.propose("after restart", request_id="after-restart", timeout=10)
-    assert again.slot == acked[rid].slot
+    assert again.position == acked[rid].position
     assert new.slot > max(e["slot"] for e in before)
     proposed = {r: d.value for r, d in acked.items()} | {"after-restart": "after restart"}
     check_log(cluster.decided(), proposed, {**acked, "after-restart": new}, set())

@@ -52,7 +52,7 @@ def test_an_acceptor_whose_store_vanished_refuses_to_start(make_cluster):
     assert "has run here before" in row["error"] and "\n" not in row["error"]
     assert not state(cluster, "acceptor-1").exists()  # it created nothing
     with Client.for_manifest(cluster.manifest) as client:  # a majority still decides
-        assert client.propose("after", timeout=20).value == "after"
+        assert client.propose("after", timeout=20).value == b"after"
 
 
 def test_a_store_of_another_member_is_refused(make_cluster):
