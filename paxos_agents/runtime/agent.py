@@ -227,7 +227,7 @@ class Agent:
                 # durable at a majority of acceptors, and every learner derives
                 # the same position from it, so the answer stands even if this
                 # learner crashes before its copy is on disk.
-                self.clients.applied(ready.applied)
+                self.clients.applied(ready.applied, ready.persist.decisions)
             if ready.persist:
                 self.transport.flush()  # what needs no persist goes out during the fsync
                 self._storage.save(ready.persist)  # StorageError: stop, never answer

@@ -22,7 +22,9 @@ import json
 import logging
 from collections import Counter
 
-from ..core.commands import Command
+from typing import Iterable
+
+from ..core.commands import Command, Value
 from ..core.node import Node
 from ..core.ready import EXPIRED, AppliedSlot
 from . import clientwire as wire
@@ -203,16 +205,24 @@ class Clients:
                 if command.request_id == rid:
                     return wire.Outcome(rid, wire.DECIDED, slot, index,
                                         wire.digest(command.payload))
+        log.error("request id %s: the index says it was first decided at slot %d, but %s",
+                  rid, first_slot, f"slot {piece.decisions[0][0]} does not hold it"
+                  if piece.decisions else f"the log has no slot {first_slot} (applied up to "
+                  f"{self._storage.applied}, from {self._storage.log_start})")
         return wire.Outcome(rid, wire.NOT_RETAINED, first_slot, 0, _NO_DIGEST)
 
-    def applied(self, slots: list[AppliedSlot]) -> None:
+    def applied(self, slots: list[AppliedSlot],
+                pending: Iterable[tuple[int, Value]] = ()) -> None:
         """The learner applied these slots: stream each to the subscribers, and
-        answer whoever watches a request id in them."""
+        answer whoever watches a request id in them. `pending`: the decisions
+        the same `Ready` is about to persist (installed from a peer, or
+        applied), which the disk does not hold yet."""
         subscribers = self._subscribers
         watches = self._watches
         if not subscribers and not watches:
             return
-        batch = {s.slot: s for s in slots}  # first decisions made in this same batch
+        batch = dict(pending)  # first decisions not on disk yet
+        batch.update((s.slot, s.value) for s in slots)
         for applied in slots:
             slot, value, firsts = applied.slot, applied.value, applied.firsts
             skipped: dict[int, wire.Skipped] = {}
@@ -230,13 +240,13 @@ class Clients:
                 self._answer_watches(applied, skipped)
 
     def _skipped(self, rid: str, slot: int, first: int,
-                 batch: dict[int, AppliedSlot]) -> wire.Skipped:
+                 batch: dict[int, Value]) -> wire.Skipped:
         """What became of a command of `slot` that was not applied there."""
         if first == EXPIRED:
             return wire.Skipped(wire.EXPIRED, slot, 0, _NO_DIGEST)
         earlier = batch.get(first)
         if earlier is not None:  # first decided in this batch: not on disk yet
-            for index, command in enumerate(earlier.value.commands):
+            for index, command in enumerate(earlier.commands):
                 if command.request_id == rid:
                     return wire.Skipped(wire.DECIDED, first, index, wire.digest(command.payload))
         o = self._first_position(rid, first)

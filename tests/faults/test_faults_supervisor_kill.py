@@ -10,6 +10,7 @@ once, at its slot: the history passes `check`.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -73,8 +74,9 @@ def test_supervisor_stopped_stalls_no_command_and_kills_no_agent(fault_clusters,
         try:
             acked = load.acked
             load.wait_acked(acked + 50, 10, "while the supervisor is stopped")
-            result = cluster.run("propose", "--timeout", "3", "while-stopped")
+            result = cluster.run("propose", "--timeout", "3", "while-stopped", "-o", "json")
             assert result.returncode == 0, result
+            by_cli = json.loads(result.stdout)["request_id"]
             # Past the 1s heartbeat timeout, in the supervisor's own clock.
             time.sleep(2.5)
         finally:
@@ -86,4 +88,4 @@ def test_supervisor_stopped_stalls_no_command_and_kills_no_agent(fault_clusters,
         history = load.stop()
     assert after == before, (before, after, status)
     assert "stalled for" in (cluster.state_dir / "logs" / "supervisor.log").read_text()
-    verify(cluster, history)
+    verify(cluster, history, others=frozenset({by_cli}))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from paxos_agents.core import Accepted, Ballot, Command, Membership, Settings
+from paxos_agents.core import Accepted, Ballot, Chunk, Command, Membership, Settings
 from paxos_agents.core.commands import Value
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
@@ -35,7 +35,7 @@ from paxosctl.dataclient import DataClient, Decision, Expired, _Pending
 from paxosctl.endpoints import Endpoints
 from paxosctl.errors import RequestIdConflict
 
-MEMBERS = Membership(proposers=("p1",), acceptors=("a1", "a2", "a3"), learners=("l1",))
+MEMBERS = Membership(proposers=("p1",), acceptors=("a1", "a2", "a3"), learners=("l1", "l2"))
 B1 = Ballot(1, "p1")
 
 
@@ -121,6 +121,22 @@ def test_a_subscriber_gets_each_slot_with_the_commands_not_applied_there(learner
         (1, {1: wire.Skipped(wire.DECIDED, 0, 0, wire.digest(b"1"))}),  # first decided at 0.0
     ]
     assert Value.from_bytes(slots[1][2]).commands == (Command("c", b"3"), Command("a", b"1"))
+
+
+def test_a_retry_of_a_command_installed_in_the_same_turn_names_its_first_position(
+        learner) -> None:
+    """Slot 0 copied from a peer (state transfer) and slot 1, which decides
+    "a" again, applied right after it, in one turn: slot 0 is not on disk
+    yet when slot 1 is streamed, and must still be named as "a"'s first."""
+    learner.send(wire.SUBSCRIBE)
+    learner.frames()
+    learner.decide(1, Command("a", b"1"), turn=False)  # waits for slot 0
+    learner.agent._on_message("l2", encode(Chunk(
+        src="l2", dst="l1", asked=0, first_slot=0, decisions=((0, Value.of([Command("a", b"1")])),),
+        first_slots=(("a", 0),))))
+    slots = [wire.decode_slot(f[1:]) for f in learner.frames() if f[:1] == wire.SLOT]
+    assert [(slot, skipped) for slot, skipped, _ in slots] == [
+        (1, {0: wire.Skipped(wire.DECIDED, 0, 0, wire.digest(b"1"))})]
 
 
 def test_a_watch_for_an_id_applied_long_ago_is_answered_from_the_index(learner) -> None:
