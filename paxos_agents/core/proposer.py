@@ -360,9 +360,18 @@ class Proposer:
             self._out.now.append(ClientRequest(src=self.node_id, dst=self.leader, command=command))
 
     def _queue_commands(self, commands: Iterable[Command], *, front: bool = False) -> None:
-        fresh = [c for c in commands if c.request_id not in self._outstanding]
-        for command in fresh:
-            self._outstanding.add(command.request_id)
+        commands = list(commands)
+        rids = [c.request_id for c in commands]
+        outstanding = self._outstanding
+        if outstanding.isdisjoint(rids) and len(set(rids)) == len(rids):
+            fresh = commands  # the usual case, in a few C-level passes
+            outstanding.update(rids)
+        else:
+            fresh = []
+            for command in commands:
+                if command.request_id not in outstanding:
+                    outstanding.add(command.request_id)
+                    fresh.append(command)
         if front:
             self.pending.extendleft(reversed(fresh))
         else:
@@ -429,8 +438,7 @@ class Proposer:
             return
         self.chosen[slot] = value
         self.stats.decisions += 1
-        for command in value:
-            self._outstanding.discard(command.request_id)
+        self._outstanding.difference_update([c.request_id for c in value.commands])
         flight = self.inflight.pop(slot, None)
         if flight is not None and flight.value != value:
             # Another leader's value won this slot: ours must go in another.
