@@ -4,66 +4,18 @@ The heartbeat's counters reach the scrape through keys that the agent, the
 supervisor and the metrics agree on; a renamed stat would silently leave a
 metric at zero. Here real agents (in this process, on real pipes) do the
 work that must move each metric; their heartbeats go through the same
-`beat_totals`/`beat_gauges` the supervisor uses, and the scrape must show it.
+`AgentReport.from_json` and `report_totals`/`report_gauges` the supervisor
+uses, and the scrape must show it.
 """
 
 from __future__ import annotations
 
-import os
-from multiprocessing import Pipe
+from in_process import Driven
 
 from paxos_agents.core import (
-    Accept, Accepted, Ballot, Chunk, Command, Membership, Prepare, Promise, Retry, Settings, Stored,
+    Accept, Accepted, Ballot, Chunk, Command, Prepare, Promise, Retry, Stored,
 )
-from paxos_agents.runtime import frames
-from paxos_agents.runtime.agent import Agent
-from paxos_agents.runtime.codec import encode
-from paxos_agents.runtime.spec import AgentSpec
-from paxos_agents.runtime.storage import SqliteStorage
-from paxosctl.metrics import AgentSample, Metrics, Snapshot, beat_gauges, beat_totals
-
-MEMBERS = Membership(proposers=("p1",), acceptors=("a1", "a2", "a3"), learners=("l1", "l2"))
-
-
-class Driven:
-    """One agent in this process: feed it messages and ticks, read its heartbeat."""
-
-    def __init__(self, name: str, tmp_path) -> None:
-        spec = AgentSpec(name=name, membership=MEMBERS, settings=Settings(retry_cooldown_ticks=50),
-                         tick_seconds=0.01, heartbeat_seconds=0.2,
-                         state_path=str(tmp_path / f"{name}.db"),
-                         log_path=str(tmp_path / f"{name}.log"), seed=1)
-        inbox_r, self._inbox_w = Pipe(duplex=False)
-        self._outbox_r, outbox_w = Pipe(duplex=False)
-        os.set_blocking(self._outbox_r.fileno(), False)
-        self.agent = Agent(spec, inbox_r, outbox_w, SqliteStorage(spec.state_path))
-
-    def step(self, *messages) -> None:
-        os.write(self._inbox_w.fileno(), frames.pack([frames.PEER + encode(m) for m in messages]))
-        self.agent._read_inbox()
-        self.agent._flush()
-        self.drain()
-
-    def tick(self, n: int = 1) -> None:
-        for _ in range(n):
-            self.agent.node.tick()
-            self.agent._flush()
-        self.drain()
-
-    def drain(self) -> None:
-        self.agent._write_out()
-        try:
-            while os.read(self._outbox_r.fileno(), 1 << 20):
-                pass
-        except BlockingIOError:
-            pass
-
-    def sample(self, role: str) -> AgentSample:
-        beat = self.agent.heartbeat()
-        return AgentSample(name=self.agent.name, role=role, up=True, restarts={},
-                           health_failures=0, cpu_seconds=0.0, rss_bytes=None,
-                           backoff_seconds=0.0, ballot_round=None,
-                           totals=dict(beat_totals(beat)), gauges=beat_gauges(beat))
+from paxosctl.metrics import Metrics, Snapshot
 
 
 def scrape(samples) -> dict[str, float]:
