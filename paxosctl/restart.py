@@ -31,15 +31,15 @@ min(backoff_initial * 2**(n-1), backoff_max); once the count exceeds
 Why a process ended is one `ExitCause`, decided once when it is reaped
 (`exit_cause`); `exited` takes it:
 
-    cause             restarted                            counts a failure
-    EXIT              policy "always"                      yes (see above)
+    cause             failed   restarted                           counts towards FATAL
+    EXIT              no       policy "always"                     yes (see above)
     CRASH, KILLED,
-    HEALTH            policy "always" or "on-failure"      yes
-    OPERATOR_KILL     unless policy "never", after
-                      backoff_initial                      never
-    OPERATOR_RESTART  at once, whatever the policy         never
-    NEEDS_OPERATOR    never: FATAL until reset()           -
-    SHUTDOWN          never (the agent is STOPPED first)   -
+    HEALTH            yes      policy "always" or "on-failure"     yes
+    OPERATOR_KILL     -        unless policy "never", after
+                               backoff_initial                     no
+    OPERATOR_RESTART  -        at once, whatever the policy        no
+    NEEDS_OPERATOR    yes      no: FATAL at once, until reset()    -
+    SHUTDOWN          -        no (the agent is STOPPED first)     -
 """
 
 from __future__ import annotations
