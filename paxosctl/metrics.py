@@ -5,8 +5,9 @@ Agents report their counters with every heartbeat (an `AgentReport`;
 per agent, the totals of its ended incarnations (`past`), so a restarted
 agent, whose own counters start again at zero, never makes a `_total`
 series go backwards. The supervisor's loop publishes an immutable
-`Snapshot` a few times a second; the HTTP thread only reads the latest
-one, so a scrape never races with the loop.
+`Snapshot` a few times a second (paxosctl.snapshot builds it from the
+fleet); the HTTP thread only reads the latest one, so a scrape never
+races with the loop.
 
 (prometheus_client's multiprocess mode fits badly here: it leaves a file
 behind for every restarted pid and drops custom collectors.)
