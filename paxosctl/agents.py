@@ -4,6 +4,7 @@
 its pipes that stay in the supervisor. When the incarnation ends, the
 pipes go with it and the next incarnation gets new ones: a pipe never
 outlives the process at either end (see paxos_agents.runtime.frames).
+What to do with many of them (watch, judge, restart) is `paxosctl.fleet`.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+import psutil
+
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.main import agent_main
+from paxos_agents.runtime.report import AgentReport
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
 from .manifest import AgentSpec
-from .metrics import beat_totals
-from .restart import AgentState, Lifecycle
+from .metrics import report_totals
+from .restart import AgentState, ExitCause, Lifecycle, exit_cause
 
 log = logging.getLogger("paxosctl.supervisor")
 
@@ -131,12 +135,14 @@ class AgentProcess:
         self.incarnation = 0
         self.channel: Channel | None = None
         self.last_beat = 0.0
-        self.beat: dict[str, Any] = {}
+        #: The current incarnation's latest heartbeat report (None: none yet).
+        self.report: AgentReport | None = None
         self.last_error: str | None = None
-        #: Why we signalled it, reported when its exit is noticed.
-        self.kill_reason: str | None = None
-        #: The operator ended this incarnation (`paxosctl kill`): not a failure.
-        self.operator_kill = False
+        #: Why the supervisor signalled the current incarnation to end, if it
+        #: did (the latest such signal); `reap` turns it into the ExitCause.
+        self.ending: ExitCause | None = None
+        #: A malformed report from this incarnation was logged (once is enough).
+        self.bad_report_logged = False
         #: Counters of ended incarnations, so totals never go backwards.
         self.past_totals: collections.Counter[str] = collections.Counter()
         self.health_failures = 0
@@ -168,9 +174,9 @@ class AgentProcess:
         self.process = process
         self.channel = Channel(inbox_w, outbox_r)
         self.last_beat = now
-        self.beat = {}
-        self.kill_reason = None
-        self.operator_kill = False
+        self.report = None
+        self.ending = None
+        self.bad_report_logged = False
         self.lifecycle.spawned(now)
         log.info("%s: started pid %d (incarnation %d)", self.name, process.pid, self.incarnation)
         return self.channel
@@ -183,21 +189,23 @@ class AgentProcess:
             return False
         return True
 
-    def signal(self, signum: int, reason: str | None = None) -> bool:
-        """Send `signum` to the current incarnation, if it runs."""
+    def signal(self, signum: int, ending: ExitCause | None = None) -> bool:
+        """Send `signum` to the current incarnation, if it runs. `ending`:
+        the signal is meant to end it, for that cause (reported at `reap`)."""
         process = self.process
         if process is None or process.exitcode is not None:
             return False
-        if reason is not None:
-            self.kill_reason = reason
+        if ending is not None:
+            self.ending = ending
         try:
             os.kill(process.pid, signum)
         except ProcessLookupError:
             return False
         return True
 
-    def reap(self) -> int | None:
-        """Collect the ended incarnation's exit code and drop its pipes."""
+    def reap(self) -> tuple[int | None, ExitCause]:
+        """Collect the ended incarnation and drop its pipes; return its exit
+        status (None: unknown) and why it ended."""
         process = self.process
         code = None
         if process is not None:
@@ -208,12 +216,12 @@ class AgentProcess:
             self.channel.close()
         self.channel = None
         self.process = None
-        if self.beat:
-            self.past_totals.update(beat_totals(self.beat))
-        self.beat = {}
+        if self.report is not None:
+            self.past_totals.update(report_totals(self.report))
+        self.report = None
         self.cpu_past += self.cpu_current
         self.cpu_current = 0.0
-        return code
+        return code, exit_cause(code, self.ending)
 
     def uptime(self, now: float) -> float | None:
         started = self.lifecycle.started_at
@@ -224,3 +232,16 @@ class AgentProcess:
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+def process_usage(pid: int | None) -> dict[str, Any]:
+    """CPU seconds and resident memory of `pid` (None when it is gone)."""
+    if pid is None:
+        return {"cpu_s": None, "rss_bytes": None}
+    try:
+        p = psutil.Process(pid)
+        with p.oneshot():
+            cpu = p.cpu_times()
+            return {"cpu_s": round(cpu.user + cpu.system, 3), "rss_bytes": p.memory_info().rss}
+    except psutil.Error:
+        return {"cpu_s": None, "rss_bytes": None}

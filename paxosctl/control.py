@@ -265,12 +265,20 @@ class ClientConnection:
             return
         selector = self.server.selector
         if not self._events:
-            selector.register(self.sock, events, ("client", self))
+            selector.register(self.sock, events, self._on_ready)
         elif not events:
             selector.unregister(self.sock)
         else:
-            selector.modify(self.sock, events, ("client", self))
+            selector.modify(self.sock, events, self._on_ready)
         self._events = events
+
+    def _on_ready(self, mask: int) -> None:
+        """The selector found the socket ready (the handler registered in `_watch`)."""
+        if self.closed:
+            return
+        if self._events & selectors.EVENT_READ:
+            self._read()
+        self._flush()
 
     def _shutdown(self) -> None:
         if self.closed:
@@ -296,8 +304,8 @@ class ClientConnection:
 class ControlServer:
     """Accepts connections and hands each parsed `Request` to `on_request`.
 
-    Everything runs in the supervisor's loop, each turn: `handle(tag)` for
-    the selector events registered here (accept, read, write), `serve()`
+    Everything runs in the supervisor's loop, each turn: the handlers
+    registered here with the selector (`data(mask)`: accept, read, write), `serve()`
     (a bounded share of the waiting requests of each client), `flush()`
     (write the replies). While `has_work()`, the loop should not sleep.
     """
@@ -331,7 +339,7 @@ class ControlServer:
         sock.listen(LISTEN_BACKLOG)  # the kernel caps it at net.core.somaxconn
         sock.setblocking(False)
         self._sock = sock
-        self.selector.register(sock, selectors.EVENT_READ, ("accept", self))
+        self.selector.register(sock, selectors.EVENT_READ, self._on_acceptable)
 
     def close(self) -> None:
         for connection in list(self.connections):
@@ -346,18 +354,6 @@ class ControlServer:
                 os.unlink(self.path)
             except OSError:
                 pass
-
-    def handle(self, tag: tuple) -> None:
-        """A selector event for a descriptor registered by this server."""
-        if tag[0] == "accept":
-            self._accept()
-            return
-        connection: ClientConnection = tag[1]
-        if connection.closed:
-            return
-        if connection._events & selectors.EVENT_READ:
-            connection._read()
-        connection._flush()
 
     def has_work(self) -> bool:
         """Whether some client has requests that `serve` would serve now."""
@@ -374,7 +370,8 @@ class ControlServer:
             self.dirty.discard(connection)
             connection._flush()
 
-    def _accept(self) -> None:
+    def _on_acceptable(self, mask: int) -> None:
+        """The listening socket has connections waiting (its selector handler)."""
         for _ in range(ACCEPTS_PER_TURN):  # the rest: next turn (the socket stays readable)
             try:
                 sock, _ = self._sock.accept()

@@ -1,11 +1,13 @@
 """Prometheus metrics: one registry, owned by the supervisor.
 
-Agents report their counters with every heartbeat. The supervisor keeps,
+Agents report their counters with every heartbeat (an `AgentReport`;
+`report_totals`, `report_gauges` read it). The supervisor keeps,
 per agent, the totals of its ended incarnations (`past`), so a restarted
 agent, whose own counters start again at zero, never makes a `_total`
 series go backwards. The supervisor's loop publishes an immutable
-`Snapshot` a few times a second; the HTTP thread only reads the latest
-one, so a scrape never races with the loop.
+`Snapshot` a few times a second (paxosctl.snapshot builds it from the
+fleet); the HTTP thread only reads the latest one, so a scrape never
+races with the loop.
 
 (prometheus_client's multiprocess mode fits badly here: it leaves a file
 behind for every restarted pid and drops custom collectors.)
@@ -28,40 +30,51 @@ from prometheus_client.registry import Collector
 
 from paxos_agents.core.messages import MESSAGE_TYPES
 from paxos_agents.runtime.agent import PERSIST_BUCKETS
+from paxos_agents.runtime.report import AgentReport
 
 from . import __version__
+from .restart import RESTART_REASONS
 
 #: Buckets (seconds) of the propose-to-decided histogram.
 PROPOSAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def beat_totals(beat: dict[str, Any]) -> collections.Counter[str]:
-    """The cumulative counters in one heartbeat, flattened to `name -> value`."""
+#: The node's stats (`AgentReport.stats`) that are counters, summed into
+#: `_total` series. Each is some role's stat: tests/metrics/test_report_fields.py
+#: holds these names against real agents' reports, so a renamed stat fails there.
+COUNTER_STATS = (
+    "proposer_retries_requested", "proposer_retries_performed", "proposer_retries_suppressed",
+    "prepares_rejected", "accepts_rejected", "proposer_leader_changes", "proposer_elections",
+    "dropped", "installed", "fetches_sent", "chunks_served", "expired", "compacted_refusals",
+    "applied_commands",
+)
+
+
+def report_totals(report: AgentReport) -> collections.Counter[str]:
+    """The cumulative counters in one heartbeat report, flattened to `name -> value`."""
     totals: collections.Counter[str] = collections.Counter()
-    stats = beat.get("stats") or {}
-    for key in ("proposer_retries_requested", "proposer_retries_performed",
-                "proposer_retries_suppressed", "prepares_rejected", "accepts_rejected",
-                "proposer_leader_changes", "proposer_elections", "dropped", "installed",
-                "fetches_sent", "chunks_served", "expired", "compacted_refusals",
-                "applied_commands"):
+    stats = report.stats
+    for key in COUNTER_STATS:
         if key in stats:
             totals[key] = stats[key]
-    for group in ("dropped", "chaos"):  # the transport's counts, by reason or fault
-        for reason, count in (beat.get(group) or {}).items():
-            totals[f"{group}:{reason}"] = count
-    for kind, count in (beat.get("received") or {}).items():
+    # The transport's counts, by reason or fault.
+    for reason, count in report.dropped.items():
+        totals[f"dropped:{reason}"] = count
+    for fault, count in report.chaos.items():
+        totals[f"chaos:{fault}"] = count
+    for kind, count in report.received.items():
         totals[f"received:{kind}"] = count
-    totals["malformed"] = beat.get("malformed", 0)
-    persist = beat.get("persist") or {}
-    if persist.get("count"):
-        totals["persist_count"] = persist["count"]
-        totals["persist_sum"] = persist["sum"]
-        for i, n in enumerate(persist["buckets"]):
+    totals["malformed"] = report.malformed
+    persist = report.persist
+    if persist.count:
+        totals["persist_count"] = persist.count
+        totals["persist_sum"] = persist.sum
+        for i, n in enumerate(persist.buckets):
             totals[f"persist_bucket:{i}"] = n
     return totals
 
 
-#: Heartbeat stats exported as per-agent gauges: key -> (metric, help, roles).
+#: The node's stats exported as per-agent gauges: stat -> (metric, help, role that has it).
 GAUGES = {
     "compacted": ("paxos_acceptor_compaction_slot",
                   "Acceptor's compaction point: votes below this slot are deleted.", "acceptor"),
@@ -75,12 +88,11 @@ GAUGES = {
 }
 
 
-def beat_gauges(beat: dict[str, Any]) -> dict[str, float]:
-    """The gauges in one heartbeat (`GAUGES` keys, and state_bytes)."""
-    stats = beat.get("stats") or {}
+def report_gauges(report: AgentReport) -> dict[str, float]:
+    """The gauges in one heartbeat report (`GAUGES` keys, and state_bytes)."""
+    stats = report.stats
     gauges = {key: float(stats[key]) for key in GAUGES if key in stats}
-    if beat.get("state_bytes") is not None:
-        gauges["state_bytes"] = float(beat["state_bytes"])
+    gauges["state_bytes"] = float(report.state_bytes)
     return gauges
 
 
@@ -98,7 +110,7 @@ class AgentSample:
     backoff_seconds: float
     ballot_round: int | None
     totals: dict[str, float]
-    #: Gauges from the latest heartbeat (see `beat_gauges`); empty when down.
+    #: Gauges from the latest heartbeat report (see `report_gauges`); empty when down.
     gauges: dict[str, float] = field(default_factory=dict)
 
 
@@ -151,7 +163,7 @@ class ClusterCollector(Collector):
                                    labels=["agent"])
         for a in s.agents:
             up.add_metric([a.name, a.role], 1.0 if a.up else 0.0)
-            for reason in ("exit", "killed", "health", "manual"):
+            for reason in RESTART_REASONS:
                 restarts.add_metric([a.name, a.role, reason], a.restarts.get(reason, 0))
             health.add_metric([a.name], a.health_failures)
             cpu.add_metric([a.name], a.cpu_seconds)

@@ -9,6 +9,7 @@ any monotonic origin), so the supervisor drives it and tests replay it.
     spawned        BACKOFF (when due)    STARTING
     became_ready   STARTING              RUNNING
     exited         STARTING, RUNNING     BACKOFF, FATAL or STOPPED (see below)
+    exited         STARTING, RUNNING     FATAL     (cause NEEDS_OPERATOR)
     exited         STOPPED               STOPPED   (the process stop() asked to end)
     stop()         any                   STOPPED   (never restarted automatically)
     reset()        FATAL, STOPPED        STOPPED   (failures forgotten)
@@ -27,8 +28,18 @@ first. The n-th consecutive failure waits
 min(backoff_initial * 2**(n-1), backoff_max); once the count exceeds
 `max_restarts` the agent goes FATAL and stays there until `reset()`.
 
-An exit with reason "manual" is the operator's `restart`: it restarts at
-once whatever the policy, and counts no failure.
+Why a process ended is one `ExitCause`, decided once when it is reaped
+(`exit_cause`); `exited` takes it:
+
+    cause             failed   restarted                           counts towards FATAL
+    EXIT              no       policy "always"                     yes (see above)
+    CRASH, KILLED,
+    HEALTH            yes      policy "always" or "on-failure"     yes
+    OPERATOR_KILL     -        unless policy "never", after
+                               backoff_initial                     no
+    OPERATOR_RESTART  -        at once, whatever the policy        no
+    NEEDS_OPERATOR    yes      no: FATAL at once, until reset()    -
+    SHUTDOWN          -        no (the agent is STOPPED first)     -
 """
 
 from __future__ import annotations
@@ -37,11 +48,70 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from paxos_agents.runtime.frames import EXIT_NEEDS_OPERATOR
+
 if TYPE_CHECKING:  # a type only: this module needs nothing else from the manifest
     from paxosctl.manifest import RestartSettings
 
-#: Why a process ended, as callers report it.
-REASONS = frozenset({"exit", "killed", "health", "manual"})
+
+class ExitCause(StrEnum):
+    """Why an agent's process ended. The values name the cause in logs;
+    `reason` is the coarser word status and the restarts metric show."""
+
+    EXIT = "exit"                          # it exited 0, unasked
+    CRASH = "crash"                        # it exited non-zero unasked (or its status is unknown)
+    KILLED = "killed"                      # a signal the supervisor did not send
+    HEALTH = "health"                      # SIGKILLed by the supervisor for missing heartbeats
+    OPERATOR_KILL = "operator-kill"        # `paxosctl kill` (KILL or TERM): restarted, never a failure
+    OPERATOR_RESTART = "operator-restart"  # `paxosctl restart`: restarted at once
+    NEEDS_OPERATOR = "needs-operator"      # exit 78: its state is unreadable or lost
+    SHUTDOWN = "shutdown"                  # the whole cluster is stopping
+
+    @property
+    def reason(self) -> str:
+        """`status`'s last_exit.reason and the restarts metric's `reason` label:
+        one of `RESTART_REASONS`, as dashboards have always known them."""
+        return _REASONS[self]
+
+    @property
+    def failed(self) -> bool:
+        """Whether the agent failed (restart policy "on-failure" restarts it)."""
+        return self in (ExitCause.CRASH, ExitCause.KILLED, ExitCause.HEALTH,
+                        ExitCause.NEEDS_OPERATOR)
+
+
+_REASONS = {
+    ExitCause.EXIT: "exit",
+    ExitCause.CRASH: "exit",
+    ExitCause.NEEDS_OPERATOR: "exit",
+    ExitCause.KILLED: "killed",
+    ExitCause.OPERATOR_KILL: "killed",
+    ExitCause.HEALTH: "health",
+    ExitCause.OPERATOR_RESTART: "manual",
+    ExitCause.SHUTDOWN: "manual",
+}
+
+#: Every `ExitCause.reason`, in the order the metrics list them.
+RESTART_REASONS = ("exit", "killed", "health", "manual")
+
+
+def exit_cause(code: int | None, requested: ExitCause | None) -> ExitCause:
+    """Why a process ended, from its exit status and what the supervisor asked.
+
+    `code` is the exit status (negative: the signal that ended it; None:
+    unknown); `requested` is the cause the supervisor signalled it for, if
+    it did. An agent's own exit 78 outranks any request: whatever we asked,
+    it cannot run again until an operator acts.
+    """
+    if code == EXIT_NEEDS_OPERATOR:
+        return ExitCause.NEEDS_OPERATOR
+    if requested is not None:
+        return requested
+    if code == 0:
+        return ExitCause.EXIT
+    if code is not None and code < 0:
+        return ExitCause.KILLED
+    return ExitCause.CRASH
 
 
 class AgentState(StrEnum):
@@ -65,10 +135,17 @@ class LastExit:
     seconds from spawn to exit."""
 
     at: float
-    reason: str
-    failed: bool
+    cause: ExitCause
     code: int | None
     uptime: float
+
+    @property
+    def reason(self) -> str:
+        return self.cause.reason
+
+    @property
+    def failed(self) -> bool:
+        return self.cause.failed
 
 
 class Lifecycle:
@@ -114,29 +191,30 @@ class Lifecycle:
             self.state = AgentState.RUNNING
         return self.state
 
-    def exited(self, now: float, *, failed: bool, reason: str, code: int | None = None,
-               deliberate: bool = False) -> AgentState:
-        """The agent's process ended. `failed` is the caller's verdict (a
-        non-zero exit, a signal, a health kill); `reason` is one of REASONS.
-        `deliberate`: the operator killed it (`paxosctl kill`, a soak): it is
-        restarted per the policy after the initial backoff, but it is not a
-        failure of the agent, so it never counts towards giving up."""
-        if reason not in REASONS:
-            raise ValueError(f"unknown exit reason {reason!r}; allowed: {', '.join(sorted(REASONS))}")
+    def exited(self, now: float, cause: ExitCause, code: int | None = None) -> AgentState:
+        """The agent's process ended, for `cause` (see `exit_cause`), with
+        exit status `code` if known. The table in the module docstring says
+        which causes restart it and which count as failures."""
         uptime = now - self.started_at if self.started_at is not None else 0.0
         if self.state is AgentState.STOPPED:
             # STOPPED -> STOPPED: the process the operator stopped has ended.
-            self.last_exit = LastExit(now, reason, failed, code, uptime)
+            self.last_exit = LastExit(now, cause, code, uptime)
             return self.state
         if self.state not in (AgentState.STARTING, AgentState.RUNNING):
             raise TransitionError(f"exited while {self.state.value}: no process was running")
-        self.last_exit = LastExit(now, reason, failed, code, uptime)
+        self.last_exit = LastExit(now, cause, code, uptime)
 
-        if reason == "manual":
+        if cause is ExitCause.NEEDS_OPERATOR:
+            # STARTING/RUNNING -> FATAL: restarting would only fail the same way.
+            self.state = AgentState.FATAL
+            self.next_start_at = None
+            return self.state
+
+        if cause is ExitCause.OPERATOR_RESTART:
             # STARTING/RUNNING -> BACKOFF, due now: the operator asked for a restart.
             return self._back_off(now, delay=0.0)
 
-        if deliberate:
+        if cause is ExitCause.OPERATOR_KILL:
             if self.settings.policy == "never":
                 # STARTING/RUNNING -> STOPPED: the policy wants no restart.
                 self.state = AgentState.STOPPED
@@ -150,7 +228,7 @@ class Lifecycle:
             self.consecutive_failures = 0
 
         policy = self.settings.policy
-        if policy == "never" or (policy == "on-failure" and not failed):
+        if policy == "never" or (policy == "on-failure" and not cause.failed):
             # STARTING/RUNNING -> STOPPED: the policy wants no restart.
             self.state = AgentState.STOPPED
             return self.state
@@ -162,14 +240,6 @@ class Lifecycle:
             return self.state
         # STARTING/RUNNING -> BACKOFF
         return self._back_off(now, delay=self.backoff_delay(self.consecutive_failures))
-
-    def give_up(self) -> AgentState:
-        """The agent cannot run until an operator acts (it reported that its
-        state file is unreadable): restarting would only fail the same way."""
-        # any state -> FATAL
-        self.state = AgentState.FATAL
-        self.next_start_at = None
-        return self.state
 
     def stop(self) -> AgentState:
         """The operator stopped the agent: it will not be restarted until

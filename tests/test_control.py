@@ -112,8 +112,8 @@ class Harness:
 
     def turn(self) -> None:
         """What the supervisor's loop does with the control server in one turn."""
-        for key, _ in self.selector.select(0):
-            self.server.handle(key.data)
+        for key, mask in self.selector.select(0):
+            key.data(mask)  # each descriptor registered with its handler
         self.server.serve()
         self.server.flush()
 

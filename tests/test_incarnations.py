@@ -2,8 +2,9 @@
 
 The supervisor queues frames for an agent that is not reading (stopped, or
 hung) in its pipe and a buffer; when that incarnation dies, what was queued
-for it must die too: a restarted acceptor handed its predecessor's Accepts
-would answer requests it never saw, under a promise it may not hold.
+for it must die too: a restarted agent handed its predecessor's hints would
+act on news no longer true (a SUSPECT about a leader long replaced, chaos
+settings changed since).
 
 Real processes and pipes: the first incarnation never reads; the second
 writes every frame it receives to a file.
@@ -21,7 +22,7 @@ import paxosctl.agents as agents_module
 from paxos_agents.runtime import frames
 from paxosctl.agents import AgentProcess
 from paxosctl.manifest import AgentSpec, RestartSettings
-from paxosctl.restart import Lifecycle
+from paxosctl.restart import ExitCause, Lifecycle
 
 from conftest import wait_until
 
@@ -59,10 +60,10 @@ def test_frames_queued_for_a_dead_incarnation_never_reach_the_next(tmp_path: Pat
         sent += 1
     agent.send(frames.SUSPECT + b"old-pending")
     assert channel.has_output
-    agent.signal(signal.SIGKILL)
-    agent.reap()
-    agent.lifecycle.exited(time.monotonic(), failed=True, reason="killed", code=-9,
-                           deliberate=True)
+    agent.signal(signal.SIGKILL, ExitCause.OPERATOR_KILL)
+    code, cause = agent.reap()
+    assert (code, cause) == (-signal.SIGKILL, ExitCause.OPERATOR_KILL)
+    agent.lifecycle.exited(time.monotonic(), cause, code)
 
     monkeypatch.setattr(agents_module, "agent_main", recorder)
     channel = agent.spawn(ctx, str(record), time.monotonic() + 60)  # past any backoff

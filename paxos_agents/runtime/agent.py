@@ -41,6 +41,7 @@ from ..core.proposer import Phase
 from . import frames
 from .clients import Clients
 from .codec import CodecError, decode, encode
+from .report import AgentReport, PersistHistogram
 from .spec import AgentSpec
 from .storage import Storage
 from .chaos import ChaosSettings
@@ -288,27 +289,29 @@ class Agent:
         self.persist_buckets[-1] += 1
 
     def heartbeat(self) -> dict:
-        """What the supervisor learns with each heartbeat: liveness and counters."""
+        """This incarnation's `AgentReport`, as the JSON object a HEARTBEAT
+        frame carries (`AgentReport.to_json()`; the supervisor parses it back)."""
         node = self.node
         p = node.proposer
         transport = self.transport
-        return {
-            "name": self.name,
-            "incarnation": self.spec.incarnation,
-            "leader": p is not None and p.phase is Phase.LEADER,
-            "ballot": [p.ballot.round, p.ballot.node_id] if p else None,
-            "leader_hint": p.leader if p else None,
-            "decided_up_to": node.learner.decided_up_to if node.learner else None,
-            "stats": {**node.stats(), **self.clients.stats()},
-            "received": dict(self.received),
-            "sent": dict(self.sent),
-            "malformed": self.malformed + transport.malformed,
-            "dropped": dict(transport.dropped),
-            "chaos": dict(transport.chaos.counts),
-            "persist": {"count": self.persist_count, "sum": self.persist_sum,
-                        "buckets": self.persist_buckets},
-            "state_bytes": self._state_bytes(),
-        }
+        report = AgentReport(
+            name=self.name,
+            incarnation=self.spec.incarnation,
+            leader=p is not None and p.phase is Phase.LEADER,
+            ballot=(p.ballot.round, p.ballot.node_id) if p else None,
+            leader_hint=p.leader if p else None,
+            decided_up_to=node.learner.decided_up_to if node.learner else None,
+            stats={**node.stats(), **self.clients.stats()},
+            received=dict(self.received),
+            sent=dict(self.sent),
+            malformed=self.malformed + transport.malformed,
+            dropped=dict(transport.dropped),
+            chaos=dict(transport.chaos.counts),
+            persist=PersistHistogram(count=self.persist_count, sum=self.persist_sum,
+                                     buckets=tuple(self.persist_buckets)),
+            state_bytes=self._state_bytes(),
+        )
+        return report.to_json()
 
     def _state_bytes(self) -> int:
         """Bytes of this agent's state files on disk (the database and its WAL)."""

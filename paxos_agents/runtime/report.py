@@ -1,0 +1,163 @@
+"""The heartbeat report: agent -> supervisor, in every HEARTBEAT frame.
+
+One type both ends import. The agent builds an `AgentReport` each
+heartbeat (`Agent.heartbeat`) and sends its `to_json()`; the supervisor
+parses that once with `AgentReport.from_json` and from then on reads
+typed fields. A field renamed here breaks both ends at once, loudly,
+instead of leaving a metric silently at zero.
+
+`stats` stays a mapping: it is the node's own counters and gauges
+(`Node.stats()`, `Clients.stats()`), named by the core and different per
+role. Which of them the supervisor reads is declared where it reads them
+(`paxosctl.metrics`, `paxosctl.ops`), and a test holds those names
+against real agents' reports.
+
+Counts are cumulative for the incarnation that sends them: a restarted
+agent starts again at zero, and the supervisor keeps the totals of ended
+incarnations itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+
+class ReportError(ValueError):
+    """A heartbeat body that is not an `AgentReport` (an agent misbehaved)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersistHistogram:
+    """How long the agent's persists took (one SQLite transaction each).
+
+    `buckets[i]` counts the persists that took at most the agent's
+    `PERSIST_BUCKETS[i]` seconds and more than the bound before it; the
+    last bucket counts those above every bound. Not cumulative per bucket.
+    """
+
+    count: int = 0
+    sum: float = 0.0  # seconds, all persists together
+    buckets: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentReport:
+    """Agent -> supervisor, every heartbeat_interval: alive, and what it knows and counted."""
+
+    name: str
+    incarnation: int
+    #: A proposer in phase 2 for its ballot (it believes it leads).
+    leader: bool
+    #: A proposer's current ballot as (round, node_id), which orders as ballots
+    #: do; None at an agent with no proposer.
+    ballot: tuple[int, str] | None
+    #: Whom a proposer believes leads (None: nobody it knows of, or no proposer).
+    leader_hint: str | None
+    #: A learner's highest slot applied with no gap below; None without a learner.
+    decided_up_to: int | None
+    #: The node's and its client endpoint's counters and gauges, by name.
+    stats: Mapping[str, int | float]
+    #: Protocol messages received and sent, by message type name.
+    received: Mapping[str, int]
+    sent: Mapping[str, int]
+    #: Frames from peers that did not decode.
+    malformed: int
+    #: Messages the transport could not deliver, by reason.
+    dropped: Mapping[str, int]
+    #: Messages the chaos settings dropped, duplicated or delayed, by fault.
+    chaos: Mapping[str, int]
+    persist: PersistHistogram = field(default_factory=PersistHistogram)
+    #: Bytes of the agent's state files (the database and its WAL).
+    state_bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """This report as a JSON object (plain dicts, lists, numbers, strings)."""
+        return {
+            "name": self.name,
+            "incarnation": self.incarnation,
+            "leader": self.leader,
+            "ballot": list(self.ballot) if self.ballot is not None else None,
+            "leader_hint": self.leader_hint,
+            "decided_up_to": self.decided_up_to,
+            "stats": dict(self.stats),
+            "received": dict(self.received),
+            "sent": dict(self.sent),
+            "malformed": self.malformed,
+            "dropped": dict(self.dropped),
+            "chaos": dict(self.chaos),
+            "persist": {"count": self.persist.count, "sum": self.persist.sum,
+                        "buckets": list(self.persist.buckets)},
+            "state_bytes": self.state_bytes,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> AgentReport:
+        """The report `obj` (a decoded JSON value) holds; `ReportError` naming
+        the first field that is missing or of the wrong type."""
+        if not isinstance(obj, dict):
+            raise ReportError(f"a report is a JSON object, got {type(obj).__name__}")
+        ballot = obj.get("ballot")
+        if ballot is not None:
+            if not (isinstance(ballot, list) and len(ballot) == 2 and _is_int(ballot[0])
+                    and isinstance(ballot[1], str)):
+                raise ReportError(f"ballot: expected [round, node_id] or null, got {ballot!r:.60}")
+            ballot = (ballot[0], ballot[1])
+        persist = _field(obj, "persist", dict)
+        buckets = _field(persist, "buckets", list, where="persist.")
+        if not all(_is_int(n) for n in buckets):
+            raise ReportError("persist.buckets: expected a list of integers")
+        persist_sum = _field(persist, "sum", (int, float), where="persist.")
+        leader_hint = obj.get("leader_hint")
+        if leader_hint is not None and not isinstance(leader_hint, str):
+            raise ReportError(f"leader_hint: expected a string or null, got {leader_hint!r:.60}")
+        decided_up_to = obj.get("decided_up_to")
+        if decided_up_to is not None and not _is_int(decided_up_to):
+            raise ReportError(f"decided_up_to: expected an integer or null, got {decided_up_to!r:.60}")
+        return cls(
+            name=_field(obj, "name", str),
+            incarnation=_int(obj, "incarnation"),
+            leader=_field(obj, "leader", bool),
+            ballot=ballot,
+            leader_hint=leader_hint,
+            decided_up_to=decided_up_to,
+            # The core names its stats and may add a gauge that is not a
+            # count: any number passes, where a stricter rule would make a
+            # whole agent's heartbeats unreadable.
+            stats=_counts(obj, "stats", (int, float)),
+            received=_counts(obj, "received"),
+            sent=_counts(obj, "sent"),
+            malformed=_int(obj, "malformed"),
+            dropped=_counts(obj, "dropped"),
+            chaos=_counts(obj, "chaos"),
+            persist=PersistHistogram(count=_int(persist, "count", where="persist."),
+                                     sum=float(persist_sum), buckets=tuple(buckets)),
+            state_bytes=_int(obj, "state_bytes"),
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _field(obj: dict, key: str, kind: type | tuple[type, ...], *, where: str = "") -> Any:
+    if key not in obj:
+        raise ReportError(f"{where}{key}: missing")
+    value = obj[key]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ReportError(f"{where}{key}: wrong type {type(value).__name__}")
+    return value
+
+
+def _int(obj: dict, key: str, *, where: str = "") -> int:
+    return _field(obj, key, int, where=where)  # _field refuses booleans
+
+
+def _counts(obj: dict, key: str, kind: type | tuple[type, ...] = int) -> Mapping[str, Any]:
+    """A read-only mapping of names to numbers of `kind` (never booleans)."""
+    value = _field(obj, key, dict)
+    for name, count in value.items():
+        if not isinstance(count, kind) or isinstance(count, bool):
+            raise ReportError(f"{key}.{name}: expected a number, got {type(count).__name__}")
+    return MappingProxyType(dict(value))

@@ -1,0 +1,316 @@
+"""The fleet: every agent process of one cluster, driven by the supervisor's loop.
+
+The fleet spawns each agent (`paxos_agents.runtime.main`, through a
+forkserver), watches its outbox and process sentinel on the loop, reads
+its heartbeat reports, reaps it when it ends and restarts it per its
+`Lifecycle` (paxosctl.restart). On the loop's clock (`tick`) it judges
+health: an agent silent for `health.heartbeat_timeout` (or without a
+first heartbeat within `health.start_timeout`) is SIGKILLed.
+
+Two hints go down the agents' inbox pipes: SUSPECT, when a leader's
+process is seen dead (its peers need not wait out the election timeout),
+and CHAOS, the faults every agent injects into what it sends.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import selectors
+import signal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from paxos_agents.core.config import Membership, Settings
+from paxos_agents.runtime import frames
+from paxos_agents.runtime.report import AgentReport
+from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
+
+from .agents import AgentProcess, monotonic
+from .chaos import ChaosSettings, update as update_chaos
+from .loop import Loop
+from .manifest import Manifest
+from .members import MemberRegistry
+from .restart import AgentState, ExitCause, Lifecycle
+
+log = logging.getLogger("paxosctl.supervisor")
+
+#: A loop turn this much later than it should have come is a stall of the
+#: supervisor itself (SIGSTOP, a suspended VM, a starved CPU): heartbeats
+#: missed meanwhile are not the agents' fault.
+STALL_SECONDS = 0.5
+
+
+class Fleet:
+    """The agents of `manifest`, by name, and what the supervisor does to them.
+
+    Every method runs in the loop's thread. `members` is who ran here
+    before (paxosctl.members): an agent that served once must keep its store.
+    """
+
+    def __init__(self, manifest: Manifest, members: MemberRegistry, loop: Loop,
+                 state_paths: dict[str, Path]) -> None:
+        self.manifest = manifest
+        self.members = members
+        self._loop = loop
+        self._paths = state_paths
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["paxos_agents.runtime.main"])
+        self.membership = Membership(manifest.proposers, manifest.acceptors, manifest.learners)
+        p = manifest.paxos
+        self.settings = Settings(
+            heartbeat_ticks=p.ticks("heartbeat"),
+            election_ticks=p.ticks("election_timeout"),
+            accept_timeout_ticks=p.ticks("accept_timeout"),
+            retry_cooldown_ticks=p.ticks("retry_cooldown"),
+            gap_ticks=p.ticks("gap_timeout"),
+            window=p.window,
+            batch=p.batch,
+            retain_slots=manifest.log.retain,
+        )
+        self.agents: dict[str, AgentProcess] = {
+            spec.name: AgentProcess(spec, Lifecycle(manifest.restart)) for spec in manifest.agents
+        }
+        #: The faults agents inject into what they send (`[chaos]`, `paxosctl chaos`).
+        self.chaos: ChaosSettings = manifest.chaos
+        #: When `tick` last ran (to tell the loop's own stalls apart).
+        self._last_tick = monotonic()
+
+    # ------------------------------------------------------------- spawning
+
+    def start(self, now: float) -> None:
+        """Spawn every agent (at `up`); later spawns are restarts."""
+        for agent in self.agents.values():
+            self.spawn(agent, now)
+
+    def spawn(self, agent: AgentProcess, now: float) -> None:
+        """Start `agent`'s next incarnation and watch its outbox and sentinel."""
+        last = agent.lifecycle.last_exit
+        if agent.incarnation and last is not None:
+            agent.restarts_by_reason[last.reason] += 1
+        channel = agent.spawn(self._ctx, self._runtime_spec(agent), now)
+        incarnation = agent.incarnation
+        self._loop.watch(channel.read_fd, selectors.EVENT_READ,
+                         partial(self._on_output, agent, incarnation))
+        self._loop.watch(agent.process.sentinel, selectors.EVENT_READ,
+                         partial(self._on_sentinel, agent, incarnation))
+        if self.chaos.active:
+            agent.send(chaos_frame(self.chaos))
+
+    def restart(self, agent: AgentProcess, now: float) -> None:
+        """The operator's restart: end a running agent (it comes back at once),
+        or start a stopped or fatal one afresh."""
+        if agent.process is not None:
+            agent.signal(signal.SIGTERM, ExitCause.OPERATOR_RESTART)
+        else:
+            agent.lifecycle.reset()
+            agent.last_error = None
+            self.spawn(agent, now)
+
+    def _runtime_spec(self, agent: AgentProcess) -> RuntimeSpec:
+        member = self.members.member(agent.name)
+        return RuntimeSpec(
+            name=agent.name,
+            membership=self.membership,
+            settings=self.settings,
+            tick_seconds=self.manifest.paxos.tick,
+            heartbeat_seconds=self.manifest.health.heartbeat_interval,
+            state_path=str(self._paths["state"] / f"{agent.name}.db"),
+            log_path=str(self._paths["logs"] / f"{agent.name}.log"),
+            seed=int.from_bytes(os.urandom(8), "big"),
+            cluster_id=self.members.cluster_id,
+            member_id=member.member_id,
+            has_run=member.started,
+            run_dir=str(self._paths["run"]),
+            incarnation=agent.incarnation + 1,
+            max_value_bytes=self.manifest.paxos.max_value_bytes,
+        )
+
+    # ------------------------------------------------------------ the pipes
+
+    def _on_output(self, agent: AgentProcess, incarnation: int, mask: int = 0) -> None:
+        """The incarnation's outbox is readable: handle every complete frame."""
+        channel = agent.channel
+        if channel is None or incarnation != agent.incarnation:
+            return  # an ended incarnation's event, from the same turn
+        for frame in channel.read():
+            self._on_frame(agent, frame)
+        if channel.eof:
+            self._loop.unwatch(channel.read_fd)
+
+    def _on_frame(self, agent: AgentProcess, frame: bytes) -> None:
+        name = agent.name
+        kind = frame[:1]
+        if kind == frames.HEARTBEAT:
+            self._on_report(agent, frame)
+        elif kind == frames.LOADING:
+            if agent.state is AgentState.STARTING:
+                agent.last_beat = monotonic()  # alive, still opening its store
+        elif kind == frames.FATAL:
+            agent.last_error = frame[1:].decode(errors="replace")
+            log.error("%s: %s", name, agent.last_error)
+        else:
+            log.warning("%s: dropped a frame of unknown kind %r", name, kind)
+
+    def _on_report(self, agent: AgentProcess, frame: bytes) -> None:
+        """A HEARTBEAT frame: parsed once into an `AgentReport`. One that is not
+        (an agent's bug) is logged, once per incarnation, and ignored: it
+        proves no liveness either."""
+        try:
+            report = AgentReport.from_json(frames.json_body(frame))
+            if (report.name, report.incarnation) != (agent.name, agent.incarnation):
+                raise ValueError(f"it is from {report.name} incarnation {report.incarnation}")
+        except (ValueError, RecursionError) as e:  # ReportError, and JSON or UTF-8 errors
+            if not agent.bad_report_logged:
+                agent.bad_report_logged = True
+                log.error("%s: ignored a malformed heartbeat report (%s); not logging "
+                          "others from this incarnation", agent.name, e)
+            return
+        agent.report = report
+        agent.last_beat = monotonic()
+        if agent.state is AgentState.STARTING:
+            agent.lifecycle.became_ready(agent.last_beat)
+            self.members.started(agent.name)  # from now on it must keep its store
+            log.info("%s: running", agent.name)
+
+    def flush(self) -> None:
+        """Write what each agent's inbox pipe takes now."""
+        for agent in self.agents.values():
+            if agent.channel is not None and agent.channel.has_output:
+                self._flush_agent(agent)
+
+    def _on_writable(self, agent: AgentProcess, incarnation: int, mask: int) -> None:
+        if incarnation == agent.incarnation:
+            self._flush_agent(agent)
+
+    def _flush_agent(self, agent: AgentProcess) -> None:
+        """Write what the agent's pipe takes; watch for writability while some is left."""
+        channel = agent.channel
+        if channel is None:
+            return
+        done = channel.flush()
+        if not done and not channel.watching_write:
+            self._loop.watch(channel.write_fd, selectors.EVENT_WRITE,
+                             partial(self._on_writable, agent, agent.incarnation))
+            channel.watching_write = True
+        elif done and channel.watching_write:
+            self._loop.unwatch(channel.write_fd)
+            channel.watching_write = False
+
+    def _forget(self, agent: AgentProcess) -> None:
+        """Stop watching an incarnation's descriptors (before they are closed)."""
+        channel = agent.channel
+        if channel is not None:
+            self._loop.unwatch(channel.read_fd)
+            if channel.watching_write:
+                self._loop.unwatch(channel.write_fd)
+                channel.watching_write = False
+        self._loop.unwatch(agent.process.sentinel)
+
+    # -------------------------------------------------------------- endings
+
+    def _on_sentinel(self, agent: AgentProcess, incarnation: int, mask: int = 0) -> None:
+        """The incarnation's process ended: read what it wrote last, reap it,
+        then restart it per its lifecycle."""
+        self._on_output(agent, incarnation)
+        if incarnation != agent.incarnation or agent.process is None:
+            return
+        name = agent.name
+        pid = agent.pid
+        was_leader = agent.report is not None and agent.report.leader
+        self._forget(agent)
+        code, cause = agent.reap()
+        if was_leader:
+            # Its death is certain (the sentinel fired): tell the other
+            # proposers now rather than let them wait out the election
+            # timeout (clients resend to whoever leads next).
+            for other in self.agents.values():
+                if other.name in self.membership.proposers and other.channel is not None:
+                    other.send(frames.SUSPECT + name.encode())
+        state = agent.lifecycle.exited(monotonic(), cause, code)
+        log.log(logging.WARNING if code != 0 or cause.failed else logging.INFO,
+                "%s: pid %s exited (code %s, %s) -> %s", name, pid, code, cause.value,
+                state.value)
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM every agent, wait up to `grace` seconds, SIGKILL the rest;
+        none is restarted."""
+        running = [a for a in self.agents.values() if a.process is not None]
+        for agent in self.agents.values():
+            agent.lifecycle.stop()
+        for agent in running:
+            agent.signal(signal.SIGTERM, ExitCause.SHUTDOWN)
+        deadline = monotonic() + grace
+        for agent in running:
+            agent.process.join(timeout=max(0.0, deadline - monotonic()))
+        for agent in running:
+            if agent.process.exitcode is None:
+                log.warning("%s: no exit %.0fs after SIGTERM; killing", agent.name, grace)
+                agent.signal(signal.SIGKILL)
+                agent.process.join(timeout=5)
+            self._forget(agent)
+            code, cause = agent.reap()
+            agent.lifecycle.exited(monotonic(), cause, code)  # STOPPED -> STOPPED
+
+    # ---------------------------------------------------------------- clock
+
+    def tick(self, now: float) -> None:
+        """Health checks and due restarts, at `now` (the loop calls it every turn)."""
+        health = self.manifest.health
+        late = now - self._last_tick
+        self._last_tick = now
+        if late > STALL_SECONDS:
+            # We were not running (SIGSTOP, a suspended VM, a starved CPU):
+            # the heartbeats we did not read meanwhile say nothing about the
+            # agents. Give each a fresh period before judging it again.
+            log.warning("the supervisor's loop stalled for %.1fs; not blaming agents for "
+                        "heartbeats it did not read meanwhile", late)
+            for agent in self.agents.values():
+                agent.last_beat = max(agent.last_beat, now)
+        for agent in self.agents.values():
+            state = agent.state
+            if state is AgentState.RUNNING and now - agent.last_beat > health.heartbeat_timeout:
+                agent.health_failures += 1
+                log.warning("%s: no heartbeat for %.1fs; killing it", agent.name,
+                            now - agent.last_beat)
+                agent.signal(signal.SIGKILL, ExitCause.HEALTH)
+            elif state is AgentState.STARTING and now - agent.last_beat > health.start_timeout:
+                agent.health_failures += 1
+                log.warning("%s: no first heartbeat within %.1fs; killing it", agent.name,
+                            health.start_timeout)
+                agent.signal(signal.SIGKILL, ExitCause.HEALTH)
+            elif agent.lifecycle.due(now) and agent.process is None:
+                self.spawn(agent, now)
+
+    # ---------------------------------------------------------------- state
+
+    def leader(self) -> AgentProcess | None:
+        """The running proposer that reports leading with the highest ballot."""
+        best = None
+        for agent in self.running():
+            report = agent.report
+            if report is not None and report.leader and report.ballot is not None:
+                if best is None or report.ballot > best.report.ballot:
+                    best = agent
+        return best
+
+    def running(self) -> list[AgentProcess]:
+        return [a for a in self.agents.values() if a.state is AgentState.RUNNING]
+
+    def set_chaos(self, changes: dict[str, Any]) -> None:
+        """Apply `changes` (see paxosctl.chaos.update; ValueError naming a bad
+        field) and put the result in force at every agent."""
+        self.chaos = update_chaos(self.chaos, changes, tuple(self.agents))
+        frame = chaos_frame(self.chaos)
+        for agent in self.agents.values():
+            agent.send(frame)  # a starting agent gets it at spawn
+        log.warning("chaos now: %s", self.chaos.describe() or "off")
+
+
+def chaos_frame(settings: ChaosSettings) -> bytes:
+    """The CHAOS frame that puts `settings` in force at an agent."""
+    return frames.json_frame(frames.CHAOS, {
+        "drop": settings.drop, "duplicate": settings.duplicate, "delay": settings.delay,
+        "partition": list(settings.partition), "seed": settings.seed})

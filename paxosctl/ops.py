@@ -1,0 +1,207 @@
+"""The control operations: one function per op, and the `OPS` table.
+
+Each operation takes the cluster it acts on (a `Cluster`: the supervisor
+provides one), the client connection and its parsed `Request`. It returns
+the reply, or None when it answers later (or never: `down`); it refuses a
+request by raising `OpError` (`BadRequest` for a bad field), which
+`dispatch` turns into the error reply. Every operation runs in the
+supervisor's loop thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from typing import Any, Callable, Mapping, Protocol
+
+from . import __version__
+from .agents import AgentProcess, monotonic, process_usage
+from .control import ClientConnection, Fault, OpError, Request
+from .fleet import Fleet
+from .metrics import Metrics
+from .restart import AgentState, ExitCause
+
+log = logging.getLogger("paxosctl.supervisor")
+
+#: The node's stats (`AgentReport.stats`) that `status` shows per agent, when
+#: the agent has them (tests/metrics/test_report_fields.py holds these names).
+STATUS_STATS = ("compacted", "log_start", "installed", "catchup_remaining", "client_commands")
+
+
+class Cluster(Protocol):
+    """What the operations act on."""
+
+    fleet: Fleet
+    metrics: Metrics
+    metrics_url: str | None
+
+    def stop(self, reply_to: tuple[ClientConnection, Any]) -> None:
+        """Stop the cluster; answer `reply_to` (connection, request id) once stopped."""
+
+
+class BadRequest(OpError):
+    """A control request names a field wrongly; the message says which and how."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Fault.BAD_REQUEST, message)
+
+
+Reply = dict[str, Any]
+Operation = Callable[[Cluster, ClientConnection, Request], Reply | None]
+
+
+def dispatch(cluster: Cluster, connection: ClientConnection, request: Request) -> None:
+    """Run `request`'s operation (`OPS`); answer now, or later when it returns None."""
+    op = request.op
+    operation = OPS.get(op)
+    if operation is None:
+        connection.fail(request.id, Fault.UNKNOWN_OP,
+                        f"unknown op {op!r}; known: {', '.join(OPS)}")
+        return
+    try:
+        reply = operation(cluster, connection, request)
+    except OpError as e:
+        message = f"bad {op} request: {e.message}" if e.fault is Fault.BAD_REQUEST else e.message
+        connection.fail(request.id, e.fault, message, **e.extra)
+        return
+    except Exception:  # a bug: answer, log, and keep the cluster running
+        log.exception("%s request failed", op)
+        connection.fail(request.id, Fault.INTERNAL,
+                        f"the supervisor failed to handle {op!r}; see its log")
+        return
+    if reply is not None:
+        reply["id"] = request.id
+        connection.reply(reply)
+
+
+def ping(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
+    return {"ok": True, "cluster": cluster.fleet.manifest.name, "pid": os.getpid(),
+            "version": __version__}
+
+
+def status(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
+    return {"ok": True, **describe(cluster, wide=bool(request.get("wide")))}
+
+
+def kill(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
+    """Signal an agent; an operator's KILL or TERM restarts it, never counted as a failure."""
+    agent = _agent(cluster.fleet, request)
+    given = request.get("signal", "KILL")
+    name = given.upper().removeprefix("SIG") if isinstance(given, str) else ""
+    signum = getattr(signal, f"SIG{name}", None) if name.isalnum() else None
+    if not isinstance(signum, signal.Signals):
+        raise BadRequest(f'"signal": unknown signal {_show(given)}; e.g. KILL, TERM, STOP, CONT')
+    pid = agent.pid
+    ending = signum in (signal.SIGKILL, signal.SIGTERM)
+    if not agent.signal(signum, ExitCause.OPERATOR_KILL if ending else None):
+        raise OpError(Fault.NOT_RUNNING, f"{agent.name} is not running ({agent.state.value})")
+    return {"ok": True, "agent": agent.name, "pid": pid, "signal": signum.name}
+
+
+def restart(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
+    agent = _agent(cluster.fleet, request)
+    cluster.fleet.restart(agent, monotonic())
+    return {"ok": True, "agent": agent.name}
+
+
+def chaos(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
+    fleet = cluster.fleet
+    changes = {k: request.get(k) for k in ("drop", "duplicate", "delay", "partition", "heal")
+               if k in request}
+    if changes:
+        try:
+            fleet.set_chaos(changes)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+    return {"ok": True, "chaos": fleet.chaos.describe()}
+
+
+def metrics(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
+    return {"ok": True, "text": cluster.metrics.text(), "url": cluster.metrics_url}
+
+
+def down(cluster: Cluster, connection: ClientConnection, request: Request) -> None:
+    cluster.stop((connection, request.id))  # answered once every agent has stopped
+    return None
+
+
+#: Every control operation: its name on the wire, and its function.
+OPS: Mapping[str, Operation] = {
+    "ping": ping,
+    "status": status,
+    "kill": kill,
+    "restart": restart,
+    "metrics": metrics,
+    "chaos": chaos,
+    "down": down,
+}
+
+
+def describe(cluster: Cluster, wide: bool = False) -> dict[str, Any]:
+    """The cluster as `paxosctl status -o json` shows it."""
+    fleet = cluster.fleet
+    now = monotonic()
+    leader = fleet.leader()
+    learned = [a.report.decided_up_to for a in fleet.running()
+               if a.report is not None and a.report.decided_up_to is not None]
+    decided = max(learned, default=-1)
+    return {
+        "cluster": fleet.manifest.name,
+        "metrics_url": cluster.metrics_url,
+        "leader": leader.name if leader else None,
+        "ballot": list(leader.report.ballot) if leader else None,
+        "decided_up_to": decided if decided >= 0 else None,
+        "chaos": fleet.chaos.describe(),
+        "agents": [_agent_row(agent, now, wide) for agent in fleet.agents.values()],
+    }
+
+
+def _agent_row(agent: AgentProcess, now: float, wide: bool) -> dict[str, Any]:
+    uptime = agent.uptime(now)
+    row: dict[str, Any] = {
+        "name": agent.name,
+        "role": agent.spec.role,
+        "state": agent.state.value,
+        "pid": agent.pid,
+        "restarts": agent.lifecycle.restarts,
+        "uptime_s": round(uptime, 3) if uptime is not None else None,
+    }
+    report = agent.report
+    if report is not None:
+        if report.decided_up_to is not None:
+            row["decided_up_to"] = report.decided_up_to
+        for key in STATUS_STATS:
+            if key in report.stats:
+                row[key] = report.stats[key]
+        row["state_bytes"] = report.state_bytes
+    if agent.state is AgentState.BACKOFF:
+        row["backoff_s"] = round(agent.lifecycle.backoff_remaining(now), 3)
+    if agent.last_error:
+        row["error"] = agent.last_error
+    last = agent.lifecycle.last_exit
+    if last is not None:
+        row["last_exit"] = {"reason": last.reason, "code": last.code}
+    if wide:
+        row.update(process_usage(agent.pid))
+        row["last_heartbeat_s"] = (round(now - agent.last_beat, 3)
+                                   if agent.process is not None and report is not None else None)
+    return row
+
+
+def _agent(fleet: Fleet, request: Request) -> AgentProcess:
+    name = request.get("agent")
+    agent = fleet.agents.get(name) if isinstance(name, str) else None
+    if agent is None:
+        raise BadRequest(f'"agent": no agent {_show(name)}; agents: {", ".join(fleet.agents)}')
+    return agent
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A short, one-line rendering of a client's value for an error message."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= limit else text[:limit] + "..."

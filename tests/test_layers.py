@@ -1,0 +1,97 @@
+"""Imports point down: read from the source, not from what happens to load.
+
+- `paxos_agents` never imports `paxosctl`;
+- inside each package the imports form no cycle (the supervisor's rooms:
+  supervisor -> ops -> fleet -> agents -> metrics -> restart, and so on);
+- nothing imports `paxosctl.cli`.
+
+Imports made only for type checking count too: a cycle through them is
+still two modules that each need the other to be understood.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("paxosctl", "paxos_agents")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The project modules `path` imports (an imported name that is a module counts as one)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    files = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
+    modules = {_module_name(p) for p in files}
+    graph = {_module_name(p): _imports(p, modules) for p in files}
+    # A package's __init__ is imported with any of its modules: not an arrow back.
+    return {m: {d for d in deps if not m.startswith(d + ".")} for m, deps in graph.items()}
+
+
+GRAPH = _graph()
+
+
+def test_paxos_agents_never_imports_paxosctl():
+    upward = {(m, d) for m, deps in GRAPH.items() if m.startswith("paxos_agents")
+              for d in deps if d.startswith("paxosctl")}
+    assert upward == set()
+
+
+def test_nothing_imports_the_cli():
+    assert {m for m, deps in GRAPH.items() if "paxosctl.cli" in deps} == set()
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_imports_form_no_cycle(package):
+    graph = {m: {d for d in deps if d.startswith(package)} for m, deps in GRAPH.items()
+             if m.startswith(package)}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            pytest.fail("import cycle: " + " -> ".join(path[path.index(module):] + [module]))
+        if module in done:
+            return
+        for dep in sorted(graph.get(module, ())):
+            visit(dep, path + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_the_supervisor_rooms_import_only_downwards():
+    """The loop's modules, top to bottom: each may import only those below it."""
+    order = ["supervisor", "ops", "snapshot", "fleet", "agents", "metrics", "restart", "loop"]
+    for i, room in enumerate(order):
+        above = {f"paxosctl.{r}" for r in order[:i]}
+        assert GRAPH[f"paxosctl.{room}"] & above == set(), room
