@@ -19,7 +19,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -34,10 +34,6 @@ from paxos_agents.runtime.report import AgentReport
 
 from . import __version__
 from .restart import RESTART_REASONS
-
-#: Buckets (seconds) of the propose-to-decided histogram.
-PROPOSAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
 
 #: The node's stats (`AgentReport.stats`) that are counters, summed into
 #: `_total` series. Each is some role's stat: tests/metrics/test_report_fields.py
@@ -182,10 +178,13 @@ class ClusterCollector(Collector):
         yield GaugeMetricFamily("paxos_leader_change_timestamp_seconds",
                                 "Unix time a leader was last elected (0: never).",
                                 value=s.leader_changed_at)
-        proposals = CounterMetricFamily("paxos_proposals", "Client proposals, by result.",
+        proposals = CounterMetricFamily("paxos_proposals",
+                                        "Client commands, by result: decided (applied by the "
+                                        "learners; the furthest learner's count).",
                                         labels=["result"])
-        for result in ("decided", "timeout", "rejected"):
-            proposals.add_metric([result], s.proposals.get(result, 0))
+        # Timeouts and refusals happen at clients now (the supervisor is not on
+        # the data path): `paxosctl bench` and the client report them.
+        proposals.add_metric(["decided"], s.proposals.get("decided", 0))
         yield proposals
         yield CounterMetricFamily("paxos_decisions", "Slots decided.", value=s.decisions)
         yield GaugeMetricFamily("paxos_decided_slot",
@@ -283,15 +282,12 @@ def _le(bound: float) -> str:
 
 
 class Metrics:
-    """The registry, its collector, the proposal histogram and the HTTP server."""
+    """The registry, its collector and the HTTP server."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = ClusterCollector()
         self.registry.register(self.collector)
-        self.proposal_duration = Histogram(
-            "paxos_proposal_duration_seconds", "Time from a client's propose to its decision.",
-            buckets=PROPOSAL_BUCKETS, registry=self.registry)
         self.server: Any = None
 
     def serve(self, host: str, port: int) -> int:
