@@ -45,7 +45,7 @@ from .report import AgentReport, PersistHistogram
 from .spec import AgentSpec
 from .storage import Storage
 from .chaos import ChaosSettings
-from .transport import Transport
+from .transport import PeerTransport, Transport
 
 log = logging.getLogger("paxos_agents.agent")
 
@@ -100,7 +100,7 @@ class Agent:
         self._selector.register(self._inbox_fd, selectors.EVENT_READ, self._on_inbox)
         members = frozenset(spec.membership.proposers) | frozenset(spec.membership.acceptors) \
             | frozenset(spec.membership.learners)
-        self.transport = Transport(
+        self.transport: PeerTransport = Transport(
             name=spec.name, incarnation=spec.incarnation, cluster_id=spec.cluster_id,
             run_dir=spec.run_dir or os.path.join(os.path.dirname(spec.state_path), "run"),
             members=members, selector=self._selector,

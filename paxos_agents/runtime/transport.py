@@ -45,7 +45,7 @@ import selectors
 import socket
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from . import frames
 from .chaos import Chaos
@@ -163,6 +163,33 @@ class Link:
         #: Bumped per connection: a delayed message goes out only on the
         #: connection it was meant for.
         self.generation = 0
+
+
+class PeerTransport(Protocol):
+    """What an agent's loop needs of its transport. `Transport` (Unix
+    sockets) is the one implementation; a TCP + mutual-TLS one for several
+    hosts would provide the same, registering its sockets with the loop's
+    selector as `Transport` does. The core never sees any of it."""
+
+    chaos: Chaos
+    #: Messages not sent, by reason; and frames from peers that were not messages.
+    dropped: Counter[str]
+    malformed: int
+
+    def send(self, dst: str, frame: bytes) -> None:
+        """Queue a protocol message for peer `dst` (dropped if it cannot go)."""
+
+    def reply(self, conn: "Connection", frame: bytes) -> None:
+        """Queue a frame to a client connection."""
+
+    def flush(self) -> None:
+        """Write what is queued: once per loop turn, and before a blocking fsync."""
+
+    def next_due(self) -> float | None:
+        """When a held-back (chaos-delayed) message is due, for the loop's timeout."""
+
+    def close(self) -> None:
+        """Close every connection and the endpoint (a clean exit)."""
 
 
 #: Called with (sender name, frame) for every protocol message from a peer.

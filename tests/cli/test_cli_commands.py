@@ -7,6 +7,7 @@ say), 130 interrupted. Data goes to stdout, errors to stderr.
 
 from __future__ import annotations
 
+import base64
 import json
 import queue
 import re
@@ -190,6 +191,28 @@ def test_propose_reads_stdin(shared: Cluster) -> None:
     assert decision["request_id"] == "from-stdin"
     [entry] = entries_with(shared.decided(), "from-stdin")
     assert entry["value"] == "a value from stdin"
+
+
+def test_any_bytes_are_decided_and_read_back_exactly(shared: Cluster) -> None:
+    """Values are bytes end to end: stdin as it is (a trailing newline too),
+    JSON shows bytes that are not UTF-8 as base64, text escapes them."""
+    value = b"\x00\xff\xfe tab\there\nline\\ \xe2\x9c\x93\n"
+    result = subprocess.run([PAXOSCTL, "propose", "-", "-o", "json", "--request-id", "raw-bytes",
+                             "-f", str(shared.manifest)], cwd=shared.dir, input=value,
+                            capture_output=True, timeout=60)
+    assert result.returncode == 0, result
+    decision = json.loads(result.stdout)
+    assert base64.b64decode(decision["value"]["base64"]) == value
+    [entry] = entries_with(shared.decided(), "raw-bytes")
+    assert base64.b64decode(entry["value"]["base64"]) == value
+    with shared.client() as client:
+        [raw] = [e for e in client.decided() if e["request_id"] == "raw-bytes"]
+        assert raw["value"] == value
+    text = [line for line in ok(shared, "decided").splitlines() if "\traw-bytes\t" in line]
+    assert text == [f"{entry['position']}\traw-bytes\t"
+                    "\\x00\\xff\\xfe tab\\there\\nline\\\\ \u2713\\n"]
+    # UTF-8 text stays text in JSON.
+    assert json.loads(ok(shared, "propose", "caf\u00e9", "-o", "json"))["value"] == "caf\u00e9"
 
 
 def test_same_request_id_is_decided_once(shared: Cluster) -> None:
