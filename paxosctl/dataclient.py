@@ -553,16 +553,16 @@ class DataClient:
         pending = self._pending
         if not pending or not data:
             return
-        for index, command in enumerate(Value.from_bytes(data).commands):
-            if command.request_id not in pending:
+        value = Value.from_bytes(data)
+        for index, rid in enumerate(value.request_ids()):  # no Command objects
+            if rid not in pending:
                 continue
             s = skipped.get(index)
             if s is None:
-                self._settle(wire.Outcome(command.request_id, wire.DECIDED, slot, index,
-                                          b""), command.payload)
+                self._settle(wire.Outcome(rid, wire.DECIDED, slot, index, b""),
+                             value.payload(index))
             else:
-                self._settle(wire.Outcome(command.request_id, s.status, s.slot, s.index,
-                                          s.digest))
+                self._settle(wire.Outcome(rid, s.status, s.slot, s.index, s.digest))
 
     def _settle(self, outcome: wire.Outcome, payload: bytes | None = None) -> None:
         """Resolve the futures of `outcome`'s request id. `payload`: the value

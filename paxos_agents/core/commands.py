@@ -72,15 +72,17 @@ class Value:
     and truth (false only for the no-op) look at `data` alone.
     """
 
-    __slots__ = ("data", "_commands")
+    __slots__ = ("data", "_commands", "_layout")
 
     data: bytes
     _commands: tuple[Command, ...] | None
+    _layout: _Layout | None
 
     def __init__(self, data: bytes, commands: tuple[Command, ...] | None = None) -> None:
         """Prefer `of` or `from_bytes`; `commands`, if given, must be what `data` encodes."""
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "_commands", commands)
+        object.__setattr__(self, "_layout", None)
 
     @classmethod
     def of(cls, commands: Iterable[Command]) -> "Value":
@@ -113,9 +115,35 @@ class Value:
         """The commands, decoded from `data` on first access; raises `BatchError`."""
         commands = self._commands
         if commands is None:
-            commands = _decode(self.data)
+            commands = _decode(self.data, self._columns())
             object.__setattr__(self, "_commands", commands)
         return commands
+
+    def _columns(self) -> _Layout:
+        layout = self._layout
+        if layout is None:
+            layout = _layout(self.data)
+            object.__setattr__(self, "_layout", layout)
+        return layout
+
+    def request_ids(self) -> list[str]:
+        """The commands' request ids, in order, without building the commands."""
+        if self._commands is not None:
+            return [c.request_id for c in self._commands]
+        return self._columns().ids
+
+    def lowest_issued(self) -> int:
+        """The lowest `issued` stamp of the commands (-1 for the no-op)."""
+        if self._commands is not None:
+            return min([c.issued for c in self._commands], default=-1)
+        return min(self._columns().issued, default=-1)
+
+    def payload(self, index: int) -> bytes:
+        """The payload of command `index`, without building the commands."""
+        if self._commands is not None:
+            return self._commands[index].payload
+        ends = self._columns().ends
+        return self.data[ends[index]:ends[index + 1]]
 
     def __len__(self) -> int:
         return len(self.commands)
@@ -153,11 +181,23 @@ class Value:
             return f"Value.from_bytes({self.data!r:.80})"
 
 
-def _decode(data: bytes) -> tuple[Command, ...]:
-    """The commands `data` encodes (see the module docstring); raises `BatchError`."""
+class _Layout:
+    """A batch's columns, parsed once: request ids, stamps, payload offsets."""
+
+    __slots__ = ("ids", "issued", "ends")
+
+    def __init__(self, ids: list[str], issued: tuple[int, ...], ends: list[int]) -> None:
+        self.ids = ids
+        self.issued = issued
+        #: Payload i is data[ends[i]:ends[i + 1]].
+        self.ends = ends
+
+
+def _layout(data: bytes) -> _Layout:
+    """The columns of `data` (see the module docstring); raises `BatchError`."""
     size = len(data)
     if size == 0:
-        return ()
+        return _Layout([], (), [0])
     if size < _COUNT.size:
         raise BatchError(f"batch of {size} bytes is shorter than its count")
     (n,) = _COUNT.unpack_from(data)
@@ -186,8 +226,14 @@ def _decode(data: bytes) -> tuple[Command, ...]:
             ids = [data[a:b].decode("utf-8") for a, b in zip(id_ends, id_ends[1:])]
     except UnicodeDecodeError as exc:
         raise BatchError(f"batch has a request id that is not UTF-8: {exc}") from None
-    payloads = [data[a:b] for a, b in zip(pay_ends, pay_ends[1:])]
-    return tuple(map(Command, ids, payloads, issued))
+    return _Layout(ids, issued, pay_ends)
+
+
+def _decode(data: bytes, layout: _Layout) -> tuple[Command, ...]:
+    """The commands of `data`, whose columns are `layout`."""
+    ends = layout.ends
+    payloads = [data[a:b] for a, b in zip(ends, ends[1:])]
+    return tuple(map(Command, layout.ids, payloads, layout.issued))
 
 
 #: The no-op value: decides the slot and applies nothing.

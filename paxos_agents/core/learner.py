@@ -324,9 +324,8 @@ class Learner:
         while self.next_apply in tail and self._may_apply(self.next_apply):
             slot = self.next_apply
             value = tail.pop(slot)
-            commands = value.commands
-            rids = [c.request_id for c in commands]
-            issued = min([c.issued for c in commands], default=-1)
+            rids = value.request_ids()  # no Command objects on the usual path
+            issued = value.lowest_issued()
             firsts = requests.lookup(rids, issued)
             if (not firsts and len(set(rids)) == len(rids)
                     and not (retain and issued + 1 < slot - retain)):
@@ -336,7 +335,7 @@ class Learner:
                 self.applied_commands += len(rids)
                 outcome = [slot] * len(rids)
             else:
-                outcome = self._classify(slot, commands, firsts)
+                outcome = self._classify(slot, value.commands, firsts)
             out.applied.append(AppliedSlot(slot, value, tuple(outcome)))
             self.next_apply += 1
         if self.next_apply != start:
