@@ -212,7 +212,8 @@ class Client:
     # ------------------------------------------------------------- commands
 
     def propose_async(self, value: bytes | str, *, request_id: str | None = None,
-                      timeout: float = 10.0, issued: int | None = None) -> Future:
+                      timeout: float = 10.0, issued: int | None = None,
+                      fresh: bool = False) -> Future:
         """Propose `value` (bytes; str is sent as UTF-8); the future resolves to a
         `Decision` or raises.
 
@@ -220,23 +221,26 @@ class Client:
         `OutcomeUnknown` can name it: retrying with it is safe. With one,
         the learner is first asked whether it was decided already (a retry
         is answered with the first position, nothing is proposed), unless
-        `issued`, the stamp its first try reported (`OutcomeUnknown.issued`),
-        is given.
+        `issued`, the stamp its first try reported, is given, or `fresh`
+        says the caller made `request_id` for this call and never sent it
+        (then it is proposed at once; a retry must not say `fresh`).
         """
-        fresh = request_id is None
-        if fresh:
+        if request_id is None:
+            fresh = True
             request_id = new_request_id()
         return self.data().propose_async(value, request_id=request_id, timeout=timeout,
                                          issued=issued, fresh=fresh)
 
     def propose(self, value: bytes | str, *, request_id: str | None = None,
-                timeout: float = 10.0, issued: int | None = None) -> Decision:
+                timeout: float = 10.0, issued: int | None = None,
+                fresh: bool = False) -> Decision:
         """Propose `value` and wait until it is decided: at most `timeout` seconds
-        (and `ANSWER_GRACE`), whatever the servers do; then `ProposalTimeout`."""
+        (and `ANSWER_GRACE`), whatever the servers do; then `ProposalTimeout`.
+        `request_id`, `issued`, `fresh`: as `propose_async`."""
         if request_id is None:
-            request_id = new_request_id()
+            request_id, fresh = new_request_id(), True
         return self.wait(self.propose_async(value, request_id=request_id, timeout=timeout,
-                                            issued=issued), request_id, timeout)
+                                            issued=issued, fresh=fresh), request_id, timeout)
 
     @staticmethod
     def wait(future: Future, request_id: str, timeout: float) -> Decision:

@@ -436,17 +436,23 @@ class DataClient:
         else:
             for query in queries:
                 learner.conn.queue(query)
-            if send and (learner.info.get("subscribed")
-                         or now - self._started >= STAMP_WAIT_SECONDS):
-                lookups = [p for p in send if p.lookup]
-                if lookups:
-                    learner.conn.queue(wire.LOOKUP + wire.encode_ids(
-                        p.request_id for p in lookups if not p.looking))
-                    for p in lookups:
-                        p.looking = True
-                    send = [p for p in send if not p.lookup]
-                self._send(send, learner, now)
-                self._fresh = []
+        if send and (learner is None or learner.info.get("subscribed")
+                     or now - self._started >= STAMP_WAIT_SECONDS):
+            lookups = [p for p in send if p.lookup]
+            if lookups and learner is not None:
+                ask = [p.request_id for p in lookups if not p.looking]
+                if ask:
+                    learner.conn.queue(wire.LOOKUP + wire.encode_ids(ask))
+                for p in lookups:
+                    p.looking = True
+            # Without a learner, what must be looked up waits for one; the rest
+            # is proposed all the same (its answer comes once a learner does).
+            waiting = lookups if learner is None else []
+            send = [p for p in send if not p.lookup]
+            if self._send(send, learner, now):
+                self._fresh = waiting
+            else:
+                self._fresh = waiting + [p for p in send if not p.sent]
         for endpoint in self._proposers + self._learners:
             conn = endpoint.conn
             if conn is not None and conn.has_output:
@@ -456,19 +462,21 @@ class DataClient:
                 except OSError:
                     self._lost(endpoint)
 
-    def _send(self, send: list[_Pending], learner: _Endpoint, now: float) -> None:
-        """WATCH `send` at the learner, then PROPOSE them to the leader (or a proposer)."""
+    def _send(self, send: list[_Pending], learner: _Endpoint | None, now: float) -> bool:
+        """WATCH `send` at the learner, then PROPOSE them to the leader (or a
+        proposer); False if no proposer is connected (nothing was sent)."""
         target = self._target()
         if target is None:
-            return
-        subscribed = bool(learner.info.get("subscribed"))
-        stamp = self.applied if subscribed else -1
-        watch = [p.request_id for p in send if p.needs_watch or not subscribed]
-        if watch:
-            learner.conn.queue(wire.WATCH + wire.encode_ids(watch))
+            return False
+        subscribed = learner is not None and bool(learner.info.get("subscribed"))
+        stamp = self.applied  # a slot applied, with none undecided below it, seen by now
+        if learner is not None:
+            watch = [p.request_id for p in send if p.needs_watch or not subscribed]
+            if watch:
+                learner.conn.queue(wire.WATCH + wire.encode_ids(watch))
         retry = now + self.endpoints.retry_seconds
         for p in send:
-            p.needs_watch = False
+            p.needs_watch = learner is None  # asked for once a learner answers
             if p.issued is None:
                 p.issued = stamp  # a slot decided before this request was first sent
             p.sent = True
@@ -476,6 +484,7 @@ class DataClient:
         for i in range(0, len(send), MAX_BATCH):
             target.conn.queue(wire.PROPOSE + wire.encode_commands(
                 Command(p.request_id, p.payload, p.issued) for p in send[i:i + MAX_BATCH]))
+        return True
 
     def _watch_write(self, endpoint: _Endpoint, on: bool) -> None:
         conn = endpoint.conn

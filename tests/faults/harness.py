@@ -427,7 +427,8 @@ class Load:
                 with self._lock:
                     self.history.append(op)
                 try:
-                    future = client.propose_async(op.value, request_id=op.request_id,
+                    # Each id is made here and proposed once: fresh.
+                    future = client.propose_async(op.value, request_id=op.request_id, fresh=True,
                                                   timeout=self.timeout)
                 except NotRunning:
                     client.close()  # the connection went before it was sent: outcome unknown

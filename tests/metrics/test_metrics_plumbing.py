@@ -13,6 +13,7 @@ from __future__ import annotations
 from in_process import Driven
 
 from paxos_agents.core import (
+    NOOP,
     Accept, Accepted, Ballot, Chunk, Command, Prepare, Promise, Retry, Stored,
 )
 from paxosctl.metrics import Metrics, Snapshot
@@ -37,19 +38,19 @@ def test_heartbeat_counters_reach_the_scrape(tmp_path):
     ballot = p1.agent.node.proposer.ballot
     p1.step(*(Promise(src=a, dst="p1", ballot=ballot, first_slot=0, votes=()) for a in ("a1", "a2")))
     assert p1.agent.node.is_leader
-    p1.agent.node.propose(Command("r", "v"))
+    p1.agent.node.propose(Command("r", b"v"))
     p1.agent._flush()
     p1.step(Retry(src="l1", dst="p1", slot=5))
     p1.step(Retry(src="l1", dst="p1", slot=5))
     # An acceptor that accepts, refuses a stale Prepare, and compacts.
     a1 = Driven("a1", tmp_path)
-    a1.step(Accept(src="p1", dst="a1", ballot=b1, slot=0, value=()))
+    a1.step(Accept(src="p1", dst="a1", ballot=b1, slot=0, value=NOOP))
     a1.step(Prepare(src="p1", dst="a1", ballot=low, first_slot=0))
     a1.step(Stored(src="l1", dst="a1", upto=0), Stored(src="l2", dst="a1", upto=0))
     # A learner that decides by votes and copies a slot from a peer.
     l1 = Driven("l1", tmp_path)
-    l1.step(*(Accepted(src=a, dst="l1", ballot=b1, slot=0, value=()) for a in ("a1", "a2")))
-    l1.step(Chunk(src="l2", dst="l1", asked=1, first_slot=1, decisions=((1, ()),), first_slots=()))
+    l1.step(*(Accepted(src=a, dst="l1", ballot=b1, slot=0, value=NOOP) for a in ("a1", "a2")))
+    l1.step(Chunk(src="l2", dst="l1", asked=1, first_slot=1, decisions=((1, NOOP),), first_slots=()))
     values = scrape([p1.sample("proposer"), a1.sample("acceptor"), l1.sample("learner")])
     must_move = [
         "paxos_retries_requested_total",

@@ -16,7 +16,7 @@ import pytest
 from conftest import manifest_text
 from in_process import Driven
 
-from paxos_agents.core import Accept, Accepted, Ballot, Promise
+from paxos_agents.core import NOOP, Accept, Accepted, Ballot, Promise
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.report import AgentReport, PersistHistogram, ReportError
 from paxosctl.fleet import STALL_SECONDS, Fleet
@@ -38,8 +38,8 @@ def reports(tmp_path) -> dict[str, AgentReport]:
         ballot = p1.agent.node.proposer.ballot
         p1.step(*(Promise(src=a, dst="p1", ballot=ballot, first_slot=0, votes=())
                   for a in ("a1", "a2")))
-        a1.step(Accept(src="p1", dst="a1", ballot=b1, slot=0, value=()))
-        l1.step(*(Accepted(src=a, dst="l1", ballot=b1, slot=0, value=()) for a in ("a1", "a2")))
+        a1.step(Accept(src="p1", dst="a1", ballot=b1, slot=0, value=NOOP))
+        l1.step(*(Accepted(src=a, dst="l1", ballot=b1, slot=0, value=NOOP) for a in ("a1", "a2")))
         yield {"proposer": p1.report(), "acceptor": a1.report(), "learner": l1.report()}
     finally:
         for driven in (p1, a1, l1):
