@@ -335,8 +335,7 @@ def propose(
         decision = Client.wait(future, request_id, timeout)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted while waiting: request {request_id} may still be "
-                          "decided", hint=retry_hint(request_id, issued if issued is not None
-                                                     else data.applied),
+                          "decided", hint=retry_hint(request_id, data.stamp(request_id)),
                           request_id=request_id) from None
     finally:
         data.close()

@@ -215,6 +215,11 @@ class DataClient:
             self._wake()
         return future
 
+    def stamp(self, request_id: str) -> int | None:
+        """The stamp `request_id` was (or will be) proposed with, if known."""
+        pending = self._pending.get(request_id)
+        return pending.issued if pending is not None else None
+
     def decided_page(self, start: int | None, limit: int, timeout: float = 30.0) -> dict[str, Any]:
         """One page of the applied log from the learner (see runtime.clients)."""
         future: Future = Future()
