@@ -1,353 +1,50 @@
-"""The machinery of the fault tests: clusters in short temp folders driven
-through the real CLI, a load generator that records a history of
-`Operation`s, and the final verdict (heal, catch up, `check`).
+"""The machinery of the fault tests on top of the one cluster harness
+(tests/clusters.py): a load generator that records a history of
+`Operation`s, the final verdict (heal, catch up, `check`), and a few
+fault tools (`kill9`, `FAST_RESTART`).
 
 Nothing here sleeps and hopes: every wait is `wait_until(predicate,
-timeout, what)`, a poll against a deadline. Every cluster is torn down
-whatever happened: `paxosctl down`, then SIGKILL to every process that
-still belongs to it (the supervisor, its descendants, and any process
-whose command line names the cluster's own temp folder: the forkserver
-and the agents forked from it carry it in their `sys_path` argument).
+timeout, what)`, a poll against a deadline.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import re
-import shutil
 import signal
-import sqlite3
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 
 from paxosctl import Client
-from paxosctl.client import json_value
 from paxosctl.client import RequestFailed
 from paxosctl.errors import NotRunning, OutcomeUnknown, PaxosctlError, ProposalTimeout
 from paxosctl.history import Operation, Report, check
-from paxosctl.manifest import toml_value
-from paxosctl.pidfile import running_supervisor
 
-from conftest import alive, wait_until  # noqa: E402 - tests/ is on sys.path (pytest rootdir)
+from clusters import (  # tests/ is on sys.path (pytest's rootdir conftest)
+    TOPOLOGIES,
+    Cluster,
+    ClusterFactory,
+    alive,
+    describe,
+    paxosctl,
+    short_tmpdir,
+    wait_until,
+)
 
-#: The console script of the venv running the tests.
-PAXOSCTL = str(Path(sys.executable).parent / "paxosctl")
+#: The fault tests' names for `Cluster` and `short_tmpdir`.
+FaultCluster = Cluster
+fault_tmpdir = short_tmpdir
 
-TOPOLOGIES = ("roles", "replicas")
-
-#: [agents.<group>] role and replicas, per topology.
-GROUPS: dict[str, dict[str, tuple[str, int]]] = {
-    "roles": {"proposer": ("proposer", 2), "acceptor": ("acceptor", 3), "learner": ("learner", 2)},
-    "replicas": {"replica": ("replica", 3)},
-}
+# The fault tests import the cluster harness's names from here too.
+__all__ = ["FAST_RESTART", "TOPOLOGIES", "ClusterFactory", "FaultCluster", "Load", "alive",
+           "describe", "fault_tmpdir", "kill9", "paxosctl", "verify", "wait_until"]
 
 #: Restarts fast enough to keep up with a kill every ~100 ms.
 FAST_RESTART = {"backoff_initial": "10ms", "backoff_max": "200ms", "max_restarts": 1000,
                 "stable_after": "1s"}
-
-T = TypeVar("T")
-
-
-# ------------------------------------------------------------------ waiting
-
-
-# ---------------------------------------------------------------- manifests
-
-
-def manifest_text(topology: str, name: str = "f", *, state_dir: str | None = None,
-                  groups: dict[str, tuple[str, int]] | None = None,
-                  **sections: dict[str, Any]) -> str:
-    """A manifest for `topology`, or for `groups` (group -> (role, replicas)).
-
-    Metrics are off unless `metrics=` says otherwise (a fixed port would
-    collide between tests and with other people's clusters).
-    """
-    lines = ["[cluster]", f"name = {toml_value(name)}"]
-    if state_dir is not None:
-        lines.append(f"state_dir = {toml_value(state_dir)}")
-    lines.append("")
-    for group, (role, replicas) in (groups or GROUPS[topology]).items():
-        lines += [f"[agents.{group}]", f"role = {toml_value(role)}", f"replicas = {replicas}", ""]
-    sections.setdefault("metrics", {"enabled": False})
-    for section, table in sections.items():
-        lines.append(f"[{section}]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def fault_tmpdir() -> Path:
-    """A fresh folder with a short path (a Unix socket path must be < 108 bytes)."""
-    return Path(tempfile.mkdtemp(prefix="pxf", dir="/tmp"))
-
-
-def describe(result: subprocess.CompletedProcess) -> str:
-    return (f"{' '.join(map(str, result.args))} -> exit {result.returncode}\n"
-            f"stdout: {result.stdout!r}\nstderr: {result.stderr!r}")
-
-
-def paxosctl(*args: str, cwd: Path, env: dict[str, str] | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """The real `paxosctl ARGS` in `cwd`, no standard input."""
-    full_env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"}
-    full_env.pop("PAXOSCTL_FAULTS", None)
-    full_env.update(env or {})
-    return subprocess.run([PAXOSCTL, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env, stdin=subprocess.DEVNULL, check=False)
-
-
-# ------------------------------------------------------------------ clusters
-
-
-@dataclass
-class FaultCluster:
-    """A cluster in its own temp folder, driven through the real CLI."""
-
-    dir: Path
-    topology: str
-    name: str
-    manifest: Path
-    state_dir: Path
-    agent_names: tuple[str, ...]
-    learners: tuple[str, ...]
-    proposers: tuple[str, ...]
-    acceptors: tuple[str, ...]
-    _clients: list[Client] = field(default_factory=list)
-    _seen: dict[int, psutil.Process] = field(default_factory=dict)
-
-    # -- the CLI --
-
-    def run(self, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """`paxosctl ARGS -f MANIFEST`, in the cluster's folder."""
-        return paxosctl(*args, "-f", str(self.manifest), cwd=self.dir, env=env, timeout=timeout)
-
-    def run_ok(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        result = self.run(*args, **kwargs)
-        assert result.returncode == 0, describe(result)
-        return result
-
-    def up(self, env: dict[str, str] | None = None, wait: float = 60) -> subprocess.CompletedProcess[str]:
-        """`paxosctl up -d` (with `env` added to its environment, which the
-        supervisor and its agents inherit); asserts it served."""
-        result = self.run("up", "-d", "--wait", str(wait), env=env, timeout=wait + 30)
-        self.remember_processes()
-        assert result.returncode == 0, describe(result)
-        return result
-
-    def down(self) -> None:
-        self.run_ok("down", timeout=60)
-
-    # -- the Python client --
-
-    def client(self) -> Client:
-        """A new connection, closed at teardown."""
-        client = Client.for_manifest(self.manifest)
-        self._clients.append(client)
-        return client
-
-    def request(self, op: str, timeout: float = 10, **fields: Any) -> dict[str, Any]:
-        with Client.for_manifest(self.manifest) as client:
-            return client.request(op, timeout=timeout, **fields)
-
-    def status(self) -> dict[str, Any]:
-        return self.request("status")
-
-    def decided(self) -> list[dict[str, Any]]:
-        """The decided log as `paxosctl decided -o json` shows it."""
-        with Client.for_manifest(self.manifest) as client:
-            return [{**e, "position": f"{e['slot']}.{e['index']}", "value": json_value(e["value"])}
-                    for e in client.decided()]
-
-    def agent(self, name: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
-        status = status or self.status()
-        return next(a for a in status["agents"] if a["name"] == name)
-
-    def leader(self, timeout: float = 20) -> str:
-        return wait_until(lambda: self.status()["leader"], timeout, "a leader")
-
-    def healthy(self) -> dict[str, Any] | None:
-        st = self.status()
-        if st["leader"] and all(a["state"] == "running" for a in st["agents"]):
-            return st
-        return None
-
-    def wait_healthy(self, timeout: float = 30) -> dict[str, Any]:
-        try:
-            return wait_until(self.healthy, timeout, f"cluster {self.name} to be healthy")
-        except AssertionError as e:
-            try:
-                st = self.status()
-                detail = (f"leader {st['leader']}; not running: "
-                          + str([(a["name"], a["state"], a.get("error")) for a in st["agents"]
-                                 if a["state"] != "running"]))
-            except Exception as why:  # noqa: BLE001 - only for the message
-                detail = f"status failed: {why!r}"
-            raise AssertionError(f"{e}; {detail}") from None
-
-    # -- on disk --
-
-    def state_file(self, agent: str) -> Path:
-        return self.state_dir / "state" / f"{agent}.db"
-
-    def agent_log(self, agent: str) -> Path:
-        return self.state_dir / "logs" / f"{agent}.log"
-
-    def durable_decided_up_to(self, agent: str) -> int:
-        """The highest slot up to which `agent`'s state file holds every
-        decision (-1: none), read from its SQLite file without writing."""
-        path = self.state_file(agent)
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            slots = [s for (s,) in conn.execute("SELECT slot FROM decisions ORDER BY slot")]
-        finally:
-            conn.close()
-        upto = -1
-        for slot in slots:
-            if slot != upto + 1:
-                break
-            upto = slot
-        return upto
-
-    def learners_caught_up(self, slot: int) -> dict[str, int] | None:
-        """Every learner's decided prefix (status if it shows one, and its
-        state file) if all reach `slot`, else None."""
-        st = self.status()
-        rows = {a["name"]: a for a in st["agents"]}
-        reached: dict[str, int] = {}
-        for name in self.learners:
-            row = rows[name]
-            if row["state"] != "running":
-                return None
-            if "decided_up_to" in row and (row["decided_up_to"] is None
-                                           or row["decided_up_to"] < slot):
-                return None
-            durable = self.durable_decided_up_to(name)
-            if durable < slot:
-                return None
-            reached[name] = durable
-        if st["decided_up_to"] is None or st["decided_up_to"] < slot:
-            return None
-        return reached
-
-    # -- processes --
-
-    def supervisor(self) -> psutil.Process | None:
-        return running_supervisor(self.state_dir)
-
-    def remember_processes(self) -> list[psutil.Process]:
-        """The supervisor and its descendants now, remembered for the cleanup."""
-        found: list[psutil.Process] = []
-        sup = self.supervisor()
-        if sup is not None:
-            found.append(sup)
-            try:
-                found += sup.children(recursive=True)
-            except psutil.Error:
-                pass
-        for p in found:
-            self._seen.setdefault(p.pid, p)
-        return found
-
-    def marked_processes(self) -> list[psutil.Process]:
-        """Live processes whose command line names this cluster's folder."""
-        pattern = re.compile(re.escape(str(self.dir)) + r"(?![A-Za-z0-9_])")
-        me = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
-        out = []
-        for p in psutil.process_iter(["cmdline"]):
-            try:
-                if (p.pid not in me and pattern.search(" ".join(p.info["cmdline"] or ()))
-                        and alive(p)):
-                    out.append(p)
-            except psutil.Error:
-                pass
-        return out
-
-    def owned_processes(self) -> list[psutil.Process]:
-        me = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
-        found: dict[int, psutil.Process] = {}
-        for p in [*self.remember_processes(), *self._seen.values(), *self.marked_processes()]:
-            if p.pid not in me and alive(p):
-                found.setdefault(p.pid, p)
-        return list(found.values())
-
-    def teardown(self) -> None:
-        for client in self._clients:
-            client.close()
-        self._clients.clear()
-        if self.supervisor() is not None:
-            try:
-                self.run("down", timeout=45)
-            except subprocess.TimeoutExpired:
-                pass
-        leftovers = self.owned_processes()
-        for p in leftovers:
-            try:
-                p.send_signal(signal.SIGKILL)
-            except psutil.Error:
-                pass
-        psutil.wait_procs(leftovers, timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def unmount(path: Path) -> None:
-    """Unmount `path` (lazily if it is still busy), then remove the folder."""
-    if subprocess.run(["umount", str(path)], capture_output=True, check=False).returncode != 0:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-class ClusterFactory:
-    """Writes, starts and (at `close`) tears down clusters."""
-
-    def __init__(self) -> None:
-        self.clusters: list[FaultCluster] = []
-
-    def __call__(self, topology: str = "roles", *, name: str = "f", start: bool = True,
-                 env: dict[str, str] | None = None, state_dir: Path | None = None,
-                 groups: dict[str, tuple[str, int]] | None = None,
-                 **sections: dict[str, Any]) -> FaultCluster:
-        folder = fault_tmpdir()
-        manifest = folder / "cluster.toml"
-        manifest.write_text(manifest_text(topology, name, groups=groups,
-                                          state_dir=str(state_dir) if state_dir else None,
-                                          **sections))
-        groups = groups or GROUPS[topology]
-        names = tuple(f"{g}-{i}" for g, (_, n) in groups.items() for i in range(n))
-        roles = {f"{g}-{i}": role for g, (role, n) in groups.items() for i in range(n)}
-
-        def playing(role: str) -> tuple[str, ...]:
-            return tuple(n for n in names if roles[n] in (role, "replica"))
-
-        cluster = FaultCluster(dir=folder, topology=topology, name=name, manifest=manifest,
-                               state_dir=state_dir or folder / ".paxosctl" / name,
-                               agent_names=names, learners=playing("learner"),
-                               proposers=playing("proposer"), acceptors=playing("acceptor"))
-        self.clusters.append(cluster)
-        if start:
-            cluster.up(env=env)
-        return cluster
-
-    def close(self) -> None:
-        errors = []
-        for cluster in reversed(self.clusters):
-            try:
-                cluster.teardown()
-            except Exception as e:  # noqa: BLE001 - tear the others down too
-                errors.append(e)
-        self.clusters.clear()
-        if errors:
-            raise errors[0]
 
 
 # ---------------------------------------------------------------------- load
@@ -364,7 +61,7 @@ class Load:
     died) reconnects, pacing its attempts, until the load is stopped.
     """
 
-    def __init__(self, cluster: FaultCluster, prefix: str, *, threads: int = 6,
+    def __init__(self, cluster: Cluster, prefix: str, *, threads: int = 6,
                  timeout: float = 8.0, value: Callable[[int], str] | None = None) -> None:
         self.cluster = cluster
         self.prefix = prefix
@@ -468,7 +165,7 @@ class Load:
 # ------------------------------------------------------------------- verdict
 
 
-def verify(cluster: FaultCluster, history: list[Operation], *, timeout: float = 60,
+def verify(cluster: Cluster, history: list[Operation], *, timeout: float = 60,
            need_all_running: bool = True,
            others: frozenset[str] = frozenset()) -> tuple[Report, list[dict[str, Any]]]:
     """Wait until the cluster healed (every agent running, a leader) and
@@ -493,11 +190,11 @@ def verify(cluster: FaultCluster, history: list[Operation], *, timeout: float = 
     return report, log
 
 
-def kill9(pid: int, marker: FaultCluster) -> bool:
+def kill9(pid: int, marker: Cluster) -> bool:
     """SIGKILL `pid` if it still is one of `marker`'s processes; True if sent."""
     try:
         process = psutil.Process(pid)
-        if str(marker.dir) not in " ".join(process.cmdline()):
+        if not marker.names_dir(process.cmdline()):
             return False
         process.send_signal(signal.SIGKILL)
         return True
