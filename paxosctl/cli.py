@@ -597,7 +597,7 @@ def chaos(
     heal: Annotated[bool, typer.Option("--heal", help="Turn every fault off first.")] = False,
     output: OutputOption = "text",
 ) -> None:
-    """Inject faults into the messages between agents (the supervisor routes them all).
+    """Inject faults into the messages between agents (each agent applies them to what it sends).
 
     With no option, show what is in force.
     """

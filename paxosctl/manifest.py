@@ -570,7 +570,7 @@ class _Loader:
     # -- [chaos] --
 
     def chaos(self, table: dict[str, Any], agents: tuple[str, ...]) -> ChaosSettings:
-        """[chaos]: faults the hub injects (see paxosctl.chaos); all off by default."""
+        """[chaos]: faults the agents inject into what they send (see paxos_agents.runtime.chaos); all off by default."""
         self.no_unknown_keys(("chaos",), table, ("drop", "duplicate", "delay", "partition", "seed"))
         values: dict[str, Any] = {}
         for key in ("drop", "duplicate"):

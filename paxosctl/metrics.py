@@ -122,7 +122,7 @@ class Snapshot:
     proposals: dict[str, int] = field(default_factory=dict)
     decisions: int = 0
     decided_slot: int = -1
-    hub_dropped: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
     chaos_duplicated: int = 0
     chaos_delayed: int = 0
     chaos_active: dict[str, Any] = field(default_factory=dict)
@@ -217,7 +217,7 @@ class ClusterCollector(Collector):
         yield messages
         dropped = CounterMetricFamily("paxos_messages_dropped", "Messages dropped, by reason.",
                                       labels=["reason"])
-        for reason, value in s.hub_dropped.items():
+        for reason, value in s.dropped.items():
             dropped.add_metric([reason], value)
         dropped.add_metric(["malformed"], total("malformed"))
         dropped.add_metric(["wrong_role"], total("dropped"))

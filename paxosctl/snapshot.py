@@ -89,7 +89,7 @@ class Publisher:
             proposals={"decided": learned("applied_commands"), "expired": learned("expired")},
             decisions=self.decisions,
             decided_slot=decided_slot,
-            hub_dropped={"unreachable": total("dropped:unreachable") + total("dropped:overflow"),
+            dropped={"unreachable": total("dropped:unreachable") + total("dropped:overflow"),
                          "chaos_drop": total("chaos:drop"),
                          "partition": total("chaos:partition")},
             chaos_duplicated=total("chaos:duplicate"),

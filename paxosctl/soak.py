@@ -2,7 +2,7 @@
 
 Clients keep `concurrency` proposals in flight for `duration` seconds
 while a killer sends SIGKILL to an agent every `kill_every` seconds (in
-turn across the agents, the current leader every third time) and the hub
+turn across the agents, the current leader every third time) and the agents
 injects the chaos asked for. Then the faults stop, the cluster is given
 time to heal and catch up, and the history of every proposal goes
 through `paxosctl.history.check` against the decided log.
