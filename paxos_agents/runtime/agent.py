@@ -146,6 +146,7 @@ class Agent:
                     # Tell the supervisor at once (status, metrics, the death hint).
                     self._was_leader = self.node.is_leader
                     next_beat = now
+                    self._log_leadership()
                 self._note_leader()
                 transport.flush()
                 if now >= next_beat:
@@ -247,6 +248,14 @@ class Agent:
             else:
                 sent[type(msg).__name__] += 1
                 send(msg.dst, encode(msg))
+
+    def _log_leadership(self) -> None:
+        proposer = self.node.proposer
+        if self._was_leader:
+            ballot = proposer.ballot
+            log.info("leading with ballot %d.%s", ballot.round, ballot.node_id)
+        else:
+            log.info("no longer leading (leader now: %s)", proposer.leader or "unknown")
 
     def _note_leader(self) -> None:
         """Tell this proposer's clients when the leader it knows of changes."""

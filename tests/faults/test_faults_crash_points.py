@@ -39,25 +39,29 @@ def crashed_and_back(cluster: FaultCluster, agent: str, point: str) -> bool:
             and (row.get("last_exit") or {}).get("code") == -9)
 
 
+def led_when_it_crashed(cluster: FaultCluster, agent: str) -> bool:
+    """Whether `agent`'s incarnation that crashed was leading at that moment:
+    its log's last leadership line before the next incarnation started."""
+    lines = cluster.agent_log(agent).read_text(errors="replace").splitlines()
+    starts = [i for i, line in enumerate(lines) if "INFO starting (roles" in line]
+    if len(starts) < 2:
+        return False  # not restarted yet
+    said = [line for line in lines[starts[-2]:starts[-1]]
+            if "INFO leading with ballot" in line or "INFO no longer leading" in line]
+    return bool(said) and "leading with ballot" in said[-1]
+
+
 def run_with_faults(cluster: FaultCluster, rules: list[tuple[str, str, int]],
                     must_fire: list[tuple[str, str]], leaders: list[tuple[str, str]]) -> None:
     """Load until every rule in `must_fire` fired and its agent is back,
-    and (if `leaders` is given) one of those fired while its agent led."""
-    fired: set[str] = set()
-    fired_leading: set[str] = set()
-    last_leader: list[str | None] = [None]
+    and (if `leaders` is given) one of those fired while its agent led
+    (as the agent's log says: see `led_when_it_crashed`)."""
 
     def done() -> bool:
-        status = cluster.status()
-        for agent, point in leaders:
-            if agent not in fired and marker(cluster, agent, point).exists():
-                fired.add(agent)
-                if last_leader[0] == agent:
-                    fired_leading.add(agent)
-        last_leader[0] = status["leader"] or last_leader[0]
         return (all(crashed_and_back(cluster, a, p) for a, p in must_fire)
                 and (not leaders or any(crashed_and_back(cluster, a, p)
-                                        for a, p in leaders if a in fired_leading)))
+                                        and led_when_it_crashed(cluster, a)
+                                        for a, p in leaders)))
 
     load = Load(cluster, "crash", threads=6, timeout=8.0).start()
     try:
