@@ -84,14 +84,14 @@ class Node:
             acceptor_class(settings.plant)(node_id, membership.learners, record, self._out, store)
             if "acceptor" in self.roles else None
         )
-        self.proposer = (
+        self.proposer: Proposer | None = (
             proposer_class(settings.plant)(node_id, membership, settings, record, self._out,
-                     rng or random.Random(node_id))
+                                           rng or random.Random(node_id))
             if "proposer" in self.roles else None
         )
-        self.learner = (
+        self.learner: Learner | None = (
             learner_class(settings.plant)(node_id, membership, settings, record, self._out, store,
-                    on_decided=self.proposer.learn if self.proposer else None)
+                                          on_decided=self.proposer.learn if self.proposer else None)
             if "learner" in self.roles else None
         )
         if self.proposer is not None and self.learner is not None:
