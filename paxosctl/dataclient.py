@@ -538,6 +538,14 @@ class DataClient:
             leader = frame[1:].decode() or None
             if leader != self._leader and leader is not None:
                 self._leader = leader
+                # What the old leader (or a follower forwarding to it) took may
+                # be lost with it: send it to the new one now, not at the next
+                # retry (learners apply a request id once).
+                now = time.monotonic()
+                for pending in self._pending.values():
+                    if pending.sent:
+                        pending.next_try = now
+                self._next_scan = now
         elif kind == wire.REPLY:
             reply = json.loads(frame[1:])
             with self._lock:
