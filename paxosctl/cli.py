@@ -37,6 +37,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    # -h as well as --help, on every command (as kubectl and docker have it).
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 DEFAULT_FILE = "cluster.toml"
@@ -46,13 +48,28 @@ FileOption = Annotated[
 OutputOption = Annotated[str, typer.Option("-o", "--output", help="text or json.")]
 
 
+class _PipeClosed(Exception):
+    """Whoever reads our output closed the pipe (`paxosctl decided | head -1`)."""
+
+
+def _echo(message: str = "", *, err: bool = False) -> None:
+    """`typer.echo`, but a closed pipe ends the command quietly (see `main`).
+
+    Not left to click: it turns a broken pipe into exit 1.
+    """
+    try:
+        typer.echo(message, err=err)
+    except BrokenPipeError:
+        raise _PipeClosed() from None
+
+
 def _err(message: str) -> None:
-    typer.echo(message, err=True)
+    _echo(message, err=True)
 
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"paxosctl {__version__}")
+        _echo(f"paxosctl {__version__}")
         raise typer.Exit()
 
 
@@ -114,7 +131,7 @@ def up(
     live = live_supervisor(manifest.state_dir)
     if live is not None:
         if runs(manifest, live):
-            typer.echo(f"cluster {manifest.name} is already running (supervisor pid {live.pid})")
+            _echo(f"cluster {manifest.name} is already running (supervisor pid {live.pid})")
             return
         raise conflict(manifest, live)
     for warning in check_runtime(manifest):  # creates nothing
@@ -178,7 +195,7 @@ def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
                 client = None
                 continue
             if status["leader"] and all(a["state"] == "running" for a in status["agents"]):
-                typer.echo(f"cluster {manifest.name} up: {len(status['agents'])} agents running, "
+                _echo(f"cluster {manifest.name} up: {len(status['agents'])} agents running, "
                            f"leader {status['leader']} (supervisor pid {daemon.pid})")
                 return
             fatal = [a for a in status["agents"] if a["state"] == "fatal"]
@@ -244,7 +261,7 @@ def down(file: FileOption = DEFAULT_FILE) -> None:
     except NotRunning:  # it stopped meanwhile
         client = None
     if client is None:
-        typer.echo(f"cluster {manifest.name} is not running")
+        _echo(f"cluster {manifest.name} is not running")
         return
     with client:
         try:
@@ -261,7 +278,7 @@ def down(file: FileOption = DEFAULT_FILE) -> None:
             if time.monotonic() >= deadline:
                 raise PaxosctlError(f"supervisor pid {process.pid} did not exit within 30s")
             time.sleep(0.02)
-    typer.echo(f"cluster {manifest.name} stopped")
+    _echo(f"cluster {manifest.name} stopped")
 
 
 def _exists(process: Any) -> bool:
@@ -342,12 +359,12 @@ def propose(
     if output == "json":
         from .dataclient import json_value
 
-        typer.echo(json.dumps({"slot": decision.slot, "index": decision.index,
+        _echo(json.dumps({"slot": decision.slot, "index": decision.index,
                                "position": decision.position,
                                "value": json_value(decision.value),
                                "request_id": decision.request_id}))
     else:
-        typer.echo(f"decided at {decision.position}: {_shown(decision.value)} "
+        _echo(f"decided at {decision.position}: {_shown(decision.value)} "
                    f"({decision.seconds * 1000:.1f} ms)")
 
 
@@ -407,6 +424,7 @@ def _text(value: str | bytes, what: str) -> str:
 
 
 @app.command()
+@app.command("ps", help="The same as status (as docker compose ps).")
 def status(file: FileOption = DEFAULT_FILE, output: OutputOption = "table") -> None:
     """Show agents, pids, restarts, the leader and progress. Exit 3 if any agent is not running."""
     output = _output(output, ("table", "wide", "json"))
@@ -415,7 +433,7 @@ def status(file: FileOption = DEFAULT_FILE, output: OutputOption = "table") -> N
     st.pop("id", None)
     st.pop("ok", None)
     if output == "json":
-        typer.echo(json.dumps(st))
+        _echo(json.dumps(st))
     else:
         _print_status(st, wide=output == "wide")
     if not all(a["state"] == "running" for a in st["agents"]):
@@ -431,11 +449,11 @@ def _age(seconds: float | None) -> str:
 def _print_status(st: dict[str, Any], *, wide: bool) -> None:
     ballot = st.get("ballot")
     decided = st["decided_up_to"]
-    typer.echo(f"cluster: {st['cluster']}   leader: {st['leader'] or '(none)'}"
+    _echo(f"cluster: {st['cluster']}   leader: {st['leader'] or '(none)'}"
                f"{f'   ballot: {ballot[0]}.{ballot[1]}' if ballot else ''}"
                f"   decided up to slot: {decided if decided is not None else '(none)'}")
     if st.get("chaos"):
-        typer.echo("chaos: " + ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+        _echo("chaos: " + ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
                                         for k, v in st["chaos"].items()))
     header = ["NAME", "ROLE", "STATE", "PID", "RESTARTS", "AGE"]
     if wide:
@@ -455,11 +473,11 @@ def _print_status(st: dict[str, Any], *, wide: bool) -> None:
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        _echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     if not wide:
         for a in st["agents"]:
             if a.get("error"):
-                typer.echo(f"{a['name']}: {a['error']}")
+                _echo(f"{a['name']}: {a['error']}")
 
 
 # -------------------------------------------------------------------- decided
@@ -471,6 +489,8 @@ def decided(
     start: Annotated[Optional[int], typer.Option(
         "--from", min=0, max=2**63 - 1,
         help="First slot to show [default: the first slot retained].")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", min=1, help="Show at most this many entries [default: all].")] = None,
     output: OutputOption = "text",
 ) -> None:
     """Print the decided log, read from a learner: position (SLOT.INDEX),
@@ -492,7 +512,7 @@ def decided(
     try:
         entries = []
         page_start = start
-        while True:
+        while limit is None or len(entries) < limit:
             reply = data.decided_page(page_start, 1000)
             if "error" in reply:
                 raise RequestFailed({"error": reply.get("code") or "agent_error",
@@ -503,15 +523,16 @@ def decided(
             page_start = reply["entries"][-1]["slot"] + 1
     finally:
         data.close()
+    entries = entries[:limit]
     if output == "json":
-        typer.echo(json.dumps([{**e, "position": f"{e['slot']}.{e['index']}",
+        _echo(json.dumps([{**e, "position": f"{e['slot']}.{e['index']}",
                                 "value": json_value(e["value"])} for e in entries]))
         return
     for e in entries:
         if e["noop"]:
-            typer.echo(f"{e['slot']}.{e['index']}\t-\t(no-op)")
+            _echo(f"{e['slot']}.{e['index']}\t-\t(no-op)")
         else:
-            typer.echo(f"{e['slot']}.{e['index']}\t{e['request_id']}\t{_shown(e['value'])}")
+            _echo(f"{e['slot']}.{e['index']}\t{e['request_id']}\t{_shown(e['value'])}")
 
 
 # ------------------------------------------------------------- logs/kill/etc.
@@ -535,7 +556,7 @@ def logs(
     with open(path, "rb") as f:
         lines = f.read().decode(errors="replace").splitlines()
         for line in lines[len(lines) - tail:] if tail else []:
-            typer.echo(line)
+            _echo(line)
         if not follow:
             return
         try:
@@ -561,7 +582,7 @@ def kill(
     """Send a signal to an agent (default KILL); the supervisor restarts it per policy."""
     with _client(file) as client:
         reply = _checked(client.kill, agent, signal_name)
-    typer.echo(f"sent {reply['signal']} to {reply['agent']} (pid {reply['pid']})")
+    _echo(f"sent {reply['signal']} to {reply['agent']} (pid {reply['pid']})")
 
 
 @app.command()
@@ -570,7 +591,7 @@ def restart(agent: Annotated[str, typer.Argument(help="The agent to restart.")],
     """Restart an agent now (also one that gave up: fatal)."""
     with _client(file) as client:
         reply = _checked(client.restart, agent)
-    typer.echo(f"restarting {reply['agent']}")
+    _echo(f"restarting {reply['agent']}")
 
 
 def _checked(call, *args):
@@ -620,11 +641,11 @@ def chaos(
         reply = _checked(lambda: client.request("chaos", **changes))
     active = reply["chaos"]
     if output == "json":
-        typer.echo(json.dumps(active))
+        _echo(json.dumps(active))
     elif not active:
-        typer.echo("chaos: off")
+        _echo("chaos: off")
     else:
-        typer.echo("chaos: " + ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+        _echo("chaos: " + ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
                                         for k, v in active.items()))
 
 
@@ -658,7 +679,7 @@ def soak(
                           concurrency=concurrency, seed=seed, progress=_err)
     for problem in result.problems[:50]:
         _err(f"anomaly: {problem}")
-    typer.echo(result.summary())
+    _echo(result.summary())
     if not result.ok:
         raise typer.Exit(1)
 
@@ -727,18 +748,18 @@ def bench(
                                warmup=warmup, state_dir=manifest.state_dir)
     data = result.as_dict()
     if output == "json":
-        typer.echo(json.dumps(data))
+        _echo(json.dumps(data))
     else:
         lat = data["latency_ms"]
-        typer.echo(f"{data['requests']} proposals ({data['errors']} failed), concurrency "
+        _echo(f"{data['requests']} proposals ({data['errors']} failed), concurrency "
                    f"{concurrency}, {value_size}-byte values, in {data['seconds']:.2f}s")
-        typer.echo(f"throughput: {data['throughput_per_s']:.0f} decided commands/s")
-        typer.echo(f"latency: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
+        _echo(f"throughput: {data['throughput_per_s']:.0f} decided commands/s")
+        _echo(f"latency: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
                    f"max {lat['max']:.2f} ms")
-        typer.echo(f"queue limit here: {data['queue_limit_per_s']:.0f} msgs/s one way; "
+        _echo(f"queue limit here: {data['queue_limit_per_s']:.0f} msgs/s one way; "
                    f"ratio {data['ratio_to_limit']:.3f}")
         for line in cpu_table(data):
-            typer.echo(line)
+            _echo(line)
     if result.errors:
         raise typer.Exit(1)
 
@@ -748,7 +769,7 @@ def metrics(file: FileOption = DEFAULT_FILE) -> None:
     """Print the current Prometheus scrape of the running cluster."""
     with _client(file) as client:
         reply = client.request("metrics")
-    typer.echo(reply["text"], nl=False)
+    _echo(reply["text"], nl=False)
 
 
 @app.command()
@@ -763,7 +784,7 @@ def validate(manifest_file: Annotated[str, typer.Argument(metavar="FILE")]) -> N
     for warning in found:
         _err(f"warning: {warning}")
     roles = {r: len(getattr(manifest, r)) for r in ("proposers", "acceptors", "learners")}
-    typer.echo(f"{manifest_file}: valid: cluster {manifest.name}, {len(manifest.agents)} agents "
+    _echo(f"{manifest_file}: valid: cluster {manifest.name}, {len(manifest.agents)} agents "
                f"({', '.join(f'{n} {r}' for r, n in roles.items())})")
 
 
@@ -788,6 +809,12 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
+    except (_PipeClosed, BrokenPipeError):
+        # `paxosctl decided | head -1`: the reader has what it wanted. Not an
+        # error; point stdout at /dev/null so the interpreter's final flush
+        # does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except _CLICK_EXCEPTION as e:  # click's usage errors: bad option, missing argument...
         message = e.format_message()  # empty when the help was shown instead (no arguments)
         if message:

@@ -13,6 +13,7 @@ import queue
 import re
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -635,3 +636,35 @@ def test_unknown_command_exits_2(tmp_short: Path) -> None:
 
 def test_console_script_exists() -> None:
     assert Path(PAXOSCTL).exists()
+
+
+# ------------------------------------------------------- habits of other CLIs
+
+
+def test_dash_h_python_dash_m_and_ps(shared: Cluster) -> None:
+    """What kubectl and docker compose users type: -h on every command,
+    `python -m paxosctl`, and `ps` for `status`."""
+    for args in (("-h",), ("status", "-h"), ("propose", "-h"), ("decided", "-h")):
+        result = shared.run(*args, with_file=False)
+        assert result.returncode == 0 and "Usage: paxosctl" in result.stdout, describe(result)
+    module = subprocess.run([sys.executable, "-m", "paxosctl", "--version"], cwd=shared.dir,
+                            capture_output=True, text=True, timeout=60)
+    assert (module.returncode, module.stdout) == (0, f"paxosctl {__version__}\n"), module
+    ps = json.loads(ok(shared, "ps", "-o", "json"))
+    assert {a["name"] for a in ps["agents"]} == set(shared.agent_names)
+
+
+def test_decided_limit_and_a_closed_pipe(shared: Cluster) -> None:
+    """`decided --limit N` prints N entries; `decided | head -1` is not an
+    error (exit 0, nothing on stderr) even when the log is far longer than
+    the pipe holds."""
+    with shared.client() as client:
+        futures = [client.propose_async("p" * 100) for _ in range(1000)]
+        [f.result(60) for f in futures]
+    assert len(ok(shared, "decided", "--limit", "2").splitlines()) == 2
+    assert len(json.loads(ok(shared, "decided", "--limit", "3", "-o", "json"))) == 3
+    script = f'"{PAXOSCTL}" decided -f "{shared.manifest}" | head -1; exit ${{PIPESTATUS[0]}}'
+    result = subprocess.run(["bash", "-c", script], cwd=shared.dir, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == "", describe(result)
+    assert len(result.stdout.splitlines()) == 1
