@@ -52,13 +52,13 @@ class _PipeClosed(Exception):
     """Whoever reads our output closed the pipe (`paxosctl decided | head -1`)."""
 
 
-def _echo(message: str = "", *, err: bool = False) -> None:
+def _echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
     """`typer.echo`, but a closed pipe ends the command quietly (see `main`).
 
     Not left to click: it turns a broken pipe into exit 1.
     """
     try:
-        typer.echo(message, err=err)
+        typer.echo(message, err=err, nl=nl)
     except BrokenPipeError:
         raise _PipeClosed() from None
 
