@@ -51,7 +51,10 @@ def leader_failover(client: Client, tries: int) -> list[float]:
         while not stop.is_set():
             slots.acquire()
             sent = time.monotonic()
-            future = client.propose_async(f"failover-{next(counter)}", timeout=10)
+            try:
+                future = client.propose_async(f"failover-{next(counter)}", timeout=10)
+            except PaxosctlError:
+                return  # the client was closed: the measurement is over
 
             def done(f, sent=sent) -> None:
                 try:
