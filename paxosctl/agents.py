@@ -146,6 +146,13 @@ class AgentProcess:
         #: Counters of ended incarnations, so totals never go backwards.
         self.past_totals: collections.Counter[str] = collections.Counter()
         self.health_failures = 0
+        #: Stopped by the operator (`paxosctl stop`): stays stopped, whatever
+        #: the restart policy, until `start` or `restart`; not counted as down.
+        self.held = False
+        #: When a stopping incarnation that ignores SIGTERM gets SIGKILL.
+        self.kill_at: float | None = None
+        #: `start` came while a stopped incarnation was still ending.
+        self.start_when_reaped = False
         self.dropped = 0
         self.restarts_by_reason: collections.Counter[str] = collections.Counter()
         #: CPU seconds of ended incarnations, and of the current one when last sampled.
@@ -178,7 +185,6 @@ class AgentProcess:
         self.ending = None
         self.bad_report_logged = False
         self.lifecycle.spawned(now)
-        log.info("%s: started pid %d (incarnation %d)", self.name, process.pid, self.incarnation)
         return self.channel
 
     def send(self, frame: bytes) -> bool:

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from . import __version__
+from .discovery import find_manifest
 from .durations import format_duration, parse_duration
+from .output import MACHINE, allowed, document, render
 from .errors import (Interrupted, NotHealthy, NotRunning, OutcomeUnknown, PaxosctlError,
                      UsageError)
 from .manifest import Manifest, check_runtime, load_manifest, warnings
@@ -41,11 +43,37 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-DEFAULT_FILE = "cluster.toml"
-FileOption = Annotated[
-    str, typer.Option("-f", "--file", help="The cluster manifest.", show_default=True)
-]
-OutputOption = Annotated[str, typer.Option("-o", "--output", help="text or json.")]
+FILE_HELP = ("The cluster manifest [default: $PAXOSCTL_FILE, else ./cluster.toml "
+             "or the nearest one in a parent folder].")
+
+
+def _complete_agent(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the agent names of the manifest the command would use."""
+    try:
+        manifest = load_manifest(find_manifest(ctx.params.get("file")))
+    except Exception:  # completion must never fail loudly
+        return []
+    return [a.name for a in manifest.agents if a.name.startswith(incomplete)]
+
+
+def _completer(formats: tuple[str, ...]):
+    def complete(incomplete: str) -> list[str]:
+        return [f for f in formats if f.startswith(incomplete)]
+    return complete
+
+
+FileOption = Annotated[Optional[str], typer.Option(
+    "-f", "--file", help=FILE_HELP, show_default=False)]
+AgentArgument = Annotated[str, typer.Argument(
+    help="The agent's name.", autocompletion=_complete_agent)]
+
+TABLES = ("table", "wide", *MACHINE)
+TEXT = ("text", *MACHINE)
+TableOutput = Annotated[str, typer.Option(
+    "-o", "--output", help=f"One of: {', '.join(TABLES)}.", autocompletion=_completer(TABLES))]
+TextOutput = Annotated[str, typer.Option(
+    "-o", "--output", help=f"One of: {', '.join(TEXT)}.", autocompletion=_completer(TEXT))]
+OutputOption = TextOutput
 
 
 class _PipeClosed(Exception):
@@ -81,25 +109,22 @@ def _root(
     """Run a Multi-Paxos cluster on this machine: one supervised process per agent."""
 
 
-def _output(value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise UsageError(f"-o/--output: unknown format {value!r}; allowed: {', '.join(allowed)}")
-    return value
+def _output(value: str, formats: tuple[str, ...]) -> str:
+    return allowed(value, formats)
 
 
-def _manifest(file: str) -> Manifest:
-    """The manifest at `file`; refused if another cluster owns its state_dir."""
-    if not Path(file).exists() and file == DEFAULT_FILE:
-        raise NotRunning(f"no {DEFAULT_FILE} here",
-                         hint="pass the manifest with -f/--file PATH")
-    manifest = load_manifest(file)
+def _manifest(file: str | None) -> Manifest:
+    """The manifest at `file` (found as paxosctl.discovery says when None);
+    refused if another cluster owns its state_dir."""
+    manifest = load_manifest(find_manifest(file))
     check_owner(manifest)
     return manifest
 
 
-def _client(file: str) -> "Client":
+def _client(file: str | None) -> "Client":
     from .client import Client
 
+    file = find_manifest(file)
     manifest = _manifest(file)
     socket_path = paths(manifest.state_dir)["socket"]
     if running_supervisor(manifest.state_dir) is None:
@@ -116,8 +141,8 @@ def _client(file: str) -> "Client":
 @app.command()
 def up(
     manifest_file: Annotated[Optional[str], typer.Argument(
-        metavar="[FILE]", help="The cluster manifest (default: ./cluster.toml).")] = None,
-    file: FileOption = DEFAULT_FILE,
+        metavar="FILE", show_default=False, help=FILE_HELP)] = None,
+    file: FileOption = None,
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background.")] = False,
     wait: Annotated[float, typer.Option(help="With -d: seconds to wait for the cluster to serve.")] = 30.0,
 ) -> None:
@@ -125,7 +150,7 @@ def up(
 
     On a cluster that already runs this manifest, say so and exit 0.
     """
-    file = manifest_file or file
+    file = find_manifest(manifest_file or file)
     manifest = _manifest(file)
     # First: a running cluster's own folder and metrics port are in use by it.
     live = live_supervisor(manifest.state_dir)
@@ -249,12 +274,44 @@ def _last_error(log_path: Path) -> str:
 
 
 @app.command()
-def down(file: FileOption = DEFAULT_FILE) -> None:
+def down(
+    file: FileOption = None,
+    purge: Annotated[bool, typer.Option(
+        "--purge", help="Also delete the cluster's state dir: its decided log, "
+                        "votes and logs. Cannot be undone.")] = False,
+) -> None:
     """Stop the cluster: SIGTERM every agent, a grace period, then SIGKILL.
 
-    On a cluster that is not running, say so and exit 0.
+    On a cluster that is not running, say so and exit 0. With --purge,
+    then delete what the cluster wrote in its state_dir (the only way to
+    wipe it: agents that ran once refuse to start with their state gone).
     """
     manifest = _manifest(file)
+    _stop_cluster(manifest, file)
+    if purge:
+        _purge(manifest)
+
+
+def _purge(manifest: Manifest) -> None:
+    from .purge import purge as purge_state
+
+    if not manifest.state_dir.exists():
+        _echo(f"nothing to purge: {manifest.state_dir} does not exist")
+        return
+    claim = claim_state_dir(manifest)  # no `up` can start while we delete
+    try:
+        removed, left = purge_state(manifest.state_dir)
+    finally:
+        claim.release()
+    _echo(f"purged cluster {manifest.name}: deleted {len(removed)} entries in {manifest.state_dir}")
+    if left:
+        _err(f"warning: kept {len(left)} entries the cluster did not write in "
+             f"{manifest.state_dir}: {', '.join(p.name for p in left[:5])}"
+             + (" ..." if len(left) > 5 else ""))
+
+
+def _stop_cluster(manifest: Manifest, file: str | None) -> None:
+    """Stop the cluster `manifest` runs, if it runs; say which happened."""
     process = running_supervisor(manifest.state_dir)
     try:
         client = _client(file) if process is not None else None
@@ -265,7 +322,7 @@ def down(file: FileOption = DEFAULT_FILE) -> None:
         return
     with client:
         try:
-            client.down()
+            client.request("down")
         except OutcomeUnknown:  # it closed before it answered: stopping, or died; see below
             pass
     if process is not None:
@@ -298,7 +355,7 @@ def _exists(process: Any) -> bool:
 @app.command()
 def propose(
     value: Annotated[str, typer.Argument(help='The value; "-" reads standard input (bytes, as they are).')],
-    file: FileOption = DEFAULT_FILE,
+    file: FileOption = None,
     request_id: Annotated[Optional[str], typer.Option(
         help="Idempotency key: proposing again with it never decides it twice "
              "[default: a new one, printed if the outcome is unknown].")] = None,
@@ -318,7 +375,7 @@ def propose(
     with the request id printed is safe. Exits 2 if the request id was
     decided with another value.
     """
-    output = _output(output, ("text", "json"))
+    output = _output(output, TEXT)
     if value == "-":
         payload = sys.stdin.buffer.read()
     else:
@@ -356,23 +413,24 @@ def propose(
                           request_id=request_id) from None
     finally:
         data.close()
-    if output == "json":
+    if output in MACHINE:
         from .dataclient import json_value
 
-        _echo(json.dumps({"slot": decision.slot, "index": decision.index,
-                               "position": decision.position,
-                               "value": json_value(decision.value),
-                               "request_id": decision.request_id}))
+        _echo(render({"slot": decision.slot, "index": decision.index,
+                      "position": decision.position,
+                      "value": json_value(decision.value),
+                      "request_id": decision.request_id}, output))
     else:
         _echo(f"decided at {decision.position}: {_shown(decision.value)} "
                    f"({decision.seconds * 1000:.1f} ms)")
 
 
-def _data_client(manifest: Manifest, file: str):
+def _data_client(manifest: Manifest, file: str | None):
     """The data path of the cluster `manifest` describes (no supervisor needed)."""
     from .dataclient import DataClient
     from .endpoints import read_endpoints
 
+    file = find_manifest(file)
     return DataClient(read_endpoints(paths(manifest.state_dir)["run"], file), cluster_file=file)
 
 
@@ -425,59 +483,66 @@ def _text(value: str | bytes, what: str) -> str:
 
 @app.command()
 @app.command("ps", help="The same as status (as docker compose ps).")
-def status(file: FileOption = DEFAULT_FILE, output: OutputOption = "table") -> None:
-    """Show agents, pids, restarts, the leader and progress. Exit 3 if any agent is not running."""
-    output = _output(output, ("table", "wide", "json"))
+def status(
+    file: FileOption = None,
+    output: TableOutput = "table",
+    watch: Annotated[bool, typer.Option(
+        "-w", "--watch", help="Redraw on every change until Ctrl-C.")] = False,
+) -> None:
+    """Show agents, pids, restarts, the leader and progress.
+
+    Exits 3 when an agent that should run does not (unresponsive counts;
+    one stopped by the operator does not).
+    """
+    from .views import down_agents, status_key
+
+    output = _output(output, TABLES)
+    wide = output != "table"  # the machine formats carry every field
+    file = find_manifest(file)
     with _client(file) as client:
-        st = client.status(wide=output == "wide")
+        if not watch:
+            st = _status_reply(client, wide)
+            _show_status(st, output)
+            if down_agents(st):
+                raise typer.Exit(3)
+            return
+        last = None
+        clear = sys.stdout.isatty() and output in ("table", "wide")
+        try:
+            while True:
+                st = _status_reply(client, wide)
+                key = status_key(st)
+                if key != last:
+                    if clear:
+                        _echo("\x1b[H\x1b[2J", nl=False)  # redraw in place, as watch(1)
+                        _echo(f"paxosctl status -w   {time.strftime('%H:%M:%S')}   (Ctrl-C ends)")
+                    elif output in ("table", "wide") and last is not None:
+                        _echo("")  # not a terminal: one table after another
+                    _show_status(st, output, watching=True)
+                    last = key
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return  # the usual way to end a watch: not an error
+
+
+def _status_reply(client: "Client", wide: bool) -> dict[str, Any]:
+    st = client.request("status", wide=wide)
     st.pop("id", None)
     st.pop("ok", None)
-    if output == "json":
-        _echo(json.dumps(st))
-    else:
-        _print_status(st, wide=output == "wide")
-    if not all(a["state"] == "running" for a in st["agents"]):
-        raise typer.Exit(3)
+    return st
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return format_duration(round(seconds)) if seconds >= 1 else f"{seconds * 1000:.0f}ms"
+def _show_status(st: dict[str, Any], output: str, *, watching: bool = False) -> None:
+    """Print one status: a table, or a versioned document; while watching,
+    JSON is one document per line and YAML a stream of documents."""
+    from .views import status_lines
 
-
-def _print_status(st: dict[str, Any], *, wide: bool) -> None:
-    ballot = st.get("ballot")
-    decided = st["decided_up_to"]
-    _echo(f"cluster: {st['cluster']}   leader: {st['leader'] or '(none)'}"
-               f"{f'   ballot: {ballot[0]}.{ballot[1]}' if ballot else ''}"
-               f"   decided up to slot: {decided if decided is not None else '(none)'}")
-    if st.get("chaos"):
-        _echo("chaos: " + ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
-                                        for k, v in st["chaos"].items()))
-    header = ["NAME", "ROLE", "STATE", "PID", "RESTARTS", "AGE"]
-    if wide:
-        header += ["CPU", "RSS", "HEARTBEAT", "NOTE"]
-    rows = [header]
-    for a in st["agents"]:
-        state = a["state"]
-        if state == "backoff" and "backoff_s" in a:
-            state = f"backoff ({a['backoff_s']:.1f}s)"
-        row = [a["name"], a["role"], state, str(a["pid"] or "-"), str(a["restarts"]),
-               _age(a["uptime_s"])]
-        if wide:
-            row += [f"{a['cpu_s']:.2f}s" if a.get("cpu_s") is not None else "-",
-                    f"{a['rss_bytes'] / 2**20:.1f}MiB" if a.get("rss_bytes") else "-",
-                    _age(a.get("last_heartbeat_s")) + (" ago" if a.get("last_heartbeat_s") is not None else ""),
-                    a.get("error", "")]
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for r in rows:
-        _echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    if not wide:
-        for a in st["agents"]:
-            if a.get("error"):
-                _echo(f"{a['name']}: {a['error']}")
+    if output in MACHINE:
+        body = render(document("Status", st), output)
+        _echo(("---\n" if watching and output == "yaml" else "") + body)
+        return
+    for line in status_lines(st, wide=output == "wide"):
+        _echo(line)
 
 
 # -------------------------------------------------------------------- decided
@@ -485,7 +550,7 @@ def _print_status(st: dict[str, Any], *, wide: bool) -> None:
 
 @app.command()
 def decided(
-    file: FileOption = DEFAULT_FILE,
+    file: FileOption = None,
     start: Annotated[Optional[int], typer.Option(
         "--from", min=0, max=2**63 - 1,
         help="First slot to show [default: the first slot retained].")] = None,
@@ -540,58 +605,254 @@ def decided(
 
 @app.command()
 def logs(
-    agent: Annotated[str, typer.Argument(help="An agent name, or 'supervisor'.")],
-    file: FileOption = DEFAULT_FILE,
-    follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep printing new lines.")] = False,
-    tail: Annotated[int, typer.Option("--tail", "-n", min=0, help="Lines to show.")] = 50,
+    agents: Annotated[Optional[list[str]], typer.Argument(
+        metavar="AGENT", help="Agents (or 'supervisor') [default: all, interleaved].",
+        autocompletion=_complete_agent, show_default=False)] = None,
+    file: Annotated[Optional[str], typer.Option(
+        "--file", help=FILE_HELP + " (-f is --follow here, as in kubectl and docker).",
+        show_default=False)] = None,
+    follow: Annotated[bool, typer.Option(
+        "-f", "--follow", "-F", help="Keep printing new lines until Ctrl-C.")] = False,
+    tail: Annotated[Optional[int], typer.Option(
+        "--tail", "-n", min=0, help="Show only the last N lines [default: all].",
+        show_default=False)] = None,
+    since: Annotated[Optional[str], typer.Option(
+        help='Only records newer than this, e.g. "10m", "90s".')] = None,
 ) -> None:
-    """Print an agent's log (from state_dir/logs)."""
+    """Print agents' logs (state_dir/logs), merged by time when several.
+
+    With several agents or none (all of them and the supervisor), lines
+    are merged by time and prefixed with the agent's name.
+    """
+    from .logview import Follower, files_of, merge, read
+
     manifest = _manifest(file)
-    names = [a.name for a in manifest.agents] + ["supervisor"]
-    if agent not in names:
-        raise UsageError(f"no agent {agent!r}; agents: {', '.join(names)}")
-    path = paths(manifest.state_dir)["logs"] / f"{agent}.log"
-    if not path.exists():
-        raise PaxosctlError(f"no log yet for {agent} ({path})")
-    with open(path, "rb") as f:
-        lines = f.read().decode(errors="replace").splitlines()
-        for line in lines[len(lines) - tail:] if tail else []:
-            _echo(line)
-        if not follow:
-            return
+    logs_dir = paths(manifest.state_dir)["logs"]
+    known = [a.name for a in manifest.agents] + ["supervisor"]
+    # Logs of agents no longer in the manifest (removed by apply) stay readable.
+    on_disk = sorted(p.name[:-4] for p in logs_dir.glob("*.log")) if logs_dir.is_dir() else []
+    names = known + [n for n in on_disk if n not in known]
+    chosen = list(dict.fromkeys(agents)) if agents else names
+    for name in chosen:
+        if name not in names:
+            raise UsageError(f"no agent {name!r}; agents: {', '.join(names)}")
+    cutoff = None
+    if since is not None:
         try:
-            while True:
-                chunk = f.read()
-                if chunk:
-                    sys.stdout.write(chunk.decode(errors="replace"))
-                    sys.stdout.flush()
-                elif os.path.getsize(path) < f.tell():
-                    f = open(path, "rb")  # rotated
-                else:
-                    time.sleep(0.2)
-        except KeyboardInterrupt:
-            return
+            cutoff = time.time() - parse_duration(since)
+        except ValueError as e:
+            raise UsageError(f"--since: {e}") from None
+    if agents and len(chosen) == 1 and not files_of(logs_dir, chosen[0]) and not follow:
+        raise PaxosctlError(f"no log yet for {chosen[0]} ({logs_dir / (chosen[0] + '.log')})")
+    prefixed = len(chosen) > 1
+    width = max(len(n) for n in chosen)
+
+    def show(name: str, text: str) -> None:
+        _echo(f"{name.ljust(width)} | {text}" if prefixed else text)
+
+    # Followers first: nothing written between the read and the follow is lost.
+    followers = {n: Follower(logs_dir / f"{n}.log", n) for n in chosen} if follow else {}
+    lines = list(merge(read(logs_dir, n, cutoff, followers.get(n)) for n in chosen))
+    for line in lines[len(lines) - tail:] if tail is not None else lines:
+        if tail == 0:
+            break
+        show(line.source, line.text)
+    if not follow:
+        return
+    try:
+        while True:
+            fresh = False
+            for follower in followers.values():
+                for text in follower.poll():
+                    fresh = True
+                    show(follower.name, text)
+            if not fresh:
+                time.sleep(0.1)
+    except KeyboardInterrupt:
+        return  # how a follow ends: not an error
+    finally:
+        for follower in followers.values():
+            follower.close()
 
 
 @app.command()
 def kill(
-    agent: Annotated[str, typer.Argument(help="The agent to signal.")],
-    file: FileOption = DEFAULT_FILE,
+    agent: AgentArgument,
+    file: FileOption = None,
     signal_name: Annotated[str, typer.Option("--signal", "-s", help="KILL, TERM, STOP, CONT...")] = "KILL",
 ) -> None:
     """Send a signal to an agent (default KILL); the supervisor restarts it per policy."""
     with _client(file) as client:
-        reply = _checked(client.kill, agent, signal_name)
+        reply = _checked(lambda: client.request("kill", agent=agent, signal=signal_name))
     _echo(f"sent {reply['signal']} to {reply['agent']} (pid {reply['pid']})")
 
 
 @app.command()
-def restart(agent: Annotated[str, typer.Argument(help="The agent to restart.")],
-            file: FileOption = DEFAULT_FILE) -> None:
-    """Restart an agent now (also one that gave up: fatal)."""
+def restart(agent: AgentArgument, file: FileOption = None) -> None:
+    """Restart an agent now (also one that gave up, fatal, or was stopped)."""
     with _client(file) as client:
-        reply = _checked(client.restart, agent)
+        reply = _checked(lambda: client.request("restart", agent=agent))
     _echo(f"restarting {reply['agent']}")
+
+
+@app.command()
+def stop(
+    agent: AgentArgument,
+    file: FileOption = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for it to end.")] = 15.0,
+) -> None:
+    """Stop one agent until `paxosctl start`, whatever the restart policy.
+
+    SIGTERM, then SIGKILL after 5s. Status does not count it as down.
+    """
+    with _client(file) as client:
+        reply = _checked(lambda: client.request("stop", agent=agent))
+        if not reply["changed"]:
+            _echo(f"{agent} is already stopped")
+            return
+        row = _wait_agent(client, agent, lambda a: a["pid"] is None, wait)
+    if row is None:
+        raise NotHealthy(f"{agent} did not end within {format_duration(wait)}; it stays "
+                         f"stopped once it does", hint=f"see paxosctl describe {agent}")
+    _echo(f"stopped {agent}")
+
+
+@app.command()
+def start(
+    agent: AgentArgument,
+    file: FileOption = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait until it runs.")] = 30.0,
+) -> None:
+    """Start an agent that is stopped (by `stop` or its restart policy) or fatal."""
+    with _client(file) as client:
+        reply = _checked(lambda: client.request("start", agent=agent))
+        if not reply["changed"]:
+            _echo(f"{agent} is already {reply['state']}")
+            return
+        row = _wait_agent(client, agent, lambda a: a["state"] in ("running", "fatal"), wait)
+    if row is None or row["state"] != "running":
+        note = f": {row['note']}" if row and row.get("note") else ""
+        raise NotHealthy(f"{agent} is not running{note}",
+                         hint=f"see paxosctl describe {agent} and paxosctl logs {agent}")
+    _echo(f"started {agent} (pid {row['pid']})")
+
+
+def _wait_agent(client: "Client", name: str, done, seconds: float) -> dict[str, Any] | None:
+    """Poll status until `done(row)` holds for agent `name`; its row, or None at the deadline."""
+    deadline = time.monotonic() + seconds
+    while True:
+        row = next(a for a in _status_reply(client, False)["agents"] if a["name"] == name)
+        if done(row):
+            return row
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
+@app.command()
+def describe(agent: AgentArgument, file: FileOption = None,
+             output: TextOutput = "text") -> None:
+    """Everything the supervisor knows of one agent.
+
+    State, pid, incarnation, last exit, restarts by reason, backoff,
+    last heartbeat, files, and its recent events.
+    """
+    from .views import describe_lines
+
+    output = _output(output, TEXT)
+    with _client(file) as client:
+        reply = _checked(lambda: client.request("describe", agent=agent))
+    if output in MACHINE:
+        _echo(render(document("Agent", reply["agent"]), output))
+        return
+    for line in describe_lines(reply["agent"]):
+        _echo(line)
+
+
+@app.command()
+def events(
+    agent: Annotated[Optional[str], typer.Argument(
+        help="Only this agent's events.", autocompletion=_complete_agent,
+        show_default=False)] = None,
+    file: FileOption = None,
+    output: TableOutput = "table",
+    watch: Annotated[bool, typer.Option(
+        "-w", "--watch", help="Keep printing new events until Ctrl-C.")] = False,
+) -> None:
+    """The supervisor's lifecycle events, newest last.
+
+    Started, running, exited, unhealthy, stopped...: kept in memory since
+    the supervisor started; its log has them all.
+    """
+    from .views import events_lines
+
+    output = _output(output, TABLES)
+    fields = {"agent": agent} if agent else {}
+    with _client(file) as client:
+        reply = _checked(lambda: client.request("events", after=0, **fields))
+        if output in MACHINE and not watch:
+            _echo(render(document("EventList", {"events": reply["events"]}), output))
+            return
+        header = True
+        try:
+            while True:
+                batch = reply["events"]
+                if output in MACHINE:
+                    for e in batch:  # one document per event, as kubectl get -w
+                        doc = render(document("Event", e), output)
+                        _echo(doc if output == "json" else "---\n" + doc)
+                elif batch or (header and not watch):
+                    for line in events_lines(batch, header=header):
+                        _echo(line)
+                    header = False
+                if not watch:
+                    return
+                time.sleep(0.3)
+                reply = client.request("events", after=reply["last"], **fields)
+        except KeyboardInterrupt:
+            return  # the usual way to end a watch
+
+
+@app.command()
+def version(file: FileOption = None, output: TextOutput = "text") -> None:
+    """The client's version, and the running supervisor's if a cluster runs."""
+    output = _output(output, TEXT)
+    server: dict[str, Any] | None = None
+    try:
+        manifest = _manifest(file)
+        if running_supervisor(manifest.state_dir) is not None:
+            with _client(find_manifest(file)) as client:
+                ping = client.request("ping")
+            server = {"version": ping.get("version"), "pid": ping.get("pid"),
+                      "cluster": ping.get("cluster")}
+    except PaxosctlError:
+        server = None  # no manifest, or no cluster: the client's version alone
+    info = {"client": {"version": __version__, "python": sys.version.split()[0]},
+            "supervisor": server}
+    if output in MACHINE:
+        _echo(render(document("Version", info), output))
+        return
+    _echo(f"client:     paxosctl {__version__} (Python {info['client']['python']})")
+    if server is None:
+        _echo("supervisor: (no cluster running here)")
+    else:
+        _echo(f"supervisor: paxosctl {server['version']} (pid {server['pid']}, "
+              f"cluster {server['cluster']})")
+
+
+@app.command()
+def completion(shell: Annotated[str, typer.Argument(
+        help="bash, zsh or fish.", autocompletion=_completer(("bash", "zsh", "fish")))]) -> None:
+    """Print the shell completion script: source <(paxosctl completion bash).
+
+    It completes commands, options, agent names and -o values.
+    """
+    from typer._completion_shared import get_completion_script  # typer pinned in pyproject
+
+    if shell not in ("bash", "zsh", "fish"):
+        raise UsageError(f"completion: unknown shell {shell!r}; allowed: bash, zsh, fish")
+    _echo(get_completion_script(prog_name="paxosctl", complete_var="_PAXOSCTL_COMPLETE",
+                                shell=shell))
 
 
 def _checked(call, *args):
@@ -607,7 +868,7 @@ def _checked(call, *args):
 
 @app.command()
 def chaos(
-    file: FileOption = DEFAULT_FILE,
+    file: FileOption = None,
     drop: Annotated[Optional[float], typer.Option(help="Fraction of messages to drop (0..1).")] = None,
     duplicate: Annotated[Optional[float], typer.Option(
         help="Fraction of messages to deliver twice (0..1).")] = None,
@@ -622,7 +883,7 @@ def chaos(
 
     With no option, show what is in force.
     """
-    output = _output(output, ("text", "json"))
+    output = _output(output, TEXT)
     changes: dict[str, Any] = {}
     if heal:
         changes["heal"] = True
@@ -640,8 +901,8 @@ def chaos(
     with _client(file) as client:
         reply = _checked(lambda: client.request("chaos", **changes))
     active = reply["chaos"]
-    if output == "json":
-        _echo(json.dumps(active))
+    if output in MACHINE:
+        _echo(render(active, output))
     elif not active:
         _echo("chaos: off")
     else:
@@ -651,7 +912,7 @@ def chaos(
 
 @app.command()
 def soak(
-    file: FileOption = DEFAULT_FILE,
+    file: FileOption = None,
     duration: Annotated[str, typer.Option(help='How long to drive load, e.g. "60s".')] = "30s",
     kill_every: Annotated[Optional[str], typer.Option(
         help='SIGKILL an agent this often, e.g. "1s" (the leader every third time).')] = None,
@@ -707,7 +968,7 @@ def _parse_chaos(spec: str) -> dict[str, Any]:
 
 @app.command()
 def bench(
-    file: FileOption = DEFAULT_FILE,
+    file: FileOption = None,
     requests: Annotated[Optional[int], typer.Option(min=1, max=1_000_000_000,
                                                     help="Proposals to make.")] = None,
     duration: Annotated[Optional[str], typer.Option(help='Or: propose for this long, e.g. "10s".')] = None,
@@ -722,7 +983,7 @@ def bench(
     from .bench import bench as run_bench
     from .bench import cpu_table
 
-    output = _output(output, ("text", "json"))
+    output = _output(output, TEXT)
     seconds = None
     if duration is not None:
         try:
@@ -747,8 +1008,8 @@ def bench(
                                concurrency=concurrency, value_size=value_size,
                                warmup=warmup, state_dir=manifest.state_dir)
     data = result.as_dict()
-    if output == "json":
-        _echo(json.dumps(data))
+    if output in MACHINE:
+        _echo(render(data, output))
     else:
         lat = data["latency_ms"]
         _echo(f"{data['requests']} proposals ({data['errors']} failed), concurrency "
@@ -765,7 +1026,7 @@ def bench(
 
 
 @app.command()
-def metrics(file: FileOption = DEFAULT_FILE) -> None:
+def metrics(file: FileOption = None) -> None:
     """Print the current Prometheus scrape of the running cluster."""
     with _client(file) as client:
         reply = client.request("metrics")
@@ -773,8 +1034,16 @@ def metrics(file: FileOption = DEFAULT_FILE) -> None:
 
 
 @app.command()
-def validate(manifest_file: Annotated[str, typer.Argument(metavar="FILE")]) -> None:
+def validate(
+    manifest_file: Annotated[Optional[str], typer.Argument(
+        metavar="FILE", help=FILE_HELP, show_default=False)] = None,
+    file: FileOption = None,
+) -> None:
     """Check a manifest (and this machine) without starting anything."""
+    if manifest_file is not None and file is not None and manifest_file != file:
+        raise UsageError(f"validate: two manifests given ({manifest_file} and -f {file}); "
+                         f"give one")
+    manifest_file = find_manifest(manifest_file or file)
     manifest = load_manifest(manifest_file)
     check_owner(manifest)
     if running_supervisor(manifest.state_dir) is not None:
@@ -817,11 +1086,26 @@ def main() -> None:
         sys.exit(0)
     except _CLICK_EXCEPTION as e:  # click's usage errors: bad option, missing argument...
         message = e.format_message()  # empty when the help was shown instead (no arguments)
+        if message.startswith("No such command"):
+            message = _no_such_command(message)
         if message:
             ctx = getattr(e, "ctx", None)
             command = ctx.command_path if ctx is not None else "paxosctl"
             _err(f"error: {message}\n  hint: see {command} --help")
         sys.exit(e.exit_code)
+
+
+def _no_such_command(message: str) -> str:
+    """click's "No such command 'x'. Did you mean 'logs'?" suggests far-fetched
+    names; name the command and list them all, suggesting only a near miss."""
+    import difflib
+
+    given = message.split("'")[1] if message.count("'") >= 2 else "?"
+    commands = sorted(app.registered_commands and
+                      [c.name or c.callback.__name__ for c in app.registered_commands])
+    near = difflib.get_close_matches(given, commands, n=1, cutoff=0.75)
+    return (f"no command {given!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+            + f"; commands: {', '.join(commands)}")
 
 
 #: click's base exception. Recent typer vendors click (typer._click) and does

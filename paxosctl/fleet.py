@@ -30,10 +30,11 @@ from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
 from .agents import AgentProcess, monotonic
 from .chaos import ChaosSettings, update as update_chaos
+from .events import EventLog
 from .loop import Loop
 from .manifest import Manifest
 from .members import MemberRegistry
-from .restart import AgentState, ExitCause, Lifecycle
+from .restart import AgentState, ExitCause, Lifecycle, exit_text
 
 log = logging.getLogger("paxosctl.supervisor")
 
@@ -77,6 +78,8 @@ class Fleet:
         self.chaos: ChaosSettings = manifest.chaos
         #: When `tick` last ran (to tell the loop's own stalls apart).
         self._last_tick = monotonic()
+        #: What happened to the agents (`paxosctl events`); each is logged once.
+        self.events = EventLog()
 
     # ------------------------------------------------------------- spawning
 
@@ -92,6 +95,8 @@ class Fleet:
             agent.restarts_by_reason[last.reason] += 1
         channel = agent.spawn(self._ctx, self._runtime_spec(agent), now)
         incarnation = agent.incarnation
+        self.events.record(agent.name, "started",
+                           f"started pid {agent.pid} (incarnation {incarnation})")
         self._loop.watch(channel.read_fd, selectors.EVENT_READ,
                          partial(self._on_output, agent, incarnation))
         self._loop.watch(agent.process.sentinel, selectors.EVENT_READ,
@@ -102,12 +107,83 @@ class Fleet:
     def restart(self, agent: AgentProcess, now: float) -> None:
         """The operator's restart: end a running agent (it comes back at once),
         or start a stopped or fatal one afresh."""
-        if agent.process is not None:
+        self.events.record(agent.name, "restart", "restart asked by the operator")
+        if agent.process is not None and not agent.held:
             agent.signal(signal.SIGTERM, ExitCause.OPERATOR_RESTART)
         else:
-            agent.lifecycle.reset()
-            agent.last_error = None
-            self.spawn(agent, now)
+            self.start_agent(agent, now)
+
+    def stop_agent(self, agent: AgentProcess, now: float, grace: float) -> bool:
+        """The operator's stop: SIGTERM (SIGKILL after `grace` seconds, in
+        `tick`), and keep it stopped, whatever the restart policy, until
+        `start_agent`. False if it was already stopped by the operator."""
+        if agent.held:
+            return False
+        agent.held = True
+        agent.lifecycle.stop()
+        self.events.record(agent.name, "stopping", "stop asked by the operator")
+        if agent.signal(signal.SIGTERM, ExitCause.OPERATOR_STOP):
+            agent.kill_at = now + grace
+        return True
+
+    def start_agent(self, agent: AgentProcess, now: float) -> bool:
+        """Start an agent that is stopped (by the operator or its policy) or
+        fatal, with its failures forgotten. False if it runs already (or is
+        backing off: it starts by itself)."""
+        if agent.process is not None and not agent.held:
+            return False
+        if agent.state is AgentState.BACKOFF:
+            return False
+        agent.held = False
+        if agent.process is not None:
+            # Still ending after `stop`: spawned again once reaped (_on_sentinel).
+            agent.start_when_reaped = True
+            return True
+        agent.lifecycle.reset()
+        agent.last_error = None
+        self.spawn(agent, now)
+        return True
+
+    def shown_state(self, agent: AgentProcess, now: float) -> str:
+        """The state `status` shows: the lifecycle's, except `unresponsive` for
+        a running agent whose heartbeat is late but not yet late enough to
+        be killed for it (a SIGSTOPped or wedged process)."""
+        state = agent.state
+        if state is AgentState.RUNNING and now - agent.last_beat > self.unresponsive_after:
+            return "unresponsive"
+        return state.value
+
+    @property
+    def unresponsive_after(self) -> float:
+        """Seconds without a heartbeat before `status` calls a running agent
+        unresponsive: three missed heartbeats (at least 1 s, so a busy
+        machine does not make it flicker), and at most half the health
+        timeout (so it shows before the kill)."""
+        health = self.manifest.health
+        return min(max(3 * health.heartbeat_interval, 1.0), health.heartbeat_timeout / 2)
+
+    def should_run(self, agent: AgentProcess) -> bool:
+        """Whether the agent is meant to run (every agent but one the
+        operator stopped): `status` exits 3 when one of these does not."""
+        return not agent.held
+
+    def _next(self, agent: AgentProcess, now: float) -> str:
+        """What happens next to an agent whose process just ended, in words."""
+        state = agent.state
+        if state is AgentState.BACKOFF:
+            wait = agent.lifecycle.backoff_remaining(now)
+            return f"restarting in {wait:.1f}s" if wait > 0 else "restarting now"
+        if state is AgentState.FATAL:
+            last = agent.lifecycle.last_exit
+            if last is not None and last.cause is ExitCause.NEEDS_OPERATOR:
+                return "fatal: needs an operator (see its log)"
+            return (f"fatal: failed {agent.lifecycle.consecutive_failures} times in a row; "
+                    f"start it when fixed")
+        if agent.held:
+            return "stopped by the operator"
+        if state is AgentState.STOPPED:
+            return f"stopped (restart policy {self.manifest.restart.policy!r})"
+        return state.value
 
     def _runtime_spec(self, agent: AgentProcess) -> RuntimeSpec:
         member = self.members.member(agent.name)
@@ -117,8 +193,8 @@ class Fleet:
             settings=self.settings,
             tick_seconds=self.manifest.paxos.tick,
             heartbeat_seconds=self.manifest.health.heartbeat_interval,
-            state_path=str(self._paths["state"] / f"{agent.name}.db"),
-            log_path=str(self._paths["logs"] / f"{agent.name}.log"),
+            state_path=str(self.state_file(agent.name)),
+            log_path=str(self.log_file(agent.name)),
             seed=int.from_bytes(os.urandom(8), "big"),
             cluster_id=self.members.cluster_id,
             member_id=member.member_id,
@@ -150,7 +226,7 @@ class Fleet:
                 agent.last_beat = monotonic()  # alive, still opening its store
         elif kind == frames.FATAL:
             agent.last_error = frame[1:].decode(errors="replace")
-            log.error("%s: %s", name, agent.last_error)
+            self.events.record(name, "error", agent.last_error, warning=True)
         else:
             log.warning("%s: dropped a frame of unknown kind %r", name, kind)
 
@@ -173,7 +249,7 @@ class Fleet:
         if agent.state is AgentState.STARTING:
             agent.lifecycle.became_ready(agent.last_beat)
             self.members.started(agent.name)  # from now on it must keep its store
-            log.info("%s: running", agent.name)
+            self.events.record(agent.name, "running", "running (first heartbeat)")
 
     def flush(self) -> None:
         """Write what each agent's inbox pipe takes now."""
@@ -229,10 +305,16 @@ class Fleet:
             for other in self.agents.values():
                 if other.name in self.membership.proposers and other.channel is not None:
                     other.send(frames.SUSPECT + name.encode())
-        state = agent.lifecycle.exited(monotonic(), cause, code)
-        log.log(logging.WARNING if code != 0 or cause.failed else logging.INFO,
-                "%s: pid %s exited (code %s, %s) -> %s", name, pid, code, cause.value,
-                state.value)
+        now = monotonic()
+        agent.kill_at = None
+        agent.lifecycle.exited(now, cause, code)
+        self.events.record(name, "exited",
+                           f"pid {pid} {exit_text(code, cause)} -> {self._next(agent, now)}",
+                           warning=cause.failed or (code != 0 and cause is not ExitCause.SHUTDOWN
+                                                    and not cause.operator))
+        if agent.start_when_reaped:
+            agent.start_when_reaped = False
+            self.start_agent(agent, now)
 
     def stop(self, grace: float) -> None:
         """SIGTERM every agent, wait up to `grace` seconds, SIGKILL the rest;
@@ -265,26 +347,43 @@ class Fleet:
             # We were not running (SIGSTOP, a suspended VM, a starved CPU):
             # the heartbeats we did not read meanwhile say nothing about the
             # agents. Give each a fresh period before judging it again.
-            log.warning("the supervisor's loop stalled for %.1fs; not blaming agents for "
-                        "heartbeats it did not read meanwhile", late)
+            self.events.record(None, "stalled",
+                               f"the supervisor's loop stalled for {late:.1f}s; not blaming "
+                               f"agents for heartbeats it did not read meanwhile", warning=True)
             for agent in self.agents.values():
                 agent.last_beat = max(agent.last_beat, now)
         for agent in self.agents.values():
             state = agent.state
             if state is AgentState.RUNNING and now - agent.last_beat > health.heartbeat_timeout:
                 agent.health_failures += 1
-                log.warning("%s: no heartbeat for %.1fs; killing it", agent.name,
-                            now - agent.last_beat)
+                self.events.record(agent.name, "unhealthy",
+                                   f"no heartbeat for {now - agent.last_beat:.1f}s; killing it",
+                                   warning=True)
                 agent.signal(signal.SIGKILL, ExitCause.HEALTH)
             elif state is AgentState.STARTING and now - agent.last_beat > health.start_timeout:
                 agent.health_failures += 1
-                log.warning("%s: no first heartbeat within %.1fs; killing it", agent.name,
-                            health.start_timeout)
+                self.events.record(agent.name, "unhealthy",
+                                   f"no first heartbeat within {health.start_timeout:.1f}s; "
+                                   f"killing it", warning=True)
                 agent.signal(signal.SIGKILL, ExitCause.HEALTH)
             elif agent.lifecycle.due(now) and agent.process is None:
                 self.spawn(agent, now)
+            elif agent.kill_at is not None and agent.process is not None and now >= agent.kill_at:
+                agent.kill_at = None
+                self.events.record(agent.name, "killing", "still running after SIGTERM; "
+                                   "sending SIGKILL", warning=True)
+                agent.signal(signal.SIGKILL)
 
     # ---------------------------------------------------------------- state
+
+    def state_file(self, name: str) -> Path:
+        return self._paths["state"] / f"{name}.db"
+
+    def log_file(self, name: str) -> Path:
+        return self._paths["logs"] / f"{name}.log"
+
+    def endpoint_file(self, name: str) -> Path:
+        return self._paths["run"] / f"{name}.sock"
 
     def leader(self) -> AgentProcess | None:
         """The running proposer that reports leading with the highest ballot."""
@@ -306,7 +405,8 @@ class Fleet:
         frame = chaos_frame(self.chaos)
         for agent in self.agents.values():
             agent.send(frame)  # a starting agent gets it at spawn
-        log.warning("chaos now: %s", self.chaos.describe() or "off")
+        self.events.record(None, "chaos", f"chaos now: {self.chaos.describe() or 'off'}",
+                           warning=self.chaos.active)
 
 
 def chaos_frame(settings: ChaosSettings) -> bytes:

@@ -21,7 +21,11 @@ from .agents import AgentProcess, monotonic, process_usage
 from .control import ClientConnection, Fault, OpError, Request
 from .fleet import Fleet
 from .metrics import Metrics
-from .restart import AgentState, ExitCause
+from .durations import format_duration
+from .restart import AgentState, ExitCause, exit_text
+
+#: Seconds `paxosctl stop AGENT` gives an agent to end after SIGTERM.
+STOP_GRACE_SECONDS = 5.0
 
 log = logging.getLogger("paxosctl.supervisor")
 
@@ -106,6 +110,64 @@ def restart(cluster: Cluster, connection: ClientConnection, request: Request) ->
     return {"ok": True, "agent": agent.name}
 
 
+def stop(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
+    """Stop one agent and keep it stopped until `start` (whatever the policy)."""
+    agent = _agent(cluster.fleet, request)
+    changed = cluster.fleet.stop_agent(agent, monotonic(), STOP_GRACE_SECONDS)
+    return {"ok": True, "agent": agent.name, "changed": changed}
+
+
+def start(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
+    """Start one agent that is stopped or fatal; a running one is left alone."""
+    agent = _agent(cluster.fleet, request)
+    changed = cluster.fleet.start_agent(agent, monotonic())
+    return {"ok": True, "agent": agent.name, "changed": changed,
+            "state": cluster.fleet.shown_state(agent, monotonic())}
+
+
+def events(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
+    """The lifecycle events numbered above `after` (0: all kept), oldest
+    first; `agent` keeps one agent's. `last` is the newest number, to ask
+    from next time."""
+    after = request.get("after", 0)
+    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        raise BadRequest(f'"after": {_show(after)} is not an event number (an integer >= 0)')
+    name = request.get("agent")
+    if name is not None:
+        _agent(cluster.fleet, request)
+    log = cluster.fleet.events
+    return {"ok": True, "last": log.last_seq,
+            "events": [e.to_json() for e in log.after(after, name)]}
+
+
+def describe_agent(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
+    """Everything the supervisor knows of one agent (`paxosctl describe`)."""
+    fleet = cluster.fleet
+    agent = _agent(fleet, request)
+    now = monotonic()
+    row = _agent_row(fleet, agent, now, wide=True)
+    life = agent.lifecycle
+    report = agent.report
+    state_file = fleet.state_file(agent.name)
+    row.update({
+        "incarnation": agent.incarnation,
+        "member_id": fleet.members.member(agent.name).member_id,
+        "consecutive_failures": life.consecutive_failures,
+        "restarts_by_reason": dict(agent.restarts_by_reason),
+        "health_failures": agent.health_failures,
+        "leader": bool(report is not None and report.leader),
+        "ballot": list(report.ballot) if report is not None and report.ballot else None,
+        "files": {
+            "state": str(state_file),
+            "state_bytes": _size(state_file),
+            "log": str(fleet.log_file(agent.name)),
+            "endpoint": str(fleet.endpoint_file(agent.name)),
+        },
+        "events": [e.to_json() for e in fleet.events.latest(agent.name, 20)],
+    })
+    return {"ok": True, "agent": row}
+
+
 def chaos(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
     fleet = cluster.fleet
     changes = {k: request.get(k) for k in ("drop", "duplicate", "delay", "partition", "heal")
@@ -133,6 +195,10 @@ OPS: Mapping[str, Operation] = {
     "status": status,
     "kill": kill,
     "restart": restart,
+    "stop": stop,
+    "start": start,
+    "events": events,
+    "describe": describe_agent,
     "metrics": metrics,
     "chaos": chaos,
     "down": down,
@@ -154,16 +220,17 @@ def describe(cluster: Cluster, wide: bool = False) -> dict[str, Any]:
         "ballot": list(leader.report.ballot) if leader else None,
         "decided_up_to": decided if decided >= 0 else None,
         "chaos": fleet.chaos.describe(),
-        "agents": [_agent_row(agent, now, wide) for agent in fleet.agents.values()],
+        "agents": [_agent_row(fleet, agent, now, wide) for agent in fleet.agents.values()],
     }
 
 
-def _agent_row(agent: AgentProcess, now: float, wide: bool) -> dict[str, Any]:
+def _agent_row(fleet: Fleet, agent: AgentProcess, now: float, wide: bool) -> dict[str, Any]:
     uptime = agent.uptime(now)
     row: dict[str, Any] = {
         "name": agent.name,
         "role": agent.spec.role,
-        "state": agent.state.value,
+        "state": fleet.shown_state(agent, now),
+        "should_run": fleet.should_run(agent),
         "pid": agent.pid,
         "restarts": agent.lifecycle.restarts,
         "uptime_s": round(uptime, 3) if uptime is not None else None,
@@ -182,12 +249,49 @@ def _agent_row(agent: AgentProcess, now: float, wide: bool) -> dict[str, Any]:
         row["error"] = agent.last_error
     last = agent.lifecycle.last_exit
     if last is not None:
-        row["last_exit"] = {"reason": last.reason, "code": last.code}
+        code = last.code
+        row["last_exit"] = {
+            "reason": last.reason, "cause": last.cause.value,
+            "code": code if code is None or code >= 0 else None,
+            "signal": _signal_name(-code) if code is not None and code < 0 else None,
+            "ago_s": round(now - last.at, 3),
+        }
+    row["note"] = _note(fleet, agent, now)
     if wide:
         row.update(process_usage(agent.pid))
         row["last_heartbeat_s"] = (round(now - agent.last_beat, 3)
                                    if agent.process is not None and report is not None else None)
     return row
+
+
+def _note(fleet: Fleet, agent: AgentProcess, now: float) -> str:
+    """status's NOTE column: why the agent is not simply running, or how its
+    last run ended ("" when there is nothing to say)."""
+    if agent.held:
+        return "stopped by the operator"
+    if fleet.shown_state(agent, now) == "unresponsive":
+        return (f"no heartbeat for {now - agent.last_beat:.1f}s (killed at "
+                f"{fleet.manifest.health.heartbeat_timeout:g}s)")
+    if agent.last_error:
+        return agent.last_error
+    last = agent.lifecycle.last_exit
+    if last is None:
+        return ""
+    return f"last: {exit_text(last.code, last.cause)} {format_duration(round(now - last.at))} ago"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def _size(path: Any) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 def _agent(fleet: Fleet, request: Request) -> AgentProcess:

@@ -38,12 +38,15 @@ Why a process ended is one `ExitCause`, decided once when it is reaped
     OPERATOR_KILL     -        unless policy "never", after
                                backoff_initial                     no
     OPERATOR_RESTART  -        at once, whatever the policy        no
+    OPERATOR_STOP     -        no (the agent is STOPPED first,
+                               until the operator starts it)       -
     NEEDS_OPERATOR    yes      no: FATAL at once, until reset()    -
     SHUTDOWN          -        no (the agent is STOPPED first)     -
 """
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -64,6 +67,7 @@ class ExitCause(StrEnum):
     HEALTH = "health"                      # SIGKILLed by the supervisor for missing heartbeats
     OPERATOR_KILL = "operator-kill"        # `paxosctl kill` (KILL or TERM): restarted, never a failure
     OPERATOR_RESTART = "operator-restart"  # `paxosctl restart`: restarted at once
+    OPERATOR_STOP = "operator-stop"        # `paxosctl stop AGENT`: stopped until `start`
     NEEDS_OPERATOR = "needs-operator"      # exit 78: its state is unreadable or lost
     SHUTDOWN = "shutdown"                  # the whole cluster is stopping
 
@@ -72,6 +76,12 @@ class ExitCause(StrEnum):
         """`status`'s last_exit.reason and the restarts metric's `reason` label:
         one of `RESTART_REASONS`, as dashboards have always known them."""
         return _REASONS[self]
+
+    @property
+    def operator(self) -> bool:
+        """Whether an operator's command ended it (kill, restart, stop)."""
+        return self in (ExitCause.OPERATOR_KILL, ExitCause.OPERATOR_RESTART,
+                        ExitCause.OPERATOR_STOP)
 
     @property
     def failed(self) -> bool:
@@ -88,6 +98,7 @@ _REASONS = {
     ExitCause.OPERATOR_KILL: "killed",
     ExitCause.HEALTH: "health",
     ExitCause.OPERATOR_RESTART: "manual",
+    ExitCause.OPERATOR_STOP: "manual",
     ExitCause.SHUTDOWN: "manual",
 }
 
@@ -283,3 +294,18 @@ class Lifecycle:
         self.next_start_at = now + delay
         self.state = AgentState.BACKOFF
         return self.state
+
+
+def exit_text(code: int | None, cause: ExitCause) -> str:
+    """How a run ended, for a person: "exited with code 1 (crash)",
+    "ended by signal KILL (health)", "ended, status unknown (crash)"."""
+    if code is None:
+        how = "ended, status unknown"
+    elif code < 0:
+        try:
+            how = f"ended by signal {signal.Signals(-code).name.removeprefix('SIG')}"
+        except ValueError:
+            how = f"ended by signal {-code}"
+    else:
+        how = f"exited with code {code}"
+    return f"{how} ({cause.value})"

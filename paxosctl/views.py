@@ -1,0 +1,144 @@
+"""What `status`, `describe` and `events` print for people: lines of text
+from the supervisor's replies. Pure functions; the CLI prints them.
+
+The machine formats (-o json|yaml) print the replies themselves
+(paxosctl.output); these are the tables and the describe page.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+from .durations import format_duration
+from .output import table
+
+
+def age(seconds: float | None) -> str:
+    """A duration for a table cell: "350ms", "12s", "3m20s"; "-" if unknown."""
+    if seconds is None:
+        return "-"
+    return format_duration(round(seconds)) if seconds >= 1 else f"{seconds * 1000:.0f}ms"
+
+
+def status_lines(st: Mapping[str, Any], *, wide: bool) -> list[str]:
+    """The cluster line, the chaos line (if any), and the agents' table."""
+    ballot = st.get("ballot")
+    decided = st.get("decided_up_to")
+    lines = [f"cluster: {st['cluster']}   leader: {st['leader'] or '(none)'}"
+             f"{f'   ballot: {ballot[0]}.{ballot[1]}' if ballot else ''}"
+             f"   decided up to slot: {decided if decided is not None else '(none)'}"]
+    if st.get("chaos"):
+        lines.append("chaos: " + ", ".join(
+            f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in st["chaos"].items()))
+    header = ["NAME", "ROLE", "STATE", "PID", "RESTARTS", "AGE"]
+    if wide:
+        header += ["CPU", "RSS", "HEARTBEAT"]
+    header.append("NOTE")
+    rows = [header]
+    for a in st["agents"]:
+        state = a["state"]
+        if state == "backoff" and "backoff_s" in a:
+            state = f"backoff ({a['backoff_s']:.1f}s)"
+        row = [a["name"], a["role"], state, str(a["pid"] or "-"), str(a["restarts"]),
+               age(a.get("uptime_s"))]
+        if wide:
+            beat = a.get("last_heartbeat_s")
+            row += [f"{a['cpu_s']:.2f}s" if a.get("cpu_s") is not None else "-",
+                    f"{a['rss_bytes'] / 2**20:.1f}MiB" if a.get("rss_bytes") else "-",
+                    age(beat) + (" ago" if beat is not None else "")]
+        row.append(_one_line(a.get("note", "")))
+        rows.append(row)
+    return lines + table(rows)
+
+
+def status_key(st: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What `status -w` redraws on: the leader, progress aside, and each
+    agent's state, pid, restarts and note (not its age, which always moves)."""
+    return (st.get("leader"), tuple(st.get("chaos", {}).items()) if st.get("chaos") else (),
+            tuple((a["name"], a["state"], a["pid"], a["restarts"], a.get("note"))
+                  for a in st["agents"]))
+
+
+def down_agents(st: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The agents that should run and do not: `status` exits 3 for these.
+    One the operator stopped does not count; an unresponsive one does."""
+    return [a for a in st["agents"]
+            if a.get("should_run", True) and a["state"] != "running"]
+
+
+def describe_lines(a: Mapping[str, Any]) -> list[str]:
+    """One agent's page, as `kubectl describe` lays it out."""
+    by_reason = a.get("restarts_by_reason") or {}
+    last = a.get("last_exit")
+    files = a.get("files", {})
+    beat = a.get("last_heartbeat_s")
+    ballot = a.get("ballot")
+    fields = [
+        ("Name", a["name"]),
+        ("Role", a["role"]),
+        ("State", a["state"] + (" (stopped by the operator)" if not a.get("should_run", True)
+                                else "")),
+        ("PID", str(a["pid"] or "-")),
+        ("Incarnation", str(a.get("incarnation", "-"))),
+        ("Member id", a.get("member_id") or "-"),
+        ("Uptime", age(a.get("uptime_s"))),
+        ("Restarts", f"{a['restarts']}" + (
+            " (" + ", ".join(f"{r} {n}" for r, n in sorted(by_reason.items())) + ")"
+            if by_reason else "")),
+        ("Failures in a row", str(a.get("consecutive_failures", 0))),
+        ("Health failures", str(a.get("health_failures", 0))),
+        ("Last exit", _last_exit(last)),
+        ("Backoff", age(a["backoff_s"]) if "backoff_s" in a else "-"),
+        ("Last heartbeat", age(beat) + " ago" if beat is not None else "-"),
+        ("Leader", ("yes" if a.get("leader") else "no") +
+         (f", ballot {ballot[0]}.{ballot[1]}" if ballot else "")),
+        ("Decided up to", str(a["decided_up_to"]) if a.get("decided_up_to") is not None else "-"),
+        ("CPU", f"{a['cpu_s']:.2f}s" if a.get("cpu_s") is not None else "-"),
+        ("RSS", f"{a['rss_bytes'] / 2**20:.1f}MiB" if a.get("rss_bytes") else "-"),
+    ]
+    if a.get("error"):
+        fields.append(("Error", _one_line(a["error"])))
+    width = max(len(k) for k, _ in fields) + 2
+    lines = [f"{k + ':':<{width}}{v}" for k, v in fields]
+    lines.append("Files:")
+    size = files.get("state_bytes")
+    lines.append(f"  state:     {files.get('state', '-')}"
+                 + (f" ({size / 1024:.1f} KiB)" if size is not None else " (none yet)"))
+    lines.append(f"  log:       {files.get('log', '-')}")
+    lines.append(f"  endpoint:  {files.get('endpoint', '-')}")
+    lines.append("Events:")
+    events = a.get("events") or []
+    if not events:
+        lines.append("  (none)")
+    else:
+        lines += ["  " + line for line in events_lines(events, with_agent=False)]
+    return lines
+
+
+def events_lines(events: list[Mapping[str, Any]], *, with_agent: bool = True,
+                 header: bool = True) -> list[str]:
+    """Events as a table: local time, type, (agent,) kind, message."""
+    rows = [["TIME", "TYPE", *(["AGENT"] if with_agent else []), "KIND", "MESSAGE"]]
+    for e in events:
+        rows.append([time.strftime("%H:%M:%S", time.localtime(e["at"])), e["type"],
+                     *([e["agent"] or "(cluster)"] if with_agent else []), e["kind"],
+                     _one_line(e["message"])])
+    lines = table(rows)
+    return lines if header else lines[1:]
+
+
+def _last_exit(last: Mapping[str, Any] | None) -> str:
+    if not last:
+        return "-"
+    if last.get("signal"):
+        how = f"signal {last['signal']}"
+    elif last.get("code") is not None:
+        how = f"code {last['code']}"
+    else:
+        how = "status unknown"
+    return f"{how} ({last.get('cause', last.get('reason'))}), {age(last.get('ago_s'))} ago"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
