@@ -39,6 +39,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # our help says "[default: ...]": text, not markup
     # -h as well as --help, on every command (as kubectl and docker have it).
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -150,7 +151,7 @@ def up(
 
     On a cluster that already runs this manifest, say so and exit 0.
     """
-    file = find_manifest(manifest_file or file)
+    file = find_manifest(manifest_file if manifest_file is not None else file)
     manifest = _manifest(file)
     # First: a running cluster's own folder and metrics port are in use by it.
     live = live_supervisor(manifest.state_dir)
@@ -1043,7 +1044,7 @@ def validate(
     if manifest_file is not None and file is not None and manifest_file != file:
         raise UsageError(f"validate: two manifests given ({manifest_file} and -f {file}); "
                          f"give one")
-    manifest_file = find_manifest(manifest_file or file)
+    manifest_file = find_manifest(manifest_file if manifest_file is not None else file)
     manifest = load_manifest(manifest_file)
     check_owner(manifest)
     if running_supervisor(manifest.state_dir) is not None:

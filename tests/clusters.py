@@ -57,7 +57,7 @@ GROUPS: dict[str, dict[str, tuple[str, int]]] = {
 }
 
 #: The states `status` may show an agent in.
-STATES = {"running", "starting", "backoff", "fatal", "stopped"}
+STATES = {"running", "starting", "backoff", "fatal", "stopped", "unresponsive"}
 
 T = TypeVar("T")
 
@@ -203,10 +203,10 @@ class Cluster:
 
     def run(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
             timeout: float = 60, with_file: bool = True) -> subprocess.CompletedProcess[str]:
-        """`paxosctl ARGS -f MANIFEST` in the cluster's folder (no -f with
+        """`paxosctl ARGS --file MANIFEST` in the cluster's folder (no -f with
         `with_file=False`); see `paxosctl` for `input` and `env`."""
         if with_file:
-            args = (*args, "-f", str(self.manifest))
+            args = (*args, "--file", str(self.manifest))
         return paxosctl(*args, cwd=self.dir, input=input, env=env, timeout=timeout)
 
     def run_ok(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:

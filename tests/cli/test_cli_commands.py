@@ -321,7 +321,7 @@ def test_status_table(shared: Cluster) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("cluster: cli")
     assert f"leader: {st['leader']}" in lines[0]
-    assert lines[1].split() == ["NAME", "ROLE", "STATE", "PID", "RESTARTS", "AGE"]
+    assert lines[1].split() == ["NAME", "ROLE", "STATE", "PID", "RESTARTS", "AGE", "NOTE"]
     rows = [line.split() for line in lines[2:]]
     assert [r[0] for r in rows] == list(shared.agent_names)
     for row, agent in zip(rows, st["agents"]):
@@ -363,7 +363,7 @@ def test_status_json(shared: Cluster) -> None:
 
 
 def test_bad_output_format_exits_2(shared: Cluster) -> None:
-    for args in (("status", "-o", "yaml"), ("propose", "v", "-o", "table"),
+    for args in (("status", "-o", "xml"), ("propose", "v", "-o", "table"),
                  ("decided", "-o", "wide")):
         stderr = fails(shared, 2, *args)
         assert "-o/--output" in stderr
@@ -438,7 +438,7 @@ def test_logs_tail(shared: Cluster) -> None:
 def test_logs_follow(shared: Cluster) -> None:
     shared.wait_healthy()
     process = subprocess.Popen([PAXOSCTL, "logs", "supervisor", "--follow", "--tail", "0",
-                                "-f", str(shared.manifest)], cwd=shared.dir,
+                                "--file", str(shared.manifest)], cwd=shared.dir,
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     lines: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -625,7 +625,7 @@ def test_no_manifest_here(tmp_short: Path) -> None:
     result = paxosctl("status", cwd=tmp_short)
     assert result.returncode == 1, describe(result)
     assert result.stdout == ""
-    assert "no cluster.toml here" in result.stderr
+    assert f"no cluster.toml in {tmp_short.resolve()} or any folder above it" in result.stderr
 
 
 def test_unknown_command_exits_2(tmp_short: Path) -> None:

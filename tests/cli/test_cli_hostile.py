@@ -127,7 +127,7 @@ def hostile(f: Files) -> list[Case]:
         C("metrics", "extra"),
         # validate, up, down (that fail before they touch anything)
         *(C("validate", a, file=False) for a in ("", NOT_UTF8, "/dev/null", "/", g, n)),
-        C("validate", file=False),
+        C("validate", code=1, file=False),  # no manifest here or above: as `status` says it
         *(C("up", a, file=False) for a in ("/nonexistent", NOT_UTF8, "/dev/null", g, n)),
         C("up", "-d", "--wait", "nan", g, file=False),
         C("up", "-d", "--wait", "x", m, file=False),
@@ -157,7 +157,7 @@ def stopped(f: Files) -> list[Case]:
 
 
 def command_line(case: Case, manifest: Path) -> list[str | bytes]:
-    return [*case.args, *(["-f", str(manifest)] if case.file else [])]
+    return [*case.args, *(["--file", str(manifest)] if case.file else [])]
 
 
 def run(case: Case, cwd: Path, manifest: Path) -> subprocess.CompletedProcess[bytes]:

@@ -132,7 +132,7 @@ def test_a_manifest_of_another_cluster_is_refused_by_every_command(make_cluster:
             f"(manifest {cluster.manifest}{{running}}), not to cluster other; " \
             "give other.toml a state_dir of its own"
     commands = [("up", "-d", "other.toml"), ("up", "other.toml"), ("validate", "other.toml"),
-                *((*args, "-f", "other.toml") for args in (
+                *((*args, "--file", "other.toml") for args in (
                     ("down",), ("status",), ("propose", "v"), ("decided",), ("logs", "supervisor"),
                     ("kill", "replica-0"), ("restart", "replica-0"), ("chaos", "--drop", "0.5"),
                     ("metrics",), ("bench", "--requests", "1"), ("soak", "--duration", "1s")))]
