@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import sqlite3
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -153,9 +154,14 @@ def test_settings_live_and_by_rolling_restart_one_agent_at_a_time(make_cluster):
     cluster = make_cluster(groups=ROLES)
     before = pids(cluster)
     leader = cluster.leader()
-    rewrite(cluster, restart={"policy": "never"}, health={"heartbeat_interval": "150ms"})
+    assert cluster.status()["metrics_url"] is None
+    rewrite(cluster, restart={"policy": "never"}, health={"heartbeat_interval": "150ms"},
+            metrics={"listen": "127.0.0.1:0"})
     result = cluster.run_ok("apply")
     assert "restart.policy: always -> never (live)" in result.stdout
+    assert "metrics.enabled: false -> true (live)" in result.stdout
+    with urllib.request.urlopen(cluster.status()["metrics_url"], timeout=10) as scrape:
+        assert 'paxosctl_agent_up{agent="learner-0"' in scrape.read().decode()
     assert "health.heartbeat_interval: 200ms -> 150ms (rolling restart)" in result.stdout
     after = pids(cluster)
     assert all(after[name] != pid for name, pid in before.items()), (before, after)
@@ -282,7 +288,9 @@ def test_a_removed_learner_no_longer_holds_compaction_back():
     old = Membership(("p0",), ("a0",), ("l0", "l1"))
     node = Node("a0", old)
     node.step(Stored(src="l0", dst="a0", upto=9))
-    assert node.acceptor.compacted == 0  # l1 never reported: it holds the point back
+    assert node.acceptor.compacted == 0  # l1 has not reported: it holds the point back
+    node.step(Stored(src="l1", dst="a0", upto=3))
+    assert node.acceptor.compacted == 4
     node.set_membership(Membership(("p0",), ("a0",), ("l0",)))
     node.step(Stored(src="l0", dst="a0", upto=9))
     assert node.acceptor.compacted == 10
