@@ -4,7 +4,9 @@
 order:
 
 1. the settings: health and restart at once, protocol settings for the
-   next spawns (`Fleet.update_settings`); chaos, if its section changed;
+   next spawns (`Fleet.update_settings`; see `interim_manifest` for the health
+   timeout while heartbeat_interval rolls out); chaos, if its section
+   changed;
 2. the membership, if proposers or learners come or go: every agent that
    stays gets it over its pipe (MEMBERS) before a new agent starts, so a
    new agent's handshakes are welcome;
@@ -28,11 +30,13 @@ settings anyway.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 
 from .agents import AgentProcess
 from .fleet import Fleet, membership_of
+from .manifest import Manifest
 from .reconcile import Plan
 from .restart import AgentState
 
@@ -59,7 +63,7 @@ class Rollout:
     def start(self, now: float) -> None:
         """Make the changes that need no waiting (see the module docstring)."""
         fleet, plan = self.fleet, self.plan
-        fleet.update_settings(plan.wanted)
+        fleet.update_settings(interim_manifest(plan))
         if plan.running.chaos != plan.wanted.chaos:
             fleet.replace_chaos(plan.wanted.chaos)
         if plan.membership_changed:
@@ -110,6 +114,10 @@ class Rollout:
             log.info("%s: restarting to apply new settings", agent.name)
             fleet.restart(agent, now)
 
+    def finish(self) -> None:
+        """Once `done`: the settings of the new manifest, all of them."""
+        self.fleet.update_settings(self.plan.wanted)
+
     @property
     def done(self) -> bool:
         return not (self._stopping or self._starting or self._queue or self._current)
@@ -139,6 +147,19 @@ class Rollout:
 
     def _acceptors_all_running(self) -> bool:
         return all(_running(a) for a in self.fleet.agents.values() if "acceptor" in a.spec.roles)
+
+
+def interim_manifest(plan: Plan) -> Manifest:
+    """The manifest to run during `plan`'s rollout: the new one, except that
+    while agents not yet restarted beat at the old heartbeat_interval,
+    they are judged by the longer of the two heartbeat timeouts (a
+    shorter one could kill them all at once, acceptors included)."""
+    old, new = plan.running.health, plan.wanted.health
+    if old.heartbeat_interval == new.heartbeat_interval:
+        return plan.wanted
+    timeout = max(old.heartbeat_timeout, new.heartbeat_timeout)
+    return dataclasses.replace(plan.wanted,
+                               health=dataclasses.replace(new, heartbeat_timeout=timeout))
 
 
 def _running(agent: AgentProcess | None) -> bool:

@@ -36,12 +36,12 @@ from functools import partial
 from typing import Any
 
 from .agents import monotonic
-from .control import ClientConnection, ControlServer
+from .control import ClientConnection, ControlServer, Fault, OpError
 from .endpoints import ENDPOINTS_VERSION
 from .fleet import Fleet
 from .layout import paths
 from .loop import Loop
-from .manifest import Manifest
+from .manifest import Manifest, display_path, load_manifest
 from .members import MemberRegistry
 from .metrics import Metrics
 from .errors import PaxosctlError
@@ -162,8 +162,6 @@ class Supervisor:
     def _reload(self) -> None:
         path = str(self.manifest.path)
         log.info("SIGHUP: applying %s", path)
-        from .control import OpError
-
         try:
             found = self.apply(path, None, timeout=None)
         except (PaxosctlError, OpError) as e:
@@ -177,16 +175,13 @@ class Supervisor:
               timeout: float | None) -> Plan:
         """Reconcile the cluster with the manifest at `path`, from the loop.
 
-        Raises PaxosctlError, changing nothing, if the file is invalid,
-        another apply is still in progress, a change is refused (the
-        error's `extra["refused"]` lists each, one line), or the new
-        metrics address cannot be bound. Otherwise starts the rollout and
+        Changes nothing and raises ManifestError if the file is invalid,
+        OpError if another apply is still in progress, if a change is
+        refused (the error's `extra["refused"]` lists each, one line), or
+        if the new metrics address cannot be bound. Otherwise starts the rollout and
         returns the plan; `reply_to` is answered once it is in force (or
         with a timeout fault after `timeout` seconds; it goes on).
         """
-        from .control import Fault, OpError
-        from .manifest import load_manifest
-
         if self.rollout is not None:
             raise OpError(Fault.UNAVAILABLE, "another apply is in progress (waiting for "
                           + ", ".join(self.rollout.pending()) + "); try again when it is done")
@@ -200,9 +195,9 @@ class Supervisor:
             return found
         if {"metrics.listen", "metrics.enabled"} & found.live_keys:
             self._rebind_metrics(wanted)  # may fail: before anything else changes
+        self._adopt(wanted)
         self.rollout = Rollout(self.fleet, found)
         self.rollout.start(monotonic())
-        self._adopt(wanted)
         self._write_endpoints()  # removed agents leave it now; added ones are in it
         for change in found.changes:
             log.info("apply: %s", change.line)
@@ -219,11 +214,11 @@ class Supervisor:
                        digest=manifest_digest(wanted))
 
     def _advance_rollout(self, now: float) -> None:
-        from .control import Fault
-
+        """Step the rollout; once it is done (or past the caller's deadline), answer."""
         rollout = self.rollout
         rollout.step(now)
         if rollout.done:
+            rollout.finish()
             self.rollout = None
             self._write_endpoints()
             log.info("apply: in force%s", f" (restarted {', '.join(rollout.restarted)})"
@@ -245,9 +240,6 @@ class Supervisor:
     def _rebind_metrics(self, wanted: Manifest) -> None:
         """Serve metrics where `wanted` says (or stop); the old server closes
         only once the new one is bound, so a failure changes nothing."""
-        from .control import Fault, OpError
-        from .manifest import display_path
-
         old = self.metrics.server
         url = None
         listen = wanted.metrics

@@ -26,7 +26,8 @@ from paxos_agents.core.node import Node
 from paxosctl import Client
 from paxosctl import manifest as manifest_module
 from paxosctl.manifest import load_manifest
-from paxosctl.reconcile import SECTIONS, SETTINGS, Kind, plan
+from paxosctl.reconcile import SECTIONS, SETTINGS, plan
+from paxosctl.rollout import interim_manifest
 
 ROLES = {"proposer": ("proposer", 2), "acceptor": ("acceptor", 3), "learner": ("learner", 1)}
 DRIFT = "warning: the running cluster differs from"
@@ -268,6 +269,17 @@ def test_plan_classifies_changes(tmp_path, sections, groups, restart, refused):
     assert set(found.restart) == restart
     assert len(found.refused) == refused
     assert not found.empty
+
+
+@pytest.mark.parametrize(("old", "new", "during"), [
+    ({"heartbeat_interval": "1s", "heartbeat_timeout": "3s"},
+     {"heartbeat_interval": "100ms", "heartbeat_timeout": "500ms"}, 3.0),
+    ({"heartbeat_timeout": "3s"}, {"heartbeat_timeout": "1s"}, 1.0),
+], ids=["interval-rolls-longer-timeout-meanwhile", "timeout-alone-at-once"])
+def test_health_timeout_during_a_rollout(tmp_path, old, new, during):
+    running = load_manifest_text(manifest_text("roles", health=old), tmp_path / "a.toml")
+    wanted = load_manifest_text(manifest_text("roles", health=new), tmp_path / "b.toml")
+    assert interim_manifest(plan(running, wanted)).health.heartbeat_timeout == during
 
 
 def load_manifest_text(text: str, path: Path | None = None):
