@@ -503,6 +503,7 @@ def status(
     with _client(file) as client:
         if not watch:
             st = _status_reply(client, wide)
+            _warn_if_drifted(st, file)
             _show_status(st, output)
             if down_agents(st):
                 raise typer.Exit(3)
@@ -1056,6 +1057,61 @@ def validate(
     roles = {r: len(getattr(manifest, r)) for r in ("proposers", "acceptors", "learners")}
     _echo(f"{manifest_file}: valid: cluster {manifest.name}, {len(manifest.agents)} agents "
                f"({', '.join(f'{n} {r}' for r, n in roles.items())})")
+
+
+@app.command()
+def apply(
+    file: FileOption = None,
+    timeout: Annotated[float, typer.Option(
+        min=1, max=3600, help="Seconds to wait for the changes to be in force.")] = 60.0,
+) -> None:
+    """Change the running cluster to match FILE, touching only what changed (as SIGHUP does).
+
+    Prints one line per change, then waits until it is in force: new agents
+    running, removed ones stopped, agents restarted one at a time for
+    settings they read at start. A refused change (the acceptors, an
+    agent's role, log.retain, the cluster's name or state_dir) changes
+    nothing and exits 2; no difference exits 0.
+    """
+    from .client import RequestFailed
+
+    started = time.monotonic()
+    file = find_manifest(file)
+    try:
+        client = _client(file)
+    except NotRunning:
+        raise NotRunning(f"no cluster running for {file}: apply changes a running cluster",
+                         hint=f"start it with: paxosctl up -d -f {file} (if it runs with another "
+                              "cluster.state_dir, that cannot change while it runs: put it back)"
+                         ) from None
+    manifest = load_manifest(file)
+    with client:
+        try:
+            reply = client.request("apply", timeout=timeout + 10, file=str(manifest.path),
+                                   wait=timeout)
+        except RequestFailed as e:
+            for line in e.reply.get("refused", []):
+                _err(f"refused: {line}")
+            for line in e.reply.get("changes", []):
+                _echo(line)
+            if e.error == "bad_request":
+                raise UsageError(e.message.removeprefix("bad apply request: ")) from None
+            raise
+    if not reply["changes"]:
+        _echo(f"no change: cluster {manifest.name} already runs {file}")
+        return
+    for line in reply["changes"]:
+        _echo(line)
+    restarted = f"; restarted {', '.join(reply['restarted'])}" if reply["restarted"] else ""
+    _echo(f"applied {file}: in force after {time.monotonic() - started:.1f}s{restarted}")
+
+
+def _warn_if_drifted(st: dict[str, Any], file: str) -> None:
+    """`status`: say so when the running cluster is not what FILE describes."""
+    from .reconcile import drifted
+
+    if drifted(st, file):
+        _err(f"warning: the running cluster differs from {file} (run paxosctl apply)")
 
 
 # ----------------------------------------------------------------------- main

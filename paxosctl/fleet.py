@@ -32,7 +32,7 @@ from .agents import AgentProcess, monotonic
 from .chaos import ChaosSettings, update as update_chaos
 from .events import EventLog
 from .loop import Loop
-from .manifest import Manifest
+from .manifest import AgentSpec, Manifest
 from .members import MemberRegistry
 from .restart import AgentState, ExitCause, Lifecycle, exit_text
 
@@ -59,18 +59,8 @@ class Fleet:
         self._paths = state_paths
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["paxos_agents.runtime.main"])
-        self.membership = Membership(manifest.proposers, manifest.acceptors, manifest.learners)
-        p = manifest.paxos
-        self.settings = Settings(
-            heartbeat_ticks=p.ticks("heartbeat"),
-            election_ticks=p.ticks("election_timeout"),
-            accept_timeout_ticks=p.ticks("accept_timeout"),
-            retry_cooldown_ticks=p.ticks("retry_cooldown"),
-            gap_ticks=p.ticks("gap_timeout"),
-            window=p.window,
-            batch=p.batch,
-            retain_slots=manifest.log.retain,
-        )
+        self.membership = membership_of(manifest)
+        self.settings = protocol_settings(manifest)
         self.agents: dict[str, AgentProcess] = {
             spec.name: AgentProcess(spec, Lifecycle(manifest.restart)) for spec in manifest.agents
         }
@@ -80,6 +70,8 @@ class Fleet:
         self._last_tick = monotonic()
         #: What happened to the agents (`paxosctl events`); each is logged once.
         self.events = EventLog()
+        #: Agents removed by `apply`, kept (counters, incarnation) in case they come back.
+        self.retired: dict[str, AgentProcess] = {}
 
     # ------------------------------------------------------------- spawning
 
@@ -407,6 +399,90 @@ class Fleet:
             agent.send(frame)  # a starting agent gets it at spawn
         self.events.record(None, "chaos", f"chaos now: {self.chaos.describe() or 'off'}",
                            warning=self.chaos.active)
+
+
+    # ------------------------------------------------- apply (paxosctl.rollout)
+
+    def update_settings(self, manifest: Manifest) -> None:
+        """Run `manifest` from now on: health and restart settings at once
+        (every agent's lifecycle), protocol settings at each agent's next
+        spawn. Its agents and membership are `add_agent`'s and
+        `set_membership`'s to change."""
+        self.manifest = manifest
+        self.settings = protocol_settings(manifest)
+        for agent in (*self.agents.values(), *self.retired.values()):
+            agent.lifecycle.settings = manifest.restart
+
+    def replace_chaos(self, settings: ChaosSettings) -> None:
+        """Put `settings` in force at every agent, whatever `paxosctl chaos` set."""
+        self.chaos = settings
+        frame = chaos_frame(settings)
+        for agent in self.agents.values():
+            agent.send(frame)
+        self.events.record(None, "chaos", f"chaos now: {settings.describe() or 'off'}",
+                           warning=settings.active)
+
+    def set_membership(self, membership: Membership, leaving: frozenset[str] = frozenset()) -> None:
+        """Tell every running agent but the `leaving` ones the new membership
+        (a MEMBERS frame); agents spawned from now on get it in their spec."""
+        self.membership = membership
+        frame = frames.json_frame(frames.MEMBERS, {
+            "proposers": list(membership.proposers), "acceptors": list(membership.acceptors),
+            "learners": list(membership.learners)})
+        for agent in self.agents.values():
+            if agent.name not in leaving and agent.channel is not None:
+                agent.send(frame)
+
+    def add_agent(self, spec: AgentSpec, now: float) -> AgentProcess:
+        """Start a new agent of the manifest (or one removed before: it keeps
+        its counters and incarnations, and its store and member record, so
+        a proposer resumes its ballot round)."""
+        agent = self.retired.pop(spec.name, None)
+        if agent is None:
+            agent = AgentProcess(spec, Lifecycle(self.manifest.restart))
+        else:
+            agent.spec = spec
+            agent.lifecycle.settings = self.manifest.restart
+            agent.lifecycle.reset()
+            agent.last_error = None
+            agent.held = False
+        self.agents[spec.name] = agent
+        self.spawn(agent, now)
+        return agent
+
+    def remove_agent(self, name: str) -> AgentProcess:
+        """Stop `name` for good (SIGTERM; never restarted). `forget_agent`
+        drops it once its process has ended. Its files stay."""
+        agent = self.agents[name]
+        agent.lifecycle.stop()
+        agent.signal(signal.SIGTERM, ExitCause.SHUTDOWN)
+        return agent
+
+    def forget_agent(self, name: str) -> None:
+        """Drop a removed agent whose process has ended from the fleet (status,
+        metrics); remembered in `retired`."""
+        agent = self.agents.pop(name)
+        self.retired[name] = agent
+
+
+def membership_of(manifest: Manifest) -> Membership:
+    """Who plays each protocol role in `manifest`."""
+    return Membership(manifest.proposers, manifest.acceptors, manifest.learners)
+
+
+def protocol_settings(manifest: Manifest) -> Settings:
+    """The core's settings (in ticks) from `manifest`'s [paxos] and [log]."""
+    p = manifest.paxos
+    return Settings(
+        heartbeat_ticks=p.ticks("heartbeat"),
+        election_ticks=p.ticks("election_timeout"),
+        accept_timeout_ticks=p.ticks("accept_timeout"),
+        retry_cooldown_ticks=p.ticks("retry_cooldown"),
+        gap_ticks=p.ticks("gap_timeout"),
+        window=p.window,
+        batch=p.batch,
+        retain_slots=manifest.log.retain,
+    )
 
 
 def chaos_frame(settings: ChaosSettings) -> bytes:

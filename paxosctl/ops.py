@@ -22,6 +22,7 @@ from .control import ClientConnection, Fault, OpError, Request
 from .fleet import Fleet
 from .metrics import Metrics
 from .durations import format_duration
+from .ownership import manifest_digest
 from .restart import AgentState, ExitCause, exit_text
 
 #: Seconds `paxosctl stop AGENT` gives an agent to end after SIGTERM.
@@ -43,6 +44,10 @@ class Cluster(Protocol):
 
     def stop(self, reply_to: tuple[ClientConnection, Any]) -> None:
         """Stop the cluster; answer `reply_to` (connection, request id) once stopped."""
+
+    def apply(self, path: str, reply_to: tuple[ClientConnection, Any] | None,
+              timeout: float | None) -> Any:
+        """Reconcile with the manifest at `path`; answer `reply_to` once in force."""
 
 
 class BadRequest(OpError):
@@ -189,6 +194,32 @@ def down(cluster: Cluster, connection: ClientConnection, request: Request) -> No
     return None
 
 
+def apply(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply | None:
+    """Reconcile the cluster with the manifest file "file" (an absolute path).
+
+    Answers once every change is in force, or with a `timeout` fault after
+    "wait" seconds (default 60; the rollout goes on), or at once with
+    {"changes": []} when nothing differs. A refused change is a
+    bad_request whose "refused" lists each refusal, one line; nothing
+    changed then.
+    """
+    from .errors import PaxosctlError
+
+    path = request.get("file")
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise BadRequest(f'"file": expected the absolute path of a manifest, got {_show(path)}')
+    timeout = request.get("wait", 60)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        raise BadRequest(f'"wait": expected seconds from 0 to 3600, got {_show(timeout)}')
+    try:
+        plan = cluster.apply(path, (connection, request.id), float(timeout))
+    except PaxosctlError as e:  # the file is invalid (the CLI checked it; it may have changed)
+        raise BadRequest(e.message) from None
+    if not plan.changes:
+        return {"ok": True, "changes": [], "restarted": []}
+    return None  # answered once in force
+
+
 #: Every control operation: its name on the wire, and its function.
 OPS: Mapping[str, Operation] = {
     "ping": ping,
@@ -202,6 +233,7 @@ OPS: Mapping[str, Operation] = {
     "metrics": metrics,
     "chaos": chaos,
     "down": down,
+    "apply": apply,
 }
 
 
@@ -220,6 +252,8 @@ def describe(cluster: Cluster, wide: bool = False) -> dict[str, Any]:
         "ballot": list(leader.report.ballot) if leader else None,
         "decided_up_to": decided if decided >= 0 else None,
         "chaos": fleet.chaos.describe(),
+        # What the supervisor runs (see reconcile.drifted): `apply` changes it.
+        "manifest": {"path": str(fleet.manifest.path), "digest": manifest_digest(fleet.manifest)},
         "agents": [_agent_row(fleet, agent, now, wide) for agent in fleet.agents.values()],
     }
 

@@ -11,7 +11,12 @@ turn it
    client, each request one operation of `paxosctl.ops.OPS`;
 3. writes the agents' inbox pipes, and on its clock judges their health
    and restarts ended ones (`paxosctl.fleet`);
-4. publishes a metrics snapshot when one is due (`paxosctl.snapshot`).
+4. publishes a metrics snapshot when one is due (`paxosctl.snapshot`);
+5. advances an `apply` in progress (`paxosctl.rollout`).
+
+`apply` (the control op) and SIGHUP re-read the manifest and reconcile
+the running cluster with it (`paxosctl.reconcile` says what changes and
+how; one refused change refuses the whole apply).
 
 It is not on the data path: agents talk to each other and clients talk
 to proposers and learners directly, over the endpoints in `run/`
@@ -25,21 +30,26 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 from functools import partial
 from typing import Any
 
 from .agents import monotonic
-from .control import ClientConnection, ControlServer
+from .control import ClientConnection, ControlServer, Fault, OpError
 from .endpoints import ENDPOINTS_VERSION
 from .fleet import Fleet
 from .layout import paths
 from .loop import Loop
-from .manifest import Manifest
+from .manifest import Manifest, display_path, load_manifest
 from .members import MemberRegistry
 from .metrics import Metrics
+from .errors import PaxosctlError
 from .ops import dispatch
-from .ownership import Claim
+from .ownership import Claim, manifest_digest
+from .pidfile import write_pid_file
+from .reconcile import Plan, plan
+from .rollout import Rollout
 from .snapshot import Publisher
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -75,6 +85,11 @@ class Supervisor:
         self._stopping = False
         #: `down` requests, answered once every agent has stopped.
         self._stop_replies: list[tuple[ClientConnection, Any]] = []
+        #: The apply in progress, if any, and who waits for it (None: SIGHUP)
+        #: until when.
+        self.rollout: Rollout | None = None
+        self._apply_reply: tuple[ClientConnection, Any] | None = None
+        self._apply_deadline = 0.0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -92,6 +107,8 @@ class Supervisor:
                 self.metrics_url = f"http://{host}:{port}/metrics"
                 log.info("metrics at %s", self.metrics_url)
             self._write_endpoints()
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGHUP, self.request_reload)
             self.fleet.start(monotonic())
             log.info("cluster %s up: %d agents", self.manifest.name, len(self.fleet.agents))
             self._run()
@@ -130,8 +147,119 @@ class Supervisor:
             fleet.flush()
             now = monotonic()  # one clock read per turn, passed down
             fleet.tick(now)
+            if self.rollout is not None:
+                self._advance_rollout(now)
             self.publisher.publish_if_due(now)
             control.flush()
+
+    # ---------------------------------------------------------------- apply
+
+    def request_reload(self, *_: object) -> None:
+        """SIGHUP: re-read the manifest file and apply it, on the loop
+        (safe from a signal handler); the outcome goes to the log."""
+        self.loop.post(self._reload)
+
+    def _reload(self) -> None:
+        path = str(self.manifest.path)
+        log.info("SIGHUP: applying %s", path)
+        try:
+            found = self.apply(path, None, timeout=None)
+        except (PaxosctlError, OpError) as e:
+            for line in [e.message, *getattr(e, "extra", {}).get("refused", [])]:
+                log.error("SIGHUP: %s", line)
+            return
+        if not found.changes:
+            log.info("SIGHUP: no change: the cluster already runs %s", path)
+
+    def apply(self, path: str, reply_to: tuple[ClientConnection, Any] | None,
+              timeout: float | None) -> Plan:
+        """Reconcile the cluster with the manifest at `path`, from the loop.
+
+        Changes nothing and raises ManifestError if the file is invalid,
+        OpError if another apply is still in progress, if a change is
+        refused (the error's `extra["refused"]` lists each, one line), or
+        if the new metrics address cannot be bound. Otherwise starts the rollout and
+        returns the plan; `reply_to` is answered once it is in force (or
+        with a timeout fault after `timeout` seconds; it goes on).
+        """
+        if self.rollout is not None:
+            raise OpError(Fault.UNAVAILABLE, "another apply is in progress (waiting for "
+                          + ", ".join(self.rollout.pending()) + "); try again when it is done")
+        wanted = load_manifest(path)
+        found = plan(self.manifest, wanted)
+        if found.refused:
+            raise OpError(Fault.BAD_REQUEST, f"{len(found.refused)} change(s) refused; "
+                          "nothing was changed", refused=list(found.refused))
+        if not found.changes:
+            self._adopt(wanted)
+            return found
+        if {"metrics.listen", "metrics.enabled"} & found.live_keys:
+            self._rebind_metrics(wanted)  # may fail: before anything else changes
+        self._adopt(wanted)
+        self.rollout = Rollout(self.fleet, found)
+        self.rollout.start(monotonic())
+        self._write_endpoints()  # removed agents leave it now; added ones are in it
+        for change in found.changes:
+            log.info("apply: %s", change.line)
+        self._apply_reply = reply_to
+        self._apply_deadline = monotonic() + timeout if timeout is not None else float("inf")
+        self._advance_rollout(monotonic())
+        return found
+
+    def _adopt(self, wanted: Manifest) -> None:
+        """Run `wanted` from now on: what status compares and `up` recognizes."""
+        self.manifest = wanted
+        self.fleet.manifest = wanted
+        write_pid_file(self.paths["pid"], cluster=wanted.name, manifest=str(wanted.path),
+                       digest=manifest_digest(wanted))
+
+    def _advance_rollout(self, now: float) -> None:
+        """Step the rollout; once it is done (or past the caller's deadline), answer."""
+        rollout = self.rollout
+        rollout.step(now)
+        if rollout.done:
+            rollout.finish()
+            self.rollout = None
+            self._write_endpoints()
+            log.info("apply: in force%s", f" (restarted {', '.join(rollout.restarted)})"
+                     if rollout.restarted else "")
+            if self._apply_reply is not None:
+                connection, request_id = self._apply_reply
+                connection.reply({"id": request_id, "ok": True,
+                                  "changes": [c.line for c in rollout.plan.changes],
+                                  "restarted": rollout.restarted})
+                self._apply_reply = None
+        elif self._apply_reply is not None and now >= self._apply_deadline:
+            connection, request_id = self._apply_reply
+            connection.fail(request_id, Fault.TIMEOUT,
+                            "the changes are made but not yet in force: waiting for "
+                            + ", ".join(rollout.pending()) + " (it goes on; see paxosctl status)",
+                            changes=[c.line for c in rollout.plan.changes])
+            self._apply_reply = None
+
+    def _rebind_metrics(self, wanted: Manifest) -> None:
+        """Serve metrics where `wanted` says (or stop); the old server closes
+        only once the new one is bound, so a failure changes nothing."""
+        old = self.metrics.server
+        url = None
+        listen = wanted.metrics
+        if listen.enabled:
+            try:
+                port = self.metrics.serve(listen.host, listen.port)
+            except OSError as e:
+                raise OpError(Fault.BAD_REQUEST, f"{display_path(wanted.path)}: metrics.listen: "
+                              f"cannot bind {listen.listen} ({e.strerror or e}); nothing was "
+                              "changed; allowed: a free port, or port 0 for any") from None
+            host = f"[{listen.host}]" if ":" in listen.host else listen.host
+            url = f"http://{host}:{port}/metrics"
+        else:
+            self.metrics.server = None
+        self.metrics_url = url
+        if old is not None:
+            # shutdown() waits for the server's poll loop: not on our loop.
+            threading.Thread(target=lambda: (old.shutdown(), old.server_close()),
+                             name="metrics-close", daemon=True).start()
+        log.info("metrics %s", f"now at {url}" if url else "off")
 
     def _refresh_metrics(self) -> None:
         """Publish a fresh snapshot before a scrape; from another thread, via the loop

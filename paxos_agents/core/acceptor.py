@@ -169,6 +169,17 @@ class Acceptor:
             self.compacted = point
             self._out.compacted = point
 
+    def set_learners(self, learners: tuple[str, ...]) -> None:
+        """The configured learners changed (`Node.set_membership`).
+
+        Reports of removed learners are forgotten, so they hold nothing back.
+        An added learner has not reported: the point stays where it is (it
+        never moves down) until it does. It starts below the point, and
+        copies those slots from a peer learner, which stored them all.
+        """
+        self.learners = learners
+        self._stored = {k: v for k, v in self._stored.items() if k in learners}
+
     def _point(self) -> int:
         if len(self._stored) < len(self.learners):
             return 0  # some learner has not reported since we started

@@ -181,6 +181,14 @@ class Learner:
         if m.highest_slot > self.highest_known:
             self.highest_known = m.highest_slot
 
+    def set_membership(self, membership: Membership) -> None:
+        """New proposers and learners (`Node.set_membership`): retries go to,
+        and state transfer comes from, the current members only."""
+        self.membership = membership
+        self.peers.set_membership(membership)
+        if self.leader is not None and self.leader not in membership.proposers:
+            self.leader = None  # retry at the proposers in turn until a leader is heard
+
     def on_stored(self, m: Stored) -> None:
         """A peer learner's log is durable up to `m.upto`: a source for state transfer."""
         if m.upto > self.highest_known and m.src in self.membership.learners:

@@ -169,6 +169,37 @@ class Node:
         if self.proposer:
             self.proposer.suspect(node_id)
 
+    def set_membership(self, membership: Membership) -> None:
+        """Adopt a new set of proposers and learners, live (`paxosctl apply`).
+
+        The acceptors and this node's own roles must stay as they are
+        (ValueError otherwise): quorums are majorities of acceptors, so a
+        change of proposers or learners never changes what a quorum is, and
+        agreement does not depend on who proposes or learns. What changes:
+
+        - acceptors send Accepted to, and compact below what is stored by,
+          the new learners only (a removed learner no longer holds the
+          compaction point back; an added one holds it where it is until it
+          reports, and starts empty, copying from a peer learner);
+        - a leader heartbeats the new proposers and learners; a follower
+          forwards to its leader as before (SUSPECT says when it is gone);
+        - learners report to, fetch from and retry at the new members.
+        """
+        if membership.acceptors != self.membership.acceptors:
+            raise ValueError("the acceptors cannot change while the cluster runs")
+        if membership.roles(self.node_id) != self.roles:
+            raise ValueError(f"{self.node_id}'s roles cannot change while it runs")
+        self.membership = membership
+        if self.acceptor is not None:
+            self.acceptor.set_learners(membership.learners)
+        if self.proposer is not None:
+            self.proposer.membership = membership
+            leader = self.proposer.leader
+            if leader is not None and leader not in membership.proposers:
+                self.proposer.suspect(leader)  # removed: run soon rather than wait it out
+        if self.learner is not None:
+            self.learner.set_membership(membership)
+
     def tick(self) -> None:
         """One unit of time passed."""
         if self.proposer:

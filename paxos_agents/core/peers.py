@@ -40,6 +40,11 @@ class Peers:
         self.fetches_sent = 0
         self.chunks_served = 0
 
+    def set_membership(self, membership: Membership) -> None:
+        """Forget the progress of learners no longer configured: never fetch from one."""
+        self.membership = membership
+        self.stored = {k: v for k, v in self.stored.items() if k in membership.learners}
+
     @property
     def highest(self) -> int:
         """The highest slot any peer reported durable (-1 for none)."""

@@ -36,6 +36,7 @@ from collections import Counter
 from multiprocessing.connection import Connection as Pipe
 from typing import Callable
 
+from ..core.config import Membership
 from ..core.node import Node
 from ..core.proposer import Phase
 from . import frames
@@ -179,9 +180,33 @@ class Agent:
                 self.node.suspect(frame[1:].decode())
             elif kind == frames.CHAOS:
                 self.transport.chaos.set(ChaosSettings.from_json(frames.json_body(frame)))
+            elif kind == frames.MEMBERS:
+                self._set_membership(frames.json_body(frame))
             else:
                 self.malformed += 1
                 log.warning("dropped a frame of unknown kind %r", kind)
+
+    def _set_membership(self, body: dict) -> None:
+        """A MEMBERS frame (`paxosctl apply`): new proposers or learners, live.
+
+        Peers that are no longer members are refused at the handshake from
+        now on; the node stops sending to them (`Node.set_membership`). A
+        frame the node refuses (acceptors or our roles changed: the
+        supervisor never sends one) is logged and ignored.
+        """
+        try:
+            membership = Membership(tuple(body["proposers"]), tuple(body["acceptors"]),
+                                    tuple(body["learners"]))
+            self.node.set_membership(membership)
+        except (KeyError, TypeError, ValueError) as e:
+            self.malformed += 1
+            log.error("ignored a membership change: %s", e)
+            return
+        self.transport.members = (frozenset(membership.proposers)
+                                  | frozenset(membership.acceptors)
+                                  | frozenset(membership.learners))
+        log.info("membership now: proposers %s; learners %s",
+                 ", ".join(membership.proposers), ", ".join(membership.learners))
 
     def _on_message(self, sender: str, frame: bytes) -> None:
         """A protocol message from peer `sender` (named by the connection's handshake)."""

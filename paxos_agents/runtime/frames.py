@@ -8,7 +8,7 @@ low. The first byte of a frame usually says what it holds.
 Two kinds of channel carry frames:
 
 - the *pipes* between one agent incarnation and its supervisor (the
-  control plane): an *inbox* (supervisor -> agent: SUSPECT, CHAOS) and an
+  control plane): an *inbox* (supervisor -> agent: SUSPECT, CHAOS, MEMBERS) and an
   *outbox* (agent -> supervisor: HEARTBEAT, LOADING, FATAL), used by
   nobody else. No command and no protocol message travels here;
 - the *sockets* of the data path (`transport`, `clientwire`), whose
@@ -38,6 +38,7 @@ LOADING = b"L"  # LOADING: alive, still opening its store (not serving yet)
 # supervisor -> agent (inbox)
 SUSPECT = b"S"  # SUSPECT + agent name: that agent's process died (a failure-detector hint)
 CHAOS = b"C"  # CHAOS + JSON settings: the faults to inject into what the agent sends
+MEMBERS = b"M"  # MEMBERS + JSON {"proposers", "acceptors", "learners"}: the membership now (apply)
 
 # data-path handshake replies (sockets; see transport)
 WELCOME = b"+"  # WELCOME + JSON: the receiver's name, incarnation and what it knows
