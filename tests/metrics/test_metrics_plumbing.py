@@ -40,6 +40,7 @@ def test_heartbeat_counters_reach_the_scrape(tmp_path):
     assert p1.agent.node.is_leader
     p1.agent.node.propose(Command("r", b"v"))
     p1.agent._flush()
+    p1.tick(p1.agent.node.proposer.settings.accept_timeout_ticks)  # no Accepted: it times out
     p1.step(Retry(src="l1", dst="p1", slot=5))
     p1.step(Retry(src="l1", dst="p1", slot=5))
     # An acceptor that accepts, refuses a stale Prepare, and compacts.
@@ -53,14 +54,18 @@ def test_heartbeat_counters_reach_the_scrape(tmp_path):
     l1.step(Chunk(src="l2", dst="l1", asked=1, first_slot=1, decisions=((1, NOOP),), first_slots=()))
     values = scrape([p1.sample("proposer"), a1.sample("acceptor"), l1.sample("learner")])
     must_move = [
-        "paxos_retries_requested_total",
-        "paxos_retries_performed_total",
-        "paxos_retries_suppressed_total",
-        "paxos_prepare_rejections_total",
-        'paxos_messages_total{type="Accept"}',
-        'paxos_messages_total{type="Retry"}',
-        'paxos_messages_total{type="Stored"}',
-        "paxos_acceptor_persist_duration_seconds_count",
+        'paxos_retries_requested_total{agent="p1",role="proposer"}',
+        'paxos_retries_performed_total{agent="p1",role="proposer"}',
+        'paxos_retries_suppressed_total{agent="p1",role="proposer"}',
+        'paxos_prepare_rejections_total{agent="a1",role="acceptor"}',
+        'paxos_messages_total{agent="a1",role="acceptor",type="Accept"}',
+        'paxos_messages_total{agent="p1",role="proposer",type="Retry"}',
+        'paxos_messages_total{agent="a1",role="acceptor",type="Stored"}',
+        'paxos_messages_sent_total{agent="p1",role="proposer",type="Accept"}',
+        'paxos_messages_sent_total{agent="a1",role="acceptor",type="Accepted"}',
+        'paxos_acceptor_persist_duration_seconds_count{agent="a1",role="acceptor"}',
+        'paxos_proposer_elections_total{agent="p1",role="proposer"}',
+        'paxos_proposer_accept_timeouts_total{agent="p1",role="proposer"}',
         'paxos_acceptor_compaction_slot{agent="a1",role="acceptor"}',
         'paxos_learner_applied_slot{agent="l1",role="learner"}',
         'paxos_learner_installed_slots_total{agent="l1",role="learner"}',
