@@ -14,7 +14,7 @@ from in_process import Driven
 
 from paxos_agents.core import (
     NOOP,
-    Accept, Accepted, Ballot, Chunk, Command, Prepare, Promise, Retry, Stored,
+    Accept, Accepted, Ballot, Chunk, Command, Prepare, Promise, Retry, Stored, Value,
 )
 from paxosctl.metrics import Metrics, Snapshot
 
@@ -73,3 +73,23 @@ def test_heartbeat_counters_reach_the_scrape(tmp_path):
     ]
     missing = [name for name in must_move if values.get(name, 0) <= 0]
     assert not missing, missing
+
+
+def test_a_learner_counts_the_commands_it_copies_from_a_peer(tmp_path):
+    """Decided commands are the largest learner's count: a learner whose log was
+    copied from a peer must count what it copied, or the metric undercounts
+    once every learner has installed some part of the log."""
+    l1 = Driven("l1", tmp_path)
+    try:
+        batch = Value.of([Command("r1", b"a"), Command("r2", b"b"), Command("r0", b"c")])
+        # r0 was first decided in slot 0 (not applied again in slot 1); r3 expired.
+        l1.step(Chunk(src="l2", dst="l1", asked=0, first_slot=0,
+                      decisions=((0, Value.of([Command("r0", b"c")])), (1, batch),
+                                 (2, Value.of([Command("r3", b"d")]))),
+                      first_slots=(("r0", 0), ("r1", 1), ("r2", 1))))
+        report = l1.report()
+        assert report.decided_up_to == 2 and report.stats["installed"] == 3
+        assert report.stats["applied_commands"] == 3  # r0, r1, r2
+        assert report.stats["expired"] == 1  # r3
+    finally:
+        l1.close()

@@ -4,7 +4,9 @@ A real cluster serves /metrics on a free port; `promtool check metrics`
 must find nothing to report on a scrape of a busy cluster, and a real
 Prometheus server scraping it must answer PromQL queries with what the
 test caused: decisions after proposals, a restart after a kill, a leader
-change after the leader is killed.
+change after the leader is killed. The scrape itself must count commands
+once and apart from slots, label every per-agent series with its agent and
+role, show a cut-off learner's lag, and carry the supervisor's process_*.
 """
 
 from __future__ import annotations
