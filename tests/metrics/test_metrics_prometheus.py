@@ -22,7 +22,6 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import psutil
 import pytest
 from prom import Prometheus
 
@@ -30,7 +29,6 @@ from paxosctl import Client
 from paxosctl.pidfile import running_supervisor
 
 PAXOSCTL = str(Path(sys.executable).parent / "paxosctl")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
