@@ -9,6 +9,12 @@ series go backwards. The supervisor's loop publishes an immutable
 fleet); the HTTP thread only reads the latest one, so a scrape never
 races with the loop.
 
+Every series about one agent carries `agent` and `role` labels (role as
+the manifest names it: proposer, acceptor, learner or replica); series
+without them are about the whole cluster. The README's Metrics section
+lists them all, and examples/alerts.yml and examples/grafana-dashboard.json
+use only these names (tests/metrics holds them against a live scrape).
+
 (prometheus_client's multiprocess mode fits badly here: it leaves a file
 behind for every restarted pid and drops custom collectors.)
 """
@@ -19,7 +25,13 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -40,10 +52,15 @@ from .restart import RESTART_REASONS
 #: holds these names against real agents' reports, so a renamed stat fails there.
 COUNTER_STATS = (
     "proposer_retries_requested", "proposer_retries_performed", "proposer_retries_suppressed",
-    "prepares_rejected", "accepts_rejected", "proposer_leader_changes", "proposer_elections",
+    "proposer_accept_resends", "prepares_rejected", "accepts_rejected",
+    "proposer_leader_changes", "proposer_elections",
     "dropped", "installed", "fetches_sent", "chunks_served", "expired", "compacted_refusals",
     "applied_commands",
 )
+
+#: The transport's drop reasons (`AgentReport.dropped`, `.chaos`), as the
+#: `reason` label of paxos_messages_dropped_total shows them.
+DROP_REASONS = ("unreachable", "chaos_drop", "partition", "malformed", "wrong_role")
 
 
 def report_totals(report: AgentReport) -> collections.Counter[str]:
@@ -60,6 +77,8 @@ def report_totals(report: AgentReport) -> collections.Counter[str]:
         totals[f"chaos:{fault}"] = count
     for kind, count in report.received.items():
         totals[f"received:{kind}"] = count
+    for kind, count in report.sent.items():
+        totals[f"sent:{kind}"] = count
     totals["malformed"] = report.malformed
     persist = report.persist
     if persist.count:
@@ -92,6 +111,11 @@ def report_gauges(report: AgentReport) -> dict[str, float]:
     return gauges
 
 
+def plays(role: str, protocol_role: str) -> bool:
+    """Whether an agent of manifest `role` plays `protocol_role` (a replica plays all)."""
+    return role in (protocol_role, "replica")
+
+
 @dataclass(frozen=True, slots=True)
 class AgentSample:
     """One agent's metrics at one moment."""
@@ -109,6 +133,11 @@ class AgentSample:
     #: Gauges from the latest heartbeat report (see `report_gauges`); empty when down.
     gauges: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def labels(self) -> list[str]:
+        """The values of the `agent` and `role` labels."""
+        return [self.name, self.role]
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
@@ -119,12 +148,13 @@ class Snapshot:
     has_leader: bool = False
     leader_changes: int = 0
     leader_changed_at: float = 0.0
-    proposals: dict[str, int] = field(default_factory=dict)
-    decisions: int = 0
+    #: Commands the learners applied, each once cluster-wide (see snapshot.Publisher).
+    decided_commands: int = 0
+    #: Slots decided (the highest gapless slot + 1), never going back.
+    decided_slots: int = 0
     decided_slot: int = -1
-    dropped: dict[str, int] = field(default_factory=dict)
-    chaos_duplicated: int = 0
-    chaos_delayed: int = 0
+    expired: int = 0
+    acceptors: int = 0
     chaos_active: dict[str, Any] = field(default_factory=dict)
 
 
@@ -142,152 +172,211 @@ class ClusterCollector(Collector):
         s = self.snapshot
         yield InfoMetricFamily("paxosctl_build", "paxosctl version.",
                                value={"version": __version__, "cluster": s.cluster})
-        up = GaugeMetricFamily("paxosctl_agent_up", "1 if the agent process runs and heartbeats.",
-                               labels=["agent", "role"])
-        restarts = CounterMetricFamily("paxosctl_agent_restarts", "Agent restarts, by reason.",
-                                       labels=["agent", "role", "reason"])
-        health = CounterMetricFamily("paxosctl_health_check_failures",
-                                     "Agents killed for missing heartbeats.", labels=["agent"])
-        cpu = CounterMetricFamily("paxosctl_agent_cpu_seconds",
-                                  "CPU time of the agent, all incarnations.", labels=["agent"])
-        rss = GaugeMetricFamily("paxosctl_agent_resident_memory_bytes",
-                                "Resident memory of the agent process.", labels=["agent"])
-        backoff = GaugeMetricFamily("paxosctl_agent_backoff_seconds",
-                                    "Seconds until a backing-off agent is restarted.",
-                                    labels=["agent"])
-        ballot = GaugeMetricFamily("paxos_ballot_round", "Round of the proposer's current ballot.",
-                                   labels=["agent"])
+        yield from _process_metrics(s)
+        yield from _cluster_metrics(s)
+        yield from _protocol_metrics(s)
+        yield from _message_metrics(s)
+        yield from _history_metrics(s)
+
+
+AGENT = ["agent", "role"]
+
+
+def _process_metrics(s: Snapshot) -> Iterator[Any]:
+    """The supervisor's view of each agent process: up, restarts, CPU, memory, disk."""
+    up = GaugeMetricFamily("paxosctl_agent_up", "1 if the agent process runs and heartbeats.",
+                           labels=AGENT)
+    restarts = CounterMetricFamily("paxosctl_agent_restarts", "Agent restarts, by reason.",
+                                   labels=[*AGENT, "reason"])
+    health = CounterMetricFamily("paxosctl_health_check_failures",
+                                 "Agents killed for missing heartbeats.", labels=AGENT)
+    cpu = CounterMetricFamily("paxosctl_agent_cpu_seconds",
+                              "CPU time of the agent, all incarnations.", labels=AGENT)
+    rss = GaugeMetricFamily("paxosctl_agent_resident_memory_bytes",
+                            "Resident memory of the agent process.", labels=AGENT)
+    backoff = GaugeMetricFamily("paxosctl_agent_backoff_seconds",
+                                "Seconds until a backing-off agent is restarted.", labels=AGENT)
+    state = GaugeMetricFamily("paxosctl_agent_state_bytes",
+                              "Bytes of the agent's state files (database and WAL).", labels=AGENT)
+    for a in s.agents:
+        up.add_metric(a.labels, 1.0 if a.up else 0.0)
+        for reason in RESTART_REASONS:
+            restarts.add_metric([*a.labels, reason], a.restarts.get(reason, 0))
+        health.add_metric(a.labels, a.health_failures)
+        cpu.add_metric(a.labels, a.cpu_seconds)
+        if a.rss_bytes is not None:
+            rss.add_metric(a.labels, a.rss_bytes)
+        backoff.add_metric(a.labels, a.backoff_seconds)
+        if "state_bytes" in a.gauges:
+            state.add_metric(a.labels, a.gauges["state_bytes"])
+    yield from (up, restarts, health, cpu, rss, backoff, state)
+
+
+def _cluster_metrics(s: Snapshot) -> Iterator[Any]:
+    """The cluster as a whole: leader, progress, acceptor quorum."""
+    yield GaugeMetricFamily("paxos_has_leader", "1 if a proposer leads.",
+                            value=1.0 if s.has_leader else 0.0)
+    yield CounterMetricFamily("paxos_leader_changes", "Times the leader changed.",
+                              value=s.leader_changes)
+    yield GaugeMetricFamily("paxos_leader_change_timestamp_seconds",
+                            "Unix time a leader was last elected (0: never).",
+                            value=s.leader_changed_at)
+    yield CounterMetricFamily(
+        "paxos_decided_commands",
+        "Client commands decided and applied, each once cluster-wide (the learner that "
+        "applied the most; duplicates and expired commands not counted).",
+        value=s.decided_commands)
+    yield CounterMetricFamily("paxos_decided_slots",
+                              "Slots decided (a slot holds a batch of commands, or a no-op).",
+                              value=s.decided_slots)
+    # Deprecated aliases, kept for 0.3 only (CHANGELOG.md): dashboards move to
+    # paxos_decided_commands_total and paxos_decided_slots_total.
+    proposals = CounterMetricFamily(
+        "paxos_proposals", "Deprecated (removed in 0.4): paxos_decided_commands_total.",
+        labels=["result"])
+    proposals.add_metric(["decided"], s.decided_commands)
+    yield proposals
+    yield CounterMetricFamily("paxos_decisions",
+                              "Deprecated (removed in 0.4): paxos_decided_slots_total.",
+                              value=s.decided_slots)
+    yield GaugeMetricFamily("paxos_decided_slot",
+                            "Highest slot with no undecided slot below it (-1: none).",
+                            value=s.decided_slot)
+    yield CounterMetricFamily("paxos_proposals_expired",
+                              "Proposals refused as issued before the retained log.",
+                              value=s.expired)
+    yield GaugeMetricFamily("paxos_acceptors_configured",
+                            "Acceptors in the membership (replicas included).",
+                            value=s.acceptors)
+    yield GaugeMetricFamily("paxos_acceptor_quorum",
+                            "Acceptors that must be up for slots to be decided (a majority).",
+                            value=s.acceptors // 2 + 1 if s.acceptors else 0)
+    active = GaugeMetricFamily("paxosctl_chaos_active", "1 while a chaos fault is in force.",
+                               labels=["fault"])
+    for fault in ("drop", "duplicate", "delay_s", "partition"):
+        active.add_metric([fault.removesuffix("_s")], 1.0 if fault in s.chaos_active else 0.0)
+    yield active
+
+
+#: Per-agent protocol counters: (metric, stat, help, protocol role that counts it).
+PROTOCOL_COUNTERS = (
+    ("paxos_retries_requested", "proposer_retries_requested",
+     "Retries of a slot that learners asked this proposer for.", "proposer"),
+    ("paxos_retries_performed", "proposer_retries_performed",
+     "Retries this proposer performed (outside the cooldown).", "proposer"),
+    ("paxos_retries_suppressed", "proposer_retries_suppressed",
+     "Retries this proposer suppressed inside the per-slot cooldown.", "proposer"),
+    ("paxos_proposer_accept_timeouts", "proposer_accept_resends",
+     "Slots whose Accept round passed accept_timeout without a majority (re-sent).", "proposer"),
+    ("paxos_proposer_elections", "proposer_elections",
+     "Elections (phase 1) this proposer started.", "proposer"),
+    ("paxos_prepare_rejections", "prepares_rejected",
+     "Prepare requests this acceptor nacked (ballot not above its promise).", "acceptor"),
+    ("paxos_learner_installed_slots", "installed",
+     "Slots this learner copied from peer learners (state transfer).", "learner"),
+)
+
+
+def _protocol_metrics(s: Snapshot) -> Iterator[Any]:
+    """Per-agent protocol state and counters, for the agents whose role has them."""
+    ballot = GaugeMetricFamily("paxos_ballot_round", "Round of the proposer's current ballot.",
+                               labels=AGENT)
+    for a in s.agents:
+        if a.ballot_round is not None:
+            ballot.add_metric(a.labels, a.ballot_round)
+    yield ballot
+    for name, stat, doc, role in PROTOCOL_COUNTERS:
+        family = CounterMetricFamily(name, doc, labels=AGENT)
         for a in s.agents:
-            up.add_metric([a.name, a.role], 1.0 if a.up else 0.0)
-            for reason in RESTART_REASONS:
-                restarts.add_metric([a.name, a.role, reason], a.restarts.get(reason, 0))
-            health.add_metric([a.name], a.health_failures)
-            cpu.add_metric([a.name], a.cpu_seconds)
-            if a.rss_bytes is not None:
-                rss.add_metric([a.name], a.rss_bytes)
-            backoff.add_metric([a.name], a.backoff_seconds)
-            if a.ballot_round is not None:
-                ballot.add_metric([a.name], a.ballot_round)
-        yield from (up, restarts, health, cpu, rss, backoff, ballot)
-        yield from self._history_metrics(s)
-
-        yield GaugeMetricFamily("paxos_has_leader", "1 if a proposer leads.",
-                                value=1.0 if s.has_leader else 0.0)
-        yield CounterMetricFamily("paxos_leader_changes", "Times the leader changed.",
-                                  value=s.leader_changes)
-        yield GaugeMetricFamily("paxos_leader_change_timestamp_seconds",
-                                "Unix time a leader was last elected (0: never).",
-                                value=s.leader_changed_at)
-        proposals = CounterMetricFamily("paxos_proposals",
-                                        "Client commands, by result: decided (applied by the "
-                                        "learners; the furthest learner's count).",
-                                        labels=["result"])
-        # Timeouts and refusals happen at clients now (the supervisor is not on
-        # the data path): `paxosctl bench` and the client report them.
-        proposals.add_metric(["decided"], s.proposals.get("decided", 0))
-        yield proposals
-        yield CounterMetricFamily("paxos_decisions", "Slots decided.", value=s.decisions)
-        yield GaugeMetricFamily("paxos_decided_slot",
-                                "Highest slot with no undecided slot below it (-1: none).",
-                                value=s.decided_slot)
-
-        def total(key: str) -> float:
-            return sum(a.totals.get(key, 0) for a in s.agents)
-
-        for name, key, doc in (
-            ("paxos_retries_requested", "proposer_retries_requested",
-             "Retries of a slot that learners asked proposers for."),
-            ("paxos_retries_performed", "proposer_retries_performed",
-             "Retries a proposer performed (outside the cooldown)."),
-            ("paxos_retries_suppressed", "proposer_retries_suppressed",
-             "Retries a proposer suppressed inside the per-slot cooldown."),
-            ("paxos_prepare_rejections", "prepares_rejected",
-             "Prepare requests an acceptor nacked (ballot not above its promise)."),
-        ):
-            yield CounterMetricFamily(name, doc, value=total(key))
-        messages = CounterMetricFamily("paxos_messages", "Protocol messages received by agents.",
-                                       labels=["type"])
-        kinds: collections.Counter[str] = collections.Counter()
-        for a in s.agents:
-            for key, value in a.totals.items():
-                if key.startswith("received:"):
-                    kinds[key[9:]] += value
-        for kind in (t.__name__ for t in MESSAGE_TYPES):
-            messages.add_metric([kind], kinds.get(kind, 0))
-        yield messages
-        dropped = CounterMetricFamily("paxos_messages_dropped", "Messages dropped, by reason.",
-                                      labels=["reason"])
-        for reason, value in s.dropped.items():
-            dropped.add_metric([reason], value)
-        dropped.add_metric(["malformed"], total("malformed"))
-        dropped.add_metric(["wrong_role"], total("dropped"))
-        yield dropped
-        yield CounterMetricFamily("paxosctl_chaos_duplicated", "Messages the chaos settings duplicated.",
-                                  value=s.chaos_duplicated)
-        yield CounterMetricFamily("paxosctl_chaos_delayed", "Messages the chaos settings delayed.",
-                                  value=s.chaos_delayed)
-        active = GaugeMetricFamily("paxosctl_chaos_active", "1 while a chaos fault is in force.",
-                                   labels=["fault"])
-        for fault in ("drop", "duplicate", "delay_s", "partition"):
-            active.add_metric([fault.removesuffix("_s")], 1.0 if fault in s.chaos_active else 0.0)
-        yield active
-        buckets = []
-        cumulative = 0.0
-        for i, bound in enumerate(PERSIST_BUCKETS):
-            cumulative += total(f"persist_bucket:{i}")
-            buckets.append((_le(bound), cumulative))
-        cumulative += total(f"persist_bucket:{len(PERSIST_BUCKETS)}")
-        buckets.append(("+Inf", cumulative))
-        yield HistogramMetricFamily(
-            "paxos_acceptor_persist_duration_seconds",
-            "Time to commit one batch of state to SQLite (fsync included).",
-            buckets=buckets, sum_value=total("persist_sum"))
+            if plays(a.role, role):
+                family.add_metric(a.labels, a.totals.get(stat, 0))
+        yield family
+    buckets = HistogramMetricFamily(
+        "paxos_acceptor_persist_duration_seconds",
+        "Time to commit one batch of the agent's state to SQLite (fsync included).",
+        labels=AGENT)
+    for a in s.agents:
+        cumulative, points = 0.0, []
+        for i, bound in enumerate((*PERSIST_BUCKETS, float("inf"))):
+            cumulative += a.totals.get(f"persist_bucket:{i}", 0)
+            points.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
+        buckets.add_metric(a.labels, points, sum_value=a.totals.get("persist_sum", 0.0))
+    yield buckets
 
 
-    def _history_metrics(self, s: Snapshot) -> Iterator[Any]:
-        """Bounded history: compaction, retention, state size, learner catch-up."""
-        state = GaugeMetricFamily("paxosctl_agent_state_bytes",
-                                  "Bytes of the agent's state files (database and WAL).",
-                                  labels=["agent", "role"])
-        families = {key: GaugeMetricFamily(name, doc, labels=["agent", "role"])
-                    for key, (name, doc, _) in GAUGES.items()}
-        lag = GaugeMetricFamily(
-            "paxos_compaction_lag_slots",
-            "Slots decided but not yet compacted at this acceptor: grows while a learner is "
-            "down or behind (it holds compaction back).", labels=["agent", "role"])
-        installed = CounterMetricFamily("paxos_learner_installed_slots",
-                                        "Slots a learner copied from peer learners (state transfer).",
-                                        labels=["agent", "role"])
-        for a in s.agents:
-            if "state_bytes" in a.gauges:
-                state.add_metric([a.name, a.role], a.gauges["state_bytes"])
-            for key, (_, _, role) in GAUGES.items():
-                if key in a.gauges:
-                    families[key].add_metric([a.name, a.role], a.gauges[key])
-            if "compacted" in a.gauges:
-                lag.add_metric([a.name, a.role], max(0.0, s.decided_slot + 1 - a.gauges["compacted"]))
-            if "learner" in a.role or a.role == "replica":
-                installed.add_metric([a.name, a.role], a.totals.get("installed", 0))
-        yield state
-        yield from families.values()
-        yield lag
-        yield installed
-        yield CounterMetricFamily("paxos_proposals_expired",
-                                  "Proposals refused as issued before the retained log.",
-                                  value=s.proposals.get("expired", 0))
+def _message_metrics(s: Snapshot) -> Iterator[Any]:
+    """Messages each agent received, sent, dropped, and what chaos did to them."""
+    received = CounterMetricFamily("paxos_messages", "Protocol messages the agent received.",
+                                   labels=[*AGENT, "type"])
+    sent = CounterMetricFamily("paxos_messages_sent", "Protocol messages the agent sent.",
+                               labels=[*AGENT, "type"])
+    dropped = CounterMetricFamily("paxos_messages_dropped",
+                                  "Messages the agent dropped, by reason.",
+                                  labels=[*AGENT, "reason"])
+    duplicated = CounterMetricFamily("paxosctl_chaos_duplicated",
+                                     "Messages the chaos settings duplicated at this sender.",
+                                     labels=AGENT)
+    delayed = CounterMetricFamily("paxosctl_chaos_delayed",
+                                  "Messages the chaos settings delayed at this sender.",
+                                  labels=AGENT)
+    for a in s.agents:
+        t = a.totals
+        for kind in (m.__name__ for m in MESSAGE_TYPES):
+            received.add_metric([*a.labels, kind], t.get(f"received:{kind}", 0))
+            sent.add_metric([*a.labels, kind], t.get(f"sent:{kind}", 0))
+        by_reason = {
+            "unreachable": t.get("dropped:unreachable", 0) + t.get("dropped:overflow", 0),
+            "chaos_drop": t.get("chaos:drop", 0),
+            "partition": t.get("chaos:partition", 0),
+            "malformed": t.get("malformed", 0),
+            "wrong_role": t.get("dropped", 0),
+        }
+        for reason in DROP_REASONS:
+            dropped.add_metric([*a.labels, reason], by_reason[reason])
+        duplicated.add_metric(a.labels, t.get("chaos:duplicate", 0))
+        delayed.add_metric(a.labels, t.get("chaos:delay", 0))
+    yield from (received, sent, dropped, duplicated, delayed)
 
 
-def _le(bound: float) -> str:
-    return repr(float(bound))
+def _history_metrics(s: Snapshot) -> Iterator[Any]:
+    """Bounded history: compaction, retention, learner progress and lag."""
+    families = {key: GaugeMetricFamily(name, doc, labels=AGENT)
+                for key, (name, doc, _) in GAUGES.items()}
+    compaction_lag = GaugeMetricFamily(
+        "paxos_compaction_lag_slots",
+        "Slots decided but not yet compacted at this acceptor: grows while a learner is "
+        "down or behind (it holds compaction back).", labels=AGENT)
+    learner_lag = GaugeMetricFamily(
+        "paxos_learner_lag_slots",
+        "Slots the furthest learner applied that this learner has not (paxos_decided_slot "
+        "minus paxos_learner_applied_slot).", labels=AGENT)
+    for a in s.agents:
+        for key in GAUGES:
+            if key in a.gauges:
+                families[key].add_metric(a.labels, a.gauges[key])
+        if "compacted" in a.gauges:
+            compaction_lag.add_metric(a.labels,
+                                      max(0.0, s.decided_slot + 1 - a.gauges["compacted"]))
+        if "decided_up_to" in a.gauges:
+            learner_lag.add_metric(a.labels, max(0.0, s.decided_slot - a.gauges["decided_up_to"]))
+    yield from families.values()
+    yield compaction_lag
+    yield learner_lag
 
 
 class Metrics:
-    """The registry, its collector and the HTTP server."""
+    """The registry, its collector and the HTTP server.
+
+    The registry also holds the supervisor's own `process_*` metrics (CPU,
+    memory, open files of the supervisor process) and `python_info`.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = ClusterCollector()
         self.registry.register(self.collector)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.server: Any = None
 
     def serve(self, host: str, port: int) -> int:

@@ -6,8 +6,17 @@ the fleet's agents and their latest reports and swaps it in for the
 collector. Nothing here runs outside the loop's thread.
 
 The publisher also keeps what a snapshot cannot rebuild from the fleet:
-how many times the leader changed, and when last, and the decisions
-counted so far (which only grows).
+how many times the leader changed, and when last, and the slots and
+commands decided and refused as expired so far (which only grow).
+
+Decided commands are counted once cluster-wide, not once per learner:
+every learner applies the same commands, so the count is the largest
+learner's own (its `applied_commands`, summed over its incarnations by
+the supervisor; duplicates of an earlier command and expired ones are not
+applied, so not counted). A learner that copied slots from a peer counts
+the commands in them as it installs them. The publisher keeps the highest
+count seen, so the counter never goes back when that learner restarts or
+leaves the membership.
 """
 
 from __future__ import annotations
@@ -34,7 +43,9 @@ class Publisher:
         self._leader_seen: tuple[str, tuple[int, str] | None] | None = None
         self.leader_changes = 0
         self.leader_changed_at = 0.0  # Unix time
-        self.decisions = 0
+        self.decided_slots = 0
+        self.decided_commands = 0
+        self.expired = 0
 
     def publish_if_due(self, now: float) -> None:
         if now >= self._next_publish:
@@ -70,29 +81,25 @@ class Publisher:
                 ballot_round=ballot[0] if ballot else None, totals=dict(totals),
                 gauges=report_gauges(report) if report else {}))
         # Learners restore their decisions from disk, so this only grows.
-        self.decisions = max(self.decisions, decided_slot + 1)
+        self.decided_slots = max(self.decided_slots, decided_slot + 1)
         learners = fleet.membership.learners
-
-        def total(key: str) -> int:
-            return sum(sample.totals.get(key, 0) for sample in samples)
 
         def learned(key: str) -> int:
             # Every learner applies the same commands: the furthest one's count.
             return max((sample.totals.get(key, 0) for sample in samples
                         if sample.name in learners), default=0)
+        self.decided_commands = max(self.decided_commands, learned("applied_commands"))
+        self.expired = max(self.expired, learned("expired"))
         self.metrics.collector.snapshot = Snapshot(
             cluster=fleet.manifest.name,
             agents=tuple(samples),
             has_leader=leader is not None,
             leader_changes=self.leader_changes,
             leader_changed_at=self.leader_changed_at,
-            proposals={"decided": learned("applied_commands"), "expired": learned("expired")},
-            decisions=self.decisions,
+            decided_commands=self.decided_commands,
+            decided_slots=self.decided_slots,
             decided_slot=decided_slot,
-            dropped={"unreachable": total("dropped:unreachable") + total("dropped:overflow"),
-                         "chaos_drop": total("chaos:drop"),
-                         "partition": total("chaos:partition")},
-            chaos_duplicated=total("chaos:duplicate"),
-            chaos_delayed=total("chaos:delay"),
+            expired=self.expired,
+            acceptors=len(fleet.membership.acceptors),
             chaos_active=fleet.chaos.describe(),
         )

@@ -240,10 +240,15 @@ class Learner:
                 rid = command.request_id
                 first = firsts.get(rid)
                 if first is None:
+                    self.expired += 1
                     continue  # refused as expired there: not applied, not indexed
                 if self.requests.add(rid, first):
                     out.requests.append((rid, first))
                 if first == slot:
+                    # Counted as if applied here, so that a learner that
+                    # copied part of its log still counts every command it
+                    # holds (the decided-commands metric takes the largest).
+                    self.applied_commands += 1
                     out.logged.append(LogEntry(slot, command.payload, rid, False))
             if self._on_decided is not None:
                 self._on_decided(slot, value)

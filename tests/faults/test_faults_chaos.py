@@ -29,7 +29,7 @@ from .harness import (
 
 
 def dropped(cluster: FaultCluster) -> dict[str, float]:
-    """`paxos_messages_dropped_total` by reason, from `paxosctl metrics`."""
+    """`paxos_messages_dropped_total` by reason, summed over agents, from `paxosctl metrics`."""
     text = cluster.run_ok("metrics").stdout
     found = {}
     for line in text.splitlines():
@@ -37,7 +37,8 @@ def dropped(cluster: FaultCluster) -> dict[str, float]:
         if m:
             reason = re.search(r'reason="([^"]*)"', m.group(1))
             if reason:
-                found[reason.group(1)] = float(m.group(2))
+                # One series per agent and reason: the cluster's is their sum.
+                found[reason.group(1)] = found.get(reason.group(1), 0.0) + float(m.group(2))
     return found
 
 

@@ -14,7 +14,7 @@ from in_process import Driven
 
 from paxos_agents.core import (
     NOOP,
-    Accept, Accepted, Ballot, Chunk, Command, Prepare, Promise, Retry, Stored,
+    Accept, Accepted, Ballot, Chunk, Command, Prepare, Promise, Retry, Stored, Value,
 )
 from paxosctl.metrics import Metrics, Snapshot
 
@@ -40,6 +40,7 @@ def test_heartbeat_counters_reach_the_scrape(tmp_path):
     assert p1.agent.node.is_leader
     p1.agent.node.propose(Command("r", b"v"))
     p1.agent._flush()
+    p1.tick(p1.agent.node.proposer.settings.accept_timeout_ticks)  # no Accepted: it times out
     p1.step(Retry(src="l1", dst="p1", slot=5))
     p1.step(Retry(src="l1", dst="p1", slot=5))
     # An acceptor that accepts, refuses a stale Prepare, and compacts.
@@ -53,14 +54,18 @@ def test_heartbeat_counters_reach_the_scrape(tmp_path):
     l1.step(Chunk(src="l2", dst="l1", asked=1, first_slot=1, decisions=((1, NOOP),), first_slots=()))
     values = scrape([p1.sample("proposer"), a1.sample("acceptor"), l1.sample("learner")])
     must_move = [
-        "paxos_retries_requested_total",
-        "paxos_retries_performed_total",
-        "paxos_retries_suppressed_total",
-        "paxos_prepare_rejections_total",
-        'paxos_messages_total{type="Accept"}',
-        'paxos_messages_total{type="Retry"}',
-        'paxos_messages_total{type="Stored"}',
-        "paxos_acceptor_persist_duration_seconds_count",
+        'paxos_retries_requested_total{agent="p1",role="proposer"}',
+        'paxos_retries_performed_total{agent="p1",role="proposer"}',
+        'paxos_retries_suppressed_total{agent="p1",role="proposer"}',
+        'paxos_prepare_rejections_total{agent="a1",role="acceptor"}',
+        'paxos_messages_total{agent="a1",role="acceptor",type="Accept"}',
+        'paxos_messages_total{agent="p1",role="proposer",type="Retry"}',
+        'paxos_messages_total{agent="a1",role="acceptor",type="Stored"}',
+        'paxos_messages_sent_total{agent="p1",role="proposer",type="Accept"}',
+        'paxos_messages_sent_total{agent="a1",role="acceptor",type="Accepted"}',
+        'paxos_acceptor_persist_duration_seconds_count{agent="a1",role="acceptor"}',
+        'paxos_proposer_elections_total{agent="p1",role="proposer"}',
+        'paxos_proposer_accept_timeouts_total{agent="p1",role="proposer"}',
         'paxos_acceptor_compaction_slot{agent="a1",role="acceptor"}',
         'paxos_learner_applied_slot{agent="l1",role="learner"}',
         'paxos_learner_installed_slots_total{agent="l1",role="learner"}',
@@ -68,3 +73,23 @@ def test_heartbeat_counters_reach_the_scrape(tmp_path):
     ]
     missing = [name for name in must_move if values.get(name, 0) <= 0]
     assert not missing, missing
+
+
+def test_a_learner_counts_the_commands_it_copies_from_a_peer(tmp_path):
+    """Decided commands are the largest learner's count: a learner whose log was
+    copied from a peer must count what it copied, or the metric undercounts
+    once every learner has installed some part of the log."""
+    l1 = Driven("l1", tmp_path)
+    try:
+        batch = Value.of([Command("r1", b"a"), Command("r2", b"b"), Command("r0", b"c")])
+        # r0 was first decided in slot 0 (not applied again in slot 1); r3 expired.
+        l1.step(Chunk(src="l2", dst="l1", asked=0, first_slot=0,
+                      decisions=((0, Value.of([Command("r0", b"c")])), (1, batch),
+                                 (2, Value.of([Command("r3", b"d")]))),
+                      first_slots=(("r0", 0), ("r1", 1), ("r2", 1))))
+        report = l1.report()
+        assert report.decided_up_to == 2 and report.stats["installed"] == 3
+        assert report.stats["applied_commands"] == 3  # r0, r1, r2
+        assert report.stats["expired"] == 1  # r3
+    finally:
+        l1.close()
