@@ -123,6 +123,8 @@ class AgentSample:
     name: str
     role: str
     up: bool
+    #: Stopped by the operator (`paxosctl stop`): down on purpose.
+    stopped: bool
     restarts: dict[str, int]
     health_failures: int
     cpu_seconds: float
@@ -186,6 +188,9 @@ def _process_metrics(s: Snapshot) -> Iterator[Any]:
     """The supervisor's view of each agent process: up, restarts, CPU, memory, disk."""
     up = GaugeMetricFamily("paxosctl_agent_up", "1 if the agent process runs and heartbeats.",
                            labels=AGENT)
+    stopped = GaugeMetricFamily("paxosctl_agent_stopped",
+                                "1 if the operator stopped the agent (paxosctl stop).",
+                                labels=AGENT)
     restarts = CounterMetricFamily("paxosctl_agent_restarts", "Agent restarts, by reason.",
                                    labels=[*AGENT, "reason"])
     health = CounterMetricFamily("paxosctl_health_check_failures",
@@ -200,6 +205,7 @@ def _process_metrics(s: Snapshot) -> Iterator[Any]:
                               "Bytes of the agent's state files (database and WAL).", labels=AGENT)
     for a in s.agents:
         up.add_metric(a.labels, 1.0 if a.up else 0.0)
+        stopped.add_metric(a.labels, 1.0 if a.stopped else 0.0)
         for reason in RESTART_REASONS:
             restarts.add_metric([*a.labels, reason], a.restarts.get(reason, 0))
         health.add_metric(a.labels, a.health_failures)
@@ -209,7 +215,7 @@ def _process_metrics(s: Snapshot) -> Iterator[Any]:
         backoff.add_metric(a.labels, a.backoff_seconds)
         if "state_bytes" in a.gauges:
             state.add_metric(a.labels, a.gauges["state_bytes"])
-    yield from (up, restarts, health, cpu, rss, backoff, state)
+    yield from (up, stopped, restarts, health, cpu, rss, backoff, state)
 
 
 def _cluster_metrics(s: Snapshot) -> Iterator[Any]:

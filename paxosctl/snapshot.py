@@ -74,7 +74,10 @@ class Publisher:
             if report is not None and report.decided_up_to is not None:
                 decided_slot = max(decided_slot, report.decided_up_to)
             samples.append(AgentSample(
-                name=agent.name, role=agent.spec.role, up=agent.state is AgentState.RUNNING,
+                name=agent.name, role=agent.spec.role,
+                # As status shows it: an unresponsive agent (late heartbeats) is not up.
+                up=fleet.shown_state(agent, now) == AgentState.RUNNING.value,
+                stopped=agent.held,
                 restarts=dict(agent.restarts_by_reason), health_failures=agent.health_failures,
                 cpu_seconds=agent.cpu_past + agent.cpu_current, rss_bytes=usage["rss_bytes"],
                 backoff_seconds=agent.lifecycle.backoff_remaining(now),

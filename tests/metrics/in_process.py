@@ -53,7 +53,7 @@ class Driven:
 
     def sample(self, role: str) -> AgentSample:
         report = self.report()
-        return AgentSample(name=self.agent.name, role=role, up=True, restarts={},
+        return AgentSample(name=self.agent.name, role=role, up=True, stopped=False, restarts={},
                            health_failures=0, cpu_seconds=0.0, rss_bytes=None,
                            backoff_seconds=0.0, ballot_round=None,
                            totals=dict(report_totals(report)), gauges=report_gauges(report))
