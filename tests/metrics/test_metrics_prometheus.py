@@ -74,7 +74,7 @@ def cluster():
     assert up.returncode == 0, up.stderr
     client = Client.for_manifest(manifest)
     try:
-        yield manifest, client, client.status()["metrics_url"]
+        yield manifest, client, client.request("status")["metrics_url"]
     finally:
         client.close()
         subprocess.run([PAXOSCTL, "down", "-f", str(manifest)], capture_output=True, timeout=60)
@@ -100,7 +100,7 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 def leader(client: Client) -> str:
-    return wait_until(lambda: client.status()["leader"], 15, "a leader")
+    return wait_until(lambda: client.request("status")["leader"], 15, "a leader")
 
 
 def test_promtool_finds_nothing_on_a_busy_cluster(cluster):
@@ -131,8 +131,8 @@ def test_counters_survive_an_agent_restart(cluster):
                10, "Accept messages counted")
     before = sample(scrape(url), "paxos_messages_total", type="Accept")
     client.kill("acceptor-2")
-    wait_until(lambda: client.status()["agents"][4]["state"] == "running"
-               and client.status()["agents"][4]["restarts"] >= 1, 20, "acceptor-2 back")
+    wait_until(lambda: client.request("status")["agents"][4]["state"] == "running"
+               and client.request("status")["agents"][4]["restarts"] >= 1, 20, "acceptor-2 back")
     after = sample(scrape(url), "paxos_messages_total", type="Accept")
     assert after >= before
 
