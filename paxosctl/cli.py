@@ -30,6 +30,7 @@ from .pidfile import live_supervisor, running_supervisor
 
 if TYPE_CHECKING:
     from .client import Client
+    from .decidedlog import DecidedCommand
 
 app = typer.Typer(
     name="paxosctl",
@@ -189,7 +190,7 @@ def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
                     time.sleep(0.05)
                     continue
             try:
-                status = client.status()
+                status = client.request("status")
             except OutcomeUnknown:  # it went away: daemon.poll() above says why
                 client.close()
                 client = None
@@ -429,7 +430,7 @@ def status(file: FileOption = DEFAULT_FILE, output: OutputOption = "table") -> N
     """Show agents, pids, restarts, the leader and progress. Exit 3 if any agent is not running."""
     output = _output(output, ("table", "wide", "json"))
     with _client(file) as client:
-        st = client.status(wide=output == "wide")
+        st = client.request("status", wide=output == "wide")
     st.pop("id", None)
     st.pop("ok", None)
     if output == "json":
@@ -491,6 +492,9 @@ def decided(
         help="First slot to show [default: the first slot retained].")] = None,
     limit: Annotated[Optional[int], typer.Option(
         "--limit", min=1, help="Show at most this many entries [default: all].")] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", help="Then keep printing new decisions as they are applied "
+                         "(Ctrl-C ends it, exit 130).")] = False,
     output: OutputOption = "text",
 ) -> None:
     """Print the decided log, read from a learner: position (SLOT.INDEX),
@@ -499,40 +503,39 @@ def decided(
     Text output: one entry per line, tab-separated, the value with tabs,
     newlines, backslashes and bytes that are not UTF-8 escaped (\\t \\n
     \\\\ \\xHH). JSON output: a value that is UTF-8 is a string, any other
-    is {"base64": "..."}. With `[log] retain`, learners keep only the
+    is {"base64": "..."}; one array, or with --follow one object per line
+    as each decision arrives. With `[log] retain`, learners keep only the
     latest slots: a --from below them is an error naming the first slot
     retained.
     """
     output = _output(output, ("text", "json"))
-    from .client import RequestFailed
-    from .dataclient import json_value
+    from .decidedlog import read_log
 
     manifest = _manifest(file)
     data = _data_client(manifest, file)
     try:
-        entries = []
-        page_start = start
-        while limit is None or len(entries) < limit:
-            reply = data.decided_page(page_start, 1000)
-            if "error" in reply:
-                raise RequestFailed({"error": reply.get("code") or "agent_error",
-                                     "message": reply["error"]})
-            entries.extend(reply["entries"])
-            if len(reply["entries"]) < 1000:
-                break
-            page_start = reply["entries"][-1]["slot"] + 1
+        entries = read_log(data, start, limit=limit, follow=follow)
+        if output == "json" and not follow:
+            _echo(json.dumps([_decided_json(e) for e in entries]))
+            return
+        for e in entries:
+            _echo(json.dumps(_decided_json(e)) if output == "json" else _decided_text(e))
     finally:
         data.close()
-    entries = entries[:limit]
-    if output == "json":
-        _echo(json.dumps([{**e, "position": f"{e['slot']}.{e['index']}",
-                                "value": json_value(e["value"])} for e in entries]))
-        return
-    for e in entries:
-        if e["noop"]:
-            _echo(f"{e['slot']}.{e['index']}\t-\t(no-op)")
-        else:
-            _echo(f"{e['slot']}.{e['index']}\t{e['request_id']}\t{_shown(e['value'])}")
+
+
+def _decided_json(e: DecidedCommand) -> dict[str, Any]:
+    """A `DecidedCommand` as `decided -o json` shows it."""
+    from .dataclient import json_value
+
+    return {**e.to_dict(), "value": json_value(e.value)}
+
+
+def _decided_text(e: DecidedCommand) -> str:
+    """A `DecidedCommand` as one tab-separated line (value escaped: `_shown`)."""
+    if e.noop:
+        return f"{e.position}\t-\t(no-op)"
+    return f"{e.position}\t{e.request_id}\t{_shown(e.value)}"
 
 
 # ------------------------------------------------------------- logs/kill/etc.
@@ -581,7 +584,7 @@ def kill(
 ) -> None:
     """Send a signal to an agent (default KILL); the supervisor restarts it per policy."""
     with _client(file) as client:
-        reply = _checked(client.kill, agent, signal_name)
+        reply = _checked(lambda: client.request("kill", agent=agent, signal=signal_name))
     _echo(f"sent {reply['signal']} to {reply['agent']} (pid {reply['pid']})")
 
 
@@ -590,7 +593,7 @@ def restart(agent: Annotated[str, typer.Argument(help="The agent to restart.")],
             file: FileOption = DEFAULT_FILE) -> None:
     """Restart an agent now (also one that gave up: fatal)."""
     with _client(file) as client:
-        reply = _checked(client.restart, agent)
+        reply = _checked(lambda: client.request("restart", agent=agent))
     _echo(f"restarting {reply['agent']}")
 
 
