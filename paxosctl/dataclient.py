@@ -47,7 +47,7 @@ from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, Connection, hello
 
 from .endpoints import Endpoints
-from .errors import (ConnectionLost, Expired, NotRunning, OutcomeUnknown, PaxosctlError,
+from .errors import (ConnectionLost, Expired, NotRunning, PaxosctlError,
                      ProposalTimeout, RequestIdConflict, UsageError)
 
 T = TypeVar("T")
