@@ -266,7 +266,7 @@ class Cluster:
             self.seen.setdefault(process.pid, process)
         try:
             with Client.for_manifest(self.manifest) as client:
-                for agent in client.status()["agents"]:
+                for agent in client.request("status")["agents"]:
                     if agent.get("pid"):
                         self.seen.setdefault(agent["pid"], psutil.Process(agent["pid"]))
         except Exception:  # noqa: BLE001 - best effort, for the cleanup only

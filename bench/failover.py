@@ -32,7 +32,7 @@ from paxosctl.errors import PaxosctlError
 def wait_whole(client: Client, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = client.status()
+        status = client.request("status")
         if status["leader"] and all(a["state"] == "running" for a in status["agents"]):
             return
         time.sleep(0.02)
@@ -74,7 +74,7 @@ def leader_failover(client: Client, tries: int) -> list[float]:
         for _ in range(tries):
             wait_whole(client)
             time.sleep(0.3)  # steady load before the kill
-            leader = client.status()["leader"]
+            leader = client.request("status")["leader"]
             killed = time.monotonic()
             client.kill(leader)
             deadline = killed + 30
@@ -92,16 +92,16 @@ def leader_failover(client: Client, tries: int) -> list[float]:
 
 def acceptor_restart(client: Client, tries: int) -> list[float]:
     """Seconds from SIGKILL of an acceptor to its new incarnation running."""
-    acceptors = [a["name"] for a in client.status()["agents"] if a["role"] == "acceptor"]
+    acceptors = [a["name"] for a in client.request("status")["agents"] if a["role"] == "acceptor"]
     times = []
     for i in range(tries):
         wait_whole(client)
         name = acceptors[i % len(acceptors)]
-        before = next(a for a in client.status()["agents"] if a["name"] == name)
+        before = next(a for a in client.request("status")["agents"] if a["name"] == name)
         killed = time.monotonic()
         client.kill(name)
         while True:
-            row = next(a for a in client.status()["agents"] if a["name"] == name)
+            row = next(a for a in client.request("status")["agents"] if a["name"] == name)
             if row["state"] == "running" and row["pid"] != before["pid"]:
                 times.append(time.monotonic() - killed)
                 break
@@ -136,7 +136,7 @@ def main() -> None:
         cold = status_cold(args.file)
         print(f"paxosctl status, cold process: p50 {statistics.median(cold) * 1000:.0f} ms")
         rss = {a["name"]: psutil.Process(a["pid"]).memory_info().rss / 2**20
-               for a in client.status()["agents"] if a["pid"]}
+               for a in client.request("status")["agents"] if a["pid"]}
         print("agent resident memory (MiB): "
               + ", ".join(f"{n} {v:.1f}" for n, v in rss.items()))
 

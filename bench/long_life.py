@@ -206,7 +206,7 @@ class Cluster:
     def status(self) -> dict[str, Any]:
         """What `paxosctl status -o json` prints, over one control-socket request."""
         with self.client() as client:
-            return client.status()
+            return client.request("status")
 
     def remember(self) -> None:
         supervisor = running_supervisor(self.state_dir)
@@ -384,7 +384,7 @@ def restart_cycle(cluster: Cluster) -> tuple[float, float, int]:
     time.sleep(SETTLE)
     with cluster.client() as client:
         wait_whole(client)
-        status = client.status()
+        status = client.request("status")
     cluster.remember()
     return stopped - start, served - stopped, sum(a["restarts"] for a in status["agents"])
 

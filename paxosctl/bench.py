@@ -107,7 +107,7 @@ class CpuMeter:
 
     def _find(self) -> dict[str, psutil.Process | None]:
         """name -> process of every agent (as `status()` names them), then the supervisor's."""
-        found = {a["name"]: _process(a.get("pid")) for a in self.client.status()["agents"]}
+        found = {a.name: _process(a.pid) for a in self.client.status().agents}
         found[SUPERVISOR] = (running_supervisor(self.state_dir)
                              if self.state_dir is not None else None)
         return found

@@ -32,6 +32,7 @@ from .pidfile import live_supervisor, running_supervisor
 
 if TYPE_CHECKING:
     from .client import Client
+    from .decidedlog import DecidedCommand
 
 app = typer.Typer(
     name="paxosctl",
@@ -215,7 +216,7 @@ def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
                     time.sleep(0.05)
                     continue
             try:
-                status = client.status()
+                status = client.request("status")
             except OutcomeUnknown:  # it went away: daemon.poll() above says why
                 client.close()
                 client = None
@@ -524,7 +525,7 @@ def status(
                     last = key
                 time.sleep(0.5)
         except KeyboardInterrupt:
-            return  # the usual way to end a watch: not an error
+            raise typer.Exit(130) from None  # Ctrl-C ends a watch: 130, as for any Ctrl-C
 
 
 def _status_reply(client: "Client", wide: bool) -> dict[str, Any]:
@@ -558,6 +559,9 @@ def decided(
         help="First slot to show [default: the first slot retained].")] = None,
     limit: Annotated[Optional[int], typer.Option(
         "--limit", min=1, help="Show at most this many entries [default: all].")] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", help="Then keep printing new decisions as they are applied "
+                         "(Ctrl-C ends it, exit 130).")] = False,
     output: OutputOption = "text",
 ) -> None:
     """Print the decided log, read from a learner: position (SLOT.INDEX),
@@ -566,40 +570,44 @@ def decided(
     Text output: one entry per line, tab-separated, the value with tabs,
     newlines, backslashes and bytes that are not UTF-8 escaped (\\t \\n
     \\\\ \\xHH). JSON output: a value that is UTF-8 is a string, any other
-    is {"base64": "..."}. With `[log] retain`, learners keep only the
+    is {"base64": "..."}; one array, or with --follow one object per line
+    as each decision arrives. With `[log] retain`, learners keep only the
     latest slots: a --from below them is an error naming the first slot
     retained.
     """
-    output = _output(output, ("text", "json"))
-    from .client import RequestFailed
-    from .dataclient import json_value
+    output = _output(output, TEXT)
+    from .decidedlog import read_log
 
     manifest = _manifest(file)
     data = _data_client(manifest, file)
     try:
-        entries = []
-        page_start = start
-        while limit is None or len(entries) < limit:
-            reply = data.decided_page(page_start, 1000)
-            if "error" in reply:
-                raise RequestFailed({"error": reply.get("code") or "agent_error",
-                                     "message": reply["error"]})
-            entries.extend(reply["entries"])
-            if len(reply["entries"]) < 1000:
-                break
-            page_start = reply["entries"][-1]["slot"] + 1
+        entries = read_log(data, start, limit=limit, follow=follow)
+        if output in MACHINE and not follow:
+            _echo(render([_decided_json(e) for e in entries], output))
+            return
+        for e in entries:
+            if output == "text":
+                _echo(_decided_text(e))
+            else:  # one JSON object per line, or a stream of YAML documents
+                _echo(("---\n" if output == "yaml" else "") + render(_decided_json(e), output))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None  # Ctrl-C ends a follow: 130, as for any Ctrl-C
     finally:
         data.close()
-    entries = entries[:limit]
-    if output == "json":
-        _echo(json.dumps([{**e, "position": f"{e['slot']}.{e['index']}",
-                                "value": json_value(e["value"])} for e in entries]))
-        return
-    for e in entries:
-        if e["noop"]:
-            _echo(f"{e['slot']}.{e['index']}\t-\t(no-op)")
-        else:
-            _echo(f"{e['slot']}.{e['index']}\t{e['request_id']}\t{_shown(e['value'])}")
+
+
+def _decided_json(e: DecidedCommand) -> dict[str, Any]:
+    """A `DecidedCommand` as `decided -o json` shows it."""
+    from .dataclient import json_value
+
+    return {**e.to_dict(), "value": json_value(e.value)}
+
+
+def _decided_text(e: DecidedCommand) -> str:
+    """A `DecidedCommand` as one tab-separated line (value escaped: `_shown`)."""
+    if e.noop:
+        return f"{e.position}\t-\t(no-op)"
+    return f"{e.position}\t{e.request_id}\t{_shown(e.value)}"
 
 
 # ------------------------------------------------------------- logs/kill/etc.
@@ -671,7 +679,7 @@ def logs(
             if not fresh:
                 time.sleep(0.1)
     except KeyboardInterrupt:
-        return  # how a follow ends: not an error
+        raise typer.Exit(130) from None  # Ctrl-C ends a follow: 130, as for any Ctrl-C
     finally:
         for follower in followers.values():
             follower.close()
@@ -812,7 +820,7 @@ def events(
                 time.sleep(0.3)
                 reply = client.request("events", after=reply["last"], **fields)
         except KeyboardInterrupt:
-            return  # the usual way to end a watch
+            raise typer.Exit(130) from None  # Ctrl-C ends a watch: 130, as for any Ctrl-C
 
 
 @app.command()

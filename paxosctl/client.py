@@ -13,6 +13,13 @@ to the supervisor's control socket: one connection carries many requests
 at once, each with an id, and a reader thread hands each reply to the
 future waiting for it.
 
+Results are typed and frozen: `Decision` (a proposal), `ClusterStatus`
+and `AgentStatus` (`status`), `KillResult`, `RestartResult`, `DownResult`
+(`paxosctl.results`), `DecidedCommand` (`decided`, `iter_decided`:
+`paxosctl.decidedlog`). `request(op, **fields)` is the low-level call: the
+supervisor's reply as a dict, for ops without a typed method.
+`paxosctl.aio.AsyncClient` is the same client for asyncio.
+
 What a failure tells (`paxosctl.errors`): `NotRunning` (exit 1) only when
 the request surely never left; once it left, no answer is an
 `OutcomeUnknown` (exit 124: the connection was lost, no answer in time,
@@ -31,20 +38,16 @@ import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator
 
-from .control import Fault
-from .dataclient import ConnectionLost as DataConnectionLost
-from .dataclient import DataClient, Decision, Expired, json_value, retry_hint
+from .dataclient import DataClient, Decision, json_value, retry_hint
+from .decidedlog import PAGE_SIZE, DecidedCommand, read_log
 from .endpoints import read_endpoints
-from .errors import (
-    NotRunning,
-    OutcomeUnknown,
-    PaxosctlError,
-    ProposalTimeout,
-)
-from .manifest import load_manifest
+from .errors import (EXIT_CODES, ConnectionLost, Expired, NotRunning, OutcomeUnknown,
+                     ProposalTimeout, RequestFailed)
 from .layout import paths
+from .manifest import load_manifest
+from .results import ClusterStatus, DownResult, KillResult, RestartResult
 
 
 #: Seconds a request other than propose waits for its reply.
@@ -52,15 +55,9 @@ REQUEST_TIMEOUT = 30.0
 #: Seconds `propose` waits past its `timeout` for the supervisor's own answer.
 ANSWER_GRACE = 1.0
 
-#: The exit code of each fault a reply may name; any other exits 1.
-EXIT_CODES: Mapping[Fault, int] = {
-    Fault.BAD_REQUEST: 2,
-    Fault.UNKNOWN_OP: 2,
-    Fault.TOO_LARGE: 2,
-    Fault.REQUEST_ID_CONFLICT: 2,
-    Fault.TIMEOUT: 124,  # done or not, nobody knows yet
-    Fault.STOPPED: 124,
-}
+__all__ = ["Client", "Decision", "DecidedCommand", "ClusterStatus", "KillResult",
+           "RestartResult", "DownResult", "Expired", "RequestFailed", "ConnectionLost",
+           "EXIT_CODES", "new_request_id", "retry_hint", "json_value"]
 
 
 def new_request_id() -> str:
@@ -74,32 +71,20 @@ def new_request_id() -> str:
     return f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}{os.urandom(10).hex()}"
 
 
-class RequestFailed(PaxosctlError):
-    """The supervisor refused or could not complete a request: `fault` says why
-    (None for a fault this client does not know), `exit_code` follows it."""
-
-    def __init__(self, reply: dict[str, Any]) -> None:
-        error = reply.get("error")
-        super().__init__(str(reply.get("message") or error or "request failed"))
-        #: The fault's name as the reply gave it.
-        self.error = error
-        self.fault = Fault(error) if error in Fault.__members__.values() else None
-        self.reply = reply
-        self.exit_code = EXIT_CODES.get(self.fault, 1)
-
-
-ConnectionLost = DataConnectionLost
-
-__all__ = ["Client", "Decision", "Expired", "RequestFailed", "ConnectionLost", "new_request_id",
-           "retry_hint", "json_value"]
+def checked_reply(op: str, reply: dict[str, Any]) -> dict[str, Any]:
+    """`reply` if it says ok; else `RequestFailed` (exit 2 bad input, 124
+    outcome unknown, else 1). Shared by `Client` and `AsyncClient`."""
+    if not reply.get("ok"):
+        raise RequestFailed(reply)
+    return reply
 
 
 class Client:
     """One cluster: its supervisor's control socket, and its data path. Thread-safe.
 
-    Connects to the control socket at once (`NotRunning` if nobody
+    Connects to the control socket at once (`NotRunning`, exit 1, if nobody
     listens); the data path (`DataClient`) is opened at the first
-    proposal or read.
+    proposal or read. Use it as a context manager, or call `close`.
     """
 
     def __init__(self, socket_path: str | Path, *, cluster_file: str | None = None) -> None:
@@ -117,7 +102,7 @@ class Client:
                 hint=f"start it with: paxosctl up {self._cluster_file}",
             ) from None
         self._ids = itertools.count(1)
-        self._pending: dict[int, Future] = {}
+        self._pending: dict[int, Future[dict[str, Any]]] = {}
         self._lock = threading.Lock()  # _pending and _closed
         self._send_lock = threading.Lock()  # one request line at a time on the socket
         self._closed = False
@@ -125,16 +110,31 @@ class Client:
         self._reader.start()
 
     @classmethod
-    def for_manifest(cls, manifest_path: str | Path) -> "Client":
-        """Connect to the cluster that `manifest_path` describes."""
+    def for_manifest(cls, manifest_path: str | Path) -> Client:
+        """Connect to the cluster that `manifest_path` describes.
+
+        Raises `ManifestError` (exit 2) for a manifest that does not load,
+        `NotRunning` (exit 1) when its cluster does not run.
+        """
         manifest = load_manifest(manifest_path)
         return cls(paths(manifest.state_dir)["socket"], cluster_file=str(manifest_path))
 
+    @property
+    def cluster_file(self) -> str:
+        """The manifest (or socket) this client names in its messages."""
+        return self._cluster_file
+
     # ----------------------------------------------------------- transport
 
-    def request_async(self, op: str, **fields: Any) -> Future:
-        """Send one request; the future resolves to the reply dict."""
-        future: Future = Future()
+    def request_async(self, op: str, **fields: Any) -> Future[dict[str, Any]]:
+        """Send one control request now; the future resolves to the reply
+        dict, error replies included (`ok` false: see `checked_reply`), or
+        raises `ConnectionLost` if the connection closes first.
+
+        Raises `NotRunning` (exit 1) if it could not be sent.
+        """
+        future: Future[dict[str, Any]] = Future()
+        future.set_running_or_notify_cancel()  # see dataclient._running_future
         with self._lock:
             if self._closed:
                 raise NotRunning(f"the connection to {self._cluster_file} is closed")
@@ -156,10 +156,15 @@ class Client:
 
     def request(self, op: str, timeout: float | None = REQUEST_TIMEOUT,
                 **fields: Any) -> dict[str, Any]:
-        """Send one request and wait for its reply; raise `RequestFailed` if not ok.
+        """Send one control request (`op` and its `fields`, as
+        `paxosctl.ops` reads them) and return the supervisor's reply dict.
 
-        Raises `OutcomeUnknown` when no reply comes within `timeout` seconds
-        (a supervisor stopped with SIGSTOP, say): a CLI command never hangs.
+        The low-level call behind the typed methods, for any op. Raises
+        `RequestFailed` for an error reply (its `exit_code` follows the
+        fault: 2, 124 or 1), `OutcomeUnknown` (exit 124) when no reply comes
+        within `timeout` seconds (a supervisor stopped with SIGSTOP, say: a
+        CLI command never hangs), `ConnectionLost` (124) when the
+        connection closes first, `NotRunning` (1) if it could not be sent.
         """
         try:
             reply = self.request_async(op, **fields).result(timeout)
@@ -169,9 +174,7 @@ class Client:
         except ConnectionLost:
             raise ConnectionLost(f"the supervisor for {self._cluster_file} closed the "
                                  f"connection before it answered {op!r}") from None
-        if not reply.get("ok"):
-            raise RequestFailed(reply)
-        return reply
+        return checked_reply(op, reply)
 
     def _read(self) -> None:
         reader = self._sock.makefile("rb")
@@ -193,7 +196,8 @@ class Client:
                                                     "before it answered"))
 
     def data(self) -> DataClient:
-        """The data path (opened once; `NotRunning` if no proposer or learner answers)."""
+        """The data path, opened at the first call: `NotRunning` (exit 1) if
+        no proposer or no learner answers."""
         with self._data_lock:
             if self._data is None:
                 run_dir = Path(self.socket_path).parent / "run"
@@ -202,6 +206,8 @@ class Client:
             return self._data
 
     def close(self) -> None:
+        """Close both paths. What is still in flight fails: a proposal with
+        `ConnectionLost` (it may still be decided), a request likewise."""
         if self._data is not None:
             self._data.close()
         try:
@@ -210,19 +216,19 @@ class Client:
             pass
         self._sock.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------- commands
+    # ------------------------------------------------------------ proposals
 
     def propose_async(self, value: bytes | str, *, request_id: str | None = None,
                       timeout: float = 10.0, issued: int | None = None,
-                      fresh: bool = False) -> Future:
-        """Propose `value` (bytes; str is sent as UTF-8); the future resolves to a
-        `Decision` or raises.
+                      fresh: bool = False) -> Future[Decision]:
+        """Propose `value` (bytes; str is sent as UTF-8) without waiting; the
+        future resolves to a `Decision`, or raises what `propose` raises.
 
         Without a `request_id` one is made here (`new_request_id`), so an
         `OutcomeUnknown` can name it: retrying with it is safe. With one,
@@ -231,6 +237,7 @@ class Client:
         `issued`, the stamp its first try reported, is given, or `fresh`
         says the caller made `request_id` for this call and never sent it
         (then it is proposed at once; a retry must not say `fresh`).
+        Raises `NotRunning` (exit 1) at once if the data path is closed.
         """
         if request_id is None:
             fresh = True
@@ -241,18 +248,28 @@ class Client:
     def propose(self, value: bytes | str, *, request_id: str | None = None,
                 timeout: float = 10.0, issued: int | None = None,
                 fresh: bool = False) -> Decision:
-        """Propose `value` and wait until it is decided: at most `timeout` seconds
-        (and `ANSWER_GRACE`), whatever the servers do; then `ProposalTimeout`.
-        `request_id`, `issued`, `fresh`: as `propose_async`."""
+        """Propose `value` and wait until it is decided: the `Decision` (where
+        its request id was first decided). `request_id`, `issued`, `fresh`:
+        as `propose_async`.
+
+        Raises `ProposalTimeout` (exit 124; it may still be decided: retry
+        with its `request_id`) after `timeout` seconds (and `ANSWER_GRACE`)
+        whatever the servers do; `ConnectionLost` (124) if the cluster went
+        away after it was sent; `NotRunning` (1) if it was never sent;
+        `RequestIdConflict` (2) if the request id was decided with another
+        value; `UsageError` (2) for a value over the size limit; `Expired`
+        (1) for a retry older than the log learners keep.
+        """
         if request_id is None:
             request_id, fresh = new_request_id(), True
         return self.wait(self.propose_async(value, request_id=request_id, timeout=timeout,
                                             issued=issued, fresh=fresh), request_id, timeout)
 
     @staticmethod
-    def wait(future: Future, request_id: str, timeout: float) -> Decision:
+    def wait(future: Future[Decision], request_id: str, timeout: float) -> Decision:
         """The `Decision` of `propose_async`'s `future`, waiting `timeout` (and
-        `ANSWER_GRACE`) seconds at most: `ProposalTimeout` after that."""
+        `ANSWER_GRACE`) seconds at most: `ProposalTimeout` (exit 124) after
+        that; the future's own error if it failed."""
         try:
             return future.result(timeout + ANSWER_GRACE)
         except FutureTimeout:
@@ -260,34 +277,57 @@ class Client:
                 f"no answer within {timeout:g}s: request {request_id} may still be decided",
                 hint=retry_hint(request_id), request_id=request_id) from None
 
-    def status(self, wide: bool = False) -> dict[str, Any]:
-        return self.request("status", wide=wide)
+    # ------------------------------------------------------- the decided log
 
-    def decided(self, start: int | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        """The decided log from slot `start` (default: the first one the learners
-        retain), read from a learner: dicts with slot, index, request_id,
-        value (bytes; None for a no-op slot) and noop. Raises
-        `RequestFailed` with error "not_retained" when `start` is below what
-        is retained."""
-        entries: list[dict[str, Any]] = []
-        data = self.data()
-        while True:
-            reply = data.decided_page(start, limit)
-            if "error" in reply:
-                raise RequestFailed({"error": reply.get("code") or "agent_error",
-                                     "message": reply["error"],
-                                     "log_start": reply.get("log_start")})
-            batch = reply["entries"]
-            entries.extend(batch)
-            if len(batch) < limit:
-                return entries
-            start = batch[-1]["slot"] + 1
+    def decided(self, start: int | None = None, limit: int | None = None) -> list[DecidedCommand]:
+        """The decided log from slot `start` (default: the first slot the
+        learners retain), read from a learner, at most `limit` entries
+        (default: all): `DecidedCommand`s in position order.
 
-    def kill(self, agent: str, signal: str = "KILL") -> dict[str, Any]:
-        return self.request("kill", agent=agent, signal=signal)
+        Raises `RequestFailed` with `fault` NOT_RETAINED (exit 1) when
+        `start` is below what is retained (`e.reply["log_start"]` says
+        where it starts), `OutcomeUnknown` (124) when the learner does not
+        answer in time, `NotRunning` (1) when no learner runs.
+        """
+        return list(self.iter_decided(start, limit=limit))
 
-    def restart(self, agent: str) -> dict[str, Any]:
-        return self.request("restart", agent=agent)
+    def iter_decided(self, start: int | None = None, *, limit: int | None = None,
+                     follow: bool = False, page_size: int = PAGE_SIZE,
+                     ) -> Iterator[DecidedCommand]:
+        """Iterate over the decided log from slot `start`, a page at a time.
 
-    def down(self) -> dict[str, Any]:
-        return self.request("down")
+        Without `follow` it ends at the end of what the learner has
+        applied; with it, it then blocks and yields each new decision as
+        the learner applies it, without end (stop iterating, or `close`
+        the client, to end it). `limit` ends it after that many entries.
+        Raises as `decided` does, and `NotRunning` (exit 1) while following
+        when the cluster goes away or the client is closed.
+        """
+        return read_log(self.data(), start, limit=limit, follow=follow, page_size=page_size)
+
+    # ------------------------------------------------------- control plane
+
+    def status(self, wide: bool = False) -> ClusterStatus:
+        """The cluster's status, as `paxosctl status` shows it; `wide` adds
+        each agent's CPU, memory and heartbeat age. Raises as `request`."""
+        return ClusterStatus.from_wire(self.request("status", wide=wide))
+
+    def kill(self, agent: str, signal: str = "KILL") -> KillResult:
+        """Send `signal` (a name: KILL, TERM, STOP, CONT...) to `agent`; the
+        supervisor restarts it per its policy (an operator's KILL or TERM is
+        never counted as a failure). Raises `RequestFailed`: fault
+        BAD_REQUEST (exit 2) for an unknown agent or signal, NOT_RUNNING
+        (exit 1) when the agent does not run; else as `request`."""
+        return KillResult.from_wire(self.request("kill", agent=agent, signal=signal))
+
+    def restart(self, agent: str) -> RestartResult:
+        """Restart `agent` now, also one the supervisor gave up on (fatal).
+        Raises `RequestFailed` BAD_REQUEST (exit 2) for an unknown agent;
+        else as `request`."""
+        return RestartResult.from_wire(self.request("restart", agent=agent))
+
+    def down(self) -> DownResult:
+        """Stop the cluster; returns once every agent has stopped. Raises as
+        `request`: `ConnectionLost` (124) if the supervisor closed the
+        connection before it answered (it was stopping, or died)."""
+        return DownResult.from_wire(self.request("down"))

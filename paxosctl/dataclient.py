@@ -39,7 +39,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from paxos_agents.core.commands import Command, Value
 from paxos_agents.runtime import clientwire as wire
@@ -47,8 +47,10 @@ from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, Connection, hello
 
 from .endpoints import Endpoints
-from .errors import (NotRunning, OutcomeUnknown, PaxosctlError, ProposalTimeout,
-                     RequestIdConflict, UsageError)
+from .errors import (ConnectionLost, Expired, NotRunning, PaxosctlError,
+                     ProposalTimeout, RequestIdConflict, UsageError)
+
+T = TypeVar("T")
 
 #: How often the I/O thread looks at deadlines and retries with nothing else to do.
 TICK_SECONDS = 0.05
@@ -68,6 +70,18 @@ def retry_hint(request_id: str, issued: int | None = None) -> str:
     return (f"retry safely with the same request id: paxosctl propose --request-id "
             f"{request_id}{stamp} VALUE (the same value; never decided twice), or look for "
             f"{request_id} in: paxosctl decided")
+
+
+def _running_future(kind: type[T]) -> Future[T]:
+    """A new future for a result of type `kind`, already marked running.
+
+    So its `cancel()` fails: `asyncio.wrap_future` cancels the future it
+    wraps when the awaiting task is cancelled, and a cancelled future would
+    make the I/O thread's `set_result` raise. A request that left cannot be
+    called back anyway."""
+    future: Future[T] = Future()
+    future.set_running_or_notify_cancel()
+    return future
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,23 +104,6 @@ class Decision:
         return f"{self.slot}.{self.index}"
 
 
-class Expired(PaxosctlError):
-    """Learners refused the request: it was issued before the log they retain
-    (`[log] retain`), so whether it was decided then cannot be checked; it
-    was not applied now. Look for it with `paxosctl decided`."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, *, hint: str | None = None,
-                 request_id: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.request_id = request_id
-
-
-class ConnectionLost(OutcomeUnknown):
-    """The connection closed before the answer came: the request may have been done."""
-
-
 @dataclass(slots=True, eq=False)
 class _Pending:
     request_id: str
@@ -124,7 +121,7 @@ class _Pending:
     #: with the slot the learner vouches for.
     lookup: bool = False
     looking: bool = False
-    futures: list[Future] = field(default_factory=list)
+    futures: list[Future[Decision]] = field(default_factory=list)
 
 
 class _Endpoint:
@@ -160,16 +157,20 @@ class DataClient:
         random.shuffle(learners)  # spread clients over the learners
         self._learners = [_Endpoint(n) for n in learners]
         self._lock = threading.Lock()  # _new, _queries, _closed
-        self._new: list[tuple[_Pending, Future]] = []
+        self._new: list[tuple[_Pending, Future[Decision]]] = []
         self._woken = False  # a wake-up is on its way to the I/O thread
         self._pending: dict[str, _Pending] = {}
-        self._queries: dict[int, Future] = {}
+        self._queries: dict[int, Future[dict[str, Any]]] = {}
         self._query_out: list[bytes] = []
         self._query_ids = itertools.count(1)
         self._closed = False
         self._leader: str | None = None
         #: The highest slot known decided: stamps new commands (Command.issued).
         self.applied = -1
+        #: The highest slot the subscribed learner streamed (SUBSCRIBED, SLOT),
+        #: and who waits for a higher one (`streamed`); under `_lock`.
+        self._streamed = -1
+        self._stream_waiters: list[tuple[int, Future[int]]] = []
         self._started = time.monotonic()
         self._fresh: list[_Pending] = []
         self._next_scan = 0.0
@@ -187,7 +188,7 @@ class DataClient:
     # ---------------------------------------------------------------- API
 
     def propose_async(self, value: bytes | str, *, request_id: str, timeout: float,
-                      issued: int | None = None, fresh: bool = False) -> Future:
+                      issued: int | None = None, fresh: bool = False) -> Future[Decision]:
         """Queue `value` under `request_id`; the future resolves to a `Decision` or raises.
 
         `fresh`: the caller made `request_id` for this call (it was never
@@ -198,7 +199,7 @@ class DataClient:
         was decided (a retry is then answered without proposing anything).
         """
         payload = value.encode() if isinstance(value, str) else bytes(value)
-        future: Future = Future()
+        future = _running_future(Decision)
         now = time.monotonic()
         pending = _Pending(request_id, payload, issued, now, now + timeout,
                            lookup=not fresh and issued is None)
@@ -220,9 +221,14 @@ class DataClient:
         pending = self._pending.get(request_id)
         return pending.issued if pending is not None else None
 
-    def decided_page(self, start: int | None, limit: int, timeout: float = 30.0) -> dict[str, Any]:
-        """One page of the applied log from the learner (see runtime.clients)."""
-        future: Future = Future()
+    def query_decided(self, start: int | None, limit: int) -> Future[dict[str, Any]]:
+        """Ask the learner for one page of the applied log from slot `start`
+        (None: the first retained) of about `limit` entries; the future
+        resolves to its reply (`paxos_agents.runtime.clients`: entries with
+        base64 values, decided_up_to, log_start; or error and code), or
+        raises `ConnectionLost` if the learner's connection is lost first.
+        Parse it with `paxosctl.decidedlog.LogCursor`."""
+        future = _running_future(dict)
         query: dict[str, Any] = {"op": "decided", "limit": limit}
         if start is not None:
             query["from"] = start
@@ -233,15 +239,42 @@ class DataClient:
             self._queries[query_id] = future
             self._query_out.append(wire.QUERY + json.dumps(query).encode())
         self._wake()
-        try:
-            reply = future.result(timeout)
-        except TimeoutError:
-            raise OutcomeUnknown(f"no learner of {self._cluster_file} answered within "
-                                 f"{timeout:g}s") from None
-        for entry in reply.get("entries", ()):
-            if entry.get("value") is not None:
-                entry["value"] = base64.b64decode(entry["value"])
-        return reply
+        return future
+
+    def streamed(self, slot: int) -> Future[int]:
+        """A future that resolves (to the highest slot streamed) once the
+        learner has streamed slot `slot` or a later one: a slot it applied,
+        whose page a `decided` query now returns. It raises `NotRunning`
+        when the client closes or the cluster goes away first."""
+        future = _running_future(int)
+        with self._lock:
+            if self._closed:
+                raise NotRunning(f"the connection to {self._cluster_file} is closed")
+            if self._streamed >= slot:
+                future.set_result(self._streamed)
+            else:
+                self._stream_waiters.append((slot, future))
+        return future
+
+    def _stream_reached(self, slot: int) -> None:
+        """The learner streamed `slot`: wake those waiting for it (I/O thread)."""
+        with self._lock:
+            if slot <= self._streamed:
+                return
+            self._streamed = slot
+            waiters = self._stream_waiters
+            if not waiters:
+                return
+            ready = [f for s, f in waiters if s <= slot]
+            self._stream_waiters = [(s, f) for s, f in waiters if s > slot]
+        for future in ready:
+            future.set_result(slot)
+
+    def _fail_stream_waiters(self, error: PaxosctlError) -> None:
+        with self._lock:
+            waiters, self._stream_waiters = self._stream_waiters, []
+        for _, future in waiters:
+            future.set_exception(error)
 
     def close(self) -> None:
         with self._lock:
@@ -362,6 +395,7 @@ class DataClient:
                                    f"request {p.request_id} was sent")
             for future in p.futures:
                 future.set_exception(error)
+        self._fail_stream_waiters(NotRunning(f"the cluster for {self._cluster_file} went away"))
 
     # ------------------------------------------------------------- I/O loop
 
@@ -533,7 +567,9 @@ class DataClient:
                 self._looked_up(stamp, outcome)
         elif kind == wire.SUBSCRIBED:
             endpoint.info["subscribed"] = True
-            self.applied = max(self.applied, wire.decode_subscribed(frame[1:]))
+            subscribed = wire.decode_subscribed(frame[1:])
+            self.applied = max(self.applied, subscribed)
+            self._stream_reached(subscribed)
         elif kind == wire.LEADER:
             leader = frame[1:].decode() or None
             if leader != self._leader and leader is not None:
@@ -572,6 +608,7 @@ class DataClient:
         """A slot the learner applied: settle the commands of ours in it."""
         if slot > self.applied:
             self.applied = slot
+        self._stream_reached(slot)
         pending = self._pending
         if not pending or not data:
             return
@@ -656,8 +693,9 @@ class DataClient:
             queries, self._queries = self._queries, {}
         for _, future in new:
             future.set_exception(NotRunning("the client closed before this was sent"))
-        for future in queries.values():
-            future.set_exception(ConnectionLost("the client closed"))
+        for query in queries.values():
+            query.set_exception(ConnectionLost("the client closed"))
+        self._fail_stream_waiters(NotRunning(f"the connection to {self._cluster_file} is closed"))
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)

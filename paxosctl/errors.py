@@ -8,6 +8,11 @@ bug, not an operator mistake.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # paxosctl.control is not imported at run time: the CLI starts fast
+    from .control import Fault
+
 
 class PaxosctlError(Exception):
     """Base of every error paxosctl reports to the operator.
@@ -83,6 +88,10 @@ class OutcomeUnknown(PaxosctlError):
         self.request_id = request_id
 
 
+class ConnectionLost(OutcomeUnknown):
+    """The connection closed before the answer came: the request may have been done."""
+
+
 class ProposalTimeout(OutcomeUnknown):
     """A proposed value was not decided within the allowed time (the
     supervisor's or the client's own `timeout`): it may still be."""
@@ -115,3 +124,54 @@ class NotHealthy(PaxosctlError):
     or too few acceptors are up to form a majority."""
 
     exit_code = 3
+
+
+class Expired(PaxosctlError):
+    """Learners refused the request: it was issued before the log they retain
+    (`[log] retain`), so whether it was decided then cannot be checked; it
+    was not applied now. Look for it with `paxosctl decided`."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 request_id: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.request_id = request_id
+
+
+#: The exit code of each fault (`paxosctl.control.Fault`, by its value) a
+#: reply may name; any other exits 1.
+EXIT_CODES: Mapping[str, int] = {
+    "bad_request": 2,
+    "unknown_op": 2,
+    "too_large": 2,
+    "request_id_conflict": 2,
+    "timeout": 124,  # done or not, nobody knows yet
+    "stopped": 124,
+}
+
+
+class RequestFailed(PaxosctlError):
+    """The supervisor (or a learner, for `decided`) refused or could not
+    complete a request. `error` is the fault's name as the reply gave it,
+    `fault` the `paxosctl.control.Fault` it names (None for one this client
+    does not know), `reply` the whole error reply; `exit_code` follows the
+    fault: 2 for bad input, 124 when the outcome is unknown, else 1."""
+
+    def __init__(self, reply: Mapping[str, Any]) -> None:
+        error = reply.get("error")
+        super().__init__(str(reply.get("message") or error or "request failed"))
+        #: The fault's name as the reply gave it.
+        self.error: str | None = error if isinstance(error, str) else None
+        self.reply: dict[str, Any] = dict(reply)
+        self.exit_code = EXIT_CODES.get(self.error or "", 1)
+
+    @property
+    def fault(self) -> "Fault | None":
+        """The fault named by the reply, or None if this client does not know it."""
+        from .control import Fault
+
+        try:
+            return Fault(self.error) if self.error is not None else None
+        except ValueError:
+            return None

@@ -78,13 +78,13 @@ def soak(client: Client, *, duration: float, kill_every: float | None,
 
     def killer() -> None:
         nonlocal kills
-        names = [a["name"] for a in client.status()["agents"]]
+        names = [a.name for a in client.status().agents]
         turn = 0
         while not stop.wait(kill_every):
             turn += 1
             target = None
             if turn % 3 == 0:
-                target = client.status().get("leader")
+                target = client.status().leader
             target = target or names[(turn + rng.randrange(len(names))) % len(names)]
             try:
                 client.kill(target)
@@ -122,18 +122,17 @@ def soak(client: Client, *, duration: float, kill_every: float | None,
     highest = max((op.slot for op in history if op.slot is not None), default=-1)
     while True:
         status = client.status()
-        healthy = (status["leader"] and all(a["state"] == "running" for a in status["agents"])
-                   and (-1 if status["decided_up_to"] is None else status["decided_up_to"])
-                   >= highest)
+        healthy = (status.healthy
+                   and (-1 if status.decided_up_to is None else status.decided_up_to) >= highest)
         if healthy:
             break
         if clock() > deadline:
             problems.append(f"the cluster did not heal within {settle:.0f}s: "
-                            f"leader {status['leader']}, decided up to {status['decided_up_to']}, "
-                            f"not running: {[a['name'] for a in status['agents'] if a['state'] != 'running']}")
+                            f"leader {status.leader}, decided up to {status.decided_up_to}, "
+                            f"not running: {[a.name for a in status.agents if not a.running]}")
             break
         time.sleep(0.2)
-    log = client.decided(0)
+    log = [e.to_dict() for e in client.decided(0)]
     others = frozenset(e["request_id"] for e in log
                        if e.get("request_id") and not e["request_id"].startswith(prefix))
     report = check(history, log, others=others)

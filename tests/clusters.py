@@ -245,8 +245,7 @@ class Cluster:
     def decided(self) -> list[dict[str, Any]]:
         """The decided log as `paxosctl decided -o json` shows it."""
         with Client.for_manifest(self.manifest) as client:
-            return [{**e, "position": f"{e['slot']}.{e['index']}", "value": json_value(e["value"])}
-                    for e in client.decided()]
+            return [{**e.to_dict(), "value": json_value(e.value)} for e in client.decided()]
 
     def agent(self, name: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
         """`name`'s row of `status` (by default, of a status asked now)."""

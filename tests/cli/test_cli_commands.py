@@ -207,8 +207,8 @@ def test_any_bytes_are_decided_and_read_back_exactly(shared: Cluster) -> None:
     [entry] = entries_with(shared.decided(), "raw-bytes")
     assert base64.b64decode(entry["value"]["base64"]) == value
     with shared.client() as client:
-        [raw] = [e for e in client.decided() if e["request_id"] == "raw-bytes"]
-        assert raw["value"] == value
+        [raw] = [e for e in client.decided() if e.request_id == "raw-bytes"]
+        assert raw.value == value
     text = [line for line in ok(shared, "decided").splitlines() if "\traw-bytes\t" in line]
     assert text == [f"{entry['position']}\traw-bytes\t"
                     "\\x00\\xff\\xfe tab\\there\\nline\\\\ \u2713\\n"]
@@ -406,8 +406,10 @@ def test_decided(shared: Cluster) -> None:
         futures = [client.propose_async(f"page {i}", timeout=10) for i in range(40)]
         [f.result(40) for f in futures]
         everything = client.decided()
-        assert client.decided(0, limit=3) == everything
-        assert client.decided(start, limit=1) == [e for e in everything if e["slot"] >= start]
+        assert list(client.iter_decided(0, page_size=3)) == everything
+        assert list(client.iter_decided(start, page_size=1)) == [
+            e for e in everything if e.slot >= start]
+        assert client.decided(start, limit=5) == [e for e in everything if e.slot >= start][:5]
 
 
 # ------------------------------------------------------------------------ logs

@@ -210,7 +210,7 @@ def test_status_watch_redraws_on_change_and_ctrl_c_ends_it(kit: Cluster) -> None
             for a in json.loads(l)["agents"])), 15, "a document showing learner-0 stopped")
         assert len(watch.seen) > first
         assert all(json.loads(l)["kind"] == "Status" for l in watch.seen)
-        assert watch.interrupt() == 0
+        assert watch.interrupt() == 130
     finally:
         watch.kill()
         kit.run_ok("start", "learner-0")
@@ -239,7 +239,7 @@ def test_events_list_and_watch(kit: Cluster) -> None:
                                      and json.loads(l)["kind"] == "running"
                                      and json.loads(l)["seq"] > seqs[-1]),
                    30, "learner-1's new 'running' event streamed")
-        assert watch.interrupt() == 0
+        assert watch.interrupt() == 130
     finally:
         watch.kill()
 
@@ -286,7 +286,7 @@ def test_logs_follow_with_dash_f_and_several_agents(kit: Cluster) -> None:
                    15, "the supervisor's line, prefixed")
         wait_until(lambda: follow.saw(lambda l: l.startswith("learner-0  | ")), 15,
                    "a line of the restarted learner-0, prefixed")
-        assert follow.interrupt() == 0
+        assert follow.interrupt() == 130
     finally:
         follow.kill()
 

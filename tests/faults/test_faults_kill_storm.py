@@ -48,13 +48,13 @@ def test_kill_storm(fault_clusters, topology: str) -> None:
             while sum(kills.values()) < KILLS:
                 attempts += 1
                 assert attempts < KILLS * 4, f"could only kill {sum(kills.values())} times: {kills}"
-                status = client.status()
+                status = client.request("status")
                 if turn % LEADER_EVERY == LEADER_EVERY - 1:
                     # The leader's turn: give the cluster a moment to elect one.
                     deadline = time.monotonic() + LEADER_WAIT
                     while status["leader"] is None and time.monotonic() < deadline:
                         stop.wait(0.02)
-                        status = client.status()
+                        status = client.request("status")
                     target = status["leader"]
                 else:
                     target = names[cursor % len(names)]

@@ -69,7 +69,7 @@ def cluster():
     assert up.returncode == 0, up.stderr
     client = Client.for_manifest(manifest)
     try:
-        yield manifest, client, client.status()["metrics_url"]
+        yield manifest, client, client.request("status")["metrics_url"]
     finally:
         client.close()
         subprocess.run([PAXOSCTL, "down", "-f", str(manifest)], capture_output=True, timeout=60)
@@ -126,7 +126,7 @@ ROLES = {"proposer-0": "proposer", "proposer-1": "proposer", "acceptor-0": "acce
 
 
 def leader(client: Client) -> str:
-    return wait_until(lambda: client.status()["leader"], 15, "a leader")
+    return wait_until(lambda: client.request("status")["leader"], 15, "a leader")
 
 
 def test_promtool_finds_nothing_on_a_busy_cluster(cluster):
@@ -160,8 +160,8 @@ def test_counters_survive_an_agent_restart(cluster):
                10, "Accept messages counted")
     before = sample(scrape(url), "paxos_messages_total", **accepts)
     client.kill("acceptor-2")
-    wait_until(lambda: client.status()["agents"][4]["state"] == "running"
-               and client.status()["agents"][4]["restarts"] >= 1, 20, "acceptor-2 back")
+    wait_until(lambda: client.request("status")["agents"][4]["state"] == "running"
+               and client.request("status")["agents"][4]["restarts"] >= 1, 20, "acceptor-2 back")
     after = sample(scrape(url), "paxos_messages_total", **accepts)
     assert after >= before
 

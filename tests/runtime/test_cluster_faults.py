@@ -136,7 +136,7 @@ def test_proposals_survive_agents_killed(make_cluster: ClusterFactory, topology:
                 while submitting.is_set():
                     kind = plan[step % len(plan)]
                     step += 1
-                    st = client.status()
+                    st = client.request("status")
                     if kind == "leader":
                         target = next((a for a in st["agents"] if a["name"] == st["leader"]), None)
                     else:

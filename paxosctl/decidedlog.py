@@ -1,0 +1,212 @@
+"""Reading the decided log: its entries, and one cursor that pages through it.
+
+A learner answers a `decided` query (paxos_agents.runtime.clients) with a
+page of whole slots from a start slot: each command at the position where
+its request id was first decided, a no-op slot as one entry. `LogCursor`
+holds everything about walking those pages (where the next page starts,
+how many entries are still wanted, when the walk is over, what to wait
+for while following), so the threaded client, the asyncio client and
+`paxosctl decided` share one walk (`read_log`, and `read_log_async` for
+asyncio), a few lines around the cursor:
+
+    cursor = LogCursor(start, limit=limit, follow=follow)
+    while not cursor.done:
+        if cursor.wait_for is not None:
+            wait until the learner streamed slot cursor.wait_for
+        yield from cursor.take(page(*cursor.query()))
+
+Following needs no second path: the learner's SLOT stream (which the data
+client subscribes to anyway) only says "slot N is applied now", and the
+next page is asked for then. So a followed entry is exactly what a later
+`decided` shows, and entries that arrive while a page is in flight are
+picked up by the next page (several slots per query under load).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Mapping
+
+from .errors import ConnectionLost, OutcomeUnknown, RequestFailed
+
+if TYPE_CHECKING:
+    from .dataclient import DataClient
+
+__all__ = ["DecidedCommand", "LogCursor", "PAGE_SIZE", "read_log", "read_log_async"]
+
+#: Entries asked for per query (the learner's limit is 10,000).
+PAGE_SIZE = 1000
+#: Seconds a learner may take to answer one page.
+PAGE_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedCommand:
+    """One entry of the decided log: a command at the position where its
+    request id was first decided, or a no-op slot.
+
+    `slot` and `index` (the command's place in the slot's batch) make the
+    position; a no-op slot has index 0 and `request_id` and `value` None.
+    """
+
+    slot: int
+    index: int
+    request_id: str | None
+    value: bytes | None
+
+    @property
+    def position(self) -> str:
+        """The position as text: "SLOT.INDEX"."""
+        return f"{self.slot}.{self.index}"
+
+    @property
+    def noop(self) -> bool:
+        """True for a slot decided with no command (a hole the leader filled)."""
+        return self.request_id is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a dict: slot, index, request_id, value (bytes), noop, position
+        (`paxosctl decided -o json` shows this, with the value as text)."""
+        return {"slot": self.slot, "index": self.index, "request_id": self.request_id,
+                "value": self.value, "noop": self.noop, "position": self.position}
+
+    @classmethod
+    def from_wire(cls, entry: Mapping[str, Any]) -> DecidedCommand:
+        """Parse one entry of a learner's page (its value is base64 on the wire)."""
+        raw = entry.get("value")
+        try:
+            value = base64.b64decode(raw, validate=True) if isinstance(raw, str) else None
+        except binascii.Error:
+            raise RequestFailed({"error": "agent_error",
+                                 "message": f"a learner sent a malformed value at slot "
+                                            f"{entry.get('slot')}"}) from None
+        rid = entry.get("request_id")
+        return cls(int(entry["slot"]), int(entry["index"]),
+                   rid if isinstance(rid, str) and not entry.get("noop") else None,
+                   value if isinstance(rid, str) and not entry.get("noop") else None)
+
+
+class LogCursor:
+    """Where a walk through the decided log stands (see the module doc).
+
+    `start`: the first slot (None: the first one the learner retains).
+    `limit`: entries to yield at most (None: no limit). `follow`: once the
+    retained log is read, keep waiting for new decisions instead of
+    stopping. Not thread-safe: one walk, one owner.
+    """
+
+    def __init__(self, start: int | None = None, *, limit: int | None = None,
+                 follow: bool = False, page_size: int = PAGE_SIZE) -> None:
+        if start is not None and start < 0:
+            raise ValueError(f"start must be a slot >= 0, not {start}")
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, not {limit}")
+        self.next_start = start
+        self.remaining = limit
+        self.follow = follow
+        self.page_size = page_size
+        #: While following and caught up: the slot the learner must stream
+        #: before the next page can hold anything new.
+        self.wait_for: int | None = None
+        #: Nothing more to yield.
+        self.done = limit == 0
+
+    def query(self) -> tuple[int | None, int]:
+        """(start, limit) of the next page to ask for."""
+        size = self.page_size
+        if self.remaining is not None:
+            size = max(1, min(size, self.remaining))
+        return self.next_start, size
+
+    def take(self, reply: Mapping[str, Any]) -> list[DecidedCommand]:
+        """The entries of a page asked for with `query()`, trimmed to the
+        limit; advances the cursor. Raises `RequestFailed` for an error
+        reply: `fault` NOT_RETAINED (exit 1) when the start slot is below
+        the log the learner retains (its first slot is `reply["log_start"]`).
+        """
+        if "error" in reply:
+            raise RequestFailed({"error": reply.get("code") or "agent_error",
+                                 "message": reply["error"], "log_start": reply.get("log_start")})
+        asked = self.query()[1]
+        raw = reply.get("entries") or []
+        entries = [DecidedCommand.from_wire(e) for e in raw]
+        self.wait_for = None
+        if entries:
+            # Pages hold whole slots, so the next one starts after the last slot.
+            self.next_start = entries[-1].slot + 1
+        elif self.next_start is None and isinstance(reply.get("log_start"), int):
+            self.next_start = reply["log_start"]
+        if self.remaining is not None:
+            entries = entries[:self.remaining]
+            self.remaining -= len(entries)
+            if self.remaining == 0:
+                self.done = True
+        if len(raw) < asked and not self.done:  # caught up with the learner
+            if not self.follow:
+                self.done = True
+            else:
+                after = self.next_start or 0
+                if not raw:
+                    # Nothing new at this learner: wait past what it has
+                    # (a learner just failed over to may be behind the slots
+                    # streamed before; asking again at once would spin).
+                    known = reply.get("decided_up_to")
+                    if isinstance(known, int):
+                        after = max(after, known + 1)
+                self.wait_for = after
+        return entries
+
+
+def read_log(data: DataClient, start: int | None = None, *, limit: int | None = None,
+             follow: bool = False, page_size: int = PAGE_SIZE) -> Iterator[DecidedCommand]:
+    """The decided log from `start`, read through `data` a page at a time
+    (see `paxosctl.Client.iter_decided` for the contract)."""
+    cursor = LogCursor(start, limit=limit, follow=follow, page_size=page_size)
+    while not cursor.done:
+        if cursor.wait_for is not None:
+            data.streamed(cursor.wait_for).result()
+        yield from cursor.take(_page(data, *cursor.query()))
+
+
+def _page(data: DataClient, start: int | None, limit: int) -> dict[str, Any]:
+    """One page from the learner; asked again (of the next learner the data
+    client connects to) when the connection to one is lost meanwhile."""
+    deadline = time.monotonic() + PAGE_TIMEOUT
+    while True:
+        try:
+            return data.query_decided(start, limit).result(max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            raise OutcomeUnknown(f"no learner answered within {PAGE_TIMEOUT:g}s") from None
+        except ConnectionLost:
+            if time.monotonic() >= deadline:
+                raise
+
+
+async def read_log_async(data: DataClient, start: int | None = None, *,
+                         limit: int | None = None, follow: bool = False,
+                         page_size: int = PAGE_SIZE) -> AsyncIterator[DecidedCommand]:
+    """`read_log` for asyncio: the same cursor, awaiting instead of blocking."""
+    import asyncio  # here: the CLI and the threaded client never pay for it
+
+    loop = asyncio.get_running_loop()
+    cursor = LogCursor(start, limit=limit, follow=follow, page_size=page_size)
+    while not cursor.done:
+        if cursor.wait_for is not None:
+            await asyncio.wrap_future(data.streamed(cursor.wait_for))
+        deadline = loop.time() + PAGE_TIMEOUT
+        while True:
+            try:
+                reply = await asyncio.wait_for(asyncio.wrap_future(
+                    data.query_decided(*cursor.query())), max(0.0, deadline - loop.time()))
+                break
+            except TimeoutError:
+                raise OutcomeUnknown(f"no learner answered within {PAGE_TIMEOUT:g}s") from None
+            except ConnectionLost:
+                if loop.time() >= deadline:
+                    raise
+        for entry in cursor.take(reply):
+            yield entry

@@ -1,0 +1,206 @@
+"""What the control requests of `paxosctl.Client` return: typed, frozen results.
+
+The supervisor answers with JSON objects (`paxosctl.ops`); these classes
+are those answers parsed once, at the edge, so a caller reads
+`status.leader` rather than `reply["leader"]` and a type checker knows
+what it gets. `Client.request` still returns the raw dict, for scripts
+that want the wire form (`paxosctl status -o json` prints it).
+
+Parsing is lenient by design: a newer supervisor may add keys (or change
+the type of one), and an older client must keep working. A key this
+client does not know lands in `extra`; a known key whose value has an
+unexpected type reads as None and its raw value goes to `extra` too.
+Nothing in a well-formed reply makes parsing fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping, TypeVar
+
+__all__ = ["AgentStatus", "ClusterStatus", "KillResult", "RestartResult", "DownResult"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+T = TypeVar("T")
+
+
+class _Fields:
+    """Reads the keys of one reply object, remembering those it did not take."""
+
+    def __init__(self, obj: Mapping[str, Any], ignore: tuple[str, ...] = ("id", "ok")) -> None:
+        self._obj = obj
+        self._left = {k: v for k, v in obj.items() if k not in ignore}
+
+    def get(self, key: str, kind: type[T] | tuple[type, ...]) -> T | None:
+        """`obj[key]` if it is of `kind`, else None (kept in `extra` if present)."""
+        if key not in self._obj:
+            return None
+        value = self._obj[key]
+        if value is None:  # a known key, empty: not news
+            del self._left[key]
+            return None
+        # bool is an int in Python; a JSON true is never a count or a pid.
+        if isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
+            del self._left[key]
+            return value  # type: ignore[return-value]
+        return None
+
+    def number(self, key: str) -> float | None:
+        """A JSON number as float (JSON does not tell 3 from 3.0)."""
+        value = self.get(key, (int, float))
+        return float(value) if value is not None else None
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self.get(key, str)
+        return value if value is not None else default
+
+    def extra(self) -> Mapping[str, Any]:
+        return MappingProxyType(self._left) if self._left else _EMPTY
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStatus:
+    """One agent's row of `paxosctl status` (`paxosctl.ops._agent_row`).
+
+    `state` is the supervisor's word for it ("running", "backoff", "fatal",
+    ... : a str, since newer supervisors add states). The progress fields
+    are None until the agent's first report, or when its role has none.
+    `cpu_s`, `rss_bytes` and `last_heartbeat_s` are filled only by
+    `status(wide=True)`.
+    """
+
+    name: str
+    role: str
+    state: str
+    pid: int | None
+    restarts: int
+    uptime_s: float | None
+    decided_up_to: int | None = None
+    log_start: int | None = None
+    compacted: int | None = None
+    installed: int | None = None
+    catchup_remaining: int | None = None
+    client_commands: int | None = None
+    state_bytes: int | None = None
+    #: Seconds left before the next start, while in backoff.
+    backoff_s: float | None = None
+    #: Why it last failed to run, as the supervisor words it.
+    error: str | None = None
+    #: How its last incarnation ended (reason, code, ...), as the reply gives it.
+    last_exit: Mapping[str, Any] | None = None
+    cpu_s: float | None = None
+    rss_bytes: int | None = None
+    last_heartbeat_s: float | None = None
+    #: Keys of the reply this client does not know (from a newer supervisor).
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @classmethod
+    def from_wire(cls, row: Mapping[str, Any]) -> AgentStatus:
+        """Parse one agent object of a status reply (leniently: see the module doc)."""
+        f = _Fields(row)
+        last_exit = f.get("last_exit", dict)
+        return cls(
+            name=f.text("name"), role=f.text("role"), state=f.text("state", "unknown"),
+            pid=f.get("pid", int), restarts=f.get("restarts", int) or 0,
+            uptime_s=f.number("uptime_s"),
+            decided_up_to=f.get("decided_up_to", int), log_start=f.get("log_start", int),
+            compacted=f.get("compacted", int), installed=f.get("installed", int),
+            catchup_remaining=f.get("catchup_remaining", int),
+            client_commands=f.get("client_commands", int),
+            state_bytes=f.get("state_bytes", int), backoff_s=f.number("backoff_s"),
+            error=f.get("error", str),
+            last_exit=MappingProxyType(last_exit) if last_exit is not None else None,
+            cpu_s=f.number("cpu_s"), rss_bytes=f.get("rss_bytes", int),
+            last_heartbeat_s=f.number("last_heartbeat_s"),
+            extra=f.extra())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterStatus:
+    """The cluster as `paxosctl status` shows it (`paxosctl.ops.describe`).
+
+    `ballot` is the leader's (round, node_id); `decided_up_to` the highest
+    slot any running learner applied (None before the first decision).
+    """
+
+    cluster: str
+    leader: str | None
+    ballot: tuple[int, str] | None
+    decided_up_to: int | None
+    metrics_url: str | None
+    #: The chaos settings in force (empty when none), as the reply gives them.
+    chaos: Mapping[str, Any]
+    agents: tuple[AgentStatus, ...]
+    #: Keys of the reply this client does not know (from a newer supervisor).
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    def agent(self, name: str) -> AgentStatus:
+        """The agent called `name`; KeyError if the cluster has none."""
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise KeyError(name)
+
+    @property
+    def healthy(self) -> bool:
+        """True when there is a leader and every agent runs."""
+        return self.leader is not None and all(a.running for a in self.agents)
+
+    @classmethod
+    def from_wire(cls, reply: Mapping[str, Any]) -> ClusterStatus:
+        """Parse a status reply (leniently: see the module doc)."""
+        f = _Fields(reply)
+        ballot = f.get("ballot", list)
+        rows = f.get("agents", list) or []
+        chaos = f.get("chaos", dict)
+        return cls(
+            cluster=f.text("cluster"), leader=f.get("leader", str),
+            ballot=(ballot[0], ballot[1]) if ballot and len(ballot) == 2 and isinstance(
+                ballot[0], int) and isinstance(ballot[1], str) else None,
+            decided_up_to=f.get("decided_up_to", int), metrics_url=f.get("metrics_url", str),
+            chaos=MappingProxyType(chaos or {}),
+            agents=tuple(AgentStatus.from_wire(r) for r in rows if isinstance(r, dict)),
+            extra=f.extra())
+
+
+@dataclass(frozen=True, slots=True)
+class KillResult:
+    """The signal was sent: to `agent`, then running as `pid`; `signal` is
+    its full name ("SIGKILL", "SIGSTOP")."""
+
+    agent: str
+    pid: int | None
+    signal: str
+
+    @classmethod
+    def from_wire(cls, reply: Mapping[str, Any]) -> KillResult:
+        f = _Fields(reply)
+        return cls(f.text("agent"), f.get("pid", int), f.text("signal"))
+
+
+@dataclass(frozen=True, slots=True)
+class RestartResult:
+    """`agent` is being restarted (it may not run yet: see `status`)."""
+
+    agent: str
+
+    @classmethod
+    def from_wire(cls, reply: Mapping[str, Any]) -> RestartResult:
+        return cls(_Fields(reply).text("agent"))
+
+
+@dataclass(frozen=True, slots=True)
+class DownResult:
+    """The supervisor stopped every agent and is exiting."""
+
+    stopped: bool
+
+    @classmethod
+    def from_wire(cls, reply: Mapping[str, Any]) -> DownResult:
+        return cls(bool(reply.get("stopped", True)))
