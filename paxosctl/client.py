@@ -38,16 +38,19 @@ import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from .dataclient import DataClient, Decision, json_value, retry_hint
 from .decidedlog import PAGE_SIZE, DecidedCommand, read_log
 from .endpoints import read_endpoints
+
+if TYPE_CHECKING:  # imported on first use (data()): `paxosctl status` needs none of it
+    from .dataclient import DataClient
 from .errors import (EXIT_CODES, ConnectionLost, Expired, NotRunning, OutcomeUnknown,
                      ProposalTimeout, RequestFailed)
 from .layout import paths
 from .manifest import load_manifest
-from .results import ClusterStatus, DownResult, KillResult, RestartResult
+from .results import (ClusterStatus, Decision, DownResult, KillResult, RestartResult, json_value,
+                      retry_hint)
 
 
 #: Seconds a request other than propose waits for its reply.
@@ -200,6 +203,8 @@ class Client:
         no proposer or no learner answers."""
         with self._data_lock:
             if self._data is None:
+                from .dataclient import DataClient
+
                 run_dir = Path(self.socket_path).parent / "run"
                 self._data = DataClient(read_endpoints(run_dir, self._cluster_file),
                                         cluster_file=self._cluster_file)

@@ -47,6 +47,7 @@ from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, Connection, hello
 
 from .endpoints import Endpoints
+from .results import Decision, json_value, retry_hint
 from .errors import (ConnectionLost, Expired, NotRunning, PaxosctlError,
                      ProposalTimeout, RequestIdConflict, UsageError)
 
@@ -64,14 +65,6 @@ LEARNER_WAIT_SECONDS = 1.0
 MAX_BATCH = 1024
 
 
-def retry_hint(request_id: str, issued: int | None = None) -> str:
-    """How to find out, or to retry without deciding the value twice."""
-    stamp = f" --issued {issued}" if issued is not None and issued >= 0 else ""
-    return (f"retry safely with the same request id: paxosctl propose --request-id "
-            f"{request_id}{stamp} VALUE (the same value; never decided twice), or look for "
-            f"{request_id} in: paxosctl decided")
-
-
 def _running_future(kind: type[T]) -> Future[T]:
     """A new future for a result of type `kind`, already marked running.
 
@@ -82,26 +75,6 @@ def _running_future(kind: type[T]) -> Future[T]:
     future: Future[T] = Future()
     future.set_running_or_notify_cancel()
     return future
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """A decided proposal: the position where its request id was first decided.
-
-    `slot` and `index` (the command's place in that slot's batch) make the
-    position: unique, ordered by slot then index; `position` is its text
-    form "SLOT.INDEX".
-    """
-
-    slot: int
-    index: int
-    value: bytes
-    request_id: str
-    seconds: float
-
-    @property
-    def position(self) -> str:
-        return f"{self.slot}.{self.index}"
 
 
 @dataclass(slots=True, eq=False)
@@ -702,17 +675,6 @@ class DataClient:
             except OSError:
                 pass
         self._selector.close()
-
-
-def json_value(value: bytes | None) -> Any:
-    """A payload as JSON shows it: the text when it is UTF-8, else
-    {"base64": "..."} (the bytes, base64-encoded). None for a no-op."""
-    if value is None:
-        return None
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"base64": base64.b64encode(value).decode()}
 
 
 __all__ = ["DataClient", "Decision", "Expired", "ConnectionLost", "json_value", "retry_hint"]

@@ -15,6 +15,7 @@ Nothing in a well-formed reply makes parsing fail.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping, TypeVar
@@ -204,3 +205,45 @@ class DownResult:
     @classmethod
     def from_wire(cls, reply: Mapping[str, Any]) -> DownResult:
         return cls(bool(reply.get("stopped", True)))
+
+
+# ------------------------------------------------- proposals (the data path)
+
+
+def retry_hint(request_id: str, issued: int | None = None) -> str:
+    """How to find out, or to retry without deciding the value twice."""
+    stamp = f" --issued {issued}" if issued is not None and issued >= 0 else ""
+    return (f"retry safely with the same request id: paxosctl propose --request-id "
+            f"{request_id}{stamp} VALUE (the same value; never decided twice), or look for "
+            f"{request_id} in: paxosctl decided")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A decided proposal: the position where its request id was first decided.
+
+    `slot` and `index` (the command's place in that slot's batch) make the
+    position: unique, ordered by slot then index; `position` is its text
+    form "SLOT.INDEX".
+    """
+
+    slot: int
+    index: int
+    value: bytes
+    request_id: str
+    seconds: float
+
+    @property
+    def position(self) -> str:
+        return f"{self.slot}.{self.index}"
+
+
+def json_value(value: bytes | None) -> Any:
+    """A payload as JSON shows it: the text when it is UTF-8, else
+    {"base64": "..."} (the bytes, base64-encoded). None for a no-op."""
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(value).decode()}
