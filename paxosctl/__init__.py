@@ -22,18 +22,18 @@ if TYPE_CHECKING:
     # use (`__getattr__`), so `paxosctl --version` and friends start fast.
     from .aio import AsyncClient
     from .client import Client, new_request_id
-    from .dataclient import Decision
     from .decidedlog import DecidedCommand
     from .errors import (ConnectionLost, Expired, NotHealthy, NotRunning, OutcomeUnknown,
                          PaxosctlError, ProposalTimeout, RequestFailed, RequestIdConflict,
                          UsageError)
-    from .results import AgentStatus, ClusterStatus, DownResult, KillResult, RestartResult
+    from .results import (AgentChange, AgentStatus, ClusterStatus, Decision, DownResult,
+                          KillResult, RestartResult)
 
 #: Where each public name lives, imported when first asked for.
 _LAZY = {
     "Client": "client", "new_request_id": "client",
     "AsyncClient": "aio",
-    "Decision": "dataclient",
+    "Decision": "results", "AgentChange": "results",
     "DecidedCommand": "decidedlog",
     "AgentStatus": "results", "ClusterStatus": "results", "DownResult": "results",
     "KillResult": "results", "RestartResult": "results",
@@ -45,7 +45,7 @@ _LAZY = {
 __all__ = [
     "__version__", "Client", "AsyncClient", "new_request_id",
     "Decision", "DecidedCommand",
-    "ClusterStatus", "AgentStatus", "KillResult", "RestartResult", "DownResult",
+    "ClusterStatus", "AgentStatus", "KillResult", "RestartResult", "DownResult", "AgentChange",
     "PaxosctlError", "NotRunning", "OutcomeUnknown", "ProposalTimeout", "ConnectionLost",
     "RequestFailed", "RequestIdConflict", "Expired", "NotHealthy", "UsageError",
 ]  # a literal list: type checkers read it to know what is exported

@@ -49,7 +49,7 @@ from .errors import (EXIT_CODES, ConnectionLost, Expired, NotRunning, OutcomeUnk
                      ProposalTimeout, RequestFailed)
 from .layout import paths
 from .manifest import load_manifest
-from .results import (ClusterStatus, Decision, DownResult, KillResult, RestartResult, json_value,
+from .results import (AgentChange, ClusterStatus, Decision, DownResult, KillResult, RestartResult, json_value,
                       retry_hint)
 
 
@@ -59,7 +59,7 @@ REQUEST_TIMEOUT = 30.0
 ANSWER_GRACE = 1.0
 
 __all__ = ["Client", "Decision", "DecidedCommand", "ClusterStatus", "KillResult",
-           "RestartResult", "DownResult", "Expired", "RequestFailed", "ConnectionLost",
+           "RestartResult", "DownResult", "AgentChange", "Expired", "RequestFailed", "ConnectionLost",
            "EXIT_CODES", "new_request_id", "retry_hint", "json_value"]
 
 
@@ -330,6 +330,19 @@ class Client:
         Raises `RequestFailed` BAD_REQUEST (exit 2) for an unknown agent;
         else as `request`."""
         return RestartResult.from_wire(self.request("restart", agent=agent))
+
+    def stop(self, agent: str) -> AgentChange:
+        """Stop `agent` and keep it stopped, whatever the restart policy,
+        until `start` (SIGTERM, SIGKILL after 5 s; this returns once asked,
+        not once it ended: see `status`). `changed` is False if it already
+        was. Raises `RequestFailed` BAD_REQUEST (exit 2) for an unknown
+        agent; else as `request`."""
+        return AgentChange.from_wire(self.request("stop", agent=agent))
+
+    def start(self, agent: str) -> AgentChange:
+        """Start `agent` if it is stopped (by `stop` or its restart policy) or
+        fatal; `changed` is False if it was running. Raises as `stop`."""
+        return AgentChange.from_wire(self.request("start", agent=agent))
 
     def down(self) -> DownResult:
         """Stop the cluster; returns once every agent has stopped. Raises as

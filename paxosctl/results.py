@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping, TypeVar
 
-__all__ = ["AgentStatus", "ClusterStatus", "KillResult", "RestartResult", "DownResult"]
+__all__ = ["AgentStatus", "ClusterStatus", "KillResult", "RestartResult", "DownResult",
+           "AgentChange", "Decision", "json_value", "retry_hint"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -94,6 +95,10 @@ class AgentStatus:
     cpu_s: float | None = None
     rss_bytes: int | None = None
     last_heartbeat_s: float | None = None
+    #: False while the operator keeps it stopped (`paxosctl stop`): not "down".
+    should_run: bool = True
+    #: Why it is not simply running, or how its last run ended ("" if nothing).
+    note: str = ""
     #: Keys of the reply this client does not know (from a newer supervisor).
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
@@ -119,6 +124,8 @@ class AgentStatus:
             last_exit=MappingProxyType(last_exit) if last_exit is not None else None,
             cpu_s=f.number("cpu_s"), rss_bytes=f.get("rss_bytes", int),
             last_heartbeat_s=f.number("last_heartbeat_s"),
+            should_run=_true_unless_false(f.get("should_run", bool)),
+            note=f.text("note"),
             extra=f.extra())
 
 
@@ -138,6 +145,9 @@ class ClusterStatus:
     #: The chaos settings in force (empty when none), as the reply gives them.
     chaos: Mapping[str, Any]
     agents: tuple[AgentStatus, ...]
+    #: The manifest the supervisor runs: {"path": ..., "digest": ...}
+    #: (`paxosctl apply` changes it); None from an older supervisor.
+    manifest: Mapping[str, Any] | None = None
     #: Keys of the reply this client does not know (from a newer supervisor).
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
@@ -150,8 +160,11 @@ class ClusterStatus:
 
     @property
     def healthy(self) -> bool:
-        """True when there is a leader and every agent runs."""
-        return self.leader is not None and all(a.running for a in self.agents)
+        """True when there is a leader and every agent that should run runs
+        (one the operator stopped does not count; `paxosctl status` exits 3
+        otherwise)."""
+        return self.leader is not None and all(a.running or not a.should_run
+                                               for a in self.agents)
 
     @classmethod
     def from_wire(cls, reply: Mapping[str, Any]) -> ClusterStatus:
@@ -160,6 +173,7 @@ class ClusterStatus:
         ballot = f.get("ballot", list)
         rows = f.get("agents", list) or []
         chaos = f.get("chaos", dict)
+        manifest = f.get("manifest", dict)
         return cls(
             cluster=f.text("cluster"), leader=f.get("leader", str),
             ballot=(ballot[0], ballot[1]) if ballot and len(ballot) == 2 and isinstance(
@@ -167,6 +181,7 @@ class ClusterStatus:
             decided_up_to=f.get("decided_up_to", int), metrics_url=f.get("metrics_url", str),
             chaos=MappingProxyType(chaos or {}),
             agents=tuple(AgentStatus.from_wire(r) for r in rows if isinstance(r, dict)),
+            manifest=MappingProxyType(manifest) if manifest is not None else None,
             extra=f.extra())
 
 
@@ -183,6 +198,23 @@ class KillResult:
     def from_wire(cls, reply: Mapping[str, Any]) -> KillResult:
         f = _Fields(reply)
         return cls(f.text("agent"), f.get("pid", int), f.text("signal"))
+
+
+def _true_unless_false(value: bool | None) -> bool:
+    return value is not False
+
+
+@dataclass(frozen=True, slots=True)
+class AgentChange:
+    """`stop`/`start` of `agent`: `changed` is False when it already was so."""
+
+    agent: str
+    changed: bool
+
+    @classmethod
+    def from_wire(cls, reply: Mapping[str, Any]) -> AgentChange:
+        f = _Fields(reply)
+        return cls(f.text("agent"), bool(f.get("changed", bool)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from clusters import Cluster, wait_until
-from paxosctl import (AgentStatus, Client, ClusterStatus, DecidedCommand, KillResult,
+from paxosctl import (AgentChange, AgentStatus, Client, ClusterStatus, DecidedCommand, KillResult,
                       NotRunning, RequestFailed, RestartResult)
 from paxosctl.control import Fault
 
@@ -26,6 +26,8 @@ def test_status_is_typed(api_cluster: Cluster) -> None:
     assert status.leader in api_cluster.proposers and status.ballot is not None
     assert status.ballot[1] == status.leader
     assert status.extra == {}  # every key of today's reply is known
+    assert all(a.extra == {} and a.should_run for a in status.agents)
+    assert status.manifest is not None and status.manifest["path"] == str(api_cluster.manifest)
     # Only wide asks for CPU and memory, read from the real processes.
     assert all(a.cpu_s is None for a in status.agents)
     assert all(a.cpu_s is not None and a.cpu_s > 0 and a.rss_bytes for a in wide.agents)
@@ -143,3 +145,18 @@ def test_connecting_to_a_cluster_that_does_not_run(tmp_short) -> None:
         Client(tmp_short / "control.sock", cluster_file="nowhere.toml")
     assert caught.value.exit_code == 1 and "nowhere.toml" in str(caught.value)
     assert time.monotonic() - started < 5
+
+
+def test_stop_and_start_are_typed(api_cluster: Cluster) -> None:
+    api_cluster.wait_healthy()
+    with api_cluster.client() as client:
+        assert client.stop("learner-1") == AgentChange("learner-1", True)
+        assert client.stop("learner-1") == AgentChange("learner-1", False)
+        wait_until(lambda: client.status().agent("learner-1").pid is None, 15, "learner-1 ended")
+        row = client.status().agent("learner-1")
+        assert (row.state, row.should_run, row.note) == ("stopped", False,
+                                                         "stopped by the operator")
+        assert client.status().healthy  # stopped on purpose is not unhealthy
+        assert client.start("learner-1") == AgentChange("learner-1", True)
+        wait_until(lambda: client.status().agent("learner-1").running, 30, "learner-1 back")
+        assert client.start("learner-1") == AgentChange("learner-1", False)

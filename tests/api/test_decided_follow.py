@@ -151,8 +151,9 @@ def test_a_closed_pipe_during_follow_exits_0(api_cluster: Cluster) -> None:
 
 
 def test_follow_refuses_bad_input(api_cluster: Cluster) -> None:
-    result = api_cluster.run("decided", "--follow", "-o", "yaml")
+    result = api_cluster.run("decided", "--follow", "-o", "xml")
     assert result.returncode == 2 and result.stdout == "", describe(result)
-    assert result.stderr.startswith("error: -o/--output: unknown format 'yaml'; allowed: text, json")
+    assert result.stderr.startswith(
+        "error: -o/--output: unknown format 'xml'; allowed: text, json, yaml")
     result = api_cluster.run("decided", "--follow", "--limit", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr, describe(result)

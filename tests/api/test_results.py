@@ -39,14 +39,14 @@ def test_status_reply_parses_into_typed_fields() -> None:
 
 
 @pytest.mark.parametrize(("changes", "field", "value", "extra"), [
-    ({"note": "exited 1 at 10:00"}, "state", "running", {"note": "exited 1 at 10:00"}),
+    ({"uptime": "3m"}, "state", "running", {"uptime": "3m"}),
     ({"state": "stopped", "stopped": True}, "state", "stopped", {"stopped": True}),
     ({"pid": "4242"}, "pid", None, {"pid": "4242"}),
     ({"restarts": True}, "restarts", 0, {"restarts": True}),
     ({"uptime_s": 3}, "uptime_s", 3.0, {}),
     ({"last_exit": {"reason": "crashed", "signal": "SEGV", "at": 1.5}}, "last_exit",
      {"reason": "crashed", "signal": "SEGV", "at": 1.5}, {}),
-], ids=["new-key-note", "new-state-and-key", "pid-as-text", "bool-is-not-a-count",
+], ids=["new-key", "new-state-and-key", "pid-as-text", "bool-is-not-a-count",
         "int-where-float", "last-exit-grows"])
 def test_agent_row_from_a_newer_supervisor_parses(changes, field, value, extra) -> None:
     agent = AgentStatus.from_wire({**ROW, **changes})

@@ -385,3 +385,12 @@ def test_down_purge_deletes_only_what_the_cluster_wrote(make_cluster: ClusterFac
     again = cluster.run("down", "--purge")
     assert again.returncode == 0, describe(again)
     assert "is not running" in again.stdout and "nothing to purge" in again.stdout
+
+
+def test_decided_and_version_in_yaml(kit: Cluster) -> None:
+    kit.run_ok("propose", "yes")  # a value YAML would read as a bool if it were not quoted
+    as_json = json.loads(kit.run_ok("decided", "-o", "json").stdout)
+    as_yaml = yaml.safe_load(kit.run_ok("decided", "-o", "yaml").stdout)
+    assert as_yaml == as_json and as_json[-1]["value"] == "yes"
+    doc = yaml.safe_load(kit.run_ok("version", "-o", "yaml").stdout)
+    assert (doc["schema"], doc["kind"], doc["client"]["version"]) == (1, "Version", __version__)
