@@ -338,13 +338,14 @@ def age(cluster: Cluster, start: int, stop: int, chunk: int, args: argparse.Name
 
 
 def oldest_slot(cluster: Cluster) -> tuple[int | None, str | None]:
-    """The first slot the cluster's `decided` serves, or an error text."""
+    """The first slot the cluster's `decided` serves (from a learner, as
+    `paxosctl decided` reads it), or an error text."""
     try:
         with cluster.client() as client:
-            entries = client.request("decided", **{"from": 0, "limit": 1})["entries"]
+            entries = client.decided(None, limit=1)
     except RequestFailed as e:
         return None, str(e)
-    return (entries[0]["slot"] if entries else None), None
+    return (entries[0].slot if entries else None), None
 
 
 def throughput_rounds(clusters: list[Cluster], args: argparse.Namespace) -> dict[str, list[float]]:
