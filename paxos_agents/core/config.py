@@ -43,6 +43,7 @@ PLANTABLE = frozenset(
         "ignore-promised-value",
         "accept-without-promise",
         "truncate-early",
+        "naive-swap",
     }
 )
 
@@ -61,6 +62,13 @@ class Settings:
     - `gap_ticks`: a learner asks for a missing slot once it has been
       missing this long, and asks again at most this often.
     - `window`: slots a leader keeps in phase 2 at once.
+    - `alpha`: slots between a reconfiguration's slot and the first slot
+      it governs (see configs.py); a leader proposes in slot s only when
+      it knows every decision below s - alpha + 1. At least `window`
+      (else the window could never fill); None means `window`. Every node
+      of a cluster must use the same alpha, for the life of the cluster:
+      it is recorded in the configuration history, which wins over this
+      setting once a node has one.
     - `batch`: commands a leader puts in one slot at most.
     - `stored_ticks`: a learner tells acceptors and the other learners how
       far its log is durable at most this often (and every ten times this
@@ -81,6 +89,7 @@ class Settings:
     batch: int = 64
     stored_ticks: int = 5
     retain_slots: int = 0
+    alpha: int | None = None
     plant: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -88,6 +97,12 @@ class Settings:
                      "retry_cooldown_ticks", "gap_ticks", "window", "batch", "stored_ticks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.alpha is None:
+            object.__setattr__(self, "alpha", self.window)
+        elif self.alpha < self.window:
+            raise ValueError(f"alpha must be >= window ({self.window}), got {self.alpha}: "
+                             "a leader keeps window slots in flight and may only run "
+                             "alpha slots ahead of the decided prefix")
         if self.retain_slots < 0:
             raise ValueError(f"retain_slots must be >= 0, got {self.retain_slots}")
         unknown = set(self.plant) - PLANTABLE

@@ -32,6 +32,18 @@ sure whether the request id was decided before; otherwise it cannot, and
 the command is refused as *expired* (never applied; the Raft thesis's
 expired client sessions, section 6.3). The rule depends only on t, R and
 the command, so every learner makes the same choice and their logs agree.
+
+Reconfiguration (configs.py). Slot s is judged by config(s): a vote from
+an acceptor that is not a member of config(s) is ignored, and s is
+decided when a majority of config(s) voted in one ballot. config(s) is
+known once every slot <= s - alpha was applied here (`history`, fed in
+apply order); votes for slots further on are kept and judged when it
+is. The history is persisted whenever it gains a change, in the same
+`Ready` as the applied prefix that decided it, so a restarted learner's
+stored history holds every change up to its applied prefix, however far
+retention deleted the log. A learner whose log restarts above a change's
+slot (state transfer) takes the history from the chunk, and peers'
+`Stored` reports carry theirs too.
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ from typing import Callable
 
 from .commands import Command, Value
 from .config import Membership, Settings
+from .configs import Config, History
 from .ids import ZERO_BALLOT, Ballot
 from .messages import Accepted, Chunk, Decide, Fetch, Heartbeat, Retry, Stored
 from .outbox import Outbox
@@ -70,6 +83,7 @@ class Learner:
         out: Outbox,
         store: DurableLog,
         on_decided: Callable[[int, Value], None] | None = None,
+        history: History | None = None,
     ) -> None:
         self.node_id = node_id
         #: Called for every slot decided here (a replica's proposer listens).
@@ -87,6 +101,12 @@ class Learner:
         #: slot -> decided value, for decided slots not yet applied (>= next_apply).
         self._tail: dict[int, Value] = {
             s: v for s, v in record.decisions.items() if s >= self.next_apply}
+        #: The configurations, fed in apply order. A stored history holds every
+        #: change up to the applied prefix (see the module doc), so it is fed
+        #: at least that far.
+        self.history: History = self._adopt(
+            history or History.initial(settings.alpha, membership.acceptors)
+        ).with_known(self.next_apply)
         #: request id -> first slot, in memory as far as needed; the rest is in the store.
         self.requests = RequestIndex(store, self.next_apply)
         #: Highest slot known to exist (decided here, announced by a leader or a peer).
@@ -152,16 +172,63 @@ class Learner:
     # ---------------------------------------------------------- messages
 
     def on_accepted(self, m: Accepted) -> None:
-        """Count a vote; decide the slot when a majority voted in one ballot."""
+        """Count a vote; decide the slot when a majority of config(slot) voted
+        in one ballot. A non-member's vote is ignored; while config(slot) is
+        not known the vote waits in the tally."""
         if self.is_decided(m.slot):
+            return
+        config = self.history.config_for(m.slot)
+        if config is not None and m.src not in config.acceptors:
             return
         ballot = self._tally_ballot(m)
         by_ballot = self._tally.setdefault(m.slot, {})
         voters, _ = by_ballot.get(ballot) or (set(), m.value)
         voters.add(m.src)
         by_ballot[ballot] = (voters, m.value)
-        if len(voters) >= self.membership.majority:
+        if config is not None and config.is_quorum(voters):
             self._decide(m.slot, m.value)
+
+    def _adopt(self, history: History) -> History:
+        """The history this learner keeps (a subclass may read it otherwise)."""
+        return history
+
+    def _set_history(self, history: History) -> None:
+        """Adopt `history` (fed further, or merged from a peer): persist it if it
+        holds a new change, and judge the votes of slots whose config it reveals."""
+        old = self.history
+        if history is old:
+            return
+        self.history = history
+        if len(history.configs) != len(old.configs):
+            self._out.note_history(history)
+        limit = old.known + old.alpha
+        if history.known + history.alpha > limit and self._tally:
+            ready = []
+            for slot in sorted(s for s in self._tally if s >= limit):
+                config = history.config_for(slot)
+                if config is None:
+                    break
+                for voters, value in self._tally[slot].values():
+                    if config.is_quorum(voters):
+                        ready.append((slot, value))
+                        break
+            for slot, value in ready:
+                if not self.is_decided(slot):
+                    self._decide(slot, value)
+
+    @property
+    def stored_by_all(self) -> int:
+        """The lowest applied prefix of all learners, this one included (-1: unknown)."""
+        others = [n for n in self.membership.learners if n != self.node_id]
+        stored = self.peers.stored
+        if any(n not in stored for n in others):
+            return -1
+        return min([self.next_apply - 1, *(stored[n] for n in others)])
+
+    def pending_change(self) -> Config | None:
+        """The latest configuration if it is decided but not yet in force."""
+        latest = self.history.latest
+        return None if self.history.in_force(self.stored_by_all) is latest else latest
 
     def _tally_ballot(self, m: Accepted) -> Ballot:
         """The ballot a vote counts under: its own (votes of different ballots never add up)."""
@@ -193,13 +260,16 @@ class Learner:
         """A peer learner's log is durable up to `m.upto`: a source for state transfer."""
         if m.upto > self.highest_known and m.src in self.membership.learners:
             self.highest_known = m.upto
+        if (m.history is not None and m.src in self.membership.learners
+                and m.history.known > self.history.known):
+            self._set_history(self.history.merged(self._adopt(m.history)))
         if (self.peers.on_stored(m, self.next_apply - 1, self._now)
                 and self._now - self.peers.fetch_at >= self.settings.gap_ticks):
             self.peers.fetch(self.next_apply, self._now)
 
     def on_fetch(self, m: Fetch) -> None:
         """Serve a peer's state transfer: one chunk of our applied log from `m.first_slot`."""
-        self.peers.serve(m)
+        self.peers.serve(m, self.history)
 
     def on_chunk(self, m: Chunk) -> None:
         """Install a piece of a peer's applied log, then ask for the next one.
@@ -213,9 +283,13 @@ class Learner:
         Fetch, from further on, is only a piece we cannot use yet.)
         """
         self.peers.answered()
+        if m.history is not None and m.history.known > self.history.known:
+            self._set_history(self.history.merged(self._adopt(m.history)))
         if not m.decisions:
             return
         if m.asked <= self.next_apply < m.first_slot:
+            if self.history.known < m.first_slot:
+                return  # we would not know the changes decided below it: wait for one that says
             # Our log restarts at the peer's first retained slot; the persist
             # deletes whatever we kept below it.
             self.next_apply = self.log_start = m.first_slot
@@ -225,11 +299,13 @@ class Learner:
         firsts = dict(m.first_slots)
         out = self._out
         installed = 0
+        history = self.history
         for slot, value in m.decisions:
             if slot < self.next_apply:
                 continue
             if slot > self.next_apply:
                 break
+            history = history.fed(slot, value)
             out.decisions[slot] = value
             self._tail.pop(slot, None)
             self._forget_slot(slot)
@@ -254,6 +330,7 @@ class Learner:
                 self._on_decided(slot, value)
             self.next_apply = slot + 1
             installed += 1
+        self._set_history(history)
         if installed:
             self.installed += installed
             self.highest_known = max(self.highest_known, self.next_apply - 1)
@@ -266,7 +343,7 @@ class Learner:
     def tick(self) -> None:
         """Report what is durable; copy or ask for what has been missing for `gap_ticks`."""
         self._now += 1
-        self.peers.report(self.next_apply - 1, self._now)
+        self.peers.report(self.next_apply - 1, self._now, self.history)
         if self.highest_known < self.next_apply:
             return
         gap = self.settings.gap_ticks
@@ -334,9 +411,11 @@ class Learner:
         out = self._out
         requests = self.requests
         retain = self.settings.retain_slots
+        history = self.history
         while self.next_apply in tail and self._may_apply(self.next_apply):
             slot = self.next_apply
             value = tail.pop(slot)
+            history = history.fed(slot, value)
             rids = value.request_ids()  # no Command objects on the usual path
             issued = value.lowest_issued()
             firsts = requests.lookup(rids, issued)
@@ -352,6 +431,7 @@ class Learner:
             out.applied.append(AppliedSlot(slot, value, tuple(outcome)))
             self.next_apply += 1
         if self.next_apply != start:
+            self._set_history(history)
             out.applied_upto = self.next_apply - 1
             step = min(RETAIN_STEP, max(1, retain // 8))
             if retain and self.next_apply - retain - self.log_start >= step:

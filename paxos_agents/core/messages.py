@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from .commands import Command, Value
+from .configs import History
 from .ids import Ballot
 
 
@@ -140,11 +141,17 @@ class Stored:
     Sent only after the decisions it covers are on this learner's disk.
     Acceptors compact below the lowest `upto` of all learners; learners
     fetch missing slots from a peer that has stored them.
+
+    To proposers and learners it also carries the sender's configuration
+    `history` (fed at least up to `upto`): how a proposer that never saw
+    some decisions, or a learner whose log restarted above a change's
+    slot, learns the configurations (see configs.py). None to acceptors.
     """
 
     src: str
     dst: str
     upto: int
+    history: History | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,7 +175,9 @@ class Chunk:
     decided; a request id missing from it was refused there as expired.
     The receiver takes these outcomes as they are, so it applies exactly
     what its peer applied. Empty `decisions`: the sender has nothing from
-    `first_slot` on.
+    `first_slot` on. `history` is the sender's configuration history, fed
+    past the last slot of `decisions`: the receiver's log may restart
+    above the slot of a change it must still know.
     """
 
     src: str
@@ -177,6 +186,7 @@ class Chunk:
     first_slot: int
     decisions: tuple[tuple[int, Value], ...]
     first_slots: tuple[tuple[str, int], ...]
+    history: History | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

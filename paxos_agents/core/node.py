@@ -14,16 +14,23 @@ acceptor) comes back out of `ready()` like any other and the runtime
 delivers it locally after the persist, as etcd/raft does with a leader's
 own vote: a vote must be durable before anyone, its own node included,
 acts on it.
+
+The acceptors that form quorums come from the configuration history
+(configs.py), not from `membership`: `membership.acceptors` is only epoch
+0's set when the node has no stored history yet, and tells whether this
+node is an acceptor.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import assert_never
 
 from .acceptor import Acceptor
 from .commands import Command
 from .config import Membership, Settings
+from .configs import Config, History
 from .learner import Learner
 from .messages import (
     Accept,
@@ -80,24 +87,35 @@ class Node:
         if not self.roles:
             raise ValueError(f"{node_id!r} is not a member of the cluster")
         self._out = Outbox()
+        history = None
+        if self.roles & {"proposer", "learner"}:
+            if record.configs is not None:
+                history = History.from_json(record.configs)
+                self._out.history_known = history.known
+            else:
+                # Pin epoch 0 on disk at once: the manifest's acceptors may change later.
+                history = History.initial(settings.alpha, membership.acceptors)
+                self._out.note_history(history)
         self.acceptor: Acceptor | None = (
             acceptor_class(settings.plant)(node_id, membership.learners, record, self._out, store)
             if "acceptor" in self.roles else None
         )
         self.proposer: Proposer | None = (
             proposer_class(settings.plant)(node_id, membership, settings, record, self._out,
-                                           rng or random.Random(node_id))
+                                           rng or random.Random(node_id), history)
             if "proposer" in self.roles else None
         )
         self.learner: Learner | None = (
             learner_class(settings.plant)(node_id, membership, settings, record, self._out, store,
-                                          on_decided=self.proposer.learn if self.proposer else None)
+                                          on_decided=self.proposer.learn if self.proposer else None,
+                                          history=history)
             if "learner" in self.roles else None
         )
         if self.proposer is not None and self.learner is not None:
             # A replica's proposer starts from what its own learner applied.
             p, le = self.proposer, self.learner
             p.decided_up_to = max(p.decided_up_to, le.decided_up_to)
+            p.history = p.history.merged(le.history)
             for slot, value in sorted(le._tail.items()):
                 p.learn(slot, value)
         #: Messages this node could not handle (wrong role): counted, dropped.
@@ -139,7 +157,7 @@ class Node:
             case Stored():
                 if a: a.on_stored(msg)
                 if l: l.on_stored(msg)
-                if not (a or l): self.dropped += 1
+                if p: p.on_stored(msg)
             case Fetch():
                 if l: l.on_fetch(msg)
                 else: self.dropped += 1
@@ -164,6 +182,32 @@ class Node:
             raise ValueError(f"{self.node_id} is not a proposer")
         self.proposer.on_client_commands(commands)
 
+    def propose_config(self, acceptors: tuple[str, ...] | list[str]) -> Command:
+        """Propose that the next epoch's acceptors be `acceptors` (a proposer only).
+
+        The change is a command decided like any other; decided in slot i it
+        governs slots >= i + alpha, and it is *in force* once every learner
+        stored every slot below that (`configuration().pending` is None
+        again). Returns the config command (its request id is reserved).
+        Raises `ConfigError` (a ValueError) for an empty set, repeated
+        names, or while a change is pending; ValueError on a non-proposer.
+        """
+        if self.proposer is None:
+            raise ValueError(f"{self.node_id} is not a proposer")
+        return self.proposer.propose_config(tuple(acceptors))
+
+    def configuration(self) -> "ConfigStatus | None":
+        """The configurations as this node knows them, for status and metrics
+        (None on an acceptor-only node: acceptors need not know them)."""
+        role = self.learner if self.learner is not None else self.proposer
+        if role is None:
+            return None
+        history = role.history
+        return ConfigStatus(epoch=history.latest.epoch,
+                            in_force=history.in_force(role.stored_by_all),
+                            pending=role.pending_change(), alpha=history.alpha,
+                            known=history.known)
+
     def suspect(self, node_id: str) -> None:
         """A hint that `node_id` is down (e.g. its process died): see Proposer.suspect."""
         if self.proposer:
@@ -172,10 +216,10 @@ class Node:
     def set_membership(self, membership: Membership) -> None:
         """Adopt a new set of proposers and learners, live (`paxosctl apply`).
 
-        The acceptors and this node's own roles must stay as they are
-        (ValueError otherwise): quorums are majorities of acceptors, so a
-        change of proposers or learners never changes what a quorum is, and
-        agreement does not depend on who proposes or learns. What changes:
+        This node's own roles must stay as they are (ValueError otherwise).
+        `membership.acceptors` may differ but changes nothing: quorums come
+        from the configuration history, changed only by `propose_config`.
+        Agreement does not depend on who proposes or learns. What changes:
 
         - acceptors send Accepted to, and compact below what is stored by,
           the new learners only (a removed learner no longer holds the
@@ -185,8 +229,6 @@ class Node:
           forwards to its leader as before (SUSPECT says when it is gone);
         - learners report to, fetch from and retry at the new members.
         """
-        if membership.acceptors != self.membership.acceptors:
-            raise ValueError("the acceptors cannot change while the cluster runs")
         if membership.roles(self.node_id) != self.roles:
             raise ValueError(f"{self.node_id}'s roles cannot change while it runs")
         self.membership = membership
@@ -256,4 +298,30 @@ class Node:
             out["catchup_remaining"] = le.catchup_remaining
             out["expired"] = le.expired
             out["applied_commands"] = le.applied_commands
+        status = self.configuration()
+        if status is not None:
+            out["config_epoch"] = status.epoch
+            out["config_in_force_epoch"] = status.in_force.epoch
+            out["config_pending_slot"] = status.pending.first_slot if status.pending else -1
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigStatus:
+    """What `Node.configuration()` reports.
+
+    - `epoch`: the highest epoch decided (the metric's configuration epoch);
+    - `in_force`: the latest configuration every learner has stored every
+      slot before (as far as this node heard: learners' `Stored` reports);
+      acceptors only in older ones may be stopped;
+    - `pending`: a change decided but not yet in force (its epoch, and
+      `first_slot`, the first slot it governs), else None;
+    - `alpha`, `known`: the history's alpha, and the slot below which it
+      has seen every decision.
+    """
+
+    epoch: int
+    in_force: Config
+    pending: Config | None
+    alpha: int
+    known: int

@@ -8,6 +8,7 @@ as one `Ready` (see ready.py for the ordering contract).
 from __future__ import annotations
 
 from .commands import Value
+from .configs import History
 from .ids import Ballot
 from .messages import Message, Vote
 from .ready import AppliedSlot, LogEntry, Persist, Ready
@@ -17,10 +18,25 @@ class Outbox:
     """Pending durable changes and messages of one node."""
 
     __slots__ = ("promised", "votes", "compacted", "decisions", "applied_upto", "requests",
-                 "log_start", "round", "floor", "after_persist", "now", "applied", "logged")
+                 "log_start", "round", "floor", "after_persist", "now", "applied", "logged",
+                 "configs", "history_known")
 
     def __init__(self) -> None:
+        #: `known` of the configuration history last handed out to persist
+        #: (across drains): a role's history is persisted only if it knows more.
+        self.history_known = -1
         self._reset()
+
+    def note_history(self, history: History) -> None:
+        """Persist `history` with this `Ready` unless one that knows as much was.
+
+        A replica's proposer and learner keep one history each; both are
+        prefixes of one, so the one fed further holds every change the
+        other holds, and the stored one never goes back.
+        """
+        if history.known > self.history_known:
+            self.history_known = history.known
+            self.configs = history.to_json()
 
     def _reset(self) -> None:
         self.promised: Ballot | None = None
@@ -32,6 +48,7 @@ class Outbox:
         self.log_start: int | None = None
         self.round: int | None = None
         self.floor: int | None = None
+        self.configs: list | None = None
         self.after_persist: list[Message] = []
         self.now: list[Message] = []
         self.applied: list[AppliedSlot] = []
@@ -49,6 +66,7 @@ class Outbox:
             log_start=self.log_start,
             round=self.round,
             floor=self.floor,
+            configs=self.configs,
         )
         ready = Ready(persist, self.after_persist, self.now, self.applied, self.logged)
         self._reset()

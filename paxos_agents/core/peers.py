@@ -11,6 +11,7 @@ Installing a chunk changes the learner's own log, so that stays in
 from __future__ import annotations
 
 from .config import Membership, Settings
+from .configs import History
 from .messages import Chunk, Fetch, Stored
 from .outbox import Outbox
 from .store import DurableLog
@@ -67,8 +68,9 @@ class Peers:
             return False
         return m.upto > mine
 
-    def report(self, upto: int, now: int) -> None:
-        """Tell acceptors and peer learners that our log is durable up to `upto`.
+    def report(self, upto: int, now: int, history: History) -> None:
+        """Tell acceptors, proposers and peer learners that our log is durable up
+        to `upto`; proposers and learners get our configuration `history` too.
 
         Sent after the persist of the `Ready` it leaves in (`after_persist`):
         everything applied so far is in that persist or an earlier one. At
@@ -81,12 +83,15 @@ class Peers:
             return
         self._reported, self._reported_at = upto, now
         m = self.membership
-        # Every acceptor, our own too (a replica's acceptor counts its own
-        # learner; the runtime delivers it locally, after the persist), and
-        # the other learners.
+        # Every acceptor that may hold votes we stored (our own too: a
+        # replica's acceptor counts its own learner; the runtime delivers it
+        # locally, after the persist), the proposers (for the history and to
+        # tell when a change is in force) and the other learners.
+        told = set(m.proposers) | set(m.learners)
         peers = (learner for learner in m.learners if learner != self.node_id)
-        for dst in dict.fromkeys((*m.acceptors, *peers)):
-            self._out.after_persist.append(Stored(src=self.node_id, dst=dst, upto=upto))
+        for dst in dict.fromkeys((*history.acceptors_from(upto), *m.proposers, *peers)):
+            self._out.after_persist.append(Stored(src=self.node_id, dst=dst, upto=upto,
+                                                  history=history if dst in told else None))
 
     def fetch(self, first_slot: int, now: int) -> None:
         """Ask the peer that stored the most for the log from `first_slot`, if it has it."""
@@ -103,7 +108,7 @@ class Peers:
         """A chunk came back: the next Fetch may go at once."""
         self.fetch_at = _NEVER
 
-    def serve(self, m: Fetch) -> None:
+    def serve(self, m: Fetch, history: History) -> None:
         """Answer a peer's Fetch with one chunk of our applied log, read from the store.
 
         Only what is durable here is sent, with the request index entries
@@ -113,4 +118,5 @@ class Peers:
         self.chunks_served += 1
         self._out.now.append(Chunk(
             src=self.node_id, dst=m.src, asked=m.first_slot, first_slot=piece.start,
-            decisions=piece.decisions, first_slots=tuple(piece.first_slots.items())))
+            decisions=piece.decisions, first_slots=tuple(piece.first_slots.items()),
+            history=history))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Mapping, TypeVar
 
 from .acceptor import Acceptor
+from .configs import Config, History
 from .ids import ZERO_BALLOT, Ballot
 from .learner import Learner
 from .messages import Accepted, Nack, Promise, Vote
@@ -66,8 +67,45 @@ class IgnorePromisedValueProposer(Proposer):
     """TLA+ mutant IgnorePromisedValues: a new leader ignores the votes in the
     promises (P2c broken) and proposes its own values or no-ops."""
 
-    def _highest_votes(self) -> dict[int, Vote]:
-        return {}
+    def _adopted(self, slot: int, config: Config) -> Vote | None:
+        return None
+
+
+class NaiveHistory(History):
+    """A configuration history read naively: a change governs the slot right
+    after its own, and config(s) is whatever the latest known change says,
+    with no alpha bound on how far ahead anyone proposes or judges."""
+
+    __slots__ = ()
+
+    def knows(self, slot: int) -> bool:
+        return True
+
+    def effective_slot(self, decided_at: int) -> int:
+        return decided_at + 1
+
+
+def _naive(history: History) -> History:
+    return NaiveHistory(history.alpha, history.configs, history.known)
+
+
+class NaiveSwapProposer(Proposer):
+    """TLA+ mutant NaiveSwap: the new acceptor set takes effect at once.
+
+    A leader with slots in flight when a change is decided (or that has
+    not learned it yet) judges those slots by another configuration than
+    a proposer that learned it: two majorities that need not intersect.
+    """
+
+    def _adopt(self, history: History) -> History:
+        return _naive(history)
+
+
+class NaiveSwapLearner(Learner):
+    """The learner side of NaiveSwap: judges slots by the naive history."""
+
+    def _adopt(self, history: History) -> History:
+        return _naive(history)
 
 
 class CrossBallotLearner(Learner):
@@ -87,11 +125,13 @@ ACCEPTORS: Mapping[str, type[Acceptor]] = {
 PROPOSERS: Mapping[str, type[Proposer]] = {
     "reuse-ballot": ReuseBallotProposer,
     "ignore-promised-value": IgnorePromisedValueProposer,
+    "naive-swap": NaiveSwapProposer,
 }
 
 #: planted bug -> the learner class that carries it.
 LEARNERS: Mapping[str, type[Learner]] = {
     "cross-ballot-learner": CrossBallotLearner,
+    "naive-swap": NaiveSwapLearner,
 }
 
 R = TypeVar("R")

@@ -17,6 +17,27 @@ ballot are refused (acceptors promise only strictly higher ballots), but a
 Promise sent to the old incarnation and still in flight (delayed, or
 duplicated) would complete the new incarnation's phase 1 under the reused
 ballot: the TLA+ mutant `LoseRound` in tests/tla finds exactly that.
+
+Reconfiguration (configs.py, the alpha approach). Slot s belongs to
+config(s), known once every decision below s - alpha + 1 is known
+(`history`, fed with decided values in slot order). So:
+
+- a leader sends Accept for s only to config(s), only while
+  s < known + alpha (the alpha bound; `window` bounds the slots in
+  flight too), and counts only config(s)'s members for s;
+- phase 1 needs a majority of each configuration governing a slot >= its
+  first slot (promises.py), and adopts per slot only votes reported by
+  config(s)'s members;
+- a leader that learns a new configuration (decided at i, governing from
+  i + alpha) prepares its new members under the same ballot and proposes
+  nothing from i + alpha on until a majority of them promised; if they do
+  not within `election_ticks`, it runs phase 1 again under a new ballot;
+- it fills slots up to i + alpha - 1 (with commands, else no-ops) at once,
+  so the change takes effect promptly on an idle cluster.
+
+A proposer that missed decisions (a follower hears only heartbeats) learns
+the history from the learners' `Stored` reports, and runs phase 1 from the
+first slot its history has not fed, so phase 1 itself feeds the rest.
 """
 
 from __future__ import annotations
@@ -29,6 +50,7 @@ from typing import Iterable
 
 from .commands import NOOP, Command, Value
 from .config import Membership, Settings
+from .configs import Config, ConfigError, History, config_command, is_config_request
 from .ids import ZERO_BALLOT, Ballot
 from .messages import (
     Accept,
@@ -40,9 +62,11 @@ from .messages import (
     Prepare,
     Promise,
     Retry,
+    Stored,
     Vote,
 )
 from .outbox import Outbox
+from .promises import Promises
 from .ready import Record
 
 
@@ -61,10 +85,12 @@ class Phase(str, Enum):
 
 @dataclass(slots=True)
 class InFlight:
-    """A slot in phase 2: the value proposed and the acceptors that accepted it."""
+    """A slot in phase 2: the value proposed, its configuration, and the
+    members of it that accepted."""
 
     value: Value
     sent_at: int
+    config: Config
     accepted: set[str] = field(default_factory=set)
 
 
@@ -83,6 +109,8 @@ class ProposerStats:
     retries_suppressed: int = 0
     accept_resends: int = 0
     retries_compacted: int = 0
+    config_refused: int = 0
+    alpha_waits: int = 0
 
 
 class Proposer:
@@ -96,6 +124,7 @@ class Proposer:
         record: Record,
         out: Outbox,
         rng: random.Random,
+        history: History | None = None,
     ) -> None:
         self.node_id = node_id
         self.membership = membership
@@ -116,7 +145,13 @@ class Proposer:
         self._next_heartbeat = 0
         # Phase 1 state.
         self._first_slot = 0
-        self._promises: dict[str, Promise] = {}
+        self._promises = Promises(0)
+        #: Acceptors sent this ballot's Prepare.
+        self._asked: set[str] = set()
+        #: When, as leader, we last prepared the new members of a configuration.
+        self._extended_at: int | None = None
+        #: As leader: every slot below this must be filled (no-ops if nothing else).
+        self._must_fill = 0
         # Phase 2 state (leader only).
         self.next_slot = 0
         self.inflight: dict[int, InFlight] = {}
@@ -137,6 +172,11 @@ class Proposer:
         self.compacted = 0
         #: `chosen` holds no values below this slot any more.
         self._forgotten_below = 0
+        #: The configurations, fed with decisions in slot order (configs.py).
+        self.history: History = self._adopt(
+            history or History.initial(settings.alpha, membership.acceptors))
+        #: learner -> the highest slot it reported durable (`Stored`).
+        self.stored: dict[str, int] = {}
 
     # ----------------------------------------------------------------- time
 
@@ -147,6 +187,12 @@ class Proposer:
             if self.now >= self._next_heartbeat:
                 self._heartbeat()
             self._resend_stale_accepts()
+            if (self._extended_at is not None
+                    and self.now - self._extended_at >= self.settings.election_ticks):
+                # New members did not promise (lost, or compacted past our
+                # first slot): LEADER -> CANDIDATE under a new ballot.
+                self._start_election(self._first_undecided())
+                return
             self.propose_pending()
             return
         if self.now >= self._deadline:
@@ -166,14 +212,27 @@ class Proposer:
     # ------------------------------------------------------------ elections
 
     def _first_undecided(self) -> int:
-        """Where phase 1 starts: our first undecided slot, or lower if a learner asked."""
+        """Where phase 1 starts: our first undecided slot, or lower if a learner
+        asked. If we do not know that slot's configuration (we heard of
+        decisions, not their values), the first slot our history has not fed:
+        phase 1 then decides those slots again, and their values feed it."""
         first = self.decided_up_to + 1
+        if not self.history.knows(first):
+            first = self.history.known
         if self._retry_floor is not None:
             first = min(first, self._retry_floor)
         # Never below the compaction point: acceptors refuse it (nothing there to recover).
         return max(first, self.compacted)
 
     def _start_election(self, first_slot: int) -> None:
+        if not self.history.knows(first_slot):
+            # The acceptors compacted past what our history has fed: we do not
+            # know whom to ask. Wait for a learner's Stored (it carries the history).
+            self.stats.alpha_waits += 1
+            if self.phase is not Phase.FOLLOWER:
+                self._step_down(leader=None)
+            self._deadline = self._election_deadline()
+            return
         # Pick a round above every ballot seen, persist it, then Prepare.
         self.round = max(self.round, self.leader_ballot.round, self.ballot.round) + 1
         self._out.round = self.round
@@ -184,59 +243,63 @@ class Proposer:
         self.stats.elections += 1
         self._first_slot = first_slot
         self._retry_floor = None  # this phase 1 covers it
-        self._promises = {}
+        self._promises = Promises(first_slot)
+        self._asked = set()
+        self._extended_at = None
         self._deadline = self._election_deadline()
-        for acceptor in self.membership.acceptors:
-            self._out.after_persist.append(
-                Prepare(src=self.node_id, dst=acceptor, ballot=self.ballot, first_slot=first_slot)
-            )
+        self._prepare_missing()
+
+    def _prepare_missing(self) -> None:
+        """Send this ballot's Prepare to every member of a known configuration
+        governing a slot >= our first slot that has not been asked yet."""
+        for config in self.history.configs_from(self._first_slot):
+            first = max(self._first_slot, config.first_slot)
+            for acceptor in config.acceptors:
+                if acceptor not in self._asked:
+                    self._asked.add(acceptor)
+                    if self.phase is Phase.LEADER and self._extended_at is None:
+                        self._extended_at = self.now
+                    self._out.after_persist.append(Prepare(
+                        src=self.node_id, dst=acceptor, ballot=self.ballot, first_slot=first))
+
+    def _prepared(self) -> bool:
+        """Whether a majority of each known configuration from our first slot promised."""
+        return all(self._promises.covers(c) for c in self.history.configs_from(self._first_slot))
 
     def on_promise(self, m: Promise) -> None:
-        """Phase 1b: count promises for our ballot; a majority makes us leader."""
+        """Phase 1b: collect promises for our ballot; a majority of each
+        configuration makes a candidate leader (and lets a leader use a new one)."""
         if m.compacted > self.compacted:
             self.compacted = m.compacted  # at or below our first slot: it promised
-        if self.phase is not Phase.CANDIDATE or m.ballot != self.ballot:
+        if self.phase is Phase.FOLLOWER or m.ballot != self.ballot:
             return
-        self._promises[m.src] = m
-        if len(self._promises) >= self.membership.majority:
-            self._become_leader()
+        self._promises.add(m)
+        if self.phase is Phase.CANDIDATE:
+            if self._prepared():
+                self._become_leader()
+        elif self._prepared():
+            self._extended_at = None  # every new member we need promised
 
     def _become_leader(self) -> None:
-        # CANDIDATE -> LEADER: a majority promised self.ballot for every slot
-        # >= first_slot. Per slot, the value of the highest ballot reported
-        # must be proposed again (P2c); slots nobody reported are free.
-        reported = self._highest_votes()
+        # CANDIDATE -> LEADER: a majority of each configuration promised
+        # self.ballot for every slot >= first_slot. Per slot, the value of the
+        # highest ballot its configuration's members reported must be proposed
+        # again (P2c); slots nobody reported are free (propose_pending fills).
         self.phase = Phase.LEADER
         self.leader = self.node_id
         self.leader_ballot = self.ballot
         self.stats.leader_changes += 1
-        self._promises = {}
         self.inflight = {}
-        first = self._first_slot
-        self.next_slot = max(first, max(reported, default=-1) + 1)
-        for slot in range(first, self.next_slot):
-            if slot in self.chosen:
-                continue
-            vote = reported.get(slot)
-            value = vote.value if vote is not None else NOOP
-            lost = self.remembered.get(slot)
-            if lost and lost != value:
-                # Our earlier proposal in this slot did not survive; propose
-                # its commands again (learners apply a request id once).
-                self._queue_commands(lost, front=True)
-            self._send_accept(slot, value)
+        self.next_slot = self._first_slot
+        # Fill the holes below the highest slot reported, and the run-up to a
+        # change decided but not yet governing (the leader before us may not have).
+        self._must_fill = max(self._promises.highest_reported + 1, self.history.latest.first_slot)
         self._heartbeat()
         self.propose_pending()
 
-    def _highest_votes(self) -> dict[int, Vote]:
-        """slot -> the vote of the highest ballot that the promises reported there."""
-        reported: dict[int, Vote] = {}
-        for promise in self._promises.values():
-            for vote in promise.votes:
-                best = reported.get(vote.slot)
-                if best is None or vote.ballot > best.ballot:
-                    reported[vote.slot] = vote
-        return reported
+    def _adopted(self, slot: int, config: Config) -> Vote | None:
+        """The vote to propose again in `slot`: the highest ballot reported by config(slot)."""
+        return self._promises.highest(slot, config)
 
     def on_nack(self, m: Nack) -> None:
         """An acceptor promised a higher ballot: stop, back off, let it lead.
@@ -297,7 +360,8 @@ class Proposer:
             self._requeue_inflight()
         self.phase = Phase.FOLLOWER
         self.leader = leader
-        self._promises = {}
+        self._promises = Promises(0)
+        self._extended_at = None
         self._deadline = self._election_deadline()
         self._forward_pending()
 
@@ -316,6 +380,9 @@ class Proposer:
         command = m.command
         if command.request_id in self._outstanding:
             return  # already queued or in flight here
+        if is_config_request(command.request_id) and m.src not in self.membership.proposers:
+            self.stats.config_refused += 1  # reserved: only propose_config makes one
+            return
         if self.phase is not Phase.LEADER and m.src in self.membership.proposers:
             # Forwarded once already: hold it rather than bounce it around.
             self._queue_commands((command,))
@@ -329,7 +396,12 @@ class Proposer:
     def on_client_commands(self, commands: tuple[Command, ...]) -> None:
         """Commands straight from a client, as `on_request` treats each one:
         queued to propose as leader, else forwarded to the leader (or held
-        until one is known). One call per batch a client sent."""
+        until one is known). One call per batch a client sent. A command with
+        a request id reserved for config commands is dropped."""
+        if any(is_config_request(c.request_id) for c in commands):
+            kept = tuple(c for c in commands if not is_config_request(c.request_id))
+            self.stats.config_refused += len(commands) - len(kept)
+            commands = kept
         if self.phase is not Phase.LEADER and self._leader_alive():
             fresh = [c for c in commands if c.request_id not in self._outstanding]
             self.stats.forwarded += len(fresh)
@@ -388,20 +460,48 @@ class Proposer:
         if self.phase is not Phase.LEADER:
             return
         batch = self.settings.batch
-        while self.pending and len(self.inflight) < self.settings.window:
-            # Encoded once, here; the commands stay cached for requeues and learn().
-            value = Value.of([self.pending.popleft() for _ in range(min(batch, len(self.pending)))])
+        window = self.settings.window
+        history = self.history
+        while len(self.inflight) < window:
             slot = self.next_slot
+            if slot in self.chosen:
+                self.next_slot += 1
+                continue
+            config = history.config_for(slot)
+            if config is None:
+                # The alpha bound: config(slot) depends on a decision we do not know yet.
+                if self.pending:
+                    self.stats.alpha_waits += 1
+                return
+            if not self._promises.covers(config):
+                self._prepare_missing()  # a new configuration: its members first
+                return
+            vote = self._adopted(slot, config)
+            if vote is not None:
+                value = vote.value
+            elif self.pending:
+                # Encoded once, here; the commands stay cached for requeues and learn().
+                pending = self.pending
+                value = Value.of([pending.popleft() for _ in range(min(batch, len(pending)))])
+                self.stats.proposals += 1
+            elif slot < self._must_fill:
+                value = NOOP  # a hole, or the run-up to a new configuration
+            else:
+                return
+            lost = self.remembered.get(slot)
+            if lost and lost != value:
+                # Our earlier proposal in this slot did not survive; propose
+                # its commands again (learners apply a request id once).
+                self._queue_commands(lost, front=True)
             self.next_slot += 1
-            self.stats.proposals += 1
-            self._send_accept(slot, value)
+            self._send_accept(slot, value, config)
 
     # --------------------------------------------------------------- phase 2
 
-    def _send_accept(self, slot: int, value: Value) -> None:
-        self.inflight[slot] = InFlight(value, self.now)
+    def _send_accept(self, slot: int, value: Value, config: Config) -> None:
+        self.inflight[slot] = InFlight(value, self.now, config)
         self.remembered[slot] = value
-        for acceptor in self.membership.acceptors:
+        for acceptor in config.acceptors:
             self._out.now.append(
                 Accept(src=self.node_id, dst=acceptor, ballot=self.ballot, slot=slot, value=value)
             )
@@ -415,7 +515,7 @@ class Proposer:
                 continue
             flight.sent_at = self.now
             self.stats.accept_resends += 1
-            for acceptor in self.membership.acceptors:
+            for acceptor in flight.config.acceptors:
                 if acceptor not in flight.accepted:
                     self._out.now.append(Accept(src=self.node_id, dst=acceptor,
                                                 ballot=self.ballot, slot=slot, value=flight.value))
@@ -425,10 +525,10 @@ class Proposer:
         if self.phase is not Phase.LEADER or m.ballot != self.ballot:
             return
         flight = self.inflight.get(m.slot)
-        if flight is None:
-            return
+        if flight is None or m.src not in flight.config.acceptors:
+            return  # a non-member's vote never counts for this slot
         flight.accepted.add(m.src)
-        if len(flight.accepted) >= self.membership.majority:
+        if len(flight.accepted) >= flight.config.majority:
             del self.inflight[m.slot]
             self.learn(m.slot, flight.value)  # the freed window is used at ready()
 
@@ -446,8 +546,84 @@ class Proposer:
             self.pending.extendleft(reversed(lost))
         while self.decided_up_to + 1 in self.chosen:
             self.decided_up_to += 1
+        history = self.history
+        if history.known in self.chosen:
+            chosen = self.chosen
+            while history.known in chosen:
+                history = history.fed(history.known, chosen[history.known])
+            self._set_history(history)
         self._note_floor()
         self._forget_decided()
+
+    def _adopt(self, history: History) -> History:
+        """The history this proposer keeps (a subclass may read it otherwise)."""
+        return history
+
+    def _set_history(self, history: History) -> None:
+        old = self.history
+        self.history = history
+        if len(history.configs) == len(old.configs):
+            return
+        self._out.note_history(history)  # a change decided: persist it
+        if self.phase is Phase.FOLLOWER:
+            return
+        # New configurations govern slots >= their first slot: prepare their
+        # members (propose_pending waits for a majority of them) and, as
+        # leader, fill the slots before the change so it takes effect soon.
+        self._prepare_missing()
+        for config in history.configs[len(old.configs):]:
+            self._must_fill = max(self._must_fill, config.first_slot)
+
+    def on_stored(self, m: Stored) -> None:
+        """A learner's log is durable up to `m.upto`; its history may tell us more."""
+        if m.src not in self.membership.learners:
+            return
+        if m.upto > self.stored.get(m.src, -1):
+            self.stored[m.src] = m.upto
+        if m.history is not None and m.history.known > self.history.known:
+            self._set_history(self.history.merged(self._adopt(m.history)))
+
+    @property
+    def stored_by_all(self) -> int:
+        """The lowest slot up to which every learner reported its log durable (-1: unknown)."""
+        learners = self.membership.learners
+        if any(learner not in self.stored for learner in learners):
+            return -1
+        return min(self.stored[learner] for learner in learners)
+
+    def pending_change(self) -> Config | None:
+        """The latest configuration if it is decided but not yet in force (see configs.py)."""
+        latest = self.history.latest
+        return None if self.history.in_force(self.stored_by_all) is latest else latest
+
+    def propose_config(self, acceptors: tuple[str, ...]) -> Command:
+        """Propose "the next epoch has `acceptors`" (forwarded to the leader if
+        we do not lead). Returns the config command.
+
+        Raises `ConfigError` for an empty set or a repeated name, while a
+        change is pending (decided, not yet in force), or while one this
+        proposer proposed is not decided yet. Names never seen are fine:
+        they are new acceptors (they start empty).
+        """
+        names = tuple(acceptors)
+        if not names:
+            raise ConfigError("a configuration needs at least one acceptor")
+        if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+            raise ConfigError(f"acceptor names must be distinct, non-empty strings: {names}")
+        pending = self.pending_change()
+        if pending is not None:
+            raise ConfigError(f"a change is in progress: epoch {pending.epoch} governs slots from "
+                              f"{pending.first_slot}, not yet stored by every learner")
+        if any(is_config_request(r) for r in self._outstanding):
+            raise ConfigError("a configuration change proposed here is not decided yet")
+        command = config_command(self.history.latest.epoch + 1, names,
+                                 nonce=f"{self.node_id}:{self.round}:{self.now}",
+                                 issued=self.decided_up_to)
+        if self.phase is not Phase.LEADER and self._leader_alive():
+            self._out.now.append(ClientRequest(src=self.node_id, dst=self.leader, command=command))
+        else:
+            self._queue_commands((command,), front=True)
+        return command
 
     def _note_floor(self) -> None:
         # Persist the decided prefix now and then (not each slot: it is only
@@ -455,6 +631,7 @@ class Proposer:
         if self.decided_up_to - self._persisted_floor >= FLOOR_EVERY:
             self._persisted_floor = self.decided_up_to
             self._out.floor = self.decided_up_to
+            self._out.note_history(self.history)
 
     def on_decide(self, m: Decide) -> None:
         self.learn(m.slot, m.value)
@@ -539,9 +716,7 @@ class Proposer:
                 return
             # Phase 1 covered this slot and found it empty: fill it and any
             # slots before it with no-ops (an older leader announced them).
-            while self.next_slot <= slot:
-                self._send_accept(self.next_slot, NOOP)
-                self.next_slot += 1
+            self._must_fill = max(self._must_fill, slot + 1)
             return
         # Below our phase 1 (or no phase 1 at all): a new ballot is needed.
         # One phase 1 covers every slot from its first, so it starts from the

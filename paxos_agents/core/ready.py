@@ -44,6 +44,13 @@ class Persist:
     - `floor`: a slot up to which the proposer knows every slot is decided.
       Only an optimisation (a restarted proposer runs phase 1 from above it
       instead of from slot 0); losing it is safe.
+    - `configs`: the node's configuration history (`History.to_json()`, a
+      JSON-able list), replacing the one stored before. Written when a
+      change is decided or the node learns one from a peer (rarely), in
+      the same transaction as the learner's `applied`: a learner's stored
+      history holds every change decided up to its applied prefix. Its
+      `known` only grows (`Outbox.note_history`). Stored as it is, e.g.
+      one JSON text; never interpreted by storage.
     """
 
     promised: Ballot | None = None
@@ -55,12 +62,14 @@ class Persist:
     log_start: int | None = None
     round: int | None = None
     floor: int | None = None
+    configs: list | None = None
 
     def __bool__(self) -> bool:
         return bool(
             self.promised is not None or self.votes or self.compacted is not None
             or self.decisions or self.applied is not None or self.requests
             or self.log_start is not None or self.round is not None or self.floor is not None
+            or self.configs is not None
         )
 
 
@@ -85,6 +94,11 @@ class Record:
     log_start: int = 0
     #: request id -> slot where it was first decided (the learner's index).
     requests: dict[str, int] = field(default_factory=dict)
+    #: The configuration history (`History.to_json()`); None: none stored yet
+    #: (the node starts from epoch 0 = its membership's acceptors). A runtime
+    #: starting a node with an empty store for a cluster that was already
+    #: reconfigured must put the cluster's history here.
+    configs: list | None = None
 
     def apply(self, persist: Persist) -> None:
         """Merge one `Persist` into this record (what storage does on commit)."""
@@ -112,11 +126,13 @@ class Record:
             self.round = persist.round
         if persist.floor is not None:
             self.floor = persist.floor
+        if persist.configs is not None:
+            self.configs = persist.configs
 
     def copy(self) -> "Record":
         return Record(self.promised, dict(self.votes), dict(self.decisions), self.round,
                       self.floor, self.compacted, self.applied, self.log_start,
-                      dict(self.requests))
+                      dict(self.requests), self.configs)
 
     # --- DurableLog (store.py): reads of the record as a node's store ---------
 

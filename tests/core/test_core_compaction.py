@@ -36,6 +36,7 @@ from paxos_agents.core import (
     Vote,
 )
 from paxos_agents.core.acceptor import RECENT_VOTES
+from paxos_agents.core.configs import History
 from paxos_agents.core.requests import RECENT_REQUESTS
 
 MEMBERS = Membership(proposers=("p1", "p2"), acceptors=("a1", "a2", "a3"), learners=("l1", "l2"))
@@ -132,19 +133,21 @@ def candidate() -> Node:
 
 
 def test_candidate_nacked_for_compaction_runs_phase_1_again_above_the_point():
+    # (A point below known + alpha: the proposer knows config(20); see
+    # test_core_configs.py for a point past it.)
     p = candidate()
     ballot = p.proposer.ballot
-    ready = step(p, Nack(src="a1", dst="p1", ballot=ballot, promised=ballot, compacted=40))
+    ready = step(p, Nack(src="a1", dst="p1", ballot=ballot, promised=ballot, compacted=20))
     prepares = sent(ready, Prepare)
-    assert prepares and {m.first_slot for m in prepares} == {40}
+    assert prepares and {m.first_slot for m in prepares} == {20}
     assert prepares[0].ballot > ballot
-    assert p.proposer.decided_up_to == 39 and p.proposer.compacted == 40
+    assert p.proposer.decided_up_to == 19 and p.proposer.compacted == 20
 
 
 def test_retry_below_the_point_never_runs_a_ballot():
     p = candidate()
     step(p, Nack(src="a1", dst="p1", ballot=p.proposer.ballot, promised=p.proposer.ballot,
-                  compacted=40))
+                  compacted=20))
     for _ in range(3):
         p.tick()
         p.ready()
@@ -168,7 +171,7 @@ def test_learner_reports_stored_only_after_the_persist():
     le.tick()
     ready = le.ready()
     reports = [m for m in ready.send_after_persist if isinstance(m, Stored)]
-    assert {m.dst for m in reports} == {"a1", "a2", "a3", "l2"}
+    assert {m.dst for m in reports} == {"a1", "a2", "a3", "l2", "p1", "p2"}
     assert {m.upto for m in reports} == {0}
     assert not [m for m in ready.send if isinstance(m, Stored)]
 
@@ -197,7 +200,11 @@ def test_a_chunk_from_above_restarts_the_log_only_when_it_answers_our_fetch():
     stale = Chunk(src="l2", dst="l1", asked=5, first_slot=5, decisions=((5, NOOP),), first_slots=())
     step(le, stale)
     assert le.learner.decided_up_to == -1  # a piece we cannot use yet
-    trimmed = Chunk(src="l2", dst="l1", asked=0, first_slot=5, decisions=((5, NOOP),), first_slots=())
+    # The sender's configuration history, fed past the chunk: the log below 5
+    # is gone, and with it the decisions that would tell us the configurations.
+    history = History.initial(32, MEMBERS.acceptors).with_known(6)
+    trimmed = Chunk(src="l2", dst="l1", asked=0, first_slot=5, decisions=((5, NOOP),),
+                    first_slots=(), history=history)
     ready = step(le, trimmed)
     assert le.learner.decided_up_to == 5 and le.learner.log_start == 5
     assert ready.persist.log_start == 5
