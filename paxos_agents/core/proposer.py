@@ -474,7 +474,12 @@ class Proposer:
                     self.stats.alpha_waits += 1
                 return
             if not self._promises.covers(config):
-                self._prepare_missing()  # a new configuration: its members first
+                # A new configuration: its members first. If they were asked
+                # already (their promises lost), tick() runs phase 1 again
+                # after a while: a second Prepare under one ballot is refused.
+                self._prepare_missing()
+                if self._extended_at is None:
+                    self._extended_at = self.now
                 return
             vote = self._adopted(slot, config)
             if vote is not None:

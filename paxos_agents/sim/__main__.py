@@ -2,7 +2,7 @@
 
     python -m paxos_agents.sim --seeds N [--start S]
         [--topology proposers=2,acceptors=3,learners=2 | --topology replicas=3]
-        [--plant BUG] [--steps K] [--jobs J]
+        [--plant BUG] [--steps K] [--jobs J] [--reconfig]
 
 Prints one line per failing seed (seed, what broke, at which step, the
 command that replays it) and ends with `N runs, K safety violations, L
@@ -37,6 +37,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=300, help="ticks of faults per run")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="worker processes (default: one per core)")
+    parser.add_argument("--reconfig", action="store_true",
+                        help="also add, remove and replace acceptors during the faults "
+                        "(always on with --plant naive-swap)")
     args = parser.parse_args(argv)
     try:
         args.topology = Topology.parse(args.topology)
@@ -50,7 +53,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _run(job: tuple[int, Topology, frozenset[str], int]) -> Outcome:
+def _run(job: tuple[int, Topology, frozenset[str], int, bool]) -> Outcome:
     return run_seed(*job)
 
 
@@ -61,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     replay += "".join(f" --plant {bug}" for bug in sorted(plant))
     if args.steps != 300:
         replay += f" --steps {args.steps}"
+    if args.reconfig:
+        replay += " --reconfig"
     runs = safety = liveness = 0
 
     def report(name: str, outcome: Outcome, how: str) -> None:
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {outcome.kind}: {outcome.detail} (step {outcome.step}); "
                   f"replay: {how}", flush=True)
 
-    jobs = [(seed, args.topology, plant, args.steps)
+    jobs = [(seed, args.topology, plant, args.steps, args.reconfig)
             for seed in range(args.start, args.start + args.seeds)]
     if args.jobs > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(args.jobs) as pool:

@@ -8,11 +8,18 @@
 - Compaction: an acceptor never compacts a slot that some learner has not
   yet stored durably (at some point; a learner may lose its disk later and
   copy the slot back from a peer).
+- Quorum: every decided slot's value was accepted in one ballot by a
+  majority of config(slot), the configuration the alpha rule gives for it
+  (configs.py), computed here from the decided log itself. Checked once
+  config(slot) is known (every slot <= slot - alpha decided somewhere).
 """
 
 from __future__ import annotations
 
 from ..core.commands import Value
+from ..core.configs import History
+from ..core.ids import Ballot
+from ..core.messages import Vote
 from ..core.ready import Applied, LogEntry
 
 
@@ -23,7 +30,10 @@ class Violation(Exception):
 class Checker:
     """Accumulates what learners decided and applied; raises `Violation`."""
 
-    def __init__(self, learners: tuple[str, ...] = ()) -> None:
+    def __init__(self, learners: tuple[str, ...] = (), acceptors: tuple[str, ...] = (),
+                 alpha: int = 0) -> None:
+        """`acceptors` and `alpha`: epoch 0 and the alpha rule, for the quorum
+        check (skipped when `acceptors` is empty)."""
         #: request id -> payload, for every command a client submitted.
         self.submitted: dict[str, bytes] = {}
         #: slot -> (value, the learner that decided it first).
@@ -39,6 +49,37 @@ class Checker:
         self.stored_upto: dict[str, int] = {}
         #: request id -> slot reported to the client (first acknowledgement).
         self.acked: dict[str, int] = {}
+        #: The true configuration history, fed with the decided prefix.
+        self.history = History.initial(alpha, acceptors) if acceptors else None
+        #: slot -> (ballot, value) -> acceptors that ever persisted that vote.
+        self.votes: dict[int, dict[tuple[Ballot, Value], set[str]]] = {}
+        #: Decided slots whose quorum is not checked yet (config unknown so far).
+        self._unchecked: set[int] = set()
+
+    def voted(self, acceptor: str, vote: Vote) -> None:
+        """`acceptor` persisted `vote` (kept here even after it compacts it)."""
+        if self.history is None:
+            return
+        by_ballot = self.votes.setdefault(vote.slot, {})
+        by_ballot.setdefault((vote.ballot, vote.value), set()).add(acceptor)
+
+    def _check_quorums(self) -> None:
+        history = self.history
+        while history.known in self.chosen:
+            history = history.fed(history.known, self.chosen[history.known][0])
+        self.history = history
+        for slot in sorted(self._unchecked):
+            config = history.config_for(slot)
+            if config is None:
+                break
+            self._unchecked.discard(slot)
+            value = self.chosen[slot][0]
+            if not any(v == value and config.is_quorum(voters)
+                       for (_, v), voters in self.votes.get(slot, {}).items()):
+                raise Violation(
+                    f"quorum: slot {slot} decided {_show(value)}, but no majority of its "
+                    f"configuration (epoch {config.epoch}: {', '.join(config.acceptors)}) "
+                    f"accepted it in one ballot")
 
     def submit(self, request_id: str, payload: bytes) -> None:
         self.submitted[request_id] = payload
@@ -54,6 +95,9 @@ class Checker:
                         f"{command.request_id}={command.payload!r}, which nobody submitted"
                     )
             self.chosen[slot] = (value, learner)
+            if self.history is not None:
+                self._unchecked.add(slot)
+                self._check_quorums()
         elif seen[0] != value:
             raise Violation(
                 f"agreement: slot {slot} decided {_show(seen[0])} at {seen[1]} "

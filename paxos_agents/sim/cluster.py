@@ -6,8 +6,12 @@ only its `Record` (what it persisted); what it had not persisted, and the
 messages it had not sent, are gone.
 
 Scripted scenarios drive it by hand (`submit`, `run`, `crash`, `restart`,
-`isolate`, `partition`, `heal`, `hold`, `release`); `faults.run_seed`
-drives it at random.
+`isolate`, `partition`, `heal`, `hold`, `release`, `reconfigure`);
+`faults.run_seed` drives it at random.
+
+Reconfiguration: `spares` are acceptor nodes that start outside every
+configuration (a pool of fresh names); `reconfigure` proposes a new
+acceptor set through a proposer, as an operator would.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Callable
 
 from ..core.commands import Command
 from ..core.config import Membership, Settings
+from ..core.configs import Config, ConfigError, History
 from ..core.ids import ZERO_BALLOT
 from ..core.messages import Message
 from ..core.node import Node
@@ -45,14 +50,22 @@ class SimCluster:
         membership: Membership,
         seed: int,
         settings: Settings | None = None,
+        spares: tuple[str, ...] = (),
     ) -> None:
-        self.membership = membership
+        """`membership.acceptors` are epoch 0's; `spares` are more acceptor nodes,
+        up and empty, that only a reconfiguration brings in."""
         self.settings = settings or Settings()
+        #: Epoch 0 (every node's disk starts with it: see `Record.configs`).
+        self.initial = History.initial(self.settings.alpha, membership.acceptors)
+        self.spares = spares
+        #: Who plays which role: spares are acceptors too.
+        self.membership = Membership(membership.proposers, membership.acceptors + spares,
+                                     membership.learners)
         self.rng = random.Random(seed)
         self.ids = tuple(dict.fromkeys(
-            (*membership.proposers, *membership.acceptors, *membership.learners)))
-        self.checker = Checker(membership.learners)
-        self.records: dict[str, Record] = {n: Record() for n in self.ids}
+            (*membership.proposers, *self.membership.acceptors, *membership.learners)))
+        self.checker = Checker(membership.learners, membership.acceptors, self.settings.alpha)
+        self.records: dict[str, Record] = {n: self._fresh_disk() for n in self.ids}
         self.nodes: dict[str, Node | None] = {n: self._boot(n) for n in self.ids}
         self.now = 0
         self.faults = Faults()
@@ -65,6 +78,9 @@ class SimCluster:
         self.wipes = 0
 
     # ---------------------------------------------------------------- nodes
+
+    def _fresh_disk(self) -> Record:
+        return Record(configs=self.initial.to_json())
 
     def _boot(self, node_id: str) -> Node:
         plant = self.settings.plant
@@ -95,7 +111,7 @@ class SimCluster:
         if "learner" not in self.membership.roles(node_id) or len(self.membership.roles(node_id)) > 1:
             raise ValueError(f"only a learner-only node may lose its disk, not {node_id}")
         self.crash(node_id)
-        self.records[node_id] = Record()
+        self.records[node_id] = self._fresh_disk()
         self.wipes += 1
 
     def restart(self, node_id: str) -> None:
@@ -105,6 +121,30 @@ class SimCluster:
 
     def up(self) -> list[str]:
         return [n for n, node in self.nodes.items() if node is not None]
+
+    def reconfigure(self, proposer: str, acceptors: tuple[str, ...]) -> bool:
+        """Propose `acceptors` as the next epoch through `proposer` (if it is up).
+        False if it is down or refuses (a change pending, or one not decided yet)."""
+        node = self.nodes[proposer]
+        if node is None:
+            return False
+        try:
+            command = node.propose_config(acceptors)
+        except ConfigError:
+            return False
+        self.checker.submit(command.request_id, command.payload)
+        self._drain(proposer, node)
+        return True
+
+    def history(self) -> History:
+        """The configurations the decided log has chosen so far (the checker's)."""
+        return self.checker.history
+
+    def in_force(self) -> Config:
+        """The latest configuration every learner has stored every slot before."""
+        stored = min((self.checker.stored_upto.get(n, -1) for n in self.checker.learners),
+                     default=-1)
+        return self.checker.history.in_force(stored)
 
     # -------------------------------------------------------------- network
 
@@ -200,6 +240,8 @@ class SimCluster:
         if persist:
             self.records[node_id].apply(persist)
         checker = self.checker
+        for vote in persist.votes:
+            checker.voted(node_id, vote)
         for slot, value in persist.decisions:
             checker.decided(node_id, slot, value)
         logged = ready.logged + [e for applied in ready.applied for e in applied.log()]

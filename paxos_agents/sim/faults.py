@@ -8,6 +8,13 @@ every node is restarted and the network heals; a learner may also lose
 its disk once per run (it copies its log back from a peer learner); in the *liveness phase*
 every submitted command must be applied by every learner within
 `LIVENESS_TICKS` ticks.
+
+With `reconfig` (and always with the planted `naive-swap`, which only
+shows under reconfiguration) the fault phase also changes the acceptors
+now and then, through a random proposer: add one from a pool of spare
+names, remove one, or replace one by a fresh name (a removed name is
+retired for good); never while a change is pending, which the proposer
+refuses anyway. Between 1 and 5 acceptors at any time.
 """
 
 from __future__ import annotations
@@ -41,12 +48,19 @@ class Outcome:
     crashes: int = 0
 
 
+#: Spare acceptor names a reconfiguring run may bring in.
+SPARES = tuple(f"acceptor-s{i}" for i in range(8))
+
+
 def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
-             steps: int = 300) -> Outcome:
+             steps: int = 300, reconfig: bool = False) -> Outcome:
     """Run one seeded simulation and report the first broken property, if any."""
     settings = Settings(plant=plant, **SIM_SETTINGS)
-    sim = SimCluster(topology.membership(), seed, settings)
+    reconfig = reconfig or "naive-swap" in plant
+    sim = SimCluster(topology.membership(), seed, settings, spares=SPARES if reconfig else ())
     rng = random.Random(seed ^ 0x5EED)
+    # Its own generator, so runs without reconfiguration replay as before.
+    changes = Reconfigurer(sim, random.Random(seed ^ 0xC0F1)) if reconfig else None
     ids = sim.ids
     proposers = sim.membership.proposers
     faults = Faults(
@@ -111,6 +125,8 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
             elif sim._groups is not None and rng.random() < heal_rate:
                 sim.heal()
             clients()
+            if changes is not None:
+                changes.maybe_change()
             sim.step()
         # Heal: no more faults, everyone up, clients keep retrying.
         fault_end = sim.now
@@ -138,6 +154,50 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
     except Violation as v:
         return Outcome(seed, "safety", str(v), step=sim.now, delivered=sim.delivered,
                        crashes=sim.crashes)
+
+
+class Reconfigurer:
+    """Random acceptor changes for one run (see the module doc)."""
+
+    def __init__(self, sim: SimCluster, rng: random.Random) -> None:
+        self.sim = sim
+        self.rng = rng
+        self.rate = rng.choice((0.01, 0.03, 0.08))
+        self.spares = list(sim.spares)
+        self.proposed = 0
+
+    def maybe_change(self) -> None:
+        rng, sim = self.rng, self.sim
+        if rng.random() >= self.rate:
+            return
+        proposer = rng.choice(sim.membership.proposers)
+        node = sim.nodes[proposer]
+        if node is None:
+            return
+        current = list(node.proposer.history.latest.acceptors)
+        ops = []
+        if len(current) < 5 and self.spares:
+            ops.append("add")
+        if len(current) > 1:
+            ops.append("remove")
+        if self.spares:
+            ops.append("replace")
+        if not ops:
+            return
+        op = rng.choice(ops)
+        if op == "remove":
+            current.remove(rng.choice(current))
+        else:
+            fresh = self.spares[0]
+            if op == "replace":
+                current[current.index(rng.choice(current))] = fresh
+            else:
+                current.append(fresh)
+        if sim.reconfigure(proposer, tuple(current)) and op != "remove":
+            self.spares.pop(0)  # proposed once: never offered again, decided or not
+            self.proposed += 1
+        elif op == "remove":
+            self.proposed += 1
 
 
 def _caught_up(sim: SimCluster) -> bool:
