@@ -388,3 +388,13 @@ def test_set_membership_no_longer_refuses_other_acceptors():
 def test_epoch_0_is_pinned_on_disk_at_once():
     ready = node("l1").ready()
     assert History.from_json(ready.persist.configs) == History.initial(ALPHA, OLD)
+
+
+def test_buffered_votes_of_non_members_never_count_once_the_config_is_known():
+    le = node("l1")
+    step(le, accepted("a1", 5), accepted("a2", 5))  # OLD members, voting before the change is known
+    step(le, Decide(src="p1", dst="l1", slot=0, value=NOOP),
+         Decide(src="p1", dst="l1", slot=1, value=change(1, NEW)))
+    assert not le.learner.is_decided(5)  # config(5) is NEW: a1 and a2 are no members
+    step(le, accepted("a3", 5))
+    assert not le.learner.is_decided(5)  # a3 alone is no majority of NEW
