@@ -16,7 +16,9 @@ with TYPE the message's code in `TYPE_CODES` and each field as
 - command (ClientRequest only): str request id, u32 length + payload
   bytes, i64 issued (>= -1);
 - a tuple: u32 count, then its items (Promise.votes; Chunk.decisions as
-  i64 slot + value; Chunk.first_slots as str request id + i64 slot).
+  i64 slot + value; Chunk.first_slots as str request id + i64 slot);
+- a configuration history (Stored.history, Chunk.history, last): u32 byte
+  length, then `History.to_json()` as UTF-8 JSON; length 0 for None.
 
 For example `Retry(src="l1", dst="p1", slot=2)` is
 `03 08 0200 "l1" 0200 "p1" 0200000000000000` (spaces for reading).
@@ -36,10 +38,12 @@ bytes); the core never builds one.
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Any, Callable
 
 from paxos_agents.core.commands import Command, Value
+from paxos_agents.core.configs import ConfigError, History
 from paxos_agents.core.ids import Ballot
 from paxos_agents.core.messages import (
     MESSAGE_TYPES,
@@ -122,6 +126,15 @@ def _w_command(out: list, command: Command) -> None:
     _w_int(out, command.issued)
 
 
+def _w_history(out: list, history: History | None) -> None:
+    if history is None:
+        out.append(_I.pack(0))
+        return
+    raw = json.dumps(history.to_json(), separators=(",", ":")).encode("utf-8")
+    out.append(_I.pack(len(raw)))
+    out.append(raw)
+
+
 def _w_src_dst(out: list, m: Any) -> None:
     _w_str(out, m.src)
     _w_str(out, m.dst)
@@ -178,6 +191,7 @@ def _e_retry(out: list, m: Retry) -> None:
 def _e_stored(out: list, m: Stored) -> None:
     _w_src_dst(out, m)
     _w_int(out, m.upto)
+    _w_history(out, m.history)
 
 
 def _e_fetch(out: list, m: Fetch) -> None:
@@ -197,6 +211,7 @@ def _e_chunk(out: list, m: Chunk) -> None:
     for request_id, slot in m.first_slots:
         _w_str(out, request_id)
         _w_int(out, slot)
+    _w_history(out, m.history)
 
 
 def _e_client_request(out: list, m: ClientRequest) -> None:
@@ -269,6 +284,16 @@ class _Reader:
             raise CodecError(f"a count of {n} items runs past the end")
         return n
 
+    def history(self) -> History | None:
+        (size,) = _I.unpack_from(self.data, self.pos)
+        self.pos += 4
+        if size == 0:
+            return None
+        try:
+            return History.from_json(json.loads(self._bytes(size)))
+        except (ValueError, ConfigError) as exc:  # JSON or UTF-8 errors are ValueErrors
+            raise CodecError(f"bad configuration history: {exc}") from None
+
     def vote(self) -> Vote:
         return Vote(self.int(), self.ballot(), self.value())
 
@@ -326,7 +351,7 @@ def _d_retry(r: _Reader) -> Retry:
 
 
 def _d_stored(r: _Reader) -> Stored:
-    return Stored(src=r.str(), dst=r.str(), upto=r.int())
+    return Stored(src=r.str(), dst=r.str(), upto=r.int(), history=r.history())
 
 
 def _d_fetch(r: _Reader) -> Fetch:
@@ -338,7 +363,7 @@ def _d_chunk(r: _Reader) -> Chunk:
     decisions = tuple([(r.int(), r.value()) for _ in range(r.count(_DECISION_MIN))])
     firsts = tuple([(r.str(), r.int()) for _ in range(r.count(_FIRST_SLOT_MIN))])
     return Chunk(src=src, dst=dst, asked=asked, first_slot=first_slot, decisions=decisions,
-                 first_slots=firsts)
+                 first_slots=firsts, history=r.history())
 
 
 def _d_client_request(r: _Reader) -> ClientRequest:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from paxos_agents.core import messages as messages_module
 from paxos_agents.core.commands import NOOP, Command, Value
+from paxos_agents.core.configs import History
 from paxos_agents.core.ids import Ballot
 from paxos_agents.core.messages import (
     MESSAGE_TYPES,
@@ -25,6 +26,7 @@ from paxos_agents.core.messages import (
     Prepare,
     Promise,
     Retry,
+    Stored,
     Vote,
 )
 from paxos_agents.runtime.codec import TYPE_CODES, VERSION, CodecError, decode, encode
@@ -51,6 +53,10 @@ _FIELD_STRATEGIES: dict[object, st.SearchStrategy] = {
     tuple[Vote, ...]: st.lists(votes, max_size=3).map(tuple),
     tuple[tuple[int, Value], ...]: st.lists(st.tuples(ints, values), max_size=3).map(tuple),
     tuple[tuple[str, int], ...]: st.lists(st.tuples(texts, ints), max_size=3).map(tuple),
+    History | None: st.none() | st.builds(
+        lambda alpha, known, names: History.initial(alpha, names).with_known(known),
+        st.integers(1, 2**20), st.integers(0, 2**62),
+        st.lists(texts.filter(bool), min_size=1, max_size=3, unique=True)),
 }
 
 
@@ -246,3 +252,13 @@ def test_mutated_messages_decode_exactly_or_raise_codec_error(msg: object, data:
     except CodecError:
         return
     assert encode(result) == bytes(wire)
+
+
+def test_a_bad_configuration_history_is_a_codec_error() -> None:
+    good = encode(Stored(src="l1", dst="p1", upto=3,
+                         history=History.initial(4, ("a1",)).with_known(4)))
+    assert decode(good).history.known == 4
+    head = good[: good.index(b"[") - 4]  # everything before the history's length
+    raw = b'[1,4,4,[]]'  # no configurations at all
+    with pytest.raises(CodecError, match="malformed Stored message: bad configuration history"):
+        decode(head + struct.pack("<I", len(raw)) + raw)
