@@ -40,6 +40,7 @@ JSON form (`to_json`, a list) is what `Persist.configs` and
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Iterable
@@ -80,13 +81,19 @@ class Config:
         return sum(1 for v in set(voters) if v in members) >= self.majority
 
 
-def config_command(epoch: int, acceptors: Iterable[str], nonce: str, issued: int = -1) -> Command:
-    """The command "epoch `epoch` has `acceptors`". `nonce` makes its request id
-    unique per proposal (e.g. proposer and tick); the payload is versioned JSON."""
+def config_command(epoch: int, acceptors: Iterable[str], issued: int = -1) -> Command:
+    """The command "epoch `epoch` has `acceptors`"; the payload is versioned JSON.
+
+    The request id is the prefix, the epoch and a digest of the payload: two
+    proposals of one change share it (a retry, applied once), two different
+    changes never do (a request id names one payload, as the learners'
+    deduplication assumes; a per-proposer counter would not survive a restart).
+    """
     names = tuple(acceptors)
     payload = json.dumps({"v": PAYLOAD_VERSION, "epoch": epoch, "acceptors": list(names)},
                          separators=(",", ":")).encode()
-    return Command(f"{CONFIG_PREFIX}{epoch}:{nonce}", payload, issued)
+    digest = hashlib.sha256(payload).hexdigest()[:16]
+    return Command(f"{CONFIG_PREFIX}{epoch}:{digest}", payload, issued)
 
 
 def is_config_request(request_id: str) -> bool:

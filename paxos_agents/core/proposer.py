@@ -621,9 +621,7 @@ class Proposer:
                               f"{pending.first_slot}, not yet stored by every learner")
         if any(is_config_request(r) for r in self._outstanding):
             raise ConfigError("a configuration change proposed here is not decided yet")
-        command = config_command(self.history.latest.epoch + 1, names,
-                                 nonce=f"{self.node_id}:{self.round}:{self.now}",
-                                 issued=self.decided_up_to)
+        command = config_command(self.history.latest.epoch + 1, names, issued=self.decided_up_to)
         if self.phase is not Phase.LEADER and self._leader_alive():
             self._out.now.append(ClientRequest(src=self.node_id, dst=self.leader, command=command))
         else:

@@ -46,8 +46,8 @@ MEMBERS = Membership(proposers=("p1", "p2"), acceptors=OLD, learners=("l1", "l2"
 ALPHA = 4
 
 
-def change(epoch: int, acceptors, nonce: str = "t") -> Value:
-    return Value.of([config_command(epoch, acceptors, nonce)])
+def change(epoch: int, acceptors) -> Value:
+    return Value.of([config_command(epoch, acceptors)])
 
 
 def node(name: str, record: Record | None = None, **settings) -> Node:
@@ -87,7 +87,7 @@ def test_a_change_decided_in_slot_i_governs_from_i_plus_alpha():
      Value.of([Command(CONFIG_PREFIX + "1:x", b"not json")]),
      Value.of([Command(CONFIG_PREFIX + "1:x", b'{"v":1,"epoch":1,"acceptors":[]}')]),
      Value.of([Command(CONFIG_PREFIX + "1:x", b'{"v":2,"epoch":1,"acceptors":["a"]}')]),
-     Value.of([Command("1:x", config_command(1, NEW, "x").payload)])],  # not the prefix
+     Value.of([Command("1:x", config_command(1, NEW).payload)])],  # not the prefix
     ids=["skipped-epoch", "stale-epoch", "not-json", "no-acceptors", "unknown-version",
          "client-request-id"],
 )
@@ -97,7 +97,7 @@ def test_any_other_config_command_is_skipped_by_everyone(value):
 
 
 def test_the_first_change_for_an_epoch_wins_and_at_most_one_per_slot():
-    both = Value.of([config_command(1, NEW, "x"), config_command(2, OLD, "y")])
+    both = Value.of([config_command(1, NEW), config_command(2, OLD)])
     h = History.initial(ALPHA, OLD).fed(0, both)
     assert [c.epoch for c in h.configs] == [0, 1]
     h = h.fed(1, change(1, ("a9",)))  # a second epoch 1, in a later slot
@@ -132,7 +132,7 @@ def test_in_force_once_every_learner_stored_the_slots_before():
 
 
 def test_parse_config():
-    assert parse_config(config_command(3, NEW, "n")) == (3, NEW)
+    assert parse_config(config_command(3, NEW)) == (3, NEW)
     assert parse_config(Command("r", b"{}")) is None
 
 
@@ -351,7 +351,7 @@ def test_propose_config_refusals():
 def test_a_client_cannot_send_a_config_command():
     p = node("p1")
     elect(p)
-    forged = config_command(1, ("evil",), "x")
+    forged = config_command(1, ("evil",))
     p.step(ClientRequest(src="client", dst="p1", command=forged))
     p.propose_batch((forged, Command("ok", b"1")))
     accepts = {m.slot: m.value for m in sent(p.ready(), Accept)}
@@ -398,3 +398,11 @@ def test_buffered_votes_of_non_members_never_count_once_the_config_is_known():
     assert not le.learner.is_decided(5)  # config(5) is NEW: a1 and a2 are no members
     step(le, accepted("a3", 5))
     assert not le.learner.is_decided(5)  # a3 alone is no majority of NEW
+
+
+def test_a_change_names_its_request_id_one_payload_only():
+    """Seeds 2930 and 5703 (--reconfig): a restarted proposer once reused a
+    request id for another change, which broke validity and deduplication."""
+    assert config_command(1, NEW).request_id == config_command(1, NEW, issued=7).request_id
+    assert config_command(1, NEW).request_id != config_command(1, OLD).request_id
+    assert config_command(1, NEW).request_id != config_command(2, NEW).request_id
