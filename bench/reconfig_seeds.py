@@ -41,8 +41,10 @@ def main() -> int:
     for topology in TOPOLOGIES:
         out, took = sim("--seeds", str(args.seeds), "--topology", topology, "--jobs",
                         str(args.jobs), "--reconfig")
-        summary = out.strip().splitlines()[-1]
+        *failures, summary = out.strip().splitlines()
         print(f"clean --reconfig {topology}: {summary} ({took:.0f} s)", flush=True)
+        for line in failures[:10]:
+            print(f"  {line}", flush=True)
         ok &= summary.endswith("0 safety violations, 0 liveness failures")
         out, took = sim("--seeds", str(min(args.seeds, 2000)), "--topology", topology, "--jobs",
                         str(args.jobs), "--plant", "naive-swap")

@@ -270,7 +270,9 @@ class Proposer:
         """Phase 1b: collect promises for our ballot; a majority of each
         configuration makes a candidate leader (and lets a leader use a new one)."""
         if m.compacted > self.compacted:
-            self.compacted = m.compacted  # at or below our first slot: it promised
+            # A new member's promise may carry a point above our first slot
+            # (seed 6435 --reconfig), even above slots we have in flight.
+            self._note_compacted(m.compacted)
         if self.phase is Phase.FOLLOWER or m.ballot != self.ballot:
             return
         self._promises.add(m)
@@ -290,7 +292,7 @@ class Proposer:
         self.leader_ballot = self.ballot
         self.stats.leader_changes += 1
         self.inflight = {}
-        self.next_slot = self._first_slot
+        self.next_slot = max(self._first_slot, self.compacted)
         # Fill the holes below the highest slot reported, and the run-up to a
         # change decided but not yet governing (the leader before us may not have).
         self._must_fill = max(self._promises.highest_reported + 1, self.history.latest.first_slot)
@@ -309,7 +311,8 @@ class Proposer:
         """
         if m.ballot != self.ballot or self.phase is Phase.FOLLOWER:
             return
-        if m.compacted > self.compacted:
+        if m.compacted > self.compacted or (
+                self.inflight and min(self.inflight) < m.compacted):
             self._note_compacted(m.compacted)
         if m.promised <= m.ballot:
             # Refused for compaction only. CANDIDATE -> CANDIDATE: a phase 1
@@ -641,7 +644,7 @@ class Proposer:
 
     def _note_compacted(self, point: int) -> None:
         """Slots below `point` are decided and stored by every learner."""
-        self.compacted = point
+        self.compacted = point = max(point, self.compacted)
         if self.decided_up_to < point - 1:
             self.decided_up_to = point - 1
             while self.decided_up_to + 1 in self.chosen:

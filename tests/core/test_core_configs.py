@@ -406,3 +406,20 @@ def test_a_change_names_its_request_id_one_payload_only():
     assert config_command(1, NEW).request_id == config_command(1, NEW, issued=7).request_id
     assert config_command(1, NEW).request_id != config_command(1, OLD).request_id
     assert config_command(1, NEW).request_id != config_command(2, NEW).request_id
+
+
+def test_a_new_members_promise_above_slots_in_flight_releases_them():
+    """Seed 6435 (--reconfig): a leader heard a new member's compaction point
+    through its promise, above slots it still had in flight, and resent their
+    Accepts forever (their only acceptor had compacted them)."""
+    p = node("p1", batch=1)
+    elect(p)
+    p.propose_config(NEW)
+    accept = sent(p.ready(), Accept)[0]
+    for a in OLD[:2]:
+        p.step(Accepted(src=a, dst="p1", ballot=p.proposer.ballot, slot=0, value=accept.value))
+    p.ready()
+    assert set(p.proposer.inflight) == {1, 2, 3}  # the run-up to slot 4
+    step(p, Promise(src="a4", dst="p1", ballot=p.proposer.ballot, first_slot=4, votes=(),
+                    compacted=4))
+    assert not p.proposer.inflight and p.proposer.decided_up_to == 3

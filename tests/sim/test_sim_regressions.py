@@ -18,9 +18,27 @@ REGRESSIONS = [
     (SEPARATE, 5, "commands in flight dropped when the leader stepped down"),
 ]
 
+# With --reconfig: (topology, seed, what broke before the fix).
+RECONFIG_REGRESSIONS = [
+    # A restarted proposer reused a config command's request id for another
+    # change: validity (and the learners' deduplication) broke.
+    (SEPARATE, 2930, "one request id for two different changes"),
+    (SEPARATE, 5703, "one request id for two different changes"),
+    # A leader learned a new member's compaction point from its promise and
+    # kept resending Accepts below it forever: liveness failure.
+    (SEPARATE, 6435, "Accepts resent below a new member's compaction point"),
+]
+
 
 @pytest.mark.parametrize(("topology", "seed", "why"), REGRESSIONS,
                          ids=[f"{t}-seed{s}" for t, s, _ in REGRESSIONS])
 def test_regression_seed_passes(topology, seed, why):
     outcome = run_seed(seed, topology)
+    assert outcome.kind is None, f"{why}: {outcome.detail}"
+
+
+@pytest.mark.parametrize(("topology", "seed", "why"), RECONFIG_REGRESSIONS,
+                         ids=[f"{t}-seed{s}-reconfig" for t, s, _ in RECONFIG_REGRESSIONS])
+def test_reconfig_regression_seed_passes(topology, seed, why):
+    outcome = run_seed(seed, topology, reconfig=True)
     assert outcome.kind is None, f"{why}: {outcome.detail}"
