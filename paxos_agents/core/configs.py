@@ -84,16 +84,20 @@ class Config:
 def config_command(epoch: int, acceptors: Iterable[str], issued: int = -1) -> Command:
     """The command "epoch `epoch` has `acceptors`"; the payload is versioned JSON.
 
-    The request id is the prefix, the epoch and a digest of the payload: two
-    proposals of one change share it (a retry, applied once), two different
-    changes never do (a request id names one payload, as the learners'
-    deduplication assumes; a per-proposer counter would not survive a restart).
+    The request id is the prefix, the epoch, a digest of the payload and
+    `issued` (the proposer's decided prefix, see `Command`). So one request id
+    names one payload (seeds 2930 and 5703 --reconfig: a per-proposer counter
+    did not survive a restart) and one stamp (seed 218: a later proposal of the
+    same change under an earlier one's request id carried a later stamp, and a
+    restarted learner trusted it and applied the command twice). Every slot up
+    to `issued` was decided before any proposal of that request id, so the
+    stamp is true.
     """
     names = tuple(acceptors)
     payload = json.dumps({"v": PAYLOAD_VERSION, "epoch": epoch, "acceptors": list(names)},
                          separators=(",", ":")).encode()
     digest = hashlib.sha256(payload).hexdigest()[:16]
-    return Command(f"{CONFIG_PREFIX}{epoch}:{digest}", payload, issued)
+    return Command(f"{CONFIG_PREFIX}{epoch}:{digest}:{issued}", payload, issued)
 
 
 def is_config_request(request_id: str) -> bool:

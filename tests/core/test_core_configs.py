@@ -402,8 +402,10 @@ def test_buffered_votes_of_non_members_never_count_once_the_config_is_known():
 
 def test_a_change_names_its_request_id_one_payload_only():
     """Seeds 2930 and 5703 (--reconfig): a restarted proposer once reused a
-    request id for another change, which broke validity and deduplication."""
-    assert config_command(1, NEW).request_id == config_command(1, NEW, issued=7).request_id
+    request id for another change, which broke validity and deduplication;
+    seed 218: one request id with two stamps, applied twice."""
+    assert config_command(1, NEW, issued=7) == config_command(1, NEW, issued=7)
+    assert config_command(1, NEW).request_id != config_command(1, NEW, issued=7).request_id
     assert config_command(1, NEW).request_id != config_command(1, OLD).request_id
     assert config_command(1, NEW).request_id != config_command(2, NEW).request_id
 

@@ -24,6 +24,10 @@ RECONFIG_REGRESSIONS = [
     # change: validity (and the learners' deduplication) broke.
     (SEPARATE, 2930, "one request id for two different changes"),
     (SEPARATE, 5703, "one request id for two different changes"),
+    # The same change proposed twice under one request id with two stamps:
+    # a restarted learner trusted the later stamp and applied it twice.
+    (SEPARATE, 218, "one request id with two issued stamps"),
+    (SEPARATE, 9728, "one request id with two issued stamps"),
     # A leader learned a new member's compaction point from its promise and
     # kept resending Accepts below it forever: liveness failure.
     (SEPARATE, 6435, "Accepts resent below a new member's compaction point"),
