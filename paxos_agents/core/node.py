@@ -93,9 +93,10 @@ class Node:
                 history = History.from_json(record.configs)
                 self._out.history_known = history.known
             else:
-                # Pin epoch 0 on disk at once: the manifest's acceptors may change later.
+                # Epoch 0 is written with the first change (or the proposer's
+                # floor); until then the membership's acceptors are epoch 0,
+                # so a runtime that changes them must seed `Record.configs`.
                 history = History.initial(settings.alpha, membership.acceptors)
-                self._out.note_history(history)
         self.acceptor: Acceptor | None = (
             acceptor_class(settings.plant)(node_id, membership.learners, record, self._out, store)
             if "acceptor" in self.roles else None

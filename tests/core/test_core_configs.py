@@ -385,9 +385,12 @@ def test_set_membership_no_longer_refuses_other_acceptors():
     assert p.proposer.history.latest.acceptors == OLD  # quorums still come from the history
 
 
-def test_epoch_0_is_pinned_on_disk_at_once():
-    ready = node("l1").ready()
-    assert History.from_json(ready.persist.configs) == History.initial(ALPHA, OLD)
+def test_a_node_with_nothing_new_persists_no_history():
+    """No extra write per start: epoch 0 comes from the membership (or the
+    seeded `Record.configs`) until a change is decided."""
+    assert node("l1").ready().persist.configs is None
+    seeded = Record(configs=History.initial(ALPHA, NEW).to_json())
+    assert node("l1", seeded).learner.history.latest.acceptors == NEW
 
 
 def test_buffered_votes_of_non_members_never_count_once_the_config_is_known():
