@@ -286,7 +286,8 @@ def _agent_row(fleet: Fleet, agent: AgentProcess, now: float, wide: bool) -> dic
         code = last.code
         row["last_exit"] = {
             "reason": last.reason, "cause": last.cause.value,
-            "code": code if code is None or code >= 0 else None,
+            # As subprocess has it: negative is the signal that ended it.
+            "code": code,
             "signal": _signal_name(-code) if code is not None and code < 0 else None,
             "ago_s": round(now - last.at, 3),
         }

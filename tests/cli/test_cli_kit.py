@@ -166,7 +166,7 @@ def test_note_and_describe_tell_the_last_exit(kit: Cluster) -> None:
                and a["pid"] != before["pid"], 30, "proposer-1 restarted")
     row = agent_row(kit, "proposer-1")
     assert row["note"].startswith("last: ended by signal KILL (operator-kill) "), row["note"]
-    assert row["last_exit"]["signal"] == "SIGKILL" and row["last_exit"]["code"] is None
+    assert row["last_exit"]["signal"] == "SIGKILL" and row["last_exit"]["code"] == -9
     doc = json.loads(kit.run_ok("describe", "proposer-1", "-o", "json").stdout)
     assert (doc["schema"], doc["kind"], doc["name"]) == (1, "Agent", "proposer-1")
     agent = doc
