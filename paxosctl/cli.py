@@ -75,7 +75,6 @@ TableOutput = Annotated[str, typer.Option(
     "-o", "--output", help=f"One of: {', '.join(TABLES)}.", autocompletion=_completer(TABLES))]
 TextOutput = Annotated[str, typer.Option(
     "-o", "--output", help=f"One of: {', '.join(TEXT)}.", autocompletion=_completer(TEXT))]
-OutputOption = TextOutput
 
 
 class _PipeClosed(Exception):
@@ -366,7 +365,7 @@ def propose(
                      "(needed with [log] retain).")] = None,
     timeout: Annotated[float, typer.Option(
         help="Seconds to wait for the decision; then exit 124 (it may still be decided).")] = 10.0,
-    output: OutputOption = "text",
+    output: TextOutput = "text",
 ) -> None:
     """Propose VALUE and wait until it is decided; print its position (SLOT.INDEX).
 
@@ -562,7 +561,7 @@ def decided(
     follow: Annotated[bool, typer.Option(
         "--follow", help="Then keep printing new decisions as they are applied "
                          "(Ctrl-C ends it, exit 130).")] = False,
-    output: OutputOption = "text",
+    output: TextOutput = "text",
 ) -> None:
     """Print the decided log, read from a learner: position (SLOT.INDEX),
     request id, value; no-op slots marked.
@@ -887,7 +886,7 @@ def chaos(
     partition: Annotated[Optional[str], typer.Option(
         help="Comma-separated agents to cut off from the rest (\"\": none).")] = None,
     heal: Annotated[bool, typer.Option("--heal", help="Turn every fault off first.")] = False,
-    output: OutputOption = "text",
+    output: TextOutput = "text",
 ) -> None:
     """Inject faults into the messages between agents (each agent applies them to what it sends).
 
@@ -984,7 +983,7 @@ def bench(
     duration: Annotated[Optional[str], typer.Option(help='Or: propose for this long, e.g. "10s".')] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=65536, help="Proposals in flight.")] = 256,
     value_size: Annotated[int, typer.Option(min=0, help="Bytes per value.")] = 16,
-    output: OutputOption = "text",
+    output: TextOutput = "text",
     warmup: Annotated[Optional[int], typer.Option(
         min=0, max=1_000_000_000,
         help="Unmeasured proposals first [default: 2000, or a fifth of --requests if less].")] = None,

@@ -42,6 +42,9 @@ log = logging.getLogger("paxosctl.supervisor")
 #: supervisor itself (SIGSTOP, a suspended VM, a starved CPU): heartbeats
 #: missed meanwhile are not the agents' fault.
 STALL_SECONDS = 0.5
+#: SIGTERM, then this long for an agent to end, then SIGKILL: for the whole
+#: cluster at `down`, for one agent at `paxosctl stop`, for one `apply` removed.
+STOP_GRACE_SECONDS = 5.0
 
 
 class Fleet:

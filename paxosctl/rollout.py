@@ -34,14 +34,11 @@ import dataclasses
 import signal
 
 from .agents import AgentProcess
-from .fleet import Fleet, membership_of
+from .fleet import STOP_GRACE_SECONDS, Fleet, membership_of
 from .manifest import Manifest
 from .reconcile import Plan
 from .restart import AgentState
 
-
-#: A removed agent has this long after SIGTERM before it is SIGKILLed.
-STOP_GRACE_SECONDS = 5.0
 
 
 class Rollout:
