@@ -453,12 +453,14 @@ class Fleet:
         self.spawn(agent, now)
         return agent
 
-    def remove_agent(self, name: str) -> AgentProcess:
-        """Stop `name` for good (SIGTERM; never restarted). `forget_agent`
-        drops it once its process has ended. Its files stay."""
+    def remove_agent(self, name: str, now: float) -> AgentProcess:
+        """Stop `name` for good (SIGTERM, SIGKILL after STOP_GRACE_SECONDS in
+        `tick`, as `stop_agent`; never restarted). `forget_agent` drops it
+        once its process has ended. Its files stay."""
         agent = self.agents[name]
         agent.lifecycle.stop()
-        agent.signal(signal.SIGTERM, ExitCause.SHUTDOWN)
+        if agent.signal(signal.SIGTERM, ExitCause.SHUTDOWN):
+            agent.kill_at = now + STOP_GRACE_SECONDS
         return agent
 
     def forget_agent(self, name: str) -> None:
