@@ -662,9 +662,7 @@ def logs(
     # Followers first: nothing written between the read and the follow is lost.
     followers = {n: Follower(logs_dir / f"{n}.log", n) for n in chosen} if follow else {}
     lines = list(merge(read(logs_dir, n, cutoff, followers.get(n)) for n in chosen))
-    for line in lines[len(lines) - tail:] if tail is not None else lines:
-        if tail == 0:
-            break
+    for line in lines[max(0, len(lines) - tail):] if tail is not None else lines:
         show(line.source, line.text)
     if not follow:
         return
@@ -1165,8 +1163,7 @@ def _no_such_command(message: str) -> str:
     import difflib
 
     given = message.split("'")[1] if message.count("'") >= 2 else "?"
-    commands = sorted(app.registered_commands and
-                      [c.name or c.callback.__name__ for c in app.registered_commands])
+    commands = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
     near = difflib.get_close_matches(given, commands, n=1, cutoff=0.75)
     return (f"no command {given!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
             + f"; commands: {', '.join(commands)}")

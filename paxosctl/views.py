@@ -55,7 +55,7 @@ def status_lines(st: Mapping[str, Any], *, wide: bool) -> list[str]:
 def status_key(st: Mapping[str, Any]) -> tuple[Any, ...]:
     """What `status -w` redraws on: the leader, progress aside, and each
     agent's state, pid, restarts and note (not its age, which always moves)."""
-    return (st.get("leader"), tuple(st.get("chaos", {}).items()) if st.get("chaos") else (),
+    return (st.get("leader"), tuple((st.get("chaos") or {}).items()),
             tuple((a["name"], a["state"], a["pid"], a["restarts"], a.get("note"))
                   for a in st["agents"]))
 
