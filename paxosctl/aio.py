@@ -182,4 +182,6 @@ class AsyncClient:
 
     async def down(self) -> DownResult:
         """As `Client.down`."""
-        return DownResult.from_wire(await self.request("down"))
+        result = DownResult.from_wire(await self.request("down"))
+        self._client.stopped_cluster()
+        return result

@@ -75,7 +75,6 @@ TableOutput = Annotated[str, typer.Option(
     "-o", "--output", help=f"One of: {', '.join(TABLES)}.", autocompletion=_completer(TABLES))]
 TextOutput = Annotated[str, typer.Option(
     "-o", "--output", help=f"One of: {', '.join(TEXT)}.", autocompletion=_completer(TEXT))]
-OutputOption = TextOutput
 
 
 class _PipeClosed(Exception):
@@ -366,7 +365,7 @@ def propose(
                      "(needed with [log] retain).")] = None,
     timeout: Annotated[float, typer.Option(
         help="Seconds to wait for the decision; then exit 124 (it may still be decided).")] = 10.0,
-    output: OutputOption = "text",
+    output: TextOutput = "text",
 ) -> None:
     """Propose VALUE and wait until it is decided; print its position (SLOT.INDEX).
 
@@ -562,7 +561,7 @@ def decided(
     follow: Annotated[bool, typer.Option(
         "--follow", help="Then keep printing new decisions as they are applied "
                          "(Ctrl-C ends it, exit 130).")] = False,
-    output: OutputOption = "text",
+    output: TextOutput = "text",
 ) -> None:
     """Print the decided log, read from a learner: position (SLOT.INDEX),
     request id, value; no-op slots marked.
@@ -663,9 +662,7 @@ def logs(
     # Followers first: nothing written between the read and the follow is lost.
     followers = {n: Follower(logs_dir / f"{n}.log", n) for n in chosen} if follow else {}
     lines = list(merge(read(logs_dir, n, cutoff, followers.get(n)) for n in chosen))
-    for line in lines[len(lines) - tail:] if tail is not None else lines:
-        if tail == 0:
-            break
+    for line in lines[max(0, len(lines) - tail):] if tail is not None else lines:
         show(line.source, line.text)
     if not follow:
         return
@@ -887,7 +884,7 @@ def chaos(
     partition: Annotated[Optional[str], typer.Option(
         help="Comma-separated agents to cut off from the rest (\"\": none).")] = None,
     heal: Annotated[bool, typer.Option("--heal", help="Turn every fault off first.")] = False,
-    output: OutputOption = "text",
+    output: TextOutput = "text",
 ) -> None:
     """Inject faults into the messages between agents (each agent applies them to what it sends).
 
@@ -984,7 +981,7 @@ def bench(
     duration: Annotated[Optional[str], typer.Option(help='Or: propose for this long, e.g. "10s".')] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=65536, help="Proposals in flight.")] = 256,
     value_size: Annotated[int, typer.Option(min=0, help="Bytes per value.")] = 16,
-    output: OutputOption = "text",
+    output: TextOutput = "text",
     warmup: Annotated[Optional[int], typer.Option(
         min=0, max=1_000_000_000,
         help="Unmeasured proposals first [default: 2000, or a fifth of --requests if less].")] = None,
@@ -1166,8 +1163,7 @@ def _no_such_command(message: str) -> str:
     import difflib
 
     given = message.split("'")[1] if message.count("'") >= 2 else "?"
-    commands = sorted(app.registered_commands and
-                      [c.name or c.callback.__name__ for c in app.registered_commands])
+    commands = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
     near = difflib.get_close_matches(given, commands, n=1, cutoff=0.75)
     return (f"no command {given!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
             + f"; commands: {', '.join(commands)}")

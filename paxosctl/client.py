@@ -347,5 +347,14 @@ class Client:
     def down(self) -> DownResult:
         """Stop the cluster; returns once every agent has stopped. Raises as
         `request`: `ConnectionLost` (124) if the supervisor closed the
-        connection before it answered (it was stopping, or died)."""
-        return DownResult.from_wire(self.request("down"))
+        connection before it answered (it was stopping, or died). Once it
+        answered, later requests raise `NotRunning` (1): the supervisor is
+        gone, whether or not its connection's end has been read yet."""
+        result = DownResult.from_wire(self.request("down"))
+        self.stopped_cluster()
+        return result
+
+    def stopped_cluster(self) -> None:
+        """The supervisor answered `down`: no later request can reach it."""
+        with self._lock:
+            self._closed = True

@@ -42,6 +42,9 @@ log = logging.getLogger("paxosctl.supervisor")
 #: supervisor itself (SIGSTOP, a suspended VM, a starved CPU): heartbeats
 #: missed meanwhile are not the agents' fault.
 STALL_SECONDS = 0.5
+#: SIGTERM, then this long for an agent to end, then SIGKILL: for the whole
+#: cluster at `down`, for one agent at `paxosctl stop`, for one `apply` removed.
+STOP_GRACE_SECONDS = 5.0
 
 
 class Fleet:
@@ -450,12 +453,14 @@ class Fleet:
         self.spawn(agent, now)
         return agent
 
-    def remove_agent(self, name: str) -> AgentProcess:
-        """Stop `name` for good (SIGTERM; never restarted). `forget_agent`
-        drops it once its process has ended. Its files stay."""
+    def remove_agent(self, name: str, now: float) -> AgentProcess:
+        """Stop `name` for good (SIGTERM, SIGKILL after STOP_GRACE_SECONDS in
+        `tick`, as `stop_agent`; never restarted). `forget_agent` drops it
+        once its process has ended. Its files stay."""
         agent = self.agents[name]
         agent.lifecycle.stop()
-        agent.signal(signal.SIGTERM, ExitCause.SHUTDOWN)
+        if agent.signal(signal.SIGTERM, ExitCause.SHUTDOWN):
+            agent.kill_at = now + STOP_GRACE_SECONDS
         return agent
 
     def forget_agent(self, name: str) -> None:

@@ -19,14 +19,11 @@ from typing import Any, Callable, Mapping, Protocol
 from . import __version__
 from .agents import AgentProcess, monotonic, process_usage
 from .control import ClientConnection, Fault, OpError, Request
-from .fleet import Fleet
+from .fleet import STOP_GRACE_SECONDS, Fleet
 from .metrics import Metrics
 from .durations import format_duration
 from .ownership import manifest_digest
 from .restart import AgentState, ExitCause, exit_text
-
-#: Seconds `paxosctl stop AGENT` gives an agent to end after SIGTERM.
-STOP_GRACE_SECONDS = 5.0
 
 log = logging.getLogger("paxosctl.supervisor")
 
@@ -286,7 +283,8 @@ def _agent_row(fleet: Fleet, agent: AgentProcess, now: float, wide: bool) -> dic
         code = last.code
         row["last_exit"] = {
             "reason": last.reason, "cause": last.cause.value,
-            "code": code if code is None or code >= 0 else None,
+            # As subprocess has it: negative is the signal that ended it.
+            "code": code,
             "signal": _signal_name(-code) if code is not None and code < 0 else None,
             "ago_s": round(now - last.at, 3),
         }

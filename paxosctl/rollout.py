@@ -15,7 +15,7 @@ order:
    are spawned.
 
 Then `step` (each loop turn) waits until removed agents have ended (SIGKILL
-after `STOP_GRACE_SECONDS`) and new ones run, and restarts the agents that
+after `fleet.STOP_GRACE_SECONDS`) and new ones run, and restarts the agents that
 must read a changed setting at spawn, one at a time: the next only once
 the previous one runs again (its first heartbeat from the new
 incarnation). The order is learners, acceptors, then proposers, the leader
@@ -31,7 +31,6 @@ settings anyway.
 from __future__ import annotations
 
 import dataclasses
-import signal
 
 from .agents import AgentProcess
 from .fleet import Fleet, membership_of
@@ -39,9 +38,6 @@ from .manifest import Manifest
 from .reconcile import Plan
 from .restart import AgentState
 
-
-#: A removed agent has this long after SIGTERM before it is SIGKILLed.
-STOP_GRACE_SECONDS = 5.0
 
 
 class Rollout:
@@ -51,7 +47,7 @@ class Rollout:
         self.fleet = fleet
         self.plan = plan
         #: Removed agents not yet ended -> when to SIGKILL them.
-        self._stopping: dict[str, float] = {}
+        self._stopping: set[str] = set()
         self._starting = [spec.name for spec in plan.added]
         self._queue = self._restart_order(list(plan.restart))
         #: The agent being restarted, and the incarnation it had then.
@@ -68,8 +64,8 @@ class Rollout:
             leaving = frozenset(spec.name for spec in plan.removed)
             fleet.set_membership(membership_of(plan.wanted), leaving)
         for spec in plan.removed:
-            fleet.remove_agent(spec.name)
-            self._stopping[spec.name] = now + STOP_GRACE_SECONDS
+            fleet.remove_agent(spec.name, now)
+            self._stopping.add(spec.name)
             fleet.events.record(spec.name, "removed", "removed by apply (its store stays)")
         for spec in plan.added:
             fleet.events.record(spec.name, "added", "added by apply")
@@ -78,16 +74,10 @@ class Rollout:
     def step(self, now: float) -> None:
         """Advance: collect ended agents, restart the next one when it is time."""
         fleet = self.fleet
-        for name, kill_at in list(self._stopping.items()):
-            agent = fleet.agents[name]
-            if agent.process is None:
+        for name in list(self._stopping):  # the fleet SIGKILLs one that outlives its grace
+            if fleet.agents[name].process is None:
                 fleet.forget_agent(name)
-                del self._stopping[name]
-            elif now >= kill_at:
-                fleet.events.record(name, "killing", f"no exit {STOP_GRACE_SECONDS:.0f}s after "
-                                    f"SIGTERM; sending SIGKILL", warning=True)
-                agent.signal(signal.SIGKILL)
-                self._stopping[name] = now + STOP_GRACE_SECONDS
+                self._stopping.discard(name)
         self._starting = [n for n in self._starting if not _running(fleet.agents.get(n))]
         if self._current is not None:
             name, incarnation = self._current

@@ -38,7 +38,7 @@ from typing import Any
 from .agents import monotonic
 from .control import ClientConnection, ControlServer, Fault, OpError
 from .endpoints import ENDPOINTS_VERSION
-from .fleet import Fleet
+from .fleet import STOP_GRACE_SECONDS, Fleet
 from .layout import paths
 from .loop import Loop
 from .manifest import Manifest, display_path, load_manifest
@@ -54,8 +54,6 @@ from .snapshot import Publisher
 
 log = logging.getLogger("paxosctl.supervisor")
 
-#: SIGTERM, then this long for agents to finish, then SIGKILL.
-STOP_GRACE_SECONDS = 5.0
 #: How often the loop wakes with nothing to do (timers: health, backoff).
 LOOP_WAKE_SECONDS = 0.02
 

@@ -55,7 +55,7 @@ def status_lines(st: Mapping[str, Any], *, wide: bool) -> list[str]:
 def status_key(st: Mapping[str, Any]) -> tuple[Any, ...]:
     """What `status -w` redraws on: the leader, progress aside, and each
     agent's state, pid, restarts and note (not its age, which always moves)."""
-    return (st.get("leader"), tuple(st.get("chaos", {}).items()) if st.get("chaos") else (),
+    return (st.get("leader"), tuple((st.get("chaos") or {}).items()),
             tuple((a["name"], a["state"], a["pid"], a["restarts"], a.get("note"))
                   for a in st["agents"]))
 
@@ -92,7 +92,7 @@ def describe_lines(a: Mapping[str, Any]) -> list[str]:
         ("Backoff", age(a["backoff_s"]) if "backoff_s" in a else "-"),
         ("Last heartbeat", age(beat) + " ago" if beat is not None else "-"),
         ("Leader", ("yes" if a.get("leader") else "no") +
-         (f", ballot {ballot[0]}.{ballot[1]}" if ballot else "")),
+         (f", ballot {ballot[0]}.{ballot[1]}" if ballot and ballot[1] else "")),
         ("Decided up to", str(a["decided_up_to"]) if a.get("decided_up_to") is not None else "-"),
         ("CPU", f"{a['cpu_s']:.2f}s" if a.get("cpu_s") is not None else "-"),
         ("RSS", f"{a['rss_bytes'] / 2**20:.1f}MiB" if a.get("rss_bytes") else "-"),

