@@ -25,7 +25,7 @@ from typing import Any
 
 from paxos_agents.core.config import Membership, Settings
 from paxos_agents.runtime import frames
-from paxos_agents.runtime.report import AgentReport
+from paxos_agents.runtime.report import AgentReport, ConfigReport
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
 from .agents import AgentProcess, monotonic
@@ -75,6 +75,14 @@ class Fleet:
         self.events = EventLog()
         #: Agents removed by `apply`, kept (counters, incarnation) in case they come back.
         self.retired: dict[str, AgentProcess] = {}
+        #: The most advanced view of the configurations any agent reported
+        #: (None: none yet); its history seeds agents that start with an
+        #: empty store (`RuntimeSpec.configs`). See paxosctl.reconfig.
+        self.config: ConfigReport | None = None
+        #: The history to seed when no agent has reported one (topology.json's).
+        self.stored_history: list | None = None
+        #: The latest RECONFIG an agent refused: (agent, why).
+        self.reconfig_refusal: tuple[str, str] | None = None
 
     # ------------------------------------------------------------- spawning
 
@@ -197,7 +205,13 @@ class Fleet:
             run_dir=str(self._paths["run"]),
             incarnation=agent.incarnation + 1,
             max_value_bytes=self.manifest.paxos.max_value_bytes,
+            configs=self.history,
         )
+
+    @property
+    def history(self) -> list | None:
+        """The configuration history to seed new agents with (see `config`)."""
+        return self.config.history if self.config is not None else self.stored_history
 
     # ------------------------------------------------------------ the pipes
 
@@ -222,6 +236,10 @@ class Fleet:
         elif kind == frames.FATAL:
             agent.last_error = frame[1:].decode(errors="replace")
             self.events.record(name, "error", agent.last_error, warning=True)
+        elif kind == frames.RECONFIG_REFUSED:
+            self.reconfig_refusal = (name, frame[1:].decode(errors="replace"))
+            self.events.record(name, "reconfig", "refused to propose the configuration: "
+                               + self.reconfig_refusal[1], warning=True)
         else:
             log.warning("%s: dropped a frame of unknown kind %r", name, kind)
 
@@ -241,6 +259,9 @@ class Fleet:
             return
         agent.report = report
         agent.last_beat = monotonic()
+        if report.config is not None and (self.config is None
+                                          or _config_key(report.config) > _config_key(self.config)):
+            self.config = report.config
         if agent.state is AgentState.STARTING:
             agent.lifecycle.became_ready(agent.last_beat)
             self.members.started(agent.name)  # from now on it must keep its store
@@ -470,6 +491,12 @@ class Fleet:
         self.retired[name] = agent
 
 
+def _config_key(config: ConfigReport) -> tuple[int, int, int]:
+    """Orders views of one history: more decided, more in force, more known."""
+    known = config.history[2] if len(config.history) > 2 and isinstance(config.history[2], int) else 0
+    return (config.epoch, config.in_force_epoch, known)
+
+
 def membership_of(manifest: Manifest) -> Membership:
     """Who plays each protocol role in `manifest`."""
     return Membership(manifest.proposers, manifest.acceptors, manifest.learners)
@@ -485,6 +512,7 @@ def protocol_settings(manifest: Manifest) -> Settings:
         retry_cooldown_ticks=p.ticks("retry_cooldown"),
         gap_ticks=p.ticks("gap_timeout"),
         window=p.window,
+        alpha=p.alpha,
         batch=p.batch,
         retain_slots=manifest.log.retain,
     )

@@ -16,6 +16,7 @@ def paths(state_dir: Path) -> dict[str, Path]:
         "log": state_dir / "logs" / "supervisor.log",
         "state": state_dir / "state",
         "members": state_dir / "members.json",
+        "topology": state_dir / "topology.json",
         "run": state_dir / "run",
         "endpoints": state_dir / "run" / "endpoints.json",
     }

@@ -91,7 +91,8 @@ def _duration(default: str) -> Any:
 
 def _integer(default: int, low: int, high: int) -> Any:
     """An integer key from `low` to `high` inclusive (a TOML bool is not one)."""
-    return field(default=default, metadata={"kind": "int", "low": low, "high": high})
+    return field(default=default, metadata={"kind": "int", "low": low, "high": high,
+                                            "text": default})
 
 
 def _choice(default: str, noun: str, choices: tuple[str, ...]) -> Any:
@@ -154,6 +155,11 @@ class PaxosSettings:
     - window = 32 (1..4096): slots a leader keeps in phase 2 at once.
     - batch = 64 (1..1024): commands per slot at most.
     - max_value_bytes = 65536 (1..16777216): largest proposed value.
+    - alpha = 64 (1..65536): a configuration change decided in slot i
+      governs the slots from i + alpha (paxos_agents/core/configs.py); a
+      leader runs at most alpha slots ahead of the decided prefix, so it
+      must be at least window. Fixed for the cluster's life (`apply`
+      refuses a change): the default leaves room to raise window to 64.
     """
 
     tick: float = _duration("10ms")
@@ -165,6 +171,7 @@ class PaxosSettings:
     window: int = _integer(32, 1, 4096)
     batch: int = _integer(64, 1, 1024)
     max_value_bytes: int = _integer(65536, 1, 16_777_216)
+    alpha: int = _integer(64, 1, 65536)
 
     def ticks(self, name: str) -> int:
         """The duration field `name` in whole ticks, rounded, at least 1."""
@@ -524,6 +531,7 @@ class _Loader:
             if f.metadata["kind"] == "duration" and f.name != "tick":
                 self.order(tables, "paxos", paxos, "tick", f.name, strict=False)
         self.order(tables, "paxos", paxos, "heartbeat", "election_timeout", strict=True)
+        self.order(tables, "paxos", paxos, "window", "alpha", strict=False)
 
     def order(self, tables: dict[str, dict[str, Any]], section: str, settings: Any,
               low: str, high: str, *, strict: bool) -> None:

@@ -73,6 +73,11 @@ class MemberRegistry:
         except (KeyError, TypeError, AttributeError):
             raise RegistryError(f"{self.path} is corrupt (bad member entry)") from None
 
+    @property
+    def names(self) -> frozenset[str]:
+        """Every agent name registered here (every one that was ever spawned)."""
+        return frozenset(self._members)
+
     def member(self, name: str) -> Member:
         """`name`'s identity, registered (with a new member id) if it has none yet."""
         member = self._members.get(name)

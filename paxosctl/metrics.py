@@ -157,6 +157,11 @@ class Snapshot:
     decided_slot: int = -1
     expired: int = 0
     acceptors: int = 0
+    #: The latest configuration epoch decided, the latest in force.
+    config_epoch: int = 0
+    config_in_force_epoch: int = 0
+    #: A membership change (scale, replace) is in progress.
+    changing: bool = False
     chaos_active: dict[str, Any] = field(default_factory=dict)
 
 
@@ -252,8 +257,17 @@ def _cluster_metrics(s: Snapshot) -> Iterator[Any]:
                               "Proposals refused as issued before the retained log.",
                               value=s.expired)
     yield GaugeMetricFamily("paxos_acceptors_configured",
-                            "Acceptors in the membership (replicas included).",
+                            "Acceptors of the configuration in force (replicas included).",
                             value=s.acceptors)
+    yield GaugeMetricFamily("paxos_config_epoch",
+                            "The latest acceptor configuration decided (0: the manifest's).",
+                            value=s.config_epoch)
+    yield GaugeMetricFamily("paxos_config_in_force_epoch",
+                            "The latest acceptor configuration in force (every learner stored "
+                            "every slot before it).", value=s.config_in_force_epoch)
+    yield GaugeMetricFamily("paxosctl_membership_change_in_progress",
+                            "1 while paxosctl scale, replace or apply changes the members.",
+                            value=1.0 if s.changing else 0.0)
     yield GaugeMetricFamily("paxos_acceptor_quorum",
                             "Acceptors that must be up for slots to be decided (a majority).",
                             value=s.acceptors // 2 + 1 if s.acceptors else 0)

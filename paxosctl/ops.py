@@ -46,6 +46,14 @@ class Cluster(Protocol):
               timeout: float | None) -> Any:
         """Reconcile with the manifest at `path`; answer `reply_to` once in force."""
 
+    def scale(self, group: str, replicas: int, reply_to: tuple[ClientConnection, Any] | None,
+              timeout: float | None) -> dict[str, Any]:
+        """Resize an agent group; answer `reply_to` once in force."""
+
+    def replace(self, name: str, force: bool, reply_to: tuple[ClientConnection, Any] | None,
+                timeout: float | None) -> dict[str, Any]:
+        """Replace an agent by a new member; answer `reply_to` once in force."""
+
 
 class BadRequest(OpError):
     """A control request names a field wrongly; the message says which and how."""
@@ -217,6 +225,47 @@ def apply(cluster: Cluster, connection: ClientConnection, request: Request) -> R
     return None  # answered once in force
 
 
+def scale(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply | None:
+    """Resize agent group "group" to "replicas" (paxosctl.scaling).
+
+    With "wait" (seconds, default 60) it answers once the change is in
+    force, or with a `timeout` fault (the change goes on); with "wait":
+    0 at once, with what the change does. Refusals are bad_request or
+    unavailable, one line, nothing changed.
+    """
+    group = request.get("group")
+    if not isinstance(group, str) or not group:
+        raise BadRequest(f'"group": expected an agent group name, got {_show(group)}')
+    replicas = request.get("replicas")
+    if isinstance(replicas, bool) or not isinstance(replicas, int):
+        raise BadRequest(f'"replicas": expected an integer from 0 to 64, got {_show(replicas)}')
+    timeout = _wait(request)
+    reply_to = (connection, request.id) if timeout else None
+    body = cluster.scale(group, replicas, reply_to, timeout)
+    if reply_to is None or body.get("unchanged"):
+        return {"ok": True, **body}
+    return None  # answered once in force
+
+
+def replace(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply | None:
+    """Replace agent "agent" by a new member under its group's next name
+    ("force": even if it runs). Answers as `scale` does."""
+    name = request.get("agent")
+    if not isinstance(name, str) or not name:
+        raise BadRequest(f'"agent": expected an agent name, got {_show(name)}')
+    timeout = _wait(request)
+    reply_to = (connection, request.id) if timeout else None
+    body = cluster.replace(name, bool(request.get("force")), reply_to, timeout)
+    return {"ok": True, **body} if reply_to is None else None
+
+
+def _wait(request: Request) -> float:
+    timeout = request.get("wait", 60)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 3600:
+        raise BadRequest(f'"wait": expected seconds from 0 to 3600, got {_show(timeout)}')
+    return float(timeout)
+
+
 #: Every control operation: its name on the wire, and its function.
 OPS: Mapping[str, Operation] = {
     "ping": ping,
@@ -231,6 +280,8 @@ OPS: Mapping[str, Operation] = {
     "chaos": chaos,
     "down": down,
     "apply": apply,
+    "scale": scale,
+    "replace": replace,
 }
 
 
@@ -252,6 +303,27 @@ def describe(cluster: Cluster, wide: bool = False) -> dict[str, Any]:
         # What the supervisor runs (see reconcile.drifted): `apply` changes it.
         "manifest": {"path": str(fleet.manifest.path), "digest": manifest_digest(fleet.manifest)},
         "agents": [_agent_row(fleet, agent, now, wide) for agent in fleet.agents.values()],
+        "configuration": configuration(cluster),
+    }
+
+
+def configuration(cluster: Cluster) -> dict[str, Any] | None:
+    """The acceptor configurations as the agents reported them, and the
+    membership change in progress (paxosctl.reconfig); None before any
+    proposer or learner has reported."""
+    config = cluster.fleet.config
+    scaler = getattr(cluster, "scaler", None)
+    change = scaler.change if scaler is not None else None
+    if config is None:
+        return None if change is None else {"change": change.describe()}
+    return {
+        "epoch": config.epoch,
+        "acceptors": list(config.acceptors),
+        "majority": len(config.acceptors) // 2 + 1,
+        "in_force_epoch": config.in_force_epoch,
+        "in_force": list(config.in_force),
+        "pending_slot": config.pending_slot if config.pending_slot >= 0 else None,
+        "change": change.describe() if change is not None else None,
     }
 
 

@@ -169,9 +169,16 @@ def read_identity(state_dir: Path) -> ClusterIdentity | None:
 
 def manifest_digest(manifest: Manifest) -> str:
     """Every setting of `manifest` as a short hash: not its path, comments or
-    layout. Two manifests with equal digests start the same cluster."""
+    layout. Two manifests with equal digests start the same cluster.
+
+    Agents count per group, not by name: after `paxosctl replace` the
+    cluster runs other names (paxosctl.topology) for the same manifest."""
     settings = dataclasses.asdict(manifest)
     del settings["path"]
+    counts: dict[str, list] = {}
+    for agent in manifest.agents:
+        counts.setdefault(agent.group, [agent.role, 0])[1] += 1
+    settings["agents"] = counts
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

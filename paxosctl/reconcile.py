@@ -89,6 +89,10 @@ SETTINGS: dict[str, Setting] = {
     "paxos.window": Setting(Kind.RESTART, PROPOSERS),
     "paxos.batch": Setting(Kind.RESTART, PROPOSERS),
     "paxos.max_value_bytes": Setting(Kind.RESTART, PROPOSERS),
+    "paxos.alpha": Setting(Kind.REFUSED, why=(
+        "it is fixed for the cluster's life (every configuration change takes effect "
+        "alpha slots after its own, for every agent alike); put it back, and keep "
+        "window at most alpha")),
     "log.retain": Setting(Kind.REFUSED, why=(
         "every learner must use the same value (it decides which request ids "
         f"are deduplicated or expired), so no learner may run with the old one; {_DOWN_UP}")),
@@ -104,8 +108,8 @@ SETTINGS: dict[str, Setting] = {
 #: The sections `SETTINGS` covers, with the attribute of `Manifest` that holds each.
 SECTIONS = ("health", "restart", "paxos", "log", "metrics", "chaos")
 
-ACCEPTORS_WHY = ("the acceptors form every quorum, and changing them safely needs the "
-                 "membership-change protocol, which paxosctl does not have yet; put them back")
+MIXED_WHY = ("the acceptors change through the membership-change protocol, which runs "
+             "alone; apply the agent counts and the other settings in two steps")
 ROLE_WHY = ("an agent's store holds the state of its role; put the role back, "
             "or give the group a new name (new agents)")
 
@@ -132,6 +136,9 @@ class Plan:
     #: Agents to restart one at a time, for RESTART settings (not added ones).
     restart: tuple[str, ...]
     live_keys: frozenset[str]
+    #: The acceptors change: `added` and `removed` go through the
+    #: membership-change protocol (paxosctl.reconfig), not a rollout.
+    reconfigure: bool = False
 
     @property
     def empty(self) -> bool:
@@ -158,8 +165,7 @@ def plan(running: Manifest, wanted: Manifest) -> Plan:
         refuse(key, before, after, SETTINGS[key].why)
 
     # -- agents --
-    if running.acceptors != wanted.acceptors:
-        refuse("agents", _names(running.acceptors), _names(wanted.acceptors), ACCEPTORS_WHY)
+    reconfigure = set(running.acceptors) != set(wanted.acceptors)
     old = {a.name: a for a in running.agents}
     new = {a.name: a for a in wanted.agents}
     for name in old.keys() & new.keys():
@@ -186,10 +192,17 @@ def plan(running: Manifest, wanted: Manifest) -> Plan:
         else:
             restart_roles |= setting.roles
 
+    if reconfigure:
+        others = [c.key for c in changes if c.key != "agents"]
+        if others:
+            refused.append(f"{file}: the acceptors and {', '.join(others)} change together: {MIXED_WHY}")
+        changes.insert(0, Change("agents", f"acceptors: {_names(running.acceptors)} -> "
+                                           f"{_names(wanted.acceptors)} (membership change)"))
     staying = [a for a in wanted.agents if a.name in old]
     restart = tuple(a.name for a in staying if a.roles & restart_roles)
     return Plan(running=running, wanted=wanted, changes=tuple(changes), refused=tuple(refused),
-                added=added, removed=removed, restart=restart, live_keys=frozenset(live))
+                added=added, removed=removed, restart=restart, live_keys=frozenset(live),
+                reconfigure=reconfigure)
 
 
 def drifted(status: dict[str, Any], file: str | Path) -> bool:

@@ -22,6 +22,7 @@ leaves the membership.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from .agents import process_usage
 from .fleet import Fleet
@@ -46,6 +47,8 @@ class Publisher:
         self.decided_slots = 0
         self.decided_commands = 0
         self.expired = 0
+        #: Whether a membership change is in progress (the supervisor sets it).
+        self.changing: Callable[[], bool] = lambda: False
 
     def publish_if_due(self, now: float) -> None:
         if now >= self._next_publish:
@@ -93,6 +96,7 @@ class Publisher:
                         if sample.name in learners), default=0)
         self.decided_commands = max(self.decided_commands, learned("applied_commands"))
         self.expired = max(self.expired, learned("expired"))
+        config = fleet.config
         self.metrics.collector.snapshot = Snapshot(
             cluster=fleet.manifest.name,
             agents=tuple(samples),
@@ -103,6 +107,11 @@ class Publisher:
             decided_slots=self.decided_slots,
             decided_slot=decided_slot,
             expired=self.expired,
-            acceptors=len(fleet.membership.acceptors),
+            # The configuration in force, not the processes: during a
+            # membership change both old and new acceptors run.
+            acceptors=len(config.in_force) if config else len(fleet.membership.acceptors),
+            config_epoch=config.epoch if config else 0,
+            config_in_force_epoch=config.in_force_epoch if config else 0,
+            changing=self.changing(),
             chaos_active=fleet.chaos.describe(),
         )

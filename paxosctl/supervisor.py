@@ -50,6 +50,8 @@ from .ownership import Claim, manifest_digest
 from .pidfile import write_pid_file
 from .reconcile import Plan, plan
 from .rollout import Rollout
+from .scaling import Scaler, summary
+from .topology import Change, load as load_topology, project, with_agents
 from .snapshot import Publisher
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -67,19 +69,33 @@ class Supervisor:
     """
 
     def __init__(self, manifest: Manifest, claim: Claim) -> None:
-        self.manifest = manifest
         self.claim = claim
         self.paths = paths(manifest.state_dir)
+        # After a scale or replace the cluster runs the agents topology.json
+        # names, not the manifest's (see paxosctl.topology).
+        topology = load_topology(self.paths["topology"])
+        if topology is not None:
+            if {a.name for a in topology.agents} != {a.name for a in manifest.agents}:
+                log.warning("running the agents of the last membership change (%s), not the "
+                            "manifest's; paxosctl apply puts the manifest's counts back",
+                            ", ".join(a.name for a in topology.agents))
+            manifest = with_agents(manifest, topology.agents)
+        self.manifest = manifest
         self.loop = Loop()
         #: Who ran here before: their stores must not go missing (see members.py).
         members = MemberRegistry(self.paths["members"], cluster_id=claim.identity.id)
         self.fleet = Fleet(manifest, members, self.loop, self.paths)
+        self.fleet.stored_history = topology.history if topology is not None else None
+        #: `scale`, `replace` and acceptor changes by `apply` (paxosctl.scaling).
+        self.scaler = Scaler(self.fleet, self.paths["topology"], topology, self._adopt)
+        self._resume: Change | None = topology.change if topology is not None else None
         self.control = ControlServer(str(self.paths["socket"]), self.loop.selector,
                                      partial(dispatch, self))
         self.metrics = Metrics()
         self.metrics.collector.refresh = self._refresh_metrics
         self.metrics_url: str | None = None
         self.publisher = Publisher(self.fleet, self.metrics)
+        self.publisher.changing = lambda: self.scaler.change is not None
         self._stopping = False
         #: `down` requests, answered once every agent has stopped.
         self._stop_replies: list[tuple[ClientConnection, Any]] = []
@@ -109,6 +125,8 @@ class Supervisor:
                 signal.signal(signal.SIGHUP, self.request_reload)
             self.fleet.start(monotonic())
             log.info("cluster %s up: %d agents", self.manifest.name, len(self.fleet.agents))
+            if self._resume is not None:
+                self.scaler.resume(self.manifest, self._resume, monotonic())
             self._run()
         finally:
             try:
@@ -147,6 +165,10 @@ class Supervisor:
             fleet.tick(now)
             if self.rollout is not None:
                 self._advance_rollout(now)
+            if self.scaler.change is not None:
+                self.scaler.advance(now)
+                if self.scaler.change is None:
+                    self._write_endpoints()
             self.publisher.publish_if_due(now)
             control.flush()
 
@@ -183,13 +205,20 @@ class Supervisor:
         if self.rollout is not None:
             raise OpError(Fault.UNAVAILABLE, "another apply is in progress (waiting for "
                           + ", ".join(self.rollout.pending()) + "); try again when it is done")
-        wanted = load_manifest(path)
+        self._refuse_during_change()
+        # The file gives each group's count; the names stay the running ones.
+        wanted = project(load_manifest(path), self.manifest, self.scaler.retired)
         found = plan(self.manifest, wanted)
         if found.refused:
             raise OpError(Fault.BAD_REQUEST, f"{len(found.refused)} change(s) refused; "
                           "nothing was changed", refused=list(found.refused))
         if not found.changes:
             self._adopt(wanted)
+            return found
+        if found.reconfigure:
+            # The acceptors change: the membership-change protocol, not a rollout.
+            self.scaler.begin(self.manifest, wanted.agents, frozenset(),
+                              "apply " + display_path(wanted.path), reply_to, timeout, monotonic())
             return found
         if {"metrics.listen", "metrics.enabled"} & found.live_keys:
             self._rebind_metrics(wanted)  # may fail: before anything else changes
@@ -203,6 +232,43 @@ class Supervisor:
         self._apply_deadline = monotonic() + timeout if timeout is not None else float("inf")
         self._advance_rollout(monotonic())
         return found
+
+    # ------------------------------------------------- scale and replace
+
+    def scale(self, group: str, replicas: int, reply_to: tuple[ClientConnection, Any] | None,
+              timeout: float | None) -> dict[str, Any]:
+        """Resize agent group `group` to `replicas` (paxosctl.scaling);
+        OpError if refused (nothing changed). The reply says what it does."""
+        self._refuse_during_change()
+        target = self.scaler.scale_target(self.manifest, group, replicas)
+        before = sum(1 for a in self.manifest.agents if a.group == group)
+        if target == self.manifest.agents:
+            return {"why": f"scale {group} {before} -> {replicas}", "unchanged": True}
+        change = self.scaler.begin(self.manifest, target, frozenset(),
+                                   f"scale {group} {before} -> {replicas}", reply_to, timeout,
+                                   monotonic())
+        self._write_endpoints()
+        return summary(change)
+
+    def replace(self, name: str, force: bool, reply_to: tuple[ClientConnection, Any] | None,
+                timeout: float | None) -> dict[str, Any]:
+        """Replace agent `name` by a new member under its group's next name;
+        `name` is retired for good. OpError if refused (nothing changed)."""
+        self._refuse_during_change()
+        target, new = self.scaler.replace_target(self.manifest, name, force)
+        change = self.scaler.begin(self.manifest, target, frozenset({name}),
+                                   f"replace {name} with {new.name}", reply_to, timeout, monotonic())
+        self._write_endpoints()
+        return summary(change)
+
+    def _refuse_during_change(self) -> None:
+        if self.rollout is not None:
+            raise OpError(Fault.UNAVAILABLE, "an apply is in progress (waiting for "
+                          + ", ".join(self.rollout.pending()) + "); try again when it is done")
+        change = self.scaler.change
+        if change is not None:
+            raise OpError(Fault.UNAVAILABLE, f"a membership change is in progress ({change.change.why}:"
+                                             f" {change.pending()}); try again when it is done")
 
     def _adopt(self, wanted: Manifest) -> None:
         """Run `wanted` from now on: what status compares and `up` recognizes."""

@@ -28,6 +28,7 @@ def status_lines(st: Mapping[str, Any], *, wide: bool) -> list[str]:
     lines = [f"cluster: {st['cluster']}   leader: {st['leader'] or '(none)'}"
              f"{f'   ballot: {ballot[0]}.{ballot[1]}' if ballot else ''}"
              f"   decided up to slot: {decided if decided is not None else '(none)'}"]
+    lines += configuration_lines(st.get("configuration"))
     if st.get("chaos"):
         lines.append("chaos: " + ", ".join(
             f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in st["chaos"].items()))
@@ -52,10 +53,32 @@ def status_lines(st: Mapping[str, Any], *, wide: bool) -> list[str]:
     return lines + table(rows)
 
 
+def configuration_lines(config: Mapping[str, Any] | None) -> list[str]:
+    """The acceptors in force (their epoch and majority), a decided change
+    not yet in force, and a membership change the supervisor is making."""
+    if not config:
+        return []
+    out = []
+    if "epoch" in config:
+        in_force = config["in_force"]
+        out.append(f"acceptors: {', '.join(in_force)} (epoch {config['in_force_epoch']}, "
+                   f"majority {len(in_force) // 2 + 1})")
+        if config["epoch"] != config["in_force_epoch"]:
+            out.append(f"configuration epoch {config['epoch']} decided, not yet in force: "
+                       f"{', '.join(config['acceptors'])}")
+    change = config.get("change")
+    if change:
+        out.append(f"change in progress: {change['why']}: {change['pending']}")
+    return out
+
+
 def status_key(st: Mapping[str, Any]) -> tuple[Any, ...]:
     """What `status -w` redraws on: the leader, progress aside, and each
     agent's state, pid, restarts and note (not its age, which always moves)."""
+    config = st.get("configuration") or {}
+    change = config.get("change") or {}
     return (st.get("leader"), tuple((st.get("chaos") or {}).items()),
+            config.get("epoch"), config.get("in_force_epoch"), change.get("pending"),
             tuple((a["name"], a["state"], a["pid"], a["restarts"], a.get("note"))
                   for a in st["agents"]))
 

@@ -42,7 +42,7 @@ from ..core.proposer import Phase
 from . import frames
 from .clients import Clients
 from .codec import CodecError, decode, encode
-from .report import AgentReport, PersistHistogram
+from .report import AgentReport, ConfigReport, PersistHistogram
 from .spec import AgentSpec
 from .storage import Storage
 from .chaos import ChaosSettings
@@ -85,7 +85,10 @@ class Agent:
         self._unsent = b""
         self._storage = storage
         self._clock = clock
-        self.node = Node(spec.name, spec.membership, spec.settings, storage.load(),
+        record = storage.load()
+        if record.configs is None and spec.configs is not None:
+            record.configs = spec.configs  # a new member of a reconfigured cluster
+        self.node = Node(spec.name, spec.membership, spec.settings, record,
                          random.Random(spec.seed), store=storage)
         self._stopping = False
         self._was_leader = False
@@ -182,6 +185,8 @@ class Agent:
                 self.transport.chaos.set(ChaosSettings.from_json(frames.json_body(frame)))
             elif kind == frames.MEMBERS:
                 self._set_membership(frames.json_body(frame))
+            elif kind == frames.RECONFIG:
+                self._reconfigure(frames.json_body(frame))
             else:
                 self.malformed += 1
                 log.warning("dropped a frame of unknown kind %r", kind)
@@ -207,6 +212,25 @@ class Agent:
                                   | frozenset(membership.learners))
         log.info("membership now: proposers %s; learners %s",
                  ", ".join(membership.proposers), ", ".join(membership.learners))
+
+    def _reconfigure(self, body: dict) -> None:
+        """A RECONFIG frame (`paxosctl scale`, `replace`): propose the next
+        configuration's acceptors (`Node.propose_config`; forwarded to the
+        leader if this proposer does not lead). The supervisor learns the
+        outcome from heartbeats (`ConfigReport`); a refusal (a change
+        already pending, not a proposer, a bad list) is sent back at once
+        as RECONFIG_REFUSED, one line."""
+        try:
+            acceptors = body["acceptors"]
+            if not isinstance(acceptors, list):
+                raise ValueError(f"acceptors: expected a list, got {acceptors!r:.60}")
+            command = self.node.propose_config(acceptors)
+        except (KeyError, TypeError, ValueError) as e:  # ConfigError is a ValueError
+            log.warning("configuration change refused: %s", e)
+            self._report(frames.RECONFIG_REFUSED + str(e).encode())
+            return
+        log.info("proposed the next configuration: acceptors %s (%s)",
+                 ", ".join(acceptors), command.request_id.replace("\x00", ""))
 
     def _on_message(self, sender: str, frame: bytes) -> None:
         """A protocol message from peer `sender` (named by the connection's handshake)."""
@@ -344,8 +368,21 @@ class Agent:
             persist=PersistHistogram(count=self.persist_count, sum=self.persist_sum,
                                      buckets=tuple(self.persist_buckets)),
             state_bytes=self._state_bytes(),
+            config=self._config_report(),
         )
         return report.to_json()
+
+    def _config_report(self) -> ConfigReport | None:
+        status = self.node.configuration()
+        if status is None:
+            return None
+        role = self.node.learner if self.node.learner is not None else self.node.proposer
+        latest = role.history.latest
+        return ConfigReport(epoch=latest.epoch, acceptors=latest.acceptors,
+                            in_force_epoch=status.in_force.epoch,
+                            in_force=status.in_force.acceptors,
+                            pending_slot=status.pending.first_slot if status.pending else -1,
+                            history=role.history.to_json())
 
     def _state_bytes(self) -> int:
         """Bytes of this agent's state files on disk (the database and its WAL)."""

@@ -8,8 +8,9 @@ low. The first byte of a frame usually says what it holds.
 Two kinds of channel carry frames:
 
 - the *pipes* between one agent incarnation and its supervisor (the
-  control plane): an *inbox* (supervisor -> agent: SUSPECT, CHAOS, MEMBERS) and an
-  *outbox* (agent -> supervisor: HEARTBEAT, LOADING, FATAL), used by
+  control plane): an *inbox* (supervisor -> agent: SUSPECT, CHAOS, MEMBERS,
+  RECONFIG) and an *outbox* (agent -> supervisor: HEARTBEAT, LOADING, FATAL,
+  RECONFIG_REFUSED), used by
   nobody else. No command and no protocol message travels here;
 - the *sockets* of the data path (`transport`, `clientwire`), whose
   handshake replies are WELCOME and REFUSE.
@@ -34,11 +35,13 @@ from typing import Any, Iterable
 HEARTBEAT = b"H"  # HEARTBEAT + JSON report: alive, and its counters
 FATAL = b"E"  # FATAL + UTF-8 text: why the agent is about to exit
 LOADING = b"L"  # LOADING: alive, still opening its store (not serving yet)
+RECONFIG_REFUSED = b"X"  # RECONFIG_REFUSED + UTF-8 text: why a RECONFIG was not proposed
 
 # supervisor -> agent (inbox)
 SUSPECT = b"S"  # SUSPECT + agent name: that agent's process died (a failure-detector hint)
 CHAOS = b"C"  # CHAOS + JSON settings: the faults to inject into what the agent sends
 MEMBERS = b"M"  # MEMBERS + JSON {"proposers", "acceptors", "learners"}: the membership now (apply)
+RECONFIG = b"R"  # RECONFIG + JSON {"acceptors": [...]}: propose the next configuration (scale)
 
 # data-path handshake replies (sockets; see transport)
 WELCOME = b"+"  # WELCOME + JSON: the receiver's name, incarnation and what it knows

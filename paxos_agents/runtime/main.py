@@ -79,7 +79,7 @@ def _refuse_to_forget(spec: AgentSpec, log: logging.Logger) -> None:
     raise StorageError(
         f"{spec.state_path} is missing, but {spec.name} (member {spec.member_id}) has run here "
         "before: starting empty could undo its promises and votes; put the file back "
-        "(or replace the member once paxosctl can)")
+        f"(or replace the member: paxosctl replace {spec.name})")
 
 
 class _Loading:

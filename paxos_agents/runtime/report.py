@@ -71,6 +71,9 @@ class AgentReport:
     persist: PersistHistogram = field(default_factory=PersistHistogram)
     #: Bytes of the agent's state files (the database and its WAL).
     state_bytes: int = 0
+    #: The configurations as this agent knows them (`ConfigReport`); None at
+    #: an acceptor-only agent (acceptors need not know them).
+    config: ConfigReport | None = None
 
     def to_json(self) -> dict[str, Any]:
         """This report as a JSON object (plain dicts, lists, numbers, strings)."""
@@ -90,6 +93,7 @@ class AgentReport:
             "persist": {"count": self.persist.count, "sum": self.persist.sum,
                         "buckets": list(self.persist.buckets)},
             "state_bytes": self.state_bytes,
+            "config": self.config.to_json() if self.config is not None else None,
         }
 
     @classmethod
@@ -134,7 +138,50 @@ class AgentReport:
             persist=PersistHistogram(count=_int(persist, "count", where="persist."),
                                      sum=float(persist_sum), buckets=tuple(buckets)),
             state_bytes=_int(obj, "state_bytes"),
+            config=ConfigReport.from_json(obj["config"]) if obj.get("config") is not None else None,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigReport:
+    """An agent's view of the configurations (core `Node.configuration()`).
+
+    - `epoch`, `acceptors`: the latest configuration decided;
+    - `in_force_epoch`, `in_force`: the latest one in force (every learner
+      stored every slot before the first slot it governs);
+    - `pending_slot`: the first slot a decided change governs while it is
+      not yet in force, else -1;
+    - `history`: the whole history (`History.to_json()`), which the
+      supervisor hands to agents that start with an empty store.
+    """
+
+    epoch: int
+    acceptors: tuple[str, ...]
+    in_force_epoch: int
+    in_force: tuple[str, ...]
+    pending_slot: int
+    history: list
+
+    def to_json(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "acceptors": list(self.acceptors),
+                "in_force_epoch": self.in_force_epoch, "in_force": list(self.in_force),
+                "pending_slot": self.pending_slot, "history": self.history}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> ConfigReport:
+        if not isinstance(obj, dict):
+            raise ReportError(f"config: expected an object or null, got {obj!r:.60}")
+        names = {}
+        for key in ("acceptors", "in_force"):
+            value = _field(obj, key, list, where="config.")
+            if not all(isinstance(n, str) for n in value):
+                raise ReportError(f"config.{key}: expected a list of names")
+            names[key] = tuple(value)
+        return cls(epoch=_int(obj, "epoch", where="config."), acceptors=names["acceptors"],
+                   in_force_epoch=_int(obj, "in_force_epoch", where="config."),
+                   in_force=names["in_force"],
+                   pending_slot=_int(obj, "pending_slot", where="config."),
+                   history=_field(obj, "history", list, where="config."))
 
 
 def _is_int(value: Any) -> bool:

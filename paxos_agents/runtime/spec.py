@@ -28,6 +28,11 @@ class AgentSpec:
       `incarnation`: which start of this agent this is (from 1), named in
       every connection's handshake.
     - `max_value_bytes`: a proposer refuses a command with a longer payload.
+    - `configs`: the cluster's configuration history as the supervisor last
+      heard it (`History.to_json()`), for a node whose store has none yet:
+      an agent added after a reconfiguration must not take the current
+      membership's acceptors for epoch 0's (see core/configs.py). A
+      store's own history wins; either only grows by merging.
     """
 
     name: str
@@ -46,3 +51,4 @@ class AgentSpec:
     run_dir: str = ""
     incarnation: int = 1
     max_value_bytes: int = 1 << 20
+    configs: list | None = None
