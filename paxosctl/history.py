@@ -24,6 +24,8 @@ no operation may come after one that was invoked after it responded.
 
 from __future__ import annotations
 
+from paxos_agents.core.configs import is_config_request
+
 import base64
 from dataclasses import dataclass, field
 
@@ -82,7 +84,8 @@ def check(history: list[Operation], log: list[dict], *,
 
     `log` entries are dicts with slot, index, value (bytes, or text), request_id,
     noop, in log order. Entries whose request id is in `others` (proposed by someone
-    outside this history) are not reported as unproposed.
+    outside this history) are not reported as unproposed, nor are the cluster's own
+    configuration changes (`paxosctl scale`, `replace`: reserved request ids).
     """
     report = Report()
     by_id = {op.request_id: op for op in history}
@@ -93,7 +96,7 @@ def check(history: list[Operation], log: list[dict], *,
         rid = entry["request_id"]
         op = by_id.get(rid)
         if op is None:
-            if rid not in others:
+            if rid not in others and not is_config_request(rid):
                 report.unproposed.append(f"{rid}={entry['value']!r} in slot {entry['slot']}")
             continue
         if rid in position:

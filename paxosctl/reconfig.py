@@ -100,8 +100,15 @@ class MembershipChange:
     def start(self, now: float) -> None:
         """Spawn the new agents under the union membership (step 1)."""
         fleet = self.fleet
-        union = [*self.running.agents, *self.added]
-        fleet.set_membership(_membership(union))
+        # Removed agents leave the proposers and learners at once (a learner
+        # that never reports again, e.g. a replaced one, must not hold back
+        # "stored by every learner", which the new configuration waits
+        # for), but stay acceptors (and peers) until it is in force.
+        removed = {a.name for a in self.removed}
+        union = _membership([*self.running.agents, *self.added])
+        fleet.set_membership(Membership(
+            tuple(n for n in union.proposers if n not in removed), union.acceptors,
+            tuple(n for n in union.learners if n not in removed)), frozenset(removed))
         for spec in self.added:
             fleet.events.record(spec.name, "added", f"added ({self.change.why})")
             fleet.add_agent(spec, now)

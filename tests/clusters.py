@@ -306,7 +306,8 @@ class Cluster:
         st = self.status()
         rows = {a["name"]: a for a in st["agents"]}
         reached: dict[str, int] = {}
-        for name in self.learners:
+        # The learners the cluster runs (after `scale` or `replace`, not the manifest's names).
+        for name in [n for n, row in rows.items() if row["role"] in ("learner", "replica")]:
             row = rows[name]
             if row["state"] != "running":
                 return None

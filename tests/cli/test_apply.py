@@ -191,8 +191,8 @@ def test_refused_changes_change_nothing(make_cluster):
     before = cluster.status()
 
     cases = [
-        (with_counts(acceptor=4), {}, "agents: cannot change from acceptor-0, acceptor-1, "
-                                      "acceptor-2 to acceptor-0, acceptor-1, acceptor-2, acceptor-3"),
+        # The acceptors change through the membership-change protocol, alone.
+        (with_counts(acceptor=4), {}, "the acceptors and restart.policy change together"),
         (ROLES, {"log": {"retain": 100}}, "log.retain: cannot change from 0 to 100"),
     ]
     for groups, sections, refusal in cases:
@@ -255,11 +255,12 @@ def test_every_manifest_setting_is_classified():
     ({"paxos": {"tick": "20ms"}}, with_counts(proposer=3), {
         "proposer-0", "proposer-1", "acceptor-0", "acceptor-1", "acceptor-2", "learner-0"}, 0),
     ({"log": {"retain": 10}}, None, set(), 1),
-    ({}, with_counts(acceptor=5), set(), 1),
+    ({}, with_counts(acceptor=5), set(), 0),
+    ({"restart": {"policy": "never"}}, with_counts(acceptor=5), set(), 1),
     ({}, {**ROLES, "backup": ("proposer", 1)}, set(), 1),
 ], ids=["health-live", "election-restarts-proposers", "gap-restarts-learners",
-        "tick-restarts-all-but-the-new-agent", "retain-refused", "acceptors-refused",
-        "role-refused"])
+        "tick-restarts-all-but-the-new-agent", "retain-refused", "acceptors-reconfigure",
+        "acceptors-with-others-refused", "role-refused"])
 def test_plan_classifies_changes(tmp_path, sections, groups, restart, refused):
     running_groups = {**ROLES, "backup": ("learner", 1)} if "backup" in (groups or {}) else ROLES
     running = load_manifest_text(manifest_text("roles", groups=running_groups), tmp_path / "a.toml")
@@ -268,6 +269,7 @@ def test_plan_classifies_changes(tmp_path, sections, groups, restart, refused):
     found = plan(running, wanted)
     assert set(found.restart) == restart
     assert len(found.refused) == refused
+    assert found.reconfigure == (running.acceptors != wanted.acceptors)
     assert not found.empty
 
 

@@ -117,6 +117,7 @@ CLUSTER_WIDE = {
     "paxos_decided_commands_total", "paxos_decided_slots_total", "paxos_proposals_total",
     "paxos_decisions_total", "paxos_decided_slot", "paxos_proposals_expired_total",
     "paxos_acceptors_configured", "paxos_acceptor_quorum", "paxosctl_chaos_active",
+    "paxos_config_epoch", "paxos_config_in_force_epoch", "paxosctl_membership_change_in_progress",
     "python_info",
 }
 
