@@ -161,7 +161,7 @@ def summary(change: MembershipChange) -> dict[str, Any]:
     if added:
         lines.append("adding " + ", ".join(added))
     if removed:
-        lines.append("removing " + ", ".join(removed) + " (their files stay)")
+        lines.append("removing " + ", ".join(removed) + " (the files stay)")
     if retired:
         lines.append("retiring " + ", ".join(retired) + " (the name is never used again; "
                      "the files stay)")

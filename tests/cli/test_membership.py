@@ -1,0 +1,157 @@
+"""`paxosctl scale`, `replace`, and `apply` of the acceptors (issue 14) on real
+clusters: refusals that change nothing, one change at a time, status and
+metrics following the configuration in force, a restart that keeps the
+scaled agents, `apply` putting the manifest's counts back, and a change
+finished by the next supervisor when the one that began it was killed.
+(The load test is tests/faults/test_faults_membership.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from conftest import Cluster, describe, wait_until
+
+ROLES = {"proposer": ("proposer", 2), "acceptor": ("acceptor", 3), "learner": ("learner", 1)}
+THREE = ["acceptor-0", "acceptor-1", "acceptor-2"]
+
+
+def pids(cluster: Cluster) -> dict[str, int]:
+    return {a["name"]: a["pid"] for a in cluster.status()["agents"]}
+
+
+def config(cluster: Cluster) -> dict:
+    return cluster.status()["configuration"]
+
+
+def settled(cluster: Cluster, acceptors: list[str]) -> dict | None:
+    """The configuration once `acceptors` are in force and no change runs."""
+    c = config(cluster)
+    if c and c["in_force"] == acceptors and c["epoch"] == c["in_force_epoch"] and not c["change"]:
+        return c
+    return None
+
+
+def test_refusals_change_nothing(make_cluster):
+    cluster = make_cluster(groups=ROLES)
+    cluster.wait_healthy()
+    wait_until(lambda: settled(cluster, THREE), 20, "the configuration to be reported")
+    before = pids(cluster)
+    cases = [
+        (("scale", "acceptor=0"), 2, "error: the cluster would have no acceptor; it needs at least one acceptor"),
+        (("scale", "learner=0"), 2, "error: the cluster would have no learner"),
+        (("scale", "acceptor=1"), 2, "error: removing 2 of 3 acceptors at once (acceptor-1, acceptor-2) "
+                                     "is more than a minority; remove at most 1 per change"),
+        (("scale", "bogus=2"), 2, "error: no agent group 'bogus'; groups: proposer, acceptor, learner"),
+        (("scale", "acceptor"), 2, "error: expected GROUP=N with N a whole number"),
+        (("scale", "acceptor=2", "learner=2"), 2, "error: expected one GROUP=N, got 2"),
+        (("scale", "acceptor=65"), 2, "error: replicas: expected an integer from 0 to 64, got 65"),
+        (("replace", "acceptor-0"), 2, "error: acceptor-0 is running; replacing it retires a healthy "
+                                       "member: add --force to replace it anyway"),
+        (("replace", "nobody"), 2, "error: no agent 'nobody'"),
+        (("scale", "acceptor=3"), 0, ""),
+    ]
+    for args, code, message in cases:
+        result = cluster.run(*args)
+        assert result.returncode == code, describe(result)
+        lines = result.stderr.splitlines()
+        assert (len(lines) == 1 and lines[0].startswith(message)) if code else not lines, lines
+        assert "Traceback" not in result.stdout + result.stderr
+    assert pids(cluster) == before
+    assert settled(cluster, THREE)["epoch"] == 0
+    assert not (cluster.state_dir / "topology.json").exists()
+
+
+def test_one_change_at_a_time(make_cluster):
+    cluster = make_cluster(groups=ROLES, health={"heartbeat_timeout": "5s"})
+    cluster.wait_healthy()
+    wait_until(lambda: settled(cluster, THREE), 20, "the configuration to be reported")
+    # With every proposer stopped nothing decides the change: it stays in progress.
+    cluster.leader()
+    stopped = [cluster.agent(p)["pid"] for p in cluster.proposers]
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = cluster.run_ok("scale", "acceptor=4", "--no-wait")
+        assert "scale acceptor 3 -> 4: started" in started.stdout, started.stdout
+        for args in (("scale", "acceptor=5"), ("replace", "acceptor-0", "--force"), ("apply",)):
+            result = cluster.run(*args)
+            assert result.returncode == 1, describe(result)
+            assert "a membership change is in progress (scale acceptor 3 -> 4" in result.stderr, \
+                result.stderr
+        shown = cluster.run("status").stdout  # exit 3: the leader is unresponsive
+        assert "change in progress: scale acceptor 3 -> 4: " in shown, shown
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    four = [*THREE, "acceptor-3"]
+    wait_until(lambda: settled(cluster, four), 30, "acceptor-3 to be in force")
+    cluster.run_ok("propose", "after the change")
+
+
+def test_status_metrics_restart_and_apply_follow_the_configuration(make_cluster):
+    cluster = make_cluster(groups=ROLES, metrics={"listen": "127.0.0.1:0"})
+    cluster.wait_healthy()
+    cluster.run_ok("propose", "before")
+    result = cluster.run_ok("scale", "acceptor=4")
+    assert "adding acceptor-3" in result.stdout
+    assert "acceptors: acceptor-0, acceptor-1, acceptor-2, acceptor-3 (majority 3)" in result.stdout
+    assert "scale acceptor 3 -> 4: in force after" in result.stdout
+    four = [*THREE, "acceptor-3"]
+    c = settled(cluster, four)
+    assert c and c["epoch"] == 1 and c["majority"] == 3, c
+    shown = cluster.run("status")
+    assert "acceptors: acceptor-0, acceptor-1, acceptor-2, acceptor-3 (epoch 1, majority 3)" \
+        in shown.stdout, shown.stdout
+    assert "differs from" in shown.stderr  # the manifest still says 3
+    scrape = cluster.run_ok("metrics").stdout
+    for line in ("paxos_config_epoch 1.0", "paxos_config_in_force_epoch 1.0",
+                 "paxos_acceptors_configured 4.0", "paxos_acceptor_quorum 3.0",
+                 "paxosctl_membership_change_in_progress 0.0"):
+        assert line in scrape.splitlines(), line
+
+    # A new supervisor runs the scaled agents, not the manifest's names.
+    cluster.down()
+    cluster.up()
+    assert "acceptor-3" in pids(cluster)
+    wait_until(lambda: settled(cluster, four), 20, "epoch 1 reported after the restart")
+    cluster.run_ok("propose", "after the restart")
+
+    # apply puts the manifest's count back: a membership change, 4 -> 3.
+    result = cluster.run_ok("apply")
+    assert "removing acceptor-3 (the files stay)\nacceptors: acceptor-0, acceptor-1, " \
+           "acceptor-2 (majority 2)\napplied " in result.stdout, result.stdout
+    c = settled(cluster, THREE)
+    assert c and c["epoch"] == 2, c
+    assert "acceptor-3" not in pids(cluster)
+    assert "differs from" not in cluster.run("status").stderr
+    values = [e["value"] for e in cluster.decided() if not e.get("noop")
+              and not e["request_id"].startswith("\x00config:")]
+    assert values == ["before", "after the restart"], values
+
+
+def test_a_change_is_finished_by_the_next_supervisor(make_cluster):
+    cluster = make_cluster(groups=ROLES)
+    cluster.wait_healthy()
+    wait_until(lambda: settled(cluster, THREE), 20, "the configuration to be reported")
+    cluster.leader()
+    stopped = [cluster.agent(p)["pid"] for p in cluster.proposers]
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)  # the change cannot be decided yet
+    cluster.run_ok("scale", "acceptor=4", "--no-wait")
+    topology = json.loads((cluster.state_dir / "topology.json").read_text())
+    assert topology["change"]["why"] == "scale acceptor 3 -> 4", topology
+    processes = cluster.remember_processes()
+    cluster.supervisor().send_signal(signal.SIGKILL)
+    for pid in stopped:
+        os.kill(pid, signal.SIGKILL)
+    for p in processes:  # agents end when their supervisor's pipe closes
+        wait_until(lambda p=p: not p.is_running() or p.status() == "zombie", 20, f"{p.pid} to end")
+    cluster.up()
+    four = [*THREE, "acceptor-3"]
+    wait_until(lambda: settled(cluster, four), 30, "the resumed change to be in force")
+    topology = json.loads((cluster.state_dir / "topology.json").read_text())
+    assert topology["change"] is None and [a[0] for a in topology["agents"]].count("acceptor-3") == 1
+    cluster.run_ok("propose", "after the resumed change")
