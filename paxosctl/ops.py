@@ -167,6 +167,8 @@ def describe_agent(cluster: Cluster, connection: ClientConnection, request: Requ
         "health_failures": agent.health_failures,
         "leader": bool(report is not None and report.leader),
         "ballot": list(report.ballot) if report is not None and report.ballot else None,
+        # Its own view of the acceptor configurations (None at an acceptor).
+        "configuration": report.config.to_json() if report is not None and report.config else None,
         "files": {
             "state": str(state_file),
             "state_bytes": _size(state_file),

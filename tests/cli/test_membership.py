@@ -127,6 +127,12 @@ def test_status_metrics_restart_and_apply_follow_the_configuration(make_cluster)
     assert c and c["epoch"] == 2, c
     assert "acceptor-3" not in pids(cluster)
     assert "differs from" not in cluster.run("status").stderr
+    # A removed acceptor stops only once the smaller configuration is in force.
+    events = [e["message"] for e in cluster.request("events")["events"]]
+    in_force = events.index("configuration epoch 2 in force: acceptors acceptor-0, acceptor-1, "
+                            "acceptor-2")
+    removed = next(i for i, m in enumerate(events) if m.startswith("removed (apply"))
+    assert in_force < removed, events[in_force - 3:]
     values = [e["value"] for e in cluster.decided() if not e.get("noop")
               and not e["request_id"].startswith("\x00config:")]
     assert values == ["before", "after the restart"], values
