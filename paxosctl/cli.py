@@ -928,6 +928,8 @@ def soak(
     concurrency: Annotated[int, typer.Option(min=1, max=4096,
                                              help="Proposals in flight.")] = 8,
     seed: Annotated[int, typer.Option(help="Seeds the choice of agents to kill.")] = 0,
+    reconfig_every: Annotated[Optional[str], typer.Option(
+        help='Change the acceptors this often, e.g. "5s": +2, back, replace one.')] = None,
 ) -> None:
     """Drive load and faults against the running cluster, then check nothing was lost.
 
@@ -939,12 +941,14 @@ def soak(
     try:
         seconds = parse_duration(duration)
         every = parse_duration(kill_every) if kill_every else None
+        reconfig = parse_duration(reconfig_every) if reconfig_every else None
     except ValueError as e:
-        raise UsageError(f"--duration/--kill-every: {e}") from None
+        raise UsageError(f"--duration/--kill-every/--reconfig-every: {e}") from None
     changes = _parse_chaos(chaos_spec) if chaos_spec else {}
     with _client(file) as client:
         result = run_soak(client, duration=seconds, kill_every=every, chaos=changes,
-                          concurrency=concurrency, seed=seed, progress=_err)
+                          concurrency=concurrency, seed=seed, reconfig_every=reconfig,
+                          progress=_err)
     for problem in result.problems[:50]:
         _err(f"anomaly: {problem}")
     _echo(result.summary())

@@ -2,8 +2,12 @@
 
 Clients keep `concurrency` proposals in flight for `duration` seconds
 while a killer sends SIGKILL to an agent every `kill_every` seconds (in
-turn across the agents, the current leader every third time) and the agents
-injects the chaos asked for. Then the faults stop, the cluster is given
+turn across the agents, the current leader every third time), the agents
+inject the chaos asked for, and, every `reconfig_every` seconds, the
+acceptors change: their group grows by two, shrinks back, and every third
+change one acceptor is replaced (`paxosctl scale`, `replace --force`; a
+change refused because kills left too few acceptors running is counted
+as skipped). Then the faults stop, the cluster is given
 time to heal and catch up, and the history of every proposal goes
 through `paxosctl.history.check` against the decided log.
 """
@@ -29,9 +33,13 @@ class SoakResult:
     report: Report
     seconds: float
     problems: list[str]
+    changes: int = 0
+    skipped_changes: int = 0
 
     def summary(self) -> str:
-        return f"kills: {self.kills}, {self.report.summary()}"
+        changes = (f"membership changes: {self.changes} ({self.skipped_changes} skipped), "
+                   if self.changes or self.skipped_changes else "")
+        return f"kills: {self.kills}, {changes}{self.report.summary()}"
 
     @property
     def ok(self) -> bool:
@@ -40,7 +48,7 @@ class SoakResult:
 
 def soak(client: Client, *, duration: float, kill_every: float | None,
          chaos: dict[str, Any], concurrency: int = 8, timeout: float = 10.0,
-         settle: float = 60.0, seed: int = 0,
+         settle: float = 60.0, seed: int = 0, reconfig_every: float | None = None,
          progress: Callable[[str], None] | None = None) -> SoakResult:
     """Run the soak; raise PaxosctlError if the cluster cannot be driven at all."""
     rng = random.Random(seed)
@@ -76,12 +84,40 @@ def soak(client: Client, *, duration: float, kill_every: float | None,
 
         future.add_done_callback(done)
 
+    changes = skipped = 0
+
+    def reconfigurer() -> None:
+        nonlocal changes, skipped
+        acceptors = [a.name for a in client.status().agents if a.role in ("acceptor", "replica")]
+        group = acceptors[0].rsplit("-", 1)[0]
+        base = sum(1 for n in acceptors if n.rsplit("-", 1)[0] == group)
+        turn = 0
+        while not stop.wait(reconfig_every):
+            turn += 1
+            try:
+                if turn % 3 == 0:
+                    members = [a.name for a in client.status().agents
+                               if a.name.rsplit("-", 1)[0] == group]
+                    client.request("replace", agent=rng.choice(members), force=True, wait=30,
+                                   timeout=40)
+                else:
+                    client.request("scale", group=group, replicas=base + 2 if turn % 3 == 1 else base,
+                                   wait=30, timeout=40)
+                changes += 1
+            except PaxosctlError:
+                skipped += 1  # refused (too few acceptors running now) or slow: the next turn
+        if turn % 3 == 1:  # leave the group as it was
+            try:
+                client.request("scale", group=group, replicas=base, wait=60, timeout=70)
+            except PaxosctlError as e:
+                problems.append(f"could not scale {group} back to {base}: {e}")
+
     def killer() -> None:
         nonlocal kills
-        names = [a.name for a in client.status().agents]
         turn = 0
         while not stop.wait(kill_every):
             turn += 1
+            names = [a.name for a in client.status().agents]  # changes with the membership
             target = None
             if turn % 3 == 0:
                 target = client.status().leader
@@ -92,9 +128,12 @@ def soak(client: Client, *, duration: float, kill_every: float | None,
             except PaxosctlError:
                 pass  # not running right now (restarting): no kill this turn
 
-    thread = None
+    threads = []
     if kill_every:
-        thread = threading.Thread(target=killer, name="soak-killer", daemon=True)
+        threads.append(threading.Thread(target=killer, name="soak-killer", daemon=True))
+    if reconfig_every:
+        threads.append(threading.Thread(target=reconfigurer, name="soak-reconfig", daemon=True))
+    for thread in threads:
         thread.start()
     next_report = started + 5
     try:
@@ -106,10 +145,10 @@ def soak(client: Client, *, duration: float, kill_every: float | None,
                 with lock:
                     acked = sum(1 for op in history if op.acked is not None)
                 progress(f"{clock() - started:.0f}s: {len(history)} proposed, {acked} "
-                         f"acknowledged, {kills} kills")
+                         f"acknowledged, {kills} kills, {changes} membership changes")
     finally:
         stop.set()
-        if thread is not None:
+        for thread in threads:
             thread.join()
         if chaos:
             client.request("chaos", heal=True)
@@ -136,4 +175,5 @@ def soak(client: Client, *, duration: float, kill_every: float | None,
     others = frozenset(e["request_id"] for e in log
                        if e.get("request_id") and not e["request_id"].startswith(prefix))
     report = check(history, log, others=others)
-    return SoakResult(kills, report, clock() - started, problems + report.problems())
+    return SoakResult(kills, report, clock() - started, problems + report.problems(),
+                      changes, skipped)

@@ -63,3 +63,22 @@ def test_soak_of_a_single_decision_heals(fault_clusters) -> None:
     assert cluster.status()["decided_up_to"] == 0
     assert result.ok, result.problems
     assert result.seconds < 5.0, result.seconds
+
+
+def test_soak_mixing_membership_changes_into_kills(fault_clusters) -> None:
+    """`--reconfig-every`: the acceptors grow by two, shrink back and one is
+    replaced, under load and kills; nothing acknowledged is lost or doubled,
+    and the group ends at its size (with a replaced member's new name)."""
+    cluster = fault_clusters("replicas", restart=FAST_RESTART)
+    result = cluster.run("soak", "--duration", "8s", "--kill-every", "700ms",
+                         "--reconfig-every", "1.2s", timeout=240)
+    assert result.returncode == 0, describe(result)
+    last = result.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r"kills: (\d+), membership changes: (\d+) \((\d+) skipped\), proposals "
+                     r"acknowledged: (\d+), lost: 0, duplicated: 0, linearizable: yes", last)
+    assert m, describe(result)
+    changes, acked = int(m.group(2)), int(m.group(4))
+    assert changes >= 3 and acked > 0, last
+    config = cluster.status()["configuration"]
+    assert config["epoch"] >= 3 and len(config["in_force"]) == 3, config
+    assert config["in_force"] != ["replica-0", "replica-1", "replica-2"], config  # one replaced
