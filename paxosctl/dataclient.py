@@ -24,6 +24,15 @@ leader a proposer named since, or another proposer), and at once when its
 proposer's connection is lost; learners apply a request id once, so
 resending never decides it twice. At its deadline it fails with
 `ProposalTimeout` (exit 124: it may still be decided).
+
+A learner can be alive and answering yet learn nothing: cut off from the
+other agents (a partition acts between agents, not between a client and
+an agent), it streams no slot again. So when the learner followed has
+streamed no slot for `STALL_RETRIES` resend periods while a command sent
+that long ago waits, the client follows another learner (the one it left
+is tried last from then on) and asks it for every command in flight
+(WATCH: its request index answers by request id, whenever it was
+decided). A command is answered once, by whichever learner tells first.
 """
 
 from __future__ import annotations
@@ -61,6 +70,13 @@ RECONNECT_SECONDS = 0.1
 STAMP_WAIT_SECONDS = 0.5
 #: Seconds a learner may take to answer a new connection before another is tried.
 LEARNER_WAIT_SECONDS = 1.0
+#: Resend periods (`Endpoints.retry_seconds`) the learner followed may stream no
+#: slot while a command sent that long ago waits, before another learner is
+#: followed. Two: the resend period already allows for an election (it is four
+#: election timeouts, see paxosctl.supervisor), so a learner that streams
+#: nothing for two of them is cut off, or nothing at all is decided (then
+#: moving costs one connection per stall and changes no outcome).
+STALL_RETRIES = 2
 #: Commands per PROPOSE frame at most.
 MAX_BATCH = 1024
 
@@ -86,6 +102,7 @@ class _Pending:
     deadline: float
     next_try: float = 0.0
     sent: bool = False
+    sent_at: float = 0.0  # when first sent (monotonic)
     #: Sent before the learner's subscription began (or to another learner):
     #: its outcome may already be past, so it is asked for (WATCH).
     needs_watch: bool = False
@@ -147,6 +164,9 @@ class DataClient:
         self._started = time.monotonic()
         self._fresh: list[_Pending] = []
         self._next_scan = 0.0
+        #: When the learner followed last showed it learns: connected, SUBSCRIBED, a SLOT.
+        self._learned_at = self._started
+        self._stall_seconds = STALL_RETRIES * endpoints.retry_seconds
         for endpoint in self._proposers:
             self._connect(endpoint, self._started)
         self._connect_learner(self._started)
@@ -188,6 +208,13 @@ class DataClient:
         if wake:
             self._wake()
         return future
+
+    @property
+    def following(self) -> str | None:
+        """The learner whose answers this client follows now (None: none
+        answers); a snapshot, for diagnostics (it may change at any time)."""
+        learner = self._learner()
+        return learner.name if learner is not None else None
 
     def stamp(self, request_id: str) -> int | None:
         """The stamp `request_id` was (or will be) proposed with, if known."""
@@ -277,6 +304,7 @@ class DataClient:
         conn.queue(hello(self.endpoints.cluster_id, CLIENT, 0, endpoint.name))
         if endpoint in self._learners:
             conn.queue(wire.SUBSCRIBE)
+            self._learned_at = now  # a new learner gets a whole stall period
         endpoint.conn = conn
         endpoint.info = {}
         endpoint.connected_at = now
@@ -306,6 +334,25 @@ class DataClient:
                 return endpoint
         return None
 
+    def _stalled(self, now: float) -> bool:
+        """The learner followed streamed no slot for a stall period while a
+        command sent at least that long ago waits: it learns nothing (cut off
+        from the other agents), or nothing is decided; either way another
+        learner costs one connection. Only SLOT counts as learning: a learner
+        cut off still answers WATCH and LOOKUP from its index."""
+        if now - self._learned_at < self._stall_seconds or len(self._learners) < 2:
+            return False
+        waited = now - self._stall_seconds
+        return any(p.sent and p.sent_at <= waited for p in self._pending.values())
+
+    def _leave_learner(self, learner: _Endpoint) -> None:
+        """Follow another learner; `learner` is tried last from now on. What
+        is in flight is asked of the next one (`_lost`): each command is
+        settled once, by the first answer, and resending decides nothing twice."""
+        self._learners.remove(learner)
+        self._learners.append(learner)
+        self._lost(learner, f"streamed no slot for {self._stall_seconds:g}s while commands waited")
+
     def _target(self) -> _Endpoint | None:
         """The proposer to send to: the leader if we are connected to it, else
         one that answered, else any we are connected to."""
@@ -316,7 +363,9 @@ class DataClient:
         greeted = [p for p in up if p.conn.greeted]
         return (greeted or up or [None])[0]
 
-    def _lost(self, endpoint: _Endpoint) -> None:
+    def _lost(self, endpoint: _Endpoint, why: str = "closed the connection") -> None:
+        """Close `endpoint`'s connection and send what waited on it elsewhere.
+        `why`: what the learner did, for the queries it leaves unanswered."""
         conn = endpoint.conn
         if conn is None:
             return
@@ -340,7 +389,7 @@ class DataClient:
             with self._lock:
                 queries, self._queries = self._queries, {}
             for future in queries.values():
-                future.set_exception(ConnectionLost("the learner closed the connection"))
+                future.set_exception(ConnectionLost(f"the learner {endpoint.name} {why}"))
         else:
             if self._leader == endpoint.name:
                 self._leader = None
@@ -438,6 +487,8 @@ class DataClient:
                 # It took the connection and says nothing (stopped, or stuck): another one.
                 self._lost(learner)
                 learner.retry_at = now + 10 * LEARNER_WAIT_SECONDS
+            elif learner is not None and self._stalled(now):
+                self._leave_learner(learner)
             self._connect_learner(now)
             self._expire(now)
             send = [p for p in send if p.request_id in self._pending]
@@ -491,6 +542,8 @@ class DataClient:
             p.needs_watch = learner is None  # asked for once a learner answers
             if p.issued is None:
                 p.issued = stamp  # a slot decided before this request was first sent
+            if not p.sent:
+                p.sent_at = now
             p.sent = True
             p.next_try = retry
         for i in range(0, len(send), MAX_BATCH):
@@ -530,6 +583,7 @@ class DataClient:
                 self._lost(endpoint)
             return
         if kind == wire.SLOT:
+            self._learned_at = time.monotonic()
             self._on_slot(*wire.decode_slot(frame[1:]))
         elif kind == wire.OUTCOMES:
             for outcome in wire.decode_outcomes(frame[1:]):
@@ -539,6 +593,7 @@ class DataClient:
             for outcome in answers:
                 self._looked_up(stamp, outcome)
         elif kind == wire.SUBSCRIBED:
+            self._learned_at = time.monotonic()
             endpoint.info["subscribed"] = True
             subscribed = wire.decode_subscribed(frame[1:])
             self.applied = max(self.applied, subscribed)
