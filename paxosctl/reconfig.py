@@ -56,6 +56,10 @@ log = logging.getLogger("paxosctl.supervisor")
 #: RECONFIG is sent again (to whoever leads then: the first may have been lost
 #: with a leader that died).
 RESEND_SECONDS = 2.0
+#: Seconds before sending again a RECONFIG the agent refused (e.g. the
+#: previous change was in force for the supervisor, which heard it from a
+#: learner, before the leader itself heard so).
+REFUSED_RESEND_SECONDS = 0.05
 
 
 class Phase(StrEnum):
@@ -94,6 +98,7 @@ class MembershipChange:
         #: The epoch the new configuration gets (the latest decided + 1, when proposed).
         self.epoch: int | None = None
         self._sent_at = 0.0
+        self._sends = 0
 
     # ------------------------------------------------------------------ steps
 
@@ -134,9 +139,11 @@ class MembershipChange:
             else:
                 self.phase = Phase.PROPOSING
         if self.phase is Phase.PROPOSING:
+            # A refusal is retried soon, a few times (then at the usual pace).
+            refused = fleet.reconfig_refusal is not None and self._sends < 20
             if self._decided():
                 self.phase = Phase.IN_FORCE
-            elif now - self._sent_at >= RESEND_SECONDS:
+            elif now - self._sent_at >= (REFUSED_RESEND_SECONDS if refused else RESEND_SECONDS):
                 self._propose(now)
         if self.phase is Phase.IN_FORCE:
             config = fleet.config
@@ -206,6 +213,7 @@ class MembershipChange:
         if self.epoch is None:
             self.epoch = (config.epoch if config is not None else 0) + 1
         self._sent_at = now
+        self._sends += 1
         fleet.reconfig_refusal = None
         leader.send(frames.json_frame(frames.RECONFIG, {"acceptors": list(self.acceptors)}))
         fleet.events.record(leader.name, "reconfig",
