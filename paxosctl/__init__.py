@@ -27,13 +27,13 @@ if TYPE_CHECKING:
                          PaxosctlError, ProposalTimeout, RequestFailed, RequestIdConflict,
                          UsageError)
     from .results import (AgentChange, AgentStatus, ClusterStatus, Decision, DownResult,
-                          KillResult, RestartResult)
+                          KillResult, MembershipChange, RestartResult)
 
 #: Where each public name lives, imported when first asked for.
 _LAZY = {
     "Client": "client", "new_request_id": "client",
     "AsyncClient": "aio",
-    "Decision": "results", "AgentChange": "results",
+    "Decision": "results", "AgentChange": "results", "MembershipChange": "results",
     "DecidedCommand": "decidedlog",
     "AgentStatus": "results", "ClusterStatus": "results", "DownResult": "results",
     "KillResult": "results", "RestartResult": "results",
@@ -45,7 +45,7 @@ _LAZY = {
 __all__ = [
     "__version__", "Client", "AsyncClient", "new_request_id",
     "Decision", "DecidedCommand",
-    "ClusterStatus", "AgentStatus", "KillResult", "RestartResult", "DownResult", "AgentChange",
+    "ClusterStatus", "AgentStatus", "KillResult", "RestartResult", "DownResult", "AgentChange", "MembershipChange",
     "PaxosctlError", "NotRunning", "OutcomeUnknown", "ProposalTimeout", "ConnectionLost",
     "RequestFailed", "RequestIdConflict", "Expired", "NotHealthy", "UsageError",
 ]  # a literal list: type checkers read it to know what is exported

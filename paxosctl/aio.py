@@ -36,7 +36,7 @@ from .client import ANSWER_GRACE, REQUEST_TIMEOUT, Client, checked_reply, new_re
 from .dataclient import Decision, retry_hint
 from .decidedlog import PAGE_SIZE, DecidedCommand, read_log_async
 from .errors import ConnectionLost, OutcomeUnknown, ProposalTimeout
-from .results import ClusterStatus, DownResult, KillResult, RestartResult
+from .results import ClusterStatus, DownResult, KillResult, MembershipChange, RestartResult
 
 __all__ = ["AsyncClient"]
 
@@ -179,6 +179,16 @@ class AsyncClient:
     async def restart(self, agent: str) -> RestartResult:
         """As `Client.restart`."""
         return RestartResult.from_wire(await self.request("restart", agent=agent))
+
+    async def scale(self, group: str, replicas: int, wait: float = 60) -> MembershipChange:
+        """As `Client.scale`."""
+        return MembershipChange.from_wire(await self.request(
+            "scale", timeout=wait + 10, group=group, replicas=replicas, wait=wait))
+
+    async def replace(self, agent: str, force: bool = False, wait: float = 60) -> MembershipChange:
+        """As `Client.replace`."""
+        return MembershipChange.from_wire(await self.request(
+            "replace", timeout=wait + 10, agent=agent, force=force, wait=wait))
 
     async def down(self) -> DownResult:
         """As `Client.down`."""

@@ -49,7 +49,7 @@ from .errors import (EXIT_CODES, ConnectionLost, Expired, NotRunning, OutcomeUnk
                      ProposalTimeout, RequestFailed)
 from .layout import paths
 from .manifest import load_manifest
-from .results import (AgentChange, ClusterStatus, Decision, DownResult, KillResult, RestartResult, json_value,
+from .results import (AgentChange, ClusterStatus, MembershipChange, Decision, DownResult, KillResult, RestartResult, json_value,
                       retry_hint)
 
 
@@ -343,6 +343,23 @@ class Client:
         """Start `agent` if it is stopped (by `stop` or its restart policy) or
         fatal; `changed` is False if it was running. Raises as `stop`."""
         return AgentChange.from_wire(self.request("start", agent=agent))
+
+    def scale(self, group: str, replicas: int, wait: float = 60) -> MembershipChange:
+        """Resize agent group `group` (e.g. "acceptor") to `replicas`; returns
+        once the new configuration is in force, or at once with `wait=0`.
+        Raises `RequestFailed`: BAD_REQUEST (exit 2) for an unknown group, a
+        role left without agents or a majority of acceptors removed at once;
+        UNAVAILABLE (exit 1) while another change is in progress; TIMEOUT
+        (124) after `wait` seconds (the change goes on)."""
+        return MembershipChange.from_wire(self.request(
+            "scale", timeout=wait + 10, group=group, replicas=replicas, wait=wait))
+
+    def replace(self, agent: str, force: bool = False, wait: float = 60) -> MembershipChange:
+        """Replace `agent` by a new member under its group's next unused name
+        (its name is retired for good); a running agent only with `force`.
+        Returns and raises as `scale`."""
+        return MembershipChange.from_wire(self.request(
+            "replace", timeout=wait + 10, agent=agent, force=force, wait=wait))
 
     def down(self) -> DownResult:
         """Stop the cluster; returns once every agent has stopped. Raises as

@@ -148,6 +148,11 @@ class ClusterStatus:
     #: The manifest the supervisor runs: {"path": ..., "digest": ...}
     #: (`paxosctl apply` changes it); None from an older supervisor.
     manifest: Mapping[str, Any] | None = None
+    #: The acceptor configurations as the agents reported them: epoch,
+    #: acceptors, majority, in_force_epoch, in_force, pending_slot, and
+    #: change (a membership change in progress, else None); None before any
+    #: proposer or learner reported, or from an older supervisor.
+    configuration: Mapping[str, Any] | None = None
     #: Keys of the reply this client does not know (from a newer supervisor).
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
@@ -174,6 +179,7 @@ class ClusterStatus:
         rows = f.get("agents", list) or []
         chaos = f.get("chaos", dict)
         manifest = f.get("manifest", dict)
+        configuration = f.get("configuration", dict)
         return cls(
             cluster=f.text("cluster"), leader=f.get("leader", str),
             ballot=(ballot[0], ballot[1]) if ballot and len(ballot) == 2 and isinstance(
@@ -182,6 +188,7 @@ class ClusterStatus:
             chaos=MappingProxyType(chaos or {}),
             agents=tuple(AgentStatus.from_wire(r) for r in rows if isinstance(r, dict)),
             manifest=MappingProxyType(manifest) if manifest is not None else None,
+            configuration=MappingProxyType(configuration) if configuration is not None else None,
             extra=f.extra())
 
 
@@ -215,6 +222,35 @@ class AgentChange:
     def from_wire(cls, reply: Mapping[str, Any]) -> AgentChange:
         f = _Fields(reply)
         return cls(f.text("agent"), bool(f.get("changed", bool)))
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChange:
+    """A `scale` or `replace` (paxosctl.scaling): what it did, and whether the
+    new configuration is in force yet (False with `wait=0`).
+
+    `epoch` is the configuration epoch of the new acceptors (None when the
+    acceptors did not change); `retired` names are never used again.
+    """
+
+    why: str
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    retired: tuple[str, ...]
+    acceptors: tuple[str, ...]
+    epoch: int | None
+    in_force: bool
+
+    @classmethod
+    def from_wire(cls, reply: Mapping[str, Any]) -> MembershipChange:
+        f = _Fields(reply)
+
+        def names(key: str) -> tuple[str, ...]:
+            return tuple(str(n) for n in f.get(key, list) or ())
+        if f.get("unchanged", bool):
+            return cls(f.text("why"), (), (), (), (), None, True)
+        return cls(f.text("why"), names("added"), names("removed"), names("retired"),
+                   names("acceptors"), f.get("epoch", int), bool(f.get("in_force", bool)))
 
 
 @dataclass(frozen=True, slots=True)

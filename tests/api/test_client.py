@@ -11,7 +11,7 @@ import pytest
 
 from clusters import Cluster, wait_until
 from paxosctl import (AgentChange, AgentStatus, Client, ClusterStatus, DecidedCommand, KillResult,
-                      NotRunning, RequestFailed, RestartResult)
+                      MembershipChange, NotRunning, RequestFailed, RestartResult)
 from paxosctl.control import Fault
 
 
@@ -160,3 +160,21 @@ def test_stop_and_start_are_typed(api_cluster: Cluster) -> None:
         assert client.start("learner-1") == AgentChange("learner-1", True)
         wait_until(lambda: client.status().agent("learner-1").running, 30, "learner-1 back")
         assert client.start("learner-1") == AgentChange("learner-1", False)
+
+
+def test_scale_and_replace_are_typed(api_cluster: Cluster) -> None:
+    api_cluster.wait_healthy()
+    three = ("acceptor-0", "acceptor-1", "acceptor-2")
+    with api_cluster.client() as client:
+        grown = client.scale("acceptor", 4)
+        assert isinstance(grown, MembershipChange) and grown.in_force
+        assert (grown.why, grown.added, grown.removed, grown.retired, grown.acceptors) == (
+            "scale acceptor 3 -> 4", ("acceptor-3",), (), (), (*three, "acceptor-3"))
+        epoch = grown.epoch
+        assert epoch is not None and epoch >= 1
+        with pytest.raises(RequestFailed) as refused:
+            client.replace("acceptor-0")  # running: only with force
+        assert refused.value.error == Fault.BAD_REQUEST and "--force" in refused.value.message
+        back = client.scale("acceptor", 3)
+        assert (back.removed, back.acceptors, back.epoch) == (("acceptor-3",), three, epoch + 1)
+        assert client.scale("acceptor", 3).why == "scale acceptor 3 -> 3"  # nothing to do
