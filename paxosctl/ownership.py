@@ -200,9 +200,9 @@ def conflict(manifest: Manifest, record: SupervisorRecord) -> AlreadyRunning | F
         return AlreadyRunning(running)
     started = f" ({record.manifest} as it was then)" if record.manifest else ""
     return AlreadyRunning(
-        f"{running}, but {file} differs from the manifest it was started from{started}",
-        hint=f"to change it, stop it first with paxosctl down -f {file}, "
-             "or use paxosctl apply when available")
+        f"{running}, but {file} differs from what it runs (the manifest it was started "
+        f"from{started}, as apply, scale and replace changed it)",
+        hint=f"to run {file}: paxosctl apply -f {file} (or paxosctl down -f {file}, then up)")
 
 
 # -- helpers -------------------------------------------------------------------

@@ -166,9 +166,10 @@ def test_up_with_other_settings_points_to_apply(make_cluster: ClusterFactory) ->
     assert result.returncode == 1 and result.stdout == "", describe(result)
     assert result.stderr == (
         f"error: cluster test is already running (supervisor pid {pid}), but cluster.toml differs "
-        f"from the manifest it was started from ({cluster.manifest} as it was then)\n"
-        "  hint: to change it, stop it first with paxosctl down -f cluster.toml, "
-        "or use paxosctl apply when available\n")
+        f"from what it runs (the manifest it was started from ({cluster.manifest} as it was "
+        "then), as apply, scale and replace changed it)\n"
+        "  hint: to run cluster.toml: paxosctl apply -f cluster.toml (or paxosctl down -f "
+        "cluster.toml, then up)\n")
 
     cluster.manifest.write_text("# the same settings, another layout\n\n" + original.replace(" = ", "="))
     result = cluster.run("up", "-d")
