@@ -55,11 +55,13 @@ def status_lines(st: Mapping[str, Any], *, wide: bool) -> list[str]:
 
 def configuration_lines(config: Mapping[str, Any] | None) -> list[str]:
     """The acceptors in force (their epoch and majority), a decided change
-    not yet in force, and a membership change the supervisor is making."""
+    not yet in force, and a membership change the supervisor is making;
+    nothing for a cluster whose acceptors never changed (its table starts
+    on the second line, as before membership changes existed)."""
     if not config:
         return []
     out = []
-    if "epoch" in config:
+    if "epoch" in config and (config["epoch"] or config.get("change")):
         in_force = config["in_force"]
         out.append(f"acceptors: {', '.join(in_force)} (epoch {config['in_force_epoch']}, "
                    f"majority {len(in_force) // 2 + 1})")

@@ -255,11 +255,13 @@ def test_every_manifest_setting_is_classified():
     ({"paxos": {"tick": "20ms"}}, with_counts(proposer=3), {
         "proposer-0", "proposer-1", "acceptor-0", "acceptor-1", "acceptor-2", "learner-0"}, 0),
     ({"log": {"retain": 10}}, None, set(), 1),
+    ({"paxos": {"alpha": 128}}, None, set(), 1),
     ({}, with_counts(acceptor=5), set(), 0),
     ({"restart": {"policy": "never"}}, with_counts(acceptor=5), set(), 1),
     ({}, {**ROLES, "backup": ("proposer", 1)}, set(), 1),
 ], ids=["health-live", "election-restarts-proposers", "gap-restarts-learners",
-        "tick-restarts-all-but-the-new-agent", "retain-refused", "acceptors-reconfigure",
+        "tick-restarts-all-but-the-new-agent", "retain-refused", "alpha-refused",
+        "acceptors-reconfigure",
         "acceptors-with-others-refused", "role-refused"])
 def test_plan_classifies_changes(tmp_path, sections, groups, restart, refused):
     running_groups = {**ROLES, "backup": ("learner", 1)} if "backup" in (groups or {}) else ROLES

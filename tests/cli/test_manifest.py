@@ -133,6 +133,11 @@ BAD = [
     ("tick-above-other-durations", PAXOS + 'tick = "1s"\n', "paxos.tick", 'tick = "1s"'),
     ("election-not-above-heartbeat", PAXOS + 'election_timeout = "50ms"\n', "paxos.election_timeout", "must be greater than paxos.heartbeat"),
     ("paxos-duration-integer", PAXOS + "tick = 10\n", "paxos.tick", "durations are strings"),
+    ("alpha-below-window", PAXOS + "window = 32\nalpha = 16\n", "paxos.alpha",
+     "alpha = 16 is less than window = 32; paxos.alpha must be at least paxos.window"),
+    ("window-above-default-alpha", PAXOS + "window = 100\n", "paxos.window",
+     "alpha = 64 (default) is less than window = 100"),
+    ("alpha-zero", PAXOS + "alpha = 0\n", "paxos.alpha", "expected an integer from 1 to 65536, got 0"),
     # [metrics]
     ("metrics-unknown-key", METRICS + 'port = 9464\n', "metrics.port", "unknown key; allowed: listen, enabled"),
     ("listen-no-port", METRICS + 'listen = "localhost"\n', "metrics.listen", 'expected "host:port"'),
@@ -220,7 +225,7 @@ def test_good_manifest_gets_the_documented_defaults(tmp_path):
                                                stable_after=10.0, max_restarts=10)
     assert manifest.paxos == PaxosSettings(tick=0.01, heartbeat=0.05, election_timeout=0.3, accept_timeout=0.1,
                                            retry_cooldown=0.5, gap_timeout=0.1, window=32, batch=64,
-                                           max_value_bytes=65536)
+                                           max_value_bytes=65536, alpha=64)
     assert manifest.metrics == MetricsSettings(listen="127.0.0.1:9464", enabled=True)
     assert (manifest.metrics.host, manifest.metrics.port) == ("127.0.0.1", 9464)
     assert manifest.agents == (
@@ -258,6 +263,7 @@ gap_timeout = "50ms"
 window = 4096
 batch = 1
 max_value_bytes = 16777216
+alpha = 5000
 [metrics]
 listen = "[::1]:0"
 enabled = false
@@ -265,7 +271,7 @@ enabled = false
     manifest = load_manifest(write(tmp_path, text))
     assert manifest.health == Health(0.1, 1.0, 5.0)
     assert manifest.restart == RestartSettings("on-failure", 0.05, 0.05, 60.0, 0)
-    assert manifest.paxos == PaxosSettings(0.005, 0.02, 0.2, 0.005, 1.0, 0.05, 4096, 1, 16777216)
+    assert manifest.paxos == PaxosSettings(0.005, 0.02, 0.2, 0.005, 1.0, 0.05, 4096, 1, 16777216, 5000)
     assert (manifest.metrics.host, manifest.metrics.port, manifest.metrics.enabled) == ("::1", 0, False)
 
 
