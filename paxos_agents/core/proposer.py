@@ -38,6 +38,10 @@ config(s), known once every decision below s - alpha + 1 is known
 A proposer that missed decisions (a follower hears only heartbeats) learns
 the history from the learners' `Stored` reports, and runs phase 1 from the
 first slot its history has not fed, so phase 1 itself feeds the rest.
+
+The bookkeeping for all this (the history, whom this ballot asked, the
+learners' reports, config commands) is a `Reconfiguration` (reconfig.py)
+that the proposer composes; this module keeps the rules' order.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from typing import Iterable
 
 from .commands import NOOP, Command, Value
 from .config import Membership, Settings
-from .configs import Config, ConfigError, History, config_command, is_config_request
+from .configs import Config, History, is_config_request
 from .ids import ZERO_BALLOT, Ballot
 from .messages import (
     Accept,
@@ -59,7 +63,6 @@ from .messages import (
     Decide,
     Heartbeat,
     Nack,
-    Prepare,
     Promise,
     Retry,
     Stored,
@@ -68,6 +71,7 @@ from .messages import (
 from .outbox import Outbox
 from .promises import Promises
 from .ready import Record
+from .reconfig import Reconfiguration
 
 
 #: The decided prefix is persisted when it grew by this many slots.
@@ -146,10 +150,6 @@ class Proposer:
         # Phase 1 state.
         self._first_slot = 0
         self._promises = Promises(0)
-        #: Acceptors sent this ballot's Prepare.
-        self._asked: set[str] = set()
-        #: When, as leader, we last prepared the new members of a configuration.
-        self._extended_at: int | None = None
         #: As leader: every slot below this must be filled (no-ops if nothing else).
         self._must_fill = 0
         # Phase 2 state (leader only).
@@ -172,11 +172,19 @@ class Proposer:
         self.compacted = 0
         #: `chosen` holds no values below this slot any more.
         self._forgotten_below = 0
-        #: The configurations, fed with decisions in slot order (configs.py).
-        self.history: History = self._adopt(
-            history or History.initial(settings.alpha, membership.acceptors))
-        #: learner -> the highest slot it reported durable (`Stored`).
-        self.stored: dict[str, int] = {}
+        #: The configurations, phase 1 across them, the learners' reports.
+        self.reconfig = Reconfiguration(
+            node_id, out, history or History.initial(settings.alpha, membership.acceptors),
+            adopt=self._adopt)
+
+    @property
+    def history(self) -> History:
+        """The configurations, fed with decisions in slot order (configs.py)."""
+        return self.reconfig.history
+
+    @history.setter
+    def history(self, history: History) -> None:
+        self.reconfig.history = history
 
     # ----------------------------------------------------------------- time
 
@@ -187,8 +195,9 @@ class Proposer:
             if self.now >= self._next_heartbeat:
                 self._heartbeat()
             self._resend_stale_accepts()
-            if (self._extended_at is not None
-                    and self.now - self._extended_at >= self.settings.election_ticks):
+            waiting_since = self.reconfig.waiting_since
+            if (waiting_since is not None
+                    and self.now - waiting_since >= self.settings.election_ticks):
                 # New members did not promise (lost, or compacted past our
                 # first slot): LEADER -> CANDIDATE under a new ballot.
                 self._start_election(self._first_undecided())
@@ -244,27 +253,19 @@ class Proposer:
         self._first_slot = first_slot
         self._retry_floor = None  # this phase 1 covers it
         self._promises = Promises(first_slot)
-        self._asked = set()
-        self._extended_at = None
+        self.reconfig.new_ballot()
         self._deadline = self._election_deadline()
         self._prepare_missing()
 
     def _prepare_missing(self) -> None:
-        """Send this ballot's Prepare to every member of a known configuration
-        governing a slot >= our first slot that has not been asked yet."""
-        for config in self.history.configs_from(self._first_slot):
-            first = max(self._first_slot, config.first_slot)
-            for acceptor in config.acceptors:
-                if acceptor not in self._asked:
-                    self._asked.add(acceptor)
-                    if self.phase is Phase.LEADER and self._extended_at is None:
-                        self._extended_at = self.now
-                    self._out.after_persist.append(Prepare(
-                        src=self.node_id, dst=acceptor, ballot=self.ballot, first_slot=first))
+        """Send this ballot's Prepare to the members of every known configuration
+        from our first slot that were not asked yet."""
+        self.reconfig.prepare_missing(self.ballot, self._first_slot, self.now,
+                                      leader=self.phase is Phase.LEADER)
 
     def _prepared(self) -> bool:
         """Whether a majority of each known configuration from our first slot promised."""
-        return all(self._promises.covers(c) for c in self.history.configs_from(self._first_slot))
+        return self.reconfig.prepared(self._promises, self._first_slot)
 
     def on_promise(self, m: Promise) -> None:
         """Phase 1b: collect promises for our ballot; a majority of each
@@ -280,7 +281,7 @@ class Proposer:
             if self._prepared():
                 self._become_leader()
         elif self._prepared():
-            self._extended_at = None  # every new member we need promised
+            self.reconfig.stop_waiting()  # every new member we need promised
 
     def _become_leader(self) -> None:
         # CANDIDATE -> LEADER: a majority of each configuration promised
@@ -364,7 +365,7 @@ class Proposer:
         self.phase = Phase.FOLLOWER
         self.leader = leader
         self._promises = Promises(0)
-        self._extended_at = None
+        self.reconfig.stop_waiting()
         self._deadline = self._election_deadline()
         self._forward_pending()
 
@@ -482,14 +483,9 @@ class Proposer:
                 if self.pending:
                     self.stats.alpha_waits += 1
                 return
-            if not self._promises.covers(config):
-                # A new configuration: its members first. If they were asked
-                # already (their promises lost), tick() runs phase 1 again
-                # after a while: a second Prepare under one ballot is refused.
-                self._prepare_missing()
-                if self._extended_at is None:
-                    self._extended_at = self.now
-                return
+            if not self.reconfig.usable(config, self._promises, self.ballot, self._first_slot,
+                                        self.now):
+                return  # a new configuration: its members promise first
             vote = self._adopted(slot, config)
             if vote is not None:
                 value = vote.value
@@ -560,12 +556,8 @@ class Proposer:
             self.pending.extendleft(reversed(lost))
         while self.decided_up_to + 1 in self.chosen:
             self.decided_up_to += 1
-        history = self.history
-        if history.known in self.chosen:
-            chosen = self.chosen
-            while history.known in chosen:
-                history = history.fed(history.known, chosen[history.known])
-            self._set_history(history)
+        if self.history.known in self.chosen:
+            self._set_history(self.reconfig.feed(self.chosen))
         self._note_floor()
         self._forget_decided()
 
@@ -574,63 +566,43 @@ class Proposer:
         return history
 
     def _set_history(self, history: History) -> None:
-        old = self.history
-        self.history = history
-        if len(history.configs) == len(old.configs):
-            return
-        self._out.note_history(history)  # a change decided: persist it
-        if self.phase is Phase.FOLLOWER:
+        added = self.reconfig.set_history(history)  # a change decided: persisted
+        if not added or self.phase is Phase.FOLLOWER:
             return
         # New configurations govern slots >= their first slot: prepare their
         # members (propose_pending waits for a majority of them) and, as
         # leader, fill the slots before the change so it takes effect soon.
         self._prepare_missing()
-        for config in history.configs[len(old.configs):]:
+        for config in added:
             self._must_fill = max(self._must_fill, config.first_slot)
 
     def on_stored(self, m: Stored) -> None:
         """A learner's log is durable up to `m.upto`; its history may tell us more."""
         if m.src not in self.membership.learners:
             return
-        if m.upto > self.stored.get(m.src, -1):
-            self.stored[m.src] = m.upto
+        self.reconfig.note_stored(m.src, m.upto)
         if m.history is not None and m.history.known > self.history.known:
-            self._set_history(self.history.merged(self._adopt(m.history)))
+            self._set_history(self.reconfig.merged(m.history))
 
     @property
     def stored_by_all(self) -> int:
         """The lowest slot up to which every learner reported its log durable (-1: unknown)."""
-        learners = self.membership.learners
-        if any(learner not in self.stored for learner in learners):
-            return -1
-        return min(self.stored[learner] for learner in learners)
+        return self.reconfig.stored_by_all(self.membership.learners)
 
     def pending_change(self) -> Config | None:
         """The latest configuration if it is decided but not yet in force (see configs.py)."""
-        latest = self.history.latest
-        return None if self.history.in_force(self.stored_by_all) is latest else latest
+        return self.reconfig.pending_change(self.membership.learners)
 
     def propose_config(self, acceptors: tuple[str, ...]) -> Command:
         """Propose "the next epoch has `acceptors`" (forwarded to the leader if
         we do not lead). Returns the config command.
 
-        Raises `ConfigError` for an empty set or a repeated name, while a
-        change is pending (decided, not yet in force), or while one this
-        proposer proposed is not decided yet. Names never seen are fine:
-        they are new acceptors (they start empty).
+        Raises `ConfigError` (see `Reconfiguration.config_command`): an empty
+        set or a repeated name, a change pending, or one proposed here not
+        decided yet.
         """
-        names = tuple(acceptors)
-        if not names:
-            raise ConfigError("a configuration needs at least one acceptor")
-        if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
-            raise ConfigError(f"acceptor names must be distinct, non-empty strings: {names}")
-        pending = self.pending_change()
-        if pending is not None:
-            raise ConfigError(f"a change is in progress: epoch {pending.epoch} governs slots from "
-                              f"{pending.first_slot}, not yet stored by every learner")
-        if any(is_config_request(r) for r in self._outstanding):
-            raise ConfigError("a configuration change proposed here is not decided yet")
-        command = config_command(self.history.latest.epoch + 1, names, issued=self.decided_up_to)
+        command = self.reconfig.config_command(tuple(acceptors), self.membership.learners,
+                                               self._outstanding, issued=self.decided_up_to)
         if self.phase is not Phase.LEADER and self._leader_alive():
             self._out.now.append(ClientRequest(src=self.node_id, dst=self.leader, command=command))
         else:

@@ -1,4 +1,4 @@
-"""Durable state for one node: the promise, votes, decisions and proposer round.
+"""Durable state for one node: promise, votes, decisions, round, configuration history.
 
 The runtime calls `save(persist)` and only after it returns sends the
 messages that depend on it (`Ready.send_after_persist`); after a crash it
@@ -25,6 +25,7 @@ import os
 import sqlite3
 import stat
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
@@ -47,8 +48,8 @@ __all__ = [
 APPLICATION_ID = 0x50586374
 
 #: The schema this code writes and reads (`PRAGMA user_version` and meta.schema_version).
-#: Older files are migrated when first opened: 1 (paxosctl 0.1) -> 2 -> 3.
-SCHEMA_VERSION = 3
+#: Older files are migrated when first opened: 1 (paxosctl 0.1) -> 2 -> 3 (0.2) -> 4.
+SCHEMA_VERSION = 4
 
 #: Files up to this size get a full `quick_check` when opened; above it only
 #: the header and schema are checked at start (a page damaged later fails
@@ -72,6 +73,9 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Version 3: a vote's or decision's value is a BLOB, `Value.data` as it is
 # (the batch encoding of core/commands.py, payloads as bytes); version 2
 # held the old codec's JSON text there.
+# Version 4: meta key "configs", the configuration history as one JSON
+# text (`Persist.configs`, stored and returned as it is); absent until the
+# node first writes one, and in every file migrated from 3.
 _REQUESTS_TABLE = ("CREATE TABLE requests (request_id TEXT PRIMARY KEY NOT NULL,"
                    " slot INTEGER NOT NULL) WITHOUT ROWID")
 _META_ADDED_IN_2 = (("compacted", 0), ("applied", -1), ("log_start", 0))
@@ -108,6 +112,9 @@ class Storage(Protocol):
     - `save(persist)` durably merges `persist` (as `Record.apply` would),
       atomically, before returning; an empty `Persist` is a no-op. Raises
       `StorageError` on failure, after which the store refuses further use.
+      `persist.configs` (a JSON-able list, else TypeError or ValueError
+      before anything is written) replaces the stored history; `load()`
+      returns it as JSON gives it back (lists), None if none was saved.
     - `close()` releases the store; idempotent.
     - `persist_seconds` is how long the last non-empty `save` took.
     - the `DurableLog` reads (`votes_from`, `first_slots`, `read_log`) see
@@ -137,15 +144,22 @@ class MemoryStorage:
 
     def __init__(self, record: Record | None = None) -> None:
         self._record = record.copy() if record is not None else Record()
+        self._record.configs = _configs_copy(self._record.configs)
         self.persist_seconds = 0.0
 
     def load(self) -> Record:
-        return self._record.copy()
+        record = self._record.copy()
+        # As SqliteStorage: the caller owns the history it gets (a new list).
+        record.configs = _configs_copy(record.configs)
+        return record
 
     def save(self, persist: Persist) -> None:
         if not persist:
             return
         start = time.perf_counter()
+        if persist.configs is not None:
+            # Stored as SqliteStorage stores it: its JSON form, not the caller's list.
+            persist = replace(persist, configs=_configs_copy(persist.configs))
         self._record.apply(persist)
         self.persist_seconds = time.perf_counter() - start
 
@@ -337,7 +351,7 @@ class SqliteStorage:
         if app_id != APPLICATION_ID:
             raise StorageError(f"{path} is not a paxosctl state file (application_id {app_id:#010x})")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (1, 2, SCHEMA_VERSION):
+        if version not in (1, 2, 3, SCHEMA_VERSION):
             raise StorageError(
                 f"{path} has schema version {version}; this paxosctl reads 1 to {SCHEMA_VERSION}"
                 + (" (written by a newer paxosctl: upgrade paxosctl to use it)"
@@ -396,8 +410,9 @@ class SqliteStorage:
                 compacted=_int(meta["compacted"]),
                 applied=applied,
                 log_start=_int(meta["log_start"]),
+                configs=_configs_from_text(meta.get("configs")),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise StorageError(f"{self.path} is corrupt: bad row ({_why(exc)})") from None
         self._applied, self._log_start = record.applied, record.log_start
         return record
@@ -485,6 +500,9 @@ class SqliteStorage:
         if not persist:
             return
         conn = self._usable()
+        # Encoded before the transaction: a history that is not JSON is the
+        # caller's bug (TypeError/ValueError), and nothing is written.
+        configs = None if persist.configs is None else _configs_text(persist.configs)
         fault = self._fault
         start = time.perf_counter()
         try:
@@ -506,6 +524,9 @@ class SqliteStorage:
                     meta.append((persist.applied, "applied"))
                 if persist.log_start is not None:
                     meta.append((persist.log_start, "log_start"))
+                if configs is not None:
+                    # With this Persist's `applied` (a learner's), in this transaction.
+                    meta.append((configs, "configs"))
                 if meta:
                     conn.executemany("INSERT OR REPLACE INTO meta (value, key) VALUES (?, ?)",
                                      meta)
@@ -578,13 +599,17 @@ class SqliteStorage:
 
 
 def _migrate(conn: sqlite3.Connection, version: int, path: Path) -> None:
-    """Bring a file of schema `version` (1 or 2) to `SCHEMA_VERSION`, in one
+    """Bring a file of schema `version` (1, 2 or 3) to `SCHEMA_VERSION`, in one
     transaction: a crash or an error midway leaves the file as it was."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if version == 1:
+        if version <= 1:
             _migrate_1_to_2(conn)
-        _migrate_2_to_3(conn, path)
+        if version <= 2:
+            _migrate_2_to_3(conn, path)
+        # 3 -> 4 changes no row: version 4 adds the meta key "configs", and a
+        # file of 3 has no configuration history (`Record.configs` None: the
+        # node starts from epoch 0, its membership's acceptors).
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                      (SCHEMA_VERSION,))
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -683,6 +708,28 @@ def _json_value(text: object) -> Value:
         return Value.of(commands)
     except BatchError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _configs_text(configs: list) -> str:
+    """`Persist.configs` as stored: compact JSON text (TypeError if it is not JSON-able)."""
+    if type(configs) is not list:
+        raise TypeError(f"configs must be a list, got {type(configs).__name__}")
+    return json.dumps(configs, separators=(",", ":"), allow_nan=False)
+
+
+def _configs_from_text(text: object) -> list | None:
+    """The stored history (None if none was stored); ValueError/TypeError if damaged."""
+    if text is None:
+        return None
+    configs = json.loads(_text(text))
+    if type(configs) is not list:
+        raise ValueError("configs is not a JSON list")
+    return configs
+
+
+def _configs_copy(configs: list | None) -> list | None:
+    """`configs` as it comes back from SqliteStorage: a new list, through JSON."""
+    return None if configs is None else json.loads(_configs_text(configs))
 
 
 def _blob_value(data: object) -> Value:

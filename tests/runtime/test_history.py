@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from paxos_agents.runtime.storage import SCHEMA_VERSION
 from paxosctl import Client
 from paxosctl.client import Expired
 
@@ -160,7 +161,7 @@ def test_starts_on_a_state_dir_written_by_paxosctl_0_1(make_cluster):
         assert again.slot == 3
         new = client.propose("after the upgrade", timeout=20)
     assert new.slot > before[-1]["slot"]
-    assert meta(cluster, "learner-0", "schema_version") == 3
+    assert meta(cluster, "learner-0", "schema_version") == SCHEMA_VERSION
 
 
 def test_starts_on_a_state_dir_written_by_storage_schema_2(make_cluster):
@@ -183,4 +184,25 @@ def test_starts_on_a_state_dir_written_by_storage_schema_2(make_cluster):
         new = client.propose("after the upgrade ✓", timeout=20)
     assert new.slot > before[-1]["slot"]
     assert cluster.decided()[-1]["value"] == "after the upgrade ✓"
-    assert meta(cluster, "learner-0", "schema_version") == 3
+    assert meta(cluster, "learner-0", "schema_version") == SCHEMA_VERSION
+
+
+def test_starts_on_a_state_dir_written_by_storage_schema_3(make_cluster):
+    """Guards the 3 -> 4 migration end to end: the agents' files of a real
+    cluster of the previous release (tests/data/v3_state_dir.tar.gz, see
+    test_storage_migration.py; learner-1 was stopped before its last 3 slots)
+    start with no configuration history; the decided log reads back as that
+    code printed it, request ids stay deduplicated, and the cluster decides on."""
+    cluster = make_cluster("roles", start=False, name="v3")
+    with tarfile.open(DATA / "v3_state_dir.tar.gz") as tar:
+        tar.extractall(cluster.state_dir, filter="data")
+    cluster.up()
+    before = without_positions(json.loads((DATA / "v3_decided.json").read_text()))
+    assert without_positions(cluster.decided()[:len(before)]) == before
+    with Client.for_manifest(cluster.manifest) as client:
+        again = client.propose("héllo ✓ 🐘", request_id="uni-0", timeout=20)
+        assert again.slot == 8
+        new = client.propose("after the upgrade to 4", timeout=20)
+    assert new.slot > before[-1]["slot"]
+    for agent in ("learner-0", "acceptor-0", "proposer-0"):
+        assert meta(cluster, agent, "schema_version") == SCHEMA_VERSION

@@ -180,6 +180,9 @@ persists = st.builds(
         max_size=4,
     ).map(tuple),
     round=st.none() | st.integers(0, 2**62),
+    # JSON-able lists, stored as they are (configs.py's History.to_json is one).
+    configs=st.none() | st.lists(st.integers(-2**62, 2**62) | texts | st.lists(texts, max_size=3),
+                                 max_size=4),
 )
 
 
@@ -461,13 +464,15 @@ for persist in persists:
 
 
 def workload(count: int) -> list[Persist]:
-    """Saves that touch every kind of row and overwrite earlier slots."""
+    """Saves that touch every kind of row and overwrite earlier slots; every
+    third one also replaces the configuration history."""
     return [
         Persist(
             promised=Ballot(i, f"p{i % 3}"),
             votes=(vote(i, i, "p1", cmd(f"r{i}", "é" * (i % 5))), vote(max(i - 1, 0), i, "p2")),
             decisions=((i // 2, Value.of([cmd(f"r{i}")])),),
             round=i,
+            configs=[1, 32, i, [[0, 0, ["a0", "a1", "a2"]]]] if i % 3 == 0 else None,
         )
         for i in range(count)
     ]
@@ -494,6 +499,7 @@ def test_crash_mid_save_keeps_exactly_the_committed_prefix(tmp_path: Path, how: 
         promised=Ballot(10**6, "big"),
         votes=tuple(vote(s, 10**6, "big", cmd(f"b{s}", "z" * 1000)) for s in range(3000)),
         round=10**6,
+        configs=[1, 32, 10**6, [[0, 0, ["big"]]]],
     )
     persists = [*workload(committed), big]
     child = spawn_child(tmp_path, persists, committed, how)

@@ -150,10 +150,10 @@ def test_refuses_a_version_it_does_not_know_without_touching_it(tmp_path: Path) 
     path = tmp_path / "x.db"
     _v1_file(path, {})
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version=4")
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(Exception, match="schema version 4.*upgrade paxosctl"):
+    with pytest.raises(Exception, match=f"schema version {SCHEMA_VERSION + 1}.*upgrade paxosctl"):
         SqliteStorage(path)
     assert path.read_bytes() == before

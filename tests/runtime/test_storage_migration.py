@@ -1,5 +1,19 @@
-"""Storage schema 3 (values as BLOBs) and the migrations into it: 2 -> 3, and
-1 -> 2 -> 3 in one go, on the state dirs of real clusters of the older code.
+"""Storage schema 3 (values as BLOBs) and 4 (the configuration history) and
+the migrations into them: 3 -> 4, 2 -> 3 -> 4, and 1 -> 2 -> 3 -> 4 in one go,
+on the state dirs of real clusters of the older code.
+
+tests/data/v3_state_dir.tar.gz was made by paxosctl at main ba56af6 (schema
+3, the release before the history was stored) with
+`tests/data/make_v3_state_dir.sh`: in a `git archive main | tar -x -C /tmp/v3`
+copy installed in its own venv (`python3 -m venv /tmp/v3venv &&
+/tmp/v3venv/bin/pip install /tmp/v3`), then
+`sh tests/data/make_v3_state_dir.sh /tmp/v3venv/bin/paxosctl "$PWD/tests/data"`:
+a "roles" cluster "v3" (2 proposers, 3 acceptors, 2 learners), 11 proposes
+(old-0..7, a non-ASCII, an empty and a tab/quote/newline value), then with
+learner-1 stopped 3 more non-ASCII ones (slots 11-13, so the acceptors
+still hold those votes), `paxosctl decided -o json` saved as
+tests/data/v3_decided.json, `paxosctl down`, and the state dir's state/,
+cluster.json and members.json tarred.
 
 tests/data/v2_state_dir.tar.gz was made by paxosctl at commit 23af8d1
 (schema 2, values as the old codec's JSON text): a "roles" cluster, 15
@@ -22,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from paxos_agents.core.commands import Command, Value
-from paxos_agents.core.ready import log_entries
+from paxos_agents.core.ready import Persist, log_entries
 from paxos_agents.runtime.storage import SCHEMA_VERSION, SqliteStorage, StorageError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -161,3 +175,47 @@ def test_a_text_value_in_a_version_3_file_is_corruption(tmp_path: Path) -> None:
     conn.close()
     with SqliteStorage(path) as store, pytest.raises(StorageError, match="expected a BLOB"):
         store.votes_from(0)
+
+
+def test_state_dir_of_schema_3_opens_intact_with_no_history(tmp_path: Path) -> None:
+    """Guards the 3 -> 4 migration on real files of the previous release: every
+    decided payload, request id, vote, promise and round is intact, no file has a
+    configuration history (the nodes start from epoch 0, their manifest's
+    acceptors), and a migrated file then stores one."""
+    files = extract("v3_state_dir.tar.gz", tmp_path)
+    assert len(files) == 7 and all(schema(p)[0] == 3 for p in files.values())
+    expected = expected_log("v3_decided.json")
+    assert [e[0] for e in expected] == list(range(14))
+    with SqliteStorage(files["learner-0"]) as store:
+        record = store.load()
+        assert record.applied == 13 and record.configs is None
+        assert stored_log(store) == expected
+        assert store.first_slots(["uni-0", "empty-0", "odd-0", "old-13"]) == {
+            "uni-0": 8, "empty-0": 9, "odd-0": 10, "old-13": 13}
+    with SqliteStorage(files["learner-1"]) as store:  # stopped before the last slots
+        record = store.load()
+        assert record.applied == 10 and record.configs is None
+        assert stored_log(store) == expected[:11]
+    for name in ("acceptor-0", "acceptor-1", "acceptor-2"):
+        with SqliteStorage(files[name]) as store:
+            record = store.load()
+            votes = store.votes_from(0)
+            assert record.configs is None and record.compacted == 11
+            assert record.promised.round >= 1
+            assert [[(c.request_id, c.payload) for c in v.value] for v in votes] == [
+                [(f"old-{i}", f"vote ü {i}".encode())] for i in (11, 12, 13)]
+    rounds = []
+    for name in ("proposer-0", "proposer-1"):
+        with SqliteStorage(files[name]) as store:
+            record = store.load()
+            assert record.configs is None
+            rounds.append(record.round)
+    assert max(rounds) >= 1  # the leader's round survived
+    for path in files.values():
+        assert schema(path)[0] == SCHEMA_VERSION == 4
+    history = [1, 32, 14, [[0, 0, ["acceptor-0", "acceptor-1", "acceptor-2"]]]]
+    with SqliteStorage(files["learner-0"]) as store:
+        store.save(Persist(configs=history))
+    with SqliteStorage(files["learner-0"]) as store:
+        assert store.load().configs == history and stored_log(store) == expected
+

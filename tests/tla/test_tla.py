@@ -236,14 +236,24 @@ def test_a_simulated_run_of_the_core_is_a_behaviour_of_the_spec(seed, tmp_path):
         f"the run ({summary}) is not a behaviour of the spec:\n{_tail(out)}")
 
 
+#: plant -> the seed whose run with it planted TLC must reject.
+PLANTED_TRACE_SEEDS = {
+    # Seed 4, the first separate-topology seed where the simulator's checker sees
+    # forget-promise break safety (KNOWN_FAILING in tests/sim/test_sim_runs.py);
+    # seed 0's run with it is accepted since the reconfiguration core changed the schedules.
+    "forget-promise": 4,
+    "truncate-early": 0,
+}
+
+
 @pytest.mark.timeout(MUTANT_TIMEOUT + 180)
-@pytest.mark.parametrize("plant", ["forget-promise", "truncate-early"])
+@pytest.mark.parametrize("plant", sorted(PLANTED_TRACE_SEEDS))
 def test_a_run_with_a_planted_bug_is_not_a_behaviour_of_the_spec(plant, tmp_path):
     """The trace check can fail, and TLC finds no matching behaviour: with
     "forget-promise" planted, an acceptor promises below what it promised before
     its crash; with "truncate-early", an acceptor compacts above the prefix that
     one learner stored (the simulator's checker stops the run right there)."""
-    summary = _export_trace(0, tmp_path, plant)
+    summary = _export_trace(PLANTED_TRACE_SEEDS[plant], tmp_path, plant)
     code, out, _ = _tlc("MultiPaxosTrace.cfg", tmp_path, MUTANT_TIMEOUT, "MultiPaxosTrace.tla")
     assert "Semantic processing of module MultiPaxosTrace" in out, _tail(out)
     assert code == 0 and PASSED in out and TRACE_ACCEPTED not in out, (
