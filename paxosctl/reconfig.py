@@ -124,6 +124,12 @@ class MembershipChange:
     def step(self, now: float) -> None:
         """Advance as far as what the agents reported allows."""
         fleet = self.fleet
+        if self.phase is Phase.FAILED:  # undone: forget the new agents once they ended
+            for spec in self.added:
+                agent = fleet.agents.get(spec.name)
+                if agent is not None and agent.process is None:
+                    fleet.forget_agent(spec.name)
+            return
         if self.phase is Phase.STARTING:
             failed = [a.name for a in self.added if fleet.agents[a.name].state
                       in (AgentState.FATAL, AgentState.STOPPED)]
@@ -165,10 +171,6 @@ class MembershipChange:
         """Finished: in force and the removed agents ended, or undone and
         the new agents ended."""
         if self.phase is Phase.FAILED:
-            for spec in self.added:
-                agent = self.fleet.agents.get(spec.name)
-                if agent is not None and agent.process is None:
-                    self.fleet.forget_agent(spec.name)
             return not any(spec.name in self.fleet.agents for spec in self.added)
         return self.phase is Phase.DONE
 

@@ -161,3 +161,21 @@ def test_a_change_is_finished_by_the_next_supervisor(make_cluster):
     topology = json.loads((cluster.state_dir / "topology.json").read_text())
     assert topology["change"] is None and [a[0] for a in topology["agents"]].count("acceptor-3") == 1
     cluster.run_ok("propose", "after the resumed change")
+
+
+def test_a_new_agent_that_cannot_start_undoes_the_change(make_cluster):
+    cluster = make_cluster(groups=ROLES)
+    cluster.wait_healthy()
+    wait_until(lambda: settled(cluster, THREE), 20, "the configuration to be reported")
+    before = pids(cluster)
+    # acceptor-3's state file cannot be opened: a folder stands where it goes.
+    cluster.state_file("acceptor-3").mkdir(parents=True)
+    result = cluster.run("scale", "acceptor=4", "--timeout", "30")
+    assert result.returncode == 1, describe(result)
+    assert result.stderr.startswith("error: acceptor-3 did not start (see paxosctl logs acceptor-3); "
+                                    "nothing was proposed"), result.stderr
+    assert pids(cluster) == before
+    assert settled(cluster, THREE)["epoch"] == 0
+    topology = json.loads((cluster.state_dir / "topology.json").read_text())
+    assert topology["change"] is None and "acceptor-3" not in [a[0] for a in topology["agents"]]
+    cluster.run_ok("propose", "still deciding")
