@@ -157,6 +157,8 @@ class Snapshot:
     decided_slot: int = -1
     expired: int = 0
     acceptors: int = 0
+    #: Of those, how many are up (running and heartbeating).
+    acceptors_up: int = 0
     #: The latest configuration epoch decided, the latest in force.
     config_epoch: int = 0
     config_in_force_epoch: int = 0
@@ -259,6 +261,10 @@ def _cluster_metrics(s: Snapshot) -> Iterator[Any]:
     yield GaugeMetricFamily("paxos_acceptors_configured",
                             "Acceptors of the configuration in force (replicas included).",
                             value=s.acceptors)
+    yield GaugeMetricFamily("paxos_acceptors_up",
+                            "Acceptors of the configuration in force that are up (running and "
+                            "heartbeating): what a quorum is counted from.",
+                            value=s.acceptors_up)
     yield GaugeMetricFamily("paxos_config_epoch",
                             "The latest acceptor configuration decided (0: the manifest's).",
                             value=s.config_epoch)

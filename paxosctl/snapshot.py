@@ -97,6 +97,7 @@ class Publisher:
         self.decided_commands = max(self.decided_commands, learned("applied_commands"))
         self.expired = max(self.expired, learned("expired"))
         config = fleet.config
+        in_force = set(config.in_force) if config else set(fleet.membership.acceptors)
         self.metrics.collector.snapshot = Snapshot(
             cluster=fleet.manifest.name,
             agents=tuple(samples),
@@ -109,7 +110,8 @@ class Publisher:
             expired=self.expired,
             # The configuration in force, not the processes: during a
             # membership change both old and new acceptors run.
-            acceptors=len(config.in_force) if config else len(fleet.membership.acceptors),
+            acceptors=len(in_force),
+            acceptors_up=sum(1 for sample in samples if sample.up and sample.name in in_force),
             config_epoch=config.epoch if config else 0,
             config_in_force_epoch=config.in_force_epoch if config else 0,
             changing=self.changing(),

@@ -65,7 +65,8 @@ def test_refusals_change_nothing(make_cluster):
 
 
 def test_one_change_at_a_time(make_cluster):
-    cluster = make_cluster(groups=ROLES, health={"heartbeat_timeout": "5s"})
+    cluster = make_cluster(groups=ROLES, health={"heartbeat_timeout": "5s"},
+                           metrics={"listen": "127.0.0.1:0"})
     cluster.wait_healthy()
     wait_until(lambda: settled(cluster, THREE), 20, "the configuration to be reported")
     # With every proposer stopped nothing decides the change: it stays in progress.
@@ -83,6 +84,12 @@ def test_one_change_at_a_time(make_cluster):
                 result.stderr
         shown = cluster.run("status").stdout  # exit 3: the leader is unresponsive
         assert "change in progress: scale acceptor 3 -> 4: " in shown, shown
+        # acceptor-3 runs but is not in force: the quorum is counted from the three.
+        wait_until(lambda: cluster.agent("acceptor-3")["state"] == "running", 20, "acceptor-3 to run")
+        scrape = cluster.run_ok("metrics").stdout.splitlines()
+        for line in ("paxos_acceptors_up 3.0", "paxos_acceptors_configured 3.0",
+                     "paxosctl_membership_change_in_progress 1.0"):
+            assert line in scrape, line
     finally:
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)

@@ -118,6 +118,7 @@ CLUSTER_WIDE = {
     "paxos_decisions_total", "paxos_decided_slot", "paxos_proposals_expired_total",
     "paxos_acceptors_configured", "paxos_acceptor_quorum", "paxosctl_chaos_active",
     "paxos_config_epoch", "paxos_config_in_force_epoch", "paxosctl_membership_change_in_progress",
+    "paxos_acceptors_up",
     "python_info",
 }
 
