@@ -22,6 +22,13 @@ def pids(cluster: Cluster) -> dict[str, int]:
     return {a["name"]: a["pid"] for a in cluster.status()["agents"]}
 
 
+def signal_if_alive(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
 def config(cluster: Cluster) -> dict:
     return cluster.status()["configuration"]
 
@@ -65,7 +72,8 @@ def test_refusals_change_nothing(make_cluster):
 
 
 def test_one_change_at_a_time(make_cluster):
-    cluster = make_cluster(groups=ROLES, health={"heartbeat_timeout": "5s"},
+    # Long enough a health timeout that the stopped proposers are not killed meanwhile.
+    cluster = make_cluster(groups=ROLES, health={"heartbeat_timeout": "20s"},
                            metrics={"listen": "127.0.0.1:0"})
     cluster.wait_healthy()
     wait_until(lambda: settled(cluster, THREE), 20, "the configuration to be reported")
@@ -92,7 +100,7 @@ def test_one_change_at_a_time(make_cluster):
             assert line in scrape, line
     finally:
         for pid in stopped:
-            os.kill(pid, signal.SIGCONT)
+            signal_if_alive(pid, signal.SIGCONT)
     four = [*THREE, "acceptor-3"]
     wait_until(lambda: settled(cluster, four), 30, "acceptor-3 to be in force")
     cluster.run_ok("propose", "after the change")
@@ -146,7 +154,7 @@ def test_status_metrics_restart_and_apply_follow_the_configuration(make_cluster)
 
 
 def test_a_change_is_finished_by_the_next_supervisor(make_cluster):
-    cluster = make_cluster(groups=ROLES)
+    cluster = make_cluster(groups=ROLES, health={"heartbeat_timeout": "20s"})
     cluster.wait_healthy()
     wait_until(lambda: settled(cluster, THREE), 20, "the configuration to be reported")
     cluster.leader()
@@ -159,7 +167,7 @@ def test_a_change_is_finished_by_the_next_supervisor(make_cluster):
     processes = cluster.remember_processes()
     cluster.supervisor().send_signal(signal.SIGKILL)
     for pid in stopped:
-        os.kill(pid, signal.SIGKILL)
+        signal_if_alive(pid, signal.SIGKILL)
     for p in processes:  # agents end when their supervisor's pipe closes
         wait_until(lambda p=p: not p.is_running() or p.status() == "zombie", 20, f"{p.pid} to end")
     cluster.up()
