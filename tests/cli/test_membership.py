@@ -194,3 +194,25 @@ def test_a_new_agent_that_cannot_start_undoes_the_change(make_cluster):
     topology = json.loads((cluster.state_dir / "topology.json").read_text())
     assert topology["change"] is None and "acceptor-3" not in [a[0] for a in topology["agents"]]
     cluster.run_ok("propose", "still deciding")
+
+
+def test_scale_proposers_and_learners(make_cluster):
+    """No configuration change: new proposers and learners join the membership
+    (the endpoints file lists them), removed ones stop; the epoch stays 0."""
+    cluster = make_cluster(groups=ROLES)
+    cluster.wait_healthy()
+    cluster.run_ok("propose", "before")
+    result = cluster.run_ok("scale", "proposer=3")
+    assert "adding proposer-2" in result.stdout and "(configuration epoch" not in result.stdout
+    result = cluster.run_ok("scale", "learner=2")
+    assert "adding learner-1" in result.stdout
+    endpoints = json.loads((cluster.state_dir / "run" / "endpoints.json").read_text())
+    assert endpoints["proposers"] == ["proposer-0", "proposer-1", "proposer-2"]
+    assert endpoints["learners"] == ["learner-0", "learner-1"]
+    # The new learner copies the log; then the old proposers leave.
+    result = cluster.run_ok("scale", "proposer=1")
+    assert "removing proposer-1, proposer-2 (the files stay)" in result.stdout
+    assert [a["name"] for a in cluster.status()["agents"] if a["role"] == "proposer"] == ["proposer-0"]
+    cluster.run_ok("propose", "after")
+    wait_until(lambda: cluster.learners_caught_up(1), 20, "both learners to hold both values")
+    assert config(cluster)["epoch"] == 0
