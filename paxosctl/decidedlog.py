@@ -68,11 +68,27 @@ class DecidedCommand:
         """True for a slot decided with no command (a hole the leader filled)."""
         return self.request_id is None
 
+    @property
+    def config(self) -> tuple[int, tuple[str, ...]] | None:
+        """(epoch, acceptors) if this is a configuration change the cluster
+        decided (`paxosctl scale`, `replace`: a reserved request id), else None."""
+        from paxos_agents.core.commands import Command
+        from paxos_agents.core.configs import is_config_request, parse_config
+
+        if self.request_id is None or self.value is None or not is_config_request(self.request_id):
+            return None
+        return parse_config(Command(self.request_id, self.value))
+
     def to_dict(self) -> dict[str, Any]:
-        """As a dict: slot, index, request_id, value (bytes), noop, position
+        """As a dict: slot, index, request_id, value (bytes), noop, position,
+        and for a configuration change `config` ({"epoch", "acceptors"})
         (`paxosctl decided -o json` shows this, with the value as text)."""
-        return {"slot": self.slot, "index": self.index, "request_id": self.request_id,
-                "value": self.value, "noop": self.noop, "position": self.position}
+        out: dict[str, Any] = {"slot": self.slot, "index": self.index, "request_id": self.request_id,
+               "value": self.value, "noop": self.noop, "position": self.position}
+        config = self.config
+        if config is not None:
+            out["config"] = {"epoch": config[0], "acceptors": list(config[1])}
+        return out
 
     @classmethod
     def from_wire(cls, entry: Mapping[str, Any]) -> DecidedCommand:

@@ -148,9 +148,11 @@ def test_status_metrics_restart_and_apply_follow_the_configuration(make_cluster)
                             "acceptor-2")
     removed = next(i for i, m in enumerate(events) if m.startswith("removed (apply"))
     assert in_force < removed, events[in_force - 3:]
-    values = [e["value"] for e in cluster.decided() if not e.get("noop")
-              and not e["request_id"].startswith("\x00config:")]
-    assert values == ["before", "after the restart"], values
+    log = [e for e in cluster.decided() if not e.get("noop")]
+    assert [e["value"] for e in log if "config" not in e] == ["before", "after the restart"], log
+    # The two changes are in the log, each at its slot, with what they decided.
+    assert [(e["config"]["epoch"], len(e["config"]["acceptors"])) for e in log if "config" in e] \
+        == [(1, 4), (2, 3)], log
 
 
 def test_a_change_is_finished_by_the_next_supervisor(make_cluster):
