@@ -18,21 +18,21 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from . import __version__
-from .discovery import find_manifest
-from .durations import format_duration, parse_duration
-from .output import MACHINE, allowed, document, render
-from .errors import (Interrupted, NotHealthy, NotRunning, OutcomeUnknown, PaxosctlError,
+from .. import __version__
+from ..discovery import find_manifest
+from ..durations import format_duration, parse_duration
+from ..output import MACHINE, allowed, document, render
+from ..errors import (Interrupted, NotHealthy, NotRunning, OutcomeUnknown, PaxosctlError,
                      UsageError)
-from .manifest import Manifest, check_runtime, load_manifest, warnings
-from .layout import paths
-from .ownership import check_owner, conflict, runs
-from .ownership import claim as claim_state_dir
-from .pidfile import live_supervisor, running_supervisor
+from ..manifest import Manifest, check_runtime, load_manifest, warnings
+from ..layout import paths
+from ..ownership import check_owner, conflict, runs
+from ..ownership import claim as claim_state_dir
+from ..pidfile import live_supervisor, running_supervisor
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .decidedlog import DecidedCommand
+    from ..client import Client
+    from ..decidedlog import DecidedCommand
 
 app = typer.Typer(
     name="paxosctl",
@@ -123,7 +123,7 @@ def _manifest(file: str | None) -> Manifest:
 
 
 def _client(file: str | None) -> "Client":
-    from .client import Client
+    from ..client import Client
 
     file = find_manifest(file)
     manifest = _manifest(file)
@@ -166,8 +166,8 @@ def up(
         _up_detached(manifest, file, wait)
         return
     # Heavy (multiprocessing, runtime): only here.
-    from .daemon import setup_logging
-    from .supervisor import Supervisor
+    from ..daemon import setup_logging
+    from ..supervisor import Supervisor
 
     os.umask(0o077)  # what the cluster writes is private: files 0600, folders 0700
     claim = claim_state_dir(manifest)
@@ -193,7 +193,7 @@ def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True, close_fds=True,
     )
-    from .client import Client
+    from ..client import Client
 
     deadline = time.monotonic() + wait
     status: dict[str, Any] | None = None
@@ -294,7 +294,7 @@ def down(
 
 
 def _purge(manifest: Manifest) -> None:
-    from .purge import purge as purge_state
+    from ..purge import purge as purge_state
 
     if not manifest.state_dir.exists():
         _echo(f"nothing to purge: {manifest.state_dir} does not exist")
@@ -395,8 +395,8 @@ def propose(
     limit = manifest.paxos.max_value_bytes
     if len(payload) > limit:
         raise UsageError(f"value is {len(payload)} bytes; the limit is {limit} (paxos.max_value_bytes)")
-    from .client import new_request_id
-    from .dataclient import retry_hint
+    from ..client import new_request_id
+    from ..dataclient import retry_hint
 
     # Made here, before anything is sent, so that an unknown outcome can name it.
     fresh = request_id is None
@@ -405,7 +405,7 @@ def propose(
     try:
         future = data.propose_async(payload, request_id=request_id, timeout=timeout,
                                     issued=issued, fresh=fresh)
-        from .client import Client
+        from ..client import Client
 
         decision = Client.wait(future, request_id, timeout)
     except KeyboardInterrupt:
@@ -415,7 +415,7 @@ def propose(
     finally:
         data.close()
     if output in MACHINE:
-        from .dataclient import json_value
+        from ..dataclient import json_value
 
         _echo(render({"slot": decision.slot, "index": decision.index,
                       "position": decision.position,
@@ -428,8 +428,8 @@ def propose(
 
 def _data_client(manifest: Manifest, file: str | None):
     """The data path of the cluster `manifest` describes (no supervisor needed)."""
-    from .dataclient import DataClient
-    from .endpoints import read_endpoints
+    from ..dataclient import DataClient
+    from ..endpoints import read_endpoints
 
     file = find_manifest(file)
     return DataClient(read_endpoints(paths(manifest.state_dir)["run"], file), cluster_file=file)
@@ -495,7 +495,7 @@ def status(
     Exits 3 when an agent that should run does not (unresponsive counts;
     one stopped by the operator does not).
     """
-    from .views import down_agents, status_key
+    from ..views import down_agents, status_key
 
     output = _output(output, TABLES)
     wide = output != "table"  # the machine formats carry every field
@@ -537,7 +537,7 @@ def _status_reply(client: "Client", wide: bool) -> dict[str, Any]:
 def _show_status(st: dict[str, Any], output: str, *, watching: bool = False) -> None:
     """Print one status: a table, or a versioned document; while watching,
     JSON is one document per line and YAML a stream of documents."""
-    from .views import status_lines
+    from ..views import status_lines
 
     if output in MACHINE:
         body = render(document("Status", st), output)
@@ -575,7 +575,7 @@ def decided(
     retained.
     """
     output = _output(output, TEXT)
-    from .decidedlog import read_log
+    from ..decidedlog import read_log
 
     manifest = _manifest(file)
     data = _data_client(manifest, file)
@@ -597,7 +597,7 @@ def decided(
 
 def _decided_json(e: DecidedCommand) -> dict[str, Any]:
     """A `DecidedCommand` as `decided -o json` shows it."""
-    from .dataclient import json_value
+    from ..dataclient import json_value
 
     return {**e.to_dict(), "value": json_value(e.value)}
 
@@ -633,7 +633,7 @@ def logs(
     With several agents or none (all of them and the supervisor), lines
     are merged by time and prefixed with the agent's name.
     """
-    from .logview import Follower, files_of, merge, read
+    from ..logview import Follower, files_of, merge, read
 
     manifest = _manifest(file)
     logs_dir = paths(manifest.state_dir)["logs"]
@@ -764,7 +764,7 @@ def describe(agent: AgentArgument, file: FileOption = None,
     State, pid, incarnation, last exit, restarts by reason, backoff,
     last heartbeat, files, and its recent events.
     """
-    from .views import describe_lines
+    from ..views import describe_lines
 
     output = _output(output, TEXT)
     with _client(file) as client:
@@ -791,7 +791,7 @@ def events(
     Started, running, exited, unhealthy, stopped...: kept in memory since
     the supervisor started; its log has them all.
     """
-    from .views import events_lines
+    from ..views import events_lines
 
     output = _output(output, TABLES)
     fields = {"agent": agent} if agent else {}
@@ -863,7 +863,7 @@ def completion(shell: Annotated[str, typer.Argument(
 
 
 def _checked(call, *args):
-    from .client import RequestFailed
+    from ..client import RequestFailed
 
     try:
         return call(*args)
@@ -936,7 +936,7 @@ def soak(
     Prints `kills: N, proposals acknowledged: M, lost: 0, duplicated: 0,
     linearizable: yes` and exits 1 on any anomaly.
     """
-    from .soak import soak as run_soak
+    from ..soak import soak as run_soak
 
     try:
         seconds = parse_duration(duration)
@@ -991,8 +991,8 @@ def bench(
         help="Unmeasured proposals first [default: 2000, or a fifth of --requests if less].")] = None,
 ) -> None:
     """Measure decided commands per second, latency and CPU per command of each process."""
-    from .bench import bench as run_bench
-    from .bench import cpu_table
+    from ..bench import bench as run_bench
+    from ..bench import cpu_table
 
     output = _output(output, TEXT)
     seconds = None
@@ -1082,7 +1082,7 @@ def apply(
     agent's role, log.retain, the cluster's name or state_dir) changes
     nothing and exits 2; no difference exits 0.
     """
-    from .client import RequestFailed
+    from ..client import RequestFailed
 
     started = time.monotonic()
     file = find_manifest(file)
@@ -1170,7 +1170,7 @@ def replace(
 def _membership_change(file: str | None, op: str, doing: str, timeout: float, no_wait: bool,
                        **fields: Any) -> None:
     """Send `op` (scale or replace), print what it does, wait unless `no_wait`."""
-    from .client import RequestFailed
+    from ..client import RequestFailed
 
     started = time.monotonic()
     with _client(file) as client:
@@ -1197,7 +1197,7 @@ def _membership_change(file: str | None, op: str, doing: str, timeout: float, no
 
 def _warn_if_drifted(st: dict[str, Any], file: str) -> None:
     """`status`: say so when the running cluster is not what FILE describes."""
-    from .reconcile import drifted
+    from ..reconcile import drifted
 
     if drifted(st, file):
         _err(f"warning: the running cluster differs from {file} (run paxosctl apply)")
