@@ -3,7 +3,8 @@
 - `paxos_agents` never imports `paxosctl`;
 - inside each package the imports form no cycle (the supervisor's rooms:
   supervisor -> ops -> fleet -> agents -> metrics -> restart, and so on);
-- nothing imports `paxosctl.cli`.
+- nothing imports `paxosctl.cli` (the package, or a module in it) but `__main__`;
+  inside it, command modules import only `paxosctl.cli.common`.
 
 Imports made only for type checking count too: a cycle through them is
 still two modules that each need the other to be understood.
@@ -66,10 +67,21 @@ def test_paxos_agents_never_imports_paxosctl():
     assert upward == set()
 
 
+CLI = {m for m in GRAPH if m == "paxosctl.cli" or m.startswith("paxosctl.cli.")}
+
+
 def test_nothing_imports_the_cli():
-    """Only the entry point (`python -m paxosctl`) imports the CLI; the
-    console script does too, from outside the package."""
-    assert {m for m, deps in GRAPH.items() if "paxosctl.cli" in deps} == {"paxosctl.__main__"}
+    """Only the entry point (`python -m paxosctl`) imports the CLI package,
+    or any module in it; the console script does too, from outside the package."""
+    assert {m for m, deps in GRAPH.items() if m not in CLI and deps & CLI} == {"paxosctl.__main__"}
+
+
+def test_cli_command_modules_import_only_common():
+    """Inside the CLI: a command module imports `common` and no other
+    command module; `common` imports none of them."""
+    for module in sorted(CLI - {"paxosctl.cli", "paxosctl.cli.common"}):
+        assert GRAPH[module] & CLI <= {"paxosctl.cli.common"}, module
+    assert GRAPH["paxosctl.cli.common"] & CLI == set()
 
 
 @pytest.mark.parametrize("package", PACKAGES)

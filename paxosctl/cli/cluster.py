@@ -1,0 +1,156 @@
+"""Look at the cluster without changing it: `status` (`ps`), `metrics`,
+`validate` (the manifest and this machine), `version`, and `completion`
+(the tool's own)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .. import __version__
+from ..discovery import find_manifest
+from ..output import MACHINE, document, render
+from ..errors import PaxosctlError, UsageError
+from ..manifest import check_runtime, load_manifest, warnings
+from ..ownership import check_owner
+from ..pidfile import running_supervisor
+from .common import (FILE_HELP, TABLES, TEXT, FileOption, TableOutput, TextOutput, _client,
+                     _completer, _echo, _err, _manifest, _output, _status_reply)
+
+
+def status(
+    file: FileOption = None,
+    output: TableOutput = "table",
+    watch: Annotated[bool, typer.Option(
+        "-w", "--watch", help="Redraw on every change until Ctrl-C.")] = False,
+) -> None:
+    """Show agents, pids, restarts, the leader and progress.
+
+    Exits 3 when an agent that should run does not (unresponsive counts;
+    one stopped by the operator does not).
+    """
+    from ..views import down_agents, status_key
+
+    output = _output(output, TABLES)
+    wide = output != "table"  # the machine formats carry every field
+    file = find_manifest(file)
+    with _client(file) as client:
+        if not watch:
+            st = _status_reply(client, wide)
+            _warn_if_drifted(st, file)
+            _show_status(st, output)
+            if down_agents(st):
+                raise typer.Exit(3)
+            return
+        last = None
+        clear = sys.stdout.isatty() and output in ("table", "wide")
+        try:
+            while True:
+                st = _status_reply(client, wide)
+                key = status_key(st)
+                if key != last:
+                    if clear:
+                        _echo("\x1b[H\x1b[2J", nl=False)  # redraw in place, as watch(1)
+                        _echo(f"paxosctl status -w   {time.strftime('%H:%M:%S')}   (Ctrl-C ends)")
+                    elif output in ("table", "wide") and last is not None:
+                        _echo("")  # not a terminal: one table after another
+                    _show_status(st, output, watching=True)
+                    last = key
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None  # Ctrl-C ends a watch: 130, as for any Ctrl-C
+
+
+def _show_status(st: dict[str, Any], output: str, *, watching: bool = False) -> None:
+    """Print one status: a table, or a versioned document; while watching,
+    JSON is one document per line and YAML a stream of documents."""
+    from ..views import status_lines
+
+    if output in MACHINE:
+        body = render(document("Status", st), output)
+        _echo(("---\n" if watching and output == "yaml" else "") + body)
+        return
+    for line in status_lines(st, wide=output == "wide"):
+        _echo(line)
+
+
+def _warn_if_drifted(st: dict[str, Any], file: str) -> None:
+    """`status`: say so when the running cluster is not what FILE describes."""
+    from ..reconcile import drifted
+
+    if drifted(st, file):
+        _err(f"warning: the running cluster differs from {file} (run paxosctl apply)")
+
+
+
+def metrics(file: FileOption = None) -> None:
+    """Print the current Prometheus scrape of the running cluster."""
+    with _client(file) as client:
+        reply = client.request("metrics")
+    _echo(reply["text"], nl=False)
+
+
+def validate(
+    manifest_file: Annotated[Optional[str], typer.Argument(
+        metavar="FILE", help=FILE_HELP, show_default=False)] = None,
+    file: FileOption = None,
+) -> None:
+    """Check a manifest (and this machine) without starting anything."""
+    if manifest_file is not None and file is not None and manifest_file != file:
+        raise UsageError(f"validate: two manifests given ({manifest_file} and -f {file}); "
+                         f"give one")
+    manifest_file = find_manifest(manifest_file if manifest_file is not None else file)
+    manifest = load_manifest(manifest_file)
+    check_owner(manifest)
+    if running_supervisor(manifest.state_dir) is not None:
+        found = warnings(manifest)  # its own metrics port is in use by itself
+    else:
+        found = check_runtime(manifest)
+    for warning in found:
+        _err(f"warning: {warning}")
+    roles = {r: len(getattr(manifest, r)) for r in ("proposers", "acceptors", "learners")}
+    _echo(f"{manifest_file}: valid: cluster {manifest.name}, {len(manifest.agents)} agents "
+               f"({', '.join(f'{n} {r}' for r, n in roles.items())})")
+
+
+def version(file: FileOption = None, output: TextOutput = "text") -> None:
+    """The client's version, and the running supervisor's if a cluster runs."""
+    output = _output(output, TEXT)
+    server: dict[str, Any] | None = None
+    try:
+        manifest = _manifest(file)
+        if running_supervisor(manifest.state_dir) is not None:
+            with _client(find_manifest(file)) as client:
+                ping = client.request("ping")
+            server = {"version": ping.get("version"), "pid": ping.get("pid"),
+                      "cluster": ping.get("cluster")}
+    except PaxosctlError:
+        server = None  # no manifest, or no cluster: the client's version alone
+    info = {"client": {"version": __version__, "python": sys.version.split()[0]},
+            "supervisor": server}
+    if output in MACHINE:
+        _echo(render(document("Version", info), output))
+        return
+    _echo(f"client:     paxosctl {__version__} (Python {info['client']['python']})")
+    if server is None:
+        _echo("supervisor: (no cluster running here)")
+    else:
+        _echo(f"supervisor: paxosctl {server['version']} (pid {server['pid']}, "
+              f"cluster {server['cluster']})")
+
+
+def completion(shell: Annotated[str, typer.Argument(
+        help="bash, zsh or fish.", autocompletion=_completer(("bash", "zsh", "fish")))]) -> None:
+    """Print the shell completion script: source <(paxosctl completion bash).
+
+    It completes commands, options, agent names and -o values.
+    """
+    from typer._completion_shared import get_completion_script  # typer pinned in pyproject
+
+    if shell not in ("bash", "zsh", "fish"):
+        raise UsageError(f"completion: unknown shell {shell!r}; allowed: bash, zsh, fish")
+    _echo(get_completion_script(prog_name="paxosctl", complete_var="_PAXOSCTL_COMPLETE",
+                                shell=shell))

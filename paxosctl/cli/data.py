@@ -1,0 +1,203 @@
+"""The data path: `propose` a value, read the `decided` log. Both talk to
+the agents directly; the supervisor need not run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from ..discovery import find_manifest
+from ..output import MACHINE, render
+from ..errors import Interrupted, UsageError
+from ..manifest import Manifest
+from ..layout import paths
+from .common import TEXT, FileOption, TextOutput, _echo, _manifest, _output
+
+if TYPE_CHECKING:
+    from ..decidedlog import DecidedCommand
+
+
+def propose(
+    value: Annotated[str, typer.Argument(help='The value; "-" reads standard input (bytes, as they are).')],
+    file: FileOption = None,
+    request_id: Annotated[Optional[str], typer.Option(
+        help="Idempotency key: proposing again with it never decides it twice "
+             "[default: a new one, printed if the outcome is unknown].")] = None,
+    issued: Annotated[Optional[int], typer.Option(
+        min=-1, help="With --request-id, when retrying: the stamp its first try printed "
+                     "(needed with [log] retain).")] = None,
+    timeout: Annotated[float, typer.Option(
+        help="Seconds to wait for the decision; then exit 124 (it may still be decided).")] = 10.0,
+    output: TextOutput = "text",
+) -> None:
+    """Propose VALUE and wait until it is decided; print its position (SLOT.INDEX).
+
+    The value goes straight to the leader and the answer comes from a
+    learner: the supervisor is not involved. Exits 124 when the outcome
+    is unknown (no answer in time, the connection lost) and 130 on Ctrl-C
+    while waiting: the value may still be decided, and proposing it again
+    with the request id printed is safe. Exits 2 if the request id was
+    decided with another value.
+    """
+    output = _output(output, TEXT)
+    if value == "-":
+        payload = sys.stdin.buffer.read()
+    else:
+        # Bytes that are not UTF-8 reach us as lone surrogates (PEP 383): give them back.
+        payload = os.fsencode(value)
+    if request_id is not None:
+        _text(request_id, "--request-id")
+        if not 0 < len(request_id) <= 256 or not request_id.isprintable():
+            raise UsageError(f"--request-id: expected 1 to 256 printable characters, "
+                             f"got {ascii(request_id)[:60]}")
+    elif issued is not None:
+        raise UsageError("--issued: only with --request-id (the stamp of that request's first try)")
+    if not 0.001 <= timeout <= 3600:
+        raise UsageError(f"--timeout: expected seconds from 0.001 to 3600, got {timeout}")
+    manifest = _manifest(file)
+    limit = manifest.paxos.max_value_bytes
+    if len(payload) > limit:
+        raise UsageError(f"value is {len(payload)} bytes; the limit is {limit} (paxos.max_value_bytes)")
+    from ..client import new_request_id
+    from ..dataclient import retry_hint
+
+    # Made here, before anything is sent, so that an unknown outcome can name it.
+    fresh = request_id is None
+    request_id = request_id or new_request_id()
+    data = _data_client(manifest, file)
+    try:
+        future = data.propose_async(payload, request_id=request_id, timeout=timeout,
+                                    issued=issued, fresh=fresh)
+        from ..client import Client
+
+        decision = Client.wait(future, request_id, timeout)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while waiting: request {request_id} may still be "
+                          "decided", hint=retry_hint(request_id, data.stamp(request_id)),
+                          request_id=request_id) from None
+    finally:
+        data.close()
+    if output in MACHINE:
+        from ..dataclient import json_value
+
+        _echo(render({"slot": decision.slot, "index": decision.index,
+                      "position": decision.position,
+                      "value": json_value(decision.value),
+                      "request_id": decision.request_id}, output))
+    else:
+        _echo(f"decided at {decision.position}: {_shown(decision.value)} "
+                   f"({decision.seconds * 1000:.1f} ms)")
+
+
+def _data_client(manifest: Manifest, file: str | None):
+    """The data path of the cluster `manifest` describes (no supervisor needed)."""
+    from ..dataclient import DataClient
+    from ..endpoints import read_endpoints
+
+    file = find_manifest(file)
+    return DataClient(read_endpoints(paths(manifest.state_dir)["run"], file), cluster_file=file)
+
+
+def _shown(value: bytes | None) -> str:
+    """A payload on one line: UTF-8 text with tab, newline, backslash and
+    other control characters escaped (\\t, \\n, \\\\, \\xHH); bytes that
+    are not UTF-8 as \\xHH. `decided` output stays one entry per line."""
+    if value is None:
+        return "(no-op)"
+    text = value.decode("utf-8", "surrogateescape")
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _text(value: str | bytes, what: str) -> str:
+    """`value` as text, or a UsageError naming `what` if it is not UTF-8.
+
+    Bytes come from standard input; a str from the command line, where
+    bytes that are not UTF-8 arrive as lone surrogates (PEP 383).
+    """
+    try:
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        value.encode("utf-8")
+        return value
+    except UnicodeError as e:
+        bad = value[e.start:e.start + 1]
+        shown = f"byte 0x{bad[0]:02x}" if isinstance(bad, bytes) else ascii(bad)
+        raise UsageError(f"{what}: not UTF-8 text ({shown} at position {e.start})") from None
+
+
+def decided(
+    file: FileOption = None,
+    start: Annotated[Optional[int], typer.Option(
+        "--from", min=0, max=2**63 - 1,
+        help="First slot to show [default: the first slot retained].")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", min=1, help="Show at most this many entries [default: all].")] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", help="Then keep printing new decisions as they are applied "
+                         "(Ctrl-C ends it, exit 130).")] = False,
+    output: TextOutput = "text",
+) -> None:
+    """Print the decided log, read from a learner: position (SLOT.INDEX),
+    request id, value; no-op slots marked.
+
+    Text output: one entry per line, tab-separated, the value with tabs,
+    newlines, backslashes and bytes that are not UTF-8 escaped (\\t \\n
+    \\\\ \\xHH). JSON output: a value that is UTF-8 is a string, any other
+    is {"base64": "..."}; one array, or with --follow one object per line
+    as each decision arrives. With `[log] retain`, learners keep only the
+    latest slots: a --from below them is an error naming the first slot
+    retained.
+    """
+    output = _output(output, TEXT)
+    from ..decidedlog import read_log
+
+    manifest = _manifest(file)
+    data = _data_client(manifest, file)
+    try:
+        entries = read_log(data, start, limit=limit, follow=follow)
+        if output in MACHINE and not follow:
+            _echo(render([_decided_json(e) for e in entries], output))
+            return
+        for e in entries:
+            if output == "text":
+                _echo(_decided_text(e))
+            else:  # one JSON object per line, or a stream of YAML documents
+                _echo(("---\n" if output == "yaml" else "") + render(_decided_json(e), output))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None  # Ctrl-C ends a follow: 130, as for any Ctrl-C
+    finally:
+        data.close()
+
+
+def _decided_json(e: DecidedCommand) -> dict[str, Any]:
+    """A `DecidedCommand` as `decided -o json` shows it."""
+    from ..dataclient import json_value
+
+    return {**e.to_dict(), "value": json_value(e.value)}
+
+
+def _decided_text(e: DecidedCommand) -> str:
+    """A `DecidedCommand` as one tab-separated line (value escaped: `_shown`)."""
+    if e.noop:
+        return f"{e.position}\t-\t(no-op)"
+    return f"{e.position}\t{e.request_id}\t{_shown(e.value)}"
