@@ -197,7 +197,12 @@ def _decided_json(e: DecidedCommand) -> dict[str, Any]:
 
 
 def _decided_text(e: DecidedCommand) -> str:
-    """A `DecidedCommand` as one tab-separated line (value escaped: `_shown`)."""
+    """A `DecidedCommand` as one tab-separated line (request id and value
+    escaped: `_shown`; a configuration change says what it decided)."""
     if e.noop:
         return f"{e.position}\t-\t(no-op)"
-    return f"{e.position}\t{e.request_id}\t{_shown(e.value)}"
+    rid = _shown(e.request_id.encode())  # a configuration change's starts with a NUL
+    config = e.config
+    if config is not None:
+        return f"{e.position}\t{rid}\t(configuration epoch {config[0]}: acceptors {', '.join(config[1])})"
+    return f"{e.position}\t{rid}\t{_shown(e.value)}"

@@ -153,6 +153,9 @@ def test_status_metrics_restart_and_apply_follow_the_configuration(make_cluster)
     # The two changes are in the log, each at its slot, with what they decided.
     assert [(e["config"]["epoch"], len(e["config"]["acceptors"])) for e in log if "config" in e] \
         == [(1, 4), (2, 3)], log
+    text = cluster.run_ok("decided").stdout
+    assert "\\x00config:1:" in text and "\x00" not in text, text  # escaped, never a raw NUL
+    assert "\t(configuration epoch 2: acceptors acceptor-0, acceptor-1, acceptor-2)\n" in text, text
 
 
 def test_a_change_is_finished_by_the_next_supervisor(make_cluster):
