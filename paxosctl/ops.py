@@ -304,9 +304,19 @@ def describe(cluster: Cluster, wide: bool = False) -> dict[str, Any]:
         "chaos": fleet.chaos.describe(),
         # What the supervisor runs (see reconcile.drifted): `apply` changes it.
         "manifest": {"path": str(fleet.manifest.path), "digest": manifest_digest(fleet.manifest)},
-        "agents": [_agent_row(fleet, agent, now, wide) for agent in fleet.agents.values()],
+        "agents": [_agent_row(fleet, agent, now, wide) for agent in _in_manifest_order(fleet)],
         "configuration": configuration(cluster),
     }
+
+
+def _in_manifest_order(fleet: Fleet) -> list[AgentProcess]:
+    """The agents group by group as the manifest lists the groups, then by
+    index: agents added by `scale` or `replace` stand with their group."""
+    groups: dict[str, int] = {}
+    for spec in fleet.manifest.agents:
+        groups.setdefault(spec.group, len(groups))
+    return sorted(fleet.agents.values(),
+                  key=lambda a: (groups.get(a.spec.group, len(groups)), a.spec.index))
 
 
 def configuration(cluster: Cluster) -> dict[str, Any] | None:

@@ -86,6 +86,11 @@ def test_scale_stop_two_shrink_and_replace_under_load(fault_clusters, topology: 
         successor = f"{group}-5"
         assert f"adding {successor}" in result.stdout and f"retiring {victim}" in result.stdout
         assert in_force(cluster, {f"{group}-0", f"{group}-2", successor}), configuration(cluster)
+        # status lists the successor with its group, in index order.
+        names = [a["name"] for a in cluster.status()["agents"]]
+        members = [n for n in names if n.startswith(f"{group}-")]
+        assert members == [f"{group}-0", f"{group}-2", successor], names
+        assert names[names.index(members[0]):][:3] == members, names
         load.wait_acked(20, 30, "after the replace")
     finally:
         history = load.stop()
