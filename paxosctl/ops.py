@@ -24,6 +24,7 @@ from .metrics import Metrics
 from .durations import format_duration
 from .ownership import manifest_digest
 from .restart import AgentState, ExitCause, exit_text
+from .scaling import Scaler
 
 log = logging.getLogger("paxosctl.supervisor")
 
@@ -38,6 +39,8 @@ class Cluster(Protocol):
     fleet: Fleet
     metrics: Metrics
     metrics_url: str | None
+    #: The membership change in progress, if any (paxosctl.scaling).
+    scaler: Scaler
 
     def stop(self, reply_to: tuple[ClientConnection, Any]) -> None:
         """Stop the cluster; answer `reply_to` (connection, request id) once stopped."""
@@ -324,8 +327,7 @@ def configuration(cluster: Cluster) -> dict[str, Any] | None:
     membership change in progress (paxosctl.reconfig); None before any
     proposer or learner has reported."""
     config = cluster.fleet.config
-    scaler = getattr(cluster, "scaler", None)
-    change = scaler.change if scaler is not None else None
+    change = cluster.scaler.change
     if config is None:
         return None if change is None else {"change": change.describe()}
     return {

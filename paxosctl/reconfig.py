@@ -37,7 +37,6 @@ under that name can never vote, and a replaced proposer's ballots
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from enum import StrEnum
 
@@ -45,10 +44,10 @@ from paxos_agents.core.config import Membership
 from paxos_agents.runtime import frames
 
 from .control import Fault, OpError
-from .fleet import Fleet
+from .fleet import Fleet, membership_of
 from .manifest import AgentSpec, Manifest
 from .restart import AgentState
-from .topology import Change
+from .topology import Change, with_agents
 
 log = logging.getLogger("paxosctl.supervisor")
 
@@ -82,7 +81,7 @@ class MembershipChange:
         self.fleet = fleet
         self.running = running
         self.change = change
-        self.wanted = dataclasses.replace(running, agents=change.target)
+        self.wanted = with_agents(running, change.target)
         before = {a.name for a in running.agents}
         after = {a.name for a in change.target}
         self.added = tuple(a for a in change.target if a.name not in before)
@@ -110,7 +109,7 @@ class MembershipChange:
         # "stored by every learner", which the new configuration waits
         # for), but stay acceptors (and peers) until it is in force.
         removed = {a.name for a in self.removed}
-        union = _membership([*self.running.agents, *self.added])
+        union = membership_of(with_agents(self.running, [*self.running.agents, *self.added]))
         fleet.set_membership(Membership(
             tuple(n for n in union.proposers if n not in removed), union.acceptors,
             tuple(n for n in union.learners if n not in removed)), frozenset(removed))
@@ -125,10 +124,7 @@ class MembershipChange:
         """Advance as far as what the agents reported allows."""
         fleet = self.fleet
         if self.phase is Phase.FAILED:  # undone: forget the new agents once they ended
-            for spec in self.added:
-                agent = fleet.agents.get(spec.name)
-                if agent is not None and agent.process is None:
-                    fleet.forget_agent(spec.name)
+            self._forget_ended(self.added)
             return
         if self.phase is Phase.STARTING:
             failed = [a.name for a in self.added if fleet.agents[a.name].state
@@ -159,10 +155,7 @@ class MembershipChange:
                 self.phase = Phase.STOPPING
                 self._stop_removed(now)
         if self.phase is Phase.STOPPING:
-            for spec in self.removed:
-                agent = fleet.agents.get(spec.name)
-                if agent is not None and agent.process is None:
-                    fleet.forget_agent(spec.name)
+            self._forget_ended(self.removed)
             if not any(spec.name in fleet.agents for spec in self.removed):
                 self.phase = Phase.DONE
 
@@ -222,10 +215,17 @@ class MembershipChange:
                             f"asked to propose epoch {self.epoch}: acceptors "
                             f"{', '.join(self.acceptors)} ({self.change.why})")
 
+    def _forget_ended(self, specs: tuple[AgentSpec, ...]) -> None:
+        """Drop from the fleet those of `specs` whose process has ended."""
+        for spec in specs:
+            agent = self.fleet.agents.get(spec.name)
+            if agent is not None and agent.process is None:
+                self.fleet.forget_agent(spec.name)
+
     def _stop_removed(self, now: float) -> None:
         fleet = self.fleet
         leaving = frozenset(a.name for a in self.removed)
-        fleet.set_membership(_membership(self.change.target), leaving)
+        fleet.set_membership(membership_of(self.wanted), leaving)
         for spec in self.removed:
             agent = fleet.agents.get(spec.name)
             if agent is None:
@@ -244,7 +244,7 @@ class MembershipChange:
         self.error = error
         fleet.events.record(None, "reconfig", f"{self.change.why} failed: {error}", warning=True)
         leaving = frozenset(a.name for a in self.added)
-        fleet.set_membership(_membership(self.running.agents), leaving)
+        fleet.set_membership(membership_of(self.running), leaving)
         for spec in self.added:
             agent = fleet.agents[spec.name]
             if agent.process is not None:
@@ -252,12 +252,6 @@ class MembershipChange:
             else:
                 agent.lifecycle.stop()
         self.phase = Phase.FAILED
-
-
-def _membership(agents: tuple[AgentSpec, ...] | list[AgentSpec]) -> Membership:
-    def having(role: str) -> tuple[str, ...]:
-        return tuple(a.name for a in agents if role in a.roles)
-    return Membership(having("proposer"), having("acceptor"), having("learner"))
 
 
 # ------------------------------------------------------------------ planning

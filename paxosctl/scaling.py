@@ -19,7 +19,7 @@ from .fleet import Fleet
 from .manifest import AgentSpec, Manifest
 from .reconfig import MembershipChange, Phase, check
 from .restart import AgentState
-from .topology import Change, Topology, next_spec, resize, save
+from .topology import Change, Topology, resize, save
 
 log = logging.getLogger("paxosctl.supervisor")
 
@@ -75,7 +75,7 @@ class Scaler:
             raise OpError(Fault.BAD_REQUEST, f"{name} is running; replacing it retires a healthy "
                                              "member: add --force to replace it anyway")
         # Never a name that ran before: the new member must start empty.
-        new = next_spec(old.group, old.role, self._taken(running) | self.fleet.members.names)
+        new, = resize([], 1, old.group, old.role, self._taken(running) | self.fleet.members.names)
         return tuple(new if a.name == name else a for a in running.agents), new
 
     def _taken(self, running: Manifest) -> set[str]:
@@ -89,14 +89,13 @@ class Scaler:
     def begin(self, running: Manifest, target: tuple[AgentSpec, ...], retire: frozenset[str],
               why: str, reply_to: Reply | None, timeout: float | None, now: float) -> MembershipChange:
         """Start the change to `target`, or raise OpError (nothing changed).
+        The caller has refused it while another change (or an apply) runs
+        (`Supervisor._refuse_during_change`).
 
         `reply_to` is answered once it is in force (a timeout fault after
         `timeout` seconds: it goes on); None answers nobody (--no-wait,
         or a resumed change).
         """
-        if self.change is not None:
-            raise OpError(Fault.UNAVAILABLE, f"a membership change is in progress ({self.change.change.why}:"
-                                             f" {self.change.pending()}); try again when it is done")
         check(self.fleet, running, target)
         change = Change(target, retire, why)
         self.retired |= retire

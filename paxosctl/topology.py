@@ -157,17 +157,6 @@ def resize(current: list[AgentSpec], count: int, group: str, role: str,
     return out
 
 
-def next_spec(group: str, role: str, taken: Iterable[str]) -> AgentSpec:
-    """The group's next agent: the lowest index above every name `taken`."""
-    highest = -1
-    prefix = f"{group}-"
-    for name in taken:
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            highest = max(highest, int(name[len(prefix):]))
-    index = highest + 1
-    return AgentSpec(f"{group}-{index}", group, role, index)
-
-
 def _groups(agents: Iterable[AgentSpec]) -> list[str]:
     seen: list[str] = []
     for a in agents:
