@@ -23,9 +23,10 @@ def apply(
 
     Prints one line per change, then waits until it is in force: new agents
     running, removed ones stopped, agents restarted one at a time for
-    settings they read at start. A refused change (the acceptors, an
-    agent's role, log.retain, the cluster's name or state_dir) changes
-    nothing and exits 2; no difference exits 0.
+    settings they read at start; a new number of acceptors is a membership
+    change, as `scale`. A refused change (an agent's role, log.retain,
+    paxos.alpha, the cluster's name or state_dir, the acceptors together
+    with other changes) changes nothing and exits 2; no difference exits 0.
     """
     from ..client import RequestFailed
 
