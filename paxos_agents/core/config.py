@@ -44,6 +44,7 @@ PLANTABLE = frozenset(
         "accept-without-promise",
         "truncate-early",
         "naive-swap",
+        "trust-stamp",
     }
 )
 

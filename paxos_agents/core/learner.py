@@ -32,6 +32,9 @@ sure whether the request id was decided before; otherwise it cannot, and
 the command is refused as *expired* (never applied; the Raft thesis's
 expired client sessions, section 6.3). The rule depends only on t, R and
 the command, so every learner makes the same choice and their logs agree.
+The stamp is the client's word, so it decides only expiry: whether an id
+was applied before is always asked of the index (requests.py), so a stamp
+newer than the truth cannot get a retained command applied twice.
 
 Reconfiguration (configs.py). Slot s is judged by config(s): a vote from
 an acceptor that is not a member of config(s) is ignored, and s is
@@ -107,8 +110,9 @@ class Learner:
         self.history: History = self._adopt(
             history or History.initial(settings.alpha, membership.acceptors)
         ).with_known(self.next_apply)
-        #: request id -> first slot, in memory as far as needed; the rest is in the store.
-        self.requests = RequestIndex(store, self.next_apply)
+        #: request id -> first slot: a filter of every retained id, recent ones
+        #: in memory, the rest in the store (read where the filter says "maybe").
+        self.requests = RequestIndex(store, store.request_index())
         #: Highest slot known to exist (decided here, announced by a leader or a peer).
         self.highest_known = max(self.next_apply - 1, max(self._tail, default=-1))
         self.leader: str | None = None
@@ -294,6 +298,7 @@ class Learner:
             # deletes whatever we kept below it.
             self.next_apply = self.log_start = m.first_slot
             self._out.log_start = m.first_slot
+            self.requests.forget_below(m.first_slot)
             for slot in [s for s in self._tail if s < m.first_slot]:
                 del self._tail[slot]
         firsts = dict(m.first_slots)
@@ -418,7 +423,8 @@ class Learner:
             history = history.fed(slot, value)
             rids = value.request_ids()  # no Command objects on the usual path
             issued = value.lowest_issued()
-            firsts = requests.lookup(rids, issued)
+            # Never from the stamp: only expiry depends on it (requests.py).
+            firsts = self._applied_before(rids, issued)
             if (not firsts and len(set(rids)) == len(rids)
                     and not (retain and issued + 1 < slot - retain)):
                 # The common case: every command is new here.
@@ -437,6 +443,13 @@ class Learner:
             if retain and self.next_apply - retain - self.log_start >= step:
                 self.log_start = self.next_apply - retain
                 out.log_start = self.log_start
+                requests.forget_below(self.log_start)
+
+    def _applied_before(self, request_ids: list[str], issued: int) -> dict[str, int]:
+        """The first slots of those of `request_ids` applied before: the
+        index's word alone. `issued` (the commands' lowest stamp) is the
+        client's word and is not used here (see requests.py)."""
+        return self.requests.lookup(request_ids)
 
     def _classify(self, slot: int, commands: tuple[Command, ...],
                   firsts: dict[str, int]) -> list[int]:
@@ -467,7 +480,7 @@ class Learner:
         """`Node.ready()` handed our outbox to the runtime, which persists it
         before the next step: what was applied so far may now be looked up
         on disk, so the cache of recent request ids can shrink."""
-        self.requests.drained(self.next_apply)
+        self.requests.drained()
         # Slots below the applied prefix can no longer be missing.
         if self._missing_since and min(self._missing_since) < self.next_apply:
             for table in (self._missing_since, self._asked_at):

@@ -20,6 +20,7 @@ from .configs import Config, History
 from .ids import ZERO_BALLOT, Ballot
 from .learner import Learner
 from .messages import Accepted, Nack, Promise, Vote
+from .ready import Record
 from .proposer import Phase, Proposer
 
 
@@ -115,6 +116,25 @@ class CrossBallotLearner(Learner):
         return ZERO_BALLOT
 
 
+class TrustStampLearner(Learner):
+    """The first request index's shortcut: a command whose stamp says it was
+    issued after everything applied before this learner started is looked
+    up in memory only. A retry stamped newer than its first issue
+    (`--issued`, `fresh=True`) of a command applied before a restart is
+    then applied a second time (integrity)."""
+
+    def __init__(self, node_id: str, membership: object, settings: object, record: Record,
+                 *args: object, **kwargs: object) -> None:
+        self._booted_at = record.applied + 1  # memory holds what is applied from here on
+        super().__init__(node_id, membership, settings, record, *args, **kwargs)  # type: ignore[arg-type]
+
+    def _applied_before(self, request_ids: list[str], issued: int) -> dict[str, int]:
+        if issued + 1 >= self._booted_at:
+            known = self.requests.known()
+            return {rid: known[rid] for rid in request_ids if rid in known}
+        return super()._applied_before(request_ids, issued)
+
+
 #: planted bug -> the acceptor class that carries it.
 ACCEPTORS: Mapping[str, type[Acceptor]] = {
     "accept-without-promise": AcceptWithoutPromiseAcceptor,
@@ -132,6 +152,7 @@ PROPOSERS: Mapping[str, type[Proposer]] = {
 LEARNERS: Mapping[str, type[Learner]] = {
     "cross-ballot-learner": CrossBallotLearner,
     "naive-swap": NaiveSwapLearner,
+    "trust-stamp": TrustStampLearner,
 }
 
 R = TypeVar("R")

@@ -139,6 +139,9 @@ class Record:
     def votes_from(self, slot: int) -> list[Vote]:
         return [v for s, v in sorted(self.votes.items()) if s >= slot]
 
+    def request_index(self) -> list[tuple[str, int]]:
+        return list(self.requests.items())
+
     def first_slots(self, request_ids: Iterable[str]) -> dict[str, int]:
         requests = self.requests
         return {r: requests[r] for r in request_ids if r in requests}

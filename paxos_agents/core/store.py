@@ -5,7 +5,8 @@ on disk and is read through this interface when it is needed, so a node's
 memory and start-up do not grow with the age of the cluster:
 
 - an acceptor reads its votes when it answers a Prepare (rare: elections);
-- a learner looks up request ids it has not seen lately (deduplication),
+- a learner looks up request ids its filter cannot rule out (deduplication;
+  the filter is filled from the whole index once, at start),
   and reads its applied log to serve a peer's state transfer.
 
 Reads see only what is durable: the runtime has made every earlier
@@ -32,6 +33,11 @@ class DurableLog(Protocol):
 
     def first_slots(self, request_ids: Iterable[str]) -> dict[str, int]:
         """For each of `request_ids` in the request index, the slot where it was first decided."""
+        ...
+
+    def request_index(self) -> Iterable[tuple[str, int]]:
+        """Every (request id, first slot) of the request index, in no set order
+        (read once, when a learner starts: see `IdFilter`)."""
         ...
 
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:

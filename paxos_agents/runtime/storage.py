@@ -27,7 +27,7 @@ import stat
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 from paxos_agents.core.commands import BatchError, Command, Value
 from paxos_agents.core.ids import Ballot
@@ -136,6 +136,8 @@ class Storage(Protocol):
 
     def first_slots(self, request_ids) -> dict[str, int]: ...
 
+    def request_index(self) -> Iterable[tuple[str, int]]: ...
+
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece: ...
 
 
@@ -172,6 +174,9 @@ class MemoryStorage:
 
     def first_slots(self, request_ids) -> dict[str, int]:
         return self._record.first_slots(request_ids)
+
+    def request_index(self) -> list[tuple[str, int]]:
+        return self._record.request_index()
 
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
         return self._record.read_log(first_slot, max_bytes)
@@ -435,6 +440,17 @@ class SqliteStorage:
             found.update(self._read(
                 f"SELECT request_id, slot FROM requests WHERE request_id IN ({marks})", part))
         return found
+
+    def request_index(self) -> Iterator[tuple[str, int]]:
+        """Every entry of the request index, streamed from one read cursor."""
+        cursor = self._cursor("SELECT request_id, slot FROM requests", ())
+        try:
+            while rows := cursor.fetchmany(4096):
+                yield from rows
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+        finally:
+            cursor.close()
 
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
         """Applied slots from max(`first_slot`, the first retained one), consecutive,

@@ -61,6 +61,8 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
     rng = random.Random(seed ^ 0x5EED)
     # Its own generator, so runs without reconfiguration replay as before.
     changes = Reconfigurer(sim, random.Random(seed ^ 0xC0F1)) if reconfig else None
+    # Clients' wrong stamps: a generator of their own, so the schedule stays the seed's.
+    liar = random.Random(seed ^ 0x57A4)
     ids = sim.ids
     proposers = sim.membership.proposers
     faults = Faults(
@@ -86,6 +88,8 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
     #: below it, when the request was first issued; its retries carry it too.
     stamps: dict[str, int] = {}
     down_until: dict[str, int] = {}
+    #: request id -> the tick of its one try after it was acknowledged (-1: none).
+    late: dict[str, int] = {}
     sim.faults = faults
 
     def clients() -> None:
@@ -104,7 +108,30 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
             if at <= now and rid not in acked:
                 next_try[rid] = now + client_retry
                 sim.submit(rng.choice(proposers),
-                           Command(rid, sim.checker.submitted[rid], stamps[rid]))
+                           Command(rid, sim.checker.submitted[rid], stamp(rid)))
+            elif rid in acked and rid not in late:
+                # A client that lost its answer (it crashed, say) tries once more, later.
+                late[rid] = now + liar.randint(1, 200) if liar.random() < 0.7 else -1
+        for rid, at in late.items():
+            if at == now:
+                sim.submit(liar.choice(proposers),
+                           Command(rid, sim.checker.submitted[rid], stamp(rid)))
+
+    def stamp(rid: str) -> int:
+        """The stamp a try of `rid` carries: mostly its true one, but clients
+        may lie (`--issued`, `fresh=True`): newer than its first issue (the
+        prefix decided now, or past anything decided), older, or unknown.
+        A stamp never decides whether a command is applied twice."""
+        lie = liar.random()
+        if lie >= 0.5:
+            return stamps[rid]
+        if lie < 0.2:
+            return max(sim.checker.chosen, default=-1)  # "fresh": newer than the truth
+        if lie < 0.3:
+            return stamps[rid] + 1_000_000  # newer than any slot
+        if lie < 0.4:
+            return -1  # unknown
+        return max(-1, stamps[rid] - liar.randint(1, 50))  # older
 
     try:
         for _ in range(steps):

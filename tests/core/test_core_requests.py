@@ -1,7 +1,11 @@
-"""The learner's request index in memory: bounded, and sure of its misses above `floor`."""
+"""The learner's request index in memory: bounded, never wrong, and it reads
+the store only for ids its filter cannot rule out. No stamp takes part."""
 
 from __future__ import annotations
 
+import random
+
+from paxos_agents.core.idfilter import FIRST_CAPACITY, IdFilter
 from paxos_agents.core.requests import RECENT_REQUESTS, RequestIndex
 
 
@@ -16,39 +20,89 @@ class Store:
         self.reads += 1
         return {r: self.rows[r] for r in request_ids if r in self.rows}
 
+    def request_index(self):
+        return list(self.rows.items())
+
 
 def apply(index: RequestIndex, store: Store, slot: int, per_slot: int) -> None:
     for i in range(per_slot):
         rid = f"{slot}-{i}"
         index.add(rid, slot)
         store.rows[rid] = slot  # persisted with the slot
-    index.drained(slot + 1)
+    index.drained()
 
 
-def test_every_request_id_applied_at_or_above_the_floor_is_in_memory():
+def test_memory_is_bounded_and_every_applied_id_is_still_found():
     store = Store()
-    index = RequestIndex(store, next_apply=0)
+    index = RequestIndex(store)
     per_slot = 1000
     slots = 3 * (2 * RECENT_REQUESTS) // per_slot  # several trims
     for slot in range(slots):
         apply(index, store, slot, per_slot)
-        known = index.known()
-        assert len(known) <= 2 * RECENT_REQUESTS
-        missing = [r for r, s in store.rows.items() if s >= index.floor and r not in known]
-        assert not missing, (index.floor, missing[:3])
-    assert index.floor > 0  # it moved with the trims, and not past what memory holds
-    assert index.floor <= slots - RECENT_REQUESTS // per_slot
+        assert len(index.known()) <= 2 * RECENT_REQUESTS
+    sample = random.Random(1).sample(sorted(store.rows), 2000)
+    assert index.lookup(sample) == {r: store.rows[r] for r in sample}
 
 
-def test_a_miss_above_the_floor_reads_nothing_and_below_it_reads_the_store():
+def test_an_id_applied_before_a_restart_is_found_whatever_the_command_says():
+    """The probe's case: applied, the learner restarts (memory empty), and a
+    retry comes with a stamp newer than anything: the store still answers."""
     store = Store()
-    index = RequestIndex(store, next_apply=5)  # slots 0..4 applied before (on disk only)
-    store.rows["old"] = 2
+    store.rows.update({"r1": 0, "other": 3})
+    index = RequestIndex(store, store.request_index())  # a restart: memory holds nothing
+    assert index.known() == {}
+    assert index.lookup(["r1"]) == {"r1": 0}
+    assert index.lookup(["other", "new"]) == {"other": 3}
+
+
+def test_new_ids_are_ruled_out_without_reading_the_store():
+    store = Store()
+    store.rows.update({f"old-{i}": i // 64 for i in range(20_000)})
+    index = RequestIndex(store, store.request_index())
+    new = [f"new-{i}" for i in range(20_000)]
+    found = index.lookup(new)
+    assert found == {}
+    # Each lookup reads the store once at most, and only for the few the
+    # filter could not rule out (about 1.4% at capacity).
+    assert store.reads <= 1
+    assert index.false_maybes < 0.03 * len(new)
+
+
+def test_memory_and_unpersisted_entries_answer_before_the_store():
+    store = Store()
+    index = RequestIndex(store)
     apply(index, store, 5, 3)
+    index.add("pending", 6)  # applied this turn, not durable yet
     reads = store.reads
-    assert index.lookup(["new"], issued=4) == {}  # issued after slot 4: cannot be in 0..4
+    assert index.lookup(["5-1", "pending"]) == {"5-1": 5, "pending": 6}
     assert store.reads == reads
-    assert index.lookup(["5-1"], issued=4) == {"5-1": 5}  # memory
-    assert index.lookup(["old"], issued=1) == {"old": 2}  # might be older: the store says
-    assert store.reads == reads + 1
-    assert index.lookup(["old"], issued=-1) == {"old": 2}
+
+
+def test_filter_never_misses_an_added_id_and_forgets_whole_segments_only():
+    f = IdFilter()
+    ids = [f"id-{i}" for i in range(5 * FIRST_CAPACITY)]
+    for i, rid in enumerate(ids):
+        f.add(rid, i // 100)  # slot = i // 100
+    assert f.maybe(ids) == ids
+    segments = len(f._segments)
+    assert segments > 1
+    f.forget_below((FIRST_CAPACITY - 1) // 100 + 1)  # the first segment's ids are all below
+    assert len(f._segments) == segments - 1
+    assert f.maybe(ids[FIRST_CAPACITY:]) == ids[FIRST_CAPACITY:]
+    f.forget_below(10**9)  # the newest segment always stays
+    assert len(f._segments) == 1 and f.count
+
+
+def test_segments_stay_sized_to_what_retention_keeps():
+    """With retention deleting as fast as slots are applied, memory stops growing."""
+    f = IdFilter()
+    window = 50  # slots retained
+    per_slot = 1000
+    sizes = []
+    for slot in range(400):
+        for i in range(per_slot):
+            f.add(f"{slot}-{i}", slot)
+        f.forget_below(slot - window)
+        sizes.append(f.nbytes)
+    assert max(sizes[200:]) <= max(sizes[:200])  # steady, not growing
+    assert f.nbytes < 4 * window * per_slot * 16 // 8

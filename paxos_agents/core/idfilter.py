@@ -1,0 +1,125 @@
+"""A compact set of request ids that answers "certainly not here" or "maybe".
+
+Why it exists. Exactly-once needs, for every command a learner applies,
+the answer to "was this request id applied before?", and the true answer
+is in the request index on disk (`DurableLog.first_slots`). Reading the
+store for every slot costs a query per slot; the first version skipped
+the read whenever the command's stamp (`Command.issued`) said the id was
+newer than what memory covered. But the stamp is the client's word: a
+retry stamped newer than its first issue (`--issued`, `fresh=True`) was
+applied twice after a learner restart. Now the learner trusts only what
+it holds: this filter has every request id of the retained index, and
+only a "maybe" costs a store read, which confirms or refutes it. A wrong
+stamp can no longer change whether a command is applied again.
+
+It is a Bloom filter (B. H. Bloom, "Space/time trade-offs in hash coding
+with allowable errors", CACM 1970): `BITS_PER_ID` bits per id and two
+bit positions per id taken from the two halves of Python's 64-bit string
+hash. At full capacity about 1.4% of new ids answer "maybe" (one store
+read for the slot that holds them); none that was added answers "no".
+Python's string hash is keyed per process (PYTHONHASHSEED), so a client
+cannot choose ids that all collide; and the outcome never depends on the
+filter, only how often the store is read, so runs stay deterministic.
+
+Memory follows the retained log, not the age of the cluster. Ids go into
+segments filled in apply order (each sized for the ids held when it
+starts, from `FIRST_CAPACITY` to `MAX_CAPACITY`); each segment remembers the highest first slot it
+holds, and once retention deletes every slot up to that one, the segment
+goes (`forget_below`). With no retention (`retain_slots = 0`) the
+learner keeps its whole index on disk and this filter keeps 2 bytes per
+id ever applied: 2 MB per million commands.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+#: Bits per id at a segment's capacity (two positions each: ~1.4% "maybe" for new ids).
+BITS_PER_ID = 16
+#: Ids the first segment holds; each next one holds twice as many, up to `MAX_CAPACITY`.
+FIRST_CAPACITY = 1 << 14
+MAX_CAPACITY = 1 << 22
+
+
+class _Segment:
+    """One Bloom filter of up to `capacity` ids, the highest slot among them."""
+
+    __slots__ = ("bits", "mask", "capacity", "count", "last_slot")
+
+    def __init__(self, capacity: int) -> None:
+        size = capacity * BITS_PER_ID  # a power of two: positions are masked, not divided
+        self.bits = bytearray(size >> 3)
+        self.mask = size - 1
+        self.capacity = capacity
+        self.count = 0
+        self.last_slot = -1
+
+
+class IdFilter:
+    """Request ids added so far (minus forgotten segments): `maybe` never misses one."""
+
+    def __init__(self) -> None:
+        self._segments: list[_Segment] = [_Segment(FIRST_CAPACITY)]
+
+    def add(self, request_id: str, slot: int) -> None:
+        """Remember `request_id`, first decided at `slot`."""
+        segment = self._segments[-1]
+        if segment.count >= segment.capacity:
+            segment = self._grow()
+        h = hash(request_id)
+        mask, bits = segment.mask, segment.bits
+        p = h & mask
+        bits[p >> 3] |= 1 << (p & 7)
+        p = (h >> 32) & mask
+        bits[p >> 3] |= 1 << (p & 7)
+        segment.count += 1
+        if slot > segment.last_slot:
+            segment.last_slot = slot
+
+    def add_all(self, entries: Iterable[tuple[str, int]]) -> None:
+        """`add` each (request id, first slot)."""
+        add = self.add
+        for request_id, slot in entries:
+            add(request_id, slot)
+
+    def maybe(self, request_ids: Iterable[str]) -> list[str]:
+        """Those of `request_ids` that may have been added (all that were, and a few that were not)."""
+        tables = [(s.mask, s.bits) for s in reversed(self._segments) if s.count]
+        found = []
+        for request_id in request_ids:
+            h = hash(request_id)
+            high = h >> 32
+            for mask, bits in tables:
+                p = h & mask
+                if bits[p >> 3] >> (p & 7) & 1:
+                    p = high & mask
+                    if bits[p >> 3] >> (p & 7) & 1:
+                        found.append(request_id)
+                        break
+        return found
+
+    def forget_below(self, slot: int) -> None:
+        """Drop the segments whose ids were all first decided below `slot`
+        (retention deleted them from the store). The newest segment stays."""
+        segments = self._segments
+        kept = [s for s in segments[:-1] if s.last_slot >= slot]
+        if len(kept) != len(segments) - 1:
+            self._segments = [*kept, segments[-1]]
+
+    def _grow(self) -> _Segment:
+        # Sized for as many ids as are held now: doubling while the index
+        # grows, steady once retention deletes as fast as slots are applied.
+        capacity = min(MAX_CAPACITY, max(FIRST_CAPACITY, 1 << (self.count - 1).bit_length()))
+        segment = _Segment(capacity)
+        self._segments.append(segment)
+        return segment
+
+    @property
+    def count(self) -> int:
+        """Ids held (added to segments not forgotten)."""
+        return sum(s.count for s in self._segments)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the bit arrays."""
+        return sum(len(s.bits) for s in self._segments)
