@@ -22,8 +22,9 @@ cannot choose ids that all collide; and the outcome never depends on the
 filter, only how often the store is read, so runs stay deterministic.
 
 Memory follows the retained log, not the age of the cluster. Ids go into
-segments filled in apply order (each sized for the ids held when it
-starts, from `FIRST_CAPACITY` to `MAX_CAPACITY`); each segment remembers the highest first slot it
+segments filled in apply order (each sized for four times the ids the
+retained index holds when it starts, from `FIRST_CAPACITY` to
+`MAX_CAPACITY`); each segment remembers the highest first slot it
 holds, and once retention deletes every slot up to that one, the segment
 goes (`forget_below`). With no retention (`retain_slots = 0`) the
 learner keeps its whole index on disk and this filter keeps 2 bytes per
@@ -37,14 +38,14 @@ from typing import Iterable
 #: Bits per id at a segment's capacity (two positions each: ~1.4% "maybe" for new ids).
 BITS_PER_ID = 16
 #: Ids the first segment holds; each next one holds twice as many, up to `MAX_CAPACITY`.
-FIRST_CAPACITY = 1 << 14
-MAX_CAPACITY = 1 << 22
+FIRST_CAPACITY = 1 << 16
+MAX_CAPACITY = 1 << 24
 
 
 class _Segment:
     """One Bloom filter of up to `capacity` ids, the highest slot among them."""
 
-    __slots__ = ("bits", "mask", "capacity", "count", "last_slot")
+    __slots__ = ("bits", "mask", "capacity", "count", "first_slot", "last_slot")
 
     def __init__(self, capacity: int) -> None:
         size = capacity * BITS_PER_ID  # a power of two: positions are masked, not divided
@@ -52,7 +53,16 @@ class _Segment:
         self.mask = size - 1
         self.capacity = capacity
         self.count = 0
+        self.first_slot = -1
         self.last_slot = -1
+
+    def live(self, floor: int) -> float:
+        """About how many of its ids were first decided at `floor` or later
+        (ids spread evenly over its slots)."""
+        if self.count == 0 or self.last_slot < floor:
+            return 0
+        span = self.last_slot - self.first_slot + 1
+        return self.count * min(1.0, (self.last_slot - max(floor, self.first_slot) + 1) / span)
 
 
 class IdFilter:
@@ -60,6 +70,8 @@ class IdFilter:
 
     def __init__(self) -> None:
         self._segments: list[_Segment] = [_Segment(FIRST_CAPACITY)]
+        #: The highest `forget_below` slot: ids below it are no longer held.
+        self._floor = 0
 
     def add(self, request_id: str, slot: int) -> None:
         """Remember `request_id`, first decided at `slot`."""
@@ -75,6 +87,8 @@ class IdFilter:
         segment.count += 1
         if slot > segment.last_slot:
             segment.last_slot = slot
+        if segment.first_slot < 0 or slot < segment.first_slot:
+            segment.first_slot = slot
 
     def add_all(self, entries: Iterable[tuple[str, int]]) -> None:
         """`add` each (request id, first slot)."""
@@ -101,15 +115,19 @@ class IdFilter:
     def forget_below(self, slot: int) -> None:
         """Drop the segments whose ids were all first decided below `slot`
         (retention deleted them from the store). The newest segment stays."""
+        self._floor = max(self._floor, slot)
         segments = self._segments
         kept = [s for s in segments[:-1] if s.last_slot >= slot]
         if len(kept) != len(segments) - 1:
             self._segments = [*kept, segments[-1]]
 
     def _grow(self) -> _Segment:
-        # Sized for as many ids as are held now: doubling while the index
-        # grows, steady once retention deletes as fast as slots are applied.
-        capacity = min(MAX_CAPACITY, max(FIRST_CAPACITY, 1 << (self.count - 1).bit_length()))
+        # Sized for four times the ids the retained index holds now: few
+        # segments to test while the index grows (each costs a test per
+        # lookup), and steady once retention deletes as fast as slots are
+        # applied.
+        held = int(sum(s.live(self._floor) for s in self._segments))
+        capacity = min(MAX_CAPACITY, max(FIRST_CAPACITY, 4 << max(0, held - 1).bit_length()))
         segment = _Segment(capacity)
         self._segments.append(segment)
         return segment
