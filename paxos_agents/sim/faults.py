@@ -1,7 +1,9 @@
 """Random runs: one seed picks the faults, the clients and the schedule.
 
 A run has two phases. In the *fault phase* (`steps` ticks) clients submit
-commands and retry them, while the network drops, delays, reorders and
+commands and retry them (half the tries with a wrong stamp: newer than the
+first issue, older, or unknown; and most commands once more, later, after
+their answer, as a client that lost it would), while the network drops, delays, reorders and
 duplicates messages, partitions come and go, and any node may crash (also
 right after persisting, before sending) and restart. Then the faults stop,
 every node is restarted and the network heals; a learner may also lose
