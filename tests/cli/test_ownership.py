@@ -9,9 +9,12 @@ that behaviour turns it red:
 - cluster.json: a manifest of another cluster is refused by every command;
 - the running manifest's digest: `up` with other settings points to apply;
 - the metrics port check with SO_REUSEADDR: `up` right after a scrape;
-- umask and chmod: the state dir 0700, every file 0600;
+- umask: what the cluster makes 0700 / 0600, an existing state dir's mode kept;
 - the state_dir checks of `validate` and `up`: one line, exit 2, nothing created;
-- RotatingFileHandler: supervisor.log rotates like the agents' logs.
+- RotatingFileHandler: supervisor.log rotates like the agents' logs;
+- the registry rebuilt from the stores (members.py): a lost members.json
+  keeps every member id, and an acceptor whose store went with it refuses
+  to start (issue 20, probe 5).
 """
 
 from __future__ import annotations
@@ -331,14 +334,19 @@ def registry_of(cluster) -> dict:
     return json.loads((cluster.state_dir / "members.json").read_text())
 
 
-def test_a_lost_registry_is_rebuilt_from_the_stores(make_cluster: ClusterFactory) -> None:
-    """Guards the rebuild (members.py): members.json deleted, the stores
-    intact, every agent starts again under the member id its store records."""
+@pytest.mark.parametrize("loss", ["deleted", "garbled"])
+def test_a_lost_registry_is_rebuilt_from_the_stores(make_cluster: ClusterFactory, loss: str) -> None:
+    """Guards the rebuild (members.py): members.json deleted or unreadable,
+    the stores intact, every agent starts again under the member id its
+    store records."""
     cluster = make_cluster("roles")
     cluster.run_ok("propose", "before")
     registry = registry_of(cluster)
     cluster.down()
-    (cluster.state_dir / "members.json").unlink()
+    if loss == "deleted":
+        (cluster.state_dir / "members.json").unlink()
+    else:
+        (cluster.state_dir / "members.json").write_text('{"format": 1, "clus')
     cluster.up()  # every agent running, a leader
     assert registry_of(cluster) == registry
     assert [e["value"] for e in cluster.decided()] == ["before"]
