@@ -334,7 +334,7 @@ def registry_of(cluster) -> dict:
     return json.loads((cluster.state_dir / "members.json").read_text())
 
 
-@pytest.mark.parametrize("loss", ["deleted", "garbled"])
+@pytest.mark.parametrize("loss", ["deleted", "garbled", "deleted-with-cluster.json"])
 def test_a_lost_registry_is_rebuilt_from_the_stores(make_cluster: ClusterFactory, loss: str) -> None:
     """Guards the rebuild (members.py): members.json deleted or unreadable,
     the stores intact, every agent starts again under the member id its
@@ -343,10 +343,12 @@ def test_a_lost_registry_is_rebuilt_from_the_stores(make_cluster: ClusterFactory
     cluster.run_ok("propose", "before")
     registry = registry_of(cluster)
     cluster.down()
-    if loss == "deleted":
-        (cluster.state_dir / "members.json").unlink()
-    else:
+    if loss == "garbled":
         (cluster.state_dir / "members.json").write_text('{"format": 1, "clus')
+    else:
+        (cluster.state_dir / "members.json").unlink()
+    if loss == "deleted-with-cluster.json":  # the cluster id is read back from the stores
+        (cluster.state_dir / "cluster.json").unlink()
     cluster.up()  # every agent running, a leader
     assert registry_of(cluster) == registry
     assert [e["value"] for e in cluster.decided()] == ["before"]
