@@ -386,3 +386,10 @@ def test_an_acceptor_whose_store_and_registry_are_gone_refuses_to_start(
     assert rebuilt["acceptor-0"]["started"]
     cluster.run_ok("propose", "after")  # acceptor-1 and acceptor-2: a majority of 3
     assert [e["value"] for e in cluster.decided()] == ["before-0", "before-1", "before-2", "after"]
+    # The way out the line names works.
+    replaced = cluster.run("replace", "acceptor-0", timeout=90)
+    assert replaced.returncode == 0, describe(replaced)
+    cluster.wait_healthy()
+    cluster.run_ok("propose", "replaced")
+    values = [e["value"] for e in cluster.decided() if not e["noop"] and "config" not in e]
+    assert values == ["before-0", "before-1", "before-2", "after", "replaced"]
