@@ -27,7 +27,8 @@ NOT_EMPTY = "the cluster made it, but it holds files the cluster did not make"
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """Something purge left in place, and why (NOT_MADE or NOT_EMPTY)."""
+    """Something purge left in place, and why (NOT_MADE, NOT_EMPTY, or
+    that deleting it failed)."""
 
     path: Path
     why: str
@@ -48,12 +49,17 @@ def purge(state_dir: Path, agents: Iterable[str] = ()) -> tuple[list[Path], list
     bases = footprint.files()
     record = where["created"]
     removed: list[Path] = []
+    failed: list[Kept] = []
     for folder in _folders(state_dir):
         for entry in sorted(folder.iterdir()):
             if entry == record or (entry.is_dir() and not entry.is_symlink()):
                 continue
             if is_cluster_file(entry.relative_to(state_dir).as_posix(), bases):
-                entry.unlink(missing_ok=True)
+                try:
+                    entry.unlink(missing_ok=True)
+                except OSError as exc:  # reported with the rest of what is kept
+                    failed.append(Kept(entry, f"cannot delete it: {exc.strerror or exc}"))
+                    continue
                 removed.append(entry)
     # The record goes last of the files: a purge cut short can be run again.
     if record.exists():
@@ -65,12 +71,13 @@ def purge(state_dir: Path, agents: Iterable[str] = ()) -> tuple[list[Path], list
                 and not any(folder.iterdir()):
             folder.rmdir()
             removed.append(folder)
-    kept: list[Kept] = []
+    kept: list[Kept] = list(failed)
     for folder in _folders(state_dir):
         for entry in sorted(folder.iterdir()):
             relative = entry.relative_to(state_dir).as_posix()
-            if relative in FOLDERS and entry.is_dir() and not entry.is_symlink():
-                continue  # listed below, with its own reason
+            if (relative in FOLDERS and entry.is_dir() and not entry.is_symlink()) \
+                    or any(k.path == entry for k in failed):
+                continue  # listed with its own reason
             kept.append(Kept(entry, NOT_MADE))
     for name in (*FOLDERS, "."):
         folder = state_dir / name

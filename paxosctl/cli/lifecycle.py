@@ -194,6 +194,9 @@ def _purge(manifest: Manifest) -> None:
         if names:
             _err(f"warning: kept {len(names)} {line} {manifest.state_dir}: "
                  f"{', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""))
+    for k in kept:
+        if k.why not in (NOT_MADE, NOT_EMPTY):
+            _err(f"warning: kept {k.path}: {k.why}")
 
 
 def _stop_cluster(manifest: Manifest, file: str | None) -> None:

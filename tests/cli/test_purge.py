@@ -7,17 +7,26 @@ release (tests/data/v3_state_dir.tar.gz).
   folders the project made keep their mode through up, down and purge;
 - the derived footprint: a state dir with no record (the previous
   release's) loses the cluster's files by name and keeps the operator's,
-  whether purged at once or after one `up` of this release.
+  whether purged at once or after one `up` of this release;
+- purge's per-file error: a file it cannot delete is reported, not raised.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import stat
+import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import ClusterFactory, describe, manifest_text
+
+from paxosctl.footprint import Footprint
+from paxosctl.purge import NOT_EMPTY, NOT_MADE, purge
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -97,3 +106,35 @@ def test_a_state_dir_of_the_previous_release_is_purged_by_name(
     assert result.returncode == 0, describe(result)
     assert tree(sd) == {*OPERATORS, "notes.txt", "state/backup.db"}, describe(result)
     assert "folders the cluster made, which hold files it did not write" in result.stderr
+
+
+@contextlib.contextmanager
+def undeletable(folder: Path) -> Iterator[None]:
+    """Nothing in `folder` can be deleted: 0555, and for root (whom
+    permission bits do not stop) immutable (chattr +i)."""
+    folder.chmod(0o555)
+    chattr = shutil.which("chattr") if os.geteuid() == 0 else None
+    if os.geteuid() == 0 and (chattr is None or subprocess.run(
+            [chattr, "+i", str(folder)], capture_output=True).returncode):
+        folder.chmod(0o700)
+        pytest.skip("running as root, and chattr +i is not available here")
+    try:
+        yield
+    finally:
+        if chattr is not None:
+            subprocess.run([chattr, "-i", str(folder)], check=True)
+        folder.chmod(0o700)
+
+
+def test_a_file_purge_cannot_delete_is_reported_not_raised(tmp_path: Path) -> None:
+    """Guards purge's per-file error: one undeletable file is kept with its
+    reason; the rest of the cluster's files still go."""
+    footprint = Footprint(tmp_path, folders={"logs", "state"}, agents={"a-0"})
+    footprint.save()
+    plant(tmp_path, {"state/a-0.db": "x", "logs/a-0.log": "x", "cluster.json": "{}"})
+    with undeletable(tmp_path / "logs"):
+        removed, kept = purge(tmp_path)
+    assert {p.relative_to(tmp_path).as_posix() for p in removed} == \
+        {"state/a-0.db", "cluster.json", "created.json", "state"}
+    assert [(k.path.relative_to(tmp_path).as_posix(), k.why.split(":")[0]) for k in kept] == \
+        [("logs/a-0.log", "cannot delete it"), ("logs", NOT_EMPTY), (".", NOT_MADE)]
