@@ -94,7 +94,8 @@ def claim(manifest: Manifest, *, lay_out: bool = True) -> Claim:
     cluster (recording the identity on first use) and writes the pid
     file. With `lay_out` (every caller but purge) it then makes the
     cluster's folders, logs/, state/ and run/, where missing, and records
-    what it made (`Claim.footprint`). Raises AlreadyRunning or ForeignStateDir (exit 1) if another
+    what it made (`Claim.footprint`); purge's claim writes no identity.
+    Raises AlreadyRunning or ForeignStateDir (exit 1) if another
     supervisor holds the lock or another cluster owns the folder, and
     ManifestError (exit 2) if the folder cannot be created, leaving
     nothing behind that it created.
