@@ -1,7 +1,16 @@
-"""Where a cluster keeps its files inside its state_dir."""
+"""Where a cluster keeps its files inside its state_dir, and which names are its.
+
+The state dir may be a folder the operator also uses (`state_dir = "."`
+is legal), so "the cluster's files" is never a whole folder: it is the
+supervisor's files (`SUPERVISOR_FILES`) and each agent's files
+(`agent_files`), each with the companions SQLite, log rotation and atomic
+writes leave beside it (`COMPANION`). paxosctl.footprint records which
+folders and agents a cluster made; `down --purge` removes exactly these.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -17,6 +26,40 @@ def paths(state_dir: Path) -> dict[str, Path]:
         "state": state_dir / "state",
         "members": state_dir / "members.json",
         "topology": state_dir / "topology.json",
+        "created": state_dir / "created.json",
         "run": state_dir / "run",
         "endpoints": state_dir / "run" / "endpoints.json",
     }
+
+
+#: The folders a cluster keeps its files in, relative to the state dir.
+FOLDERS = ("logs", "state", "run")
+
+#: The supervisor's own files, relative to the state dir. They are the
+#: cluster's by name: the supervisor writes these names over whatever is
+#: there, so no operator file under them survives `up` anyway.
+#: (pidfile writes supervisor.pid through "supervisor.tmp".)
+SUPERVISOR_FILES = ("control.sock", "supervisor.lock", "supervisor.pid", "supervisor.tmp",
+                    "cluster.json", "members.json", "topology.json", "created.json",
+                    "logs/supervisor.log", "run/endpoints.json")
+
+#: What may follow a cluster file's name in a file the cluster made beside it:
+#: SQLite's -wal/-shm/-journal, a store being created (storage.py's
+#: ".creating", with its own journals), an atomic write's ".tmp", and a
+#: rotated log's ".1", ".2", ...
+COMPANION = re.compile(r"(-wal|-shm|-journal|\.creating(-wal|-shm|-journal)?|\.tmp|\.\d+)?")
+
+
+def agent_files(name: str) -> tuple[str, ...]:
+    """Agent `name`'s files, relative to the state dir: its store, its log and
+    its endpoint (paxosctl.fleet names them so)."""
+    return (f"state/{name}.db", f"logs/{name}.log", f"run/{name}.sock")
+
+
+def is_cluster_file(relative: str, bases: frozenset[str]) -> bool:
+    """True if `relative` (a path relative to the state dir) is one of
+    `bases` or a companion of one (see COMPANION)."""
+    for base in bases:
+        if relative.startswith(base) and COMPANION.fullmatch(relative[len(base):]):
+            return True
+    return False

@@ -1,6 +1,6 @@
 """One owner per state dir: the live supervisor of one cluster.
 
-    state_dir/              0700, created by the first `up`
+    state_dir/              0700 if the first `up` created it; an existing folder keeps its mode
       supervisor.lock       flock(LOCK_EX) by the live supervisor, for its whole life
       supervisor.pid        which process holds the lock, and what it runs (see pidfile)
       cluster.json          who owns the folder, written by the first `up`:
@@ -12,7 +12,10 @@ writes anything else in the state dir, then checks and records the
 identity and writes the pid file. Everything else a supervisor writes
 there (control socket, logs, SQLite files) it writes as the owner, and
 only the owner ever unlinks the socket or the pid file: of two `up`s at
-once, the one that lost the lock touches nothing.
+once, the one that lost the lock touches nothing. The owner records what
+it makes there (paxosctl.footprint), so that `down --purge` removes that
+and nothing of the operator's; it changes the mode of no folder it did not
+make (the state dir may be the operator's project folder).
 
 `cluster.json` names the cluster that owns the folder; its `id` is the one
 every agent's store records (see members.py). A manifest with another
@@ -35,7 +38,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import AlreadyRunning, ForeignStateDir
-from .layout import paths
+from .footprint import Footprint
+from .layout import FOLDERS, paths
+from .members import stores_cluster_id
 from .manifest import STATE_DIR_ALLOWED, Manifest, display_path, state_dir_error
 from .pidfile import (SupervisorRecord, live_supervisor, read_pid_file, remove_pid_file,
                       write_pid_file)
@@ -63,9 +68,12 @@ class ClusterIdentity:
 class Claim:
     """This process's ownership of a state dir: the lock, held until `release`."""
 
-    def __init__(self, state_dir: Path, fd: int, identity: ClusterIdentity) -> None:
+    def __init__(self, state_dir: Path, fd: int, identity: ClusterIdentity,
+                 footprint: Footprint | None) -> None:
         self.state_dir = state_dir
         self.identity = identity
+        #: What the cluster made here; None for a claim that lays nothing out (purge's).
+        self.footprint = footprint
         self._fd: int | None = fd
 
     def release(self) -> None:
@@ -78,13 +86,16 @@ class Claim:
         self._fd = None
 
 
-def claim(manifest: Manifest) -> Claim:
+def claim(manifest: Manifest, *, lay_out: bool = True) -> Claim:
     """Make this process the owner of manifest.state_dir, or raise.
 
     Creates the state dir (0700, and any missing parents; an existing one
-    is made 0700 too), takes its lock, checks that it belongs to this
+    keeps its mode), takes its lock, checks that it belongs to this
     cluster (recording the identity on first use) and writes the pid
-    file. Raises AlreadyRunning or ForeignStateDir (exit 1) if another
+    file. With `lay_out` (every caller but purge) it then makes the
+    cluster's folders, logs/, state/ and run/, where missing, and records
+    what it made (`Claim.footprint`); purge's claim writes no identity.
+    Raises AlreadyRunning or ForeignStateDir (exit 1) if another
     supervisor holds the lock or another cluster owns the folder, and
     ManifestError (exit 2) if the folder cannot be created, leaving
     nothing behind that it created.
@@ -106,17 +117,20 @@ def claim(manifest: Manifest) -> Claim:
             # A live supervisor that took no lock: paxosctl 0.2's.
             raise conflict(manifest, stray)
         try:
-            os.chmod(state_dir, 0o700)
-            identity = _own_identity(manifest)
+            ran_here = _ran_here(state_dir)  # before this claim writes cluster.json
+            # Purge (no lay_out) records no identity: it is about to delete it.
+            identity = _own_identity(manifest, record=lay_out)
             write_pid_file(where["pid"], cluster=manifest.name, manifest=str(manifest.path),
                            digest=manifest_digest(manifest))
+            footprint = (_lay_out(manifest, made_state_dir=state_dir in created, ran_here=ran_here)
+                         if lay_out else None)
         except OSError as exc:
             raise state_dir_error(manifest, f"cannot write in {state_dir} ({_reason(exc)}); "
                                             f"allowed: {STATE_DIR_ALLOWED}") from None
     except BaseException:
         os.close(fd)
         raise
-    return Claim(state_dir, fd, identity)
+    return Claim(state_dir, fd, identity, footprint)
 
 
 def check_owner(manifest: Manifest) -> ClusterIdentity | None:
@@ -225,9 +239,34 @@ def _lock(fd: int, manifest: Manifest) -> None:
         time.sleep(0.01)
 
 
-def _own_identity(manifest: Manifest) -> ClusterIdentity:
-    """The state dir's identity, recorded now if it has none. The caller
-    holds the lock."""
+def _ran_here(state_dir: Path) -> bool:
+    """True if a cluster has run in `state_dir` (what older releases leave
+    behind: cluster.json, members.json, topology.json or a store)."""
+    return bool(Footprint.derived(state_dir).folders)
+
+
+def _lay_out(manifest: Manifest, *, made_state_dir: bool, ran_here: bool) -> Footprint:
+    """The footprint of the state dir, its folders made. The caller holds the lock.
+
+    The first claim of a state dir an older release ran in (no record)
+    seeds the record with what that release made (Footprint.derived)."""
+    state_dir = manifest.state_dir
+    footprint = Footprint.load(state_dir)
+    if footprint is None:
+        footprint = (Footprint.derived(state_dir, (a.name for a in manifest.agents)) if ran_here
+                     else Footprint(state_dir))
+        footprint.save()
+    if made_state_dir:
+        # Made before we held the lock that lets us write here (see footprint.py).
+        footprint.add_folder(state_dir)
+    for name in FOLDERS:
+        footprint.make_folder(state_dir / name)
+    return footprint
+
+
+def _own_identity(manifest: Manifest, *, record: bool = True) -> ClusterIdentity:
+    """The state dir's identity, recorded now (with `record`) if it has none.
+    The caller holds the lock."""
     identity = read_identity(manifest.state_dir)
     if identity is not None and identity.name != manifest.name:
         raise _foreign(manifest, identity.name, identity.manifest, None)
@@ -235,15 +274,18 @@ def _own_identity(manifest: Manifest) -> ClusterIdentity:
         identity = ClusterIdentity(
             name=manifest.name,
             # A state dir from paxosctl 0.2 has stores that record the member
-            # registry's cluster id: keep it.
-            id=_registry_cluster_id(manifest.state_dir) or uuid.uuid4().hex,
+            # registry's cluster id: keep it (read from the stores themselves
+            # if the registry is gone too).
+            id=(_registry_cluster_id(manifest.state_dir) or stores_cluster_id(manifest.state_dir)
+                or uuid.uuid4().hex),
             manifest=str(manifest.path),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     elif identity.manifest == str(manifest.path):
         return identity
     else:
         identity = dataclasses.replace(identity, manifest=str(manifest.path))
-    _write_identity(manifest.state_dir, identity)
+    if record:
+        _write_identity(manifest.state_dir, identity)
     return identity
 
 

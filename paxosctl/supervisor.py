@@ -83,7 +83,9 @@ class Supervisor:
         self.manifest = manifest
         self.loop = Loop()
         #: Who ran here before: their stores must not go missing (see members.py).
-        members = MemberRegistry(self.paths["members"], cluster_id=claim.identity.id)
+        members = MemberRegistry(self.paths["members"], cluster_id=claim.identity.id,
+                                 agents=[a.name for a in manifest.agents],
+                                 footprint=claim.footprint)
         self.fleet = Fleet(manifest, members, self.loop, self.paths)
         self.fleet.stored_history = topology.history if topology is not None else None
         #: `scale`, `replace` and acceptor changes by `apply` (paxosctl.scaling).
@@ -111,9 +113,7 @@ class Supervisor:
         """Start everything, run the loop until stopped, then stop every agent
         and release the state dir (see ownership.Claim)."""
         try:
-            for key in ("logs", "state"):
-                self.paths[key].mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.control.start()
+            self.control.start()  # claim made logs/, state/ and run/ (ownership._lay_out)
             listen = self.manifest.metrics
             if listen.enabled:
                 port = self.metrics.serve(listen.host, listen.port)
@@ -342,9 +342,8 @@ class Supervisor:
     def _write_endpoints(self) -> None:
         """Tell clients where the data path is: `run/endpoints.json` (see
         paxosctl.client). Written whole, then renamed into place."""
-        run = self.paths["run"]
-        run.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(run, 0o700)
+        if self.claim.footprint is not None:
+            self.claim.footprint.make_folder(self.paths["run"])  # gone since `up`? made, not chmod-ed
         p = self.manifest.paxos
         body = {
             "version": ENDPOINTS_VERSION,

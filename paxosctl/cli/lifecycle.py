@@ -177,21 +177,26 @@ def down(
 
 
 def _purge(manifest: Manifest) -> None:
-    from ..purge import purge as purge_state
+    from ..purge import NOT_EMPTY, NOT_MADE, purge as purge_state
 
     if not manifest.state_dir.exists():
         _echo(f"nothing to purge: {manifest.state_dir} does not exist")
         return
-    claim = claim_state_dir(manifest)  # no `up` can start while we delete
+    claim = claim_state_dir(manifest, lay_out=False)  # no `up` can start while we delete
     try:
-        removed, left = purge_state(manifest.state_dir)
+        removed, kept = purge_state(manifest.state_dir, (a.name for a in manifest.agents))
     finally:
         claim.release()
     _echo(f"purged cluster {manifest.name}: deleted {len(removed)} entries in {manifest.state_dir}")
-    if left:
-        _err(f"warning: kept {len(left)} entries the cluster did not write in "
-             f"{manifest.state_dir}: {', '.join(p.name for p in left[:5])}"
-             + (" ..." if len(left) > 5 else ""))
+    for why, line in ((NOT_MADE, "entries the cluster did not write in"),
+                      (NOT_EMPTY, "folders the cluster made, which hold files it did not write, in")):
+        names = [os.path.relpath(k.path, manifest.state_dir) for k in kept if k.why == why]
+        if names:
+            _err(f"warning: kept {len(names)} {line} {manifest.state_dir}: "
+                 f"{', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""))
+    for k in kept:
+        if k.why not in (NOT_MADE, NOT_EMPTY):
+            _err(f"warning: kept {k.path}: {k.why}")
 
 
 def _stop_cluster(manifest: Manifest, file: str | None) -> None:

@@ -9,9 +9,12 @@ that behaviour turns it red:
 - cluster.json: a manifest of another cluster is refused by every command;
 - the running manifest's digest: `up` with other settings points to apply;
 - the metrics port check with SO_REUSEADDR: `up` right after a scrape;
-- umask and chmod: the state dir 0700, every file 0600;
+- umask: what the cluster makes 0700 / 0600, an existing state dir's mode kept;
 - the state_dir checks of `validate` and `up`: one line, exit 2, nothing created;
-- RotatingFileHandler: supervisor.log rotates like the agents' logs.
+- RotatingFileHandler: supervisor.log rotates like the agents' logs;
+- the registry rebuilt from the stores (members.py): a lost members.json
+  keeps every member id, and an acceptor whose store went with it refuses
+  to start (issue 20, probe 5).
 """
 
 from __future__ import annotations
@@ -213,31 +216,39 @@ def test_up_right_after_a_scrape_and_down(make_cluster: ClusterFactory) -> None:
 # ------------------------------------------------------------------ private state
 
 
-def test_state_is_private(make_cluster: ClusterFactory) -> None:
-    """Guards the umask and the chmod: the state dir (an existing 0755 one
-    too) is 0700, every file and folder in it 0600 / 0700, the socket 0600."""
+@pytest.mark.parametrize("existing", [False, True], ids=["made-by-up", "existing-0755"])
+def test_state_is_private(make_cluster: ClusterFactory, existing: bool) -> None:
+    """Guards the umask: every file and folder the cluster makes is 0600 /
+    0700, the socket 0600, and the state dir 0700 if `up` made it. An
+    existing state dir keeps its mode through up and down (issue 20: it may
+    be the operator's project folder)."""
     cluster = make_cluster("replicas", start=False)
-    cluster.state_dir.mkdir(parents=True)
-    cluster.state_dir.chmod(0o755)
+    if existing:
+        cluster.state_dir.mkdir(parents=True)
+        cluster.state_dir.chmod(0o755)
     cluster.up()
     with cluster.client() as client:
         client.propose("secret", timeout=20)
     wait_until(lambda: (cluster.state_dir / "state" / "replica-0.db-wal").exists(), 10,
                "replica-0's write-ahead log")
 
-    assert stat.S_IMODE(cluster.state_dir.stat().st_mode) == 0o700
+    folder_mode = 0o755 if existing else 0o700
+    assert oct(stat.S_IMODE(cluster.state_dir.stat().st_mode)) == oct(folder_mode)
     modes = {}
     for root, dirs, files in os.walk(cluster.state_dir):
         for name in dirs + files:
             path = Path(root, name)
             modes[str(path.relative_to(cluster.state_dir))] = stat.S_IMODE(path.lstat().st_mode)
     expected = {"cluster.json", "supervisor.pid", "supervisor.lock", "members.json", "control.sock",
-                "logs", "logs/supervisor.log", "logs/replica-0.log", "state", "state/replica-0.db",
-                "state/replica-0.db-wal", "run", "run/endpoints.json", "run/replica-0.sock"}
+                "created.json", "logs", "logs/supervisor.log", "logs/replica-0.log", "state",
+                "state/replica-0.db", "state/replica-0.db-wal", "run", "run/endpoints.json",
+                "run/replica-0.sock"}
     assert expected <= modes.keys(), sorted(modes)
     wrong = {name: oct(mode) for name, mode in modes.items()
              if mode != (0o700 if (cluster.state_dir / name).is_dir() else 0o600)}
     assert wrong == {}
+    cluster.down()
+    assert oct(stat.S_IMODE(cluster.state_dir.stat().st_mode)) == oct(folder_mode)
     assert ipaddress.ip_address(MetricsSettings().host).is_loopback  # metrics: this machine only
 
 
@@ -314,3 +325,71 @@ def test_supervisor_log_rotates_like_the_agents_logs(make_cluster: ClusterFactor
     # The new file is the one written to: the heal is in it.
     assert "chaos now: off" in (logs / "supervisor.log").read_text()
     cluster.run_ok("logs", "supervisor", "--tail", "1")
+
+
+# ------------------------------------------------- identity without the registry
+
+
+def registry_of(cluster) -> dict:
+    return json.loads((cluster.state_dir / "members.json").read_text())
+
+
+@pytest.mark.parametrize("loss", ["deleted", "garbled", "deleted-with-cluster.json"])
+def test_a_lost_registry_is_rebuilt_from_the_stores(make_cluster: ClusterFactory, loss: str) -> None:
+    """Guards the rebuild (members.py): members.json deleted or unreadable,
+    the stores intact, every agent starts again under the member id its
+    store records."""
+    cluster = make_cluster("roles")
+    cluster.run_ok("propose", "before")
+    registry = registry_of(cluster)
+    cluster.down()
+    if loss == "garbled":
+        (cluster.state_dir / "members.json").write_text('{"format": 1, "clus')
+    else:
+        (cluster.state_dir / "members.json").unlink()
+    if loss == "deleted-with-cluster.json":  # the cluster id is read back from the stores
+        (cluster.state_dir / "cluster.json").unlink()
+    cluster.up()  # every agent running, a leader
+    assert registry_of(cluster) == registry
+    assert [e["value"] for e in cluster.decided()] == ["before"]
+
+
+def test_an_acceptor_whose_store_and_registry_are_gone_refuses_to_start(
+        make_cluster: ClusterFactory) -> None:
+    """Issue 20, probe 5: members.json and acceptor-0.db deleted. acceptor-0
+    must not start empty (an amnesiac acceptor can undo a chosen value); the
+    six others run as before and 2 of 3 acceptors still decide."""
+    cluster = make_cluster("roles")
+    for i in range(3):
+        cluster.run_ok("propose", f"before-{i}")
+    registry = registry_of(cluster)
+    cluster.down()
+    (cluster.state_dir / "members.json").unlink()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{cluster.state_file('acceptor-0')}{suffix}").unlink(missing_ok=True)
+
+    result = cluster.run("up", "-d", "--wait", "60", timeout=90)
+    cluster.remember_processes()
+    assert result.returncode == 3, describe(result)
+    row = wait_until(lambda: next((a for a in cluster.status()["agents"]
+                                   if a["name"] == "acceptor-0" and a["state"] == "fatal"), None),
+                     20, "acceptor-0 to refuse to start")
+    error = row["error"]
+    assert "\n" not in error and "state/acceptor-0.db is missing" in error, error
+    assert "paxosctl replace acceptor-0" in error, error
+    assert not cluster.state_file("acceptor-0").exists()  # it created nothing
+    others = [a for a in cluster.agent_names if a != "acceptor-0"]
+    wait_until(lambda: all(cluster.agent(name)["state"] == "running" for name in others), 30,
+               "the six other agents to run")
+    rebuilt = registry_of(cluster)["members"]
+    assert {n: rebuilt[n] for n in others} == {n: registry["members"][n] for n in others}
+    assert rebuilt["acceptor-0"]["started"]
+    cluster.run_ok("propose", "after")  # acceptor-1 and acceptor-2: a majority of 3
+    assert [e["value"] for e in cluster.decided()] == ["before-0", "before-1", "before-2", "after"]
+    # The way out the line names works.
+    replaced = cluster.run("replace", "acceptor-0", timeout=90)
+    assert replaced.returncode == 0, describe(replaced)
+    cluster.wait_healthy()
+    cluster.run_ok("propose", "replaced")
+    values = [e["value"] for e in cluster.decided() if not e["noop"] and "config" not in e]
+    assert values == ["before-0", "before-1", "before-2", "after", "replaced"]
