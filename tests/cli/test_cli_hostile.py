@@ -81,6 +81,11 @@ def hostile(f: Files) -> list[Case]:
         C("propose", "v", "--request-id", "\t"),
         C("propose", "v", "--request-id", NOT_UTF8),
         C("propose", "v", "--request-id", "r" * 257),
+        C("propose", "v", "--request-id", "\0config:1:00:0"),
+        # --issued: an i64 stamp from -1 (issue 20 (1): 2**63 was a traceback, then exit 124)
+        *(C("propose", "v", "--request-id", "r-issued", "--issued", i)
+          for i in (str(2**63), HUGE, "-2", "1.5", "x", "")),
+        C("propose", "v", "--request-id", "r-issued-max", "--issued", str(2**63 - 1), code=0),
         *(C("propose", "v", "--timeout", t) for t in (HUGE, "-1", "0", "nan", "inf", "1e-9", "x")),
         *(C("propose", "v", "-o", o) for o in ("garbage", "", NOT_UTF8)),
         C("propose", "v", "-f", "", file=False),
