@@ -51,7 +51,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from paxosctl.chaos import ChaosSettings
 from paxosctl.control import MAX_SOCKET_PATH
@@ -430,16 +430,9 @@ class _Loader:
 
     def check_endpoint_paths(self, state_dir: Path, agents: tuple[AgentSpec, ...]) -> None:
         """Refuse agents whose endpoint (`run/<agent>.sock`) could not be bound."""
-        longest = max(agents, key=lambda a: len(a.name))
-        endpoint = paths(state_dir)["run"] / f"{longest.name}.sock"
-        size = len(os.fsencode(endpoint))
-        if size > MAX_SOCKET_PATH:
-            room = MAX_SOCKET_PATH - (size - len(os.fsencode(state_dir)))
-            raise self.fail(("cluster", "state_dir"),
-                            f"{state_dir} is {len(os.fsencode(state_dir))} bytes long: agent "
-                            f"{longest.name}'s endpoint {endpoint} would be {size} bytes, over "
-                            f"the {MAX_SOCKET_PATH} a Unix socket allows; allowed: a folder path "
-                            f"of at most {room} bytes (or shorter agent group names)")
+        problem = endpoint_problem(state_dir, [a.name for a in agents])
+        if problem is not None:
+            raise self.fail(("cluster", "state_dir"), problem + " or shorter agent group names")
 
     # -- [agents] --
 
@@ -611,6 +604,31 @@ class _Loader:
 
 
 _AGENTS_EXAMPLE = 'add at least one group, e.g. [agents.acceptor] with role = "acceptor" and replicas = 3'
+
+
+def endpoint_problem(state_dir: Path, names: Iterable[str]) -> str | None:
+    """Why an agent named in `names` could not run under `state_dir`, on
+    one line; None if every one can.
+
+    An agent listens at `state_dir/run/<name>.sock`, and a Unix socket's
+    path is at most MAX_SOCKET_PATH bytes: a long state_dir leaves room for
+    "proposer-9" but not for the "proposer-10" a `scale` would name. The
+    one check for every name: the manifest's (load_manifest), and each one
+    `topology.resize` allocates (scale, replace, apply) or topology.json
+    holds (up: `topology.check_endpoints`).
+    """
+    longest = max(names, key=lambda n: len(os.fsencode(n)), default=None)
+    if longest is None:
+        return None
+    endpoint = paths(state_dir)["run"] / f"{longest}.sock"
+    size = len(os.fsencode(endpoint))
+    if size <= MAX_SOCKET_PATH:
+        return None
+    length = len(os.fsencode(state_dir))
+    room = MAX_SOCKET_PATH - (size - length)
+    return (f"agent {longest}'s endpoint {endpoint} would be {size} bytes, over the "
+            f"{MAX_SOCKET_PATH} a Unix socket allows; allowed: for that name a state_dir of at "
+            f"most {room} bytes (it is {length}): choose a shorter cluster.state_dir")
 
 
 # -- checks against this machine ------------------------------------------------
