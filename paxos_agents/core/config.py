@@ -48,13 +48,13 @@ PLANTABLE = frozenset(
 )
 
 
-#: The default byte budget of one slot (`Settings.slot_bytes`): 4 MiB.
-#: Measured on the 2-core test machine (issue 20 (7)): a leader builds a
-#: value of 4 MiB and encodes its three Accepts in about 16 ms, an acceptor
-#: decodes and persists it (SQLite, fsync included) in about 31 ms; far
-#: from any health timeout, and large enough that batching small commands
-#: is never limited by it.
-SLOT_BYTES = 4 << 20
+#: The default byte budget of one slot (`Settings.slot_bytes`): 512 KiB,
+#: as paxosctl's largest max_value_bytes, for the same reason: a slot
+#: travels whole in one message, and on the 2-core test machine slots of
+#: 1 MiB and more, several in flight, stalled agents' loops for seconds
+#: (see paxosctl.manifest.MAX_VALUE_BYTES for the measurement). Small
+#: commands still batch: 64 of 8 KiB fill it.
+SLOT_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +85,7 @@ class Settings:
       slot's value is at most max(slot_bytes, the largest command), and
       fits in one frame wherever it travels (Accept, a state-transfer
       Chunk, a decided page) as long as both fit (paxosctl's manifest
-      checks max_value_bytes). The default, SLOT_BYTES, keeps 64 commands
-      of 64 KiB (the manifest's default batch and max_value_bytes) in one
-      slot, near enough.
+      checks max_value_bytes). Default SLOT_BYTES.
     - `stored_ticks`: a learner tells acceptors and the other learners how
       far its log is durable at most this often (and every ten times this
       even when it did not move, so a restarted acceptor hears it again).

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from clusters import Cluster
+from clusters import Cluster, wait_until
 from paxosctl import AsyncClient
 from paxosctl import dataclient
 from paxosctl.errors import UsageError
@@ -118,3 +118,28 @@ def test_the_async_client_refuses_at_the_call(api_cluster: Cluster) -> None:
             assert b"async many 0" not in values and b"async after" in values
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_five_of_the_largest_values_at_once_restart_no_agent(make_cluster) -> None:
+    """Issue 20 (7): five concurrent 15 MiB proposals got both proposers and an
+    acceptor health-killed. Now the largest value the manifest allows, five
+    at once: each decided, each alone in its slot (two would exceed the
+    slot budget), and every agent still the process it was."""
+    from paxosctl.manifest import MAX_VALUE_BYTES
+
+    cluster = make_cluster("roles", name="large", paxos={"max_value_bytes": MAX_VALUE_BYTES})
+    with cluster.client() as client:
+        before = {a.name: a.pid for a in client.status().agents}
+        values = [bytes([i]) * MAX_VALUE_BYTES for i in range(5)]
+        futures = [client.propose_async(v, timeout=60) for v in values]
+        decisions = [f.result(90) for f in futures]
+        assert [d.value for d in decisions] == values
+        assert len({d.slot for d in decisions}) == 5, [d.position for d in decisions]
+        # A stall would show as a heartbeat older than heartbeat_timeout (3 s), then a
+        # kill: once every agent has reported since, none can be killed for this.
+        wait_until(lambda: all(a.last_heartbeat_s is not None and a.last_heartbeat_s < 0.5
+                               for a in client.status(wide=True).agents), 20,
+                   "every agent to heartbeat")
+        after = client.status()
+        assert {a.name: a.pid for a in after.agents} == before
+        assert all(a.restarts == 0 for a in after.agents), after.agents
