@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any, AsyncIterator, Iterable
 
 from .client import ANSWER_GRACE, REQUEST_TIMEOUT, Client, checked_reply, new_request_id
-from .dataclient import Decision, retry_hint
+from .dataclient import Decision, check_proposal, retry_hint
 from .decidedlog import PAGE_SIZE, DecidedCommand, read_log_async
 from .errors import ConnectionLost, OutcomeUnknown, ProposalTimeout
 from .results import ClusterStatus, DownResult, KillResult, MembershipChange, RestartResult
@@ -119,7 +119,13 @@ class AsyncClient:
         below the API) and wait until each is decided or failed: their
         `Decision`s, in order; else the error of the first value that
         failed (the others may be decided). For one result or error per
-        value, gather `propose_nowait` futures with `return_exceptions=True`."""
+        value, gather `propose_nowait` futures with `return_exceptions=True`.
+        A bad value (`Client.propose_async`'s rules) raises `UsageError`
+        before any value is sent."""
+        values = list(values)
+        limit = self._client.data().endpoints.max_value_bytes
+        for value in values:
+            check_proposal(value, "checked", None, limit)
         futures = [self.propose_nowait(v, timeout=timeout) for v in values]
         results = await asyncio.gather(*futures, return_exceptions=True)
         decisions: list[Decision] = []

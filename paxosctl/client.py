@@ -242,11 +242,22 @@ class Client:
         `issued`, the stamp its first try reported, is given, or `fresh`
         says the caller made `request_id` for this call and never sent it
         (then it is proposed at once; a retry must not say `fresh`).
-        Raises `NotRunning` (exit 1) at once if the data path is closed.
+        Raises `UsageError` (exit 2) at once, nothing sent, for a bad
+        argument (README "Python API": a value not bytes or str, or over
+        the cluster's max_value_bytes; a request id not a non-empty str of
+        at most 1024 bytes of UTF-8, or starting with NUL; `issued` not an
+        int from -1 to 2**63 - 1; `timeout` not a finite number > 0), and
+        `NotRunning` (exit 1) if the data path is closed.
         """
+        from .dataclient import check_proposal, check_timeout
+
         if request_id is None:
             fresh = True
             request_id = new_request_id()
+        # Before the data path opens: bad input is a usage error even when
+        # no cluster runs. The data path checks again, with its size limit.
+        check_proposal(value, request_id, issued)
+        check_timeout(timeout)
         return self.data().propose_async(value, request_id=request_id, timeout=timeout,
                                          issued=issued, fresh=fresh)
 
@@ -262,7 +273,8 @@ class Client:
         whatever the servers do; `ConnectionLost` (124) if the cluster went
         away after it was sent; `NotRunning` (1) if it was never sent;
         `RequestIdConflict` (2) if the request id was decided with another
-        value; `UsageError` (2) for a value over the size limit; `Expired`
+        value; `UsageError` (2) for a bad argument (as `propose_async`)
+        or a value over the size limit; `Expired`
         (1) for a retry older than the log learners keep.
         """
         if request_id is None:

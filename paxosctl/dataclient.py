@@ -44,13 +44,15 @@ import os
 import random
 import selectors
 import socket
+import struct
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
-from paxos_agents.core.commands import Command, Value
+from paxos_agents.core.commands import BatchError, Command, Value
+from paxos_agents.core.configs import CONFIG_PREFIX
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, Connection, hello
@@ -79,6 +81,67 @@ LEARNER_WAIT_SECONDS = 1.0
 STALL_RETRIES = 2
 #: Commands per PROPOSE frame at most.
 MAX_BATCH = 1024
+#: The largest `issued` stamp: an i64 on the wire (`Value`'s layout).
+MAX_ISSUED = 2**63 - 1
+
+
+def check_proposal(value: object, request_id: object, issued: object,
+                   max_value_bytes: int | None = None) -> bytes:
+    """The payload of a proposal whose arguments are well formed; else
+    `UsageError` (exit 2), one line naming the argument and what is allowed.
+
+    The rules (README "Python API"): `value` is bytes (or bytearray,
+    memoryview) or a str, sent as UTF-8, of at most `max_value_bytes`
+    (when known: the cluster's paxos.max_value_bytes); `request_id` is a
+    non-empty str of at most `wire.MAX_REQUEST_ID_BYTES` bytes of UTF-8
+    (so no lone surrogates), not starting with NUL (reserved: the ids of
+    configuration commands start with CONFIG_PREFIX); `issued` is None or
+    an int from -1 to 2**63 - 1. Checked at the call, before anything is
+    queued: the I/O thread never sees a command it cannot encode.
+    """
+    if isinstance(value, str):
+        try:
+            payload = value.encode()
+        except UnicodeEncodeError as e:
+            raise UsageError(f"value: a str must be encodable as UTF-8 (it is sent so); "
+                             f"{ascii(value[e.start:e.start + 1])} at position {e.start} is not: "
+                             "pass bytes for arbitrary data") from None
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        payload = bytes(value)
+    else:
+        raise UsageError(f"value: expected bytes or str, got {type(value).__name__}")
+    if max_value_bytes is not None and len(payload) > max_value_bytes:
+        raise UsageError(f"value is {len(payload)} bytes; the limit is {max_value_bytes} "
+                         "(paxos.max_value_bytes)")
+    if not isinstance(request_id, str):
+        raise UsageError(f"request_id: expected a str, got {type(request_id).__name__}")
+    if not request_id:
+        raise UsageError("request_id: expected a non-empty str (or none: one is made)")
+    if request_id.startswith("\0"):
+        raise UsageError(f"request_id: must not start with NUL (reserved for configuration "
+                         f"commands, {ascii(CONFIG_PREFIX)}...), got {ascii(request_id)[:60]}")
+    try:
+        size = len(request_id.encode())
+    except UnicodeEncodeError as e:
+        raise UsageError(f"request_id: not encodable as UTF-8 "
+                         f"({ascii(request_id[e.start:e.start + 1])} at position {e.start}, "
+                         "a lone surrogate)") from None
+    if size > wire.MAX_REQUEST_ID_BYTES:
+        raise UsageError(f"request_id: {size} bytes of UTF-8; allowed: 1 to "
+                         f"{wire.MAX_REQUEST_ID_BYTES}")
+    if issued is not None and (type(issued) is not int or not -1 <= issued <= MAX_ISSUED):
+        shown = issued if type(issued) is int else type(issued).__name__
+        raise UsageError(f"issued: expected an int from -1 to {MAX_ISSUED} (the stamp a "
+                         f"first try reported), got {shown}")
+    return payload
+
+
+def check_timeout(timeout: object) -> float:
+    """`timeout` as seconds if it is a finite number > 0; else `UsageError`."""
+    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+            or not 0 < timeout < float("inf")):
+        raise UsageError(f"timeout: expected seconds, a finite number > 0, got {timeout!r}")
+    return float(timeout)
 
 
 def _running_future(kind: type[T]) -> Future[T]:
@@ -111,7 +174,19 @@ class _Pending:
     #: with the slot the learner vouches for.
     lookup: bool = False
     looking: bool = False
+    #: It could not be encoded: failed, never sent (`DataClient._encode`).
+    refused: bool = False
     futures: list[Future[Decision]] = field(default_factory=list)
+
+
+def _propose_body(batch: list[_Pending]) -> bytes:
+    """A PROPOSE body of `batch`'s commands."""
+    return wire.encode_commands(Command(p.request_id, p.payload, p.issued) for p in batch)
+
+
+def _ids_body(batch: list[_Pending]) -> bytes:
+    """A WATCH or LOOKUP body of `batch`'s request ids."""
+    return wire.encode_ids(p.request_id for p in batch)
 
 
 class _Endpoint:
@@ -190,8 +265,13 @@ class DataClient:
         `paxos_agents.core.commands.Command`), as a previous try reported
         it; without it the learner is asked first whether the request id
         was decided (a retry is then answered without proposing anything).
+
+        Raises `UsageError` (exit 2) at once for arguments `check_proposal`
+        refuses (a value over the cluster's max_value_bytes included), and
+        `NotRunning` (exit 1) if the client is closed; nothing is sent then.
         """
-        payload = value.encode() if isinstance(value, str) else bytes(value)
+        payload = check_proposal(value, request_id, issued, self.endpoints.max_value_bytes)
+        timeout = check_timeout(timeout)
         future = _running_future(Decision)
         now = time.monotonic()
         pending = _Pending(request_id, payload, issued, now, now + timeout,
@@ -503,15 +583,15 @@ class DataClient:
                      or now - self._started >= STAMP_WAIT_SECONDS):
             lookups = [p for p in send if p.lookup]
             if lookups and learner is not None:
-                ask = [p.request_id for p in lookups if not p.looking]
-                if ask:
-                    learner.conn.queue(wire.LOOKUP + wire.encode_ids(ask))
+                for body in self._encode([p for p in lookups if not p.looking], _ids_body):
+                    learner.conn.queue(wire.LOOKUP + body)
+                lookups = [p for p in lookups if not p.refused]
                 for p in lookups:
                     p.looking = True
             # Without a learner, what must be looked up waits for one; the rest
             # is proposed all the same (its answer comes once a learner does).
             waiting = lookups if learner is None else []
-            send = [p for p in send if not p.lookup]
+            send = [p for p in send if not p.lookup and not p.refused]
             if self._send(send, learner, now):
                 self._fresh = waiting
             else:
@@ -533,23 +613,61 @@ class DataClient:
             return False
         subscribed = learner is not None and bool(learner.info.get("subscribed"))
         stamp = self.applied  # a slot applied, with none undecided below it, seen by now
+        for p in send:
+            if p.issued is None:
+                p.issued = stamp  # a slot decided before this request was first sent
+        proposals = []
+        for i in range(0, len(send), MAX_BATCH):
+            proposals += self._encode(send[i:i + MAX_BATCH], _propose_body)
+        send = [p for p in send if not p.refused]
         if learner is not None:
-            watch = [p.request_id for p in send if p.needs_watch or not subscribed]
+            watch = [p for p in send if p.needs_watch or not subscribed]
             if watch:
-                learner.conn.queue(wire.WATCH + wire.encode_ids(watch))
+                learner.conn.queue(wire.WATCH + wire.encode_ids(p.request_id for p in watch))
         retry = now + self.endpoints.retry_seconds
         for p in send:
             p.needs_watch = learner is None  # asked for once a learner answers
-            if p.issued is None:
-                p.issued = stamp  # a slot decided before this request was first sent
             if not p.sent:
                 p.sent_at = now
             p.sent = True
             p.next_try = retry
-        for i in range(0, len(send), MAX_BATCH):
-            target.conn.queue(wire.PROPOSE + wire.encode_commands(
-                Command(p.request_id, p.payload, p.issued) for p in send[i:i + MAX_BATCH]))
+        for body in proposals:
+            target.conn.queue(wire.PROPOSE + body)
         return True
+
+    def _encode(self, batch: list[_Pending], encode: Callable[[list[_Pending]], bytes],
+                ) -> list[bytes]:
+        """`encode(batch)`, as a list of one body (none if `batch` is empty).
+
+        `check_proposal` lets through only what encodes, so this never
+        fails; if it does (a gap in that check), the I/O thread must not
+        die with it: each command is then encoded alone and one that
+        cannot be fails its own futures (`_refuse`), and only it.
+        """
+        if not batch:
+            return []
+        try:
+            return [encode(batch)]
+        except (BatchError, ValueError, TypeError, OverflowError, struct.error):
+            pass
+        good = []
+        for p in batch:
+            try:
+                encode([p])
+            except (BatchError, ValueError, TypeError, OverflowError, struct.error) as error:
+                self._refuse(p, error)
+            else:
+                good.append(p)
+        return [encode(good)] if good else []
+
+    def _refuse(self, pending: _Pending, error: Exception) -> None:
+        """Fail `pending`, which cannot be encoded: nothing of it was sent."""
+        pending.refused = True
+        if self._pending.get(pending.request_id) is pending:
+            del self._pending[pending.request_id]
+        failure = UsageError(f"request {ascii(pending.request_id)[:80]} cannot be sent: {error}")
+        for future in pending.futures:
+            future.set_exception(failure)
 
     def _watch_write(self, endpoint: _Endpoint, on: bool) -> None:
         conn = endpoint.conn

@@ -51,7 +51,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from paxosctl.chaos import ChaosSettings
 from paxosctl.control import MAX_SOCKET_PATH
@@ -79,6 +79,24 @@ _MAX_DURATION_SECONDS = parse_duration(MAX_DURATION)
 #: Kernel file systems: a state_dir under them can never be created.
 KERNEL_FILE_SYSTEMS = (Path("/proc"), Path("/sys"))
 STATE_DIR_ALLOWED = "a folder paxosctl can create or write"
+#: The largest paxos.max_value_bytes: 512 KiB. A slot's value travels whole
+#: in one frame (an Accept, a state-transfer Chunk, a page of `decided`), at
+#: most frames.MAX_FRAME_BYTES (64 MiB); the leader fills a slot up to
+#: SLOT_BYTES (the same 512 KiB) and a larger command goes alone, so a slot
+#: is at most this plus one command's encoding: far under a frame
+#: (tests/cli/test_manifest.py encodes one). The bound is set by time, not
+#: by the frame: on the 2-core test machine (issue 20
+#: (7)) building one value and its three Accepts takes the leader 3 ms at
+#: 1 MiB and 42 ms at 16 MiB, decoding and persisting it (fsync included)
+#: an acceptor 9 ms and 74 ms; but five values in flight at once made the
+#: longest gap between an agent's heartbeats 0.8 s at 512 KiB, 1.6 s at
+#: 1 MiB, 2.9 s at 2 MiB, and at 4 MiB and 15 MiB the leader missed its
+#: 3 s heartbeat_timeout and was killed (resends and socket writes of
+#: large values dominate). 512 KiB keeps the worst seen under a third of
+#: the default heartbeat_timeout.
+MAX_VALUE_BYTES = 512 * 1024
+MAX_VALUE_BYTES_WHY = (f"at most {MAX_VALUE_BYTES // 1024} KiB: a value travels in one message, "
+                       "and larger ones stall agents past their health timeout")
 
 
 # -- how a settings field is checked: stored in the field's metadata ---------
@@ -89,10 +107,11 @@ def _duration(default: str) -> Any:
     return field(default=parse_duration(default), metadata={"kind": "duration", "text": default})
 
 
-def _integer(default: int, low: int, high: int) -> Any:
-    """An integer key from `low` to `high` inclusive (a TOML bool is not one)."""
+def _integer(default: int, low: int, high: int, why: str = "") -> Any:
+    """An integer key from `low` to `high` inclusive (a TOML bool is not one);
+    `why`, if given, ends the error with the reason for the bounds."""
     return field(default=default, metadata={"kind": "int", "low": low, "high": high,
-                                            "text": default})
+                                            "text": default, "why": why})
 
 
 def _choice(default: str, noun: str, choices: tuple[str, ...]) -> Any:
@@ -154,7 +173,8 @@ class PaxosSettings:
     - gap_timeout = "100ms": a learner asks for a missing slot after this.
     - window = 32 (1..4096): slots a leader keeps in phase 2 at once.
     - batch = 64 (1..1024): commands per slot at most.
-    - max_value_bytes = 65536 (1..16777216): largest proposed value.
+    - max_value_bytes = 65536 (1..524288): largest proposed value
+      (MAX_VALUE_BYTES says why no more).
     - alpha = 64 (1..65536): a configuration change decided in slot i
       governs the slots from i + alpha (paxos_agents/core/configs.py); a
       leader runs at most alpha slots ahead of the decided prefix, so it
@@ -170,7 +190,7 @@ class PaxosSettings:
     gap_timeout: float = _duration("100ms")
     window: int = _integer(32, 1, 4096)
     batch: int = _integer(64, 1, 1024)
-    max_value_bytes: int = _integer(65536, 1, 16_777_216)
+    max_value_bytes: int = _integer(65536, 1, MAX_VALUE_BYTES, MAX_VALUE_BYTES_WHY)
     alpha: int = _integer(64, 1, 65536)
 
     def ticks(self, name: str) -> int:
@@ -430,16 +450,9 @@ class _Loader:
 
     def check_endpoint_paths(self, state_dir: Path, agents: tuple[AgentSpec, ...]) -> None:
         """Refuse agents whose endpoint (`run/<agent>.sock`) could not be bound."""
-        longest = max(agents, key=lambda a: len(a.name))
-        endpoint = paths(state_dir)["run"] / f"{longest.name}.sock"
-        size = len(os.fsencode(endpoint))
-        if size > MAX_SOCKET_PATH:
-            room = MAX_SOCKET_PATH - (size - len(os.fsencode(state_dir)))
-            raise self.fail(("cluster", "state_dir"),
-                            f"{state_dir} is {len(os.fsencode(state_dir))} bytes long: agent "
-                            f"{longest.name}'s endpoint {endpoint} would be {size} bytes, over "
-                            f"the {MAX_SOCKET_PATH} a Unix socket allows; allowed: a folder path "
-                            f"of at most {room} bytes (or shorter agent group names)")
+        problem = endpoint_problem(state_dir, [a.name for a in agents])
+        if problem is not None:
+            raise self.fail(("cluster", "state_dir"), problem + " or shorter agent group names")
 
     # -- [agents] --
 
@@ -489,7 +502,7 @@ class _Loader:
             if meta["kind"] == "duration":
                 values[key] = self.duration(where, value)
             elif meta["kind"] == "int":
-                values[key] = self.integer(where, value, meta["low"], meta["high"])
+                values[key] = self.integer(where, value, meta["low"], meta["high"], meta["why"])
             else:
                 values[key] = self.choice(where, value, meta["noun"], meta["choices"])
         return cls(**values)
@@ -507,10 +520,12 @@ class _Loader:
                                   f"expected {DURATION_ALLOWED} above zero and at most {MAX_DURATION}")
         return seconds
 
-    def integer(self, keys: tuple[str, ...], value: Any, low: int, high: int) -> int:
+    def integer(self, keys: tuple[str, ...], value: Any, low: int, high: int,
+                why: str = "") -> int:
         # bool is a subclass of int in Python, but `replicas = true` is a mistake.
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(keys, f"expected an integer from {low} to {high}, got {_show(value)}")
+            raise self.fail(keys, f"expected an integer from {low} to {high}, got {_show(value)}"
+                            + (f" ({why})" if why else ""))
         return value
 
     def choice(self, keys: tuple[str, ...], value: Any, noun: str, choices: tuple[str, ...]) -> str:
@@ -611,6 +626,31 @@ class _Loader:
 
 
 _AGENTS_EXAMPLE = 'add at least one group, e.g. [agents.acceptor] with role = "acceptor" and replicas = 3'
+
+
+def endpoint_problem(state_dir: Path, names: Iterable[str]) -> str | None:
+    """Why an agent named in `names` could not run under `state_dir`, on
+    one line; None if every one can.
+
+    An agent listens at `state_dir/run/<name>.sock`, and a Unix socket's
+    path is at most MAX_SOCKET_PATH bytes: a long state_dir leaves room for
+    "proposer-9" but not for the "proposer-10" a `scale` would name. The
+    one check for every name: the manifest's (load_manifest), and each one
+    `topology.resize` allocates (scale, replace, apply) or topology.json
+    holds (up: `topology.check_endpoints`).
+    """
+    longest = max(names, key=lambda n: len(os.fsencode(n)), default=None)
+    if longest is None:
+        return None
+    endpoint = paths(state_dir)["run"] / f"{longest}.sock"
+    size = len(os.fsencode(endpoint))
+    if size <= MAX_SOCKET_PATH:
+        return None
+    length = len(os.fsencode(state_dir))
+    room = MAX_SOCKET_PATH - (size - length)
+    return (f"agent {longest}'s endpoint {endpoint} would be {size} bytes, over the "
+            f"{MAX_SOCKET_PATH} a Unix socket allows; allowed: for that name a state_dir of at "
+            f"most {room} bytes (it is {length}): choose a shorter cluster.state_dir")
 
 
 # -- checks against this machine ------------------------------------------------

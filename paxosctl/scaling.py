@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .control import ClientConnection, Fault, OpError
+from .errors import UsageError
 from .fleet import Fleet
 from .manifest import AgentSpec, Manifest
 from .reconfig import MembershipChange, Phase, check
@@ -53,7 +54,8 @@ class Scaler:
         if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 64:
             raise OpError(Fault.BAD_REQUEST, f"replicas: expected an integer from 0 to 64, got {replicas!r}")
         current = [a for a in running.agents if a.group == group]
-        resized = resize(current, replicas, group, current[0].role, self._taken(running))
+        resized = self._resize(current, replicas, group, current[0].role, self._taken(running),
+                               running)
         out: list[AgentSpec] = []
         for a in running.agents:
             if a.group == group:
@@ -75,8 +77,18 @@ class Scaler:
             raise OpError(Fault.BAD_REQUEST, f"{name} is running; replacing it retires a healthy "
                                              "member: add --force to replace it anyway")
         # Never a name that ran before: the new member must start empty.
-        new, = resize([], 1, old.group, old.role, self._taken(running) | self.fleet.members.names)
+        new, = self._resize([], 1, old.group, old.role,
+                            self._taken(running) | self.fleet.members.names, running)
         return tuple(new if a.name == name else a for a in running.agents), new
+
+    @staticmethod
+    def _resize(current: list[AgentSpec], count: int, group: str, role: str, taken: set[str],
+                running: Manifest) -> list[AgentSpec]:
+        """`topology.resize`; a name too long for its endpoint is a bad request."""
+        try:
+            return resize(current, count, group, role, taken, running.state_dir)
+        except UsageError as e:
+            raise OpError(Fault.BAD_REQUEST, e.message) from None
 
     def _taken(self, running: Manifest) -> set[str]:
         """Names a new agent may not take: retired ones and those that run.

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import PaxosctlError
-from .manifest import AgentSpec, Manifest
+from .errors import PaxosctlError, UsageError
+from .layout import paths
+from .manifest import AgentSpec, Manifest, endpoint_problem
 
 #: topology.json's format version; another is refused with a way out.
 FORMAT = 1
@@ -130,6 +131,7 @@ def project(wanted: Manifest, running: Manifest, taken: Iterable[str]) -> Manife
     every name that ever ran here, retired ones included), a smaller one
     drops the highest. A group only `wanted` has is named as the manifest
     says, unless a name is taken: then it too gets fresh indices.
+    Raises `UsageError` for a name whose endpoint would be too long (`resize`).
     """
     taken = set(taken)
     agents: list[AgentSpec] = []
@@ -138,23 +140,51 @@ def project(wanted: Manifest, running: Manifest, taken: Iterable[str]) -> Manife
         current = [a for a in running.agents if a.group == group and a.role == specs[0].role]
         if not current:
             current = [a for a in specs if a.name not in taken]
-        agents.extend(resize(current, len(specs), group, specs[0].role, taken))
+        agents.extend(resize(current, len(specs), group, specs[0].role, taken,
+                             running.state_dir))
     return with_agents(wanted, agents)
 
 
 def resize(current: list[AgentSpec], count: int, group: str, role: str,
-           taken: Iterable[str]) -> list[AgentSpec]:
-    """`current` grown (fresh indices, none in `taken`) or shrunk (highest first) to `count`."""
+           taken: Iterable[str], state_dir: Path) -> list[AgentSpec]:
+    """`current` grown (fresh indices, none in `taken`) or shrunk (highest first) to `count`.
+
+    Raises `UsageError` (exit 2) if a new name's endpoint under `state_dir`
+    would be too long for a Unix socket (`manifest.endpoint_problem`):
+    refused here, where names are made, before anything starts.
+    """
     out = sorted(current, key=lambda a: a.index)[:count]
     used = {a.name for a in out} | set(taken)
     index = max((a.index for a in current), default=-1) + 1
+    new = []
     while len(out) < count:
         name = f"{group}-{index}"
         if name not in used:
             out.append(AgentSpec(name, group, role, index))
+            new.append(name)
             used.add(name)
         index += 1
+    problem = endpoint_problem(state_dir, new)
+    if problem is not None:
+        raise UsageError(problem)
     return out
+
+
+def check_endpoints(manifest: Manifest) -> None:
+    """Refuse (`UsageError`, exit 2) to start the agents topology.json names,
+    or those of its change in progress, if one could not bind its endpoint
+    under `manifest.state_dir` (a state_dir moved to a longer path since a
+    scale named them): `up` calls this before it starts anything. Raises
+    `TopologyError` if topology.json cannot be read."""
+    topology = load(paths(manifest.state_dir)["topology"])
+    if topology is None:
+        return
+    names = [a.name for a in topology.agents]
+    if topology.change is not None:
+        names += [a.name for a in topology.change.target]
+    problem = endpoint_problem(manifest.state_dir, names)
+    if problem is not None:
+        raise UsageError(f"{paths(manifest.state_dir)['topology']}: {problem}")
 
 
 def _groups(agents: Iterable[AgentSpec]) -> list[str]:

@@ -49,6 +49,15 @@ PLANTABLE = frozenset(
 )
 
 
+#: The default byte budget of one slot (`Settings.slot_bytes`): 512 KiB,
+#: as paxosctl's largest max_value_bytes, for the same reason: a slot
+#: travels whole in one message, and on the 2-core test machine slots of
+#: 1 MiB and more, several in flight, stalled agents' loops for seconds
+#: (see paxosctl.manifest.MAX_VALUE_BYTES for the measurement). Small
+#: commands still batch: 64 of 8 KiB fill it.
+SLOT_BYTES = 512 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Protocol timers (in ticks) and sizes.
@@ -71,6 +80,13 @@ class Settings:
       it is recorded in the configuration history, which wins over this
       setting once a node has one.
     - `batch`: commands a leader puts in one slot at most.
+    - `slot_bytes`: the byte budget of one slot: a leader adds commands to
+      a slot while its encoded value (`Value.data`) stays within it; a
+      single command larger than the budget goes alone in its slot. So a
+      slot's value is at most max(slot_bytes, the largest command), and
+      fits in one frame wherever it travels (Accept, a state-transfer
+      Chunk, a decided page) as long as both fit (paxosctl's manifest
+      checks max_value_bytes). Default SLOT_BYTES.
     - `stored_ticks`: a learner tells acceptors and the other learners how
       far its log is durable at most this often (and every ten times this
       even when it did not move, so a restarted acceptor hears it again).
@@ -88,6 +104,7 @@ class Settings:
     gap_ticks: int = 6
     window: int = 32
     batch: int = 64
+    slot_bytes: int = SLOT_BYTES
     stored_ticks: int = 5
     retain_slots: int = 0
     alpha: int | None = None
@@ -95,7 +112,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_ticks", "election_ticks", "accept_timeout_ticks",
-                     "retry_cooldown_ticks", "gap_ticks", "window", "batch", "stored_ticks"):
+                     "retry_cooldown_ticks", "gap_ticks", "window", "batch", "slot_bytes",
+                     "stored_ticks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.alpha is None:

@@ -79,6 +79,10 @@ FLOOR_EVERY = 1024
 #: Decided values kept in memory below the decided prefix (to answer Retries
 #: with a Decide); older ones are forgotten, so memory does not grow with the log.
 KEEP_DECIDED = 64
+#: A batch's encoding (commands.py, "Batch layout"): a u32 count, then per
+#: command a u16 id length, a u32 payload length and an i64 stamp.
+_BATCH_HEAD = 4
+_PER_COMMAND = 2 + 4 + 8
 
 
 class Phase(str, Enum):
@@ -491,8 +495,7 @@ class Proposer:
                 value = vote.value
             elif self.pending:
                 # Encoded once, here; the commands stay cached for requeues and learn().
-                pending = self.pending
-                value = Value.of([pending.popleft() for _ in range(min(batch, len(pending)))])
+                value = Value.of(self._next_batch(batch))
                 self.stats.proposals += 1
             elif slot < self._must_fill and idle:
                 value = NOOP  # a hole, or the run-up to a new configuration
@@ -505,6 +508,26 @@ class Proposer:
                 self._queue_commands(lost, front=True)
             self.next_slot += 1
             self._send_accept(slot, value, config)
+
+    def _next_batch(self, batch: int) -> list[Command]:
+        """The commands of a new slot, taken from the front of `pending`: up
+        to `batch` of them, while the slot's encoded value stays within
+        `settings.slot_bytes` (`Value`'s layout: a 4-byte count, then per
+        command 14 bytes, its request id's UTF-8 and its payload). The
+        first is always taken, so a command larger than the budget goes
+        alone in its slot: every slot fits in one frame (see Settings)."""
+        pending = self.pending
+        budget = self.settings.slot_bytes - _BATCH_HEAD
+        count = min(batch, len(pending))
+        taken = []
+        for _ in range(count):
+            command = pending[0]
+            size = _PER_COMMAND + len(command.payload) + len(command.request_id.encode())
+            if taken and size > budget:
+                break
+            budget -= size
+            taken.append(pending.popleft())
+        return taken
 
     # --------------------------------------------------------------- phase 2
 

@@ -27,8 +27,9 @@ def propose(
         help="Idempotency key: proposing again with it never decides it twice "
              "[default: a new one, printed if the outcome is unknown].")] = None,
     issued: Annotated[Optional[int], typer.Option(
-        min=-1, help="With --request-id, when retrying: the stamp its first try printed "
-                     "(needed with [log] retain).")] = None,
+        min=-1, max=2**63 - 1,
+        help="With --request-id, when retrying: the stamp its first try printed "
+             "(needed with [log] retain).")] = None,
     timeout: Annotated[float, typer.Option(
         help="Seconds to wait for the decision; then exit 124 (it may still be decided).")] = 10.0,
     output: TextOutput = "text",
@@ -58,15 +59,14 @@ def propose(
     if not 0.001 <= timeout <= 3600:
         raise UsageError(f"--timeout: expected seconds from 0.001 to 3600, got {timeout}")
     manifest = _manifest(file)
-    limit = manifest.paxos.max_value_bytes
-    if len(payload) > limit:
-        raise UsageError(f"value is {len(payload)} bytes; the limit is {limit} (paxos.max_value_bytes)")
     from ..client import new_request_id
-    from ..dataclient import retry_hint
+    from ..dataclient import check_proposal, retry_hint
 
     # Made here, before anything is sent, so that an unknown outcome can name it.
     fresh = request_id is None
     request_id = request_id or new_request_id()
+    # The API's rules (README "Python API"), before anything is sent: exit 2.
+    check_proposal(payload, request_id, issued, manifest.paxos.max_value_bytes)
     data = _data_client(manifest, file)
     try:
         future = data.propose_async(payload, request_id=request_id, timeout=timeout,

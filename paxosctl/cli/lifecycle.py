@@ -46,6 +46,9 @@ def up(
         raise conflict(manifest, live)
     for warning in check_runtime(manifest):  # creates nothing
         _err(f"warning: {warning}")
+    from ..topology import check_endpoints
+
+    check_endpoints(manifest)  # the agents a scale named must fit too: exit 2, nothing started
     if detach:
         _up_detached(manifest, file, wait)
         return

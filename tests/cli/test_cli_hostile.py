@@ -20,6 +20,7 @@ with raw bytes run once more as real processes. All from an empty folder:
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PAXOSCTL, Cluster, ClusterFactory, short_tmpdir
+from conftest import PAXOSCTL, Cluster, ClusterFactory, describe, short_tmpdir
 
 #: The exit codes the README documents.
 DOCUMENTED = {0, 1, 2, 3, 124}
@@ -81,6 +82,11 @@ def hostile(f: Files) -> list[Case]:
         C("propose", "v", "--request-id", "\t"),
         C("propose", "v", "--request-id", NOT_UTF8),
         C("propose", "v", "--request-id", "r" * 257),
+        C("propose", "v", "--request-id", "\0config:1:00:0"),
+        # --issued: an i64 stamp from -1 (issue 20 (1): 2**63 was a traceback, then exit 124)
+        *(C("propose", "v", "--request-id", "r-issued", "--issued", i)
+          for i in (str(2**63), HUGE, "-2", "1.5", "x", "")),
+        C("propose", "v", "--request-id", "r-issued-max", "--issued", str(2**63 - 1), code=0),
         *(C("propose", "v", "--timeout", t) for t in (HUGE, "-1", "0", "nan", "inf", "1e-9", "x")),
         *(C("propose", "v", "-o", o) for o in ("garbage", "", NOT_UTF8)),
         C("propose", "v", "-f", "", file=False),
@@ -272,3 +278,50 @@ def test_hostile_arguments_with_no_cluster_running(make_cluster: ClusterFactory,
     bad, cwd = files
     cluster = make_cluster("roles", name="stopped", start=False)
     run_all(stopped(Files(cluster.manifest, bad.garbage, bad.nul)), cwd, cluster.manifest)
+
+
+def test_agent_names_that_leave_no_room_for_their_socket(make_cluster: ClusterFactory,
+                                                        tmp_short: Path) -> None:
+    """Issue 20 (11): a state_dir with room for proposer-9's endpoint but not
+    proposer-10's (a Unix socket path is at most 107 bytes). `scale`,
+    `apply` and `up` refuse such a name up front: exit 2, one line naming
+    the path's length and the limit, nothing started or changed."""
+    base = tmp_short
+    # run/acceptor-2.sock needs 20 bytes past the state_dir, run/proposer-10.sock 21.
+    state_dir = base / ("s" * (87 - len(str(base)) - 1))
+    assert len(os.fsencode(state_dir)) == 87
+    cluster = make_cluster("roles", name="roomless", state_dir=state_dir)
+    before = [(a["name"], a["pid"]) for a in cluster.status()["agents"]]
+
+    def refused(*args: str) -> str:
+        result = cluster.run(*args)
+        lines = result.stderr.splitlines()
+        assert result.returncode == 2, describe(result)
+        assert "Traceback" not in result.stderr and lines[0].startswith("error: "), describe(result)
+        assert sum(line.startswith("error: ") for line in lines) == 1, describe(result)
+        assert "proposer-10" in lines[0] and "108 bytes" in lines[0], describe(result)
+        assert "107" in lines[0] and "state_dir" in lines[0], describe(result)
+        return lines[0]
+
+    refused("scale", "proposer=11")
+    text = cluster.manifest.read_text()
+    cluster.manifest.write_text(text.replace("[agents.proposer]\nrole = \"proposer\"\nreplicas = 2",
+                                             "[agents.proposer]\nrole = \"proposer\"\nreplicas = 11"))
+    assert cluster.manifest.read_text() != text
+    refused("apply")
+    cluster.manifest.write_text(text)
+    # Nothing changed: the same processes; a name that fits still scales.
+    assert [(a["name"], a["pid"]) for a in cluster.status()["agents"]] == before
+    assert not (state_dir / "topology.json").exists()
+    cluster.run_ok("scale", "proposer=3")
+    cluster.down()
+    # A topology.json naming proposer-10 (a cluster moved here from a shorter
+    # path after a scale): `up` refuses before it starts anything.
+    topology = json.loads((state_dir / "topology.json").read_text())
+    topology["agents"].append(["proposer-10", "proposer", "proposer", 10])
+    (state_dir / "topology.json").write_text(json.dumps(topology))
+    for detach in (("-d",), ()):
+        line = refused("up", *detach)
+        assert "topology.json" in line
+    assert cluster.supervisor() is None
+    assert not (state_dir / "run" / "endpoints.json").exists()

@@ -127,8 +127,13 @@ BAD = [
     ("window-zero", PAXOS + "window = 0\n", "paxos.window", "expected an integer from 1 to 4096, got 0"),
     ("window-too-big", PAXOS + "window = 4097\n", "paxos.window", "got 4097"),
     ("batch-too-big", PAXOS + "batch = 1025\n", "paxos.batch", "expected an integer from 1 to 1024"),
-    ("max-value-bytes-zero", PAXOS + "max_value_bytes = 0\n", "paxos.max_value_bytes", "from 1 to 16777216"),
-    ("max-value-bytes-too-big", PAXOS + "max_value_bytes = 16777217\n", "paxos.max_value_bytes", "got 16777217"),
+    ("max-value-bytes-zero", PAXOS + "max_value_bytes = 0\n", "paxos.max_value_bytes", "from 1 to 524288"),
+    # Issue 20 (7): 15 MiB values were accepted, and five at once stalled agents past
+    # their health timeout; the error says what is allowed and why.
+    ("max-value-bytes-over-512k", PAXOS + "max_value_bytes = 524289\n", "paxos.max_value_bytes",
+     "expected an integer from 1 to 524288, got 524289 (at most 512 KiB: a value travels in one "
+     "message, and larger ones stall agents past their health timeout)"),
+    ("max-value-bytes-16m", PAXOS + "max_value_bytes = 16777216\n", "paxos.max_value_bytes", "got 16777216"),
     ("accept-timeout-below-tick", PAXOS + 'accept_timeout = "5ms"\n', "paxos.accept_timeout", "must be at least paxos.tick"),
     ("tick-above-other-durations", PAXOS + 'tick = "1s"\n', "paxos.tick", 'tick = "1s"'),
     ("election-not-above-heartbeat", PAXOS + 'election_timeout = "50ms"\n', "paxos.election_timeout", "must be greater than paxos.heartbeat"),
@@ -262,7 +267,7 @@ retry_cooldown = "1s"
 gap_timeout = "50ms"
 window = 4096
 batch = 1
-max_value_bytes = 16777216
+max_value_bytes = 524288
 alpha = 5000
 [metrics]
 listen = "[::1]:0"
@@ -271,7 +276,7 @@ enabled = false
     manifest = load_manifest(write(tmp_path, text))
     assert manifest.health == Health(0.1, 1.0, 5.0)
     assert manifest.restart == RestartSettings("on-failure", 0.05, 0.05, 60.0, 0)
-    assert manifest.paxos == PaxosSettings(0.005, 0.02, 0.2, 0.005, 1.0, 0.05, 4096, 1, 16777216, 5000)
+    assert manifest.paxos == PaxosSettings(0.005, 0.02, 0.2, 0.005, 1.0, 0.05, 4096, 1, 524288, 5000)
     assert (manifest.metrics.host, manifest.metrics.port, manifest.metrics.enabled) == ("::1", 0, False)
 
 
@@ -466,3 +471,25 @@ def test_a_state_dir_too_long_for_an_agents_endpoint_is_refused(tmp_path):
     assert f"agent {group}-0's endpoint" in error and "cluster.state_dir" in error, error
     ok = text.replace(state_dir, state_dir[:-1])
     load_manifest(write(tmp_path, ok))
+
+
+def test_a_slot_of_the_largest_value_fits_in_one_frame() -> None:
+    """Issue 20 (7): whatever the manifest allows, a slot's value travels in
+    one frame. The worst slot: one command of the largest value with the
+    longest request id a client may send, or a full slot budget of small
+    commands, in an Accept (a Chunk and a decided page carry a slot alike)."""
+    from paxos_agents.core import Accept, Ballot, Command, Value
+    from paxos_agents.core.config import SLOT_BYTES
+    from paxos_agents.runtime import codec
+    from paxos_agents.runtime.clientwire import MAX_REQUEST_ID_BYTES
+    from paxos_agents.runtime.frames import MAX_FRAME_BYTES
+    from paxosctl.manifest import MAX_VALUE_BYTES
+
+    assert PaxosSettings.__dataclass_fields__["max_value_bytes"].metadata["high"] == MAX_VALUE_BYTES
+    alone = Value.of([Command("r" * MAX_REQUEST_ID_BYTES, b"x" * MAX_VALUE_BYTES, 2**63 - 1)])
+    full = Value.of([Command(f"r{i}", b"y" * 1000) for i in range(SLOT_BYTES // 1016)])
+    for value in (alone, full):
+        frame = codec.encode(Accept(src="proposer-" + "9" * 30, dst="acceptor-" + "9" * 30,
+                                    ballot=Ballot(2**62, "proposer-" + "9" * 30), slot=2**62,
+                                    value=value))
+        assert len(frame) <= MAX_FRAME_BYTES // 8, len(frame)  # a wide margin, not a squeeze
