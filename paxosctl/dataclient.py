@@ -33,6 +33,13 @@ that long ago waits, the client follows another learner (the one it left
 is tried last from then on) and asks it for every command in flight
 (WATCH: its request index answers by request id, whenever it was
 decided). A command is answered once, by whichever learner tells first.
+A reader following the log (`streamed`) moves the same way when the
+learner streams no slot for a stall period: what it has read is a
+position, so the next learner goes on from it, nothing twice or missed.
+
+A learner that cuts the connection (CUT: this client fell behind reading
+past the bound on its unsent output) is left like one that closed it,
+and tried last from then on; its reason goes to `on_cut`, if set.
 """
 
 from __future__ import annotations
@@ -209,8 +216,12 @@ class DataClient:
     be reached (then nothing was sent).
     """
 
-    def __init__(self, endpoints: Endpoints, *, cluster_file: str = "") -> None:
+    def __init__(self, endpoints: Endpoints, *, cluster_file: str = "",
+                 on_cut: Callable[[str, str], None] | None = None) -> None:
         self.endpoints = endpoints
+        #: Called (on the I/O thread) with (learner, reason) when a learner cuts
+        #: this client off (CUT); the client follows another one meanwhile.
+        self.on_cut = on_cut
         self._cluster_file = cluster_file or endpoints.cluster
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
@@ -225,7 +236,8 @@ class DataClient:
         self._new: list[tuple[_Pending, Future[Decision]]] = []
         self._woken = False  # a wake-up is on its way to the I/O thread
         self._pending: dict[str, _Pending] = {}
-        self._queries: dict[int, Future[dict[str, Any]]] = {}
+        #: Queries (QUERY, PAGE) by id: their replies (a dict, or a `wire.Page`).
+        self._queries: dict[int, Future[Any]] = {}
         self._query_out: list[bytes] = []
         self._query_ids = itertools.count(1)
         self._closed = False
@@ -318,6 +330,23 @@ class DataClient:
             query["id"] = query_id = next(self._query_ids)
             self._queries[query_id] = future
             self._query_out.append(wire.QUERY + json.dumps(query).encode())
+        self._wake()
+        return future
+
+    def read_page(self, start: int | None, limit: int) -> Future[Any]:
+        """Ask the learner for one page of the applied log from slot `start`
+        (None: the first retained) of about `limit` entries, in the binary
+        format (PAGE). The future resolves to a `clientwire.Page` (whole
+        slots as stored; `paxosctl.decidedlog` decodes them), or to an error
+        reply dict (as `query_decided`'s), or raises `ConnectionLost` if the
+        learner's connection is lost first."""
+        future: Future[Any] = _running_future(object)
+        with self._lock:
+            if self._closed:
+                raise NotRunning(f"the connection to {self._cluster_file} is closed")
+            query_id = next(self._query_ids)
+            self._queries[query_id] = future
+            self._query_out.append(wire.encode_page_query(query_id, start, limit))
         self._wake()
         return future
 
@@ -416,12 +445,16 @@ class DataClient:
 
     def _stalled(self, now: float) -> bool:
         """The learner followed streamed no slot for a stall period while a
-        command sent at least that long ago waits: it learns nothing (cut off
-        from the other agents), or nothing is decided; either way another
-        learner costs one connection. Only SLOT counts as learning: a learner
-        cut off still answers WATCH and LOOKUP from its index."""
+        command sent at least that long ago waits, or while a reader waits
+        for the next slot (`streamed`): it learns nothing (cut off from the
+        other agents), or nothing is decided; either way another learner
+        costs one connection. Only SLOT counts as learning: a learner cut
+        off still answers WATCH and LOOKUP from its index."""
         if now - self._learned_at < self._stall_seconds or len(self._learners) < 2:
             return False
+        with self._lock:
+            if self._stream_waiters:
+                return True
         waited = now - self._stall_seconds
         return any(p.sent and p.sent_at <= waited for p in self._pending.values())
 
@@ -431,7 +464,8 @@ class DataClient:
         settled once, by the first answer, and resending decides nothing twice."""
         self._learners.remove(learner)
         self._learners.append(learner)
-        self._lost(learner, f"streamed no slot for {self._stall_seconds:g}s while commands waited")
+        self._lost(learner, f"streamed no slot for {self._stall_seconds:g}s while commands "
+                            "or readers waited")
 
     def _target(self) -> _Endpoint | None:
         """The proposer to send to: the leader if we are connected to it, else
@@ -583,8 +617,10 @@ class DataClient:
                      or now - self._started >= STAMP_WAIT_SECONDS):
             lookups = [p for p in send if p.lookup]
             if lookups and learner is not None:
-                for body in self._encode([p for p in lookups if not p.looking], _ids_body):
-                    learner.conn.queue(wire.LOOKUP + body)
+                ask = [p for p in lookups if not p.looking]
+                for i in range(0, len(ask), wire.MAX_IDS_PER_FRAME):  # the learner's limit
+                    for body in self._encode(ask[i:i + wire.MAX_IDS_PER_FRAME], _ids_body):
+                        learner.conn.queue(wire.LOOKUP + body)
                 lookups = [p for p in lookups if not p.refused]
                 for p in lookups:
                     p.looking = True
@@ -622,8 +658,8 @@ class DataClient:
         send = [p for p in send if not p.refused]
         if learner is not None:
             watch = [p for p in send if p.needs_watch or not subscribed]
-            if watch:
-                learner.conn.queue(wire.WATCH + wire.encode_ids(p.request_id for p in watch))
+            for i in range(0, len(watch), wire.MAX_IDS_PER_FRAME):  # the learner's limit
+                learner.conn.queue(wire.WATCH + _ids_body(watch[i:i + wire.MAX_IDS_PER_FRAME]))
         retry = now + self.endpoints.retry_seconds
         for p in send:
             p.needs_watch = learner is None  # asked for once a learner answers
@@ -728,12 +764,37 @@ class DataClient:
                     if pending.sent:
                         pending.next_try = now
                 self._next_scan = now
+        elif kind == wire.PAGED:
+            page = wire.decode_page(frame[1:])
+            with self._lock:
+                future = self._queries.pop(page.query_id, None)
+            if future is not None:
+                future.set_result(page)
         elif kind == wire.REPLY:
             reply = json.loads(frame[1:])
             with self._lock:
                 future = self._queries.pop(reply.get("id"), None)
             if future is not None:
                 future.set_result(reply)
+        elif kind == wire.CUT:
+            self._cut(endpoint, frame[1:])
+
+    def _cut(self, endpoint: _Endpoint, body: bytes) -> None:
+        """The learner cut this client off (it closes the connection next):
+        leave it as at EOF, try it last from now on, and say why (`on_cut`)."""
+        try:
+            info = json.loads(body)
+            reason = str(info.get("reason") or "no reason given") if isinstance(info, dict) \
+                else "no reason given"
+        except ValueError:
+            reason = "no reason given"
+        reason = reason[:200]
+        if endpoint in self._learners:
+            self._learners.remove(endpoint)
+            self._learners.append(endpoint)
+        self._lost(endpoint, f"cut the connection: {reason}")
+        if self.on_cut is not None:
+            self.on_cut(endpoint.name, reason)
 
     def _looked_up(self, stamp: int, outcome: wire.Outcome) -> None:
         pending = self._pending.get(outcome.request_id)

@@ -16,10 +16,19 @@ asyncio), a few lines around the cursor:
         yield from cursor.take(page(*cursor.query()))
 
 Following needs no second path: the learner's SLOT stream (which the data
-client subscribes to anyway) only says "slot N is applied now", and the
-next page is asked for then. So a followed entry is exactly what a later
-`decided` shows, and entries that arrive while a page is in flight are
-picked up by the next page (several slots per query under load).
+client subscribes to anyway) only says "slot N is applied now" (slots it
+installed from a peer included), and the next page is asked for then. So
+a followed entry is exactly what a later `decided` shows, and entries
+that arrive while a page is in flight are picked up by the next page
+(several slots per query under load). The cursor holds a position, not a
+connection: when the data client moves to another learner (the one
+followed was cut off, closed, or cut this client off), the walk goes on
+from the same slot there, nothing twice and nothing missed.
+
+Pages travel in the binary format (clientwire PAGE/PAGED): whole slots'
+value bytes as the learner stores them, decoded here (`page_entries`);
+the learner does no work per entry. While one page is handed out, the next
+is already asked for, so the learner's read overlaps the caller's work.
 """
 
 from __future__ import annotations
@@ -27,19 +36,25 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Mapping
+
+from paxos_agents.core.commands import BatchError, Value
+from paxos_agents.runtime.clientwire import Page, PAGE_NOT_RETAINED
 
 from .errors import ConnectionLost, OutcomeUnknown, RequestFailed
 
 if TYPE_CHECKING:
     from .dataclient import DataClient
 
-__all__ = ["DecidedCommand", "LogCursor", "PAGE_SIZE", "read_log", "read_log_async"]
+__all__ = ["DecidedCommand", "LogCursor", "PAGE_SIZE", "page_entries", "read_log",
+           "read_log_pages", "read_log_async"]
 
-#: Entries asked for per query (the learner's limit is 10,000).
-PAGE_SIZE = 1000
+#: Entries asked for per page (the learner's limit is clientwire.MAX_PAGE_ENTRIES;
+#: it also ends a page at about clientwire.PAGE_BYTES of values).
+PAGE_SIZE = 20_000
 #: Seconds a learner may take to answer one page.
 PAGE_TIMEOUT = 30.0
 
@@ -138,22 +153,39 @@ class LogCursor:
             size = max(1, min(size, self.remaining))
         return self.next_start, size
 
-    def take(self, reply: Mapping[str, Any]) -> list[DecidedCommand]:
-        """The entries of a page asked for with `query()`, trimmed to the
-        limit; advances the cursor. Raises `RequestFailed` for an error
-        reply: `fault` NOT_RETAINED (exit 1) when the start slot is below
-        the log the learner retains (its first slot is `reply["log_start"]`).
+    def take(self, reply: Page | Mapping[str, Any]) -> list[DecidedCommand]:
+        """The entries of a page asked for with `query()` (a binary `Page`,
+        or a JSON reply), trimmed to the limit; advances the cursor. Raises
+        `RequestFailed` for an error reply: `fault` NOT_RETAINED (exit 1)
+        when the start slot is below the log the learner retains (its first
+        slot is `reply["log_start"]`).
         """
+        if isinstance(reply, Page):
+            if reply.status == PAGE_NOT_RETAINED:
+                reply = {"error": f"slot {self.next_start} is no longer retained; the log "
+                                  f"starts at slot {reply.log_start}",
+                         "code": "not_retained", "log_start": reply.log_start}
+            else:
+                raw: list[Any] = page_entries(reply)
+                # A slot can give no entry (each command first decided earlier):
+                # the next page starts after the page's last slot all the same.
+                last = reply.slots[-1].slot if reply.slots else None
+                reply = {"decided_up_to": reply.decided_up_to, "log_start": reply.log_start}
+        else:
+            raw = reply.get("entries") or []
+            last = None
         if "error" in reply:
             raise RequestFailed({"error": reply.get("code") or "agent_error",
                                  "message": reply["error"], "log_start": reply.get("log_start")})
         asked = self.query()[1]
-        raw = reply.get("entries") or []
-        entries = [DecidedCommand.from_wire(e) for e in raw]
+        entries = [e if isinstance(e, DecidedCommand) else DecidedCommand.from_wire(e)
+                   for e in raw]
         self.wait_for = None
-        if entries:
+        if last is None and entries:
+            last = entries[-1].slot
+        if last is not None:
             # Pages hold whole slots, so the next one starts after the last slot.
-            self.next_start = entries[-1].slot + 1
+            self.next_start = last + 1
         elif self.next_start is None and isinstance(reply.get("log_start"), int):
             self.next_start = reply["log_start"]
         if self.remaining is not None:
@@ -161,40 +193,91 @@ class LogCursor:
             self.remaining -= len(entries)
             if self.remaining == 0:
                 self.done = True
-        if len(raw) < asked and not self.done:  # caught up with the learner
+        known = reply.get("decided_up_to")
+        # Caught up with the learner: a page short of what was asked for that
+        # reaches its applied slot (a page also ends early at its bytes bound).
+        caught_up = len(raw) < asked and not (
+            last is not None and isinstance(known, int) and last < known)
+        if caught_up and not self.done:
             if not self.follow:
                 self.done = True
             else:
                 after = self.next_start or 0
-                if not raw:
+                if last is None:
                     # Nothing new at this learner: wait past what it has
                     # (a learner just failed over to may be behind the slots
                     # streamed before; asking again at once would spin).
-                    known = reply.get("decided_up_to")
                     if isinstance(known, int):
                         after = max(after, known + 1)
                 self.wait_for = after
         return entries
 
 
+def page_entries(page: Page) -> list[DecidedCommand]:
+    """The entries of a binary page: each slot's commands but those the
+    learner marked skipped (first decided elsewhere), a no-op slot as one
+    entry. `RequestFailed` if a slot's value is not a well-formed batch."""
+    out: list[DecidedCommand] = []
+    append = out.append
+    for slot, skipped, data in page.slots:
+        if not data:
+            append(DecidedCommand(slot, 0, None, None))
+            continue
+        value = Value.from_bytes(data)
+        try:
+            ids = value.request_ids()
+        except BatchError:
+            raise RequestFailed({"error": "agent_error",
+                                 "message": f"a learner sent a malformed value at slot {slot}"}
+                                ) from None
+        payload = value.payload
+        skip = frozenset(skipped)
+        for index, rid in enumerate(ids):
+            if index not in skip:
+                append(DecidedCommand(slot, index, rid, payload(index)))
+    return out
+
+
+def read_log_pages(data: DataClient, start: int | None = None, *, limit: int | None = None,
+                   follow: bool = False,
+                   page_size: int = PAGE_SIZE) -> Iterator[list[DecidedCommand]]:
+    """`read_log` a page at a time: each non-empty list of entries as it
+    arrives (for writers that print a page in one write)."""
+    cursor = LogCursor(start, limit=limit, follow=follow, page_size=page_size)
+    ahead: tuple[tuple[int | None, int], Future[Any]] | None = None
+    while not cursor.done:
+        if cursor.wait_for is not None:
+            data.streamed(cursor.wait_for).result()
+        query = cursor.query()
+        reply = _page(data, *query, ahead[1] if ahead is not None and ahead[0] == query else None)
+        ahead = None
+        entries = cursor.take(reply)
+        if not cursor.done and cursor.wait_for is None:
+            # Ask for the next page now: the learner reads it while this one is used.
+            ahead = (cursor.query(), data.read_page(*cursor.query()))
+        if entries:
+            yield entries
+
+
 def read_log(data: DataClient, start: int | None = None, *, limit: int | None = None,
              follow: bool = False, page_size: int = PAGE_SIZE) -> Iterator[DecidedCommand]:
     """The decided log from `start`, read through `data` a page at a time
     (see `paxosctl.Client.iter_decided` for the contract)."""
-    cursor = LogCursor(start, limit=limit, follow=follow, page_size=page_size)
-    while not cursor.done:
-        if cursor.wait_for is not None:
-            data.streamed(cursor.wait_for).result()
-        yield from cursor.take(_page(data, *cursor.query()))
+    for entries in read_log_pages(data, start, limit=limit, follow=follow, page_size=page_size):
+        yield from entries
 
 
-def _page(data: DataClient, start: int | None, limit: int) -> dict[str, Any]:
-    """One page from the learner; asked again (of the next learner the data
-    client connects to) when the connection to one is lost meanwhile."""
+def _page(data: DataClient, start: int | None, limit: int,
+          asked: Future[Any] | None = None) -> Any:
+    """One page from the learner (`asked`: its request, if already sent);
+    asked again (of the next learner the data client connects to) when the
+    connection to one is lost meanwhile."""
     deadline = time.monotonic() + PAGE_TIMEOUT
     while True:
         try:
-            return data.query_decided(start, limit).result(max(0.0, deadline - time.monotonic()))
+            future = asked if asked is not None else data.read_page(start, limit)
+            asked = None
+            return future.result(max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
             raise OutcomeUnknown(f"no learner answered within {PAGE_TIMEOUT:g}s") from None
         except ConnectionLost:
@@ -217,7 +300,7 @@ async def read_log_async(data: DataClient, start: int | None = None, *,
         while True:
             try:
                 reply = await asyncio.wait_for(asyncio.wrap_future(
-                    data.query_decided(*cursor.query())), max(0.0, deadline - loop.time()))
+                    data.read_page(*cursor.query())), max(0.0, deadline - loop.time()))
                 break
             except TimeoutError:
                 raise OutcomeUnknown(f"no learner answered within {PAGE_TIMEOUT:g}s") from None

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 #: Length of the time at the start of a record: "2026-11-30 10:40:50,123".
 STAMP_LENGTH = 23
@@ -86,12 +86,23 @@ def merge(streams: Iterable[list[Line]]) -> Iterator[Line]:
 
 class Follower:
     """New lines appended to one log file since the last `poll`, across
-    rotation (the file replaced) and truncation."""
+    any number of rotations between two polls, and truncation.
+
+    The file being followed stays open, so its last lines are read even
+    after it was renamed away. Rotation is told by inode: when the name
+    holds another file, the one followed was renamed to a backup
+    (RotatingFileHandler: `.log` -> `.log.1` -> `.log.2` ...), and every
+    backup newer than it (a lower number; all of them if it was deleted,
+    past the backup count) was written after it: they are read whole,
+    oldest first, then the new file from its start. Lines are lost only
+    if a backup newer than the followed file was deleted before the poll
+    (more rotations between two polls than the backup count).
+    """
 
     def __init__(self, path: Path, name: str) -> None:
         self.path = path
         self.name = name
-        self._file = None
+        self._file: BinaryIO | None = None
         self._inode: int | None = None
         self._partial = b""
         self._open(at_end=True)
@@ -110,17 +121,19 @@ class Follower:
         self._partial = b""
 
     def poll(self) -> list[str]:
-        """The complete lines written since the last call."""
+        """The complete lines written since the last call, in the order written."""
         out = self._read()
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
             return out
         if self._file is None or stat.st_ino != self._inode:
-            # Rotated (a new file under the name) or created since: read
-            # the rest of the old one above, then the new one from its start.
+            # Rotated (once or more: another file under the name) or created
+            # since. The rest of the followed file was read above; then the
+            # backups written after it, then the new file from its start.
             if self._file is not None:
-                self._file.close()
+                out += self._finish()
+                out += self._newer_backups()
             self._open(at_end=False)
             out += self._read()
         elif stat.st_size < self._file.tell():  # truncated
@@ -128,6 +141,41 @@ class Follower:
             self._partial = b""
             out += self._read()
         return out
+
+    def _finish(self) -> list[str]:
+        """Close the followed file (rotated away: nothing more is written
+        to it); its last line counts even without a newline."""
+        assert self._file is not None
+        self._file.close()
+        self._file = None
+        rest, self._partial = self._partial, b""
+        return [rest.decode(errors="replace")] if rest else []
+
+    def _newer_backups(self) -> list[str]:
+        """The lines of the backups rotated after the followed file (inode
+        `self._inode`), oldest first."""
+        newer: list[bytes] = []
+        seen: set[int] = set()
+        for number in range(1, 1000):
+            try:
+                f = open(self.path.with_name(f"{self.path.name}.{number}"), "rb")
+            except FileNotFoundError:
+                break
+            with f:
+                inode = os.fstat(f.fileno()).st_ino
+                if inode == self._inode:
+                    break  # the followed file: the ones before it are newer
+                if inode in seen:
+                    continue  # renamed under us while we looked: read once
+                seen.add(inode)
+                newer.append(f.read())
+        lines: list[str] = []
+        for data in reversed(newer):  # `.N` (oldest) first, `.1` last
+            parts = data.split(b"\n")
+            if parts[-1] == b"":
+                parts.pop()  # the newline that ends the last line
+            lines += [raw.decode(errors="replace") for raw in parts]
+        return lines
 
     def _read(self) -> list[str]:
         if self._file is None:

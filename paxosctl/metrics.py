@@ -55,7 +55,7 @@ COUNTER_STATS = (
     "proposer_accept_resends", "prepares_rejected", "accepts_rejected",
     "proposer_leader_changes", "proposer_elections",
     "dropped", "installed", "fetches_sent", "chunks_served", "expired", "compacted_refusals",
-    "applied_commands",
+    "applied_commands", "client_refused",
 )
 
 #: The transport's drop reasons (`AgentReport.dropped`, `.chaos`), as the
@@ -300,6 +300,9 @@ PROTOCOL_COUNTERS = (
      "Prepare requests this acceptor nacked (ballot not above its promise).", "acceptor"),
     ("paxos_learner_installed_slots", "installed",
      "Slots this learner copied from peer learners (state transfer).", "learner"),
+    ("paxos_learner_client_requests_refused", "client_refused",
+     "Client frames this learner refused for being over a limit (a WATCH or LOOKUP of more "
+     "than 4096 request ids, a page of more than 100,000 entries).", "learner"),
 )
 
 

@@ -273,12 +273,14 @@ class Agent:
                 return
             local: list = []
             self._queue_messages(ready.send, local)
-            if ready.applied:
+            if ready.applied or ready.persist.applied is not None:
                 # Before this learner's own persist: the decision is already
                 # durable at a majority of acceptors, and every learner derives
                 # the same position from it, so the answer stands even if this
-                # learner crashes before its copy is on disk.
-                self.clients.applied(ready.applied, ready.persist.decisions)
+                # learner crashes before its copy is on disk. Slots installed
+                # from a peer (state transfer) are announced too (`upto`).
+                self.clients.applied(ready.applied, ready.persist.decisions,
+                                     upto=ready.persist.applied)
             if ready.persist:
                 self.transport.flush()  # what needs no persist goes out during the fsync
                 self._storage.save(ready.persist)  # StorageError: stop, never answer

@@ -8,11 +8,20 @@ A learner takes WATCH frames: each request id is answered as soon as the
 learner knows where it was first decided: at once if its request index
 already has it (a retry, or an answer the client missed), else when the
 learner applies it. The answer is the command's *position* (slot, index
-in the slot's value) and the digest of the first decided payload. QUERY
-frames page through the applied log.
+in the slot's value) and the digest of the first decided payload. PAGE
+(binary) and QUERY (JSON) frames page through the applied log.
 
-Nothing here blocks: answers are queued on the connection and written
-with everything else once per loop turn.
+Subscribers get every slot the learner applies, and every slot it
+installs from a peer (state transfer) as well: to a subscriber both are
+"applied here now", and `decided --follow` must see them all.
+
+Nothing here blocks, and no request holds the loop for long: a WATCH or
+LOOKUP frame holds at most `clientwire.MAX_IDS_PER_FRAME` ids (the
+transport reads 64 KiB per turn, so a client's long list is spread over
+turns), and a page stops at `PAGE_BYTES` of values or `PAGE_SECONDS` of
+reading, whichever comes first (whole slots, at least one). Answers are
+queued on the connection and written with everything else once per loop
+turn.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections import Counter
 
 from typing import Iterable
@@ -33,13 +43,19 @@ from .transport import Connection, Transport
 
 log = logging.getLogger("paxos_agents.agent")
 
-#: Bytes of stored values a `decided` query reads per page at most (about).
+#: Bytes of stored values read from disk per step of a page.
+READ_BYTES = 1 << 20
+#: Bytes of stored values in one JSON page (QUERY "decided"), about: base64
+#: makes them 4/3 as many, and the JSON around each entry adds ~100 bytes.
 QUERY_BYTES = 4 << 20
+#: Seconds of reading one page may take, about (then the page ends early:
+#: the client asks for the next one; the loop serves everyone meanwhile).
+PAGE_SECONDS = 0.05
 _NO_DIGEST = b"\0" * 8
 #: Commands remembered as taken (see `Clients._taken`) before the decided ones are pruned.
 TAKEN_PRUNE_AT = 65_536
 #: Entries a `decided` query returns at most.
-MAX_QUERY_LIMIT = 100_000
+MAX_QUERY_LIMIT = wire.MAX_PAGE_ENTRIES
 
 
 class Clients:
@@ -66,7 +82,8 @@ class Clients:
                 "client_commands": self.counts["commands"],
                 "client_watches": len(self._watches),
                 "client_subscribers": len(self._subscribers),
-                "client_answers": self.counts["answers"]}
+                "client_answers": self.counts["answers"],
+                "client_refused": self.counts["refused_frames"]}
 
     # -------------------------------------------------------------- frames
 
@@ -87,20 +104,26 @@ class Clients:
                 self._transport.reply(conn, wire.encode_subscribed(
                     self._node.learner.decided_up_to))
             elif kind == wire.WATCH and self._node.learner is not None:
-                self._watch(conn, wire.decode_ids(frame[1:]))
+                self._watch(conn, wire.decode_ids(frame[1:], wire.MAX_IDS_PER_FRAME))
             elif kind == wire.LOOKUP and self._node.learner is not None:
-                self._lookup(conn, wire.decode_ids(frame[1:]))
+                self._lookup(conn, wire.decode_ids(frame[1:], wire.MAX_IDS_PER_FRAME))
+            elif kind == wire.PAGE and self._node.learner is not None:
+                self._page(conn, *wire.decode_page_query(frame[1:]))
             elif kind == wire.QUERY and self._node.learner is not None:
                 self._query(conn, json.loads(frame[1:]))
             else:
                 self._error(conn, f"{self._node.node_id} cannot serve a {kind!r} frame")
+        except wire.OverLimit as e:  # refused, not served: counted (client_refused)
+            self.counts["refused_frames"] += 1
+            self._error(conn, f"refused a {kind!r} frame: {e}", code="over_limit")
         except (ValueError, RecursionError) as e:  # WireError, JSON (too deep too)
             self._error(conn, f"malformed {kind!r} frame: {type(e).__name__}: {e}"[:300])
 
-    def _error(self, conn: Connection, message: str, query_id: object = None) -> None:
+    def _error(self, conn: Connection, message: str, query_id: object = None,
+               code: str = "bad_request") -> None:
         log.warning("client: %s", message)
         self._transport.reply(conn, wire.REPLY + json.dumps(
-            {"id": query_id, "error": message, "code": "bad_request"}).encode())
+            {"id": query_id, "error": message, "code": code}).encode())
 
     def _forget(self, conn: Connection) -> None:
         self._connections.discard(conn)
@@ -212,15 +235,22 @@ class Clients:
         return wire.Outcome(rid, wire.NOT_RETAINED, first_slot, 0, _NO_DIGEST)
 
     def applied(self, slots: list[AppliedSlot],
-                pending: Iterable[tuple[int, Value]] = ()) -> None:
+                pending: Iterable[tuple[int, Value]] = (), upto: int | None = None) -> None:
         """The learner applied these slots: stream each to the subscribers, and
         answer whoever watches a request id in them. `pending`: the decisions
         the same `Ready` is about to persist (installed from a peer, or
-        applied), which the disk does not hold yet."""
+        applied), which the disk does not hold yet; `upto`: the applied
+        prefix that `Ready` persists. Those of `pending` at or below `upto`
+        and not in `slots` were installed by a state transfer: they are
+        announced (and answer watches) as if applied here, so a follower
+        misses none of them."""
         subscribers = self._subscribers
         watches = self._watches
         if not subscribers and not watches:
             return
+        pending = tuple(pending)
+        if upto is not None and pending:
+            slots = self._with_installed(slots, pending, upto)
         batch = dict(pending)  # first decisions not on disk yet
         batch.update((s.slot, s.value) for s in slots)
         for applied in slots:
@@ -238,6 +268,27 @@ class Clients:
                 self.counts["streamed"] += len(firsts)
             if watches:
                 self._answer_watches(applied, skipped)
+
+    def _with_installed(self, slots: list[AppliedSlot], pending: tuple[tuple[int, Value], ...],
+                        upto: int) -> list[AppliedSlot]:
+        """`slots` and the slots of `pending` installed by a state transfer
+        (at or below `upto`, not applied here), in slot order. Where each of
+        their commands was first decided comes from the request index, which
+        the install filled (in memory: it is not on disk yet); a command the
+        peer refused as expired is not in it."""
+        applied = {s.slot for s in slots}
+        installed = [(slot, value) for slot, value in pending
+                     if slot <= upto and slot not in applied]
+        if not installed:
+            return slots
+        lookup = self._node.learner.requests.lookup
+        out = list(slots)
+        for slot, value in installed:
+            ids = value.request_ids()
+            known = lookup(ids) if ids else {}
+            out.append(AppliedSlot(slot, value, tuple(known.get(rid, EXPIRED) for rid in ids)))
+        out.sort(key=lambda s: s.slot)
+        return out
 
     def _skipped(self, rid: str, slot: int, first: int,
                  batch: dict[int, Value]) -> wire.Skipped:
@@ -292,8 +343,70 @@ class Clients:
         reply["id"] = query.get("id")
         self._transport.reply(conn, wire.REPLY + json.dumps(reply).encode())
 
+    def _page(self, conn: Connection, query_id: int, start: int | None, limit: int) -> None:
+        """Answer a PAGE: whole slots from `start`, as stored (see clientwire, PAGED)."""
+        learner = self._node.learner
+        assert learner is not None
+        if not 1 <= limit <= wire.MAX_PAGE_ENTRIES:
+            self.counts["refused_frames"] += 1
+            self._error(conn, f"a page of {limit} entries; from 1 to {wire.MAX_PAGE_ENTRIES}",
+                        query_id, code="over_limit")
+            return
+        first = self._storage.log_start
+        if start is not None and start < first:
+            self._transport.reply(conn, wire.encode_page(
+                query_id, wire.PAGE_NOT_RETAINED, learner.decided_up_to, first, []))
+            return
+        slots = [wire.PageSlot(slot, skipped, value.data)
+                 for slot, skipped, value in self._read_page(first if start is None else start,
+                                                             limit, wire.PAGE_BYTES)]
+        self._transport.reply(conn, wire.encode_page(
+            query_id, wire.PAGE_OK, learner.decided_up_to, first, slots))
+
+    def _read_page(self, start: int, limit: int,
+                   max_bytes: int) -> list[tuple[int, tuple[int, ...], Value]]:
+        """Whole applied slots from `start`: (slot, indexes of the commands
+        that are not entries, value), until `limit` entries (a no-op slot is
+        one), `max_bytes` of values or `PAGE_SECONDS` of reading; at least
+        one slot if there is one. The learner's per-command work is one
+        index look-up; no command is decoded beyond its request id."""
+        out: list[tuple[int, tuple[int, ...], Value]] = []
+        entries = size = 0
+        deadline = time.monotonic() + PAGE_SECONDS
+        while entries < limit and size < max_bytes and time.monotonic() < deadline:
+            piece = self._storage.read_log(start, min(READ_BYTES, max_bytes - size))
+            if not piece.decisions:
+                break
+            firsts = piece.first_slots
+            for slot, value in piece.decisions:
+                if entries >= limit or (out and size >= max_bytes):
+                    break  # whole slots only, so the next page starts at a slot
+                if not value:
+                    skipped: tuple[int, ...] = ()
+                    entries += 1
+                else:
+                    ids = value.request_ids()
+                    skipped = tuple(i for i, rid in enumerate(ids) if firsts.get(rid) != slot)
+                    if len(set(ids)) != len(ids):  # a request id twice in one slot (rare)
+                        seen: set[str] = set()
+                        repeats = set(skipped)
+                        for i, rid in enumerate(ids):
+                            if rid in seen:
+                                repeats.add(i)
+                            seen.add(rid)
+                        skipped = tuple(sorted(repeats))
+                    entries += len(ids) - len(skipped)
+                out.append((slot, skipped, value))
+                size += len(value.data)
+                start = slot + 1
+            else:
+                continue
+            break
+        return out
+
     def _decided(self, start: int, limit: int) -> dict:
-        """A page of the applied log from slot `start`, read from disk (whole slots).
+        """A page of the applied log from slot `start`, read from disk (whole
+        slots, bounded as `_read_page`, values base64: the JSON of QUERY).
 
         Each entry: slot, index (the command's position in the slot's
         value), request_id, value (base64 of the payload bytes), noop.
@@ -305,27 +418,15 @@ class Clients:
             return {"error": f"slot {start} is no longer retained; the log starts at slot {first}",
                     "code": "not_retained", "log_start": first}
         entries: list[dict] = []
-        while len(entries) < limit:
-            piece = self._storage.read_log(start, QUERY_BYTES)
-            if not piece.decisions:
-                break
-            for slot, value in piece.decisions:
-                if len(entries) >= limit:
-                    break  # whole slots only, so the next page starts at a slot
-                if not value:
-                    entries.append({"slot": slot, "index": 0, "request_id": None,
-                                    "value": None, "noop": True})
-                seen: set[str] = set()
-                for index, command in enumerate(value):
-                    rid = command.request_id
-                    if piece.first_slots.get(rid) == slot and rid not in seen:
-                        seen.add(rid)
-                        entries.append({
-                            "slot": slot, "index": index, "request_id": rid,
-                            "value": base64.b64encode(command.payload).decode(),
-                            "noop": False})
-                start = slot + 1
-            else:
+        for slot, skipped, value in self._read_page(start, limit, QUERY_BYTES):
+            if not value:
+                entries.append({"slot": slot, "index": 0, "request_id": None,
+                                "value": None, "noop": True})
                 continue
-            break
+            skip = set(skipped)
+            for index, command in enumerate(value):
+                if index not in skip:
+                    entries.append({
+                        "slot": slot, "index": index, "request_id": command.request_id,
+                        "value": base64.b64encode(command.payload).decode(), "noop": False})
         return {"entries": entries, "decided_up_to": learner.decided_up_to, "log_start": first}

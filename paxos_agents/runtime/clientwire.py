@@ -13,7 +13,9 @@ client -> learner
     for commands that may have been applied before the subscription.
     LOOKUP + request ids: tell me now what you know of each (LOOKED_UP):
     before the first send of a request id the client did not make itself.
-    QUERY + JSON {"op": "decided", "from": slot, "limit": n}.
+    QUERY + JSON {"op": "decided", "from": slot, "limit": n}: a page of
+    the log as JSON (values base64); kept for older clients.
+    PAGE (`encode_page_query`): a page of the log, answered with PAGED.
 proposer -> client
     LEADER + name: the leader I know of (empty: none); send there. A
     proposer that is not the leader forwards what it got there anyway.
@@ -32,7 +34,19 @@ learner -> client
     OUTCOMES + records (`encode_outcomes`): for each watched request id,
     the *position* where it was first decided (slot, and index of the
     command in that slot's value), or that it expired.
-    REPLY + JSON: the answer to a QUERY.
+    REPLY + JSON: the answer to a QUERY; or an error (a refused frame).
+    PAGED (`encode_page`): a page of the applied log, whole slots as they
+    are stored (each slot's value bytes, and the indexes of its commands
+    not first decided there): the learner does no work per command beyond
+    that; the client decodes the values.
+    CUT + JSON {"reason", "applied"}: the client fell behind past the
+    bound on its unsent output; the learner closes the connection next.
+
+Limits (a frame over them is refused with an error REPLY, not served):
+a WATCH or LOOKUP frame holds at most `MAX_IDS_PER_FRAME` request ids
+(clients split longer lists); a page holds at most `MAX_PAGE_ENTRIES`
+entries and about `PAGE_BYTES` of value bytes (whole slots, at least one),
+so it always fits a frame.
 
 Positions. A slot decides a batch of commands, so a command's position is
 the pair (slot, index in the slot's value): unique, totally ordered
@@ -66,6 +80,7 @@ WATCH = b"W"
 QUERY = b"Q"
 SUBSCRIBE = b"S"
 LOOKUP = b"K"
+PAGE = b"G"
 # agent -> client
 LEADER = b"L"
 OUTCOMES = b"O"
@@ -73,6 +88,8 @@ REPLY = b"R"
 SUBSCRIBED = b"s"
 LOOKED_UP = b"k"
 SLOT = b"A"
+CUT = b"X"  # agent -> client: fell behind past the bound; disconnected (JSON body)
+PAGED = b"g"
 
 #: Outcome statuses.
 DECIDED = 0
@@ -88,10 +105,30 @@ _SLOT = struct.Struct("<qI")  # slot, skipped commands
 _SKIPPED = struct.Struct("<IBqI8s")  # index, status, first slot, first index, digest
 _I64 = struct.Struct("<q")
 MAX_REQUEST_ID_BYTES = 1024
+#: Request ids in one WATCH or LOOKUP frame at most: one frame's lookups
+#: stay a few milliseconds of the learner's loop.
+MAX_IDS_PER_FRAME = 4096
+#: Entries in one page of the log at most (PAGE, and QUERY "decided").
+MAX_PAGE_ENTRIES = 100_000
+#: Bytes of stored values in one page, about: the page stops at the first
+#: slot that reaches it (whole slots, at least one), so a page fits a frame
+#: (frames.MAX_FRAME_BYTES) as long as one slot does.
+PAGE_BYTES = 4 << 20
+
+_PAGE_QUERY = struct.Struct("<qqI")  # query id, first slot (-1: the first retained), entries
+_PAGE_HEAD = struct.Struct("<qBqqI")  # query id, status, decided_up_to, log_start, slots
+_PAGE_SLOT = struct.Struct("<qII")  # slot, skipped commands, value bytes
+#: PAGED statuses.
+PAGE_OK = 0
+PAGE_NOT_RETAINED = 1  # the first slot asked for is below the log retained (`log_start`)
 
 
 class WireError(ValueError):
     """Bytes that are not a well-formed client frame body."""
+
+
+class OverLimit(WireError):
+    """A well-formed frame over one of the limits (see the module doc)."""
 
 
 def digest(payload: bytes) -> bytes:
@@ -126,12 +163,17 @@ def encode_ids(request_ids: Iterable[str]) -> bytes:
     return b"".join(parts)
 
 
-def decode_ids(data: bytes) -> list[str]:
+def decode_ids(data: bytes, limit: int | None = None) -> list[str]:
+    """The request ids of a WATCH or LOOKUP body; `WireError` if malformed,
+    or if there are more than `limit` (found without reading past it)."""
     out = []
     at = 0
     end = len(data)
     try:
         while at < end:
+            if limit is not None and len(out) >= limit:
+                raise OverLimit(f"more than {limit} request ids in one frame "
+                                f"(the limit; split the list over several frames)")
             (size,) = struct.unpack_from("<H", data, at)
             at += 2
             if at + size > end or not size:
@@ -239,3 +281,83 @@ def decode_looked_up(body: bytes) -> tuple[int, list[Outcome]]:
     except struct.error:
         raise WireError("malformed LOOKED_UP") from None
     return stamp, decode_outcomes(body[_I64.size:])
+
+
+def split_ids(request_ids: list[str], kind: bytes) -> list[bytes]:
+    """WATCH or LOOKUP (`kind`) frames for `request_ids`, `MAX_IDS_PER_FRAME` each."""
+    return [kind + encode_ids(request_ids[i:i + MAX_IDS_PER_FRAME])
+            for i in range(0, len(request_ids), MAX_IDS_PER_FRAME)]
+
+
+def encode_page_query(query_id: int, start: int | None, limit: int) -> bytes:
+    """A PAGE frame: up to `limit` entries of the log from slot `start`
+    (None: the first retained), answered by a PAGED with `query_id`."""
+    return PAGE + _PAGE_QUERY.pack(query_id, -1 if start is None else start, limit)
+
+
+def decode_page_query(body: bytes) -> tuple[int, int | None, int]:
+    """(query id, first slot or None, entries) of a PAGE frame's body."""
+    try:
+        query_id, start, limit = _PAGE_QUERY.unpack(body)
+    except struct.error:
+        raise WireError("malformed PAGE") from None
+    if start < -1:
+        raise WireError(f"PAGE: first slot {start}; expected a slot >= 0 (or -1: the first)")
+    return query_id, None if start == -1 else start, limit
+
+
+class PageSlot(NamedTuple):
+    """One slot of a page: its value's bytes as decided, and the indexes of
+    its commands that are not entries (decided first at an earlier slot,
+    refused as expired, or a repeat within the slot)."""
+
+    slot: int
+    skipped: tuple[int, ...]
+    value: bytes
+
+
+class Page(NamedTuple):
+    """A PAGED frame: the answer to PAGE `query_id`."""
+
+    query_id: int
+    status: int
+    decided_up_to: int
+    log_start: int
+    slots: list[PageSlot]
+
+
+def encode_page(query_id: int, status: int, decided_up_to: int, log_start: int,
+                slots: list[PageSlot]) -> bytes:
+    pack = _PAGE_SLOT.pack
+    parts = [PAGED, _PAGE_HEAD.pack(query_id, status, decided_up_to, log_start, len(slots))]
+    for s in slots:
+        parts.append(pack(s.slot, len(s.skipped), len(s.value)))
+        if s.skipped:
+            parts.append(struct.pack(f"<{len(s.skipped)}I", *s.skipped))
+        parts.append(s.value)
+    return b"".join(parts)
+
+
+def decode_page(body: bytes) -> Page:
+    """The `Page` of a PAGED frame's body; `WireError` if malformed."""
+    try:
+        query_id, status, decided_up_to, log_start, n = _PAGE_HEAD.unpack_from(body)
+        at = _PAGE_HEAD.size
+        unpack = _PAGE_SLOT.unpack_from
+        size = _PAGE_SLOT.size
+        slots = []
+        view = memoryview(body)
+        for _ in range(n):
+            slot, skipped, length = unpack(body, at)
+            at += size
+            indexes = struct.unpack_from(f"<{skipped}I", body, at) if skipped else ()
+            at += 4 * skipped
+            if at + length > len(body):
+                raise WireError("truncated PAGED slot")
+            slots.append(PageSlot(slot, indexes, bytes(view[at:at + length])))
+            at += length
+    except struct.error:
+        raise WireError("malformed PAGED") from None
+    if at != len(body):
+        raise WireError("PAGED: bytes after the last slot")
+    return Page(query_id, status, decided_up_to, log_start, slots)

@@ -3,9 +3,10 @@ the agents directly; the supervisor need not run."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 
@@ -107,6 +108,10 @@ def _shown(value: bytes | None) -> str:
     are not UTF-8 as \\xHH. `decided` output stays one entry per line."""
     if value is None:
         return "(no-op)"
+    if value.isascii():
+        text = value.decode("ascii")
+        if text.isprintable() and "\\" not in text:
+            return text  # nothing to escape (most values): no pass per character
     text = value.decode("utf-8", "surrogateescape")
     out = []
     for ch in text:
@@ -164,36 +169,74 @@ def decided(
     newlines, backslashes and bytes that are not UTF-8 escaped (\\t \\n
     \\\\ \\xHH). JSON output: a value that is UTF-8 is a string, any other
     is {"base64": "..."}; one array, or with --follow one object per line
-    as each decision arrives. With `[log] retain`, learners keep only the
-    latest slots: a --from below them is an error naming the first slot
-    retained.
+    as each decision arrives. Either way entries are written as they
+    arrive, a page at a time: the log is never held whole. With `[log]
+    retain`, learners keep only the latest slots: a --from below them is
+    an error naming the first slot retained.
     """
     output = _output(output, TEXT)
-    from ..decidedlog import read_log
+    from ..decidedlog import read_log_pages
 
     manifest = _manifest(file)
     data = _data_client(manifest, file)
+    data.on_cut = lambda learner, reason: _echo(
+        f"note: learner {learner} cut this reader off ({reason}); going on from the same "
+        "position on another learner", err=True)
     try:
-        entries = read_log(data, start, limit=limit, follow=follow)
+        pages = read_log_pages(data, start, limit=limit, follow=follow)
         if output in MACHINE and not follow:
-            _echo(render([_decided_json(e) for e in entries], output))
+            _write_array(pages, output)
             return
-        for e in entries:
+        for page in pages:
             if output == "text":
-                _echo(_decided_text(e))
-            else:  # one JSON object per line, or a stream of YAML documents
-                _echo(("---\n" if output == "yaml" else "") + render(_decided_json(e), output))
+                _echo("\n".join(map(_decided_text, page)))
+            elif output == "json":  # one JSON object per line
+                _echo("\n".join(json.dumps(_decided_json(e)) for e in page))
+            else:  # a stream of YAML documents
+                _echo("\n".join("---\n" + render(_decided_json(e), output) for e in page))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None  # Ctrl-C ends a follow: 130, as for any Ctrl-C
     finally:
         data.close()
 
 
+def _write_array(pages: Iterator[list[DecidedCommand]], output: str) -> None:
+    """The entries as one JSON array (or YAML list), written page by page
+    as they arrive: the same bytes as rendering the whole list at once."""
+    if output == "json":
+        opened = False
+        for page in pages:
+            body = ", ".join(json.dumps(_decided_json(e)) for e in page)
+            _echo(("[" if not opened else ", ") + body, nl=False)
+            opened = True
+        _echo("]" if opened else "[]")
+        return
+    written = False
+    for page in pages:  # a YAML block list is its items' one-item lists, concatenated
+        _echo(render([_decided_json(e) for e in page], output))
+        written = True
+    if not written:
+        _echo(render([], output))
+
+
 def _decided_json(e: DecidedCommand) -> dict[str, Any]:
-    """A `DecidedCommand` as `decided -o json` shows it."""
+    """A `DecidedCommand` as `decided -o json` shows it (`DecidedCommand.to_dict`,
+    the value as text or {"base64": ...})."""
+    value = e.value
+    if e.request_id is not None and not e.request_id.startswith("\x00"):
+        # Not a configuration change (their request ids start with a NUL): the
+        # dict is built here, without to_dict's look at the value.
+        try:
+            shown: Any = value.decode("utf-8") if value is not None else None
+        except UnicodeDecodeError:
+            from ..dataclient import json_value
+
+            shown = json_value(value)
+        return {"slot": e.slot, "index": e.index, "request_id": e.request_id, "value": shown,
+                "noop": False, "position": f"{e.slot}.{e.index}"}
     from ..dataclient import json_value
 
-    return {**e.to_dict(), "value": json_value(e.value)}
+    return {**e.to_dict(), "value": json_value(value)}
 
 
 def _decided_text(e: DecidedCommand) -> str:
@@ -202,7 +245,7 @@ def _decided_text(e: DecidedCommand) -> str:
     if e.noop:
         return f"{e.position}\t-\t(no-op)"
     rid = _shown(e.request_id.encode())  # a configuration change's starts with a NUL
-    config = e.config
+    config = e.config if e.request_id.startswith("\x00") else None
     if config is not None:
         return f"{e.position}\t{rid}\t(configuration epoch {config[0]}: acceptors {', '.join(config[1])})"
     return f"{e.position}\t{rid}\t{_shown(e.value)}"

@@ -157,3 +157,77 @@ def test_follow_refuses_bad_input(api_cluster: Cluster) -> None:
         "error: -o/--output: unknown format 'xml'; allowed: text, json, yaml")
     result = api_cluster.run("decided", "--follow", "--limit", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr, describe(result)
+
+
+class CuttingLearner:
+    """A learner endpoint on a real Unix socket in the cluster's run folder
+    that greets a client, then answers its first page with a CUT frame (as
+    a learner does to a client past its output bound) and closes."""
+
+    def __init__(self, run_dir, name: str) -> None:
+        import socket
+
+        self.path = run_dir / f"{name}.sock"
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(self.path))
+        self.server.listen(1)
+        self.cut = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        from paxos_agents.runtime import clientwire as wire
+        from paxos_agents.runtime import frames
+
+        conn, _ = self.server.accept()
+        reader = frames.FrameReader()
+        with conn:
+            conn.sendall(frames.pack([frames.WELCOME + json.dumps(
+                {"roles": ["learner"], "applied": 0, "log_start": 0}).encode()]))
+            while True:
+                data = conn.recv(1 << 16)
+                if not data:
+                    return
+                for frame in reader.feed(data):
+                    if frame[:1] == wire.SUBSCRIBE:
+                        conn.sendall(frames.pack([wire.encode_subscribed(0)]))
+                    elif frame[:1] == wire.PAGE:
+                        conn.sendall(frames.pack([wire.CUT + json.dumps(
+                            {"reason": "fell behind reading", "applied": 0}).encode()]))
+                        self.cut.set()
+                        return  # and close, as a learner does after CUT
+
+    def close(self) -> None:
+        self.server.close()
+        self.path.unlink(missing_ok=True)
+
+
+def test_a_reader_cut_off_by_its_learner_goes_on_at_another(api_cluster: Cluster,
+                                                             monkeypatch) -> None:
+    """CUT is taken as EOF: the reader says why (`on_cut`) and reads the
+    same pages from the next learner, nothing twice, nothing missed."""
+    import dataclasses
+
+    import paxosctl.dataclient as dataclient
+    from paxosctl.dataclient import DataClient
+    from paxosctl.decidedlog import read_log
+
+    with api_cluster.client() as client:
+        mine = [client.propose(f"before the cut {n}") for n in range(3)]
+        endpoints = client.data().endpoints
+    real = api_cluster.learners[0]
+    fake = CuttingLearner(endpoints.run_dir, "cutter")
+    monkeypatch.setattr(dataclient.random, "shuffle", lambda items: None)  # the cutter first
+    cuts: list[tuple[str, str]] = []
+    data = DataClient(dataclasses.replace(endpoints, learners=("cutter", real)),
+                      on_cut=lambda learner, reason: cuts.append((learner, reason)))
+    try:
+        entries = list(read_log(data, mine[0].slot))
+        assert fake.cut.is_set()
+        assert cuts == [("cutter", "fell behind reading")]
+        assert data.following == real
+    finally:
+        data.close()
+        fake.close()
+    positions = [(e.slot, e.index) for e in entries]
+    assert positions == sorted(set(positions))
+    assert {d.request_id for d in mine} <= {e.request_id for e in entries}

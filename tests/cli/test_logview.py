@@ -50,3 +50,48 @@ def test_a_follower_sees_appends_rotation_and_truncation(tmp_path: Path) -> None
         f.write("after truncation\n")
     assert follower.poll() == ["after truncation"]
     follower.close()
+
+
+def test_a_follower_reads_every_line_across_several_rotations_between_polls(tmp_path: Path) -> None:
+    """The agents' own RotatingFileHandler rotates three times between two
+    polls (each file holding lines): every line is printed once, in order."""
+    import logging
+    import logging.handlers
+
+    path = tmp_path / "agent.log"
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=200, backupCount=5)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("test_logview_rotations")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("before following")
+        follower = Follower(path, "agent")
+        written = []
+        for round_ in range(3):
+            lines = [f"round {round_} line {n:02d} " + "x" * 20 for n in range(12)]
+            for line in lines:
+                logger.warning(line)  # 12 x ~42 bytes: two or more rotations per round
+            written += lines
+            assert len(list(tmp_path.glob("agent.log.*"))) >= 2
+            assert follower.poll() == lines
+        follower.close()
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def test_a_follower_whose_file_was_deleted_reads_every_backup(tmp_path: Path) -> None:
+    """More rotations than backups: the followed file is gone, and every
+    backup left was written after it."""
+    path = tmp_path / "x.log"
+    path.write_text("old\n")
+    follower = Follower(path, "x")
+    with open(path, "a") as f:
+        f.write("last of the followed file\n")
+    os.rename(path, tmp_path / "x.log.1")
+    (tmp_path / "x.log.1").unlink()  # rotated past backupCount=1, as the handler deletes it
+    (tmp_path / "x.log.1").write_text("a\nb\n")  # the next rotation's backup
+    path.write_text("new\n")
+    assert follower.poll() == ["last of the followed file", "a", "b", "new"]
+    follower.close()

@@ -136,6 +136,7 @@ def test_a_retry_of_a_command_installed_in_the_same_turn_names_its_first_positio
         first_slots=(("a", 0),))))
     slots = [wire.decode_slot(f[1:]) for f in learner.frames() if f[:1] == wire.SLOT]
     assert [(slot, skipped) for slot, skipped, _ in slots] == [
+        (0, {}),  # installed, and streamed as applied here (a follower sees it)
         (1, {0: wire.Skipped(wire.DECIDED, 0, 0, wire.digest(b"1"))})]
 
 
