@@ -109,7 +109,7 @@ class Agent:
             run_dir=spec.run_dir or os.path.join(os.path.dirname(spec.state_path), "run"),
             members=members, selector=self._selector,
             on_message=self._on_message, on_client=self._on_client_frame,
-            welcome=self._welcome, clock=clock)
+            welcome=self._welcome, clock=clock, limits=spec.limits)
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes)
 
     def stop(self, *_: object) -> None:
@@ -359,7 +359,7 @@ class Agent:
             ballot=(p.ballot.round, p.ballot.node_id) if p else None,
             leader_hint=p.leader if p else None,
             decided_up_to=node.learner.decided_up_to if node.learner else None,
-            stats={**node.stats(), **self.clients.stats()},
+            stats={**node.stats(), **self.clients.stats(), **transport.stats()},
             received=dict(self.received),
             sent=dict(self.sent),
             malformed=self.malformed + transport.malformed,
@@ -369,6 +369,7 @@ class Agent:
                                      buckets=tuple(self.persist_buckets)),
             state_bytes=self._state_bytes(),
             config=self._config_report(),
+            refused=dict(transport.refused),
         )
         return report.to_json()
 

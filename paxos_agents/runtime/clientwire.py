@@ -73,6 +73,7 @@ REPLY = b"R"
 SUBSCRIBED = b"s"
 LOOKED_UP = b"k"
 SLOT = b"A"
+CUT = b"X"  # agent -> client: fell behind past the bound; disconnected (JSON body)
 
 #: Outcome statuses.
 DECIDED = 0

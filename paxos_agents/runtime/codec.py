@@ -30,7 +30,8 @@ row in both tables; importing this module fails if a type in
 
 `decode` trusts nothing: any input that is not exactly one version-3
 message (short, trailing bytes, bad UTF-8, unknown type, a count larger
-than the bytes could hold) raises `CodecError`, never another exception.
+than the bytes could hold, a history whose numbers are not exact i64 ints
+or whose JSON nests too deep) raises `CodecError`, never another exception.
 `encode` raises `CodecError` for a field it cannot represent (an int
 outside i64, a string that is not encodable UTF-8 or longer than 65535
 bytes); the core never builds one.
@@ -291,6 +292,8 @@ class _Reader:
             return None
         try:
             return History.from_json(json.loads(self._bytes(size)))
+        except RecursionError:
+            raise CodecError("bad configuration history: JSON nested too deep") from None
         except (ValueError, ConfigError) as exc:  # JSON or UTF-8 errors are ValueErrors
             raise CodecError(f"bad configuration history: {exc}") from None
 
@@ -449,6 +452,10 @@ def decode(data: bytes) -> Message:
         raise CodecError(f"malformed {cls.__name__} message: cut short") from None
     except UnicodeDecodeError:
         raise CodecError(f"malformed {cls.__name__} message: a string is not UTF-8") from None
+    except (RecursionError, OverflowError, MemoryError, ValueError, TypeError) as exc:
+        # Belt and braces: each field's reader checks its own; whatever a
+        # peer's bytes still provoke must not end the agent's loop.
+        raise CodecError(f"malformed {cls.__name__} message: {type(exc).__name__}") from None
     if reader.pos != len(data):
         raise CodecError(
             f"malformed {cls.__name__} message: {len(data) - reader.pos} bytes left over")
