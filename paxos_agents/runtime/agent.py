@@ -46,6 +46,7 @@ from .report import AgentReport, ConfigReport, PersistHistogram
 from .spec import AgentSpec
 from .storage import Storage
 from .chaos import ChaosSettings
+from .ratelog import clip
 from .transport import PeerTransport, Transport
 
 log = logging.getLogger("paxos_agents.agent")
@@ -238,12 +239,14 @@ class Agent:
             msg = decode(frame)
         except CodecError as e:
             self.malformed += 1
-            log.warning("dropped a malformed message from %s: %s", sender, e)
+            self.transport.rlog.warning("malformed", "dropped a malformed message from %s: %s",
+                                        sender, clip(str(e), 200))
             return
         if msg.src != sender or msg.dst != self.name:
             self.malformed += 1
-            log.warning("dropped a %s from %s that says it is from %s to %s",
-                        type(msg).__name__, sender, msg.src, msg.dst)
+            self.transport.rlog.warning("misaddressed", "dropped a %s from %s that says it is "
+                                        "from %s to %s", type(msg).__name__, sender,
+                                        clip(msg.src), clip(msg.dst))
             return
         self.received[type(msg).__name__] += 1
         self.node.step(msg)

@@ -94,11 +94,12 @@ class Clients:
                 self._query(conn, json.loads(frame[1:]))
             else:
                 self._error(conn, f"{self._node.node_id} cannot serve a {kind!r} frame")
-        except (ValueError, RecursionError) as e:  # WireError, JSON (too deep too)
+        except (ValueError, RecursionError, OverflowError) as e:  # WireError, JSON (too deep too)
             self._error(conn, f"malformed {kind!r} frame: {type(e).__name__}: {e}"[:300])
 
     def _error(self, conn: Connection, message: str, query_id: object = None) -> None:
-        log.warning("client: %s", message)
+        self.counts["errors"] += 1
+        self._transport.rlog.warning("client-error", "client: %s", message[:300])
         self._transport.reply(conn, wire.REPLY + json.dumps(
             {"id": query_id, "error": message, "code": "bad_request"}).encode())
 

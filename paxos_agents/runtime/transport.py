@@ -262,6 +262,8 @@ class PeerTransport(Protocol):
     #: Inbound connections refused, by reason; clients cut and accept backoffs.
     refused: Counter[str]
     counts: Counter[str]
+    #: Warnings a peer or client can cause go through this (one line per kind per interval).
+    rlog: RateLimitedLog
 
     def stats(self) -> dict[str, int]:
         """Connection gauges and counts, for the heartbeat's stats."""
