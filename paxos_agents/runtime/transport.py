@@ -130,7 +130,7 @@ class Connection:
     """
 
     __slots__ = ("sock", "fd", "reader", "_out", "_head", "_out_bytes", "limit", "closed",
-                 "peer", "peer_incarnation", "greeted", "watching_write", "cut")
+                 "peer", "peer_incarnation", "greeted", "watching_write", "cut", "awaiting_hello")
 
     def __init__(self, sock: socket.socket, limit: int = MAX_LINK_BYTES,
                  read_limit: int = frames.MAX_FRAME_BYTES) -> None:
@@ -153,6 +153,10 @@ class Connection:
         #: Cut loose (`Transport.cut`): nothing more is queued or read; it
         #: closes once its last frame is written.
         self.cut = False
+        #: An inbound connection before its HELLO: `read` returns one frame
+        #: at most, so the frames after it are read under the limit the
+        #: handshake grants (`more`).
+        self.awaiting_hello = False
 
     def queue(self, frame: bytes) -> bool:
         """Queue one frame; False if the connection is closed, cut, or over its limit."""
@@ -202,9 +206,8 @@ class Connection:
             self._head = head[sent:]
 
     def read(self) -> list[bytes] | None:
-        """The complete frames that arrived; None at EOF (or a broken stream).
-        Before the handshake, at most one (the HELLO): the frames after it
-        are read under the limit the handshake grants (`more`)."""
+        """The complete frames that arrived; None at EOF (or a broken stream);
+        one at most while `awaiting_hello`."""
         try:
             data = self.sock.recv(READ_BYTES)
         except (BlockingIOError, InterruptedError):
@@ -214,7 +217,7 @@ class Connection:
         if not data:
             return None
         try:
-            return self.reader.feed(data, None if self.greeted else 1)
+            return self.reader.feed(data, 1 if self.awaiting_hello else None)
         except frames.FrameError:
             return None
 
@@ -388,6 +391,7 @@ class Transport:
                 self._refuse_at_once(sock, f"too many connections ({limits.max_inbound} open)")
                 continue
             conn = Connection(sock, limits.client_bytes, frames.HANDSHAKE_FRAME_BYTES)
+            conn.awaiting_hello = True
             self._inbound.add(conn)
             self._handshaking[conn] = self._clock() + limits.handshake_seconds
             self._selector.register(conn.sock, selectors.EVENT_READ,
@@ -470,6 +474,7 @@ class Transport:
         conn.peer = sender
         conn.peer_incarnation = h.incarnation
         conn.greeted = True
+        conn.awaiting_hello = False
         conn.reader.limit = frames.MAX_FRAME_BYTES
         self._handshaking.pop(conn, None)
         reply = {"paxos": PROTOCOL, "name": self.name, "incarnation": self.incarnation,

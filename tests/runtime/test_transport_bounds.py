@@ -339,3 +339,20 @@ def test_the_hello_parser_only_ever_refuses(frame: bytes) -> None:
     except HandshakeError:
         return
     assert 0 <= h.incarnation < 2**63 and 1 <= len(h.sender) <= 128 and 1 <= len(h.receiver) <= 128
+
+
+def test_a_client_side_connection_reads_every_frame_that_arrived() -> None:
+    """Only an agent's inbound connection reads its HELLO alone: a client's
+    (`paxosctl.dataclient`) gets the WELCOME and what follows it at once."""
+    near, far = socket.socketpair()
+    try:
+        conn = Connection(near)
+        far.sendall(frames.pack([frames.WELCOME + b"{}", wire.REPLY + b"{}", wire.LEADER]))
+        deadline = time.monotonic() + 5
+        frames_: list[bytes] = []
+        while len(frames_) < 3 and time.monotonic() < deadline:
+            frames_ += conn.read() or []
+        assert frames_ == [frames.WELCOME + b"{}", wire.REPLY + b"{}", wire.LEADER]
+    finally:
+        near.close()
+        far.close()
