@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -219,13 +220,16 @@ def test_a_stopped_follower_is_cut_loose_and_the_learner_serves_on(hostile) -> N
     64 KiB values are decided: its learner cuts it loose once 32 MiB are
     unread (once: "Set changed size during iteration", and the learner
     died), and everyone else is served as before."""
+    with hostile.client() as client:
+        client.propose(b"before-the-follower", timeout=20)  # something to print at once
     follower = subprocess.Popen([PAXOSCTL, "decided", "--follow", "-o", "json", "--file",
                                  str(hostile.manifest)], cwd=hostile.dir,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 stdin=subprocess.DEVNULL)
     try:
-        first = follower.stdout.readline()  # it is following (the log so far, at least)
-        assert first, "decided --follow printed nothing"
+        # It is following once it printed the log so far (a line at least).
+        wait_until(lambda: select.select([follower.stdout], [], [], 0.1)[0], 30,
+                   "decided --follow to print")
         follower.send_signal(signal.SIGSTOP)
         value = os.urandom(64 << 10)  # few large commands: the bound is in bytes
         with hostile.client() as client:
