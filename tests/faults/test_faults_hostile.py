@@ -121,7 +121,7 @@ def test_a_stored_history_holding_1e400_is_dropped_by_a_learner(hostile) -> None
     ep = endpoints_of(hostile)
     target, other = hostile.learners
     incarnation = incarnation_of(ep.socket(other), ep.cluster_id, other)
-    history = b'[1, 32, 1e400, [[0, 0, ["acceptor-0"]]]]'
+    history = b'[1, 32, 0, [[0, 1e400, ["acceptor-0"]]]]'
     stored = encode(Stored(src=other, dst=target, upto=0, history=None))[:-4]
     stored += struct.pack("<I", len(history)) + history
     got = exchange(ep.socket(target), hello(ep.cluster_id, other, incarnation, target),
