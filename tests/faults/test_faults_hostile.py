@@ -244,3 +244,26 @@ def test_a_stopped_follower_is_cut_loose_and_the_learner_serves_on(hostile) -> N
         follower.send_signal(signal.SIGCONT)
         follower.kill()
         follower.wait(10)
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def test_refusals_reach_prometheus_by_reason(hostile) -> None:
+    """The agent counts each refusal in its heartbeat; the supervisor's
+    scrape (`paxosctl metrics`) shows it under its reason."""
+    ep = endpoints_of(hostile)
+    exchange(ep.socket("learner-0"), b"not a hello")
+    exchange(ep.socket("learner-0"), hello(ep.cluster_id, "learner-1", 0, "learner-0"))
+
+    def counted() -> bool:
+        text = hostile.run_ok("metrics").stdout
+        found = {}
+        for reason in ("bad_hello", "stale_incarnation"):
+            line = next(line for line in text.splitlines() if line.startswith(
+                'paxos_connections_refused_total{agent="learner-0"') and f'reason="{reason}"' in line)
+            found[reason] = float(line.rsplit(" ", 1)[1])
+        return found["bad_hello"] >= 1 and found["stale_incarnation"] >= 1
+
+    wait_until(counted, 20, "the refusals in the scrape")
+    assert "paxos_clients_cut_total{" in hostile.run_ok("metrics").stdout
