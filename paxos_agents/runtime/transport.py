@@ -29,6 +29,14 @@ reconnects with backoff, and a peer that does not read fills its link's
 buffer up to a cap, past which messages are dropped rather than
 blocking the sender.
 
+Connections this agent did not open are untrusted until their HELLO
+(`handshake.parse_hello`) and bounded before and after it (`Limits`):
+one frame of at most `frames.HANDSHAKE_FRAME_BYTES` within
+`handshake_seconds`, at most `max_inbound` of them; a client that leaves
+more than `client_bytes` of answers unread is cut loose (a CUT frame,
+then closed at the end of the turn). Warnings they can cause go through
+a rate-limited log (`ratelog`), their text `clip`ped.
+
 Chaos (`ChaosSettings`: drop, duplicate, delay, partition) is applied
 here, to what this agent sends: each agent rolls its own seeded dice.
 """
