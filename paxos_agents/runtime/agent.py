@@ -36,12 +36,13 @@ from collections import Counter
 from multiprocessing.connection import Connection as Pipe
 from typing import Callable
 
+from ..core.commands import BatchError
 from ..core.config import Membership
 from ..core.node import Node
 from ..core.proposer import Phase
 from . import frames
 from .clients import Clients
-from .codec import CodecError, decode, encode
+from .codec import CodecError, decode, encode, values_of
 from .report import AgentReport, ConfigReport, PersistHistogram
 from .spec import AgentSpec
 from .storage import Storage
@@ -112,6 +113,11 @@ class Agent:
             on_message=self._on_message, on_client=self._on_client_frame,
             welcome=self._welcome, clock=clock, limits=spec.limits)
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes)
+        #: A learner applies values and a proposer re-proposes them (and a
+        #: replica's acceptor hands its votes to its own learner): their
+        #: values are checked on arrival. An acceptor alone only stores and
+        #: forwards them, undecoded.
+        self._reads_values = self.node.learner is not None or self.node.proposer is not None
 
     def stop(self, *_: object) -> None:
         """Finish the current iteration (its persist included), then return from `run`."""
@@ -248,6 +254,18 @@ class Agent:
                                         "from %s to %s", type(msg).__name__, sender,
                                         clip(msg.src), clip(msg.dst))
             return
+        if self._reads_values:
+            try:
+                for value in values_of(msg):
+                    value.request_ids()  # decodes the batch's layout (kept for later use)
+            except BatchError as e:
+                # A learner would fail applying it, a proposer re-proposing
+                # it: only a misbehaving peer sends one, so it goes no further.
+                self.malformed += 1
+                self.transport.rlog.warning("bad-value", "dropped a %s from %s holding a value "
+                                            "that is not a batch: %s", type(msg).__name__,
+                                            sender, clip(str(e), 200))
+                return
         self.received[type(msg).__name__] += 1
         self.node.step(msg)
 

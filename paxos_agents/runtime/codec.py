@@ -64,7 +64,7 @@ from paxos_agents.core.messages import (
     Vote,
 )
 
-__all__ = ["VERSION", "TYPE_CODES", "CodecError", "encode", "decode"]
+__all__ = ["VERSION", "TYPE_CODES", "CodecError", "encode", "decode", "values_of"]
 
 #: The wire format version; the first byte of every encoded message.
 VERSION = 3
@@ -405,6 +405,18 @@ _BY_TYPE: dict[type, tuple[bytes, Callable[[list, Any], None]]] = {
 
 
 # --- public API --------------------------------------------------------------
+
+
+def values_of(msg: Message) -> list[Value]:
+    """Every `Value` `msg` carries (`decode` leaves them undecoded: see the
+    module doc), for a receiver that will read them to check first."""
+    if isinstance(msg, (Accept, Accepted, Decide)):
+        return [msg.value]
+    if isinstance(msg, Promise):
+        return [vote.value for vote in msg.votes]
+    if isinstance(msg, Chunk):
+        return [value for _, value in msg.decisions]
+    return []
 
 
 def encode(msg: Message) -> bytes:

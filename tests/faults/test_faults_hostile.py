@@ -26,8 +26,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paxos_agents.core.commands import Command
-from paxos_agents.core.messages import MESSAGE_TYPES, Stored
+from paxos_agents.core.commands import Command, Value
+from paxos_agents.core.ids import Ballot
+from paxos_agents.core.messages import (MESSAGE_TYPES, Accepted, Chunk, Decide, Promise, Stored,
+                                        Vote)
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.codec import encode
@@ -127,6 +129,39 @@ def test_a_stored_history_holding_1e400_is_dropped_by_a_learner(hostile) -> None
     got = exchange(ep.socket(target), hello(ep.cluster_id, other, incarnation, target),
                    stored, stored)
     assert got and got[0][:1] == frames.WELCOME
+
+
+def test_a_value_that_is_not_a_batch_is_dropped_where_it_would_be_read(hostile) -> None:
+    """Peers claiming to be members send values that are not batches: a
+    Decide (to a learner and a proposer), Accepted from two acceptors (a
+    majority: the learner would take it as chosen), a Promise voting for it
+    (to a proposer). Once a BatchError while applying, and the learner's
+    process ended; now each is dropped as malformed on arrival."""
+    ep = endpoints_of(hostile)
+    bad = Value.from_bytes(b"\x01\x02not a batch")
+    slot = 10**6  # far ahead: nothing real is decided there meanwhile
+    ballot = Ballot(10**6, "proposer-0")
+    inc = {n: incarnation_of(ep.socket(n), ep.cluster_id, n) for n in hostile.agent_names}
+
+    def send(sender: str, target: str, *messages) -> None:
+        got = exchange(ep.socket(target), hello(ep.cluster_id, sender, inc[sender], target),
+                       *map(encode, messages))
+        assert got and got[0][:1] == frames.WELCOME
+
+    for learner in hostile.learners:
+        send("proposer-0", learner, Decide(src="proposer-0", dst=learner, slot=slot, value=bad))
+        for acceptor in ("acceptor-0", "acceptor-1"):
+            send(acceptor, learner, Accepted(src=acceptor, dst=learner, ballot=ballot,
+                                             slot=slot, value=bad))
+        peer = next(n for n in hostile.learners if n != learner)
+        send(peer, learner, Chunk(src=peer, dst=learner, asked=0, first_slot=0,
+                                  decisions=((0, bad),), first_slots=(), history=None))
+    send("proposer-0", "proposer-1", Decide(src="proposer-0", dst="proposer-1", slot=slot,
+                                            value=bad))
+    for acceptor in ("acceptor-0", "acceptor-1"):
+        send(acceptor, "proposer-1", Promise(src=acceptor, dst="proposer-1", ballot=ballot,
+                                             first_slot=0, votes=(Vote(slot, ballot, bad),),
+                                             compacted=-1))
 
 
 @pytest.mark.parametrize("incarnation, why", [
