@@ -37,12 +37,14 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Callable
 
 from ..core.commands import BatchError
+from ..core.commands import BatchError
 from ..core.config import Membership
+from ..core.messages import Accepted
 from ..core.node import Node
 from ..core.proposer import Phase
 from . import frames
 from .clients import Clients
-from .codec import CodecError, decode, encode, values_of
+from .codec import CodecError, decode, encode, values_of, values_of
 from .report import AgentReport, ConfigReport, PersistHistogram
 from .spec import AgentSpec
 from .storage import Storage
@@ -62,6 +64,8 @@ CATCHUP_LOG_SECONDS = 1.0
 PERSIST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 #: Bytes of heartbeats held for a supervisor that does not read, at most.
 MAX_OUTBOX_BYTES = 1 << 20
+#: (slot, ballot) of Accepted messages whose value was checked, kept at most.
+CHECKED_VOTES = 4096
 
 
 class Agent:
@@ -113,6 +117,12 @@ class Agent:
             on_message=self._on_message, on_client=self._on_client_frame,
             welcome=self._welcome, clock=clock, limits=spec.limits)
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes)
+        #: A learner applies values and a proposer re-proposes them (and a
+        #: replica's acceptor hands its votes to its own learner): their
+        #: values are checked on arrival (`_check_values`). An acceptor
+        #: alone only stores and forwards them, undecoded.
+        self._reads_values = self.node.learner is not None or self.node.proposer is not None
+        self._checked: dict[tuple, bytes] = {}
         #: A learner applies values and a proposer re-proposes them (and a
         #: replica's acceptor hands its votes to its own learner): their
         #: values are checked on arrival. An acceptor alone only stores and
@@ -266,8 +276,41 @@ class Agent:
                                             "that is not a batch: %s", type(msg).__name__,
                                             sender, clip(str(e), 200))
                 return
+        if self._reads_values:
+            try:
+                self._check_values(msg)
+            except BatchError as e:
+                # A learner would fail applying it, a proposer re-proposing
+                # it: only a misbehaving peer sends one, so it goes no further.
+                self.malformed += 1
+                self.transport.rlog.warning("bad-value", "dropped a %s from %s holding a value "
+                                            "that is not a batch: %s", type(msg).__name__,
+                                            sender, clip(str(e), 200))
+                return
         self.received[type(msg).__name__] += 1
         self.node.step(msg)
+
+    def _check_values(self, msg) -> None:
+        """Raise BatchError if a value in `msg` is not a well-formed batch.
+
+        Only a learner reads an Accepted's value (a proposer counts the
+        votes for the value it sent itself). Each acceptor's Accepted for one
+        (slot, ballot) carries the same value: it is decoded once, and the
+        next ones are compared by bytes (a memcmp, not a parse)."""
+        if type(msg) is Accepted:
+            if self.node.learner is None:
+                return
+            key = (msg.slot, msg.ballot)
+            data = msg.value.data
+            if self._checked.get(key) == data:
+                return
+            msg.value.request_ids()
+            if len(self._checked) >= CHECKED_VOTES:
+                self._checked.clear()
+            self._checked[key] = data
+            return
+        for value in values_of(msg):
+            value.request_ids()  # decodes the batch's layout (kept for later use)
 
     def _on_client_frame(self, conn, frame: bytes | None) -> None:
         self.clients.on_frame(conn, frame)
