@@ -74,6 +74,11 @@ READ_BYTES = 1 << 16
 #: Bytes of queued frames packed into one buffer for `send`: each queued
 #: byte is copied once (into its batch), whatever the peer's pace.
 WRITE_BATCH_BYTES = 1 << 18
+#: Largest frame read on a link this agent opened: only a WELCOME or a
+#: REFUSE ever comes back on it, from the member it chose to connect to
+#: (roomier than a HELLO's limit, so a WELCOME that grows a field never
+#: breaks links).
+LINK_READ_BYTES = 1 << 20
 #: Reconnect backoff after a failed connect: first, factor, cap (seconds).
 BACKOFF_FIRST = 0.01
 BACKOFF_CAP = 0.5
@@ -591,8 +596,7 @@ class Transport:
             link.retry_at = now + link.backoff
             link.backoff = min(BACKOFF_CAP, link.backoff * 2)
             return None
-        # Only WELCOME or REFUSE ever comes back on a link this agent opened.
-        conn = Connection(sock, self.limits.peer_link_bytes, frames.HANDSHAKE_FRAME_BYTES)
+        conn = Connection(sock, self.limits.peer_link_bytes, LINK_READ_BYTES)
         conn.peer = link.name
         link.conn = conn
         link.generation += 1
