@@ -269,10 +269,13 @@ def test_queuing_for_a_peer_that_never_reads_costs_constant_time(run_dir: Path) 
             conn.write()
         assert time.monotonic() - start < 5.0
         assert conn.unsent_bytes > 10 << 20  # still held: nobody read
-        over = Connection(socket.socketpair()[0], limit=1 << 20)
+        over_near, over_far = socket.socketpair()
+        over = Connection(over_near, limit=1 << 20)
         while over.queue(frame):
             pass
         assert over.unsent_bytes <= (1 << 20) + 1028  # dropped past the bound, not queued
+        over_near.close()
+        over_far.close()
     finally:
         near.close()
         far.close()
