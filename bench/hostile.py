@@ -109,25 +109,29 @@ def probe(cluster: Cluster) -> dict[str, Any]:
     before = {n: p.memory_info().rss for n, p in processes.items()}
     run_dir = cluster.state_dir / "run"
     idle: list[socket.socket] = []
+    partial: list[socket.socket] = []  # held open until RSS is read, as the probe did
     refused_at_once = 0
     for name in processes:
         path = str(run_dir / f"{name}.sock")
         for _ in range(PARTIAL_FRAMES):
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(5)
-                sock.connect(path)
-                try:
-                    sock.sendall((64 << 20).to_bytes(4, "big"))
-                    for _ in range(60):
-                        sock.sendall(b"x" * (1 << 20))
-                except OSError:
-                    refused_at_once += 1
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            partial.append(sock)
+            sock.settimeout(5)
+            sock.connect(path)
+            try:
+                sock.sendall((64 << 20).to_bytes(4, "big"))
+                for _ in range(60):
+                    sock.sendall(b"x" * (1 << 20))
+            except OSError:
+                refused_at_once += 1
         for _ in range(IDLE_CONNECTIONS):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(path)
             sock.setblocking(False)
             idle.append(sock)
     after = {n: p.memory_info().rss for n, p in processes.items()}
+    for sock in partial:
+        sock.close()
     started = time.monotonic()
     open_ = list(idle)
     deadline = started + 30
