@@ -1,6 +1,6 @@
 """What hostile or stalled connections cost the example cluster (issue 20), in one run.
 
-    python bench/hostile.py [--seconds 5] [--json FILE]
+    python bench/hostile.py [--seconds 8] [--json FILE]
 
 On examples/cluster.toml (fsync on) in a temporary state dir, through the
 real CLI (`paxosctl bench -o json --duration`):
@@ -229,7 +229,9 @@ def table(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="each bench run's duration")
+    parser.add_argument("--seconds", type=float, default=8.0,
+                        help="each 8 KiB bench run's duration (over 32 MiB must flow past "
+                             "the stopped follower for it to be cut)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     if args.seconds <= 0:
