@@ -353,8 +353,6 @@ class Transport:
         self._handshaking: dict[Connection, float] = {}
         #: Connections cut or refused -> when they are closed at the latest.
         self._closing: dict[Connection, float] = {}
-        #: The highest incarnation accepted from each member: a lower one is stale.
-        self._incarnations: dict[str, int] = {}
         #: When the listener is watched again after running out of descriptors.
         self._accept_paused_until: float | None = None
         self.chaos = Chaos(name)
@@ -476,14 +474,13 @@ class Transport:
             if sender not in self.members:
                 return self._refuse(conn, "bad_hello",
                                     f"{clip(sender)} is not a member of this cluster")
-            known = self._incarnations.get(sender, -1)
-            if h.incarnation < known:
-                # A dead incarnation's process (or someone replaying its
+            live = self._live_incarnation(sender)
+            if h.incarnation < live:
+                # An ended incarnation's process (or someone replaying its
                 # HELLO) must not speak for the member's live one.
                 return self._refuse(conn, "stale_incarnation",
                                     f"stale incarnation {h.incarnation} of {sender}: this agent "
-                                    f"already accepted incarnation {known}")
-            self._incarnations[sender] = h.incarnation
+                                    f"is connected to incarnation {live}")
         conn.peer = sender
         conn.peer_incarnation = h.incarnation
         conn.greeted = True
@@ -496,6 +493,22 @@ class Transport:
         if sender == CLIENT:
             self._on_client(conn, None)
         return True
+
+    def _live_incarnation(self, member: str) -> int:
+        """The highest incarnation of `member` with a connection open to this
+        agent now (-1: none).
+
+        Only open connections count, not every incarnation ever accepted:
+        incarnations are numbered per supervisor run, so after a supervisor
+        restart a process left from the previous run may hold a higher
+        number than the member's real incarnation; remembering it for good
+        would lock the real one out, while an open connection ends with
+        that process (which exits once its supervisor is gone)."""
+        highest = -1
+        for other in self._inbound:
+            if other.greeted and other.peer == member and not other.closed:
+                highest = max(highest, other.peer_incarnation)
+        return highest
 
     def _refuse(self, conn: Connection, reason: str, why: str) -> bool:
         """Answer REFUSE `why` (which holds untrusted text only `clip`ped) and close."""

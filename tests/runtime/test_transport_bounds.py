@@ -165,7 +165,7 @@ def test_a_stale_incarnation_is_refused_and_a_newer_one_taken(run_dir: Path) -> 
         stale = Received(dial(run_dir, hello("k1", "a", 4, "b"), b"from-4"))
         b.until(lambda: stale.poll().eof, "the stale incarnation refused")
         assert stale.frames[0] == (frames.REFUSE + b"stale incarnation 4 of a: this agent "
-                                   b"already accepted incarnation 5")
+                                   b"is connected to incarnation 5")
         same = Received(dial(run_dir, hello("k1", "a", 5, "b"), b"again-5"))  # a reconnect
         newer = Received(dial(run_dir, hello("k1", "a", 6, "b"), b"from-6"))
         b.until(lambda: len(b.got) == 3, "the reconnect's and incarnation 6's messages")
@@ -173,6 +173,12 @@ def test_a_stale_incarnation_is_refused_and_a_newer_one_taken(run_dir: Path) -> 
         assert b.transport.refused == {"stale_incarnation": 1}
         for r in (first, same, newer):
             r.sock.close()
+        b.until(lambda: not b.transport._inbound, "a's connections closed")
+        # With none of a's connections open, a lower number is not stale: it
+        # is a's next supervisor run, which numbers incarnations from 1 again.
+        rerun = Received(dial(run_dir, hello("k1", "a", 1, "b"), b"run-2"))
+        b.until(lambda: ("a", b"run-2") in b.got, "the next run's incarnation 1 taken")
+        rerun.sock.close()
     finally:
         b.close()
 
