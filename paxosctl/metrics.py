@@ -55,12 +55,16 @@ COUNTER_STATS = (
     "proposer_accept_resends", "prepares_rejected", "accepts_rejected",
     "proposer_leader_changes", "proposer_elections",
     "dropped", "installed", "fetches_sent", "chunks_served", "expired", "compacted_refusals",
-    "applied_commands", "client_refused",
+    "applied_commands", "client_refused", "clients_cut", "accept_backoffs",
 )
 
 #: The transport's drop reasons (`AgentReport.dropped`, `.chaos`), as the
 #: `reason` label of paxos_messages_dropped_total shows them.
 DROP_REASONS = ("unreachable", "chaos_drop", "partition", "malformed", "wrong_role")
+
+#: Why an agent refused an inbound connection (`AgentReport.refused`), as the
+#: `reason` label of paxos_connections_refused_total shows them.
+REFUSE_REASONS = ("handshake_timeout", "too_many_connections", "bad_hello", "stale_incarnation")
 
 
 def report_totals(report: AgentReport) -> collections.Counter[str]:
@@ -75,6 +79,8 @@ def report_totals(report: AgentReport) -> collections.Counter[str]:
         totals[f"dropped:{reason}"] = count
     for fault, count in report.chaos.items():
         totals[f"chaos:{fault}"] = count
+    for reason, count in report.refused.items():
+        totals[f"refused:{reason}"] = count
     for kind, count in report.received.items():
         totals[f"received:{kind}"] = count
     for kind, count in report.sent.items():
@@ -185,6 +191,7 @@ class ClusterCollector(Collector):
         yield from _cluster_metrics(s)
         yield from _protocol_metrics(s)
         yield from _message_metrics(s)
+        yield from _connection_metrics(s)
         yield from _history_metrics(s)
 
 
@@ -365,6 +372,26 @@ def _message_metrics(s: Snapshot) -> Iterator[Any]:
         duplicated.add_metric(a.labels, t.get("chaos:duplicate", 0))
         delayed.add_metric(a.labels, t.get("chaos:delay", 0))
     yield from (received, sent, dropped, duplicated, delayed)
+
+
+def _connection_metrics(s: Snapshot) -> Iterator[Any]:
+    """What the agents' endpoints refused or cut off (see transport.Limits)."""
+    refused = CounterMetricFamily("paxos_connections_refused",
+                                  "Inbound connections the agent refused, by reason.",
+                                  labels=[*AGENT, "reason"])
+    cut = CounterMetricFamily("paxos_clients_cut",
+                              "Clients disconnected for falling behind on their answers.",
+                              labels=AGENT)
+    backoffs = CounterMetricFamily("paxos_accept_backoffs",
+                                   "Times the agent stopped accepting for a while, out of "
+                                   "descriptors.", labels=AGENT)
+    for a in s.agents:
+        t = a.totals
+        for reason in REFUSE_REASONS:
+            refused.add_metric([*a.labels, reason], t.get(f"refused:{reason}", 0))
+        cut.add_metric(a.labels, t.get("clients_cut", 0))
+        backoffs.add_metric(a.labels, t.get("accept_backoffs", 0))
+    yield from (refused, cut, backoffs)
 
 
 def _history_metrics(s: Snapshot) -> Iterator[Any]:

@@ -237,19 +237,30 @@ class History:
 
     @classmethod
     def from_json(cls, data: object) -> "History":
-        """The history `to_json` wrote; raises `ConfigError` on anything else."""
-        try:
-            version, alpha, known, rows = data  # type: ignore[misc]
-            if version != PAYLOAD_VERSION:
-                raise ConfigError(f"unknown configuration history version {version!r}")
-            configs = tuple(Config(int(e), int(f), tuple(str(a) for a in names))
-                            for e, f, names in rows)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"bad configuration history: {exc}") from None
-        if (type(alpha) is not int or alpha < 1 or type(known) is not int or known < 0
+        """The history `to_json` wrote; raises `ConfigError` on anything else.
+
+        Exact types only (it arrives from peers): every number must be an
+        int (not a float, not a bool) within i64, every name a string.
+        """
+        if type(data) is not list or len(data) != 4:
+            raise ConfigError(f"bad configuration history: not a list of 4 fields: {data!r:.200}")
+        version, alpha, known, rows = data
+        if version != PAYLOAD_VERSION or type(version) is not int:
+            raise ConfigError(f"unknown configuration history version {version!r:.40}")
+        if type(rows) is not list or not all(
+                type(row) is list and len(row) == 3 and _is_i64(row[0]) and _is_i64(row[1])
+                and type(row[2]) is list and all(type(a) is str for a in row[2])
+                for row in rows):
+            raise ConfigError(f"bad configuration history: rows must be [epoch, first_slot, "
+                              f"[acceptor, ...]], got {rows!r:.200}")
+        configs = tuple(Config(e, f, tuple(names)) for e, f, names in rows)
+        if (not _is_i64(alpha) or alpha < 1 or not _is_i64(known) or known < 0
                 or not configs or [c.epoch for c in configs] != list(range(len(configs)))
                 or any(not c.acceptors for c in configs)):
             raise ConfigError(f"bad configuration history: {data!r:.200}")
         return cls(alpha, configs, known)
+
+
+def _is_i64(number: object) -> bool:
+    """An int (not a bool, not a float) that fits a signed 64-bit field."""
+    return type(number) is int and -2**63 <= number < 2**63

@@ -36,16 +36,20 @@ from collections import Counter
 from multiprocessing.connection import Connection as Pipe
 from typing import Callable
 
+from ..core.commands import BatchError
+from ..core.commands import BatchError
 from ..core.config import Membership
+from ..core.messages import Accepted
 from ..core.node import Node
 from ..core.proposer import Phase
 from . import frames
 from .clients import Clients
-from .codec import CodecError, decode, encode
+from .codec import CodecError, decode, encode, values_of, values_of
 from .report import AgentReport, ConfigReport, PersistHistogram
 from .spec import AgentSpec
 from .storage import Storage
 from .chaos import ChaosSettings
+from .ratelog import clip
 from .transport import PeerTransport, Transport
 
 log = logging.getLogger("paxos_agents.agent")
@@ -60,6 +64,8 @@ CATCHUP_LOG_SECONDS = 1.0
 PERSIST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 #: Bytes of heartbeats held for a supervisor that does not read, at most.
 MAX_OUTBOX_BYTES = 1 << 20
+#: (slot, ballot) of Accepted messages whose value was checked, kept at most.
+CHECKED_VOTES = 4096
 
 
 class Agent:
@@ -109,8 +115,19 @@ class Agent:
             run_dir=spec.run_dir or os.path.join(os.path.dirname(spec.state_path), "run"),
             members=members, selector=self._selector,
             on_message=self._on_message, on_client=self._on_client_frame,
-            welcome=self._welcome, clock=clock)
+            welcome=self._welcome, clock=clock, limits=spec.limits)
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes)
+        #: A learner applies values and a proposer re-proposes them (and a
+        #: replica's acceptor hands its votes to its own learner): their
+        #: values are checked on arrival (`_check_values`). An acceptor
+        #: alone only stores and forwards them, undecoded.
+        self._reads_values = self.node.learner is not None or self.node.proposer is not None
+        self._checked: dict[tuple, bytes] = {}
+        #: A learner applies values and a proposer re-proposes them (and a
+        #: replica's acceptor hands its votes to its own learner): their
+        #: values are checked on arrival. An acceptor alone only stores and
+        #: forwards them, undecoded.
+        self._reads_values = self.node.learner is not None or self.node.proposer is not None
 
     def stop(self, *_: object) -> None:
         """Finish the current iteration (its persist included), then return from `run`."""
@@ -238,15 +255,62 @@ class Agent:
             msg = decode(frame)
         except CodecError as e:
             self.malformed += 1
-            log.warning("dropped a malformed message from %s: %s", sender, e)
+            self.transport.rlog.warning("malformed", "dropped a malformed message from %s: %s",
+                                        sender, clip(str(e), 200))
             return
         if msg.src != sender or msg.dst != self.name:
             self.malformed += 1
-            log.warning("dropped a %s from %s that says it is from %s to %s",
-                        type(msg).__name__, sender, msg.src, msg.dst)
+            self.transport.rlog.warning("misaddressed", "dropped a %s from %s that says it is "
+                                        "from %s to %s", type(msg).__name__, sender,
+                                        clip(msg.src), clip(msg.dst))
             return
+        if self._reads_values:
+            try:
+                for value in values_of(msg):
+                    value.request_ids()  # decodes the batch's layout (kept for later use)
+            except BatchError as e:
+                # A learner would fail applying it, a proposer re-proposing
+                # it: only a misbehaving peer sends one, so it goes no further.
+                self.malformed += 1
+                self.transport.rlog.warning("bad-value", "dropped a %s from %s holding a value "
+                                            "that is not a batch: %s", type(msg).__name__,
+                                            sender, clip(str(e), 200))
+                return
+        if self._reads_values:
+            try:
+                self._check_values(msg)
+            except BatchError as e:
+                # A learner would fail applying it, a proposer re-proposing
+                # it: only a misbehaving peer sends one, so it goes no further.
+                self.malformed += 1
+                self.transport.rlog.warning("bad-value", "dropped a %s from %s holding a value "
+                                            "that is not a batch: %s", type(msg).__name__,
+                                            sender, clip(str(e), 200))
+                return
         self.received[type(msg).__name__] += 1
         self.node.step(msg)
+
+    def _check_values(self, msg) -> None:
+        """Raise BatchError if a value in `msg` is not a well-formed batch.
+
+        Only a learner reads an Accepted's value (a proposer counts the
+        votes for the value it sent itself). Each acceptor's Accepted for one
+        (slot, ballot) carries the same value: it is decoded once, and the
+        next ones are compared by bytes (a memcmp, not a parse)."""
+        if type(msg) is Accepted:
+            if self.node.learner is None:
+                return
+            key = (msg.slot, msg.ballot)
+            data = msg.value.data
+            if self._checked.get(key) == data:
+                return
+            msg.value.request_ids()
+            if len(self._checked) >= CHECKED_VOTES:
+                self._checked.clear()
+            self._checked[key] = data
+            return
+        for value in values_of(msg):
+            value.request_ids()  # decodes the batch's layout (kept for later use)
 
     def _on_client_frame(self, conn, frame: bytes | None) -> None:
         self.clients.on_frame(conn, frame)
@@ -361,7 +425,7 @@ class Agent:
             ballot=(p.ballot.round, p.ballot.node_id) if p else None,
             leader_hint=p.leader if p else None,
             decided_up_to=node.learner.decided_up_to if node.learner else None,
-            stats={**node.stats(), **self.clients.stats()},
+            stats={**node.stats(), **self.clients.stats(), **transport.stats()},
             received=dict(self.received),
             sent=dict(self.sent),
             malformed=self.malformed + transport.malformed,
@@ -371,6 +435,7 @@ class Agent:
                                      buckets=tuple(self.persist_buckets)),
             state_bytes=self._state_bytes(),
             config=self._config_report(),
+            refused=dict(transport.refused),
         )
         return report.to_json()
 

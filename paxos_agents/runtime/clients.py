@@ -116,12 +116,13 @@ class Clients:
         except wire.OverLimit as e:  # refused, not served: counted (client_refused)
             self.counts["refused_frames"] += 1
             self._error(conn, f"refused a {kind!r} frame: {e}", code="over_limit")
-        except (ValueError, RecursionError) as e:  # WireError, JSON (too deep too)
+        except (ValueError, RecursionError, OverflowError) as e:  # WireError, JSON (too deep too)
             self._error(conn, f"malformed {kind!r} frame: {type(e).__name__}: {e}"[:300])
 
     def _error(self, conn: Connection, message: str, query_id: object = None,
                code: str = "bad_request") -> None:
-        log.warning("client: %s", message)
+        self.counts["errors"] += 1
+        self._transport.rlog.warning("client-error", "client: %s", message[:300])
         self._transport.reply(conn, wire.REPLY + json.dumps(
             {"id": query_id, "error": message, "code": code}).encode())
 

@@ -30,7 +30,8 @@ row in both tables; importing this module fails if a type in
 
 `decode` trusts nothing: any input that is not exactly one version-3
 message (short, trailing bytes, bad UTF-8, unknown type, a count larger
-than the bytes could hold) raises `CodecError`, never another exception.
+than the bytes could hold, a history whose numbers are not exact i64 ints
+or whose JSON nests too deep) raises `CodecError`, never another exception.
 `encode` raises `CodecError` for a field it cannot represent (an int
 outside i64, a string that is not encodable UTF-8 or longer than 65535
 bytes); the core never builds one.
@@ -63,7 +64,7 @@ from paxos_agents.core.messages import (
     Vote,
 )
 
-__all__ = ["VERSION", "TYPE_CODES", "CodecError", "encode", "decode"]
+__all__ = ["VERSION", "TYPE_CODES", "CodecError", "encode", "decode", "values_of"]
 
 #: The wire format version; the first byte of every encoded message.
 VERSION = 3
@@ -291,6 +292,8 @@ class _Reader:
             return None
         try:
             return History.from_json(json.loads(self._bytes(size)))
+        except RecursionError:
+            raise CodecError("bad configuration history: JSON nested too deep") from None
         except (ValueError, ConfigError) as exc:  # JSON or UTF-8 errors are ValueErrors
             raise CodecError(f"bad configuration history: {exc}") from None
 
@@ -404,6 +407,18 @@ _BY_TYPE: dict[type, tuple[bytes, Callable[[list, Any], None]]] = {
 # --- public API --------------------------------------------------------------
 
 
+def values_of(msg: Message) -> list[Value]:
+    """Every `Value` `msg` carries (`decode` leaves them undecoded: see the
+    module doc), for a receiver that will read them to check first."""
+    if isinstance(msg, (Accept, Accepted, Decide)):
+        return [msg.value]
+    if isinstance(msg, Promise):
+        return [vote.value for vote in msg.votes]
+    if isinstance(msg, Chunk):
+        return [value for _, value in msg.decisions]
+    return []
+
+
 def encode(msg: Message) -> bytes:
     """The wire bytes of `msg` (see the module doc).
 
@@ -449,6 +464,10 @@ def decode(data: bytes) -> Message:
         raise CodecError(f"malformed {cls.__name__} message: cut short") from None
     except UnicodeDecodeError:
         raise CodecError(f"malformed {cls.__name__} message: a string is not UTF-8") from None
+    except (RecursionError, OverflowError, MemoryError, ValueError, TypeError) as exc:
+        # Belt and braces: each field's reader checks its own; whatever a
+        # peer's bytes still provoke must not end the agent's loop.
+        raise CodecError(f"malformed {cls.__name__} message: {type(exc).__name__}") from None
     if reader.pos != len(data):
         raise CodecError(
             f"malformed {cls.__name__} message: {len(data) - reader.pos} bytes left over")

@@ -63,6 +63,11 @@ def json_body(frame: bytes) -> Any:
 _LENGTH = struct.Struct("!I")
 #: Frames larger than this are a protocol error (values are capped far below).
 MAX_FRAME_BYTES = 64 * 1024 * 1024
+#: Frames larger than this are a protocol error before a connection's
+#: handshake is done: a HELLO is a few hundred bytes, and an unauthenticated
+#: connection must not make the agent buffer megabytes (checked on the
+#: length prefix, before any of the body is held).
+HANDSHAKE_FRAME_BYTES = 4096
 
 
 def pack(frames: Iterable[bytes]) -> bytes:
@@ -76,25 +81,35 @@ class FrameError(ValueError):
 
 
 class FrameReader:
-    """Splits a byte stream into frames; feed it whatever `read` returned."""
+    """Splits a byte stream into frames; feed it whatever `read` returned.
 
-    __slots__ = ("_buffer",)
+    `limit` is the largest frame accepted: a length prefix above it raises
+    `FrameError` as soon as its 4 bytes arrive, so no byte of such a frame
+    is ever buffered. It may be raised between two `feed` calls (a
+    connection's handshake done: see `transport`).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_buffer", "limit")
+
+    def __init__(self, limit: int = MAX_FRAME_BYTES) -> None:
         self._buffer = bytearray()
+        self.limit = limit
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add `data`; return every frame now complete, in order."""
+    def feed(self, data: bytes, most: int | None = None) -> list[bytes]:
+        """Add `data`; return every frame now complete, in order (at most
+        `most` of them: the rest stay buffered for the next call, which may
+        pass b"" to get them, under the `limit` in force then)."""
         buffer = self._buffer
         buffer += data
-        frames = []
+        frames: list[bytes] = []
         at = 0
         end = len(buffer)
         unpack = _LENGTH.unpack_from
-        while end - at >= 4:
+        limit = self.limit
+        while end - at >= 4 and (most is None or len(frames) < most):
             (size,) = unpack(buffer, at)
-            if size > MAX_FRAME_BYTES:
-                raise FrameError(f"frame of {size} bytes is over the {MAX_FRAME_BYTES} limit")
+            if size > limit:
+                raise FrameError(f"frame of {size} bytes is over the {limit} limit")
             if end - at - 4 < size:
                 break
             frames.append(bytes(buffer[at + 4:at + 4 + size]))

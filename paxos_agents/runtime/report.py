@@ -74,6 +74,10 @@ class AgentReport:
     #: The configurations as this agent knows them (`ConfigReport`); None at
     #: an acceptor-only agent (acceptors need not know them).
     config: ConfigReport | None = None
+    #: Inbound connections the transport refused, by reason (see
+    #: `transport.Transport.refused`): "handshake_timeout",
+    #: "too_many_connections", "bad_hello", "stale_incarnation".
+    refused: Mapping[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """This report as a JSON object (plain dicts, lists, numbers, strings)."""
@@ -94,6 +98,7 @@ class AgentReport:
                         "buckets": list(self.persist.buckets)},
             "state_bytes": self.state_bytes,
             "config": self.config.to_json() if self.config is not None else None,
+            "refused": dict(self.refused),
         }
 
     @classmethod
@@ -138,6 +143,7 @@ class AgentReport:
             persist=PersistHistogram(count=_int(persist, "count", where="persist."),
                                      sum=float(persist_sum), buckets=tuple(buckets)),
             state_bytes=_int(obj, "state_bytes"),
+            refused=_counts(obj, "refused") if "refused" in obj else {},
             config=ConfigReport.from_json(obj["config"]) if obj.get("config") is not None else None,
         )
 

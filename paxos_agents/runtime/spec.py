@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.config import Membership, Settings
+from .transport import Limits
 
 #: Every log file of a cluster (each agent's, the supervisor's) rotates at
 #: this size and keeps this many older files.
@@ -33,6 +34,7 @@ class AgentSpec:
       an agent added after a reconfiguration must not take the current
       membership's acceptors for epoch 0's (see core/configs.py). A
       store's own history wins; either only grows by merging.
+    - `limits`: what its endpoint grants connections (`transport.Limits`).
     """
 
     name: str
@@ -52,3 +54,4 @@ class AgentSpec:
     incarnation: int = 1
     max_value_bytes: int = 1 << 20
     configs: list | None = None
+    limits: Limits = Limits()

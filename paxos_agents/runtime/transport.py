@@ -29,6 +29,14 @@ reconnects with backoff, and a peer that does not read fills its link's
 buffer up to a cap, past which messages are dropped rather than
 blocking the sender.
 
+Connections this agent did not open are untrusted until their HELLO
+(`handshake.parse_hello`) and bounded before and after it (`Limits`):
+one frame of at most `frames.HANDSHAKE_FRAME_BYTES` within
+`handshake_seconds`, at most `max_inbound` of them; a client that leaves
+more than `client_bytes` of answers unread is cut loose (a CUT frame,
+then closed at the end of the turn). Warnings they can cause go through
+a rate-limited log (`ratelog`), their text `clip`ped.
+
 Chaos (`ChaosSettings`: drop, duplicate, delay, partition) is applied
 here, to what this agent sends: each agent rolls its own seeded dice.
 """
@@ -44,26 +52,78 @@ import os
 import selectors
 import socket
 import time
-from collections import Counter
+from collections import Counter, deque
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from . import frames
+from . import clientwire, frames
 from .chaos import Chaos
+from .handshake import CLIENT, PROTOCOL, HandshakeError, hello, parse_hello
+from .ratelog import RateLimitedLog, clip
 
 log = logging.getLogger("paxos_agents.transport")
 
-#: The handshake's protocol number; a peer speaking another one is refused.
-PROTOCOL = 1
-#: Bytes one connection may hold unsent before its messages are dropped.
+__all__ = ["CLIENT", "PROTOCOL", "Connection", "Limits", "PeerTransport", "Transport",
+           "endpoint", "hello"]
+
+#: Bytes a client connection may hold unsent (see `Limits.client_bytes`).
 MAX_LINK_BYTES = 32 * 1024 * 1024
 #: Bytes read from one connection per readiness event: below malloc's mmap
 #: threshold (128 KiB), so a read costs no mmap/mremap/munmap system calls.
 READ_BYTES = 1 << 16
+#: Bytes of queued frames packed into one buffer for `send`: each queued
+#: byte is copied once (into its batch), whatever the peer's pace.
+WRITE_BATCH_BYTES = 1 << 18
+#: Largest frame read on a link this agent opened: only a WELCOME or a
+#: REFUSE ever comes back on it, from the member it chose to connect to
+#: (roomier than a HELLO's limit, so a WELCOME that grows a field never
+#: breaks links).
+LINK_READ_BYTES = 1 << 20
 #: Reconnect backoff after a failed connect: first, factor, cap (seconds).
 BACKOFF_FIRST = 0.01
 BACKOFF_CAP = 0.5
-#: The sender name of a client connection.
-CLIENT = "client"
+#: accept() errors that mean "out of descriptors or memory": retrying at once
+#: would fail the same way, so the listener is left alone for a while.
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one agent's endpoint grants the connections it did not choose.
+
+    - `handshake_seconds`: an inbound connection must complete its HELLO
+      within this time, else it is refused ("handshake timeout") and closed.
+    - `max_inbound`: inbound connections held at once (peers' links and
+      clients); past it a new one gets REFUSE at once. A cluster of n agents
+      needs n - 1 for its peers; the rest is for clients.
+    - `peer_link_bytes`: bytes queued for one peer before messages to it are
+      dropped (counted `overflow`). Paxos tolerates loss (the core resends on
+      its timers, a learner fetches what it missed), so this only needs to
+      ride out a peer's short stall: at the heaviest load measured (8 KiB
+      values, ~6,600 commands/s, ~55 MB/s per acceptor link) 8 MiB is ~150 ms,
+      many fsyncs long. A peer stopped for longer costs the sender nothing
+      but O(1) per message dropped, instead of a queue to copy and hold.
+    - `client_bytes`: bytes of answers queued for one client before it is
+      cut loose (CUT, then closed): a `decided --follow` that stopped
+      reading must not make the learner hold the log in memory. 32 MiB is
+      seconds of a learner's full output, so a reader that pauses briefly
+      (a terminal scrolled, a GC pause) is never cut.
+    - `cut_grace_seconds`: how long a cut client has to read its CUT frame
+      before it is closed anyway.
+    - `backlog`: the listen backlog (the kernel caps it at somaxconn), so a
+      burst of connects waits in the kernel instead of being refused.
+    - `accept_backoff_seconds`: how long the listener is left alone after
+      accept() ran out of descriptors (EMFILE/ENFILE), instead of waking the
+      loop at once to fail again.
+    """
+
+    handshake_seconds: float = 5.0
+    max_inbound: int = 1024
+    peer_link_bytes: int = 8 * 1024 * 1024
+    client_bytes: int = MAX_LINK_BYTES
+    cut_grace_seconds: float = 2.0
+    backlog: int = 4096
+    accept_backoff_seconds: float = 0.25
 
 
 def endpoint(run_dir: str, name: str) -> str:
@@ -71,64 +131,96 @@ def endpoint(run_dir: str, name: str) -> str:
     return os.path.join(run_dir, f"{name}.sock")
 
 
-def hello(cluster_id: str, sender: str, incarnation: int, receiver: str) -> bytes:
-    """The first frame of a connection (unframed JSON body)."""
-    return json.dumps({"paxos": PROTOCOL, "cluster": cluster_id, "from": sender,
-                       "incarnation": incarnation, "to": receiver},
-                      separators=(",", ":")).encode()
-
-
 class Connection:
-    """One accepted or opened stream socket: framed reads, buffered non-blocking writes."""
+    """One accepted or opened stream socket: framed reads, buffered non-blocking writes.
 
-    __slots__ = ("sock", "fd", "reader", "_out", "_unsent", "_out_bytes", "closed", "peer",
-                 "peer_incarnation", "greeted", "watching_write")
+    Output is a queue of frames, packed into batches of at most
+    `WRITE_BATCH_BYTES` only as the socket takes them: queuing a frame is
+    O(1), each byte is copied once, and a peer that reads slowly costs no
+    more per message than one that reads at once. `limit` bounds the bytes
+    queued and not yet written (a frame is taken while the queue is within
+    it, so one frame larger than the limit still goes out on its own).
+    """
 
-    def __init__(self, sock: socket.socket) -> None:
+    __slots__ = ("sock", "fd", "reader", "_out", "_head", "_out_bytes", "limit", "closed",
+                 "peer", "peer_incarnation", "greeted", "watching_write", "cut", "awaiting_hello")
+
+    def __init__(self, sock: socket.socket, limit: int = MAX_LINK_BYTES,
+                 read_limit: int = frames.MAX_FRAME_BYTES) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.fd = sock.fileno()
-        self.reader = frames.FrameReader()
-        self._out: list[bytes] = []
-        self._unsent = b""
+        self.reader = frames.FrameReader(read_limit)
+        self._out: deque[bytes] = deque()
+        #: The packed batch being written, from its first unsent byte.
+        self._head = memoryview(b"")
+        #: Bytes queued or in `_head`, framing included.
         self._out_bytes = 0
+        self.limit = limit
         self.closed = False
         #: Who is at the other end (from the handshake), and its incarnation.
         self.peer = ""
         self.peer_incarnation = 0
         self.greeted = False
         self.watching_write = False
+        #: Cut loose (`Transport.cut`): nothing more is queued or read; it
+        #: closes once its last frame is written.
+        self.cut = False
+        #: An inbound connection before its HELLO: `read` returns one frame
+        #: at most, so the frames after it are read under the limit the
+        #: handshake grants (`more`).
+        self.awaiting_hello = False
 
     def queue(self, frame: bytes) -> bool:
-        """Queue one frame; False if the connection is closed or over its cap."""
-        if self.closed or self._out_bytes > MAX_LINK_BYTES:
+        """Queue one frame; False if the connection is closed, cut, or over its limit."""
+        if self.closed or self.cut or self._out_bytes > self.limit:
             return False
         self._out.append(frame)
         self._out_bytes += len(frame) + 4
         return True
 
+    def finish(self, frame: bytes) -> None:
+        """Discard the frames not yet started, queue `frame` as the last one,
+        and take no more (a CUT or a REFUSE)."""
+        self._out.clear()
+        self._out.append(frame)
+        self._out_bytes = len(self._head) + len(frame) + 4
+        self.cut = True
+
     @property
     def has_output(self) -> bool:
-        return bool(self._out or self._unsent)
+        return bool(self._out or self._head)
+
+    @property
+    def unsent_bytes(self) -> int:
+        return self._out_bytes
 
     def write(self) -> bool:
-        """Send what the socket takes now (one `send` for everything queued);
-        True when nothing is left. Raises OSError if the peer is gone."""
-        if self._out:
-            data = frames.pack(self._out)
-            self._unsent = self._unsent + data if self._unsent else data
-            self._out = []
-        while self._unsent:
+        """Send what the socket takes now; True when nothing is left.
+        Raises OSError if the peer is gone."""
+        out = self._out
+        while True:
+            head = self._head
+            if not head:
+                if not out:
+                    return True
+                batch = []
+                size = 0
+                while out and size < WRITE_BATCH_BYTES:
+                    frame = out.popleft()
+                    batch.append(frame)
+                    size += len(frame)
+                head = self._head = memoryview(frames.pack(batch))
             try:
-                sent = self.sock.send(self._unsent)
+                sent = self.sock.send(head)
             except (BlockingIOError, InterruptedError):
                 return False
-            self._unsent = self._unsent[sent:]
-        self._out_bytes = 0
-        return True
+            self._out_bytes -= sent
+            self._head = head[sent:]
 
     def read(self) -> list[bytes] | None:
-        """The complete frames that arrived; None at EOF (or a broken stream)."""
+        """The complete frames that arrived; None at EOF (or a broken stream);
+        one at most while `awaiting_hello`."""
         try:
             data = self.sock.recv(READ_BYTES)
         except (BlockingIOError, InterruptedError):
@@ -138,15 +230,23 @@ class Connection:
         if not data:
             return None
         try:
-            return self.reader.feed(data)
+            return self.reader.feed(data, 1 if self.awaiting_hello else None)
+        except frames.FrameError:
+            return None
+
+    def more(self) -> list[bytes] | None:
+        """The frames already buffered (after the handshake raised the limit)."""
+        try:
+            return self.reader.feed(b"")
         except frames.FrameError:
             return None
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._out = []
-            self._unsent = b""
+            self._out.clear()
+            self._head = memoryview(b"")
+            self._out_bytes = 0
             self.sock.close()
 
 
@@ -175,6 +275,14 @@ class PeerTransport(Protocol):
     #: Messages not sent, by reason; and frames from peers that were not messages.
     dropped: Counter[str]
     malformed: int
+    #: Inbound connections refused, by reason; clients cut and accept backoffs.
+    refused: Counter[str]
+    counts: Counter[str]
+    #: Warnings a peer or client can cause go through this (one line per kind per interval).
+    rlog: RateLimitedLog
+
+    def stats(self) -> dict[str, int]:
+        """Connection gauges and counts, for the heartbeat's stats."""
 
     def send(self, dst: str, frame: bytes) -> None:
         """Queue a protocol message for peer `dst` (dropped if it cannot go)."""
@@ -209,18 +317,29 @@ class Transport:
       with its own handler as `key.data`.
     - `next_due()` is when a delayed (chaos) message is due, for the
       loop's timeout; `flush()` sends those that are due.
+
+    Nothing a handler does closes a connection behind the caller's back:
+    `reply` to a client over its limit only marks it cut; cut and expired
+    connections are closed in `flush`, at the end of the turn, so a caller
+    iterating its clients (a learner streaming a slot to its subscribers)
+    never sees one vanish mid-loop. Connections the agent did not open
+    are bounded by `limits` (see `Limits`) and counted in `refused` (by
+    reason: "handshake_timeout", "too_many_connections", "bad_hello",
+    "stale_incarnation") and `counts` ("clients_cut", "accept_backoffs").
     """
 
     def __init__(self, *, name: str, incarnation: int, cluster_id: str, run_dir: str,
                  members: frozenset[str], selector: selectors.BaseSelector,
                  on_message: OnMessage, on_client: OnClient,
                  welcome: Callable[[], dict[str, Any]],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 limits: Limits = Limits()) -> None:
         self.name = name
         self.incarnation = incarnation
         self.cluster_id = cluster_id
         self.run_dir = run_dir
         self.members = members
+        self.limits = limits
         self._selector = selector
         self._on_message = on_message
         self._on_client = on_client
@@ -229,12 +348,24 @@ class Transport:
         self._links: dict[str, Link] = {}
         self._inbound: set[Connection] = set()
         self._dirty: set[Connection] = set()
+        #: Inbound connections not greeted yet -> their handshake deadline
+        #: (insertion order is deadline order: the first is the next due).
+        self._handshaking: dict[Connection, float] = {}
+        #: Connections cut or refused -> when they are closed at the latest.
+        self._closing: dict[Connection, float] = {}
+        #: When the listener is watched again after running out of descriptors.
+        self._accept_paused_until: float | None = None
         self.chaos = Chaos(name)
         self._delayed: list[tuple[float, int, str, int, bytes]] = []
         self._seq = itertools.count()
         #: Messages not sent: "unreachable" (no link), "overflow" (peer not reading).
         self.dropped: Counter[str] = Counter()
         self.malformed = 0
+        #: Inbound connections refused, by reason.
+        self.refused: Counter[str] = Counter()
+        #: "clients_cut" (fell behind past `client_bytes`), "accept_backoffs".
+        self.counts: Counter[str] = Counter()
+        self.rlog = RateLimitedLog(log, clock=clock)
         self.path = endpoint(run_dir, name)
         self._listener = self._listen()
 
@@ -249,67 +380,113 @@ class Transport:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(self.path)
         os.chmod(self.path, 0o600)  # only the cluster's owner connects (and its folder is 0700)
-        sock.listen(128)
+        sock.listen(self.limits.backlog)
         sock.setblocking(False)
         self._selector.register(sock, selectors.EVENT_READ, self._on_accept)
         return sock
 
     def _on_accept(self, _mask: int) -> None:
+        limits = self.limits
         while True:
             try:
                 sock, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
-                log.warning("accept failed: %s", e)
+                if e.errno in _EXHAUSTED:
+                    self._pause_accepting(e)
+                else:
+                    self.rlog.warning("accept", "accept failed: %s", e)
                 return
-            conn = Connection(sock)
+            if len(self._inbound) >= limits.max_inbound:
+                self._refuse_at_once(sock, f"too many connections ({limits.max_inbound} open)")
+                continue
+            conn = Connection(sock, limits.client_bytes, frames.HANDSHAKE_FRAME_BYTES)
+            conn.awaiting_hello = True
             self._inbound.add(conn)
+            self._handshaking[conn] = self._clock() + limits.handshake_seconds
             self._selector.register(conn.sock, selectors.EVENT_READ,
                                     lambda mask, c=conn: self._on_inbound(c, mask))
+
+    def _refuse_at_once(self, sock: socket.socket, why: str) -> None:
+        """Refuse a connection never taken in (past `max_inbound`): one
+        non-blocking REFUSE, then close; nothing is held for it."""
+        self.refused["too_many_connections"] += 1
+        self.rlog.warning("refused:too_many_connections", "refused a connection: %s", why)
+        try:
+            sock.setblocking(False)
+            sock.send(frames.pack([frames.REFUSE + why.encode()]))
+        except OSError:
+            pass
+        sock.close()
+
+    def _pause_accepting(self, error: OSError) -> None:
+        """Out of descriptors: stop watching the listener for a while (the
+        pending connections wait in the backlog) rather than spin on it."""
+        self.counts["accept_backoffs"] += 1
+        self.rlog.warning("accept_backoff", "accept failed: %s; not accepting for %.2f s",
+                          error.strerror or error, self.limits.accept_backoff_seconds)
+        try:
+            self._selector.unregister(self._listener)
+        except (KeyError, ValueError):
+            pass
+        self._accept_paused_until = self._clock() + self.limits.accept_backoff_seconds
 
     def _on_inbound(self, conn: Connection, mask: int) -> None:
         if mask & selectors.EVENT_WRITE:
             self._write(conn)
-        if not mask & selectors.EVENT_READ or conn.closed:
+        if not mask & selectors.EVENT_READ or conn.closed or conn.cut:
             return
         got = conn.read()
         if got is None:
             self._close_inbound(conn)
             return
+        if got and not conn.greeted:
+            # `read` returned the HELLO alone; the frames after it are read
+            # under the limit a greeted connection gets.
+            if not self._greet(conn, got[0]):
+                return
+            got = conn.more()
+            if got is None:
+                self._close_inbound(conn)
+                return
         for frame in got:
-            if not conn.greeted:
-                if not self._greet(conn, frame):
-                    return
-                continue
             if conn.peer == CLIENT:
                 self._on_client(conn, frame)
             else:
                 self._on_message(conn.peer, frame)
-            if conn.closed:
+            if conn.closed or conn.cut:
                 return
 
     def _greet(self, conn: Connection, frame: bytes) -> bool:
         """Check a connection's HELLO; answer WELCOME, or REFUSE and close."""
         try:
-            obj = json.loads(frame)
-            ok_shape = (type(obj) is dict and obj.get("paxos") == PROTOCOL
-                        and type(obj.get("from")) is str and type(obj.get("incarnation")) is int)
-        except ValueError:
-            ok_shape = False
-        if not ok_shape:
-            return self._refuse(conn, "not a paxosctl handshake (or another protocol version)")
-        if self.cluster_id and obj.get("cluster") != self.cluster_id:
-            return self._refuse(conn, f"this is {self.name} of cluster {self.cluster_id}, "
-                                      f"not of {obj.get('cluster')!r}")
-        if obj.get("to") != self.name:
-            return self._refuse(conn, f"this is {self.name}, not {obj.get('to')!r}")
-        sender = obj["from"]
-        if sender != CLIENT and sender not in self.members:
-            return self._refuse(conn, f"{sender!r} is not a member of this cluster")
+            h = parse_hello(frame)
+        except HandshakeError as e:
+            return self._refuse(conn, "bad_hello", str(e))
+        if self.cluster_id and h.cluster != self.cluster_id:
+            return self._refuse(conn, "bad_hello", f"this is {self.name} of cluster "
+                                f"{self.cluster_id}, not of {clip(h.cluster)}")
+        if h.receiver != self.name:
+            return self._refuse(conn, "bad_hello", f"this is {self.name}, not {clip(h.receiver)}")
+        sender = h.sender
+        if sender != CLIENT:
+            if sender not in self.members:
+                return self._refuse(conn, "bad_hello",
+                                    f"{clip(sender)} is not a member of this cluster")
+            live = self._live_incarnation(sender)
+            if h.incarnation < live:
+                # An ended incarnation's process (or someone replaying its
+                # HELLO) must not speak for the member's live one.
+                return self._refuse(conn, "stale_incarnation",
+                                    f"stale incarnation {h.incarnation} of {sender}: this agent "
+                                    f"is connected to incarnation {live}")
         conn.peer = sender
-        conn.peer_incarnation = obj["incarnation"]
+        conn.peer_incarnation = h.incarnation
         conn.greeted = True
+        conn.awaiting_hello = False
+        conn.reader.limit = frames.MAX_FRAME_BYTES
+        self._handshaking.pop(conn, None)
         reply = {"paxos": PROTOCOL, "name": self.name, "incarnation": self.incarnation,
                  **self._welcome()}
         self.reply(conn, frames.WELCOME + json.dumps(reply, separators=(",", ":")).encode())
@@ -317,9 +494,27 @@ class Transport:
             self._on_client(conn, None)
         return True
 
-    def _refuse(self, conn: Connection, why: str) -> bool:
-        log.warning("refused a connection: %s", why)
-        conn.queue(frames.REFUSE + why.encode())
+    def _live_incarnation(self, member: str) -> int:
+        """The highest incarnation of `member` with a connection open to this
+        agent now (-1: none).
+
+        Only open connections count, not every incarnation ever accepted:
+        incarnations are numbered per supervisor run, so after a supervisor
+        restart a process left from the previous run may hold a higher
+        number than the member's real incarnation; remembering it for good
+        would lock the real one out, while an open connection ends with
+        that process (which exits once its supervisor is gone)."""
+        highest = -1
+        for other in self._inbound:
+            if other.greeted and other.peer == member and not other.closed:
+                highest = max(highest, other.peer_incarnation)
+        return highest
+
+    def _refuse(self, conn: Connection, reason: str, why: str) -> bool:
+        """Answer REFUSE `why` (which holds untrusted text only `clip`ped) and close."""
+        self.refused[reason] += 1
+        self.rlog.warning(f"refused:{reason}", "refused a connection: %s", why)
+        conn.finish(frames.REFUSE + why.encode())
         try:
             conn.write()
         except OSError:
@@ -336,16 +531,31 @@ class Transport:
         conn.close()
         self._inbound.discard(conn)
         self._dirty.discard(conn)
+        self._handshaking.pop(conn, None)
+        self._closing.pop(conn, None)
 
     def reply(self, conn: Connection, frame: bytes) -> None:
         """Queue a frame to a client (or a WELCOME); written at the next `flush`.
-        A client that does not read past the cap is disconnected."""
-        if not conn.queue(frame):
-            if not conn.closed:
-                log.warning("a client does not read its answers; disconnecting it")
-                self._close_inbound(conn)
-            return
+        A client over `limits.client_bytes` is cut loose (see `cut`); this
+        never closes a connection itself, so callers may loop over theirs."""
+        if conn.queue(frame):
+            self._dirty.add(conn)
+        elif not conn.closed and not conn.cut:
+            self.cut(conn, f"fell behind: more than {conn.limit} bytes of answers unread")
+
+    def cut(self, conn: Connection, reason: str) -> None:
+        """Cut a client loose: discard its frames not yet started, queue a CUT
+        frame saying why (and the learner's applied slot, for a resume), read
+        nothing more from it, and close it in `flush` once the CUT is written
+        or `limits.cut_grace_seconds` have passed."""
+        applied = self._welcome().get("applied", -1)
+        conn.finish(clientwire.CUT + json.dumps(
+            {"reason": reason, "applied": applied if type(applied) is int else -1}).encode())
+        self.counts["clients_cut"] += 1
+        self.rlog.warning("cut", "cut a client loose: %s", reason)
+        self._closing[conn] = self._clock() + self.limits.cut_grace_seconds
         self._dirty.add(conn)
+        self._watch(conn, read=False, write=True)
 
     # -------------------------------------------------------------- sending
 
@@ -399,7 +609,7 @@ class Transport:
             link.retry_at = now + link.backoff
             link.backoff = min(BACKOFF_CAP, link.backoff * 2)
             return None
-        conn = Connection(sock)
+        conn = Connection(sock, self.limits.peer_link_bytes, LINK_READ_BYTES)
         conn.peer = link.name
         link.conn = conn
         link.generation += 1
@@ -424,16 +634,13 @@ class Transport:
             return
         for frame in got:
             if frame[:1] == frames.WELCOME and not conn.greeted:
-                try:
-                    conn.peer_incarnation = int(json.loads(frame[1:]).get("incarnation", 0))
-                except (ValueError, AttributeError):
-                    pass
+                conn.peer_incarnation = _welcome_incarnation(frame)
                 conn.greeted = True
                 link.backoff = BACKOFF_FIRST
                 log.info("connected to %s (incarnation %d)", link.name, conn.peer_incarnation)
             elif frame[:1] == frames.REFUSE:
-                log.warning("%s refused our connection: %s", link.name,
-                            frame[1:].decode(errors="replace"))
+                self.rlog.warning(f"refused-by:{link.name}", "%s refused our connection: %s",
+                                  link.name, clip(frame[1:].decode(errors="replace"), 300))
                 self._drop_link(link, conn, "refused")
                 link.retry_at = self._clock() + BACKOFF_CAP
                 return
@@ -468,11 +675,38 @@ class Transport:
             while delayed and delayed[0][0] <= now:
                 _, _, dst, generation, frame = heapq.heappop(delayed)
                 self._send_now(dst, frame, generation)
-        if not self._dirty:
-            return
-        dirty, self._dirty = self._dirty, set()
-        for conn in dirty:
-            self._write(conn)
+        if self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            for conn in dirty:
+                self._write(conn)
+        if self._handshaking or self._closing or self._accept_paused_until is not None:
+            self._expire(self._clock())
+
+    def _expire(self, now: float) -> None:
+        """Close what is past its deadline: handshakes not done in time, cut
+        clients that did not take their CUT; watch the listener again after
+        an accept backoff."""
+        handshaking = self._handshaking
+        while handshaking:
+            conn, deadline = next(iter(handshaking.items()))
+            if deadline > now:
+                break
+            del handshaking[conn]
+            if not conn.closed and not conn.greeted:
+                self._refuse(conn, "handshake_timeout",
+                             f"no handshake within {self.limits.handshake_seconds:g} s")
+        if self._closing:
+            for conn, deadline in list(self._closing.items()):
+                if conn.closed:
+                    del self._closing[conn]
+                elif deadline <= now:
+                    self._close(conn)
+        if self._accept_paused_until is not None and now >= self._accept_paused_until:
+            self._accept_paused_until = None
+            try:
+                self._selector.register(self._listener, selectors.EVENT_READ, self._on_accept)
+            except (KeyError, ValueError):
+                pass
 
     def _write(self, conn: Connection) -> None:
         if conn.closed:
@@ -482,19 +716,28 @@ class Transport:
         except OSError:
             self._lost(conn)
             return
-        if done and conn.watching_write:
-            self._watch_write(conn, False)
+        if done and conn.cut:
+            self._close(conn)  # its last frame (CUT) is out
+        elif done and conn.watching_write:
+            self._watch(conn, read=True, write=False)
         elif not done and not conn.watching_write:
-            self._watch_write(conn, True)
+            self._watch(conn, read=not conn.cut, write=True)
 
-    def _watch_write(self, conn: Connection, on: bool) -> None:
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
+    def _watch(self, conn: Connection, *, read: bool, write: bool) -> None:
+        events = (selectors.EVENT_READ if read else 0) | (selectors.EVENT_WRITE if write else 0)
         try:
             key = self._selector.get_key(conn.sock)
             self._selector.modify(conn.sock, events, key.data)
-            conn.watching_write = on
+            conn.watching_write = write
         except (KeyError, ValueError):
             pass
+
+    def _close(self, conn: Connection) -> None:
+        """Close a connection this agent is done with (inbound: cut or expired)."""
+        if conn in self._inbound:
+            self._close_inbound(conn)
+        else:
+            self._lost(conn)
 
     def _lost(self, conn: Connection) -> None:
         """A write failed: the other end is gone."""
@@ -527,9 +770,25 @@ class Transport:
         except OSError:
             pass
 
+    def stats(self) -> dict[str, int]:
+        """Connection gauges, for the heartbeat's stats."""
+        return {"inbound_connections": len(self._inbound),
+                "clients_cut": self.counts["clients_cut"],
+                "accept_backoffs": self.counts["accept_backoffs"]}
+
     def _unregister_listener(self) -> None:
         try:
             self._selector.unregister(self._listener)
         except (KeyError, ValueError):
             pass
         self._listener.close()
+
+
+def _welcome_incarnation(frame: bytes) -> int:
+    """The incarnation a peer's WELCOME names (0 if it names none we can read)."""
+    try:
+        body = json.loads(frame[1:])
+        number = body.get("incarnation") if type(body) is dict else None
+    except (ValueError, RecursionError):
+        return 0
+    return number if type(number) is int else 0

@@ -1,0 +1,90 @@
+"""The HELLO that opens every data-path connection, parsed with bounds.
+
+A HELLO is the first frame of a connection (see `transport`): a flat JSON
+object naming the protocol, the cluster, the sender (a member's name, or
+"client") with its incarnation, and the receiver's name. It arrives before
+anything is authenticated, so `parse_hello` trusts nothing: the frame is at
+most `frames.HANDSHAKE_FRAME_BYTES` (the reader refuses a longer one by its
+length prefix), JSON nested too deep, non-objects, values that are not flat
+scalars, strings too long and numbers out of range are all refused with
+`HandshakeError`, never another exception.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from . import frames
+from .ratelog import clip
+
+#: The handshake's protocol number; a peer speaking another one is refused.
+PROTOCOL = 1
+#: The sender name of a client connection.
+CLIENT = "client"
+#: Characters of a member name (sender, receiver) at most; member names are
+#: group names with an index, far shorter.
+MAX_NAME_CHARS = 128
+#: Characters of a cluster id at most.
+MAX_CLUSTER_CHARS = 256
+#: Incarnations are counted from 0 (clients) or 1 (agents) and fit in an i64.
+MAX_INCARNATION = 2**63
+
+
+class HandshakeError(ValueError):
+    """The first frame is not a HELLO this agent can read (the text says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """A parsed HELLO: who connects (`sender`, `incarnation`) to whom (`receiver`)."""
+
+    cluster: str
+    sender: str
+    incarnation: int
+    receiver: str
+
+
+def hello(cluster_id: str, sender: str, incarnation: int, receiver: str) -> bytes:
+    """The first frame of a connection (unframed JSON body)."""
+    return json.dumps({"paxos": PROTOCOL, "cluster": cluster_id, "from": sender,
+                       "incarnation": incarnation, "to": receiver},
+                      separators=(",", ":")).encode()
+
+
+def parse_hello(frame: bytes) -> Hello:
+    """The HELLO `frame` holds; raises `HandshakeError` for anything else."""
+    if len(frame) > frames.HANDSHAKE_FRAME_BYTES:
+        raise HandshakeError(f"a handshake of {len(frame)} bytes (at most "
+                             f"{frames.HANDSHAKE_FRAME_BYTES})")
+    try:
+        obj = json.loads(frame)
+    except RecursionError:
+        raise HandshakeError("not a paxosctl handshake: JSON nested too deep") from None
+    except ValueError:  # JSON, UTF-8, and ints too long to convert
+        raise HandshakeError("not a paxosctl handshake: not JSON") from None
+    if type(obj) is not dict:
+        raise HandshakeError("not a paxosctl handshake: not a JSON object")
+    for key, value in obj.items():
+        if not (value is None or type(value) in (str, int, bool, float)):
+            raise HandshakeError(f"not a paxosctl handshake: field {clip(key)} is not a "
+                                 "string or a number")
+    if type(obj.get("paxos")) is not int or obj["paxos"] != PROTOCOL:
+        raise HandshakeError(f"not a paxosctl handshake (or another protocol version): "
+                             f"paxos is {clip(obj.get('paxos'))}, this agent speaks {PROTOCOL}")
+    cluster = _text(obj, "cluster", MAX_CLUSTER_CHARS, empty=True)
+    sender = _text(obj, "from", MAX_NAME_CHARS)
+    receiver = _text(obj, "to", MAX_NAME_CHARS)
+    incarnation = obj.get("incarnation")
+    if type(incarnation) is not int or not 0 <= incarnation < MAX_INCARNATION:
+        raise HandshakeError(f"incarnation must be an integer from 0 to 2**63-1, "
+                             f"got {clip(incarnation)}")
+    return Hello(cluster, sender, incarnation, receiver)
+
+
+def _text(obj: dict, key: str, limit: int, empty: bool = False) -> str:
+    value = obj.get(key)
+    if type(value) is not str or len(value) > limit or (not value and not empty):
+        raise HandshakeError(f'"{key}" must be a string of {0 if empty else 1} to {limit} '
+                             f"characters, got {clip(value)}")
+    return value
