@@ -176,9 +176,11 @@ def test_proposals_survive_agents_killed(make_cluster: ClusterFactory, topology:
     restarts = {a["name"]: a["restarts"] for a in cluster.status()["agents"]}
     assert all(restarts[name] >= 1 for _, name in kills), restarts
 
-    # The learner answering may still be catching up on the last slots.
-    wait_until(lambda: {e["request_id"] for e in cluster.decided()} >= set(acked), 20,
-               "every acknowledged proposal in the decided log")
+    # A learner killed last may still be catching up on the last slots, and
+    # `decided` reads whichever learner the client picks: wait for all of them.
+    top = max(d.slot for d in acked.values())
+    wait_until(lambda: cluster.learners_caught_up(top), 30,
+               f"every learner to apply slot {top}, the last acknowledged")
     check_log(cluster.decided(), proposed, acked, set(unknown))
 
     # The cluster still serves, and a retried request id is not decided again.
@@ -190,6 +192,9 @@ def test_proposals_survive_agents_killed(make_cluster: ClusterFactory, topology:
     assert {r: d.slot for r, d in retried.items()} == {r: acked[r].slot for r in retried}
     proposed.update({r: d.value for r, d in again.items()})
     acked.update(again)
+    top = max(d.slot for d in acked.values())
+    wait_until(lambda: cluster.learners_caught_up(top), 30,
+               f"every learner to apply slot {top}")
     check_log(cluster.decided(), proposed, acked, set(unknown))
 
 
