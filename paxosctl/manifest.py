@@ -79,22 +79,23 @@ _MAX_DURATION_SECONDS = parse_duration(MAX_DURATION)
 #: Kernel file systems: a state_dir under them can never be created.
 KERNEL_FILE_SYSTEMS = (Path("/proc"), Path("/sys"))
 STATE_DIR_ALLOWED = "a folder paxosctl can create or write"
-#: The largest paxos.max_value_bytes: 512 KiB. A slot's value travels whole
+#: The largest paxos.max_value_bytes: 1 MiB. A slot's value travels whole
 #: in one frame (an Accept, a state-transfer Chunk, a page of `decided`), at
 #: most frames.MAX_FRAME_BYTES (64 MiB); the leader fills a slot up to
-#: SLOT_BYTES (the same 512 KiB) and a larger command goes alone, so a slot
+#: SLOT_BYTES (the same 1 MiB) and a larger command goes alone, so a slot
 #: is at most this plus one command's encoding: far under a frame
 #: (tests/cli/test_manifest.py encodes one). The bound is set by time, not
-#: by the frame: on the 2-core test machine (issue 20
-#: (7)) building one value and its three Accepts takes the leader 3 ms at
-#: 1 MiB and 42 ms at 16 MiB, decoding and persisting it (fsync included)
-#: an acceptor 9 ms and 74 ms; but five values in flight at once made the
-#: longest gap between an agent's heartbeats 0.8 s at 512 KiB, 1.6 s at
-#: 1 MiB, 2.9 s at 2 MiB, and at 4 MiB and 15 MiB the leader missed its
-#: 3 s heartbeat_timeout and was killed (resends and socket writes of
-#: large values dominate). 512 KiB keeps the worst seen under a third of
-#: the default heartbeat_timeout.
-MAX_VALUE_BYTES = 512 * 1024
+#: by the frame. On the 2-core test machine (issue 20 (7)) building one
+#: value and its three Accepts takes the leader 3 ms at 1 MiB and 42 ms at
+#: 16 MiB, decoding and persisting it (fsync included) an acceptor 9 ms and
+#: 74 ms. Five values in flight at once, with the transport that copied its
+#: unsent buffer on every write, made the longest gap between an agent's
+#: heartbeats 0.8 s at 512 KiB and 2.9 s at 2 MiB and got the leader killed
+#: at 4 MiB; with the frame-queue transport (load average 11-14 from other
+#: jobs): 0.34 s at 1 MiB, 0.79 s at 2 MiB, 1.17 s at 4 MiB, no restart.
+#: 1 MiB keeps the worst seen near a tenth of the default heartbeat_timeout,
+#: with room for a slower machine.
+MAX_VALUE_BYTES = 1024 * 1024
 MAX_VALUE_BYTES_WHY = (f"at most {MAX_VALUE_BYTES // 1024} KiB: a value travels in one message, "
                        "and larger ones stall agents past their health timeout")
 
@@ -173,7 +174,7 @@ class PaxosSettings:
     - gap_timeout = "100ms": a learner asks for a missing slot after this.
     - window = 32 (1..4096): slots a leader keeps in phase 2 at once.
     - batch = 64 (1..1024): commands per slot at most.
-    - max_value_bytes = 65536 (1..524288): largest proposed value
+    - max_value_bytes = 65536 (1..1048576): largest proposed value
       (MAX_VALUE_BYTES says why no more).
     - alpha = 64 (1..65536): a configuration change decided in slot i
       governs the slots from i + alpha (paxos_agents/core/configs.py); a

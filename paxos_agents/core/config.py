@@ -49,13 +49,13 @@ PLANTABLE = frozenset(
 )
 
 
-#: The default byte budget of one slot (`Settings.slot_bytes`): 512 KiB,
+#: The default byte budget of one slot (`Settings.slot_bytes`): 1 MiB,
 #: as paxosctl's largest max_value_bytes, for the same reason: a slot
 #: travels whole in one message, and on the 2-core test machine slots of
-#: 1 MiB and more, several in flight, stalled agents' loops for seconds
-#: (see paxosctl.manifest.MAX_VALUE_BYTES for the measurement). Small
-#: commands still batch: 64 of 8 KiB fill it.
-SLOT_BYTES = 512 * 1024
+#: several MiB, several in flight, stalled agents' loops for a second or
+#: more (see paxosctl.manifest.MAX_VALUE_BYTES for the measurement). Small
+#: commands still batch: 64 of 16 KiB fill it.
+SLOT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,11 +127,11 @@ BAD = [
     ("window-zero", PAXOS + "window = 0\n", "paxos.window", "expected an integer from 1 to 4096, got 0"),
     ("window-too-big", PAXOS + "window = 4097\n", "paxos.window", "got 4097"),
     ("batch-too-big", PAXOS + "batch = 1025\n", "paxos.batch", "expected an integer from 1 to 1024"),
-    ("max-value-bytes-zero", PAXOS + "max_value_bytes = 0\n", "paxos.max_value_bytes", "from 1 to 524288"),
+    ("max-value-bytes-zero", PAXOS + "max_value_bytes = 0\n", "paxos.max_value_bytes", "from 1 to 1048576"),
     # Issue 20 (7): 15 MiB values were accepted, and five at once stalled agents past
     # their health timeout; the error says what is allowed and why.
-    ("max-value-bytes-over-512k", PAXOS + "max_value_bytes = 524289\n", "paxos.max_value_bytes",
-     "expected an integer from 1 to 524288, got 524289 (at most 512 KiB: a value travels in one "
+    ("max-value-bytes-over-1m", PAXOS + "max_value_bytes = 1048577\n", "paxos.max_value_bytes",
+     "expected an integer from 1 to 1048576, got 1048577 (at most 1024 KiB: a value travels in one "
      "message, and larger ones stall agents past their health timeout)"),
     ("max-value-bytes-16m", PAXOS + "max_value_bytes = 16777216\n", "paxos.max_value_bytes", "got 16777216"),
     ("accept-timeout-below-tick", PAXOS + 'accept_timeout = "5ms"\n', "paxos.accept_timeout", "must be at least paxos.tick"),
@@ -267,7 +267,7 @@ retry_cooldown = "1s"
 gap_timeout = "50ms"
 window = 4096
 batch = 1
-max_value_bytes = 524288
+max_value_bytes = 1048576
 alpha = 5000
 [metrics]
 listen = "[::1]:0"
@@ -276,7 +276,7 @@ enabled = false
     manifest = load_manifest(write(tmp_path, text))
     assert manifest.health == Health(0.1, 1.0, 5.0)
     assert manifest.restart == RestartSettings("on-failure", 0.05, 0.05, 60.0, 0)
-    assert manifest.paxos == PaxosSettings(0.005, 0.02, 0.2, 0.005, 1.0, 0.05, 4096, 1, 524288, 5000)
+    assert manifest.paxos == PaxosSettings(0.005, 0.02, 0.2, 0.005, 1.0, 0.05, 4096, 1, 1048576, 5000)
     assert (manifest.metrics.host, manifest.metrics.port, manifest.metrics.enabled) == ("::1", 0, False)
 
 
