@@ -342,8 +342,9 @@ class ControlServer:
         self.selector.register(sock, selectors.EVENT_READ, self._on_acceptable)
 
     def close(self) -> None:
-        for connection in list(self.connections):
-            connection.flush_and_close(timeout=1.0)
+        """Stop listening and remove the socket, then write what is queued
+        (bounded) and close each connection. In that order: a client that
+        has read `down`'s answer finds no supervisor listening any more."""
         if self._sock is not None:
             try:
                 self.selector.unregister(self._sock)
@@ -354,6 +355,8 @@ class ControlServer:
                 os.unlink(self.path)
             except OSError:
                 pass
+        for connection in list(self.connections):
+            connection.flush_and_close(timeout=1.0)
 
     def has_work(self) -> bool:
         """Whether some client has requests that `serve` would serve now."""

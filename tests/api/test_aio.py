@@ -8,6 +8,8 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
+from paxosctl.layout import paths
+
 from clusters import Cluster, ClusterFactory
 from paxosctl import (AsyncClient, ClusterStatus, Decision, DownResult, NotRunning,
                       RequestFailed)
@@ -97,6 +99,8 @@ def test_down_and_what_follows(make_cluster: ClusterFactory) -> None:
 
     async def body(client: AsyncClient) -> None:
         assert await client.down() == DownResult(stopped=True)
+        # Answered after the supervisor stopped listening: nobody can connect now.
+        assert not paths(cluster.state_dir)["socket"].exists()
         with pytest.raises(NotRunning):
             await client.status()
     run(body, cluster)
