@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
-
 from paxos_agents.core.configs import majority
 
 from .durations import format_duration
