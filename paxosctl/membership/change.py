@@ -224,10 +224,8 @@ class Transition:
             return
         if not plan.reconfigures:
             self._enter_stopping(out)
-        elif self._decided(view):
-            self.stage = Stage.IN_FORCE  # resumed after the proposal was decided
         else:
-            self.stage = Stage.PROPOSING
+            self.stage = Stage.PROPOSING  # which first looks whether it was decided already
 
     def _proposing(self, view: View, now: float, out: list[Action]) -> None:
         if self._decided(view):
