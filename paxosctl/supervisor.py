@@ -44,7 +44,7 @@ from .endpoints import ENDPOINTS_VERSION
 from .fleet import STOP_GRACE_SECONDS, Fleet
 from .layout import paths
 from .loop import Loop
-from .manifest import Manifest, display_path, load_manifest
+from .manifest import AgentSpec, Manifest, display_path, load_manifest
 from .members import MemberRegistry
 from .metrics import Metrics
 from .errors import PaxosctlError
@@ -208,6 +208,9 @@ class Supervisor:
         returns the plan; `reply_to` is answered once it is in force (or
         with a timeout fault after `timeout` seconds; it goes on).
         """
+        if self.rollout is not None:
+            raise OpError(Fault.UNAVAILABLE, "another apply is in progress (waiting for "
+                          + ", ".join(self.rollout.pending()) + "); try again when it is done")
         self._refuse_during_change()
         # The file gives each group's count; the names stay the running ones.
         wanted = project(load_manifest(path), self.manifest, self.driver.retired)
@@ -281,7 +284,7 @@ class Supervisor:
         return (set(self.driver.retired) | {a.name for a in self.manifest.agents}
                 | set(self.fleet.agents))
 
-    def _begin(self, target: tuple, retire: frozenset[str], why: str,
+    def _begin(self, target: tuple[AgentSpec, ...], retire: frozenset[str], why: str,
                running: Manifest | None = None) -> ChangePlan:
         """Plan and start the membership change to `target` (OpError if refused)."""
         running = running or self.manifest
@@ -307,7 +310,7 @@ class Supervisor:
         write_pid_file(self.paths["pid"], cluster=wanted.name, manifest=str(wanted.path),
                        digest=manifest_digest(wanted))
 
-    def _adopt_agents(self, agents: tuple) -> None:
+    def _adopt_agents(self, agents: tuple[AgentSpec, ...]) -> None:
         """A membership change finished: the cluster runs `agents`."""
         self._adopt(with_agents(self.manifest, agents))
 

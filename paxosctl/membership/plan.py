@@ -159,13 +159,7 @@ def resumed(running: tuple[AgentSpec, ...], asked: Asked) -> ChangePlan:
     it was allowed then, so nothing is refused now; the acceptors change
     if the target's differ from `running`'s (the transition finds out from
     what the cluster recorded whether the proposal was decided already)."""
-    after = {a.name for a in asked.target}
-    before = {a.name for a in running}
-    return ChangePlan(running=running, asked=asked,
-                      added=tuple(a for a in asked.target if a.name not in before),
-                      removed=tuple(a for a in running if a.name not in after),
-                      acceptors=acceptors_of(asked.target),
-                      reconfigures=changes_acceptors(acceptors_of(running), asked.target))
+    return _plan(running, asked, changes_acceptors(acceptors_of(running), asked.target))
 
 
 def plan_change(current: Current, asked: Asked) -> ChangePlan | Refusal:
@@ -183,14 +177,9 @@ def plan_change(current: Current, asked: Asked) -> ChangePlan | Refusal:
     if reused:
         return Refusal(Fault.BAD_REQUEST, f"{', '.join(reused)}: retired by a replace; a retired "
                                           "name is never used again: pick another name")
-    after = {a.name for a in asked.target}
     new = acceptors_of(asked.target)
-    reconfigures = changes_acceptors(current.acceptors, asked.target)
-    change = ChangePlan(running=current.agents, asked=asked,
-                        added=tuple(a for a in asked.target if a.name not in before),
-                        removed=tuple(a for a in current.agents if a.name not in after),
-                        acceptors=new, reconfigures=reconfigures)
-    if not reconfigures:
+    change = _plan(current.agents, asked, changes_acceptors(current.acceptors, asked.target))
+    if not change.reconfigures:
         return change
     decided = current.decided
     if decided is None:
@@ -212,3 +201,12 @@ def plan_change(current: Current, asked: Asked) -> ChangePlan | Refusal:
                                           f"({', '.join(up) or 'none'}); deciding a change needs "
                                           f"{need} of them: start them first")
     return change
+
+
+def _plan(running: tuple[AgentSpec, ...], asked: Asked, reconfigures: bool) -> ChangePlan:
+    after = {a.name for a in asked.target}
+    before = {a.name for a in running}
+    return ChangePlan(running=running, asked=asked,
+                      added=tuple(a for a in asked.target if a.name not in before),
+                      removed=tuple(a for a in running if a.name not in after),
+                      acceptors=acceptors_of(asked.target), reconfigures=reconfigures)
