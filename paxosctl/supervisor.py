@@ -227,19 +227,18 @@ class Supervisor:
             change = self._begin(wanted.agents, frozenset(), why)
             self._operation = _Operation(Pending.of(reply_to, timeout, monotonic()), change)
             return found
+        # Planned before anything changes: a refusal leaves all as it was.
+        agents = self._plan(wanted.agents, frozenset(), why) if found.membership_changed else None
         if {"metrics.listen", "metrics.enabled"} & found.live_keys:
             self._rebind_metrics(wanted)  # may fail: before anything else changes
-        running = self.manifest
-        change = None
-        if found.membership_changed:
-            # Planned before anything changes: a refusal leaves all as it was.
-            change = self._begin(wanted.agents, frozenset(), why, running)
-        self._adopt(with_agents(wanted, running.agents))
+        self._adopt(with_agents(wanted, self.manifest.agents))
         self.rollout = Rollout(self.fleet, found)
-        self.rollout.start(monotonic())
+        self.rollout.start(monotonic())  # the settings first: new agents spawn with them
+        if agents is not None:
+            self._start(agents)
         for line in found.changes:
             log.info("apply: %s", line.line)
-        self._operation = _Operation(Pending.of(reply_to, timeout, monotonic()), change, found)
+        self._operation = _Operation(Pending.of(reply_to, timeout, monotonic()), agents, found)
         self._advance(monotonic())
         return found
 
@@ -284,18 +283,24 @@ class Supervisor:
         return (set(self.driver.retired) | {a.name for a in self.manifest.agents}
                 | set(self.fleet.agents))
 
-    def _begin(self, target: tuple[AgentSpec, ...], retire: frozenset[str], why: str,
-               running: Manifest | None = None) -> ChangePlan:
+    def _begin(self, target: tuple[AgentSpec, ...], retire: frozenset[str], why: str) -> ChangePlan:
         """Plan and start the membership change to `target` (OpError if refused)."""
-        running = running or self.manifest
+        change = self._plan(target, retire, why)
+        self._start(change)
+        return change
+
+    def _plan(self, target: tuple[AgentSpec, ...], retire: frozenset[str], why: str) -> ChangePlan:
+        """The membership change to `target` from what runs (OpError if refused)."""
         config = self.fleet.config
-        current = Current(agents=running.agents,
+        current = Current(agents=self.manifest.agents,
                           decided=config.decided if config is not None else None,
                           running=frozenset(a.name for a in self.fleet.running()),
                           retired=self.driver.retired)
-        change = self.driver.begin(current, Asked(target, retire, why), monotonic())
-        self._write_endpoints()
-        return change
+        return self.driver.plan(current, Asked(target, retire, why))
+
+    def _start(self, change: ChangePlan) -> None:
+        self.driver.start(change, monotonic())
+        self._write_endpoints()  # new agents are in it at once; removed ones leave at the end
 
     def _refuse_during_change(self) -> None:
         if self.rollout is not None:
@@ -340,7 +345,7 @@ class Supervisor:
             waiting = self.rollout.pending() if self.rollout is not None else []
             change = self.driver.waiting()
             if change is not None:
-                waiting.insert(0, change if operation.found is None else self.driver.busy)
+                waiting.insert(0, change if operation.found is None else self.driver.busy or change)
             operation.time_out(", ".join(waiting))
 
     def _rebind_metrics(self, wanted: Manifest) -> None:
@@ -426,16 +431,19 @@ class _Operation:
         elif self.found is not None:
             pending.answer({"changes": [c.line for c in self.found.changes],
                             "restarted": rollout.restarted if rollout is not None else []})
-        else:
+        elif self.change is not None:
             pending.answer(_summary(self.change, t))
 
     def time_out(self, waiting: str) -> None:
+        """Past the caller's deadline: say what is still awaited (it goes on)."""
         pending, self.pending = self.pending, None
+        if pending is None:
+            return
         if self.found is not None:
             pending.fail(Fault.TIMEOUT, f"the changes are made but not yet in force: waiting for "
                          f"{waiting} (it goes on; see paxosctl status)",
                          changes=[c.line for c in self.found.changes])
-        else:
+        elif self.change is not None:
             pending.fail(Fault.TIMEOUT, f"{self.change.why}: not yet in force: {waiting} "
                          "(it goes on; see paxosctl status)")
 

@@ -75,16 +75,20 @@ class Driver:
         """Raise OpError (one line) if a change is in progress."""
         _raise(busy_refusal(self.busy))
 
-    def begin(self, current: Current, asked: Asked, now: float) -> ChangePlan:
-        """Plan `asked` over `current` and start it, or raise OpError (nothing changed)."""
+    def plan(self, current: Current, asked: Asked) -> ChangePlan:
+        """The plan of `asked` over `current`, or OpError (one line) if it is
+        refused. Changes nothing: `start` does."""
         found = plan_change(current, asked)
         _raise(found)
         assert isinstance(found, ChangePlan)
-        self.retired |= asked.retire
-        self._save(found.running, asked)
-        log.info("membership change: %s", asked.why)
-        self._run(found, now)
         return found
+
+    def start(self, found: ChangePlan, now: float) -> None:
+        """Start the planned change (its first step runs now)."""
+        self.retired |= found.asked.retire
+        self._save(found.running, found.asked)
+        log.info("membership change: %s", found.why)
+        self._run(found, now)
 
     def resume(self, running: tuple[AgentSpec, ...], asked: Asked, now: float) -> None:
         """Finish a change a previous supervisor began (topology.json's)."""

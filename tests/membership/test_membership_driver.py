@@ -42,6 +42,11 @@ def target(agents: list, acceptors: int) -> tuple:
     return (*kept[:2], *grown, *kept[2:])
 
 
+def begin(driver: Driver, current, asked: Asked, now: float) -> None:
+    """Plan `asked` (OpError if refused) and start it."""
+    driver.start(driver.plan(current, asked), now)
+
+
 def make_driver(engine: FakeEngine, tmp_path) -> Driver:
     path = tmp_path / "topology.json"
     return Driver(engine, path, load(path), lambda agents: setattr(engine, "agents", list(agents)))
@@ -75,7 +80,7 @@ def test_grow_and_shrink_the_acceptors(tmp_path, before, after):
     engine = FakeEngine(agents)
     driver = make_driver(engine, tmp_path)
     wanted = target(agents, after)
-    driver.begin(engine.current(), Asked(wanted, frozenset(), f"scale {before} -> {after}"), 0.0)
+    begin(driver, engine.current(), Asked(wanted, frozenset(), f"scale {before} -> {after}"), 0.0)
     finished = run(driver, engine)
     assert finished.error is None and finished.epoch == 1
     settled(engine, wanted, tmp_path)
@@ -88,7 +93,7 @@ def test_replace_retires_the_name(tmp_path):
     driver = make_driver(engine, tmp_path)
     new = specs("acceptor", 1, start=3)[0]
     wanted = tuple(new if a.name == "acceptor-1" else a for a in base())
-    driver.begin(engine.current(), Asked(wanted, frozenset({"acceptor-1"}), "replace"), 0.0)
+    begin(driver, engine.current(), Asked(wanted, frozenset({"acceptor-1"}), "replace"), 0.0)
     run(driver, engine)
     settled(engine, wanted, tmp_path)
     stop, = [a for a in engine.actions if isinstance(a, StopAgent)]
@@ -97,7 +102,7 @@ def test_replace_retires_the_name(tmp_path):
     # The retired name is refused for good.
     back = tuple(a for a in wanted if a.name != "acceptor-3") + (specs("acceptor", 2)[1],)
     with pytest.raises(OpError, match="acceptor-1: retired by a replace"):
-        driver.begin(engine.current(driver.retired), Asked(back, frozenset(), "scale"), 9.0)
+        begin(driver, engine.current(driver.retired), Asked(back, frozenset(), "scale"), 9.0)
 
 
 def test_new_agents_run_before_old_ones_stop(tmp_path):
@@ -107,7 +112,7 @@ def test_new_agents_run_before_old_ones_stop(tmp_path):
     engine = FakeEngine(agents)
     driver = make_driver(engine, tmp_path)
     wanted = (specs("proposer", 1, start=2)[0], *agents[2:5], specs("learner", 1, start=1)[0])
-    driver.begin(engine.current(), Asked(wanted, frozenset(), "apply"), 0.0)
+    begin(driver, engine.current(), Asked(wanted, frozenset(), "apply"), 0.0)
     running_at_first_stop = None
     for _ in range(50):
         engine.tick()
@@ -128,7 +133,7 @@ def test_a_new_agent_that_never_comes_up_undoes_the_change(tmp_path):
     engine.never_up = {"acceptor-4"}
     driver = make_driver(engine, tmp_path)
     wanted = target(agents, 5)
-    driver.begin(engine.current(), Asked(wanted, frozenset(), "scale 3 -> 5"), 0.0)
+    begin(driver, engine.current(), Asked(wanted, frozenset(), "scale 3 -> 5"), 0.0)
     finished = run(driver, engine)
     assert finished.error.startswith("acceptor-4 did not start (see paxosctl logs acceptor-4); "
                                      "nothing was proposed")
@@ -142,7 +147,7 @@ def test_a_leader_that_dies_with_the_proposal_gets_it_resent(tmp_path):
     engine.kill_leader_on_propose = 1
     driver = make_driver(engine, tmp_path)
     wanted = target(agents, 5)
-    driver.begin(engine.current(), Asked(wanted, frozenset(), "scale 3 -> 5"), 0.0)
+    begin(driver, engine.current(), Asked(wanted, frozenset(), "scale 3 -> 5"), 0.0)
     run(driver, engine)
     first, second = [a for a in engine.actions if isinstance(a, Propose)]
     assert (first.leader, second.leader) == ("proposer-0", "proposer-1")
@@ -157,7 +162,7 @@ def test_resend_waits_for_the_resend_interval(tmp_path):
     engine = FakeEngine(base())
     engine.kill_leader_on_propose = 1
     driver = make_driver(engine, tmp_path)
-    driver.begin(engine.current(), Asked(target(base(), 4), frozenset(), "scale"), 0.0)
+    begin(driver, engine.current(), Asked(target(base(), 4), frozenset(), "scale"), 0.0)
     times = []
     now = 0.0
     while driver.transition is not None and now < 20:
@@ -172,7 +177,7 @@ def test_resend_waits_for_the_resend_interval(tmp_path):
 def uninterrupted(tmp_path, wanted, retire) -> int:
     engine = FakeEngine(base())
     driver = make_driver(engine, tmp_path)
-    driver.begin(engine.current(), Asked(wanted, retire, "change"), 0.0)
+    begin(driver, engine.current(), Asked(wanted, retire, "change"), 0.0)
     run(driver, engine)
     return len(engine.actions)
 
@@ -205,7 +210,7 @@ def test_a_driver_killed_after_any_action_is_finished_by_the_next(tmp_path, chan
         driver = make_driver(engine, folder)
         now = 0.0
         try:
-            driver.begin(engine.current(), Asked(wanted, retire, change), now)
+            begin(driver, engine.current(), Asked(wanted, retire, change), now)
             run(driver, engine)
         except Killed:
             pass
