@@ -75,7 +75,7 @@ class Fleet:
         self._last_tick = monotonic()
         #: What happened to the agents (`paxosctl events`); each is logged once.
         self.events = EventLog()
-        #: Agents removed by `apply`, kept (counters, incarnation) in case they come back.
+        #: Agents a membership change removed, kept (counters, incarnation) in case they come back.
         self.retired: dict[str, AgentProcess] = {}
         #: The most advanced view of the configurations any agent reported
         #: (None: none yet), parsed once; its history seeds agents that
