@@ -25,7 +25,8 @@ from typing import Any
 
 from paxos_agents.core.config import Membership, Settings
 from paxos_agents.runtime import frames
-from paxos_agents.runtime.report import AgentReport, ConfigReport
+from paxos_agents.core.configs import History
+from paxos_agents.runtime.report import AgentReport
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
 from .agents import AgentProcess, monotonic
@@ -34,6 +35,7 @@ from .events import EventLog
 from .loop import Loop
 from .manifest import AgentSpec, Manifest
 from .members import MemberRegistry
+from .membership.record import Recorded
 from .restart import AgentState, ExitCause, Lifecycle, exit_text
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -73,14 +75,15 @@ class Fleet:
         self._last_tick = monotonic()
         #: What happened to the agents (`paxosctl events`); each is logged once.
         self.events = EventLog()
-        #: Agents removed by `apply`, kept (counters, incarnation) in case they come back.
+        #: Agents a membership change removed, kept (counters, incarnation) in case they come back.
         self.retired: dict[str, AgentProcess] = {}
         #: The most advanced view of the configurations any agent reported
-        #: (None: none yet); its history seeds agents that start with an
-        #: empty store (`RuntimeSpec.configs`). See paxosctl.reconfig.
-        self.config: ConfigReport | None = None
+        #: (None: none yet), parsed once; its history seeds agents that
+        #: start with an empty store (`RuntimeSpec.configs`). See
+        #: paxosctl.membership.
+        self.config: Recorded | None = None
         #: The history to seed when no agent has reported one (topology.json's).
-        self.stored_history: list | None = None
+        self.stored_history: History | None = None
         #: The latest RECONFIG an agent refused: (agent, why).
         self.reconfig_refusal: tuple[str, str] | None = None
 
@@ -205,11 +208,11 @@ class Fleet:
             run_dir=str(self._paths["run"]),
             incarnation=agent.incarnation + 1,
             max_value_bytes=self.manifest.paxos.max_value_bytes,
-            configs=self.history,
+            configs=self.history.to_json() if self.history is not None else None,
         )
 
     @property
-    def history(self) -> list | None:
+    def history(self) -> History | None:
         """The configuration history to seed new agents with (see `config`)."""
         return self.config.history if self.config is not None else self.stored_history
 
@@ -251,7 +254,8 @@ class Fleet:
             report = AgentReport.from_json(frames.json_body(frame))
             if (report.name, report.incarnation) != (agent.name, agent.incarnation):
                 raise ValueError(f"it is from {report.name} incarnation {report.incarnation}")
-        except (ValueError, RecursionError) as e:  # ReportError, and JSON or UTF-8 errors
+            config = Recorded.from_report(report.config) if report.config is not None else None
+        except (ValueError, RecursionError) as e:  # ReportError, ConfigError, JSON or UTF-8 errors
             if not agent.bad_report_logged:
                 agent.bad_report_logged = True
                 log.error("%s: ignored a malformed heartbeat report (%s); not logging "
@@ -259,9 +263,8 @@ class Fleet:
             return
         agent.report = report
         agent.last_beat = monotonic()
-        if report.config is not None and (self.config is None
-                                          or _config_key(report.config) > _config_key(self.config)):
-            self.config = report.config
+        if config is not None and config.newer_than(self.config):
+            self.config = config
         if agent.state is AgentState.STARTING:
             agent.lifecycle.became_ready(agent.last_beat)
             self.members.started(agent.name)  # from now on it must keep its store
@@ -425,7 +428,7 @@ class Fleet:
                            warning=self.chaos.active)
 
 
-    # ------------------------------------------------- apply (paxosctl.rollout)
+    # ------------------------- apply (paxosctl.rollout) and membership (paxosctl.membership)
 
     def update_settings(self, manifest: Manifest) -> None:
         """Run `manifest` from now on: health and restart settings at once
@@ -489,12 +492,6 @@ class Fleet:
         metrics); remembered in `retired`."""
         agent = self.agents.pop(name)
         self.retired[name] = agent
-
-
-def _config_key(config: ConfigReport) -> tuple[int, int, int]:
-    """Orders views of one history: more decided, more in force, more known."""
-    known = config.history[2] if len(config.history) > 2 and isinstance(config.history[2], int) else 0
-    return (config.epoch, config.in_force_epoch, known)
 
 
 def membership_of(manifest: Manifest) -> Membership:

@@ -40,6 +40,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from paxos_agents.core.configs import majority
 from paxos_agents.core.messages import MESSAGE_TYPES
 from paxos_agents.runtime.agent import PERSIST_BUCKETS
 from paxos_agents.runtime.report import AgentReport
@@ -283,7 +284,7 @@ def _cluster_metrics(s: Snapshot) -> Iterator[Any]:
                             value=1.0 if s.changing else 0.0)
     yield GaugeMetricFamily("paxos_acceptor_quorum",
                             "Acceptors that must be up for slots to be decided (a majority).",
-                            value=s.acceptors // 2 + 1 if s.acceptors else 0)
+                            value=majority(s.acceptors) if s.acceptors else 0)
     active = GaugeMetricFamily("paxosctl_chaos_active", "1 while a chaos fault is in force.",
                                labels=["fault"])
     for fault in ("drop", "duplicate", "delay_s", "partition"):

@@ -24,7 +24,7 @@ from .metrics import Metrics
 from .durations import format_duration
 from .ownership import manifest_digest
 from .restart import AgentState, ExitCause, exit_text
-from .scaling import Scaler
+from .membership.driver import Driver
 
 log = logging.getLogger("paxosctl.supervisor")
 
@@ -39,8 +39,8 @@ class Cluster(Protocol):
     fleet: Fleet
     metrics: Metrics
     metrics_url: str | None
-    #: The membership change in progress, if any (paxosctl.scaling).
-    scaler: Scaler
+    #: The membership change in progress, if any (paxosctl.membership).
+    driver: Driver
 
     def stop(self, reply_to: tuple[ClientConnection, Any]) -> None:
         """Stop the cluster; answer `reply_to` (connection, request id) once stopped."""
@@ -231,7 +231,7 @@ def apply(cluster: Cluster, connection: ClientConnection, request: Request) -> R
 
 
 def scale(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply | None:
-    """Resize agent group "group" to "replicas" (paxosctl.scaling).
+    """Resize agent group "group" to "replicas" (paxosctl.membership).
 
     With "wait" (seconds, default 60) it answers once the change is in
     force, or with a `timeout` fault (the change goes on); with "wait":
@@ -324,21 +324,13 @@ def _in_manifest_order(fleet: Fleet) -> list[AgentProcess]:
 
 def configuration(cluster: Cluster) -> dict[str, Any] | None:
     """The acceptor configurations as the agents reported them, and the
-    membership change in progress (paxosctl.reconfig); None before any
+    membership change in progress (paxosctl.membership); None before any
     proposer or learner has reported."""
     config = cluster.fleet.config
-    change = cluster.scaler.change
+    change = cluster.driver.describe()
     if config is None:
-        return None if change is None else {"change": change.describe()}
-    return {
-        "epoch": config.epoch,
-        "acceptors": list(config.acceptors),
-        "majority": len(config.acceptors) // 2 + 1,
-        "in_force_epoch": config.in_force_epoch,
-        "in_force": list(config.in_force),
-        "pending_slot": config.pending_slot if config.pending_slot >= 0 else None,
-        "change": change.describe() if change is not None else None,
-    }
+        return None if change is None else {"change": change}
+    return {**config.to_status(), "change": change}
 
 
 def _agent_row(fleet: Fleet, agent: AgentProcess, now: float, wide: bool) -> dict[str, Any]:

@@ -186,7 +186,7 @@ def manifest_digest(manifest: Manifest) -> str:
     layout. Two manifests with equal digests start the same cluster.
 
     Agents count per group, not by name: after `paxosctl replace` the
-    cluster runs other names (paxosctl.topology) for the same manifest."""
+    cluster runs other names (paxosctl.membership.topology) for the same manifest."""
     settings = dataclasses.asdict(manifest)
     del settings["path"]
     counts: dict[str, list] = {}

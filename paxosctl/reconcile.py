@@ -5,9 +5,8 @@ file on disk, setting by setting, and sorts every difference into one of
 
 - LIVE: the supervisor puts it in force at once, touching no agent
   ([health] timeouts, [restart], [metrics], [chaos]), or by telling the
-  running agents (the number of proposers and learners: new agents start,
-  removed ones stop, and every other agent gets the new membership over
-  its pipe, see `Node.set_membership`);
+  running agents (the number of proposers and learners: a membership
+  change, paxosctl.membership: new agents start, then removed ones stop);
 - RESTART: the agents read it at spawn, so the ones that use it are
   restarted one at a time ([paxos] timers and sizes,
   health.heartbeat_interval; see paxosctl.rollout for the order and how
@@ -33,6 +32,7 @@ from typing import Any
 
 from .durations import format_duration
 from .manifest import AgentSpec, Manifest, display_path, load_manifest
+from .membership.plan import changes_acceptors
 from .ownership import manifest_digest
 
 
@@ -115,7 +115,7 @@ ROLE_WHY = ("an agent's store holds the state of its role; put the role back, "
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class Difference:
     """One line of the plan: what changes and how it is put in force."""
 
     key: str
@@ -128,7 +128,7 @@ class Plan:
 
     running: Manifest
     wanted: Manifest
-    changes: tuple[Change, ...]
+    changes: tuple[Difference, ...]
     refused: tuple[str, ...]
     #: Agents to start, and to stop (stores and member records kept).
     added: tuple[AgentSpec, ...]
@@ -136,8 +136,9 @@ class Plan:
     #: Agents to restart one at a time, for RESTART settings (not added ones).
     restart: tuple[str, ...]
     live_keys: frozenset[str]
-    #: The acceptors change: `added` and `removed` go through the
-    #: membership-change protocol (paxosctl.reconfig), not a rollout.
+    #: The acceptors change (a new configuration is proposed; nothing else
+    #: may change with it). Agents that come or go are always a membership
+    #: change (paxosctl.membership), whether or not the acceptors change.
     reconfigure: bool = False
 
     @property
@@ -151,7 +152,7 @@ class Plan:
 
 def plan(running: Manifest, wanted: Manifest) -> Plan:
     """Compare `running` (what the supervisor runs) with `wanted` (the file)."""
-    changes: list[Change] = []
+    changes: list[Difference] = []
     refused: list[str] = []
     restart_roles: set[str] = set()
     live: set[str] = set()
@@ -165,7 +166,7 @@ def plan(running: Manifest, wanted: Manifest) -> Plan:
         refuse(key, before, after, SETTINGS[key].why)
 
     # -- agents --
-    reconfigure = set(running.acceptors) != set(wanted.acceptors)
+    reconfigure = changes_acceptors(running.acceptors, wanted.agents)
     old = {a.name: a for a in running.agents}
     new = {a.name: a for a in wanted.agents}
     for name in old.keys() & new.keys():
@@ -174,9 +175,9 @@ def plan(running: Manifest, wanted: Manifest) -> Plan:
     added = tuple(a for a in wanted.agents if a.name not in old)
     removed = tuple(a for a in running.agents if a.name not in new)
     for spec in added:
-        changes.append(Change("agents", f"agents: {spec.name} added ({spec.role})"))
+        changes.append(Difference("agents", f"agents: {spec.name} added ({spec.role})"))
     for spec in removed:
-        changes.append(Change("agents", f"agents: {spec.name} removed ({spec.role}; its "
+        changes.append(Difference("agents", f"agents: {spec.name} removed ({spec.role}; its "
                                         "store is kept for when it comes back)"))
 
     # -- settings sections --
@@ -186,7 +187,7 @@ def plan(running: Manifest, wanted: Manifest) -> Plan:
             refuse(key, before, after, setting.why)
             continue
         how = "live" if setting.kind is Kind.LIVE else "rolling restart"
-        changes.append(Change(key, f"{key}: {_show(before)} -> {_show(after)} ({how})"))
+        changes.append(Difference(key, f"{key}: {_show(before)} -> {_show(after)} ({how})"))
         if setting.kind is Kind.LIVE:
             live.add(key)
         else:
@@ -196,7 +197,7 @@ def plan(running: Manifest, wanted: Manifest) -> Plan:
         others = [c.key for c in changes if c.key != "agents"]
         if others:
             refused.append(f"{file}: the acceptors and {', '.join(others)} change together: {MIXED_WHY}")
-        changes.insert(0, Change("agents", f"acceptors: {_names(running.acceptors)} -> "
+        changes.insert(0, Difference("agents", f"acceptors: {_names(running.acceptors)} -> "
                                            f"{_names(wanted.acceptors)} (membership change)"))
     staying = [a for a in wanted.agents if a.name in old]
     restart = tuple(a.name for a in staying if a.roles & restart_roles)

@@ -226,7 +226,7 @@ class AgentChange:
 
 @dataclass(frozen=True, slots=True)
 class MembershipChange:
-    """A `scale` or `replace` (paxosctl.scaling): what it did, and whether the
+    """A `scale` or `replace` (paxosctl.membership): what it did, and whether the
     new configuration is in force yet (False with `wait=0`).
 
     `epoch` is the configuration epoch of the new acceptors (None when the

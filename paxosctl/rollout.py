@@ -1,21 +1,15 @@
 """Putting a `reconcile.Plan` in force, on the supervisor's loop.
 
-`Rollout.start` makes every change at once that needs no waiting, in this
-order:
+`Rollout.start` puts in force at once every setting that needs no
+waiting: health and restart at once, protocol settings for the next
+spawns (`Fleet.update_settings`; see `interim_manifest` for the health
+timeout while heartbeat_interval rolls out); chaos, if its section
+changed. Agents that come or go are not the rollout's: they are a
+membership change (paxosctl.membership), the same engine and order as
+`scale` (new agents run before removed ones stop), which the supervisor
+starts beside the rollout.
 
-1. the settings: health and restart at once, protocol settings for the
-   next spawns (`Fleet.update_settings`; see `interim_manifest` for the health
-   timeout while heartbeat_interval rolls out); chaos, if its section
-   changed;
-2. the membership, if proposers or learners come or go: every agent that
-   stays gets it over its pipe (MEMBERS) before a new agent starts, so a
-   new agent's handshakes are welcome;
-3. removed agents get SIGTERM (never restarted; stores and member records
-   stay, so one added again later resumes its ballot round); new agents
-   are spawned.
-
-Then `step` (each loop turn) waits until removed agents have ended (SIGKILL
-after `fleet.STOP_GRACE_SECONDS`) and new ones run, and restarts the agents that
+Then `step` (each loop turn) restarts the agents that
 must read a changed setting at spawn, one at a time: the next only once
 the previous one runs again (its first heartbeat from the new
 incarnation). The order is learners, acceptors, then proposers, the leader
@@ -33,22 +27,18 @@ from __future__ import annotations
 import dataclasses
 
 from .agents import AgentProcess
-from .fleet import Fleet, membership_of
+from .fleet import Fleet
 from .manifest import Manifest
 from .reconcile import Plan
 from .restart import AgentState
 
 
-
 class Rollout:
-    """One apply in progress."""
+    """The settings of one apply in progress."""
 
     def __init__(self, fleet: Fleet, plan: Plan) -> None:
         self.fleet = fleet
         self.plan = plan
-        #: Removed agents not yet ended -> when to SIGKILL them.
-        self._stopping: set[str] = set()
-        self._starting = [spec.name for spec in plan.added]
         self._queue = self._restart_order(list(plan.restart))
         #: The agent being restarted, and the incarnation it had then.
         self._current: tuple[str, int] | None = None
@@ -60,25 +50,10 @@ class Rollout:
         fleet.update_settings(interim_manifest(plan))
         if plan.running.chaos != plan.wanted.chaos:
             fleet.replace_chaos(plan.wanted.chaos)
-        if plan.membership_changed:
-            leaving = frozenset(spec.name for spec in plan.removed)
-            fleet.set_membership(membership_of(plan.wanted), leaving)
-        for spec in plan.removed:
-            fleet.remove_agent(spec.name, now)
-            self._stopping.add(spec.name)
-            fleet.events.record(spec.name, "removed", "removed by apply (its store stays)")
-        for spec in plan.added:
-            fleet.events.record(spec.name, "added", "added by apply")
-            fleet.add_agent(spec, now)
 
     def step(self, now: float) -> None:
-        """Advance: collect ended agents, restart the next one when it is time."""
+        """Advance: restart the next agent when it is time."""
         fleet = self.fleet
-        for name in list(self._stopping):  # the fleet SIGKILLs one that outlives its grace
-            if fleet.agents[name].process is None:
-                fleet.forget_agent(name)
-                self._stopping.discard(name)
-        self._starting = [n for n in self._starting if not _running(fleet.agents.get(n))]
         if self._current is not None:
             name, incarnation = self._current
             agent = fleet.agents[name]
@@ -109,12 +84,11 @@ class Rollout:
 
     @property
     def done(self) -> bool:
-        return not (self._stopping or self._starting or self._queue or self._current)
+        return not (self._queue or self._current)
 
     def pending(self) -> list[str]:
         """What is still awaited, one phrase each."""
-        out = [f"{n} to stop" for n in self._stopping]
-        out += [f"{n} to run" for n in self._starting]
+        out = []
         if self._current is not None:
             out.append(f"{self._current[0]} to run again after its restart")
         if self._queue:

@@ -12,7 +12,10 @@ turn it
 3. writes the agents' inbox pipes, and on its clock judges their health
    and restarts ended ones (`paxosctl.fleet`);
 4. publishes a metrics snapshot when one is due (`paxosctl.snapshot`);
-5. advances an `apply` in progress (`paxosctl.rollout`).
+5. advances an `apply` in progress (`paxosctl.rollout`) and a membership
+   change (`paxosctl.membership`: `scale`, `replace`, and the agents an
+   `apply` adds or removes), and answers the one pending long operation
+   (`paxosctl.pending`) once it is in force.
 
 `apply` (the control op) and SIGHUP re-read the manifest and reconcile
 the running cluster with it (`paxosctl.reconcile` says what changes and
@@ -41,17 +44,23 @@ from .endpoints import ENDPOINTS_VERSION
 from .fleet import STOP_GRACE_SECONDS, Fleet
 from .layout import paths
 from .loop import Loop
-from .manifest import Manifest, display_path, load_manifest
+from .manifest import AgentSpec, Manifest, display_path, load_manifest
 from .members import MemberRegistry
 from .metrics import Metrics
 from .errors import PaxosctlError
+from .membership.change import Transition
+from .membership.driver import Driver
+from .membership.local import FleetEngine
+from .membership.names import project, replace_target, scale_target, with_agents
+from .membership.plan import Asked, ChangePlan, Current
+from .membership.topology import load as load_topology
 from .ops import dispatch
 from .ownership import Claim, manifest_digest
+from .pending import Pending
 from .pidfile import write_pid_file
 from .reconcile import Plan, plan
+from .restart import AgentState
 from .rollout import Rollout
-from .scaling import Scaler, summary
-from .topology import Change, load as load_topology, project, with_agents
 from .snapshot import Publisher
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -72,7 +81,7 @@ class Supervisor:
         self.claim = claim
         self.paths = paths(manifest.state_dir)
         # After a scale or replace the cluster runs the agents topology.json
-        # names, not the manifest's (see paxosctl.topology).
+        # names, not the manifest's (see paxosctl.membership.topology).
         topology = load_topology(self.paths["topology"])
         if topology is not None:
             if {a.name for a in topology.agents} != {a.name for a in manifest.agents}:
@@ -88,24 +97,26 @@ class Supervisor:
                                  footprint=claim.footprint)
         self.fleet = Fleet(manifest, members, self.loop, self.paths)
         self.fleet.stored_history = topology.history if topology is not None else None
-        #: `scale`, `replace` and acceptor changes by `apply` (paxosctl.scaling).
-        self.scaler = Scaler(self.fleet, self.paths["topology"], topology, self._adopt)
-        self._resume: Change | None = topology.change if topology is not None else None
+        #: `scale`, `replace` and the agents `apply` adds or removes (paxosctl.membership).
+        self.driver = Driver(FleetEngine(self.fleet), self.paths["topology"], topology,
+                             self._adopt_agents)
+        self._resume: Asked | None = topology.change if topology is not None else None
         self.control = ControlServer(str(self.paths["socket"]), self.loop.selector,
                                      partial(dispatch, self))
         self.metrics = Metrics()
         self.metrics.collector.refresh = self._refresh_metrics
         self.metrics_url: str | None = None
         self.publisher = Publisher(self.fleet, self.metrics)
-        self.publisher.changing = lambda: self.scaler.change is not None
+        self.publisher.changing = lambda: self.driver.transition is not None
         self._stopping = False
         #: `down` requests, answered once every agent has stopped.
         self._stop_replies: list[tuple[ClientConnection, Any]] = []
-        #: The apply in progress, if any, and who waits for it (None: SIGHUP)
-        #: until when.
+        #: The settings of an apply in progress, if any.
         self.rollout: Rollout | None = None
-        self._apply_reply: tuple[ClientConnection, Any] | None = None
-        self._apply_deadline = 0.0
+        #: The long operation (apply, scale, replace) in progress, if any: what
+        #: answers its caller once it is in force (`_answer`), and who waits
+        #: (None: nobody, e.g. SIGHUP or --no-wait).
+        self._operation: _Operation | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -126,7 +137,7 @@ class Supervisor:
             self.fleet.start(monotonic())
             log.info("cluster %s up: %d agents", self.manifest.name, len(self.fleet.agents))
             if self._resume is not None:
-                self.scaler.resume(self.manifest, self._resume, monotonic())
+                self.driver.resume(self.manifest.agents, self._resume, monotonic())
             self._run()
         finally:
             try:
@@ -163,12 +174,7 @@ class Supervisor:
             fleet.flush()
             now = monotonic()  # one clock read per turn, passed down
             fleet.tick(now)
-            if self.rollout is not None:
-                self._advance_rollout(now)
-            if self.scaler.change is not None:
-                self.scaler.advance(now)
-                if self.scaler.change is None:
-                    self._write_endpoints()
+            self._advance(now)
             self.publisher.publish_if_due(now)
             control.flush()
 
@@ -207,7 +213,7 @@ class Supervisor:
                           + ", ".join(self.rollout.pending()) + "); try again when it is done")
         self._refuse_during_change()
         # The file gives each group's count; the names stay the running ones.
-        wanted = project(load_manifest(path), self.manifest, self.scaler.retired)
+        wanted = project(load_manifest(path), self.manifest, self.driver.retired)
         found = plan(self.manifest, wanted)
         if found.refused:
             raise OpError(Fault.BAD_REQUEST, f"{len(found.refused)} change(s) refused; "
@@ -215,60 +221,92 @@ class Supervisor:
         if not found.changes:
             self._adopt(wanted)
             return found
+        why = "apply " + display_path(wanted.path)
         if found.reconfigure:
-            # The acceptors change: the membership-change protocol, not a rollout.
-            self.scaler.begin(self.manifest, wanted.agents, frozenset(),
-                              "apply " + display_path(wanted.path), reply_to, timeout, monotonic())
+            # The acceptors change: nothing else does (reconcile refused that).
+            change = self._begin(wanted.agents, frozenset(), why)
+            self._operation = _Operation(Pending.of(reply_to, timeout, monotonic()), change)
             return found
+        # Planned before anything changes: a refusal leaves all as it was.
+        agents = self._plan(wanted.agents, frozenset(), why) if found.membership_changed else None
         if {"metrics.listen", "metrics.enabled"} & found.live_keys:
             self._rebind_metrics(wanted)  # may fail: before anything else changes
-        self._adopt(wanted)
+        self._adopt(with_agents(wanted, self.manifest.agents))
         self.rollout = Rollout(self.fleet, found)
-        self.rollout.start(monotonic())
-        self._write_endpoints()  # removed agents leave it now; added ones are in it
-        for change in found.changes:
-            log.info("apply: %s", change.line)
-        self._apply_reply = reply_to
-        self._apply_deadline = monotonic() + timeout if timeout is not None else float("inf")
-        self._advance_rollout(monotonic())
+        self.rollout.start(monotonic())  # the settings first: new agents spawn with them
+        if agents is not None:
+            self._start(agents)
+        for line in found.changes:
+            log.info("apply: %s", line.line)
+        self._operation = _Operation(Pending.of(reply_to, timeout, monotonic()), agents, found)
+        self._advance(monotonic())
         return found
 
     # ------------------------------------------------- scale and replace
 
     def scale(self, group: str, replicas: int, reply_to: tuple[ClientConnection, Any] | None,
               timeout: float | None) -> dict[str, Any]:
-        """Resize agent group `group` to `replicas` (paxosctl.scaling);
+        """Resize agent group `group` to `replicas` (paxosctl.membership);
         OpError if refused (nothing changed). The reply says what it does."""
         self._refuse_during_change()
-        target = self.scaler.scale_target(self.manifest, group, replicas)
+        target = scale_target(self.manifest, group, replicas, self._taken())
         before = sum(1 for a in self.manifest.agents if a.group == group)
+        why = f"scale {group} {before} -> {replicas}"
         if target == self.manifest.agents:
-            return {"why": f"scale {group} {before} -> {replicas}", "unchanged": True}
-        change = self.scaler.begin(self.manifest, target, frozenset(),
-                                   f"scale {group} {before} -> {replicas}", reply_to, timeout,
-                                   monotonic())
-        self._write_endpoints()
-        return summary(change)
+            return {"why": why, "unchanged": True}
+        change = self._begin(target, frozenset(), why)
+        self._operation = _Operation(Pending.of(reply_to, timeout, monotonic()), change)
+        return _summary(change, self.driver.transition)
 
     def replace(self, name: str, force: bool, reply_to: tuple[ClientConnection, Any] | None,
                 timeout: float | None) -> dict[str, Any]:
         """Replace agent `name` by a new member under its group's next name;
         `name` is retired for good. OpError if refused (nothing changed)."""
         self._refuse_during_change()
-        target, new = self.scaler.replace_target(self.manifest, name, force)
-        change = self.scaler.begin(self.manifest, target, frozenset({name}),
-                                   f"replace {name} with {new.name}", reply_to, timeout, monotonic())
-        self._write_endpoints()
-        return summary(change)
+        agent = self.fleet.agents.get(name)
+        if agent is None or name not in {a.name for a in self.manifest.agents}:
+            raise OpError(Fault.BAD_REQUEST, f"no agent {name!r}; agents: "
+                                             f"{', '.join(a.name for a in self.manifest.agents)}")
+        if agent.state is AgentState.RUNNING and not agent.held and not force:
+            raise OpError(Fault.BAD_REQUEST, f"{name} is running; replacing it retires a healthy "
+                                             "member: add --force to replace it anyway")
+        # Never a name that ran before: the new member must start empty.
+        target, new = replace_target(self.manifest, name, self._taken() | self.fleet.members.names)
+        change = self._begin(target, frozenset({name}), f"replace {name} with {new.name}")
+        self._operation = _Operation(Pending.of(reply_to, timeout, monotonic()), change)
+        return _summary(change, self.driver.transition)
+
+    def _taken(self) -> set[str]:
+        """Names a new agent may not take: retired ones and those that run.
+        (`scale` may bring back a name it removed, with its files: that is
+        the same member, its promises and votes intact.)"""
+        return (set(self.driver.retired) | {a.name for a in self.manifest.agents}
+                | set(self.fleet.agents))
+
+    def _begin(self, target: tuple[AgentSpec, ...], retire: frozenset[str], why: str) -> ChangePlan:
+        """Plan and start the membership change to `target` (OpError if refused)."""
+        change = self._plan(target, retire, why)
+        self._start(change)
+        return change
+
+    def _plan(self, target: tuple[AgentSpec, ...], retire: frozenset[str], why: str) -> ChangePlan:
+        """The membership change to `target` from what runs (OpError if refused)."""
+        config = self.fleet.config
+        current = Current(agents=self.manifest.agents,
+                          decided=config.decided if config is not None else None,
+                          running=frozenset(a.name for a in self.fleet.running()),
+                          retired=self.driver.retired)
+        return self.driver.plan(current, Asked(target, retire, why))
+
+    def _start(self, change: ChangePlan) -> None:
+        self.driver.start(change, monotonic())
+        self._write_endpoints()  # new agents are in it at once; removed ones leave at the end
 
     def _refuse_during_change(self) -> None:
         if self.rollout is not None:
             raise OpError(Fault.UNAVAILABLE, "an apply is in progress (waiting for "
                           + ", ".join(self.rollout.pending()) + "); try again when it is done")
-        change = self.scaler.change
-        if change is not None:
-            raise OpError(Fault.UNAVAILABLE, f"a membership change is in progress ({change.change.why}:"
-                                             f" {change.pending()}); try again when it is done")
+        self.driver.refuse_if_busy()
 
     def _adopt(self, wanted: Manifest) -> None:
         """Run `wanted` from now on: what status compares and `up` recognizes."""
@@ -277,29 +315,38 @@ class Supervisor:
         write_pid_file(self.paths["pid"], cluster=wanted.name, manifest=str(wanted.path),
                        digest=manifest_digest(wanted))
 
-    def _advance_rollout(self, now: float) -> None:
-        """Step the rollout; once it is done (or past the caller's deadline), answer."""
+    def _adopt_agents(self, agents: tuple[AgentSpec, ...]) -> None:
+        """A membership change finished: the cluster runs `agents`."""
+        self._adopt(with_agents(self.manifest, agents))
+
+    def _advance(self, now: float) -> None:
+        """Step the rollout and the membership change; answer the pending
+        operation once both are done (or past its deadline)."""
         rollout = self.rollout
-        rollout.step(now)
-        if rollout.done:
+        if rollout is not None:
+            rollout.step(now)
+        finished = self.driver.advance(now)
+        if finished is not None:
+            self._write_endpoints()
+        operation = self._operation
+        if operation is not None and finished is not None:
+            operation.finished = finished
+        if rollout is not None and rollout.done and self.driver.transition is None:
             rollout.finish()
             self.rollout = None
-            self._write_endpoints()
             log.info("apply: in force%s", f" (restarted {', '.join(rollout.restarted)})"
                      if rollout.restarted else "")
-            if self._apply_reply is not None:
-                connection, request_id = self._apply_reply
-                connection.reply({"id": request_id, "ok": True,
-                                  "changes": [c.line for c in rollout.plan.changes],
-                                  "restarted": rollout.restarted})
-                self._apply_reply = None
-        elif self._apply_reply is not None and now >= self._apply_deadline:
-            connection, request_id = self._apply_reply
-            connection.fail(request_id, Fault.TIMEOUT,
-                            "the changes are made but not yet in force: waiting for "
-                            + ", ".join(rollout.pending()) + " (it goes on; see paxosctl status)",
-                            changes=[c.line for c in rollout.plan.changes])
-            self._apply_reply = None
+        if operation is None:
+            return
+        if self.rollout is None and self.driver.transition is None:
+            self._operation = None
+            operation.answer(rollout)
+        elif operation.pending is not None and operation.pending.late(now):
+            waiting = self.rollout.pending() if self.rollout is not None else []
+            change = self.driver.waiting()
+            if change is not None:
+                waiting.insert(0, change if operation.found is None else self.driver.busy or change)
+            operation.time_out(", ".join(waiting))
 
     def _rebind_metrics(self, wanted: Manifest) -> None:
         """Serve metrics where `wanted` says (or stop); the old server closes
@@ -359,3 +406,49 @@ class Supervisor:
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(json.dumps(body, indent=1) + "\n")
         os.replace(tmp, target)
+
+
+class _Operation:
+    """The long operation in progress: its `change` (membership) and/or
+    `found` (an apply's plan, whose settings roll out), and who waits."""
+
+    def __init__(self, pending: Pending | None, change: ChangePlan | None,
+                 found: Plan | None = None) -> None:
+        self.pending = pending
+        self.change = change
+        self.found = found
+        #: The membership change, once finished.
+        self.finished: Transition | None = None
+
+    def answer(self, rollout: Rollout | None) -> None:
+        """Everything is in force (or the membership change was undone)."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        t = self.finished
+        if t is not None and t.error is not None:
+            pending.fail(Fault.UNAVAILABLE, t.error)
+        elif self.found is not None:
+            pending.answer({"changes": [c.line for c in self.found.changes],
+                            "restarted": rollout.restarted if rollout is not None else []})
+        elif self.change is not None:
+            pending.answer(_summary(self.change, t))
+
+    def time_out(self, waiting: str) -> None:
+        """Past the caller's deadline: say what is still awaited (it goes on)."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        if self.found is not None:
+            pending.fail(Fault.TIMEOUT, f"the changes are made but not yet in force: waiting for "
+                         f"{waiting} (it goes on; see paxosctl status)",
+                         changes=[c.line for c in self.found.changes])
+        elif self.change is not None:
+            pending.fail(Fault.TIMEOUT, f"{self.change.why}: not yet in force: {waiting} "
+                         "(it goes on; see paxosctl status)")
+
+
+def _summary(change: ChangePlan, t: Transition | None) -> dict[str, Any]:
+    """The reply of scale, replace and an apply of the acceptors."""
+    return {**change.summary(), "epoch": t.epoch if t is not None else None,
+            "in_force": t is not None and t.done and t.error is None, "restarted": []}

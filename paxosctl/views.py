@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
+from paxos_agents.core.configs import majority
+
 from .durations import format_duration
 from .output import table
 
@@ -64,7 +66,7 @@ def configuration_lines(config: Mapping[str, Any] | None) -> list[str]:
     if "epoch" in config and (config["epoch"] or config.get("change")):
         in_force = config["in_force"]
         out.append(f"acceptors: {', '.join(in_force)} (epoch {config['in_force_epoch']}, "
-                   f"majority {len(in_force) // 2 + 1})")
+                   f"majority {majority(len(in_force))})")
         if config["epoch"] != config["in_force_epoch"]:
             out.append(f"configuration epoch {config['epoch']} decided, not yet in force: "
                        f"{', '.join(config['acceptors'])}")

@@ -109,3 +109,40 @@ def test_the_supervisor_rooms_import_only_downwards():
     for i, room in enumerate(order):
         above = {f"paxosctl.{r}" for r in order[:i]}
         assert GRAPH[f"paxosctl.{room}"] & above == set(), room
+
+
+MEMBERSHIP = {m for m in GRAPH if m.startswith("paxosctl.membership.")}
+
+
+def test_the_membership_wing_imports_only_downwards():
+    """Inside paxosctl/membership: local -> driver -> change -> plan, with
+    topology, names and record beside; only `local` knows the fleet (the
+    engine of today), and nothing in the wing imports the supervisor's
+    upper rooms. The fleet may import `record` (it parses reports once)."""
+    order = ["local", "driver", "topology", "change", "record", "names", "plan"]
+    assert {m.rpartition(".")[2] for m in MEMBERSHIP} == set(order)
+    for i, room in enumerate(order):
+        above = {f"paxosctl.membership.{r}" for r in order[:i]}
+        assert GRAPH[f"paxosctl.membership.{room}"] & above == set(), room
+    upper = {f"paxosctl.{r}" for r in ("supervisor", "ops", "snapshot", "fleet", "agents", "loop")}
+    for module in MEMBERSHIP - {"paxosctl.membership.local"}:
+        assert GRAPH[module] & upper == set(), module
+    for module in MEMBERSHIP:  # the supervisor's room above the wing
+        assert "paxosctl.supervisor" not in GRAPH[module]
+    assert {m for m in GRAPH if GRAPH[m] & {"paxosctl.membership.local"}} == {"paxosctl.supervisor"}
+
+
+@pytest.mark.parametrize("module", ["plan", "change"])
+def test_the_membership_plan_and_state_machine_do_no_io(module):
+    """No process, file, socket or clock: they are table-tested without any."""
+    path = ROOT / "paxosctl" / "membership" / f"{module}.py"
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.partition(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add((node.module or "").partition(".")[0])
+    assert names & {"os", "socket", "subprocess", "time", "threading", "select", "signal",
+                    "multiprocessing", "sqlite3"} == set()
+    assert not GRAPH[f"paxosctl.membership.{module}"] & {
+        "paxosctl.fleet", "paxosctl.agents", "paxosctl.loop", "paxosctl.membership.topology"}

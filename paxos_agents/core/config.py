@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .configs import majority
+
 
 @dataclass(frozen=True, slots=True)
 class Membership:
@@ -20,7 +22,7 @@ class Membership:
     @property
     def majority(self) -> int:
         """Acceptors needed for a quorum (any two majorities intersect)."""
-        return len(self.acceptors) // 2 + 1
+        return majority(len(self.acceptors))
 
     def roles(self, node_id: str) -> frozenset[str]:
         """The roles `node_id` plays."""

@@ -58,6 +58,12 @@ _MARK = CONFIG_PREFIX.encode()
 PAYLOAD_VERSION = 1
 
 
+def majority(count: int) -> int:
+    """How many of `count` acceptors make a quorum: more than half. Written
+    once; everything that counts a quorum or shows one asks here."""
+    return count // 2 + 1
+
+
 class ConfigError(ValueError):
     """A configuration change that cannot be made (the message says why)."""
 
@@ -73,7 +79,7 @@ class Config:
     @property
     def majority(self) -> int:
         """Acceptors of this configuration needed for a quorum."""
-        return len(self.acceptors) // 2 + 1
+        return majority(len(self.acceptors))
 
     def is_quorum(self, voters: Iterable[str]) -> bool:
         """Whether `voters` hold a majority of this configuration (non-members never count)."""

@@ -46,7 +46,7 @@ def up(
         raise conflict(manifest, live)
     for warning in check_runtime(manifest):  # creates nothing
         _err(f"warning: {warning}")
-    from ..topology import check_endpoints
+    from ..membership.topology import check_endpoints
 
     check_endpoints(manifest)  # the agents a scale named must fit too: exit 2, nothing started
     if detach:

@@ -119,6 +119,26 @@ def test_apply_adds_a_proposer_then_a_learner_that_catches_up(make_cluster):
     assert first.returncode == 0
 
 
+def test_apply_starts_new_agents_before_it_stops_old_ones(make_cluster):
+    """The order `scale` keeps: a new learner runs (its first heartbeat)
+    before the removed proposer is asked to stop, in one apply."""
+    cluster = make_cluster(groups=ROLES)
+    cluster.wait_healthy()
+    rewrite(cluster, with_counts(proposer=1, learner=2))
+    result = cluster.run_ok("apply")
+    assert result.stdout.splitlines()[:2] == ["agents: learner-1 added (learner)",
+                                              "agents: proposer-1 removed (proposer; its store "
+                                              "is kept for when it comes back)"], result.stdout
+    events = [(e["agent"], e["message"]) for e in cluster.request("events")["events"]]
+    running = events.index(("learner-1", "running (first heartbeat)"))
+    removed = next(i for i, (agent, message) in enumerate(events)
+                   if agent == "proposer-1" and message.startswith("removed (apply"))
+    assert running < removed, events[running - 3:]
+    assert sorted(pids(cluster)) == ["acceptor-0", "acceptor-1", "acceptor-2", "learner-0",
+                                     "learner-1", "proposer-0"]
+    cluster.run_ok("propose", "after")
+
+
 def test_removed_proposer_comes_back_by_sighup_above_its_old_round(make_cluster):
     cluster = make_cluster(groups=with_counts(proposer=3), metrics={"listen": "127.0.0.1:0"})
     old_round = lead(cluster, "proposer-2")

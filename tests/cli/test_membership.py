@@ -221,3 +221,29 @@ def test_scale_proposers_and_learners(make_cluster):
     cluster.run_ok("propose", "after")
     wait_until(lambda: cluster.learners_caught_up(1), 20, "both learners to hold both values")
     assert config(cluster)["epoch"] == 0
+
+
+def test_a_removed_acceptor_runs_until_the_change_is_in_force(make_cluster):
+    """The new configuration is decided, but with the learner stopped it is
+    not in force (every learner must store the slots the old one governs):
+    the removed acceptor keeps running meanwhile, and stops once it is."""
+    groups = {**ROLES, "acceptor": ("acceptor", 4)}
+    cluster = make_cluster(groups=groups, health={"heartbeat_timeout": "20s"})
+    cluster.wait_healthy()
+    four = [*THREE, "acceptor-3"]
+    wait_until(lambda: settled(cluster, four), 20, "the configuration to be reported")
+    learner = cluster.agent("learner-0")["pid"]
+    os.kill(learner, signal.SIGSTOP)
+    try:
+        cluster.run_ok("scale", "acceptor=3", "--no-wait")
+        wait_until(lambda: config(cluster)["epoch"] == 1, 20, "epoch 1 to be decided")
+        c = config(cluster)
+        assert c["in_force_epoch"] == 0 and c["change"]["phase"] == \
+            "waiting for the new configuration to be in force", c
+        rows = {a["name"]: a for a in cluster.status()["agents"]}
+        assert "acceptor-3" in rows and rows["acceptor-3"]["state"] == "running", rows
+        os.kill(rows["acceptor-3"]["pid"], 0)  # its process is alive
+    finally:
+        signal_if_alive(learner, signal.SIGCONT)
+    wait_until(lambda: settled(cluster, THREE), 30, "epoch 1 to be in force")
+    wait_until(lambda: "acceptor-3" not in pids(cluster), 20, "acceptor-3 to stop")

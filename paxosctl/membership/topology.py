@@ -1,4 +1,6 @@
-"""The agents a cluster runs once `scale`, `replace` or `apply` changed them.
+"""topology.json: the agents a cluster runs once `scale`, `replace` or `apply`
+changed them. This module holds the file alone (its format, reading,
+writing); names are made in `membership.names`.
 
     state_dir/topology.json
     {"format": 1,
@@ -19,22 +21,29 @@ and `up` runs these agents rather than the manifest's names when the file
 exists. `change` is the membership change in progress, which a restarted
 supervisor finishes.
 
+It is a cache: what the cluster records (the decided configurations, the
+agents' reports and stores) is the truth; the file lets a supervisor that
+starts with nothing running know which agents to start, and which change
+to finish, before any agent has reported.
+
 No file (a cluster never changed, or one made by 0.3 or older) means the
 manifest's agents. Writes are atomic (a temporary file, fsync, rename).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import PaxosctlError, UsageError
-from .layout import paths
-from .manifest import AgentSpec, Manifest, endpoint_problem
+from paxos_agents.core.configs import ConfigError, History
+
+from ..errors import PaxosctlError, UsageError
+from ..layout import paths
+from ..manifest import AgentSpec, Manifest, endpoint_problem
+from .plan import Asked
 
 #: topology.json's format version; another is refused with a way out.
 FORMAT = 1
@@ -45,23 +54,13 @@ class TopologyError(PaxosctlError):
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
-    """A membership change in progress: the agents it ends with, the names it
-    retires, and what the operator asked for (one phrase)."""
-
-    target: tuple[AgentSpec, ...]
-    retire: frozenset[str]
-    why: str
-
-
-@dataclass(frozen=True, slots=True)
 class Topology:
     """What topology.json holds (see the module docstring)."""
 
     agents: tuple[AgentSpec, ...]
     retired: frozenset[str] = frozenset()
-    history: list | None = None
-    change: Change | None = None
+    history: History | None = None
+    change: Asked | None = None
 
     def to_json(self) -> dict[str, Any]:
         change = None
@@ -69,7 +68,9 @@ class Topology:
             change = {"target": _specs_json(self.change.target),
                       "retire": sorted(self.change.retire), "why": self.change.why}
         return {"format": FORMAT, "agents": _specs_json(self.agents),
-                "retired": sorted(self.retired), "history": self.history, "change": change}
+                "retired": sorted(self.retired),
+                "history": self.history.to_json() if self.history is not None else None,
+                "change": change}
 
 
 def load(path: Path) -> Topology | None:
@@ -92,15 +93,18 @@ def load(path: Path) -> Topology | None:
                             "(written by a newer paxosctl? use that one)")
     try:
         change = data.get("change")
-        return Topology(
-            agents=_specs(data["agents"]),
-            retired=frozenset(str(n) for n in data.get("retired", ())),
-            history=data.get("history"),
-            change=None if change is None else Change(
-                _specs(change["target"]), frozenset(map(str, change["retire"])), str(change["why"])),
-        )
+        agents = _specs(data["agents"])
+        retired = frozenset(str(n) for n in data.get("retired", ()))
+        asked = None if change is None else Asked(
+            _specs(change["target"]), frozenset(map(str, change["retire"])), str(change["why"]))
     except (KeyError, TypeError, ValueError):
         raise TopologyError(f"{path} is corrupt (bad agent entry); {way_out}") from None
+    history = data.get("history")
+    try:
+        history = None if history is None else History.from_json(history)
+    except ConfigError as exc:
+        raise TopologyError(f"{path}: {exc}; {way_out}") from None
+    return Topology(agents=agents, retired=retired, history=history, change=asked)
 
 
 def save(path: Path, topology: Topology) -> None:
@@ -118,58 +122,6 @@ def save(path: Path, topology: Topology) -> None:
         os.close(fd)
 
 
-def with_agents(manifest: Manifest, agents: Iterable[AgentSpec]) -> Manifest:
-    """`manifest`, running `agents` instead of the names it derives."""
-    return dataclasses.replace(manifest, agents=tuple(agents))
-
-
-def project(wanted: Manifest, running: Manifest, taken: Iterable[str]) -> Manifest:
-    """`wanted` (a manifest file) with the names the running cluster uses.
-
-    For a group both run, the running names are kept in order; a larger
-    count adds the group's next unused indices (never a name in `taken`:
-    every name that ever ran here, retired ones included), a smaller one
-    drops the highest. A group only `wanted` has is named as the manifest
-    says, unless a name is taken: then it too gets fresh indices.
-    Raises `UsageError` for a name whose endpoint would be too long (`resize`).
-    """
-    taken = set(taken)
-    agents: list[AgentSpec] = []
-    for group in _groups(wanted.agents):
-        specs = [a for a in wanted.agents if a.group == group]
-        current = [a for a in running.agents if a.group == group and a.role == specs[0].role]
-        if not current:
-            current = [a for a in specs if a.name not in taken]
-        agents.extend(resize(current, len(specs), group, specs[0].role, taken,
-                             running.state_dir))
-    return with_agents(wanted, agents)
-
-
-def resize(current: list[AgentSpec], count: int, group: str, role: str,
-           taken: Iterable[str], state_dir: Path) -> list[AgentSpec]:
-    """`current` grown (fresh indices, none in `taken`) or shrunk (highest first) to `count`.
-
-    Raises `UsageError` (exit 2) if a new name's endpoint under `state_dir`
-    would be too long for a Unix socket (`manifest.endpoint_problem`):
-    refused here, where names are made, before anything starts.
-    """
-    out = sorted(current, key=lambda a: a.index)[:count]
-    used = {a.name for a in out} | set(taken)
-    index = max((a.index for a in current), default=-1) + 1
-    new = []
-    while len(out) < count:
-        name = f"{group}-{index}"
-        if name not in used:
-            out.append(AgentSpec(name, group, role, index))
-            new.append(name)
-            used.add(name)
-        index += 1
-    problem = endpoint_problem(state_dir, new)
-    if problem is not None:
-        raise UsageError(problem)
-    return out
-
-
 def check_endpoints(manifest: Manifest) -> None:
     """Refuse (`UsageError`, exit 2) to start the agents topology.json names,
     or those of its change in progress, if one could not bind its endpoint
@@ -185,14 +137,6 @@ def check_endpoints(manifest: Manifest) -> None:
     problem = endpoint_problem(manifest.state_dir, names)
     if problem is not None:
         raise UsageError(f"{paths(manifest.state_dir)['topology']}: {problem}")
-
-
-def _groups(agents: Iterable[AgentSpec]) -> list[str]:
-    seen: list[str] = []
-    for a in agents:
-        if a.group not in seen:
-            seen.append(a.group)
-    return seen
 
 
 def _specs_json(agents: Iterable[AgentSpec]) -> list:
