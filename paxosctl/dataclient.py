@@ -40,6 +40,12 @@ position, so the next learner goes on from it, nothing twice or missed.
 A learner that cuts the connection (CUT: this client fell behind reading
 past the bound on its unsent output) is left like one that closed it,
 and tried last from then on; its reason goes to `on_cut`, if set.
+
+This module is the I/O shell: the thread handoff, the sockets and
+reconnects, the choice of learner and the stall rule. Which frames a
+request needs and what each answer does to it is `paxosctl.tracker`'s
+(fed frames and time, no sockets); what a request ends with is
+`paxosctl.outcomes`'.
 """
 
 from __future__ import annotations

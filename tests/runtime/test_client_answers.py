@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import socket
 import time
-from concurrent.futures import Future
 from multiprocessing import Pipe
 from pathlib import Path
 
