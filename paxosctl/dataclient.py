@@ -67,6 +67,7 @@ from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, Connection, hello
 
 from .endpoints import Endpoints
+from .following import Endpoint, Learners
 from .errors import ConnectionLost, Expired, NotRunning, PaxosctlError, UsageError
 from .results import Decision, json_value, retry_hint
 from .tracker import LearnerLink, Request, RequestState, Settled, Tracker, resolve
@@ -161,19 +162,6 @@ def _running_future(kind: type[T]) -> Future[T]:
     return future
 
 
-class _Endpoint:
-    """One agent the client talks to, and its connection when up."""
-
-    __slots__ = ("name", "conn", "retry_at", "info", "connected_at")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.conn: Connection | None = None
-        self.retry_at = 0.0
-        self.info: dict[str, Any] = {}
-        self.connected_at = 0.0
-
-
 class DataClient:
     """Proposals and reads on the data path of one running cluster. Thread-safe.
 
@@ -193,10 +181,13 @@ class DataClient:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._proposers = [_Endpoint(n) for n in endpoints.proposers]
+        self._proposers = [Endpoint(n) for n in endpoints.proposers]
         learners = list(endpoints.learners)
         random.shuffle(learners)  # spread clients over the learners
-        self._learners = [_Endpoint(n) for n in learners]
+        self._started = time.monotonic()
+        #: Which learner answers this client, and the stall rule (paxosctl.following).
+        self._learners = Learners(learners, now=self._started,
+                                  stall_seconds=STALL_RETRIES * endpoints.retry_seconds)
         self._lock = threading.Lock()  # _new, _queries, _closed
         self._new: list[tuple[Request, Future[Decision]]] = []
         self._woken = False  # a wake-up is on its way to the I/O thread
@@ -210,21 +201,17 @@ class DataClient:
         #: and who waits for a higher one (`streamed`); under `_lock`.
         self._streamed = -1
         self._stream_waiters: list[tuple[int, Future[int]]] = []
-        self._started = time.monotonic()
         #: The requests in flight, as state machines (paxosctl.tracker): this
         #: class only carries their frames and resolves their futures.
         self._tracker = Tracker(retry_seconds=endpoints.retry_seconds,
                                 retain_slots=endpoints.retain_slots, started=self._started)
         self._next_scan = 0.0
-        #: When the learner followed last showed it learns: connected, SUBSCRIBED, a SLOT.
-        self._learned_at = self._started
-        self._stall_seconds = STALL_RETRIES * endpoints.retry_seconds
         for endpoint in self._proposers:
             self._connect(endpoint, self._started)
         self._connect_learner(self._started)
-        if self._learner() is None or not any(p.conn for p in self._proposers):
+        if self._learners.followed() is None or not any(p.conn for p in self._proposers):
             self._close_all()
-            missing = "learner" if self._learner() is None else "proposer"
+            missing = "learner" if self._learners.followed() is None else "proposer"
             raise NotRunning(f"no {missing} of the cluster for {self._cluster_file} answers",
                              hint="see: paxosctl status")
         self._thread = threading.Thread(target=self._run, name="paxosctl-data", daemon=True)
@@ -271,7 +258,7 @@ class DataClient:
     def following(self) -> str | None:
         """The learner whose answers this client follows now (None: none
         answers); a snapshot, for diagnostics (it may change at any time)."""
-        learner = self._learner()
+        learner = self._learners.followed()
         return learner.name if learner is not None else None
 
     def stamp(self, request_id: str) -> int | None:
@@ -364,7 +351,7 @@ class DataClient:
 
     # --------------------------------------------------------- connections
 
-    def _connect(self, endpoint: _Endpoint, now: float) -> None:
+    def _connect(self, endpoint: Endpoint, now: float) -> None:
         """Open a connection to `endpoint` and send its HELLO, without waiting:
         the WELCOME comes through the I/O loop. Unix sockets connect at once
         or fail at once, so this never blocks; an agent that is stopped
@@ -383,7 +370,7 @@ class DataClient:
         conn.queue(hello(self.endpoints.cluster_id, CLIENT, 0, endpoint.name))
         if endpoint in self._learners:
             conn.queue(wire.SUBSCRIBE)
-            self._learned_at = now  # a new learner gets a whole stall period
+            self._learners.learned(now)  # a new learner gets a whole stall period
         endpoint.conn = conn
         endpoint.info = {}
         endpoint.connected_at = now
@@ -391,15 +378,12 @@ class DataClient:
 
     def _connect_learner(self, now: float) -> None:
         """Connect to one learner (the first that takes it): answers come from it."""
-        if self._learner() is not None:
-            return
-        for endpoint in self._learners:
-            if now >= endpoint.retry_at:
-                self._connect(endpoint, now)
-                if endpoint.conn is not None:
-                    return
+        for endpoint in self._learners.to_try(now):
+            self._connect(endpoint, now)
+            if endpoint.conn is not None:
+                return
 
-    def _welcomed(self, endpoint: _Endpoint, info: dict[str, Any]) -> None:
+    def _welcomed(self, endpoint: Endpoint, info: dict[str, Any]) -> None:
         endpoint.info = info
         endpoint.conn.greeted = True
         if "applied" in info:
@@ -407,36 +391,24 @@ class DataClient:
         if info.get("leader"):
             self._leader = info["leader"]
 
-    def _learner(self) -> _Endpoint | None:
-        for endpoint in self._learners:
-            if endpoint.conn is not None:
-                return endpoint
-        return None
-
-    def _stalled(self, now: float) -> bool:
-        """The learner followed streamed no slot for a stall period while a
-        command sent at least that long ago waits, or while a reader waits
-        for the next slot (`streamed`): it learns nothing (cut off from the
-        other agents), or nothing is decided; either way another learner
-        costs one connection. Only SLOT counts as learning: a learner cut
-        off still answers WATCH and LOOKUP from its index."""
-        if now - self._learned_at < self._stall_seconds or len(self._learners) < 2:
-            return False
+    def _waits(self, since: float) -> bool:
+        """A reader waits for the next slot (`streamed`), or a command
+        proposed at `since` or before is unanswered: the stall rule's
+        "something waits" (paxosctl.following)."""
         with self._lock:
             if self._stream_waiters:
                 return True
-        return self._tracker.proposed_by(now - self._stall_seconds)
+        return self._tracker.proposed_by(since)
 
-    def _leave_learner(self, learner: _Endpoint) -> None:
+    def _leave_learner(self, learner: Endpoint) -> None:
         """Follow another learner; `learner` is tried last from now on. What
         is in flight is asked of the next one (`_lost`): each command is
         settled once, by the first answer, and resending decides nothing twice."""
-        self._learners.remove(learner)
-        self._learners.append(learner)
-        self._lost(learner, f"streamed no slot for {self._stall_seconds:g}s while commands "
-                            "or readers waited")
+        self._learners.demote(learner)
+        self._lost(learner, f"streamed no slot for {self._learners.stall_seconds:g}s while "
+                            "commands or readers waited")
 
-    def _target(self) -> _Endpoint | None:
+    def _target(self) -> Endpoint | None:
         """The proposer to send to: the leader if we are connected to it, else
         one that answered, else any we are connected to."""
         up = [p for p in self._proposers if p.conn is not None]
@@ -446,7 +418,7 @@ class DataClient:
         greeted = [p for p in up if p.conn.greeted]
         return (greeted or up or [None])[0]
 
-    def _lost(self, endpoint: _Endpoint, why: str = "closed the connection") -> None:
+    def _lost(self, endpoint: Endpoint, why: str = "closed the connection") -> None:
         """Close `endpoint`'s connection and send what waited on it elsewhere.
         `why`: what the learner did, for the queries it leaves unanswered."""
         conn = endpoint.conn
@@ -470,10 +442,10 @@ class DataClient:
             if self._leader == endpoint.name:
                 self._leader = None
             self._tracker.resend_now(now)  # it may never have arrived: send it elsewhere
-        if not any(e.conn for e in self._proposers + self._learners):
-            for other in self._proposers + self._learners:
+        if not any(e.conn for e in self._proposers + list(self._learners)):
+            for other in self._proposers + list(self._learners):
                 self._connect(other, now)
-            if not any(e.conn for e in self._proposers + self._learners):
+            if not any(e.conn for e in self._proposers + list(self._learners)):
                 self._cluster_gone()
 
     def _cluster_gone(self) -> None:
@@ -506,7 +478,7 @@ class DataClient:
                         except BlockingIOError:
                             pass
                         continue
-                    endpoint: _Endpoint = key.data
+                    endpoint: Endpoint = key.data
                     got = endpoint.conn.read() if endpoint.conn is not None else None
                     if got is None:
                         self._lost(endpoint)
@@ -526,8 +498,8 @@ class DataClient:
             self._woken = False
         tracker = self._tracker
         settled: Settled = []
-        for request, future in new:
-            settled += tracker.add(request, future)
+        if new:
+            settled += tracker.add(new)
         due = now >= self._next_scan
         if due:
             # Retries, deadlines and reconnects: a few times a second, not every turn.
@@ -535,17 +507,17 @@ class DataClient:
             for endpoint in self._proposers:
                 if endpoint.conn is None and now >= endpoint.retry_at:
                     self._connect(endpoint, now)
-            learner = self._learner()
+            learner = self._learners.followed()
             if (learner is not None and not learner.conn.greeted
                     and now - learner.connected_at > LEARNER_WAIT_SECONDS):
                 # It took the connection and says nothing (stopped, or stuck): another one.
                 self._lost(learner)
                 learner.retry_at = now + 10 * LEARNER_WAIT_SECONDS
-            elif learner is not None and self._stalled(now):
+            elif learner is not None and self._learners.stalled(now, self._waits):
                 self._leave_learner(learner)
             self._connect_learner(now)
             settled += tracker.expire(now)
-        learner = self._learner()
+        learner = self._learners.followed()
         if learner is None:
             self._fail_queries()
         else:
@@ -564,7 +536,7 @@ class DataClient:
                 target.conn.queue(frame)
         settled += out.settled
         resolve(settled)
-        for endpoint in self._proposers + self._learners:
+        for endpoint in self._proposers + list(self._learners):
             conn = endpoint.conn
             if conn is not None and conn.has_output:
                 try:
@@ -573,7 +545,7 @@ class DataClient:
                 except OSError:
                     self._lost(endpoint)
 
-    def _watch_write(self, endpoint: _Endpoint, on: bool) -> None:
+    def _watch_write(self, endpoint: Endpoint, on: bool) -> None:
         conn = endpoint.conn
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
         try:
@@ -587,7 +559,7 @@ class DataClient:
         for future in queries.values():
             future.set_exception(NotRunning("no learner answers"))
 
-    def _on_frame(self, endpoint: _Endpoint, frame: bytes) -> None:
+    def _on_frame(self, endpoint: Endpoint, frame: bytes) -> None:
         kind = frame[:1]
         if not endpoint.conn.greeted:
             if kind == frames.WELCOME:
@@ -596,7 +568,7 @@ class DataClient:
                 self._lost(endpoint)
             return
         if kind == wire.SLOT:
-            self._learned_at = time.monotonic()
+            self._learners.learned(time.monotonic())
             slot, skipped, data = wire.decode_slot(frame[1:])
             settled = self._tracker.on_slot(slot, skipped, data)
             self._stream_reached(slot)
@@ -606,7 +578,7 @@ class DataClient:
         elif kind == wire.LOOKED_UP:
             resolve(self._tracker.on_looked_up(*wire.decode_looked_up(frame[1:])))
         elif kind == wire.SUBSCRIBED:
-            self._learned_at = time.monotonic()
+            self._learners.learned(time.monotonic())
             endpoint.info["subscribed"] = True
             subscribed = wire.decode_subscribed(frame[1:])
             self._tracker.on_subscribed(subscribed)
@@ -636,7 +608,7 @@ class DataClient:
         elif kind == wire.CUT:
             self._cut(endpoint, frame[1:])
 
-    def _cut(self, endpoint: _Endpoint, body: bytes) -> None:
+    def _cut(self, endpoint: Endpoint, body: bytes) -> None:
         """The learner cut this client off (it closes the connection next):
         leave it as at EOF, try it last from now on, and say why (`on_cut`)."""
         try:
@@ -647,14 +619,13 @@ class DataClient:
             reason = "no reason given"
         reason = reason[:200]
         if endpoint in self._learners:
-            self._learners.remove(endpoint)
-            self._learners.append(endpoint)
+            self._learners.demote(endpoint)
         self._lost(endpoint, f"cut the connection: {reason}")
         if self.on_cut is not None:
             self.on_cut(endpoint.name, reason)
 
     def _close_all(self) -> None:
-        for endpoint in self._proposers + self._learners:
+        for endpoint in self._proposers + list(self._learners):
             if endpoint.conn is not None:
                 try:
                     self._selector.unregister(endpoint.conn.sock)

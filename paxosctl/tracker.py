@@ -152,16 +152,17 @@ class Outgoing:
 
 
 def resolve(settled: Settled) -> None:
-    """Resolve each future with its result: a `Decision`, or the error it raises."""
+    """Resolve each future with its result: a `Decision`, or the error it raises.
+
+    Each future is the caller's of one request, and a request settles once,
+    so none is resolved yet (`Future.done()` takes a lock: not asked)."""
     for futures, result in settled:
         if isinstance(result, Exception):
             for future in futures:
-                if not future.done():
-                    future.set_exception(result)
+                future.set_exception(result)
         else:
             for future in futures:
-                if not future.done():
-                    future.set_result(result)
+                future.set_result(result)
 
 
 class Tracker:
@@ -199,21 +200,26 @@ class Tracker:
 
     # ------------------------------------------------------------ feeding
 
-    def add(self, request: Request, future: Future[Any]) -> Settled:
-        """A call for `request` (QUEUED, or TO_LOOK_UP). A second call for an id
-        in flight with the same value waits for the same answer (until the
-        later of the two deadlines); with another value it fails at once."""
-        known = self._live.get(request.request_id)
-        if known is None:
-            request.futures.append(future)
-            self._live[request.request_id] = request
-            self._outbound.append(request)
-            return []
-        if known.payload != request.payload:
-            return [([future], outcomes.conflicting_call(request.request_id))]
-        known.futures.append(future)
-        known.deadline = max(known.deadline, request.deadline)
-        return []
+    def add(self, calls: Iterable[tuple[Request, Future[Any]]]) -> Settled:
+        """New calls, each a request (QUEUED, or TO_LOOK_UP) and its future. A
+        second call for an id in flight with the same value waits for the
+        same answer (until the later of the two deadlines); with another
+        value it fails at once."""
+        live = self._live
+        outbound = self._outbound
+        settled: Settled = []
+        for request, future in calls:
+            known = live.get(request.request_id)
+            if known is None:
+                request.futures.append(future)
+                live[request.request_id] = request
+                outbound.append(request)
+            elif known.payload != request.payload:
+                settled.append(([future], outcomes.conflicting_call(request.request_id)))
+            else:
+                known.futures.append(future)
+                known.deadline = max(known.deadline, request.deadline)
+        return settled
 
     def take(self, now: float, *, learner: LearnerLink, proposer: bool,
              due: bool = True) -> Outgoing:
@@ -227,19 +233,21 @@ class Tracker:
         is proposed all the same (asked for at its resend, once one answers).
         """
         out = Outgoing()
-        batch = [r for r in self._outbound if r.state in _OUTBOUND]
+        outbound = self._outbound
+        propose = [r for r in outbound if r.state is S.QUEUED]
+        # Most calls are made here (QUEUED): skip the second pass when all are.
+        ask = ([r for r in outbound if r.state is S.TO_LOOK_UP]
+               if len(propose) < len(outbound) else [])
         if due:
-            batch += [r for r in self._live.values()
-                      if r.state in _PROPOSED and r.next_try <= now]
-        if not batch:
-            self._outbound = batch
+            propose += [r for r in self._live.values()
+                        if r.state in _PROPOSED and r.next_try <= now]
+        if not propose and not ask:
+            self._outbound = []
             return out
         if learner is LearnerLink.CONNECTED and now - self.started < STAMP_WAIT_SECONDS:
-            self._outbound = [r for r in batch if r.state in _OUTBOUND]
+            self._outbound = [r for r in outbound if r.state in _OUTBOUND]
             return out
-        ask = [r for r in batch if r.state is S.TO_LOOK_UP]
-        propose = [r for r in batch if r.state is not S.TO_LOOK_UP]
-        keep = []
+        keep: list[Request] = []
         if ask and learner is LearnerLink.NONE:
             keep = ask
         elif ask:
@@ -259,26 +267,31 @@ class Tracker:
         """PROPOSE `batch`, asking the learner (WATCH) for those whose outcome
         it would not stream: all while it has not subscribed, else the WAITING."""
         stamp = self.applied  # a slot applied, with none undecided below it, seen by now
+        retry = now + self.retry_seconds
         for r in batch:
             if r.issued is None:
                 r.issued = stamp  # a slot decided before this request was first proposed
+            if r.sent_at is None:
+                r.sent_at = now
+            r.next_try = retry
+        refused = len(out.settled)
         proposals = []
         for i in range(0, len(batch), MAX_BATCH):
             proposals += self._encode(batch[i:i + MAX_BATCH], wire.PROPOSE, _propose_body,
                                       out.settled)
-        batch = [r for r in batch if r.state is not S.SETTLED]
+        if len(out.settled) > refused:
+            batch = [r for r in batch if r.state is not S.SETTLED]
         if learner is not LearnerLink.NONE:
             watch = (batch if learner is LearnerLink.CONNECTED
                      else [r for r in batch if r.state is S.WAITING])
             for i in range(0, len(watch), wire.MAX_IDS_PER_FRAME):  # the learner's limit
                 out.to_learner.append(wire.WATCH + _ids_body(watch[i:i + wire.MAX_IDS_PER_FRAME]))
-        retry = now + self.retry_seconds
+        # The whole batch through one transition (to SENT or WAITING, never
+        # back to the outbound queue, so `_move`'s bookkeeping is not needed).
+        moves = TRANSITIONS[Event.PROPOSED if learner is not LearnerLink.NONE
+                            else Event.PROPOSED_UNHEARD]
         for r in batch:
-            if r.sent_at is None:
-                r.sent_at = now
-            r.next_try = retry
-        self._move(batch, Event.PROPOSED if learner is not LearnerLink.NONE
-                   else Event.PROPOSED_UNHEARD)
+            r.state = moves[r.state]
         out.to_proposer += proposals
 
     def _encode(self, batch: list[Request], kind: bytes,

@@ -42,7 +42,7 @@ def call(t: Tracker, rid: str, payload: bytes = b"mine", *, lookup: bool = False
     future.set_running_or_notify_cancel()
     request = Request(rid, payload, issued, now, now + timeout,
                       S.TO_LOOK_UP if lookup else S.QUEUED)
-    resolve(t.add(request, future))
+    resolve(t.add([(request, future)]))
     return future
 
 
