@@ -376,3 +376,17 @@ def test_a_frame_settles_all_its_requests_the_first_answer_winning() -> None:
     resolve(t.on_slot(12, {2: wire.Skipped(wire.DECIDED, 12, 0, wire.digest(b"a"))}, data))
     assert outcome(futures["a"]).position == "12.0" and outcome(futures["b"]).position == "12.1"
     assert not futures["c"].done() and len(t) == 1 and t.applied == 12
+
+
+def test_what_the_stall_rule_waits_on_is_the_first_proposal_of_an_unanswered_request() -> None:
+    """`proposed_by(when)`: a request first proposed at `when` or before is
+    unanswered (paxosctl.following's stall rule); a resend does not restart it,
+    a lookup or a request not yet proposed does not count."""
+    t = tracker()
+    call(t, "k", lookup=True)
+    call(t, "r")
+    t.take(T0, learner=L.SUBSCRIBED, proposer=True)
+    t.take(T0 + RETRY, learner=L.SUBSCRIBED, proposer=True)  # "r" resent
+    assert t.proposed_by(T0) and not t.proposed_by(T0 - 0.1)
+    resolve(t.on_outcomes([wire.Outcome("r", wire.DECIDED, 6, 0, wire.digest(b"mine"))]))
+    assert not t.proposed_by(T0 + 5)  # "k" was only looked up
