@@ -87,6 +87,9 @@ LEARNER_WAIT_SECONDS = 1.0
 #: nothing for two of them is cut off, or nothing at all is decided (then
 #: moving costs one connection per stall and changes no outcome).
 STALL_RETRIES = 2
+#: A new request's first state (module names: an Enum class attribute costs a
+#: look-up per call). A request id the caller brings without a stamp is looked up.
+_QUEUED, _TO_LOOK_UP = RequestState.QUEUED, RequestState.TO_LOOK_UP
 #: The largest `issued` stamp: an i64 on the wire (`Value`'s layout).
 MAX_ISSUED = 2**63 - 1
 
@@ -239,8 +242,7 @@ class DataClient:
         future = _running_future(Decision)
         now = time.monotonic()
         pending = Request(request_id, payload, issued, now, now + timeout,
-                          RequestState.TO_LOOK_UP if not fresh and issued is None
-                          else RequestState.QUEUED)
+                          _TO_LOOK_UP if not fresh and issued is None else _QUEUED)
         with self._lock:
             if self._closed:
                 raise NotRunning(f"the connection to {self._cluster_file} is closed")

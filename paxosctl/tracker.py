@@ -74,6 +74,11 @@ class RequestState(Enum):
     #: Answered, refused, timed out or abandoned: its futures are resolved.
     SETTLED = "settled"
 
+    # Members are singletons, so identity is their hash. Enum's own hashes the
+    # name in a Python call, and the table is looked up per request on the
+    # hot path (each proposal and each answer): this is the C slot.
+    __hash__ = object.__hash__
+
 
 class Event(Enum):
     """What moves requests: a frame sent or received, a connection lost."""
@@ -88,6 +93,9 @@ class Event(Enum):
 
 
 S = RequestState
+# Module names for the hot loops: `RequestState.X` costs an Enum class
+# attribute look-up (slow in Python 3.11) per request; a global does not.
+_QUEUED, _TO_LOOK_UP, _WAITING, _SETTLED = S.QUEUED, S.TO_LOOK_UP, S.WAITING, S.SETTLED
 _LIVE = (S.QUEUED, S.TO_LOOK_UP, S.LOOKING_UP, S.SENT, S.WAITING)
 
 #: The one table of moves: event -> {state before: state after}. A request in
@@ -234,9 +242,9 @@ class Tracker:
         """
         out = Outgoing()
         outbound = self._outbound
-        propose = [r for r in outbound if r.state is S.QUEUED]
+        propose = [r for r in outbound if r.state is _QUEUED]
         # Most calls are made here (QUEUED): skip the second pass when all are.
-        ask = ([r for r in outbound if r.state is S.TO_LOOK_UP]
+        ask = ([r for r in outbound if r.state is _TO_LOOK_UP]
                if len(propose) < len(outbound) else [])
         if due:
             propose += [r for r in self._live.values()
@@ -254,9 +262,9 @@ class Tracker:
             for i in range(0, len(ask), wire.MAX_IDS_PER_FRAME):  # the learner's limit
                 out.to_learner += self._encode(ask[i:i + wire.MAX_IDS_PER_FRAME], wire.LOOKUP,
                                                _ids_body, out.settled)
-            self._move([r for r in ask if r.state is S.TO_LOOK_UP], Event.ASKED)
+            self._move([r for r in ask if r.state is _TO_LOOK_UP], Event.ASKED)
         if propose and not proposer:
-            keep += [r for r in propose if r.state is S.QUEUED]
+            keep += [r for r in propose if r.state is _QUEUED]
         elif propose:
             self._propose(propose, learner, now, out)
         self._outbound = keep
@@ -280,10 +288,10 @@ class Tracker:
             proposals += self._encode(batch[i:i + MAX_BATCH], wire.PROPOSE, _propose_body,
                                       out.settled)
         if len(out.settled) > refused:
-            batch = [r for r in batch if r.state is not S.SETTLED]
+            batch = [r for r in batch if r.state is not _SETTLED]
         if learner is not LearnerLink.NONE:
             watch = (batch if learner is LearnerLink.CONNECTED
-                     else [r for r in batch if r.state is S.WAITING])
+                     else [r for r in batch if r.state is _WAITING])
             for i in range(0, len(watch), wire.MAX_IDS_PER_FRAME):  # the learner's limit
                 out.to_learner.append(wire.WATCH + _ids_body(watch[i:i + wire.MAX_IDS_PER_FRAME]))
         # The whole batch through one transition (to SENT or WAITING, never
