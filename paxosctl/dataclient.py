@@ -191,6 +191,8 @@ class DataClient:
         #: Which learner answers this client, and the stall rule (paxosctl.following).
         self._learners = Learners(learners, now=self._started,
                                   stall_seconds=STALL_RETRIES * endpoints.retry_seconds)
+        #: Every agent this client may talk to (the learners' order aside).
+        self._endpoints = self._proposers + list(self._learners)
         self._lock = threading.Lock()  # _new, _queries, _closed
         self._new: list[tuple[Request, Future[Decision]]] = []
         self._woken = False  # a wake-up is on its way to the I/O thread
@@ -444,10 +446,10 @@ class DataClient:
             if self._leader == endpoint.name:
                 self._leader = None
             self._tracker.resend_now(now)  # it may never have arrived: send it elsewhere
-        if not any(e.conn for e in self._proposers + list(self._learners)):
-            for other in self._proposers + list(self._learners):
+        if not any(e.conn for e in self._endpoints):
+            for other in self._endpoints:
                 self._connect(other, now)
-            if not any(e.conn for e in self._proposers + list(self._learners)):
+            if not any(e.conn for e in self._endpoints):
                 self._cluster_gone()
 
     def _cluster_gone(self) -> None:
@@ -525,20 +527,22 @@ class DataClient:
         else:
             for query in queries:
                 learner.conn.queue(query)
-        target = self._target()
-        link = (LearnerLink.NONE if learner is None
-                else LearnerLink.SUBSCRIBED if learner.info.get("subscribed")
-                else LearnerLink.CONNECTED)
-        out = tracker.take(now, learner=link, proposer=target is not None, due=due)
-        if learner is not None:
-            for frame in out.to_learner:
-                learner.conn.queue(frame)
-        if target is not None:
-            for frame in out.to_proposer:
-                target.conn.queue(frame)
-        settled += out.settled
-        resolve(settled)
-        for endpoint in self._proposers + list(self._learners):
+        if due or tracker.outbound:
+            target = self._target()
+            link = (LearnerLink.NONE if learner is None
+                    else LearnerLink.SUBSCRIBED if learner.info.get("subscribed")
+                    else LearnerLink.CONNECTED)
+            out = tracker.take(now, learner=link, proposer=target is not None, due=due)
+            if learner is not None:
+                for frame in out.to_learner:
+                    learner.conn.queue(frame)
+            if target is not None:
+                for frame in out.to_proposer:
+                    target.conn.queue(frame)
+            settled += out.settled
+        if settled:
+            resolve(settled)
+        for endpoint in self._endpoints:
             conn = endpoint.conn
             if conn is not None and conn.has_output:
                 try:
@@ -627,7 +631,7 @@ class DataClient:
             self.on_cut(endpoint.name, reason)
 
     def _close_all(self) -> None:
-        for endpoint in self._proposers + list(self._learners):
+        for endpoint in self._endpoints:
             if endpoint.conn is not None:
                 try:
                     self._selector.unregister(endpoint.conn.sock)

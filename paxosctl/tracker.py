@@ -91,6 +91,8 @@ class Event(Enum):
     LEARNER_LOST = "the learner followed closed, cut, stalled or was left"
     SETTLE = "answered, refused, timed out, or the client or cluster went away"
 
+    __hash__ = object.__hash__  # as RequestState's: `TRANSITIONS[event]` is on the hot path
+
 
 S = RequestState
 # Module names for the hot loops: `RequestState.X` costs an Enum class
@@ -192,6 +194,11 @@ class Tracker:
 
     def __len__(self) -> int:
         return len(self._live)
+
+    @property
+    def outbound(self) -> bool:
+        """Requests wait for the next `take` whatever the time (QUEUED, TO_LOOK_UP)."""
+        return bool(self._outbound)
 
     def get(self, request_id: str) -> Request | None:
         """The live request `request_id`, if any."""
