@@ -40,34 +40,37 @@ position, so the next learner goes on from it, nothing twice or missed.
 A learner that cuts the connection (CUT: this client fell behind reading
 past the bound on its unsent output) is left like one that closed it,
 and tried last from then on; its reason goes to `on_cut`, if set.
+
+This module is the I/O shell: the thread handoff, the sockets and
+reconnects, the choice of learner and the stall rule. Which frames a
+request needs and what each answer does to it is `paxosctl.tracker`'s
+(fed frames and time, no sockets); what a request ends with is
+`paxosctl.outcomes`'.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import os
 import random
 import selectors
 import socket
-import struct
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
-from paxos_agents.core.commands import BatchError, Command, Value
 from paxos_agents.core.configs import CONFIG_PREFIX
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, Connection, hello
 
 from .endpoints import Endpoints
+from .following import Endpoint, Learners
+from .errors import ConnectionLost, Expired, NotRunning, PaxosctlError, UsageError
 from .results import Decision, json_value, retry_hint
-from .errors import (ConnectionLost, Expired, NotRunning, PaxosctlError,
-                     ProposalTimeout, RequestIdConflict, UsageError)
+from .tracker import LearnerLink, Request, RequestState, Settled, Tracker, resolve
 
 T = TypeVar("T")
 
@@ -75,8 +78,6 @@ T = TypeVar("T")
 TICK_SECONDS = 0.05
 #: Seconds between reconnect attempts to an endpoint that is down.
 RECONNECT_SECONDS = 0.1
-#: Seconds new commands wait for the learner's WELCOME (which stamps them) at most.
-STAMP_WAIT_SECONDS = 0.5
 #: Seconds a learner may take to answer a new connection before another is tried.
 LEARNER_WAIT_SECONDS = 1.0
 #: Resend periods (`Endpoints.retry_seconds`) the learner followed may stream no
@@ -86,8 +87,9 @@ LEARNER_WAIT_SECONDS = 1.0
 #: nothing for two of them is cut off, or nothing at all is decided (then
 #: moving costs one connection per stall and changes no outcome).
 STALL_RETRIES = 2
-#: Commands per PROPOSE frame at most.
-MAX_BATCH = 1024
+#: A new request's first state (module names: an Enum class attribute costs a
+#: look-up per call). A request id the caller brings without a stamp is looked up.
+_QUEUED, _TO_LOOK_UP = RequestState.QUEUED, RequestState.TO_LOOK_UP
 #: The largest `issued` stamp: an i64 on the wire (`Value`'s layout).
 MAX_ISSUED = 2**63 - 1
 
@@ -163,52 +165,6 @@ def _running_future(kind: type[T]) -> Future[T]:
     return future
 
 
-@dataclass(slots=True, eq=False)
-class _Pending:
-    request_id: str
-    payload: bytes
-    issued: int | None  # None: stamped when first sent
-    started: float
-    deadline: float
-    next_try: float = 0.0
-    sent: bool = False
-    sent_at: float = 0.0  # when first sent (monotonic)
-    #: Sent before the learner's subscription began (or to another learner):
-    #: its outcome may already be past, so it is asked for (WATCH).
-    needs_watch: bool = False
-    #: A request id this client did not make: the learner is asked first
-    #: (LOOKUP) whether it was decided; only if not is it proposed, stamped
-    #: with the slot the learner vouches for.
-    lookup: bool = False
-    looking: bool = False
-    #: It could not be encoded: failed, never sent (`DataClient._encode`).
-    refused: bool = False
-    futures: list[Future[Decision]] = field(default_factory=list)
-
-
-def _propose_body(batch: list[_Pending]) -> bytes:
-    """A PROPOSE body of `batch`'s commands."""
-    return wire.encode_commands(Command(p.request_id, p.payload, p.issued) for p in batch)
-
-
-def _ids_body(batch: list[_Pending]) -> bytes:
-    """A WATCH or LOOKUP body of `batch`'s request ids."""
-    return wire.encode_ids(p.request_id for p in batch)
-
-
-class _Endpoint:
-    """One agent the client talks to, and its connection when up."""
-
-    __slots__ = ("name", "conn", "retry_at", "info", "connected_at")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.conn: Connection | None = None
-        self.retry_at = 0.0
-        self.info: dict[str, Any] = {}
-        self.connected_at = 0.0
-
-
 class DataClient:
     """Proposals and reads on the data path of one running cluster. Thread-safe.
 
@@ -228,38 +184,39 @@ class DataClient:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._proposers = [_Endpoint(n) for n in endpoints.proposers]
+        self._proposers = [Endpoint(n) for n in endpoints.proposers]
         learners = list(endpoints.learners)
         random.shuffle(learners)  # spread clients over the learners
-        self._learners = [_Endpoint(n) for n in learners]
+        self._started = time.monotonic()
+        #: Which learner answers this client, and the stall rule (paxosctl.following).
+        self._learners = Learners(learners, now=self._started,
+                                  stall_seconds=STALL_RETRIES * endpoints.retry_seconds)
+        #: Every agent this client may talk to (the learners' order aside).
+        self._endpoints = self._proposers + list(self._learners)
         self._lock = threading.Lock()  # _new, _queries, _closed
-        self._new: list[tuple[_Pending, Future[Decision]]] = []
+        self._new: list[tuple[Request, Future[Decision]]] = []
         self._woken = False  # a wake-up is on its way to the I/O thread
-        self._pending: dict[str, _Pending] = {}
         #: Queries (QUERY, PAGE) by id: their replies (a dict, or a `wire.Page`).
         self._queries: dict[int, Future[Any]] = {}
         self._query_out: list[bytes] = []
         self._query_ids = itertools.count(1)
         self._closed = False
         self._leader: str | None = None
-        #: The highest slot known decided: stamps new commands (Command.issued).
-        self.applied = -1
         #: The highest slot the subscribed learner streamed (SUBSCRIBED, SLOT),
         #: and who waits for a higher one (`streamed`); under `_lock`.
         self._streamed = -1
         self._stream_waiters: list[tuple[int, Future[int]]] = []
-        self._started = time.monotonic()
-        self._fresh: list[_Pending] = []
+        #: The requests in flight, as state machines (paxosctl.tracker): this
+        #: class only carries their frames and resolves their futures.
+        self._tracker = Tracker(retry_seconds=endpoints.retry_seconds,
+                                retain_slots=endpoints.retain_slots, started=self._started)
         self._next_scan = 0.0
-        #: When the learner followed last showed it learns: connected, SUBSCRIBED, a SLOT.
-        self._learned_at = self._started
-        self._stall_seconds = STALL_RETRIES * endpoints.retry_seconds
         for endpoint in self._proposers:
             self._connect(endpoint, self._started)
         self._connect_learner(self._started)
-        if self._learner() is None or not any(p.conn for p in self._proposers):
+        if self._learners.followed() is None or not any(p.conn for p in self._proposers):
             self._close_all()
-            missing = "learner" if self._learner() is None else "proposer"
+            missing = "learner" if self._learners.followed() is None else "proposer"
             raise NotRunning(f"no {missing} of the cluster for {self._cluster_file} answers",
                              hint="see: paxosctl status")
         self._thread = threading.Thread(target=self._run, name="paxosctl-data", daemon=True)
@@ -286,8 +243,8 @@ class DataClient:
         timeout = check_timeout(timeout)
         future = _running_future(Decision)
         now = time.monotonic()
-        pending = _Pending(request_id, payload, issued, now, now + timeout,
-                           lookup=not fresh and issued is None)
+        pending = Request(request_id, payload, issued, now, now + timeout,
+                          _TO_LOOK_UP if not fresh and issued is None else _QUEUED)
         with self._lock:
             if self._closed:
                 raise NotRunning(f"the connection to {self._cluster_file} is closed")
@@ -305,13 +262,17 @@ class DataClient:
     def following(self) -> str | None:
         """The learner whose answers this client follows now (None: none
         answers); a snapshot, for diagnostics (it may change at any time)."""
-        learner = self._learner()
+        learner = self._learners.followed()
         return learner.name if learner is not None else None
 
     def stamp(self, request_id: str) -> int | None:
         """The stamp `request_id` was (or will be) proposed with, if known."""
-        pending = self._pending.get(request_id)
-        return pending.issued if pending is not None else None
+        return self._tracker.stamp(request_id)
+
+    @property
+    def applied(self) -> int:
+        """The highest slot known decided (a snapshot): new commands are stamped with it."""
+        return self._tracker.applied
 
     def query_decided(self, start: int | None, limit: int) -> Future[dict[str, Any]]:
         """Ask the learner for one page of the applied log from slot `start`
@@ -394,7 +355,7 @@ class DataClient:
 
     # --------------------------------------------------------- connections
 
-    def _connect(self, endpoint: _Endpoint, now: float) -> None:
+    def _connect(self, endpoint: Endpoint, now: float) -> None:
         """Open a connection to `endpoint` and send its HELLO, without waiting:
         the WELCOME comes through the I/O loop. Unix sockets connect at once
         or fail at once, so this never blocks; an agent that is stopped
@@ -413,7 +374,7 @@ class DataClient:
         conn.queue(hello(self.endpoints.cluster_id, CLIENT, 0, endpoint.name))
         if endpoint in self._learners:
             conn.queue(wire.SUBSCRIBE)
-            self._learned_at = now  # a new learner gets a whole stall period
+            self._learners.learned(now)  # a new learner gets a whole stall period
         endpoint.conn = conn
         endpoint.info = {}
         endpoint.connected_at = now
@@ -421,53 +382,37 @@ class DataClient:
 
     def _connect_learner(self, now: float) -> None:
         """Connect to one learner (the first that takes it): answers come from it."""
-        if self._learner() is not None:
-            return
-        for endpoint in self._learners:
-            if now >= endpoint.retry_at:
-                self._connect(endpoint, now)
-                if endpoint.conn is not None:
-                    return
+        for endpoint in self._learners.to_try(now):
+            self._connect(endpoint, now)
+            if endpoint.conn is not None:
+                return
 
-    def _welcomed(self, endpoint: _Endpoint, info: dict[str, Any]) -> None:
+    def _welcomed(self, endpoint: Endpoint, info: dict[str, Any]) -> None:
         endpoint.info = info
         endpoint.conn.greeted = True
         if "applied" in info:
-            self.applied = max(self.applied, int(info["applied"]))
+            self._tracker.saw_applied(int(info["applied"]))
         if info.get("leader"):
             self._leader = info["leader"]
 
-    def _learner(self) -> _Endpoint | None:
-        for endpoint in self._learners:
-            if endpoint.conn is not None:
-                return endpoint
-        return None
-
-    def _stalled(self, now: float) -> bool:
-        """The learner followed streamed no slot for a stall period while a
-        command sent at least that long ago waits, or while a reader waits
-        for the next slot (`streamed`): it learns nothing (cut off from the
-        other agents), or nothing is decided; either way another learner
-        costs one connection. Only SLOT counts as learning: a learner cut
-        off still answers WATCH and LOOKUP from its index."""
-        if now - self._learned_at < self._stall_seconds or len(self._learners) < 2:
-            return False
+    def _waits(self, since: float) -> bool:
+        """A reader waits for the next slot (`streamed`), or a command
+        proposed at `since` or before is unanswered: the stall rule's
+        "something waits" (paxosctl.following)."""
         with self._lock:
             if self._stream_waiters:
                 return True
-        waited = now - self._stall_seconds
-        return any(p.sent and p.sent_at <= waited for p in self._pending.values())
+        return self._tracker.proposed_by(since)
 
-    def _leave_learner(self, learner: _Endpoint) -> None:
+    def _leave_learner(self, learner: Endpoint) -> None:
         """Follow another learner; `learner` is tried last from now on. What
         is in flight is asked of the next one (`_lost`): each command is
         settled once, by the first answer, and resending decides nothing twice."""
-        self._learners.remove(learner)
-        self._learners.append(learner)
-        self._lost(learner, f"streamed no slot for {self._stall_seconds:g}s while commands "
-                            "or readers waited")
+        self._learners.demote(learner)
+        self._lost(learner, f"streamed no slot for {self._learners.stall_seconds:g}s while "
+                            "commands or readers waited")
 
-    def _target(self) -> _Endpoint | None:
+    def _target(self) -> Endpoint | None:
         """The proposer to send to: the leader if we are connected to it, else
         one that answered, else any we are connected to."""
         up = [p for p in self._proposers if p.conn is not None]
@@ -477,7 +422,7 @@ class DataClient:
         greeted = [p for p in up if p.conn.greeted]
         return (greeted or up or [None])[0]
 
-    def _lost(self, endpoint: _Endpoint, why: str = "closed the connection") -> None:
+    def _lost(self, endpoint: Endpoint, why: str = "closed the connection") -> None:
         """Close `endpoint`'s connection and send what waited on it elsewhere.
         `why`: what the learner did, for the queries it leaves unanswered."""
         conn = endpoint.conn
@@ -492,14 +437,7 @@ class DataClient:
         now = time.monotonic()
         self._next_scan = now  # resend at once what was waiting on it
         if endpoint in self._learners:
-            # Another learner answers now: ask it for everything in flight.
-            for pending in self._pending.values():
-                pending.next_try = now
-                pending.needs_watch = True
-                if pending.lookup:  # ask the next learner
-                    pending.looking = False
-                    if pending not in self._fresh:
-                        self._fresh.append(pending)
+            self._tracker.learner_lost(now)  # another learner answers now: ask it for all
             with self._lock:
                 queries, self._queries = self._queries, {}
             for future in queries.values():
@@ -507,30 +445,18 @@ class DataClient:
         else:
             if self._leader == endpoint.name:
                 self._leader = None
-            for pending in self._pending.values():
-                pending.next_try = now  # it may never have arrived: send it elsewhere
-        if not any(e.conn for e in self._proposers + self._learners):
-            for other in self._proposers + self._learners:
+            self._tracker.resend_now(now)  # it may never have arrived: send it elsewhere
+        if not any(e.conn for e in self._endpoints):
+            for other in self._endpoints:
                 self._connect(other, now)
-            if not any(e.conn for e in self._proposers + self._learners):
+            if not any(e.conn for e in self._endpoints):
                 self._cluster_gone()
 
     def _cluster_gone(self) -> None:
         """Every agent's connection is lost and none takes a new one (the
         cluster stopped, or its supervisor died and took the agents along):
         nothing will answer, so say so now rather than at the deadline."""
-        pending, self._pending = self._pending, {}
-        for p in pending.values():
-            if p.sent:
-                error: PaxosctlError = ConnectionLost(
-                    f"the cluster went away before it answered: request {p.request_id} may "
-                    "still be decided", hint=retry_hint(p.request_id, p.issued),
-                    request_id=p.request_id)
-            else:
-                error = NotRunning(f"the cluster for {self._cluster_file} went away before "
-                                   f"request {p.request_id} was sent")
-            for future in p.futures:
-                future.set_exception(error)
+        resolve(self._tracker.cluster_gone(self._cluster_file))
         self._fail_stream_waiters(NotRunning(f"the cluster for {self._cluster_file} went away"))
 
     # ------------------------------------------------------------- I/O loop
@@ -556,7 +482,7 @@ class DataClient:
                         except BlockingIOError:
                             pass
                         continue
-                    endpoint: _Endpoint = key.data
+                    endpoint: Endpoint = key.data
                     got = endpoint.conn.read() if endpoint.conn is not None else None
                     if got is None:
                         self._lost(endpoint)
@@ -574,65 +500,49 @@ class DataClient:
             new, self._new = self._new, []
             queries, self._query_out = self._query_out, []
             self._woken = False
-        for pending, future in new:
-            known = self._pending.get(pending.request_id)
-            if known is None:
-                self._pending[pending.request_id] = pending
-                pending.futures.append(future)
-                self._fresh.append(pending)
-            elif known.payload != pending.payload:
-                future.set_exception(RequestIdConflict(
-                    f"request_id_conflict: request id {pending.request_id} is being proposed "
-                    "with another value (not decided yet); this value was not proposed under "
-                    "it: use a new request id", request_id=pending.request_id))
-            else:
-                known.futures.append(future)
-                known.deadline = max(known.deadline, pending.deadline)
-        send = self._fresh
-        if now >= self._next_scan:
+        tracker = self._tracker
+        settled: Settled = []
+        if new:
+            settled += tracker.add(new)
+        due = now >= self._next_scan
+        if due:
             # Retries, deadlines and reconnects: a few times a second, not every turn.
             self._next_scan = now + TICK_SECONDS
             for endpoint in self._proposers:
                 if endpoint.conn is None and now >= endpoint.retry_at:
                     self._connect(endpoint, now)
-            learner = self._learner()
+            learner = self._learners.followed()
             if (learner is not None and not learner.conn.greeted
                     and now - learner.connected_at > LEARNER_WAIT_SECONDS):
                 # It took the connection and says nothing (stopped, or stuck): another one.
                 self._lost(learner)
                 learner.retry_at = now + 10 * LEARNER_WAIT_SECONDS
-            elif learner is not None and self._stalled(now):
+            elif learner is not None and self._learners.stalled(now, self._waits):
                 self._leave_learner(learner)
             self._connect_learner(now)
-            self._expire(now)
-            send = [p for p in send if p.request_id in self._pending]
-            send += [p for p in self._pending.values() if p.sent and p.next_try <= now]
-        learner = self._learner()
+            settled += tracker.expire(now)
+        learner = self._learners.followed()
         if learner is None:
             self._fail_queries()
         else:
             for query in queries:
                 learner.conn.queue(query)
-        if send and (learner is None or learner.info.get("subscribed")
-                     or now - self._started >= STAMP_WAIT_SECONDS):
-            lookups = [p for p in send if p.lookup]
-            if lookups and learner is not None:
-                ask = [p for p in lookups if not p.looking]
-                for i in range(0, len(ask), wire.MAX_IDS_PER_FRAME):  # the learner's limit
-                    for body in self._encode(ask[i:i + wire.MAX_IDS_PER_FRAME], _ids_body):
-                        learner.conn.queue(wire.LOOKUP + body)
-                lookups = [p for p in lookups if not p.refused]
-                for p in lookups:
-                    p.looking = True
-            # Without a learner, what must be looked up waits for one; the rest
-            # is proposed all the same (its answer comes once a learner does).
-            waiting = lookups if learner is None else []
-            send = [p for p in send if not p.lookup and not p.refused]
-            if self._send(send, learner, now):
-                self._fresh = waiting
-            else:
-                self._fresh = waiting + [p for p in send if not p.sent]
-        for endpoint in self._proposers + self._learners:
+        if due or tracker.outbound:
+            target = self._target()
+            link = (LearnerLink.NONE if learner is None
+                    else LearnerLink.SUBSCRIBED if learner.info.get("subscribed")
+                    else LearnerLink.CONNECTED)
+            out = tracker.take(now, learner=link, proposer=target is not None, due=due)
+            if learner is not None:
+                for frame in out.to_learner:
+                    learner.conn.queue(frame)
+            if target is not None:
+                for frame in out.to_proposer:
+                    target.conn.queue(frame)
+            settled += out.settled
+        if settled:
+            resolve(settled)
+        for endpoint in self._endpoints:
             conn = endpoint.conn
             if conn is not None and conn.has_output:
                 try:
@@ -641,71 +551,7 @@ class DataClient:
                 except OSError:
                     self._lost(endpoint)
 
-    def _send(self, send: list[_Pending], learner: _Endpoint | None, now: float) -> bool:
-        """WATCH `send` at the learner, then PROPOSE them to the leader (or a
-        proposer); False if no proposer is connected (nothing was sent)."""
-        target = self._target()
-        if target is None:
-            return False
-        subscribed = learner is not None and bool(learner.info.get("subscribed"))
-        stamp = self.applied  # a slot applied, with none undecided below it, seen by now
-        for p in send:
-            if p.issued is None:
-                p.issued = stamp  # a slot decided before this request was first sent
-        proposals = []
-        for i in range(0, len(send), MAX_BATCH):
-            proposals += self._encode(send[i:i + MAX_BATCH], _propose_body)
-        send = [p for p in send if not p.refused]
-        if learner is not None:
-            watch = [p for p in send if p.needs_watch or not subscribed]
-            for i in range(0, len(watch), wire.MAX_IDS_PER_FRAME):  # the learner's limit
-                learner.conn.queue(wire.WATCH + _ids_body(watch[i:i + wire.MAX_IDS_PER_FRAME]))
-        retry = now + self.endpoints.retry_seconds
-        for p in send:
-            p.needs_watch = learner is None  # asked for once a learner answers
-            if not p.sent:
-                p.sent_at = now
-            p.sent = True
-            p.next_try = retry
-        for body in proposals:
-            target.conn.queue(wire.PROPOSE + body)
-        return True
-
-    def _encode(self, batch: list[_Pending], encode: Callable[[list[_Pending]], bytes],
-                ) -> list[bytes]:
-        """`encode(batch)`, as a list of one body (none if `batch` is empty).
-
-        `check_proposal` lets through only what encodes, so this never
-        fails; if it does (a gap in that check), the I/O thread must not
-        die with it: each command is then encoded alone and one that
-        cannot be fails its own futures (`_refuse`), and only it.
-        """
-        if not batch:
-            return []
-        try:
-            return [encode(batch)]
-        except (BatchError, ValueError, TypeError, OverflowError, struct.error):
-            pass
-        good = []
-        for p in batch:
-            try:
-                encode([p])
-            except (BatchError, ValueError, TypeError, OverflowError, struct.error) as error:
-                self._refuse(p, error)
-            else:
-                good.append(p)
-        return [encode(good)] if good else []
-
-    def _refuse(self, pending: _Pending, error: Exception) -> None:
-        """Fail `pending`, which cannot be encoded: nothing of it was sent."""
-        pending.refused = True
-        if self._pending.get(pending.request_id) is pending:
-            del self._pending[pending.request_id]
-        failure = UsageError(f"request {ascii(pending.request_id)[:80]} cannot be sent: {error}")
-        for future in pending.futures:
-            future.set_exception(failure)
-
-    def _watch_write(self, endpoint: _Endpoint, on: bool) -> None:
+    def _watch_write(self, endpoint: Endpoint, on: bool) -> None:
         conn = endpoint.conn
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
         try:
@@ -719,16 +565,7 @@ class DataClient:
         for future in queries.values():
             future.set_exception(NotRunning("no learner answers"))
 
-    def _expire(self, now: float) -> None:
-        for rid in [r for r, p in self._pending.items() if now >= p.deadline]:
-            pending = self._pending.pop(rid)
-            error = ProposalTimeout(
-                f"not decided in time, its outcome is unknown: request {rid} may still be decided",
-                hint=retry_hint(rid, pending.issued), request_id=rid)
-            for future in pending.futures:
-                future.set_exception(error)
-
-    def _on_frame(self, endpoint: _Endpoint, frame: bytes) -> None:
+    def _on_frame(self, endpoint: Endpoint, frame: bytes) -> None:
         kind = frame[:1]
         if not endpoint.conn.greeted:
             if kind == frames.WELCOME:
@@ -737,20 +574,20 @@ class DataClient:
                 self._lost(endpoint)
             return
         if kind == wire.SLOT:
-            self._learned_at = time.monotonic()
-            self._on_slot(*wire.decode_slot(frame[1:]))
+            self._learners.learned(time.monotonic())
+            slot, skipped, data = wire.decode_slot(frame[1:])
+            settled = self._tracker.on_slot(slot, skipped, data)
+            self._stream_reached(slot)
+            resolve(settled)
         elif kind == wire.OUTCOMES:
-            for outcome in wire.decode_outcomes(frame[1:]):
-                self._settle(outcome)
+            resolve(self._tracker.on_outcomes(wire.decode_outcomes(frame[1:])))
         elif kind == wire.LOOKED_UP:
-            stamp, answers = wire.decode_looked_up(frame[1:])
-            for outcome in answers:
-                self._looked_up(stamp, outcome)
+            resolve(self._tracker.on_looked_up(*wire.decode_looked_up(frame[1:])))
         elif kind == wire.SUBSCRIBED:
-            self._learned_at = time.monotonic()
+            self._learners.learned(time.monotonic())
             endpoint.info["subscribed"] = True
             subscribed = wire.decode_subscribed(frame[1:])
-            self.applied = max(self.applied, subscribed)
+            self._tracker.on_subscribed(subscribed)
             self._stream_reached(subscribed)
         elif kind == wire.LEADER:
             leader = frame[1:].decode() or None
@@ -760,9 +597,7 @@ class DataClient:
                 # be lost with it: send it to the new one now, not at the next
                 # retry (learners apply a request id once).
                 now = time.monotonic()
-                for pending in self._pending.values():
-                    if pending.sent:
-                        pending.next_try = now
+                self._tracker.resend_now(now)
                 self._next_scan = now
         elif kind == wire.PAGED:
             page = wire.decode_page(frame[1:])
@@ -779,7 +614,7 @@ class DataClient:
         elif kind == wire.CUT:
             self._cut(endpoint, frame[1:])
 
-    def _cut(self, endpoint: _Endpoint, body: bytes) -> None:
+    def _cut(self, endpoint: Endpoint, body: bytes) -> None:
         """The learner cut this client off (it closes the connection next):
         leave it as at EOF, try it last from now on, and say why (`on_cut`)."""
         try:
@@ -790,95 +625,13 @@ class DataClient:
             reason = "no reason given"
         reason = reason[:200]
         if endpoint in self._learners:
-            self._learners.remove(endpoint)
-            self._learners.append(endpoint)
+            self._learners.demote(endpoint)
         self._lost(endpoint, f"cut the connection: {reason}")
         if self.on_cut is not None:
             self.on_cut(endpoint.name, reason)
 
-    def _looked_up(self, stamp: int, outcome: wire.Outcome) -> None:
-        pending = self._pending.get(outcome.request_id)
-        if pending is None or not pending.lookup:
-            return
-        if outcome.status == wire.UNKNOWN:
-            # Not decided up to `stamp`: propose it now, stamped so.
-            pending.lookup = pending.looking = False
-            if pending.issued is None:
-                pending.issued = stamp
-            self._fresh.append(pending)
-        elif outcome.status == wire.WATCHING:
-            pending.looking = False  # decided just now: its answer follows
-        else:
-            self._settle(outcome)  # decided before: the first position, nothing proposed
-
-    def _on_slot(self, slot: int, skipped: dict[int, wire.Skipped], data: bytes) -> None:
-        """A slot the learner applied: settle the commands of ours in it."""
-        if slot > self.applied:
-            self.applied = slot
-        self._stream_reached(slot)
-        pending = self._pending
-        if not pending or not data:
-            return
-        value = Value.from_bytes(data)
-        for index, rid in enumerate(value.request_ids()):  # no Command objects
-            if rid not in pending:
-                continue
-            s = skipped.get(index)
-            if s is None:
-                self._settle(wire.Outcome(rid, wire.DECIDED, slot, index, b""),
-                             value.payload(index))
-            else:
-                self._settle(wire.Outcome(rid, s.status, s.slot, s.index, s.digest))
-
-    def _settle(self, outcome: wire.Outcome, payload: bytes | None = None) -> None:
-        """Resolve the futures of `outcome`'s request id. `payload`: the value
-        decided, when known (else `outcome.digest` stands for it)."""
-        pending = self._pending.pop(outcome.request_id, None)
-        if outcome.status == wire.DECIDED and outcome.slot > self.applied:
-            self.applied = outcome.slot
-        if pending is None:
-            return
-        rid = outcome.request_id
-        same = (payload == pending.payload if payload is not None
-                else outcome.digest == wire.digest(pending.payload))
-        if outcome.status == wire.DECIDED and same:
-            result: Any = Decision(outcome.slot, outcome.index, pending.payload, rid,
-                                   time.monotonic() - pending.started)
-        elif outcome.status == wire.DECIDED:
-            result = RequestIdConflict(
-                f"request_id_conflict: request id {rid} was decided at position "
-                f"{outcome.slot}.{outcome.index} with another value; this value was not "
-                "decided under it: use a new request id", request_id=rid, slot=outcome.slot,
-                hint=f"see it with: paxosctl decided --from {outcome.slot}")
-        elif outcome.status == wire.CONFLICT:
-            result = RequestIdConflict(
-                f"request_id_conflict: request id {rid} is being proposed with another value "
-                "(not decided yet); this value was not proposed under it: use a new request id",
-                request_id=rid)
-        elif outcome.status == wire.TOO_LARGE:
-            result = UsageError(f"value is {len(pending.payload)} bytes; the limit is "
-                                f"{outcome.slot} (paxos.max_value_bytes)")
-        elif outcome.status == wire.EXPIRED:
-            result = Expired(
-                f"request {rid} expired: it was issued (after slot {pending.issued}) before the "
-                f"{self.endpoints.retain_slots} slots learners keep ([log] retain), so whether "
-                "it was decided then cannot be checked; it was not applied now",
-                hint="see paxosctl decided; propose it under a new request id if it is not there",
-                request_id=rid)
-        else:
-            result = Expired(
-                f"request id {rid} was first decided at slot {outcome.slot}, which learners no "
-                "longer keep, so its value cannot be compared with this one; this value was not "
-                "decided under it", request_id=rid,
-                hint="see paxosctl decided; propose it under a new request id if it is not there")
-        for future in pending.futures:
-            if isinstance(result, Decision):
-                future.set_result(result)
-            else:
-                future.set_exception(result)
-
     def _close_all(self) -> None:
-        for endpoint in self._proposers + self._learners:
+        for endpoint in self._endpoints:
             if endpoint.conn is not None:
                 try:
                     self._selector.unregister(endpoint.conn.sock)
@@ -886,14 +639,7 @@ class DataClient:
                     pass
                 endpoint.conn.close()
                 endpoint.conn = None
-        pending, self._pending = self._pending, {}
-        for p in pending.values():
-            error = ConnectionLost(
-                f"the client closed before it was answered: request {p.request_id} may still "
-                "be decided", hint=retry_hint(p.request_id, p.issued), request_id=p.request_id)
-            for future in p.futures:
-                if not future.done():
-                    future.set_exception(error)
+        resolve(self._tracker.close())
         with self._lock:
             self._closed = True
             new, self._new = self._new, []

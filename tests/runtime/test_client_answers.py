@@ -6,7 +6,8 @@ learner answers from the slot it applies (SLOT frames to subscribers),
 from its request index (WATCH for an id applied before), and from the
 same turn's report when an id was applied by a message stepped just before
 the WATCH arrived. The client compares the first value with its own and
-refuses a mismatch as `request_id_conflict`.
+refuses a mismatch as `request_id_conflict` (tests/api/test_tracker.py,
+without sockets).
 
 A real learner `Agent` runs in this process on a real endpoint; the test is
 its client, on a real socket, and plays the acceptors.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import socket
 import time
-from concurrent.futures import Future
 from multiprocessing import Pipe
 from pathlib import Path
 
@@ -31,9 +31,6 @@ from paxos_agents.runtime.codec import encode
 from paxos_agents.runtime.spec import AgentSpec
 from paxos_agents.runtime.storage import SqliteStorage
 from paxos_agents.runtime.transport import CLIENT, hello
-from paxosctl.dataclient import DataClient, Decision, Expired, _Pending
-from paxosctl.endpoints import Endpoints
-from paxosctl.errors import RequestIdConflict
 
 MEMBERS = Membership(proposers=("p1",), acceptors=("a1", "a2", "a3"), learners=("l1", "l2"))
 B1 = Ballot(1, "p1")
@@ -181,37 +178,3 @@ def test_a_first_slot_no_longer_retained_cannot_be_compared(tmp_path: Path) -> N
         assert (answer.status, answer.slot) == (wire.NOT_RETAINED, 0)
     finally:
         le.close()
-
-
-# ---------------------------------------------------------------- the client
-
-
-def settle(outcome: wire.Outcome, payload: bytes | None, mine: bytes):
-    """What `DataClient` makes of `outcome` for a command of its own with payload `mine`."""
-    client = DataClient.__new__(DataClient)
-    client.applied = -1
-    client.endpoints = Endpoints(Path("/nonexistent"), "c", "", ("p1",), ("l1",), 1.0, 1024, 16)
-    future: Future = Future()
-    client._pending = {outcome.request_id: _Pending(outcome.request_id, mine, 3, 0.0, 10.0,
-                                                     futures=[future])}
-    client._settle(outcome, payload)
-    try:
-        return future.result(0)
-    except Exception as e:  # noqa: BLE001 - the outcome under test
-        return e
-
-
-def test_the_client_acknowledges_only_its_own_value() -> None:
-    same = settle(wire.Outcome("r", wire.DECIDED, 7, 2, b""), b"mine", b"mine")
-    assert isinstance(same, Decision) and (same.position, same.value) == ("7.2", b"mine")
-    other = settle(wire.Outcome("r", wire.DECIDED, 7, 2, b""), b"theirs", b"mine")
-    assert isinstance(other, RequestIdConflict) and other.slot == 7
-    assert "decided at position 7.2 with another value" in str(other)
-    # Known by digest only (a WATCH answer, or a skipped command of a SLOT).
-    assert isinstance(settle(wire.Outcome("r", wire.DECIDED, 1, 0, wire.digest(b"mine")),
-                             None, b"mine"), Decision)
-    assert isinstance(settle(wire.Outcome("r", wire.DECIDED, 1, 0, wire.digest(b"theirs")),
-                             None, b"mine"), RequestIdConflict)
-    assert isinstance(settle(wire.Outcome("r", wire.EXPIRED, 9, 0, b""), None, b"mine"), Expired)
-    assert isinstance(settle(wire.Outcome("r", wire.NOT_RETAINED, 0, 0, b""), None, b"mine"),
-                      Expired)
