@@ -66,7 +66,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print this checkout's digests")
     args = parser.parse_args()
     if args.json:
-        print(json.dumps(digests(args.seeds, args.start)))
+        import paxos_agents
+
+        print(json.dumps({"source": paxos_agents.__file__, **digests(args.seeds, args.start)}))
         return 0
     cmd = [sys.executable, __file__, "--json", "--seeds", str(args.seeds), "--start",
            str(args.start)]
@@ -78,6 +80,7 @@ def main() -> int:
     theirs = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
                                        env={**os.environ, "PYTHONPATH": str(args.against)},
                                        cwd=args.against).stdout)
+    print(f"here: {ours.pop('source')}; there: {theirs.pop('source')}")
     differ = sorted(k for k in ours if ours[k] != theirs.get(k))
     for k in differ:
         print(f"{k}: here {ours[k]}  there {theirs.get(k)}")
