@@ -148,6 +148,10 @@ class Learner:
     def is_decided(self, slot: int) -> bool:
         return slot < self.next_apply or slot in self._tail
 
+    def unapplied(self) -> list[tuple[int, Value]]:
+        """The decided slots above the applied prefix and their values, in slot order."""
+        return sorted(self._tail.items())
+
     def _snapshot(self) -> tuple[dict[int, Value], dict[str, int]]:
         """All retained decisions (durable and not yet) and the request index (tests, checks)."""
         piece = self._store.read_log(0, 1 << 62)

@@ -114,11 +114,8 @@ class Node:
         )
         if self.proposer is not None and self.learner is not None:
             # A replica's proposer starts from what its own learner applied.
-            p, le = self.proposer, self.learner
-            p.decided_up_to = max(p.decided_up_to, le.decided_up_to)
-            p.history = p.history.merged(le.history)
-            for slot, value in sorted(le._tail.items()):
-                p.learn(slot, value)
+            self.proposer.catch_up(self.learner.decided_up_to, self.learner.history,
+                                   self.learner.unapplied())
         #: Messages this node could not handle (wrong role): counted, dropped.
         self.dropped = 0
 
@@ -279,8 +276,8 @@ class Node:
             out.update({f"proposer_{k}": getattr(p.stats, k) for k in p.stats.__slots__})
             out["ballot_round"] = p.ballot.round
             out["is_leader"] = int(p.phase is Phase.LEADER)
-            out["inflight"] = len(p.inflight)
-            out["pending"] = len(p.pending)
+            out["inflight"] = len(p.pipeline.inflight)
+            out["pending"] = len(p.intake.pending)
         if self.acceptor:
             out["prepares_rejected"] = self.acceptor.prepares_rejected
             out["accepts_rejected"] = self.acceptor.accepts_rejected

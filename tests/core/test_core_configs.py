@@ -244,6 +244,31 @@ def test_phase_1_needs_a_majority_of_each_config_from_its_first_slot():
     assert p.is_leader
 
 
+def test_phase_1_is_not_won_by_a_majority_of_the_newest_config_alone():
+    """The same rule, fed the other way round: a majority of NEW promises
+    first. Phase 1 from slot 1 spans OLD (slots 1..3) and NEW (from 4), so
+    NEW alone wins nothing: no leadership and no Accept below the change
+    (a rule "a majority of the newest configuration" would lead here and
+    propose slots 1..3 that only OLD may decide)."""
+    p = node("p1")
+    decide_slots(p, {0: change(1, NEW)})  # governs slots >= 4; phase 1 starts at 1
+    for _ in range(40):
+        p.tick()
+        if sent(p.ready(), Prepare):
+            break
+    ballot = p.proposer.ballot
+    p.propose(Command("c1", b"1"))
+    ready = step(p, *[Promise(src=a, dst="p1", ballot=ballot, first_slot=4, votes=())
+                      for a in ("a4", "a5")])
+    assert not p.is_leader
+    assert not sent(ready, Accept)
+    ready = step(p, *[Promise(src=a, dst="p1", ballot=ballot, first_slot=1, votes=())
+                      for a in ("a1", "a2")])
+    assert p.is_leader
+    first = [m for m in sent(ready, Accept) if m.slot == 1]
+    assert {m.dst for m in first} == set(OLD) and first[0].value == Value.of([Command("c1", b"1")])
+
+
 def test_phase_1_adopts_per_slot_only_votes_of_config_s_members():
     p = node("p1")
     decide_slots(p, {0: change(1, NEW), 1: NOOP, 2: NOOP})  # configs known below 3 + alpha

@@ -108,7 +108,7 @@ def test_command_outvoted_in_its_slot_is_proposed_again(node_id, membership, dec
                            if any(R8 in value for value in values))
     assert slots_with_r8, (
         "r8 lost: slot 0 was decided with r9, yet the leader neither re-proposed r8 "
-        f"nor accepted the client's retry (outstanding={sorted(node.proposer._outstanding)}, "
+        f"nor accepted the client's retry (outstanding={sorted(node.proposer.intake.outstanding)}, "
         f"pending={list(node.proposer.pending)}, inflight={sorted(node.proposer.inflight)})"
     )
     assert 0 not in slots_with_r8  # slot 0 is decided; r8 goes to a fresh slot
