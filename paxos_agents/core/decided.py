@@ -57,6 +57,20 @@ class Decisions:
             self.decided_up_to += 1
         return True
 
+    def first_undecided(self, history: History, asked: int | None) -> int:
+        """Where phase 1 starts: our first undecided slot, or `asked` if lower
+        (a learner asked for it). If `history` does not know that slot's
+        configuration (we heard of decisions, not their values), the first
+        slot it has not fed: phase 1 then decides those slots again, and
+        their values feed it. Never below the compaction point: acceptors
+        refuse it (nothing there to recover)."""
+        first = self.decided_up_to + 1
+        if not history.knows(first):
+            first = history.known
+        if asked is not None:
+            first = min(first, asked)
+        return max(first, self.compacted)
+
     def decided_below(self, upto: int, history: History) -> None:
         """Every slot up to `upto` is decided (a leader's heartbeat says so)."""
         if upto > self.decided_up_to:

@@ -20,6 +20,7 @@ from collections import deque
 from typing import Iterable, Sequence
 
 from .commands import Command, Value
+from .configs import is_config_request
 from .messages import ClientRequest
 from .outbox import Outbox
 from .stats import ProposerStats
@@ -43,6 +44,30 @@ class Intake:
         self.pending: deque[Command] = deque()
         #: Request ids queued or in flight here, not seen decided.
         self.outstanding: set[str] = set()
+
+    def receive(self, m: ClientRequest, leader: str | None, proposers: tuple[str, ...]) -> None:
+        """A command from a client, or forwarded by one of `proposers`: dropped
+        if outstanding here; refused (counted) if its request id is reserved for
+        config commands and a client sent it (only `propose_config` makes one);
+        held if a proposer forwarded it already (rather than bounced around);
+        else routed to `leader` (None: queued here)."""
+        command = m.command
+        if command.request_id in self.outstanding:
+            return
+        forwarded_once = m.src in proposers
+        if is_config_request(command.request_id) and not forwarded_once:
+            self._stats.config_refused += 1
+            return
+        self.route((command,), None if forwarded_once else leader)
+
+    def from_client(self, commands: tuple[Command, ...], leader: str | None) -> None:
+        """Commands straight from a client, routed as `receive` routes each one;
+        one call per batch a client sent."""
+        if any(is_config_request(c.request_id) for c in commands):
+            kept = tuple(c for c in commands if not is_config_request(c.request_id))
+            self._stats.config_refused += len(commands) - len(kept)
+            commands = kept
+        self.route(commands, leader)
 
     def route(self, commands: Sequence[Command], leader: str | None, *,
               front: bool = False) -> None:

@@ -42,22 +42,30 @@ class InFlight:
 class Pipeline:
     """A leader's slots in phase 2, and what it proposed in each slot."""
 
-    __slots__ = ("node_id", "_out", "next_slot", "inflight", "remembered")
+    __slots__ = ("node_id", "_out", "next_slot", "fill_below", "inflight", "remembered")
 
     def __init__(self, node_id: str, out: Outbox) -> None:
         self.node_id = node_id
         self._out = out
         #: The next slot to propose in.
         self.next_slot = 0
+        #: Every slot below this must be filled (with no-ops if nothing else).
+        self.fill_below = 0
         #: slot -> what is in flight there (leader only).
         self.inflight: dict[int, InFlight] = {}
         #: slot -> the last value this proposer proposed there, in any ballot.
         self.remembered: dict[int, Value] = {}
 
-    def restart(self, next_slot: int) -> None:
-        """A new leadership: nothing in flight; propose from `next_slot`."""
+    def restart(self, next_slot: int, fill_below: int) -> None:
+        """A new leadership: nothing in flight; propose from `next_slot`, and
+        fill every slot below `fill_below`."""
         self.inflight = {}
         self.next_slot = next_slot
+        self.fill_below = fill_below
+
+    def fill_up_to(self, slot: int) -> None:
+        """Every slot below `slot` must be filled too."""
+        self.fill_below = max(self.fill_below, slot)
 
     def send(self, slot: int, value: Value, config: Config, ballot: Ballot, now: int) -> None:
         """Propose `value` in `slot` to `config`'s acceptors under `ballot`."""
@@ -107,6 +115,12 @@ class Pipeline:
     def withdraw(self, slots: Iterable[int]) -> list[Value]:
         """Take `slots` out of flight (each must be in flight); their values, in that order."""
         return [self.inflight.pop(slot).value for slot in slots]
+
+    def settle(self, slot: int, value: Value) -> list[Value]:
+        """`slot` was decided with `value`: out of flight. Our value there, if
+        it was another (it lost: its commands must go in another slot)."""
+        flight = self.inflight.pop(slot, None)
+        return [flight.value] if flight is not None and flight.value != value else []
 
     def skip_below(self, point: int) -> list[Value]:
         """Slots below `point` are decided (compacted): withdraw ours there,

@@ -59,7 +59,7 @@ class ReuseBallotProposer(Proposer):
     def on_nack(self, m: Nack) -> None:
         if m.ballot != self.ballot or self.phase is Phase.FOLLOWER:
             return
-        if m.compacted > self.compacted:
+        if m.compacted > self.decisions.compacted:
             self._note_compacted(m.compacted)
         self.stats.nacks += 1
         if self.phase is Phase.CANDIDATE:

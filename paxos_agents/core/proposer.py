@@ -62,34 +62,24 @@ heartbeats, and the order in which the rules call the rooms.
 from __future__ import annotations
 
 import random
-from collections import deque
 from enum import Enum
 
 from .commands import NOOP, Command, Value
 from .config import Membership, Settings
-from .configs import Config, History, is_config_request
+from .configs import Config, History
 from .decided import Decisions
 from .election import Election
 from .ids import ZERO_BALLOT, Ballot
 from .intake import Intake
-from .messages import (
-    Accepted,
-    ClientRequest,
-    Decide,
-    Heartbeat,
-    Nack,
-    Promise,
-    Retry,
-    Stored,
-)
+from .messages import Accepted, ClientRequest, Decide, Heartbeat, Nack, Promise, Retry, Stored
 from .outbox import Outbox
-from .pipeline import InFlight, Pipeline
+from .pipeline import Pipeline
 from .ready import Record
 from .reconfig import Reconfiguration
 from .retries import Retries
 from .stats import ProposerStats
 
-__all__ = ["Phase", "Proposer", "ProposerStats", "InFlight"]
+__all__ = ["Phase", "Proposer", "ProposerStats"]
 
 
 class Phase(str, Enum):
@@ -107,16 +97,8 @@ class Proposer:
     election_class: type[Election] = Election
     reconfig_class: type[Reconfiguration] = Reconfiguration
 
-    def __init__(
-        self,
-        node_id: str,
-        membership: Membership,
-        settings: Settings,
-        record: Record,
-        out: Outbox,
-        rng: random.Random,
-        history: History | None = None,
-    ) -> None:
+    def __init__(self, node_id: str, membership: Membership, settings: Settings, record: Record,
+                 out: Outbox, rng: random.Random, history: History | None = None) -> None:
         self.node_id = node_id
         self.membership = membership
         self.settings = settings
@@ -131,13 +113,11 @@ class Proposer:
         self._leader_heard = 0
         self._deadline = self._election_deadline(first=True)
         self._next_heartbeat = 0
-        #: As leader: every slot below this must be filled (no-ops if nothing else).
-        self._must_fill = 0
         self.election = self.election_class(node_id, out, record.round)
         self.pipeline = Pipeline(node_id, out)
         self.intake = Intake(node_id, out, self.stats)
         self.decisions = Decisions(out, record.floor)
-        self.retries = Retries(settings.retry_cooldown_ticks)
+        self.retries = Retries(settings.retry_cooldown_ticks, self.stats)
         self.reconfig = self.reconfig_class(
             out, history or History.initial(settings.alpha, membership.acceptors))
 
@@ -157,31 +137,6 @@ class Proposer:
     def decided_up_to(self) -> int:
         """Every slot up to this one is decided."""
         return self.decisions.decided_up_to
-
-    @property
-    def compacted(self) -> int:
-        """The highest compaction point an acceptor told us."""
-        return self.decisions.compacted
-
-    @property
-    def chosen(self) -> dict[int, Value]:
-        """The decided values we hold (recent ones only)."""
-        return self.decisions.chosen
-
-    @property
-    def inflight(self) -> dict[int, InFlight]:
-        """As leader, the slots in phase 2."""
-        return self.pipeline.inflight
-
-    @property
-    def next_slot(self) -> int:
-        """As leader, the next slot to propose in."""
-        return self.pipeline.next_slot
-
-    @property
-    def pending(self) -> deque[Command]:
-        """Commands queued to propose here."""
-        return self.intake.pending
 
     def is_outstanding(self, request_id: str) -> bool:
         """Whether `request_id` is queued or in flight here, not seen decided."""
@@ -241,17 +196,8 @@ class Proposer:
     # ------------------------------------------------------------ elections
 
     def _first_undecided(self) -> int:
-        """Where phase 1 starts: our first undecided slot, or lower if a learner
-        asked. If we do not know that slot's configuration (we heard of
-        decisions, not their values), the first slot our history has not fed:
-        phase 1 then decides those slots again, and their values feed it."""
-        first = self.decisions.decided_up_to + 1
-        if not self.history.knows(first):
-            first = self.history.known
-        if self.retries.floor is not None:
-            first = min(first, self.retries.floor)
-        # Never below the compaction point: acceptors refuse it (nothing there to recover).
-        return max(first, self.decisions.compacted)
+        """Where phase 1 starts (see `Decisions.first_undecided`)."""
+        return self.decisions.first_undecided(self.history, self.retries.floor)
 
     def _start_election(self, first_slot: int) -> None:
         if not self.history.knows(first_slot):
@@ -299,11 +245,11 @@ class Proposer:
         self.leader = self.node_id
         self.leader_ballot = election.ballot
         self.stats.leader_changes += 1
-        self.pipeline.restart(max(election.first_slot, self.decisions.compacted))
         # Fill the holes below the highest slot reported, and the run-up to a
         # change decided but not yet governing (the leader before us may not have).
-        self._must_fill = max(election.promises.highest_reported + 1,
-                              self.history.latest.first_slot)
+        self.pipeline.restart(max(election.first_slot, self.decisions.compacted),
+                              fill_below=max(election.promises.highest_reported + 1,
+                                             self.history.latest.first_slot))
         self._heartbeat()
         self.propose_pending()
 
@@ -391,27 +337,14 @@ class Proposer:
     # ------------------------------------------------------- client commands
 
     def on_request(self, m: ClientRequest) -> None:
-        """Propose a command as leader, else forward it to the leader."""
-        command = m.command
-        if command.request_id in self.intake.outstanding:
-            return  # already queued or in flight here
-        forwarded_once = m.src in self.membership.proposers
-        if is_config_request(command.request_id) and not forwarded_once:
-            self.stats.config_refused += 1  # reserved: only propose_config makes one
-            return
-        # Forwarded once already: hold it rather than bounce it around.
-        self.intake.route((command,), None if forwarded_once else self._forward_target())
+        """A command from a client or a proposer: propose it as leader, else
+        forward it to the leader (see `Intake.receive`)."""
+        self.intake.receive(m, self._forward_target(), self.membership.proposers)
 
     def on_client_commands(self, commands: tuple[Command, ...]) -> None:
-        """Commands straight from a client, as `on_request` treats each one:
-        queued to propose as leader, else forwarded to the leader (or held
-        until one is known). One call per batch a client sent. A command with
-        a request id reserved for config commands is dropped."""
-        if any(is_config_request(c.request_id) for c in commands):
-            kept = tuple(c for c in commands if not is_config_request(c.request_id))
-            self.stats.config_refused += len(commands) - len(kept)
-            commands = kept
-        self.intake.route(commands, self._forward_target())  # proposed at ready()
+        """Commands straight from a client, as `on_request` treats each one
+        (one call per batch a client sent; see `Intake.from_client`)."""
+        self.intake.from_client(commands, self._forward_target())  # proposed at ready()
 
     def _forward_pending(self) -> None:
         leader = self._forward_target()
@@ -473,7 +406,7 @@ class Proposer:
                 # Encoded once, here; the commands stay cached for requeues and learn().
                 value = Value.of(intake.next_batch(settings.batch, settings.slot_bytes))
                 self.stats.proposals += 1
-            elif slot < self._must_fill and idle:
+            elif slot < pipeline.fill_below and idle:
                 value = NOOP  # a hole, or the run-up to a new configuration
             else:
                 return
@@ -506,12 +439,8 @@ class Proposer:
             return
         self.stats.decisions += 1
         self.intake.decided(value)
-        inflight = self.pipeline.inflight
-        if slot in inflight:
-            lost = self.pipeline.withdraw((slot,))
-            if lost[0] != value:
-                # Another leader's value won this slot: ours must go in another.
-                self.intake.requeue(lost)
+        # Another leader's value may have won a slot of ours: ours goes in another.
+        self.intake.requeue(self.pipeline.settle(slot, value))
         history = self.history
         if history.known in decisions.chosen:
             self._set_history(self.reconfig.feed(decisions.chosen))
@@ -531,7 +460,7 @@ class Proposer:
         self.election.prepare_missing(self.history, self.now,
                                       leader=self.phase is Phase.LEADER)
         for config in added:
-            self._must_fill = max(self._must_fill, config.first_slot)
+            self.pipeline.fill_up_to(config.first_slot)
 
     def on_stored(self, m: Stored) -> None:
         """A learner's log is durable up to `m.upto`; its history may tell us more."""
@@ -595,9 +524,7 @@ class Proposer:
             self._out.now.append(Retry(src=m.src, dst=leader, slot=slot))
             return
         if not self.retries.may_retry(slot, self.now):
-            self.stats.retries_suppressed += 1
             return
-        self.stats.retries_performed += 1
         forgotten = slot < self.decisions.forgotten_below  # decided, value no longer in memory
         if self.phase is Phase.LEADER and slot >= self.election.first_slot and not forgotten:
             if self.pipeline.resend_soon(slot, self.settings.accept_timeout_ticks):
@@ -605,7 +532,7 @@ class Proposer:
                 return
             # Phase 1 covered this slot and found it empty: fill it and any
             # slots before it with no-ops (an older leader announced them).
-            self._must_fill = max(self._must_fill, slot + 1)
+            self.pipeline.fill_up_to(slot + 1)
             return
         # Below our phase 1 (or no phase 1 at all): a new ballot is needed,
         # from the lowest slot asked for.

@@ -13,25 +13,31 @@ asked for (`floor`).
 
 from __future__ import annotations
 
+from .stats import ProposerStats
+
 
 class Retries:
     """Which slots were retried when, the lowest slot asked for, the last re-election."""
 
-    __slots__ = ("_cooldown", "_retried_at", "floor", "_reelected_at")
+    __slots__ = ("_cooldown", "_stats", "_retried_at", "floor", "_reelected_at")
 
-    def __init__(self, cooldown: int) -> None:
+    def __init__(self, cooldown: int, stats: ProposerStats) -> None:
         self._cooldown = cooldown
+        self._stats = stats
         self._retried_at: dict[int, int] = {}
         #: The lowest slot a learner asked for that our phase 1 does not cover.
         self.floor: int | None = None
         self._reelected_at = -(10**9)
 
     def may_retry(self, slot: int, now: int) -> bool:
-        """Whether `slot` may be retried at `now` (then it counts as retried)."""
+        """Whether `slot` may be retried at `now` (then it counts as retried;
+        else as suppressed)."""
         last = self._retried_at.get(slot)
         if last is not None and now - last < self._cooldown:
+            self._stats.retries_suppressed += 1
             return False
         self._retried_at[slot] = now
+        self._stats.retries_performed += 1
         return True
 
     def ask_from(self, slot: int) -> None:

@@ -66,7 +66,7 @@ assert new == old
 net.drop(is_(Prepare, "p1"))                          # its own Prepares: nacked or lost, no matter
 # 8. The old incarnation's Promises arrive, once each.
 net.deliver(is_(Promise, dst="p1"))
-print("p1 leads:", net.nodes["p1"].is_leader, "next_slot", net.nodes["p1"].proposer.next_slot)
+print("p1 leads:", net.nodes["p1"].is_leader, "next_slot", net.nodes["p1"].proposer.pipeline.next_slot)
 # 9. A client asks p1 for Y: it goes to slot 0 under (2, p1), which every acceptor accepts.
 try:
     net.submit("p1", Y)
