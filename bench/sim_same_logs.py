@@ -8,6 +8,7 @@ commit, e.g. `git worktree add /tmp/old a9c0b11`) it runs the same in that
 checkout and names every run whose digest differs.
 
     python bench/sim_same_logs.py --seeds 200 --against /tmp/old
+    python bench/sim_same_logs.py --seeds 50 --plant naive-swap --against /tmp/old
 
 Exit 0 when every run matches, 1 otherwise. A refactoring that changes no
 protocol behaviour must match everywhere: the message count differs as soon
@@ -29,7 +30,7 @@ HERE = Path(__file__).resolve().parents[1]
 KINDS = [("separate", False), ("collapsed", False), ("separate", True), ("collapsed", True)]
 
 
-def digests(seeds: int, start: int) -> dict[str, str]:
+def digests(seeds: int, start: int, plant: frozenset[str] = frozenset()) -> dict[str, str]:
     """run name -> digest of (outcome, delivered, decided log), in this checkout."""
     from paxos_agents.sim import COLLAPSED, SEPARATE, faults
 
@@ -47,7 +48,7 @@ def digests(seeds: int, start: int) -> dict[str, str]:
     for name, reconfig in KINDS:
         for seed in range(start, start + seeds):
             made.clear()
-            outcome = faults.run_seed(seed, topologies[name], reconfig=reconfig)
+            outcome = faults.run_seed(seed, topologies[name], plant=plant, reconfig=reconfig)
             chosen = made[0].checker.chosen
             h = hashlib.sha256()
             for slot in sorted(chosen):
@@ -63,15 +64,17 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=200)
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--against", type=Path, help="another checkout to compare with")
+    parser.add_argument("--plant", action="append", default=[],
+                        help="run with this planted bug (repeatable)")
     parser.add_argument("--json", action="store_true", help="print this checkout's digests")
     args = parser.parse_args()
     if args.json:
         import paxos_agents
 
-        print(json.dumps({"source": paxos_agents.__file__, **digests(args.seeds, args.start)}))
+        print(json.dumps({"source": paxos_agents.__file__, **digests(args.seeds, args.start, frozenset(args.plant))}))
         return 0
     cmd = [sys.executable, __file__, "--json", "--seeds", str(args.seeds), "--start",
-           str(args.start)]
+           str(args.start), *[f"--plant={p}" for p in args.plant]]
     ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
                                      env={**os.environ, "PYTHONPATH": str(HERE)}).stdout)
     if args.against is None:
