@@ -45,14 +45,18 @@ etcd-io/raft's becomeX/stepX), each owning its state behind its methods:
 - `Election` (election.py): phase 1: ballot and round, first slot, whom
   this ballot asked, the promises, a majority of every configuration;
 - `Pipeline` (pipeline.py): phase 2: the slots in flight, their resends,
-  what we proposed in each slot;
+  the slots that must be filled, what we proposed in each slot;
 - `Intake` (intake.py): commands queued to propose or forwarded to the
   leader (`route`), the request ids outstanding here, requeues;
 - `Decisions` (decided.py): the values known decided, the decided prefix
-  and its persisted floor, the compaction point;
+  and its persisted floor, the compaction point, where phase 1 starts;
 - `Reconfiguration` (reconfig.py): the configuration history, the
   learners' reports, config commands;
 - `Retries` (retries.py): how often a learner's Retry may cost work.
+
+Each room sends into the node's outbox and counts into `stats`; none reads
+another's state: what one needs of another (the history, the leader to
+forward to) is passed in its calls.
 
 `Proposer` itself keeps the role state machine (FOLLOWER, CANDIDATE,
 LEADER: `_start_election`, `_become_leader`, `_step_down`), its timers and
