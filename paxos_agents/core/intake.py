@@ -119,7 +119,7 @@ class Intake:
         when we stop leading: all their commands, as proposed)."""
         outstanding = self.outstanding
         for value in values:
-            commands = value.commands
+            commands: Sequence[Command] = value.commands
             if only_outstanding:
                 commands = [c for c in commands if c.request_id in outstanding]
             self.pending.extendleft(reversed(commands))
@@ -138,7 +138,7 @@ class Intake:
         pending = self.pending
         budget = slot_bytes - _BATCH_HEAD
         count = min(batch, len(pending))
-        taken = []
+        taken: list[Command] = []
         for _ in range(count):
             command = pending[0]
             size = _PER_COMMAND + len(command.payload) + len(command.request_id.encode())
