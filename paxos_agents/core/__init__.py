@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     )
     from .node import Node
     from .proposer import Phase
+    from .status import ConfigStatus, NodeStatus
     from .ready import EXPIRED, Applied, AppliedSlot, LogEntry, LogPiece, Persist, Ready, Record, log_entries
     from .store import DurableLog
 
@@ -44,6 +45,7 @@ __all__ = [
     "Accepted", "ClientRequest", "Decide", "Heartbeat", "Message", "Nack", "Prepare",
     "Promise", "Retry", "Vote", "Node", "Phase", "Applied", "AppliedSlot", "Persist", "Ready", "Record",
     "Stored", "Fetch", "Chunk", "EXPIRED", "LogPiece", "log_entries", "DurableLog",
+    "NodeStatus", "ConfigStatus",
 ]
 
 
@@ -60,6 +62,7 @@ _HOMES = {
     **dict.fromkeys(("EXPIRED", "Applied", "AppliedSlot", "LogEntry", "LogPiece", "Persist",
                      "Ready", "Record", "log_entries"), "ready"),
     "DurableLog": "store",
+    **dict.fromkeys(("NodeStatus", "ConfigStatus"), "status"),
 }
 
 

@@ -15,7 +15,9 @@ it proposed, and the other learners announce how far their log is durable
 (`Stored`). A slot below that which stays undecided for `gap_ticks` is
 copied from a learner that has it (`Fetch`/`Chunk`: state transfer, as
 Raft's InstallSnapshot), or, if no learner has it, asked of the proposers
-with a Retry.
+with a Retry. The missing slots, the leader a learner follows and its
+Retries are a `Gaps` (gaps.py); its peers and state transfer a `Peers`
+(peers.py); its request index a `RequestIndex` (requests.py).
 
 Memory does not grow with the log. The decided log and the request index
 (request id -> first slot) are on disk (`DurableLog`); memory holds the
@@ -56,16 +58,15 @@ from typing import Callable
 from .commands import Command, Value
 from .config import Membership, Settings
 from .configs import Config, History
-from .ids import ZERO_BALLOT, Ballot
-from .messages import Accepted, Chunk, Decide, Fetch, Heartbeat, Retry, Stored
+from .ids import Ballot
+from .gaps import Gaps
+from .messages import Accepted, Chunk, Decide, Fetch, Heartbeat, Stored
 from .outbox import Outbox
 from .peers import Peers
 from .ready import EXPIRED, AppliedSlot, LogEntry, Record, log_entries
 from .requests import RequestIndex
 from .store import DurableLog
 
-#: How many missing slots a learner asks for in one tick at most.
-MAX_RETRIES_PER_TICK = 64
 #: How many slots past the first missing one a tick looks at for retries.
 RETRY_SCAN_SLOTS = 1024
 #: Retention deletes in steps of an eighth of the window, at most this many slots.
@@ -115,16 +116,11 @@ class Learner:
         self.requests = RequestIndex(store, store.request_index())
         #: Highest slot known to exist (decided here, announced by a leader or a peer).
         self.highest_known = max(self.next_apply - 1, max(self._tail, default=-1))
-        self.leader: str | None = None
-        self._leader_ballot: Ballot = ZERO_BALLOT
-        self._leader_heard = -(10**9)
-        self._missing_since: dict[int, int] = {}
-        self._asked_at: dict[int, int] = {}
-        self._next_proposer = 0
         self._now = 0
         #: The other learners: their progress, our reports, state transfer.
         self.peers = Peers(node_id, membership, settings, out, store)
-        self.retries_sent = 0
+        #: The slots we miss, the leader we follow, the Retries we sent.
+        self.gaps = Gaps(node_id, out, settings, membership)
         #: Slots copied from peers (state transfer) by this incarnation.
         self.installed = 0
         self.expired = 0
@@ -141,12 +137,21 @@ class Learner:
         return self.next_apply - 1
 
     @property
+    def retries_sent(self) -> int:
+        """Retries sent to proposers by this incarnation."""
+        return self.gaps.retries_sent
+
+    @property
     def catchup_remaining(self) -> int:
         """Slots that peers have stored and this learner has not applied yet."""
         return max(0, self.peers.highest - self.decided_up_to)
 
     def is_decided(self, slot: int) -> bool:
         return slot < self.next_apply or slot in self._tail
+
+    def unapplied(self) -> list[tuple[int, Value]]:
+        """The decided slots above the applied prefix and their values, in slot order."""
+        return sorted(self._tail.items())
 
     def _snapshot(self) -> tuple[dict[int, Value], dict[str, int]]:
         """All retained decisions (durable and not yet) and the request index (tests, checks)."""
@@ -245,10 +250,7 @@ class Learner:
 
     def on_heartbeat(self, m: Heartbeat) -> None:
         """Follow the leader, and learn how far the log reaches."""
-        if m.ballot >= self._leader_ballot:
-            self._leader_ballot = m.ballot
-            self.leader = m.src
-            self._leader_heard = self._now
+        self.gaps.follow(m, self._now)
         if m.highest_slot > self.highest_known:
             self.highest_known = m.highest_slot
 
@@ -257,8 +259,7 @@ class Learner:
         and state transfer comes from, the current members only."""
         self.membership = membership
         self.peers.set_membership(membership)
-        if self.leader is not None and self.leader not in membership.proposers:
-            self.leader = None  # retry at the proposers in turn until a leader is heard
+        self.gaps.set_membership(membership)
 
     def on_stored(self, m: Stored) -> None:
         """A peer learner's log is durable up to `m.upto`: a source for state transfer."""
@@ -313,7 +314,7 @@ class Learner:
             history = history.fed(slot, value)
             out.decisions[slot] = value
             self._tail.pop(slot, None)
-            self._forget_slot(slot)
+            self.gaps.found(slot)
             self.decided_count += 1
             if not value:
                 out.logged.append(LogEntry(slot, None, None, True))
@@ -352,32 +353,13 @@ class Learner:
         if self.highest_known < self.next_apply:
             return
         gap = self.settings.gap_ticks
-        since = self._missing_since.setdefault(self.next_apply, self._now)
-        if self._now - since >= gap and self._now - self.peers.fetch_at >= gap:
+        if (self.gaps.missing_for(self.next_apply, self._now) >= gap
+                and self._now - self.peers.fetch_at >= gap):
             self.peers.fetch(self.next_apply, self._now)
         # What no peer learner has stored is asked of the proposers.
         first = max(self.next_apply, self.peers.highest + 1)
-        asked = 0
-        for slot in range(first, min(self.highest_known, first + RETRY_SCAN_SLOTS) + 1):
-            if slot in self._tail:
-                continue
-            since = self._missing_since.setdefault(slot, self._now)
-            if self._now - since < gap or self._now - self._asked_at.get(slot, -gap) < gap:
-                continue
-            self._asked_at[slot] = self._now
-            self._out.now.append(Retry(src=self.node_id, dst=self._retry_target(), slot=slot))
-            self.retries_sent += 1
-            asked += 1
-            if asked >= MAX_RETRIES_PER_TICK:
-                break
-
-    def _retry_target(self) -> str:
-        """The leader if it was heard from lately, else the proposers in turn."""
-        if self.leader is not None and self._now - self._leader_heard <= self.settings.election_ticks:
-            return self.leader
-        proposers = self.membership.proposers
-        self._next_proposer = (self._next_proposer + 1) % len(proposers)
-        return proposers[self._next_proposer]
+        self.gaps.ask(first, min(self.highest_known, first + RETRY_SCAN_SLOTS), self._now,
+                      self._tail)
 
     # ------------------------------------------------------------ apply
 
@@ -386,17 +368,13 @@ class Learner:
         self._out.decisions[slot] = value
         self.decided_count += 1
         self._tally.pop(slot, None)
-        self._forget_slot(slot)
+        self.gaps.found(slot)
         if slot > self.highest_known:
             self.highest_known = slot
         if self._on_decided is not None:
             self._on_decided(slot, value)
         if slot == self.next_apply:
             self._apply()
-
-    def _forget_slot(self, slot: int) -> None:
-        self._missing_since.pop(slot, None)
-        self._asked_at.pop(slot, None)
 
     def _may_apply(self, slot: int) -> bool:
         """Whether this learner can classify `slot`'s commands itself.
@@ -481,9 +459,5 @@ class Learner:
         before the next step: what was applied so far may now be looked up
         on disk, so the cache of recent request ids can shrink."""
         self.requests.drained()
-        # Slots below the applied prefix can no longer be missing.
-        if self._missing_since and min(self._missing_since) < self.next_apply:
-            for table in (self._missing_since, self._asked_at):
-                for slot in [s for s in table if s < self.next_apply]:
-                    del table[slot]
+        self.gaps.found_below(self.next_apply)  # slots below can no longer be missing
 

@@ -24,13 +24,12 @@ node is an acceptor.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from typing import assert_never
 
 from .acceptor import Acceptor
 from .commands import Command
 from .config import Membership, Settings
-from .configs import Config, History
+from .configs import History
 from .learner import Learner
 from .messages import (
     Accept,
@@ -51,6 +50,7 @@ from .outbox import Outbox
 from .plants import acceptor_class, learner_class, proposer_class
 from .proposer import Phase, Proposer
 from .ready import Ready, Record
+from .status import ConfigStatus, NodeStatus
 from .store import DurableLog
 
 
@@ -114,11 +114,8 @@ class Node:
         )
         if self.proposer is not None and self.learner is not None:
             # A replica's proposer starts from what its own learner applied.
-            p, le = self.proposer, self.learner
-            p.decided_up_to = max(p.decided_up_to, le.decided_up_to)
-            p.history = p.history.merged(le.history)
-            for slot, value in sorted(le._tail.items()):
-                p.learn(slot, value)
+            self.proposer.catch_up(self.learner.decided_up_to, self.learner.history,
+                                   self.learner.unapplied())
         #: Messages this node could not handle (wrong role): counted, dropped.
         self.dropped = 0
 
@@ -197,7 +194,17 @@ class Node:
             raise ValueError(f"{self.node_id} is not a proposer")
         return self.proposer.propose_config(tuple(acceptors))
 
-    def configuration(self) -> "ConfigStatus | None":
+    def status(self) -> NodeStatus:
+        """Who this node believes leads, its ballot, its applied prefix and its
+        configurations, as one value (the runtime's heartbeat reads this)."""
+        p, le = self.proposer, self.learner
+        return NodeStatus(leading=p is not None and p.phase is Phase.LEADER,
+                          ballot=p.ballot if p is not None else None,
+                          leader=p.leader if p is not None else None,
+                          decided_up_to=le.decided_up_to if le is not None else None,
+                          config=self.configuration())
+
+    def configuration(self) -> ConfigStatus | None:
         """The configurations as this node knows them, for status and metrics
         (None on an acceptor-only node: acceptors need not know them)."""
         role = self.learner if self.learner is not None else self.proposer
@@ -207,7 +214,7 @@ class Node:
         return ConfigStatus(epoch=history.latest.epoch,
                             in_force=history.in_force(role.stored_by_all),
                             pending=role.pending_change(), alpha=history.alpha,
-                            known=history.known)
+                            known=history.known, history=history)
 
     def suspect(self, node_id: str) -> None:
         """A hint that `node_id` is down (e.g. its process died): see Proposer.suspect."""
@@ -279,8 +286,8 @@ class Node:
             out.update({f"proposer_{k}": getattr(p.stats, k) for k in p.stats.__slots__})
             out["ballot_round"] = p.ballot.round
             out["is_leader"] = int(p.phase is Phase.LEADER)
-            out["inflight"] = len(p.inflight)
-            out["pending"] = len(p.pending)
+            out["inflight"] = len(p.pipeline.inflight)
+            out["pending"] = len(p.intake.pending)
         if self.acceptor:
             out["prepares_rejected"] = self.acceptor.prepares_rejected
             out["accepts_rejected"] = self.acceptor.accepts_rejected
@@ -305,24 +312,3 @@ class Node:
             out["config_in_force_epoch"] = status.in_force.epoch
             out["config_pending_slot"] = status.pending.first_slot if status.pending else -1
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigStatus:
-    """What `Node.configuration()` reports.
-
-    - `epoch`: the highest epoch decided (the metric's configuration epoch);
-    - `in_force`: the latest configuration every learner has stored every
-      slot before (as far as this node heard: learners' `Stored` reports);
-      acceptors only in older ones may be stopped;
-    - `pending`: a change decided but not yet in force (its epoch, and
-      `first_slot`, the first slot it governs), else None;
-    - `alpha`, `known`: the history's alpha, and the slot below which it
-      has seen every decision.
-    """
-
-    epoch: int
-    in_force: Config
-    pending: Config | None
-    alpha: int
-    known: int

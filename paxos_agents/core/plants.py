@@ -1,7 +1,8 @@
 """Planted bugs: known ways to break Paxos, for showing that the checks catch them.
 
 Each is a subclass of a real role that overrides one rule (one hook of
-the real class); `Node` uses one only when `Settings.plant` names it (the
+the real class, or of the proposer's room that owns the rule: its
+`election_class` or `reconfig_class`); `Node` uses one only when `Settings.plant` names it (the
 simulator's and the tests' `--plant`), through `acceptor_class`,
 `proposer_class` and `learner_class`. The real roles carry no planted
 branches of their own.
@@ -17,11 +18,13 @@ from typing import Mapping, TypeVar
 
 from .acceptor import Acceptor
 from .configs import Config, History
+from .election import Election
 from .ids import ZERO_BALLOT, Ballot
 from .learner import Learner
 from .messages import Accepted, Nack, Promise, Vote
 from .ready import Record
 from .proposer import Phase, Proposer
+from .reconfig import Reconfiguration
 
 
 class AcceptWithoutPromiseAcceptor(Acceptor):
@@ -56,20 +59,26 @@ class ReuseBallotProposer(Proposer):
     def on_nack(self, m: Nack) -> None:
         if m.ballot != self.ballot or self.phase is Phase.FOLLOWER:
             return
-        if m.compacted > self.compacted:
+        if m.compacted > self.decisions.compacted:
             self._note_compacted(m.compacted)
         self.stats.nacks += 1
         if self.phase is Phase.CANDIDATE:
             self.on_promise(Promise(src=m.src, dst=m.dst, ballot=m.ballot,
-                                    first_slot=self._first_slot, votes=()))
+                                    first_slot=self.election.first_slot, votes=()))
 
 
-class IgnorePromisedValueProposer(Proposer):
+class IgnorePromisedValueElection(Election):
     """TLA+ mutant IgnorePromisedValues: a new leader ignores the votes in the
     promises (P2c broken) and proposes its own values or no-ops."""
 
-    def _adopted(self, slot: int, config: Config) -> Vote | None:
+    def adopted(self, slot: int, config: Config) -> Vote | None:
         return None
+
+
+class IgnorePromisedValueProposer(Proposer):
+    """A proposer whose phase 1 is `IgnorePromisedValueElection`."""
+
+    election_class = IgnorePromisedValueElection
 
 
 class NaiveHistory(History):
@@ -90,7 +99,7 @@ def _naive(history: History) -> History:
     return NaiveHistory(history.alpha, history.configs, history.known)
 
 
-class NaiveSwapProposer(Proposer):
+class NaiveSwapReconfiguration(Reconfiguration):
     """TLA+ mutant NaiveSwap: the new acceptor set takes effect at once.
 
     A leader with slots in flight when a change is decided (or that has
@@ -98,8 +107,14 @@ class NaiveSwapProposer(Proposer):
     a proposer that learned it: two majorities that need not intersect.
     """
 
-    def _adopt(self, history: History) -> History:
+    def adopt(self, history: History) -> History:
         return _naive(history)
+
+
+class NaiveSwapProposer(Proposer):
+    """A proposer that keeps its history as `NaiveSwapReconfiguration` reads it."""
+
+    reconfig_class = NaiveSwapReconfiguration
 
 
 class NaiveSwapLearner(Learner):

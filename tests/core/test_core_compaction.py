@@ -141,7 +141,7 @@ def test_candidate_nacked_for_compaction_runs_phase_1_again_above_the_point():
     prepares = sent(ready, Prepare)
     assert prepares and {m.first_slot for m in prepares} == {20}
     assert prepares[0].ballot > ballot
-    assert p.proposer.decided_up_to == 19 and p.proposer.compacted == 20
+    assert p.proposer.decided_up_to == 19 and p.proposer.decisions.compacted == 20
 
 
 def test_retry_below_the_point_never_runs_a_ballot():

@@ -244,6 +244,31 @@ def test_phase_1_needs_a_majority_of_each_config_from_its_first_slot():
     assert p.is_leader
 
 
+def test_phase_1_is_not_won_by_a_majority_of_the_newest_config_alone():
+    """The same rule, fed the other way round: a majority of NEW promises
+    first. Phase 1 from slot 1 spans OLD (slots 1..3) and NEW (from 4), so
+    NEW alone wins nothing: no leadership and no Accept below the change
+    (a rule "a majority of the newest configuration" would lead here and
+    propose slots 1..3 that only OLD may decide)."""
+    p = node("p1")
+    decide_slots(p, {0: change(1, NEW)})  # governs slots >= 4; phase 1 starts at 1
+    for _ in range(40):
+        p.tick()
+        if sent(p.ready(), Prepare):
+            break
+    ballot = p.proposer.ballot
+    p.propose(Command("c1", b"1"))
+    ready = step(p, *[Promise(src=a, dst="p1", ballot=ballot, first_slot=4, votes=())
+                      for a in ("a4", "a5")])
+    assert not p.is_leader
+    assert not sent(ready, Accept)
+    ready = step(p, *[Promise(src=a, dst="p1", ballot=ballot, first_slot=1, votes=())
+                      for a in ("a1", "a2")])
+    assert p.is_leader
+    first = [m for m in sent(ready, Accept) if m.slot == 1]
+    assert {m.dst for m in first} == set(OLD) and first[0].value == Value.of([Command("c1", b"1")])
+
+
 def test_phase_1_adopts_per_slot_only_votes_of_config_s_members():
     p = node("p1")
     decide_slots(p, {0: change(1, NEW), 1: NOOP, 2: NOOP})  # configs known below 3 + alpha
@@ -273,7 +298,7 @@ def test_leader_sends_accept_for_s_to_config_s_and_counts_only_its_members():
     step(p, Accepted(src="a9", dst="p1", ballot=p.proposer.ballot, slot=accept, value=NOOP))
     step(p, Accepted(src="a1", dst="p1", ballot=p.proposer.ballot, slot=accept,
                      value=Value.of([Command("c0", b"0")])))
-    assert accept in p.proposer.inflight  # a non-member's vote did not make a majority
+    assert accept in p.proposer.pipeline.inflight  # a non-member's vote did not make a majority
 
 
 def test_the_alpha_bound_holds_a_leader_back_until_decisions_are_known():
@@ -287,14 +312,14 @@ def test_the_alpha_bound_holds_a_leader_back_until_decisions_are_known():
     for slot in (1, 2, 3):
         for a in OLD[:2]:
             p.step(Accepted(src=a, dst="p1", ballot=p.proposer.ballot, slot=slot,
-                            value=p.proposer.inflight[slot].value))
+                            value=p.proposer.pipeline.inflight[slot].value))
     p.propose(Command("c4", b"x"))
     ready = p.ready()
-    assert not sent(ready, Accept) and len(p.proposer.inflight) == 1
+    assert not sent(ready, Accept) and len(p.proposer.pipeline.inflight) == 1
     assert p.proposer.stats.alpha_waits >= 1
     for a in OLD[:2]:
         p.step(Accepted(src=a, dst="p1", ballot=p.proposer.ballot, slot=0,
-                        value=p.proposer.inflight[0].value))
+                        value=p.proposer.pipeline.inflight[0].value))
     assert {m.slot for m in sent(p.ready(), Accept)} == {4}
 
 
@@ -424,7 +449,7 @@ def test_a_new_members_promise_above_slots_in_flight_releases_them():
     for a in OLD[:2]:
         p.step(Accepted(src=a, dst="p1", ballot=p.proposer.ballot, slot=0, value=accept.value))
     p.ready()
-    assert set(p.proposer.inflight) == {1, 2, 3}  # the run-up to slot 4
+    assert set(p.proposer.pipeline.inflight) == {1, 2, 3}  # the run-up to slot 4
     step(p, Promise(src="a4", dst="p1", ballot=p.proposer.ballot, first_slot=4, votes=(),
                     compacted=4))
-    assert not p.proposer.inflight and p.proposer.decided_up_to == 3
+    assert not p.proposer.pipeline.inflight and p.proposer.decided_up_to == 3

@@ -78,4 +78,4 @@ def test_restart_without_the_round_is_saved_here_only_by_the_promise_coverage_ru
     assert run(restart) == Ballot(2, "p1")  # the reused ballot
     p1 = net_box["net"].nodes["p1"].proposer
     assert not p1.phase == "leader"
-    assert p1._promises.by_src and not p1._prepared()
+    assert p1.election.promises.by_src and not p1.election.prepared(p1.history)

@@ -94,7 +94,7 @@ def test_command_outvoted_in_its_slot_is_proposed_again(node_id, membership, dec
     assert proposed(node) == {0: {Value.of([R8])}}
 
     decide_other(node)
-    assert node.proposer.chosen[0] == Value.of([R9])
+    assert node.proposer.decisions.chosen[0] == Value.of([R9])
     again = proposed(node)  # re-queued by the leader itself, if it does so
 
     # The client did not hear back and retries, as clients do.
@@ -108,7 +108,7 @@ def test_command_outvoted_in_its_slot_is_proposed_again(node_id, membership, dec
                            if any(R8 in value for value in values))
     assert slots_with_r8, (
         "r8 lost: slot 0 was decided with r9, yet the leader neither re-proposed r8 "
-        f"nor accepted the client's retry (outstanding={sorted(node.proposer._outstanding)}, "
-        f"pending={list(node.proposer.pending)}, inflight={sorted(node.proposer.inflight)})"
+        f"nor accepted the client's retry (outstanding={sorted(node.proposer.intake.outstanding)}, "
+        f"pending={list(node.proposer.intake.pending)}, inflight={sorted(node.proposer.pipeline.inflight)})"
     )
     assert 0 not in slots_with_r8  # slot 0 is decided; r8 goes to a fresh slot

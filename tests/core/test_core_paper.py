@@ -316,7 +316,7 @@ def test_proposer_reproposes_highest_ballot_value_and_noops_holes(votes, expecte
     assert proposed == {slot: {value} for slot, value in expected.items()}
     for slot in expected:  # to every acceptor
         assert {m.dst for m in accepts if m.slot == slot} == {"a1", "a2", "a3"}
-    assert node.proposer.next_slot == max(expected, default=-1) + 1
+    assert node.proposer.pipeline.next_slot == max(expected, default=-1) + 1
 
 
 # Paxos Made Simple §2.2, phase 2(a): a proposer needs responses from a MAJORITY.

@@ -12,7 +12,8 @@ import random
 import pytest
 
 from paxos_agents.core import PLANTABLE, Membership, Node, Record, Settings
-from paxos_agents.core import acceptor, learner, proposer
+from paxos_agents.core import acceptor, decided, election, intake, learner, pipeline, proposer
+from paxos_agents.core import gaps, reconfig, retries
 from paxos_agents.core.acceptor import Acceptor
 from paxos_agents.core.learner import Learner
 from paxos_agents.core.plants import (
@@ -58,5 +59,6 @@ def test_two_plants_in_one_role_are_refused():
 def test_every_rule_plant_has_a_class_and_the_real_roles_never_read_plant():
     # forget-promise is about the disk, applied by the simulator at boot.
     assert set(ACCEPTORS) | set(PROPOSERS) | set(LEARNERS) == PLANTABLE - {"forget-promise"}
-    for module in (acceptor, proposer, learner):
+    for module in (acceptor, proposer, learner, election, pipeline, intake, decided, reconfig,
+                   retries, gaps):
         assert "plant" not in inspect.getsource(module), module.__name__

@@ -77,7 +77,7 @@ def test_a_slot_holds_up_to_batch_commands_and_up_to_slot_bytes(batch, slot_byte
     node = leader(Settings(batch=batch, slot_bytes=slot_bytes))
     commands = [cmd(i, size) for i, size in enumerate(sizes)]
     assert slots_of(node, commands) == expected
-    for slot in node.proposer.inflight.values():
+    for slot in node.proposer.pipeline.inflight.values():
         # The rule, stated on the bytes that travel: within the budget, or one command.
         assert len(slot.value.data) <= slot_bytes or len(slot.value) == 1
 

@@ -346,7 +346,7 @@ def test_retry_of_decided_slot_resends_the_decision(topology):
     c = commands(1)[0]
     sim.submit(leader, c)
     proposer = sim.nodes[leader].proposer
-    wait(sim, lambda: 0 in proposer.chosen)
+    wait(sim, lambda: 0 in proposer.decisions.chosen)
     ballot, elections = proposer.ballot, proposer.stats.elections
     sent = spy(sim)
     for _ in range(3):

@@ -47,7 +47,7 @@ assert net.nodes["p1"].proposer.decided_up_to == 0
 # 4. p1 times out and runs phase 1 from slot 1 under (2, p1); a1 and a2 promise.
 net.tick_until("p1", Prepare)
 old = net.nodes["p1"].proposer.ballot
-print("old incarnation:", old, "first_slot", net.nodes["p1"].proposer._first_slot)
+print("old incarnation:", old, "first_slot", net.nodes["p1"].proposer.election.first_slot)
 net.deliver(is_(Prepare, "p1", ("a1", "a2")))
 net.drop(is_(Prepare, "p1"))
 promises = [m for m in net.inbox if isinstance(m, Promise) and m.dst == "p1"]
@@ -61,12 +61,12 @@ net.deliver(lambda m: m is held_hb1)
 net.drop(lambda m: m.src == "p2")
 net.tick_until("p1", Prepare)
 new = net.nodes["p1"].proposer.ballot
-print("new incarnation:", new, "first_slot", net.nodes["p1"].proposer._first_slot)
+print("new incarnation:", new, "first_slot", net.nodes["p1"].proposer.election.first_slot)
 assert new == old
 net.drop(is_(Prepare, "p1"))                          # its own Prepares: nacked or lost, no matter
 # 8. The old incarnation's Promises arrive, once each.
 net.deliver(is_(Promise, dst="p1"))
-print("p1 leads:", net.nodes["p1"].is_leader, "next_slot", net.nodes["p1"].proposer.next_slot)
+print("p1 leads:", net.nodes["p1"].is_leader, "next_slot", net.nodes["p1"].proposer.pipeline.next_slot)
 # 9. A client asks p1 for Y: it goes to slot 0 under (2, p1), which every acceptor accepts.
 try:
     net.submit("p1", Y)
