@@ -44,7 +44,7 @@ from ..core.node import Node
 from ..core.proposer import Phase
 from . import frames
 from .clients import Clients
-from .codec import CodecError, decode, encode, values_of, values_of
+from .codec import CodecError, decode, encode, values_of
 from .report import AgentReport, ConfigReport, PersistHistogram
 from .spec import AgentSpec
 from .storage import Storage
@@ -123,11 +123,6 @@ class Agent:
         #: alone only stores and forwards them, undecoded.
         self._reads_values = self.node.learner is not None or self.node.proposer is not None
         self._checked: dict[tuple, bytes] = {}
-        #: A learner applies values and a proposer re-proposes them (and a
-        #: replica's acceptor hands its votes to its own learner): their
-        #: values are checked on arrival. An acceptor alone only stores and
-        #: forwards them, undecoded.
-        self._reads_values = self.node.learner is not None or self.node.proposer is not None
 
     def stop(self, *_: object) -> None:
         """Finish the current iteration (its persist included), then return from `run`."""
@@ -264,18 +259,6 @@ class Agent:
                                         "from %s to %s", type(msg).__name__, sender,
                                         clip(msg.src), clip(msg.dst))
             return
-        if self._reads_values:
-            try:
-                for value in values_of(msg):
-                    value.request_ids()  # decodes the batch's layout (kept for later use)
-            except BatchError as e:
-                # A learner would fail applying it, a proposer re-proposing
-                # it: only a misbehaving peer sends one, so it goes no further.
-                self.malformed += 1
-                self.transport.rlog.warning("bad-value", "dropped a %s from %s holding a value "
-                                            "that is not a batch: %s", type(msg).__name__,
-                                            sender, clip(str(e), 200))
-                return
         if self._reads_values:
             try:
                 self._check_values(msg)
