@@ -249,17 +249,21 @@ class Client:
         int from -1 to 2**63 - 1; `timeout` not a finite number > 0), and
         `NotRunning` (exit 1) if the data path is closed.
         """
-        from .dataclient import check_proposal, check_timeout
-
         if request_id is None:
             fresh = True
             request_id = new_request_id()
-        # Before the data path opens: bad input is a usage error even when
-        # no cluster runs. The data path checks again, with its size limit.
-        check_proposal(value, request_id, issued)
-        check_timeout(timeout)
-        return self.data().propose_async(value, request_id=request_id, timeout=timeout,
-                                         issued=issued, fresh=fresh)
+        data = self._data
+        if data is None:
+            from .dataclient import check_proposal, check_timeout
+
+            # Before the data path opens: bad input is a usage error even
+            # when no cluster runs. Once open, the data path checks it (with
+            # the cluster's size limit), once per command.
+            check_proposal(value, request_id, issued)
+            check_timeout(timeout)
+            data = self.data()
+        return data.propose_async(value, request_id=request_id, timeout=timeout,
+                                  issued=issued, fresh=fresh)
 
     def propose(self, value: bytes | str, *, request_id: str | None = None,
                 timeout: float = 10.0, issued: int | None = None,

@@ -108,7 +108,10 @@ def check_proposal(value: object, request_id: object, issued: object,
     an int from -1 to 2**63 - 1. Checked at the call, before anything is
     queued: the I/O thread never sees a command it cannot encode.
     """
-    if isinstance(value, str):
+    # The usual case first (bytes, a short ASCII id): this runs per command.
+    if type(value) is bytes:
+        payload = value
+    elif isinstance(value, str):
         try:
             payload = value.encode()
         except UnicodeEncodeError as e:
@@ -130,7 +133,7 @@ def check_proposal(value: object, request_id: object, issued: object,
         raise UsageError(f"request_id: must not start with NUL (reserved for configuration "
                          f"commands, {ascii(CONFIG_PREFIX)}...), got {ascii(request_id)[:60]}")
     try:
-        size = len(request_id.encode())
+        size = len(request_id) if request_id.isascii() else len(request_id.encode())
     except UnicodeEncodeError as e:
         raise UsageError(f"request_id: not encodable as UTF-8 "
                          f"({ascii(request_id[e.start:e.start + 1])} at position {e.start}, "
@@ -145,10 +148,15 @@ def check_proposal(value: object, request_id: object, issued: object,
     return payload
 
 
+_INFINITY = float("inf")
+
+
 def check_timeout(timeout: object) -> float:
     """`timeout` as seconds if it is a finite number > 0; else `UsageError`."""
+    if type(timeout) is float and 0 < timeout < _INFINITY:
+        return timeout
     if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-            or not 0 < timeout < float("inf")):
+            or not 0 < timeout < _INFINITY):
         raise UsageError(f"timeout: expected seconds, a finite number > 0, got {timeout!r}")
     return float(timeout)
 
