@@ -9,7 +9,7 @@ round starts a fresh example cluster (examples/cluster.toml, fsync on, in a
 temporary state dir) on each side in turn, runs `paxosctl bench -o json`
 against it and brings it down; rounds alternate base and this checkout so
 that both see the same machine. Prints, per side, the median of the rounds:
-commands/s and each process's µs of CPU per decided command (the leader,
+commands/s, the median latency, and each process's µs of CPU per decided command (the leader,
 the acceptors, the learners, the supervisor, the whole cluster, the bench
 client), then this checkout's ratios to the base. Figures, not verdicts:
 this machine is shared, so only ratios from one run mean anything.
@@ -100,7 +100,8 @@ def main() -> int:
                 return 1
     medians: dict[str, dict[str, float]] = {}
     for name, runs in results.items():
-        figures: dict[str, list[float]] = {"commands/s": [r["throughput_per_s"] for r in runs]}
+        figures: dict[str, list[float]] = {"commands/s": [r["throughput_per_s"] for r in runs],
+                                           "p50 ms": [r["latency_ms"]["p50"] for r in runs]}
         for run in runs:
             for key, value in roles(run.get("cpu_us_per_command") or {}).items():
                 figures.setdefault(f"{key} µs/cmd", []).append(value)
