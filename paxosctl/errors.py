@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:  # paxosctl.control is not imported at run time: the CLI starts fast
-    from .control import Fault
+    from .faults import Fault
 
 
 class PaxosctlError(Exception):
@@ -169,7 +169,7 @@ class RequestFailed(PaxosctlError):
     @property
     def fault(self) -> "Fault | None":
         """The fault named by the reply, or None if this client does not know it."""
-        from .control import Fault
+        from .faults import Fault
 
         try:
             return Fault(self.error) if self.error is not None else None

@@ -145,4 +145,35 @@ def test_the_membership_plan_and_state_machine_do_no_io(module):
     assert names & {"os", "socket", "subprocess", "time", "threading", "select", "signal",
                     "multiprocessing", "sqlite3"} == set()
     assert not GRAPH[f"paxosctl.membership.{module}"] & {
-        "paxosctl.fleet", "paxosctl.agents", "paxosctl.loop", "paxosctl.membership.topology"}
+        "paxosctl.fleet", "paxosctl.agents", "paxosctl.loop", "paxosctl.membership.topology",
+        "paxosctl.control"}  # the socket server: a refusal's Fault is in paxosctl.faults
+
+
+#: What the protocol core may import from the standard library: no clock,
+#: file, process, socket, thread or database (DESIGN.md, "Layers"), so the
+#: same code runs in the simulator and in agents. `random` is there for the
+#: `random.Random` a node is handed, never the global one.
+CORE_STDLIB = {"__future__", "collections", "dataclasses", "enum", "functools", "hashlib",
+               "importlib", "itertools", "json", "math", "random", "struct", "typing",
+               "bisect", "heapq", "operator", "abc"}
+
+
+def _stdlib_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.partition(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add((node.module or "").partition(".")[0])
+    return names - {"paxos_agents"}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "paxos_agents" / "core").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_the_core_imports_no_io(path):
+    """The core takes time, randomness and reads as arguments: it imports
+    nothing that reads a clock, a file or a socket (os, time, socket,
+    sqlite3, threading, select...), only what CORE_STDLIB lists."""
+    assert _stdlib_imports(path) <= CORE_STDLIB, sorted(_stdlib_imports(path) - CORE_STDLIB)
+    assert not {m for m in GRAPH.get(_module_name(path), set())
+                if not m.startswith("paxos_agents.core")}, "the core imports only the core"

@@ -12,7 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Iterable
 
-from ..control import Fault, OpError
+from ..faults import Fault, OpError
 from ..errors import UsageError
 from ..manifest import AgentSpec, Manifest, endpoint_problem
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from paxos_agents.core.configs import majority
 
-from ..control import Fault
+from ..faults import Fault
 from ..manifest import AgentSpec
 
 ROLES = ("proposer", "acceptor", "learner")
