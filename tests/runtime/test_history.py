@@ -8,6 +8,7 @@ beside the running agents), in temporary folders.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import tarfile
 from pathlib import Path
@@ -139,6 +140,12 @@ def test_retention_bounds_the_log_and_expires_old_requests(make_cluster):
     assert late.returncode == 1 and "expired" in late.stderr, describe(late)
     values = [e["value"] for e in cluster.decided()]
     assert "late retry" not in values and values.count("fresh") == 1
+    # Two commands were refused, each counted once cluster-wide (not once per learner).
+    def expired_total() -> int:
+        text = cluster.run_ok("metrics").stdout
+        return int(float(re.search(r"^paxos_proposals_expired_total (\S+)$", text, re.M).group(1)))
+    wait_until(lambda: expired_total() >= 2, 20, "paxos_proposals_expired_total to count both")
+    assert expired_total() == 2
 
 
 def without_positions(entries: list[dict]) -> list[dict]:
