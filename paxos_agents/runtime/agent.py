@@ -37,11 +37,10 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Callable
 
 from ..core.commands import BatchError
-from ..core.commands import BatchError
 from ..core.config import Membership
 from ..core.messages import Accepted
 from ..core.node import Node
-from ..core.proposer import Phase
+from ..core.status import ConfigStatus
 from . import frames
 from .clients import Clients
 from .codec import CodecError, decode, encode, values_of
@@ -360,7 +359,7 @@ class Agent:
         proposer = self.node.proposer
         if proposer is None:
             return
-        leader = self.name if proposer.phase is Phase.LEADER else proposer.leader
+        leader = self.name if self.node.is_leader else proposer.leader
         if leader != self._leader_hint:
             self._leader_hint = leader
             self.clients.leader_changed(leader)
@@ -399,15 +398,16 @@ class Agent:
         """This incarnation's `AgentReport`, as the JSON object a HEARTBEAT
         frame carries (`AgentReport.to_json()`; the supervisor parses it back)."""
         node = self.node
-        p = node.proposer
+        status = node.status()  # one typed view of the node: no reaching into its roles
+        ballot = status.ballot
         transport = self.transport
         report = AgentReport(
             name=self.name,
             incarnation=self.spec.incarnation,
-            leader=p is not None and p.phase is Phase.LEADER,
-            ballot=(p.ballot.round, p.ballot.node_id) if p else None,
-            leader_hint=p.leader if p else None,
-            decided_up_to=node.learner.decided_up_to if node.learner else None,
+            leader=status.leading,
+            ballot=(ballot.round, ballot.node_id) if ballot is not None else None,
+            leader_hint=status.leader,
+            decided_up_to=status.decided_up_to,
             stats={**node.stats(), **self.clients.stats(), **transport.stats()},
             received=dict(self.received),
             sent=dict(self.sent),
@@ -417,22 +417,10 @@ class Agent:
             persist=PersistHistogram(count=self.persist_count, sum=self.persist_sum,
                                      buckets=tuple(self.persist_buckets)),
             state_bytes=self._state_bytes(),
-            config=self._config_report(),
+            config=_config_report(status.config),
             refused=dict(transport.refused),
         )
         return report.to_json()
-
-    def _config_report(self) -> ConfigReport | None:
-        status = self.node.configuration()
-        if status is None:
-            return None
-        role = self.node.learner if self.node.learner is not None else self.node.proposer
-        latest = role.history.latest
-        return ConfigReport(epoch=latest.epoch, acceptors=latest.acceptors,
-                            in_force_epoch=status.in_force.epoch,
-                            in_force=status.in_force.acceptors,
-                            pending_slot=status.pending.first_slot if status.pending else -1,
-                            history=role.history.to_json())
 
     def _state_bytes(self) -> int:
         """Bytes of this agent's state files on disk (the database and its WAL)."""
@@ -454,3 +442,15 @@ class Agent:
         log.info("catching up from peer learners: %d slots copied, applied up to slot %d, "
                  "%d to go", learner.installed, learner.decided_up_to, learner.catchup_remaining)
         self._catchup_logged = (learner.installed, now)
+
+
+def _config_report(status: ConfigStatus | None) -> ConfigReport | None:
+    """The heartbeat's configuration part, from the node's typed status."""
+    if status is None:
+        return None
+    latest = status.history.latest
+    return ConfigReport(epoch=latest.epoch, acceptors=latest.acceptors,
+                        in_force_epoch=status.in_force.epoch,
+                        in_force=status.in_force.acceptors,
+                        pending_slot=status.pending.first_slot if status.pending else -1,
+                        history=status.history.to_json())
