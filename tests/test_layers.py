@@ -50,6 +50,18 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
     return found
 
 
+def _stdlib_imports(path: Path) -> set[str]:
+    """The top-level names of the modules `path` imports absolutely (the
+    standard library and third parties; not the project's own packages)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.partition(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add((node.module or "").partition(".")[0])
+    return names - set(PACKAGES)
+
+
 def _graph() -> dict[str, set[str]]:
     files = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
     modules = {_module_name(p) for p in files}
@@ -135,13 +147,7 @@ def test_the_membership_wing_imports_only_downwards():
 @pytest.mark.parametrize("module", ["plan", "change"])
 def test_the_membership_plan_and_state_machine_do_no_io(module):
     """No process, file, socket or clock: they are table-tested without any."""
-    path = ROOT / "paxosctl" / "membership" / f"{module}.py"
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name.partition(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and not node.level:
-            names.add((node.module or "").partition(".")[0])
+    names = _stdlib_imports(ROOT / "paxosctl" / "membership" / f"{module}.py")
     assert names & {"os", "socket", "subprocess", "time", "threading", "select", "signal",
                     "multiprocessing", "sqlite3"} == set()
     assert not GRAPH[f"paxosctl.membership.{module}"] & {
@@ -157,15 +163,6 @@ CORE_STDLIB = {"__future__", "collections", "dataclasses", "enum", "functools", 
                "importlib", "itertools", "json", "math", "random", "struct", "typing",
                "bisect", "heapq", "operator", "abc"}
 
-
-def _stdlib_imports(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name.partition(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and not node.level:
-            names.add((node.module or "").partition(".")[0])
-    return names - {"paxos_agents"}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "paxos_agents" / "core").glob("*.py")),
