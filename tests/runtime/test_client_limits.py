@@ -20,7 +20,7 @@ from paxos_agents.core import Chunk, Command
 from paxos_agents.core.commands import Value
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
-from paxos_agents.runtime.clients import PAGE_SECONDS
+from paxos_agents.runtime.watches import PAGE_SECONDS
 from paxos_agents.runtime.codec import encode
 from paxosctl.decidedlog import page_entries
 
