@@ -34,7 +34,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .faults import Fault, OpError
+from .faults import Fault, OpError  # noqa: F401 - OpError re-exported (ops, tests)
 
 log = logging.getLogger("paxosctl.control")
 
