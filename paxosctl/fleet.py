@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from paxos_agents.core.config import Membership, Settings
+from paxos_agents.core.settings import Membership, Settings
 from paxos_agents.runtime import frames
 from paxos_agents.core.configs import History
 from paxos_agents.runtime.report import AgentReport

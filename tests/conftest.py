@@ -21,24 +21,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from clusters import (
-    PAXOSCTL,
-    STATES,
-    TOPOLOGIES,
-    Cluster,
-    ClusterFactory,
-    alive,
-    describe,
-    manifest_text,
-    paxosctl,
-    short_tmpdir,
-    wait_until,
-)
+from clusters import Cluster, ClusterFactory, short_tmpdir
 
-# Test modules import these from here (`from conftest import ...`), as they
-# did when they were defined here; their home is tests/clusters.py.
-__all__ = ["PAXOSCTL", "STATES", "TOPOLOGIES", "Cluster", "ClusterFactory", "alive", "describe",
-           "manifest_text", "paxosctl", "short_tmpdir", "wait_until"]
 
 # A test run started in the background of a non-interactive shell inherits
 # SIGINT ignored, and so would every process it starts: tests that press
@@ -58,6 +42,17 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture
 def make_cluster() -> Iterator[ClusterFactory]:
     """A factory of clusters torn down after the test."""
+    factory = ClusterFactory()
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="module")
+def module_clusters() -> Iterator[ClusterFactory]:
+    """A factory of clusters shared by one test module, torn down after its
+    last test: for modules whose tests each leave the cluster as they found it."""
     factory = ClusterFactory()
     try:
         yield factory

@@ -24,7 +24,7 @@ from paxosctl.agents import AgentProcess
 from paxosctl.manifest import AgentSpec, RestartSettings
 from paxosctl.restart import ExitCause, Lifecycle
 
-from conftest import wait_until
+from clusters import wait_until
 
 
 def deaf(spec, inbox, outbox) -> None:

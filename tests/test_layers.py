@@ -3,6 +3,7 @@
 - `paxos_agents` never imports `paxosctl`;
 - inside each package the imports form no cycle (the supervisor's rooms:
   supervisor -> ops -> fleet -> agents -> metrics -> restart, and so on);
+- test modules import the cluster harness from tests/clusters.py, not a conftest;
 - nothing imports `paxosctl.cli` (the package, or a module in it) but `__main__`;
   inside it, command modules import only `paxosctl.cli.common`.
 
@@ -174,3 +175,12 @@ def test_the_core_imports_no_io(path):
     assert _stdlib_imports(path) <= CORE_STDLIB, sorted(_stdlib_imports(path) - CORE_STDLIB)
     assert not {m for m in GRAPH.get(_module_name(path), set())
                 if not m.startswith("paxos_agents.core")}, "the core imports only the core"
+
+
+def test_tests_import_the_harness_from_clusters_not_conftest():
+    """pytest loads a conftest by itself; importing one by name as well gives
+    two copies of it where two folders hold a conftest.py (tests/faults has
+    one). The harness lives in tests/clusters.py."""
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py")
+                 if "conftest" in _stdlib_imports(p)]
+    assert offenders == []

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .commands import NOOP, BatchError, Command, Value, is_noop
-    from .config import PLANTABLE, Membership, Settings
-    from .ids import ZERO_BALLOT, Ballot, NodeId, Slot
+    from .settings import PLANTABLE, Membership, Settings
+    from .ids import ZERO_BALLOT, Ballot
     from .messages import (
         MESSAGE_TYPES,
         Accept,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NOOP", "BatchError", "Command", "Value", "is_noop", "PLANTABLE", "Membership", "Settings",
-    "ZERO_BALLOT", "Ballot", "NodeId", "Slot", "LogEntry", "MESSAGE_TYPES", "Accept",
+    "ZERO_BALLOT", "Ballot", "LogEntry", "MESSAGE_TYPES", "Accept",
     "Accepted", "ClientRequest", "Decide", "Heartbeat", "Message", "Nack", "Prepare",
     "Promise", "Retry", "Vote", "Node", "Phase", "Applied", "AppliedSlot", "Persist", "Ready", "Record",
     "Stored", "Fetch", "Chunk", "EXPIRED", "LogPiece", "log_entries", "DurableLog",
@@ -52,8 +52,8 @@ __all__ = [
 #: Where each public name lives.
 _HOMES = {
     **dict.fromkeys(("NOOP", "BatchError", "Command", "Value", "is_noop"), "commands"),
-    **dict.fromkeys(("PLANTABLE", "Membership", "Settings"), "config"),
-    **dict.fromkeys(("ZERO_BALLOT", "Ballot", "NodeId", "Slot"), "ids"),
+    **dict.fromkeys(("PLANTABLE", "Membership", "Settings"), "settings"),
+    **dict.fromkeys(("ZERO_BALLOT", "Ballot"), "ids"),
     **dict.fromkeys(("MESSAGE_TYPES", "Accept", "Accepted", "Chunk", "ClientRequest", "Decide",
                      "Fetch", "Heartbeat", "Message", "Nack", "Prepare", "Promise", "Retry",
                      "Stored", "Vote"), "messages"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Container
 
-from .config import Membership, Settings
+from .settings import Membership, Settings
 from .ids import ZERO_BALLOT, Ballot
 from .messages import Heartbeat, Retry
 from .outbox import Outbox

@@ -1,4 +1,4 @@
-"""Identifiers: node ids, slots and ballots.
+"""Ballots: the proposal numbers of Paxos Made Simple, section 2.2.
 
 Ballots are `(round, node_id)` pairs compared as tuples. The node id makes
 two proposers' ballots distinct without relying on process ids, which the
@@ -9,10 +9,6 @@ with PIDs; that is unsafe).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NewType
-
-NodeId = NewType("NodeId", str)
-Slot = NewType("Slot", int)
 
 
 @dataclass(frozen=True, slots=True, order=True)

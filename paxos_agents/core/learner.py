@@ -56,7 +56,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .commands import Command, Value
-from .config import Membership, Settings
+from .settings import Membership, Settings
 from .configs import Config, History
 from .ids import Ballot
 from .gaps import Gaps

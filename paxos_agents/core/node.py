@@ -28,7 +28,7 @@ from typing import assert_never
 
 from .acceptor import Acceptor
 from .commands import Command
-from .config import Membership, Settings
+from .settings import Membership, Settings
 from .configs import History
 from .learner import Learner
 from .messages import (

@@ -69,7 +69,7 @@ import random
 from enum import Enum
 
 from .commands import NOOP, Command, Value
-from .config import Membership, Settings
+from .settings import Membership, Settings
 from .configs import Config, History
 from .decided import Decisions
 from .election import Election

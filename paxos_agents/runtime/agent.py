@@ -37,7 +37,7 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Callable
 
 from ..core.commands import BatchError
-from ..core.config import Membership
+from ..core.settings import Membership
 from ..core.messages import Accepted
 from ..core.node import Node
 from ..core.status import ConfigStatus

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.config import Membership, Settings
+from ..core.settings import Membership, Settings
 from .transport import Limits
 
 #: Every log file of a cluster (each agent's, the supervisor's) rotates at

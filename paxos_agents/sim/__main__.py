@@ -16,7 +16,7 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
-from ..core.config import PLANTABLE
+from ..core.settings import PLANTABLE
 from .faults import LIVENESS_TICKS, Outcome, run_seed
 from .topology import SEPARATE, Topology
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..core.commands import Command
-from ..core.config import Membership, Settings
+from ..core.settings import Membership, Settings
 from ..core.configs import Config, ConfigError, History
 from ..core.ids import ZERO_BALLOT
 from ..core.messages import Message

@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass
 
 from ..core.commands import Command
-from ..core.config import Settings
+from ..core.settings import Settings
 from .checks import Violation
 from .cluster import Faults, SimCluster
 from .topology import Topology

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.config import Membership
+from ..core.settings import Membership
 
 ROLE_KEYS = ("proposers", "acceptors", "learners", "replicas")
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Mapping, Union
 
-from paxos_agents.core.config import Membership
+from paxos_agents.core.settings import Membership
 
 from ..manifest import AgentSpec
 from .plan import ChangePlan, Decided

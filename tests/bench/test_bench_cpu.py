@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import PAXOSCTL, describe, wait_until
+from clusters import PAXOSCTL, describe, wait_until
 
 OLD_FIELDS = ("requests", "errors", "concurrency", "value_size", "seconds", "throughput_per_s",
               "latency_ms", "queue_limit_per_s", "ratio_to_limit")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import alive
+from clusters import alive
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "long_life.py"
 

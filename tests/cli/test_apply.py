@@ -18,9 +18,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, describe, manifest_text, wait_until
+from clusters import Cluster, describe, manifest_text, wait_until
 
-from paxos_agents.core.config import Membership
+from paxos_agents.core.settings import Membership
 from paxos_agents.core.messages import Stored
 from paxos_agents.core.node import Node
 from paxosctl import Client

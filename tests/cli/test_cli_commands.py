@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import (
+from clusters import (
     PAXOSCTL,
     STATES,
     Cluster,
@@ -44,13 +44,9 @@ NO_CLUSTER = "no cluster running for cluster.toml (start it with: paxosctl up cl
 
 
 @pytest.fixture(scope="module")
-def shared():
+def shared(module_clusters: ClusterFactory) -> Cluster:
     """One roles cluster for the tests that leave it healthy (saves a start each)."""
-    factory = ClusterFactory()
-    try:
-        yield factory("roles", name="cli", paxos={"max_value_bytes": MAX_VALUE_BYTES})
-    finally:
-        factory.close()
+    return module_clusters("roles", name="cli", paxos={"max_value_bytes": MAX_VALUE_BYTES})
 
 
 def ok(cluster: Cluster, *args: str, **kwargs) -> str:

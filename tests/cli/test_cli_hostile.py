@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PAXOSCTL, Cluster, ClusterFactory, describe, short_tmpdir
+from clusters import PAXOSCTL, Cluster, ClusterFactory, describe, short_tmpdir
 
 #: The exit codes the README documents.
 DOCUMENTED = {0, 1, 2, 3, 124}

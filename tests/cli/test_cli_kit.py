@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from conftest import PAXOSCTL, Cluster, ClusterFactory, describe, paxosctl, wait_until
+from clusters import PAXOSCTL, Cluster, ClusterFactory, describe, paxosctl, wait_until
 
 from paxosctl import __version__
 
@@ -30,13 +30,9 @@ QUICK = {"policy": "always", "backoff_initial": "50ms"}
 
 
 @pytest.fixture(scope="module")
-def kit():
+def kit(module_clusters: ClusterFactory) -> Cluster:
     """One roles cluster for this module; each test leaves every agent running."""
-    factory = ClusterFactory()
-    try:
-        yield factory("roles", name="kit", health=PATIENT, restart=QUICK)
-    finally:
-        factory.close()
+    return module_clusters("roles", name="kit", health=PATIENT, restart=QUICK)
 
 
 def agent_row(cluster: Cluster, name: str) -> dict:

@@ -19,7 +19,7 @@ import time
 
 import psutil
 
-from conftest import PAXOSCTL, Cluster, ClusterFactory, alive, describe, wait_until
+from clusters import PAXOSCTL, Cluster, ClusterFactory, alive, describe, wait_until
 
 from paxosctl.client import ANSWER_GRACE
 

@@ -479,7 +479,7 @@ def test_a_slot_of_the_largest_value_fits_in_one_frame() -> None:
     longest request id a client may send, or a full slot budget of small
     commands, in an Accept (a Chunk and a decided page carry a slot alike)."""
     from paxos_agents.core import Accept, Ballot, Command, Value
-    from paxos_agents.core.config import SLOT_BYTES
+    from paxos_agents.core.settings import SLOT_BYTES
     from paxos_agents.runtime import codec
     from paxos_agents.runtime.clientwire import MAX_REQUEST_ID_BYTES
     from paxos_agents.runtime.frames import MAX_FRAME_BYTES

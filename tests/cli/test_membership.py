@@ -12,7 +12,7 @@ import json
 import os
 import signal
 
-from conftest import Cluster, describe, wait_until
+from clusters import Cluster, describe, wait_until
 
 ROLES = {"proposer": ("proposer", 2), "acceptor": ("acceptor", 3), "learner": ("learner", 1)}
 THREE = ["acceptor-0", "acceptor-1", "acceptor-2"]

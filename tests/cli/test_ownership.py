@@ -36,7 +36,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import PAXOSCTL, ClusterFactory, describe, manifest_text, paxosctl, wait_until
+from clusters import PAXOSCTL, ClusterFactory, describe, manifest_text, paxosctl, wait_until
 
 from paxos_agents.runtime.spec import LOG_MAX_BYTES
 from paxosctl.manifest import MetricsSettings

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ClusterFactory, describe, manifest_text
+from clusters import ClusterFactory, describe, manifest_text
 
 from paxosctl.footprint import Footprint
 from paxosctl.purge import NOT_EMPTY, NOT_MADE, purge

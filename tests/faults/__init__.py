@@ -4,6 +4,6 @@ disk, partitioned and fed garbage, every run checked with
 
 This folder is a package on purpose. Its `conftest.py` then imports as
 `faults.conftest` instead of plain `conftest`, so it never shadows
-`tests/conftest.py`, which other test modules import by that name
-(`from conftest import ...`).
+`tests/conftest.py`. Test modules import the cluster harness from
+tests/clusters.py, never from a conftest.
 """

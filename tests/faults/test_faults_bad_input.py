@@ -59,21 +59,12 @@ PROMPT = 2.0
 # ------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(scope="module")
-def fault_control_factory() -> Iterator[ClusterFactory]:
-    factory = ClusterFactory()
-    try:
-        yield factory
-    finally:
-        factory.close()
-
-
 @pytest.fixture
-def fault_live(fault_control_factory: ClusterFactory) -> Iterator[tuple[FaultCluster, psutil.Process]]:
+def fault_live(module_clusters: ClusterFactory) -> Iterator[tuple[FaultCluster, psutil.Process]]:
     """The module's cluster and its supervisor process, started again if an
     earlier test killed it (so one failure does not cascade). Each test then
     checks, with `assert_serving`, that this very process still serves."""
-    factory = fault_control_factory
+    factory = module_clusters
     cluster = factory.clusters[-1] if factory.clusters else None
     if cluster is None or cluster.supervisor() is None:
         cluster = factory("roles", name="bad", paxos={"max_value_bytes": 4096})

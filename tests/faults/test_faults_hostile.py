@@ -43,19 +43,10 @@ from clusters import PAXOSCTL
 from .harness import ClusterFactory, FaultCluster, alive, wait_until
 
 
-@pytest.fixture(scope="module")
-def fault_hostile_factory() -> Iterator[ClusterFactory]:
-    factory = ClusterFactory()
-    try:
-        yield factory
-    finally:
-        factory.close()
-
-
 @pytest.fixture
-def hostile(fault_hostile_factory: ClusterFactory) -> FaultCluster:
+def hostile(module_clusters: ClusterFactory) -> FaultCluster:
     """The module's cluster; each test asserts it served and nobody restarted."""
-    factory = fault_hostile_factory
+    factory = module_clusters
     if not factory.clusters:
         factory("roles", name="hostile")
     cluster = factory.clusters[-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from paxos_agents.core.config import Membership
+from paxos_agents.core.settings import Membership
 from paxosctl.control import Fault
 from paxosctl.membership.change import (
     Announce, Liveness, Propose, Stage, StartAgent, StopAgent, Transition, View)

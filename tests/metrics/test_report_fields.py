@@ -13,7 +13,7 @@ import logging
 import time
 
 import pytest
-from conftest import manifest_text
+from clusters import manifest_text
 from in_process import Driven
 
 from paxos_agents.core import NOOP, Accept, Accepted, Ballot, Promise

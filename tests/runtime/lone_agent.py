@@ -17,7 +17,7 @@ import os
 import resource
 import sys
 
-from paxos_agents.core.config import Membership, Settings
+from paxos_agents.core.settings import Membership, Settings
 from paxos_agents.runtime.main import agent_main
 from paxos_agents.runtime.spec import AgentSpec
 from paxos_agents.runtime.transport import Limits

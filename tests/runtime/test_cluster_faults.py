@@ -23,7 +23,7 @@ from concurrent.futures import Future
 
 import psutil
 import pytest
-from conftest import TOPOLOGIES, Cluster, ClusterFactory, alive, describe, wait_until
+from clusters import TOPOLOGIES, Cluster, ClusterFactory, alive, describe, wait_until
 
 from paxosctl import Decision
 from paxosctl.client import RequestFailed

@@ -19,7 +19,7 @@ from paxos_agents.runtime.storage import SCHEMA_VERSION
 from paxosctl import Client
 from paxosctl.client import Expired
 
-from conftest import describe, wait_until
+from clusters import describe, wait_until
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

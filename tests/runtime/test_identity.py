@@ -13,7 +13,7 @@ import pytest
 from paxos_agents.runtime.storage import SqliteStorage, StorageError
 from paxosctl import Client
 
-from conftest import wait_until
+from clusters import wait_until
 
 
 def state(cluster, agent: str) -> Path:

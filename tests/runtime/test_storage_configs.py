@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from paxos_agents.core.commands import NOOP, Command, Value
-from paxos_agents.core.config import Membership, Settings
+from paxos_agents.core.settings import Membership, Settings
 from paxos_agents.core.configs import History, config_command
 from paxos_agents.core.ids import Ballot
 from paxos_agents.core.messages import Accept, Accepted, Prepare, Promise, Vote
