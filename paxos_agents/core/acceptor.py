@@ -91,7 +91,7 @@ class Acceptor:
         elif m.ballot > self.promised:
             self.promised = m.ballot
             self._out.promised = m.ballot
-            self._out.after_persist.append(
+            self._out.send_after_persist.append(
                 Promise(src=self.node_id, dst=m.src, ballot=m.ballot, first_slot=m.first_slot,
                         votes=tuple(self.votes_from(m.first_slot)), compacted=self.compacted)
             )
@@ -122,7 +122,7 @@ class Acceptor:
                 self._recent = dict(sorted(self._recent.items())[-RECENT_VOTES:])
         # A duplicate Accept gets its Accepted again (the first may be lost).
         for dst in dict.fromkeys((m.src, *self.learners)):
-            self._out.after_persist.append(
+            self._out.send_after_persist.append(
                 Accepted(src=self.node_id, dst=dst, ballot=m.ballot, slot=m.slot, value=m.value)
             )
 
@@ -135,7 +135,7 @@ class Acceptor:
             self._out.promised = ballot
 
     def _nack(self, dst: str, ballot: Ballot) -> None:
-        self._out.now.append(Nack(src=self.node_id, dst=dst, ballot=ballot,
+        self._out.send.append(Nack(src=self.node_id, dst=dst, ballot=ballot,
                                   promised=self.promised, compacted=self.compacted))
 
     # ------------------------------------------------------------ compaction

@@ -6,7 +6,7 @@ Lamport, Malkhi, Zhou, "Reconfiguring a State Machine", 2010, section 4):
 
 - a new ballot takes a round above every one this proposer used or saw,
   persisted (`Outbox.round`) before its first Prepare leaves: the Prepares
-  go to `after_persist`, so a restarted proposer never reuses a ballot;
+  go to `send_after_persist`, so a restarted proposer never reuses a ballot;
 - the Prepare goes to the members of every known configuration governing a
   slot >= `first_slot`, each asked once per ballot (a second Prepare under
   one ballot is refused), from that configuration's first slot if later;
@@ -82,7 +82,7 @@ class Election:
                     self._asked.add(acceptor)
                     if leader and self.waiting_since is None:
                         self.waiting_since = now
-                    self._out.after_persist.append(Prepare(
+                    self._out.send_after_persist.append(Prepare(
                         src=self.node_id, dst=acceptor, ballot=self.ballot, first_slot=first))
 
     def add(self, m: Promise) -> None:

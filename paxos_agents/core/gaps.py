@@ -73,7 +73,7 @@ class Gaps:
             if now - since < gap or now - asked_at.get(slot, -gap) < gap:
                 continue
             asked_at[slot] = now
-            self._out.now.append(Retry(src=self.node_id, dst=self._target(now), slot=slot))
+            self._out.send.append(Retry(src=self.node_id, dst=self._target(now), slot=slot))
             self.retries_sent += 1
             asked += 1
             if asked >= MAX_RETRIES_PER_TICK:

@@ -90,7 +90,7 @@ class Intake:
     def _forward(self, commands: Iterable[Command], leader: str) -> None:
         for command in commands:
             self._stats.forwarded += 1
-            self._out.now.append(ClientRequest(src=self.node_id, dst=leader, command=command))
+            self._out.send.append(ClientRequest(src=self.node_id, dst=leader, command=command))
 
     def queue(self, commands: Iterable[Command], *, front: bool = False) -> None:
         """Queue those of `commands` not outstanding here (each once)."""

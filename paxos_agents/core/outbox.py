@@ -18,7 +18,7 @@ class Outbox:
     """Pending durable changes and messages of one node."""
 
     __slots__ = ("promised", "votes", "compacted", "decisions", "applied_upto", "requests",
-                 "log_start", "round", "floor", "after_persist", "now", "applied", "logged",
+                 "log_start", "round", "floor", "send_after_persist", "send", "applied", "logged",
                  "configs", "history_known")
 
     def __init__(self) -> None:
@@ -49,8 +49,9 @@ class Outbox:
         self.round: int | None = None
         self.floor: int | None = None
         self.configs: list | None = None
-        self.after_persist: list[Message] = []
-        self.now: list[Message] = []
+        # Named as in `Ready`, which hands them to the runtime.
+        self.send_after_persist: list[Message] = []
+        self.send: list[Message] = []
         self.applied: list[AppliedSlot] = []
         self.logged: list[LogEntry] = []
 
@@ -68,6 +69,6 @@ class Outbox:
             floor=self.floor,
             configs=self.configs,
         )
-        ready = Ready(persist, self.after_persist, self.now, self.applied, self.logged)
+        ready = Ready(persist, self.send_after_persist, self.send, self.applied, self.logged)
         self._reset()
         return ready

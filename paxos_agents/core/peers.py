@@ -64,7 +64,7 @@ class Peers:
         if m.upto < mine:
             if now - self._answered.get(m.src, _NEVER) >= self.settings.stored_ticks:
                 self._answered[m.src] = now
-                self._out.after_persist.append(Stored(src=self.node_id, dst=m.src, upto=mine))
+                self._out.send_after_persist.append(Stored(src=self.node_id, dst=m.src, upto=mine))
             return False
         return m.upto > mine
 
@@ -72,7 +72,7 @@ class Peers:
         """Tell acceptors, proposers and peer learners that our log is durable up
         to `upto`; proposers and learners get our configuration `history` too.
 
-        Sent after the persist of the `Ready` it leaves in (`after_persist`):
+        Sent after the persist of the `Ready` it leaves in (`send_after_persist`):
         everything applied so far is in that persist or an earlier one. At
         most every `stored_ticks` while it moves, and every ten times that
         when it does not (a restarted acceptor hears it again).
@@ -90,7 +90,7 @@ class Peers:
         told = set(m.proposers) | set(m.learners)
         peers = (learner for learner in m.learners if learner != self.node_id)
         for dst in dict.fromkeys((*history.acceptors_from(upto), *m.proposers, *peers)):
-            self._out.after_persist.append(Stored(src=self.node_id, dst=dst, upto=upto,
+            self._out.send_after_persist.append(Stored(src=self.node_id, dst=dst, upto=upto,
                                                   history=history if dst in told else None))
 
     def fetch(self, first_slot: int, now: int) -> None:
@@ -102,7 +102,7 @@ class Peers:
             return
         self.fetch_at = now
         self.fetches_sent += 1
-        self._out.now.append(Fetch(src=self.node_id, dst=peer, first_slot=first_slot))
+        self._out.send.append(Fetch(src=self.node_id, dst=peer, first_slot=first_slot))
 
     def answered(self) -> None:
         """A chunk came back: the next Fetch may go at once."""
@@ -116,7 +116,7 @@ class Peers:
         """
         piece = self._store.read_log(m.first_slot, CHUNK_BYTES)
         self.chunks_served += 1
-        self._out.now.append(Chunk(
+        self._out.send.append(Chunk(
             src=self.node_id, dst=m.src, asked=m.first_slot, first_slot=piece.start,
             decisions=piece.decisions, first_slots=tuple(piece.first_slots.items()),
             history=history))

@@ -72,7 +72,7 @@ class Pipeline:
         self.inflight[slot] = InFlight(value, now, config)
         self.remembered[slot] = value
         for acceptor in config.acceptors:
-            self._out.now.append(
+            self._out.send.append(
                 Accept(src=self.node_id, dst=acceptor, ballot=ballot, slot=slot, value=value))
 
     def resend_stale(self, ballot: Ballot, now: int, timeout: int) -> int:
@@ -86,7 +86,7 @@ class Pipeline:
             resent += 1
             for acceptor in flight.config.acceptors:
                 if acceptor not in flight.accepted:
-                    self._out.now.append(Accept(src=self.node_id, dst=acceptor,
+                    self._out.send.append(Accept(src=self.node_id, dst=acceptor,
                                                 ballot=ballot, slot=slot, value=flight.value))
         return resent
 

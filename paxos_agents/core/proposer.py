@@ -334,7 +334,7 @@ class Proposer:
         targets = dict.fromkeys((*self.membership.proposers, *self.membership.learners))
         targets.pop(self.node_id, None)
         for dst in targets:
-            self._out.now.append(Heartbeat(src=self.node_id, dst=dst, ballot=self.election.ballot,
+            self._out.send.append(Heartbeat(src=self.node_id, dst=dst, ballot=self.election.ballot,
                                            highest_slot=highest,
                                            decided_up_to=self.decisions.decided_up_to))
 
@@ -521,11 +521,11 @@ class Proposer:
             return
         value = self.decisions.chosen.get(slot)
         if value is not None:
-            self._out.now.append(Decide(src=self.node_id, dst=m.src, slot=slot, value=value))
+            self._out.send.append(Decide(src=self.node_id, dst=m.src, slot=slot, value=value))
             return
         leader = self._forward_target()
         if leader is not None:
-            self._out.now.append(Retry(src=m.src, dst=leader, slot=slot))
+            self._out.send.append(Retry(src=m.src, dst=leader, slot=slot))
             return
         if not self.retries.may_retry(slot, self.now):
             return
