@@ -255,7 +255,7 @@ class Fleet:
             if (report.name, report.incarnation) != (agent.name, agent.incarnation):
                 raise ValueError(f"it is from {report.name} incarnation {report.incarnation}")
             config = Recorded.from_report(report.config) if report.config is not None else None
-        except (ValueError, RecursionError) as e:  # ReportError, ConfigError, JSON or UTF-8 errors
+        except (ValueError, RecursionError) as e:  # ReportError (a bad history too), JSON or UTF-8 errors
             if not agent.bad_report_logged:
                 agent.bad_report_logged = True
                 log.error("%s: ignored a malformed heartbeat report (%s); not logging "

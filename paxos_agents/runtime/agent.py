@@ -453,4 +453,4 @@ def _config_report(status: ConfigStatus | None) -> ConfigReport | None:
                         in_force_epoch=status.in_force.epoch,
                         in_force=status.in_force.acceptors,
                         pending_slot=status.pending.first_slot if status.pending else -1,
-                        history=status.history.to_json())
+                        history=status.history)

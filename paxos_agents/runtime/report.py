@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from paxos_agents.core.configs import ConfigError, History
+
 
 class ReportError(ValueError):
     """A heartbeat body that is not an `AgentReport` (an agent misbehaved)."""
@@ -157,8 +159,10 @@ class ConfigReport:
       stored every slot before the first slot it governs);
     - `pending_slot`: the first slot a decided change governs while it is
       not yet in force, else -1;
-    - `history`: the whole history (`History.to_json()`), which the
-      supervisor hands to agents that start with an empty store.
+    - `history`: the whole history, which the supervisor hands to agents
+      that start with an empty store. Typed on both ends: JSON
+      (`History.to_json()`) only on the wire, written once by `to_json`
+      and parsed once by `from_json`, so nothing reads it by position.
     """
 
     epoch: int
@@ -166,15 +170,17 @@ class ConfigReport:
     in_force_epoch: int
     in_force: tuple[str, ...]
     pending_slot: int
-    history: list
+    history: History
 
     def to_json(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "acceptors": list(self.acceptors),
                 "in_force_epoch": self.in_force_epoch, "in_force": list(self.in_force),
-                "pending_slot": self.pending_slot, "history": self.history}
+                "pending_slot": self.pending_slot, "history": self.history.to_json()}
 
     @classmethod
     def from_json(cls, obj: Any) -> ConfigReport:
+        """The configuration part of a report; `ReportError` naming the field
+        that is wrong (a history that is not one included)."""
         if not isinstance(obj, dict):
             raise ReportError(f"config: expected an object or null, got {obj!r:.60}")
         names = {}
@@ -183,11 +189,15 @@ class ConfigReport:
             if not all(isinstance(n, str) for n in value):
                 raise ReportError(f"config.{key}: expected a list of names")
             names[key] = tuple(value)
+        try:
+            history = History.from_json(_field(obj, "history", list, where="config."))
+        except ConfigError as exc:
+            raise ReportError(f"config.history: {exc}") from None
         return cls(epoch=_int(obj, "epoch", where="config."), acceptors=names["acceptors"],
                    in_force_epoch=_int(obj, "in_force_epoch", where="config."),
                    in_force=names["in_force"],
                    pending_slot=_int(obj, "pending_slot", where="config."),
-                   history=_field(obj, "history", list, where="config."))
+                   history=history)
 
 
 def _is_int(value: Any) -> bool:

@@ -1,10 +1,10 @@
 """What the cluster recorded about its configurations, parsed once.
 
 Agents report their view of the configurations in every heartbeat
-(`ConfigReport`, whose history is JSON on the wire). The supervisor parses
-it here, once, into `Recorded`, whose history is a typed
-`paxos_agents.core.configs.History`; from there on nothing reads a history
-by position. The most advanced view any agent reported is the cluster's
+(`ConfigReport`, whose history is JSON on the wire only: the report
+parses it once, where the heartbeat is read, into a typed
+`paxos_agents.core.configs.History`). `Recorded` is that view as the
+supervisor keeps it; nothing reads a history by position. The most advanced view any agent reported is the cluster's
 (`newer_than`).
 """
 
@@ -33,10 +33,10 @@ class Recorded:
 
     @classmethod
     def from_report(cls, report: ConfigReport) -> Recorded:
-        """Parse `report`; `ConfigError` (a ValueError) if its history is not one."""
+        """One agent's report, as the supervisor keeps it (already parsed)."""
         return cls(epoch=report.epoch, acceptors=report.acceptors,
                    in_force_epoch=report.in_force_epoch, in_force=report.in_force,
-                   pending_slot=report.pending_slot, history=History.from_json(report.history))
+                   pending_slot=report.pending_slot, history=report.history)
 
     def newer_than(self, other: Recorded | None) -> bool:
         """Whether this view knows more than `other`: more decided, more in

@@ -17,6 +17,7 @@ from clusters import manifest_text
 from in_process import Driven
 
 from paxos_agents.core import NOOP, Accept, Accepted, Ballot, Promise
+from paxos_agents.core.configs import History
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.report import AgentReport, PersistHistogram, ReportError
 from paxosctl.fleet import STALL_SECONDS, Fleet
@@ -78,6 +79,12 @@ GOOD = AgentReport(name="a1", incarnation=1, leader=False, ballot=None, leader_h
                    state_bytes=4096).to_json()
 
 
+#: A learner's configuration part, with a good history (epoch 0, a1..a3).
+_CONFIG = {"epoch": 0, "acceptors": ["a1", "a2", "a3"], "in_force_epoch": 0,
+           "in_force": ["a1", "a2", "a3"], "pending_slot": -1,
+           "history": [1, 64, 0, [[0, 0, ["a1", "a2", "a3"]]]]}
+
+
 def _with(**changes):
     obj = {**GOOD, **changes}
     return {k: v for k, v in obj.items() if v is not ...}
@@ -97,12 +104,22 @@ def _with(**changes):
     _with(persist={"count": 1, "sum": 0.0}),
     _with(persist={"count": 1, "sum": 0.0, "buckets": [1, "x"]}),
     _with(state_bytes=...),
+    _with(config={**_CONFIG, "history": [1, 64, 0]}),
+    _with(config={**_CONFIG, "history": [1, 64, 0, [[0, 0, [7]]]]}),
 ], ids=["not-an-object", "no-name", "incarnation-text", "leader-number", "short-ballot",
         "ballot-round-text", "decided-bool", "stat-text", "count-float", "malformed-null",
-        "persist-no-buckets", "persist-bucket-text", "no-state-bytes"])
+        "persist-no-buckets", "persist-bucket-text", "no-state-bytes",
+         "config-history-short", "config-history-bad-name"])
 def test_a_malformed_report_is_refused(obj):
     with pytest.raises(ReportError):
         AgentReport.from_json(obj)
+
+
+def test_the_configuration_history_is_parsed_where_the_report_is_read():
+    report = AgentReport.from_json(_with(config=_CONFIG))
+    assert report.config is not None and isinstance(report.config.history, History)
+    assert report.config.history.latest.acceptors == ("a1", "a2", "a3")
+    assert report.to_json()["config"] == _CONFIG  # the same JSON on the wire
 
 
 # ------------------------------------------------- the supervisor's side
