@@ -44,7 +44,7 @@ SUPERVISOR_FILES = ("control.sock", "supervisor.lock", "supervisor.pid", "superv
                     "logs/supervisor.log", "run/endpoints.json")
 
 #: What may follow a cluster file's name in a file the cluster made beside it:
-#: SQLite's -wal/-shm/-journal, a store being created (storage.py's
+#: SQLite's -wal/-shm/-journal, a store being created (storage/opening.py's
 #: ".creating", with its own journals), an atomic write's ".tmp", and a
 #: rotated log's ".1", ".2", ...
 COMPANION = re.compile(r"(-wal|-shm|-journal|\.creating(-wal|-shm|-journal)?|\.tmp|\.\d+)?")

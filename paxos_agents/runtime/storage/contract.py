@@ -1,0 +1,64 @@
+"""What every store promises (`Storage`), and how it fails (`StorageError`).
+
+The contract itself is in the package's docstring (`paxos_agents.runtime.storage`).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol, runtime_checkable
+
+from paxos_agents.core.messages import Vote
+from paxos_agents.core.ready import LogPiece, Persist, Record
+
+
+class StorageError(Exception):
+    """The store cannot be opened, read or written. The message is one line
+    naming the file. An agent that gets this from `save` must stop: it may
+    not send what depended on the save."""
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Where a node's `Record` lives.
+
+    - `load()` returns everything committed so far (a fresh `Record` for a
+      new store); the caller owns the returned object.
+    - `save(persist)` durably merges `persist` (as `Record.apply` would),
+      atomically, before returning; an empty `Persist` is a no-op. Raises
+      `StorageError` on failure, after which the store refuses further use.
+      `persist.configs` (a JSON-able list, else TypeError or ValueError
+      before anything is written) replaces the stored history; `load()`
+      returns it as JSON gives it back (lists), None if none was saved.
+    - `close()` releases the store; idempotent.
+    - `persist_seconds` is how long the last non-empty `save` took.
+    - the `DurableLog` reads (`votes_from`, `first_slots`, `read_log`) see
+      every committed `save`; `log_start` and `applied` are a learner's
+      first retained and highest applied slots.
+    """
+
+    persist_seconds: float
+    log_start: int
+    applied: int
+
+    def load(self) -> Record: ...
+
+    def save(self, persist: Persist) -> None: ...
+
+    def close(self) -> None: ...
+
+    def votes_from(self, slot: int) -> list[Vote]: ...
+
+    def first_slots(self, request_ids) -> dict[str, int]: ...
+
+    def request_index(self) -> Iterable[tuple[str, int]]: ...
+
+    def read_log(self, first_slot: int, max_bytes: int) -> LogPiece: ...
+
+
+
+def why(exc: BaseException) -> str:
+    """A one-line reason for `exc`, for a `StorageError`'s message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text or type(exc).__name__

@@ -1,0 +1,61 @@
+"""`MemoryStorage`: a `Storage` in memory, for tests and the simulator."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from paxos_agents.core.messages import Vote
+from paxos_agents.core.ready import LogPiece, Persist, Record
+
+from .rows import configs_copy
+
+
+class MemoryStorage:
+    """A `Storage` in memory: durable only for the life of the object."""
+
+    def __init__(self, record: Record | None = None) -> None:
+        self._record = record.copy() if record is not None else Record()
+        self._record.configs = configs_copy(self._record.configs)
+        self.persist_seconds = 0.0
+
+    def load(self) -> Record:
+        record = self._record.copy()
+        # As SqliteStorage: the caller owns the history it gets (a new list).
+        record.configs = configs_copy(record.configs)
+        return record
+
+    def save(self, persist: Persist) -> None:
+        if not persist:
+            return
+        start = time.perf_counter()
+        if persist.configs is not None:
+            # Stored as SqliteStorage stores it: its JSON form, not the caller's list.
+            persist = replace(persist, configs=configs_copy(persist.configs))
+        self._record.apply(persist)
+        self.persist_seconds = time.perf_counter() - start
+
+    def close(self) -> None:
+        pass
+
+    # DurableLog: the record in memory is the "disk".
+    def votes_from(self, slot: int) -> list[Vote]:
+        return self._record.votes_from(slot)
+
+    def first_slots(self, request_ids) -> dict[str, int]:
+        return self._record.first_slots(request_ids)
+
+    def request_index(self) -> list[tuple[str, int]]:
+        return self._record.request_index()
+
+    def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
+        return self._record.read_log(first_slot, max_bytes)
+
+    @property
+    def log_start(self) -> int:
+        return self._record.log_start
+
+    @property
+    def applied(self) -> int:
+        return self._record.applied
+

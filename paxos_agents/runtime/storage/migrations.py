@@ -1,0 +1,103 @@
+"""Bringing a state file of an older schema version to `SCHEMA_VERSION`.
+
+`opening.open_existing` calls `migrate` once, on a file it has checked to
+be ours, before anything else reads it. Each step is written for one
+version and never changes once released: the tests start this code on
+state dirs of every older version (tests/runtime/test_storage_migration.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from .contract import StorageError, why
+from .rows import json_value
+from .schema import DECISIONS_TABLE, REQUESTS_TABLE, SCHEMA_VERSION, VOTES_TABLE
+
+
+def migrate(conn: sqlite3.Connection, version: int, path: Path) -> None:
+    """Bring a file of schema `version` (1, 2 or 3) to `SCHEMA_VERSION`, in one
+    transaction: a crash or an error midway leaves the file as it was."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if version <= 1:
+            _migrate_1_to_2(conn)
+        if version <= 2:
+            _migrate_2_to_3(conn, path)
+        # 3 -> 4 changes no row: version 4 adds the meta key "configs", and a
+        # file of 3 has no configuration history (`Record.configs` None: the
+        # node starts from epoch 0, its membership's acceptors).
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                     (SCHEMA_VERSION,))
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Version 1 (paxosctl 0.1) to 2, inside `migrate`'s transaction.
+
+    Version 1 kept no applied prefix and no request index: a learner
+    replayed its whole log at every start. Both are derived here from the
+    decisions, exactly as that replay did (the applied prefix is the gap-free
+    run of decided slots from 0; a request id's first slot is the lowest
+    slot it was decided in within that prefix). Runs in C (json_each), so
+    even a long log takes seconds, not a replay in Python.
+    """
+    has_zero = conn.execute("SELECT 1 FROM decisions WHERE slot = 0").fetchone()
+    applied = -1
+    if has_zero:
+        applied = conn.execute(
+            "SELECT MIN(slot) FROM decisions d WHERE NOT EXISTS"
+            " (SELECT 1 FROM decisions e WHERE e.slot = d.slot + 1)").fetchone()[0]
+    conn.execute(REQUESTS_TABLE)
+    conn.execute(
+        "INSERT INTO requests (request_id, slot)"
+        " SELECT json_extract(j.value, '$[0]') AS rid, MIN(d.slot)"
+        " FROM decisions d, json_each(d.value) j WHERE d.slot <= ? GROUP BY rid",
+        (applied,))
+    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                     [("compacted", 0), ("applied", applied), ("log_start", 0)])
+
+
+#: Rows converted per batch by the 2 -> 3 migration (bounds its memory).
+_MIGRATE_ROWS = 10_000
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection, path: Path) -> None:
+    """Version 2 to 3, inside `migrate`'s transaction: every vote's and
+    decision's value, JSON text of the version-2 codec, becomes the BLOB of
+    its batch encoding. The tables are rebuilt (their column is declared
+    BLOB now) and swapped in; slots, ballots and everything else are kept.
+    """
+    for table, create, columns in (
+        ("votes", VOTES_TABLE, "slot, ballot_round, ballot_node, value"),
+        ("decisions", DECISIONS_TABLE, "slot, value"),
+    ):
+        conn.execute(create.replace(f"TABLE {table} ", f"TABLE {table}_3 ", 1))
+        marks = ", ".join("?" * len(columns.split(", ")))
+        last = -(2**63)
+        while True:
+            # Keyset pages: no cursor stays open across the inserts.
+            rows = conn.execute(
+                f"SELECT {columns} FROM {table} WHERE slot > ? ORDER BY slot LIMIT ?",
+                (last, _MIGRATE_ROWS)).fetchall()
+            if not rows:
+                break
+            converted = []
+            for *fields, text in rows:
+                try:
+                    converted.append((*fields, json_value(text).data))
+                except (ValueError, TypeError) as exc:
+                    raise StorageError(
+                        f"{path} is corrupt: {table} slot {fields[0]} holds no version-2 value"
+                        f" ({why(exc)}); the file was not changed") from None
+            conn.executemany(f"INSERT INTO {table}_3 ({columns}) VALUES ({marks})", converted)
+            last = rows[-1][0]
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {table}_3 RENAME TO {table}")
+

@@ -1,0 +1,53 @@
+"""The state file's format: its marks, its tables, what a new file holds.
+
+Written by `opening.create` and read by `SqliteStorage`; older versions
+are brought to this one by `migrations.py`. A change here is a new
+`SCHEMA_VERSION` and a migration, never an edit of an existing version.
+"""
+
+from __future__ import annotations
+
+#: `PRAGMA application_id` of every paxosctl state file: ASCII "PXct".
+APPLICATION_ID = 0x50586374
+
+#: The schema this code writes and reads (`PRAGMA user_version` and meta.schema_version).
+#: Older files are migrated when first opened: 1 (paxosctl 0.1) -> 2 -> 3 (0.2) -> 4.
+SCHEMA_VERSION = 4
+
+#: Files up to this size get a full `quick_check` when opened; above it only
+#: the header and schema are checked at start (a page damaged later fails
+#: the read or write that meets it), so start-up stays constant-time.
+QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
+
+# `value` in meta has no declared type (BLOB affinity), so ints stay ints
+# and text stays text. Node ids are TEXT.
+# Version 2: the learner's request index (request id -> first slot), and
+# meta keys for the compaction point, the applied prefix and the first
+# retained slot. Deleted rows' pages are reused by later inserts, so the
+# file stops growing once compaction or retention deletes old rows.
+# Version 3: a vote's or decision's value is a BLOB, `Value.data` as it is
+# (the batch encoding of core/commands.py, payloads as bytes); version 2
+# held the old codec's JSON text there.
+# Version 4: meta key "configs", the configuration history as one JSON
+# text (`Persist.configs`, stored and returned as it is); absent until the
+# node first writes one, and in every file migrated from 3.
+REQUESTS_TABLE = ("CREATE TABLE requests (request_id TEXT PRIMARY KEY NOT NULL,"
+                  " slot INTEGER NOT NULL) WITHOUT ROWID")
+META_ADDED_IN_2 = (("compacted", 0), ("applied", -1), ("log_start", 0))
+VOTES_TABLE = ("CREATE TABLE votes (slot INTEGER PRIMARY KEY, ballot_round INTEGER NOT NULL,"
+               " ballot_node TEXT NOT NULL, value BLOB NOT NULL)")
+DECISIONS_TABLE = "CREATE TABLE decisions (slot INTEGER PRIMARY KEY, value BLOB NOT NULL)"
+SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL)",
+    VOTES_TABLE,
+    DECISIONS_TABLE,
+    REQUESTS_TABLE,
+)
+INITIAL_META = (
+    ("schema_version", SCHEMA_VERSION),
+    ("promised_round", 0),  # ZERO_BALLOT: below every real ballot
+    ("promised_node", ""),
+    ("round", 0),
+    *META_ADDED_IN_2,
+)
+

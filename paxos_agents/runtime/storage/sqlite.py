@@ -1,0 +1,294 @@
+"""`SqliteStorage`: a node's `Storage` in one SQLite file.
+
+The class holds the open file's reads (`load` and the `DurableLog` reads)
+and its one write (`save` of a `Persist`); opening the file (creating,
+checking, migrating, claiming it) is in opening.py, the file's format in
+schema.py, and how rows become the core's types in rows.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from paxos_agents.core.commands import Value
+from paxos_agents.core.ids import Ballot
+from paxos_agents.core.messages import Vote
+from paxos_agents.core.ready import LogPiece, Persist, Record
+
+from .contract import StorageError, why
+from .opening import open_store
+from .rows import blob_value, configs_from_text, configs_text, int_field, text_field
+
+#: Request ids per `first_slots` query (SQLite's parameter limit is higher).
+_IDS_PER_QUERY = 500
+
+#: Where `SqliteStorage` calls its `fault` hook: once opened, then in each `save`, in order.
+FAULT_POINTS = ("open", "before-write", "after-write", "after-commit")
+
+
+class SqliteStorage:
+    """A `Storage` in one SQLite file (WAL journal, `synchronous=FULL`).
+
+    `SqliteStorage(path)` opens `path`, creating it (and its parent
+    directories) if it does not exist. An existing file is used only if it
+    is an intact paxosctl state file of this schema version or an older one
+    (migrated to this one, in one transaction, before use); otherwise the
+    constructor raises `StorageError` and leaves the file untouched.
+
+    Each non-empty `save` is one transaction (`BEGIN IMMEDIATE ... COMMIT`),
+    fsynced before it returns; the runtime merges several steps' `Persist`s
+    into one `save` to share the fsync (group commit).
+
+    `identity` is (cluster id, member id): a new file records it, an existing
+    file of another cluster or member is refused (`StorageError`), and an
+    unmarked one (paxosctl 0.1) is marked with it.
+
+    `fault`, for tests only, is called with each name in `FAULT_POINTS` as
+    `save` passes that point; make it raise or `os._exit` to simulate a
+    failure or crash there.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fault: Callable[[str], None] | None = None,
+                 identity: tuple[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.persist_seconds = 0.0
+        self._fault = fault
+        self._failed: str | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._conn, self._applied, self._log_start = open_store(self.path, identity)
+        if fault:
+            fault("open")
+
+    # --- the Storage interface -----------------------------------------------
+
+    def load(self) -> Record:
+        """What the node keeps in memory, as a new `Record`: the scalars and the
+        decisions above the applied prefix (votes, the applied log and the
+        request index stay on disk; read them with the `DurableLog` methods)."""
+        conn = self._usable()
+        try:
+            conn.execute("BEGIN")  # one snapshot for both reads
+            try:
+                meta = dict(conn.execute("SELECT key, value FROM meta"))
+                applied = int_field(meta["applied"])
+                decision_rows = conn.execute(
+                    "SELECT slot, value FROM decisions WHERE slot > ? ORDER BY slot", (applied,)
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+        except (KeyError, TypeError) as exc:
+            raise StorageError(f"{self.path} is corrupt: bad meta ({why(exc)})") from None
+        try:
+            record = Record(
+                promised=Ballot(int_field(meta["promised_round"]),
+                                text_field(meta["promised_node"])),
+                decisions={slot: blob_value(value) for slot, value in decision_rows},
+                round=int_field(meta["round"]),
+                floor=int_field(meta.get("floor", -1)),
+                compacted=int_field(meta["compacted"]),
+                applied=applied,
+                log_start=int_field(meta["log_start"]),
+                configs=configs_from_text(meta.get("configs")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StorageError(f"{self.path} is corrupt: bad row ({why(exc)})") from None
+        self._applied, self._log_start = record.applied, record.log_start
+        return record
+
+    # --- DurableLog: what the node reads back ----------------------------------
+
+    def votes_from(self, slot: int) -> list[Vote]:
+        """Every vote in slots >= `slot`, in slot order."""
+        rows = self._read("SELECT slot, ballot_round, ballot_node, value FROM votes"
+                          " WHERE slot >= ? ORDER BY slot", (slot,))
+        return [Vote(s, Ballot(r, n), self._value(v)) for s, r, n, v in rows]
+
+    def first_slots(self, request_ids) -> dict[str, int]:
+        """The request index entries of `request_ids` (request id -> first slot)."""
+        ids = list(request_ids)
+        found: dict[str, int] = {}
+        for i in range(0, len(ids), _IDS_PER_QUERY):
+            part = ids[i:i + _IDS_PER_QUERY]
+            marks = ",".join("?" * len(part))
+            found.update(self._read(
+                f"SELECT request_id, slot FROM requests WHERE request_id IN ({marks})", part))
+        return found
+
+    def request_index(self) -> Iterator[tuple[str, int]]:
+        """Every entry of the request index, streamed from one read cursor."""
+        cursor = self._cursor("SELECT request_id, slot FROM requests", ())
+        try:
+            while rows := cursor.fetchmany(4096):
+                yield from rows
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+        finally:
+            cursor.close()
+
+    def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
+        """Applied slots from max(`first_slot`, the first retained one), consecutive,
+        about `max_bytes` of stored value bytes at most (at least one slot)."""
+        start = max(first_slot, self._log_start)
+        decisions: list[tuple[int, Value]] = []
+        size = 0
+        expect = start
+        cursor = self._cursor("SELECT slot, value FROM decisions WHERE slot >= ? AND slot <= ?"
+                              " ORDER BY slot", (start, self._applied))
+        try:
+            for slot, data in cursor:
+                if slot != expect or (decisions and size >= max_bytes):
+                    break
+                decisions.append((slot, self._value(data)))
+                size += len(data)
+                expect += 1
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+        finally:
+            cursor.close()
+        rids = {c.request_id for _, value in decisions for c in value}
+        return LogPiece(start, tuple(decisions), self.first_slots(rids))
+
+    @property
+    def log_start(self) -> int:
+        """The first retained slot of a learner's log."""
+        return self._log_start
+
+    @property
+    def applied(self) -> int:
+        """The learner's highest applied (and durable) slot."""
+        return self._applied
+
+    def _cursor(self, sql: str, params) -> sqlite3.Cursor:
+        try:
+            return self._usable().execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+
+    def _read(self, sql: str, params) -> list:
+        cursor = self._cursor(sql, params)
+        try:
+            return cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+
+    def _value(self, data: object) -> Value:
+        try:
+            return blob_value(data)
+        except TypeError as exc:
+            raise StorageError(f"{self.path} is corrupt: bad row ({why(exc)})") from None
+
+    def save(self, persist: Persist) -> None:
+        """Durably merge `persist`, in one transaction; no-op if it is empty.
+
+        Raises `StorageError` if the write or commit fails (nothing of
+        `persist` is then committed, unless the failure was in reporting a
+        commit that did happen) and refuses every later call: after a failed
+        fsync the file's state is unknown, so the agent must stop and be
+        restarted, which reopens and re-checks the file.
+        """
+        if not persist:
+            return
+        conn = self._usable()
+        # Encoded before the transaction: a history that is not JSON is the
+        # caller's bug (TypeError/ValueError), and nothing is written.
+        configs = None if persist.configs is None else configs_text(persist.configs)
+        fault = self._fault
+        start = time.perf_counter()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if fault:
+                    fault("before-write")
+                meta = []
+                if persist.promised is not None:
+                    meta.append((persist.promised.round, "promised_round"))
+                    meta.append((persist.promised.node_id, "promised_node"))
+                if persist.round is not None:
+                    meta.append((persist.round, "round"))
+                if persist.floor is not None:
+                    meta.append((persist.floor, "floor"))
+                if persist.compacted is not None:
+                    meta.append((persist.compacted, "compacted"))
+                if persist.applied is not None:
+                    meta.append((persist.applied, "applied"))
+                if persist.log_start is not None:
+                    meta.append((persist.log_start, "log_start"))
+                if configs is not None:
+                    # With this Persist's `applied` (a learner's), in this transaction.
+                    meta.append((configs, "configs"))
+                if meta:
+                    conn.executemany("INSERT OR REPLACE INTO meta (value, key) VALUES (?, ?)",
+                                     meta)
+                if persist.votes:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO votes (slot, ballot_round, ballot_node, value)"
+                        " VALUES (?, ?, ?, ?)",
+                        [(v.slot, v.ballot.round, v.ballot.node_id, v.value.data)
+                         for v in persist.votes],
+                    )
+                if persist.compacted is not None:
+                    # The point (in meta above) and the deletion commit together.
+                    conn.execute("DELETE FROM votes WHERE slot < ?", (persist.compacted,))
+                if persist.decisions:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO decisions (slot, value) VALUES (?, ?)",
+                        [(slot, value.data) for slot, value in persist.decisions],
+                    )
+                if persist.requests:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO requests (request_id, slot) VALUES (?, ?)",
+                        persist.requests)
+                if persist.log_start is not None:
+                    conn.execute("DELETE FROM decisions WHERE slot < ?", (persist.log_start,))
+                    conn.execute("DELETE FROM requests WHERE slot < ?", (persist.log_start,))
+                if fault:
+                    fault("after-write")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error is the one to report
+                raise
+        except BaseException as exc:
+            self._failed = why(exc)
+            if isinstance(exc, (sqlite3.Error, OverflowError, UnicodeError)):
+                raise StorageError(f"cannot save to {self.path}: {self._failed}") from exc
+            raise
+        self.persist_seconds = time.perf_counter() - start
+        if persist.applied is not None:
+            self._applied = persist.applied
+        if persist.log_start is not None:
+            self._log_start = max(self._log_start, persist.log_start)
+        if fault:
+            fault("after-commit")
+
+    def close(self) -> None:
+        """Close the file; idempotent. Later `load`/`save` raise `StorageError`."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "SqliteStorage":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStorage({str(self.path)!r})"
+
+    def _usable(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError(f"{self.path} is closed")
+        if self._failed is not None:
+            raise StorageError(f"{self.path}: an earlier save failed ({self._failed}); reopen it")
+        return self._conn
+
