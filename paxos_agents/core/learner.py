@@ -3,6 +3,7 @@
 A value is chosen when a majority of acceptors accepted it under one
 ballot (Paxos Made Simple, section 2.3). Votes are counted per ballot:
 three acceptors that accepted in three different ballots decided nothing.
+The count is a `Tally` (tally.py).
 
 Commands are applied in slot order with no gap, and each request id once:
 a command decided again in a later slot (a client retry, a re-proposal
@@ -58,7 +59,6 @@ from typing import Callable
 from .commands import Command, Value
 from .settings import Membership, Settings
 from .configs import Config, History
-from .ids import Ballot
 from .gaps import Gaps
 from .messages import Accepted, Chunk, Decide, Fetch, Heartbeat, Stored
 from .outbox import Outbox
@@ -66,6 +66,7 @@ from .peers import Peers
 from .ready import EXPIRED, AppliedSlot, LogEntry, Record, log_entries
 from .requests import RequestIndex
 from .store import DurableLog
+from .tally import Tally
 
 #: How many slots past the first missing one a tick looks at for retries.
 RETRY_SCAN_SLOTS = 1024
@@ -77,6 +78,9 @@ __all__ = ["Learner", "LogEntry", "log_entries"]
 
 class Learner:
     """One learner's state: votes seen, decided slots not yet applied, the applied prefix."""
+
+    #: The vote count's class (a subclass may count votes otherwise).
+    tally_class: type[Tally] = Tally
 
     def __init__(
         self,
@@ -96,8 +100,8 @@ class Learner:
         self.settings = settings
         self._out = out
         self._store = store
-        #: slot -> ballot -> (acceptors that accepted it, the value), undecided slots only.
-        self._tally: dict[int, dict[Ballot, tuple[set[str], Value]]] = {}
+        #: The votes of undecided slots, per ballot.
+        self.tally = self.tally_class()
         #: Every slot below this is decided and applied (and durable once drained).
         self.next_apply = record.applied + 1
         #: The first slot of the retained log (older ones were deleted or never copied).
@@ -186,16 +190,9 @@ class Learner:
         not known the vote waits in the tally."""
         if self.is_decided(m.slot):
             return
-        config = self.history.config_for(m.slot)
-        if config is not None and m.src not in config.acceptors:
-            return
-        ballot = self._tally_ballot(m)
-        by_ballot = self._tally.setdefault(m.slot, {})
-        voters, _ = by_ballot.get(ballot) or (set(), m.value)
-        voters.add(m.src)
-        by_ballot[ballot] = (voters, m.value)
-        if config is not None and config.is_quorum(voters):
-            self._decide(m.slot, m.value)
+        value = self.tally.vote(m, self.history.config_for(m.slot))
+        if value is not None:
+            self._decide(m.slot, value)
 
     def _adopt(self, history: History) -> History:
         """The history this learner keeps (a subclass may read it otherwise)."""
@@ -211,17 +208,8 @@ class Learner:
         if len(history.configs) != len(old.configs):
             self._out.note_history(history)
         limit = old.known + old.alpha
-        if history.known + history.alpha > limit and self._tally:
-            ready = []
-            for slot in sorted(s for s in self._tally if s >= limit):
-                config = history.config_for(slot)
-                if config is None:
-                    break
-                for voters, value in self._tally[slot].values():
-                    if config.is_quorum(voters):
-                        ready.append((slot, value))
-                        break
-            for slot, value in ready:
+        if history.known + history.alpha > limit and self.tally:
+            for slot, value in self.tally.decidable(history, limit):
                 if not self.is_decided(slot):
                     self._decide(slot, value)
 
@@ -238,10 +226,6 @@ class Learner:
         """The latest configuration if it is decided but not yet in force."""
         latest = self.history.latest
         return None if self.history.in_force(self.stored_by_all) is latest else latest
-
-    def _tally_ballot(self, m: Accepted) -> Ballot:
-        """The ballot a vote counts under: its own (votes of different ballots never add up)."""
-        return m.ballot
 
     def on_decide(self, m: Decide) -> None:
         """A proposer tells us a decision (the answer to a Retry)."""
@@ -367,7 +351,7 @@ class Learner:
         self._tail[slot] = value
         self._out.decisions[slot] = value
         self.decided_count += 1
-        self._tally.pop(slot, None)
+        self.tally.forget(slot)
         self.gaps.found(slot)
         if slot > self.highest_known:
             self.highest_known = slot

@@ -1,9 +1,10 @@
 """Planted bugs: known ways to break Paxos, for showing that the checks catch them.
 
 Each is a subclass of a real role that overrides one rule (one hook of
-the real class, or of the proposer's room that owns the rule: its
-`election_class` or `reconfig_class`); `Node` uses one only when `Settings.plant` names it (the
-simulator's and the tests' `--plant`), through `acceptor_class`,
+the real class, or of the room that owns the rule: the proposer's
+`election_class` or `reconfig_class`, the learner's `tally_class`);
+`Node` uses one only when `Settings.plant` names it (the simulator's and
+the tests' `--plant`), through `acceptor_class`,
 `proposer_class` and `learner_class`. The real roles carry no planted
 branches of their own.
 
@@ -25,6 +26,7 @@ from .messages import Accepted, Nack, Promise, Vote
 from .ready import Record
 from .proposer import Phase, Proposer
 from .reconfig import Reconfiguration
+from .tally import Tally
 
 
 class AcceptWithoutPromiseAcceptor(Acceptor):
@@ -124,11 +126,17 @@ class NaiveSwapLearner(Learner):
         return _naive(history)
 
 
-class CrossBallotLearner(Learner):
+class CrossBallotTally(Tally):
     """TLA+ mutant CrossBallotLearner: count votes across ballots, as if they were one."""
 
-    def _tally_ballot(self, m: Accepted) -> Ballot:
+    def _ballot(self, m: Accepted) -> Ballot:
         return ZERO_BALLOT
+
+
+class CrossBallotLearner(Learner):
+    """A learner whose vote count is `CrossBallotTally`."""
+
+    tally_class = CrossBallotTally
 
 
 class TrustStampLearner(Learner):
