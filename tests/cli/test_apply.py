@@ -2,7 +2,7 @@
 
 Real clusters: agents added and removed, settings applied live or by a
 rolling restart, refusals that change nothing. The table tests at the end
-check the plan (paxosctl.reconcile) and the core's live membership
+check the plan (paxosctl.supervisor.reconcile) and the core's live membership
 without processes.
 """
 
@@ -26,8 +26,8 @@ from paxos_agents.core.node import Node
 from paxosctl import Client
 from paxosctl import manifest as manifest_module
 from paxosctl.manifest import load_manifest
-from paxosctl.reconcile import SECTIONS, SETTINGS, plan
-from paxosctl.rollout import interim_manifest
+from paxosctl.supervisor.reconcile import SECTIONS, SETTINGS, plan
+from paxosctl.supervisor.rollout import interim_manifest
 
 ROLES = {"proposer": ("proposer", 2), "acceptor": ("acceptor", 3), "learner": ("learner", 1)}
 DRIFT = "warning: the running cluster differs from"

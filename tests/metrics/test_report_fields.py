@@ -19,13 +19,13 @@ from in_process import Driven
 from paxos_agents.core import NOOP, Accept, Accepted, Ballot, Promise
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.report import AgentReport, PersistHistogram, ReportError
-from paxosctl.fleet import STALL_SECONDS, Fleet
-from paxosctl.loop import Loop
+from paxosctl.supervisor.fleet import STALL_SECONDS, Fleet
+from paxosctl.supervisor.loop import Loop
 from paxosctl.manifest import load_manifest
-from paxosctl.members import MemberRegistry
-from paxosctl.metrics import COUNTER_STATS, GAUGES
-from paxosctl.ops import STATUS_STATS
-from paxosctl.restart import AgentState
+from paxosctl.supervisor.members import MemberRegistry
+from paxosctl.supervisor.metrics import COUNTER_STATS, GAUGES
+from paxosctl.supervisor.ops import STATUS_STATS
+from paxosctl.supervisor.restart import AgentState
 
 
 @pytest.fixture

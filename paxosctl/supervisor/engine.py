@@ -12,9 +12,9 @@ from __future__ import annotations
 from paxos_agents.core.configs import History
 from paxos_agents.runtime import frames
 
-from ..fleet import Fleet
-from ..restart import AgentState
-from .change import (Action, Announce, Liveness, Note, Propose, StartAgent, StopAgent, View)
+from .fleet import Fleet
+from .restart import AgentState
+from ..membership.change import (Action, Announce, Liveness, Note, Propose, StartAgent, StopAgent, View)
 
 
 class FleetEngine:

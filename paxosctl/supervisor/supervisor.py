@@ -3,22 +3,22 @@
 One thread runs the loop (`Supervisor.serve`) and owns all state. Each
 turn it
 
-1. waits (`paxosctl.loop`) on every agent's outbox and process sentinel,
+1. waits (`paxosctl.supervisor.loop`) on every agent's outbox and process sentinel,
    the control socket and its clients, and a wake-up pipe, and runs the
    handler each ready descriptor was registered with, then what other
    threads posted (the metrics server's, signal handlers);
-2. serves the control socket (`paxosctl.control`) a bounded share per
-   client, each request one operation of `paxosctl.ops.OPS`;
+2. serves the control socket (`paxosctl.supervisor.control`) a bounded share per
+   client, each request one operation of `paxosctl.supervisor.ops.OPS`;
 3. writes the agents' inbox pipes, and on its clock judges their health
-   and restarts ended ones (`paxosctl.fleet`);
-4. publishes a metrics snapshot when one is due (`paxosctl.snapshot`);
-5. advances an `apply` in progress (`paxosctl.rollout`) and a membership
+   and restarts ended ones (`paxosctl.supervisor.fleet`);
+4. publishes a metrics snapshot when one is due (`paxosctl.supervisor.snapshot`);
+5. advances an `apply` in progress (`paxosctl.supervisor.rollout`) and a membership
    change (`paxosctl.membership`: `scale`, `replace`, and the agents an
    `apply` adds or removes), and answers the one pending long operation
-   (`paxosctl.pending`) once it is in force.
+   (`paxosctl.supervisor.pending`) once it is in force.
 
 `apply` (the control op) and SIGHUP re-read the manifest and reconcile
-the running cluster with it (`paxosctl.reconcile` says what changes and
+the running cluster with it (`paxosctl.supervisor.reconcile` says what changes and
 how; one refused change refuses the whole apply).
 
 It is not on the data path: agents talk to each other and clients talk
@@ -40,20 +40,20 @@ from typing import Any
 
 from .agents import monotonic
 from .control import ClientConnection, ControlServer, Fault, OpError
-from .endpoints import ENDPOINTS_VERSION
+from ..endpoints import ENDPOINTS_VERSION
 from .fleet import STOP_GRACE_SECONDS, Fleet
-from .layout import paths
+from ..layout import paths
 from .loop import Loop
-from .manifest import AgentSpec, Manifest, display_path, load_manifest
+from ..manifest import AgentSpec, Manifest, display_path, load_manifest
 from .members import MemberRegistry
 from .metrics import Metrics
-from .errors import PaxosctlError
-from .membership.change import Transition
-from .membership.driver import Driver
-from .membership.local import FleetEngine
-from .membership.names import project, replace_target, scale_target, with_agents
-from .membership.plan import Asked, ChangePlan, Current
-from .membership.topology import load as load_topology
+from ..errors import PaxosctlError
+from ..membership.change import Transition
+from ..membership.driver import Driver
+from .engine import FleetEngine
+from ..membership.names import project, replace_target, scale_target, with_agents
+from ..membership.plan import Asked, ChangePlan, Current
+from ..membership.topology import load as load_topology
 from .ops import dispatch
 from .ownership import Claim, manifest_digest
 from .pending import Pending

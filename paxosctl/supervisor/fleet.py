@@ -3,7 +3,7 @@
 The fleet spawns each agent (`paxos_agents.runtime.main`, through a
 forkserver), watches its outbox and process sentinel on the loop, reads
 its heartbeat reports, reaps it when it ends and restarts it per its
-`Lifecycle` (paxosctl.restart). On the loop's clock (`tick`) it judges
+`Lifecycle` (paxosctl.supervisor.restart). On the loop's clock (`tick`) it judges
 health: an agent silent for `health.heartbeat_timeout` (or without a
 first heartbeat within `health.start_timeout`) is SIGKILLed.
 
@@ -33,9 +33,9 @@ from .agents import AgentProcess, monotonic
 from .chaos import ChaosSettings, update as update_chaos
 from .events import EventLog
 from .loop import Loop
-from .manifest import AgentSpec, Manifest
+from ..manifest import AgentSpec, Manifest
 from .members import MemberRegistry
-from .membership.record import Recorded
+from ..membership.record import Recorded
 from .restart import AgentState, ExitCause, Lifecycle, exit_text
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -53,7 +53,7 @@ class Fleet:
     """The agents of `manifest`, by name, and what the supervisor does to them.
 
     Every method runs in the loop's thread. `members` is who ran here
-    before (paxosctl.members): an agent that served once must keep its store.
+    before (paxosctl.supervisor.members): an agent that served once must keep its store.
     """
 
     def __init__(self, manifest: Manifest, members: MemberRegistry, loop: Loop,
@@ -418,7 +418,7 @@ class Fleet:
         return [a for a in self.agents.values() if a.state is AgentState.RUNNING]
 
     def set_chaos(self, changes: dict[str, Any]) -> None:
-        """Apply `changes` (see paxosctl.chaos.update; ValueError naming a bad
+        """Apply `changes` (see paxosctl.supervisor.chaos.update; ValueError naming a bad
         field) and put the result in force at every agent."""
         self.chaos = update_chaos(self.chaos, changes, tuple(self.agents))
         frame = chaos_frame(self.chaos)
@@ -428,7 +428,7 @@ class Fleet:
                            warning=self.chaos.active)
 
 
-    # ------------------------- apply (paxosctl.rollout) and membership (paxosctl.membership)
+    # ------------------------- apply (paxosctl.supervisor.rollout) and membership (paxosctl.membership)
 
     def update_settings(self, manifest: Manifest) -> None:
         """Run `manifest` from now on: health and restart settings at once
