@@ -326,7 +326,7 @@ def configuration(cluster: Cluster) -> dict[str, Any] | None:
     """The acceptor configurations as the agents reported them, and the
     membership change in progress (paxosctl.membership); None before any
     proposer or learner has reported."""
-    config = cluster.fleet.config
+    config = cluster.fleet.roster.config
     change = cluster.driver.describe()
     if config is None:
         return None if change is None else {"change": change}

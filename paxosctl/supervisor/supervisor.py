@@ -41,7 +41,7 @@ from typing import Any
 from .agents import monotonic
 from .control import ClientConnection, ControlServer, Fault, OpError
 from ..endpoints import ENDPOINTS_VERSION
-from .fleet import STOP_GRACE_SECONDS, Fleet
+from .fleet import STOP_GRACE_SECONDS, Fleet, membership_of
 from ..layout import paths
 from .loop import Loop
 from ..manifest import AgentSpec, Manifest, display_path, load_manifest
@@ -61,6 +61,7 @@ from .pidfile import write_pid_file
 from .reconcile import Plan, plan
 from .restart import AgentState
 from .rollout import Rollout
+from .roster import Roster
 from .snapshot import Publisher
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -95,11 +96,13 @@ class Supervisor:
         members = MemberRegistry(self.paths["members"], cluster_id=claim.identity.id,
                                  agents=[a.name for a in manifest.agents],
                                  footprint=claim.footprint)
-        self.fleet = Fleet(manifest, members, self.loop, self.paths)
-        self.fleet.stored_history = topology.history if topology is not None else None
+        #: Who plays which role, and the configurations the agents report.
+        self.roster = Roster(membership_of(manifest),
+                             topology.history if topology is not None else None)
+        self.fleet = Fleet(manifest, members, self.loop, self.paths, self.roster)
         #: `scale`, `replace` and the agents `apply` adds or removes (paxosctl.membership).
-        self.driver = Driver(FleetEngine(self.fleet), self.paths["topology"], topology,
-                             self._adopt_agents)
+        self.driver = Driver(FleetEngine(self.fleet, self.roster), self.paths["topology"],
+                             topology, self._adopt_agents)
         self._resume: Asked | None = topology.change if topology is not None else None
         self.control = ControlServer(str(self.paths["socket"]), self.loop.selector,
                                      partial(dispatch, self))
@@ -291,7 +294,7 @@ class Supervisor:
 
     def _plan(self, target: tuple[AgentSpec, ...], retire: frozenset[str], why: str) -> ChangePlan:
         """The membership change to `target` from what runs (OpError if refused)."""
-        config = self.fleet.config
+        config = self.roster.config
         current = Current(agents=self.manifest.agents,
                           decided=config.decided if config is not None else None,
                           running=frozenset(a.name for a in self.fleet.running()),
@@ -396,8 +399,8 @@ class Supervisor:
             "version": ENDPOINTS_VERSION,
             "cluster": self.manifest.name,
             "cluster_id": self.fleet.members.cluster_id,
-            "proposers": list(self.fleet.membership.proposers),
-            "learners": list(self.fleet.membership.learners),
+            "proposers": list(self.roster.membership.proposers),
+            "learners": list(self.roster.membership.learners),
             "retry_seconds": max(1.0, 4 * p.election_timeout),
             "max_value_bytes": p.max_value_bytes,
             "retain_slots": self.fleet.settings.retain_slots,
