@@ -72,7 +72,7 @@ import psutil
 
 from failover import acceptor_restart, wait_whole  # bench/failover.py, next to this file
 from paxosctl import Client
-from paxosctl.client.sync import RequestFailed
+from paxosctl.errors import RequestFailed
 from paxosctl.errors import PaxosctlError
 from paxosctl.manifest import toml_value
 from paxosctl.layout import paths

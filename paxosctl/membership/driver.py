@@ -4,7 +4,7 @@ The driver plans a change (`plan.plan_change`), keeps topology.json in
 step with it (so a supervisor killed in the middle finishes it: `resume`),
 and each turn hands the engine's `View` to the `Transition` and the
 actions it returns back to the engine. The engine is whatever runs the
-agents: today the local supervisor's fleet (`membership.local`), in a
+agents: today the local supervisor's fleet (`paxosctl.supervisor.engine`), in a
 test a fake one (tests/membership/test_driver.py). The driver never
 assumes an action worked; the transition sees its result in a later view.
 
