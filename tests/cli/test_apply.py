@@ -145,6 +145,8 @@ def test_removed_proposer_comes_back_by_sighup_above_its_old_round(make_cluster)
     assert stored_round(cluster, "proposer-2") >= old_round
     members = cluster.state_dir / "members.json"
     member_id = json.loads(members.read_text())["members"]["proposer-2"]["member_id"]
+    incarnation = json.loads(cluster.run_ok("describe", "proposer-2", "-o", "json").stdout)[
+        "incarnation"]
 
     rewrite(cluster, with_counts(proposer=2), metrics={"listen": "127.0.0.1:0"})
     result = cluster.run_ok("apply")
@@ -163,6 +165,10 @@ def test_removed_proposer_comes_back_by_sighup_above_its_old_round(make_cluster)
                "SIGHUP to start proposer-2 again")
     assert "SIGHUP: applying" in supervisor_log(cluster)
     assert stored_round(cluster, "proposer-2") >= old_round  # it resumed from its store
+    # The supervisor kept its record (the membership engine's retired agents):
+    # its incarnations go on from the last, as after any restart.
+    assert json.loads(cluster.run_ok("describe", "proposer-2", "-o", "json").stdout)[
+        "incarnation"] == incarnation + 1
     assert lead(cluster, "proposer-2") > old_round
     assert DRIFT not in cluster.run("status").stderr
     cluster.run_ok("propose", "three again")
