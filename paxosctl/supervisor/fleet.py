@@ -37,7 +37,7 @@ from .agents import AgentProcess, monotonic
 from .chaos import ChaosSettings, update as update_chaos
 from .events import EventLog
 from .loop import Loop
-from ..manifest import AgentSpec, Manifest
+from ..manifest import Manifest
 from .members import MemberRegistry
 from ..membership.record import Recorded
 from .roster import Roster
