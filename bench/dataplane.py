@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/failover.py, n
 from failover import leader_failover, wait_whole  # noqa: E402
 from paxosctl import Client  # noqa: E402
 from paxosctl.manifest import toml_value  # noqa: E402
-from paxosctl.pidfile import running_supervisor  # noqa: E402
+from paxosctl.supervisor.pidfile import running_supervisor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cluster.toml"

@@ -72,11 +72,11 @@ import psutil
 
 from failover import acceptor_restart, wait_whole  # bench/failover.py, next to this file
 from paxosctl import Client
-from paxosctl.client import RequestFailed
+from paxosctl.errors import RequestFailed
 from paxosctl.errors import PaxosctlError
 from paxosctl.manifest import toml_value
 from paxosctl.layout import paths
-from paxosctl.pidfile import running_supervisor
+from paxosctl.supervisor.pidfile import running_supervisor
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "cluster.toml"
 MIB = 2**20

@@ -20,7 +20,7 @@ It starts its own copy of the manifest's cluster in a temporary folder
 
 Prints medians and maxima and the ratio, and exits 1 if a target is
 missed. Nothing is lost: the decided log is checked against every
-acknowledgement at the end (paxosctl.history.check).
+acknowledgement at the end (paxosctl.tools.history.check).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pathlib import Path
 
 from paxosctl import Client
 from paxosctl.errors import PaxosctlError
-from paxosctl.history import Operation, check
+from paxosctl.tools.history import Operation, check
 
 
 def change(client: Client, op: str, **fields: object) -> float:

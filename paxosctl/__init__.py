@@ -20,23 +20,24 @@ __version__ = "0.2.0"
 if TYPE_CHECKING:
     # What type checkers see. At run time these names are imported on first
     # use (`__getattr__`), so `paxosctl --version` and friends start fast.
-    from .aio import AsyncClient
-    from .client import Client, new_request_id
-    from .decidedlog import DecidedCommand
+    from .client.aio import AsyncClient
+    from .client.sync import Client, new_request_id
+    from .client.decidedlog import DecidedCommand
     from .errors import (ConnectionLost, Expired, NotHealthy, NotRunning, OutcomeUnknown,
                          PaxosctlError, ProposalTimeout, RequestFailed, RequestIdConflict,
                          UsageError)
-    from .results import (AgentChange, AgentStatus, ClusterStatus, Decision, DownResult,
-                          KillResult, MembershipChange, RestartResult)
+    from .client.results import (AgentChange, AgentStatus, ClusterStatus, Decision,
+                                 DownResult, KillResult, MembershipChange, RestartResult)
 
 #: Where each public name lives, imported when first asked for.
 _LAZY = {
-    "Client": "client", "new_request_id": "client",
-    "AsyncClient": "aio",
-    "Decision": "results", "AgentChange": "results", "MembershipChange": "results",
-    "DecidedCommand": "decidedlog",
-    "AgentStatus": "results", "ClusterStatus": "results", "DownResult": "results",
-    "KillResult": "results", "RestartResult": "results",
+    "Client": "client.sync", "new_request_id": "client.sync",
+    "AsyncClient": "client.aio",
+    "Decision": "client.results", "AgentChange": "client.results",
+    "MembershipChange": "client.results", "DecidedCommand": "client.decidedlog",
+    "AgentStatus": "client.results", "ClusterStatus": "client.results",
+    "DownResult": "client.results", "KillResult": "client.results",
+    "RestartResult": "client.results",
     **{name: "errors" for name in (
         "PaxosctlError", "NotRunning", "OutcomeUnknown", "ProposalTimeout", "ConnectionLost",
         "RequestFailed", "RequestIdConflict", "Expired", "NotHealthy", "UsageError")},

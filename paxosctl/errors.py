@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-if TYPE_CHECKING:  # paxosctl.control is not imported at run time: the CLI starts fast
+if TYPE_CHECKING:  # paxosctl.supervisor.control is not imported at run time: the CLI starts fast
     from .faults import Fault
 
 
@@ -139,7 +139,7 @@ class Expired(PaxosctlError):
         self.request_id = request_id
 
 
-#: The exit code of each fault (`paxosctl.control.Fault`, by its value) a
+#: The exit code of each fault (`paxosctl.supervisor.control.Fault`, by its value) a
 #: reply may name; any other exits 1.
 EXIT_CODES: Mapping[str, int] = {
     "bad_request": 2,
@@ -154,7 +154,7 @@ EXIT_CODES: Mapping[str, int] = {
 class RequestFailed(PaxosctlError):
     """The supervisor (or a learner, for `decided`) refused or could not
     complete a request. `error` is the fault's name as the reply gave it,
-    `fault` the `paxosctl.control.Fault` it names (None for one this client
+    `fault` the `paxosctl.supervisor.control.Fault` it names (None for one this client
     does not know), `reply` the whole error reply; `exit_code` follows the
     fault: 2 for bad input, 124 when the outcome is unknown, else 1."""
 

@@ -4,7 +4,7 @@ Shared by the control socket (which puts a fault in every error reply),
 the operations and rooms that refuse requests (the membership plan among
 them), and the client (which maps each fault to an exception and an exit
 code). Its own module, free of sockets and files, so that pure rooms can
-refuse without importing the server (`paxosctl.control` re-exports both).
+refuse without importing the server (`paxosctl.supervisor.control` re-exports both).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The state dir may be a folder the operator also uses (`state_dir = "."`
 is legal), so "the cluster's files" is never a whole folder: it is the
 supervisor's files (`SUPERVISOR_FILES`) and each agent's files
 (`agent_files`), each with the companions SQLite, log rotation and atomic
-writes leave beside it (`COMPANION`). paxosctl.footprint records which
+writes leave beside it (`COMPANION`). paxosctl.supervisor.footprint records which
 folders and agents a cluster made; `down --purge` removes exactly these.
 """
 
@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
+
+#: The longest path a Unix socket can bind to on Linux (sun_path, less the NUL):
+#: the control socket's and each agent's in run/ (the manifest refuses a longer state_dir).
+MAX_SOCKET_PATH = 107
 
 
 def paths(state_dir: Path) -> dict[str, Path]:
@@ -52,7 +57,7 @@ COMPANION = re.compile(r"(-wal|-shm|-journal|\.creating(-wal|-shm|-journal)?|\.t
 
 def agent_files(name: str) -> tuple[str, ...]:
     """Agent `name`'s files, relative to the state dir: its store, its log and
-    its endpoint (paxosctl.fleet names them so)."""
+    its endpoint (paxosctl.supervisor.fleet names them so)."""
     return (f"state/{name}.db", f"logs/{name}.log", f"run/{name}.sock")
 
 

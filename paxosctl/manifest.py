@@ -53,12 +53,12 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Iterable
 
-from paxosctl.chaos import ChaosSettings
-from paxosctl.control import MAX_SOCKET_PATH
+from paxos_agents.runtime.chaos import ChaosSettings
+
 from paxosctl.durations import ALLOWED as DURATION_ALLOWED
 from paxosctl.durations import parse_duration, quote_text
 from paxosctl.errors import ManifestError
-from paxosctl.layout import paths
+from paxosctl.layout import MAX_SOCKET_PATH, paths
 
 #: What an agent group can be. A replica plays all three protocol roles.
 ROLES = ("proposer", "acceptor", "learner", "replica")
@@ -140,7 +140,7 @@ class Health:
 
 @dataclass(frozen=True, slots=True)
 class RestartSettings:
-    """[restart]: what happens when an agent process ends (see paxosctl.restart).
+    """[restart]: what happens when an agent process ends (see paxosctl.supervisor.restart).
 
     - policy = "always": always | on-failure | never. "always" restarts after
       any exit, "on-failure" only after a failed one, "never" leaves it stopped.

@@ -40,9 +40,9 @@ from typing import Any, TypeVar
 import psutil
 
 from paxosctl import Client
-from paxosctl.client import json_value
+from paxosctl.client.results import json_value
 from paxosctl.manifest import toml_value
-from paxosctl.pidfile import running_supervisor
+from paxosctl.supervisor.pidfile import running_supervisor
 
 #: The console script of the venv running the tests.
 PAXOSCTL = str(Path(sys.executable).parent / "paxosctl")

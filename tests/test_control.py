@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from paxosctl.control import (
+from paxosctl.supervisor.control import (
     PAUSE_REPLY_BYTES,
     REQUESTS_PER_TURN,
     ClientConnection,
@@ -212,7 +212,7 @@ def test_a_client_that_does_not_read_its_replies_is_paused(harness: Harness) -> 
 
 def test_an_oversized_line_is_refused_then_the_connection_closes(
         harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("paxosctl.control.MAX_REQUEST_BYTES", 1000)
+    monkeypatch.setattr("paxosctl.supervisor.control.MAX_REQUEST_BYTES", 1000)
     connection, peer = harness.connect()
     peer.sendall(b'{"id": 1, "op": "ping"}\n' + b"a" * 2000)
     for _ in range(10):

@@ -18,11 +18,11 @@ import signal
 import time
 from pathlib import Path
 
-import paxosctl.agents as agents_module
+import paxosctl.supervisor.agents as agents_module
 from paxos_agents.runtime import frames
-from paxosctl.agents import AgentProcess
+from paxosctl.supervisor.agents import AgentProcess
 from paxosctl.manifest import AgentSpec, RestartSettings
-from paxosctl.restart import ExitCause, Lifecycle
+from paxosctl.supervisor.restart import ExitCause, Lifecycle
 
 from clusters import wait_until
 

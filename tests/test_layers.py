@@ -1,6 +1,10 @@
 """Imports point down: read from the source, not from what happens to load.
 
 - `paxos_agents` never imports `paxosctl`;
+- paxosctl's packages point down: cli -> tools -> supervisor -> membership,
+  and client, each beside the others as `PACKAGE_ORDER` says, all over the
+  shared top modules (manifest, errors, faults, layout...), which import
+  none of the packages;
 - inside each package the imports form no cycle (the supervisor's rooms:
   supervisor -> ops -> fleet -> agents -> metrics -> restart, and so on);
 - test modules import the cluster harness from tests/clusters.py, not a conftest;
@@ -116,33 +120,88 @@ def test_imports_form_no_cycle(package):
         visit(module, [])
 
 
+#: paxosctl's packages and what each may import besides itself and the
+#: shared top modules ("top": paxosctl/*.py). The client library runs where
+#: no supervisor does; the membership wing never reaches up to the
+#: supervisor that carries its actions out (another engine may); the tools
+#: read the supervisor's pid file to measure its processes.
+PACKAGE_ORDER = {
+    "cli": {"tools", "supervisor", "membership", "client"},
+    "tools": {"supervisor", "client"},
+    "supervisor": {"membership"},
+    "membership": set(),
+    "client": set(),
+    "top": set(),
+}
+
+
+def _package(module: str) -> str:
+    """The package of a paxosctl module ("top" for paxosctl/*.py), "" outside paxosctl."""
+    parts = module.split(".")
+    if parts[0] != "paxosctl":
+        return ""
+    return parts[1] if len(parts) > 1 and parts[1] in PACKAGE_ORDER else "top"
+
+
+def test_paxosctl_has_only_the_known_packages():
+    """A new package gets its place in PACKAGE_ORDER (and a docstring saying what it may import)."""
+    found = {p.parent.name for p in (ROOT / "paxosctl").glob("*/__init__.py")}
+    assert found == set(PACKAGE_ORDER) - {"top"}
+
+
+def test_paxosctl_packages_import_only_downwards():
+    """Each package imports only what PACKAGE_ORDER lets it. The top modules
+    import none of the packages but where they are entry points:
+    `__main__` (the CLI) and the package's `__init__`, whose client names
+    are imported on first use (its lazy map), not when it loads."""
+    wrong = set()
+    for module, deps in GRAPH.items():
+        package = _package(module)
+        if not package:
+            continue
+        allowed = PACKAGE_ORDER[package] | {package, "top"}
+        wrong |= {(module, d) for d in deps if _package(d) not in allowed | {""}}
+    assert wrong == {("paxosctl.__main__", "paxosctl.cli")} | {
+        ("paxosctl", m) for m in ("paxosctl.client.sync", "paxosctl.client.aio",
+                                  "paxosctl.client.results", "paxosctl.client.decidedlog")}
+
+
+@pytest.mark.parametrize("package", sorted(set(PACKAGE_ORDER) - {"top", "cli"}))
+def test_package_inits_import_nothing_at_run_time(package):
+    """`paxosctl --version` and `status` import a few modules of these
+    packages; an __init__ that imported its modules would load them all.
+    Imports under TYPE_CHECKING (for type checkers) are fine."""
+    tree = ast.parse((ROOT / "paxosctl" / package / "__init__.py").read_text())
+    assert ast.get_docstring(tree), "say what the package holds and what it may import"
+    eager = [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+             and not (isinstance(node, ast.ImportFrom) and node.module in ("__future__", "typing"))]
+    assert eager == []
+
+
 def test_the_supervisor_rooms_import_only_downwards():
-    """The loop's modules, top to bottom: each may import only those below it."""
-    order = ["supervisor", "ops", "snapshot", "fleet", "agents", "metrics", "restart", "loop"]
+    """The supervisor's modules, top to bottom: each may import only those below it."""
+    order = ["daemon", "supervisor", "ops", "snapshot", "engine", "rollout", "reconcile", "fleet",
+             "roster", "agents", "metrics", "restart", "loop"]
     for i, room in enumerate(order):
-        above = {f"paxosctl.{r}" for r in order[:i]}
-        assert GRAPH[f"paxosctl.{room}"] & above == set(), room
+        above = {f"paxosctl.supervisor.{r}" for r in order[:i]}
+        assert GRAPH[f"paxosctl.supervisor.{room}"] & above == set(), room
 
 
 MEMBERSHIP = {m for m in GRAPH if m.startswith("paxosctl.membership.")}
 
 
 def test_the_membership_wing_imports_only_downwards():
-    """Inside paxosctl/membership: local -> driver -> change -> plan, with
-    topology, names and record beside; only `local` knows the fleet (the
-    engine of today), and nothing in the wing imports the supervisor's
-    upper rooms. The fleet may import `record` (it parses reports once)."""
-    order = ["local", "driver", "topology", "change", "record", "names", "plan"]
+    """Inside paxosctl/membership: driver -> change -> plan, with topology,
+    names and record beside. The engine of today (the supervisor's fleet)
+    is `paxosctl.supervisor.engine`, outside the wing: nothing in the wing
+    imports the supervisor (test_paxosctl_packages_import_only_downwards)."""
+    order = ["driver", "topology", "change", "record", "names", "plan"]
     assert {m.rpartition(".")[2] for m in MEMBERSHIP} == set(order)
     for i, room in enumerate(order):
         above = {f"paxosctl.membership.{r}" for r in order[:i]}
         assert GRAPH[f"paxosctl.membership.{room}"] & above == set(), room
-    upper = {f"paxosctl.{r}" for r in ("supervisor", "ops", "snapshot", "fleet", "agents", "loop")}
-    for module in MEMBERSHIP - {"paxosctl.membership.local"}:
-        assert GRAPH[module] & upper == set(), module
-    for module in MEMBERSHIP:  # the supervisor's room above the wing
-        assert "paxosctl.supervisor" not in GRAPH[module]
-    assert {m for m in GRAPH if GRAPH[m] & {"paxosctl.membership.local"}} == {"paxosctl.supervisor"}
+    assert {m for m in GRAPH if "paxosctl.supervisor.engine" in GRAPH[m]} == {
+        "paxosctl.supervisor.supervisor"}
 
 
 @pytest.mark.parametrize("module", ["plan", "change"])
@@ -152,8 +211,7 @@ def test_the_membership_plan_and_state_machine_do_no_io(module):
     assert names & {"os", "socket", "subprocess", "time", "threading", "select", "signal",
                     "multiprocessing", "sqlite3"} == set()
     assert not GRAPH[f"paxosctl.membership.{module}"] & {
-        "paxosctl.fleet", "paxosctl.agents", "paxosctl.loop", "paxosctl.membership.topology",
-        "paxosctl.control"}  # the socket server: a refusal's Fault is in paxosctl.faults
+        "paxosctl.membership.topology", "paxosctl.membership.driver"}
 
 
 #: What the protocol core may import from the standard library: no clock,

@@ -4,7 +4,7 @@ machine reads no clock, so the timelines below are exact."""
 import pytest
 
 from paxosctl.manifest import RestartSettings
-from paxosctl.restart import (
+from paxosctl.supervisor.restart import (
     RESTART_REASONS, AgentState, ExitCause, Lifecycle, TransitionError, exit_cause,
 )
 

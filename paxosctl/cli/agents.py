@@ -17,7 +17,7 @@ from .common import (FILE_HELP, TABLES, TEXT, AgentArgument, FileOption, TableOu
                      _status_reply)
 
 if TYPE_CHECKING:
-    from ..client import Client
+    from ..client.sync import Client
 
 
 def logs(

@@ -28,7 +28,7 @@ def apply(
     paxos.alpha, the cluster's name or state_dir, the acceptors together
     with other changes) changes nothing and exits 2; no difference exits 0.
     """
-    from ..client import RequestFailed
+    from ..errors import RequestFailed
 
     started = time.monotonic()
     file = find_manifest(file)
@@ -114,7 +114,7 @@ def replace(
 def _membership_change(file: str | None, op: str, doing: str, timeout: float, no_wait: bool,
                        **fields: Any) -> None:
     """Send `op` (scale or replace), print what it does, wait unless `no_wait`."""
-    from ..client import RequestFailed
+    from ..errors import RequestFailed
 
     started = time.monotonic()
     with _client(file) as client:

@@ -15,8 +15,8 @@ from ..discovery import find_manifest
 from ..output import MACHINE, document, render
 from ..errors import PaxosctlError, UsageError
 from ..manifest import check_runtime, load_manifest, warnings
-from ..ownership import check_owner
-from ..pidfile import running_supervisor
+from ..supervisor.ownership import check_owner
+from ..supervisor.pidfile import running_supervisor
 from .common import (FILE_HELP, TABLES, TEXT, FileOption, TableOutput, TextOutput, _client,
                      _completer, _echo, _err, _manifest, _output, _status_reply)
 
@@ -79,7 +79,7 @@ def _show_status(st: dict[str, Any], output: str, *, watching: bool = False) -> 
 
 def _warn_if_drifted(st: dict[str, Any], file: str) -> None:
     """`status`: say so when the running cluster is not what FILE describes."""
-    from ..reconcile import drifted
+    from ..supervisor.reconcile import drifted
 
     if drifted(st, file):
         _err(f"warning: the running cluster differs from {file} (run paxosctl apply)")

@@ -20,11 +20,11 @@ from ..output import MACHINE, allowed
 from ..errors import NotRunning, PaxosctlError, UsageError
 from ..manifest import Manifest, load_manifest
 from ..layout import paths
-from ..ownership import check_owner
-from ..pidfile import running_supervisor
+from ..supervisor.ownership import check_owner
+from ..supervisor.pidfile import running_supervisor
 
 if TYPE_CHECKING:
-    from ..client import Client
+    from ..client.sync import Client
 
 
 app = typer.Typer(
@@ -126,7 +126,7 @@ def _manifest(file: str | None) -> Manifest:
 
 
 def _client(file: str | None) -> "Client":
-    from ..client import Client
+    from ..client.sync import Client
 
     file = find_manifest(file)
     manifest = _manifest(file)
@@ -147,7 +147,7 @@ def _status_reply(client: "Client", wide: bool) -> dict[str, Any]:
 
 
 def _checked(call, *args):
-    from ..client import RequestFailed
+    from ..errors import RequestFailed
 
     try:
         return call(*args)

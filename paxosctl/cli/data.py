@@ -18,7 +18,7 @@ from ..layout import paths
 from .common import TEXT, FileOption, TextOutput, _echo, _manifest, _output
 
 if TYPE_CHECKING:
-    from ..decidedlog import DecidedCommand
+    from ..client.decidedlog import DecidedCommand
 
 
 def propose(
@@ -60,8 +60,8 @@ def propose(
     if not 0.001 <= timeout <= 3600:
         raise UsageError(f"--timeout: expected seconds from 0.001 to 3600, got {timeout}")
     manifest = _manifest(file)
-    from ..client import new_request_id
-    from ..dataclient import check_proposal, retry_hint
+    from ..client.sync import new_request_id
+    from ..client.datapath import check_proposal, retry_hint
 
     # Made here, before anything is sent, so that an unknown outcome can name it.
     fresh = request_id is None
@@ -72,7 +72,7 @@ def propose(
     try:
         future = data.propose_async(payload, request_id=request_id, timeout=timeout,
                                     issued=issued, fresh=fresh)
-        from ..client import Client
+        from ..client.sync import Client
 
         decision = Client.wait(future, request_id, timeout)
     except KeyboardInterrupt:
@@ -82,7 +82,7 @@ def propose(
     finally:
         data.close()
     if output in MACHINE:
-        from ..dataclient import json_value
+        from ..client.datapath import json_value
 
         _echo(render({"slot": decision.slot, "index": decision.index,
                       "position": decision.position,
@@ -95,7 +95,7 @@ def propose(
 
 def _data_client(manifest: Manifest, file: str | None):
     """The data path of the cluster `manifest` describes (no supervisor needed)."""
-    from ..dataclient import DataClient
+    from ..client.datapath import DataClient
     from ..endpoints import read_endpoints
 
     file = find_manifest(file)
@@ -175,7 +175,7 @@ def decided(
     an error naming the first slot retained.
     """
     output = _output(output, TEXT)
-    from ..decidedlog import read_log_pages
+    from ..client.decidedlog import read_log_pages
 
     manifest = _manifest(file)
     data = _data_client(manifest, file)
@@ -229,12 +229,12 @@ def _decided_json(e: DecidedCommand) -> dict[str, Any]:
         try:
             shown: Any = value.decode("utf-8") if value is not None else None
         except UnicodeDecodeError:
-            from ..dataclient import json_value
+            from ..client.datapath import json_value
 
             shown = json_value(value)
         return {"slot": e.slot, "index": e.index, "request_id": e.request_id, "value": shown,
                 "noop": False, "position": f"{e.slot}.{e.index}"}
-    from ..dataclient import json_value
+    from ..client.datapath import json_value
 
     return {**e.to_dict(), "value": json_value(value)}
 

@@ -18,9 +18,9 @@ from ..durations import format_duration
 from ..errors import NotHealthy, NotRunning, OutcomeUnknown, PaxosctlError
 from ..manifest import Manifest, check_runtime
 from ..layout import paths
-from ..ownership import conflict, runs
-from ..ownership import claim as claim_state_dir
-from ..pidfile import live_supervisor, running_supervisor
+from ..supervisor.ownership import conflict, runs
+from ..supervisor.ownership import claim as claim_state_dir
+from ..supervisor.pidfile import live_supervisor, running_supervisor
 from .common import FILE_HELP, FileOption, _client, _echo, _err, _manifest
 
 
@@ -53,8 +53,8 @@ def up(
         _up_detached(manifest, file, wait)
         return
     # Heavy (multiprocessing, runtime): only here.
-    from ..daemon import setup_logging
-    from ..supervisor import Supervisor
+    from ..supervisor.daemon import setup_logging
+    from ..supervisor.supervisor import Supervisor
 
     os.umask(0o077)  # what the cluster writes is private: files 0600, folders 0700
     claim = claim_state_dir(manifest)
@@ -72,15 +72,15 @@ def up(
 
 
 def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
-    """Start the daemon (paxosctl.daemon), which claims the state dir
+    """Start the daemon (paxosctl.supervisor.daemon), which claims the state dir
     itself, and wait until the cluster serves. Writes nothing there."""
     log_path = paths(manifest.state_dir)["log"]
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "paxosctl.daemon", str(manifest.path)],
+        [sys.executable, "-m", "paxosctl.supervisor.daemon", str(manifest.path)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True, close_fds=True,
     )
-    from ..client import Client
+    from ..client.sync import Client
 
     deadline = time.monotonic() + wait
     status: dict[str, Any] | None = None
@@ -180,7 +180,7 @@ def down(
 
 
 def _purge(manifest: Manifest) -> None:
-    from ..purge import NOT_EMPTY, NOT_MADE, purge as purge_state
+    from ..supervisor.purge import NOT_EMPTY, NOT_MADE, purge as purge_state
 
     if not manifest.state_dir.exists():
         _echo(f"nothing to purge: {manifest.state_dir} does not exist")

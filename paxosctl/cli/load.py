@@ -76,7 +76,7 @@ def soak(
     Prints `kills: N, proposals acknowledged: M, lost: 0, duplicated: 0,
     linearizable: yes` and exits 1 on any anomaly.
     """
-    from ..soak import soak as run_soak
+    from ..tools.soak import soak as run_soak
 
     try:
         seconds = parse_duration(duration)
@@ -130,8 +130,8 @@ def bench(
         help="Unmeasured proposals first [default: 2000, or a fifth of --requests if less].")] = None,
 ) -> None:
     """Measure decided commands per second, latency and CPU per command of each process."""
-    from ..bench import bench as run_bench
-    from ..bench import cpu_table
+    from ..tools.bench import bench as run_bench
+    from ..tools.bench import cpu_table
 
     output = _output(output, TEXT)
     seconds = None

@@ -8,11 +8,16 @@ adds or removes.
   actions`, with no process;
 - `driver`: one change at a time through an `Engine`, resumed after a
   killed supervisor from `topology`;
-- `local`: the engine of today, the supervisor's `Fleet`;
 - `topology`: topology.json alone (a cache of what the cluster records);
 - `names`: names for new agents; `record`: the configurations the agents
   reported, parsed once.
 
-This package's __init__ imports nothing: the fleet imports `record`, and
-`local` imports the fleet.
+The engine of today, the supervisor's fleet, is outside the wing:
+`paxosctl.supervisor.engine` (the wing is driven by the supervisor and
+never reaches up to it, so another engine can drive the same change).
+
+May import: the shared top modules of `paxosctl` (manifest, faults,
+errors, layout) and `paxos_agents.core`; never the supervisor, the client
+library, the tools or the CLI. This package's __init__ imports nothing:
+the supervisor's fleet imports `record`.
 """

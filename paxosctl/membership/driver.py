@@ -4,12 +4,12 @@ The driver plans a change (`plan.plan_change`), keeps topology.json in
 step with it (so a supervisor killed in the middle finishes it: `resume`),
 and each turn hands the engine's `View` to the `Transition` and the
 actions it returns back to the engine. The engine is whatever runs the
-agents: today the local supervisor's fleet (`membership.local`), in a
+agents: today the local supervisor's fleet (`paxosctl.supervisor.engine`), in a
 test a fake one (tests/membership/test_driver.py). The driver never
 assumes an action worked; the transition sees its result in a later view.
 
 Who waits for the change (the caller's reply and its deadline) is the
-supervisor's one pending long operation (paxosctl.pending), not the
+supervisor's one pending long operation (paxosctl.supervisor.pending), not the
 driver's: the driver only says when a change has finished.
 """
 
@@ -21,7 +21,7 @@ from typing import Callable, Protocol
 
 from paxos_agents.core.configs import History
 
-from ..control import OpError
+from ..faults import OpError
 from ..manifest import AgentSpec
 from .change import Action, Transition, View
 from .plan import Asked, ChangePlan, Current, Refusal, busy_refusal, plan_change, resumed

@@ -13,7 +13,7 @@ from paxosctl.layout import paths
 from clusters import Cluster, ClusterFactory
 from paxosctl import (AsyncClient, ClusterStatus, Decision, DownResult, NotRunning,
                       RequestFailed)
-from paxosctl.control import Fault
+from paxosctl.supervisor.control import Fault
 
 
 def run(body: Callable[[AsyncClient], Awaitable[Any]], cluster: Cluster, timeout: float = 60) -> Any:

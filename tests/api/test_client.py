@@ -12,7 +12,7 @@ import pytest
 from clusters import Cluster, wait_until
 from paxosctl import (AgentChange, AgentStatus, Client, ClusterStatus, DecidedCommand, KillResult,
                       MembershipChange, NotRunning, RequestFailed, RestartResult)
-from paxosctl.control import Fault
+from paxosctl.supervisor.control import Fault
 
 
 def test_status_is_typed(api_cluster: Cluster) -> None:

@@ -207,9 +207,9 @@ def test_a_reader_cut_off_by_its_learner_goes_on_at_another(api_cluster: Cluster
     same pages from the next learner, nothing twice, nothing missed."""
     import dataclasses
 
-    import paxosctl.dataclient as dataclient
-    from paxosctl.dataclient import DataClient
-    from paxosctl.decidedlog import read_log
+    import paxosctl.client.datapath as dataclient
+    from paxosctl.client.datapath import DataClient
+    from paxosctl.client.decidedlog import read_log
 
     with api_cluster.client() as client:
         mine = [client.propose(f"before the cut {n}") for n in range(3)]

@@ -1,4 +1,4 @@
-"""Which learner a client follows, and the stall rule (paxosctl.following): no sockets.
+"""Which learner a client follows, and the stall rule (paxosctl.client.following): no sockets.
 
 A learner "connected" here is an `Endpoint` whose `conn` is set to a
 stand-in object: `Learners` only asks whether there is one.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from paxosctl.following import Learners
+from paxosctl.client.following import Learners
 
 STALL = 2.0
 

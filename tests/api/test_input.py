@@ -17,7 +17,7 @@ import pytest
 
 from clusters import Cluster, wait_until
 from paxosctl import AsyncClient
-from paxosctl import dataclient
+from paxosctl.client import datapath as dataclient
 from paxosctl.errors import UsageError
 
 #: The api cluster's paxos.max_value_bytes (the manifest's default).

@@ -13,8 +13,8 @@ import pytest
 
 from paxosctl import (AgentStatus, ClusterStatus, DecidedCommand, DownResult, KillResult,
                       RequestFailed, RestartResult)
-from paxosctl.control import Fault
-from paxosctl.decidedlog import LogCursor
+from paxosctl.supervisor.control import Fault
+from paxosctl.client.decidedlog import LogCursor
 
 ROW = {"name": "acceptor-1", "role": "acceptor", "state": "running", "pid": 4242,
        "restarts": 2, "uptime_s": 12.5, "decided_up_to": 7, "log_start": 0,

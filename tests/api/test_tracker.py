@@ -1,4 +1,4 @@
-"""The client's requests as state machines (paxosctl.tracker): tables, no sockets.
+"""The client's requests as state machines (paxosctl.client.tracker): tables, no sockets.
 
 Each test builds a `Tracker`, brings requests to a state through its
 public calls (`add`, `take`, the `on_*` answers, `learner_lost`, `expire`),
@@ -18,8 +18,8 @@ from paxos_agents.core.commands import Command, Value
 from paxos_agents.runtime import clientwire as wire
 from paxosctl.errors import (ConnectionLost, Expired, NotRunning, ProposalTimeout,
                              RequestIdConflict, UsageError)
-from paxosctl.results import Decision
-from paxosctl.tracker import (STAMP_WAIT_SECONDS, TRANSITIONS, Event, LearnerLink, Outgoing,
+from paxosctl.client.results import Decision
+from paxosctl.client.tracker import (STAMP_WAIT_SECONDS, TRANSITIONS, Event, LearnerLink, Outgoing,
                               Request, RequestState, Tracker, resolve)
 
 S = RequestState
@@ -380,7 +380,7 @@ def test_a_frame_settles_all_its_requests_the_first_answer_winning() -> None:
 
 def test_what_the_stall_rule_waits_on_is_the_first_proposal_of_an_unanswered_request() -> None:
     """`proposed_by(when)`: a request first proposed at `when` or before is
-    unanswered (paxosctl.following's stall rule); a resend does not restart it,
+    unanswered (paxosctl.client.following's stall rule); a resend does not restart it,
     a lookup or a request not yet proposed does not count."""
     t = tracker()
     call(t, "k", lookup=True)

@@ -17,8 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The modules whose annotations are the API, checked with --strict.
-TYPED = ("paxosctl/client.py", "paxosctl/aio.py", "paxosctl/results.py",
-         "paxosctl/decidedlog.py", "paxosctl/errors.py", "paxosctl/__init__.py")
+TYPED = ("paxosctl/client/sync.py", "paxosctl/client/aio.py", "paxosctl/client/results.py",
+         "paxosctl/client/decidedlog.py", "paxosctl/errors.py", "paxosctl/__init__.py",
+         "paxosctl/client/__init__.py")
 #: Seconds all mypy runs of this module may take together (cold cache).
 BUDGET = 45.0
 
@@ -135,7 +136,7 @@ def test_the_package_exports_resolve_lazily() -> None:
     """Every name in `paxosctl.__all__` resolves, and importing the package
     imports none of the client modules (the CLI starts fast)."""
     code = ("import sys, paxosctl; "
-            "loaded = [m for m in ('paxosctl.client', 'paxosctl.aio', 'paxosctl.dataclient', "
+            "loaded = [m for m in ('paxosctl.client', 'paxosctl.client.aio', 'paxosctl.client.datapath', "
             "'asyncio') if m in sys.modules]; "
             "assert not loaded, loaded; "
             "assert set(paxosctl.__all__) == {'__version__', *paxosctl._LAZY}; "

@@ -2,7 +2,7 @@
 
 Real clusters: agents added and removed, settings applied live or by a
 rolling restart, refusals that change nothing. The table tests at the end
-check the plan (paxosctl.reconcile) and the core's live membership
+check the plan (paxosctl.supervisor.reconcile) and the core's live membership
 without processes.
 """
 
@@ -26,8 +26,8 @@ from paxos_agents.core.node import Node
 from paxosctl import Client
 from paxosctl import manifest as manifest_module
 from paxosctl.manifest import load_manifest
-from paxosctl.reconcile import SECTIONS, SETTINGS, plan
-from paxosctl.rollout import interim_manifest
+from paxosctl.supervisor.reconcile import SECTIONS, SETTINGS, plan
+from paxosctl.supervisor.rollout import interim_manifest
 
 ROLES = {"proposer": ("proposer", 2), "acceptor": ("acceptor", 3), "learner": ("learner", 1)}
 DRIFT = "warning: the running cluster differs from"
@@ -145,6 +145,8 @@ def test_removed_proposer_comes_back_by_sighup_above_its_old_round(make_cluster)
     assert stored_round(cluster, "proposer-2") >= old_round
     members = cluster.state_dir / "members.json"
     member_id = json.loads(members.read_text())["members"]["proposer-2"]["member_id"]
+    incarnation = json.loads(cluster.run_ok("describe", "proposer-2", "-o", "json").stdout)[
+        "incarnation"]
 
     rewrite(cluster, with_counts(proposer=2), metrics={"listen": "127.0.0.1:0"})
     result = cluster.run_ok("apply")
@@ -163,6 +165,10 @@ def test_removed_proposer_comes_back_by_sighup_above_its_old_round(make_cluster)
                "SIGHUP to start proposer-2 again")
     assert "SIGHUP: applying" in supervisor_log(cluster)
     assert stored_round(cluster, "proposer-2") >= old_round  # it resumed from its store
+    # The supervisor kept its record (the membership engine's retired agents):
+    # its incarnations go on from the last, as after any restart.
+    assert json.loads(cluster.run_ok("describe", "proposer-2", "-o", "json").stdout)[
+        "incarnation"] == incarnation + 1
     assert lead(cluster, "proposer-2") > old_round
     assert DRIFT not in cluster.run("status").stderr
     cluster.run_ok("propose", "three again")

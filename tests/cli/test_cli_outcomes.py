@@ -21,7 +21,7 @@ import psutil
 
 from clusters import PAXOSCTL, Cluster, ClusterFactory, alive, describe, wait_until
 
-from paxosctl.client import ANSWER_GRACE
+from paxosctl.client.sync import ANSWER_GRACE
 
 #: What a 124 or 130 says of the request it sent.
 UNKNOWN = re.compile(r"request (\S+) may still be decided")

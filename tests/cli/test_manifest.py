@@ -459,7 +459,7 @@ def test_garbage_raises_only_manifest_errors(scratch, document, prefix):
 def test_a_state_dir_too_long_for_an_agents_endpoint_is_refused(tmp_path):
     """Each agent listens on STATE_DIR/run/<agent>.sock: a folder short enough
     for the control socket can still be too long for a long agent name."""
-    from paxosctl.control import MAX_SOCKET_PATH
+    from paxosctl.supervisor.control import MAX_SOCKET_PATH
 
     group = "a" * 32  # the longest group name allowed
     room = MAX_SOCKET_PATH - len(f"/run/{group}-0.sock")

@@ -105,7 +105,7 @@ def test_a_second_supervisor_touches_nothing_of_the_live_one(make_cluster: Clust
     before = (os.stat(sock).st_ino, pid_file.read_text())
     supervisor = cluster.supervisor()
 
-    second = subprocess.run([sys.executable, "-m", "paxosctl.daemon", str(cluster.manifest)],
+    second = subprocess.run([sys.executable, "-m", "paxosctl.supervisor.daemon", str(cluster.manifest)],
                             cwd=cluster.dir, stdin=subprocess.DEVNULL, capture_output=True,
                             text=True, timeout=30)
     assert second.returncode == 1, describe(second)

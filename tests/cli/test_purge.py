@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from clusters import ClusterFactory, describe, manifest_text
 
-from paxosctl.footprint import Footprint
-from paxosctl.purge import NOT_EMPTY, NOT_MADE, purge
+from paxosctl.supervisor.footprint import Footprint
+from paxosctl.supervisor.purge import NOT_EMPTY, NOT_MADE, purge
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

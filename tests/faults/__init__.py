@@ -1,6 +1,6 @@
 """Proof under faults (issue #5): real clusters killed, crashed, starved of
 disk, partitioned and fed garbage, every run checked with
-`paxosctl.history.check`.
+`paxosctl.tools.history.check`.
 
 This folder is a package on purpose. Its `conftest.py` then imports as
 `faults.conftest` instead of plain `conftest`, so it never shadows

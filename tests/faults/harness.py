@@ -19,9 +19,9 @@ from typing import Any
 import psutil
 
 from paxosctl import Client
-from paxosctl.client import RequestFailed
+from paxosctl.errors import RequestFailed
 from paxosctl.errors import NotRunning, OutcomeUnknown, PaxosctlError, ProposalTimeout
-from paxosctl.history import Operation, Report, check
+from paxosctl.tools.history import Operation, Report, check
 
 from clusters import (  # tests/ is on sys.path (pytest's rootdir conftest)
     TOPOLOGIES,

@@ -1,6 +1,6 @@
 """Bad input never takes the cluster down.
 
-The control socket (JSON lines, `paxosctl.control`) gets malformed JSON,
+The control socket (JSON lines, `paxosctl.supervisor.control`) gets malformed JSON,
 non-objects, requests with no "op", truncated and oversized lines, unknown
 ops, fields of the wrong type, clients that hang up mid-request and a
 hundred connections opened and dropped. After each, the supervisor is the
@@ -38,7 +38,7 @@ from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, hello
 from paxosctl import Client
 from paxosctl.endpoints import read_endpoints
-from paxosctl.control import MAX_REQUEST_BYTES
+from paxosctl.supervisor.control import MAX_REQUEST_BYTES
 from paxosctl.errors import ManifestError
 from paxosctl.manifest import load_manifest
 

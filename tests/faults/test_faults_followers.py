@@ -16,8 +16,8 @@ import queue
 import threading
 from typing import Iterator
 
-from paxosctl.dataclient import DataClient
-from paxosctl.decidedlog import DecidedCommand, read_log
+from paxosctl.client.datapath import DataClient
+from paxosctl.client.decidedlog import DecidedCommand, read_log
 
 from .harness import FaultCluster, describe, wait_until
 

@@ -1,4 +1,4 @@
-"""`paxosctl.history.check` on hand-made histories and logs: each anomaly
+"""`paxosctl.tools.history.check` on hand-made histories and logs: each anomaly
 is found (lost, duplicated, misplaced, unproposed, reordered in real
 time, an unknown outcome applied twice), a clean history passes, and
 hypothesis-generated valid histories (sequential, and concurrent but
@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paxosctl.history import Operation, Report, check
+from paxosctl.tools.history import Operation, Report, check
 
 
 def entry(slot: int, rid: str | None, value: str | None = None) -> dict[str, Any]:

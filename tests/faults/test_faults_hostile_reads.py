@@ -20,7 +20,7 @@ import threading
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, hello
-from paxosctl.decidedlog import LogCursor
+from paxosctl.client.decidedlog import LogCursor
 
 from .harness import FaultCluster, describe
 

@@ -4,7 +4,7 @@ while client threads propose unique request ids. (A leader's turn that
 finds no leader, an election being under way, waits up to LEADER_WAIT for
 one.) Then the kills stop, the
 cluster heals, every learner catches up, and the history of every proposal
-goes through `paxosctl.history.check` against the decided log: nothing
+goes through `paxosctl.tools.history.check` against the decided log: nothing
 acknowledged lost, nothing applied twice, real-time order kept.
 """
 

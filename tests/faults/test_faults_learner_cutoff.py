@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from paxosctl.history import Operation
+from paxosctl.tools.history import Operation
 
 from .harness import FaultCluster, describe, verify
 

@@ -3,7 +3,7 @@ any two of the five while the cluster keeps deciding, scale 5 -> 3, wipe one
 acceptor's files and `replace` it, all while client threads propose unique
 request ids. Afterwards every acknowledged command is in the decided log
 exactly once at its acknowledged slot, and nothing unproposed is there
-(`paxosctl.history.check`, through `verify`).
+(`paxosctl.tools.history.check`, through `verify`).
 
 In the replicas topology the group is "replica": each change moves
 proposers and learners too, and the replaced replica's learner starts

@@ -1,5 +1,5 @@
 """`paxosctl soak`: load, SIGKILLs and chaos against a running cluster,
-then its own verdict through `paxosctl.history.check`.
+then its own verdict through `paxosctl.tools.history.check`.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from paxosctl import Client
-from paxosctl.soak import soak
+from paxosctl.tools.soak import soak
 
 from .harness import FAST_RESTART, describe
 

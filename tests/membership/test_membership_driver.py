@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from paxosctl.control import OpError
+from paxosctl.supervisor.control import OpError
 from paxosctl.membership.change import Propose, RESEND_SECONDS, StartAgent, StopAgent
 from paxosctl.membership.driver import Driver
 from paxosctl.membership.names import resize

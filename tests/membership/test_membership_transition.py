@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from paxos_agents.core.settings import Membership
-from paxosctl.control import Fault
+from paxosctl.supervisor.control import Fault
 from paxosctl.membership.change import (
     Announce, Liveness, Propose, Stage, StartAgent, StopAgent, Transition, View)
 from paxosctl.membership.plan import Asked, ChangePlan, Current, Decided, Refusal, plan_change

@@ -16,7 +16,7 @@ from paxos_agents.runtime.codec import encode
 from paxos_agents.runtime.report import AgentReport
 from paxos_agents.runtime.spec import AgentSpec
 from paxos_agents.runtime.storage import SqliteStorage
-from paxosctl.metrics import AgentSample, report_gauges, report_totals
+from paxosctl.supervisor.metrics import AgentSample, report_gauges, report_totals
 
 MEMBERS = Membership(proposers=("p1",), acceptors=("a1", "a2", "a3"), learners=("l1", "l2"))
 

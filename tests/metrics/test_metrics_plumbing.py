@@ -16,7 +16,7 @@ from paxos_agents.core import (
     NOOP,
     Accept, Accepted, Ballot, Chunk, Command, Prepare, Promise, Retry, Stored, Value,
 )
-from paxosctl.metrics import Metrics, Snapshot
+from paxosctl.supervisor.metrics import Metrics, Snapshot
 
 
 def scrape(samples) -> dict[str, float]:

@@ -26,7 +26,7 @@ import pytest
 from prom import Prometheus
 
 from paxosctl import Client
-from paxosctl.pidfile import running_supervisor
+from paxosctl.supervisor.pidfile import running_supervisor
 
 PAXOSCTL = str(Path(sys.executable).parent / "paxosctl")
 

@@ -20,13 +20,14 @@ from paxos_agents.core import NOOP, Accept, Accepted, Ballot, Promise
 from paxos_agents.core.configs import History
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.report import AgentReport, PersistHistogram, ReportError
-from paxosctl.fleet import STALL_SECONDS, Fleet
-from paxosctl.loop import Loop
+from paxosctl.supervisor.fleet import STALL_SECONDS, Fleet, membership_of
+from paxosctl.supervisor.roster import Roster
+from paxosctl.supervisor.loop import Loop
 from paxosctl.manifest import load_manifest
-from paxosctl.members import MemberRegistry
-from paxosctl.metrics import COUNTER_STATS, GAUGES
-from paxosctl.ops import STATUS_STATS
-from paxosctl.restart import AgentState
+from paxosctl.supervisor.members import MemberRegistry
+from paxosctl.supervisor.metrics import COUNTER_STATS, GAUGES
+from paxosctl.supervisor.ops import STATUS_STATS
+from paxosctl.supervisor.restart import AgentState
 
 
 @pytest.fixture
@@ -131,7 +132,8 @@ def fleet(tmp_path) -> Fleet:
         "roles", health={"heartbeat_timeout": "1s"}))
     manifest = load_manifest(tmp_path / "cluster.toml")
     state = {"state": tmp_path / "state", "logs": tmp_path / "logs", "run": tmp_path / "run"}
-    return Fleet(manifest, MemberRegistry(tmp_path / "members.json", cluster_id="c"), Loop(), state)
+    return Fleet(manifest, MemberRegistry(tmp_path / "members.json", cluster_id="c"), Loop(), state,
+                 Roster(membership_of(manifest), None))
 
 
 def _started(fleet: Fleet, now: float):

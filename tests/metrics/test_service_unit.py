@@ -24,7 +24,7 @@ import psutil
 import pytest
 from clusters import short_tmpdir, wait_until
 
-from paxosctl.supervisor import STOP_GRACE_SECONDS
+from paxosctl.supervisor.supervisor import STOP_GRACE_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "examples" / "paxosctl.service"

@@ -22,7 +22,7 @@ from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.watches import PAGE_SECONDS
 from paxos_agents.runtime.codec import encode
-from paxosctl.decidedlog import page_entries
+from paxosctl.client.decidedlog import page_entries
 
 from test_client_answers import Learner, outcomes
 

@@ -26,7 +26,7 @@ import pytest
 from clusters import TOPOLOGIES, Cluster, ClusterFactory, alive, describe, wait_until
 
 from paxosctl import Decision
-from paxosctl.client import RequestFailed
+from paxosctl.errors import RequestFailed
 from paxosctl.errors import NotRunning, OutcomeUnknown
 
 #: Restart settings that keep agents coming back quickly under repeated kills.
@@ -283,7 +283,7 @@ def test_up_after_supervisor_died_unreaped(make_cluster: ClusterFactory) -> None
     cluster.state_dir.mkdir(parents=True)
     with open(cluster.dir / "daemon.log", "wb") as log:
         # Our own child, so it stays a zombie until we reap it.
-        daemon = subprocess.Popen([sys.executable, "-m", "paxosctl.daemon", str(cluster.manifest)],
+        daemon = subprocess.Popen([sys.executable, "-m", "paxosctl.supervisor.daemon", str(cluster.manifest)],
                                   cwd=cluster.dir, stdin=subprocess.DEVNULL, stdout=log,
                                   stderr=log, start_new_session=True)
     try:

@@ -17,7 +17,7 @@ import pytest
 
 from paxos_agents.runtime.storage import SCHEMA_VERSION
 from paxosctl import Client
-from paxosctl.client import Expired
+from paxosctl.client.sync import Expired
 
 from clusters import describe, wait_until
 

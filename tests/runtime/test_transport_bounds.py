@@ -352,7 +352,7 @@ def test_the_hello_parser_only_ever_refuses(frame: bytes) -> None:
 
 def test_a_client_side_connection_reads_every_frame_that_arrived() -> None:
     """Only an agent's inbound connection reads its HELLO alone: a client's
-    (`paxosctl.dataclient`) gets the WELCOME and what follows it at once."""
+    (`paxosctl.client.datapath`) gets the WELCOME and what follows it at once."""
     near, far = socket.socketpair()
     try:
         conn = Connection(near)

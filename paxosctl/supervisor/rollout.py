@@ -28,7 +28,7 @@ import dataclasses
 
 from .agents import AgentProcess
 from .fleet import Fleet
-from .manifest import Manifest
+from ..manifest import Manifest
 from .reconcile import Plan
 from .restart import AgentState
 

@@ -43,9 +43,9 @@ and tried last from then on; its reason goes to `on_cut`, if set.
 
 This module is the I/O shell: the thread handoff, the sockets and
 reconnects, the choice of learner and the stall rule. Which frames a
-request needs and what each answer does to it is `paxosctl.tracker`'s
+request needs and what each answer does to it is `paxosctl.client.tracker`'s
 (fed frames and time, no sockets); what a request ends with is
-`paxosctl.outcomes`'.
+`paxosctl.client.outcomes`'.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, Connection, hello
 
-from .endpoints import Endpoints
+from ..endpoints import Endpoints
 from .following import Endpoint, Learners
-from .errors import ConnectionLost, Expired, NotRunning, PaxosctlError, UsageError
+from ..errors import ConnectionLost, Expired, NotRunning, PaxosctlError, UsageError
 from .results import Decision, json_value, retry_hint
 from .tracker import LearnerLink, Request, RequestState, Settled, Tracker, resolve
 
@@ -196,7 +196,7 @@ class DataClient:
         learners = list(endpoints.learners)
         random.shuffle(learners)  # spread clients over the learners
         self._started = time.monotonic()
-        #: Which learner answers this client, and the stall rule (paxosctl.following).
+        #: Which learner answers this client, and the stall rule (paxosctl.client.following).
         self._learners = Learners(learners, now=self._started,
                                   stall_seconds=STALL_RETRIES * endpoints.retry_seconds)
         #: Every agent this client may talk to (the learners' order aside).
@@ -214,7 +214,7 @@ class DataClient:
         #: and who waits for a higher one (`streamed`); under `_lock`.
         self._streamed = -1
         self._stream_waiters: list[tuple[int, Future[int]]] = []
-        #: The requests in flight, as state machines (paxosctl.tracker): this
+        #: The requests in flight, as state machines (paxosctl.client.tracker): this
         #: class only carries their frames and resolves their futures.
         self._tracker = Tracker(retry_seconds=endpoints.retry_seconds,
                                 retain_slots=endpoints.retain_slots, started=self._started)
@@ -288,7 +288,7 @@ class DataClient:
         resolves to its reply (`paxos_agents.runtime.clients`: entries with
         base64 values, decided_up_to, log_start; or error and code), or
         raises `ConnectionLost` if the learner's connection is lost first.
-        Parse it with `paxosctl.decidedlog.LogCursor`."""
+        Parse it with `paxosctl.client.decidedlog.LogCursor`."""
         future = _running_future(dict)
         query: dict[str, Any] = {"op": "decided", "limit": limit}
         if start is not None:
@@ -306,7 +306,7 @@ class DataClient:
         """Ask the learner for one page of the applied log from slot `start`
         (None: the first retained) of about `limit` entries, in the binary
         format (PAGE). The future resolves to a `clientwire.Page` (whole
-        slots as stored; `paxosctl.decidedlog` decodes them), or to an error
+        slots as stored; `paxosctl.client.decidedlog` decodes them), or to an error
         reply dict (as `query_decided`'s), or raises `ConnectionLost` if the
         learner's connection is lost first."""
         future: Future[Any] = _running_future(object)
@@ -406,7 +406,7 @@ class DataClient:
     def _waits(self, since: float) -> bool:
         """A reader waits for the next slot (`streamed`), or a command
         proposed at `since` or before is unanswered: the stall rule's
-        "something waits" (paxosctl.following)."""
+        "something waits" (paxosctl.client.following)."""
         with self._lock:
             if self._stream_waiters:
                 return True

@@ -3,7 +3,7 @@
 The state dir may be a folder the operator also uses for other things
 (a manifest's `state_dir = "."` is legal, and the project may have its
 own logs/, state/ and run/), so purge removes only what the cluster made
-(paxosctl.footprint): its files one by one, wherever they are, then each
+(paxosctl.supervisor.footprint): its files one by one, wherever they are, then each
 folder it made once that folder is empty. Everything else stays, and is
 reported with the reason. A state dir with no record (paxosctl 0.4 and
 older) is purged from what is there (`Footprint.derived`), with the same
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .footprint import Footprint, names_in
-from .layout import FOLDERS, is_cluster_file, paths
+from ..layout import FOLDERS, is_cluster_file, paths
 
 #: Why purge kept something.
 NOT_MADE = "the cluster did not make it"

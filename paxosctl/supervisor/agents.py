@@ -4,7 +4,7 @@
 its pipes that stay in the supervisor. When the incarnation ends, the
 pipes go with it and the next incarnation gets new ones: a pipe never
 outlives the process at either end (see paxos_agents.runtime.frames).
-What to do with many of them (watch, judge, restart) is `paxosctl.fleet`.
+What to do with many of them (watch, judge, restart) is `paxosctl.supervisor.fleet`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from paxos_agents.runtime.main import agent_main
 from paxos_agents.runtime.report import AgentReport
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
-from .manifest import AgentSpec
+from ..manifest import AgentSpec
 from .metrics import report_totals
 from .restart import AgentState, ExitCause, Lifecycle, exit_cause
 

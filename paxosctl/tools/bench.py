@@ -30,9 +30,9 @@ from typing import Any, Callable
 
 import psutil
 
-from .client import Client
-from .errors import PaxosctlError
-from .pidfile import running_supervisor
+from ..client.sync import Client
+from ..errors import PaxosctlError
+from ..supervisor.pidfile import running_supervisor
 
 #: Items the Queue measurement moves (about a third of a second here).
 QUEUE_ITEMS = 100_000

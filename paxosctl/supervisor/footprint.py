@@ -32,7 +32,7 @@ from typing import Iterable
 
 from paxos_agents.runtime.storage import APPLICATION_ID
 
-from .layout import FOLDERS, SUPERVISOR_FILES, agent_files, paths
+from ..layout import FOLDERS, SUPERVISOR_FILES, agent_files, paths
 
 #: created.json's format version.
 FORMAT = 1

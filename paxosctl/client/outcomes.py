@@ -1,11 +1,11 @@
 """How a proposal ends, in one place: a `Decision`, or the typed error it raises.
 
-Every way a request of `paxosctl.dataclient.DataClient` can end is built
+Every way a request of `paxosctl.client.datapath.DataClient` can end is built
 here, so what a caller may catch (README "Python API") is read in one
 file: the learner's answer (`answered`), a second call under an id in
 flight with another value (`conflicting_call`), a command that cannot be
 encoded (`refused`), its deadline (`timed_out`), and the client or the
-cluster going away (`closed`, `cluster_gone`). `paxosctl.tracker` decides
+cluster going away (`closed`, `cluster_gone`). `paxosctl.client.tracker` decides
 *when* a request ends; this module only says *what* it ends with.
 """
 
@@ -15,7 +15,7 @@ import time
 
 from paxos_agents.runtime import clientwire as wire
 
-from .errors import (ConnectionLost, Expired, NotRunning, PaxosctlError, ProposalTimeout,
+from ..errors import (ConnectionLost, Expired, NotRunning, PaxosctlError, ProposalTimeout,
                      RequestIdConflict, UsageError)
 from .results import Decision, retry_hint
 

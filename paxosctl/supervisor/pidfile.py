@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psutil
 
-from .layout import paths
+from ..layout import paths
 
 #: How long a probe that finds the lock held waits for the holder's pid file.
 PID_FILE_WAIT_SECONDS = 1.0

@@ -1,6 +1,6 @@
 """What the control requests of `paxosctl.Client` return: typed, frozen results.
 
-The supervisor answers with JSON objects (`paxosctl.ops`); these classes
+The supervisor answers with JSON objects (`paxosctl.supervisor.ops`); these classes
 are those answers parsed once, at the edge, so a caller reads
 `status.leader` rather than `reply["leader"]` and a type checker knows
 what it gets. `Client.request` still returns the raw dict, for scripts
@@ -64,7 +64,7 @@ class _Fields:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentStatus:
-    """One agent's row of `paxosctl status` (`paxosctl.ops._agent_row`).
+    """One agent's row of `paxosctl status` (`paxosctl.supervisor.ops._agent_row`).
 
     `state` is the supervisor's word for it ("running", "backoff", "fatal",
     ... : a str, since newer supervisors add states). The progress fields
@@ -131,7 +131,7 @@ class AgentStatus:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterStatus:
-    """The cluster as `paxosctl status` shows it (`paxosctl.ops.describe`).
+    """The cluster as `paxosctl status` shows it (`paxosctl.supervisor.ops.describe`).
 
     `ballot` is the leader's (round, node_id); `decided_up_to` the highest
     slot any running learner applied (None before the first decision).

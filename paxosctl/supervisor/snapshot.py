@@ -88,7 +88,7 @@ class Publisher:
                 gauges=report_gauges(report) if report else {}))
         # Learners restore their decisions from disk, so this only grows.
         self.decided_slots = max(self.decided_slots, decided_slot + 1)
-        learners = fleet.membership.learners
+        learners = fleet.roster.membership.learners
 
         def learned(key: str) -> int:
             # Every learner applies the same commands: the furthest one's count.
@@ -96,8 +96,8 @@ class Publisher:
                         if sample.name in learners), default=0)
         self.decided_commands = max(self.decided_commands, learned("applied_commands"))
         self.expired = max(self.expired, learned("expired"))
-        config = fleet.config
-        in_force = set(config.in_force) if config else set(fleet.membership.acceptors)
+        config = fleet.roster.config
+        in_force = set(config.in_force) if config else set(fleet.roster.membership.acceptors)
         self.metrics.collector.snapshot = Snapshot(
             cluster=fleet.manifest.name,
             agents=tuple(samples),

@@ -3,22 +3,22 @@
 One thread runs the loop (`Supervisor.serve`) and owns all state. Each
 turn it
 
-1. waits (`paxosctl.loop`) on every agent's outbox and process sentinel,
+1. waits (`paxosctl.supervisor.loop`) on every agent's outbox and process sentinel,
    the control socket and its clients, and a wake-up pipe, and runs the
    handler each ready descriptor was registered with, then what other
    threads posted (the metrics server's, signal handlers);
-2. serves the control socket (`paxosctl.control`) a bounded share per
-   client, each request one operation of `paxosctl.ops.OPS`;
+2. serves the control socket (`paxosctl.supervisor.control`) a bounded share per
+   client, each request one operation of `paxosctl.supervisor.ops.OPS`;
 3. writes the agents' inbox pipes, and on its clock judges their health
-   and restarts ended ones (`paxosctl.fleet`);
-4. publishes a metrics snapshot when one is due (`paxosctl.snapshot`);
-5. advances an `apply` in progress (`paxosctl.rollout`) and a membership
+   and restarts ended ones (`paxosctl.supervisor.fleet`);
+4. publishes a metrics snapshot when one is due (`paxosctl.supervisor.snapshot`);
+5. advances an `apply` in progress (`paxosctl.supervisor.rollout`) and a membership
    change (`paxosctl.membership`: `scale`, `replace`, and the agents an
    `apply` adds or removes), and answers the one pending long operation
-   (`paxosctl.pending`) once it is in force.
+   (`paxosctl.supervisor.pending`) once it is in force.
 
 `apply` (the control op) and SIGHUP re-read the manifest and reconcile
-the running cluster with it (`paxosctl.reconcile` says what changes and
+the running cluster with it (`paxosctl.supervisor.reconcile` says what changes and
 how; one refused change refuses the whole apply).
 
 It is not on the data path: agents talk to each other and clients talk
@@ -40,20 +40,20 @@ from typing import Any
 
 from .agents import monotonic
 from .control import ClientConnection, ControlServer, Fault, OpError
-from .endpoints import ENDPOINTS_VERSION
-from .fleet import STOP_GRACE_SECONDS, Fleet
-from .layout import paths
+from ..endpoints import ENDPOINTS_VERSION
+from .fleet import STOP_GRACE_SECONDS, Fleet, membership_of
+from ..layout import paths
 from .loop import Loop
-from .manifest import AgentSpec, Manifest, display_path, load_manifest
+from ..manifest import AgentSpec, Manifest, display_path, load_manifest
 from .members import MemberRegistry
 from .metrics import Metrics
-from .errors import PaxosctlError
-from .membership.change import Transition
-from .membership.driver import Driver
-from .membership.local import FleetEngine
-from .membership.names import project, replace_target, scale_target, with_agents
-from .membership.plan import Asked, ChangePlan, Current
-from .membership.topology import load as load_topology
+from ..errors import PaxosctlError
+from ..membership.change import Transition
+from ..membership.driver import Driver
+from .engine import FleetEngine
+from ..membership.names import project, replace_target, scale_target, with_agents
+from ..membership.plan import Asked, ChangePlan, Current
+from ..membership.topology import load as load_topology
 from .ops import dispatch
 from .ownership import Claim, manifest_digest
 from .pending import Pending
@@ -61,6 +61,7 @@ from .pidfile import write_pid_file
 from .reconcile import Plan, plan
 from .restart import AgentState
 from .rollout import Rollout
+from .roster import Roster
 from .snapshot import Publisher
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -95,11 +96,13 @@ class Supervisor:
         members = MemberRegistry(self.paths["members"], cluster_id=claim.identity.id,
                                  agents=[a.name for a in manifest.agents],
                                  footprint=claim.footprint)
-        self.fleet = Fleet(manifest, members, self.loop, self.paths)
-        self.fleet.stored_history = topology.history if topology is not None else None
+        #: Who plays which role, and the configurations the agents report.
+        self.roster = Roster(membership_of(manifest),
+                             topology.history if topology is not None else None)
+        self.fleet = Fleet(manifest, members, self.loop, self.paths, self.roster)
         #: `scale`, `replace` and the agents `apply` adds or removes (paxosctl.membership).
-        self.driver = Driver(FleetEngine(self.fleet), self.paths["topology"], topology,
-                             self._adopt_agents)
+        self.driver = Driver(FleetEngine(self.fleet, self.roster), self.paths["topology"],
+                             topology, self._adopt_agents)
         self._resume: Asked | None = topology.change if topology is not None else None
         self.control = ControlServer(str(self.paths["socket"]), self.loop.selector,
                                      partial(dispatch, self))
@@ -291,7 +294,7 @@ class Supervisor:
 
     def _plan(self, target: tuple[AgentSpec, ...], retire: frozenset[str], why: str) -> ChangePlan:
         """The membership change to `target` from what runs (OpError if refused)."""
-        config = self.fleet.config
+        config = self.roster.config
         current = Current(agents=self.manifest.agents,
                           decided=config.decided if config is not None else None,
                           running=frozenset(a.name for a in self.fleet.running()),
@@ -396,8 +399,8 @@ class Supervisor:
             "version": ENDPOINTS_VERSION,
             "cluster": self.manifest.name,
             "cluster_id": self.fleet.members.cluster_id,
-            "proposers": list(self.fleet.membership.proposers),
-            "learners": list(self.fleet.membership.learners),
+            "proposers": list(self.roster.membership.proposers),
+            "learners": list(self.roster.membership.learners),
             "retry_seconds": max(1.0, 4 * p.election_timeout),
             "max_value_bytes": p.max_value_bytes,
             "retain_slots": self.fleet.settings.retain_slots,

@@ -5,7 +5,7 @@ Agents report their counters with every heartbeat (an `AgentReport`;
 per agent, the totals of its ended incarnations (`past`), so a restarted
 agent, whose own counters start again at zero, never makes a `_total`
 series go backwards. The supervisor's loop publishes an immutable
-`Snapshot` a few times a second (paxosctl.snapshot builds it from the
+`Snapshot` a few times a second (paxosctl.supervisor.snapshot builds it from the
 fleet); the HTTP thread only reads the latest one, so a scrape never
 races with the loop.
 
@@ -45,7 +45,7 @@ from paxos_agents.core.messages import MESSAGE_TYPES
 from paxos_agents.runtime.agent import PERSIST_BUCKETS
 from paxos_agents.runtime.report import AgentReport
 
-from . import __version__
+from .. import __version__
 from .restart import RESTART_REASONS
 
 #: The node's stats (`AgentReport.stats`) that are counters, summed into

@@ -7,7 +7,7 @@
         futures = [client.propose_async(f"v{i}") for i in range(100)]  # in flight at once
 
 Two paths. Proposals and reads of the decided log go straight to the
-proposers and a learner (`paxosctl.dataclient`); the supervisor is not
+proposers and a learner (`paxosctl.client.datapath`); the supervisor is not
 involved. Control requests (`status`, `kill`, `restart`, `down`, ...) go
 to the supervisor's control socket: one connection carries many requests
 at once, each with an id, and a reader thread hands each reply to the
@@ -15,10 +15,10 @@ future waiting for it.
 
 Results are typed and frozen: `Decision` (a proposal), `ClusterStatus`
 and `AgentStatus` (`status`), `KillResult`, `RestartResult`, `DownResult`
-(`paxosctl.results`), `DecidedCommand` (`decided`, `iter_decided`:
-`paxosctl.decidedlog`). `request(op, **fields)` is the low-level call: the
+(`paxosctl.client.results`), `DecidedCommand` (`decided`, `iter_decided`:
+`paxosctl.client.decidedlog`). `request(op, **fields)` is the low-level call: the
 supervisor's reply as a dict, for ops without a typed method.
-`paxosctl.aio.AsyncClient` is the same client for asyncio.
+`paxosctl.client.aio.AsyncClient` is the same client for asyncio.
 
 What a failure tells (`paxosctl.errors`): `NotRunning` (exit 1) only when
 the request surely never left; once it left, no answer is an
@@ -41,14 +41,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .decidedlog import PAGE_SIZE, DecidedCommand, read_log
-from .endpoints import read_endpoints
+from ..endpoints import read_endpoints
 
 if TYPE_CHECKING:  # imported on first use (data()): `paxosctl status` needs none of it
-    from .dataclient import DataClient
-from .errors import (EXIT_CODES, ConnectionLost, Expired, NotRunning, OutcomeUnknown,
+    from .datapath import DataClient
+from ..errors import (EXIT_CODES, ConnectionLost, Expired, NotRunning, OutcomeUnknown,
                      ProposalTimeout, RequestFailed)
-from .layout import paths
-from .manifest import load_manifest
+from ..layout import paths
+from ..manifest import load_manifest
 from .results import (AgentChange, ClusterStatus, MembershipChange, Decision, DownResult, KillResult, RestartResult, json_value,
                       retry_hint)
 
@@ -160,7 +160,7 @@ class Client:
     def request(self, op: str, timeout: float | None = REQUEST_TIMEOUT,
                 **fields: Any) -> dict[str, Any]:
         """Send one control request (`op` and its `fields`, as
-        `paxosctl.ops` reads them) and return the supervisor's reply dict.
+        `paxosctl.supervisor.ops` reads them) and return the supervisor's reply dict.
 
         The low-level call behind the typed methods, for any op. Raises
         `RequestFailed` for an error reply (its `exit_code` follows the
@@ -203,7 +203,7 @@ class Client:
         no proposer or no learner answers."""
         with self._data_lock:
             if self._data is None:
-                from .dataclient import DataClient
+                from .datapath import DataClient
 
                 run_dir = Path(self.socket_path).parent / "run"
                 self._data = DataClient(read_endpoints(run_dir, self._cluster_file),
@@ -254,7 +254,7 @@ class Client:
             request_id = new_request_id()
         data = self._data
         if data is None:
-            from .dataclient import check_proposal, check_timeout
+            from .datapath import check_proposal, check_timeout
 
             # Before the data path opens: bad input is a usage error even
             # when no cluster runs. Once open, the data path checks it (with

@@ -51,9 +51,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .errors import PaxosctlError
+from ..errors import PaxosctlError
 from .footprint import Footprint, is_store
-from .layout import paths
+from ..layout import paths
 
 log = logging.getLogger("paxosctl.members")
 

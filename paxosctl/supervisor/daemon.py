@@ -1,4 +1,4 @@
-"""`python -m paxosctl.daemon MANIFEST`: the detached supervisor behind `up -d`.
+"""`python -m paxosctl.supervisor.daemon MANIFEST`: the detached supervisor behind `up -d`.
 
 `paxosctl up -d` starts this in a new session with stderr a pipe it
 reads, then waits on the control socket until the cluster serves.
@@ -25,9 +25,9 @@ from pathlib import Path
 
 from paxos_agents.runtime.spec import LOG_BACKUPS, LOG_MAX_BYTES
 
-from .errors import PaxosctlError
-from .manifest import load_manifest
-from .layout import paths
+from ..errors import PaxosctlError
+from ..manifest import load_manifest
+from ..layout import paths
 from .ownership import claim as claim_state_dir
 from .supervisor import Supervisor
 

@@ -3,13 +3,18 @@
 The fleet spawns each agent (`paxos_agents.runtime.main`, through a
 forkserver), watches its outbox and process sentinel on the loop, reads
 its heartbeat reports, reaps it when it ends and restarts it per its
-`Lifecycle` (paxosctl.restart). On the loop's clock (`tick`) it judges
+`Lifecycle` (paxosctl.supervisor.restart). On the loop's clock (`tick`) it judges
 health: an agent silent for `health.heartbeat_timeout` (or without a
 first heartbeat within `health.start_timeout`) is SIGKILLed.
 
 Two hints go down the agents' inbox pipes: SUSPECT, when a leader's
 process is seen dead (its peers need not wait out the election timeout),
 and CHAOS, the faults every agent injects into what it sends.
+
+Who plays which role, and the configurations agents report, are the
+`Roster`'s (paxosctl.supervisor.roster); adding, removing and announcing
+members is the membership engine's (paxosctl.supervisor.engine), through
+`admit` and `release`.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ from typing import Any
 
 from paxos_agents.core.settings import Membership, Settings
 from paxos_agents.runtime import frames
-from paxos_agents.core.configs import History
 from paxos_agents.runtime.report import AgentReport
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
 
@@ -33,9 +37,10 @@ from .agents import AgentProcess, monotonic
 from .chaos import ChaosSettings, update as update_chaos
 from .events import EventLog
 from .loop import Loop
-from .manifest import AgentSpec, Manifest
+from ..manifest import Manifest
 from .members import MemberRegistry
-from .membership.record import Recorded
+from ..membership.record import Recorded
+from .roster import Roster
 from .restart import AgentState, ExitCause, Lifecycle, exit_text
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -53,18 +58,19 @@ class Fleet:
     """The agents of `manifest`, by name, and what the supervisor does to them.
 
     Every method runs in the loop's thread. `members` is who ran here
-    before (paxosctl.members): an agent that served once must keep its store.
+    before (paxosctl.supervisor.members): an agent that served once must keep its store.
     """
 
     def __init__(self, manifest: Manifest, members: MemberRegistry, loop: Loop,
-                 state_paths: dict[str, Path]) -> None:
+                 state_paths: dict[str, Path], roster: Roster) -> None:
         self.manifest = manifest
         self.members = members
         self._loop = loop
         self._paths = state_paths
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["paxos_agents.runtime.main"])
-        self.membership = membership_of(manifest)
+        #: Who plays which role, and what the agents report of the configurations.
+        self.roster = roster
         self.settings = protocol_settings(manifest)
         self.agents: dict[str, AgentProcess] = {
             spec.name: AgentProcess(spec, Lifecycle(manifest.restart)) for spec in manifest.agents
@@ -75,17 +81,6 @@ class Fleet:
         self._last_tick = monotonic()
         #: What happened to the agents (`paxosctl events`); each is logged once.
         self.events = EventLog()
-        #: Agents a membership change removed, kept (counters, incarnation) in case they come back.
-        self.retired: dict[str, AgentProcess] = {}
-        #: The most advanced view of the configurations any agent reported
-        #: (None: none yet), parsed once; its history seeds agents that
-        #: start with an empty store (`RuntimeSpec.configs`). See
-        #: paxosctl.membership.
-        self.config: Recorded | None = None
-        #: The history to seed when no agent has reported one (topology.json's).
-        self.stored_history: History | None = None
-        #: The latest RECONFIG an agent refused: (agent, why).
-        self.reconfig_refusal: tuple[str, str] | None = None
 
     # ------------------------------------------------------------- spawning
 
@@ -195,7 +190,7 @@ class Fleet:
         member = self.members.member(agent.name)
         return RuntimeSpec(
             name=agent.name,
-            membership=self.membership,
+            membership=self.roster.membership,
             settings=self.settings,
             tick_seconds=self.manifest.paxos.tick,
             heartbeat_seconds=self.manifest.health.heartbeat_interval,
@@ -208,13 +203,8 @@ class Fleet:
             run_dir=str(self._paths["run"]),
             incarnation=agent.incarnation + 1,
             max_value_bytes=self.manifest.paxos.max_value_bytes,
-            configs=self.history.to_json() if self.history is not None else None,
+            configs=history.to_json() if (history := self.roster.history) is not None else None,
         )
-
-    @property
-    def history(self) -> History | None:
-        """The configuration history to seed new agents with (see `config`)."""
-        return self.config.history if self.config is not None else self.stored_history
 
     # ------------------------------------------------------------ the pipes
 
@@ -240,9 +230,10 @@ class Fleet:
             agent.last_error = frame[1:].decode(errors="replace")
             self.events.record(name, "error", agent.last_error, warning=True)
         elif kind == frames.RECONFIG_REFUSED:
-            self.reconfig_refusal = (name, frame[1:].decode(errors="replace"))
-            self.events.record(name, "reconfig", "refused to propose the configuration: "
-                               + self.reconfig_refusal[1], warning=True)
+            why = frame[1:].decode(errors="replace")
+            self.roster.reconfig_refusal = (name, why)
+            self.events.record(name, "reconfig", "refused to propose the configuration: " + why,
+                               warning=True)
         else:
             log.warning("%s: dropped a frame of unknown kind %r", name, kind)
 
@@ -263,8 +254,8 @@ class Fleet:
             return
         agent.report = report
         agent.last_beat = monotonic()
-        if config is not None and config.newer_than(self.config):
-            self.config = config
+        if config is not None:
+            self.roster.reported(config)
         if agent.state is AgentState.STARTING:
             agent.lifecycle.became_ready(agent.last_beat)
             self.members.started(agent.name)  # from now on it must keep its store
@@ -322,7 +313,7 @@ class Fleet:
             # proposers now rather than let them wait out the election
             # timeout (clients resend to whoever leads next).
             for other in self.agents.values():
-                if other.name in self.membership.proposers and other.channel is not None:
+                if other.name in self.roster.membership.proposers and other.channel is not None:
                     other.send(frames.SUSPECT + name.encode())
         now = monotonic()
         agent.kill_at = None
@@ -418,7 +409,7 @@ class Fleet:
         return [a for a in self.agents.values() if a.state is AgentState.RUNNING]
 
     def set_chaos(self, changes: dict[str, Any]) -> None:
-        """Apply `changes` (see paxosctl.chaos.update; ValueError naming a bad
+        """Apply `changes` (see paxosctl.supervisor.chaos.update; ValueError naming a bad
         field) and put the result in force at every agent."""
         self.chaos = update_chaos(self.chaos, changes, tuple(self.agents))
         frame = chaos_frame(self.chaos)
@@ -427,17 +418,16 @@ class Fleet:
         self.events.record(None, "chaos", f"chaos now: {self.chaos.describe() or 'off'}",
                            warning=self.chaos.active)
 
-
-    # ------------------------- apply (paxosctl.rollout) and membership (paxosctl.membership)
+    # ------------------------- apply (paxosctl.supervisor.rollout) and membership (.engine)
 
     def update_settings(self, manifest: Manifest) -> None:
         """Run `manifest` from now on: health and restart settings at once
         (every agent's lifecycle), protocol settings at each agent's next
-        spawn. Its agents and membership are `add_agent`'s and
-        `set_membership`'s to change."""
+        spawn. Its agents and membership are the membership engine's to
+        change (an agent it brings back gets the restart settings then)."""
         self.manifest = manifest
         self.settings = protocol_settings(manifest)
-        for agent in (*self.agents.values(), *self.retired.values()):
+        for agent in self.agents.values():
             agent.lifecycle.settings = manifest.restart
 
     def replace_chaos(self, settings: ChaosSettings) -> None:
@@ -449,49 +439,18 @@ class Fleet:
         self.events.record(None, "chaos", f"chaos now: {settings.describe() or 'off'}",
                            warning=settings.active)
 
-    def set_membership(self, membership: Membership, leaving: frozenset[str] = frozenset()) -> None:
-        """Tell every running agent but the `leaving` ones the new membership
-        (a MEMBERS frame); agents spawned from now on get it in their spec."""
-        self.membership = membership
-        frame = frames.json_frame(frames.MEMBERS, {
-            "proposers": list(membership.proposers), "acceptors": list(membership.acceptors),
-            "learners": list(membership.learners)})
-        for agent in self.agents.values():
-            if agent.name not in leaving and agent.channel is not None:
-                agent.send(frame)
-
-    def add_agent(self, spec: AgentSpec, now: float) -> AgentProcess:
-        """Start a new agent of the manifest (or one removed before: it keeps
-        its counters and incarnations, and its store and member record, so
-        a proposer resumes its ballot round)."""
-        agent = self.retired.pop(spec.name, None)
-        if agent is None:
-            agent = AgentProcess(spec, Lifecycle(self.manifest.restart))
-        else:
-            agent.spec = spec
-            agent.lifecycle.settings = self.manifest.restart
-            agent.lifecycle.reset()
-            agent.last_error = None
-            agent.held = False
-        self.agents[spec.name] = agent
+    def admit(self, agent: AgentProcess, now: float) -> None:
+        """Make `agent` one of the fleet's (a new member, or one `release`d
+        before) and spawn it."""
+        self.agents[agent.name] = agent
         self.spawn(agent, now)
-        return agent
 
-    def remove_agent(self, name: str, now: float) -> AgentProcess:
-        """Stop `name` for good (SIGTERM, SIGKILL after STOP_GRACE_SECONDS in
-        `tick`, as `stop_agent`; never restarted). `forget_agent` drops it
-        once its process has ended. Its files stay."""
-        agent = self.agents[name]
-        agent.lifecycle.stop()
-        if agent.signal(signal.SIGTERM, ExitCause.SHUTDOWN):
-            agent.kill_at = now + STOP_GRACE_SECONDS
-        return agent
-
-    def forget_agent(self, name: str) -> None:
-        """Drop a removed agent whose process has ended from the fleet (status,
-        metrics); remembered in `retired`."""
+    def release(self, name: str) -> AgentProcess:
+        """Drop an agent whose process has ended from the fleet (status,
+        metrics, health): a member a change removed. Its files stay."""
         agent = self.agents.pop(name)
-        self.retired[name] = agent
+        assert agent.process is None, f"{name} still runs"
+        return agent
 
 
 def membership_of(manifest: Manifest) -> Membership:

@@ -34,7 +34,8 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .faults import Fault, OpError  # noqa: F401 - OpError re-exported (ops, tests)
+from ..faults import Fault, OpError  # noqa: F401 - OpError re-exported (ops, tests)
+from ..layout import MAX_SOCKET_PATH
 
 log = logging.getLogger("paxosctl.control")
 
@@ -50,8 +51,6 @@ REQUESTS_PER_TURN = 64
 ACCEPTS_PER_TURN = 64
 #: Connections the kernel queues before the loop accepts them.
 LISTEN_BACKLOG = 4096
-#: The longest path a Unix socket can bind to on Linux (sun_path, less the NUL).
-MAX_SOCKET_PATH = 107
 _READ_BYTES = 1 << 20
 
 

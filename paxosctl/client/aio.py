@@ -32,10 +32,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, AsyncIterator, Iterable
 
-from .client import ANSWER_GRACE, REQUEST_TIMEOUT, Client, checked_reply, new_request_id
-from .dataclient import Decision, check_proposal, retry_hint
+from .sync import ANSWER_GRACE, REQUEST_TIMEOUT, Client, checked_reply, new_request_id
+from .datapath import Decision, check_proposal, retry_hint
 from .decidedlog import PAGE_SIZE, DecidedCommand, read_log_async
-from .errors import ConnectionLost, OutcomeUnknown, ProposalTimeout
+from ..errors import ConnectionLost, OutcomeUnknown, ProposalTimeout
 from .results import ClusterStatus, DownResult, KillResult, MembershipChange, RestartResult
 
 __all__ = ["AsyncClient"]
@@ -153,7 +153,7 @@ class AsyncClient:
                            follow: bool = False, page_size: int = PAGE_SIZE,
                            ) -> AsyncIterator[DecidedCommand]:
         """As `Client.iter_decided`, for `async for`: the same pages, the
-        same cursor (`paxosctl.decidedlog.LogCursor`)."""
+        same cursor (`paxosctl.client.decidedlog.LogCursor`)."""
         async for entry in read_log_async(self._client.data(), start, limit=limit,
                                           follow=follow, page_size=page_size):
             yield entry

@@ -44,10 +44,10 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, Mapping
 from paxos_agents.core.commands import BatchError, Value
 from paxos_agents.runtime.clientwire import Page, PAGE_NOT_RETAINED
 
-from .errors import ConnectionLost, OutcomeUnknown, RequestFailed
+from ..errors import ConnectionLost, OutcomeUnknown, RequestFailed
 
 if TYPE_CHECKING:
-    from .dataclient import DataClient
+    from .datapath import DataClient
 
 __all__ = ["DecidedCommand", "LogCursor", "PAGE_SIZE", "page_entries", "read_log",
            "read_log_pages", "read_log_async"]

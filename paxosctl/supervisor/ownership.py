@@ -13,7 +13,7 @@ identity and writes the pid file. Everything else a supervisor writes
 there (control socket, logs, SQLite files) it writes as the owner, and
 only the owner ever unlinks the socket or the pid file: of two `up`s at
 once, the one that lost the lock touches nothing. The owner records what
-it makes there (paxosctl.footprint), so that `down --purge` removes that
+it makes there (paxosctl.supervisor.footprint), so that `down --purge` removes that
 and nothing of the operator's; it changes the mode of no folder it did not
 make (the state dir may be the operator's project folder).
 
@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import AlreadyRunning, ForeignStateDir
+from ..errors import AlreadyRunning, ForeignStateDir
 from .footprint import Footprint
-from .layout import FOLDERS, paths
+from ..layout import FOLDERS, paths
 from .members import stores_cluster_id
-from .manifest import STATE_DIR_ALLOWED, Manifest, display_path, state_dir_error
+from ..manifest import STATE_DIR_ALLOWED, Manifest, display_path, state_dir_error
 from .pidfile import (SupervisorRecord, live_supervisor, read_pid_file, remove_pid_file,
                       write_pid_file)
 

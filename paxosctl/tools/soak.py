@@ -9,7 +9,7 @@ change one acceptor is replaced (`paxosctl scale`, `replace --force`; a
 change refused because kills left too few acceptors running is counted
 as skipped). Then the faults stop, the cluster is given
 time to heal and catch up, and the history of every proposal goes
-through `paxosctl.history.check` against the decided log.
+through `paxosctl.tools.history.check` against the decided log.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .client import Client
-from .errors import PaxosctlError
+from ..client.sync import Client
+from ..errors import PaxosctlError
 from .history import Operation, Report, check
 
 

@@ -2,7 +2,7 @@
 
 In the shape of h11's `_state.py`: everything that moves a request from
 one state to another lives here, and the moves are one table
-(`TRANSITIONS`). `paxosctl.dataclient.DataClient` is the I/O shell: it
+(`TRANSITIONS`). `paxosctl.client.datapath.DataClient` is the I/O shell: it
 hands this module what arrives (`add`, `on_slot`, `on_outcomes`,
 `on_looked_up`, `on_subscribed`, `learner_lost`, `resend_now`) and the
 time (`now`, monotonic seconds, passed in, never read), writes the frames
@@ -31,7 +31,7 @@ request index answers by request id, whenever it was decided).
 Answers move a batch: the requests of one frame (a SLOT's commands, an
 OUTCOMES or LOOKED_UP frame's answers) go through one transition together;
 nothing is done per command that a frame could do once. What a request
-ends with is built by `paxosctl.outcomes`.
+ends with is built by `paxosctl.client.outcomes`.
 """
 
 from __future__ import annotations

@@ -16,15 +16,15 @@ import os
 import signal
 from typing import Any, Callable, Mapping, Protocol
 
-from . import __version__
+from .. import __version__
 from .agents import AgentProcess, monotonic, process_usage
 from .control import ClientConnection, Fault, OpError, Request
 from .fleet import STOP_GRACE_SECONDS, Fleet
 from .metrics import Metrics
-from .durations import format_duration
+from ..durations import format_duration
 from .ownership import manifest_digest
 from .restart import AgentState, ExitCause, exit_text
-from .membership.driver import Driver
+from ..membership.driver import Driver
 
 log = logging.getLogger("paxosctl.supervisor")
 
@@ -213,7 +213,7 @@ def apply(cluster: Cluster, connection: ClientConnection, request: Request) -> R
     bad_request whose "refused" lists each refusal, one line; nothing
     changed then.
     """
-    from .errors import PaxosctlError
+    from ..errors import PaxosctlError
 
     path = request.get("file")
     if not isinstance(path, str) or not os.path.isabs(path):
@@ -326,7 +326,7 @@ def configuration(cluster: Cluster) -> dict[str, Any] | None:
     """The acceptor configurations as the agents reported them, and the
     membership change in progress (paxosctl.membership); None before any
     proposer or learner has reported."""
-    config = cluster.fleet.config
+    config = cluster.fleet.roster.config
     change = cluster.driver.describe()
     if config is None:
         return None if change is None else {"change": change}

@@ -9,7 +9,7 @@ file on disk, setting by setting, and sorts every difference into one of
   change, paxosctl.membership: new agents start, then removed ones stop);
 - RESTART: the agents read it at spawn, so the ones that use it are
   restarted one at a time ([paxos] timers and sizes,
-  health.heartbeat_interval; see paxosctl.rollout for the order and how
+  health.heartbeat_interval; see paxosctl.supervisor.rollout for the order and how
   the acceptors keep a majority);
 - REFUSED: unsafe or impossible while the cluster runs (the acceptors,
   an agent's role, log.retain, the cluster's name and state_dir). One
@@ -30,9 +30,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .durations import format_duration
-from .manifest import AgentSpec, Manifest, display_path, load_manifest
-from .membership.plan import changes_acceptors
+from ..durations import format_duration
+from ..manifest import AgentSpec, Manifest, display_path, load_manifest
+from ..membership.plan import changes_acceptors
 from .ownership import manifest_digest
 
 
