@@ -6,11 +6,13 @@ place: `_forward`), else queued in `pending` for this proposer to propose
 when it leads. `outstanding` maps the request id of every command queued
 or in flight here and not yet seen decided to that command, so a command a
 client sends twice (or a leader hears from two proposers) is queued once,
-and the same request id with another payload, from a client, is refused:
-`route` returns a `Conflict`, which the runtime turns into the client's
-CONFLICT answer. This is the proposer's one request-id table: it holds a
-reference to each command, never a copy, and nothing is hashed or compared
-per command: the common batch of fresh ids is checked and added in a few
+and the same request id with another payload is a `Conflict`: `route`
+returns it; for a client's batch (`from_client`) the runtime turns it into
+the client's CONFLICT answer, while a single command (`receive`: a peer
+proposer's forward, `Node.propose`) that repeats an id is dropped: no
+caller there waits for an answer. This is the proposer's one request-id table: it holds a reference
+to each command, never a copy, and nothing is hashed or compared per
+command: the common batch of fresh ids is checked and added in a few
 C-level dict operations; payloads are compared (and the runtime digests
 the first) only for an id that repeats. It forgets an id once decided, or
 forwarded to the leader, so it is bounded by what is queued or in flight.
@@ -48,7 +50,7 @@ class Conflict(NamedTuple):
 
 
 class Intake:
-    """The commands waiting to be proposed here, and the ids not yet decided."""
+    """The commands waiting to be proposed here, and those outstanding here by request id."""
 
     __slots__ = ("node_id", "_out", "_stats", "pending", "outstanding")
 

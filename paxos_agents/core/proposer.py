@@ -63,8 +63,9 @@ another's state: what one needs of another (the history, the leader to
 forward to) is passed in its calls.
 
 `Proposer` itself keeps the role state machine (FOLLOWER, CANDIDATE,
-LEADER: `_start_election`, `_become_leader`, `_step_down`), its timers and
-heartbeats, and the order in which the rules call the rooms.
+LEADER: `_start_election`, `_become_leader`, `_step_down`), its election
+timer, when it heartbeats (the heartbeat's content is the rooms' state),
+and the order in which the rules call the rooms.
 """
 
 from __future__ import annotations

@@ -5,13 +5,12 @@ answers what needs no new work: nothing for a slot below the compaction
 point (the learner copies it from a peer), the value for a slot the
 proposer knows decided (Decide), the Retry forwarded to a live leader.
 What it cannot answer the proposer has decided again (proposer.py,
-`on_retry`). Deciding again can
-take a new ballot, which deposes the leader; so one slot is retried at
-most once per `retry_cooldown_ticks`, and a leader runs a new phase 1 for
-retries at most once per cooldown too (a lagging learner asks for many
-slots at once: an election per slot would be a storm). A phase 1 covers
-every slot from its first one, so the next one starts at the lowest slot
-asked for (`floor`).
+`on_retry`). Deciding again can take a new ballot, which deposes the
+leader; so one slot is retried at most once per `retry_cooldown_ticks`,
+and a leader runs a new phase 1 for retries at most once per cooldown
+too (a lagging learner asks for many slots at once: an election per slot
+would be a storm). A phase 1 covers every slot from its first one, so the
+next one starts at the lowest slot asked for (`floor`).
 """
 
 from __future__ import annotations
