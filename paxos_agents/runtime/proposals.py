@@ -68,13 +68,14 @@ class ProposalDesk:
         limit = self._max_value_bytes
         answers = [(i, wire.Outcome(commands[i].request_id, wire.TOO_LARGE, limit, 0, _NO_DIGEST))
                    for i in too_large]
-        if conflicts:
-            # The node returns conflicts in the order it was given them.
-            position = ({id(c): i for i, c in enumerate(commands)} if too_large else {})
-            answers += [(position.get(id(c.command), 0),
-                         wire.Outcome(c.command.request_id, wire.CONFLICT, -1, 0,
-                                      wire.digest(c.first.payload)))
-                        for c in conflicts]
+        conflicting = [wire.Outcome(c.command.request_id, wire.CONFLICT, -1, 0,
+                                    wire.digest(c.first.payload)) for c in conflicts]
+        if not answers:
+            return conflicting  # the node returns them in the order it was given them
+        if conflicting:
+            # Both kinds: by position. A conflict holds the very command sent.
+            position = {id(c): i for i, c in enumerate(commands)}
+            answers += [(position[id(c.command)], o) for c, o in zip(conflicts, conflicting)]
             answers.sort(key=lambda answer: answer[0])
         return [outcome for _, outcome in answers]
 
