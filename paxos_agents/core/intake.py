@@ -3,11 +3,20 @@
 Every command that reaches a proposer goes through `route`: with a live
 leader elsewhere it is forwarded there (`ClientRequest`, built in one
 place: `_forward`), else queued in `pending` for this proposer to propose
-when it leads. `outstanding` holds the request id of every command queued
-or in flight here and not yet seen decided, so a command a client sends
-twice (or a leader hears from two proposers) is queued once. It is kept
-per batch: the common batch of fresh ids is checked and added in a few
-set operations, not command by command.
+when it leads. `outstanding` maps the request id of every command queued
+or in flight here and not yet seen decided to that command, so a command a
+client sends twice (or a leader hears from two proposers) is queued once,
+and the same request id with another payload is a `Conflict`: `route`
+returns it; for a client's batch (`from_client`) the runtime turns it into
+the client's CONFLICT answer, while a single command (`receive`: a peer
+proposer's forward, `Node.propose`) that repeats an id is dropped: no
+caller there waits for an answer. This is the proposer's one request-id table: it holds a reference
+to each command, never a copy, and nothing is hashed or compared per
+command: the common batch of fresh ids is checked and added in a few
+C-level dict operations; payloads are compared (and the runtime digests
+the first) only for an id that repeats. It forgets an id once decided, or
+forwarded to the leader, so it is bounded by what is queued or in flight.
+A follower that forwards a command does not hold its id.
 
 Commands of slots this proposer proposed that did not get decided with
 its value go back to the front of the queue through `requeue` (learners
@@ -17,7 +26,7 @@ apply a request id once, so proposing one again is always safe).
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from .commands import Command, Value
 from .configs import is_config_request
@@ -31,8 +40,17 @@ _BATCH_HEAD = 4
 _PER_COMMAND = 2 + 4 + 8
 
 
+class Conflict(NamedTuple):
+    """A client's command refused: its request id is outstanding here with another payload."""
+
+    #: The command refused (never proposed).
+    command: Command
+    #: The command outstanding here under the same request id (the first one).
+    first: Command
+
+
 class Intake:
-    """The commands waiting to be proposed here, and the ids not yet decided."""
+    """The commands waiting to be proposed here, and those outstanding here by request id."""
 
     __slots__ = ("node_id", "_out", "_stats", "pending", "outstanding")
 
@@ -42,8 +60,8 @@ class Intake:
         self._stats = stats
         #: Commands to propose, in order, once we lead.
         self.pending: deque[Command] = deque()
-        #: Request ids queued or in flight here, not seen decided.
-        self.outstanding: set[str] = set()
+        #: Request id -> the command queued or in flight here under it, not seen decided.
+        self.outstanding: dict[str, Command] = {}
 
     def receive(self, m: ClientRequest, leader: str | None, proposers: tuple[str, ...]) -> None:
         """A command from a client, or forwarded by one of `proposers`: dropped
@@ -60,31 +78,48 @@ class Intake:
             return
         self.route((command,), None if forwarded_once else leader)
 
-    def from_client(self, commands: tuple[Command, ...], leader: str | None) -> None:
+    def from_client(self, commands: tuple[Command, ...], leader: str | None) -> list[Conflict]:
         """Commands straight from a client, routed as `receive` routes each one;
-        one call per batch a client sent."""
+        one call per batch a client sent. Returns those refused as conflicts
+        (see `route`)."""
         if any(is_config_request(c.request_id) for c in commands):
             kept = tuple(c for c in commands if not is_config_request(c.request_id))
             self._stats.config_refused += len(commands) - len(kept)
             commands = kept
-        self.route(commands, leader)
+        return self.route(commands, leader)
 
     def route(self, commands: Sequence[Command], leader: str | None, *,
-              front: bool = False) -> None:
+              front: bool = False) -> list[Conflict]:
         """Forward `commands` to `leader` (those not outstanding here), or, if
-        `leader` is None, queue them (at the front if `front`) to propose here."""
+        `leader` is None, queue them (at the front if `front`) to propose here.
+
+        A command whose request id is outstanding here is dropped if its
+        payload is the one outstanding, else returned as a `Conflict` (the
+        caller refuses it, or drops it if nobody waits for an answer).
+        """
         if leader is None:
-            self.queue(commands, front=front)
-            return
+            return self.queue(commands, front=front)
         outstanding = self.outstanding
-        self._forward([c for c in commands if c.request_id not in outstanding], leader)
+        if not outstanding:
+            self._forward(commands, leader)  # a follower's usual case: nothing held here
+            return []
+        refused: list[Conflict] = []
+        forward = []
+        for command in commands:
+            first = outstanding.get(command.request_id)
+            if first is None:
+                forward.append(command)
+            elif first.payload != command.payload:
+                refused.append(Conflict(command, first))
+        self._forward(forward, leader)
+        return refused
 
     def forward_pending(self, leader: str) -> None:
         """A leader is known: hand it every command queued here."""
         pending = self.pending
         while pending:
             command = pending.popleft()
-            self.outstanding.discard(command.request_id)
+            self.outstanding.pop(command.request_id, None)
             self._forward((command,), leader)
 
     def _forward(self, commands: Iterable[Command], leader: str) -> None:
@@ -92,24 +127,30 @@ class Intake:
             self._stats.forwarded += 1
             self._out.send.append(ClientRequest(src=self.node_id, dst=leader, command=command))
 
-    def queue(self, commands: Iterable[Command], *, front: bool = False) -> None:
-        """Queue those of `commands` not outstanding here (each once)."""
+    def queue(self, commands: Iterable[Command], *, front: bool = False) -> list[Conflict]:
+        """Queue those of `commands` not outstanding here (each request id
+        once, the first); return the repeats with another payload (see `route`)."""
         commands = list(commands)
         rids = [c.request_id for c in commands]
         outstanding = self.outstanding
-        if outstanding.isdisjoint(rids) and len(set(rids)) == len(rids):
+        refused: list[Conflict] = []
+        if outstanding.keys().isdisjoint(rids) and len(set(rids)) == len(rids):
             fresh = commands  # the usual case, in a few C-level passes
-            outstanding.update(rids)
+            outstanding.update(zip(rids, commands))
         else:
             fresh = []
             for command in commands:
-                if command.request_id not in outstanding:
-                    outstanding.add(command.request_id)
+                first = outstanding.get(command.request_id)
+                if first is None:
+                    outstanding[command.request_id] = command
                     fresh.append(command)
+                elif first.payload != command.payload:
+                    refused.append(Conflict(command, first))
         if front:
             self.pending.extendleft(reversed(fresh))
         else:
             self.pending.extend(fresh)
+        return refused
 
     def requeue(self, values: Iterable[Value], *, only_outstanding: bool = True) -> None:
         """Put the commands of `values` (slots we proposed that were not decided
@@ -126,7 +167,9 @@ class Intake:
 
     def decided(self, value: Value) -> None:
         """`value` was decided somewhere: its commands are no longer outstanding."""
-        self.outstanding.difference_update(value.request_ids())
+        forget = self.outstanding.pop
+        for request_id in value.request_ids():
+            forget(request_id, None)
 
     def next_batch(self, batch: int, slot_bytes: int) -> list[Command]:
         """The commands of a new slot, taken from the front of `pending`: up

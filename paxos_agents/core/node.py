@@ -30,6 +30,7 @@ from .acceptor import Acceptor
 from .commands import Command
 from .settings import Membership, Settings
 from .configs import History
+from .intake import Conflict
 from .learner import Learner
 from .messages import (
     Accept,
@@ -174,11 +175,18 @@ class Node:
             raise ValueError(f"{self.node_id} is not a proposer")
         self.proposer.on_request(ClientRequest(src=client, dst=self.node_id, command=command))
 
-    def propose_batch(self, commands: tuple[Command, ...]) -> None:
-        """A client submits several commands at once (see `Proposer.on_client_commands`)."""
+    def propose_batch(self, commands: tuple[Command, ...]) -> list[Conflict]:
+        """A client submits several commands at once (see `Proposer.on_client_commands`).
+
+        Returns the commands refused, each with the one outstanding here
+        under its request id with another payload (see intake.py); the others
+        are proposed, forwarded to the leader, or dropped as repeats. The
+        refusal is the answer to this call, not part of `ready()`: the caller
+        holds the client that sent the batch, and only it needs the answer.
+        """
         if self.proposer is None:
             raise ValueError(f"{self.node_id} is not a proposer")
-        self.proposer.on_client_commands(commands)
+        return self.proposer.on_client_commands(commands)
 
     def propose_config(self, acceptors: tuple[str, ...] | list[str]) -> Command:
         """Propose that the next epoch's acceptors be `acceptors` (a proposer only).

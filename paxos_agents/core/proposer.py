@@ -47,20 +47,25 @@ etcd-io/raft's becomeX/stepX), each owning its state behind its methods:
 - `Pipeline` (pipeline.py): phase 2: the slots in flight, their resends,
   the slots that must be filled, what we proposed in each slot;
 - `Intake` (intake.py): commands queued to propose or forwarded to the
-  leader (`route`), the request ids outstanding here, requeues;
+  leader (`route`), the request-id table of the commands outstanding here
+  (a repeat with another payload is a `Conflict`), requeues;
 - `Decisions` (decided.py): the values known decided, the decided prefix
   and its persisted floor, the compaction point, where phase 1 starts;
 - `Reconfiguration` (reconfig.py): the configuration history, the
   learners' reports, config commands;
-- `Retries` (retries.py): how often a learner's Retry may cost work.
+- `Heartbeats` (heartbeats.py): when a leader next heartbeats, and whom;
+- `Retries` (retries.py): a learner's Retry answered (the decision sent
+  again, or the Retry forwarded to the leader) and how often one may cost
+  work; `on_retry` decides again what it cannot answer.
 
 Each room sends into the node's outbox and counts into `stats`; none reads
 another's state: what one needs of another (the history, the leader to
 forward to) is passed in its calls.
 
 `Proposer` itself keeps the role state machine (FOLLOWER, CANDIDATE,
-LEADER: `_start_election`, `_become_leader`, `_step_down`), its timers and
-heartbeats, and the order in which the rules call the rooms.
+LEADER: `_start_election`, `_become_leader`, `_step_down`), its election
+timer, when it heartbeats (the heartbeat's content is the rooms' state),
+and the order in which the rules call the rooms.
 """
 
 from __future__ import annotations
@@ -73,8 +78,9 @@ from .settings import Membership, Settings
 from .configs import Config, History
 from .decided import Decisions
 from .election import Election
+from .heartbeats import Heartbeats
 from .ids import ZERO_BALLOT, Ballot
-from .intake import Intake
+from .intake import Conflict, Intake
 from .messages import Accepted, ClientRequest, Decide, Heartbeat, Nack, Promise, Retry, Stored
 from .outbox import Outbox
 from .pipeline import Pipeline
@@ -116,12 +122,12 @@ class Proposer:
         self.now = 0
         self._leader_heard = 0
         self._deadline = self._election_deadline(first=True)
-        self._next_heartbeat = 0
         self.election = self.election_class(node_id, out, record.round)
         self.pipeline = Pipeline(node_id, out)
         self.intake = Intake(node_id, out, self.stats)
         self.decisions = Decisions(out, record.floor)
-        self.retries = Retries(settings.retry_cooldown_ticks, self.stats)
+        self.heartbeats = Heartbeats(node_id, out, settings.heartbeat_ticks)
+        self.retries = Retries(node_id, out, settings.retry_cooldown_ticks, self.stats)
         self.reconfig = self.reconfig_class(
             out, history or History.initial(settings.alpha, membership.acceptors))
 
@@ -142,10 +148,6 @@ class Proposer:
         """Every slot up to this one is decided."""
         return self.decisions.decided_up_to
 
-    def is_outstanding(self, request_id: str) -> bool:
-        """Whether `request_id` is queued or in flight here, not seen decided."""
-        return request_id in self.intake.outstanding
-
     def catch_up(self, decided_up_to: int, history: History,
                  decisions: list[tuple[int, Value]]) -> None:
         """Start from what a replica's own learner applied: its decided prefix,
@@ -161,7 +163,7 @@ class Proposer:
         """Advance one tick: heartbeat and resend as leader, else maybe run."""
         self.now += 1
         if self.phase is Phase.LEADER:
-            if self.now >= self._next_heartbeat:
+            if self.heartbeats.due(self.now):
                 self._heartbeat()
             self._resend_stale_accepts()
             waiting_since = self.election.waiting_since
@@ -329,14 +331,9 @@ class Proposer:
                             only_outstanding=False)
 
     def _heartbeat(self) -> None:
-        self._next_heartbeat = self.now + self.settings.heartbeat_ticks
         highest = max(self.pipeline.next_slot - 1, max(self.decisions.chosen, default=-1))
-        targets = dict.fromkeys((*self.membership.proposers, *self.membership.learners))
-        targets.pop(self.node_id, None)
-        for dst in targets:
-            self._out.send.append(Heartbeat(src=self.node_id, dst=dst, ballot=self.election.ballot,
-                                           highest_slot=highest,
-                                           decided_up_to=self.decisions.decided_up_to))
+        self.heartbeats.send(self.now, self.membership, self.election.ballot, highest,
+                             self.decisions.decided_up_to)
 
     # ------------------------------------------------------- client commands
 
@@ -345,10 +342,11 @@ class Proposer:
         forward it to the leader (see `Intake.receive`)."""
         self.intake.receive(m, self._forward_target(), self.membership.proposers)
 
-    def on_client_commands(self, commands: tuple[Command, ...]) -> None:
+    def on_client_commands(self, commands: tuple[Command, ...]) -> list[Conflict]:
         """Commands straight from a client, as `on_request` treats each one
-        (one call per batch a client sent; see `Intake.from_client`)."""
-        self.intake.from_client(commands, self._forward_target())  # proposed at ready()
+        (one call per batch a client sent; see `Intake.from_client`). Returns
+        those refused: their request id is outstanding here with another payload."""
+        return self.intake.from_client(commands, self._forward_target())  # proposed at ready()
 
     def _forward_pending(self) -> None:
         leader = self._forward_target()
@@ -512,23 +510,9 @@ class Proposer:
         else what we remember proposing there, else a no-op; never None.
         """
         slot = m.slot
-        self.stats.retries_requested += 1
-        if slot < self.decisions.compacted:
-            # Every learner stored it: the asking learner copies it from a
-            # peer (state transfer); a new ballot here is refused by the
-            # acceptors and could only do harm.
-            self.stats.retries_compacted += 1
-            return
-        value = self.decisions.chosen.get(slot)
-        if value is not None:
-            self._out.send.append(Decide(src=self.node_id, dst=m.src, slot=slot, value=value))
-            return
-        leader = self._forward_target()
-        if leader is not None:
-            self._out.send.append(Retry(src=m.src, dst=leader, slot=slot))
-            return
-        if not self.retries.may_retry(slot, self.now):
-            return
+        if not self.retries.answer(m, self.decisions.compacted, self.decisions.chosen,
+                                   self._forward_target(), self.now):
+            return  # answered, or retried too recently (see `Retries.answer`)
         forgotten = slot < self.decisions.forgotten_below  # decided, value no longer in memory
         if self.phase is Phase.LEADER and slot >= self.election.first_slot and not forgotten:
             if self.pipeline.resend_soon(slot, self.settings.accept_timeout_ticks):

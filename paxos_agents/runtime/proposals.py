@@ -1,11 +1,14 @@
 """A proposer's desk for its clients: PROPOSE frames in, refusals and LEADER out.
 
 Each command of a PROPOSE frame goes to the node, which proposes it as
-leader or forwards it to the leader. Refused here, never proposed: a
-value over `max_value_bytes` (TOO_LARGE), and a request id this proposer
-holds in flight with another payload (CONFLICT). A client whose command
-was forwarded, or held until a leader shows, hears who leads (LEADER), so
-it sends there next. See `clientwire` for the frames.
+leader or forwards it to the leader. Refused, never proposed: a value
+over `max_value_bytes` (TOO_LARGE, checked here), and a request id this
+proposer holds queued or in flight with another payload (CONFLICT: the
+node's intake keeps the one request-id table and returns the refusals
+from `Node.propose_batch`; the desk digests the first payload for the
+answer). A client whose command was forwarded, or held until a leader
+shows, hears who leads (LEADER), so it sends there next. See `clientwire`
+for the frames.
 """
 
 from __future__ import annotations
@@ -14,12 +17,11 @@ from collections import Counter
 from typing import Iterable
 
 from ..core.commands import Command
+from ..core.intake import Conflict
 from ..core.node import Node
 from . import clientwire as wire
 from .transport import Connection, Transport
 
-#: Commands remembered as taken (see `ProposalDesk._taken`) before the decided ones are pruned.
-TAKEN_PRUNE_AT = 65_536
 _NO_DIGEST = b"\0" * 8
 
 
@@ -33,9 +35,6 @@ class ProposalDesk:
         self._transport = transport
         self._max_value_bytes = max_value_bytes
         self.counts = counts
-        #: request id -> payload, for the commands this proposer took and has
-        #: not seen decided: the same id with another payload is refused.
-        self._taken: dict[str, bytes] = {}
 
     def on_propose(self, conn: Connection, body: bytes) -> None:
         """A PROPOSE frame's body (`WireError` if malformed)."""
@@ -44,37 +43,41 @@ class ProposalDesk:
     def _propose(self, conn: Connection, commands: tuple[Command, ...]) -> None:
         node = self._node
         limit = self._max_value_bytes
-        taken = self._taken
-        if len(taken) > TAKEN_PRUNE_AT:
-            self._prune_taken()
-        refused = []
-        accepted = []
-        for command in commands:
-            rid, payload = command.request_id, command.payload
-            if len(payload) > limit:
-                refused.append(wire.Outcome(rid, wire.TOO_LARGE, limit, 0, _NO_DIGEST))
-                continue
-            first = taken.setdefault(rid, payload)
-            if first != payload:
-                if node.proposer.is_outstanding(rid):
-                    refused.append(wire.Outcome(rid, wire.CONFLICT, -1, 0, wire.digest(first)))
-                    continue
-                taken[rid] = payload
-            accepted.append(command)
-        node.propose_batch(tuple(accepted) if refused else commands)
-        self.counts["commands"] += len(commands) - len(refused)
+        too_large: list[int] = []
+        accepted = commands
+        if max(map(len, [c.payload for c in commands]), default=0) > limit:
+            too_large = [i for i, c in enumerate(commands) if len(c.payload) > limit]
+            accepted = tuple(c for c in commands if len(c.payload) <= limit)
+        conflicts = node.propose_batch(accepted)
+        refused = len(too_large) + len(conflicts)
+        self.counts["commands"] += len(commands) - refused
         if refused:
-            self.counts["refused"] += len(refused)
-            self._transport.reply(conn, wire.OUTCOMES + wire.encode_outcomes(refused))
+            self.counts["refused"] += refused
+            self._transport.reply(conn, wire.OUTCOMES + wire.encode_outcomes(
+                self._refusals(commands, too_large, conflicts)))
         if not node.is_leader:
             # It was forwarded (or held until a leader shows): say where to send next.
             leader = node.proposer.leader if node.proposer else None
             self._transport.reply(conn, wire.LEADER + (leader or "").encode())
 
-    def _prune_taken(self) -> None:
-        """Forget the commands no longer outstanding here (decided, or gone)."""
-        outstanding = self._node.proposer.is_outstanding
-        self._taken = {rid: p for rid, p in self._taken.items() if outstanding(rid)}
+    def _refusals(self, commands: tuple[Command, ...], too_large: list[int],
+                  conflicts: list[Conflict]) -> list[wire.Outcome]:
+        """The answers to the commands refused (`too_large`: their positions),
+        in the order the client sent them. A conflict's answer carries the
+        digest of the payload outstanding under its request id."""
+        limit = self._max_value_bytes
+        answers = [(i, wire.Outcome(commands[i].request_id, wire.TOO_LARGE, limit, 0, _NO_DIGEST))
+                   for i in too_large]
+        conflicting = [wire.Outcome(c.command.request_id, wire.CONFLICT, -1, 0,
+                                    wire.digest(c.first.payload)) for c in conflicts]
+        if not answers:
+            return conflicting  # the node returns them in the order it was given them
+        if conflicting:
+            # Both kinds: by position. A conflict holds the very command sent.
+            position = {id(c): i for i, c in enumerate(commands)}
+            answers += [(position[id(c.command)], o) for c, o in zip(conflicts, conflicting)]
+            answers.sort(key=lambda answer: answer[0])
+        return [outcome for _, outcome in answers]
 
     def leader_changed(self, leader: str | None, clients: Iterable[Connection]) -> None:
         """Tell every client of this proposer who leads now."""

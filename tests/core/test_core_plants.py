@@ -13,7 +13,7 @@ import pytest
 
 from paxos_agents.core import PLANTABLE, Membership, Node, Record, Settings
 from paxos_agents.core import acceptor, decided, election, intake, learner, pipeline, proposer
-from paxos_agents.core import gaps, reconfig, retries, tally
+from paxos_agents.core import gaps, heartbeats, reconfig, retries, tally
 from paxos_agents.core.acceptor import Acceptor
 from paxos_agents.core.learner import Learner
 from paxos_agents.core.plants import (
@@ -60,5 +60,5 @@ def test_every_rule_plant_has_a_class_and_the_real_roles_never_read_plant():
     # forget-promise is about the disk, applied by the simulator at boot.
     assert set(ACCEPTORS) | set(PROPOSERS) | set(LEARNERS) == PLANTABLE - {"forget-promise"}
     for module in (acceptor, proposer, learner, election, pipeline, intake, decided, reconfig,
-                   retries, gaps, tally):
+                   retries, heartbeats, gaps, tally):
         assert "plant" not in inspect.getsource(module), module.__name__

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[2] / "paxos_agents" / "core"
-ROOMS = ("election", "pipeline", "intake", "decided", "retries", "reconfig", "gaps")
+ROOMS = ("election", "pipeline", "intake", "decided", "heartbeats", "retries", "reconfig",
+         "gaps")
 ABOVE = ("proposer", "learner", "node", "plants")
 
 
@@ -29,6 +30,7 @@ def test_a_room_imports_no_role_and_no_other_room(room):
 
 
 def test_the_proposer_is_built_of_its_rooms():
-    assert {"election", "pipeline", "intake", "decided", "retries", "reconfig"} <= (
+    assert {"election", "pipeline", "intake", "decided", "heartbeats", "retries",
+            "reconfig"} <= (
         core_imports("proposer"))
     assert "gaps" in core_imports("learner")
