@@ -9,7 +9,7 @@ instead of leaving a metric silently at zero.
 `stats` stays a mapping: it is the node's own counters and gauges
 (`Node.stats()`, `Clients.stats()`), named by the core and different per
 role. Which of them the supervisor reads is declared where it reads them
-(`paxosctl.metrics`, `paxosctl.ops`), and a test holds those names
+(`paxosctl.supervisor.metrics`, `paxosctl.supervisor.ops`), and a test holds those names
 against real agents' reports.
 
 Counts are cumulative for the incarnation that sends them: a restarted
