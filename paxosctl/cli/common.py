@@ -3,7 +3,14 @@
 The only place that picks exit codes: data goes to stdout, errors and
 warnings to stderr, and every expected failure is a `PaxosctlError`,
 turned into `error: ...` and its exit code in `main`. The command
-modules import from here and from nowhere else in this package.
+modules import from here and from nowhere else in this package, and only
+public names: `echo`/`echo_err`, `owned_manifest`, `connect`,
+`status_reply`, `checked_call`, `output_format`, the shared options and
+their completers are the package's shared surface.
+
+`main` runs the app through `root_command()`, a `LazyGroup` that converts
+only the command being run to click (typer would convert all of them on
+every call); `--help` and completion still see every command.
 """
 
 from __future__ import annotations
