@@ -44,8 +44,8 @@ class LazyGroup(TyperGroup):
 
     typer's own group converts every registered command to click (the
     parameters of each, read from its type hints) before it parses the
-    command line: 23 commands for the one that runs, about a third of a
-    cold `paxosctl status` (BENCHMARKS.md, "CLI cold start"). Here the
+    command line: 23 commands for the one that runs, 13-21 ms of a cold
+    `paxosctl status` of ~130 ms (BENCHMARKS.md, "CLI cold start"). Here the
     table of `CommandInfo`s stands in for the commands: `list_commands`
     reads its names, in registration order (the order `--help` shows), and
     `get_command` converts a command the first time click asks for it, with
@@ -60,6 +60,8 @@ class LazyGroup(TyperGroup):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         self.table: dict[str, CommandInfo] = {}
+        # How a command's callback reports an unexpected exception: typer's
+        # default until root_command() copies the app's setting.
         self.pretty_exceptions_short = True
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
