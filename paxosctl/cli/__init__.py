@@ -6,7 +6,8 @@ the commands act on, so that a command is found by what it touches:
 - `common`: the app, the options every command shares (-f, -o, AGENT),
   output that survives a closed pipe, the control-socket client, and
   `main`, which turns every `PaxosctlError` into `error: ...` and its
-  exit code in one place;
+  exit code in one place and builds only the command that runs (its
+  `LazyGroup` reads the table below);
 - `lifecycle`: the whole cluster's life, `up` and `down`;
 - `cluster`: looking at it without changing it, `status`/`ps`,
   `metrics`, `validate`, `version`, `completion`;

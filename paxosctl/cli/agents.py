@@ -13,8 +13,8 @@ from ..output import MACHINE, document, render
 from ..errors import NotHealthy, PaxosctlError, UsageError
 from ..layout import paths
 from .common import (FILE_HELP, TABLES, TEXT, AgentArgument, FileOption, TableOutput,
-                     TextOutput, _checked, _client, _complete_agent, _echo, _manifest, _output,
-                     _status_reply)
+                     TextOutput, checked_call, complete_agent, connect, echo, owned_manifest,
+                     output_format, status_reply)
 
 if TYPE_CHECKING:
     from ..client.sync import Client
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def logs(
     agents: Annotated[Optional[list[str]], typer.Argument(
         metavar="AGENT", help="Agents (or 'supervisor') [default: all, interleaved].",
-        autocompletion=_complete_agent, show_default=False)] = None,
+        autocompletion=complete_agent, show_default=False)] = None,
     file: Annotated[Optional[str], typer.Option(
         "--file", help=FILE_HELP + " (-f is --follow here, as in kubectl and docker).",
         show_default=False)] = None,
@@ -42,7 +42,7 @@ def logs(
     """
     from ..logview import Follower, files_of, merge, read
 
-    manifest = _manifest(file)
+    manifest = owned_manifest(file)
     logs_dir = paths(manifest.state_dir)["logs"]
     known = [a.name for a in manifest.agents] + ["supervisor"]
     # Logs of agents no longer in the manifest (removed by apply) stay readable.
@@ -64,7 +64,7 @@ def logs(
     width = max(len(n) for n in chosen)
 
     def show(name: str, text: str) -> None:
-        _echo(f"{name.ljust(width)} | {text}" if prefixed else text)
+        echo(f"{name.ljust(width)} | {text}" if prefixed else text)
 
     # Followers first: nothing written between the read and the follow is lost.
     followers = {n: Follower(logs_dir / f"{n}.log", n) for n in chosen} if follow else {}
@@ -95,16 +95,16 @@ def kill(
     signal_name: Annotated[str, typer.Option("--signal", "-s", help="KILL, TERM, STOP, CONT...")] = "KILL",
 ) -> None:
     """Send a signal to an agent (default KILL); the supervisor restarts it per policy."""
-    with _client(file) as client:
-        reply = _checked(lambda: client.request("kill", agent=agent, signal=signal_name))
-    _echo(f"sent {reply['signal']} to {reply['agent']} (pid {reply['pid']})")
+    with connect(file) as client:
+        reply = checked_call(lambda: client.request("kill", agent=agent, signal=signal_name))
+    echo(f"sent {reply['signal']} to {reply['agent']} (pid {reply['pid']})")
 
 
 def restart(agent: AgentArgument, file: FileOption = None) -> None:
     """Restart an agent now (also one that gave up, fatal, or was stopped)."""
-    with _client(file) as client:
-        reply = _checked(lambda: client.request("restart", agent=agent))
-    _echo(f"restarting {reply['agent']}")
+    with connect(file) as client:
+        reply = checked_call(lambda: client.request("restart", agent=agent))
+    echo(f"restarting {reply['agent']}")
 
 
 def stop(
@@ -116,16 +116,16 @@ def stop(
 
     SIGTERM, then SIGKILL after 5s. Status does not count it as down.
     """
-    with _client(file) as client:
-        reply = _checked(lambda: client.request("stop", agent=agent))
+    with connect(file) as client:
+        reply = checked_call(lambda: client.request("stop", agent=agent))
         if not reply["changed"]:
-            _echo(f"{agent} is already stopped")
+            echo(f"{agent} is already stopped")
             return
         row = _wait_agent(client, agent, lambda a: a["pid"] is None, wait)
     if row is None:
         raise NotHealthy(f"{agent} did not end within {format_duration(wait)}; it stays "
                          f"stopped once it does", hint=f"see paxosctl describe {agent}")
-    _echo(f"stopped {agent}")
+    echo(f"stopped {agent}")
 
 
 def start(
@@ -134,24 +134,24 @@ def start(
     wait: Annotated[float, typer.Option(help="Seconds to wait until it runs.")] = 30.0,
 ) -> None:
     """Start an agent that is stopped (by `stop` or its restart policy) or fatal."""
-    with _client(file) as client:
-        reply = _checked(lambda: client.request("start", agent=agent))
+    with connect(file) as client:
+        reply = checked_call(lambda: client.request("start", agent=agent))
         if not reply["changed"]:
-            _echo(f"{agent} is already {reply['state']}")
+            echo(f"{agent} is already {reply['state']}")
             return
         row = _wait_agent(client, agent, lambda a: a["state"] in ("running", "fatal"), wait)
     if row is None or row["state"] != "running":
         note = f": {row['note']}" if row and row.get("note") else ""
         raise NotHealthy(f"{agent} is not running{note}",
                          hint=f"see paxosctl describe {agent} and paxosctl logs {agent}")
-    _echo(f"started {agent} (pid {row['pid']})")
+    echo(f"started {agent} (pid {row['pid']})")
 
 
 def _wait_agent(client: "Client", name: str, done, seconds: float) -> dict[str, Any] | None:
     """Poll status until `done(row)` holds for agent `name`; its row, or None at the deadline."""
     deadline = time.monotonic() + seconds
     while True:
-        row = next(a for a in _status_reply(client, False)["agents"] if a["name"] == name)
+        row = next(a for a in status_reply(client, False)["agents"] if a["name"] == name)
         if done(row):
             return row
         if time.monotonic() >= deadline:
@@ -168,19 +168,19 @@ def describe(agent: AgentArgument, file: FileOption = None,
     """
     from ..views import describe_lines
 
-    output = _output(output, TEXT)
-    with _client(file) as client:
-        reply = _checked(lambda: client.request("describe", agent=agent))
+    output = output_format(output, TEXT)
+    with connect(file) as client:
+        reply = checked_call(lambda: client.request("describe", agent=agent))
     if output in MACHINE:
-        _echo(render(document("Agent", reply["agent"]), output))
+        echo(render(document("Agent", reply["agent"]), output))
         return
     for line in describe_lines(reply["agent"]):
-        _echo(line)
+        echo(line)
 
 
 def events(
     agent: Annotated[Optional[str], typer.Argument(
-        help="Only this agent's events.", autocompletion=_complete_agent,
+        help="Only this agent's events.", autocompletion=complete_agent,
         show_default=False)] = None,
     file: FileOption = None,
     output: TableOutput = "table",
@@ -194,12 +194,12 @@ def events(
     """
     from ..views import events_lines
 
-    output = _output(output, TABLES)
+    output = output_format(output, TABLES)
     fields = {"agent": agent} if agent else {}
-    with _client(file) as client:
-        reply = _checked(lambda: client.request("events", after=0, **fields))
+    with connect(file) as client:
+        reply = checked_call(lambda: client.request("events", after=0, **fields))
         if output in MACHINE and not watch:
-            _echo(render(document("EventList", {"events": reply["events"]}), output))
+            echo(render(document("EventList", {"events": reply["events"]}), output))
             return
         header = True
         try:
@@ -208,10 +208,10 @@ def events(
                 if output in MACHINE:
                     for e in batch:  # one document per event, as kubectl get -w
                         doc = render(document("Event", e), output)
-                        _echo(doc if output == "json" else "---\n" + doc)
+                        echo(doc if output == "json" else "---\n" + doc)
                 elif batch or (header and not watch):
                     for line in events_lines(batch, header=header):
-                        _echo(line)
+                        echo(line)
                     header = False
                 if not watch:
                     return

@@ -11,7 +11,7 @@ from ..discovery import find_manifest
 from ..durations import format_duration
 from ..errors import NotRunning, UsageError
 from ..manifest import load_manifest
-from .common import AgentArgument, FileOption, _client, _echo, _err
+from .common import AgentArgument, FileOption, connect, echo, echo_err
 
 
 def apply(
@@ -33,7 +33,7 @@ def apply(
     started = time.monotonic()
     file = find_manifest(file)
     try:
-        client = _client(file)
+        client = connect(file)
     except NotRunning:
         raise NotRunning(f"no cluster running for {file}: apply changes a running cluster",
                          hint=f"start it with: paxosctl up -d -f {file} (if it runs with another "
@@ -46,19 +46,19 @@ def apply(
                                    wait=timeout)
         except RequestFailed as e:
             for line in e.reply.get("refused", []):
-                _err(f"refused: {line}")
+                echo_err(f"refused: {line}")
             for line in e.reply.get("changes", []):
-                _echo(line)
+                echo(line)
             if e.error == "bad_request":
                 raise UsageError(e.message.removeprefix("bad apply request: ")) from None
             raise
     if not reply["changes"]:
-        _echo(f"no change: cluster {manifest.name} already runs {file}")
+        echo(f"no change: cluster {manifest.name} already runs {file}")
         return
     for line in reply["changes"]:
-        _echo(line)
+        echo(line)
     restarted = f"; restarted {', '.join(reply['restarted'])}" if reply["restarted"] else ""
-    _echo(f"applied {file}: in force after {time.monotonic() - started:.1f}s{restarted}")
+    echo(f"applied {file}: in force after {time.monotonic() - started:.1f}s{restarted}")
 
 
 def scale(
@@ -117,9 +117,9 @@ def _membership_change(file: str | None, op: str, doing: str, timeout: float, no
     from ..errors import RequestFailed
 
     started = time.monotonic()
-    with _client(file) as client:
+    with connect(file) as client:
         if not no_wait:
-            _echo(f"{doing}: waiting until the change is in force (at most {format_duration(timeout)})")
+            echo(f"{doing}: waiting until the change is in force (at most {format_duration(timeout)})")
         try:
             reply = client.request(op, timeout=timeout + 10, wait=0 if no_wait else timeout,
                                    **fields)
@@ -128,12 +128,12 @@ def _membership_change(file: str | None, op: str, doing: str, timeout: float, no
                 raise UsageError(e.message.removeprefix(f"bad {op} request: ")) from None
             raise
     if reply.get("unchanged"):
-        _echo(f"no change: {reply['why'].removeprefix('scale ')}")
+        echo(f"no change: {reply['why'].removeprefix('scale ')}")
         return
     for line in reply["changes"]:
-        _echo(line)
+        echo(line)
     if no_wait:
-        _echo(f"{reply['why']}: started; see paxosctl status")
+        echo(f"{reply['why']}: started; see paxosctl status")
     else:
         epoch = f" (configuration epoch {reply['epoch']})" if reply.get("epoch") else ""
-        _echo(f"{reply['why']}: in force after {time.monotonic() - started:.1f}s{epoch}")
+        echo(f"{reply['why']}: in force after {time.monotonic() - started:.1f}s{epoch}")

@@ -17,8 +17,8 @@ from ..errors import PaxosctlError, UsageError
 from ..manifest import check_runtime, load_manifest, warnings
 from ..supervisor.ownership import check_owner
 from ..supervisor.pidfile import running_supervisor
-from .common import (FILE_HELP, TABLES, TEXT, FileOption, TableOutput, TextOutput, _client,
-                     _completer, _echo, _err, _manifest, _output, _status_reply)
+from .common import (FILE_HELP, TABLES, TEXT, FileOption, TableOutput, TextOutput, completer,
+                     connect, echo, echo_err, owned_manifest, output_format, status_reply)
 
 
 def status(
@@ -34,12 +34,12 @@ def status(
     """
     from ..views import down_agents, status_key
 
-    output = _output(output, TABLES)
+    output = output_format(output, TABLES)
     wide = output != "table"  # the machine formats carry every field
     file = find_manifest(file)
-    with _client(file) as client:
+    with connect(file) as client:
         if not watch:
-            st = _status_reply(client, wide)
+            st = status_reply(client, wide)
             _warn_if_drifted(st, file)
             _show_status(st, output)
             if down_agents(st):
@@ -49,14 +49,14 @@ def status(
         clear = sys.stdout.isatty() and output in ("table", "wide")
         try:
             while True:
-                st = _status_reply(client, wide)
+                st = status_reply(client, wide)
                 key = status_key(st)
                 if key != last:
                     if clear:
-                        _echo("\x1b[H\x1b[2J", nl=False)  # redraw in place, as watch(1)
-                        _echo(f"paxosctl status -w   {time.strftime('%H:%M:%S')}   (Ctrl-C ends)")
+                        echo("\x1b[H\x1b[2J", nl=False)  # redraw in place, as watch(1)
+                        echo(f"paxosctl status -w   {time.strftime('%H:%M:%S')}   (Ctrl-C ends)")
                     elif output in ("table", "wide") and last is not None:
-                        _echo("")  # not a terminal: one table after another
+                        echo("")  # not a terminal: one table after another
                     _show_status(st, output, watching=True)
                     last = key
                 time.sleep(0.5)
@@ -71,10 +71,10 @@ def _show_status(st: dict[str, Any], output: str, *, watching: bool = False) -> 
 
     if output in MACHINE:
         body = render(document("Status", st), output)
-        _echo(("---\n" if watching and output == "yaml" else "") + body)
+        echo(("---\n" if watching and output == "yaml" else "") + body)
         return
     for line in status_lines(st, wide=output == "wide"):
-        _echo(line)
+        echo(line)
 
 
 def _warn_if_drifted(st: dict[str, Any], file: str) -> None:
@@ -82,15 +82,15 @@ def _warn_if_drifted(st: dict[str, Any], file: str) -> None:
     from ..supervisor.reconcile import drifted
 
     if drifted(st, file):
-        _err(f"warning: the running cluster differs from {file} (run paxosctl apply)")
+        echo_err(f"warning: the running cluster differs from {file} (run paxosctl apply)")
 
 
 
 def metrics(file: FileOption = None) -> None:
     """Print the current Prometheus scrape of the running cluster."""
-    with _client(file) as client:
+    with connect(file) as client:
         reply = client.request("metrics")
-    _echo(reply["text"], nl=False)
+    echo(reply["text"], nl=False)
 
 
 def validate(
@@ -110,20 +110,20 @@ def validate(
     else:
         found = check_runtime(manifest)
     for warning in found:
-        _err(f"warning: {warning}")
+        echo_err(f"warning: {warning}")
     roles = {r: len(getattr(manifest, r)) for r in ("proposers", "acceptors", "learners")}
-    _echo(f"{manifest_file}: valid: cluster {manifest.name}, {len(manifest.agents)} agents "
+    echo(f"{manifest_file}: valid: cluster {manifest.name}, {len(manifest.agents)} agents "
                f"({', '.join(f'{n} {r}' for r, n in roles.items())})")
 
 
 def version(file: FileOption = None, output: TextOutput = "text") -> None:
     """The client's version, and the running supervisor's if a cluster runs."""
-    output = _output(output, TEXT)
+    output = output_format(output, TEXT)
     server: dict[str, Any] | None = None
     try:
-        manifest = _manifest(file)
+        manifest = owned_manifest(file)
         if running_supervisor(manifest.state_dir) is not None:
-            with _client(find_manifest(file)) as client:
+            with connect(find_manifest(file)) as client:
                 ping = client.request("ping")
             server = {"version": ping.get("version"), "pid": ping.get("pid"),
                       "cluster": ping.get("cluster")}
@@ -132,18 +132,18 @@ def version(file: FileOption = None, output: TextOutput = "text") -> None:
     info = {"client": {"version": __version__, "python": sys.version.split()[0]},
             "supervisor": server}
     if output in MACHINE:
-        _echo(render(document("Version", info), output))
+        echo(render(document("Version", info), output))
         return
-    _echo(f"client:     paxosctl {__version__} (Python {info['client']['python']})")
+    echo(f"client:     paxosctl {__version__} (Python {info['client']['python']})")
     if server is None:
-        _echo("supervisor: (no cluster running here)")
+        echo("supervisor: (no cluster running here)")
     else:
-        _echo(f"supervisor: paxosctl {server['version']} (pid {server['pid']}, "
+        echo(f"supervisor: paxosctl {server['version']} (pid {server['pid']}, "
               f"cluster {server['cluster']})")
 
 
 def completion(shell: Annotated[str, typer.Argument(
-        help="bash, zsh or fish.", autocompletion=_completer(("bash", "zsh", "fish")))]) -> None:
+        help="bash, zsh or fish.", autocompletion=completer(("bash", "zsh", "fish")))]) -> None:
     """Print the shell completion script: source <(paxosctl completion bash).
 
     It completes commands, options, agent names and -o values.
@@ -152,5 +152,5 @@ def completion(shell: Annotated[str, typer.Argument(
 
     if shell not in ("bash", "zsh", "fish"):
         raise UsageError(f"completion: unknown shell {shell!r}; allowed: bash, zsh, fish")
-    _echo(get_completion_script(prog_name="paxosctl", complete_var="_PAXOSCTL_COMPLETE",
+    echo(get_completion_script(prog_name="paxosctl", complete_var="_PAXOSCTL_COMPLETE",
                                 shell=shell))

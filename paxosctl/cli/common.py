@@ -3,16 +3,27 @@
 The only place that picks exit codes: data goes to stdout, errors and
 warnings to stderr, and every expected failure is a `PaxosctlError`,
 turned into `error: ...` and its exit code in `main`. The command
-modules import from here and from nowhere else in this package.
+modules import from here and from nowhere else in this package, and only
+public names: `echo`/`echo_err`, `owned_manifest`, `connect`,
+`status_reply`, `checked_call`, `output_format`, the shared options and
+their completers are the package's shared surface.
+
+`main` runs the app through `root_command()`, a `LazyGroup` that converts
+only the command being run to click (typer would convert all of them on
+every call); `--help` and completion still see every command.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+import typer.main
+from typer.core import TyperGroup
+from typer.models import CommandInfo
 
 from .. import __version__
 from ..discovery import find_manifest
@@ -27,8 +38,47 @@ if TYPE_CHECKING:
     from ..client.sync import Client
 
 
+class LazyGroup(TyperGroup):
+    """The root `paxosctl` group: it lists every command and builds only
+    the ones looked up.
+
+    typer's own group converts every registered command to click (the
+    parameters of each, read from its type hints) before it parses the
+    command line: 23 commands for the one that runs, 13-21 ms of a cold
+    `paxosctl status` of ~130 ms (BENCHMARKS.md, "CLI cold start"). Here the
+    table of `CommandInfo`s stands in for the commands: `list_commands`
+    reads its names, in registration order (the order `--help` shows), and
+    `get_command` converts a command the first time click asks for it, with
+    typer's own `get_command_from_info`, so that it is the same click
+    command typer would have built. `paxosctl status` builds `status`;
+    `--help` and completing a command's name ask for each and build all.
+
+    Built by `root_command()`; a group typer builds itself (`app()`) has an
+    empty table and its commands already built, and works as a TyperGroup.
+    """
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.table: dict[str, CommandInfo] = {}
+        # How a command's callback reports an unexpected exception: typer's
+        # default until root_command() copies the app's setting.
+        self.pretty_exceptions_short = True
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(self.table) if self.table else super().list_commands(ctx)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        info = self.table.get(cmd_name)
+        if info is not None and cmd_name not in self.commands:
+            self.commands[cmd_name] = typer.main.get_command_from_info(
+                info, pretty_exceptions_short=self.pretty_exceptions_short,
+                rich_markup_mode=self.rich_markup_mode)
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
     name="paxosctl",
+    cls=LazyGroup,
     help="Run a Multi-Paxos cluster on this machine: one supervised process per agent.",
     no_args_is_help=True,
     add_completion=True,
@@ -43,7 +93,7 @@ FILE_HELP = ("The cluster manifest [default: $PAXOSCTL_FILE, else ./cluster.toml
              "or the nearest one in a parent folder].")
 
 
-def _complete_agent(ctx: typer.Context, incomplete: str) -> list[str]:
+def complete_agent(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion: the agent names of the manifest the command would use."""
     try:
         manifest = load_manifest(find_manifest(ctx.params.get("file")))
@@ -52,7 +102,8 @@ def _complete_agent(ctx: typer.Context, incomplete: str) -> list[str]:
     return [a.name for a in manifest.agents if a.name.startswith(incomplete)]
 
 
-def _completer(formats: tuple[str, ...]):
+def completer(formats: tuple[str, ...]):
+    """Shell completion of an option whose values are `formats` (`-o`, a shell's name)."""
     def complete(incomplete: str) -> list[str]:
         return [f for f in formats if f.startswith(incomplete)]
     return complete
@@ -63,7 +114,7 @@ FileOption = Annotated[Optional[str], typer.Option(
 
 
 AgentArgument = Annotated[str, typer.Argument(
-    help="The agent's name.", autocompletion=_complete_agent)]
+    help="The agent's name.", autocompletion=complete_agent)]
 
 
 TABLES = ("table", "wide", *MACHINE)
@@ -73,18 +124,18 @@ TEXT = ("text", *MACHINE)
 
 
 TableOutput = Annotated[str, typer.Option(
-    "-o", "--output", help=f"One of: {', '.join(TABLES)}.", autocompletion=_completer(TABLES))]
+    "-o", "--output", help=f"One of: {', '.join(TABLES)}.", autocompletion=completer(TABLES))]
 
 
 TextOutput = Annotated[str, typer.Option(
-    "-o", "--output", help=f"One of: {', '.join(TEXT)}.", autocompletion=_completer(TEXT))]
+    "-o", "--output", help=f"One of: {', '.join(TEXT)}.", autocompletion=completer(TEXT))]
 
 
 class _PipeClosed(Exception):
     """Whoever reads our output closed the pipe (`paxosctl decided | head -1`)."""
 
 
-def _echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
     """`typer.echo`, but a closed pipe ends the command quietly (see `main`).
 
     Not left to click: it turns a broken pipe into exit 1.
@@ -95,13 +146,14 @@ def _echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
         raise _PipeClosed() from None
 
 
-def _err(message: str) -> None:
-    _echo(message, err=True)
+def echo_err(message: str) -> None:
+    """One line to stderr (errors, warnings, progress), as `echo`."""
+    echo(message, err=True)
 
 
 def _version(value: bool) -> None:
     if value:
-        _echo(f"paxosctl {__version__}")
+        echo(f"paxosctl {__version__}")
         raise typer.Exit()
 
 
@@ -113,11 +165,12 @@ def _root(
     """Run a Multi-Paxos cluster on this machine: one supervised process per agent."""
 
 
-def _output(value: str, formats: tuple[str, ...]) -> str:
+def output_format(value: str, formats: tuple[str, ...]) -> str:
+    """`-o VALUE` if this command offers it; else a `UsageError` listing `formats`."""
     return allowed(value, formats)
 
 
-def _manifest(file: str | None) -> Manifest:
+def owned_manifest(file: str | None) -> Manifest:
     """The manifest at `file` (found as paxosctl.discovery says when None);
     refused if another cluster owns its state_dir."""
     manifest = load_manifest(find_manifest(file))
@@ -125,11 +178,16 @@ def _manifest(file: str | None) -> Manifest:
     return manifest
 
 
-def _client(file: str | None) -> "Client":
+def connect(file: str | None) -> "Client":
+    """A control-socket client of the running cluster of manifest `file`.
+
+    `NotRunning` (with the `paxosctl up` to type) when no supervisor runs it;
+    refused as `owned_manifest` is when another cluster owns its state_dir.
+    """
     from ..client.sync import Client
 
     file = find_manifest(file)
-    manifest = _manifest(file)
+    manifest = owned_manifest(file)
     socket_path = paths(manifest.state_dir)["socket"]
     if running_supervisor(manifest.state_dir) is None:
         raise NotRunning(f"no cluster running for {file} (start it with: paxosctl up {file})")
@@ -139,14 +197,17 @@ def _client(file: str | None) -> "Client":
         raise NotRunning(f"no cluster running for {file} (start it with: paxosctl up {file})") from None
 
 
-def _status_reply(client: "Client", wide: bool) -> dict[str, Any]:
+def status_reply(client: "Client", wide: bool) -> dict[str, Any]:
+    """The supervisor's `status` reply without the envelope (`id`, `ok`)."""
     st = client.request("status", wide=wide)
     st.pop("id", None)
     st.pop("ok", None)
     return st
 
 
-def _checked(call, *args):
+def checked_call(call, *args):
+    """`call(*args)`, a control request, with the supervisor's `bad_request`
+    refusal raised as a `UsageError` (exit 2), as a bad option would be."""
     from ..errors import RequestFailed
 
     try:
@@ -157,21 +218,39 @@ def _checked(call, *args):
         raise
 
 
+def root_command() -> LazyGroup:
+    """`app` as click will run it, its commands built on first lookup.
+
+    typer builds the root alone (its callback's `--version`, `-h/--help`,
+    the completion options) from a copy of `app` without commands; the
+    group is then handed `app`'s table of commands, named as typer names
+    them (`name=` if given, else the function's name with `-` for `_`).
+    """
+    bare = copy.copy(app)
+    bare.registered_commands = []
+    group = typer.main.get_command(bare)
+    assert isinstance(group, LazyGroup), "app = typer.Typer(cls=LazyGroup, ...)"
+    group.pretty_exceptions_short = app.pretty_exceptions_short
+    group.table = {info.name or typer.main.get_command_name(info.callback.__name__): info
+                   for info in app.registered_commands if info.callback is not None}
+    return group
+
+
 def main() -> None:
     """Console entry point: run the app, map `PaxosctlError` to its exit code."""
     try:
         # With standalone_mode=False, click does not raise a command's
         # `typer.Exit(code)`: it returns the code. Drop it and `status`
         # would exit 0 with agents down.
-        code = app(standalone_mode=False)
+        code = root_command()(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except PaxosctlError as e:
-        _err(f"error: {e}" + (f"\n  hint: {e.hint}" if e.hint else ""))
+        echo_err(f"error: {e}" + (f"\n  hint: {e.hint}" if e.hint else ""))
         sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
-        _err("aborted")
+        echo_err("aborted")
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -188,7 +267,7 @@ def main() -> None:
         if message:
             ctx = getattr(e, "ctx", None)
             command = ctx.command_path if ctx is not None else "paxosctl"
-            _err(f"error: {message}\n  hint: see {command} --help")
+            echo_err(f"error: {message}\n  hint: see {command} --help")
         sys.exit(e.exit_code)
 
 

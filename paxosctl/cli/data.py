@@ -15,7 +15,7 @@ from ..output import MACHINE, render
 from ..errors import Interrupted, UsageError
 from ..manifest import Manifest
 from ..layout import paths
-from .common import TEXT, FileOption, TextOutput, _echo, _manifest, _output
+from .common import TEXT, FileOption, TextOutput, echo, owned_manifest, output_format
 
 if TYPE_CHECKING:
     from ..client.decidedlog import DecidedCommand
@@ -44,7 +44,7 @@ def propose(
     with the request id printed is safe. Exits 2 if the request id was
     decided with another value.
     """
-    output = _output(output, TEXT)
+    output = output_format(output, TEXT)
     if value == "-":
         payload = sys.stdin.buffer.read()
     else:
@@ -59,7 +59,7 @@ def propose(
         raise UsageError("--issued: only with --request-id (the stamp of that request's first try)")
     if not 0.001 <= timeout <= 3600:
         raise UsageError(f"--timeout: expected seconds from 0.001 to 3600, got {timeout}")
-    manifest = _manifest(file)
+    manifest = owned_manifest(file)
     from ..client.sync import new_request_id
     from ..client.datapath import check_proposal, retry_hint
 
@@ -84,12 +84,12 @@ def propose(
     if output in MACHINE:
         from ..client.datapath import json_value
 
-        _echo(render({"slot": decision.slot, "index": decision.index,
+        echo(render({"slot": decision.slot, "index": decision.index,
                       "position": decision.position,
                       "value": json_value(decision.value),
                       "request_id": decision.request_id}, output))
     else:
-        _echo(f"decided at {decision.position}: {_shown(decision.value)} "
+        echo(f"decided at {decision.position}: {_shown(decision.value)} "
                    f"({decision.seconds * 1000:.1f} ms)")
 
 
@@ -174,12 +174,12 @@ def decided(
     retain`, learners keep only the latest slots: a --from below them is
     an error naming the first slot retained.
     """
-    output = _output(output, TEXT)
+    output = output_format(output, TEXT)
     from ..client.decidedlog import read_log_pages
 
-    manifest = _manifest(file)
+    manifest = owned_manifest(file)
     data = _data_client(manifest, file)
-    data.on_cut = lambda learner, reason: _echo(
+    data.on_cut = lambda learner, reason: echo(
         f"note: learner {learner} cut this reader off ({reason}); going on from the same "
         "position on another learner", err=True)
     try:
@@ -189,11 +189,11 @@ def decided(
             return
         for page in pages:
             if output == "text":
-                _echo("\n".join(map(_decided_text, page)))
+                echo("\n".join(map(_decided_text, page)))
             elif output == "json":  # one JSON object per line
-                _echo("\n".join(json.dumps(_decided_json(e)) for e in page))
+                echo("\n".join(json.dumps(_decided_json(e)) for e in page))
             else:  # a stream of YAML documents
-                _echo("\n".join("---\n" + render(_decided_json(e), output) for e in page))
+                echo("\n".join("---\n" + render(_decided_json(e), output) for e in page))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None  # Ctrl-C ends a follow: 130, as for any Ctrl-C
     finally:
@@ -207,16 +207,16 @@ def _write_array(pages: Iterator[list[DecidedCommand]], output: str) -> None:
         opened = False
         for page in pages:
             body = ", ".join(json.dumps(_decided_json(e)) for e in page)
-            _echo(("[" if not opened else ", ") + body, nl=False)
+            echo(("[" if not opened else ", ") + body, nl=False)
             opened = True
-        _echo("]" if opened else "[]")
+        echo("]" if opened else "[]")
         return
     written = False
     for page in pages:  # a YAML block list is its items' one-item lists, concatenated
-        _echo(render([_decided_json(e) for e in page], output))
+        echo(render([_decided_json(e) for e in page], output))
         written = True
     if not written:
-        _echo(render([], output))
+        echo(render([], output))
 
 
 def _decided_json(e: DecidedCommand) -> dict[str, Any]:

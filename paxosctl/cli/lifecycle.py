@@ -21,7 +21,7 @@ from ..layout import paths
 from ..supervisor.ownership import conflict, runs
 from ..supervisor.ownership import claim as claim_state_dir
 from ..supervisor.pidfile import live_supervisor, running_supervisor
-from .common import FILE_HELP, FileOption, _client, _echo, _err, _manifest
+from .common import FILE_HELP, FileOption, connect, echo, echo_err, owned_manifest
 
 
 def up(
@@ -36,16 +36,16 @@ def up(
     On a cluster that already runs this manifest, say so and exit 0.
     """
     file = find_manifest(manifest_file if manifest_file is not None else file)
-    manifest = _manifest(file)
+    manifest = owned_manifest(file)
     # First: a running cluster's own folder and metrics port are in use by it.
     live = live_supervisor(manifest.state_dir)
     if live is not None:
         if runs(manifest, live):
-            _echo(f"cluster {manifest.name} is already running (supervisor pid {live.pid})")
+            echo(f"cluster {manifest.name} is already running (supervisor pid {live.pid})")
             return
         raise conflict(manifest, live)
     for warning in check_runtime(manifest):  # creates nothing
-        _err(f"warning: {warning}")
+        echo_err(f"warning: {warning}")
     from ..membership.topology import check_endpoints
 
     check_endpoints(manifest)  # the agents a scale named must fit too: exit 2, nothing started
@@ -66,7 +66,7 @@ def up(
         raise
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
-    _err(f"cluster {manifest.name}: starting {len(manifest.agents)} agents "
+    echo_err(f"cluster {manifest.name}: starting {len(manifest.agents)} agents "
          f"(state in {manifest.state_dir}); Ctrl-C stops it")
     supervisor.serve()
 
@@ -108,7 +108,7 @@ def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
                 client = None
                 continue
             if status["leader"] and all(a["state"] == "running" for a in status["agents"]):
-                _echo(f"cluster {manifest.name} up: {len(status['agents'])} agents running, "
+                echo(f"cluster {manifest.name} up: {len(status['agents'])} agents running, "
                            f"leader {status['leader']} (supervisor pid {daemon.pid})")
                 return
             fatal = [a for a in status["agents"] if a["state"] == "fatal"]
@@ -173,7 +173,7 @@ def down(
     then delete what the cluster wrote in its state_dir (the only way to
     wipe it: agents that ran once refuse to start with their state gone).
     """
-    manifest = _manifest(file)
+    manifest = owned_manifest(file)
     _stop_cluster(manifest, file)
     if purge:
         _purge(manifest)
@@ -183,34 +183,34 @@ def _purge(manifest: Manifest) -> None:
     from ..supervisor.purge import NOT_EMPTY, NOT_MADE, purge as purge_state
 
     if not manifest.state_dir.exists():
-        _echo(f"nothing to purge: {manifest.state_dir} does not exist")
+        echo(f"nothing to purge: {manifest.state_dir} does not exist")
         return
     claim = claim_state_dir(manifest, lay_out=False)  # no `up` can start while we delete
     try:
         removed, kept = purge_state(manifest.state_dir, (a.name for a in manifest.agents))
     finally:
         claim.release()
-    _echo(f"purged cluster {manifest.name}: deleted {len(removed)} entries in {manifest.state_dir}")
+    echo(f"purged cluster {manifest.name}: deleted {len(removed)} entries in {manifest.state_dir}")
     for why, line in ((NOT_MADE, "entries the cluster did not write in"),
                       (NOT_EMPTY, "folders the cluster made, which hold files it did not write, in")):
         names = [os.path.relpath(k.path, manifest.state_dir) for k in kept if k.why == why]
         if names:
-            _err(f"warning: kept {len(names)} {line} {manifest.state_dir}: "
+            echo_err(f"warning: kept {len(names)} {line} {manifest.state_dir}: "
                  f"{', '.join(names[:5])}" + (" ..." if len(names) > 5 else ""))
     for k in kept:
         if k.why not in (NOT_MADE, NOT_EMPTY):
-            _err(f"warning: kept {k.path}: {k.why}")
+            echo_err(f"warning: kept {k.path}: {k.why}")
 
 
 def _stop_cluster(manifest: Manifest, file: str | None) -> None:
     """Stop the cluster `manifest` runs, if it runs; say which happened."""
     process = running_supervisor(manifest.state_dir)
     try:
-        client = _client(file) if process is not None else None
+        client = connect(file) if process is not None else None
     except NotRunning:  # it stopped meanwhile
         client = None
     if client is None:
-        _echo(f"cluster {manifest.name} is not running")
+        echo(f"cluster {manifest.name} is not running")
         return
     with client:
         try:
@@ -227,7 +227,7 @@ def _stop_cluster(manifest: Manifest, file: str | None) -> None:
             if time.monotonic() >= deadline:
                 raise PaxosctlError(f"supervisor pid {process.pid} did not exit within 30s")
             time.sleep(0.02)
-    _echo(f"cluster {manifest.name} stopped")
+    echo(f"cluster {manifest.name} stopped")
 
 
 def _exists(process: Any) -> bool:

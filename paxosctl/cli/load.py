@@ -12,7 +12,8 @@ import typer
 from ..durations import parse_duration
 from ..output import MACHINE, render
 from ..errors import UsageError
-from .common import TEXT, FileOption, TextOutput, _checked, _client, _echo, _err, _manifest, _output
+from .common import (TEXT, FileOption, TextOutput, checked_call, connect, echo, echo_err,
+                     owned_manifest, output_format)
 
 
 def chaos(
@@ -31,7 +32,7 @@ def chaos(
 
     With no option, show what is in force.
     """
-    output = _output(output, TEXT)
+    output = output_format(output, TEXT)
     changes: dict[str, Any] = {}
     if heal:
         changes["heal"] = True
@@ -46,15 +47,15 @@ def chaos(
             raise UsageError(f"--delay: {e}") from None
     if partition is not None:
         changes["partition"] = [n.strip() for n in partition.split(",") if n.strip()]
-    with _client(file) as client:
-        reply = _checked(lambda: client.request("chaos", **changes))
+    with connect(file) as client:
+        reply = checked_call(lambda: client.request("chaos", **changes))
     active = reply["chaos"]
     if output in MACHINE:
-        _echo(render(active, output))
+        echo(render(active, output))
     elif not active:
-        _echo("chaos: off")
+        echo("chaos: off")
     else:
-        _echo("chaos: " + ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+        echo("chaos: " + ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
                                         for k, v in active.items()))
 
 
@@ -85,13 +86,13 @@ def soak(
     except ValueError as e:
         raise UsageError(f"--duration/--kill-every/--reconfig-every: {e}") from None
     changes = _parse_chaos(chaos_spec) if chaos_spec else {}
-    with _client(file) as client:
+    with connect(file) as client:
         result = run_soak(client, duration=seconds, kill_every=every, chaos=changes,
                           concurrency=concurrency, seed=seed, reconfig_every=reconfig,
-                          progress=_err)
+                          progress=echo_err)
     for problem in result.problems[:50]:
-        _err(f"anomaly: {problem}")
-    _echo(result.summary())
+        echo_err(f"anomaly: {problem}")
+    echo(result.summary())
     if not result.ok:
         raise typer.Exit(1)
 
@@ -133,7 +134,7 @@ def bench(
     from ..tools.bench import bench as run_bench
     from ..tools.bench import cpu_table
 
-    output = _output(output, TEXT)
+    output = output_format(output, TEXT)
     seconds = None
     if duration is not None:
         try:
@@ -142,11 +143,11 @@ def bench(
             raise UsageError(f"--duration: {e}") from None
     if requests is None and seconds is None:
         requests = 10_000
-    manifest = _manifest(file)
+    manifest = owned_manifest(file)
     if value_size > manifest.paxos.max_value_bytes:
         raise UsageError(f"--value-size: {value_size} is over paxos.max_value_bytes "
                          f"({manifest.paxos.max_value_bytes})")
-    with _client(file) as client:
+    with connect(file) as client:
         if requests is not None and output == "text" and sys.stderr.isatty():
             with typer.progressbar(length=requests, label="proposing", file=sys.stderr) as bar:
                 result = run_bench(client, requests=requests, duration=seconds,
@@ -159,17 +160,17 @@ def bench(
                                warmup=warmup, state_dir=manifest.state_dir)
     data = result.as_dict()
     if output in MACHINE:
-        _echo(render(data, output))
+        echo(render(data, output))
     else:
         lat = data["latency_ms"]
-        _echo(f"{data['requests']} proposals ({data['errors']} failed), concurrency "
+        echo(f"{data['requests']} proposals ({data['errors']} failed), concurrency "
                    f"{concurrency}, {value_size}-byte values, in {data['seconds']:.2f}s")
-        _echo(f"throughput: {data['throughput_per_s']:.0f} decided commands/s")
-        _echo(f"latency: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
+        echo(f"throughput: {data['throughput_per_s']:.0f} decided commands/s")
+        echo(f"latency: p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
                    f"max {lat['max']:.2f} ms")
-        _echo(f"queue limit here: {data['queue_limit_per_s']:.0f} msgs/s one way; "
+        echo(f"queue limit here: {data['queue_limit_per_s']:.0f} msgs/s one way; "
                    f"ratio {data['ratio_to_limit']:.3f}")
         for line in cpu_table(data):
-            _echo(line)
+            echo(line)
     if result.errors:
         raise typer.Exit(1)
