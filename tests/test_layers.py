@@ -7,6 +7,7 @@
   none of the packages;
 - inside each package the imports form no cycle (the supervisor's rooms:
   supervisor -> ops -> fleet -> agents -> metrics -> restart, and so on);
+- the core draws randomness only from the generator it is given;
 - test modules import the cluster harness from tests/clusters.py, not a conftest;
 - nothing imports `paxosctl.cli` (the package, or a module in it) but `__main__`;
   inside it, command modules import only `paxosctl.cli.common`.
@@ -233,6 +234,22 @@ def test_the_core_imports_no_io(path):
     assert _stdlib_imports(path) <= CORE_STDLIB, sorted(_stdlib_imports(path) - CORE_STDLIB)
     assert not {m for m in GRAPH.get(_module_name(path), set())
                 if not m.startswith("paxos_agents.core")}, "the core imports only the core"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "paxos_agents" / "core").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_the_core_draws_randomness_only_from_the_rng_it_is_given(path):
+    """`random` is allowed in the core for its `Random` type only: a node draws
+    from the generator it was built with, so a simulator seed replays a run
+    exactly. A call of the module's functions (`random.random()`, a
+    `from random import choice`) would draw from the process-wide generator."""
+    tree = ast.parse(path.read_text())
+    used = {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id == "random"}
+    used |= {alias.name for node in ast.walk(tree)
+             if isinstance(node, ast.ImportFrom) and node.module == "random" for alias in node.names}
+    assert used <= {"Random"}, sorted(used - {"Random"})
 
 
 def test_tests_import_the_harness_from_clusters_not_conftest():
