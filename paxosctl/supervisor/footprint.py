@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from paxos_agents.runtime.storage import APPLICATION_ID
+from paxos_agents.runtime.storage.schema import APPLICATION_ID
 
 from ..layout import FOLDERS, SUPERVISOR_FILES, agent_files, paths
 

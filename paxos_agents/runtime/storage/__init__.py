@@ -31,10 +31,14 @@ The package, one module a job:
 
 from __future__ import annotations
 
-from .contract import Storage, StorageError
-from .memory import MemoryStorage
-from .schema import APPLICATION_ID, SCHEMA_VERSION
-from .sqlite import FAULT_POINTS, SqliteStorage
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .contract import Storage, StorageError
+    from .memory import MemoryStorage
+    from .schema import APPLICATION_ID, SCHEMA_VERSION
+    from .sqlite import FAULT_POINTS, SqliteStorage
 
 __all__ = [
     "APPLICATION_ID",
@@ -45,3 +49,19 @@ __all__ = [
     "MemoryStorage",
     "SqliteStorage",
 ]
+
+#: Where each public name lives, imported when first asked for: the CLI
+#: reads `schema` (to recognise a store file) on every command and should
+#: not pay for sqlite3 and the core's messages to do it.
+_HOMES = {
+    "Storage": "contract", "StorageError": "contract", "MemoryStorage": "memory",
+    "APPLICATION_ID": "schema", "SCHEMA_VERSION": "schema",
+    "FAULT_POINTS": "sqlite", "SqliteStorage": "sqlite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{home}", __name__), name)
