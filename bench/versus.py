@@ -44,8 +44,10 @@ def one_round(checkout: Path, args: argparse.Namespace) -> dict:
     manifest.write_text(text)
     exe = str(paxosctl(checkout))
     try:
-        subprocess.run([exe, "up", "-d", "--file", str(manifest)], check=True,
-                       capture_output=True, text=True, timeout=120)
+        up = subprocess.run([exe, "up", "-d", "--file", str(manifest)],
+                            capture_output=True, text=True, timeout=120)
+        if up.returncode != 0:
+            raise RuntimeError(f"up exited {up.returncode}: {up.stderr.strip()[:300]}")
         done = subprocess.run(
             [exe, "bench", "--file", str(manifest), "--requests", str(args.requests),
              "--concurrency", str(args.concurrency), "--value-size", str(args.value_size),

@@ -75,8 +75,11 @@ def _up_detached(manifest: Manifest, file: str, wait: float) -> None:
     """Start the daemon (paxosctl.supervisor.daemon), which claims the state dir
     itself, and wait until the cluster serves. Writes nothing there."""
     log_path = paths(manifest.state_dir)["log"]
+    # -P: `-m` would put the working folder first on the daemon's path (and
+    # its agents', forked from it), so a folder holding another paxosctl (a
+    # source checkout) would run that one instead of this installed one.
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "paxosctl.supervisor.daemon", str(manifest.path)],
+        [sys.executable, "-P", "-m", "paxosctl.supervisor.daemon", str(manifest.path)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True, close_fds=True,
     )

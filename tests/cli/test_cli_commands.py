@@ -76,6 +76,12 @@ def entries_with(entries: list[dict], request_id: str) -> list[dict]:
 
 def test_up_detached_serves_then_a_second_up_changes_nothing(make_cluster: ClusterFactory) -> None:
     cluster = make_cluster("roles", start=False)
+    # `up -d` runs in a folder holding other packages of the same names (a
+    # source checkout of another version, say): the daemon and its agents
+    # still run the installed paxosctl, not whatever the working folder holds.
+    for package in ("paxosctl", "paxos_agents"):
+        (cluster.dir / package).mkdir()
+        (cluster.dir / package / "__init__.py").write_text('raise ImportError("a decoy in the cwd")\n')
     result = cluster.run("up", "-d")
     assert result.returncode == 0, describe(result)
     assert re.fullmatch(r"cluster test up: 7 agents running, leader (proposer-[01]) "
