@@ -17,8 +17,10 @@ import random
 import pytest
 
 from paxos_agents.core import (Accept, Ballot, ClientRequest, Command, Decide, Heartbeat,
-                               Membership, Node, Prepare, Promise, Record, Settings)
+                               Membership, Node, Record, Settings)
 from paxos_agents.core.commands import Value
+
+from core.leading import lead
 
 MEMBERS = Membership(proposers=("p1", "p2"), acceptors=("a1", "a2", "a3"), learners=("l1",))
 
@@ -27,20 +29,6 @@ def commands(spec: str) -> tuple[Command, ...]:
     """"x=a y=b" -> (Command("x", b"a"), Command("y", b"b"))."""
     return tuple(Command(rid, payload.encode())
                  for rid, payload in (item.split("=") for item in spec.split()))
-
-
-def lead(node: Node) -> None:
-    """Make `node` leader of an empty log (a majority promises, no votes)."""
-    for _ in range(100):
-        node.tick()
-        if any(isinstance(m, Prepare) for m in node.ready().send_after_persist):
-            break
-    else:
-        raise AssertionError("never ran for leader")
-    for acceptor in ("a1", "a2"):
-        node.step(Promise(src=acceptor, dst="p1", ballot=node.proposer.ballot, first_slot=0,
-                          votes=()))
-    assert node.is_leader
 
 
 class Run:

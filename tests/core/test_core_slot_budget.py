@@ -13,7 +13,9 @@ import random
 
 import pytest
 
-from paxos_agents.core import Accept, Command, Membership, Node, Prepare, Promise, Record, Settings
+from paxos_agents.core import Accept, Command, Membership, Node, Record, Settings
+
+from core.leading import lead
 
 MEMBERS = Membership(proposers=("p1", "p2"), acceptors=("a1", "a2", "a3"), learners=("l1",))
 #: A command of id "cN" (2 bytes) with `size` payload bytes encodes in 14 + 2 + size bytes;
@@ -28,16 +30,7 @@ def cmd(n: int, size: int) -> Command:
 def leader(settings: Settings) -> Node:
     """A fresh proposer made leader of an empty log (a majority promises, no votes)."""
     node = Node("p1", MEMBERS, settings, Record(), random.Random(3))
-    for _ in range(100):
-        node.tick()
-        if any(isinstance(m, Prepare) for m in node.ready().send_after_persist):
-            break
-    else:
-        raise AssertionError("never ran for leader")
-    for acceptor in ("a1", "a2"):
-        node.step(Promise(src=acceptor, dst="p1", ballot=node.proposer.ballot, first_slot=0,
-                          votes=()))
-    assert node.is_leader
+    lead(node)
     node.ready()
     return node
 
