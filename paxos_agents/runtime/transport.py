@@ -387,18 +387,25 @@ class Transport:
         self._send_now(dst, frame)
 
     def _send_now(self, dst: str, frame: bytes, generation: int | None = None) -> None:
+        """Queue `frame` on the link to `dst`, connecting if it is down. A
+        chaos-delayed frame carries the `generation` of the connection it
+        was sent on (-1: none was up): it goes on that connection or nowhere."""
         link = self._links.get(dst)
         if link is None:
             link = self._links[dst] = Link(dst)
         conn = link.conn
+        if generation is not None and generation != -1 and (
+                conn is None or generation != link.generation):
+            # Compared before any reconnect: the connection it was meant for
+            # is gone, and a new one may reach the peer's next incarnation,
+            # which must not get its predecessor's messages.
+            self.dropped["unreachable"] += 1
+            return
         if conn is None:
             conn = self._connect(link)
             if conn is None:
                 self.dropped["unreachable"] += 1
                 return
-        elif generation is not None and generation not in (-1, link.generation):
-            self.dropped["unreachable"] += 1  # meant for a connection that is gone
-            return
         if conn.queue(frame):
             self._dirty.add(conn)
         else:

@@ -227,6 +227,34 @@ def test_chaos_delay_holds_messages_back_and_duplicate_sends_twice(run_dir: Path
         b.close()
 
 
+def test_a_delayed_frame_never_reaches_the_next_incarnation(run_dir: Path) -> None:
+    """A chaos-delayed frame was sent on one connection; if that connection
+    is gone when it falls due, it is dropped and counted, not sent on a new
+    connection (which would reach the peer's next incarnation)."""
+    a, b = Node(run_dir, "a"), Node(run_dir, "b", incarnation=1)
+    b2 = None
+    try:
+        a.transport.send("b", b"hello")
+        run_until([a, b], lambda: b.got == [("a", b"hello")], "the link a -> b")
+        a.transport.chaos.set(ChaosSettings(delay=0.3, seed=1))
+        a.transport.send("b", b"late")  # held back, on the connection to b's incarnation 1
+        b.close()
+        link = a.transport._links["b"]
+        run_until([a], lambda: link.conn is None, "a to see the link to b go")
+        b2 = Node(run_dir, "b", incarnation=2)
+        unreachable = a.transport.dropped["unreachable"]
+        run_until([a, b2], lambda: a.transport.next_due() is None, "the delayed frame to fall due")
+        assert a.transport.dropped["unreachable"] == unreachable + 1
+        a.transport.chaos.set(ChaosSettings())
+        a.transport.send("b", b"now")
+        run_until([a, b2], lambda: b2.got != [], "a fresh frame to b's incarnation 2")
+        assert b2.got == [("a", b"now")]
+    finally:
+        for node in (a, b, b2):
+            if node is not None:
+                node.close()
+
+
 # ------------------------------------------------------------ client frames
 
 commands = st.lists(st.builds(Command, st.text(min_size=1, max_size=20), st.binary(max_size=40),
