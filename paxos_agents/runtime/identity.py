@@ -206,8 +206,8 @@ def peer_identity(ssl_object: Any, *, cluster_id: str | None = None,
 
 def _compare(found: Identity, cluster_id: str | None, expect: Identity | None, who: str) -> None:
     if cluster_id is not None and found.cluster_id != cluster_id:
-        raise _problem("wrong_cluster", f"{who} is {found.uri}, of cluster {found.cluster_id}, "
-                                        f"not of this cluster ({cluster_id})")
+        wanted = f"expected {expect.uri}" if expect is not None else f"expected cluster {cluster_id}"
+        raise _problem("wrong_cluster", f"{who} is {found.uri}, of another cluster ({wanted})")
     if expect is not None and found != expect:
         raise _problem("wrong_identity", f"{who} is {found.uri}, expected {expect.uri}")
 
@@ -361,7 +361,9 @@ def describe_tls_error(exc: BaseException) -> tuple[str, str]:
     alert = getattr(exc, "reason", None)
     if isinstance(alert, str) and alert in _ALERTS:
         reason = _ALERTS[alert]
-        return reason, (f"the peer refused the handshake ({alert.lower()}); "
-                        f"fix: {REASONS[reason][1]}")
+        # An alert is the peer's verdict on what we sent: our certificate,
+        # unless the peer refused the protocol itself.
+        what = "the handshake" if reason == "protocol" else "our certificate"
+        return reason, f"the peer refused {what} ({alert.lower()}); fix: {REASONS[reason][1]}"
     text = " ".join(str(exc).split()) or type(exc).__name__
     return "protocol", f"TLS handshake failed: {text}; fix: {REASONS['protocol'][1]}"
