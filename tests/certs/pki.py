@@ -56,6 +56,32 @@ class Pki:
         write_atomic(cert, cert_pem, 0o644)
         return Files(cert, key, self.ca)
 
+    def with_uris(self, *uris: str) -> Files:
+        """A leaf signed by the CA whose URI SANs are `uris` (none, several,
+        foreign): what `certs issue` never makes, built by hand."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        ca_cert = x509.load_pem_x509_certificate(self.ca_pem[0])
+        ca_key = serialization.load_pem_private_key(self.ca_pem[1], password=None)
+        key = ec.generate_private_key(ec.SECP256R1())
+        names = [x509.UniformResourceIdentifier(u) for u in uris] + [x509.DNSName("localhost")]
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "by-hand")]))
+                .issuer_name(ca_cert.subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(NOW - timedelta(minutes=5)).not_valid_after(NOW + timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName(names), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        stem = f"by-hand-{len(list(self.folder.iterdir()))}"
+        files = Files(self.folder / f"{stem}.crt", self.folder / f"{stem}.key", self.ca)
+        write_atomic(files.key, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()), 0o600)
+        write_atomic(files.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        return files
+
     def expired(self, kind: str, name: str) -> Files:
         """Valid for one day, ten days ago."""
         return self.leaf(kind, name, days=1, now=NOW - timedelta(days=10),

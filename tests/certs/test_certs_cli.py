@@ -169,3 +169,13 @@ def test_a_bad_cluster_id_in_the_manifest_is_refused(manifest):
     manifest.write_text(manifest.read_text().replace("[cluster]\n", '[cluster]\nid = "Prod_1"\n'))
     line = _refused(2, "validate", str(manifest), cwd=manifest.parent)
     assert "cluster.id: invalid cluster id" in line and "allowed:" in line
+
+
+def test_issue_refuses_the_ca_of_another_cluster(manifest, tmp_path):
+    _ok("certs", "init", "-f", str(manifest), cwd=manifest.parent)
+    other = tmp_path / "other.toml"
+    other.write_text(manifest.read_text().replace(f'id = "{_cluster_id(manifest)}"', 'id = "other-cluster"'))
+    line = _refused(1, "certs", "issue", "acceptor-3", "-f", str(other),
+                    "--dir", str(manifest.parent / "certs"), cwd=tmp_path)
+    assert f"the CA of spiffe://{_cluster_id(manifest)}, not of this manifest's cluster.id (other-cluster)" in line
+    assert not (manifest.parent / "certs" / "agent" / "acceptor-3.crt").exists()

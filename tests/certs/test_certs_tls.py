@@ -91,6 +91,21 @@ def test_dialler_refuses_a_server_that_is_not_the_agent_it_dialled(pki, kind, na
     assert f"{kind}/{name}" in _one_line(client_saw.error.message)
 
 
+@pytest.mark.parametrize("uris", [
+    (),
+    (f"spiffe://{CLUSTER}/agent/acceptor-1", f"spiffe://{CLUSTER}/agent/acceptor-2"),
+    (f"spiffe://{CLUSTER}/agent/acceptor-1/x",),
+], ids=["none", "two", "malformed"])
+def test_a_certificate_without_exactly_one_good_spiffe_uri_is_refused(pki, uris):
+    odd = pki.with_uris(*uris)
+    server_saw, _ = handshake(pki.leaf("agent", "acceptor-0").server(), odd.client(),
+                              server_checks={"cluster_id": CLUSTER})
+    assert isinstance(server_saw.error, CertificateProblem), server_saw.error
+    assert server_saw.error.reason == "no_identity"
+    problem = _refused(odd.cert, odd.key, odd.ca, None, NOW)
+    assert problem.reason == "no_identity" and str(odd.cert) in problem.message
+
+
 def test_expired_certificate_is_refused_in_the_handshake(pki):
     server_saw, client_saw = handshake(pki.leaf("agent", "acceptor-0").server(),
                                        pki.expired("agent", "acceptor-1").client())
