@@ -128,14 +128,16 @@ def _new_key() -> Any:
 def _key_pem(key: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    pem: bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption())
+    return pem
 
 
 def _cert_pem(cert: Any) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return cert.public_bytes(serialization.Encoding.PEM)
+    pem: bytes = cert.public_bytes(serialization.Encoding.PEM)
+    return pem
 
 
 def make_ca(cluster_id: str, *, now: datetime, days: int = CA_DAYS) -> tuple[bytes, bytes]:
