@@ -305,8 +305,9 @@ def add_cluster_id(manifest_path: Path, cluster_id: str) -> None:
     except (tomllib.TOMLDecodeError, ValueError, AttributeError):
         raise UsageError(f"{where}: cannot add the cluster id safely to this file; {manual}") from None
     bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
+    target = manifest_path.resolve()  # a symlinked manifest stays a symlink
     try:
-        write_atomic(manifest_path, bom + edited.encode(), manifest_path.stat().st_mode & 0o7777)
+        write_atomic(target, bom + edited.encode(), target.stat().st_mode & 0o7777)
     except OSError as exc:
         raise UsageError(f"{where}: cannot write the manifest ({(exc.strerror or str(exc)).lower()}); "
                          f"{manual}") from None
