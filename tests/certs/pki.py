@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from paxos_agents.runtime.identity import Identity, client_context, peer_identity, server_context
-from paxosctl.certs import issue_leaf, make_ca, write_atomic
+from paxosctl.certs import write_atomic
+from paxosctl.issuing import issue_leaf, make_ca
 
 NOW = datetime.now(timezone.utc)
 

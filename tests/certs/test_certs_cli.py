@@ -179,3 +179,13 @@ def test_issue_refuses_the_ca_of_another_cluster(manifest, tmp_path):
                     "--dir", str(manifest.parent / "certs"), cwd=tmp_path)
     assert f"the CA of spiffe://{_cluster_id(manifest)}, not of this manifest's cluster.id (other-cluster)" in line
     assert not (manifest.parent / "certs" / "agent" / "acceptor-3.crt").exists()
+
+
+def test_rotate_refuses_a_stray_file_in_the_folder_and_rotates_nothing(manifest):
+    _ok("certs", "init", "-f", str(manifest), cwd=manifest.parent)
+    certs = manifest.parent / "certs"
+    (certs / "agent" / "Backup Copy.crt").write_text("x")
+    before = (certs / "agent" / "acceptor-0.crt").read_bytes()
+    line = _refused(1, "certs", "rotate", "-f", str(manifest), cwd=manifest.parent)
+    assert "Backup Copy.crt: not a file `paxosctl certs` wrote" in line and "move it out" in line
+    assert (certs / "agent" / "acceptor-0.crt").read_bytes() == before
