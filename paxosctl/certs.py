@@ -96,7 +96,11 @@ class CertsDir:
         found = []
         for kind in KINDS:
             for cert in sorted((self.root / kind).glob("*.crt")):
-                found.append(self.leaf(Identity(cluster_id, kind, cert.stem)))
+                try:
+                    found.append(self.leaf(Identity(cluster_id, kind, cert.stem)))
+                except ValueError as exc:
+                    raise CertsError(f"{cert}: not a file `paxosctl certs` wrote ({exc}); "
+                                     f"move it out of {self.root / kind}") from None
         return found
 
 
