@@ -3,6 +3,7 @@
     [cluster]
     name = "demo"                  # required
     state_dir = ".paxosctl/demo"   # optional, relative to this file's folder
+    id = "3f9c0a7e5d1b2c48"        # optional; `paxosctl certs init` writes it
 
     [agents.acceptor]              # one table per group of agents
     role = "acceptor"              # proposer | acceptor | learner | replica
@@ -54,7 +55,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from paxos_agents.runtime.chaos import ChaosSettings
-
+from paxos_agents.runtime.identity import CLUSTER_ID, CLUSTER_ID_ALLOWED
 from paxosctl.durations import ALLOWED as DURATION_ALLOWED
 from paxosctl.durations import parse_duration, quote_text
 from paxosctl.errors import ManifestError
@@ -268,6 +269,8 @@ class Manifest:
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     chaos: ChaosSettings = field(default_factory=ChaosSettings)
+    #: [cluster] id: the cluster in certificates' spiffe:// names (None until `certs init`).
+    cluster_id: str | None = None
 
     def by_role(self, role: str) -> tuple[AgentSpec, ...]:
         """Agents playing `role`. For "proposer", "acceptor" and "learner"
@@ -346,7 +349,7 @@ class _Loader:
             raise self.fail(("cluster",), 'missing section; add [cluster] with name = "..."')
         if "agents" not in data:
             raise self.fail(("agents",), "missing section; " + _AGENTS_EXAMPLE)
-        name, state_dir = self.cluster(tables["cluster"])
+        name, state_dir, cluster_id = self.cluster(tables["cluster"])
         agents = self.agents(tables["agents"])
         self.check_endpoint_paths(state_dir, agents)
         health = self.settings("health", Health, tables["health"])
@@ -358,7 +361,7 @@ class _Loader:
         chaos = self.chaos(tables["chaos"], tuple(a.name for a in agents))
         return Manifest(path=self.path, name=name, state_dir=state_dir, agents=agents,
                         health=health, restart=restart, paxos=paxos, log=log, metrics=metrics,
-                        chaos=chaos)
+                        chaos=chaos, cluster_id=cluster_id)
 
     def read(self) -> dict[str, Any]:
         try:
@@ -411,8 +414,8 @@ class _Loader:
 
     # -- [cluster] --
 
-    def cluster(self, table: dict[str, Any]) -> tuple[str, Path]:
-        self.no_unknown_keys(("cluster",), table, ("name", "state_dir"))
+    def cluster(self, table: dict[str, Any]) -> tuple[str, Path, str | None]:
+        self.no_unknown_keys(("cluster",), table, ("name", "state_dir", "id"))
         if "name" not in table:
             raise self.fail(("cluster", "name"), f'missing required key; add name = "demo" ({CLUSTER_NAME_ALLOWED})')
         name = table["name"]
@@ -431,7 +434,10 @@ class _Loader:
             raise self.fail(("cluster", "state_dir"), f"cannot resolve {_show(raw_dir)} ({exc}); "
                                                       "allowed: a path, absolute or relative to the manifest's folder")
         self.check_state_dir_path(state_dir)
-        return name, state_dir
+        cluster_id = table.get("id")
+        if cluster_id is not None and not (isinstance(cluster_id, str) and CLUSTER_ID.fullmatch(cluster_id)):
+            raise self.fail(("cluster", "id"), f"invalid cluster id {_show(cluster_id)}; allowed: {CLUSTER_ID_ALLOWED}")
+        return name, state_dir, cluster_id
 
     def check_state_dir_path(self, state_dir: Path) -> None:
         """Refuse a state_dir that no machine could hold: under a kernel
