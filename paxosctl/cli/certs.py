@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..discovery import find_manifest
-from .common import FileOption, _echo
+from .common import FileOption, echo
 
 if TYPE_CHECKING:
     from ..certs import Done
@@ -40,7 +40,7 @@ _CA_KEY_NOTE = ("{key} signs new certificates (`certs issue`, `certs rotate`) an
 
 def _report(done: "Done", verb: str) -> None:
     for leaf in done.leaves:
-        _echo(f"{verb} {leaf.identity.uri}: {leaf.cert} ({leaf.key.name}, mode 0600)")
+        echo(f"{verb} {leaf.identity.uri}: {leaf.cert} ({leaf.key.name}, mode 0600)")
 
 
 @app.command()
@@ -56,10 +56,10 @@ def init(file: FileOption = None, directory: DirOption = None, days: DaysOption 
     manifest_file = Path(find_manifest(file))
     done = certs.init(manifest_file, directory, days=days, extra_sans=san or ())
     if done.added_id:
-        _echo(f"{manifest_file}: added [cluster] id = \"{done.cluster_id}\"")
-    _echo(f"CA spiffe://{done.cluster_id}: {done.certs.ca_cert}")
+        echo(f"{manifest_file}: added [cluster] id = \"{done.cluster_id}\"")
+    echo(f"CA spiffe://{done.cluster_id}: {done.certs.ca_cert}")
     _report(done, "issued")
-    _echo(_CA_KEY_NOTE.format(key=done.certs.ca_key))
+    echo(_CA_KEY_NOTE.format(key=done.certs.ca_key))
 
 
 @app.command()
@@ -85,5 +85,5 @@ def rotate(file: FileOption = None, directory: DirOption = None, days: DaysOptio
 
     done = certs.rotate(Path(find_manifest(file)), directory, days=days)
     _report(done, "rotated")
-    _echo("previous files kept as <name>.crt.old / <name>.key.old until the next rotate")
-    _echo(_CA_KEY_NOTE.format(key=done.certs.ca_key))
+    echo("previous files kept as <name>.crt.old / <name>.key.old until the next rotate")
+    echo(_CA_KEY_NOTE.format(key=done.certs.ca_key))
