@@ -361,13 +361,25 @@ class Cluster:
         marker = re.compile(re.escape(str(self.dir)) + r"(?![\w.-])")
         return any(marker.search(part) for part in cmdline)
 
+    def marks(self, process: psutil.Process) -> bool:
+        """True if `process` is marked as this cluster's: its command line
+        names the folder (the supervisor: its manifest), or it runs in it
+        (the agents: the CLI runs `up` in the cluster's folder, and the
+        forkserver's children keep that working folder; their command line
+        is the forkserver's, which names no folder). Raises psutil.Error
+        if the process is gone."""
+        if self.names_dir(process.cmdline()):
+            return True
+        cwd = process.cwd()
+        return cwd == str(self.dir) or cwd.startswith(str(self.dir) + os.sep)
+
     def marked_processes(self) -> list[psutil.Process]:
-        """Live processes whose command line names this cluster's folder."""
+        """Live processes marked as this cluster's (see `marks`)."""
         me = _test_run_and_parents()
         out = []
-        for p in psutil.process_iter(["cmdline"]):
+        for p in psutil.process_iter():
             try:
-                if p.pid not in me and self.names_dir(p.info["cmdline"] or ()) and alive(p):
+                if p.pid not in me and self.marks(p) and alive(p):
                     out.append(p)
             except psutil.Error:
                 pass

@@ -53,13 +53,17 @@ def run_script(*args: str, folder: Path, timeout: float) -> subprocess.Completed
 
 
 def processes_naming(folder: Path) -> list[psutil.Process]:
-    """Live processes whose command line names `folder` (the supervisors, and
-    agents forked from a forkserver whose sys.path holds the cluster folder)."""
+    """Live processes whose command line names `folder` (the supervisors) or
+    that run inside it (the agents: the script runs `up` in its clusters'
+    folders, and a forkserver's children keep that working folder)."""
     marker = re.compile(re.escape(str(folder)) + r"(?![\w.-])")
     found = []
     for p in psutil.process_iter(["cmdline"]):
         try:
-            if p.pid != os.getpid() and any(marker.search(part) for part in p.info["cmdline"] or ()):
+            cwd = p.cwd() if p.pid != os.getpid() else ""
+            if p.pid != os.getpid() and (
+                    any(marker.search(part) for part in p.info["cmdline"] or ())
+                    or cwd == str(folder) or cwd.startswith(str(folder) + os.sep)):
                 found.append(p)
         except psutil.Error:
             pass

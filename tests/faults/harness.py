@@ -194,7 +194,7 @@ def kill9(pid: int, marker: Cluster) -> bool:
     """SIGKILL `pid` if it still is one of `marker`'s processes; True if sent."""
     try:
         process = psutil.Process(pid)
-        if not marker.names_dir(process.cmdline()):
+        if not marker.marks(process):
             return False
         process.send_signal(signal.SIGKILL)
         return True

@@ -40,7 +40,7 @@ def test_supervisor_kill9_mid_load(fault_clusters, topology: str) -> None:
         wait_until(lambda: not any(alive(p) for p in descendants), 15,
                    f"all {len(descendants)} processes it started (agents, forkserver) to exit")
         wait_until(lambda: not cluster.marked_processes(), 10,
-                   f"no process left whose command line names {cluster.dir}")
+                   f"no process left whose command line names {cluster.dir} or that runs in it")
         # The load keeps trying (reconnecting) while the cluster is down.
         result = cluster.run("status")
         assert result.returncode == 1 and "no cluster running" in result.stderr, result
