@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..discovery import find_manifest
-from .common import FileOption, echo
+from .common import FileOption, echo, find_manifest
 
 if TYPE_CHECKING:
     from ..certs import Done
