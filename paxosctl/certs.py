@@ -105,7 +105,8 @@ class CertsDir:
 
 
 def default_dir(manifest: Manifest) -> Path:
-    return manifest.path.parent / "certs"
+    """The manifest's `[transport] certs` folder (default: certs/ beside it)."""
+    return manifest.transport.certs_dir(manifest.path)
 
 
 def check_name(kind: str, name: str) -> None:

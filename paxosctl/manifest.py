@@ -11,6 +11,12 @@
 
     [health] [restart] [paxos] [log] [metrics]   # optional; see their classes
 
+    [transport]                    # optional: how agents and clients connect
+    kind = "tls"                   # "unix" (default) | "tls": TCP + mutual TLS 1.3
+    certs = "certs"                # the folder `paxosctl certs init` wrote (beside this file)
+    [transport.addresses]          # optional: where an agent listens ("host:port");
+    acceptor-0 = "127.0.0.1:7100"  #   the others: 127.0.0.1, a free port
+
 `load_manifest` reads and validates the file into frozen dataclasses. It
 only looks at the file. `check_runtime` adds the checks that look at this
 machine (is the metrics port free, can state_dir be written) and returns
@@ -65,7 +71,9 @@ from paxosctl.layout import MAX_SOCKET_PATH, paths
 ROLES = ("proposer", "acceptor", "learner", "replica")
 PROTOCOL_ROLES = ("proposer", "acceptor", "learner")
 #: Top-level tables a manifest may have, in the order they are documented.
-SECTIONS = ("cluster", "agents", "health", "restart", "paxos", "log", "metrics", "chaos")
+SECTIONS = ("cluster", "agents", "health", "restart", "paxos", "log", "metrics", "chaos", "transport")
+#: How agents and clients connect: `[transport] kind`.
+TRANSPORTS = ("unix", "tls")
 POLICIES = ("always", "on-failure", "never")
 
 CLUSTER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -237,6 +245,27 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TransportSettings:
+    """[transport]: Unix sockets under state_dir (the default), or TCP with
+    mutual TLS 1.3 (`kind = "tls"`) with the certificates in `certs` (a
+    folder, relative to the manifest's), agents listening on 127.0.0.1 at a
+    free port unless `addresses` places them."""
+
+    kind: str = "unix"
+    certs: str = "certs"
+    #: (agent name, "host:port") for the agents the manifest places.
+    addresses: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def tls(self) -> bool:
+        return self.kind == "tls"
+
+    def certs_dir(self, manifest_path: Path) -> Path:
+        """The certificates folder, absolute."""
+        return (manifest_path.parent / self.certs).resolve()
+
+
+@dataclass(frozen=True, slots=True)
 class AgentSpec:
     """One agent process: instance `index` of group `group`, named
     "<group>-<index>" (e.g. "acceptor-2")."""
@@ -271,6 +300,7 @@ class Manifest:
     chaos: ChaosSettings = field(default_factory=ChaosSettings)
     #: [cluster] id: the cluster in certificates' spiffe:// names (None until `certs init`).
     cluster_id: str | None = None
+    transport: TransportSettings = field(default_factory=TransportSettings)
 
     def by_role(self, role: str) -> tuple[AgentSpec, ...]:
         """Agents playing `role`. For "proposer", "acceptor" and "learner"
@@ -359,9 +389,10 @@ class _Loader:
         log = self.settings("log", LogSettings, tables["log"])
         metrics = self.metrics(tables["metrics"])
         chaos = self.chaos(tables["chaos"], tuple(a.name for a in agents))
+        transport = self.transport(tables["transport"], tuple(a.name for a in agents))
         return Manifest(path=self.path, name=name, state_dir=state_dir, agents=agents,
                         health=health, restart=restart, paxos=paxos, log=log, metrics=metrics,
-                        chaos=chaos, cluster_id=cluster_id)
+                        chaos=chaos, cluster_id=cluster_id, transport=transport)
 
     def read(self) -> dict[str, Any]:
         try:
@@ -597,6 +628,37 @@ class _Loader:
         return MetricsSettings(listen=listen, enabled=enabled)
 
 
+    # -- [transport] --
+
+    def transport(self, table: dict[str, Any], agents: tuple[str, ...]) -> TransportSettings:
+        self.no_unknown_keys(("transport",), table, ("kind", "certs", "addresses"))
+        kind = table.get("kind", "unix")
+        if kind not in TRANSPORTS:
+            raise self.fail(("transport", "kind"), f"unknown transport {_show(kind)}; allowed: "
+                                                   + ", ".join(f'"{t}"' for t in TRANSPORTS))
+        certs = table.get("certs", "certs")
+        if not isinstance(certs, str) or not certs or "\0" in certs:
+            raise self.fail(("transport", "certs"), f"expected a folder path, got {_show(certs)}; "
+                                                    'for example "certs" (beside this file)')
+        given = self.table(("transport", "addresses"), table.get("addresses"))
+        addresses = []
+        for agent, address in given.items():
+            keys = ("transport", "addresses", agent)
+            if agent not in agents:
+                raise self.fail(keys, "not an agent of this manifest; allowed: " + ", ".join(agents),
+                                hint=_did_you_mean(agent, agents))
+            if not isinstance(address, str):
+                raise self.fail(keys, f'expected "host:port", got {_show(address)}')
+            try:
+                _split_listen(address)
+            except ValueError as exc:
+                raise self.fail(keys, str(exc)) from None
+            addresses.append((agent, address))
+        if addresses and kind != "tls":
+            raise self.fail(("transport", "addresses"), 'agents are placed only with kind = "tls"; '
+                                                        'allowed: remove [transport.addresses], or set kind = "tls"')
+        return TransportSettings(kind=kind, certs=certs, addresses=tuple(addresses))
+
     # -- [chaos] --
 
     def chaos(self, table: dict[str, Any], agents: tuple[str, ...]) -> ChaosSettings:
@@ -674,7 +736,42 @@ def check_runtime(manifest: Manifest) -> list[str]:
     _check_state_dir(manifest)
     if manifest.metrics.enabled:
         _check_metrics_port(manifest)
+    check_certificates(manifest)
     return warnings(manifest)
+
+
+def check_certificates(manifest: Manifest) -> None:
+    """With `[transport] kind = "tls"`: the manifest has a cluster id and
+    every agent's certificate, the client's and the CA are there and valid
+    now (`identity.check_files`). ManifestError, one line naming the file
+    and the fix, otherwise. Nothing to check for Unix sockets."""
+    if not manifest.transport.tls:
+        return
+    from datetime import timezone
+
+    from paxos_agents.runtime.identity import CertificateProblem, Identity, check_files
+
+    keys = ("transport", "kind")
+    file = display_path(manifest.path)
+    if manifest.cluster_id is None:
+        raise _error(manifest.path, keys, '"tls" needs the cluster id in the certificates, and '
+                     f"[cluster] has no id; allowed: run `paxosctl certs init -f {file}` (it adds it)")
+    folder = manifest.transport.certs_dir(manifest.path)
+    ca = folder / "ca.crt"
+    if not ca.is_file():
+        raise _error(manifest.path, ("transport", "certs"), f"{ca}: no CA certificate; allowed: run "
+                     f"`paxosctl certs init -f {file}` (it writes {folder})")
+    now = datetime.now(timezone.utc)
+    wanted = [("agent", a.name) for a in manifest.agents] + [("client", "client")]
+    for kind, name in wanted:
+        cert, key = folder / kind / f"{name}.crt", folder / kind / f"{name}.key"
+        if not cert.is_file():
+            raise _error(manifest.path, ("transport", "certs"), f"{cert}: no certificate for {kind} "
+                         f"{name}; allowed: run `paxosctl certs issue {name} --kind {kind} -f {file}`")
+        try:
+            check_files(cert, key, ca, Identity(manifest.cluster_id, kind, name), now)
+        except CertificateProblem as exc:
+            raise _error(manifest.path, ("transport", "certs"), exc.message) from None
 
 
 def warnings(manifest: Manifest) -> list[str]:
