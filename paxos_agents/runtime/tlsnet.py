@@ -158,14 +158,16 @@ class TlsConnection(Connection):
     `failure` set and `read` returns None / `write` raises OSError.
     """
 
-    __slots__ = ("_ready", "_connecting", "_want_write", "expect", "cluster_id")
+    __slots__ = ("_secured", "_connecting", "_want_write", "expect", "cluster_id")
 
     WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError)
 
     def __init__(self, sock: ssl.SSLSocket, limit: int, read_limit: int, *, connecting: bool,
                  expect: Identity | None = None, cluster_id: str | None = None) -> None:
         super().__init__(sock, limit, read_limit)
-        self._ready = False
+        #: The TLS handshake is done: frames can be written (a REFUSE saying
+        #: why, when the identity check then failed: see `failure`).
+        self._secured = False
         self._connecting = connecting
         self._want_write = connecting
         #: The identity the server must have (a dialler), or the cluster a
@@ -174,9 +176,9 @@ class TlsConnection(Connection):
         self.cluster_id = cluster_id
 
     @property
-    def ready(self) -> bool:
-        """The handshake is done and the peer's identity checked."""
-        return self._ready
+    def secured(self) -> bool:
+        """The TLS handshake is done (the identity check passed unless `failure` says)."""
+        return self._secured
 
     @property
     def has_output(self) -> bool:
@@ -213,15 +215,15 @@ class TlsConnection(Connection):
         except ssl.SSLError as e:
             raise self._fail(*describe_tls_error(e)) from None
         self._want_write = False
+        self._secured = True
         try:
             self.identity = peer_identity(sock, cluster_id=self.cluster_id, expect=self.expect)
         except CertificateProblem as p:
             raise self._fail(p.reason, p.message) from None
-        self._ready = True
         return True
 
     def write(self) -> bool:
-        if not self._ready:
+        if not self._secured:
             if not self._handshake():
                 return not self._want_write
         try:
@@ -232,7 +234,7 @@ class TlsConnection(Connection):
             raise
 
     def read(self) -> list[bytes] | None:
-        if not self._ready:
+        if not self._secured:
             try:
                 if not self._handshake():
                     return []

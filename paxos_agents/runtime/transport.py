@@ -342,7 +342,7 @@ class Transport:
         REFUSE over the finished handshake when there is one, and close."""
         reason, line = conn.failure or ("protocol", "TLS handshake failed")
         counter = REASONS[reason][0]
-        if conn in self._inbound and getattr(conn, "ready", False):
+        if conn in self._inbound and getattr(conn, "secured", False):
             self._refuse(conn, counter, line)  # the dialler reads why, over TLS
             return
         self.refused[counter] += 1
