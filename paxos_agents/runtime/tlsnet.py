@@ -37,6 +37,7 @@ time instead of TCP's ~15 minutes, and is dialled again.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import queue
 import socket
@@ -86,12 +87,28 @@ def lookup(address: str) -> tuple[int, tuple]:
     return family, sockaddr
 
 
-class Resolver:
-    """Addresses of agents by name, looked up on a thread of its own.
+def numeric(address: str) -> tuple[int, tuple] | None:
+    """(family, sockaddr) of "ip:port" without any look-up; None for a host name."""
+    try:
+        host, port = split_address(address)
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version == 6:
+        return socket.AF_INET6, (host, port, 0, 0)
+    return socket.AF_INET, (host, port)
 
-    `take(name)` hands out a finished look-up once (so each reconnect uses
-    a fresh one) or asks for one and returns None; the loop tries again at
-    its next reconnect, a few milliseconds later.
+
+class Resolver:
+    """Addresses of agents by name; host names looked up on a thread of its own.
+
+    `take(name)` reads the agent's address (the manifest's, or the small
+    file it published on this machine): an IP address is used at once; a
+    host name is looked up on the resolver's thread, and `take` hands out
+    a finished look-up once (so each reconnect uses a fresh one) or asks
+    for one and returns None; the loop tries again at its next reconnect,
+    a few milliseconds later (what it sent meanwhile is dropped, counted
+    "unreachable", and resent by the core as any lost message).
     """
 
     def __init__(self, address_of: Callable[[str], str]) -> None:
@@ -107,7 +124,12 @@ class Resolver:
         return lookup(self._address_of(name))
 
     def take(self, name: str) -> tuple[int, tuple] | None:
-        """A finished look-up of `name` (raises the OSError it ended with), or None: asked."""
+        """`name`'s address now if it is an IP address (OSError if it has
+        none); else a finished look-up (raises the OSError it ended with),
+        or None: asked."""
+        found = numeric(self._address_of(name))
+        if found is not None:
+            return found
         with self._lock:
             result = self._results.pop(name, None)
             if result is None:

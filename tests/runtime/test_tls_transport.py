@@ -32,7 +32,7 @@ from clusters import Cluster, ClusterFactory, wait_until
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.handshake import hello
 from paxos_agents.runtime.identity import Identity, client_context, describe_tls_error, server_context
-from paxos_agents.runtime.tlsnet import split_address
+from paxos_agents.runtime.tlsnet import Resolver, split_address
 from paxosctl.certs import write_atomic
 from paxosctl.client.datapath import DataClient
 from paxosctl.endpoints import read_endpoints
@@ -255,3 +255,28 @@ def test_a_client_refuses_an_impostor_agent(tls_cluster: Cluster, tmp_path: Path
             client.close()
     finally:
         impostor.close()
+
+
+# ---------------------------------------------------------- addresses
+
+
+def test_host_names_are_looked_up_off_the_loop_thread_at_each_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An IP address is used at once; a host name is looked up on the
+    resolver's thread, and each finished look-up serves one dial."""
+    looked_up: list[str] = []
+    real = socket.getaddrinfo
+
+    def recording(*args, **kwargs):
+        looked_up.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", recording)
+    addresses = {"a": "127.0.0.1:7001", "b": "localhost:7002"}
+    resolver = Resolver(addresses.__getitem__)
+    assert resolver.take("a") == (socket.AF_INET, ("127.0.0.1", 7001)) and looked_up == []
+    assert resolver.take("b") is None  # asked
+    found = wait_until(lambda: resolver.take("b"), 10, "the look-up of localhost")
+    assert found[1][1] == 7002 and looked_up == ["resolver"]
+    assert resolver.take("b") is None  # the next reconnect looks it up again
+    wait_until(lambda: resolver.take("b"), 10, "the second look-up")
+    assert looked_up == ["resolver", "resolver"]
