@@ -51,9 +51,12 @@ def test_a_cluster_over_tls_serves_and_survives_its_leader_killed(make_cluster: 
     ports = {split_address((run / f"{n}.addr").read_text().strip())[1]: n for n in cluster.agent_names}
     agents = cluster.agent_processes()
     leader = wait_until(lambda: cluster.status()["leader"], 15, "a leader")
-    links = {(c.laddr.port if c.laddr.port in ports else None, c.raddr.port)
-             for c in agents[leader].net_connections("tcp") if c.raddr and c.status == "ESTABLISHED"}
-    assert {ports.get(r) for _, r in links} >= set(cluster.acceptors), links
+
+    def dialled() -> set[str | None]:
+        return {ports.get(c.raddr.port) for c in agents[leader].net_connections("tcp")
+                if c.raddr and c.status == "ESTABLISHED"}
+
+    wait_until(lambda: dialled() >= set(cluster.acceptors), 10, "the leader's TCP links to the acceptors")
 
     first = cluster.run_ok("propose", "over tls")
     assert first.stdout.startswith("decided at "), first.stdout
