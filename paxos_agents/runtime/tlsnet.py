@@ -7,8 +7,9 @@ Everything here is non-blocking and runs inside the caller's selector loop:
   step the TLS handshake (SSLWantReadError / SSLWantWriteError say which
   readiness it waits for); frames queued meanwhile (the HELLO) go out once
   the handshake is done;
-- reads loop until `pending()` is 0: bytes OpenSSL already decrypted are
-  invisible to select, and would otherwise wait for the next packet;
+- reads loop until the socket is drained (or 64 KiB are in) and
+  `pending()` is 0: bytes OpenSSL already decrypted are invisible to
+  select, and would otherwise wait for the next packet;
 - writes that the socket cannot take now raise SSLWantWriteError; the
   same buffer is offered again later (OpenSSL requires it), as
   `Connection.write` does anyway.
@@ -264,16 +265,21 @@ class TlsConnection(Connection):
                 return None
         sock = self.sock
         chunks = []
+        size = 0
         eof = False
         try:
-            while True:
+            # One recv returns one TLS record (16 KiB at most): read on until
+            # the socket has nothing more (SSLWantReadError) or READ_BYTES
+            # are in, as one Unix read takes them, so that a loop turn (and
+            # its one fsync) handles a whole burst; and never leave bytes
+            # OpenSSL already decrypted (`pending`), which select cannot see.
+            while size < READ_BYTES or sock.pending():  # type: ignore[attr-defined]
                 data = sock.recv(READ_BYTES)
                 if not data:
                     eof = True
                     break
                 chunks.append(data)
-                if not sock.pending():  # type: ignore[attr-defined]
-                    break
+                size += len(data)
         except self.WOULD_BLOCK:
             pass
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
