@@ -51,6 +51,7 @@ request needs and what each answer does to it is `paxosctl.client.tracker`'s
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import Counter
 import json
 import os
@@ -74,6 +75,9 @@ from .results import Decision, json_value, retry_hint
 from .tracker import LearnerLink, Request, RequestState, Settled, Tracker, resolve
 
 T = TypeVar("T")
+#: A certificate refused on a connection to an agent is one line here (the
+#: CLI has no handler: Python's last resort prints it on stderr).
+log = logging.getLogger("paxosctl.client")
 
 #: How often the I/O thread looks at deadlines and retries with nothing else to do.
 TICK_SECONDS = 0.05
@@ -194,6 +198,7 @@ class DataClient:
         #: by `identity.REASONS` counter name, and the last one's line.
         self.refusals: Counter[str] = Counter()
         self.last_refusal = ""
+        self._warned: set[tuple[str, str]] = set()
         self._thread: threading.Thread | None = None
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
@@ -593,6 +598,9 @@ class DataClient:
         reason, line = failure
         self.refusals[REASONS[reason][0]] += 1
         self.last_refusal = f"{endpoint.name}: {line}"
+        if (endpoint.name, reason) not in self._warned:  # once per agent and reason, not per retry
+            self._warned.add((endpoint.name, reason))
+            log.warning("refused the TLS connection to %s", self.last_refusal)
 
     def _fail_queries(self) -> None:
         with self._lock:
