@@ -338,3 +338,36 @@ def queued(sock: socket.socket) -> int:
     out = array.array("i", [0])
     fcntl.ioctl(sock.fileno(), termios.FIONREAD, out)
     return out[0]
+
+
+# ---------------------------------------------------------- placement, own files
+
+
+def test_an_agent_listens_where_the_manifest_places_it_and_refuses_bad_files(
+        make_cluster: ClusterFactory) -> None:
+    """`[transport.addresses]` places an agent; an agent whose key became
+    readable by others stops at its next start with one line naming the
+    file and the fix, and needs an operator (it is not restarted)."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # free now; the agent binds it with SO_REUSEADDR
+    cluster = make_cluster("roles", transport="tls", start=False)
+    with cluster.manifest.open("a") as f:
+        f.write(f'\n[transport.addresses]\nacceptor-1 = "127.0.0.1:{port}"\n')
+    cluster.up()
+    assert (cluster.state_dir / "run" / "acceptor-1.addr").read_text().strip() == f"127.0.0.1:{port}"
+    assert cluster.run_ok("propose", "placed").stdout.startswith("decided at ")
+    key = cluster.dir / "certs" / "agent" / "acceptor-1.key"
+    key.chmod(0o640)
+    cluster.run_ok("restart", "acceptor-1")
+
+    def stopped() -> dict | None:
+        agent = cluster.agent("acceptor-1")
+        return agent if "cannot listen over TLS" in (agent.get("note") or "") else None
+
+    agent = wait_until(stopped, 20, "acceptor-1 stopped with its one line")
+    assert agent["state"] == "fatal" and agent["last_exit"]["cause"] == "needs-operator", agent
+    assert f"{key}: private key has mode 0640" in agent["note"], agent
+    log = (cluster.state_dir / "logs" / "acceptor-1.log").read_text().splitlines()
+    line = next(line for line in log if "cannot listen over TLS" in line)
+    assert f"{key}: private key has mode 0640" in line and "fix: chmod 600 it" in line, line
+    assert cluster.run_ok("propose", "two acceptors left").stdout.startswith("decided at ")
