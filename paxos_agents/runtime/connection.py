@@ -14,8 +14,12 @@ import os
 import socket
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import frames
+
+if TYPE_CHECKING:
+    from .identity import Identity
 
 #: Bytes a client connection may hold unsent (see `Limits.client_bytes`).
 MAX_LINK_BYTES = 32 * 1024 * 1024
@@ -124,7 +128,7 @@ class Connection:
         self.awaiting_hello = False
         #: The certificate's identity at the other end (`identity.Identity`)
         #: once a TLS handshake verified it; None on a Unix socket.
-        self.identity = None
+        self.identity: Identity | None = None
         #: (reason, one line) when a TLS handshake or identity check failed
         #: (`identity.REASONS`): the transport counts it and says why.
         self.failure: tuple[str, str] | None = None

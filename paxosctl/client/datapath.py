@@ -371,7 +371,7 @@ class DataClient:
         with self._lock:
             self._closed = True
         self._wake()
-        if self._thread is not threading.current_thread():
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
 
     # --------------------------------------------------------- connections
