@@ -120,6 +120,11 @@ class Resolver:
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
+    def pending(self) -> bool:
+        """A host name is being looked up (its dial will come)."""
+        with self._lock:
+            return bool(self._asked)
+
     def resolve(self, name: str) -> tuple[int, tuple]:
         """Look `name` up now, on the caller's thread (raises OSError)."""
         return lookup(self._address_of(name))

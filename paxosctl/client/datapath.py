@@ -466,11 +466,16 @@ class DataClient:
                 self._leader = None
             self._tracker.resend_now(now)  # it may never have arrived: send it elsewhere
         if not any(e.conn for e in self._endpoints):
+            secure = self._dialler.secure
             for other in self._endpoints:
-                self._connect(other, now)
-            # Over TLS an address still looked up is no answer yet: the
+                # A TCP connect fails later, not here: over TLS each endpoint
+                # is retried at its pace, or a dead cluster would be redialled
+                # in a loop, once per failed connect.
+                if not secure or now >= other.retry_at:
+                    self._connect(other, now)
+            # A host name still looked up (TLS) is no answer yet: the
             # deadlines say, not this.
-            if not any(e.conn for e in self._endpoints) and not self._dialler.secure:
+            if not any(e.conn for e in self._endpoints) and not self._dialler.pending():
                 self._cluster_gone()
 
     def _cluster_gone(self) -> None:

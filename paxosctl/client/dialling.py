@@ -61,6 +61,10 @@ class Dialler:
         return TlsDialler(client_context(cert, key, ca), endpoints.cluster_id, resolver,
                           tls.user_timeout_ms)
 
+    def pending(self) -> bool:
+        """An agent's host name is being looked up: not every dial has failed yet."""
+        return self._tls is not None and self._tls.resolver.pending()
+
     def dial(self, name: str, *, lookup_now: bool) -> Connection | None:
         """A connection to agent `name`, under way; None when it cannot be
         had now (refused, not listening, or its address still looked up)."""

@@ -23,6 +23,7 @@ import signal
 import socket
 import ssl
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from paxos_agents.runtime.tlsnet import Resolver, TlsConnection, split_address
 from paxosctl.certs import write_atomic
 from paxosctl.client.datapath import DataClient
 from paxosctl.endpoints import read_endpoints
+from paxosctl.errors import ConnectionLost, NotRunning
 from paxosctl.issuing import issue_leaf, make_ca
 
 
@@ -371,3 +373,30 @@ def test_an_agent_listens_where_the_manifest_places_it_and_refuses_bad_files(
     line = next(line for line in log if "cannot listen over TLS" in line)
     assert f"{key}: private key has mode 0640" in line and "fix: chmod 600 it" in line, line
     assert cluster.run_ok("propose", "two acceptors left").stdout.startswith("decided at ")
+
+
+def test_a_client_hears_at_once_that_every_agent_is_gone(make_cluster: ClusterFactory) -> None:
+    """Every agent killed (their supervisor stopped: none comes back): a TCP
+    connect to a dead port fails after connect() returns, and redialling
+    each at once spun the client at 100% CPU until its deadline; it now
+    says NotRunning as over Unix sockets, without waiting for the deadline."""
+    cluster = make_cluster("roles", transport="tls")
+    with cluster.client() as client:
+        client.propose("before", timeout=10)
+        agents = list(cluster.agent_processes().values())
+        supervisor = cluster.supervisor()
+        assert supervisor is not None
+        os.kill(supervisor.pid, signal.SIGSTOP)
+        try:
+            for agent in agents:
+                agent.kill()
+            for agent in agents:
+                agent.wait(10)
+            started = time.monotonic()
+            with pytest.raises((NotRunning, ConnectionLost)):
+                client.propose("during", timeout=10)
+            with pytest.raises(NotRunning):
+                client.propose("after", timeout=10)
+            assert time.monotonic() - started < 5
+        finally:
+            os.kill(supervisor.pid, signal.SIGCONT)
