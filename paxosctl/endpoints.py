@@ -2,7 +2,10 @@
 
 The supervisor writes it (whole, then renamed into place) when it starts
 the cluster; clients read it to reach the proposers and learners
-directly, each at `run/<agent>.sock` (paxos_agents.runtime.transport).
+directly, each at `run/<agent>.sock` (paxos_agents.runtime.transport), or,
+when it has a "transport" of kind "tls", over TCP + mutual TLS at the
+address the manifest places it at or that it published in
+`run/<agent>.addr`, with the client certificate of the "certs" folder.
 Reading it needs no supervisor: a stopped supervisor stops no client.
 """
 
@@ -31,9 +34,21 @@ class Endpoints:
     retry_seconds: float
     max_value_bytes: int
     retain_slots: int
+    #: None: Unix sockets. Else TCP + mutual TLS: the certificates folder,
+    #: the agents the manifest places, and TCP_USER_TIMEOUT.
+    tls: "TlsEndpoints | None" = None
 
     def socket(self, agent: str) -> str:
         return str(self.run_dir / f"{agent}.sock")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsEndpoints:
+    """How a client reaches the agents over TLS (endpoints.json's "transport")."""
+
+    certs: Path
+    addresses: tuple[tuple[str, str], ...]
+    user_timeout_ms: int
 
 
 def read_endpoints(run_dir: Path, cluster_file: str) -> Endpoints:
@@ -61,6 +76,17 @@ def read_endpoints(run_dir: Path, cluster_file: str) -> Endpoints:
                          proposers=tuple(body["proposers"]), learners=tuple(body["learners"]),
                          retry_seconds=float(body["retry_seconds"]),
                          max_value_bytes=int(body["max_value_bytes"]),
-                         retain_slots=int(body.get("retain_slots", 0)))
-    except (KeyError, TypeError, ValueError) as e:
+                         retain_slots=int(body.get("retain_slots", 0)),
+                         tls=_tls(body.get("transport")))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise PaxosctlError(f"{path} is malformed ({e})") from None
+
+
+def _tls(transport: object) -> TlsEndpoints | None:
+    if transport is None:
+        return None
+    if not isinstance(transport, dict) or transport.get("kind") != "tls":
+        raise ValueError(f"unknown transport {transport!r}")
+    return TlsEndpoints(certs=Path(str(transport["certs"])),
+                        addresses=tuple((str(k), str(v)) for k, v in dict(transport.get("addresses", {})).items()),
+                        user_timeout_ms=int(transport.get("user_timeout_ms", 2000)))

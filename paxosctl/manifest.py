@@ -3,12 +3,19 @@
     [cluster]
     name = "demo"                  # required
     state_dir = ".paxosctl/demo"   # optional, relative to this file's folder
+    id = "3f9c0a7e5d1b2c48"        # optional; `paxosctl certs init` writes it
 
     [agents.acceptor]              # one table per group of agents
     role = "acceptor"              # proposer | acceptor | learner | replica
     replicas = 3                   # instances acceptor-0 .. acceptor-2
 
     [health] [restart] [paxos] [log] [metrics]   # optional; see their classes
+
+    [transport]                    # optional: how agents and clients connect
+    kind = "tls"                   # "unix" (default) | "tls": TCP + mutual TLS 1.3
+    certs = "certs"                # the folder `paxosctl certs init` wrote (beside this file)
+    [transport.addresses]          # optional: where an agent listens ("host:port");
+    acceptor-0 = "127.0.0.1:7100"  #   the others: 127.0.0.1, a free port
 
 `load_manifest` reads and validates the file into frozen dataclasses. It
 only looks at the file. `check_runtime` adds the checks that look at this
@@ -54,7 +61,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from paxos_agents.runtime.chaos import ChaosSettings
-
+from paxos_agents.runtime.identity import CLUSTER_ID, CLUSTER_ID_ALLOWED
 from paxosctl.durations import ALLOWED as DURATION_ALLOWED
 from paxosctl.durations import parse_duration, quote_text
 from paxosctl.errors import ManifestError
@@ -64,7 +71,9 @@ from paxosctl.layout import MAX_SOCKET_PATH, paths
 ROLES = ("proposer", "acceptor", "learner", "replica")
 PROTOCOL_ROLES = ("proposer", "acceptor", "learner")
 #: Top-level tables a manifest may have, in the order they are documented.
-SECTIONS = ("cluster", "agents", "health", "restart", "paxos", "log", "metrics", "chaos")
+SECTIONS = ("cluster", "agents", "health", "restart", "paxos", "log", "metrics", "chaos", "transport")
+#: How agents and clients connect: `[transport] kind`.
+TRANSPORTS = ("unix", "tls")
 POLICIES = ("always", "on-failure", "never")
 
 CLUSTER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -236,6 +245,27 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TransportSettings:
+    """[transport]: Unix sockets under state_dir (the default), or TCP with
+    mutual TLS 1.3 (`kind = "tls"`) with the certificates in `certs` (a
+    folder, relative to the manifest's), agents listening on 127.0.0.1 at a
+    free port unless `addresses` places them."""
+
+    kind: str = "unix"
+    certs: str = "certs"
+    #: (agent name, "host:port") for the agents the manifest places.
+    addresses: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def tls(self) -> bool:
+        return self.kind == "tls"
+
+    def certs_dir(self, manifest_path: Path) -> Path:
+        """The certificates folder, absolute."""
+        return (manifest_path.parent / self.certs).resolve()
+
+
+@dataclass(frozen=True, slots=True)
 class AgentSpec:
     """One agent process: instance `index` of group `group`, named
     "<group>-<index>" (e.g. "acceptor-2")."""
@@ -268,6 +298,9 @@ class Manifest:
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     chaos: ChaosSettings = field(default_factory=ChaosSettings)
+    #: [cluster] id: the cluster in certificates' spiffe:// names (None until `certs init`).
+    cluster_id: str | None = None
+    transport: TransportSettings = field(default_factory=TransportSettings)
 
     def by_role(self, role: str) -> tuple[AgentSpec, ...]:
         """Agents playing `role`. For "proposer", "acceptor" and "learner"
@@ -346,7 +379,7 @@ class _Loader:
             raise self.fail(("cluster",), 'missing section; add [cluster] with name = "..."')
         if "agents" not in data:
             raise self.fail(("agents",), "missing section; " + _AGENTS_EXAMPLE)
-        name, state_dir = self.cluster(tables["cluster"])
+        name, state_dir, cluster_id = self.cluster(tables["cluster"])
         agents = self.agents(tables["agents"])
         self.check_endpoint_paths(state_dir, agents)
         health = self.settings("health", Health, tables["health"])
@@ -356,9 +389,10 @@ class _Loader:
         log = self.settings("log", LogSettings, tables["log"])
         metrics = self.metrics(tables["metrics"])
         chaos = self.chaos(tables["chaos"], tuple(a.name for a in agents))
+        transport = self.transport(tables["transport"], tuple(a.name for a in agents))
         return Manifest(path=self.path, name=name, state_dir=state_dir, agents=agents,
                         health=health, restart=restart, paxos=paxos, log=log, metrics=metrics,
-                        chaos=chaos)
+                        chaos=chaos, cluster_id=cluster_id, transport=transport)
 
     def read(self) -> dict[str, Any]:
         try:
@@ -411,8 +445,8 @@ class _Loader:
 
     # -- [cluster] --
 
-    def cluster(self, table: dict[str, Any]) -> tuple[str, Path]:
-        self.no_unknown_keys(("cluster",), table, ("name", "state_dir"))
+    def cluster(self, table: dict[str, Any]) -> tuple[str, Path, str | None]:
+        self.no_unknown_keys(("cluster",), table, ("name", "state_dir", "id"))
         if "name" not in table:
             raise self.fail(("cluster", "name"), f'missing required key; add name = "demo" ({CLUSTER_NAME_ALLOWED})')
         name = table["name"]
@@ -431,7 +465,10 @@ class _Loader:
             raise self.fail(("cluster", "state_dir"), f"cannot resolve {_show(raw_dir)} ({exc}); "
                                                       "allowed: a path, absolute or relative to the manifest's folder")
         self.check_state_dir_path(state_dir)
-        return name, state_dir
+        cluster_id = table.get("id")
+        if cluster_id is not None and not (isinstance(cluster_id, str) and CLUSTER_ID.fullmatch(cluster_id)):
+            raise self.fail(("cluster", "id"), f"invalid cluster id {_show(cluster_id)}; allowed: {CLUSTER_ID_ALLOWED}")
+        return name, state_dir, cluster_id
 
     def check_state_dir_path(self, state_dir: Path) -> None:
         """Refuse a state_dir that no machine could hold: under a kernel
@@ -591,6 +628,37 @@ class _Loader:
         return MetricsSettings(listen=listen, enabled=enabled)
 
 
+    # -- [transport] --
+
+    def transport(self, table: dict[str, Any], agents: tuple[str, ...]) -> TransportSettings:
+        self.no_unknown_keys(("transport",), table, ("kind", "certs", "addresses"))
+        kind = table.get("kind", "unix")
+        if kind not in TRANSPORTS:
+            raise self.fail(("transport", "kind"), f"unknown transport {_show(kind)}; allowed: "
+                                                   + ", ".join(f'"{t}"' for t in TRANSPORTS))
+        certs = table.get("certs", "certs")
+        if not isinstance(certs, str) or not certs or "\0" in certs:
+            raise self.fail(("transport", "certs"), f"expected a folder path, got {_show(certs)}; "
+                                                    'for example "certs" (beside this file)')
+        given = self.table(("transport", "addresses"), table.get("addresses"))
+        addresses = []
+        for agent, address in given.items():
+            keys = ("transport", "addresses", agent)
+            if agent not in agents:
+                raise self.fail(keys, "not an agent of this manifest; allowed: " + ", ".join(agents),
+                                hint=_did_you_mean(agent, agents))
+            if not isinstance(address, str):
+                raise self.fail(keys, f'expected "host:port", got {_show(address)}')
+            try:
+                _split_listen(address)
+            except ValueError as exc:
+                raise self.fail(keys, str(exc)) from None
+            addresses.append((agent, address))
+        if addresses and kind != "tls":
+            raise self.fail(("transport", "addresses"), 'agents are placed only with kind = "tls"; '
+                                                        'allowed: remove [transport.addresses], or set kind = "tls"')
+        return TransportSettings(kind=kind, certs=certs, addresses=tuple(addresses))
+
     # -- [chaos] --
 
     def chaos(self, table: dict[str, Any], agents: tuple[str, ...]) -> ChaosSettings:
@@ -668,7 +736,42 @@ def check_runtime(manifest: Manifest) -> list[str]:
     _check_state_dir(manifest)
     if manifest.metrics.enabled:
         _check_metrics_port(manifest)
+    check_certificates(manifest)
     return warnings(manifest)
+
+
+def check_certificates(manifest: Manifest) -> None:
+    """With `[transport] kind = "tls"`: the manifest has a cluster id and
+    every agent's certificate, the client's and the CA are there and valid
+    now (`identity.check_files`). ManifestError, one line naming the file
+    and the fix, otherwise. Nothing to check for Unix sockets."""
+    if not manifest.transport.tls:
+        return
+    from datetime import timezone
+
+    from paxos_agents.runtime.identity import CertificateProblem, Identity, check_files
+
+    keys = ("transport", "kind")
+    file = display_path(manifest.path)
+    if manifest.cluster_id is None:
+        raise _error(manifest.path, keys, '"tls" needs the cluster id in the certificates, and '
+                     f"[cluster] has no id; allowed: run `paxosctl certs init -f {file}` (it adds it)")
+    folder = manifest.transport.certs_dir(manifest.path)
+    ca = folder / "ca.crt"
+    if not ca.is_file():
+        raise _error(manifest.path, ("transport", "certs"), f"{ca}: no CA certificate; allowed: run "
+                     f"`paxosctl certs init -f {file}` (it writes {folder})")
+    now = datetime.now(timezone.utc)
+    wanted = [("agent", a.name) for a in manifest.agents] + [("client", "client")]
+    for kind, name in wanted:
+        cert, key = folder / kind / f"{name}.crt", folder / kind / f"{name}.key"
+        if not cert.is_file():
+            raise _error(manifest.path, ("transport", "certs"), f"{cert}: no certificate for {kind} "
+                         f"{name}; allowed: run `paxosctl certs issue {name} --kind {kind} -f {file}`")
+        try:
+            check_files(cert, key, ca, Identity(manifest.cluster_id, kind, name), now)
+        except CertificateProblem as exc:
+            raise _error(manifest.path, ("transport", "certs"), exc.message) from None
 
 
 def warnings(manifest: Manifest) -> list[str]:

@@ -425,13 +425,17 @@ class ClusterFactory:
     def __call__(self, topology: str = "roles", *, name: str = "test", start: bool = True,
                  env: dict[str, str] | None = None, state_dir: Path | None = None,
                  groups: dict[str, tuple[str, int]] | None = None,
-                 **sections: dict[str, Any]) -> Cluster:
+                 transport: str = "unix", **sections: dict[str, Any]) -> Cluster:
         """A cluster of `topology` (or of `groups`) named `name`, its manifest
         written with `sections`; started unless `start=False`, with `env`
         added to the supervisor's environment. Its state lives in the
-        cluster's folder (.paxosctl/NAME) unless `state_dir` says where."""
+        cluster's folder (.paxosctl/NAME) unless `state_dir` says where.
+        `transport="tls"`: TCP + mutual TLS, its certificates made by a real
+        `paxosctl certs init` (in certs/ beside the manifest) first."""
         folder = short_tmpdir()
         manifest = folder / "cluster.toml"
+        if transport != "unix":
+            sections = {**sections, "transport": {"kind": transport, **sections.get("transport", {})}}
         manifest.write_text(manifest_text(topology, name, groups=groups,
                                           state_dir=str(state_dir) if state_dir else None,
                                           **sections))
@@ -439,6 +443,8 @@ class ClusterFactory:
                           state_dir=state_dir or folder / ".paxosctl" / name,
                           groups=groups or GROUPS[topology])
         self.clusters.append(cluster)
+        if transport == "tls":
+            cluster.run_ok("certs", "init")
         if start:
             cluster.up(env=env)
         return cluster

@@ -49,6 +49,7 @@ from .spec import AgentSpec
 from .storage import Storage
 from .chaos import ChaosSettings
 from .ratelog import clip
+from .net import make_net
 from .transport import PeerTransport, Transport
 
 log = logging.getLogger("paxos_agents.agent")
@@ -109,12 +110,12 @@ class Agent:
         self._selector.register(self._inbox_fd, selectors.EVENT_READ, self._on_inbox)
         members = frozenset(spec.membership.proposers) | frozenset(spec.membership.acceptors) \
             | frozenset(spec.membership.learners)
+        run_dir = spec.run_dir or os.path.join(os.path.dirname(spec.state_path), "run")
         self.transport: PeerTransport = Transport(
             name=spec.name, incarnation=spec.incarnation, cluster_id=spec.cluster_id,
-            run_dir=spec.run_dir or os.path.join(os.path.dirname(spec.state_path), "run"),
-            members=members, selector=self._selector,
+            run_dir=run_dir, members=members, selector=self._selector,
             on_message=self._on_message, on_client=self._on_client_frame,
-            welcome=self._welcome, clock=clock, limits=spec.limits)
+            welcome=self._welcome, clock=clock, limits=spec.limits, net=make_net(spec, run_dir))
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes)
         #: A learner applies values and a proposer re-proposes them (and a
         #: replica's acceptor hands its votes to its own learner): their

@@ -14,8 +14,12 @@ import os
 import socket
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import frames
+
+if TYPE_CHECKING:
+    from .identity import Identity
 
 #: Bytes a client connection may hold unsent (see `Limits.client_bytes`).
 MAX_LINK_BYTES = 32 * 1024 * 1024
@@ -90,7 +94,12 @@ class Connection:
     """
 
     __slots__ = ("sock", "fd", "reader", "_out", "_head", "_out_bytes", "limit", "closed",
-                 "peer", "peer_incarnation", "greeted", "watching_write", "cut", "awaiting_hello")
+                 "peer", "peer_incarnation", "greeted", "watching_write", "cut", "awaiting_hello",
+                 "identity", "failure")
+
+    #: What a non-blocking read or write raises when the socket cannot go on
+    #: now (a TLS connection adds its SSLWantRead/WantWrite errors).
+    WOULD_BLOCK: tuple[type[BaseException], ...] = (BlockingIOError, InterruptedError)
 
     def __init__(self, sock: socket.socket, limit: int = MAX_LINK_BYTES,
                  read_limit: int = frames.MAX_FRAME_BYTES) -> None:
@@ -117,6 +126,12 @@ class Connection:
         #: at most, so the frames after it are read under the limit the
         #: handshake grants (`more`).
         self.awaiting_hello = False
+        #: The certificate's identity at the other end (`identity.Identity`)
+        #: once a TLS handshake verified it; None on a Unix socket.
+        self.identity: Identity | None = None
+        #: (reason, one line) when a TLS handshake or identity check failed
+        #: (`identity.REASONS`): the transport counts it and says why.
+        self.failure: tuple[str, str] | None = None
 
     def queue(self, frame: bytes) -> bool:
         """Queue one frame; False if the connection is closed, cut, or over its limit."""
@@ -160,7 +175,7 @@ class Connection:
                 head = self._head = memoryview(frames.pack(batch))
             try:
                 sent = self.sock.send(head)
-            except (BlockingIOError, InterruptedError):
+            except self.WOULD_BLOCK:
                 return False
             self._out_bytes -= sent
             self._head = head[sent:]

@@ -6,6 +6,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import time
 import threading
 from multiprocessing.connection import Connection
 
@@ -38,6 +39,12 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
     log = logging.getLogger("paxos_agents.agent")
     log.info("starting (roles: %s)", ", ".join(sorted(spec.membership.roles(spec.name))))
     loading = _Loading(outbox, spec.heartbeat_seconds)
+    if spec.tls is not None:
+        problem = _check_certificate(spec)
+        if problem is not None:
+            loading.stop()
+            _fatal(outbox, log, problem)
+            sys.exit(frames.EXIT_NEEDS_OPERATOR)
     try:
         _refuse_to_forget(spec, log)
         storage = SqliteStorage(spec.state_path, fault=storage_fault(spec.name, spec.state_path),
@@ -60,6 +67,20 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
         raise
     finally:
         storage.close()
+
+
+def _check_certificate(spec: AgentSpec) -> str | None:
+    """The one line (file and fix) if this agent's TLS files would be
+    refused (`identity.check_files`); None if they are good."""
+    from .identity import CertificateProblem, Identity, check_files
+
+    tls = spec.tls
+    assert tls is not None
+    try:
+        check_files(tls.cert, tls.key, tls.ca, Identity(spec.cluster_id, "agent", spec.name), time.time())
+    except (CertificateProblem, ValueError) as e:
+        return f"cannot listen over TLS: {e}"
+    return None
 
 
 def _refuse_to_forget(spec: AgentSpec, log: logging.Logger) -> None:

@@ -5,12 +5,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.settings import Membership, Settings
-from .transport import Limits
+from .connection import Limits
 
 #: Every log file of a cluster (each agent's, the supervisor's) rotates at
 #: this size and keeps this many older files.
 LOG_MAX_BYTES = 1_000_000
 LOG_BACKUPS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSpec:
+    """How an agent's endpoint runs over TCP + mutual TLS 1.3 (runtime/tlsnet.py).
+
+    - `listen`: "host:port" to listen on (port 0: any free port; the address
+      got is published in `run/<name>.addr` either way).
+    - `cert`, `key`, `ca`: its certificate (spiffe://<cluster>/agent/<name>),
+      key and the cluster CA (`paxosctl certs init` writes them).
+    - `addresses`: (name, "host:port") of agents the manifest places; the
+      others are found in `run/<name>.addr`.
+    - `user_timeout_ms`: TCP_USER_TIMEOUT, about twice the election timeout.
+    """
+
+    listen: str
+    cert: str
+    key: str
+    ca: str
+    addresses: tuple[tuple[str, str], ...] = ()
+    user_timeout_ms: int = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +56,8 @@ class AgentSpec:
       membership's acceptors for epoch 0's (see core/configs.py). A
       store's own history wins; either only grows by merging.
     - `limits`: what its endpoint grants connections (`transport.Limits`).
+    - `tls`: None: Unix sockets under `run_dir` (net.UnixNet); else TCP +
+      mutual TLS (`TlsSpec`, tlsnet.TlsNet).
     """
 
     name: str
@@ -55,3 +78,4 @@ class AgentSpec:
     max_value_bytes: int = 1 << 20
     configs: list | None = None
     limits: Limits = Limits()
+    tls: TlsSpec | None = None

@@ -4,12 +4,12 @@ Every agent incarnation listens on its own endpoint; agents connect to
 each other directly and clients connect to proposers and learners. The
 supervisor is not on this path (it only spawns, watches and restarts).
 
-The one implementation here is Unix stream sockets under the cluster's
-state dir (`run/<agent>.sock`, in a 0700 folder: only the cluster's owner
-can connect). A TCP + mutual-TLS transport for several hosts would
-implement the same small surface: `Transport.send`, `Transport.flush`,
-`Transport.next_due`, and the handlers it registers with the loop's
-selector. Nothing in `paxos_agents.core` knows about any of it.
+What carries the frames is a `Net` (net.py), chosen by the agent's spec:
+Unix stream sockets under the cluster's state dir (`run/<agent>.sock`, in
+a 0700 folder: only the cluster's owner can connect), or TCP with mutual
+TLS 1.3 (tlsnet.py), where each end's certificate names who it is. This
+module is written once for both: links, frame queues, the HELLO, limits
+and expiry. Nothing in `paxos_agents.core` knows about any of it.
 
 Connections and incarnations. A connection is one-way for protocol
 messages: agent A sends to B on the link A opened to B, and B answers on
@@ -28,6 +28,13 @@ its timers. So a link that is down drops what is sent to it (counted),
 reconnects with backoff, and a peer that does not read fills its link's
 buffer up to a cap, past which messages are dropped rather than
 blocking the sender.
+
+Over TLS a HELLO must match its certificate (`identity`): a peer's sender
+is the certificate's agent name, a client connection carries a client or
+operator certificate, and every certificate is of this cluster. Failed
+handshakes and identity checks are counted in `refused` under
+`identity.REASONS`' counter names ("tls_unknown_ca", "tls_wrong_identity"...),
+on whichever side saw them, and logged as one line.
 
 Connections this agent did not open are untrusted until their HELLO
 (`handshake.parse_hello`) and bounded before and after it (`Limits`):
@@ -52,7 +59,6 @@ import heapq
 import itertools
 import json
 import logging
-import os
 import selectors
 import socket
 import time
@@ -63,6 +69,8 @@ from . import clientwire, frames
 from .chaos import Chaos
 from .connection import BACKOFF_CAP, BACKOFF_FIRST, LINK_READ_BYTES, Connection, Limits, Link, endpoint
 from .handshake import CLIENT, PROTOCOL, HandshakeError, hello, parse_hello
+from .identity import REASONS
+from .net import QUIET_CONNECT_ERRORS, Net, UnixNet
 from .ratelog import RateLimitedLog, clip
 
 log = logging.getLogger("paxos_agents.transport")
@@ -117,7 +125,8 @@ OnClient = Callable[[Connection, bytes | None], None]
 
 
 class Transport:
-    """Unix-socket endpoints for one agent incarnation.
+    """One agent incarnation's endpoint, over the `net` it is given (Unix
+    sockets under `run_dir` when none).
 
     - `send(dst, frame)` queues a protocol message for peer `dst` (chaos
       applies here); `flush()` writes every link's queue with one send per
@@ -135,7 +144,8 @@ class Transport:
     never sees one vanish mid-loop. Connections the agent did not open
     are bounded by `limits` (see `Limits`) and counted in `refused` (by
     reason: "handshake_timeout", "too_many_connections", "bad_hello",
-    "stale_incarnation") and `counts` ("clients_cut", "accept_backoffs").
+    "stale_incarnation", and the TLS reasons' counters) and `counts`
+    ("clients_cut", "accept_backoffs").
     """
 
     def __init__(self, *, name: str, incarnation: int, cluster_id: str, run_dir: str,
@@ -143,7 +153,7 @@ class Transport:
                  on_message: OnMessage, on_client: OnClient,
                  welcome: Callable[[], dict[str, Any]],
                  clock: Callable[[], float] = time.monotonic,
-                 limits: Limits = Limits()) -> None:
+                 limits: Limits = Limits(), net: Net | None = None) -> None:
         self.name = name
         self.incarnation = incarnation
         self.cluster_id = cluster_id
@@ -176,22 +186,13 @@ class Transport:
         #: "clients_cut" (fell behind past `client_bytes`), "accept_backoffs".
         self.counts: Counter[str] = Counter()
         self.rlog = RateLimitedLog(log, clock=clock)
-        self.path = endpoint(run_dir, name)
+        self.net: Net = net if net is not None else UnixNet(run_dir, name)
         self._listener = self._listen()
 
     # ------------------------------------------------------------ listening
 
     def _listen(self) -> socket.socket:
-        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
-        try:
-            os.unlink(self.path)  # a previous incarnation's: it died, nobody listens there
-        except FileNotFoundError:
-            pass
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(self.path)
-        os.chmod(self.path, 0o600)  # only the cluster's owner connects (and its folder is 0700)
-        sock.listen(self.limits.backlog)
-        sock.setblocking(False)
+        sock = self.net.listen(self.limits.backlog)
         self._selector.register(sock, selectors.EVENT_READ, self._on_accept)
         return sock
 
@@ -211,7 +212,12 @@ class Transport:
             if len(self._inbound) >= limits.max_inbound:
                 self._refuse_at_once(sock, f"too many connections ({limits.max_inbound} open)")
                 continue
-            conn = Connection(sock, limits.client_bytes, frames.HANDSHAKE_FRAME_BYTES)
+            try:
+                conn = self.net.accept(sock, limits.client_bytes, frames.HANDSHAKE_FRAME_BYTES)
+            except OSError as e:
+                sock.close()
+                self.rlog.warning("accept", "accept failed: %s", e)
+                continue
             conn.awaiting_hello = True
             self._inbound.add(conn)
             self._handshaking[conn] = self._clock() + limits.handshake_seconds
@@ -223,11 +229,12 @@ class Transport:
         non-blocking REFUSE, then close; nothing is held for it."""
         self.refused["too_many_connections"] += 1
         self.rlog.warning("refused:too_many_connections", "refused a connection: %s", why)
-        try:
-            sock.setblocking(False)
-            sock.send(frames.pack([frames.REFUSE + why.encode()]))
-        except OSError:
-            pass
+        if not self.net.secure:  # a TLS dialler would read it as a broken handshake
+            try:
+                sock.setblocking(False)
+                sock.send(frames.pack([frames.REFUSE + why.encode()]))
+            except OSError:
+                pass
         sock.close()
 
     def _pause_accepting(self, error: OSError) -> None:
@@ -248,9 +255,14 @@ class Transport:
         if not mask & selectors.EVENT_READ or conn.closed or conn.cut:
             return
         got = conn.read()
+        if conn.failure is not None:
+            self._tls_refused(conn, "refused a connection")
+            return
         if got is None:
             self._close_inbound(conn)
             return
+        if not got and conn.has_output:
+            self._dirty.add(conn)  # a TLS handshake that waits to write
         if got and not conn.greeted:
             # `read` returned the HELLO alone; the frames after it are read
             # under the limit a greeted connection gets.
@@ -280,6 +292,8 @@ class Transport:
         if h.receiver != self.name:
             return self._refuse(conn, "bad_hello", f"this is {self.name}, not {clip(h.receiver)}")
         sender = h.sender
+        if self.net.secure and not self._matches_certificate(conn, sender):
+            return False
         if sender != CLIENT:
             if sender not in self.members:
                 return self._refuse(conn, "bad_hello",
@@ -303,6 +317,38 @@ class Transport:
         if sender == CLIENT:
             self._on_client(conn, None)
         return True
+
+    def _matches_certificate(self, conn: Connection, sender: str) -> bool:
+        """Over TLS: a peer's HELLO names the agent its certificate names; a
+        client's connection carries a client or operator certificate. Else
+        REFUSE (counted `tls_wrong_identity`) and False."""
+        ident = conn.identity
+        if sender == CLIENT:
+            if ident is not None and ident.kind in ("client", "operator"):
+                return True
+            wanted = "a client or operator certificate"
+        else:
+            if ident is not None and ident.kind == "agent" and ident.name == sender:
+                return True
+            wanted = f"the certificate of agent {clip(sender)}"
+        shown = ident.uri if ident is not None else "no certificate"
+        reason = "wrong_identity"
+        return self._refuse(conn, REASONS[reason][0],
+                            f"a HELLO from {clip(sender)} needs {wanted}, the connection has {shown}; "
+                            f"fix: {REASONS[reason][1]}")
+
+    def _tls_refused(self, conn: Connection, doing: str, peer: str = "") -> None:
+        """Count and log (one line) a failed TLS handshake or identity check;
+        REFUSE over the finished handshake when there is one, and close."""
+        reason, line = conn.failure or ("protocol", "TLS handshake failed")
+        counter = REASONS[reason][0]
+        if conn in self._inbound and getattr(conn, "secured", False):
+            self._refuse(conn, counter, line)  # the dialler reads why, over TLS
+            return
+        self.refused[counter] += 1
+        self.rlog.warning(f"refused:{counter}", "%s%s: %s", doing, f" to {peer}" if peer else "", line)
+        if conn in self._inbound:
+            self._close_inbound(conn)
 
     def _live_incarnation(self, member: str) -> int:
         """The highest incarnation of `member` with a connection open to this
@@ -415,18 +461,17 @@ class Transport:
         now = self._clock()
         if now < link.retry_at:
             return None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
         try:
-            sock.connect(endpoint(self.run_dir, link.name))
+            conn = self.net.dial(link.name, self.limits.peer_link_bytes, LINK_READ_BYTES)
         except OSError as e:
-            sock.close()
-            if e.errno not in (errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN):
-                log.warning("cannot connect to %s: %s", link.name, e)
+            if e.errno not in QUIET_CONNECT_ERRORS:
+                self.rlog.warning(f"connect:{link.name}", "cannot connect to %s: %s", link.name, e)
+            conn = None
+        if conn is None:  # unreachable, or (TLS) its address is being looked up
             link.retry_at = now + link.backoff
             link.backoff = min(BACKOFF_CAP, link.backoff * 2)
             return None
-        conn = Connection(sock, self.limits.peer_link_bytes, LINK_READ_BYTES)
+        sock = conn.sock
         conn.peer = link.name
         link.conn = conn
         link.generation += 1
@@ -446,9 +491,16 @@ class Transport:
         if not mask & selectors.EVENT_READ:
             return
         got = conn.read()
+        if conn.failure is not None:
+            self._tls_refused(conn, "refused our link", link.name)
+            self._drop_link(link, conn, "refused")
+            link.retry_at = self._clock() + BACKOFF_CAP
+            return
         if got is None:
             self._drop_link(link, conn, "closed")
             return
+        if not got and conn.has_output:
+            self._dirty.add(conn)  # a TLS handshake done (or waiting to write): send the HELLO
         for frame in got:
             if frame[:1] == frames.WELCOME and not conn.greeted:
                 conn.peer_incarnation = _welcome_incarnation(frame)
@@ -531,6 +583,9 @@ class Transport:
         try:
             done = conn.write()
         except OSError:
+            if conn.failure is not None:
+                self._tls_refused(conn, "refused a connection" if conn in self._inbound
+                                  else "refused our link", conn.peer)
             self._lost(conn)
             return
         if done and conn.cut:
@@ -581,11 +636,7 @@ class Transport:
             self._unregister(conn)
             conn.close()
         self._unregister_listener()
-        try:
-            if os.path.exists(self.path):
-                os.unlink(self.path)
-        except OSError:
-            pass
+        self.net.unpublish()
 
     def stats(self) -> dict[str, int]:
         """Connection gauges, for the heartbeat's stats."""

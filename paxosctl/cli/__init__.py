@@ -23,7 +23,7 @@ decorator in each module: `paxosctl --help` lists them in registration
 order, which interleaves the modules and which scripts and docs quote.
 """
 
-from . import agents, changes, cluster, data, lifecycle, load
+from . import agents, certs, changes, cluster, data, lifecycle, load
 from .common import app, main
 
 __all__ = ["app", "main"]
@@ -52,3 +52,4 @@ app.command()(cluster.validate)
 app.command()(changes.apply)
 app.command()(changes.scale)
 app.command()(changes.replace)
+app.add_typer(certs.app, name="certs")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 import typer.main
 from typer.core import TyperGroup
-from typer.models import CommandInfo
+from typer.models import CommandInfo, TyperInfo
 
 from .. import __version__
 from ..discovery import find_manifest
@@ -53,13 +53,17 @@ class LazyGroup(TyperGroup):
     command typer would have built. `paxosctl status` builds `status`;
     `--help` and completing a command's name ask for each and build all.
 
+    A sub-app (`app.add_typer(certs.app, name="certs")`) is in the table as
+    its `TyperInfo`, after the commands as typer's eager group places it,
+    and is built whole, with typer's `get_group_from_info`, when looked up.
+
     Built by `root_command()`; a group typer builds itself (`app()`) has an
     empty table and its commands already built, and works as a TyperGroup.
     """
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
-        self.table: dict[str, CommandInfo] = {}
+        self.table: dict[str, CommandInfo | TyperInfo] = {}
         # How a command's callback reports an unexpected exception: typer's
         # default until root_command() copies the app's setting.
         self.pretty_exceptions_short = True
@@ -69,11 +73,29 @@ class LazyGroup(TyperGroup):
 
     def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
         info = self.table.get(cmd_name)
-        if info is not None and cmd_name not in self.commands:
+        if isinstance(info, TyperInfo) and cmd_name not in self.commands:
+            self.commands[cmd_name] = typer.main.get_group_from_info(
+                info, pretty_exceptions_short=self.pretty_exceptions_short,
+                rich_markup_mode=self.rich_markup_mode, suggest_commands=self.suggest_commands)
+        elif info is not None and cmd_name not in self.commands:
             self.commands[cmd_name] = typer.main.get_command_from_info(
                 info, pretty_exceptions_short=self.pretty_exceptions_short,
                 rich_markup_mode=self.rich_markup_mode)
         return super().get_command(ctx, cmd_name)
+
+
+def command_names(typer_app: typer.Typer) -> dict[str, CommandInfo | TyperInfo]:
+    """`typer_app`'s commands then its named sub-apps, by the name typer gives
+    each (`name=` if given, else the function's name with `-` for `_`), in
+    the order typer's eager group lists them."""
+    table: dict[str, CommandInfo | TyperInfo] = {
+        info.name or typer.main.get_command_name(info.callback.__name__): info
+        for info in typer_app.registered_commands if info.callback is not None}
+    for group in typer_app.registered_groups:
+        name = typer.main.solve_typer_info_defaults(group).name
+        if name:
+            table[name] = group
+    return table
 
 
 app = typer.Typer(
@@ -224,15 +246,15 @@ def root_command() -> LazyGroup:
     typer builds the root alone (its callback's `--version`, `-h/--help`,
     the completion options) from a copy of `app` without commands; the
     group is then handed `app`'s table of commands, named as typer names
-    them (`name=` if given, else the function's name with `-` for `_`).
+    them (`command_names`), sub-apps included.
     """
     bare = copy.copy(app)
     bare.registered_commands = []
+    bare.registered_groups = []
     group = typer.main.get_command(bare)
     assert isinstance(group, LazyGroup), "app = typer.Typer(cls=LazyGroup, ...)"
     group.pretty_exceptions_short = app.pretty_exceptions_short
-    group.table = {info.name or typer.main.get_command_name(info.callback.__name__): info
-                   for info in app.registered_commands if info.callback is not None}
+    group.table = command_names(app)
     return group
 
 
@@ -277,7 +299,7 @@ def _no_such_command(message: str) -> str:
     import difflib
 
     given = message.split("'")[1] if message.count("'") >= 2 else "?"
-    commands = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
+    commands = sorted(command_names(app))
     near = difflib.get_close_matches(given, commands, n=1, cutoff=0.75)
     return (f"no command {given!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
             + f"; commands: {', '.join(commands)}")

@@ -51,11 +51,12 @@ request needs and what each answer does to it is `paxosctl.client.tracker`'s
 from __future__ import annotations
 
 import itertools
+import logging
+from collections import Counter
 import json
 import os
 import random
 import selectors
-import socket
 import threading
 import time
 from concurrent.futures import Future
@@ -64,15 +65,19 @@ from typing import Any, Callable, TypeVar
 from paxos_agents.core.configs import CONFIG_PREFIX
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
-from paxos_agents.runtime.transport import CLIENT, Connection, hello
+from paxos_agents.runtime.transport import CLIENT, hello
 
 from ..endpoints import Endpoints
+from .dialling import Dialler
 from .following import Endpoint, Learners
 from ..errors import ConnectionLost, Expired, NotRunning, PaxosctlError, UsageError
 from .results import Decision, json_value, retry_hint
 from .tracker import LearnerLink, Request, RequestState, Settled, Tracker, resolve
 
 T = TypeVar("T")
+#: A certificate refused on a connection to an agent is one line here (the
+#: CLI has no handler: Python's last resort prints it on stderr).
+log = logging.getLogger("paxosctl.client")
 
 #: How often the I/O thread looks at deadlines and retries with nothing else to do.
 TICK_SECONDS = 0.05
@@ -187,6 +192,14 @@ class DataClient:
         #: this client off (CUT); the client follows another one meanwhile.
         self.on_cut = on_cut
         self._cluster_file = cluster_file or endpoints.cluster
+        #: Opens the connections: Unix sockets or TCP + TLS (paxosctl.client.dialling).
+        self._dialler = Dialler(endpoints)
+        #: TLS connections that failed their handshake or identity check,
+        #: by `identity.REASONS` counter name, and the last one's line.
+        self.refusals: Counter[str] = Counter()
+        self.last_refusal = ""
+        self._warned: set[tuple[str, str]] = set()
+        self._thread: threading.Thread | None = None
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -226,7 +239,7 @@ class DataClient:
             self._close_all()
             missing = "learner" if self._learners.followed() is None else "proposer"
             raise NotRunning(f"no {missing} of the cluster for {self._cluster_file} answers",
-                             hint="see: paxosctl status")
+                             hint=self.last_refusal or "see: paxosctl status")
         self._thread = threading.Thread(target=self._run, name="paxosctl-data", daemon=True)
         self._thread.start()
 
@@ -358,7 +371,7 @@ class DataClient:
         with self._lock:
             self._closed = True
         self._wake()
-        if self._thread is not threading.current_thread():
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
 
     # --------------------------------------------------------- connections
@@ -366,18 +379,16 @@ class DataClient:
     def _connect(self, endpoint: Endpoint, now: float) -> None:
         """Open a connection to `endpoint` and send its HELLO, without waiting:
         the WELCOME comes through the I/O loop. Unix sockets connect at once
-        or fail at once, so this never blocks; an agent that is stopped
+        or fail at once, and a TLS connection connects and shakes hands in
+        the loop (`dialling`), so this never blocks; an agent that is stopped
         (SIGSTOP) takes the connection and answers nothing, and what is
         sent to it waits for its deadline like any unanswered command."""
         endpoint.retry_at = now + RECONNECT_SECONDS
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        try:
-            sock.connect(self.endpoints.socket(endpoint.name))
-        except OSError:
-            sock.close()
+        conn = self._dialler.dial(endpoint.name,
+                                  lookup_now=threading.current_thread() is not self._thread)
+        if conn is None:
             return
-        conn = Connection(sock)
+        sock = conn.sock
         conn.peer = endpoint.name
         conn.queue(hello(self.endpoints.cluster_id, CLIENT, 0, endpoint.name))
         if endpoint in self._learners:
@@ -455,9 +466,16 @@ class DataClient:
                 self._leader = None
             self._tracker.resend_now(now)  # it may never have arrived: send it elsewhere
         if not any(e.conn for e in self._endpoints):
+            secure = self._dialler.secure
             for other in self._endpoints:
-                self._connect(other, now)
-            if not any(e.conn for e in self._endpoints):
+                # A TCP connect fails later, not here: over TLS each endpoint
+                # is retried at its pace, or a dead cluster would be redialled
+                # in a loop, once per failed connect.
+                if not secure or now >= other.retry_at:
+                    self._connect(other, now)
+            # A host name still looked up (TLS) is no answer yet: the
+            # deadlines say, not this.
+            if not any(e.conn for e in self._endpoints) and not self._dialler.pending():
                 self._cluster_gone()
 
     def _cluster_gone(self) -> None:
@@ -493,6 +511,7 @@ class DataClient:
                     endpoint: Endpoint = key.data
                     got = endpoint.conn.read() if endpoint.conn is not None else None
                     if got is None:
+                        self._note_refusal(endpoint)
                         self._lost(endpoint)
                         continue
                     for frame in got:
@@ -552,20 +571,41 @@ class DataClient:
             resolve(settled)
         for endpoint in self._endpoints:
             conn = endpoint.conn
-            if conn is not None and conn.has_output:
+            if conn is not None and (conn.has_output or conn.watching_write):
                 try:
-                    if not conn.write():
-                        self._watch_write(endpoint, True)
+                    done = conn.write()
                 except OSError:
+                    self._note_refusal(endpoint)
                     self._lost(endpoint)
+                    continue
+                if done == conn.watching_write:  # watch writability only while it waits to write
+                    self._watch_write(endpoint, not done)
 
     def _watch_write(self, endpoint: Endpoint, on: bool) -> None:
         conn = endpoint.conn
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
         try:
             self._selector.modify(conn.sock, events, endpoint)
+            conn.watching_write = on
         except (KeyError, ValueError):
             pass
+
+    def _note_refusal(self, endpoint: Endpoint) -> None:
+        """Count and keep the one line of a TLS handshake or identity check
+        that failed on `endpoint`'s connection (an impostor, a certificate
+        the agent refused); nothing if it failed otherwise."""
+        conn = endpoint.conn
+        failure = conn.failure if conn is not None else None
+        if failure is None:
+            return
+        from paxos_agents.runtime.identity import REASONS
+
+        reason, line = failure
+        self.refusals[REASONS[reason][0]] += 1
+        self.last_refusal = f"{endpoint.name}: {line}"
+        if (endpoint.name, reason) not in self._warned:  # once per agent and reason, not per retry
+            self._warned.add((endpoint.name, reason))
+            log.warning("refused the TLS connection to %s", self.last_refusal)
 
     def _fail_queries(self) -> None:
         with self._lock:

@@ -32,6 +32,7 @@ from paxos_agents.core.settings import Membership, Settings
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.report import AgentReport
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
+from paxos_agents.runtime.spec import TlsSpec
 
 from .agents import AgentProcess, monotonic
 from .chaos import ChaosSettings, update as update_chaos
@@ -53,6 +54,24 @@ STALL_SECONDS = 0.5
 #: cluster at `down`, for one agent at `paxosctl stop`, for one `apply` removed.
 STOP_GRACE_SECONDS = 5.0
 
+
+
+def tls_spec(manifest: Manifest, name: str) -> TlsSpec | None:
+    """Agent `name`'s TLS endpoint as the manifest says (None: Unix sockets).
+
+    It listens where `[transport.addresses]` places it, else on 127.0.0.1 at
+    a free port (published in run/<name>.addr); TCP_USER_TIMEOUT is twice
+    the election timeout, so a link to a vanished host fails in about the
+    time a new leader takes."""
+    transport = manifest.transport
+    if not transport.tls:
+        return None
+    folder = transport.certs_dir(manifest.path)
+    addresses = dict(transport.addresses)
+    return TlsSpec(listen=addresses.get(name, "127.0.0.1:0"),
+                   cert=str(folder / "agent" / f"{name}.crt"), key=str(folder / "agent" / f"{name}.key"),
+                   ca=str(folder / "ca.crt"), addresses=transport.addresses,
+                   user_timeout_ms=max(1000, int(2000 * manifest.paxos.election_timeout)))
 
 class Fleet:
     """The agents of `manifest`, by name, and what the supervisor does to them.
@@ -204,6 +223,7 @@ class Fleet:
             incarnation=agent.incarnation + 1,
             max_value_bytes=self.manifest.paxos.max_value_bytes,
             configs=history.to_json() if (history := self.roster.history) is not None else None,
+            tls=tls_spec(self.manifest, agent.name),
         )
 
     # ------------------------------------------------------------ the pipes

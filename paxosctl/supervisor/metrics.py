@@ -25,6 +25,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from paxos_agents.runtime.identity import REASONS
 from prometheus_client import (
     CollectorRegistry,
     PlatformCollector,
@@ -65,7 +66,10 @@ DROP_REASONS = ("unreachable", "chaos_drop", "partition", "malformed", "wrong_ro
 
 #: Why an agent refused an inbound connection (`AgentReport.refused`), as the
 #: `reason` label of paxos_connections_refused_total shows them.
-REFUSE_REASONS = ("handshake_timeout", "too_many_connections", "bad_hello", "stale_incarnation")
+#: Over TLS, also the certificate problems, on whichever side saw them
+#: (`identity.REASONS`' counter names: "tls_unknown_ca", "tls_wrong_identity"...).
+REFUSE_REASONS = ("handshake_timeout", "too_many_connections", "bad_hello", "stale_incarnation",
+                  *sorted({counter for counter, _ in REASONS.values()}))
 
 
 def report_totals(report: AgentReport) -> collections.Counter[str]:
@@ -378,7 +382,8 @@ def _message_metrics(s: Snapshot) -> Iterator[Any]:
 def _connection_metrics(s: Snapshot) -> Iterator[Any]:
     """What the agents' endpoints refused or cut off (see transport.Limits)."""
     refused = CounterMetricFamily("paxos_connections_refused",
-                                  "Inbound connections the agent refused, by reason.",
+                                  "Connections the agent refused (inbound; over TLS also its own "
+                                  "links a peer refused), by reason.",
                                   labels=[*AGENT, "reason"])
     cut = CounterMetricFamily("paxos_clients_cut",
                               "Clients disconnected for falling behind on their answers.",

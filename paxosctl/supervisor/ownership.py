@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import AlreadyRunning, ForeignStateDir
+from ..errors import AlreadyRunning, ForeignStateDir, ManifestError
 from .footprint import Footprint
 from ..layout import FOLDERS, paths
 from .members import stores_cluster_id
@@ -275,18 +275,34 @@ def _own_identity(manifest: Manifest, *, record: bool = True) -> ClusterIdentity
             name=manifest.name,
             # A state dir from paxosctl 0.2 has stores that record the member
             # registry's cluster id: keep it (read from the stores themselves
-            # if the registry is gone too).
+            # if the registry is gone too). A new one takes the manifest's
+            # `[cluster] id` (`certs init` writes it): the id in HELLOs, in
+            # the stores and in the certificates is then one.
             id=(_registry_cluster_id(manifest.state_dir) or stores_cluster_id(manifest.state_dir)
-                or uuid.uuid4().hex),
+                or manifest.cluster_id or uuid.uuid4().hex),
             manifest=str(manifest.path),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    elif identity.manifest == str(manifest.path):
-        return identity
+        check_cluster_id(manifest, identity.id)
     else:
+        check_cluster_id(manifest, identity.id)
+        if identity.manifest == str(manifest.path):
+            return identity
         identity = dataclasses.replace(identity, manifest=str(manifest.path))
     if record:
         _write_identity(manifest.state_dir, identity)
     return identity
+
+
+def check_cluster_id(manifest: Manifest, state_id: str) -> None:
+    """Over TLS the state dir's cluster id (HELLOs, stores) must be the
+    manifest's (certificates): refuse, one line, a state dir made before
+    `certs init` gave the manifest another id."""
+    if manifest.transport.tls and manifest.cluster_id is not None and manifest.cluster_id != state_id:
+        raise ManifestError(
+            f"{manifest.path}: cluster.id: {manifest.cluster_id!r} is not the id of the cluster in "
+            f"{manifest.state_dir} ({state_id!r}), which its stores record; allowed: set "
+            f"id = \"{state_id}\" under [cluster] and issue the certificates again "
+            f"(`paxosctl certs init --dir NEW_FOLDER`, then point [transport] certs at it)")
 
 
 def _write_identity(state_dir: Path, identity: ClusterIdentity) -> None:

@@ -405,6 +405,14 @@ class Supervisor:
             "max_value_bytes": p.max_value_bytes,
             "retain_slots": self.fleet.settings.retain_slots,
         }
+        transport = self.manifest.transport
+        if transport.tls:
+            # Clients dial the agents over TLS with the client certificate,
+            # at the addresses placed here or published in run/<name>.addr.
+            body["transport"] = {
+                "kind": "tls", "certs": str(transport.certs_dir(self.manifest.path)),
+                "addresses": dict(transport.addresses),
+                "user_timeout_ms": max(1000, int(2000 * p.election_timeout))}
         target = self.paths["endpoints"]
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(json.dumps(body, indent=1) + "\n")

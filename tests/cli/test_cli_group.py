@@ -29,13 +29,25 @@ CLI_DIR = Path(cli.__file__).parent
 
 
 def registered() -> list[tuple[str, str]]:
-    """(name, one-line help) of each command in registration order, from the table itself."""
+    """(name, one-line help) of each command in registration order, then of
+    each sub-app (`certs`), as typer's eager group lists them, from the tables themselves."""
     rows = []
     for info in cli.app.registered_commands:
         name = info.name or typer.main.get_command_name(info.callback.__name__)
         text = inspect.cleandoc(info.help) if info.help else inspect.getdoc(info.callback)
         rows.append((name, text.split("\n\n")[0].replace("\n", " ")))
+    for group in cli.app.registered_groups:
+        solved = typer.main.solve_typer_info_defaults(group)
+        rows.append((solved.name, solved.help.split("\n\n")[0].replace("\n", " ")))
     return rows
+
+
+def sub_commands() -> list[list[str]]:
+    """`[SUBAPP, COMMAND]` for each command of each sub-app (`certs init`...)."""
+    return [[typer.main.solve_typer_info_defaults(group).name,
+             info.name or typer.main.get_command_name(info.callback.__name__)]
+            for group in cli.app.registered_groups
+            for info in group.typer_instance.registered_commands]
 
 
 def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -75,12 +87,13 @@ def test_help_lists_every_command_in_order_with_its_one_line_help(tmp_path: Path
     listed = [line.split(None, 1) for line in section.splitlines() if line.strip()]
     expected = registered()
     assert [name for name, *_ in listed] == [name for name, _ in expected]
-    assert len(expected) == 23
+    assert len(expected) == 24 and expected[-1][0] == "certs"
     for (name, *help_), (_, text) in zip(listed, expected):
         assert help_ and text.startswith(help_[0].removesuffix("...").strip()), name
 
 
-@pytest.mark.parametrize("argv", [["--help"], *([name, "--help"] for name, _ in registered())],
+@pytest.mark.parametrize("argv", [["--help"], *([name, "--help"] for name, _ in registered()),
+                                  *([*names, "--help"] for names in sub_commands())],
                          ids=lambda argv: " ".join(argv))
 def test_help_is_what_typers_eager_group_prints(argv: list[str],
                                                 capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,8 +109,8 @@ def test_running_a_command_builds_that_command_only(monkeypatch: pytest.MonkeyPa
     built: list[str] = []
     convert = typer.main.get_command_from_info
 
-    def counting(info, **kwargs):
-        command = convert(info, **kwargs)
+    def counting(*args, **kwargs):  # typer passes the info by keyword when it builds a sub-app
+        command = convert(*args, **kwargs)
         built.append(command.name)
         return command
 
@@ -110,7 +123,14 @@ def test_running_a_command_builds_that_command_only(monkeypatch: pytest.MonkeyPa
     code, out, _ = run_main(["--version"], capsys)
     assert (code, built) == (0, [])
     code, out, _ = run_main(["--help"], capsys)
-    assert code == 0 and built == [name for name, _ in registered()]
+    # A sub-app is built whole: its commands, then the group itself (not
+    # counted: typer builds groups with get_group_from_info).
+    certs = [name for _, name in sub_commands()]
+    assert code == 0 and built == [name for name, _ in registered()][:-1] + certs
+    built.clear()
+    code, out, _ = run_main(["certs", "--help"], capsys)
+    assert (code, built) == (0, certs)
+    assert "init" in out and "rotate" in out
 
 
 def test_usage_errors_exit_2_with_the_same_lines(tmp_path: Path) -> None:
@@ -124,6 +144,10 @@ def test_usage_errors_exit_2_with_the_same_lines(tmp_path: Path) -> None:
     names = ", ".join(sorted(name for name, _ in registered()))
     assert result.stderr == (f"error: no command 'stauts' (did you mean 'status'?); commands: {names}\n"
                              "  hint: see paxosctl --help\n")
+    assert "certs" in names
+    result = paxosctl("cert", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("error: no command 'cert' (did you mean 'certs'?); commands: ")
 
 
 def test_command_modules_import_no_private_name_from_common() -> None:

@@ -2,7 +2,9 @@
 
 Each test drives two or three `Transport`s with their own selectors,
 stepping them until a condition holds (with a deadline), as an agent's
-loop would.
+loop would. The tests marked with the `kind` fixture run twice: over Unix
+sockets and over TCP + mutual TLS on 127.0.0.1 (runtime/tlsnet.py), with
+certificates of a cluster CA made for the module.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import selectors
 import socket
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -20,17 +23,47 @@ from paxos_agents.core.commands import Command
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.chaos import ChaosSettings
+from paxos_agents.runtime.identity import Identity
+from paxos_agents.runtime.spec import TlsSpec
+from paxos_agents.runtime.tlsnet import TlsNet
 from paxos_agents.runtime.transport import CLIENT, Transport, endpoint, hello
+from paxosctl.certs import write_atomic
+from paxosctl.issuing import issue_leaf, make_ca
 
 MEMBERS = frozenset({"a", "b", "c"})
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA of cluster "k1" and a certificate per member: certs/<name>.crt|.key, certs/ca.crt."""
+    folder = tmp_path_factory.mktemp("certs")
+    now = datetime.now(timezone.utc)
+    ca = make_ca("k1", now=now)
+    (folder / "ca.crt").write_bytes(ca[0])
+    for name in MEMBERS:
+        cert, key = issue_leaf(*ca, Identity("k1", "agent", name), now=now)
+        write_atomic(folder / f"{name}.key", key, 0o600)
+        write_atomic(folder / f"{name}.crt", cert, 0o644)
+    return folder
+
+
+@pytest.fixture(params=["unix", "tls"])
+def kind(request: pytest.FixtureRequest, certs: Path) -> Path | None:
+    """None: Unix sockets; else the certificates folder, for TCP + mutual TLS."""
+    return certs if request.param == "tls" else None
 
 
 class Node:
     """One endpoint and what it received."""
 
     def __init__(self, run_dir: Path, name: str, incarnation: int = 1,
-                 cluster: str = "k1") -> None:
+                 cluster: str = "k1", tls: Path | None = None) -> None:
         self.selector = selectors.DefaultSelector()
+        net = None
+        if tls is not None:
+            spec = TlsSpec(listen="127.0.0.1:0", cert=str(tls / f"{name}.crt"),
+                           key=str(tls / f"{name}.key"), ca=str(tls / "ca.crt"))
+            net = TlsNet(name, str(run_dir), spec, cluster)
         self.got: list[tuple[str, bytes]] = []
         self.client_frames: list[bytes | None] = []
         self.transport = Transport(
@@ -38,7 +71,7 @@ class Node:
             members=MEMBERS, selector=self.selector,
             on_message=lambda src, frame: self.got.append((src, frame)),
             on_client=lambda conn, frame: self.client_frames.append(frame),
-            welcome=lambda: {"roles": ["test"]})
+            welcome=lambda: {"roles": ["test"]}, net=net)
 
     def step(self) -> None:
         for key, mask in self.selector.select(0.005):
@@ -64,8 +97,8 @@ def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "run"
 
 
-def test_messages_flow_between_endpoints_and_name_their_sender(run_dir: Path) -> None:
-    a, b = Node(run_dir, "a"), Node(run_dir, "b")
+def test_messages_flow_between_endpoints_and_name_their_sender(run_dir: Path, kind: Path | None) -> None:
+    a, b = Node(run_dir, "a", tls=kind), Node(run_dir, "b", tls=kind)
     try:
         for i in range(100):
             a.transport.send("b", f"m{i}".encode())
@@ -78,10 +111,10 @@ def test_messages_flow_between_endpoints_and_name_their_sender(run_dir: Path) ->
         b.close()
 
 
-def test_a_message_never_reaches_the_next_incarnation(run_dir: Path) -> None:
+def test_a_message_never_reaches_the_next_incarnation(run_dir: Path, kind: Path | None) -> None:
     """Frames queued on a link to incarnation 1 die with it; incarnation 2
     gets only what was sent after it came up, and says who it is."""
-    a, b1 = Node(run_dir, "a"), Node(run_dir, "b", incarnation=1)
+    a, b1 = Node(run_dir, "a", tls=kind), Node(run_dir, "b", incarnation=1, tls=kind)
     b2 = None
     try:
         a.transport.send("b", b"to-1")
@@ -92,7 +125,7 @@ def test_a_message_never_reaches_the_next_incarnation(run_dir: Path) -> None:
         # Queued while b1 is still there, written only after it is gone.
         a.transport._send_now("b", b"meant-for-1")
         b1.close()
-        b2 = Node(run_dir, "b", incarnation=2)
+        b2 = Node(run_dir, "b", incarnation=2, tls=kind)
         a.transport.flush()  # the old connection is dead: its queue is dropped with it
         run_until([a, b2], lambda: link.conn is None, "the dead link noticed")
         a.transport._links["b"].retry_at = 0.0
@@ -190,8 +223,8 @@ def test_a_client_is_welcomed_with_the_agents_incarnation(run_dir: Path) -> None
         b.close()
 
 
-def test_chaos_partition_and_drop_are_applied_by_the_sender(run_dir: Path) -> None:
-    a, b, c = Node(run_dir, "a"), Node(run_dir, "b"), Node(run_dir, "c")
+def test_chaos_partition_and_drop_are_applied_by_the_sender(run_dir: Path, kind: Path | None) -> None:
+    a, b, c = Node(run_dir, "a", tls=kind), Node(run_dir, "b", tls=kind), Node(run_dir, "c", tls=kind)
     try:
         a.transport.chaos.set(ChaosSettings(partition=("a",)))
         b.transport.chaos.set(ChaosSettings(drop=1.0, seed=3))
@@ -211,8 +244,8 @@ def test_chaos_partition_and_drop_are_applied_by_the_sender(run_dir: Path) -> No
             node.close()
 
 
-def test_chaos_delay_holds_messages_back_and_duplicate_sends_twice(run_dir: Path) -> None:
-    a, b = Node(run_dir, "a"), Node(run_dir, "b")
+def test_chaos_delay_holds_messages_back_and_duplicate_sends_twice(run_dir: Path, kind: Path | None) -> None:
+    a, b = Node(run_dir, "a", tls=kind), Node(run_dir, "b", tls=kind)
     try:
         a.transport.chaos.set(ChaosSettings(duplicate=1.0, delay=0.2, seed=1))
         start = time.monotonic()
