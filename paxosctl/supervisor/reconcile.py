@@ -12,7 +12,8 @@ file on disk, setting by setting, and sorts every difference into one of
   health.heartbeat_interval; see paxosctl.supervisor.rollout for the order and how
   the acceptors keep a majority);
 - REFUSED: unsafe or impossible while the cluster runs (the acceptors,
-  an agent's role, log.retain, the cluster's name and state_dir). One
+  an agent's role, log.retain, the cluster's name, id and state_dir, the
+  [transport]). One
   refusal refuses the whole apply: nothing changes.
 
 `SETTINGS` classifies every key of every settings section once; a test
@@ -67,6 +68,9 @@ SETTINGS: dict[str, Setting] = {
     "cluster.name": Setting(Kind.REFUSED, why=(
         "every store and endpoint of the running cluster records its name; "
         "put it back (a renamed cluster is a new one: paxosctl down, then up)")),
+    "cluster.id": Setting(Kind.REFUSED, why=(
+        "every store, endpoint and certificate of the running cluster carries its id; "
+        "put it back (a cluster with another id is another cluster: paxosctl down, then up)")),
     "cluster.state_dir": Setting(Kind.REFUSED, why=(
         "the running cluster's state lives there; put it back (to move it: "
         "paxosctl down, move the folder, edit, then paxosctl up)")),
@@ -103,10 +107,20 @@ SETTINGS: dict[str, Setting] = {
     "chaos.delay": Setting(Kind.LIVE),
     "chaos.partition": Setting(Kind.LIVE),
     "chaos.seed": Setting(Kind.LIVE),
+    # Every agent and client of a cluster must speak one transport with one
+    # set of certificates and find each agent where it listens: no agent can
+    # change alone while its peers run, so none changes while the cluster runs.
+    "transport.kind": Setting(Kind.REFUSED, why=(
+        f"every agent and client must switch at once; {_DOWN_UP}")),
+    "transport.certs": Setting(Kind.REFUSED, why=(
+        f"the running agents and clients hold certificates from the folder they started with; "
+        f"{_DOWN_UP}")),
+    "transport.addresses": Setting(Kind.REFUSED, why=(
+        f"peers and clients find each agent where it listens; {_DOWN_UP}")),
 }
 
 #: The sections `SETTINGS` covers, with the attribute of `Manifest` that holds each.
-SECTIONS = ("health", "restart", "paxos", "log", "metrics", "chaos")
+SECTIONS = ("health", "restart", "paxos", "log", "metrics", "chaos", "transport")
 
 MIXED_WHY = ("the acceptors change through the membership-change protocol, which runs "
              "alone; apply the agent counts and the other settings in two steps")
@@ -227,6 +241,8 @@ def _cluster_diffs(running: Manifest, wanted: Manifest) -> list[tuple[str, Any, 
     out = []
     if running.name != wanted.name:
         out.append(("cluster.name", running.name, wanted.name))
+    if running.cluster_id != wanted.cluster_id:
+        out.append(("cluster.id", running.cluster_id or "(none)", wanted.cluster_id or "(none)"))
     if running.state_dir != wanted.state_dir:
         out.append(("cluster.state_dir", str(running.state_dir), str(wanted.state_dir)))
     return out

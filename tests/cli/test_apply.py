@@ -269,7 +269,7 @@ def test_every_manifest_setting_is_classified():
     manifest = load_manifest_text(manifest_text("roles"))
     keys = {f"{section}.{f.name}" for section in SECTIONS
             for f in dataclasses.fields(getattr(manifest, section))}
-    keys |= {"cluster.name", "cluster.state_dir"}
+    keys |= {"cluster.name", "cluster.id", "cluster.state_dir"}
     assert keys == set(SETTINGS)
     assert set(manifest_module.SECTIONS) == {"cluster", "agents", *SECTIONS}
 
@@ -285,10 +285,11 @@ def test_every_manifest_setting_is_classified():
     ({}, with_counts(acceptor=5), set(), 0),
     ({"restart": {"policy": "never"}}, with_counts(acceptor=5), set(), 1),
     ({}, {**ROLES, "backup": ("proposer", 1)}, set(), 1),
+    ({"transport": {"kind": "tls"}}, None, set(), 1),
 ], ids=["health-live", "election-restarts-proposers", "gap-restarts-learners",
         "tick-restarts-all-but-the-new-agent", "retain-refused", "alpha-refused",
         "acceptors-reconfigure",
-        "acceptors-with-others-refused", "role-refused"])
+        "acceptors-with-others-refused", "role-refused", "transport-refused"])
 def test_plan_classifies_changes(tmp_path, sections, groups, restart, refused):
     running_groups = {**ROLES, "backup": ("learner", 1)} if "backup" in (groups or {}) else ROLES
     running = load_manifest_text(manifest_text("roles", groups=running_groups), tmp_path / "a.toml")
@@ -299,6 +300,17 @@ def test_plan_classifies_changes(tmp_path, sections, groups, restart, refused):
     assert len(found.refused) == refused
     assert found.reconfigure == (running.acceptors != wanted.acceptors)
     assert not found.empty
+
+
+def test_a_new_cluster_id_is_refused_while_the_cluster_runs(tmp_path):
+    """`certs init` gives the manifest an id: the running cluster keeps its own
+    until it is brought down and up again."""
+    running = load_manifest_text(manifest_text("roles"), tmp_path / "a.toml")
+    text = manifest_text("roles").replace("[cluster]\n", '[cluster]\nid = "abcdef0123456789"\n', 1)
+    wanted = load_manifest_text(text, tmp_path / "b.toml")
+    found = plan(running, wanted)
+    assert [line.split(": ", 2)[1] for line in found.refused] == ["cluster.id"]
+    assert "cannot change from (none) to abcdef0123456789 while the cluster runs" in found.refused[0]
 
 
 @pytest.mark.parametrize(("old", "new", "during"), [

@@ -59,7 +59,11 @@ def test_a_cluster_over_tls_serves_and_survives_its_leader_killed(make_cluster: 
         return {ports.get(c.raddr.port) for name in cluster.proposers
                 for c in now[name].net_connections("tcp") if c.raddr and c.status == "ESTABLISHED"}
 
-    wait_until(lambda: dialled() >= set(cluster.acceptors), 10, "the proposers' TCP links to the acceptors")
+    # A majority, not all: the leader needs a quorum's links, and one to the
+    # third acceptor may come and go (2 runs in 20 found it missing at 10 s).
+    majority = len(cluster.acceptors) // 2 + 1
+    wait_until(lambda: len(dialled() & set(cluster.acceptors)) >= majority, 15,
+               "the proposers' TCP links to a majority of acceptors")
     agents = cluster.agent_processes()
     leader = wait_until(lambda: cluster.status()["leader"], 15, "a leader")
 
