@@ -18,7 +18,13 @@ from pathlib import Path
 from .errors import NotRunning, PaxosctlError
 
 #: The format of endpoints.json; a client refuses one it does not know.
+#: Version 2 is a cluster over TCP + TLS (the "transport" key): a client of
+#: 0.2, which reads only version 1, then refuses it with its one line
+#: instead of dialling Unix sockets that are not there. A Unix-socket
+#: cluster still writes version 1, which every client reads.
 ENDPOINTS_VERSION = 1
+ENDPOINTS_TLS_VERSION = 2
+_READS = (ENDPOINTS_VERSION, ENDPOINTS_TLS_VERSION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +71,15 @@ def read_endpoints(run_dir: Path, cluster_file: str) -> Endpoints:
                          f"(start it with: paxosctl up {cluster_file})") from None
     except (OSError, ValueError) as e:
         raise PaxosctlError(f"cannot read {path}: {e}") from None
-    if not isinstance(body, dict) or body.get("version") != ENDPOINTS_VERSION:
+    if not isinstance(body, dict) or body.get("version") not in _READS:
         raise PaxosctlError(f"{path} is of another paxosctl version "
                             f"({body.get('version') if isinstance(body, dict) else '?'}; "
-                            f"this one reads {ENDPOINTS_VERSION})",
+                            f"this one reads {' and '.join(map(str, _READS))})",
                             hint="use the paxosctl that runs the cluster")
+    if (body.get("transport") is not None) != (body["version"] == ENDPOINTS_TLS_VERSION):
+        raise PaxosctlError(f"{path} is malformed (version {body['version']} "
+                            f"{'without' if body['version'] == ENDPOINTS_TLS_VERSION else 'with'} "
+                            "a transport)")
     try:
         return Endpoints(run_dir=run_dir, cluster=str(body["cluster"]),
                          cluster_id=str(body["cluster_id"]),

@@ -40,7 +40,7 @@ from typing import Any
 
 from .agents import monotonic
 from .control import ClientConnection, ControlServer, Fault, OpError
-from ..endpoints import ENDPOINTS_VERSION
+from ..endpoints import ENDPOINTS_TLS_VERSION, ENDPOINTS_VERSION
 from .fleet import STOP_GRACE_SECONDS, Fleet, membership_of
 from ..layout import paths
 from .loop import Loop
@@ -413,6 +413,7 @@ class Supervisor:
                 "kind": "tls", "certs": str(transport.certs_dir(self.manifest.path)),
                 "addresses": dict(transport.addresses),
                 "user_timeout_ms": max(1000, int(2000 * p.election_timeout))}
+            body["version"] = ENDPOINTS_TLS_VERSION
         target = self.paths["endpoints"]
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(json.dumps(body, indent=1) + "\n")

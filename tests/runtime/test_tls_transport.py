@@ -49,6 +49,8 @@ def test_a_cluster_over_tls_serves_and_survives_its_leader_killed(make_cluster: 
     run = cluster.state_dir / "run"
     assert sorted(p.name for p in run.glob("*.sock")) == []
     assert sorted(p.stem for p in run.glob("*.addr")) == sorted(cluster.agent_names)
+    # Version 2: a client that reads only version 1 (Unix sockets) refuses it.
+    assert json.loads((run / "endpoints.json").read_text())["version"] == 2
     # The agents' links are TCP connections on 127.0.0.1, between their published ports.
 
     def dialled() -> set[str | None]:
