@@ -34,5 +34,11 @@ def make_hosts() -> Iterator[Callable[..., Network]]:
     try:
         yield make
     finally:
-        for network in networks:
-            network.close()
+        problems = []
+        for network in networks:  # each one closed, even if another could not be
+            try:
+                network.close()
+            except Exception as e:  # noqa: BLE001 - reported below, after the others are closed
+                problems.append(e)
+        if problems:
+            raise problems[0]
