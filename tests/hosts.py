@@ -10,24 +10,26 @@ mounts over /etc/hosts) naming every host and the extra names a test asks
 for, so names resolve inside the hosts as a cluster's DNS would, and
 nowhere else.
 
-A cluster test (the shape the namespace suite follows; `paxosctl agent`
-and its manifest come with the TCP transport, issue 22):
+A cluster test (the shape the namespace suite will take once `paxosctl
+agent` and the TCP manifest land, issue 22; the fixture is `make_hosts`,
+tests/hosts/conftest.py):
 
-    def test_leader_host_cut_off(make_hosts):
-        net = make_hosts(["h0", "h1", "h2"],
-                         aliases={"h0": ["agent-0.paxos.demo.svc"], ...})
-        manifest = write_manifest(...)                  # addresses by name: agent-0.paxos.demo.svc:7000
-        agents = {}
-        for i, host in enumerate(net.hosts):
-            shutil.copy(manifest, host.volume / "cluster.toml")
-            agents[host.name] = host.keep_running(
-                f"agent-{i}", [PAXOSCTL, "agent", f"agent-{i}", "-f", "cluster.toml"],
-                permanent_exit=EXIT_NEEDS_OPERATOR)      # the agent's store is in host.volume
-        net["h1"].run([PAXOSCTL, "propose", ...])        # a client on a host of its own
-        net["h0"].partition(); ...; net["h0"].heal()    # link down / up
-        net["h2"].kill_all()                            # the runner restarts the agent, back-off first
-        net["h2"].wipe()                                # its disk lost: the agent must refuse to rejoin
-        assert agents["h2"].wait_exited(10) == EXIT_NEEDS_OPERATOR
+    def test_a_host_killed_and_back(make_hosts):
+        names = ["acceptor-0", "acceptor-1", "acceptor-2"]
+        net = make_hosts(["h0", "h1", "h2", "client"],
+                         aliases={f"h{i}": [f"{n}.paxos.demo.svc"] for i, n in enumerate(names)})
+        for host in net.hosts:                          # agents at {name}.paxos.demo.svc:7000
+            (host.volume / "cluster.toml").write_text(MANIFEST)
+        agents = {name: net[f"h{i}"].keep_running(      # as systemd / Kubernetes would
+                      name, [PAXOSCTL, "agent", name, "-f", "cluster.toml"],
+                      permanent_exit=EXIT_NEEDS_OPERATOR)  # its store on the host's volume
+                  for i, name in enumerate(names)}
+        client = net["client"]                          # the CLI from a host of its own
+        assert client.run([PAXOSCTL, "propose", "x", "-f", "cluster.toml"]).returncode == 0
+        net["h2"].kill_all()                            # its runner restarts the agent after a back-off
+        net["h0"].partition(); ...; net["h0"].heal()    # the leader's host cut off, then back
+        net["h1"].wipe(); net["h1"].kill_all()          # its disk lost: the agent must refuse to rejoin
+        assert agents["acceptor-1"].wait_exited() == EXIT_NEEDS_OPERATOR
 
 What a test can do to a host:
 - `run(argv)` / `popen(argv)`: a process inside the namespace (`ip netns
@@ -261,7 +263,8 @@ class Host:
         """
         killed = _kill_netns_processes(self.netns, timeout)
         for process in self._processes:  # reap our children: no zombies left behind
-            if process.poll() is None:
+            # Only those killed: a runner may have started a new one since.
+            if process.pid in killed and process.poll() is None:
                 process.wait(timeout)
         return killed
 
