@@ -338,8 +338,8 @@ class Runner:
       restarted; `wait_exited` returns the code.
     any -> STOPPED: `stop()`: SIGTERM, SIGKILL after a grace period, no restart.
 
-    `starts` counts the processes started; `exit_codes` lists how each ended
-    (negative: killed by that signal). Each start is appended to logs/<name>.log.
+    `starts` counts the processes started, `start_times` says when;
+    `exit_codes` lists how each ended (negative: killed by that signal). Each start is appended to logs/<name>.log.
     """
 
     def __init__(self, host: Host, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None,
@@ -354,6 +354,8 @@ class Runner:
         self.state = "starting"
         self.starts = 0
         self.exit_codes: list[int] = []
+        #: time.monotonic() at each start: the back-off shows in the gaps.
+        self.start_times: list[float] = []
         self.process: subprocess.Popen[bytes] | None = None
         self._changed = threading.Condition()
         self._stopping = threading.Event()
@@ -380,7 +382,8 @@ class Runner:
                     break
                 process = self.host.popen(self.argv, env=self._env, cwd=self._cwd, log=self.name)
                 # STARTING -> RUNNING
-                self._set(process=process, starts=self.starts + 1, state="running")
+                self._set(process=process, starts=self.starts + 1, state="running",
+                          start_times=[*self.start_times, started])
             code = process.wait()
             self._set(exit_codes=[*self.exit_codes, code])
             if self._stopping.is_set():

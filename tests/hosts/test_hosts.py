@@ -147,6 +147,17 @@ def test_keep_running_restarts_until_the_permanent_exit_code(make_hosts):
     assert (a.logs / "svc.log").read_text().count("--- ") == 3
 
 
+def test_keep_running_backs_off_doubling_up_to_its_ceiling(make_hosts):
+    a = make_hosts(["a"])["a"]
+    runner = a.keep_running("fails", [PY, "-c", "raise SystemExit(1)"], backoff=0.05, max_backoff=0.2)
+    runner.wait_started(6)
+    runner.stop()
+    gaps = [later - earlier for earlier, later in zip(runner.start_times, runner.start_times[1:])]
+    # Lower bounds only: a restart never comes before its back-off (0.05, 0.1, then 0.2 at most).
+    assert all(gap >= wait for gap, wait in zip(gaps, [0.05, 0.1, 0.2, 0.2, 0.2])), gaps
+    assert set(runner.exit_codes[:5]) == {1}
+
+
 def test_runner_stop_ends_the_process_and_the_restarts(make_hosts):
     a = make_hosts(["a"])["a"]
     runner = a.keep_running("svc", [PY, "-c", SERVICE], backoff=0.05)
