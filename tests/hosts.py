@@ -261,12 +261,19 @@ class Host:
         Returns once the namespace was seen empty. Runners restart what they
         run, after their back-off, as an engine restarts a rebooted host's units.
         """
-        killed = _kill_netns_processes(self.netns, timeout)
-        for process in self._processes:  # reap our children: no zombies left behind
+        killed = set()
+        # Ours first, by their Popen: one just started may still be `ip netns exec`
+        # on its way in, not yet listed by `ip netns pids`, and would get in after.
+        for process in list(self._processes):
+            if process.poll() is None:
+                process.kill()
+                killed.add(process.pid)
+        killed.update(_kill_netns_processes(self.netns, timeout))
+        for process in list(self._processes):  # reap our children: no zombies left behind
             # Only those killed: a runner may have started a new one since.
-            if process.pid in killed and process.poll() is None:
+            if process.pid in killed:
                 process.wait(timeout)
-        return killed
+        return sorted(killed)
 
     def keep_running(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                      cwd: Path | None = None, permanent_exit: int | None = None,

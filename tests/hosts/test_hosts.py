@@ -36,13 +36,20 @@ with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys
     print(conn.recv(64).decode())
 """
 
-#: A service that refuses (exit 42) once its volume holds a file named `refuse`.
+#: A service that refuses (exit 42) once its volume holds a file named `refuse`;
+#: else it marks its volume with up-<pid> and waits to be killed.
 SERVICE = """
-import pathlib, signal, sys
+import os, pathlib, signal, sys
 if pathlib.Path("refuse").exists():
     sys.exit(42)
+pathlib.Path(f"up-{os.getpid()}").touch()
 signal.pause()
 """
+
+
+def service_up(host: Host, process: subprocess.Popen[bytes]) -> None:
+    """Wait until a SERVICE process is past its check of `refuse`."""
+    wait_until(lambda: (host.volume / f"up-{process.pid}").exists(), 10, f"service {process.pid} up")
 
 
 def probe(client: Host, target: str, timeout: float = 0.5) -> bool:
@@ -135,9 +142,11 @@ def test_keep_running_restarts_until_the_permanent_exit_code(make_hosts):
     a = make_hosts(["a"])["a"]
     runner = a.keep_running("svc", [PY, "-c", SERVICE], permanent_exit=42, backoff=0.05)
     first = runner.wait_started(1)
+    service_up(a, first)
     a.kill_all()
     second = runner.wait_started(2)
     assert second.pid != first.pid
+    service_up(a, second)
     assert runner.exit_codes == [-9]
     (a.volume / "refuse").touch()
     a.kill_all()
