@@ -138,6 +138,13 @@ def test_kill_all_leaves_no_process_in_the_namespace(make_hosts):
     assert bystander.poll() is None, "kill_all on a reached b"
 
 
+def test_kill_all_gets_a_process_still_on_its_way_in(make_hosts):
+    a = make_hosts(["a"])["a"]
+    just_started = a.popen(["sleep", "60"])  # maybe still `ip netns exec`, not yet in the namespace
+    a.kill_all()
+    assert just_started.wait(5) == -9
+
+
 def test_keep_running_restarts_until_the_permanent_exit_code(make_hosts):
     a = make_hosts(["a"])["a"]
     runner = a.keep_running("svc", [PY, "-c", SERVICE], permanent_exit=42, backoff=0.05)
