@@ -138,9 +138,12 @@ def test_kill_all_leaves_no_process_in_the_namespace(make_hosts):
     assert bystander.poll() is None, "kill_all on a reached b"
 
 
-def test_kill_all_gets_a_process_still_on_its_way_in(make_hosts):
+def test_kill_all_gets_a_process_still_on_its_way_in(make_hosts, monkeypatch):
     a = make_hosts(["a"])["a"]
-    just_started = a.popen(["sleep", "60"])  # maybe still `ip netns exec`, not yet in the namespace
+    # A loaded machine, made certain: 0.3 s pass before `ip netns exec` enters the namespace.
+    command = a._command
+    monkeypatch.setattr(a, "_command", lambda argv: ["sh", "-c", 'sleep 0.3; exec "$@"', "sh", *command(argv)])
+    just_started = a.popen(["sleep", "60"])
     a.kill_all()
     assert just_started.wait(5) == -9
 
