@@ -76,7 +76,6 @@ import pytest
 #: Every namespace, /etc/netns entry and folder made here starts so, then the
 #: creating pid and a random token: pxns-<pid>-<token>[-<suffix>].
 PREFIX = "pxns"
-_OWNED = re.compile(rf"^{PREFIX}-(?P<pid>\d+)-(?P<token>[0-9a-f]{{6}})(?:-.*)?$")
 
 #: The hosts' subnet (TEST-NET-1, RFC 5737: never routed anywhere).
 SUBNET = "192.0.2"
@@ -152,19 +151,22 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_stale(tmp: Path = Path("/tmp")) -> list[str]:
+def sweep_stale(prefix: str = PREFIX, tmp: Path = Path("/tmp")) -> list[str]:
     """Remove what runs whose creating process is dead left behind; the names removed.
 
-    Only names of this module's form count, and only those whose pid is no
-    longer alive: a live run, this one included, is never touched. (A dead
-    run's pid taken by another process delays its sweep; it never causes one.)
+    Only names of this module's form count (<prefix>-<pid>-<token>[-...]),
+    and only those whose pid is no longer alive: a live run, this one
+    included, is never touched. (A dead run's pid taken by another process
+    delays its sweep; it never causes one.) Another prefix than PREFIX is
+    for tests of the sweep, whose planted leftovers no other run then sweeps.
     """
+    owned = re.compile(rf"^{re.escape(prefix)}-(?P<pid>\d+)-(?P<token>[0-9a-f]{{6}})(?:-.*)?$")
     names = set(_ip("netns", "list", check=False).stdout.split()) if shutil.which("ip") else set()
     names |= {p.name for p in ETC_NETNS.iterdir()} if ETC_NETNS.is_dir() else set()
-    names |= {p.name for p in tmp.glob(f"{PREFIX}-*")}
+    names |= {p.name for p in tmp.glob(f"{prefix}-*")}
     removed = []
     for name in sorted(names):
-        match = _OWNED.match(name)
+        match = owned.match(name)
         if not match or _pid_alive(int(match["pid"])):
             continue
         if shutil.which("ip"):

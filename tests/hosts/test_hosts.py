@@ -73,8 +73,10 @@ def gone(process: psutil.Process) -> bool:
         return True
 
 
-def netns_names() -> set[str]:
-    return set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split())
+def netns_names(pid: int | None = None) -> set[str]:
+    """`ip netns list`; with `pid`, only the names made by that run."""
+    names = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split())
+    return names if pid is None else {n for n in names if n.startswith(f"{hosts.PREFIX}-{pid}-")}
 
 
 def root_links() -> set[str]:
@@ -240,8 +242,9 @@ def test_a_failure_while_making_the_hosts_leaves_nothing(monkeypatch):
 def test_sweep_removes_a_dead_runs_leftovers_and_no_live_ones():
     gone = subprocess.Popen(["true"])
     gone.wait()
-    dead = f"{hosts.PREFIX}-{gone.pid}-abcdef"
-    live = f"{hosts.PREFIX}-{os.getpid()}-fedcba-sw"
+    # Another prefix: a parallel run's own sweep would take these dead leftovers first.
+    dead = f"pxnt-{gone.pid}-abcdef"
+    live = f"pxnt-{os.getpid()}-fedcba-sw"
     try:
         for name in (f"{dead}-sw", f"{dead}-a", live):
             subprocess.run(["ip", "netns", "add", name], check=True)
@@ -251,7 +254,7 @@ def test_sweep_removes_a_dead_runs_leftovers_and_no_live_ones():
         orphan = subprocess.Popen(["ip", "netns", "exec", f"{dead}-a", "sleep", "60"])
         wait_until(lambda: subprocess.run(["ip", "netns", "pids", f"{dead}-a"], capture_output=True,
                                           text=True).stdout.strip(), 5, "the orphan in its namespace")
-        removed = hosts.sweep_stale()
+        removed = hosts.sweep_stale("pxnt")
         assert {f"{dead}-sw", f"{dead}-a", dead} <= set(removed)
         assert live not in removed and live in netns_names()
         assert not {f"{dead}-sw", f"{dead}-a"} & netns_names()
@@ -286,7 +289,7 @@ def test_no_namespaces_skips_locally_and_fails_in_ci(monkeypatch, tmp_path, ci, 
     (["a"], {"a": ["Bad_Name"]}, "alias 'Bad_Name' is not a DNS name"),
 ], ids=["upper-case", "repeated", "alias-of-nobody", "alias-is-a-host", "alias-not-dns"])
 def test_bad_names_are_refused_before_anything_is_made(names, aliases, error):
-    before = netns_names()
+    before = netns_names(os.getpid())  # this run's only: a parallel run makes its own meanwhile
     with pytest.raises(HostsError, match=error):
         Network(names, aliases=aliases)
-    assert netns_names() == before
+    assert netns_names(os.getpid()) == before
