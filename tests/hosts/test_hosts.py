@@ -5,6 +5,7 @@ leave nothing behind. Every process under test runs inside a namespace."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -245,6 +246,7 @@ def test_sweep_removes_a_dead_runs_leftovers_and_no_live_ones():
     # Another prefix: a parallel run's own sweep would take these dead leftovers first.
     dead = f"pxnt-{gone.pid}-abcdef"
     live = f"pxnt-{os.getpid()}-fedcba-sw"
+    orphan = None
     try:
         for name in (f"{dead}-sw", f"{dead}-a", live):
             subprocess.run(["ip", "netns", "add", name], check=True)
@@ -261,8 +263,13 @@ def test_sweep_removes_a_dead_runs_leftovers_and_no_live_ones():
         assert not (hosts.ETC_NETNS / f"{dead}-a").exists() and not Path("/tmp", dead).exists()
         assert orphan.wait(5) == -9
     finally:
+        if orphan is not None and orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
         for name in (f"{dead}-sw", f"{dead}-a", live):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        shutil.rmtree(hosts.ETC_NETNS / f"{dead}-a", ignore_errors=True)
+        shutil.rmtree(Path("/tmp", dead), ignore_errors=True)
 
 
 @pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), (None, pytest.skip.Exception)],
