@@ -69,7 +69,6 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
 
 import pytest
 
@@ -105,6 +104,15 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(line + " (CI=true: a skip is a failure)", pytrace=False)
     pytest.skip(line)
+
+
+def why_unavailable() -> str | None:
+    """Why this machine cannot make namespace hosts, or None if it looks able to."""
+    if os.geteuid() != 0:
+        return "network namespaces need root (`ip netns add`)"
+    if not shutil.which("ip"):
+        return "no `ip` command (Debian: apt-get install iproute2)"
+    return None
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -455,10 +463,8 @@ class Network:
 
     def __init__(self, names: Sequence[str], *, aliases: Mapping[str, Iterable[str]] | None = None) -> None:
         self._check_names(names, aliases or {})
-        if os.geteuid() != 0:
-            raise NamespacesUnavailable("network namespaces need root (`ip netns add`)")
-        if not shutil.which("ip"):
-            raise NamespacesUnavailable("no `ip` command (Debian: apt-get install iproute2)")
+        if reason := why_unavailable():
+            raise NamespacesUnavailable(reason)
         sweep_stale()
         self.prefix = f"{PREFIX}-{os.getpid()}-{secrets.token_hex(3)}"
         #: The switch's namespace, holding the bridge br0 and one port per host.

@@ -14,7 +14,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import pytest
 
-from hosts import NamespacesUnavailable, Network, unavailable
+from hosts import NamespacesUnavailable, Network, unavailable, why_unavailable
+
+
+@pytest.fixture(autouse=True)
+def _namespaces_possible() -> None:
+    """Every test here needs root and `ip` (some make namespaces without `make_hosts`):
+    skipped without them, failed under CI=true."""
+    if reason := why_unavailable():
+        unavailable(reason)
 
 
 @pytest.fixture
