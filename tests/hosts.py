@@ -208,7 +208,8 @@ class Host:
         self.logs = self.folder / "logs"
         #: Extra names resolving to this host, in every host's hosts file.
         self.aliases: list[str] = []
-        self._processes: list[subprocess.Popen[bytes]] = []
+        self._processes: list[subprocess.Popen[bytes]] = []  # under _lock: runners start them too
+        self._lock = threading.Lock()
         self._runners: list[Runner] = []
 
     def __repr__(self) -> str:
@@ -252,8 +253,13 @@ class Host:
             process = subprocess.Popen(command, env=self._env(env), cwd=cwd or self.volume,
                                        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True)
-        self._processes = [p for p in self._processes if p.poll() is None] + [process]
+        with self._lock:
+            self._processes = [p for p in self._processes if p.poll() is None] + [process]
         return process
+
+    def _started(self) -> list[subprocess.Popen[bytes]]:
+        with self._lock:
+            return list(self._processes)
 
     def log_path(self, log: str) -> Path:
         """The file where `popen(..., log=log)` writes."""
@@ -274,12 +280,12 @@ class Host:
         killed = set()
         # Ours first, by their Popen: one just started may still be `ip netns exec`
         # on its way in, not yet listed by `ip netns pids`, and would get in after.
-        for process in list(self._processes):
+        for process in self._started():
             if process.poll() is None:
                 process.kill()
                 killed.add(process.pid)
         killed.update(_kill_netns_processes(self.netns, timeout))
-        for process in list(self._processes):  # reap our children: no zombies left behind
+        for process in self._started():  # reap our children: no zombies left behind
             # Only those killed: a runner may have started a new one since.
             if process.pid in killed:
                 process.wait(timeout)
@@ -589,7 +595,7 @@ class Network:
             if result.returncode != 0:
                 problems.append(f"ip netns del {netns}: {result.stderr.strip()}")
         for host in self.hosts:
-            for process in host._processes:
+            for process in host._started():
                 if process.poll() is None:
                     process.kill()
                     process.wait(5)
