@@ -68,6 +68,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
 from pathlib import Path
 
 import pytest
@@ -350,6 +351,14 @@ class Host:
                 entry.unlink()
 
 
+class RunState(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    BACKOFF = "backoff"
+    EXITED = "exited"    # ended with the permanent exit code: never restarted
+    STOPPED = "stopped"  # by stop(), or a start that failed (Runner.error says why)
+
+
 class Runner:
     """A process kept running on a host, as an engine (systemd, Kubernetes) keeps a unit.
 
@@ -362,7 +371,8 @@ class Runner:
     any -> STOPPED: `stop()`: SIGTERM, SIGKILL after a grace period, no restart.
 
     `starts` counts the processes started, `start_times` says when;
-    `exit_codes` lists how each ended (negative: killed by that signal). Each start is appended to logs/<name>.log.
+    `exit_codes` lists how each ended (negative: killed by that signal).
+    Each start's output is appended to logs/<name>.log.
     """
 
     def __init__(self, host: Host, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None,
@@ -374,7 +384,9 @@ class Runner:
         self.permanent_exit = permanent_exit
         self._env, self._cwd = env, cwd
         self._backoff, self._max_backoff, self._stable_after = backoff, max_backoff, stable_after
-        self.state = "starting"
+        self.state = RunState.STARTING
+        #: Why a start failed (the runner then STOPPED), else None.
+        self.error: Exception | None = None
         self.starts = 0
         self.exit_codes: list[int] = []
         #: time.monotonic() at each start: the back-off shows in the gaps.
@@ -403,9 +415,14 @@ class Runner:
             with self._changed:
                 if self._stopping.is_set():  # stop() came between the check and the start
                     break
-                process = self.host.popen(self.argv, env=self._env, cwd=self._cwd, log=self.name)
+                try:
+                    process = self.host.popen(self.argv, env=self._env, cwd=self._cwd, log=self.name)
+                except (OSError, HostsError) as e:
+                    # STARTING -> STOPPED: nothing to restart (the host is gone, say).
+                    self._set(state=RunState.STOPPED, error=e)
+                    return
                 # STARTING -> RUNNING
-                self._set(process=process, starts=self.starts + 1, state="running",
+                self._set(process=process, starts=self.starts + 1, state=RunState.RUNNING,
                           start_times=[*self.start_times, started])
             code = process.wait()
             self._set(exit_codes=[*self.exit_codes, code])
@@ -413,32 +430,33 @@ class Runner:
                 break
             if code == self.permanent_exit:
                 # RUNNING -> EXITED: a permanent refusal is never restarted.
-                self._set(state="exited")
+                self._set(state=RunState.EXITED)
                 return
             # RUNNING -> BACKOFF
             if time.monotonic() - started >= self._stable_after:
                 delay = self._backoff
-            self._set(state="backoff")
+            self._set(state=RunState.BACKOFF)
             self._stopping.wait(delay)
             delay = min(delay * 2, self._max_backoff)
-        self._set(state="stopped")
+        self._set(state=RunState.STOPPED)
 
     def wait_started(self, count: int, timeout: float = 10) -> subprocess.Popen[bytes]:
         """Wait until the `count`-th process has started; the current process."""
         with self._changed:
-            if not self._changed.wait_for(lambda: self.starts >= count or self.state in ("exited", "stopped"),
+            if not self._changed.wait_for(lambda: self.starts >= count or self.state in (RunState.EXITED, RunState.STOPPED),
                                           timeout):
                 raise AssertionError(f"{self!r}: start {count} not within {timeout}s; "
                                      f"exit codes {self.exit_codes}")
             if self.starts < count:
-                raise AssertionError(f"{self!r}: ended before start {count}; exit codes {self.exit_codes}")
+                raise AssertionError(f"{self!r}: ended before start {count}; exit codes {self.exit_codes}"
+                                     + (f"; {self.error}" if self.error else ""))
             assert self.process is not None
             return self.process
 
     def wait_exited(self, timeout: float = 10) -> int:
         """Wait for the runner to give up on a permanent exit; that exit code."""
         self._thread.join(timeout)
-        if self._thread.is_alive() or self.state != "exited":
+        if self._thread.is_alive() or self.state is not RunState.EXITED:
             raise AssertionError(f"{self!r}: no permanent exit within {timeout}s; exit codes {self.exit_codes}")
         return self.exit_codes[-1]
 

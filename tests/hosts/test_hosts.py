@@ -16,7 +16,7 @@ import pytest
 
 import hosts
 from clusters import wait_until
-from hosts import Host, HostsError, NamespacesUnavailable, Network
+from hosts import Host, HostsError, NamespacesUnavailable, Network, RunState
 
 PY = sys.executable
 PORT = 7000
@@ -186,7 +186,7 @@ def test_runner_stop_ends_the_process_and_the_restarts(make_hosts):
     process = runner.wait_started(1)
     runner.stop()
     assert process.returncode == -15
-    assert (runner.state, runner.starts) == ("stopped", 1)
+    assert (runner.state, runner.starts) == (RunState.STOPPED, 1)
     assert a.pids() == []
 
 
