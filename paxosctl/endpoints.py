@@ -14,8 +14,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import NotRunning, PaxosctlError
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
 
 #: The format of endpoints.json; a client refuses one it does not know.
 #: Version 2 is a cluster over TCP + TLS (the "transport" key): a client of
@@ -57,6 +61,55 @@ class TlsEndpoints:
     user_timeout_ms: int
 
 
+def endpoints_body(manifest: "Manifest", *, cluster_id: str, proposers: tuple[str, ...],
+                   learners: tuple[str, ...]) -> dict:
+    """endpoints.json's body for `manifest`'s cluster with these members:
+    what the supervisor writes, and what a client away from any supervisor
+    derives from the manifest alone (`from_manifest`)."""
+    p = manifest.paxos
+    body = {
+        "version": ENDPOINTS_VERSION,
+        "cluster": manifest.name,
+        "cluster_id": cluster_id,
+        "proposers": list(proposers),
+        "learners": list(learners),
+        "retry_seconds": max(1.0, 4 * p.election_timeout),
+        "max_value_bytes": p.max_value_bytes,
+        "retain_slots": manifest.log.retain,
+    }
+    transport = manifest.transport
+    if transport.tls:
+        # Clients dial the agents over TLS with the client certificate, at
+        # the addresses the manifest places them at (or, on the supervisor's
+        # host, that they published in run/<name>.addr).
+        body["transport"] = {
+            "kind": "tls", "certs": str(transport.certs_dir(manifest.path)),
+            "addresses": dict(transport.addresses),
+            "user_timeout_ms": max(1000, int(2000 * p.election_timeout))}
+        body["version"] = ENDPOINTS_TLS_VERSION
+    return body
+
+
+def from_manifest(manifest: "Manifest", cluster_file: str) -> Endpoints | None:
+    """The data path of a cluster nobody supervises on this host: agents
+    placed by the manifest over TLS (`paxosctl agent NAME` on their hosts).
+
+    None when the manifest cannot say where they are: Unix sockets (a
+    local cluster: its supervisor writes endpoints.json), no cluster id,
+    or a proposer or learner the manifest does not place. The membership
+    is the manifest's: a cluster `scale`d since is reached by the names
+    its manifest still holds."""
+    transport = manifest.transport
+    if not transport.tls or not manifest.cluster_id:
+        return None
+    placed = dict(transport.addresses)
+    if any(name not in placed for name in (*manifest.proposers, *manifest.learners)):
+        return None
+    body = endpoints_body(manifest, cluster_id=manifest.cluster_id,
+                          proposers=manifest.proposers, learners=manifest.learners)
+    return _parse(body, manifest.state_dir / "run", cluster_file)
+
+
 def read_endpoints(run_dir: Path, cluster_file: str) -> Endpoints:
     """The endpoints of the cluster whose run folder is `run_dir`.
 
@@ -71,6 +124,11 @@ def read_endpoints(run_dir: Path, cluster_file: str) -> Endpoints:
                          f"(start it with: paxosctl up {cluster_file})") from None
     except (OSError, ValueError) as e:
         raise PaxosctlError(f"cannot read {path}: {e}") from None
+    return _parse(body, run_dir, cluster_file)
+
+
+def _parse(body: object, run_dir: Path, cluster_file: str) -> Endpoints:
+    path = run_dir / "endpoints.json"
     if not isinstance(body, dict) or body.get("version") not in _READS:
         raise PaxosctlError(f"{path} is of another paxosctl version "
                             f"({body.get('version') if isinstance(body, dict) else '?'}; "

@@ -37,6 +37,13 @@ def status(
     output = output_format(output, TABLES)
     wide = output != "table"  # the machine formats carry every field
     file = find_manifest(file)
+    remote = _unsupervised(file)
+    if remote is not None:
+        if watch:
+            raise UsageError("--watch needs the cluster's supervisor; agents run on their own "
+                             "hosts are asked once: leave out --watch")
+        _agents_status(remote, output)
+        return
     with connect(file) as client:
         if not watch:
             st = status_reply(client, wide)
@@ -62,6 +69,52 @@ def status(
                 time.sleep(0.5)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None  # Ctrl-C ends a watch: 130, as for any Ctrl-C
+
+
+def _unsupervised(file: str):
+    """(manifest, endpoints) of a cluster whose agents run on their own hosts
+    (`paxosctl agent NAME`): no supervisor runs it here, and the manifest
+    places every proposer and learner over TLS. None otherwise (`connect`
+    then says what to start)."""
+    from ..endpoints import from_manifest
+
+    manifest = load_manifest(file)
+    if running_supervisor(manifest.state_dir) is not None:
+        return None
+    endpoints = from_manifest(manifest, file)
+    return None if endpoints is None else (manifest, endpoints)
+
+
+def _agents_status(remote, output: str) -> None:
+    """`status` asked of the agents themselves: each one's WELCOME
+    (paxosctl.client.probe). Exits 3 when an agent does not answer."""
+    from ..client.probe import ask
+
+    manifest, endpoints = remote
+    names = tuple(a.name for a in manifest.agents)
+    answers = ask(endpoints, names)
+    leaders = {a.welcome.get("leader") for a in answers if a.welcome.get("leader")}
+    rows = [{"name": a.name, "answered": a.answered,
+             "roles": a.welcome.get("roles", []), "incarnation": a.welcome.get("incarnation"),
+             "leader": a.welcome.get("leader"), "applied": a.welcome.get("applied"),
+             "error": a.error or None} for a in answers]
+    if output in MACHINE:
+        echo(render(document("Status", {"cluster": manifest.name, "source": "agents",
+                                         "leader": sorted(leaders)[0] if len(leaders) == 1 else None,
+                                         "agents": rows}), output))
+    else:
+        echo(f"cluster {manifest.name}: asked {len(names)} agents directly (no supervisor here); "
+             f"leader: {', '.join(sorted(leaders)) or 'none known'}")
+        echo(f"{'NAME':<16} {'ROLES':<26} {'STATE':<9} {'INCARNATION':>11} {'APPLIED':>9}  NOTE")
+        for row in rows:
+            roles = ",".join(row["roles"]) or "-"
+            state = "answered" if row["answered"] else "silent"
+            inc = "-" if row["incarnation"] is None else str(row["incarnation"])
+            applied = "-" if row["applied"] is None else str(row["applied"])
+            note = row["error"] or (f"leader {row['leader']}" if row["leader"] else "")
+            echo(f"{row['name']:<16} {roles:<26} {state:<9} {inc:>11} {applied:>9}  {note}")
+    if not all(a.answered for a in answers):
+        raise typer.Exit(3)
 
 
 def _show_status(st: dict[str, Any], output: str, *, watching: bool = False) -> None:

@@ -94,12 +94,21 @@ def propose(
 
 
 def _data_client(manifest: Manifest, file: str | None):
-    """The data path of the cluster `manifest` describes (no supervisor needed)."""
+    """The data path of the cluster `manifest` describes (no supervisor needed):
+    where this host's supervisor says (run/endpoints.json), else, for agents
+    run on their own hosts, where the manifest places them (over TLS)."""
     from ..client.datapath import DataClient
-    from ..endpoints import read_endpoints
+    from ..endpoints import from_manifest, read_endpoints
+    from ..errors import NotRunning
 
     file = find_manifest(file)
-    return DataClient(read_endpoints(paths(manifest.state_dir)["run"], file), cluster_file=file)
+    try:
+        endpoints = read_endpoints(paths(manifest.state_dir)["run"], file)
+    except NotRunning:
+        endpoints = from_manifest(manifest, file)
+        if endpoints is None:
+            raise
+    return DataClient(endpoints, cluster_file=file)
 
 
 def _shown(value: bytes | None) -> str:
