@@ -18,7 +18,8 @@ from ..manifest import check_runtime, load_manifest, warnings
 from ..supervisor.ownership import check_owner
 from ..supervisor.pidfile import running_supervisor
 from .common import (FILE_HELP, TABLES, TEXT, FileOption, TableOutput, TextOutput, completer,
-                     connect, echo, echo_err, owned_manifest, output_format, status_reply)
+                     connect, echo, echo_err, owned_manifest, output_format, status_reply,
+                     unsupervised)
 
 
 def status(
@@ -37,7 +38,7 @@ def status(
     output = output_format(output, TABLES)
     wide = output != "table"  # the machine formats carry every field
     file = find_manifest(file)
-    remote = _unsupervised(file)
+    remote = unsupervised(file)
     if remote is not None:
         if watch:
             raise UsageError("--watch needs the cluster's supervisor; agents run on their own "
@@ -69,20 +70,6 @@ def status(
                 time.sleep(0.5)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None  # Ctrl-C ends a watch: 130, as for any Ctrl-C
-
-
-def _unsupervised(file: str):
-    """(manifest, endpoints) of a cluster whose agents run on their own hosts
-    (`paxosctl agent NAME`): no supervisor runs it here, and the manifest
-    places every proposer and learner over TLS. None otherwise (`connect`
-    then says what to start)."""
-    from ..endpoints import from_manifest
-
-    manifest = load_manifest(file)
-    if running_supervisor(manifest.state_dir) is not None:
-        return None
-    endpoints = from_manifest(manifest, file)
-    return None if endpoints is None else (manifest, endpoints)
 
 
 def _agents_status(remote, output: str) -> None:

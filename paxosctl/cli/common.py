@@ -219,6 +219,22 @@ def connect(file: str | None) -> "Client":
         raise NotRunning(f"no cluster running for {file} (start it with: paxosctl up {file})") from None
 
 
+def unsupervised(file: str):
+    """(manifest, endpoints) of a cluster whose agents run on their own hosts
+    (`paxosctl agent NAME`): no supervisor runs it here, and the manifest
+    places every proposer and learner over TLS. None otherwise (`connect`
+    then says what to start)."""
+    from ..endpoints import from_manifest
+    from ..manifest import load_manifest
+    from ..supervisor.pidfile import running_supervisor
+
+    manifest = load_manifest(file)
+    if running_supervisor(manifest.state_dir) is not None:
+        return None
+    endpoints = from_manifest(manifest, file)
+    return None if endpoints is None else (manifest, endpoints)
+
+
 def status_reply(client: "Client", wide: bool) -> dict[str, Any]:
     """The supervisor's `status` reply without the envelope (`id`, `ok`)."""
     st = client.request("status", wide=wide)

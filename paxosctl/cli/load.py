@@ -12,8 +12,9 @@ import typer
 from ..durations import parse_duration
 from ..output import MACHINE, render
 from ..errors import UsageError
+from ..discovery import find_manifest
 from .common import (TEXT, FileOption, TextOutput, checked_call, connect, echo, echo_err,
-                     owned_manifest, output_format)
+                     owned_manifest, output_format, unsupervised)
 
 
 def chaos(
@@ -147,17 +148,26 @@ def bench(
     if value_size > manifest.paxos.max_value_bytes:
         raise UsageError(f"--value-size: {value_size} is over paxos.max_value_bytes "
                          f"({manifest.paxos.max_value_bytes})")
-    with connect(file) as client:
+    remote = unsupervised(find_manifest(file))
+    if remote is not None:
+        # Agents on their own hosts: straight to them, and only this
+        # process's CPU is measured (theirs is on other hosts).
+        from ..client.datapath import DataClient
+
+        client, state_dir = DataClient(remote[1], cluster_file=str(remote[0].path)), None
+    else:
+        client, state_dir = connect(file), manifest.state_dir
+    with client:
         if requests is not None and output == "text" and sys.stderr.isatty():
             with typer.progressbar(length=requests, label="proposing", file=sys.stderr) as bar:
                 result = run_bench(client, requests=requests, duration=seconds,
                                    concurrency=concurrency, value_size=value_size,
-                                   warmup=warmup, state_dir=manifest.state_dir,
+                                   warmup=warmup, state_dir=state_dir,
                                    progress=bar.update)
         else:
             result = run_bench(client, requests=requests, duration=seconds,
                                concurrency=concurrency, value_size=value_size,
-                               warmup=warmup, state_dir=manifest.state_dir)
+                               warmup=warmup, state_dir=state_dir)
     data = result.as_dict()
     if output in MACHINE:
         echo(render(data, output))

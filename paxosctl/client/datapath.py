@@ -69,6 +69,7 @@ from paxos_agents.runtime.transport import CLIENT, hello
 
 from ..endpoints import Endpoints
 from .dialling import Dialler
+from .ids import new_request_id
 from .following import Endpoint, Learners
 from ..errors import ConnectionLost, Expired, NotRunning, PaxosctlError, UsageError
 from .results import Decision, json_value, retry_hint
@@ -245,9 +246,12 @@ class DataClient:
 
     # ---------------------------------------------------------------- API
 
-    def propose_async(self, value: bytes | str, *, request_id: str, timeout: float,
+    def propose_async(self, value: bytes | str, *, request_id: str | None = None, timeout: float,
                       issued: int | None = None, fresh: bool = False) -> Future[Decision]:
         """Queue `value` under `request_id`; the future resolves to a `Decision` or raises.
+
+        Without a `request_id` a fresh one is made (`new_request_id`), as
+        `Client.propose_async` does.
 
         `fresh`: the caller made `request_id` for this call (it was never
         sent before), so the command is stamped with a slot decided now.
@@ -260,6 +264,8 @@ class DataClient:
         refuses (a value over the cluster's max_value_bytes included), and
         `NotRunning` (exit 1) if the client is closed; nothing is sent then.
         """
+        if request_id is None:
+            request_id, fresh = new_request_id(), True
         payload = check_proposal(value, request_id, issued, self.endpoints.max_value_bytes)
         timeout = check_timeout(timeout)
         future = _running_future(Decision)
@@ -375,6 +381,12 @@ class DataClient:
             self._thread.join(5)
 
     # --------------------------------------------------------- connections
+
+    def __enter__(self) -> "DataClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _connect(self, endpoint: Endpoint, now: float) -> None:
         """Open a connection to `endpoint` and send its HELLO, without waiting:

@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import socket
 import threading
-import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -42,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from .decidedlog import PAGE_SIZE, DecidedCommand, read_log
 from ..endpoints import read_endpoints
+from .ids import new_request_id
 
 if TYPE_CHECKING:  # imported on first use (data()): `paxosctl status` needs none of it
     from .datapath import DataClient
@@ -61,17 +60,6 @@ ANSWER_GRACE = 1.0
 __all__ = ["Client", "Decision", "DecidedCommand", "ClusterStatus", "KillResult",
            "RestartResult", "DownResult", "AgentChange", "Expired", "RequestFailed", "ConnectionLost",
            "EXIT_CODES", "new_request_id", "retry_hint", "json_value"]
-
-
-def new_request_id() -> str:
-    """A fresh request id: propose with it, and retry with it after an unknown outcome.
-
-    32 hex digits: the time in milliseconds (12), then 80 random bits (as
-    UUIDv7 orders them). Ids made later sort later, so the learners'
-    on-disk index (a B-tree keyed by request id) grows at its end: a batch
-    of new ids touches a few pages, not one random page each.
-    """
-    return f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}{os.urandom(10).hex()}"
 
 
 def checked_reply(op: str, reply: dict[str, Any]) -> dict[str, Any]:

@@ -106,8 +106,11 @@ class CpuMeter:
     before: dict[str, float | None] = field(default_factory=dict)
 
     def _find(self) -> dict[str, psutil.Process | None]:
-        """name -> process of every agent (as `status()` names them), then the supervisor's."""
-        found = {a.name: _process(a.pid) for a in self.client.status().agents}
+        """name -> process of every agent (as `status()` names them), then the
+        supervisor's; none of them for a client of agents on other hosts (a
+        `DataClient`, which has no status)."""
+        status = getattr(self.client, "status", None)
+        found = {a.name: _process(a.pid) for a in status().agents} if callable(status) else {}
         found[SUPERVISOR] = (running_supervisor(self.state_dir)
                              if self.state_dir is not None else None)
         return found

@@ -90,3 +90,15 @@ def test_status_without_placement_still_says_what_to_start(make_cluster: Cluster
     cluster = make_cluster("roles", name="unplaced", transport="tls", start=False)
     out = cluster.run("status")
     assert out.returncode == 1 and "paxosctl up" in out.stderr, out
+
+
+def test_bench_from_another_host_measures_the_agents_it_reaches(placed) -> None:
+    cluster, away = placed
+    out = paxosctl("bench", "--requests", "300", "--concurrency", "16", "--warmup", "0", "-o", "json",
+                   "--file", str(away), cwd=away.parent)
+    assert out.returncode == 0, out
+    data = json.loads(out.stdout)
+    assert data["requests"] == 300 and data["errors"] == 0 and data["throughput_per_s"] > 0
+    # Only this process's CPU: the agents' is on their own hosts.
+    cpu = data["cpu_us_per_command"]
+    assert cpu["client"] is not None and not any(name in cpu for name in cluster.agent_names), cpu
