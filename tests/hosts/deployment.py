@@ -1,0 +1,162 @@
+"""A cluster on namespace hosts, run as an engine would run it (not a test module).
+
+`Deployment` puts one `paxosctl agent NAME` on each of three hosts, kept
+running by the host's runner as systemd or Kubernetes would (restarted on
+exit, never on the permanent exit code), over TCP + mutual TLS with a
+real `paxosctl certs init`, and a fourth host, "client", for the CLI and
+the load (`driver.py`). The manifest and certificates sit in one folder
+every host reads (a ConfigMap and its Secrets); each agent's state is on
+its host's volume. Every agent is started with `--bootstrap`, as a pod
+spec made for a new cluster keeps it: the flag must never let a wiped disk
+back in.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hosts import Host, Network
+
+from paxos_agents.runtime.frames import EXIT_NEEDS_OPERATOR
+from paxosctl.tools.history import Operation, Report, check
+
+BIN = Path(sys.executable).parent
+PAXOSCTL = str(BIN / "paxosctl")
+DRIVER = str(Path(__file__).with_name("driver.py"))
+#: The data port of every agent, the probes' port beside it.
+PORT = 7100
+HTTP_PORT = 9465
+NAMES = ("replica-0", "replica-1", "replica-2")
+
+MANIFEST = """\
+[cluster]
+name = "hosts"
+
+[agents.replica]
+role = "replica"
+replicas = 3
+
+[paxos]
+election_timeout = "{election}"
+
+[metrics]
+enabled = false
+
+[transport]
+kind = "tls"
+
+[transport.addresses]
+{addresses}
+"""
+
+
+class Deployment:
+    """Three agents on hosts h0..h2 and a client host, over one `Network`."""
+
+    def __init__(self, make_hosts: Any, *, election: str = "500ms") -> None:
+        self.net: Network = make_hosts(["h0", "h1", "h2", "client"])
+        self.hosts = {name: self.net[f"h{i}"] for i, name in enumerate(NAMES)}
+        self.client: Host = self.net["client"]
+        self.config = Path(tempfile.mkdtemp(prefix="pxcfg", dir=self.net.folder))
+        self.manifest = self.config / "cluster.toml"
+        addresses = "\n".join(f'{name} = "{host.address}:{PORT}"' for name, host in self.hosts.items())
+        self.manifest.write_text(MANIFEST.format(election=election, addresses=addresses))
+        made = self.client.run([PAXOSCTL, "certs", "init", "-f", str(self.manifest)], cwd=self.config)
+        assert made.returncode == 0, made.stderr
+        self.runners = {name: self._start(name) for name in NAMES}
+        self._loads: list[tuple[Any, Path, Path]] = []
+
+    def argv(self, name: str) -> list[str]:
+        host = self.hosts[name]
+        return [PAXOSCTL, "agent", name, "-f", str(self.manifest), "--state-dir", str(host.volume),
+                "--http", f"{host.address}:{HTTP_PORT}", "--bootstrap"]
+
+    def _start(self, name: str):
+        return self.hosts[name].keep_running(name, self.argv(name), permanent_exit=EXIT_NEEDS_OPERATOR)
+
+    # ------------------------------------------------------------- the CLI
+
+    def cli(self, *args: str, timeout: float = 30):
+        """`paxosctl ARGS -f MANIFEST` on the client host."""
+        return self.client.run([PAXOSCTL, *args, "-f", str(self.manifest)], cwd=self.config,
+                               timeout=timeout)
+
+    def status(self) -> dict[str, Any]:
+        """`status -o json` asked of the agents from the client host (exit 3 included)."""
+        out = self.cli("status", "-o", "json")
+        assert out.returncode in (0, 3), out.stderr
+        return json.loads(out.stdout)
+
+    def leader(self) -> str | None:
+        return self.status()["leader"]
+
+    def answering(self) -> dict[str, dict[str, Any]]:
+        return {row["name"]: row for row in self.status()["agents"] if row["answered"]}
+
+    def decided(self) -> list[dict[str, Any]]:
+        out = self.cli("decided", "-o", "json", timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    # ------------------------------------------------------------- the load
+
+    def start_load(self, concurrency: int = 8) -> None:
+        """`driver.py` on the client host until `finish_load`."""
+        out = self.config / f"history-{len(self._loads)}.json"
+        stop = self.config / f"stop-{len(self._loads)}"
+        process = self.client.popen([sys.executable, DRIVER, str(self.manifest), str(out),
+                                     "--concurrency", str(concurrency), "--stop-file", str(stop)],
+                                    cwd=self.config, log="driver")
+        self._loads.append((process, out, stop))
+
+    def acks(self) -> list[tuple[float, int]]:
+        """(monotonic time, slot) of every decision the current load got so far."""
+        path = Path(str(self._loads[-1][1]) + ".acks")
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                rows.append((float(parts[0]), int(parts[1])))
+        return rows
+
+    def acked_since(self, moment: float) -> int:
+        return sum(1 for t, _ in self.acks() if t > moment)
+
+    def finish_load(self, timeout: float = 90) -> list[Operation]:
+        process, out, stop = self._loads[-1]
+        stop.touch()
+        code = process.wait(timeout)
+        assert code == 0, (self.client.log_path("driver")).read_text()[-2000:]
+        return [Operation(request_id=o["request_id"], value=o["value"], invoked=o["invoked"],
+                          acked=o["acked"], slot=o["slot"], index=o["index"])
+                for o in json.loads(out.read_text())]
+
+    def check(self, history: list[Operation]) -> Report:
+        """The history check on every acknowledged command, against the decided log."""
+        report = check(history, self.decided())
+        assert report.ok, report.problems()[:10]
+        assert report.acknowledged > 0, report.summary()
+        return report
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+    """Poll `predicate` until truthy (exceptions count as not yet); its value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - reported at the deadline
+            last = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)

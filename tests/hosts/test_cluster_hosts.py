@@ -1,0 +1,102 @@
+"""A cluster spread over network-namespace hosts (issue 22): faults that
+one machine cannot show, with the history check on every acknowledged command.
+
+Three hosts run one `paxosctl agent` each (deployment.py), restarted as an
+engine would; a fourth runs the CLI and the load. What a host can suffer:
+every process killed (a power cut), its link down (a partition), the
+leader's host cut off, its disk wiped. Through all of it nothing
+acknowledged is lost or decided twice.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from deployment import NAMES, Deployment, wait_until
+
+from paxos_agents.runtime.frames import EXIT_NEEDS_OPERATOR
+
+
+@pytest.fixture
+def deployment(make_hosts) -> Deployment:
+    d = Deployment(make_hosts)
+    wait_until(lambda: len(d.answering()) == len(NAMES) and d.leader(), 30,
+               "every agent answering and a leader")
+    return d
+
+
+def test_a_host_killed_and_back_catches_up(deployment: Deployment) -> None:
+    d = deployment
+    d.start_load()
+    wait_until(lambda: d.acked_since(0) >= 50, 20, "50 decisions")
+    victim = next(n for n in NAMES if n != d.leader())
+    before = d.answering()[victim]["incarnation"]
+    d.hosts[victim].kill_all()
+    mark = time.monotonic()
+    wait_until(lambda: d.acked_since(mark) >= 50, 20, "decisions with one host down")
+    # Its runner brings it back, as a new incarnation, from its own disk.
+    wait_until(lambda: d.answering().get(victim, {}).get("incarnation", 0) > before, 30,
+               f"{victim} back with a newer incarnation")
+    history = d.finish_load()
+    report = d.check(history)
+    top = max(op.slot for op in history if op.acked is not None)
+    wait_until(lambda: all((row.get("applied") or -1) >= top for row in d.answering().values()), 30,
+               f"every agent applied slot {top}")
+    assert report.acknowledged == sum(1 for op in history if op.acked is not None)
+
+
+def test_a_partitioned_host_heals_and_catches_up(deployment: Deployment) -> None:
+    d = deployment
+    d.start_load()
+    wait_until(lambda: d.acked_since(0) >= 30, 20, "30 decisions")
+    victim = next(n for n in NAMES if n != d.leader())
+    d.hosts[victim].partition()
+    wait_until(lambda: victim not in d.answering(), 10, f"{victim} unreachable")
+    mark = time.monotonic()
+    wait_until(lambda: d.acked_since(mark) >= 50, 20, "decisions with one host cut off")
+    d.hosts[victim].heal()
+    history = d.finish_load()
+    d.check(history)
+    top = max(op.slot for op in history if op.acked is not None)
+    wait_until(lambda: (d.answering().get(victim, {}).get("applied") or -1) >= top, 30,
+               f"{victim} caught up to slot {top}")
+
+
+def test_the_leaders_host_cut_off_under_load(deployment: Deployment) -> None:
+    """A new leader, and decisions again for a client on another host; the
+    old leader's host back later. Bounds here are loose (a shared machine):
+    bench/hosts.py measures the times against the issue's targets."""
+    d = deployment
+    d.start_load()
+    wait_until(lambda: d.acked_since(0) >= 30, 20, "30 decisions")
+    old = d.leader()
+    d.hosts[old].partition()
+    cut = time.monotonic()
+    new = wait_until(lambda: (leader := d.leader()) not in (None, old) and leader, 15,
+                     "a new leader on another host")
+    assert new != old
+    wait_until(lambda: d.acked_since(cut) >= 20, 15, "decisions again after the cut")
+    d.hosts[old].heal()
+    history = d.finish_load()
+    d.check(history)
+
+
+def test_a_wiped_disk_is_refused_and_the_cluster_goes_on(deployment: Deployment) -> None:
+    """Its certificate kept, its state lost: the agent must not vote again
+    (it could undo what it promised); it exits with the permanent code and
+    one line, and the engine stops restarting it."""
+    d = deployment
+    d.start_load()
+    wait_until(lambda: d.acked_since(0) >= 30, 20, "30 decisions")
+    victim = next(n for n in NAMES if n != d.leader())
+    host = d.hosts[victim]
+    host.wipe()
+    host.kill_all()
+    assert d.runners[victim].wait_exited(60) == EXIT_NEEDS_OPERATOR
+    log = host.log_path(victim).read_text()
+    assert "replace" in log.splitlines()[-1] or any("paxosctl replace" in line for line in log.splitlines()[-5:]), \
+        log[-1500:]
+    mark = time.monotonic()
+    wait_until(lambda: d.acked_since(mark) >= 30, 20, "decisions with two agents")
+    d.check(d.finish_load())
