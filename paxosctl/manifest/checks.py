@@ -46,19 +46,19 @@ def check_certificates(manifest: Manifest) -> None:
     file = display_path(manifest.path)
     if manifest.cluster_id is None:
         raise error(manifest.path, keys, '"tls" needs the cluster id in the certificates, and '
-                     f"[cluster] has no id; allowed: run `paxosctl certs init -f {file}` (it adds it)")
+                    f"[cluster] has no id; allowed: run `paxosctl certs init -f {file}` (it adds it)")
     folder = manifest.transport.certs_dir(manifest.path)
     ca = folder / "ca.crt"
     if not ca.is_file():
         raise error(manifest.path, ("transport", "certs"), f"{ca}: no CA certificate; allowed: run "
-                     f"`paxosctl certs init -f {file}` (it writes {folder})")
+                    f"`paxosctl certs init -f {file}` (it writes {folder})")
     now = datetime.now(timezone.utc)
     wanted = [("agent", a.name) for a in manifest.agents] + [("client", "client")]
     for kind, name in wanted:
         cert, key = folder / kind / f"{name}.crt", folder / kind / f"{name}.key"
         if not cert.is_file():
             raise error(manifest.path, ("transport", "certs"), f"{cert}: no certificate for {kind} "
-                         f"{name}; allowed: run `paxosctl certs issue {name} --kind {kind} -f {file}`")
+                        f"{name}; allowed: run `paxosctl certs issue {name} --kind {kind} -f {file}`")
         try:
             check_files(cert, key, ca, Identity(manifest.cluster_id, kind, name), now)
         except CertificateProblem as exc:
