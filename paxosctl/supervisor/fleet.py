@@ -59,18 +59,18 @@ STOP_GRACE_SECONDS = 5.0
 def tls_spec(manifest: Manifest, name: str) -> TlsSpec | None:
     """Agent `name`'s TLS endpoint as the manifest says (None: Unix sockets).
 
-    It listens where `[transport.addresses]` places it, else on 127.0.0.1 at
-    a free port (published in run/<name>.addr); TCP_USER_TIMEOUT is twice
-    the election timeout, so a link to a vanished host fails in about the
-    time a new leader takes."""
+    It listens where the manifest places it (`TransportSettings.placement`:
+    by address, host or name template), else on 127.0.0.1 at a free port
+    (published in run/<name>.addr); TCP_USER_TIMEOUT is twice the election
+    timeout, so a link to a vanished host fails in about the time a new
+    leader takes."""
     transport = manifest.transport
     if not transport.tls:
         return None
     folder = transport.certs_dir(manifest.path)
-    addresses = dict(transport.addresses)
-    return TlsSpec(listen=addresses.get(name, "127.0.0.1:0"),
+    return TlsSpec(listen=transport.placement(name).listen,
                    cert=str(folder / "agent" / f"{name}.crt"), key=str(folder / "agent" / f"{name}.key"),
-                   ca=str(folder / "ca.crt"), addresses=transport.addresses,
+                   ca=str(folder / "ca.crt"), addresses=manifest.placed_addresses(),
                    user_timeout_ms=max(1000, int(2000 * manifest.paxos.election_timeout)))
 
 class Fleet:

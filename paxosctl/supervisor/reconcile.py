@@ -117,6 +117,10 @@ SETTINGS: dict[str, Setting] = {
         f"{_DOWN_UP}")),
     "transport.addresses": Setting(Kind.REFUSED, why=(
         f"peers and clients find each agent where it listens; {_DOWN_UP}")),
+    # Placement by host and template (issue 22): the same reason as addresses.
+    **{f"transport.{key}": Setting(Kind.REFUSED, why=(
+        f"peers and clients find each agent where it listens; {_DOWN_UP}"))
+       for key in ("port", "http_port", "host_tables", "name_template", "namespace")},
 }
 
 #: The sections `SETTINGS` covers, with the attribute of `Manifest` that holds each.

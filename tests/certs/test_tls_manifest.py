@@ -38,7 +38,7 @@ def inline(value: object) -> str:
 @pytest.mark.parametrize("transport, key_path, fragment", [
     ({"kind": "quic"}, "transport.kind", 'unknown transport "quic"; allowed: "unix", "tls"'),
     ({"kind": "tls", "certs": 7}, "transport.certs", "expected a folder path, got 7"),
-    ({"kind": "tls", "port": 1}, "transport.port", "unknown key; allowed: kind, certs, addresses"),
+    ({"kind": "tls", "ports": 1}, "transport.ports", "unknown key; allowed: kind, certs, addresses, port"),
     ({"kind": "tls", "addresses": {"acceptor-9": "127.0.0.1:7000"}}, "transport.addresses.acceptor-9",
      "not an agent of this manifest"),
     ({"kind": "tls", "addresses": {"acceptor-0": "127.0.0.1"}}, "transport.addresses.acceptor-0",
