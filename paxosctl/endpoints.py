@@ -84,7 +84,7 @@ def endpoints_body(manifest: "Manifest", *, cluster_id: str, proposers: tuple[st
         # host, that they published in run/<name>.addr).
         body["transport"] = {
             "kind": "tls", "certs": str(transport.certs_dir(manifest.path)),
-            "addresses": dict(transport.addresses),
+            "addresses": dict(manifest.placed_addresses()),
             "user_timeout_ms": max(1000, int(2000 * p.election_timeout))}
         body["version"] = ENDPOINTS_TLS_VERSION
     return body
@@ -102,7 +102,7 @@ def from_manifest(manifest: "Manifest", cluster_file: str) -> Endpoints | None:
     transport = manifest.transport
     if not transport.tls or not manifest.cluster_id:
         return None
-    placed = dict(transport.addresses)
+    placed = dict(manifest.placed_addresses())
     if any(name not in placed for name in (*manifest.proposers, *manifest.learners)):
         return None
     body = endpoints_body(manifest, cluster_id=manifest.cluster_id,
