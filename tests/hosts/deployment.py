@@ -49,23 +49,30 @@ enabled = false
 
 [transport]
 kind = "tls"
-
-[transport.addresses]
-{addresses}
+port = {port}
+http_port = {http_port}
+name_template = "{{name}}.{{group}}.{{namespace}}.svc"
+namespace = "demo"
 """
+
+
+def dns_name(agent: str) -> str:
+    """The name the manifest's template gives `agent` (all are of group "replica")."""
+    return f"{agent}.replica.demo.svc"
 
 
 class Deployment:
     """Three agents on hosts h0..h2 and a client host, over one `Network`."""
 
     def __init__(self, make_hosts: Any, *, election: str = "500ms") -> None:
-        self.net: Network = make_hosts(["h0", "h1", "h2", "client"])
+        # As a headless Service names pods: replica-0.replica.demo.svc on h0, ...
+        self.net: Network = make_hosts(["h0", "h1", "h2", "client"],
+                                       aliases={f"h{i}": [dns_name(name)] for i, name in enumerate(NAMES)})
         self.hosts = {name: self.net[f"h{i}"] for i, name in enumerate(NAMES)}
         self.client: Host = self.net["client"]
         self.config = Path(tempfile.mkdtemp(prefix="pxcfg", dir=self.net.folder))
         self.manifest = self.config / "cluster.toml"
-        addresses = "\n".join(f'{name} = "{host.address}:{PORT}"' for name, host in self.hosts.items())
-        self.manifest.write_text(MANIFEST.format(election=election, addresses=addresses))
+        self.manifest.write_text(MANIFEST.format(election=election, port=PORT, http_port=HTTP_PORT))
         made = self.client.run([PAXOSCTL, "certs", "init", "-f", str(self.manifest)], cwd=self.config)
         assert made.returncode == 0, made.stderr
         self.runners = {name: self._start(name) for name in NAMES}
@@ -74,7 +81,7 @@ class Deployment:
     def argv(self, name: str) -> list[str]:
         host = self.hosts[name]
         return [PAXOSCTL, "agent", name, "-f", str(self.manifest), "--state-dir", str(host.volume),
-                "--http", f"{host.address}:{HTTP_PORT}", "--bootstrap"]
+                "--bootstrap"]
 
     def _start(self, name: str):
         return self.hosts[name].keep_running(name, self.argv(name), permanent_exit=EXIT_NEEDS_OPERATOR)
