@@ -1,7 +1,8 @@
 """Where a running cluster's data path is: `state_dir/run/endpoints.json`.
 
 The supervisor writes it (whole, then renamed into place) when it starts
-the cluster; clients read it to reach the proposers and learners
+the cluster, and so does each `paxosctl agent` started in the state dir
+(the same body, from the same manifest: see `endpoints_body`); clients read it to reach the proposers and learners
 directly, each at `run/<agent>.sock` (paxos_agents.runtime.transport), or,
 when it has a "transport" of kind "tls", over TCP + mutual TLS at the
 address the manifest places it at or that it published in
@@ -12,10 +13,15 @@ Reading it needs no supervisor: a stopped supervisor stops no client.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import NotRunning, PaxosctlError
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
 
 #: The format of endpoints.json; a client refuses one it does not know.
 #: Version 2 is a cluster over TCP + TLS (the "transport" key): a client of
@@ -100,3 +106,39 @@ def _tls(transport: object) -> TlsEndpoints | None:
     return TlsEndpoints(certs=Path(str(transport["certs"])),
                         addresses=tuple((str(k), str(v)) for k, v in dict(transport.get("addresses", {})).items()),
                         user_timeout_ms=int(transport.get("user_timeout_ms", 2000)))
+
+
+def endpoints_body(manifest: "Manifest", cluster_id: str, proposers: tuple[str, ...] | list[str],
+                   learners: tuple[str, ...] | list[str], retain_slots: int) -> dict[str, Any]:
+    """endpoints.json's content for the cluster `manifest` describes, whose
+    proposers and learners are these now."""
+    p = manifest.paxos
+    body: dict[str, Any] = {
+        "version": ENDPOINTS_VERSION,
+        "cluster": manifest.name,
+        "cluster_id": cluster_id,
+        "proposers": list(proposers),
+        "learners": list(learners),
+        "retry_seconds": max(1.0, 4 * p.election_timeout),
+        "max_value_bytes": p.max_value_bytes,
+        "retain_slots": retain_slots,
+    }
+    transport = manifest.transport
+    if transport.tls:
+        # Clients dial the agents over TLS with the client certificate,
+        # at the addresses placed here or published in run/<name>.addr.
+        body["transport"] = {
+            "kind": "tls", "certs": str(transport.certs_dir(manifest.path)),
+            "addresses": dict(transport.addresses),
+            "user_timeout_ms": max(1000, int(2000 * p.election_timeout))}
+        body["version"] = ENDPOINTS_TLS_VERSION
+    return body
+
+
+def write_endpoints(target: Path, body: dict[str, Any]) -> None:
+    """Write endpoints.json whole, then rename it into place (readers see the
+    old file or the new one). The temporary name is this process's own, so
+    agents started at once in one state dir never write over each other's."""
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(body, indent=1) + "\n")
+    os.replace(tmp, target)

@@ -251,6 +251,15 @@ class StandaloneControl:
     def __init__(self, board: Board, clock: Callable[[], float] = time.monotonic) -> None:
         self.board = board
         self._clock = clock
+        self._stop: Callable[..., None] | None = None
+        self._stop_requested = False
+
+    def request_stop(self, *_: object) -> None:
+        """End the agent gracefully; before its loop runs (the store still
+        opening), as soon as it does. The program's signal handler until then."""
+        self._stop_requested = True
+        if self._stop is not None:
+            self._stop()
 
     def loading(self, interval: float) -> Callable[[], None]:
         return lambda: None  # /healthz answers 503 "starting" until the first heartbeat
@@ -263,8 +272,11 @@ class StandaloneControl:
 
     def signals(self, stop: Callable[..., None]) -> None:
         # SIGINT too: run in the foreground, Ctrl-C is the operator's way to stop it.
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        self._stop = stop
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        if self._stop_requested:
+            stop()  # a signal came while the store was opening
 
     def heartbeat(self, report: dict, connected: frozenset[str]) -> None:
         self.board.publish(Beat(report, connected, self._clock()))

@@ -30,9 +30,7 @@ clock does not blame agents for the silence its own stall caused.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
 import threading
 from functools import partial
@@ -40,7 +38,7 @@ from typing import Any
 
 from .agents import monotonic
 from .control import ClientConnection, ControlServer, Fault, OpError
-from ..endpoints import ENDPOINTS_TLS_VERSION, ENDPOINTS_VERSION
+from ..endpoints import endpoints_body, write_endpoints
 from .fleet import STOP_GRACE_SECONDS, Fleet, membership_of
 from ..layout import paths
 from .loop import Loop
@@ -394,30 +392,10 @@ class Supervisor:
         paxosctl.client). Written whole, then renamed into place."""
         if self.claim.footprint is not None:
             self.claim.footprint.make_folder(self.paths["run"])  # gone since `up`? made, not chmod-ed
-        p = self.manifest.paxos
-        body = {
-            "version": ENDPOINTS_VERSION,
-            "cluster": self.manifest.name,
-            "cluster_id": self.fleet.members.cluster_id,
-            "proposers": list(self.roster.membership.proposers),
-            "learners": list(self.roster.membership.learners),
-            "retry_seconds": max(1.0, 4 * p.election_timeout),
-            "max_value_bytes": p.max_value_bytes,
-            "retain_slots": self.fleet.settings.retain_slots,
-        }
-        transport = self.manifest.transport
-        if transport.tls:
-            # Clients dial the agents over TLS with the client certificate,
-            # at the addresses placed here or published in run/<name>.addr.
-            body["transport"] = {
-                "kind": "tls", "certs": str(transport.certs_dir(self.manifest.path)),
-                "addresses": dict(transport.addresses),
-                "user_timeout_ms": max(1000, int(2000 * p.election_timeout))}
-            body["version"] = ENDPOINTS_TLS_VERSION
-        target = self.paths["endpoints"]
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(body, indent=1) + "\n")
-        os.replace(tmp, target)
+        body = endpoints_body(self.manifest, self.fleet.members.cluster_id,
+                              self.roster.membership.proposers, self.roster.membership.learners,
+                              self.fleet.settings.retain_slots)
+        write_endpoints(self.paths["endpoints"], body)
 
 
 class _Operation:
