@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import UsageError
 from .common import FileOption, echo_err, find_manifest, load_manifest
 
 #: Where the probes listen unless `--http` says otherwise. All addresses:
@@ -23,7 +24,7 @@ DEFAULT_HTTP = "0.0.0.0:9466"
 def _address(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise typer.BadParameter(f"expected HOST:PORT with a port from 0 to 65535, got {value!r:.60}")
+        raise UsageError(f"--http: expected HOST:PORT with a port from 0 to 65535, got {value!r:.60}")
     return host.strip("[]"), int(port)
 
 
