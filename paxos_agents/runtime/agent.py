@@ -217,8 +217,9 @@ class Agent:
         self.transport.members = (frozenset(membership.proposers)
                                   | frozenset(membership.acceptors)
                                   | frozenset(membership.learners))
-        log.info("membership now (version %d): proposers %s; learners %s", self.members_version,
-                 ", ".join(membership.proposers), ", ".join(membership.learners))
+        log.info("membership now: proposers %s; learners %s%s",
+                 ", ".join(membership.proposers), ", ".join(membership.learners),
+                 f" (version {version})" if version is not None else "")
         return None
 
     def reconfigure(self, body: dict) -> str | None:
