@@ -120,7 +120,9 @@ class Probes:
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, name="probes", daemon=True)
+        # A short poll: `close` (at the agent's exit) waits for it.
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,),
+                                        name="probes", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
