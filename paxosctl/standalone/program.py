@@ -25,7 +25,9 @@ cannot be bound), as other commands.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -75,6 +77,7 @@ def run(manifest: Manifest, name: str, *, state_dir: Path | None, bootstrap: boo
                                 "[cluster] id; allowed: run `paxosctl certs init` (it adds it)")
     for key in ("state", "run"):
         layout[key].mkdir(mode=0o700, parents=True, exist_ok=True)
+    _hold_the_name(layout["run"] / f"{name}.lock", name, folder)
     membership = membership_of(manifest)
     settings = protocol_settings(manifest)
     spec = runtime_spec(manifest, name, membership=membership, settings=settings,
@@ -112,6 +115,23 @@ def _refuse_a_running_supervisor(state_dir: Path) -> None:
     if record is not None:
         raise NeedsOperator(f"a supervisor (pid {record.pid or 'unknown'}) runs the cluster in "
                             f"{state_dir}: stop it (paxosctl down) or give --state-dir another folder")
+
+
+def _hold_the_name(lock: Path, name: str, state_dir: Path) -> None:
+    """Lock `run/NAME.lock` for this process's life (the descriptor is never
+    closed; the kernel releases the lock when the process ends, however).
+
+    A second `paxosctl agent NAME` in the same state dir would take over the
+    first's socket and open the same store beside it: two processes with
+    one acceptor's promises and votes, each deciding on its own copy in
+    memory, which can undo a chosen value."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise NeedsOperator(f"{name} already runs in {state_dir} ({lock} is locked by "
+                            "another process): stop it first") from None
 
 
 def _log_to_stdout(name: str) -> None:

@@ -126,3 +126,15 @@ def test_state_that_cannot_be_opened_exits_78_with_one_line(agents):
     assert result.returncode == EXIT_NEEDS_OPERATOR, result
     lines = [l for l in result.stderr.splitlines() if not l.startswith("replica-0: probes on")]
     assert len(lines) == 1 and lines[0].startswith("cannot open state: "), result.stderr
+
+
+def test_a_second_agent_of_the_same_name_in_one_state_dir_is_refused(agents):
+    first = agents.start("replica-0")
+    wait_until(lambda: (agents.folder / "st" / "run" / "replica-0.sock").exists(), 10, "its socket")
+    result = agents.run("agent", "replica-0", "--http", "127.0.0.1:0")
+    assert result.returncode == EXIT_NEEDS_OPERATOR, result
+    assert result.stderr.strip().splitlines() == [
+        f"error: replica-0 already runs in {agents.folder / 'st'} "
+        f"({agents.folder / 'st' / 'run' / 'replica-0.lock'} is locked by another process): stop it first"]
+    assert (agents.folder / "st" / "run" / "replica-0.sock").exists(), "the first keeps its endpoint"
+    assert first.process.poll() is None
