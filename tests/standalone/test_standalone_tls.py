@@ -13,6 +13,7 @@ import pytest
 from clusters import manifest_text, wait_until
 from harness import Agents
 
+from paxos_agents.runtime.frames import EXIT_NEEDS_OPERATOR
 from paxosctl.client.admin import AdminRefused, AdminTarget, send_admin
 from paxosctl.endpoints import read_endpoints
 
@@ -91,3 +92,17 @@ def test_the_operator_refuses_an_agent_that_is_not_the_one_dialled(agents):
     with pytest.raises(Exception, match="expected spiffe://.*/agent/replica-0"):
         send_admin(forged, {"op": "chaos", "settings": {}})
     assert os.path.exists(real.cert)
+
+
+def test_a_certificate_problem_exits_78_with_one_line_naming_the_file(agents):
+    key = agents.folder / "certs" / "agent" / "replica-1.key"
+    key.chmod(0o644)
+    try:
+        # Another state dir: this one's replica-1 runs (and holds the name).
+        result = agents.run("agent", "replica-1", "--state-dir", "other", "--http", "127.0.0.1:0")
+    finally:
+        key.chmod(0o600)
+    assert result.returncode == EXIT_NEEDS_OPERATOR, result
+    lines = [l for l in result.stderr.splitlines() if not l.startswith("replica-1: probes on")]
+    assert len(lines) == 1 and lines[0].startswith("cannot listen over TLS: ") \
+        and str(key) in lines[0], result.stderr
