@@ -88,6 +88,10 @@ def test_admin_frames_over_the_unix_socket_are_the_owners(agents):
         send_admin(target, {**members, "version": 3})
     with pytest.raises(AdminRefused, match="needs a version"):
         send_admin(target, {k: v for k, v in members.items() if k != "version"})
+    # A reconfiguration's refusal comes back on the connection that asked.
+    with pytest.raises(AdminRefused, match="acceptors: expected a list") as refused:
+        send_admin(target, {"op": "reconfig", "acceptors": "replica-0"})
+    assert refused.value.code == "refused"
 
 
 def test_killing_the_leader_elects_another_within_the_election_timeout(agents):
