@@ -39,6 +39,7 @@ from ..manifest import Manifest
 from .members import MemberRegistry
 from ..membership.record import Recorded
 from .roster import Roster
+# membership_of: imported from here by supervisor.py (and tests) since before runspec.py.
 from ..runspec import log_file, membership_of, protocol_settings, runtime_spec, state_file
 from .restart import AgentState, ExitCause, Lifecycle, exit_text
 
