@@ -37,11 +37,12 @@ from paxos_agents.runtime.control import Board, StandaloneControl
 from paxos_agents.runtime.frames import EXIT_NEEDS_OPERATOR
 
 from ..endpoints import endpoints_body, write_endpoints
-from ..errors import PaxosctlError, UsageError
+from ..errors import ManifestError, PaxosctlError, UsageError
 from ..layout import paths
 from ..manifest import Manifest, display_path
 from ..runspec import membership_of, protocol_settings, runtime_spec
 from .health import Probes
+
 
 class NeedsOperator(PaxosctlError):
     """A refusal a restart would only repeat: exit 78, so that an engine
@@ -50,7 +51,7 @@ class NeedsOperator(PaxosctlError):
     exit_code = EXIT_NEEDS_OPERATOR
 
 
-def agent_spec_of(manifest: Manifest, name: str) -> str:
+def role_of(manifest: Manifest, name: str) -> str:
     """The manifest role of agent `name` (UsageError naming the agents there is none)."""
     for agent in manifest.agents:
         if agent.name == name:
@@ -66,15 +67,13 @@ def run(manifest: Manifest, name: str, *, state_dir: Path | None, bootstrap: boo
     Raises `PaxosctlError` for what is refused before the agent starts;
     the agent's own refusals exit 78 (`serve`). `say` prints the line
     that tells where the probes listen."""
-    role = agent_spec_of(manifest, name)
+    role = role_of(manifest, name)
     folder = (state_dir or manifest.state_dir).resolve()
     layout = paths(folder)
     _refuse_a_running_supervisor(folder)
-    if manifest.transport.tls:
-        from ..manifest import ManifestError
-        if manifest.cluster_id is None:
-            raise ManifestError(f"{display_path(manifest.path)}: transport.kind: \"tls\" needs "
-                                "[cluster] id; allowed: run `paxosctl certs init` (it adds it)")
+    if manifest.transport.tls and manifest.cluster_id is None:
+        raise ManifestError(f"{display_path(manifest.path)}: transport.kind: \"tls\" needs "
+                            "[cluster] id; allowed: run `paxosctl certs init` (it adds it)")
     for key in ("state", "run"):
         layout[key].mkdir(mode=0o700, parents=True, exist_ok=True)
     _hold_the_name(layout["run"] / f"{name}.lock", name, folder)
