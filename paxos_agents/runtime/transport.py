@@ -114,6 +114,9 @@ class PeerTransport(Protocol):
     def next_due(self) -> float | None:
         """When a held-back (chaos-delayed) message is due, for the loop's timeout."""
 
+    def connected_peers(self) -> frozenset[str]:
+        """Peers with a greeted connection either way now (readiness probes)."""
+
     def close(self) -> None:
         """Close every connection and the endpoint (a clean exit)."""
 

@@ -86,7 +86,11 @@ class _AgentCollector(Collector):
             health_failures=0, cpu_seconds=0.0, rss_bytes=None, backoff_seconds=0.0,
             ballot_round=ballot[0] if ballot else None, totals=dict(report_totals(report)),
             gauges=report_gauges(report))
-        yield from agent_families(Snapshot(agents=(sample,), decided_slot=report.decided_up_to))
+        # The lag gauges compare with the furthest learner's slot, which one
+        # agent does not know: here they compare with its own (a learner's
+        # lag is then 0; Prometheus computes the cluster's across agents).
+        decided = report.decided_up_to if report.decided_up_to is not None else -1
+        yield from agent_families(Snapshot(agents=(sample,), decided_slot=decided))
 
 
 class Probes:
