@@ -41,7 +41,10 @@ def not_ready(beat: Beat, name: str, membership: Membership) -> str | None:
 
     Every role it plays must be ready:
     - a proposer: connected (either way) to a majority of the acceptors in
-      force, itself included when it is one: it can lead or follow a leader;
+      force, itself included when it is one (it can lead); or, not
+      leading, connected to the leader it knows of: a follower talks to no
+      acceptor until it runs for leader, and forwards its clients'
+      commands to the leader meanwhile;
     - an acceptor: connected to a proposer (or is one): a leader can reach
       it. Acceptors never talk to each other, so that is all it can know;
     - a learner: caught up (no slots left to copy from peers) and
@@ -54,7 +57,10 @@ def not_ready(beat: Beat, name: str, membership: Membership) -> str | None:
         config = beat.report.get("config")
         acceptors = config["in_force"] if config else list(membership.acceptors)
         linked = sorted(a for a in acceptors if a in connected)
-        if len(linked) < majority(len(acceptors)):
+        leader = beat.report.get("leader_hint")
+        follows = not beat.report.get("leader") and leader not in (None, name) \
+            and leader in beat.connected
+        if len(linked) < majority(len(acceptors)) and not follows:
             return (f"connected to {len(linked)} of {len(acceptors)} acceptors "
                     f"({', '.join(linked) or 'none'}); a majority is {majority(len(acceptors))}")
     if "acceptor" in roles and not connected & set(membership.proposers):

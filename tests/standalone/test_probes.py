@@ -43,14 +43,17 @@ def get(probes: Probes, path: str) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
-def beat(connected: set[str], *, age: float = 0.0, **stats: int) -> Beat:
-    return Beat({"stats": stats, "config": None}, frozenset(connected), time.monotonic() - age)
+def beat(connected: set[str], *, age: float = 0.0, leader: str | None = None, **stats: int) -> Beat:
+    report = {"stats": stats, "config": None, "leader": False, "leader_hint": leader}
+    return Beat(report, frozenset(connected), time.monotonic() - age)
 
 
 CASES = [
-    # (agent, connected, stats, /readyz answer)
+    # (agent, connected, report fields, /readyz answer)
     ("p-0", {"a-0"}, {}, "not ready: connected to 1 of 3 acceptors (a-0); a majority is 2\n"),
     ("p-0", {"a-0", "a-2", "l-0"}, {}, "ready\n"),
+    ("p-0", {"p-1"}, {"leader": "p-1"}, "ready\n"),  # a follower, linked to the leader
+    ("p-0", {"a-0"}, {"leader": "p-1"}, "not ready: connected to 1 of 3 acceptors (a-0); a majority is 2\n"),
     ("a-1", {"a-0", "l-0"}, {}, "not ready: connected to no proposer\n"),
     ("a-1", {"p-1"}, {}, "ready\n"),
     ("l-0", {"p-0"}, {"catchup_remaining": 12}, "not ready: catching up: 12 slots to copy from peer learners\n"),
@@ -59,11 +62,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, connected, stats, answer", CASES,
+@pytest.mark.parametrize("name, connected, fields, answer", CASES,
                          ids=[f"{c[0]}-{c[3].split(':')[-1].strip()[:24]}" for c in CASES])
-def test_readyz_follows_the_roles_rule(board, name, connected, stats, answer):
+def test_readyz_follows_the_roles_rule(board, name, connected, fields, answer):
     with _probes(board, name) as probes:
-        board.publish(beat(connected, **stats))
+        board.publish(beat(connected, **fields))
         assert get(probes, "/readyz") == (200 if answer == "ready\n" else 503, answer)
         assert get(probes, "/healthz") == (200, "ok\n")
 

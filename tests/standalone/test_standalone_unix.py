@@ -142,3 +142,20 @@ def test_a_second_agent_of_the_same_name_in_one_state_dir_is_refused(agents):
         f"({agents.folder / 'st' / 'run' / 'replica-0.lock'} is locked by another process): stop it first"]
     assert (agents.folder / "st" / "run" / "replica-0.sock").exists(), "the first keeps its endpoint"
     assert first.process.poll() is None
+
+
+def test_every_agent_of_a_cluster_of_roles_gets_ready_from_its_real_reports(tmp_short):
+    """2 proposers (one leads, one follows), 3 acceptors, 2 learners: each
+    role's readiness rule, read from the reports real agents publish."""
+    group = Agents(tmp_short, manifest_text("roles", "roles", state_dir="st"))
+    try:
+        names = ("acceptor-0", "acceptor-1", "acceptor-2", "proposer-0", "proposer-1",
+                 "learner-0", "learner-1")
+        for name in names:
+            group.start(name)
+        assert "decided at 0.0: roles" in _propose(group, "roles")
+        for name in names:
+            agent = group.running[name]
+            wait_until(lambda: agent.get("/readyz") == (200, "ready\n"), 10, f"{name} ready")
+    finally:
+        group.close()
