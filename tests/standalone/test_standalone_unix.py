@@ -45,9 +45,9 @@ def test_three_agents_decide_what_the_cli_proposes_and_keep_it_across_a_restart(
         agents.start(name)
     assert "decided at 0.0: one" in _propose(agents, "one")
     assert "decided at 1.0: two" in _propose(agents, "two")
-    # SIGTERM: a graceful end, exit 0, each agent.
-    for name in REPLICAS:
-        assert agents.running[name].stop(signal.SIGTERM) == 0, agents.running[name].stderr()
+    # SIGTERM (an engine's stop) or SIGINT (Ctrl-C): a graceful end, exit 0.
+    for name, sig in zip(REPLICAS, (signal.SIGTERM, signal.SIGINT, signal.SIGTERM)):
+        assert agents.running[name].stop(sig) == 0, agents.running[name].stderr()
         assert "stopped" in agents.running[name].stdout()
     for name in REPLICAS:
         agents.start(name)
