@@ -50,9 +50,10 @@ SUPERVISOR_FILES = ("control.sock", "supervisor.lock", "supervisor.pid", "superv
 
 #: What may follow a cluster file's name in a file the cluster made beside it:
 #: SQLite's -wal/-shm/-journal, a store being created (storage/opening.py's
-#: ".creating", with its own journals), an atomic write's ".tmp", and a
-#: rotated log's ".1", ".2", ...
-COMPANION = re.compile(r"(-wal|-shm|-journal|\.creating(-wal|-shm|-journal)?|\.tmp|\.\d+)?")
+#: ".creating", with its own journals), an atomic write's ".tmp" (or
+#: ".<pid>.tmp" where several processes write one file: endpoints.json),
+#: and a rotated log's ".1", ".2", ...
+COMPANION = re.compile(r"(-wal|-shm|-journal|\.creating(-wal|-shm|-journal)?|(\.\d+)?\.tmp|\.\d+)?")
 
 
 def agent_files(name: str) -> tuple[str, ...]:
