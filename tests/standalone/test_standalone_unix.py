@@ -159,3 +159,13 @@ def test_every_agent_of_a_cluster_of_roles_gets_ready_from_its_real_reports(tmp_
             wait_until(lambda: agent.get("/readyz") == (200, "ready\n"), 10, f"{name} ready")
     finally:
         group.close()
+
+
+def test_a_state_dir_a_supervisor_runs_is_refused_with_exit_78(make_cluster):
+    cluster = make_cluster("replicas")
+    result = cluster.run("agent", "replica-0", "--http", "127.0.0.1:0")
+    assert result.returncode == EXIT_NEEDS_OPERATOR, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: a supervisor (pid ") \
+        and "paxosctl down" in lines[0], result.stderr
+    cluster.run_ok("propose", "still-served")  # its agents were not disturbed
