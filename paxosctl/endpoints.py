@@ -1,7 +1,8 @@
 """Where a running cluster's data path is: `state_dir/run/endpoints.json`.
 
 The supervisor writes it (whole, then renamed into place) when it starts
-the cluster; clients read it to reach the proposers and learners
+the cluster, and so does each `paxosctl agent` started in the state dir
+(the same body, from the same manifest: see `endpoints_body`); clients read it to reach the proposers and learners
 directly, each at `run/<agent>.sock` (paxos_agents.runtime.transport), or,
 when it has a "transport" of kind "tls", over TCP + mutual TLS at the
 address the manifest places it at or that it published in
@@ -12,9 +13,10 @@ Reading it needs no supervisor: a stopped supervisor stops no client.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import NotRunning, PaxosctlError
 
@@ -61,35 +63,6 @@ class TlsEndpoints:
     user_timeout_ms: int
 
 
-def endpoints_body(manifest: "Manifest", *, cluster_id: str, proposers: tuple[str, ...],
-                   learners: tuple[str, ...]) -> dict:
-    """endpoints.json's body for `manifest`'s cluster with these members:
-    what the supervisor writes, and what a client away from any supervisor
-    derives from the manifest alone (`from_manifest`)."""
-    p = manifest.paxos
-    body = {
-        "version": ENDPOINTS_VERSION,
-        "cluster": manifest.name,
-        "cluster_id": cluster_id,
-        "proposers": list(proposers),
-        "learners": list(learners),
-        "retry_seconds": max(1.0, 4 * p.election_timeout),
-        "max_value_bytes": p.max_value_bytes,
-        "retain_slots": manifest.log.retain,
-    }
-    transport = manifest.transport
-    if transport.tls:
-        # Clients dial the agents over TLS with the client certificate, at
-        # the addresses the manifest places them at (or, on the supervisor's
-        # host, that they published in run/<name>.addr).
-        body["transport"] = {
-            "kind": "tls", "certs": str(transport.certs_dir(manifest.path)),
-            "addresses": dict(manifest.placed_addresses()),
-            "user_timeout_ms": max(1000, int(2000 * p.election_timeout))}
-        body["version"] = ENDPOINTS_TLS_VERSION
-    return body
-
-
 def from_manifest(manifest: "Manifest", cluster_file: str) -> Endpoints | None:
     """The data path of a cluster nobody supervises on this host: agents
     placed by the manifest over TLS (`paxosctl agent NAME` on their hosts).
@@ -105,8 +78,8 @@ def from_manifest(manifest: "Manifest", cluster_file: str) -> Endpoints | None:
     placed = dict(manifest.placed_addresses())
     if any(name not in placed for name in (*manifest.proposers, *manifest.learners)):
         return None
-    body = endpoints_body(manifest, cluster_id=manifest.cluster_id,
-                          proposers=manifest.proposers, learners=manifest.learners)
+    body = endpoints_body(manifest, manifest.cluster_id, manifest.proposers, manifest.learners,
+                          manifest.log.retain)
     return _parse(body, manifest.state_dir / "run", cluster_file)
 
 
@@ -158,3 +131,40 @@ def _tls(transport: object) -> TlsEndpoints | None:
     return TlsEndpoints(certs=Path(str(transport["certs"])),
                         addresses=tuple((str(k), str(v)) for k, v in dict(transport.get("addresses", {})).items()),
                         user_timeout_ms=int(transport.get("user_timeout_ms", 2000)))
+
+
+def endpoints_body(manifest: "Manifest", cluster_id: str, proposers: tuple[str, ...] | list[str],
+                   learners: tuple[str, ...] | list[str], retain_slots: int) -> dict[str, Any]:
+    """endpoints.json's content for the cluster `manifest` describes, whose
+    proposers and learners are these now."""
+    p = manifest.paxos
+    body: dict[str, Any] = {
+        "version": ENDPOINTS_VERSION,
+        "cluster": manifest.name,
+        "cluster_id": cluster_id,
+        "proposers": list(proposers),
+        "learners": list(learners),
+        "retry_seconds": max(1.0, 4 * p.election_timeout),
+        "max_value_bytes": p.max_value_bytes,
+        "retain_slots": retain_slots,
+    }
+    transport = manifest.transport
+    if transport.tls:
+        # Clients dial the agents over TLS with the client certificate, at
+        # the addresses the manifest places them at (by address, host or
+        # template) or, on the supervisor's host, published in run/<name>.addr.
+        body["transport"] = {
+            "kind": "tls", "certs": str(transport.certs_dir(manifest.path)),
+            "addresses": dict(manifest.placed_addresses()),
+            "user_timeout_ms": max(1000, int(2000 * p.election_timeout))}
+        body["version"] = ENDPOINTS_TLS_VERSION
+    return body
+
+
+def write_endpoints(target: Path, body: dict[str, Any]) -> None:
+    """Write endpoints.json whole, then rename it into place (readers see the
+    old file or the new one). The temporary name is this process's own, so
+    agents started at once in one state dir never write over each other's."""
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(body, indent=1) + "\n")
+    os.replace(tmp, target)

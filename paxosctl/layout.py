@@ -50,15 +50,17 @@ SUPERVISOR_FILES = ("control.sock", "supervisor.lock", "supervisor.pid", "superv
 
 #: What may follow a cluster file's name in a file the cluster made beside it:
 #: SQLite's -wal/-shm/-journal, a store being created (storage/opening.py's
-#: ".creating", with its own journals), an atomic write's ".tmp", and a
-#: rotated log's ".1", ".2", ...
-COMPANION = re.compile(r"(-wal|-shm|-journal|\.creating(-wal|-shm|-journal)?|\.tmp|\.\d+)?")
+#: ".creating", with its own journals), an atomic write's ".tmp" (or
+#: ".<pid>.tmp" where several processes write one file: endpoints.json),
+#: and a rotated log's ".1", ".2", ...
+COMPANION = re.compile(r"(-wal|-shm|-journal|\.creating(-wal|-shm|-journal)?|(\.\d+)?\.tmp|\.\d+)?")
 
 
 def agent_files(name: str) -> tuple[str, ...]:
     """Agent `name`'s files, relative to the state dir: its store, its log and
-    its endpoint (paxosctl.supervisor.fleet names them so)."""
-    return (f"state/{name}.db", f"logs/{name}.log", f"run/{name}.sock")
+    its endpoint (paxosctl.supervisor.fleet names them so), and the lock a
+    standalone agent holds (paxosctl.standalone.program)."""
+    return (f"state/{name}.db", f"logs/{name}.log", f"run/{name}.sock", f"run/{name}.lock")
 
 
 def is_cluster_file(relative: str, bases: frozenset[str]) -> bool:

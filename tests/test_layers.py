@@ -125,9 +125,12 @@ def test_imports_form_no_cycle(package):
 #: shared top modules ("top": paxosctl/*.py). The client library runs where
 #: no supervisor does; the membership wing never reaches up to the
 #: supervisor that carries its actions out (another engine may); the tools
-#: read the supervisor's pid file to measure its processes.
+#: read the supervisor's pid file to measure its processes; the standalone
+#: agent (`paxosctl agent`) shares the supervisor's metric families and
+#: refuses a state dir a supervisor runs.
 PACKAGE_ORDER = {
-    "cli": {"tools", "supervisor", "membership", "client"},
+    "cli": {"tools", "supervisor", "membership", "client", "standalone"},
+    "standalone": {"supervisor"},
     "tools": {"supervisor", "client"},
     "supervisor": {"membership"},
     "membership": set(),

@@ -2,10 +2,10 @@
 
 Each iteration:
 
-1. wait (epoll) until a socket, the supervisor's inbox, the next tick or
-   heartbeat is due, then run each ready descriptor's handler: peer
-   messages `step` the node, client frames become proposals, watches and
-   queries (`Clients`);
+1. wait (epoll) until a socket, the control channel (the supervisor's
+   inbox), the next tick or heartbeat is due, then run each ready
+   descriptor's handler: peer messages `step` the node, client frames
+   become proposals, watches, queries and admin frames (`Clients`);
 2. `tick` the node for each tick period that has passed;
 3. drain `Ready`: send what needs no persist (it goes out during the
    fsync), persist (one SQLite transaction for everything the iteration
@@ -13,11 +13,23 @@ Each iteration:
    clients watching what was applied; messages to itself are stepped at
    once, after the persist, and drained again;
 4. write every connection once (one send per peer per turn), and a
-   heartbeat to the supervisor when one is due.
+   heartbeat to the control channel when one is due.
 
-The supervisor is not on the data path: a stopped supervisor stalls
-nothing here. The outbox pipe to it is non-blocking, and a heartbeat that
-finds it full is skipped (the next one says the same, newer).
+Who reports and steers is behind `Control` (control.py): the supervisor's
+pipes (`PipeControl`), or none (`StandaloneControl`, `paxosctl agent`),
+where admin frames on client connections steer instead. Both reach the
+same methods here (`suspect`, `set_chaos`, `set_membership`,
+`reconfigure`). The supervisor is not on the data path: a stopped
+supervisor stalls nothing here. The outbox pipe to it is non-blocking, and
+a heartbeat that finds it full is skipped (the next one says the same,
+newer).
+
+Membership is a versioned record: a MEMBERS that carries a `version` is
+refused unless it is newer than the one in force (an admin frame must
+carry one: see clients.py); the supervisor's MEMBERS over its pipe carry
+none and are taken in the order sent (one writer, one ordered pipe). The
+version is held in memory: a restarted agent runs its spec's membership
+(the manifest's) again, as version 0.
 
 A `StorageError` is never swallowed: an agent that cannot make its state
 durable must stop rather than answer.
@@ -25,15 +37,12 @@ durable must stop rather than answer.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import random
 import selectors
-import signal
 import time
 from collections import Counter
-from multiprocessing.connection import Connection as Pipe
 from typing import Callable
 
 from ..core.commands import BatchError
@@ -41,8 +50,8 @@ from ..core.settings import Membership
 from ..core.messages import Accepted
 from ..core.node import Node
 from ..core.status import ConfigStatus
-from . import frames
 from .clients import Clients
+from .control import Control
 from .codec import CodecError, decode, encode, values_of
 from .report import AgentReport, ConfigReport, PersistHistogram
 from .spec import AgentSpec
@@ -54,41 +63,31 @@ from .transport import PeerTransport, Transport
 
 log = logging.getLogger("paxos_agents.agent")
 
-#: Bytes read from the inbox per iteration at most.
-READ_BYTES = 1 << 16
 #: Ticks caught up at most after a stall (GC pause, a slow fsync).
 MAX_CATCH_UP_TICKS = 5
 #: Seconds between two progress lines of a learner's catch-up.
 CATCHUP_LOG_SECONDS = 1.0
 #: Upper bounds (seconds) of the persist-latency histogram buckets.
 PERSIST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
-#: Bytes of heartbeats held for a supervisor that does not read, at most.
-MAX_OUTBOX_BYTES = 1 << 20
 #: (slot, ballot) of Accepted messages whose value was checked, kept at most.
 CHECKED_VOTES = 4096
 
 
 class Agent:
-    """One agent incarnation: a `Node`, its storage, its endpoint and its two pipes."""
+    """One agent incarnation: a `Node`, its storage, its endpoint and its control channel."""
 
     def __init__(
         self,
         spec: AgentSpec,
-        inbox: Pipe,
-        outbox: Pipe,
+        control: Control,
         storage: Storage,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
         self.name = spec.name
-        # Keep the Connection objects: they own the descriptors.
-        self._inbox = inbox
-        self._outbox = outbox
-        self._inbox_fd = inbox.fileno()
-        self._outbox_fd = outbox.fileno()
-        os.set_blocking(self._outbox_fd, False)
-        self._reader = frames.FrameReader()
-        self._unsent = b""
+        self.control = control
+        #: The version of the membership in force (0: the spec's; see the module docstring).
+        self.members_version = 0
         self._storage = storage
         self._clock = clock
         record = storage.load()
@@ -107,7 +106,7 @@ class Agent:
         self.persist_sum = 0.0
         self._catchup_logged = (0, 0.0)  # (slots installed, when) at the last progress line
         self._selector = selectors.DefaultSelector()
-        self._selector.register(self._inbox_fd, selectors.EVENT_READ, self._on_inbox)
+        control.attach(self._selector, self)
         members = frozenset(spec.membership.proposers) | frozenset(spec.membership.acceptors) \
             | frozenset(spec.membership.learners)
         run_dir = spec.run_dir or os.path.join(os.path.dirname(spec.state_path), "run")
@@ -116,7 +115,8 @@ class Agent:
             run_dir=run_dir, members=members, selector=self._selector,
             on_message=self._on_message, on_client=self._on_client_frame,
             welcome=self._welcome, clock=clock, limits=spec.limits, net=make_net(spec, run_dir))
-        self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes)
+        self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes,
+                               steering=self)
         #: A learner applies values and a proposer re-proposes them (and a
         #: replica's acceptor hands its votes to its own learner): their
         #: values are checked on arrival (`_check_values`). An acceptor
@@ -129,9 +129,10 @@ class Agent:
         self._stopping = True
 
     def run(self) -> None:
-        """Serve until stopped or until the supervisor goes away (inbox EOF)."""
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+        """Serve until stopped or until the control channel's other end goes
+        away (the supervisor's inbox at EOF)."""
+        control = self.control
+        control.signals(self.stop)
         tick = self.spec.tick_seconds
         beat = self.spec.heartbeat_seconds
         now = self._clock()
@@ -140,7 +141,7 @@ class Agent:
         select = self._selector.select
         transport = self.transport
         try:
-            while not self._stopping:
+            while not self._stopping and not control.gone:
                 due = min(next_tick, next_beat)
                 delayed = transport.next_due()
                 if delayed is not None:
@@ -166,11 +167,10 @@ class Agent:
                 self._note_leader()
                 transport.flush()
                 if now >= next_beat:
-                    self._report(frames.json_frame(frames.HEARTBEAT, self.heartbeat()))
+                    control.heartbeat(self.heartbeat(), transport.connected_peers())
                     next_beat = now + beat
                     self._log_catchup(now)
-                if self._unsent:
-                    self._write_outbox()
+                control.flush()
             self._flush()
             transport.flush()
             log.info("stopped")
@@ -179,38 +179,31 @@ class Agent:
 
     # ---------------------------------------------------------------- input
 
-    def _on_inbox(self, _mask: int) -> None:
-        """Frames from the supervisor (control plane only)."""
-        try:
-            data = os.read(self._inbox_fd, READ_BYTES)
-        except OSError:
-            data = b""
-        if not data:
-            log.info("supervisor gone (inbox closed); exiting")
-            self._stopping = True
-            return
-        for frame in self._reader.feed(data):
-            kind = frame[:1]
-            if kind == frames.SUSPECT:
-                self.node.suspect(frame[1:].decode())
-            elif kind == frames.CHAOS:
-                self.transport.chaos.set(ChaosSettings.from_json(frames.json_body(frame)))
-            elif kind == frames.MEMBERS:
-                self._set_membership(frames.json_body(frame))
-            elif kind == frames.RECONFIG:
-                self._reconfigure(frames.json_body(frame))
-            else:
-                self.malformed += 1
-                log.warning("dropped a frame of unknown kind %r", kind)
+    def suspect(self, name: str) -> None:
+        """A SUSPECT: `name`'s process died (a failure-detector hint)."""
+        self.node.suspect(name)
 
-    def _set_membership(self, body: dict) -> None:
-        """A MEMBERS frame (`paxosctl apply`): new proposers or learners, live.
+    def set_chaos(self, settings: ChaosSettings) -> None:
+        """A CHAOS: the faults to inject into what this agent sends, from now on."""
+        self.transport.chaos.set(settings)
+
+    def set_membership(self, body: dict) -> str | None:
+        """A MEMBERS (`paxosctl apply`, or an admin frame): new proposers or
+        learners, live. Returns None, or the one line why it was refused.
 
         Peers that are no longer members are refused at the handshake from
         now on; the node stops sending to them (`Node.set_membership`). A
-        frame the node refuses (acceptors or our roles changed: the
-        supervisor never sends one) is logged and ignored.
+        body with a `version` not newer than `members_version` is refused
+        (an older record must not undo a newer one); a body the node
+        refuses (acceptors or our roles changed: the supervisor never
+        sends one) is logged and ignored.
         """
+        version = body.get("version") if isinstance(body, dict) else None
+        if version is not None and (type(version) is not int or version <= self.members_version):
+            why = (f"membership version {version!r:.40} is not newer than this agent's "
+                   f"{self.members_version}")
+            log.warning("ignored a membership change: %s", why)
+            return why
         try:
             membership = Membership(tuple(body["proposers"]), tuple(body["acceptors"]),
                                     tuple(body["learners"]))
@@ -218,20 +211,24 @@ class Agent:
         except (KeyError, TypeError, ValueError) as e:
             self.malformed += 1
             log.error("ignored a membership change: %s", e)
-            return
+            return f"membership change refused: {e}"
+        if version is not None:
+            self.members_version = version
         self.transport.members = (frozenset(membership.proposers)
                                   | frozenset(membership.acceptors)
                                   | frozenset(membership.learners))
-        log.info("membership now: proposers %s; learners %s",
-                 ", ".join(membership.proposers), ", ".join(membership.learners))
+        log.info("membership now: proposers %s; learners %s%s",
+                 ", ".join(membership.proposers), ", ".join(membership.learners),
+                 f" (version {version})" if version is not None else "")
+        return None
 
-    def _reconfigure(self, body: dict) -> None:
-        """A RECONFIG frame (`paxosctl scale`, `replace`): propose the next
-        configuration's acceptors (`Node.propose_config`; forwarded to the
-        leader if this proposer does not lead). The supervisor learns the
-        outcome from heartbeats (`ConfigReport`); a refusal (a change
-        already pending, not a proposer, a bad list) is sent back at once
-        as RECONFIG_REFUSED, one line."""
+    def reconfigure(self, body: dict) -> str | None:
+        """A RECONFIG (`paxosctl scale`, `replace`, or an admin frame):
+        propose the next configuration's acceptors (`Node.propose_config`;
+        forwarded to the leader if this proposer does not lead). The
+        outcome shows in heartbeats (`ConfigReport`); a refusal (a change
+        already pending, not a proposer, a bad list) is returned, one
+        line, for the channel that asked (RECONFIG_REFUSED on the pipe)."""
         try:
             acceptors = body["acceptors"]
             if not isinstance(acceptors, list):
@@ -239,10 +236,10 @@ class Agent:
             command = self.node.propose_config(acceptors)
         except (KeyError, TypeError, ValueError) as e:  # ConfigError is a ValueError
             log.warning("configuration change refused: %s", e)
-            self._report(frames.RECONFIG_REFUSED + str(e).encode())
-            return
+            return str(e)
         log.info("proposed the next configuration: acceptors %s (%s)",
                  ", ".join(acceptors), command.request_id.replace("\x00", ""))
+        return None
 
     def _on_message(self, sender: str, frame: bytes) -> None:
         """A protocol message from peer `sender` (named by the connection's handshake)."""
@@ -365,27 +362,6 @@ class Agent:
             self._leader_hint = leader
             self.clients.leader_changed(leader)
 
-    def _report(self, frame: bytes) -> None:
-        """Queue a report for the supervisor; skipped while older ones are unsent."""
-        if len(self._unsent) > MAX_OUTBOX_BYTES:
-            return
-        self._unsent += frames.pack([frame])
-        self._write_outbox()
-
-    def _write_outbox(self) -> None:
-        """Write what the pipe takes, never blocking: a stopped supervisor
-        must not stall the data path."""
-        try:
-            while self._unsent:
-                written = os.write(self._outbox_fd, self._unsent)
-                self._unsent = self._unsent[written:]
-        except BlockingIOError:
-            return
-        except OSError as e:
-            if e.errno == errno.EPIPE:
-                self._stopping = True  # the supervisor is gone
-            self._unsent = b""
-
     def _observe_persist(self, seconds: float) -> None:
         self.persist_count += 1
         self.persist_sum += seconds
@@ -412,7 +388,7 @@ class Agent:
             stats={**node.stats(), **self.clients.stats(), **transport.stats()},
             received=dict(self.received),
             sent=dict(self.sent),
-            malformed=self.malformed + transport.malformed,
+            malformed=self.malformed + transport.malformed + self.control.malformed,
             dropped=dict(transport.dropped),
             chaos=dict(transport.chaos.counts),
             persist=PersistHistogram(count=self.persist_count, sum=self.persist_sum,

@@ -6,6 +6,16 @@ that serves it: `ProposalDesk` (proposals.py) at a proposer, `LearnerDesk`
 serves, or one that is malformed or over a limit, is refused with one
 line (a REPLY with an error and a code), counted, and never ends the loop.
 
+Admin frames (clientwire.ADMIN: membership, reconfiguration, chaos) steer
+the agent itself, as the supervisor's pipe does (control.py), and are
+taken only from the operator: over TLS, from a connection whose
+certificate is of kind "operator" (the transport verified it at the
+handshake: `Connection.identity`); over Unix sockets, from any connection,
+since the socket's folder (run/) is 0700 and the socket 0600, so whoever
+connects is the cluster's owner. A client certificate's admin frame is
+refused with one line (code "forbidden") and counted
+(`client_admin_refused` in the heartbeat's stats).
+
 Nothing here blocks: answers are queued on the connection and written
 with everything else once per loop turn.
 """
@@ -13,8 +23,9 @@ with everything else once per loop turn.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
-from typing import Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..core.node import Node
 from ..core.ready import AppliedSlot
@@ -25,14 +36,21 @@ from .storage import Storage
 from .transport import Connection, Transport
 from .watches import LearnerDesk
 
+if TYPE_CHECKING:
+    from .control import Steering
+
+log = logging.getLogger("paxos_agents.agent")
+
 
 class Clients:
     """The client connections of one agent, and the desks that serve them."""
 
     def __init__(self, node: Node, storage: Storage, transport: Transport,
-                 max_value_bytes: int = 1 << 20) -> None:
+                 max_value_bytes: int = 1 << 20, steering: "Steering | None" = None) -> None:
         self._node = node
         self._transport = transport
+        #: Who admin frames steer (the agent); None: admin frames are refused.
+        self._steering = steering
         self._connections: set[Connection] = set()
         self.counts: Counter[str] = Counter()
         self.proposals = (ProposalDesk(node, transport, max_value_bytes, self.counts)
@@ -47,7 +65,8 @@ class Clients:
                 "client_watches": len(learning.watches) if learning else 0,
                 "client_subscribers": len(learning.subscribers) if learning else 0,
                 "client_answers": self.counts["answers"],
-                "client_refused": self.counts["refused_frames"]}
+                "client_refused": self.counts["refused_frames"],
+                "client_admin_refused": self.counts["admin_refused"]}
 
     # -------------------------------------------------------------- frames
 
@@ -66,6 +85,8 @@ class Clients:
         try:
             if kind == wire.PROPOSE and proposals is not None:
                 proposals.on_propose(conn, frame[1:])
+            elif kind == wire.ADMIN:
+                self._admin(conn, frame[1:])
             elif learning is None or kind not in _LEARNER_FRAMES:
                 self._error(conn, f"{self._node.node_id} cannot serve a {kind!r} frame")
             elif kind == wire.SUBSCRIBE:
@@ -83,6 +104,34 @@ class Clients:
             self._error(conn, f"refused a {kind!r} frame: {e}", code="over_limit")
         except (ValueError, RecursionError, OverflowError) as e:  # WireError, JSON (too deep too)
             self._error(conn, f"malformed {kind!r} frame: {type(e).__name__}: {e}"[:300])
+
+    # -------------------------------------------------------- admin frames
+
+    def _admin(self, conn: Connection, body: bytes) -> None:
+        """An ADMIN frame: checked against who sent it, then handed to the agent."""
+        ident = conn.identity
+        if ident is not None:
+            allowed = ident.kind == "operator"
+            shown = ident.uri
+        else:  # no certificate: a Unix socket in the owner's 0700 folder
+            allowed = not self._transport.net.secure
+            shown = "no certificate"
+        if not allowed or self._steering is None:
+            self.counts["admin_refused"] += 1
+            self._error(conn, f"admin frames need the operator certificate; this connection has "
+                              f"{shown}", code="forbidden")
+            return
+        request = json.loads(body)  # ValueError: answered as malformed by on_frame
+        op = request.get("op") if isinstance(request, dict) else None
+        handler = _ADMIN_OPS.get(op) if isinstance(op, str) else None
+        if handler is None:
+            raise ValueError(f"unknown admin op {op!r:.40}; allowed: {', '.join(_ADMIN_OPS)}")
+        why = handler(self._steering, request)
+        if why is not None:
+            self._error(conn, why, code="refused")
+            return
+        log.info("admin frame %s from %s: done", op, shown)
+        self._transport.reply(conn, wire.REPLY + json.dumps({"id": None, "ok": True, "op": op}).encode())
 
     def _error(self, conn: Connection, message: str, query_id: object = None,
                code: str = "bad_request") -> None:
@@ -107,3 +156,35 @@ class Clients:
 
 #: The frames a learner's desk serves.
 _LEARNER_FRAMES = frozenset((wire.SUBSCRIBE, wire.WATCH, wire.LOOKUP, wire.PAGE, wire.QUERY))
+
+
+def _members(steering: "Steering", request: dict) -> str | None:
+    """A versioned membership record; one without a version is refused (only
+    the supervisor's pipe may send unversioned ones)."""
+    version = request.get("version")
+    if type(version) is not int or version < 1:
+        return f"a members frame needs a version (an integer from 1), got {version!r:.40}"
+    return steering.set_membership(request)
+
+
+def _reconfig(steering: "Steering", request: dict) -> str | None:
+    return steering.reconfigure(request)
+
+
+def _chaos(steering: "Steering", request: dict) -> str | None:
+    from .chaos import ChaosSettings
+
+    settings = request.get("settings")
+    if not isinstance(settings, dict):
+        raise ValueError(f"chaos: settings must be an object, got {settings!r:.60}")
+    try:
+        chosen = ChaosSettings.from_json(settings)
+    except TypeError as e:  # a value of the wrong type: malformed, as a ValueError is
+        raise ValueError(f"chaos: {e}") from None
+    steering.set_chaos(chosen)
+    return None
+
+
+#: Admin frames' operations and their handlers (each returns None or why it refused).
+_ADMIN_OPS: dict[str, Callable[["Steering", dict], "str | None"]] = {
+    "members": _members, "reconfig": _reconfig, "chaos": _chaos}

@@ -16,6 +16,13 @@ client -> learner
     QUERY + JSON {"op": "decided", "from": slot, "limit": n}: a page of
     the log as JSON (values base64); kept for older clients.
     PAGE (`encode_page_query`): a page of the log, answered with PAGED.
+operator -> any agent (admin frames; see clients.py for who may send them)
+    ADMIN + JSON {"op": "members", "version": n, "proposers", "acceptors",
+    "learners"} (the membership as a versioned record: refused unless n is
+    newer than the agent's), {"op": "reconfig", "acceptors": [...]}
+    (propose the next configuration), or {"op": "chaos", "settings":
+    {...}} (`ChaosSettings`). Answered with REPLY + JSON {"ok": true, "op"}
+    or {"error": one line, "code": "forbidden" | "refused" | "bad_request"}.
 proposer -> client
     LEADER + name: the leader I know of (empty: none); send there. A
     proposer that is not the leader forwards what it got there anyway.
@@ -81,6 +88,7 @@ QUERY = b"Q"
 SUBSCRIBE = b"S"
 LOOKUP = b"K"
 PAGE = b"G"
+ADMIN = b"!"  # operator -> agent: JSON {"op": ...}; see the module docstring
 # agent -> client
 LEADER = b"L"
 OUTCOMES = b"O"

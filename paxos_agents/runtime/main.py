@@ -1,4 +1,6 @@
-"""`agent_main`: the target of each agent's `multiprocessing.Process`."""
+"""`agent_main`: the target of each agent's `multiprocessing.Process`;
+`serve`: one agent's start and run, for any control channel (control.py),
+which `paxosctl agent` runs without a supervisor."""
 
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ import logging.handlers
 import os
 import sys
 import time
-import threading
 from multiprocessing.connection import Connection
 
 from . import frames
 from .agent import Agent
+from .control import Control, PipeControl
 from .faults import storage_fault
 from .spec import AgentSpec
 from .storage import SqliteStorage, StorageError
@@ -28,39 +30,46 @@ def _setup_logging(spec: AgentSpec) -> None:
 
 
 def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
-    """Run one agent until SIGTERM or until its supervisor goes away.
-
-    Exits with `frames.EXIT_NEEDS_OPERATOR` if its state file cannot be
-    read or written: an acceptor that started empty would break agreement.
-    """
+    """Run one agent until SIGTERM or until its supervisor goes away."""
     os.umask(0o077)  # its state and log are private: files 0600, folders 0700
     os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
     _setup_logging(spec)
+    serve(spec, PipeControl(inbox, outbox))
+
+
+def serve(spec: AgentSpec, control: Control) -> None:
+    """Open the agent's store and run it until stopped (logging set up by the caller).
+
+    Exits with `frames.EXIT_NEEDS_OPERATOR` if its state file cannot be
+    read or written, or its certificate would be refused: an acceptor that
+    started empty would break agreement, and a restart fails the same way.
+    """
+    os.umask(0o077)  # its state and log are private: files 0600, folders 0700
     log = logging.getLogger("paxos_agents.agent")
     log.info("starting (roles: %s)", ", ".join(sorted(spec.membership.roles(spec.name))))
-    loading = _Loading(outbox, spec.heartbeat_seconds)
+    stop_loading = control.loading(spec.heartbeat_seconds)
     if spec.tls is not None:
         problem = _check_certificate(spec)
         if problem is not None:
-            loading.stop()
-            _fatal(outbox, log, problem)
+            stop_loading()
+            _fatal(control, log, problem)
             sys.exit(frames.EXIT_NEEDS_OPERATOR)
     try:
         _refuse_to_forget(spec, log)
         storage = SqliteStorage(spec.state_path, fault=storage_fault(spec.name, spec.state_path),
                                 identity=(spec.cluster_id, spec.member_id) if spec.member_id else None)
     except StorageError as e:
-        loading.stop()
-        _fatal(outbox, log, f"cannot open state: {e}")
+        stop_loading()
+        _fatal(control, log, f"cannot open state: {e}")
         sys.exit(frames.EXIT_NEEDS_OPERATOR)
     try:
         try:
-            agent = Agent(spec, inbox, outbox, storage)
+            agent = Agent(spec, control, storage)
         finally:
-            loading.stop()  # before anything else writes to the outbox
+            stop_loading()  # before anything else writes to the outbox
         agent.run()
     except StorageError as e:
-        _fatal(outbox, log, f"cannot persist state, stopping before answering: {e}")
+        _fatal(control, log, f"cannot persist state, stopping before answering: {e}")
         sys.exit(frames.EXIT_NEEDS_OPERATOR)
     except Exception:
         log.exception("crashed")
@@ -103,40 +112,6 @@ def _refuse_to_forget(spec: AgentSpec, log: logging.Logger) -> None:
         f"(or replace the member: paxosctl replace {spec.name})")
 
 
-class _Loading:
-    """Tells the supervisor "alive, still loading" while the store opens.
-
-    Opening is constant-time, except the one-time migration of an old
-    state file; the supervisor must not mistake either for a hung start.
-    A thread, because the opening is one blocking call. It is the only
-    writer of the outbox until `stop()` returns.
-    """
-
-    def __init__(self, outbox: Connection, interval: float) -> None:
-        self._fd = outbox.fileno()
-        self._interval = interval
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="loading", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        frame = frames.pack([frames.LOADING])
-        while True:
-            try:
-                os.write(self._fd, frame)
-            except OSError:
-                return
-            if self._done.wait(self._interval):
-                return
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join()
-
-
-def _fatal(outbox: Connection, log: logging.Logger, message: str) -> None:
+def _fatal(control: Control, log: logging.Logger, message: str) -> None:
     log.error("%s", message)
-    try:
-        os.write(outbox.fileno(), frames.pack([frames.FATAL + message.encode()]))
-    except OSError:
-        pass
+    control.fatal(message)

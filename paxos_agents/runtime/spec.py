@@ -58,6 +58,8 @@ class AgentSpec:
     - `limits`: what its endpoint grants connections (`transport.Limits`).
     - `tls`: None: Unix sockets under `run_dir` (net.UnixNet); else TCP +
       mutual TLS (`TlsSpec`, tlsnet.TlsNet).
+    - `bootstrap`: the operator says this agent starts a new cluster, so an
+      empty store may start (`paxosctl agent --bootstrap`).
     """
 
     name: str
@@ -79,3 +81,4 @@ class AgentSpec:
     configs: list | None = None
     limits: Limits = Limits()
     tls: TlsSpec | None = None
+    bootstrap: bool = False

@@ -114,6 +114,9 @@ class PeerTransport(Protocol):
     def next_due(self) -> float | None:
         """When a held-back (chaos-delayed) message is due, for the loop's timeout."""
 
+    def connected_peers(self) -> frozenset[str]:
+        """Peers with a greeted connection either way now (readiness probes)."""
+
     def close(self) -> None:
         """Close every connection and the endpoint (a clean exit)."""
 
@@ -624,6 +627,16 @@ class Transport:
 
     def peers_connected(self) -> int:
         return sum(1 for link in self._links.values() if link.conn is not None and link.conn.greeted)
+
+    def connected_peers(self) -> frozenset[str]:
+        """Peers with a greeted connection either way now: our link to them
+        (they WELCOMEd it) or theirs to us (we did). An acceptor opens no
+        link to another acceptor, so both directions count."""
+        names = {name for name, link in self._links.items()
+                 if link.conn is not None and link.conn.greeted}
+        names.update(conn.peer for conn in self._inbound
+                     if conn.greeted and not conn.closed and conn.peer != CLIENT)
+        return frozenset(names)
 
     def close(self) -> None:
         """Close every connection and remove the endpoint (a clean exit)."""

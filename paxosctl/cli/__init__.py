@@ -15,7 +15,9 @@ the commands act on, so that a command is found by what it touches:
   `start`, `describe`, `events`;
 - `data`: the data path, `propose` and `decided` (no supervisor needed);
 - `changes`: changing what runs, `apply`, `scale`, `replace`;
-- `load`: load and faults, `chaos`, `soak`, `bench`.
+- `load`: load and faults, `chaos`, `soak`, `bench`;
+- `standalone`: `agent NAME`, one agent run in the foreground without a
+  supervisor (a container's or unit's main process).
 
 Command modules import `common` and nothing else here (tests/test_layers.py).
 The commands are registered below, in one table, rather than by a
@@ -23,7 +25,7 @@ decorator in each module: `paxosctl --help` lists them in registration
 order, which interleaves the modules and which scripts and docs quote.
 """
 
-from . import agents, certs, changes, cluster, data, lifecycle, load
+from . import agents, certs, changes, cluster, data, lifecycle, load, standalone
 from .common import app, main
 
 __all__ = ["app", "main"]
@@ -53,3 +55,4 @@ app.command()(changes.apply)
 app.command()(changes.scale)
 app.command()(changes.replace)
 app.add_typer(certs.app, name="certs")
+app.command()(standalone.agent)

@@ -15,7 +15,7 @@
     kind = "tls"                   # "unix" (default) | "tls": TCP + mutual TLS 1.3
     certs = "certs"                # the folder `paxosctl certs init` wrote (beside this file)
     port = 7100                    # first data port of a host; every templated agent's
-    http_port = 9465               # the same for a standalone agent's /healthz, /metrics
+    http_port = 9466               # the same for a standalone agent's /healthz, /metrics
     name_template = "{name}.{group}.{namespace}.svc"   # optional; namespace = "default"
     [transport.addresses]          # optional: where an agent listens ("host:port")
     acceptor-0 = "127.0.0.1:7100"

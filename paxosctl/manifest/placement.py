@@ -34,7 +34,7 @@ TEMPLATE_FIELDS = ("name", "group", "index", "namespace")
 TEMPLATE_ALLOWED = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
 #: The default data port and probe/metrics port of an agent placed by host or template.
 DEFAULT_PORT = 7100
-DEFAULT_HTTP_PORT = 9465
+DEFAULT_HTTP_PORT = 9466
 DEFAULT_NAMESPACE = "default"
 #: Where an agent the manifest does not place listens: any free port on loopback.
 UNPLACED = "127.0.0.1:0"
@@ -119,7 +119,7 @@ class TransportSettings:
     precedence), else on 127.0.0.1 at a free port.
 
     - `port` = 7100: the first data port of a host, every templated agent's port;
-    - `http_port` = 9465: the same for a standalone agent's probe/metrics
+    - `http_port` = 9466: the same for a standalone agent's probe/metrics
       port (`paxosctl agent --http` reads it as `http_port` here);
     - `namespace` = "default": the `{namespace}` of the template.
     """

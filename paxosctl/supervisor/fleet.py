@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import selectors
 import signal
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from paxos_agents.core.settings import Membership, Settings
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.report import AgentReport
 from paxos_agents.runtime.spec import AgentSpec as RuntimeSpec
-from paxos_agents.runtime.spec import TlsSpec
 
 from .agents import AgentProcess, monotonic
 from .chaos import ChaosSettings, update as update_chaos
@@ -42,6 +39,8 @@ from ..manifest import Manifest
 from .members import MemberRegistry
 from ..membership.record import Recorded
 from .roster import Roster
+# membership_of: imported from here by supervisor.py (and tests) since before runspec.py.
+from ..runspec import log_file, membership_of, protocol_settings, runtime_spec, state_file
 from .restart import AgentState, ExitCause, Lifecycle, exit_text
 
 log = logging.getLogger("paxosctl.supervisor")
@@ -55,23 +54,6 @@ STALL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 5.0
 
 
-
-def tls_spec(manifest: Manifest, name: str) -> TlsSpec | None:
-    """Agent `name`'s TLS endpoint as the manifest says (None: Unix sockets).
-
-    It listens where the manifest places it (`TransportSettings.placement`:
-    by address, host or name template), else on 127.0.0.1 at a free port
-    (published in run/<name>.addr); TCP_USER_TIMEOUT is twice the election
-    timeout, so a link to a vanished host fails in about the time a new
-    leader takes."""
-    transport = manifest.transport
-    if not transport.tls:
-        return None
-    folder = transport.certs_dir(manifest.path)
-    return TlsSpec(listen=transport.placement(name).listen,
-                   cert=str(folder / "agent" / f"{name}.crt"), key=str(folder / "agent" / f"{name}.key"),
-                   ca=str(folder / "ca.crt"), addresses=manifest.placed_addresses(),
-                   user_timeout_ms=max(1000, int(2000 * manifest.paxos.election_timeout)))
 
 class Fleet:
     """The agents of `manifest`, by name, and what the supervisor does to them.
@@ -207,24 +189,11 @@ class Fleet:
 
     def _runtime_spec(self, agent: AgentProcess) -> RuntimeSpec:
         member = self.members.member(agent.name)
-        return RuntimeSpec(
-            name=agent.name,
-            membership=self.roster.membership,
-            settings=self.settings,
-            tick_seconds=self.manifest.paxos.tick,
-            heartbeat_seconds=self.manifest.health.heartbeat_interval,
-            state_path=str(self.state_file(agent.name)),
-            log_path=str(self.log_file(agent.name)),
-            seed=int.from_bytes(os.urandom(8), "big"),
-            cluster_id=self.members.cluster_id,
-            member_id=member.member_id,
-            has_run=member.started,
-            run_dir=str(self._paths["run"]),
-            incarnation=agent.incarnation + 1,
-            max_value_bytes=self.manifest.paxos.max_value_bytes,
-            configs=history.to_json() if (history := self.roster.history) is not None else None,
-            tls=tls_spec(self.manifest, agent.name),
-        )
+        return runtime_spec(
+            self.manifest, agent.name, membership=self.roster.membership, settings=self.settings,
+            state_paths=self._paths, cluster_id=self.members.cluster_id,
+            member_id=member.member_id, has_run=member.started, incarnation=agent.incarnation + 1,
+            configs=history.to_json() if (history := self.roster.history) is not None else None)
 
     # ------------------------------------------------------------ the pipes
 
@@ -407,10 +376,10 @@ class Fleet:
     # ---------------------------------------------------------------- state
 
     def state_file(self, name: str) -> Path:
-        return self._paths["state"] / f"{name}.db"
+        return state_file(self._paths, name)
 
     def log_file(self, name: str) -> Path:
-        return self._paths["logs"] / f"{name}.log"
+        return log_file(self._paths, name)
 
     def endpoint_file(self, name: str) -> Path:
         return self._paths["run"] / f"{name}.sock"
@@ -471,27 +440,6 @@ class Fleet:
         agent = self.agents.pop(name)
         assert agent.process is None, f"{name} still runs"
         return agent
-
-
-def membership_of(manifest: Manifest) -> Membership:
-    """Who plays each protocol role in `manifest`."""
-    return Membership(manifest.proposers, manifest.acceptors, manifest.learners)
-
-
-def protocol_settings(manifest: Manifest) -> Settings:
-    """The core's settings (in ticks) from `manifest`'s [paxos] and [log]."""
-    p = manifest.paxos
-    return Settings(
-        heartbeat_ticks=p.ticks("heartbeat"),
-        election_ticks=p.ticks("election_timeout"),
-        accept_timeout_ticks=p.ticks("accept_timeout"),
-        retry_cooldown_ticks=p.ticks("retry_cooldown"),
-        gap_ticks=p.ticks("gap_timeout"),
-        window=p.window,
-        alpha=p.alpha,
-        batch=p.batch,
-        retain_slots=manifest.log.retain,
-    )
 
 
 def chaos_frame(settings: ChaosSettings) -> bytes:

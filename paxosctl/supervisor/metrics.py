@@ -58,6 +58,7 @@ COUNTER_STATS = (
     "proposer_leader_changes", "proposer_elections",
     "dropped", "installed", "fetches_sent", "chunks_served", "expired", "compacted_refusals",
     "applied_commands", "client_refused", "clients_cut", "accept_backoffs",
+    "client_admin_refused",
 )
 
 #: The transport's drop reasons (`AgentReport.dropped`, `.chaos`), as the
@@ -194,10 +195,17 @@ class ClusterCollector(Collector):
                                value={"version": __version__, "cluster": s.cluster})
         yield from _process_metrics(s)
         yield from _cluster_metrics(s)
-        yield from _protocol_metrics(s)
-        yield from _message_metrics(s)
-        yield from _connection_metrics(s)
-        yield from _history_metrics(s)
+        yield from agent_families(s)
+
+
+def agent_families(s: Snapshot) -> Iterator[Any]:
+    """The families every agent reports itself (its heartbeat's counters and
+    gauges, one series per agent of `s`): the supervisor's scrape, and
+    `paxosctl agent`'s own /metrics (paxosctl.standalone), which has one agent."""
+    yield from _protocol_metrics(s)
+    yield from _message_metrics(s)
+    yield from _connection_metrics(s)
+    yield from _history_metrics(s)
 
 
 AGENT = ["agent", "role"]
@@ -391,13 +399,18 @@ def _connection_metrics(s: Snapshot) -> Iterator[Any]:
     backoffs = CounterMetricFamily("paxos_accept_backoffs",
                                    "Times the agent stopped accepting for a while, out of "
                                    "descriptors.", labels=AGENT)
+    admin = CounterMetricFamily("paxos_admin_frames_refused",
+                                "Admin frames (membership, reconfiguration, chaos) the agent "
+                                "refused for coming without the operator certificate.",
+                                labels=AGENT)
     for a in s.agents:
         t = a.totals
         for reason in REFUSE_REASONS:
             refused.add_metric([*a.labels, reason], t.get(f"refused:{reason}", 0))
         cut.add_metric(a.labels, t.get("clients_cut", 0))
         backoffs.add_metric(a.labels, t.get("accept_backoffs", 0))
-    yield from (refused, cut, backoffs)
+        admin.add_metric(a.labels, t.get("client_admin_refused", 0))
+    yield from (refused, cut, backoffs, admin)
 
 
 def _history_metrics(s: Snapshot) -> Iterator[Any]:

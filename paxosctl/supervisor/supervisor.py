@@ -30,9 +30,7 @@ clock does not blame agents for the silence its own stall caused.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
 import threading
 from functools import partial
@@ -40,7 +38,7 @@ from typing import Any
 
 from .agents import monotonic
 from .control import ClientConnection, ControlServer, Fault, OpError
-from ..endpoints import endpoints_body
+from ..endpoints import endpoints_body, write_endpoints
 from .fleet import STOP_GRACE_SECONDS, Fleet, membership_of
 from ..layout import paths
 from .loop import Loop
@@ -394,14 +392,10 @@ class Supervisor:
         paxosctl.client). Written whole, then renamed into place."""
         if self.claim.footprint is not None:
             self.claim.footprint.make_folder(self.paths["run"])  # gone since `up`? made, not chmod-ed
-        body = endpoints_body(self.manifest, cluster_id=self.fleet.members.cluster_id,
-                              proposers=self.roster.membership.proposers,
-                              learners=self.roster.membership.learners)
-        body["retain_slots"] = self.fleet.settings.retain_slots  # what `apply` last put in force
-        target = self.paths["endpoints"]
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(body, indent=1) + "\n")
-        os.replace(tmp, target)
+        body = endpoints_body(self.manifest, self.fleet.members.cluster_id,
+                              self.roster.membership.proposers, self.roster.membership.learners,
+                              self.fleet.settings.retain_slots)
+        write_endpoints(self.paths["endpoints"], body)
 
 
 class _Operation:

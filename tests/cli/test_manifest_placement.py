@@ -64,7 +64,7 @@ def test_a_hosts_agents_get_ports_in_the_order_listed(tmp_path):
 def test_hosts_lists_each_hosts_agents(tmp_path):
     t = load(tmp_path, HEAD + HOSTS).transport
     assert t.hosts() == {"a": ("acceptor-0", "proposer-0"), "b": ("acceptor-1", "learner-0")}
-    assert (t.port, t.http_port) == (7100, 9465)  # the defaults
+    assert (t.port, t.http_port) == (7100, 9466)  # the defaults
 
 
 def test_precedence_address_then_host_then_template_then_default(tmp_path):
@@ -73,12 +73,12 @@ def test_precedence_address_then_host_then_template_then_default(tmp_path):
     m = load(tmp_path, text)
     t = m.transport
     assert t.placement("acceptor-0") == Placement(address="[2001:db8::5]:7300", listen="[2001:db8::5]:7300",
-                                                  http="[2001:db8::5]:9465", by="address")
+                                                  http="[2001:db8::5]:9466", by="address")
     # the address overrides the host, which keeps its order of ports
     assert t.placement("proposer-0").address == "192.0.2.1:7101"
     assert t.hosts()["a"] == ("proposer-0",)
     assert t.placement("acceptor-2") == Placement(
-        address="acceptor-2.acceptor.prod.svc:7100", listen="0.0.0.0:7100", http="0.0.0.0:9465", by="template")
+        address="acceptor-2.acceptor.prod.svc:7100", listen="0.0.0.0:7100", http="0.0.0.0:9466", by="template")
     # an agent `scale` adds later follows the template
     assert t.placement("learner-7").address == "learner-7.learner.prod.svc:7100"
     assert dict(m.placed_addresses())["acceptor-2"] == "acceptor-2.acceptor.prod.svc:7100"
@@ -99,7 +99,7 @@ BAD = [
     ("port-zero", "port = 0\n", "transport.port", "expected an integer from 1 to 65535, got 0"),
     ("port-string", 'port = "7100"\n', "transport.port", 'expected an integer from 1 to 65535, got "7100"'),
     ("http-port-big", "http_port = 70000\n", "transport.http_port", "expected an integer from 1 to 65535"),
-    ("ports-overlap", "port = 9465\n" + HOSTS, "transport.port", "overlap on a host; allowed: port and http_port"),
+    ("ports-overlap", "port = 9466\n" + HOSTS, "transport.port", "overlap on a host; allowed: port and http_port"),
     ("ports-past-65535", "port = 65535\n" + HOSTS, "transport.port", "would pass port 65535"),
     ("host-without-address", '[transport.hosts.a]\nagents = ["acceptor-0"]\n', "transport.hosts.a.address",
      'missing required key; add address = "192.0.2.1"'),

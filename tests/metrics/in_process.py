@@ -12,6 +12,7 @@ from multiprocessing import Pipe
 
 from paxos_agents.core import Membership, Settings
 from paxos_agents.runtime.agent import Agent
+from paxos_agents.runtime.control import PipeControl
 from paxos_agents.runtime.codec import encode
 from paxos_agents.runtime.report import AgentReport
 from paxos_agents.runtime.spec import AgentSpec
@@ -34,7 +35,7 @@ class Driven:
         inbox_r, self._inbox_w = Pipe(duplex=False)
         self._outbox_r, outbox_w = Pipe(duplex=False)
         os.set_blocking(self._outbox_r.fileno(), False)
-        self.agent = Agent(spec, inbox_r, outbox_w, SqliteStorage(spec.state_path))
+        self.agent = Agent(spec, PipeControl(inbox_r, outbox_w), SqliteStorage(spec.state_path))
 
     def step(self, *messages) -> None:
         """Deliver `messages` as if each came over its sender's connection."""

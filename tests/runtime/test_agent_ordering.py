@@ -20,6 +20,7 @@ from paxos_agents.core import Accept, Accepted, Ballot, Membership, Prepare, Pro
 from paxos_agents.core.commands import NOOP
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.agent import Agent
+from paxos_agents.runtime.control import PipeControl
 from paxos_agents.runtime.codec import CodecError, decode, encode
 from paxos_agents.runtime.transport import endpoint
 from paxos_agents.runtime.spec import AgentSpec
@@ -50,7 +51,7 @@ def agent(tmp_path, storage):
     proposer.bind(endpoint(spec.run_dir, "p1"))
     proposer.listen(1)
     proposer.setblocking(False)
-    return Agent(spec, inbox_r, outbox_w, storage), proposer, (inbox_w, outbox_r)
+    return Agent(spec, PipeControl(inbox_r, outbox_w), storage), proposer, (inbox_w, outbox_r)
 
 
 class Received:

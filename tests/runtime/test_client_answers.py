@@ -27,6 +27,7 @@ from paxos_agents.core.commands import Value
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.agent import Agent
+from paxos_agents.runtime.control import PipeControl
 from paxos_agents.runtime.codec import encode
 from paxos_agents.runtime.spec import AgentSpec
 from paxos_agents.runtime.storage import SqliteStorage
@@ -46,7 +47,7 @@ class Learner:
                          seed=1, run_dir=str(tmp_path / "run"))
         inbox_r, self._inbox_w = Pipe(duplex=False)
         self._outbox_r, outbox_w = Pipe(duplex=False)
-        self.agent = Agent(spec, inbox_r, outbox_w, SqliteStorage(spec.state_path))
+        self.agent = Agent(spec, PipeControl(inbox_r, outbox_w), SqliteStorage(spec.state_path))
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(str(tmp_path / "run" / "l1.sock"))
         self.sock.setblocking(False)
