@@ -145,8 +145,19 @@ class Deployment:
                           acked=o["acked"], slot=o["slot"], index=o["index"])
                 for o in json.loads(out.read_text())]
 
+    def caught_up(self, history: list[Operation], timeout: float = 30) -> int:
+        """Wait until every agent that answers applied the highest slot `history`
+        acknowledged (a learner reads only what it applied); that slot."""
+        top = max(op.slot for op in history if op.acked is not None)
+        wait_until(lambda: all((row.get("applied") if row.get("applied") is not None else -1) >= top
+                               for row in self.answering().values()), timeout,
+                   f"every answering agent applied slot {top}")
+        return top
+
     def check(self, history: list[Operation]) -> Report:
-        """The history check on every acknowledged command, against the decided log."""
+        """The history check on every acknowledged command, against the decided
+        log as a learner that applied the last acknowledged slot has it."""
+        self.caught_up(history)
         report = check(history, self.decided())
         assert report.ok, report.problems()[:10]
         assert report.acknowledged > 0, report.summary()
