@@ -11,11 +11,12 @@ that alternates between rounds:
 - "one host, Unix": `paxosctl up -d` of examples/cluster.toml (fsync on)
   in a temporary folder, `paxosctl bench -o json` at c=256 (throughput)
   and c=1 (median latency), `down`;
-- "3 hosts, TLS": the same agents placed on hosts h0 (proposer-0,
-  acceptor-0, learner-0), h1 (proposer-1, acceptor-1, learner-1) and h2
-  (acceptor-2) by `[transport.hosts.*]`, each a `paxosctl agent NAME`
-  process inside its host, with certificates from `paxosctl certs init`;
-  the same two `paxosctl bench` runs from a fourth host, "client".
+- "3 hosts, TLS": examples/hosts.toml as it is, the same agents and
+  settings placed on 192.0.2.1 (acceptor-0, proposer-0, learner-0), .2
+  (acceptor-1, proposer-1, learner-1) and .3 (acceptor-2), each a
+  `paxosctl agent NAME` process inside its host (README "On several
+  hosts"), with certificates from `paxosctl certs init`; the same two
+  `paxosctl bench` runs from a fourth host, "client".
 
 Then, `--failovers` times on a fresh 3-host cluster under load from the
 client host: the leader's host is cut off (its switch port down), and the
@@ -51,10 +52,10 @@ from hosts import Network, why_unavailable  # noqa: E402
 PY = str(HERE / ".venv" / "bin" / "python")
 EXE = str(HERE / ".venv" / "bin" / "paxosctl")
 DRIVER = str(HERE / "tests" / "hosts" / "driver.py")
-PLACED = {"h0": ["proposer-0", "acceptor-0", "learner-0"],
-          "h1": ["proposer-1", "acceptor-1", "learner-1"],
+#: examples/hosts.toml's hosts (192.0.2.1-3: the Network's h0-h2) and their agents.
+PLACED = {"h0": ["acceptor-0", "proposer-0", "learner-0"],
+          "h1": ["acceptor-1", "proposer-1", "learner-1"],
           "h2": ["acceptor-2"]}
-PORT, HTTP_PORT = 7100, 9465
 
 
 def run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -64,10 +65,10 @@ def run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def example(folder: Path, extra: str = "") -> Path:
+def example(folder: Path) -> Path:
     manifest = folder / "cluster.toml"
     manifest.write_text((HERE / "examples" / "cluster.toml").read_text()
-                        .replace("127.0.0.1:9464", "127.0.0.1:0") + extra)
+                        .replace("127.0.0.1:9464", "127.0.0.1:0"))
     return manifest
 
 
@@ -99,12 +100,11 @@ class Hosts:
     def __init__(self) -> None:
         self.net = Network(["h0", "h1", "h2", "client"])
         self.config = Path(tempfile.mkdtemp(prefix="pxcfg", dir=self.net.folder))
-        placement = "".join(f'\n[transport.hosts.{h}]\naddress = "{self.net[h].address}"\n'
-                            f'agents = {json.dumps(agents)}\n' for h, agents in PLACED.items())
-        self.manifest = example(self.config, f'\n[transport]\nkind = "tls"\nport = {PORT}\n'
-                                             f'http_port = {HTTP_PORT}\n' + placement)
+        self.manifest = self.config / "hosts.toml"
+        shutil.copy(HERE / "examples" / "hosts.toml", self.manifest)
         self.client = self.net["client"]
         made = self.client.run([EXE, "certs", "init", "--file", str(self.manifest)], cwd=self.config)
+        assert [self.net[h].address for h in PLACED] == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
         if made.returncode != 0:
             raise RuntimeError(f"certs init: {made.stderr.strip()[:300]}")
         self.processes = {}
