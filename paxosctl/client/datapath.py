@@ -28,7 +28,7 @@ resending never decides it twice. At its deadline it fails with
 A learner can be alive and answering yet learn nothing: cut off from the
 other agents (a partition acts between agents, not between a client and
 an agent), it streams no slot again. So when the learner followed has
-streamed no slot for `STALL_RETRIES` resend periods while a command sent
+streamed no slot for `STALL_RETRIES` resend period(s) while a command sent
 that long ago waits, the client follows another learner (the one it left
 is tried last from then on) and asks it for every command in flight
 (WATCH: its request index answers by request id, whenever it was
@@ -88,11 +88,13 @@ RECONNECT_SECONDS = 0.1
 LEARNER_WAIT_SECONDS = 1.0
 #: Resend periods (`Endpoints.retry_seconds`) the learner followed may stream no
 #: slot while a command sent that long ago waits, before another learner is
-#: followed. Two: the resend period already allows for an election (it is four
-#: election timeouts, see paxosctl.supervisor), so a learner that streams
-#: nothing for two of them is cut off, or nothing at all is decided (then
-#: moving costs one connection per stall and changes no outcome).
-STALL_RETRIES = 2
+#: followed. One: the resend period already allows for an election (it is four
+#: election timeouts, at least 1 s: paxosctl.endpoints), so a learner that
+#: streams nothing for one of them is cut off, or nothing at all is decided
+#: (then moving costs one connection per stall and changes no outcome). Two
+#: kept a client whose learner's host was cut off without answers for 3 s
+#: (bench/hosts.py), past issue 22's election timeout + 2 s.
+STALL_RETRIES = 1
 #: A new request's first state (module names: an Enum class attribute costs a
 #: look-up per call). A request id the caller brings without a stamp is looked up.
 _QUEUED, _TO_LOOK_UP = RequestState.QUEUED, RequestState.TO_LOOK_UP

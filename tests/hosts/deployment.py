@@ -129,7 +129,7 @@ class Deployment:
         rows = []
         for line in path.read_text().splitlines():
             parts = line.split()
-            if len(parts) == 2:
+            if len(parts) == 3:
                 rows.append((float(parts[0]), int(parts[1])))
         return rows
 

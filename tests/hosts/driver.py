@@ -7,7 +7,7 @@ places them (no supervisor: `paxosctl.endpoints.from_manifest`), each value
 unique, until the file STOP appears; then waits for what is in flight and
 writes OUT, a JSON list of the operations as `paxosctl.tools.history`
 takes them. While it runs, OUT.acks gets one line per decided command,
-"MONOTONIC SLOT", flushed at once: the test reads when decisions came
+"DECIDED SLOT INVOKED" (monotonic times), flushed at once: the test reads when decisions came
 (CLOCK_MONOTONIC is one clock for every process of the machine, namespaces
 included). Exits 0, or 2 with one line if the manifest places no agents.
 """
@@ -37,7 +37,7 @@ def settled(op: dict, future, acks) -> None:
         return
     decision = future.result()
     op.update(acked=time.monotonic(), slot=decision.slot, index=decision.index)
-    acks.write(f"{op['acked']:.6f} {decision.slot}\n")
+    acks.write(f"{op['acked']:.6f} {decision.slot} {op['invoked']:.6f}\n")
 
 
 def main() -> int:
