@@ -1,4 +1,11 @@
-"""`agent_main`: the target of each agent's `multiprocessing.Process`."""
+"""`agent_main`: the target of each agent's `multiprocessing.Process`.
+
+The start order matters: open the store, count this start in it (its
+incarnation, committed with fsync), and only then build the endpoint that
+listens and dials with that number. An agent whose store is new is not
+admitted yet (admission.py): its peers decide, and a refusal ends it with
+`frames.EXIT_NEEDS_OPERATOR` and one line.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import threading
 from multiprocessing.connection import Connection
 
 from . import frames
+from .admission import AdmissionRefused
 from .agent import Agent
 from .faults import storage_fault
 from .spec import AgentSpec
@@ -31,7 +39,8 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
     """Run one agent until SIGTERM or until its supervisor goes away.
 
     Exits with `frames.EXIT_NEEDS_OPERATOR` if its state file cannot be
-    read or written: an acceptor that started empty would break agreement.
+    read or written, or if its peers refuse to admit a new store (it lost
+    its state): an acceptor that started empty would break agreement.
     """
     os.umask(0o077)  # its state and log are private: files 0600, folders 0700
     os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
@@ -49,6 +58,9 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
         _refuse_to_forget(spec, log)
         storage = SqliteStorage(spec.state_path, fault=storage_fault(spec.name, spec.state_path),
                                 identity=(spec.cluster_id, spec.member_id) if spec.member_id else None)
+        incarnation = storage.start_incarnation()  # fsynced before it listens or dials
+        log.info("incarnation %d%s", incarnation,
+                 "" if storage.admitted else " of a new store: asking the peers to admit it")
     except StorageError as e:
         loading.stop()
         _fatal(outbox, log, f"cannot open state: {e}")
@@ -61,6 +73,9 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
         agent.run()
     except StorageError as e:
         _fatal(outbox, log, f"cannot persist state, stopping before answering: {e}")
+        sys.exit(frames.EXIT_NEEDS_OPERATOR)
+    except AdmissionRefused as e:
+        _fatal(outbox, log, str(e))
         sys.exit(frames.EXIT_NEEDS_OPERATOR)
     except Exception:
         log.exception("crashed")

@@ -35,7 +35,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .contract import Storage, StorageError
+    from .contract import Incarnations, Storage, StorageError
     from .memory import MemoryStorage
     from .schema import APPLICATION_ID, SCHEMA_VERSION
     from .sqlite import FAULT_POINTS, SqliteStorage
@@ -46,6 +46,7 @@ __all__ = [
     "FAULT_POINTS",
     "StorageError",
     "Storage",
+    "Incarnations",
     "MemoryStorage",
     "SqliteStorage",
 ]
@@ -54,7 +55,7 @@ __all__ = [
 #: reads `schema` (to recognise a store file) on every command and should
 #: not pay for sqlite3 and the core's messages to do it.
 _HOMES = {
-    "Storage": "contract", "StorageError": "contract", "MemoryStorage": "memory",
+    "Storage": "contract", "StorageError": "contract", "Incarnations": "contract", "MemoryStorage": "memory",
     "APPLICATION_ID": "schema", "SCHEMA_VERSION": "schema",
     "FAULT_POINTS": "sqlite", "SqliteStorage": "sqlite",
 }

@@ -1,0 +1,119 @@
+"""Amnesia: when an agent whose store is new may take part in its cluster.
+
+An acceptor that lost its disk and starts empty may vote against what it
+promised, or vote twice in a slot; a proposer may reuse a ballot round.
+Either can undo a chosen value. A certificate is no proof of state (in
+Kubernetes a Secret outlives a lost volume), and the supervisor's "has run
+before" registry lives on one host. So the agent's own store decides, with
+its peers' memory as the witness: every agent keeps, in its store, the
+newest incarnation it welcomed from each member (transport's `Greeter`).
+
+The rules, in order:
+
+- A store that has run (its admitted marker is set: it was admitted once,
+  or it was migrated from a release before the marker) is admitted at once.
+- A new store is not admitted yet. Until it is, the agent steps no
+  protocol message and sends none (nothing may leave an amnesic acceptor:
+  a promise or vote it forgot could undo a chosen value), but it dials
+  every other member with a HELLO marked `fresh` and reads what each
+  WELCOME says of it (`handshake.Welcome`): the newest incarnation that
+  peer welcomed from it (0: never), whether the peer has anything decided
+  or voted, and whether the agent's name was added by a change.
+- A learner-only agent is always admitted: a learner may start empty, it
+  copies the decided log from its peers. It waits only until peers that
+  make, with itself, a majority of all members have answered, and moves
+  its incarnation past the highest one any of them welcomed from it
+  (persisted), so that its next HELLOs are not refused as stale.
+- With the `bootstrap` flag (a new cluster's first start): admitted once
+  itself and the peers that answered "never welcomed you, nothing
+  decided" make a majority of all members; refused as soon as any peer
+  answers that it welcomed it before or that it has decided slots.
+- Without it: admitted once itself and the peers that answered "never
+  welcomed you, and your name was added by a change" make a majority;
+  refused as soon as any peer answers that it welcomed it. A member that
+  ran before and lost its disk is welcomed by the peers it talked to, so
+  it is refused; one that a change added (`paxosctl scale`, `replace`) is
+  admitted by its peers' word.
+- Refused: the agent exits with `frames.EXIT_NEEDS_OPERATOR` and one line
+  naming the peer and the incarnation it found, and the way out
+  (`paxosctl replace NAME`, or restore the disk).
+
+Admission is written to the store (`Incarnations.admit`) before the agent
+sends anything: from then on the store has run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .handshake import Welcome
+
+
+class AdmissionRefused(Exception):
+    """This agent's new store may not take part: the text is the one line to show."""
+
+
+@dataclass
+class Admission:
+    """The rules above for one agent whose store is new.
+
+    `hear(peer, welcome)` takes each peer's answer to a fresh HELLO (the
+    latest answer of a peer replaces its earlier one) and returns the
+    incarnation to be admitted with (>= `incarnation`), or None to keep
+    waiting; it raises `AdmissionRefused` for a refusal.
+    """
+
+    name: str
+    members: frozenset[str]
+    incarnation: int
+    learner_only: bool
+    bootstrap: bool
+    answers: dict[str, Welcome] = field(default_factory=dict)
+
+    @property
+    def majority(self) -> int:
+        return len(self.members) // 2 + 1
+
+    def hear(self, peer: str, welcome: Welcome) -> int | None:
+        if peer == self.name or peer not in self.members:
+            return None
+        self.answers[peer] = welcome
+        if self.learner_only:
+            if 1 + len(self.answers) < self.majority:
+                return None
+            return max([self.incarnation] + [w.welcomed + 1 for w in self.answers.values()])
+        if welcome.welcomed:
+            raise AdmissionRefused(
+                f"{self.name} starts with an empty store, but {peer} welcomed its incarnation "
+                f"{welcome.welcomed} before: it ran and lost its state, and starting empty could "
+                f"undo its promises and votes; restore its disk, or replace the member: "
+                f"paxosctl replace {self.name}")
+        if self.bootstrap and welcome.decided:
+            raise AdmissionRefused(
+                f"{self.name} was started to bootstrap a new cluster, but {peer} has decided "
+                f"slots: this cluster is not new; start it without --bootstrap, restore its "
+                f"disk, or replace the member: paxosctl replace {self.name}")
+        yes = sum(1 for w in self.answers.values()
+                  if not w.welcomed and (not w.decided if self.bootstrap else w.added))
+        return self.incarnation if 1 + yes >= self.majority else None
+
+    def waiting_for(self) -> str:
+        """What admission still waits for, for the log."""
+        how = ("never welcomed it, nothing decided" if self.bootstrap
+               else "a change added it" if not self.learner_only else "answers")
+        return (f"{self.majority - 1} of the other {len(self.members) - 1} members to answer "
+                f"({how}); {len(self.answers)} answered")
+
+
+def admission_for(spec, store) -> Admission | None:
+    """The `Admission` an agent of `spec` (an `AgentSpec`) must pass, or None
+    if its store (`Incarnations`) has run already."""
+    if store.admitted:
+        return None
+    members = spec.membership
+    return Admission(name=spec.name,
+                     members=frozenset(members.proposers) | frozenset(members.acceptors)
+                     | frozenset(members.learners),
+                     incarnation=store.incarnation,
+                     learner_only=members.roles(spec.name) == frozenset({"learner"}),
+                     bootstrap=spec.bootstrap)
