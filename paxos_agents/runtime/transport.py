@@ -399,6 +399,7 @@ class Transport:
         link.generation += 1
         conn.fresh = not self.greeter.admitted  # asking to be admitted (admission.py)
         conn.queue(hello(self.cluster_id, self.name, self.incarnation, link.name, conn.fresh))
+        self._dirty.add(conn)  # the HELLO goes out this turn, with or without a message
         self._selector.register(sock, selectors.EVENT_READ,
                                 lambda mask, c=conn, ln=link: self._on_link(ln, c, mask))
         return conn

@@ -158,6 +158,11 @@ def test_frames_after_the_hello_are_read_under_the_full_limit(run_dir: Path) -> 
 
 
 def test_a_stale_incarnation_is_refused_and_a_newer_one_taken(run_dir: Path) -> None:
+    """Guards greeting.py's rules: an older HELLO than the newest welcomed is
+    refused (both numbers said), the same one reconnects, a newer one closes
+    the older incarnation's connections; and the newest is remembered even
+    with no connection open (incarnations are the member's own counter now,
+    never numbered again from 1)."""
     b = Endpoint(run_dir)
     try:
         first = Received(dial(run_dir, hello("k1", "a", 5, "b"), b"from-5"))
@@ -165,20 +170,20 @@ def test_a_stale_incarnation_is_refused_and_a_newer_one_taken(run_dir: Path) -> 
         stale = Received(dial(run_dir, hello("k1", "a", 4, "b"), b"from-4"))
         b.until(lambda: stale.poll().eof, "the stale incarnation refused")
         assert stale.frames[0] == (frames.REFUSE + b"stale incarnation 4 of a: this agent "
-                                   b"is connected to incarnation 5")
+                                   b"welcomed its incarnation 5")
         same = Received(dial(run_dir, hello("k1", "a", 5, "b"), b"again-5"))  # a reconnect
+        b.until(lambda: len(b.got) == 2, "the reconnect's message")
         newer = Received(dial(run_dir, hello("k1", "a", 6, "b"), b"from-6"))
-        b.until(lambda: len(b.got) == 3, "the reconnect's and incarnation 6's messages")
+        b.until(lambda: len(b.got) == 3, "incarnation 6's message")
         assert sorted(b.got) == [("a", b"again-5"), ("a", b"from-5"), ("a", b"from-6")]
+        b.until(lambda: first.poll().eof and same.poll().eof, "incarnation 5's connections closed")
+        assert not newer.poll().eof
         assert b.transport.refused == {"stale_incarnation": 1}
-        for r in (first, same, newer):
-            r.sock.close()
+        newer.sock.close()
         b.until(lambda: not b.transport._inbound, "a's connections closed")
-        # With none of a's connections open, a lower number is not stale: it
-        # is a's next supervisor run, which numbers incarnations from 1 again.
-        rerun = Received(dial(run_dir, hello("k1", "a", 1, "b"), b"run-2"))
-        b.until(lambda: ("a", b"run-2") in b.got, "the next run's incarnation 1 taken")
-        rerun.sock.close()
+        rerun = Received(dial(run_dir, hello("k1", "a", 1, "b"), b"old-1"))
+        b.until(lambda: rerun.poll().eof, "incarnation 1 refused with nothing open")
+        assert ("a", b"old-1") not in b.got and b.transport.refused == {"stale_incarnation": 2}
     finally:
         b.close()
 
