@@ -1,0 +1,179 @@
+"""Incarnations in the agent's own store, and amnesia (runtime/admission.py).
+
+Real agent processes on Unix sockets in a temporary folder, with no
+supervisor (bare_cluster.py): the agent's store and its peers decide
+alone, as on a host whose whole disk was wiped. The cluster is one
+proposer p0, acceptors a0..a2 and a learner l0, started with `bootstrap`
+(a new cluster); a3, an acceptor of the membership that never ran, is
+started in one test only.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from paxos_agents.core.settings import Membership
+from paxos_agents.runtime import frames
+
+from bare_cluster import BareCluster
+
+MEMBERS = Membership(("p0",), ("a0", "a1", "a2"), ("l0",))
+FIRST = ("p0", "a0", "a1", "a2", "l0")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    folder = Path(f"/tmp/pxam{tmp_path.name[-12:]}")  # short: Unix socket paths are short
+    folder.mkdir(exist_ok=True)
+    c = BareCluster(folder, MEMBERS)
+    try:
+        for name in FIRST:
+            c.start(name, bootstrap=True)
+        yield c
+    finally:
+        c.close()
+        for p in sorted(folder.rglob("*"), reverse=True):
+            p.rmdir() if p.is_dir() else p.unlink()
+        folder.rmdir()
+
+
+def decide(c: BareCluster, value: str) -> int:
+    for name in ("p0", "l0"):
+        c.report(name)  # up, listening
+    client = c.client()
+    try:
+        return client.propose_async(value, request_id=value, timeout=20).result(25).slot
+    finally:
+        client.close()
+
+
+def test_a_new_cluster_bootstraps_and_every_start_is_a_higher_incarnation(cluster):
+    """Guards the store's counter: a new cluster starts (bootstrap: its
+    members admit each other), and a SIGKILLed agent comes back with the next
+    incarnation, in its heartbeat and in every peer's memory of it.
+    Break tried: `start_incarnation` not counting up (the second start reports
+    1 again)."""
+    c = cluster
+    assert decide(c, "first") == 0
+    assert c.report("a1")["incarnation"] == 1
+    c.kill("a1")
+    c.start("a1")
+    c.report("a1", lambda r: r["incarnation"] == 2, "incarnation 2")
+    assert decide(c, "second") == 1
+    assert "admitted" not in c.log("a1").split("incarnation 2")[-1]  # it has run: no asking
+
+
+def steady(c: BareCluster, names: tuple[str, ...], measure):
+    """`measure()` once it is the same before and after a new heartbeat of each of `names`."""
+    def once():
+        before = measure()
+        for name in names:
+            c.next_report(name)
+        return (before,) if measure() == before else None
+    return c.until(once, "the counts to settle")[0]
+
+
+def test_a_wiped_acceptor_exits_78_and_never_answers(cluster):
+    """Guards amnesia: a2's store wiped (everything else kept), it is started
+    again; peers that welcomed it say so, it exits 78 with one line, and it
+    never sent a Promise or an Accepted: the proposer has a command in flight
+    that only a2 could vote for (a0 and a1 are stopped), and neither p0 nor l0
+    receives one more Promise or Accepted.
+    Break tried: `admission_for` returning None (a2 starts empty: it votes,
+    p0 and l0 count its Accepted, and it does not exit)."""
+    c = cluster
+    decide(c, "before")
+    c.kill("a2")
+    c.wipe("a2")
+    for name in ("a0", "a1"):
+        c.signal(name, signal.SIGSTOP)
+
+    def votes_received():
+        return {n: sum(c.reports[n]["received"].get(k, 0) for k in ("Promise", "Accepted"))
+                for n in ("p0", "l0")}
+
+    settled = steady(c, ("p0", "l0"), votes_received)  # nothing in flight from a0, a1
+    client = c.client()
+    try:
+        client.propose_async("only-a2-could-vote", request_id="x", timeout=30)
+        c.start("a2")
+        assert c.exit_code("a2") == frames.EXIT_NEEDS_OPERATOR
+        line = c.fatal["a2"]
+        assert "a2 starts with an empty store, but" in line and "welcomed its incarnation 1" in line
+        assert "paxosctl replace a2" in line and "\n" not in line
+        for name in ("p0", "l0"):
+            c.next_report(name)
+        assert votes_received() == settled
+    finally:
+        client.close()
+
+
+def test_a_wiped_proposer_exits_78(cluster):
+    """Guards amnesia for a proposer (it could reuse a ballot round): the
+    acceptors welcomed it, so its empty store is refused in one line.
+    Break tried: `Admission.hear` not refusing on `welcomed` (p0 waits for
+    "added" answers instead, and never exits)."""
+    c = cluster
+    decide(c, "before")
+    c.kill("p0")
+    c.wipe("p0")
+    c.start("p0")
+    assert c.exit_code("p0") == frames.EXIT_NEEDS_OPERATOR
+    assert "p0 starts with an empty store" in c.fatal["p0"]
+    assert c.report("a0")["incarnation"] == 1  # the others run on
+
+
+def test_a_wiped_learner_moves_past_its_old_incarnation_and_catches_up(cluster):
+    """Guards the learner's rule: l0 ran as incarnation 2, its store is wiped
+    (a new store counts from 1); it is admitted, moves its incarnation past
+    what its peers welcomed (3), so its HELLOs are not stale, and copies the
+    decided log.
+    Break tried: `Admission.hear` admitting a learner at its own incarnation
+    (1: every peer refuses it as stale, it never catches up)."""
+    c = cluster
+    decide(c, "one")
+    c.kill("l0")
+    c.start("l0")
+    c.report("l0", lambda r: r["incarnation"] == 2, "incarnation 2")
+    slot = decide(c, "two")
+    c.report("l0", lambda r: r["decided_up_to"] == slot, "l0 applied the second slot")
+    c.kill("l0")
+    c.wipe("l0")
+    c.start("l0")
+    c.report("l0", lambda r: r["incarnation"] == 3 and r["decided_up_to"] == slot,
+             "l0 as incarnation 3, caught up")
+    assert decide(c, "three") == slot + 1
+    c.report("l0", lambda r: r["decided_up_to"] == slot + 1, "l0 applying new slots")
+
+
+def test_bootstrap_against_a_cluster_with_decided_slots_is_refused(tmp_path: Path):
+    """Guards the bootstrap rule: a3, a member that never ran, started with
+    `bootstrap` after the cluster decided a slot, is refused (a peer has
+    decided slots); without the flag it is not admitted either (it was not
+    added by a change) and stays silent.
+    Break tried: the `bootstrap and decided` refusal removed (a3 is admitted
+    by the members that never welcomed it)."""
+    members = Membership(("p0",), ("a0", "a1", "a2", "a3"), ("l0",))
+    folder = Path(f"/tmp/pxbs{tmp_path.name[-12:]}")
+    folder.mkdir(exist_ok=True)
+    c = BareCluster(folder, members)
+    try:
+        for name in FIRST:
+            c.start(name, bootstrap=True)
+        decide(c, "decided")
+        c.start("a3")
+        c.until(lambda: "not admitted yet" in c.log("a3"), "a3 asking without the flag")
+        assert "admitted to the cluster" not in c.log("a3")
+        c.kill("a3")
+        c.start("a3", bootstrap=True)
+        assert c.exit_code("a3") == frames.EXIT_NEEDS_OPERATOR
+        assert "started to bootstrap a new cluster, but" in c.fatal["a3"]
+        assert "has decided slots" in c.fatal["a3"]
+    finally:
+        c.close()
+        for p in sorted(folder.rglob("*"), reverse=True):
+            p.rmdir() if p.is_dir() else p.unlink()
+        folder.rmdir()
