@@ -104,6 +104,9 @@ def _refuse_to_forget(spec: AgentSpec, log: logging.Logger) -> None:
     An acceptor that starts empty may vote against what it promised, and a
     proposer may reuse a ballot round: either can undo a chosen value. A
     learner may start empty: it copies the decided log from a peer.
+    This is the second guard, from the supervisor's registry on this host;
+    the first is the agent's peers (admission.py), which also hold when
+    the registry went with the disk.
     """
     if not spec.has_run or os.path.lexists(spec.state_path):
         return
