@@ -93,16 +93,21 @@ class Admission:
                 f"{self.name} was started to bootstrap a new cluster, but {peer} has decided "
                 f"slots: this cluster is not new; start it without --bootstrap, restore its "
                 f"disk, or replace the member: paxosctl replace {self.name}")
-        yes = sum(1 for w in self.answers.values()
-                  if not w.welcomed and (not w.decided if self.bootstrap else w.added))
-        return self.incarnation if 1 + yes >= self.majority else None
+        return self.incarnation if 1 + self._agreeing() >= self.majority else None
+
+    def _agreeing(self) -> int:
+        """Peers whose answer counts toward admission (all answers, for a learner)."""
+        if self.learner_only:
+            return len(self.answers)
+        return sum(1 for w in self.answers.values()
+                   if not w.welcomed and (not w.decided if self.bootstrap else w.added))
 
     def waiting_for(self) -> str:
         """What admission still waits for, for the log."""
         how = ("never welcomed it, nothing decided" if self.bootstrap
-               else "a change added it" if not self.learner_only else "answers")
+               else "any answer" if self.learner_only else "never welcomed it, a change added it")
         return (f"{self.majority - 1} of the other {len(self.members) - 1} members to answer "
-                f"({how}); {len(self.answers)} answered")
+                f"({how}); {len(self.answers)} answered, {self._agreeing()} so")
 
 
 def admission_for(spec, store) -> Admission | None:

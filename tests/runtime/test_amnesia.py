@@ -17,8 +17,10 @@ import pytest
 
 from paxos_agents.core.settings import Membership
 from paxos_agents.runtime import frames
+from paxosctl import Client
 
 from bare_cluster import BareCluster
+from clusters import wait_until
 
 MEMBERS = Membership(("p0",), ("a0", "a1", "a2"), ("l0",))
 FIRST = ("p0", "a0", "a1", "a2", "l0")
@@ -177,3 +179,25 @@ def test_bootstrap_against_a_cluster_with_decided_slots_is_refused(tmp_path: Pat
         for p in sorted(folder.rglob("*"), reverse=True):
             p.rmdir() if p.is_dir() else p.unlink()
         folder.rmdir()
+
+
+def test_members_added_by_scale_are_admitted_over_tls(make_cluster):
+    """Guards the rule for members a change added, with the supervisor, over
+    TCP + mutual TLS: `scale acceptor=4` starts acceptor-3 with an empty store
+    and no bootstrap flag; its peers say it was added, so it is admitted and
+    votes: with acceptor-0 stopped, a command is decided only with
+    acceptor-3's vote (3 of 4). A learner added by `scale` catches up.
+    Break tried: `_peer_facts` answering "added": False (acceptor-3 is never
+    admitted, sends nothing, and the command is not decided)."""
+    cluster = make_cluster("roles", transport="tls")
+    with Client.for_manifest(cluster.manifest) as client:
+        client.propose("before", timeout=20)
+    for name in ("acceptor-3", "learner-2"):
+        cluster.run_ok("certs", "issue", name)
+    cluster.run_ok("scale", "acceptor=4", "--timeout", "30")
+    cluster.run_ok("scale", "learner=3", "--timeout", "30")
+    cluster.run_ok("stop", "acceptor-0")
+    with Client.for_manifest(cluster.manifest) as client:
+        slot = client.propose("needs-acceptor-3", timeout=30).slot
+    assert "admitted to the cluster" in cluster.agent_log("acceptor-3").read_text()
+    wait_until(lambda: cluster.learners_caught_up(slot), 30, "learner-2 to catch up")
