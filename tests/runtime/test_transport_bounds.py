@@ -113,6 +113,8 @@ class Received:
     (b'{"paxos": 1, "cluster": "k1", "from": ["a"], "incarnation": 1, "to": "b"}', "not a string"),
     (b'{"paxos": 1, "cluster": "k1", "from": "' + b"a" * 200 + b'", "incarnation": 1, "to": "b"}',
      '"from" must be a string of 1 to 128'),
+    (b'{"paxos": 1, "cluster": "k1", "from": "a", "incarnation": 1, "to": "b", "fresh": 1}',
+     '"fresh" must be true or false'),
 ])
 def test_a_bad_hello_is_refused_with_a_reason_and_counted(run_dir: Path, first: bytes,
                                                           why: str) -> None:
@@ -186,6 +188,68 @@ def test_a_stale_incarnation_is_refused_and_a_newer_one_taken(run_dir: Path) -> 
         assert ("a", b"old-1") not in b.got and b.transport.refused == {"stale_incarnation": 2}
     finally:
         b.close()
+
+
+def test_a_fresh_hello_is_answered_not_recorded_and_not_heard(run_dir: Path) -> None:
+    """Guards the fresh HELLO (an agent with a new store asking to be
+    admitted): its WELCOME says the newest incarnation welcomed from the
+    sender (3); its number (5) is neither recorded nor closes incarnation 3's
+    connection; what it sends is dropped and counted, never a message.
+    Break tried: recording a fresh HELLO's incarnation like any other
+    (incarnation 3's connection is closed, the newest becomes 5)."""
+    b = Endpoint(run_dir)
+    try:
+        old = Received(dial(run_dir, hello("k1", "a", 3, "b"), b"from-3"))
+        b.until(lambda: b.got == [("a", b"from-3")], "incarnation 3's message")
+        fresh = Received(dial(run_dir, hello("k1", "a", 5, "b", fresh=True), b"sneaky"))
+        b.until(lambda: fresh.poll().frames and b.transport.dropped["not_admitted"] == 1,
+                "the fresh HELLO's WELCOME, its frame dropped")
+        welcome = json.loads(fresh.frames[0][1:])
+        assert fresh.frames[0][:1] == frames.WELCOME and welcome["welcomed"] == 3, welcome
+        assert b.got == [("a", b"from-3")]
+        assert b.transport.greeter.newest_incarnation("a") == 3
+        assert not old.poll().eof and not fresh.eof
+        for r in (old, fresh):
+            r.sock.close()
+    finally:
+        b.close()
+
+
+def test_a_welcome_from_a_stale_incarnation_drops_our_link(run_dir: Path) -> None:
+    """Guards the dialling side: b welcomed a's incarnation 3; its own link
+    to a is answered by a WELCOME naming incarnation 2 (an old process still
+    listening): the link is dropped and counted, nothing more is sent on it.
+    Break tried: taking any WELCOME (the link stays up, the count is 0)."""
+    b = Endpoint(run_dir)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        newer = Received(dial(run_dir, hello("k1", "a", 3, "b")))
+        b.until(lambda: newer.poll().frames, "incarnation 3 welcomed")
+        listener.bind(endpoint(str(run_dir), "a"))
+        listener.listen()
+        listener.setblocking(False)
+        b.transport.send("a", b"to-a")
+        stale = b.until(lambda: _accept(listener), "b to dial a")
+        b.until(lambda: stale.poll().frames, "b's HELLO")
+        assert json.loads(stale.frames[0])["incarnation"] == 1
+        stale.sock.sendall(frames.pack([frames.WELCOME + json.dumps(
+            {"paxos": 1, "name": "a", "incarnation": 2}).encode()]))
+        b.until(lambda: stale.poll().eof, "the stale link dropped")
+        assert b.transport.refused == {"stale_incarnation": 1}
+        assert b.transport._links["a"].conn is None
+        newer.sock.close()
+    finally:
+        listener.close()
+        b.close()
+
+
+def _accept(listener: socket.socket) -> "Received | None":
+    try:
+        sock, _ = listener.accept()
+    except BlockingIOError:
+        return None
+    sock.setblocking(False)
+    return Received(sock)
 
 
 def test_an_idle_unauthenticated_connection_is_closed_at_the_deadline(run_dir: Path) -> None:
