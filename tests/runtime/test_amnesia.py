@@ -11,15 +11,18 @@ started in one test only.
 from __future__ import annotations
 
 import signal
+import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from paxos_agents.core.settings import Membership
 from paxos_agents.runtime import frames
+from paxos_agents.runtime.handshake import hello
 from paxosctl import Client
 
-from bare_cluster import BareCluster
+from bare_cluster import CLUSTER, BareCluster
 from clusters import wait_until
 
 MEMBERS = Membership(("p0",), ("a0", "a1", "a2"), ("l0",))
@@ -55,7 +58,8 @@ def decide(c: BareCluster, value: str) -> int:
 def test_a_new_cluster_bootstraps_and_every_start_is_a_higher_incarnation(cluster):
     """Guards the store's counter: a new cluster starts (bootstrap: its
     members admit each other), and a SIGKILLed agent comes back with the next
-    incarnation, in its heartbeat and in every peer's memory of it.
+    incarnation, in its heartbeat and in its peers' stores; a replay of its
+    old incarnation's HELLO (a raw socket) is refused and counted.
     Break tried: `start_incarnation` not counting up (the second start reports
     1 again)."""
     c = cluster
@@ -66,6 +70,31 @@ def test_a_new_cluster_bootstraps_and_every_start_is_a_higher_incarnation(cluste
     c.report("a1", lambda r: r["incarnation"] == 2, "incarnation 2")
     assert decide(c, "second") == 1
     assert "admitted" not in c.log("a1").split("incarnation 2")[-1]  # it has run: no asking
+    # l0 got a1's Accepted for slot 1 on a1's link: it remembers incarnation 2, durably.
+    c.until(lambda: welcomed(c.state("l0"), "a1") == 2, "l0's store to hold a1's incarnation 2")
+    # A replay of incarnation 1's HELLO is refused, counted in l0's heartbeat.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(10)
+        sock.connect(str(c.folder / "run" / "l0.sock"))
+        sock.sendall(frames.pack([hello(CLUSTER, "a1", 1, "l0"), b"replayed"]))
+        reader, got = frames.FrameReader(), []
+        while not got:
+            got = reader.feed(sock.recv(4096))
+        assert got[0] == frames.REFUSE + b"stale incarnation 1 of a1: this agent welcomed its incarnation 2"
+    finally:
+        sock.close()
+    c.report("l0", lambda r: r["refused"].get("stale_incarnation") == 1, "the refusal counted")
+
+
+def welcomed(path: Path, member: str) -> int | None:
+    """The newest incarnation of `member` the store at `path` remembers (read-only)."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT incarnation FROM peers WHERE name = ?", (member,)).fetchone()
+        return row[0] if row else None
+    finally:
+        conn.close()
 
 
 def steady(c: BareCluster, names: tuple[str, ...], measure):
