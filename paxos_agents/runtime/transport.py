@@ -343,9 +343,13 @@ class Transport:
         if chaos.settings.active:
             copies, delay = chaos.fate(dst)
             if delay:
-                link = self._links.get(dst)
-                generation = link.generation if link is not None and link.conn else -1
-                due = self._clock() + delay
+                # Bound now to the connection it is sent on, dialled if none is
+                # up: when due, it goes on that connection or nowhere.
+                link = self._links.get(dst) or self._links.setdefault(dst, Link(dst))
+                if link.conn is None and self._connect(link) is None:
+                    self.dropped["unreachable"] += copies
+                    return
+                generation, due = link.generation, self._clock() + delay
                 for _ in range(copies):
                     heapq.heappush(self._delayed, (due, next(self._seq), dst, generation, frame))
                 return
@@ -357,13 +361,12 @@ class Transport:
     def _send_now(self, dst: str, frame: bytes, generation: int | None = None) -> None:
         """Queue `frame` on the link to `dst`, connecting if it is down. A
         chaos-delayed frame carries the `generation` of the connection it
-        was sent on (-1: none was up): it goes on that connection or nowhere."""
+        was sent on: it goes on that connection or nowhere."""
         link = self._links.get(dst)
         if link is None:
             link = self._links[dst] = Link(dst)
         conn = link.conn
-        if generation is not None and generation != -1 and (
-                conn is None or generation != link.generation):
+        if generation is not None and (conn is None or generation != link.generation):
             # Compared before any reconnect: the connection it was meant for
             # is gone, and a new one may reach the peer's next incarnation,
             # which must not get its predecessor's messages.
