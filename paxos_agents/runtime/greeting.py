@@ -49,7 +49,6 @@ from .ratelog import clip
 
 if TYPE_CHECKING:
     from .storage import Incarnations
-    from .transport import Transport
 
 log = logging.getLogger("paxos_agents.transport")
 
@@ -60,13 +59,15 @@ Facts = Callable[[str], dict[str, Any]]
 class Greeter:
     """The handshake checks of one `Transport` (see the module doc).
 
-    `store` keeps this agent's incarnation and the peers' it welcomed
+    `transport` is the `Transport` that holds it (not imported here:
+    transport.py imports this module), whose connections it greets, counts
+    and closes. `store` keeps this agent's incarnation and the peers' it welcomed
     (None: kept in memory only, for tests of the transport alone);
     `admission` is None once the agent is admitted; `facts(sender)` is
     what a fresh HELLO's WELCOME tells about the sender.
     """
 
-    def __init__(self, transport: "Transport", store: "Incarnations | None",
+    def __init__(self, transport: Any, store: "Incarnations | None",
                  admission: Admission | None, facts: Facts | None) -> None:
         self._t = transport
         self._store = store
