@@ -20,7 +20,7 @@ from hypothesis import given, settings, strategies as st
 
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
-from paxos_agents.runtime.handshake import HandshakeError, parse_hello
+from paxos_agents.runtime.handshake import HandshakeError, Welcome, parse_hello, parse_welcome
 from paxos_agents.runtime.ratelog import RateLimitedLog, clip
 from paxos_agents.runtime.transport import CLIENT, Connection, Limits, Transport, endpoint, hello
 
@@ -241,6 +241,49 @@ def test_a_welcome_from_a_stale_incarnation_drops_our_link(run_dir: Path) -> Non
     finally:
         listener.close()
         b.close()
+
+
+def test_a_newer_incarnation_closes_our_link_to_the_older_one(run_dir: Path) -> None:
+    """Guards "a newer incarnation closes the old link" on the dialling side:
+    b's link to a is answered by a's incarnation 3 (a raw listener); then a
+    HELLO from a's incarnation 4 arrives (a restarted elsewhere): b closes its
+    link to incarnation 3, which must not keep getting messages.
+    Break tried: `_remember` closing only inbound connections."""
+    b = Endpoint(run_dir)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(endpoint(str(run_dir), "a"))
+        listener.listen()
+        listener.setblocking(False)
+        b.transport.send("a", b"to-a")
+        old = b.until(lambda: _accept(listener), "b to dial a")
+        old.sock.sendall(frames.pack([frames.WELCOME + json.dumps(
+            {"paxos": 1, "name": "a", "incarnation": 3}).encode()]))
+        link = b.transport._links["a"]
+        b.until(lambda: link.conn is not None and link.conn.greeted, "the WELCOME of incarnation 3")
+        newer = Received(dial(run_dir, hello("k1", "a", 4, "b"), b"from-4"))
+        b.until(lambda: old.poll().eof, "the link to incarnation 3 closed")
+        assert b.got == [("a", b"from-4")] and b.transport.refused == {}
+        newer.sock.close()
+    finally:
+        listener.close()
+        b.close()
+
+
+@pytest.mark.parametrize("body", [
+    b"[", b"[]", b'{"incarnation": -1}', b'{"incarnation": 1.5}', b'{"incarnation": 1, "welcomed": "3"}',
+    b'{"incarnation": 1, "welcomed": 18446744073709551616}', b'{"incarnation": 1, "decided": 1}',
+    b'{"incarnation": 1, "added": "yes"}', b'{"incarnation": 1, "x": "' + b"y" * 5000 + b'"}',
+])
+def test_a_welcome_that_cannot_be_read_is_none(body: bytes) -> None:
+    """Guards `parse_welcome`'s bounds: a WELCOME is untrusted input too."""
+    assert parse_welcome(body) is None
+
+
+def test_a_welcome_reads_its_fields_with_defaults() -> None:
+    assert parse_welcome(b'{"incarnation": 2}') == Welcome(2)
+    assert parse_welcome(b'{"incarnation": 2, "welcomed": 7, "decided": true, "added": true,'
+                         b' "roles": ["learner"]}') == Welcome(2, 7, True, True)
 
 
 def _accept(listener: socket.socket) -> "Received | None":
