@@ -2,7 +2,9 @@
 incarnations and amnesia (test_amnesia.py).
 
 Each agent is `agent_main` in its own forked process, on Unix sockets
-under FOLDER/run, its store FOLDER/<name>.db, its log FOLDER/<name>.log.
+under FOLDER/run (or, with `tls=True`, TCP + mutual TLS on 127.0.0.1,
+certificates of a CA made for the cluster in FOLDER/certs), its store
+FOLDER/<name>.db, its log FOLDER/<name>.log.
 The test holds both pipes: it reads every heartbeat (the latest report per
 agent) and FATAL line, and keeps the inbox open so the agent does not exit
 for want of a supervisor. Unlike the supervisor, it passes `has_run=False`
@@ -18,28 +20,48 @@ import os
 import signal
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from paxos_agents.core.settings import Membership, Settings
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.main import agent_main
-from paxos_agents.runtime.spec import AgentSpec
+from paxos_agents.runtime.identity import Identity
+from paxos_agents.runtime.spec import AgentSpec, TlsSpec
+from paxosctl.certs import write_atomic
 from paxosctl.client.datapath import DataClient
-from paxosctl.endpoints import Endpoints
+from paxosctl.endpoints import Endpoints, TlsEndpoints
+from paxosctl.issuing import issue_leaf, make_ca
 
 CLUSTER = "bare"
 
 
 class BareCluster:
-    def __init__(self, folder: Path, membership: Membership) -> None:
+    def __init__(self, folder: Path, membership: Membership, tls: bool = False) -> None:
         self.folder = folder
         self.membership = membership
+        self.certs = folder / "certs" if tls else None
+        if self.certs is not None:
+            self._make_certs(self.certs)
         self.reports: dict[str, dict[str, Any]] = {}
         self.fatal: dict[str, str] = {}
         self._procs: dict[str, Any] = {}
         self._inboxes: dict[str, Any] = {}
         self._ctx = multiprocessing.get_context("fork")
+
+    def _make_certs(self, certs: Path) -> None:
+        """A CA of this cluster, a certificate per member and a client's."""
+        now = datetime.now(timezone.utc)
+        ca = make_ca(CLUSTER, now=now)
+        (certs / "client").mkdir(parents=True)
+        (certs / "ca.crt").write_bytes(ca[0])
+        m = self.membership
+        for name, kind, where in [*((n, "agent", certs) for n in {*m.proposers, *m.acceptors, *m.learners}),
+                                  ("client", "client", certs / "client")]:
+            cert, key = issue_leaf(*ca, Identity(CLUSTER, kind, name), now=now)
+            write_atomic(where / f"{name}.key", key, 0o600)
+            write_atomic(where / f"{name}.crt", cert, 0o644)
 
     def state(self, name: str) -> Path:
         return self.folder / f"{name}.db"
@@ -53,7 +75,7 @@ class BareCluster:
                          tick_seconds=0.01, heartbeat_seconds=0.1,
                          state_path=str(self.state(name)), log_path=str(self.folder / f"{name}.log"),
                          seed=hash(name) & 0xFFFF, cluster_id=CLUSTER, member_id=name,
-                         run_dir=str(self.folder / "run"), bootstrap=bootstrap)
+                         run_dir=str(self.folder / "run"), bootstrap=bootstrap, tls=self._tls(name))
         inbox_r, inbox_w = self._ctx.Pipe(duplex=False)
         outbox_r, outbox_w = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(target=agent_main, args=(spec, inbox_r, outbox_w), daemon=True)
@@ -65,6 +87,12 @@ class BareCluster:
         self._procs[name] = proc
         self._inboxes[name] = inbox_w
         threading.Thread(target=self._read, args=(name, outbox_r), daemon=True).start()
+
+    def _tls(self, name: str) -> TlsSpec | None:
+        if self.certs is None:
+            return None
+        return TlsSpec(listen="127.0.0.1:0", cert=str(self.certs / f"{name}.crt"),
+                       key=str(self.certs / f"{name}.key"), ca=str(self.certs / "ca.crt"))
 
     def _read(self, name: str, outbox) -> None:
         reader = frames.FrameReader()
@@ -93,8 +121,11 @@ class BareCluster:
 
     def report(self, name: str, predicate: Callable[[dict], Any] = lambda r: True,
                what: str = "a report", timeout: float = 20.0) -> dict:
-        return self.until(lambda: (r := self.reports.get(name)) is not None and predicate(r) and r,
-                          f"{name}: {what}", timeout)
+        try:
+            return self.until(lambda: (r := self.reports.get(name)) is not None
+                              and predicate(r) and r, f"{name}: {what}", timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; its last report: {self.reports.get(name)}") from None
 
     def next_report(self, name: str) -> dict:
         """A heartbeat sent after this call (not one already read)."""
@@ -125,7 +156,9 @@ class BareCluster:
         m = self.membership
         return DataClient(Endpoints(run_dir=self.folder / "run", cluster=CLUSTER, cluster_id=CLUSTER,
                                     proposers=m.proposers, learners=m.learners, retry_seconds=0.5,
-                                    max_value_bytes=1 << 20, retain_slots=1000))
+                                    max_value_bytes=1 << 20, retain_slots=1000,
+                                    tls=None if self.certs is None else
+                                    TlsEndpoints(self.certs, (), 2000)))
 
     def close(self) -> None:
         for name, proc in self._procs.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import socket
 import sqlite3
+import ssl
 from pathlib import Path
 
 import pytest
@@ -29,11 +30,11 @@ MEMBERS = Membership(("p0",), ("a0", "a1", "a2"), ("l0",))
 FIRST = ("p0", "a0", "a1", "a2", "l0")
 
 
-@pytest.fixture
-def cluster(tmp_path: Path):
+@pytest.fixture(params=["unix", "tls"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path):
     folder = Path(f"/tmp/pxam{tmp_path.name[-12:]}")  # short: Unix socket paths are short
     folder.mkdir(exist_ok=True)
-    c = BareCluster(folder, MEMBERS)
+    c = BareCluster(folder, MEMBERS, tls=request.param == "tls")
     try:
         for name in FIRST:
             c.start(name, bootstrap=True)
@@ -73,10 +74,8 @@ def test_a_new_cluster_bootstraps_and_every_start_is_a_higher_incarnation(cluste
     # l0 got a1's Accepted for slot 1 on a1's link: it remembers incarnation 2, durably.
     c.until(lambda: welcomed(c.state("l0"), "a1") == 2, "l0's store to hold a1's incarnation 2")
     # A replay of incarnation 1's HELLO is refused, counted in l0's heartbeat.
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = connect_as(c, "a1", "l0")
     try:
-        sock.settimeout(10)
-        sock.connect(str(c.folder / "run" / "l0.sock"))
         sock.sendall(frames.pack([hello(CLUSTER, "a1", 1, "l0"), b"replayed"]))
         reader, got = frames.FrameReader(), []
         while not got:
@@ -85,6 +84,24 @@ def test_a_new_cluster_bootstraps_and_every_start_is_a_higher_incarnation(cluste
     finally:
         sock.close()
     c.report("l0", lambda r: r["refused"].get("stale_incarnation") == 1, "the refusal counted")
+
+
+def connect_as(c: BareCluster, sender: str, agent: str) -> socket.socket:
+    """A raw connection to `agent` (blocking, 10 s timeout); over TLS with
+    `sender`'s own certificate, as a replaying process of it would hold."""
+    if c.certs is None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        sock.connect(str(c.folder / "run" / f"{agent}.sock"))
+        return sock
+    host, port = (c.folder / "run" / f"{agent}.addr").read_text().strip().rsplit(":", 1)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False  # the agent's name is its URI SAN, not a host name
+    ctx.load_verify_locations(c.certs / "ca.crt")
+    ctx.load_cert_chain(c.certs / f"{sender}.crt", c.certs / f"{sender}.key")
+    raw = socket.create_connection((host, int(port)), timeout=10)
+    return ctx.wrap_socket(raw)
 
 
 def welcomed(path: Path, member: str) -> int | None:
@@ -180,30 +197,56 @@ def test_a_wiped_learner_moves_past_its_old_incarnation_and_catches_up(cluster):
     c.report("l0", lambda r: r["decided_up_to"] == slot + 1, "l0 applying new slots")
 
 
-def test_bootstrap_against_a_cluster_with_decided_slots_is_refused(tmp_path: Path):
-    """Guards the bootstrap rule: a3, a member that never ran, started with
-    `bootstrap` after the cluster decided a slot, is refused (a peer has
-    decided slots); without the flag it is not admitted either (it was not
-    added by a change) and stays silent.
-    Break tried: the `bootstrap and decided` refusal removed (a3 is admitted
-    by the members that never welcomed it)."""
+@pytest.mark.parametrize("tls", [False, True], ids=["unix", "tls"])
+def test_an_agent_not_admitted_sends_nothing_and_bootstrap_is_refused_late(tmp_path: Path,
+                                                                             tls: bool):
+    """Guards "nothing leaves an agent until it is admitted", and the bootstrap
+    rule. a3, an acceptor of the membership that never ran, starts without the
+    flag after the cluster decided a slot: it was not added by a change, so it
+    is not admitted. With a0, a1 and a2 stopped, p0 has a command in flight
+    that a3 alone is asked to vote for, yet neither p0 nor l0 receives one more
+    Promise or Accepted. Started again with `bootstrap`, a3 is refused (a peer
+    has decided slots): exit 78.
+    Breaks tried: the `not_admitted` gates removed on both ends (a3 votes:
+    p0's and l0's counts grow); the `bootstrap and decided` refusal removed
+    (a3 is admitted by the members that never welcomed it)."""
     members = Membership(("p0",), ("a0", "a1", "a2", "a3"), ("l0",))
     folder = Path(f"/tmp/pxbs{tmp_path.name[-12:]}")
     folder.mkdir(exist_ok=True)
-    c = BareCluster(folder, members)
+    c = BareCluster(folder, members, tls=tls)
+    client = None
     try:
         for name in FIRST:
             c.start(name, bootstrap=True)
         decide(c, "decided")
+        for name in ("a0", "a1", "a2"):
+            c.signal(name, signal.SIGSTOP)
+
+        def votes_received():
+            return {n: sum(c.reports[n]["received"].get(k, 0) for k in ("Promise", "Accepted"))
+                    for n in ("p0", "l0")}
+
+        settled = steady(c, ("p0", "l0"), votes_received)
+        client = c.client()
+        client.propose_async("a3-is-asked", request_id="y", timeout=30)
         c.start("a3")
-        c.until(lambda: "not admitted yet" in c.log("a3"), "a3 asking without the flag")
+        # p0's messages reached a3 (dropped while it is not admitted; stepped if it were).
+        c.report("a3", lambda r: r["dropped"].get("not_admitted", 0) + sum(r["received"].values()) >= 2,
+                 "p0's messages to reach a3")
+        for name in ("p0", "l0"):
+            c.next_report(name)
+        assert votes_received() == settled
         assert "admitted to the cluster" not in c.log("a3")
         c.kill("a3")
+        for name in ("a0", "a1", "a2"):
+            c.signal(name, signal.SIGCONT)
         c.start("a3", bootstrap=True)
         assert c.exit_code("a3") == frames.EXIT_NEEDS_OPERATOR
         assert "started to bootstrap a new cluster, but" in c.fatal["a3"]
         assert "has decided slots" in c.fatal["a3"]
     finally:
+        if client is not None:
+            client.close()
         c.close()
         for p in sorted(folder.rglob("*"), reverse=True):
             p.rmdir() if p.is_dir() else p.unlink()
