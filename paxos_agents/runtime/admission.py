@@ -19,6 +19,8 @@ The rules, in order:
   WELCOME says of it (`handshake.Welcome`): the newest incarnation that
   peer welcomed from it (0: never), whether the peer has anything decided
   or voted, and whether the agent's name was added by a change.
+  (Messages a replica sends to its own roles never cross the transport:
+  they change only its own new store, which no peer sees.)
 - A learner-only agent is always admitted: a learner may start empty, it
   copies the decided log from its peers. It waits only until peers that
   make, with itself, a majority of all members have answered, and moves
@@ -34,6 +36,7 @@ The rules, in order:
   ran before and lost its disk is welcomed by the peers it talked to, so
   it is refused; one that a change added (`paxosctl scale`, `replace`) is
   admitted by its peers' word.
+- A cluster of one member is admitted at once: it is its own majority.
 - Refused: the agent exits with `frames.EXIT_NEEDS_OPERATOR` and one line
   naming the peer and the incarnation it found, and the way out
   (`paxosctl replace NAME`, or restore the disk).
@@ -116,9 +119,16 @@ def admission_for(spec, store) -> Admission | None:
     if store.admitted:
         return None
     members = spec.membership
-    return Admission(name=spec.name,
-                     members=frozenset(members.proposers) | frozenset(members.acceptors)
-                     | frozenset(members.learners),
-                     incarnation=store.incarnation,
-                     learner_only=members.roles(spec.name) == frozenset({"learner"}),
-                     bootstrap=spec.bootstrap)
+    admission = Admission(name=spec.name,
+                          members=frozenset(members.proposers) | frozenset(members.acceptors)
+                          | frozenset(members.learners),
+                          incarnation=store.incarnation,
+                          learner_only=members.roles(spec.name) == frozenset({"learner"}),
+                          bootstrap=spec.bootstrap)
+    if admission.majority <= 1:
+        # A cluster of one: no peer to ask, and the agent alone is the
+        # majority every rule asks for. (Nobody can witness that it lost
+        # its state: the supervisor's registry is its only guard.)
+        store.admit(store.incarnation)
+        return None
+    return admission

@@ -60,7 +60,7 @@ def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
                                 identity=(spec.cluster_id, spec.member_id) if spec.member_id else None)
         incarnation = storage.start_incarnation()  # fsynced before it listens or dials
         log.info("incarnation %d%s", incarnation,
-                 "" if storage.admitted else " of a new store: asking the peers to admit it")
+                 "" if storage.admitted else " of a new store (admission.py decides)")
     except StorageError as e:
         loading.stop()
         _fatal(outbox, log, f"cannot open state: {e}")

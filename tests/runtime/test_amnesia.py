@@ -273,3 +273,32 @@ def test_members_added_by_scale_are_admitted_over_tls(make_cluster):
         slot = client.propose("needs-acceptor-3", timeout=30).slot
     assert "admitted to the cluster" in cluster.agent_log("acceptor-3").read_text()
     wait_until(lambda: cluster.learners_caught_up(slot), 30, "learner-2 to catch up")
+
+
+def test_a_cluster_of_one_starts_without_asking(tmp_path: Path):
+    """Guards the one-member case: r0 (every role) has no peer to ask and is
+    its own majority: its new store is admitted at once (marked so: it has
+    run from now on) and decides.
+    Break tried: no special case (r0's store is never marked admitted; its
+    own messages never cross the transport, so it decides either way)."""
+    folder = Path(f"/tmp/pxone{tmp_path.name[-12:]}")
+    folder.mkdir(exist_ok=True)
+    c = BareCluster(folder, Membership(("r0",), ("r0",), ("r0",)))
+    try:
+        c.start("r0")
+        c.report("r0")
+        client = c.client()
+        try:
+            assert client.propose_async("alone", request_id="alone", timeout=20).result(25).slot == 0
+        finally:
+            client.close()
+        conn = sqlite3.connect(f"{c.state('r0').resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            assert conn.execute("SELECT value FROM meta WHERE key = 'admitted'").fetchone() == (1,)
+        finally:
+            conn.close()
+    finally:
+        c.close()
+        for p in sorted(folder.rglob("*"), reverse=True):
+            p.rmdir() if p.is_dir() else p.unlink()
+        folder.rmdir()
