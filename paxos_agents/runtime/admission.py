@@ -132,3 +132,23 @@ def admission_for(spec, store) -> Admission | None:
         store.admit(store.incarnation)
         return None
     return admission
+
+
+def peer_facts(node, initial, name: str) -> dict:
+    """What this agent's WELCOME to a fresh HELLO from `name` says of it
+    (`handshake.Welcome`), from its `node` (core.node.Node) and the
+    membership it started with (`initial`): whether the node has a decided
+    slot or a vote ("decided"), and whether `name` was added by a change
+    ("added": not in `initial`, or added by an epoch of the node's
+    configuration history after the first)."""
+    status = node.status()
+    acceptor = node.acceptor
+    decided = (status.decided_up_to is not None and status.decided_up_to >= 0) or (
+        acceptor is not None and (acceptor.compacted > 0
+                                  or bool(acceptor.votes_from(acceptor.compacted))))
+    added = name not in {*initial.proposers, *initial.acceptors, *initial.learners}
+    if status.config is not None:
+        configs = status.config.history.configs
+        added = added or (name not in configs[0].acceptors
+                          and any(name in c.acceptors for c in configs[1:]))
+    return {"decided": decided, "added": added}

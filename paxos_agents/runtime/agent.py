@@ -51,7 +51,7 @@ from .chaos import ChaosSettings
 from .ratelog import clip
 from .net import make_net
 from .transport import PeerTransport, Transport
-from .admission import admission_for
+from .admission import admission_for, peer_facts
 
 log = logging.getLogger("paxos_agents.agent")
 
@@ -118,7 +118,8 @@ class Agent:
             run_dir=run_dir, members=members, selector=self._selector,
             on_message=self._on_message, on_client=self._on_client_frame,
             welcome=self._welcome, clock=clock, limits=spec.limits, net=make_net(spec, run_dir),
-            store=storage, admission=admission_for(spec, storage), facts=self._peer_facts)
+            store=storage, admission=admission_for(spec, storage),
+            facts=lambda peer: peer_facts(self.node, spec.membership, peer))
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes)
         #: A learner applies values and a proposer re-proposes them (and a
         #: replica's acceptor hands its votes to its own learner): their
@@ -311,25 +312,6 @@ class Agent:
             out["applied"] = node.learner.decided_up_to
             out["log_start"] = self._storage.log_start
         return out
-
-    def _peer_facts(self, name: str) -> dict:
-        """What a WELCOME to a fresh HELLO from `name` tells it (admission.py):
-        whether this node has a decided slot or a vote, and whether `name`
-        was added by a change (not in the membership this agent started
-        with, or added by an epoch of its configuration history)."""
-        node = self.node
-        status = node.status()
-        acceptor = node.acceptor
-        decided = (status.decided_up_to is not None and status.decided_up_to >= 0) or (
-            acceptor is not None and (acceptor.compacted > 0
-                                      or bool(acceptor.votes_from(acceptor.compacted))))
-        initial = self.spec.membership
-        added = name not in (set(initial.proposers) | set(initial.acceptors) | set(initial.learners))
-        if status.config is not None:
-            configs = status.config.history.configs
-            added = added or (name not in configs[0].acceptors
-                              and any(name in c.acceptors for c in configs[1:]))
-        return {"decided": decided, "added": added}
 
     # --------------------------------------------------------------- output
 
