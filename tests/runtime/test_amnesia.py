@@ -64,14 +64,14 @@ def test_a_new_cluster_bootstraps_and_every_start_is_a_higher_incarnation(cluste
     Break tried: `start_incarnation` not counting up (the second start reports
     1 again)."""
     c = cluster
-    assert decide(c, "first") == 0
+    first = decide(c, "first")
     assert c.report("a1")["incarnation"] == 1
     c.kill("a1")
     c.start("a1")
     c.report("a1", lambda r: r["incarnation"] == 2, "incarnation 2")
-    assert decide(c, "second") == 1
+    assert decide(c, "second") > first  # (a leader's no-op may take a slot between)
     assert "admitted" not in c.log("a1").split("incarnation 2")[-1]  # it has run: no asking
-    # l0 got a1's Accepted for slot 1 on a1's link: it remembers incarnation 2, durably.
+    # l0 got a1's Accepted for the second command on a1's link: it remembers incarnation 2, durably.
     c.until(lambda: welcomed(c.state("l0"), "a1") == 2, "l0's store to hold a1's incarnation 2")
     # A replay of incarnation 1's HELLO is refused, counted in l0's heartbeat.
     sock = connect_as(c, "a1", "l0")
@@ -187,14 +187,14 @@ def test_a_wiped_learner_moves_past_its_old_incarnation_and_catches_up(cluster):
     c.start("l0")
     c.report("l0", lambda r: r["incarnation"] == 2, "incarnation 2")
     slot = decide(c, "two")
-    c.report("l0", lambda r: r["decided_up_to"] == slot, "l0 applied the second slot")
+    c.report("l0", lambda r: r["decided_up_to"] >= slot, "l0 applied the second command")
     c.kill("l0")
     c.wipe("l0")
     c.start("l0")
-    c.report("l0", lambda r: r["incarnation"] == 3 and r["decided_up_to"] == slot,
+    c.report("l0", lambda r: r["incarnation"] == 3 and r["decided_up_to"] >= slot,
              "l0 as incarnation 3, caught up")
-    assert decide(c, "three") == slot + 1
-    c.report("l0", lambda r: r["decided_up_to"] == slot + 1, "l0 applying new slots")
+    third = decide(c, "three")
+    c.report("l0", lambda r: r["decided_up_to"] >= third, "l0 applying new slots")
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["unix", "tls"])
