@@ -70,7 +70,7 @@ def log_file(state_paths: dict[str, Path], name: str) -> Path:
 
 def runtime_spec(manifest: Manifest, name: str, *, membership: Membership, settings: Settings,
                  state_paths: dict[str, Path], cluster_id: str, member_id: str = "",
-                 has_run: bool = False, incarnation: int = 1, configs: list | None = None,
+                 has_run: bool = False, configs: list | None = None,
                  bootstrap: bool = False) -> RuntimeSpec:
     """The spec of agent `name` of `manifest`, its files under `state_paths`
     (layout.paths of the state dir); a fresh seed for the core's jitter."""
@@ -87,7 +87,6 @@ def runtime_spec(manifest: Manifest, name: str, *, membership: Membership, setti
         member_id=member_id,
         has_run=has_run,
         run_dir=str(state_paths["run"]),
-        incarnation=incarnation,
         max_value_bytes=manifest.paxos.max_value_bytes,
         configs=configs,
         tls=tls_spec(manifest, name),

@@ -60,6 +60,7 @@ from .chaos import ChaosSettings
 from .ratelog import clip
 from .net import make_net
 from .transport import PeerTransport, Transport
+from .admission import admission_for, peer_facts
 
 log = logging.getLogger("paxos_agents.agent")
 
@@ -110,11 +111,14 @@ class Agent:
         members = frozenset(spec.membership.proposers) | frozenset(spec.membership.acceptors) \
             | frozenset(spec.membership.learners)
         run_dir = spec.run_dir or os.path.join(os.path.dirname(spec.state_path), "run")
+        # The incarnation is the store's own counter (main.py counted this start).
         self.transport: PeerTransport = Transport(
-            name=spec.name, incarnation=spec.incarnation, cluster_id=spec.cluster_id,
+            name=spec.name, incarnation=storage.incarnation, cluster_id=spec.cluster_id,
             run_dir=run_dir, members=members, selector=self._selector,
             on_message=self._on_message, on_client=self._on_client_frame,
-            welcome=self._welcome, clock=clock, limits=spec.limits, net=make_net(spec, run_dir))
+            welcome=self._welcome, clock=clock, limits=spec.limits, net=make_net(spec, run_dir),
+            store=storage, admission=admission_for(spec, storage),
+            facts=lambda peer: peer_facts(self.node, spec.membership, peer))
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes,
                                steering=self)
         #: A learner applies values and a proposer re-proposes them (and a
@@ -380,7 +384,7 @@ class Agent:
         transport = self.transport
         report = AgentReport(
             name=self.name,
-            incarnation=self.spec.incarnation,
+            incarnation=self.transport.incarnation,
             leader=status.leading,
             ballot=(ballot.round, ballot.node_id) if ballot is not None else None,
             leader_hint=status.leader,

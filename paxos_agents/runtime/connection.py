@@ -95,7 +95,7 @@ class Connection:
 
     __slots__ = ("sock", "fd", "reader", "_out", "_head", "_out_bytes", "limit", "closed",
                  "peer", "peer_incarnation", "greeted", "watching_write", "cut", "awaiting_hello",
-                 "identity", "failure")
+                 "identity", "failure", "fresh")
 
     #: What a non-blocking read or write raises when the socket cannot go on
     #: now (a TLS connection adds its SSLWantRead/WantWrite errors).
@@ -132,6 +132,9 @@ class Connection:
         #: (reason, one line) when a TLS handshake or identity check failed
         #: (`identity.REASONS`): the transport counts it and says why.
         self.failure: tuple[str, str] | None = None
+        #: Its HELLO said "fresh": an agent with a new store asking to be
+        #: admitted (runtime/admission.py); nothing it sends is a message.
+        self.fresh = False
 
     def queue(self, frame: bytes) -> bool:
         """Queue one frame; False if the connection is closed, cut, or over its limit."""

@@ -8,6 +8,13 @@ most `frames.HANDSHAKE_FRAME_BYTES` (the reader refuses a longer one by its
 length prefix), JSON nested too deep, non-objects, values that are not flat
 scalars, strings too long and numbers out of range are all refused with
 `HandshakeError`, never another exception.
+
+An agent whose store is new (not admitted yet: runtime/admission.py) says
+so with `"fresh": true`; the receiver's WELCOME then tells it what the
+receiver knows of it (`Welcome`: the newest incarnation it welcomed from
+the sender, 0 for never; whether it has anything decided or voted; whether
+the sender's name was added by a change). The fields are additive: the
+protocol number stays 1, and an agent that sends none is not fresh.
 """
 
 from __future__ import annotations
@@ -43,13 +50,33 @@ class Hello:
     sender: str
     incarnation: int
     receiver: str
+    #: The sender's store is new and not admitted yet: it asks, it sends no protocol message.
+    fresh: bool = False
 
 
-def hello(cluster_id: str, sender: str, incarnation: int, receiver: str) -> bytes:
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """A peer's WELCOME as the dialler reads it: the peer's `incarnation`
+    and, answering a fresh HELLO, what it knows of the dialler:
+    `welcomed` (the newest incarnation it welcomed from it, 0: never),
+    `decided` (it has a decided slot or a vote), `added` (the dialler's name
+    was added by a change: not in the peer's initial membership, or an
+    epoch of its configuration history added it)."""
+
+    incarnation: int
+    welcomed: int = 0
+    decided: bool = False
+    added: bool = False
+
+
+def hello(cluster_id: str, sender: str, incarnation: int, receiver: str,
+          fresh: bool = False) -> bytes:
     """The first frame of a connection (unframed JSON body)."""
-    return json.dumps({"paxos": PROTOCOL, "cluster": cluster_id, "from": sender,
-                       "incarnation": incarnation, "to": receiver},
-                      separators=(",", ":")).encode()
+    body = {"paxos": PROTOCOL, "cluster": cluster_id, "from": sender,
+            "incarnation": incarnation, "to": receiver}
+    if fresh:
+        body["fresh"] = True
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def parse_hello(frame: bytes) -> Hello:
@@ -79,7 +106,31 @@ def parse_hello(frame: bytes) -> Hello:
     if type(incarnation) is not int or not 0 <= incarnation < MAX_INCARNATION:
         raise HandshakeError(f"incarnation must be an integer from 0 to 2**63-1, "
                              f"got {clip(incarnation)}")
-    return Hello(cluster, sender, incarnation, receiver)
+    fresh = obj.get("fresh", False)
+    if type(fresh) is not bool:
+        raise HandshakeError(f'"fresh" must be true or false, got {clip(fresh)}')
+    return Hello(cluster, sender, incarnation, receiver, fresh)
+
+
+def parse_welcome(frame: bytes) -> Welcome | None:
+    """The `Welcome` a WELCOME frame's body holds (after the kind byte);
+    None if it is not one this agent can read. Fields it does not carry
+    take their defaults; numbers out of range make it unreadable."""
+    if len(frame) > frames.HANDSHAKE_FRAME_BYTES:
+        return None
+    try:
+        body = json.loads(frame)
+    except (ValueError, RecursionError):
+        return None
+    if type(body) is not dict:
+        return None
+    numbers = [body.get("incarnation"), body.get("welcomed", 0)]
+    if any(type(n) is not int or not 0 <= n < MAX_INCARNATION for n in numbers):
+        return None
+    decided, added = body.get("decided", False), body.get("added", False)
+    if type(decided) is not bool or type(added) is not bool:
+        return None
+    return Welcome(numbers[0], numbers[1], decided, added)
 
 
 def _text(obj: dict, key: str, limit: int, empty: bool = False) -> str:

@@ -1,6 +1,13 @@
 """`agent_main`: the target of each agent's `multiprocessing.Process`;
 `serve`: one agent's start and run, for any control channel (control.py),
-which `paxosctl agent` runs without a supervisor."""
+which `paxosctl agent` runs without a supervisor.
+
+The start order matters: open the store, count this start in it (its
+incarnation, committed with fsync), and only then build the endpoint that
+listens and dials with that number. An agent whose store is new is not
+admitted yet (admission.py): its peers decide, and a refusal ends it with
+`frames.EXIT_NEEDS_OPERATOR` and one line.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import time
 from multiprocessing.connection import Connection
 
 from . import frames
+from .admission import AdmissionRefused
 from .agent import Agent
 from .control import Control, PipeControl
 from .faults import storage_fault
@@ -30,7 +38,7 @@ def _setup_logging(spec: AgentSpec) -> None:
 
 
 def agent_main(spec: AgentSpec, inbox: Connection, outbox: Connection) -> None:
-    """Run one agent until SIGTERM or until its supervisor goes away."""
+    """Run one agent until SIGTERM or until its supervisor goes away (`serve`)."""
     os.umask(0o077)  # its state and log are private: files 0600, folders 0700
     os.makedirs(os.path.dirname(spec.log_path), exist_ok=True)
     _setup_logging(spec)
@@ -41,8 +49,9 @@ def serve(spec: AgentSpec, control: Control) -> None:
     """Open the agent's store and run it until stopped (logging set up by the caller).
 
     Exits with `frames.EXIT_NEEDS_OPERATOR` if its state file cannot be
-    read or written, or its certificate would be refused: an acceptor that
-    started empty would break agreement, and a restart fails the same way.
+    read or written, its certificate would be refused, or its peers refuse
+    to admit a new store (it lost its state): an acceptor that started
+    empty would break agreement, and a restart fails the same way.
     """
     os.umask(0o077)  # its state and log are private: files 0600, folders 0700
     log = logging.getLogger("paxos_agents.agent")
@@ -58,6 +67,9 @@ def serve(spec: AgentSpec, control: Control) -> None:
         _refuse_to_forget(spec, log)
         storage = SqliteStorage(spec.state_path, fault=storage_fault(spec.name, spec.state_path),
                                 identity=(spec.cluster_id, spec.member_id) if spec.member_id else None)
+        incarnation = storage.start_incarnation()  # fsynced before it listens or dials
+        log.info("incarnation %d%s", incarnation,
+                 "" if storage.admitted else " of a new store (admission.py decides)")
     except StorageError as e:
         stop_loading()
         _fatal(control, log, f"cannot open state: {e}")
@@ -70,6 +82,9 @@ def serve(spec: AgentSpec, control: Control) -> None:
         agent.run()
     except StorageError as e:
         _fatal(control, log, f"cannot persist state, stopping before answering: {e}")
+        sys.exit(frames.EXIT_NEEDS_OPERATOR)
+    except AdmissionRefused as e:
+        _fatal(control, log, str(e))
         sys.exit(frames.EXIT_NEEDS_OPERATOR)
     except Exception:
         log.exception("crashed")
@@ -98,6 +113,9 @@ def _refuse_to_forget(spec: AgentSpec, log: logging.Logger) -> None:
     An acceptor that starts empty may vote against what it promised, and a
     proposer may reuse a ballot round: either can undo a chosen value. A
     learner may start empty: it copies the decided log from a peer.
+    This is the second guard, from the supervisor's registry on this host;
+    the first is the agent's peers (admission.py), which also hold when
+    the registry went with the disk.
     """
     if not spec.has_run or os.path.lexists(spec.state_path):
         return

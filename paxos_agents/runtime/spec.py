@@ -46,9 +46,13 @@ class AgentSpec:
       none, as in tests that run an agent alone).
     - `has_run`: the supervisor's registry says this member ran before, so
       a missing state file means lost state, not a new member.
-    - `run_dir`: the folder of the cluster's endpoints (`transport`), and
-      `incarnation`: which start of this agent this is (from 1), named in
-      every connection's handshake.
+    - `run_dir`: the folder of the cluster's endpoints (`transport`). The
+      agent's incarnation is not here: it is a counter in its own store,
+      counted up at each start (runtime/main.py, greeting.py).
+    - `bootstrap`: this is the first start of a new cluster (no member ever
+      ran). An agent whose store is new is admitted by peers that never
+      welcomed it and have nothing decided; it is refused as soon as one
+      has (admission.py). Ignored by a store that has run.
     - `max_value_bytes`: a proposer refuses a command with a longer payload.
     - `configs`: the cluster's configuration history as the supervisor last
       heard it (`History.to_json()`), for a node whose store has none yet:
@@ -76,7 +80,7 @@ class AgentSpec:
     member_id: str = ""
     has_run: bool = False
     run_dir: str = ""
-    incarnation: int = 1
+    bootstrap: bool = False
     max_value_bytes: int = 1 << 20
     configs: list | None = None
     limits: Limits = Limits()

@@ -16,8 +16,10 @@ messages: agent A sends to B on the link A opened to B, and B answers on
 its own link to A. The first frame on every connection is a HELLO naming
 the cluster, the sender (name and incarnation) and the receiver's name;
 the receiver answers WELCOME with its own incarnation, or REFUSE and
-closes. A stream socket dies with its process, so a connection reaches
-exactly one receiver incarnation: messages queued on a link are
+closes. The checks on both ends are greeting.py's `Greeter`: incarnations
+are each agent's own durable counter, and a HELLO or WELCOME older than
+the newest one welcomed from that member is refused. A connection
+reaches exactly one receiver incarnation: messages queued on a link are
 discarded with it, and a new link (to the next incarnation) starts
 empty. A message is never carried over to an incarnation it was not sent
 to, and no buffer or lock outlives an incarnation (DESIGN.md's Queue
@@ -28,6 +30,10 @@ its timers. So a link that is down drops what is sent to it (counted),
 reconnects with backoff, and a peer that does not read fills its link's
 buffer up to a cap, past which messages are dropped rather than
 blocking the sender.
+
+An agent whose store is new is not admitted (admission.py): until it
+is, it sends nothing and drops what it receives (`dropped["not_admitted"]`),
+and only dials every member with a fresh HELLO to ask.
 
 Over TLS a HELLO must match its certificate (`identity`): a peer's sender
 is the certificate's agent name, a client connection carries a client or
@@ -63,15 +69,19 @@ import selectors
 import socket
 import time
 from collections import Counter
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from . import clientwire, frames
 from .chaos import Chaos
-from .connection import BACKOFF_CAP, BACKOFF_FIRST, LINK_READ_BYTES, Connection, Limits, Link, endpoint
-from .handshake import CLIENT, PROTOCOL, HandshakeError, hello, parse_hello
-from .identity import REASONS
+from .admission import Admission
+from .connection import BACKOFF_CAP, LINK_READ_BYTES, Connection, Limits, Link, endpoint
+from .greeting import Facts, Greeter
+from .handshake import CLIENT, PROTOCOL, hello
 from .net import QUIET_CONNECT_ERRORS, Net, UnixNet
 from .ratelog import RateLimitedLog, clip
+
+if TYPE_CHECKING:
+    from .storage import Incarnations
 
 log = logging.getLogger("paxos_agents.transport")
 
@@ -90,6 +100,8 @@ class PeerTransport(Protocol):
     selector as `Transport` does. The core never sees any of it."""
 
     chaos: Chaos
+    #: This agent's incarnation, as its HELLOs and WELCOMEs name it.
+    incarnation: int
     #: Messages not sent, by reason; and frames from peers that were not messages.
     dropped: Counter[str]
     malformed: int
@@ -156,7 +168,9 @@ class Transport:
                  on_message: OnMessage, on_client: OnClient,
                  welcome: Callable[[], dict[str, Any]],
                  clock: Callable[[], float] = time.monotonic,
-                 limits: Limits = Limits(), net: Net | None = None) -> None:
+                 limits: Limits = Limits(), net: Net | None = None,
+                 store: "Incarnations | None" = None, admission: Admission | None = None,
+                 facts: Facts | None = None) -> None:
         self.name = name
         self.incarnation = incarnation
         self.cluster_id = cluster_id
@@ -190,6 +204,8 @@ class Transport:
         self.counts: Counter[str] = Counter()
         self.rlog = RateLimitedLog(log, clock=clock)
         self.net: Net = net if net is not None else UnixNet(run_dir, name)
+        #: The handshake's checks (greeting.py); `admission`: None once admitted.
+        self.greeter = Greeter(self, store, admission, facts)
         self._listener = self._listen()
 
     # ------------------------------------------------------------ listening
@@ -213,7 +229,7 @@ class Transport:
                     self.rlog.warning("accept", "accept failed: %s", e)
                 return
             if len(self._inbound) >= limits.max_inbound:
-                self._refuse_at_once(sock, f"too many connections ({limits.max_inbound} open)")
+                self.greeter.refuse_at_once(sock, f"too many connections ({limits.max_inbound} open)")
                 continue
             try:
                 conn = self.net.accept(sock, limits.client_bytes, frames.HANDSHAKE_FRAME_BYTES)
@@ -226,19 +242,6 @@ class Transport:
             self._handshaking[conn] = self._clock() + limits.handshake_seconds
             self._selector.register(conn.sock, selectors.EVENT_READ,
                                     lambda mask, c=conn: self._on_inbound(c, mask))
-
-    def _refuse_at_once(self, sock: socket.socket, why: str) -> None:
-        """Refuse a connection never taken in (past `max_inbound`): one
-        non-blocking REFUSE, then close; nothing is held for it."""
-        self.refused["too_many_connections"] += 1
-        self.rlog.warning("refused:too_many_connections", "refused a connection: %s", why)
-        if not self.net.secure:  # a TLS dialler would read it as a broken handshake
-            try:
-                sock.setblocking(False)
-                sock.send(frames.pack([frames.REFUSE + why.encode()]))
-            except OSError:
-                pass
-        sock.close()
 
     def _pause_accepting(self, error: OSError) -> None:
         """Out of descriptors: stop watching the listener for a while (the
@@ -259,7 +262,7 @@ class Transport:
             return
         got = conn.read()
         if conn.failure is not None:
-            self._tls_refused(conn, "refused a connection")
+            self.greeter.tls_refused(conn, "refused a connection")
             return
         if got is None:
             self._close_inbound(conn)
@@ -269,7 +272,7 @@ class Transport:
         if got and not conn.greeted:
             # `read` returned the HELLO alone; the frames after it are read
             # under the limit a greeted connection gets.
-            if not self._greet(conn, got[0]):
+            if not self.greeter.greet(conn, got[0]):
                 return
             got = conn.more()
             if got is None:
@@ -278,96 +281,12 @@ class Transport:
         for frame in got:
             if conn.peer == CLIENT:
                 self._on_client(conn, frame)
+            elif conn.fresh or not self.greeter.admitted:
+                self.dropped["not_admitted"] += 1  # neither end may step it (admission.py)
             else:
                 self._on_message(conn.peer, frame)
             if conn.closed or conn.cut:
                 return
-
-    def _greet(self, conn: Connection, frame: bytes) -> bool:
-        """Check a connection's HELLO; answer WELCOME, or REFUSE and close."""
-        try:
-            h = parse_hello(frame)
-        except HandshakeError as e:
-            return self._refuse(conn, "bad_hello", str(e))
-        if self.cluster_id and h.cluster != self.cluster_id:
-            return self._refuse(conn, "bad_hello", f"this is {self.name} of cluster "
-                                f"{self.cluster_id}, not of {clip(h.cluster)}")
-        if h.receiver != self.name:
-            return self._refuse(conn, "bad_hello", f"this is {self.name}, not {clip(h.receiver)}")
-        sender = h.sender
-        if self.net.secure and not self._matches_certificate(conn, sender):
-            return False
-        if sender != CLIENT:
-            if sender not in self.members:
-                return self._refuse(conn, "bad_hello",
-                                    f"{clip(sender)} is not a member of this cluster")
-            live = self._live_incarnation(sender)
-            if h.incarnation < live:
-                # An ended incarnation's process (or someone replaying its
-                # HELLO) must not speak for the member's live one.
-                return self._refuse(conn, "stale_incarnation",
-                                    f"stale incarnation {h.incarnation} of {sender}: this agent "
-                                    f"is connected to incarnation {live}")
-        conn.peer = sender
-        conn.peer_incarnation = h.incarnation
-        conn.greeted = True
-        conn.awaiting_hello = False
-        conn.reader.limit = frames.MAX_FRAME_BYTES
-        self._handshaking.pop(conn, None)
-        reply = {"paxos": PROTOCOL, "name": self.name, "incarnation": self.incarnation,
-                 **self._welcome()}
-        self.reply(conn, frames.WELCOME + json.dumps(reply, separators=(",", ":")).encode())
-        if sender == CLIENT:
-            self._on_client(conn, None)
-        return True
-
-    def _matches_certificate(self, conn: Connection, sender: str) -> bool:
-        """Over TLS: a peer's HELLO names the agent its certificate names; a
-        client's connection carries a client or operator certificate. Else
-        REFUSE (counted `tls_wrong_identity`) and False."""
-        ident = conn.identity
-        if sender == CLIENT:
-            if ident is not None and ident.kind in ("client", "operator"):
-                return True
-            wanted = "a client or operator certificate"
-        else:
-            if ident is not None and ident.kind == "agent" and ident.name == sender:
-                return True
-            wanted = f"the certificate of agent {clip(sender)}"
-        shown = ident.uri if ident is not None else "no certificate"
-        reason = "wrong_identity"
-        return self._refuse(conn, REASONS[reason][0],
-                            f"a HELLO from {clip(sender)} needs {wanted}, the connection has {shown}; "
-                            f"fix: {REASONS[reason][1]}")
-
-    def _tls_refused(self, conn: Connection, doing: str, peer: str = "") -> None:
-        """Count and log (one line) a failed TLS handshake or identity check;
-        REFUSE over the finished handshake when there is one, and close."""
-        reason, line = conn.failure or ("protocol", "TLS handshake failed")
-        counter = REASONS[reason][0]
-        if conn in self._inbound and getattr(conn, "secured", False):
-            self._refuse(conn, counter, line)  # the dialler reads why, over TLS
-            return
-        self.refused[counter] += 1
-        self.rlog.warning(f"refused:{counter}", "%s%s: %s", doing, f" to {peer}" if peer else "", line)
-        if conn in self._inbound:
-            self._close_inbound(conn)
-
-    def _live_incarnation(self, member: str) -> int:
-        """The highest incarnation of `member` with a connection open to this
-        agent now (-1: none).
-
-        Only open connections count, not every incarnation ever accepted:
-        incarnations are numbered per supervisor run, so after a supervisor
-        restart a process left from the previous run may hold a higher
-        number than the member's real incarnation; remembering it for good
-        would lock the real one out, while an open connection ends with
-        that process (which exits once its supervisor is gone)."""
-        highest = -1
-        for other in self._inbound:
-            if other.greeted and other.peer == member and not other.closed:
-                highest = max(highest, other.peer_incarnation)
-        return highest
 
     def _refuse(self, conn: Connection, reason: str, why: str) -> bool:
         """Answer REFUSE `why` (which holds untrusted text only `clip`ped) and close."""
@@ -420,13 +339,20 @@ class Transport:
 
     def send(self, dst: str, frame: bytes) -> None:
         """Queue one protocol message for peer `dst` (chaos permitting)."""
+        if self.greeter.admission is not None:
+            self.dropped["not_admitted"] += 1  # nothing leaves an amnesic agent
+            return
         chaos = self.chaos
         if chaos.settings.active:
             copies, delay = chaos.fate(dst)
             if delay:
-                link = self._links.get(dst)
-                generation = link.generation if link is not None and link.conn else -1
-                due = self._clock() + delay
+                # Bound now to the connection it is sent on, dialled if none is
+                # up: when due, it goes on that connection or nowhere.
+                link = self._links.get(dst) or self._links.setdefault(dst, Link(dst))
+                if link.conn is None and self._connect(link) is None:
+                    self.dropped["unreachable"] += copies
+                    return
+                generation, due = link.generation, self._clock() + delay
                 for _ in range(copies):
                     heapq.heappush(self._delayed, (due, next(self._seq), dst, generation, frame))
                 return
@@ -438,13 +364,12 @@ class Transport:
     def _send_now(self, dst: str, frame: bytes, generation: int | None = None) -> None:
         """Queue `frame` on the link to `dst`, connecting if it is down. A
         chaos-delayed frame carries the `generation` of the connection it
-        was sent on (-1: none was up): it goes on that connection or nowhere."""
+        was sent on: it goes on that connection or nowhere."""
         link = self._links.get(dst)
         if link is None:
             link = self._links[dst] = Link(dst)
         conn = link.conn
-        if generation is not None and generation != -1 and (
-                conn is None or generation != link.generation):
+        if generation is not None and (conn is None or generation != link.generation):
             # Compared before any reconnect: the connection it was meant for
             # is gone, and a new one may reach the peer's next incarnation,
             # which must not get its predecessor's messages.
@@ -478,7 +403,9 @@ class Transport:
         conn.peer = link.name
         link.conn = conn
         link.generation += 1
-        conn.queue(hello(self.cluster_id, self.name, self.incarnation, link.name))
+        conn.fresh = not self.greeter.admitted  # asking to be admitted (admission.py)
+        conn.queue(hello(self.cluster_id, self.name, self.incarnation, link.name, conn.fresh))
+        self._dirty.add(conn)  # the HELLO goes out this turn, with or without a message
         self._selector.register(sock, selectors.EVENT_READ,
                                 lambda mask, c=conn, ln=link: self._on_link(ln, c, mask))
         return conn
@@ -495,7 +422,7 @@ class Transport:
             return
         got = conn.read()
         if conn.failure is not None:
-            self._tls_refused(conn, "refused our link", link.name)
+            self.greeter.tls_refused(conn, "refused our link", link.name)
             self._drop_link(link, conn, "refused")
             link.retry_at = self._clock() + BACKOFF_CAP
             return
@@ -506,10 +433,8 @@ class Transport:
             self._dirty.add(conn)  # a TLS handshake done (or waiting to write): send the HELLO
         for frame in got:
             if frame[:1] == frames.WELCOME and not conn.greeted:
-                conn.peer_incarnation = _welcome_incarnation(frame)
-                conn.greeted = True
-                link.backoff = BACKOFF_FIRST
-                log.info("connected to %s (incarnation %d)", link.name, conn.peer_incarnation)
+                if not self.greeter.welcomed(link, conn, frame) or conn.closed:
+                    return
             elif frame[:1] == frames.REFUSE:
                 self.rlog.warning(f"refused-by:{link.name}", "%s refused our connection: %s",
                                   link.name, clip(frame[1:].decode(errors="replace"), 300))
@@ -540,7 +465,10 @@ class Transport:
         return self._delayed[0][0] if self._delayed else None
 
     def flush(self) -> None:
-        """Send delayed messages now due, then write every connection with output."""
+        """Send delayed messages now due, then write every connection with output
+        (not admitted yet: dial the members to ask first)."""
+        if self.greeter.admission is not None:
+            self.greeter.ask()
         delayed = self._delayed
         if delayed:
             now = self._clock()
@@ -587,8 +515,8 @@ class Transport:
             done = conn.write()
         except OSError:
             if conn.failure is not None:
-                self._tls_refused(conn, "refused a connection" if conn in self._inbound
-                                  else "refused our link", conn.peer)
+                self.greeter.tls_refused(conn, "refused a connection" if conn in self._inbound
+                                         else "refused our link", conn.peer)
             self._lost(conn)
             return
         if done and conn.cut:
@@ -664,12 +592,3 @@ class Transport:
             pass
         self._listener.close()
 
-
-def _welcome_incarnation(frame: bytes) -> int:
-    """The incarnation a peer's WELCOME names (0 if it names none we can read)."""
-    try:
-        body = json.loads(frame[1:])
-        number = body.get("incarnation") if type(body) is dict else None
-    except (ValueError, RecursionError):
-        return 0
-    return number if type(number) is int else 0

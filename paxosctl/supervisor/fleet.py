@@ -192,7 +192,10 @@ class Fleet:
         return runtime_spec(
             self.manifest, agent.name, membership=self.roster.membership, settings=self.settings,
             state_paths=self._paths, cluster_id=self.members.cluster_id,
-            member_id=member.member_id, has_run=member.started, incarnation=agent.incarnation + 1,
+            member_id=member.member_id, has_run=member.started,
+            # A new cluster's first start: no member has ever run (the
+            # registry knows). Later members are admitted by their peers.
+            bootstrap=not any(self.members.member(name).started for name in self.members.names),
             configs=history.to_json() if (history := self.roster.history) is not None else None)
 
     # ------------------------------------------------------------ the pipes
@@ -232,8 +235,10 @@ class Fleet:
         proves no liveness either."""
         try:
             report = AgentReport.from_json(frames.json_body(frame))
-            if (report.name, report.incarnation) != (agent.name, agent.incarnation):
-                raise ValueError(f"it is from {report.name} incarnation {report.incarnation}")
+            # The report's incarnation is the agent's own (its store's counter);
+            # `agent.incarnation` only numbers this supervisor's pipes.
+            if report.name != agent.name:
+                raise ValueError(f"it is from {report.name}")
             config = Recorded.from_report(report.config) if report.config is not None else None
         except (ValueError, RecursionError) as e:  # ReportError (a bad history too), JSON or UTF-8 errors
             if not agent.bad_report_logged:

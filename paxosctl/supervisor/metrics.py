@@ -63,7 +63,8 @@ COUNTER_STATS = (
 
 #: The transport's drop reasons (`AgentReport.dropped`, `.chaos`), as the
 #: `reason` label of paxos_messages_dropped_total shows them.
-DROP_REASONS = ("unreachable", "chaos_drop", "partition", "malformed", "wrong_role")
+DROP_REASONS = ("unreachable", "chaos_drop", "partition", "malformed", "wrong_role",
+                "not_admitted")
 
 #: Why an agent refused an inbound connection (`AgentReport.refused`), as the
 #: `reason` label of paxos_connections_refused_total shows them.
@@ -379,6 +380,8 @@ def _message_metrics(s: Snapshot) -> Iterator[Any]:
             "partition": t.get("chaos:partition", 0),
             "malformed": t.get("malformed", 0),
             "wrong_role": t.get("dropped", 0),
+            # Sent or received by an agent whose new store is not admitted yet (admission.py).
+            "not_admitted": t.get("dropped:not_admitted", 0),
         }
         for reason in DROP_REASONS:
             dropped.add_metric([*a.labels, reason], by_reason[reason])

@@ -158,11 +158,11 @@ def test_a_value_that_is_not_a_batch_is_dropped_where_it_would_be_read(hostile) 
 @pytest.mark.parametrize("incarnation, why", [
     (-1, "incarnation must be an integer from 0 to 2**63-1, got -1"),
     (2**70, "incarnation must be an integer from 0 to 2**63-1, got 1180591620717411303424"),
-    ("stale", "stale incarnation 0 of learner-1: this agent is connected to incarnation 1"),
+    ("stale", "stale incarnation 0 of learner-1: this agent welcomed its incarnation 1"),
 ])
 def test_bad_and_stale_incarnations_are_refused(hostile, incarnation, why: str) -> None:
     ep = endpoints_of(hostile)
-    if incarnation == "stale":  # below the real learner-1's, whose link to learner-0 is open
+    if incarnation == "stale":  # below the real learner-1's, which learner-0 welcomed
         incarnation = incarnation_of(ep.socket("learner-1"), ep.cluster_id, "learner-1") - 1
     got = exchange(ep.socket("learner-0"),
                    hello(ep.cluster_id, "learner-1", incarnation, "learner-0"))

@@ -229,11 +229,11 @@ def test_wal_and_synchronous_full_are_set(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert tables == {"meta", "votes", "decisions", "requests"}
+        assert tables == {"meta", "votes", "decisions", "requests", "peers"}
         meta = dict(conn.execute("SELECT key, value FROM meta"))
         assert meta == {"schema_version": SCHEMA_VERSION, "promised_round": 0,
                         "promised_node": "", "round": 1, "compacted": 0, "applied": -1,
-                        "log_start": 0}
+                        "log_start": 0, "incarnation": 0, "admitted": 0}
     finally:
         conn.close()
 
@@ -530,3 +530,23 @@ def test_sigkill_at_a_random_moment_keeps_a_committed_prefix(tmp_path: Path) -> 
     record = reopen(tmp_path / "state.db")
     # The save in flight when the kill landed may have committed unreported.
     assert record in (applied(*persists[:reported]), applied(*persists[:reported + 1]))
+
+
+def test_the_incarnation_counts_every_start_and_peers_are_remembered(tmp_path: Path) -> None:
+    """Guards the store's incarnation (schema 5): each start is a higher
+    number, committed before `start_incarnation` returns (a second connection
+    reads it at once); a new store is not admitted until `admit`; a peer's
+    newest welcomed incarnation survives a reopen."""
+    path = tmp_path / "state.db"
+    with SqliteStorage(path) as store:
+        assert not store.admitted and store.start_incarnation() == 1
+        conn = sqlite3.connect(path)
+        try:
+            assert conn.execute("SELECT value FROM meta WHERE key = 'incarnation'").fetchone() == (1,)
+        finally:
+            conn.close()
+        store.remember_welcome("b", 4)
+        store.admit(3)
+    with SqliteStorage(path) as store:
+        assert store.admitted and store.incarnation == 3 and store.welcomed() == {"b": 4}
+        assert store.start_incarnation() == 4

@@ -1,6 +1,12 @@
-"""Storage schema 3 (values as BLOBs) and 4 (the configuration history) and
-the migrations into them: 3 -> 4, 2 -> 3 -> 4, and 1 -> 2 -> 3 -> 4 in one go,
-on the state dirs of real clusters of the older code.
+"""Storage schema 3 (values as BLOBs), 4 (the configuration history) and 5
+(the agent's own incarnation, its admitted marker, its peers' incarnations)
+and the migrations into them: 4 -> 5, 3 -> 4 -> 5, 2 -> ..., and 1 -> ... -> 5
+in one go, on the state dirs of real clusters of the older code.
+
+tests/data/v4_state_dir.tar.gz was made the same way as v3's (below) by
+paxosctl at main 951b937 (schema 4, the release before incarnations were
+stored), with `tests/data/make_v4_state_dir.sh`; tests/data/v4_decided.json
+is its decided log.
 
 tests/data/v3_state_dir.tar.gz was made by paxosctl at main ba56af6 (schema
 3, the release before the history was stored) with
@@ -212,10 +218,31 @@ def test_state_dir_of_schema_3_opens_intact_with_no_history(tmp_path: Path) -> N
             rounds.append(record.round)
     assert max(rounds) >= 1  # the leader's round survived
     for path in files.values():
-        assert schema(path)[0] == SCHEMA_VERSION == 4
+        assert schema(path)[0] == SCHEMA_VERSION
     history = [1, 32, 14, [[0, 0, ["acceptor-0", "acceptor-1", "acceptor-2"]]]]
     with SqliteStorage(files["learner-0"]) as store:
         store.save(Persist(configs=history))
     with SqliteStorage(files["learner-0"]) as store:
         assert store.load().configs == history and stored_log(store) == expected
 
+
+
+def test_state_dir_of_schema_4_starts_admitted_at_incarnation_1(tmp_path: Path) -> None:
+    """Guards the 4 -> 5 migration on real files of the previous release:
+    every store has run, so it is admitted (no peer is asked), its first start
+    after the migration is incarnation 1 and the next one 2, no peer
+    incarnation is remembered yet, and the decided log and votes are intact."""
+    files = extract("v4_state_dir.tar.gz", tmp_path)
+    assert len(files) == 7 and all(schema(p)[0] == 4 for p in files.values())
+    expected = expected_log("v4_decided.json")
+    for path in files.values():
+        with SqliteStorage(path) as store:
+            assert store.admitted and store.incarnation == 0 and store.welcomed() == {}
+            assert store.start_incarnation() == 1
+        assert schema(path)[0] == SCHEMA_VERSION
+        with SqliteStorage(path) as store:
+            assert store.admitted and store.start_incarnation() == 2
+    with SqliteStorage(files["learner-0"]) as store:
+        assert stored_log(store) == expected
+    with SqliteStorage(files["acceptor-0"]) as store:
+        assert [v.slot for v in store.votes_from(0)] == [11, 12, 13]

@@ -288,6 +288,39 @@ def test_a_delayed_frame_never_reaches_the_next_incarnation(run_dir: Path) -> No
                 node.close()
 
 
+def test_a_frame_delayed_while_its_link_is_down_never_reaches_the_next_incarnation(
+        run_dir: Path) -> None:
+    """The mend of issue 22: a frame delayed (chaos) while no connection to b
+    is up is bound at once: b is down, so it is dropped and counted then,
+    instead of dialling when it falls due and reaching b's next incarnation.
+    Break tried: the old rule (a frame sent with no connection up is held
+    with no generation and goes on whatever connection is up when due)."""
+    a, b = Node(run_dir, "a"), Node(run_dir, "b", incarnation=1)
+    b2 = None
+    try:
+        a.transport.send("b", b"hello")
+        run_until([a, b], lambda: b.got == [("a", b"hello")], "the link a -> b")
+        b.close()
+        link = a.transport._links["b"]
+        run_until([a], lambda: link.conn is None, "a to see the link to b go")
+        link.retry_at = 0.0
+        a.transport.chaos.set(ChaosSettings(delay=0.3, seed=1))
+        unreachable = a.transport.dropped["unreachable"]
+        a.transport.send("b", b"late")
+        assert a.transport.dropped["unreachable"] == unreachable + 1
+        b2 = Node(run_dir, "b", incarnation=2)
+        link.retry_at = 0.0
+        run_until([a, b2], lambda: a.transport.next_due() is None, "nothing held back")
+        a.transport.chaos.set(ChaosSettings())
+        a.transport.send("b", b"now")
+        run_until([a, b2], lambda: b2.got != [], "a fresh frame to b's incarnation 2")
+        assert b2.got == [("a", b"now")]
+    finally:
+        for node in (a, b, b2):
+            if node is not None:
+                node.close()
+
+
 # ------------------------------------------------------------ client frames
 
 commands = st.lists(st.builds(Command, st.text(min_size=1, max_size=20), st.binary(max_size=40),

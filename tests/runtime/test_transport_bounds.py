@@ -20,7 +20,7 @@ from hypothesis import given, settings, strategies as st
 
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
-from paxos_agents.runtime.handshake import HandshakeError, parse_hello
+from paxos_agents.runtime.handshake import HandshakeError, Welcome, parse_hello, parse_welcome
 from paxos_agents.runtime.ratelog import RateLimitedLog, clip
 from paxos_agents.runtime.transport import CLIENT, Connection, Limits, Transport, endpoint, hello
 
@@ -113,6 +113,8 @@ class Received:
     (b'{"paxos": 1, "cluster": "k1", "from": ["a"], "incarnation": 1, "to": "b"}', "not a string"),
     (b'{"paxos": 1, "cluster": "k1", "from": "' + b"a" * 200 + b'", "incarnation": 1, "to": "b"}',
      '"from" must be a string of 1 to 128'),
+    (b'{"paxos": 1, "cluster": "k1", "from": "a", "incarnation": 1, "to": "b", "fresh": 1}',
+     '"fresh" must be true or false'),
 ])
 def test_a_bad_hello_is_refused_with_a_reason_and_counted(run_dir: Path, first: bytes,
                                                           why: str) -> None:
@@ -158,6 +160,11 @@ def test_frames_after_the_hello_are_read_under_the_full_limit(run_dir: Path) -> 
 
 
 def test_a_stale_incarnation_is_refused_and_a_newer_one_taken(run_dir: Path) -> None:
+    """Guards greeting.py's rules: an older HELLO than the newest welcomed is
+    refused (both numbers said), the same one reconnects, a newer one closes
+    the older incarnation's connections; and the newest is remembered even
+    with no connection open (incarnations are the member's own counter now,
+    never numbered again from 1)."""
     b = Endpoint(run_dir)
     try:
         first = Received(dial(run_dir, hello("k1", "a", 5, "b"), b"from-5"))
@@ -165,22 +172,127 @@ def test_a_stale_incarnation_is_refused_and_a_newer_one_taken(run_dir: Path) -> 
         stale = Received(dial(run_dir, hello("k1", "a", 4, "b"), b"from-4"))
         b.until(lambda: stale.poll().eof, "the stale incarnation refused")
         assert stale.frames[0] == (frames.REFUSE + b"stale incarnation 4 of a: this agent "
-                                   b"is connected to incarnation 5")
+                                   b"welcomed its incarnation 5")
         same = Received(dial(run_dir, hello("k1", "a", 5, "b"), b"again-5"))  # a reconnect
+        b.until(lambda: len(b.got) == 2, "the reconnect's message")
         newer = Received(dial(run_dir, hello("k1", "a", 6, "b"), b"from-6"))
-        b.until(lambda: len(b.got) == 3, "the reconnect's and incarnation 6's messages")
+        b.until(lambda: len(b.got) == 3, "incarnation 6's message")
         assert sorted(b.got) == [("a", b"again-5"), ("a", b"from-5"), ("a", b"from-6")]
+        b.until(lambda: first.poll().eof and same.poll().eof, "incarnation 5's connections closed")
+        assert not newer.poll().eof
         assert b.transport.refused == {"stale_incarnation": 1}
-        for r in (first, same, newer):
-            r.sock.close()
+        newer.sock.close()
         b.until(lambda: not b.transport._inbound, "a's connections closed")
-        # With none of a's connections open, a lower number is not stale: it
-        # is a's next supervisor run, which numbers incarnations from 1 again.
-        rerun = Received(dial(run_dir, hello("k1", "a", 1, "b"), b"run-2"))
-        b.until(lambda: ("a", b"run-2") in b.got, "the next run's incarnation 1 taken")
-        rerun.sock.close()
+        rerun = Received(dial(run_dir, hello("k1", "a", 1, "b"), b"old-1"))
+        b.until(lambda: rerun.poll().eof, "incarnation 1 refused with nothing open")
+        assert ("a", b"old-1") not in b.got and b.transport.refused == {"stale_incarnation": 2}
     finally:
         b.close()
+
+
+def test_a_fresh_hello_is_answered_not_recorded_and_not_heard(run_dir: Path) -> None:
+    """Guards the fresh HELLO (an agent with a new store asking to be
+    admitted): its WELCOME says the newest incarnation welcomed from the
+    sender (3); its number (5) is neither recorded nor closes incarnation 3's
+    connection; what it sends is dropped and counted, never a message.
+    Break tried: recording a fresh HELLO's incarnation like any other
+    (incarnation 3's connection is closed, the newest becomes 5)."""
+    b = Endpoint(run_dir)
+    try:
+        old = Received(dial(run_dir, hello("k1", "a", 3, "b"), b"from-3"))
+        b.until(lambda: b.got == [("a", b"from-3")], "incarnation 3's message")
+        fresh = Received(dial(run_dir, hello("k1", "a", 5, "b", fresh=True), b"sneaky"))
+        b.until(lambda: fresh.poll().frames and b.transport.dropped["not_admitted"] == 1,
+                "the fresh HELLO's WELCOME, its frame dropped")
+        welcome = json.loads(fresh.frames[0][1:])
+        assert fresh.frames[0][:1] == frames.WELCOME and welcome["welcomed"] == 3, welcome
+        assert b.got == [("a", b"from-3")]
+        assert b.transport.greeter.newest_incarnation("a") == 3
+        assert not old.poll().eof and not fresh.eof
+        for r in (old, fresh):
+            r.sock.close()
+    finally:
+        b.close()
+
+
+def test_a_welcome_from_a_stale_incarnation_drops_our_link(run_dir: Path) -> None:
+    """Guards the dialling side: b welcomed a's incarnation 3; its own link
+    to a is answered by a WELCOME naming incarnation 2 (an old process still
+    listening): the link is dropped and counted, nothing more is sent on it.
+    Break tried: taking any WELCOME (the link stays up, the count is 0)."""
+    b = Endpoint(run_dir)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        newer = Received(dial(run_dir, hello("k1", "a", 3, "b")))
+        b.until(lambda: newer.poll().frames, "incarnation 3 welcomed")
+        listener.bind(endpoint(str(run_dir), "a"))
+        listener.listen()
+        listener.setblocking(False)
+        b.transport.send("a", b"to-a")
+        stale = b.until(lambda: _accept(listener), "b to dial a")
+        b.until(lambda: stale.poll().frames, "b's HELLO")
+        assert json.loads(stale.frames[0])["incarnation"] == 1
+        stale.sock.sendall(frames.pack([frames.WELCOME + json.dumps(
+            {"paxos": 1, "name": "a", "incarnation": 2}).encode()]))
+        b.until(lambda: stale.poll().eof, "the stale link dropped")
+        assert b.transport.refused == {"stale_incarnation": 1}
+        assert b.transport._links["a"].conn is None
+        newer.sock.close()
+    finally:
+        listener.close()
+        b.close()
+
+
+def test_a_newer_incarnation_closes_our_link_to_the_older_one(run_dir: Path) -> None:
+    """Guards "a newer incarnation closes the old link" on the dialling side:
+    b's link to a is answered by a's incarnation 3 (a raw listener); then a
+    HELLO from a's incarnation 4 arrives (a restarted elsewhere): b closes its
+    link to incarnation 3, which must not keep getting messages.
+    Break tried: `_remember` closing only inbound connections."""
+    b = Endpoint(run_dir)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(endpoint(str(run_dir), "a"))
+        listener.listen()
+        listener.setblocking(False)
+        b.transport.send("a", b"to-a")
+        old = b.until(lambda: _accept(listener), "b to dial a")
+        old.sock.sendall(frames.pack([frames.WELCOME + json.dumps(
+            {"paxos": 1, "name": "a", "incarnation": 3}).encode()]))
+        link = b.transport._links["a"]
+        b.until(lambda: link.conn is not None and link.conn.greeted, "the WELCOME of incarnation 3")
+        newer = Received(dial(run_dir, hello("k1", "a", 4, "b"), b"from-4"))
+        b.until(lambda: old.poll().eof, "the link to incarnation 3 closed")
+        assert b.got == [("a", b"from-4")] and b.transport.refused == {}
+        newer.sock.close()
+    finally:
+        listener.close()
+        b.close()
+
+
+@pytest.mark.parametrize("body", [
+    b"[", b"[]", b'{"incarnation": -1}', b'{"incarnation": 1.5}', b'{"incarnation": 1, "welcomed": "3"}',
+    b'{"incarnation": 1, "welcomed": 18446744073709551616}', b'{"incarnation": 1, "decided": 1}',
+    b'{"incarnation": 1, "added": "yes"}', b'{"incarnation": 1, "x": "' + b"y" * 5000 + b'"}',
+])
+def test_a_welcome_that_cannot_be_read_is_none(body: bytes) -> None:
+    """Guards `parse_welcome`'s bounds: a WELCOME is untrusted input too."""
+    assert parse_welcome(body) is None
+
+
+def test_a_welcome_reads_its_fields_with_defaults() -> None:
+    assert parse_welcome(b'{"incarnation": 2}') == Welcome(2)
+    assert parse_welcome(b'{"incarnation": 2, "welcomed": 7, "decided": true, "added": true,'
+                         b' "roles": ["learner"]}') == Welcome(2, 7, True, True)
+
+
+def _accept(listener: socket.socket) -> "Received | None":
+    try:
+        sock, _ = listener.accept()
+    except BlockingIOError:
+        return None
+    sock.setblocking(False)
+    return Received(sock)
 
 
 def test_an_idle_unauthenticated_connection_is_closed_at_the_deadline(run_dir: Path) -> None:

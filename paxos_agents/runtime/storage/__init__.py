@@ -13,13 +13,18 @@ values be chosen, so a `Storage` must
 - fail loudly (`StorageError`) rather than lose or invent state; in
   particular never start empty over an existing file it cannot read.
 
+Beside the node's `Record`, a store keeps the agent's own incarnation,
+whether it was ever admitted to its cluster, and the newest incarnation it
+welcomed from each peer (`Incarnations`; runtime/greeting.py and
+admission.py use them).
+
 `SqliteStorage` is the real one; `MemoryStorage` is for tests and the
 simulator. One process owns a store at a time (the supervisor runs one
 agent per node); nothing here locks out a second writer.
 
 The package, one module a job:
 
-- contract.py: the `Storage` protocol and `StorageError`;
+- contract.py: the `Storage` and `Incarnations` protocols and `StorageError`;
 - memory.py: `MemoryStorage`;
 - sqlite.py: `SqliteStorage`, the open file's reads and its `save`;
 - opening.py: opening a file (create it whole, refuse one that is not
@@ -35,7 +40,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .contract import Storage, StorageError
+    from .contract import Incarnations, Storage, StorageError
     from .memory import MemoryStorage
     from .schema import APPLICATION_ID, SCHEMA_VERSION
     from .sqlite import FAULT_POINTS, SqliteStorage
@@ -46,6 +51,7 @@ __all__ = [
     "FAULT_POINTS",
     "StorageError",
     "Storage",
+    "Incarnations",
     "MemoryStorage",
     "SqliteStorage",
 ]
@@ -54,7 +60,7 @@ __all__ = [
 #: reads `schema` (to recognise a store file) on every command and should
 #: not pay for sqlite3 and the core's messages to do it.
 _HOMES = {
-    "Storage": "contract", "StorageError": "contract", "MemoryStorage": "memory",
+    "Storage": "contract", "StorageError": "contract", "Incarnations": "contract", "MemoryStorage": "memory",
     "APPLICATION_ID": "schema", "SCHEMA_VERSION": "schema",
     "FAULT_POINTS": "sqlite", "SqliteStorage": "sqlite",
 }

@@ -55,6 +55,32 @@ class Storage(Protocol):
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece: ...
 
 
+class Incarnations(Protocol):
+    """An agent's incarnations, kept in its store (schema 5).
+
+    - `incarnation`: how often the agent was started on this store;
+      `start_incarnation()` counts one more and commits it (fsync) before
+      returning: the agent calls it before it listens or dials.
+    - `admitted`: the store has run in its cluster; a new one is not until
+      `admit(n)` (its peers admitted it: runtime/admission.py), which also
+      raises the incarnation to `n` if it is lower.
+    - `welcomed()`: per member name, the newest incarnation this agent
+      welcomed; `remember_welcome(name, n)` commits a newer one.
+    Every write is its own small transaction; a failure is `StorageError`.
+    """
+
+    incarnation: int
+    admitted: bool
+
+    def start_incarnation(self) -> int: ...
+
+    def admit(self, incarnation: int) -> None: ...
+
+    def welcomed(self) -> dict[str, int]: ...
+
+    def remember_welcome(self, name: str, incarnation: int) -> None: ...
+
+
 
 def why(exc: BaseException) -> str:
     """A one-line reason for `exc`, for a `StorageError`'s message."""

@@ -14,10 +14,27 @@ from .rows import configs_copy
 class MemoryStorage:
     """A `Storage` in memory: durable only for the life of the object."""
 
-    def __init__(self, record: Record | None = None) -> None:
+    def __init__(self, record: Record | None = None, *, admitted: bool = True) -> None:
         self._record = record.copy() if record is not None else Record()
         self._record.configs = configs_copy(self._record.configs)
         self.persist_seconds = 0.0
+        #: As SqliteStorage's (schema 5): admitted unless a test says otherwise.
+        self.incarnation = 0
+        self.admitted = admitted
+        self._peers: dict[str, int] = {}
+
+    def start_incarnation(self) -> int:
+        self.incarnation += 1
+        return self.incarnation
+
+    def admit(self, incarnation: int) -> None:
+        self.admitted, self.incarnation = True, max(self.incarnation, incarnation)
+
+    def welcomed(self) -> dict[str, int]:
+        return dict(self._peers)
+
+    def remember_welcome(self, name: str, incarnation: int) -> None:
+        self._peers[name] = incarnation
 
     def load(self) -> Record:
         record = self._record.copy()

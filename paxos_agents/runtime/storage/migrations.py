@@ -13,11 +13,11 @@ from pathlib import Path
 
 from .contract import StorageError, why
 from .rows import json_value
-from .schema import DECISIONS_TABLE, REQUESTS_TABLE, SCHEMA_VERSION, VOTES_TABLE
+from .schema import DECISIONS_TABLE, PEERS_TABLE, REQUESTS_TABLE, SCHEMA_VERSION, VOTES_TABLE
 
 
 def migrate(conn: sqlite3.Connection, version: int, path: Path) -> None:
-    """Bring a file of schema `version` (1, 2 or 3) to `SCHEMA_VERSION`, in one
+    """Bring a file of schema `version` (1 to 4) to `SCHEMA_VERSION`, in one
     transaction: a crash or an error midway leaves the file as it was."""
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -28,6 +28,8 @@ def migrate(conn: sqlite3.Connection, version: int, path: Path) -> None:
         # 3 -> 4 changes no row: version 4 adds the meta key "configs", and a
         # file of 3 has no configuration history (`Record.configs` None: the
         # node starts from epoch 0, its membership's acceptors).
+        if version <= 4:
+            _migrate_4_to_5(conn)
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                      (SCHEMA_VERSION,))
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -101,3 +103,19 @@ def _migrate_2_to_3(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute(f"DROP TABLE {table}")
         conn.execute(f"ALTER TABLE {table}_3 RENAME TO {table}")
 
+
+
+def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
+    """Version 4 to 5, inside `migrate`'s transaction: the agent's own
+    incarnation counter, its admitted marker and the `peers` table.
+
+    Before 5 the supervisor numbered incarnations per run, so nothing in
+    the file says how often the agent started: the counter starts at 0
+    and the first start after the migration is incarnation 1 (peers of
+    the older release remembered no number, so none of them holds a
+    higher one). A file of an older version has run, by definition: it is
+    admitted. No peer incarnation was remembered: `peers` starts empty.
+    """
+    conn.execute(PEERS_TABLE)
+    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                     [("incarnation", 0), ("admitted", 1)])

@@ -11,8 +11,8 @@ from __future__ import annotations
 APPLICATION_ID = 0x50586374
 
 #: The schema this code writes and reads (`PRAGMA user_version` and meta.schema_version).
-#: Older files are migrated when first opened: 1 (paxosctl 0.1) -> 2 -> 3 (0.2) -> 4.
-SCHEMA_VERSION = 4
+#: Older files are migrated when first opened: 1 (paxosctl 0.1) -> 2 -> 3 (0.2) -> 4 -> 5.
+SCHEMA_VERSION = 5
 
 #: Files up to this size get a full `quick_check` when opened; above it only
 #: the header and schema are checked at start (a page damaged later fails
@@ -31,17 +31,25 @@ QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
 # Version 4: meta key "configs", the configuration history as one JSON
 # text (`Persist.configs`, stored and returned as it is); absent until the
 # node first writes one, and in every file migrated from 3.
+# Version 5: the agent's own incarnation (meta "incarnation", counted up and
+# committed each time the store is opened by an agent), whether it was ever
+# admitted to its cluster (meta "admitted": 1 once it has run; a new file
+# holds 0 until its peers admit it, see runtime/admission.py), and `peers`:
+# per member name, the newest incarnation this agent welcomed from it.
 REQUESTS_TABLE = ("CREATE TABLE requests (request_id TEXT PRIMARY KEY NOT NULL,"
                   " slot INTEGER NOT NULL) WITHOUT ROWID")
 META_ADDED_IN_2 = (("compacted", 0), ("applied", -1), ("log_start", 0))
 VOTES_TABLE = ("CREATE TABLE votes (slot INTEGER PRIMARY KEY, ballot_round INTEGER NOT NULL,"
                " ballot_node TEXT NOT NULL, value BLOB NOT NULL)")
 DECISIONS_TABLE = "CREATE TABLE decisions (slot INTEGER PRIMARY KEY, value BLOB NOT NULL)"
+PEERS_TABLE = ("CREATE TABLE peers (name TEXT PRIMARY KEY NOT NULL, incarnation INTEGER NOT NULL)"
+               " WITHOUT ROWID")
 SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL)",
     VOTES_TABLE,
     DECISIONS_TABLE,
     REQUESTS_TABLE,
+    PEERS_TABLE,
 )
 INITIAL_META = (
     ("schema_version", SCHEMA_VERSION),
@@ -49,5 +57,7 @@ INITIAL_META = (
     ("promised_node", ""),
     ("round", 0),
     *META_ADDED_IN_2,
+    ("incarnation", 0),  # counted up when an agent opens the store: its first start is 1
+    ("admitted", 0),  # a new store has not run: its peers must admit it first
 )
 

@@ -60,6 +60,16 @@ class SqliteStorage:
         self._failed: str | None = None
         self._conn: sqlite3.Connection | None = None
         self._conn, self._applied, self._log_start = open_store(self.path, identity)
+        try:
+            meta = dict(self._conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('incarnation', 'admitted')"))
+            self._incarnation = int_field(meta["incarnation"])
+            self._admitted = bool(int_field(meta["admitted"]))
+            self._peers = {text_field(name): int_field(number) for name, number
+                           in self._conn.execute("SELECT name, incarnation FROM peers")}
+        except (sqlite3.Error, KeyError, TypeError) as exc:
+            self.close()
+            raise StorageError(f"{self.path} is corrupt: bad incarnation rows ({why(exc)})") from None
         if fault:
             fault("open")
 
@@ -100,6 +110,66 @@ class SqliteStorage:
             raise StorageError(f"{self.path} is corrupt: bad row ({why(exc)})") from None
         self._applied, self._log_start = record.applied, record.log_start
         return record
+
+    # --- incarnations: this agent's own, and its peers' (schema 5) -------------
+
+    @property
+    def incarnation(self) -> int:
+        """This agent's incarnation: the number of times it was started on this
+        store (0 before `start_incarnation` is first called)."""
+        return self._incarnation
+
+    @property
+    def admitted(self) -> bool:
+        """The store has run in its cluster (a migrated file, or `admit` was
+        called); False for a new file until its peers admit it."""
+        return self._admitted
+
+    def start_incarnation(self) -> int:
+        """Count one start: the incarnation + 1, committed (fsynced) before
+        this returns, so no two starts of this store ever share a number."""
+        self._commit([(self._incarnation + 1, "incarnation")])
+        self._incarnation += 1
+        return self._incarnation
+
+    def admit(self, incarnation: int) -> None:
+        """Mark the store admitted, its incarnation raised to `incarnation`
+        if lower (a learner moving past what its peers saw), committed."""
+        number = max(self._incarnation, incarnation)
+        self._commit([(1, "admitted"), (number, "incarnation")])
+        self._admitted, self._incarnation = True, number
+
+    def welcomed(self) -> dict[str, int]:
+        """Per member name, the newest incarnation this agent welcomed (a copy)."""
+        return dict(self._peers)
+
+    def remember_welcome(self, name: str, incarnation: int) -> None:
+        """Record `incarnation` as the newest welcomed from `name`, committed."""
+        self._commit([], (name, incarnation))
+        self._peers[name] = incarnation
+
+    def _commit(self, meta: list[tuple[object, str]], peer: tuple[str, int] | None = None) -> None:
+        """One small transaction of meta values (value, key) and a peer row;
+        a failure refuses later use, as a failed `save` does."""
+        conn = self._usable()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if meta:
+                    conn.executemany("INSERT OR REPLACE INTO meta (value, key) VALUES (?, ?)", meta)
+                if peer is not None:
+                    conn.execute("INSERT OR REPLACE INTO peers (name, incarnation) VALUES (?, ?)", peer)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise
+        except sqlite3.Error as exc:
+            self._failed = why(exc)
+            raise StorageError(f"cannot save to {self.path}: {self._failed}") from exc
 
     # --- DurableLog: what the node reads back ----------------------------------
 
