@@ -33,7 +33,10 @@ class Agent:
         self.err = self.out.with_suffix(".err")
         with open(self.out, "w") as out, open(self.err, "w") as err:
             self.process = subprocess.Popen(
-                [PAXOSCTL, "agent", name, "-f", "cluster.toml", "--http", "127.0.0.1:0", *extra],
+                # --bootstrap: these agents make a new cluster; kept on every
+                # start, as a unit file or pod spec keeps it (README).
+                [PAXOSCTL, "agent", name, "-f", "cluster.toml", "--http", "127.0.0.1:0",
+                 "--bootstrap", *extra],
                 cwd=folder, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         self.port = 0
 
