@@ -340,6 +340,17 @@ class Host:
         self.aliases.append(name)
         self.network._write_hosts_files()
 
+    def move_alias(self, name: str) -> None:
+        """Make `name`, an alias of another host, resolve to this one instead, in
+        every host: a pod rescheduled elsewhere keeps its Service name. Names
+        are looked up afresh (the hosts files are rewritten in place)."""
+        owner = next((h for h in self.network.hosts if name in h.aliases), None)
+        if owner is None:
+            raise HostsError(f"{self.name}: {name!r} is no host's alias")
+        owner.aliases.remove(name)
+        self.aliases.append(name)
+        self.network._write_hosts_files()
+
     # ----------------------------------------------------------------- disk
 
     def wipe(self) -> None:

@@ -56,6 +56,33 @@ namespace = "demo"
 """
 
 
+#: send_admin to each agent named (argv: manifest, frame, certificate kind, names...).
+ADMIN = """
+import json, sys
+from paxosctl.client.admin import AdminRefused, AdminTarget, send_admin
+from paxosctl.endpoints import from_manifest
+from paxosctl.manifest import load_manifest
+endpoints = from_manifest(load_manifest(sys.argv[1]), sys.argv[1])
+for name in sys.argv[4:]:
+    try:
+        print(json.dumps(send_admin(AdminTarget.of(endpoints, name, sys.argv[3]), json.loads(sys.argv[2]))))
+    except AdminRefused as e:
+        print(json.dumps({"refused": e.code, "line": str(e)}))
+"""
+
+#: The sum of the series of one family whose labels include the given ones
+#: (argv: url, family, labels as JSON) in a Prometheus scrape, or None.
+SCRAPE = """
+import json, sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
+want = json.loads(sys.argv[3])
+found = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+         if s.name == sys.argv[2] and want.items() <= s.labels.items()]
+print(sum(found) if found else None)
+"""
+
+
 def dns_name(agent: str) -> str:
     """The name the manifest's template gives `agent` (all are of group "replica")."""
     return f"{agent}.replica.demo.svc"
@@ -64,9 +91,10 @@ def dns_name(agent: str) -> str:
 class Deployment:
     """Three agents on hosts h0..h2 and a client host, over one `Network`."""
 
-    def __init__(self, make_hosts: Any, *, election: str = "500ms") -> None:
+    def __init__(self, make_hosts: Any, *, election: str = "500ms", spare: bool = False) -> None:
         # As a headless Service names pods: replica-0.replica.demo.svc on h0, ...
-        self.net: Network = make_hosts(["h0", "h1", "h2", "client"],
+        # `spare`: a host h3 with no agent, where one can be rescheduled.
+        self.net: Network = make_hosts(["h0", "h1", "h2", "client"] + (["h3"] if spare else []),
                                        aliases={f"h{i}": [dns_name(name)] for i, name in enumerate(NAMES)})
         self.hosts = {name: self.net[f"h{i}"] for i, name in enumerate(NAMES)}
         self.client: Host = self.net["client"]
@@ -109,6 +137,20 @@ class Deployment:
         out = self.cli("decided", "-o", "json", timeout=60)
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout)
+
+    def admin(self, frame: dict[str, Any], names: tuple[str, ...] = NAMES, kind: str = "operator"):
+        """Send the admin `frame` to agents `names` from the client host with the
+        `kind` certificate; the completed process (stdout: one JSON answer per agent)."""
+        return self.client.run([sys.executable, "-c", ADMIN, str(self.manifest), json.dumps(frame),
+                                kind, *names], cwd=self.config)
+
+    def metric(self, agent: str, name: str, **labels: str) -> float:
+        """The sum of `agent`'s series `name` with `labels`, scraped from the
+        client host over its /metrics (0 when there is none)."""
+        out = self.client.run([sys.executable, "-c", SCRAPE, f"http://{dns_name(agent)}:{HTTP_PORT}/metrics",
+                               name, json.dumps(labels)], cwd=self.config)
+        assert out.returncode == 0, out.stderr
+        return 0.0 if out.stdout.strip() == "None" else float(out.stdout)
 
     # ------------------------------------------------------------- the load
 

@@ -10,10 +10,14 @@ acknowledged is lost or decided twice.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
 import time
 
 import pytest
-from deployment import NAMES, Deployment, wait_until
+from deployment import NAMES, Deployment, dns_name, wait_until
 
 from paxos_agents.runtime.frames import EXIT_NEEDS_OPERATOR
 
@@ -95,4 +99,60 @@ def test_a_wiped_disk_is_refused_and_the_cluster_goes_on(deployment: Deployment)
         log[-1500:]
     mark = time.monotonic()
     wait_until(lambda: d.acked_since(mark) >= 30, 20, "decisions with two agents")
+    d.check(d.finish_load())
+
+
+def test_chaos_over_tcp_loses_nothing(deployment: Deployment) -> None:
+    """Drops, duplicates and delays at every sender, put in force over the
+    operator channel (the operator certificate; a client's is refused)."""
+    d = deployment
+    chaos = {"op": "chaos", "settings": {"drop": 0.05, "duplicate": 0.05, "delay": 0.005, "seed": 7}}
+    refused = d.admin(chaos, kind="client")
+    assert [json.loads(line)["refused"] for line in refused.stdout.splitlines()] == ["forbidden"] * 3
+    taken = d.admin(chaos)
+    assert [json.loads(line).get("ok") for line in taken.stdout.splitlines()] == [True] * 3, taken
+    d.start_load()
+    wait_until(lambda: d.acked_since(0) >= 300, 60, "300 decisions under chaos")
+    history = d.finish_load()
+    d.admin({"op": "chaos", "settings": {}})
+    d.check(history)
+    dropped = sum(d.metric(n, "paxos_messages_dropped_total", reason="chaos_drop") for n in NAMES)
+    duplicated = sum(d.metric(n, "paxosctl_chaos_duplicated_total") for n in NAMES)
+    assert dropped > 0 and duplicated > 0, (dropped, duplicated)
+
+
+def test_a_stale_incarnation_reconnecting_after_a_partition_is_refused(make_hosts) -> None:
+    """replica-2's host is cut off, its agent frozen; the agent is started
+    again on a spare host from a copy of its disk (a rescheduled pod and its
+    volume), as a newer incarnation, and its Service name moves with it.
+    Then the old host heals and the old process resumes: its peers refuse
+    its older incarnation, count it, and nothing acknowledged is lost."""
+    d = Deployment(make_hosts, spare=True)
+    wait_until(lambda: len(d.answering()) == len(NAMES) and d.leader(), 30,
+               "every agent answering and a leader")
+    victim = next(n for n in NAMES if n != d.leader())
+    old_host, new_host = d.hosts[victim], d.net["h3"]
+    old = d.answering()[victim]["incarnation"]
+    d.start_load()
+    wait_until(lambda: d.acked_since(0) >= 30, 20, "30 decisions")
+    old_host.partition()
+    pid = d.runners[victim].wait_started(1).pid
+    os.kill(pid, signal.SIGSTOP)  # frozen mid-flight: nothing it holds is written meanwhile
+    shutil.copytree(old_host.volume, new_host.volume, dirs_exist_ok=True)
+    new_host.move_alias(dns_name(victim))
+    d.hosts[victim] = new_host
+    d.runners[victim] = new_host.keep_running(victim, d.argv(victim), permanent_exit=78)
+    wait_until(lambda: (d.answering().get(victim) or {}).get("incarnation", 0) > old, 30,
+               f"{victim} running on h3 as a newer incarnation")
+    def stale(agent: str) -> float:
+        return d.metric(agent, "paxos_connections_refused_total", reason="stale_incarnation")
+
+    refused_before = {n: stale(n) for n in NAMES if n != victim}
+    old_host.heal()
+    os.kill(pid, signal.SIGCONT)
+    # The old process redials its peers with its old number: refused, counted.
+    wait_until(lambda: sum(stale(n) - refused_before[n] for n in refused_before) > 0, 30,
+               "the peers refusing the old incarnation")
+    mark = time.monotonic()
+    wait_until(lambda: d.acked_since(mark) >= 30, 20, "decisions after the old one came back")
     d.check(d.finish_load())

@@ -106,6 +106,18 @@ def test_names_resolve_inside_the_hosts_only(make_hosts):
             socket.gethostbyname(name)
 
 
+def test_a_moved_alias_resolves_to_its_new_host_everywhere(make_hosts):
+    net = make_hosts(["a", "b", "c"], aliases={"a": ["replica-2.replica.demo.svc"]})
+    net["b"].move_alias("replica-2.replica.demo.svc")
+    lookup = "import socket, sys; print(socket.gethostbyname(sys.argv[1]))"
+    for host in net.hosts:
+        result = host.run([PY, "-c", lookup, "replica-2.replica.demo.svc"])
+        assert result.stdout.split() == [net["b"].address], (host, result)
+    assert net["a"].aliases == [] and net["b"].aliases == ["replica-2.replica.demo.svc"]
+    with pytest.raises(hosts.HostsError, match="no host's alias"):
+        net["c"].move_alias("nobody.demo.svc")
+
+
 def test_partition_stops_traffic_and_heal_restores_it(make_hosts):
     net = make_hosts(["a", "b"])
     echo_server(net["a"])
