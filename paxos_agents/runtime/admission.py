@@ -29,13 +29,31 @@ The rules, in order:
 - With the `bootstrap` flag (a new cluster's first start): admitted once
   itself and the peers that answered "never welcomed you, nothing
   decided" make a majority of all members; refused as soon as any peer
-  answers that it welcomed it before or that it has decided slots.
+  answers that it welcomed it before.
 - Without it: admitted once itself and the peers that answered "never
   welcomed you, and your name was added by a change" make a majority;
   refused as soon as any peer answers that it welcomed it. A member that
   ran before and lost its disk is welcomed by the peers it talked to, so
   it is refused; one that a change added (`paxosctl scale`, `replace`) is
   admitted by its peers' word.
+- Either way, admitted once every other member has answered and none ever
+  welcomed it; and once a peer answers that it has decided slots, only so
+  (the majority rule of `bootstrap` no longer applies). A member's
+  promises and votes go to proposers and learners, its Prepares and
+  Accepts to acceptors, and each records a welcome in its store before it
+  answers, so if nobody welcomed it, it never ran where anyone heard. This
+  admits an initial member that first starts after its cluster decided
+  slots (a late pod, a host that was down at the start) and keeps out a
+  wiped one that still has `bootstrap` in its unit or pod spec: the
+  witnesses of its past (the proposer it promised to, the learners it
+  voted to) all answer before it is admitted. (The issue asked for a
+  refusal on a peer's decided slot; that refused the late member for
+  good, with no safety gained over waiting for every witness.)
+- A majority of answers can still come before a witness's: a wiped agent
+  started with a lingering `bootstrap` in a cluster that has decided
+  nothing yet (only elected a leader) is admitted if the majority that
+  answers first never heard from it. Closing that would mean waiting for
+  every member on every first start.
 - A cluster of one member is admitted at once: it is its own majority.
 - Refused: the agent exits with `frames.EXIT_NEEDS_OPERATOR` and one line
   naming the peer and the incarnation it found, and the way out
@@ -72,6 +90,8 @@ class Admission:
     learner_only: bool
     bootstrap: bool
     answers: dict[str, Welcome] = field(default_factory=dict)
+    #: A peer answered that it has decided slots: the cluster is not new.
+    decided_seen: bool = False
 
     @property
     def majority(self) -> int:
@@ -91,11 +111,12 @@ class Admission:
                 f"{welcome.welcomed} before: it ran and lost its state, and starting empty could "
                 f"undo its promises and votes; restore its disk, or replace the member: "
                 f"paxosctl replace {self.name}")
-        if self.bootstrap and welcome.decided:
-            raise AdmissionRefused(
-                f"{self.name} was started to bootstrap a new cluster, but {peer} has decided "
-                f"slots: this cluster is not new; start it without --bootstrap, restore its "
-                f"disk, or replace the member: paxosctl replace {self.name}")
+        if welcome.decided:
+            self.decided_seen = True
+        if self.members - {self.name} <= self.answers.keys():
+            return self.incarnation  # nobody ever welcomed it (a welcome was refused above)
+        if self.bootstrap and self.decided_seen:
+            return None  # not a new cluster: only every member's word admits it
         return self.incarnation if 1 + self._agreeing() >= self.majority else None
 
     def _agreeing(self) -> int:
@@ -107,6 +128,10 @@ class Admission:
 
     def waiting_for(self) -> str:
         """What admission still waits for, for the log."""
+        if self.decided_seen and self.bootstrap:
+            silent = sorted(self.members - {self.name} - self.answers.keys())
+            return (f"every other member to answer that it never welcomed {self.name} (a peer has "
+                    f"decided slots: this cluster is not new); still to answer: {', '.join(silent)}")
         how = ("never welcomed it, nothing decided" if self.bootstrap
                else "any answer" if self.learner_only else "never welcomed it, a change added it")
         return (f"{self.majority - 1} of the other {len(self.members) - 1} members to answer "

@@ -43,15 +43,16 @@ def _propose(agents: Agents, value: str) -> str:
 def test_three_agents_decide_what_the_cli_proposes_and_keep_it_across_a_restart(agents):
     for name in REPLICAS:
         agents.start(name)
-    assert "decided at 0.0: one" in _propose(agents, "one")
-    assert "decided at 1.0: two" in _propose(agents, "two")
+    # Positions are not asserted: a leader change at the start may decide a no-op first.
+    assert ": one (" in _propose(agents, "one")
+    assert ": two (" in _propose(agents, "two")
     # SIGTERM (an engine's stop) or SIGINT (Ctrl-C): a graceful end, exit 0.
     for name, sig in zip(REPLICAS, (signal.SIGTERM, signal.SIGINT, signal.SIGTERM)):
         assert agents.running[name].stop(sig) == 0, agents.running[name].stderr()
         assert "stopped" in agents.running[name].stdout()
     for name in REPLICAS:
         agents.start(name)
-    assert "decided at 2.0: three" in _propose(agents, "three")
+    assert ": three (" in _propose(agents, "three")
     log = agents.run("decided", "-o", "json")
     assert log.returncode == 0, log
     assert [entry["value"] for entry in json.loads(log.stdout)] == ["one", "two", "three"]
