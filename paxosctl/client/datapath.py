@@ -223,6 +223,8 @@ class DataClient:
         #: Queries (QUERY, PAGE) by id: their replies (a dict, or a `wire.Page`).
         self._queries: dict[int, Future[Any]] = {}
         self._query_out: list[bytes] = []
+        #: When the I/O thread last found no learner to send queries to (0: it has one).
+        self._no_learner_since = 0.0
         self._query_ids = itertools.count(1)
         self._closed = False
         self._leader: str | None = None
@@ -564,8 +566,18 @@ class DataClient:
             settled += tracker.expire(now)
         learner = self._learners.followed()
         if learner is None:
-            self._fail_queries()
+            # None connected yet, or one just lost (refused, gone): the
+            # queries wait for the next one (dialled at the next scan; over
+            # TLS its name may still be looked up) for one learner wait at
+            # most, then fail.
+            self._no_learner_since = self._no_learner_since or now
+            if now - self._no_learner_since < LEARNER_WAIT_SECONDS:
+                with self._lock:
+                    self._query_out[:0] = queries
+            else:
+                self._fail_queries()
         else:
+            self._no_learner_since = 0.0
             for query in queries:
                 learner.conn.queue(query)
         if due or tracker.outbound:
