@@ -14,12 +14,55 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
+import tomllib
 
 import pytest
-from deployment import NAMES, Deployment, dns_name, wait_until
+from deployment import NAMES, PORT, Deployment, dns_name, wait_until
 
 from paxos_agents.runtime.frames import EXIT_NEEDS_OPERATOR
+
+#: Run on the client host: dial AGENT at ADDRESS presenting a certificate and
+#: send a peer's HELLO from SENDER; print "welcome" / "refuse" / "tls" and the
+#: answer's line. The certificate: "agent:NAME" (that agent's genuine files)
+#: or "other-cluster:NAME" (NAME's agent certificate for another cluster id,
+#: signed by this cluster's CA, as a CA shared by two clusters would sign it).
+FORGE = """
+import socket, ssl, sys, tempfile, os
+from datetime import datetime, timezone
+from pathlib import Path
+from paxos_agents.runtime import frames
+from paxos_agents.runtime.handshake import hello
+from paxos_agents.runtime.identity import Identity, client_context, describe_tls_error
+from paxosctl.issuing import issue_leaf
+certs, cluster, agent, address, kind, sender = Path(sys.argv[1]), *sys.argv[2:7]
+what, name = kind.split(":")
+if what == "agent":
+    cert, key = certs / "agent" / f"{name}.crt", certs / "agent" / f"{name}.key"
+else:
+    pem, kpem = issue_leaf((certs / "ca.crt").read_bytes(), (certs / "ca.key").read_bytes(),
+                           Identity("othercluster", "agent", name), now=datetime.now(timezone.utc))
+    folder = Path(tempfile.mkdtemp())
+    cert, key = folder / "x.crt", folder / "x.key"
+    cert.write_bytes(pem); key.write_bytes(kpem); os.chmod(key, 0o600)
+host, port = address.rsplit(":", 1)
+context = client_context(cert, key, certs / "ca.crt")
+with socket.create_connection((host, int(port)), timeout=5) as raw, context.wrap_socket(raw) as sock:
+    try:
+        sock.sendall(frames.pack([hello(cluster, sender, 1, agent)]))
+        reader = frames.FrameReader()
+        while True:
+            data = sock.recv(1 << 16)
+            if not data:
+                print("closed"); break
+            got = reader.feed(data)
+            if got:
+                print("welcome" if got[0][:1] == frames.WELCOME else "refuse", got[0][1:].decode()[:200])
+                break
+    except ssl.SSLError as e:
+        print("tls", describe_tls_error(e)[1])
+"""
 
 
 @pytest.fixture
@@ -156,3 +199,31 @@ def test_a_stale_incarnation_reconnecting_after_a_partition_is_refused(make_host
     mark = time.monotonic()
     wait_until(lambda: d.acked_since(mark) >= 30, 20, "decisions after the old one came back")
     d.check(d.finish_load())
+
+
+def test_forged_peers_are_refused_across_hosts(deployment: Deployment) -> None:
+    """From another host: another agent's genuine certificate sending a HELLO
+    as replica-2, and replica-2's name in a certificate of another cluster
+    signed by this CA. Each refused with one line, and counted at replica-0
+    under its reason; replica-2's own certificate is welcomed (the control)."""
+    d = deployment
+    cluster = tomllib.loads(d.manifest.read_text())["cluster"]["id"]
+
+    def dial(kind: str) -> str:
+        out = d.client.run([sys.executable, "-c", FORGE, str(d.config / "certs"), cluster, "replica-0",
+                            f"{dns_name('replica-0')}:{PORT}", kind, "replica-2"], cwd=d.config)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    def refused(reason: str) -> float:
+        return d.metric("replica-0", "paxos_connections_refused_total", reason=reason)
+
+    before = {r: refused(r) for r in ("tls_wrong_identity", "tls_wrong_cluster")}
+    assert dial("agent:replica-2").startswith("welcome")
+    impostor = dial("agent:replica-1")
+    assert impostor.startswith(("refuse", "tls")) and "replica-1" in impostor, impostor
+    other = dial("other-cluster:replica-2")
+    assert other.startswith(("refuse", "tls")) and "othercluster" in other, other
+    wait_until(lambda: refused("tls_wrong_identity") > before["tls_wrong_identity"]
+               and refused("tls_wrong_cluster") > before["tls_wrong_cluster"], 10,
+               "both refusals counted at replica-0")
