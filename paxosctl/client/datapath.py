@@ -50,7 +50,6 @@ request needs and what each answer does to it is `paxosctl.client.tracker`'s
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import Counter
 import json
@@ -60,7 +59,7 @@ import selectors
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from paxos_agents.core.configs import CONFIG_PREFIX
 from paxos_agents.runtime import clientwire as wire
@@ -70,12 +69,12 @@ from paxos_agents.runtime.transport import CLIENT, hello
 from ..endpoints import Endpoints
 from .dialling import Dialler
 from .ids import new_request_id
+from .reads import Reads, running_future
 from .following import Endpoint, Learners
-from ..errors import ConnectionLost, Expired, NotRunning, PaxosctlError, UsageError
+from ..errors import ConnectionLost, Expired, NotRunning, UsageError
 from .results import Decision, json_value, retry_hint
 from .tracker import LearnerLink, Request, RequestState, Settled, Tracker, resolve
 
-T = TypeVar("T")
 #: A certificate refused on a connection to an agent is one line here (the
 #: CLI has no handler: Python's last resort prints it on stderr).
 log = logging.getLogger("paxosctl.client")
@@ -169,18 +168,6 @@ def check_timeout(timeout: object) -> float:
     return float(timeout)
 
 
-def _running_future(kind: type[T]) -> Future[T]:
-    """A new future for a result of type `kind`, already marked running.
-
-    So its `cancel()` fails: `asyncio.wrap_future` cancels the future it
-    wraps when the awaiting task is cancelled, and a cancelled future would
-    make the I/O thread's `set_result` raise. A request that left cannot be
-    called back anyway."""
-    future: Future[T] = Future()
-    future.set_running_or_notify_cancel()
-    return future
-
-
 class DataClient:
     """Proposals and reads on the data path of one running cluster. Thread-safe.
 
@@ -217,21 +204,13 @@ class DataClient:
                                   stall_seconds=STALL_RETRIES * endpoints.retry_seconds)
         #: Every agent this client may talk to (the learners' order aside).
         self._endpoints = self._proposers + list(self._learners)
-        self._lock = threading.Lock()  # _new, _queries, _closed
+        self._lock = threading.Lock()  # _new, _woken, _closed
         self._new: list[tuple[Request, Future[Decision]]] = []
         self._woken = False  # a wake-up is on its way to the I/O thread
-        #: Queries (QUERY, PAGE) by id: their replies (a dict, or a `wire.Page`).
-        self._queries: dict[int, Future[Any]] = {}
-        self._query_out: list[bytes] = []
-        #: When the I/O thread last found no learner to send queries to (0: it has one).
-        self._no_learner_since = 0.0
-        self._query_ids = itertools.count(1)
         self._closed = False
         self._leader: str | None = None
-        #: The highest slot the subscribed learner streamed (SUBSCRIBED, SLOT),
-        #: and who waits for a higher one (`streamed`); under `_lock`.
-        self._streamed = -1
-        self._stream_waiters: list[tuple[int, Future[int]]] = []
+        #: Log queries and stream readers (paxosctl.client.reads).
+        self._reads = Reads(f"the connection to {self._cluster_file} is closed")
         #: The requests in flight, as state machines (paxosctl.client.tracker): this
         #: class only carries their frames and resolves their futures.
         self._tracker = Tracker(retry_seconds=endpoints.retry_seconds,
@@ -272,7 +251,7 @@ class DataClient:
             request_id, fresh = new_request_id(), True
         payload = check_proposal(value, request_id, issued, self.endpoints.max_value_bytes)
         timeout = check_timeout(timeout)
-        future = _running_future(Decision)
+        future = running_future(Decision)
         now = time.monotonic()
         pending = Request(request_id, payload, issued, now, now + timeout,
                           _TO_LOOK_UP if not fresh and issued is None else _QUEUED)
@@ -312,16 +291,7 @@ class DataClient:
         base64 values, decided_up_to, log_start; or error and code), or
         raises `ConnectionLost` if the learner's connection is lost first.
         Parse it with `paxosctl.client.decidedlog.LogCursor`."""
-        future = _running_future(dict)
-        query: dict[str, Any] = {"op": "decided", "limit": limit}
-        if start is not None:
-            query["from"] = start
-        with self._lock:
-            if self._closed:
-                raise NotRunning(f"the connection to {self._cluster_file} is closed")
-            query["id"] = query_id = next(self._query_ids)
-            self._queries[query_id] = future
-            self._query_out.append(wire.QUERY + json.dumps(query).encode())
+        future = self._reads.query(start, limit)
         self._wake()
         return future
 
@@ -332,13 +302,7 @@ class DataClient:
         slots as stored; `paxosctl.client.decidedlog` decodes them), or to an error
         reply dict (as `query_decided`'s), or raises `ConnectionLost` if the
         learner's connection is lost first."""
-        future: Future[Any] = _running_future(object)
-        with self._lock:
-            if self._closed:
-                raise NotRunning(f"the connection to {self._cluster_file} is closed")
-            query_id = next(self._query_ids)
-            self._queries[query_id] = future
-            self._query_out.append(wire.encode_page_query(query_id, start, limit))
+        future = self._reads.page(start, limit)
         self._wake()
         return future
 
@@ -347,35 +311,7 @@ class DataClient:
         learner has streamed slot `slot` or a later one: a slot it applied,
         whose page a `decided` query now returns. It raises `NotRunning`
         when the client closes or the cluster goes away first."""
-        future = _running_future(int)
-        with self._lock:
-            if self._closed:
-                raise NotRunning(f"the connection to {self._cluster_file} is closed")
-            if self._streamed >= slot:
-                future.set_result(self._streamed)
-            else:
-                self._stream_waiters.append((slot, future))
-        return future
-
-    def _stream_reached(self, slot: int) -> None:
-        """The learner streamed `slot`: wake those waiting for it (I/O thread)."""
-        with self._lock:
-            if slot <= self._streamed:
-                return
-            self._streamed = slot
-            waiters = self._stream_waiters
-            if not waiters:
-                return
-            ready = [f for s, f in waiters if s <= slot]
-            self._stream_waiters = [(s, f) for s, f in waiters if s > slot]
-        for future in ready:
-            future.set_result(slot)
-
-    def _fail_stream_waiters(self, error: PaxosctlError) -> None:
-        with self._lock:
-            waiters, self._stream_waiters = self._stream_waiters, []
-        for _, future in waiters:
-            future.set_exception(error)
+        return self._reads.streamed(slot)
 
     def close(self) -> None:
         with self._lock:
@@ -434,10 +370,7 @@ class DataClient:
         """A reader waits for the next slot (`streamed`), or a command
         proposed at `since` or before is unanswered: the stall rule's
         "something waits" (paxosctl.client.following)."""
-        with self._lock:
-            if self._stream_waiters:
-                return True
-        return self._tracker.proposed_by(since)
+        return self._reads.waiting() or self._tracker.proposed_by(since)
 
     def _leave_learner(self, learner: Endpoint) -> None:
         """Follow another learner; `learner` is tried last from now on. What
@@ -473,10 +406,7 @@ class DataClient:
         self._next_scan = now  # resend at once what was waiting on it
         if endpoint in self._learners:
             self._tracker.learner_lost(now)  # another learner answers now: ask it for all
-            with self._lock:
-                queries, self._queries = self._queries, {}
-            for future in queries.values():
-                future.set_exception(ConnectionLost(f"the learner {endpoint.name} {why}"))
+            self._reads.learner_lost(f"the learner {endpoint.name} {why}")
         else:
             if self._leader == endpoint.name:
                 self._leader = None
@@ -499,7 +429,7 @@ class DataClient:
         cluster stopped, or its supervisor died and took the agents along):
         nothing will answer, so say so now rather than at the deadline."""
         resolve(self._tracker.cluster_gone(self._cluster_file))
-        self._fail_stream_waiters(NotRunning(f"the cluster for {self._cluster_file} went away"))
+        self._reads.gone(f"the cluster for {self._cluster_file} went away")
 
     # ------------------------------------------------------------- I/O loop
 
@@ -541,7 +471,6 @@ class DataClient:
     def _turn(self, now: float) -> None:
         with self._lock:
             new, self._new = self._new, []
-            queries, self._query_out = self._query_out, []
             self._woken = False
         tracker = self._tracker
         settled: Settled = []
@@ -565,21 +494,9 @@ class DataClient:
             self._connect_learner(now)
             settled += tracker.expire(now)
         learner = self._learners.followed()
-        if learner is None:
-            # None connected yet, or one just lost (refused, gone): the
-            # queries wait for the next one (dialled at the next scan; over
-            # TLS its name may still be looked up) for one learner wait at
-            # most, then fail.
-            self._no_learner_since = self._no_learner_since or now
-            if now - self._no_learner_since < LEARNER_WAIT_SECONDS:
-                with self._lock:
-                    self._query_out[:0] = queries
-            else:
-                self._fail_queries()
-        else:
-            self._no_learner_since = 0.0
-            for query in queries:
-                learner.conn.queue(query)
+        # With no learner (none connected yet, or one just lost), the queries
+        # wait for the next one, dialled at the next scan, one learner wait at most.
+        self._reads.route(learner.conn if learner is not None else None, now, LEARNER_WAIT_SECONDS)
         if due or tracker.outbound:
             target = self._target()
             link = (LearnerLink.NONE if learner is None
@@ -633,12 +550,6 @@ class DataClient:
             self._warned.add((endpoint.name, reason))
             log.warning("refused the TLS connection to %s", self.last_refusal)
 
-    def _fail_queries(self) -> None:
-        with self._lock:
-            queries, self._queries = self._queries, {}
-        for future in queries.values():
-            future.set_exception(NotRunning("no learner answers"))
-
     def _on_frame(self, endpoint: Endpoint, frame: bytes) -> None:
         kind = frame[:1]
         if not endpoint.conn.greeted:
@@ -651,7 +562,7 @@ class DataClient:
             self._learners.learned(time.monotonic())
             slot, skipped, data = wire.decode_slot(frame[1:])
             settled = self._tracker.on_slot(slot, skipped, data)
-            self._stream_reached(slot)
+            self._reads.reached(slot)
             resolve(settled)
         elif kind == wire.OUTCOMES:
             resolve(self._tracker.on_outcomes(wire.decode_outcomes(frame[1:])))
@@ -662,7 +573,7 @@ class DataClient:
             endpoint.info["subscribed"] = True
             subscribed = wire.decode_subscribed(frame[1:])
             self._tracker.on_subscribed(subscribed)
-            self._stream_reached(subscribed)
+            self._reads.reached(subscribed)
         elif kind == wire.LEADER:
             leader = frame[1:].decode() or None
             if leader != self._leader and leader is not None:
@@ -675,16 +586,10 @@ class DataClient:
                 self._next_scan = now
         elif kind == wire.PAGED:
             page = wire.decode_page(frame[1:])
-            with self._lock:
-                future = self._queries.pop(page.query_id, None)
-            if future is not None:
-                future.set_result(page)
+            self._reads.answer(page.query_id, page)
         elif kind == wire.REPLY:
             reply = json.loads(frame[1:])
-            with self._lock:
-                future = self._queries.pop(reply.get("id"), None)
-            if future is not None:
-                future.set_result(reply)
+            self._reads.answer(reply.get("id"), reply)
         elif kind == wire.CUT:
             self._cut(endpoint, frame[1:])
 
@@ -717,12 +622,9 @@ class DataClient:
         with self._lock:
             self._closed = True
             new, self._new = self._new, []
-            queries, self._queries = self._queries, {}
         for _, future in new:
             future.set_exception(NotRunning("the client closed before this was sent"))
-        for query in queries.values():
-            query.set_exception(ConnectionLost("the client closed"))
-        self._fail_stream_waiters(NotRunning(f"the connection to {self._cluster_file} is closed"))
+        self._reads.close()
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)

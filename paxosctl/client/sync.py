@@ -125,7 +125,7 @@ class Client:
         Raises `NotRunning` (exit 1) if it could not be sent.
         """
         future: Future[dict[str, Any]] = Future()
-        future.set_running_or_notify_cancel()  # see dataclient._running_future
+        future.set_running_or_notify_cancel()  # see paxosctl.client.reads.running_future
         with self._lock:
             if self._closed:
                 raise NotRunning(f"the connection to {self._cluster_file} is closed")
