@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -153,20 +154,11 @@ class SqliteStorage:
         a failure refuses later use, as a failed `save` does."""
         conn = self._usable()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(conn):
                 if meta:
                     conn.executemany("INSERT OR REPLACE INTO meta (value, key) VALUES (?, ?)", meta)
                 if peer is not None:
                     conn.execute("INSERT OR REPLACE INTO peers (name, incarnation) VALUES (?, ?)", peer)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
-                raise
         except sqlite3.Error as exc:
             self._failed = why(exc)
             raise StorageError(f"cannot save to {self.path}: {self._failed}") from exc
@@ -271,8 +263,7 @@ class SqliteStorage:
         fault = self._fault
         start = time.perf_counter()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(conn):
                 if fault:
                     fault("before-write")
                 meta = []
@@ -319,14 +310,6 @@ class SqliteStorage:
                     conn.execute("DELETE FROM requests WHERE slot < ?", (persist.log_start,))
                 if fault:
                     fault("after-write")
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the original error is the one to report
-                raise
         except BaseException as exc:
             self._failed = why(exc)
             if isinstance(exc, (sqlite3.Error, OverflowError, UnicodeError)):
@@ -362,3 +345,20 @@ class SqliteStorage:
             raise StorageError(f"{self.path}: an earlier save failed ({self._failed}); reopen it")
         return self._conn
 
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: BEGIN IMMEDIATE, then COMMIT when the block
+    ends; on any exception ROLLBACK (if still open) and re-raise that
+    exception, not one the rollback may add."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the original error is the one to report
+        raise
