@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from paxos_agents.core.configs import ConfigError, History
+from paxos_agents.core.configs import ConfigError, History, majority
 
 
 class ReportError(ValueError):
@@ -198,6 +198,26 @@ class ConfigReport:
                    in_force=names["in_force"],
                    pending_slot=_int(obj, "pending_slot", where="config."),
                    history=history)
+
+    def newer_than(self, other: ConfigReport | None) -> bool:
+        """Whether this view knows more than `other`: more decided, more in
+        force, or fed further (views of one history only grow). The most
+        advanced view any agent reported is the cluster's."""
+        if other is None:
+            return True
+        key = (self.epoch, self.in_force_epoch, self.history.known)
+        return key > (other.epoch, other.in_force_epoch, other.history.known)
+
+    def to_status(self) -> dict[str, Any]:
+        """The configuration as `status` shows it (JSON)."""
+        return {
+            "epoch": self.epoch,
+            "acceptors": list(self.acceptors),
+            "majority": majority(len(self.acceptors)),
+            "in_force_epoch": self.in_force_epoch,
+            "in_force": list(self.in_force),
+            "pending_slot": self.pending_slot if self.pending_slot >= 0 else None,
+        }
 
 
 def _is_int(value: Any) -> bool:

@@ -27,6 +27,7 @@ from .fleet import STOP_GRACE_SECONDS, Fleet
 from .restart import AgentState, ExitCause, Lifecycle
 from .roster import Roster
 from ..membership.change import (Action, Announce, Liveness, Note, Propose, StartAgent, StopAgent, View)
+from ..membership.record import decided
 
 
 class FleetEngine:
@@ -52,7 +53,7 @@ class FleetEngine:
         config = self.roster.config
         return View(agents={name: _liveness(agent.state) for name, agent in fleet.agents.items()},
                     leader=leader.name if leader is not None else None,
-                    decided=config.decided if config is not None else None,
+                    decided=decided(config) if config is not None else None,
                     refused=self.roster.reconfig_refusal is not None)
 
     def history(self) -> History | None:

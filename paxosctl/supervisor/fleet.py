@@ -37,7 +37,6 @@ from .events import EventLog
 from .loop import Loop
 from ..manifest import Manifest
 from .members import MemberRegistry
-from ..membership.record import Recorded
 from .roster import Roster
 # membership_of: imported from here by supervisor.py (and tests) since before runspec.py.
 from ..runspec import log_file, membership_of, protocol_settings, runtime_spec, state_file
@@ -239,7 +238,7 @@ class Fleet:
             # `agent.incarnation` only numbers this supervisor's pipes.
             if report.name != agent.name:
                 raise ValueError(f"it is from {report.name}")
-            config = Recorded.from_report(report.config) if report.config is not None else None
+            config = report.config
         except (ValueError, RecursionError) as e:  # ReportError (a bad history too), JSON or UTF-8 errors
             if not agent.bad_report_logged:
                 agent.bad_report_logged = True

@@ -14,7 +14,7 @@ from __future__ import annotations
 from paxos_agents.core.configs import History
 from paxos_agents.core.settings import Membership
 
-from ..membership.record import Recorded
+from paxos_agents.runtime.report import ConfigReport
 
 
 class Roster:
@@ -26,13 +26,13 @@ class Roster:
         #: The most advanced view of the configurations any agent reported
         #: (None: none yet); its history seeds agents that start with an
         #: empty store (`RuntimeSpec.configs`).
-        self.config: Recorded | None = None
+        self.config: ConfigReport | None = None
         #: The history to seed when no agent has reported one (topology.json's).
         self.stored_history = stored_history
         #: The latest RECONFIG an agent refused: (agent, why); None once a new one is sent.
         self.reconfig_refusal: tuple[str, str] | None = None
 
-    def reported(self, config: Recorded) -> None:
+    def reported(self, config: ConfigReport) -> None:
         """An agent's view of the configurations: kept if it knows more than the one kept."""
         if config.newer_than(self.config):
             self.config = config

@@ -51,6 +51,7 @@ from ..membership.driver import Driver
 from .engine import FleetEngine
 from ..membership.names import project, replace_target, scale_target, with_agents
 from ..membership.plan import Asked, ChangePlan, Current
+from ..membership.record import decided
 from ..membership.topology import load as load_topology
 from .ops import dispatch
 from .ownership import Claim, manifest_digest
@@ -294,7 +295,7 @@ class Supervisor:
         """The membership change to `target` from what runs (OpError if refused)."""
         config = self.roster.config
         current = Current(agents=self.manifest.agents,
-                          decided=config.decided if config is not None else None,
+                          decided=decided(config) if config is not None else None,
                           running=frozenset(a.name for a in self.fleet.running()),
                           retired=self.driver.retired)
         return self.driver.plan(current, Asked(target, retire, why))
