@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+from clusters import wait_until
 from hosts import Host, Network
 
 from paxos_agents.runtime.frames import EXIT_NEEDS_OPERATOR
@@ -204,19 +204,3 @@ class Deployment:
         assert report.ok, report.problems()[:10]
         assert report.acknowledged > 0, report.summary()
         return report
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
-    """Poll `predicate` until truthy (exceptions count as not yet); its value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as e:  # noqa: BLE001 - reported at the deadline
-            last = e
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        time.sleep(interval)

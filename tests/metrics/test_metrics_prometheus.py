@@ -17,29 +17,18 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+from clusters import wait_until
 from prom import Prometheus
 
 from paxosctl import Client
 from paxosctl.supervisor.pidfile import running_supervisor
 
 PAXOSCTL = str(Path(sys.executable).parent / "paxosctl")
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,11 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
+
+from clusters import wait_until
 
 from paxos_agents.core.settings import Membership, Settings
 from paxos_agents.runtime import frames
@@ -110,14 +111,7 @@ class BareCluster:
                     self.fatal[name] = frame[1:].decode()
 
     def until(self, predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = predicate()
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.02)
+        return wait_until(predicate, timeout, what, interval=0.02)
 
     def report(self, name: str, predicate: Callable[[dict], Any] = lambda r: True,
                what: str = "a report", timeout: float = 20.0) -> dict:
