@@ -38,14 +38,15 @@ def status(
     output = output_format(output, TABLES)
     wide = output != "table"  # the machine formats carry every field
     file = find_manifest(file)
-    remote = unsupervised(file)
+    manifest = owned_manifest(file)
+    remote = unsupervised(manifest, file)
     if remote is not None:
         if watch:
             raise UsageError("--watch needs the cluster's supervisor; agents run on their own "
                              "hosts are asked once: leave out --watch")
         _agents_status(remote, output)
         return
-    with connect(file) as client:
+    with connect(file, manifest) as client:
         if not watch:
             st = status_reply(client, wide)
             _warn_if_drifted(st, file)

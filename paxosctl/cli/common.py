@@ -200,8 +200,9 @@ def owned_manifest(file: str | None) -> Manifest:
     return manifest
 
 
-def connect(file: str | None) -> "Client":
-    """A control-socket client of the running cluster of manifest `file`.
+def connect(file: str | None, manifest: Manifest | None = None) -> "Client":
+    """A control-socket client of the running cluster of manifest `file`
+    (`manifest`: that file as `owned_manifest` loaded it already).
 
     `NotRunning` (with the `paxosctl up` to type) when no supervisor runs it;
     refused as `owned_manifest` is when another cluster owns its state_dir.
@@ -209,7 +210,8 @@ def connect(file: str | None) -> "Client":
     from ..client.sync import Client
 
     file = find_manifest(file)
-    manifest = owned_manifest(file)
+    if manifest is None:
+        manifest = owned_manifest(file)
     socket_path = paths(manifest.state_dir)["socket"]
     if running_supervisor(manifest.state_dir) is None:
         raise NotRunning(f"no cluster running for {file} (start it with: paxosctl up {file})")
@@ -219,16 +221,13 @@ def connect(file: str | None) -> "Client":
         raise NotRunning(f"no cluster running for {file} (start it with: paxosctl up {file})") from None
 
 
-def unsupervised(file: str):
+def unsupervised(manifest: Manifest, file: str):
     """(manifest, endpoints) of a cluster whose agents run on their own hosts
-    (`paxosctl agent NAME`): no supervisor runs it here, and the manifest
-    places every proposer and learner over TLS. None otherwise (`connect`
-    then says what to start)."""
+    (`paxosctl agent NAME`): no supervisor runs `manifest` (loaded from
+    `file`) here, and it places every proposer and learner over TLS. None
+    otherwise (`connect` then says what to start)."""
     from ..endpoints import from_manifest
-    from ..manifest import load_manifest
-    from ..supervisor.pidfile import running_supervisor
 
-    manifest = load_manifest(file)
     if running_supervisor(manifest.state_dir) is not None:
         return None
     endpoints = from_manifest(manifest, file)

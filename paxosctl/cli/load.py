@@ -148,7 +148,7 @@ def bench(
     if value_size > manifest.paxos.max_value_bytes:
         raise UsageError(f"--value-size: {value_size} is over paxos.max_value_bytes "
                          f"({manifest.paxos.max_value_bytes})")
-    remote = unsupervised(find_manifest(file))
+    remote = unsupervised(manifest, find_manifest(file))
     if remote is not None:
         # Agents on their own hosts: straight to them, and only this
         # process's CPU is measured (theirs is on other hosts).
@@ -156,7 +156,7 @@ def bench(
 
         client, state_dir = DataClient(remote[1], cluster_file=str(remote[0].path)), None
     else:
-        client, state_dir = connect(file), manifest.state_dir
+        client, state_dir = connect(file, manifest), manifest.state_dir
     with client:
         if requests is not None and output == "text" and sys.stderr.isatty():
             with typer.progressbar(length=requests, label="proposing", file=sys.stderr) as bar:
