@@ -70,13 +70,15 @@ def run(manifest: Manifest, name: str, *, state_dir: Path | None, bootstrap: boo
     role = role_of(manifest, name)
     folder = (state_dir or manifest.state_dir).resolve()
     layout = paths(folder)
-    _refuse_a_running_supervisor(folder)
     if manifest.transport.tls and manifest.cluster_id is None:
         raise ManifestError(f"{display_path(manifest.path)}: transport.kind: \"tls\" needs "
                             "[cluster] id; allowed: run `paxosctl certs init` (it adds it)")
     for key in ("state", "run"):
         layout[key].mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The name's lock first, then the look for a supervisor (which takes its
+    # own lock, then looks at ours: ownership._refuse_standalone_agents).
     _hold_the_name(layout["run"] / f"{name}.lock", name, folder)
+    _refuse_a_running_supervisor(folder)
     membership = membership_of(manifest)
     settings = protocol_settings(manifest)
     spec = runtime_spec(manifest, name, membership=membership, settings=settings,

@@ -116,6 +116,7 @@ def claim(manifest: Manifest, *, lay_out: bool = True) -> Claim:
         if stray is not None and stray.pid != os.getpid():
             # A live supervisor that took no lock: paxosctl 0.2's.
             raise conflict(manifest, stray)
+        _refuse_standalone_agents(state_dir)
         try:
             ran_here = _ran_here(state_dir)  # before this claim writes cluster.json
             # Purge (no lay_out) records no identity: it is about to delete it.
@@ -237,6 +238,36 @@ def _lock(fd: int, manifest: Manifest) -> None:
                 raise conflict(manifest, holder)
             deadline = time.monotonic() + CLAIM_WAIT_SECONDS  # it just stopped: try again
         time.sleep(0.01)
+
+
+def _refuse_standalone_agents(state_dir: Path) -> None:
+    """Raise AlreadyRunning if a `paxosctl agent NAME` runs in `state_dir`.
+
+    Such an agent holds `run/NAME.lock` (flock LOCK_EX) for its life. A
+    supervisor started beside it would spawn a second process of the same
+    name on the same store (two acceptors' worth of votes from one disk),
+    and `down --purge` would delete a running agent's files. The agent
+    takes its name's lock before it looks for a supervisor, and the
+    supervisor takes its own lock before it looks here: of the two started
+    at once, at least one sees the other."""
+    run_dir = paths(state_dir)["run"]
+    try:
+        locks = sorted(run_dir.glob("*.lock"))
+    except OSError:
+        return
+    for lock in locks:
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(
+                f"agent {lock.stem} runs on its own in {state_dir} (paxosctl agent; {lock} "
+                "is locked): stop it first, or give this cluster another state_dir") from None
+        finally:
+            os.close(fd)
 
 
 def _ran_here(state_dir: Path) -> bool:

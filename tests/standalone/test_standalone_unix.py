@@ -170,3 +170,21 @@ def test_a_state_dir_a_supervisor_runs_is_refused_with_exit_78(make_cluster):
     assert len(lines) == 1 and lines[0].startswith("error: a supervisor (pid ") \
         and "paxosctl down" in lines[0], result.stderr
     cluster.run_ok("propose", "still-served")  # its agents were not disturbed
+
+
+def test_up_and_purge_refuse_a_state_dir_where_an_agent_runs_on_its_own(agents):
+    """`up` beside a running `paxosctl agent` would spawn a second process on
+    the same store; `down --purge` would delete a running agent's files."""
+    first = agents.start("replica-0")
+    wait_until(lambda: (agents.folder / "st" / "run" / "replica-0.sock").exists(), 10, "its socket")
+    lock = agents.folder / "st" / "run" / "replica-0.lock"
+    for argv in (("up", "cluster.toml", "--detach"), ("down", "--purge")):
+        result = agents.run(*argv)
+        assert result.returncode == 1, (argv, result)
+        assert result.stderr.strip().splitlines()[0] == (
+            f"error: agent replica-0 runs on its own in {agents.folder / 'st'} (paxosctl agent; "
+            f"{lock} is locked): stop it first, or give this cluster another state_dir"), result
+        assert first.process.poll() is None
+        assert (agents.folder / "st" / "state" / "replica-0.db").exists()
+        assert not (agents.folder / "st" / "supervisor.pid").exists() or \
+            "supervisor" not in agents.run("status").stdout
