@@ -73,6 +73,9 @@ def _check(cluster: Manifest, agents: list[str], opts: Options) -> None:
     names.check_cluster(cluster, agents, opts.namespace, opts.cluster_domain)
     if opts.cert_manager is not None and opts.secrets_from is not None:
         raise UsageError("--cert-manager and --secrets both render the agents' Secrets; allowed: one of them")
+    if opts.cert_manager is not None:
+        tlsobjects.issuer_ref(opts.cert_manager)
+        tlsobjects.needs_id(cluster, "--cert-manager")
 
 
 def _role(cluster: Manifest, agent: str) -> tuple[str, bool]:
