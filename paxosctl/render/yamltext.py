@@ -6,7 +6,10 @@ anything else (a number, a bool, null, a date, a key or a comment), so a
 value is never re-typed by the reader; a string with newlines and no
 other control characters is a block literal (`|`, or `|-` without a final
 newline), as the ConfigMap's TOML reads best. JSON's string escapes are
-valid in YAML's double-quoted style, so quoting is `json.dumps`.
+valid in YAML's double-quoted style, so quoting is `json.dumps` without
+its ASCII escapes (YAML reads a surrogate pair escape as two lone
+surrogates), then `\\uXXXX` for what YAML does not print as itself
+(`_ESCAPE`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ _PLAIN = re.compile(r"[A-Za-z/][A-Za-z0-9_./-]*")
 #: YAML 1.1 and 1.2 words that read back as bools or null.
 _WORDS = {"y", "yes", "n", "no", "true", "false", "on", "off", "null", "nan", "inf"}
 _INDENT = "  "
+#: Characters a YAML stream may not hold as they are (outside its printable
+#: set: C0 controls but tab and newline, DEL, C1 controls, surrogates, U+FFFE/F),
+#: or that a YAML 1.1 reader takes for a line break (NEL, U+2028, U+2029)
+#: or a byte-order mark (U+FEFF).
+_ESCAPE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\ufeff\ufffe\uffff]")
 
 
 def dump(documents: list[Any]) -> str:
@@ -39,7 +47,7 @@ def scalar(value: Any) -> str:
     if isinstance(value, str):
         if _PLAIN.fullmatch(value) and value.lower() not in _WORDS:
             return value
-        return json.dumps(value)
+        return _ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
     raise TypeError(f"cannot write {type(value).__name__} {value!r} as YAML")
 
 
@@ -50,7 +58,7 @@ def _literal_fits(value: str) -> bool:
     `|` keeps one final newline and `|-` none, so no blank lines at the end."""
     if "\n" not in value or value[:1] in (" ", "\n"):
         return False
-    if any((ord(c) < 32 and c != "\n") or c == "\x7f" for c in value):
+    if "\t" in value or "\r" in value or _ESCAPE.search(value):
         return False
     body = value[:-1] if value.endswith("\n") else value
     return not body.endswith("\n") and all(line == line.rstrip(" ") for line in body.split("\n"))
