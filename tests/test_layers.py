@@ -127,14 +127,16 @@ def test_imports_form_no_cycle(package):
 #: supervisor that carries its actions out (another engine may); the tools
 #: read the supervisor's pid file to measure its processes; the standalone
 #: agent (`paxosctl agent`) shares the supervisor's metric families and
-#: refuses a state dir a supervisor runs.
+#: refuses a state dir a supervisor runs. `render` (Kubernetes objects, systemd
+#: units) reads the manifest and the certificates only.
 PACKAGE_ORDER = {
-    "cli": {"tools", "supervisor", "membership", "client", "standalone"},
+    "cli": {"tools", "supervisor", "membership", "client", "standalone", "render"},
     "standalone": {"supervisor"},
     "tools": {"supervisor", "client"},
     "supervisor": {"membership"},
     "membership": set(),
     "client": set(),
+    "render": set(),
     "top": set(),
 }
 

@@ -25,7 +25,7 @@ decorator in each module: `paxosctl --help` lists them in registration
 order, which interleaves the modules and which scripts and docs quote.
 """
 
-from . import agents, certs, changes, cluster, data, lifecycle, load, standalone
+from . import agents, certs, changes, cluster, data, lifecycle, load, render, standalone
 from .common import app, main
 
 __all__ = ["app", "main"]
@@ -55,4 +55,5 @@ app.command()(changes.apply)
 app.command()(changes.scale)
 app.command()(changes.replace)
 app.add_typer(certs.app, name="certs")
+app.add_typer(render.app, name="render")
 app.command()(standalone.agent)

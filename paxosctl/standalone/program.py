@@ -21,6 +21,12 @@ refusals a restart would only repeat (a certificate problem, state that
 cannot be opened or is missing, a supervisor running the same state dir);
 2 for bad input (an unknown NAME, a bad manifest, an HTTP address that
 cannot be bound), as other commands.
+
+With `$PAXOSCTL_TERMINATION_LOG` set (a pod sets /dev/termination-log) the
+refusal line is also written there before exit 78: Kubernetes cannot be
+told to skip an exit code, so a StatefulSet's pod restarts in
+CrashLoopBackOff, and that file becomes the message `kubectl describe`
+and `kubectl get pod` show.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ from ..layout import paths
 from ..manifest import Manifest, display_path
 from ..runspec import membership_of, protocol_settings, runtime_spec
 from .health import Probes
+
+
+#: The environment variable naming the file the refusal line goes to.
+TERMINATION_LOG = "PAXOSCTL_TERMINATION_LOG"
 
 
 class NeedsOperator(PaxosctlError):
@@ -67,6 +77,15 @@ def run(manifest: Manifest, name: str, *, state_dir: Path | None, bootstrap: boo
     Raises `PaxosctlError` for what is refused before the agent starts;
     the agent's own refusals exit 78 (`serve`). `say` prints the line
     that tells where the probes listen."""
+    try:
+        _run(manifest, name, state_dir=state_dir, bootstrap=bootstrap, http=http, say=say)
+    except NeedsOperator as e:
+        _write_termination_log(str(e))
+        raise
+
+
+def _run(manifest: Manifest, name: str, *, state_dir: Path | None, bootstrap: bool,
+         http: tuple[str, int], say: Callable[[str], None]) -> None:
     role = role_of(manifest, name)
     folder = (state_dir or manifest.state_dir).resolve()
     layout = paths(folder)
@@ -85,7 +104,7 @@ def run(manifest: Manifest, name: str, *, state_dir: Path | None, bootstrap: boo
                         state_paths=layout, cluster_id=manifest.cluster_id or "",
                         bootstrap=bootstrap)
     board = Board()
-    control = StandaloneControl(board)
+    control = _RefusalRecorded(board)
     # A signal while the store opens must end the program as one during the loop does.
     signal.signal(signal.SIGTERM, control.request_stop)
     signal.signal(signal.SIGINT, control.request_stop)
@@ -105,6 +124,28 @@ def run(manifest: Manifest, name: str, *, state_dir: Path | None, bootstrap: boo
         serve(spec, control)
     finally:
         probes.close()
+
+
+class _RefusalRecorded(StandaloneControl):
+    """The agent's own refusals (`serve`'s, then exit 78) go to the
+    termination log too, besides the one line on stderr."""
+
+    def fatal(self, message: str) -> None:
+        super().fatal(message)
+        _write_termination_log(message)
+
+
+def _write_termination_log(line: str) -> None:
+    """`line` into `$PAXOSCTL_TERMINATION_LOG` if set; a file that cannot be
+    written costs the message, never the exit code (stderr has the line)."""
+    path = os.environ.get(TERMINATION_LOG)
+    if not path:
+        return
+    try:
+        with open(path, "w") as f:
+            f.write(line + "\n")
+    except OSError as e:
+        print(f"cannot write ${TERMINATION_LOG} {path}: {e.strerror or e}", file=sys.stderr, flush=True)
 
 
 def _refuse_a_running_supervisor(state_dir: Path) -> None:
