@@ -1,7 +1,11 @@
 """examples/alerts.yml and examples/grafana-dashboard.json against the real thing.
 
-- `promtool check rules` and `promtool test rules` (tests/metrics/alerts_test.yml:
+- `promtool check rules` and `promtool test rules` (tests/metrics/alerts_test.yml on
+  the supervisor's series, alerts_agents_test.yml on per-agent targets' series:
   each alert fires on the series that should fire it, and not on those just short);
+- the commented Kubernetes job of examples/prometheus.yml passes `promtool check config`;
+- every dashboard query returns data on the supervisor's scrape (per-agent
+  scrapes: tests/metrics/test_alerts_agents.py);
 - a real Prometheus, configured by examples/prometheus.yml pointed at a live
   cluster, loads the rules and evaluates every one without error;
 - every dashboard and alert expression runs in that Prometheus without error,
