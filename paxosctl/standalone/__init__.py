@@ -8,7 +8,9 @@ on a port of its own.
 - `program`: from the manifest to a running agent (the spec, the state
   dir's folders, endpoints.json, logging, signals, exit codes);
 - `health`: /healthz, /readyz and /metrics, read from the last heartbeat
-  the agent published (paxos_agents.runtime.control.Board).
+  the agent published (paxos_agents.runtime.control.Board);
+- `cluster_view`: the per-agent series from which Prometheus computes
+  what the supervisor exports cluster-wide (leader, acceptors up, quorum).
 
 May import: the shared top modules, `paxosctl.supervisor` (its metric
 families and pid file, not its loop) and `paxos_agents.runtime`.

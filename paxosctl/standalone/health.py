@@ -10,7 +10,9 @@ published (`control.Board`): a probe never touches the loop.
 - /readyz: 200 when the agent can do its part (`not_ready`), else 503 and why.
 - /metrics: the agent's own Prometheus families, as the supervisor
   exports them for each agent (`paxosctl.supervisor.metrics.agent_families`),
-  labelled with this one agent, plus this process's `process_*`.
+  labelled with this one agent, plus what it knows of the cluster
+  (`cluster_view`: leading, acceptor up, quorum, epochs) and this
+  process's `process_*`.
 
 Every answer is one line of text.
 """
@@ -31,6 +33,7 @@ from paxos_agents.runtime.control import Beat, Board
 from paxos_agents.runtime.report import AgentReport
 
 from ..supervisor.metrics import AgentSample, Snapshot, agent_families, report_gauges, report_totals
+from .cluster_view import ClusterViewCollector
 
 #: /healthz fails once the last heartbeat is older than this many intervals.
 STALE_BEATS = 3
@@ -110,6 +113,7 @@ class Probes:
         self.stale_after = STALE_BEATS * heartbeat_seconds
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_AgentCollector(board, role))
+        self.registry.register(ClusterViewCollector(board, role, membership, self.stale_after))
         ProcessCollector(registry=self.registry)
         probes = self
 

@@ -1,7 +1,11 @@
 """examples/alerts.yml and examples/grafana-dashboard.json against the real thing.
 
-- `promtool check rules` and `promtool test rules` (tests/metrics/alerts_test.yml:
+- `promtool check rules` and `promtool test rules` (tests/metrics/alerts_test.yml on
+  the supervisor's series, alerts_agents_test.yml on per-agent targets' series:
   each alert fires on the series that should fire it, and not on those just short);
+- the commented Kubernetes job of examples/prometheus.yml passes `promtool check config`;
+- every dashboard query returns data on the supervisor's scrape (per-agent
+  scrapes: tests/metrics/test_alerts_agents.py);
 - a real Prometheus, configured by examples/prometheus.yml pointed at a live
   cluster, loads the rules and evaluates every one without error;
 - every dashboard and alert expression runs in that Prometheus without error,
@@ -27,52 +31,20 @@ from pathlib import Path
 import pytest
 from clusters import ClusterFactory, short_tmpdir, wait_until
 from prom import Prometheus, require
+from examples_files import (
+    ALERTS, DASHBOARD, alert_exprs, alert_names, dashboard_exprs, dashboard_targets,
+    grafana_to_promql, kubernetes_job, prometheus_config, rules_with_no_waiting,
+    template_queries,
+)
 from promql import metric_names, template_metric_names
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
-ALERTS = EXAMPLES / "alerts.yml"
-DASHBOARD = EXAMPLES / "grafana-dashboard.json"
 
 #: What Prometheus makes itself for every target (not in any /metrics).
 SYNTHETIC = {"up"}
-#: The Grafana variables the dashboard uses, and what stands for them in a test query.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$instance": ".*"}
-
-
-def alert_exprs() -> list[str]:
-    """Every rule's `expr:` in alerts.yml (one line each: the file keeps them so)."""
-    exprs = re.findall(r"^\s+expr: (.+)$", ALERTS.read_text(), re.MULTILINE)
-    assert exprs, "no expr: lines in alerts.yml"
-    return exprs
-
-
-def alert_names() -> list[str]:
-    return re.findall(r"^\s+- alert: (\S+)$", ALERTS.read_text(), re.MULTILINE)
-
-
-def dashboard_exprs() -> list[str]:
-    """Every panel target's expr, rows' panels included."""
-    board = json.loads(DASHBOARD.read_text())
-    panels = list(board["panels"])
-    exprs = []
-    while panels:
-        panel = panels.pop()
-        panels.extend(panel.get("panels", []))
-        exprs.extend(t["expr"] for t in panel.get("targets", []))
-    return exprs
-
-
-def template_queries() -> list[str]:
-    board = json.loads(DASHBOARD.read_text())
-    return [v["query"]["query"] for v in board["templating"]["list"] if v["type"] == "query"]
-
-
-def grafana_to_promql(expr: str) -> str:
-    for variable, value in GRAFANA_VARIABLES.items():
-        expr = expr.replace(variable, value)
-    assert "$" not in expr, f"a Grafana variable the test does not know: {expr}"
-    return expr
+#: What only agents run on their own export (paxosctl/standalone/cluster_view.py):
+#: the supervisor exports the cluster-wide series these add up to.
+PER_AGENT_ONLY = {"paxos_proposer_leading", "paxos_proposer_leading_since_timestamp_seconds",
+                  "paxos_proposer_elections_won_total", "paxos_learner_applied_commands_total",
+                  "paxos_learner_proposals_expired_total", "paxos_acceptor_up"}
 
 
 # ------------------------------------------------------------------ promtool
@@ -85,13 +57,47 @@ def test_promtool_checks_the_rules():
     assert f"SUCCESS: {len(alert_names())} rules found" in check.stdout, check.stdout
 
 
-def test_every_alert_fires_in_promtools_unit_tests():
-    tests = Path(__file__).with_name("alerts_test.yml")
-    run = subprocess.run([require("promtool"), "test", "rules", str(tests)],
+def promtool_cases(tests: Path) -> tuple[set[str], set[str]]:
+    """(alerts some case expects firing, alerts some case expects silent) in `tests`."""
+    cases = re.findall(r"alertname: (\S+)\n\s+exp_alerts:( \[\])?", tests.read_text())
+    return {name for name, empty in cases if not empty}, {name for name, empty in cases if empty}
+
+
+@pytest.mark.parametrize(("tests", "cannot_fire"), [
+    ("alerts_test.yml", set()),
+    # No supervisor runs when every agent is its own target.
+    ("alerts_agents_test.yml", {"PaxosctlSupervisorDown"}),
+], ids=["supervisor", "per-agent"])
+def test_every_alert_fires_and_stays_silent_in_promtools_unit_tests(tests, cannot_fire):
+    path = Path(__file__).with_name(tests)
+    run = subprocess.run([require("promtool"), "test", "rules", str(path)],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
-    tested = set(re.findall(r"alertname: (\S+)", tests.read_text()))
-    assert tested == set(alert_names()), set(alert_names()) ^ tested
+    fires, silent = promtool_cases(path)
+    assert fires == set(alert_names()) - cannot_fire, set(alert_names()) ^ fires
+    assert silent == set(alert_names()), set(alert_names()) ^ silent
+
+
+def test_the_commented_kubernetes_job_is_a_valid_prometheus_config(tmp_path):
+    (tmp_path / "alerts.yml").write_text(ALERTS.read_text())
+    # Debian's Prometheus is built without Kubernetes discovery: a static target
+    # carrying the meta labels a pod would have stands for it (the relabelling
+    # runs on those as on discovered ones).
+    pod = ('static_configs:\n      - targets: ["10.0.0.7:7100"]\n        labels:\n'
+           '          __meta_kubernetes_pod_ip: "10.0.0.7"\n')
+    config, n = re.subn(r"kubernetes_sd_configs:\n\s+- role: pod\n", pod, kubernetes_job())
+    assert n == 1, "the commented job discovers pods (kubernetes_sd_configs, role: pod)"
+    (tmp_path / "prometheus.yml").write_text(config)
+    check = subprocess.run([require("promtool"), "check", "config",
+                            str(tmp_path / "prometheus.yml")],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # It keeps the pods' annotation convention and names the cluster and the agent.
+    for wanted in ("__meta_kubernetes_pod_annotation_prometheus_io_scrape",
+                   "__meta_kubernetes_pod_annotation_prometheus_io_port",
+                   "__meta_kubernetes_pod_annotation_prometheus_io_path",
+                   "target_label: cluster", "target_label: agent", "honor_labels: true"):
+        assert wanted in kubernetes_job().split("paxosctl-pods", 1)[1], wanted
 
 
 def test_every_rule_has_for_severity_and_annotations():
@@ -119,7 +125,7 @@ def test_the_dashboard_is_a_grafana_dashboard():
             assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     names = {v["name"] for v in board["templating"]["list"]}
-    assert {"datasource", "instance"} <= names
+    assert {"datasource", "cluster"} <= names
 
 
 # ------------------------------------------------- a live cluster, a real Prometheus
@@ -139,14 +145,8 @@ def live():
                           metrics={"listen": "127.0.0.1:0"})
         url = cluster.status()["metrics_url"]
         target = urllib.parse.urlsplit(url).netloc
-        config, n = re.subn(r'targets: \[.*\]', f'targets: ["{target}"]',
-                            (EXAMPLES / "prometheus.yml").read_text())
-        assert n == 1, "examples/prometheus.yml: expected one targets: line"
-        config, n = re.subn(r"(scrape|evaluation)_interval: \S+", r"\1_interval: 1s", config)
-        assert n == 2, "examples/prometheus.yml: expected scrape and evaluation intervals"
-        rules, n = re.subn(r"(?m)^(\s+)for: \S+$", r"\1for: 0s", ALERTS.read_text())
-        assert n == len(alert_names())
-        (folder / "alerts.yml").write_text(rules)
+        config = prometheus_config("paxosctl", [(target, {"cluster": "alerts"})])
+        (folder / "alerts.yml").write_text(rules_with_no_waiting())
         server = Prometheus(config, folder)
         wait_until(lambda: server.query('up{job="paxosctl"}') == 1.0, 30, "the first scrape")
         yield cluster, url, server
@@ -207,16 +207,32 @@ def test_every_expression_runs_and_names_only_live_metrics(live):
     for expr in exprs:
         server.api("query", query=grafana_to_promql(expr))  # asserts: no error
     used = set().union(*map(metric_names, exprs), *map(template_metric_names, template_queries()))
-    missing = used - scraped_names(url) - SYNTHETIC
+    missing = used - scraped_names(url) - SYNTHETIC - PER_AGENT_ONLY
     assert not missing, f"not in a live scrape: {sorted(missing)}"
     # The panels the issue asks for are there.
     for name in ("paxos_decided_commands_total", "paxos_decided_slots_total", "paxos_has_leader",
                  "paxosctl_agent_up", "paxosctl_agent_restarts_total",
                  "paxos_acceptor_persist_duration_seconds_bucket", "paxos_learner_applied_slot",
-                 "paxos_learner_lag_slots", "paxos_messages_total",
+                 "paxos_messages_total",
                  "paxosctl_agent_resident_memory_bytes", "paxosctl_agent_cpu_seconds_total",
-                 "paxos_compaction_lag_slots", "process_cpu_seconds_total"):
+                 # Lags are computed from these (an agent alone knows no other's slot).
+                 "paxos_acceptor_compaction_slot", "process_cpu_seconds_total"):
         assert any(name in metric_names(e) for e in dashboard_exprs()), name
+
+
+#: Dashboard targets that show nothing on the supervisor's scrape: none.
+SUPERVISOR_EMPTY: set[tuple[str, str]] = set()
+
+
+def test_every_dashboard_query_returns_data(live):
+    """On the supervisor's scrape, with the per-agent alternatives in the same queries."""
+    _, _, server = live
+    # rate() needs two samples in its window.
+    wait_until(lambda: server.query('count_over_time(up{job="paxosctl"}[1m])') >= 3, 30,
+               "three scrapes")
+    empty = {(title, ref) for title, ref, expr in dashboard_targets()
+             if not server.api("query", query=grafana_to_promql(expr))["result"]}
+    assert empty == SUPERVISOR_EMPTY, empty
 
 
 def firing(server: Prometheus) -> set[tuple[str, str]]:
