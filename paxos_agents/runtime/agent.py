@@ -308,17 +308,18 @@ class Agent:
         self.clients.on_frame(conn, frame)
 
     def _welcome(self) -> dict:
-        """What a connecting client learns at once: roles, leader, the ballot
-        (a proposer's, else the acceptor's promise), the highest slot known
+        """What a connecting client learns at once: roles, leader, the highest
+        ballot it knows of (its proposer's or its acceptor's promise), the highest slot known
         decided and the slot applied (a learner: lag is their difference),
         and every member this agent knows of (`paxosctl` learns the cluster
         from it: paxosctl.client.probe.survey)."""
         node = self.node
         out: dict = {"roles": sorted(self.spec.membership.roles(self.name)),
                      "members": sorted(self.transport.members)}
-        ballot = node.proposer.ballot if node.proposer is not None else \
-            node.acceptor.promised if node.acceptor is not None else None
-        if ballot is not None:
+        ballots = [b for b in (node.proposer.ballot if node.proposer else None,
+                               node.acceptor.promised if node.acceptor else None) if b is not None]
+        if ballots:
+            ballot = max(ballots)  # the highest it knows of: its own, or the one it promised
             out["ballot"] = [ballot.round, ballot.node_id]
         if node.proposer is not None:
             out["leader"] = self.name if node.is_leader else node.proposer.leader
