@@ -24,7 +24,9 @@ reported so, with the reason in one line; nothing is retried.
 from __future__ import annotations
 
 import json
+import os
 import selectors
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +114,10 @@ def survey(endpoints: Endpoints, names: tuple[str, ...], request: dict[str, Any]
 
 def _step(conn, answer: Answer, mask: int, request: dict[str, Any] | None) -> bool:
     """Drive one connection; True when its answer (or failure) is known."""
+    refused = _socket_error(conn)  # read first: the connection's own read clears it
+    if refused:
+        answer.error = refused
+        return True
     try:
         if mask & selectors.EVENT_WRITE or conn.has_output:
             conn.write()
@@ -149,6 +155,16 @@ def _step(conn, answer: Answer, mask: int, request: dict[str, Any] | None) -> bo
             answer.reply = reply
         return True
     return False
+
+
+def _socket_error(conn) -> str:
+    """Why the connection failed, as the kernel says (a connect to a host
+    that is down: "No route to host"); "" if it holds no error."""
+    try:
+        code = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except OSError:
+        return ""
+    return f"cannot connect: {os.strerror(code)}" if code else ""
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

@@ -46,7 +46,9 @@ def http_address(manifest: "Manifest", run_dir, agent: str) -> str | None:
         except ValueError:
             placed = None
         if placed is not None and placed.placed:
-            return placed.http
+            # `http` is where the probes bind (every address, under a
+            # template): dial them at the agent's own address's host.
+            return f"{placed.address.rpartition(':')[0]}:{placed.http.rpartition(':')[2]}"
     try:
         published = (run_dir / f"{agent}.http").read_text().strip()
     except OSError:
