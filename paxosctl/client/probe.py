@@ -40,8 +40,9 @@ from .dialling import Dialler
 
 #: Seconds the agents have to answer, all of them dialled at once. Below
 #: the 2 s `paxosctl status` promises with a host unreachable (README,
-#: "On several hosts"), with room for the command's own start.
-ASK_SECONDS = 1.5
+#: "On several hosts"), with room for the command's own start (a cold
+#: start, certificates read, under load: up to about 1 s).
+ASK_SECONDS = 1.0
 
 
 @dataclass(slots=True)
