@@ -59,8 +59,10 @@ COMPANION = re.compile(r"(-wal|-shm|-journal|\.creating(-wal|-shm|-journal)?|(\.
 def agent_files(name: str) -> tuple[str, ...]:
     """Agent `name`'s files, relative to the state dir: its store, its log and
     its endpoint (paxosctl.supervisor.fleet names them so), and the lock a
-    standalone agent holds (paxosctl.standalone.program)."""
-    return (f"state/{name}.db", f"logs/{name}.log", f"run/{name}.sock", f"run/{name}.lock")
+    standalone agent holds and the address of its probes it publishes
+    (paxosctl.standalone.program)."""
+    return (f"state/{name}.db", f"logs/{name}.log", f"run/{name}.sock", f"run/{name}.lock",
+            f"run/{name}.http")
 
 
 def is_cluster_file(relative: str, bases: frozenset[str]) -> bool:

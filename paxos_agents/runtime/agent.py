@@ -58,6 +58,7 @@ from .spec import AgentSpec
 from .storage import Storage
 from .chaos import ChaosSettings
 from .ratelog import clip
+from .records import Records, event
 from .net import make_net
 from .transport import PeerTransport, Transport
 from .admission import admission_for, peer_facts
@@ -83,8 +84,13 @@ class Agent:
         control: Control,
         storage: Storage,
         clock: Callable[[], float] = time.monotonic,
+        records: Records | None = None,
     ) -> None:
         self.spec = spec
+        #: Its recent log lines and events, for INFO frames (queries.py);
+        #: `serve` installs them on the logger, a bare Agent keeps them empty.
+        self.records = records if records is not None else Records(spec.name)
+        self._started = (time.time(), clock())  # (wall, clock) at the start, for the uptime
         self.name = spec.name
         self.control = control
         #: The version of the membership in force (0: the spec's; see the module docstring).
@@ -99,6 +105,7 @@ class Agent:
         self._stopping = False
         self._was_leader = False
         self._leader_hint: str | None = None
+        self._config_seen: tuple[int, int] | None = None  # (latest epoch, in force) last reported
         self.received: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         self.malformed = 0
@@ -120,7 +127,7 @@ class Agent:
             store=storage, admission=admission_for(spec, storage),
             facts=lambda peer: peer_facts(self.node, spec.membership, peer))
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes,
-                               steering=self)
+                               steering=self, asked=self)
         #: A learner applies values and a proposer re-proposes them (and a
         #: replica's acceptor hands its votes to its own learner): their
         #: values are checked on arrival (`_check_values`). An acceptor
@@ -206,7 +213,7 @@ class Agent:
         if version is not None and (type(version) is not int or version <= self.members_version):
             why = (f"membership version {version!r:.40} is not newer than this agent's "
                    f"{self.members_version}")
-            log.warning("ignored a membership change: %s", why)
+            log.warning("ignored a membership change: %s", why, extra=event("membership_refused"))
             return why
         try:
             membership = Membership(tuple(body["proposers"]), tuple(body["acceptors"]),
@@ -214,7 +221,7 @@ class Agent:
             self.node.set_membership(membership)
         except (KeyError, TypeError, ValueError) as e:
             self.malformed += 1
-            log.error("ignored a membership change: %s", e)
+            log.error("ignored a membership change: %s", e, extra=event("membership_refused"))
             return f"membership change refused: {e}"
         if version is not None:
             self.members_version = version
@@ -223,7 +230,8 @@ class Agent:
                                   | frozenset(membership.learners))
         log.info("membership now: proposers %s; learners %s%s",
                  ", ".join(membership.proposers), ", ".join(membership.learners),
-                 f" (version {version})" if version is not None else "")
+                 f" (version {version})" if version is not None else "",
+                 extra=event("membership_changed"))
         return None
 
     def reconfigure(self, body: dict) -> str | None:
@@ -300,15 +308,48 @@ class Agent:
         self.clients.on_frame(conn, frame)
 
     def _welcome(self) -> dict:
-        """What a connecting client learns at once: roles, leader, applied slot."""
+        """What a connecting client learns at once: roles, leader, the highest
+        ballot it knows of (its proposer's or its acceptor's promise), the highest slot known
+        decided and the slot applied (a learner: lag is their difference),
+        and every member this agent knows of (`paxosctl` learns the cluster
+        from it: paxosctl.client.probe.survey)."""
         node = self.node
-        out: dict = {"roles": sorted(self.spec.membership.roles(self.name))}
+        out: dict = {"roles": sorted(self.spec.membership.roles(self.name)),
+                     "members": sorted(self.transport.members)}
+        ballots = [b for b in (node.proposer.ballot if node.proposer else None,
+                               node.acceptor.promised if node.acceptor else None) if b is not None]
+        if ballots:
+            ballot = max(ballots)  # the highest it knows of: its own, or the one it promised
+            out["ballot"] = [ballot.round, ballot.node_id]
         if node.proposer is not None:
             out["leader"] = self.name if node.is_leader else node.proposer.leader
         if node.learner is not None:
             out["applied"] = node.learner.decided_up_to
+            # Not "decided": the handshake's own flag of that name (handshake.py).
+            out["highest_decided"] = max(node.learner.highest_known, node.learner.decided_up_to)
             out["log_start"] = self._storage.log_start
         return out
+
+    @property
+    def incarnation(self) -> int:
+        """This start's number: the store's start counter (main.py counted it)."""
+        return self.transport.incarnation
+
+    def own_view(self) -> dict:
+        """Everything this agent knows of itself, for `paxosctl describe` with
+        no supervisor (queries.py): its heartbeat report, and what only the
+        process knows: pid, uptime, start counter, members, files, CPU, RSS."""
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        spec = self.spec
+        wall, started = self._started
+        return {**self.heartbeat(), **self._welcome(), "pid": os.getpid(),
+                "incarnation": self.incarnation, "member_id": spec.member_id or None,
+                "started_at": wall, "uptime_s": self._clock() - started,
+                "members_version": self.members_version,
+                "cpu_s": usage.ru_utime + usage.ru_stime, "rss_bytes": usage.ru_maxrss * 1024,
+                "files": {"state": spec.state_path, "state_bytes": self._state_bytes()}}
 
     # --------------------------------------------------------------- output
 
@@ -363,6 +404,7 @@ class Agent:
             return
         leader = self.name if self.node.is_leader else proposer.leader
         if leader != self._leader_hint:
+            log.info("leader now: %s", leader or "none known", extra=event("leader_seen"))
             self._leader_hint = leader
             self.clients.leader_changed(leader)
 
@@ -401,7 +443,24 @@ class Agent:
             config=_config_report(status.config),
             refused=dict(transport.refused),
         )
+        if report.config is not None:
+            self._note_config(report.config)
         return report.to_json()
+
+    def _note_config(self, config: ConfigReport) -> None:
+        """An event when a configuration is newly decided or newly in force
+        (seen at a heartbeat: a change takes many of them)."""
+        seen = (config.epoch, config.in_force_epoch)
+        before = self._config_seen
+        if seen == before:
+            return
+        self._config_seen = seen
+        if before is None or config.epoch != before[0]:
+            log.info("configuration %d decided: acceptors %s", config.epoch,
+                     ", ".join(config.acceptors), extra=event("config_decided"))
+        if before is None or config.in_force_epoch != before[1]:
+            log.info("configuration %d in force: acceptors %s", config.in_force_epoch,
+                     ", ".join(config.in_force), extra=event("config_in_force"))
 
     def _state_bytes(self) -> int:
         """Bytes of this agent's state files on disk (the database and its WAL)."""

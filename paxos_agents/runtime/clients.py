@@ -16,6 +16,9 @@ connects is the cluster's owner. A client certificate's admin frame is
 refused with one line (code "forbidden") and counted
 (`client_admin_refused` in the heartbeat's stats).
 
+INFO frames (queries.py: describe, events, logs) are read-only and
+taken from a client certificate as well as the operator's.
+
 Nothing here blocks: answers are queued on the connection and written
 with everything else once per loop turn.
 """
@@ -32,12 +35,16 @@ from ..core.ready import AppliedSlot
 from ..core.commands import Value
 from . import clientwire as wire
 from .proposals import ProposalDesk
+from .ratelog import clip
+from .records import event
+from . import queries
 from .storage import Storage
 from .transport import Connection, Transport
 from .watches import LearnerDesk
 
 if TYPE_CHECKING:
     from .control import Steering
+    from .queries import Asked
 
 log = logging.getLogger("paxos_agents.agent")
 
@@ -46,11 +53,14 @@ class Clients:
     """The client connections of one agent, and the desks that serve them."""
 
     def __init__(self, node: Node, storage: Storage, transport: Transport,
-                 max_value_bytes: int = 1 << 20, steering: "Steering | None" = None) -> None:
+                 max_value_bytes: int = 1 << 20, steering: "Steering | None" = None,
+                 asked: "Asked | None" = None) -> None:
         self._node = node
         self._transport = transport
         #: Who admin frames steer (the agent); None: admin frames are refused.
         self._steering = steering
+        #: Who INFO frames ask (the agent); None: INFO frames are refused.
+        self._asked = asked
         self._connections: set[Connection] = set()
         self.counts: Counter[str] = Counter()
         self.proposals = (ProposalDesk(node, transport, max_value_bytes, self.counts)
@@ -87,6 +97,8 @@ class Clients:
                 proposals.on_propose(conn, frame[1:])
             elif kind == wire.ADMIN:
                 self._admin(conn, frame[1:])
+            elif kind == wire.INFO:
+                self._info(conn, frame[1:])
             elif learning is None or kind not in _LEARNER_FRAMES:
                 self._error(conn, f"{self._node.node_id} cannot serve a {kind!r} frame")
             elif kind == wire.SUBSCRIBE:
@@ -118,6 +130,8 @@ class Clients:
             shown = "no certificate"
         if not allowed or self._steering is None:
             self.counts["admin_refused"] += 1
+            self._transport.rlog.log(logging.WARNING, "admin-refused", "refused an admin frame "
+                                     "from %s: not the operator", shown, extra=event("admin_refused"))
             self._error(conn, f"admin frames need the operator certificate; this connection has "
                               f"{shown}", code="forbidden")
             return
@@ -128,10 +142,24 @@ class Clients:
             raise ValueError(f"unknown admin op {op!r:.40}; allowed: {', '.join(_ADMIN_OPS)}")
         why = handler(self._steering, request)
         if why is not None:
+            log.warning("admin frame %s from %s refused: %s", op, shown, clip(why, 300),
+                        extra=event("admin_refused"))
             self._error(conn, why, code="refused")
             return
-        log.info("admin frame %s from %s: done", op, shown)
+        log.info("admin frame %s from %s: done", op, shown, extra=event("admin_taken"))
         self._transport.reply(conn, wire.REPLY + json.dumps({"id": None, "ok": True, "op": op}).encode())
+
+    def _info(self, conn: Connection, body: bytes) -> None:
+        """An INFO frame: a read-only question (queries.py), from a client or the operator."""
+        ident = conn.identity
+        allowed = ident.kind in queries.ASKERS if ident is not None \
+            else not self._transport.net.secure  # no certificate: the owner's Unix socket
+        if not allowed or self._asked is None:
+            self._error(conn, f"info frames need a client or operator certificate; this "
+                              f"connection has {ident.uri if ident else 'none'}", code="forbidden")
+            return
+        body_out = queries.answer(self._asked, json.loads(body))  # ValueError: malformed
+        self._transport.reply(conn, wire.REPLY + json.dumps(body_out).encode())
 
     def _error(self, conn: Connection, message: str, query_id: object = None,
                code: str = "bad_request") -> None:

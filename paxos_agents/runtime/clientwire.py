@@ -23,6 +23,9 @@ operator -> any agent (admin frames; see clients.py for who may send them)
     (propose the next configuration), or {"op": "chaos", "settings":
     {...}} (`ChaosSettings`). Answered with REPLY + JSON {"ok": true, "op"}
     or {"error": one line, "code": "forbidden" | "refused" | "bad_request"}.
+client or operator -> any agent (read-only; see queries.py)
+    INFO + JSON {"op": "describe" | "events" | "logs", "since": seq}:
+    answered with REPLY + JSON {"ok": true, "op", ...}.
 proposer -> client
     LEADER + name: the leader I know of (empty: none); send there. A
     proposer that is not the leader forwards what it got there anyway.
@@ -89,6 +92,7 @@ SUBSCRIBE = b"S"
 LOOKUP = b"K"
 PAGE = b"G"
 ADMIN = b"!"  # operator -> agent: JSON {"op": ...}; see the module docstring
+INFO = b"I"  # client or operator -> agent: a read-only question (queries.py)
 # agent -> client
 LEADER = b"L"
 OUTCOMES = b"O"

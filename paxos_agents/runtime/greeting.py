@@ -46,6 +46,7 @@ from .connection import BACKOFF_CAP, BACKOFF_FIRST, Connection, Link
 from .handshake import CLIENT, PROTOCOL, HandshakeError, parse_hello, parse_welcome
 from .identity import REASONS
 from .ratelog import clip
+from .records import event
 
 if TYPE_CHECKING:
     from .storage import Incarnations
@@ -122,6 +123,9 @@ class Greeter:
         t.reply(conn, frames.WELCOME + json.dumps(reply, separators=(",", ":")).encode())
         if sender == CLIENT:
             t._on_client(conn, None)
+        else:
+            log.info("welcomed %s (incarnation %d)", sender, h.incarnation,
+                     extra=event("peer_welcomed"))
         return True
 
     def newest_incarnation(self, member: str) -> int:
@@ -197,7 +201,8 @@ class Greeter:
             t._refuse(conn, counter, line)  # the dialler reads why, over TLS
             return
         t.refused[counter] += 1
-        t.rlog.warning(f"refused:{counter}", "%s%s: %s", doing, f" to {peer}" if peer else "", line)
+        t.rlog.warning(f"refused:{counter}", "%s%s: %s", doing, f" to {peer}" if peer else "", line,
+                       extra=event("peer_refused"))
         if conn in t._inbound:
             t._close_inbound(conn)
 
@@ -215,14 +220,15 @@ class Greeter:
             t.refused["stale_incarnation"] += 1
             t.rlog.warning(f"stale:{link.name}", "dropped the link to %s: it answers as "
                            "incarnation %d, but this agent welcomed its incarnation %d",
-                           link.name, number, newest)
+                           link.name, number, newest, extra=event("peer_refused"))
             t._drop_link(link, conn, "stale incarnation")
             link.retry_at = t._clock() + BACKOFF_CAP
             return False
         conn.peer_incarnation = number
         conn.greeted = True
         link.backoff = BACKOFF_FIRST
-        log.info("connected to %s (incarnation %d)", link.name, number)
+        log.info("connected to %s (incarnation %d)", link.name, number,
+                 extra=event("peer_welcomed"))
         if self.admission is not None and conn.fresh and welcome is not None:
             self._hear(link.name, welcome)
         return True
@@ -251,7 +257,7 @@ class Greeter:
         t.incarnation = max(t.incarnation, incarnation)
         self.admission = None
         log.info("admitted to the cluster as incarnation %d (%d peers answered); "
-                 "reconnecting", t.incarnation, len(admission.answers))
+                 "reconnecting", t.incarnation, len(admission.answers), extra=event("admitted"))
         for link in t._links.values():
             if link.conn is not None:
                 t._drop_link(link, link.conn, "admitted: dialling again, not fresh")

@@ -23,6 +23,7 @@ from .admission import AdmissionRefused
 from .agent import Agent
 from .control import Control, PipeControl
 from .faults import storage_fault
+from .records import Records, event
 from .spec import AgentSpec
 from .storage import SqliteStorage, StorageError
 
@@ -54,6 +55,7 @@ def serve(spec: AgentSpec, control: Control) -> None:
     empty would break agreement, and a restart fails the same way.
     """
     os.umask(0o077)  # its state and log are private: files 0600, folders 0700
+    records = Records(spec.name).install()  # its recent lines and events, for INFO frames
     log = logging.getLogger("paxos_agents.agent")
     log.info("starting (roles: %s)", ", ".join(sorted(spec.membership.roles(spec.name))))
     stop_loading = control.loading(spec.heartbeat_seconds)
@@ -69,14 +71,15 @@ def serve(spec: AgentSpec, control: Control) -> None:
                                 identity=(spec.cluster_id, spec.member_id) if spec.member_id else None)
         incarnation = storage.start_incarnation()  # fsynced before it listens or dials
         log.info("incarnation %d%s", incarnation,
-                 "" if storage.admitted else " of a new store (admission.py decides)")
+                 "" if storage.admitted else " of a new store (admission.py decides)",
+                 extra=event("started"))
     except StorageError as e:
         stop_loading()
         _fatal(control, log, f"cannot open state: {e}")
         sys.exit(frames.EXIT_NEEDS_OPERATOR)
     try:
         try:
-            agent = Agent(spec, control, storage)
+            agent = Agent(spec, control, storage, records=records)
         finally:
             stop_loading()  # before anything else writes to the outbox
         agent.run()
@@ -131,5 +134,5 @@ def _refuse_to_forget(spec: AgentSpec, log: logging.Logger) -> None:
 
 
 def _fatal(control: Control, log: logging.Logger, message: str) -> None:
-    log.error("%s", message)
+    log.error("%s", message, extra=event("refused"))
     control.fatal(message)

@@ -53,9 +53,11 @@ class RateLimitedLog:
         #: kind -> (when its last line was written, lines suppressed since).
         self._kinds: dict[str, tuple[float, int]] = {}
 
-    def log(self, level: int, kind: str, message: str, *args: object) -> bool:
+    def log(self, level: int, kind: str, message: str, *args: object,
+            extra: dict | None = None) -> bool:
         """Log `message % args` unless a line of `kind` was written less than
-        `interval` ago; True if it was written."""
+        `interval` ago; True if it was written. `extra` goes to the record
+        (`records.event(...)` makes it one of the agent's events)."""
         now = self._clock()
         last = self._kinds.get(kind)
         if last is not None and now - last[0] < self._interval:
@@ -66,8 +68,8 @@ class RateLimitedLog:
         if suppressed:
             message += f" ({suppressed} more like this suppressed in the last %.0f s)"
             args = (*args, now - last[0])  # type: ignore[index]
-        self._log.log(level, message, *args)
+        self._log.log(level, message, *args, extra=extra)
         return True
 
-    def warning(self, kind: str, message: str, *args: object) -> bool:
-        return self.log(logging.WARNING, kind, message, *args)
+    def warning(self, kind: str, message: str, *args: object, extra: dict | None = None) -> bool:
+        return self.log(logging.WARNING, kind, message, *args, extra=extra)

@@ -79,6 +79,7 @@ from .greeting import Facts, Greeter
 from .handshake import CLIENT, PROTOCOL, hello
 from .net import QUIET_CONNECT_ERRORS, Net, UnixNet
 from .ratelog import RateLimitedLog, clip
+from .records import event
 
 if TYPE_CHECKING:
     from .storage import Incarnations
@@ -291,7 +292,8 @@ class Transport:
     def _refuse(self, conn: Connection, reason: str, why: str) -> bool:
         """Answer REFUSE `why` (which holds untrusted text only `clip`ped) and close."""
         self.refused[reason] += 1
-        self.rlog.warning(f"refused:{reason}", "refused a connection: %s", why)
+        self.rlog.warning(f"refused:{reason}", "refused a connection: %s", why,
+                          extra=event("refused"))
         conn.finish(frames.REFUSE + why.encode())
         try:
             conn.write()
@@ -437,7 +439,8 @@ class Transport:
                     return
             elif frame[:1] == frames.REFUSE:
                 self.rlog.warning(f"refused-by:{link.name}", "%s refused our connection: %s",
-                                  link.name, clip(frame[1:].decode(errors="replace"), 300))
+                                  link.name, clip(frame[1:].decode(errors="replace"), 300),
+                                  extra=event("refused_by_peer"))
                 self._drop_link(link, conn, "refused")
                 link.retry_at = self._clock() + BACKOFF_CAP
                 return

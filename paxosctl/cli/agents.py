@@ -1,5 +1,15 @@
 """Commands about one agent (or each in turn): `logs`, `kill`, `restart`,
-`stop`, `start`, `describe`, `events`."""
+`stop`, `start`, `describe`, `events`.
+
+`logs`, `describe` and `events` also work with no supervisor here (agents
+run by `paxosctl agent NAME`, on this host or others): they ask the agents
+themselves (an INFO frame: paxos_agents.runtime.queries), which keep their
+recent log lines and events in bounded rings (paxos_agents.runtime.records).
+The agents asked are the manifest's and any member an answering agent
+names (paxosctl.client.probe.survey). An agent not in that set is bad input
+(exit 2); an agent asked that does not answer makes the command exit 3
+(after printing what the others said), as `status` does.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +23,8 @@ from ..output import MACHINE, document, render
 from ..errors import NotHealthy, PaxosctlError, UsageError
 from ..layout import paths
 from .common import (FILE_HELP, TABLES, TEXT, AgentArgument, FileOption, TableOutput,
-                     TextOutput, checked_call, complete_agent, connect, echo, owned_manifest,
-                     output_format, status_reply)
+                     TextOutput, checked_call, complete_agent, connect, echo, echo_err,
+                     find_manifest, owned_manifest, output_format, status_reply, unsupervised)
 
 if TYPE_CHECKING:
     from ..client.sync import Client
@@ -42,7 +52,12 @@ def logs(
     """
     from ..logview import Follower, files_of, merge, read
 
+    file = find_manifest(file)
     manifest = owned_manifest(file)
+    remote = unsupervised(manifest, file)
+    if remote is not None:
+        _agents_logs(remote, agents, follow, tail, since)
+        return
     logs_dir = paths(manifest.state_dir)["logs"]
     known = [a.name for a in manifest.agents] + ["supervisor"]
     # Logs of agents no longer in the manifest (removed by apply) stay readable.
@@ -87,6 +102,124 @@ def logs(
     finally:
         for follower in followers.values():
             follower.close()
+
+
+def _agents_logs(remote, agents: list[str] | None, follow: bool, tail: int | None,
+                 since: str | None) -> None:
+    """`logs` asked of the agents: each one's ring of recent lines, merged
+    by time; one line on stderr says where the engine keeps the full log."""
+    manifest, endpoints = remote
+    cutoff = None
+    if since is not None:
+        try:
+            cutoff = time.time() - parse_duration(since)
+        except ValueError as e:
+            raise UsageError(f"--since: {e}") from None
+    chosen = _chosen(manifest, endpoints, agents)
+    echo_err("full logs: " + "; ".join(_full_log(manifest, n) for n in chosen))
+    prefixed = len(chosen) > 1
+    width = max(len(n) for n in chosen)
+    pages = _Pages(endpoints, chosen, "logs")
+    lines = [(item["at"], name, item["line"]) for name, item in pages.fetch()
+             if cutoff is None or item["at"] >= cutoff]
+    lines.sort(key=lambda line: line[0])
+    for _, name, text in lines[max(0, len(lines) - tail):] if tail is not None else lines:
+        echo(f"{name.ljust(width)} | {text}" if prefixed else text)
+    _follow(pages, follow, lambda name, item: echo(
+        f"{name.ljust(width)} | {item['line']}" if prefixed else item["line"]))
+
+
+def _full_log(manifest, name: str) -> str:
+    """Where the engine that runs agent `name` keeps its whole log."""
+    transport = manifest.transport
+    try:
+        placed = transport.placement(name) if transport.tls else None
+    except ValueError:
+        placed = None
+    if placed is not None and placed.by == "template":
+        return f"kubectl logs -n {transport.namespace} {manifest.name}-{name}-0"
+    if placed is not None and placed.by == "host":
+        return f"journalctl -u paxosctl-{manifest.name}-{name} (on {placed.host})"
+    return f"{name}: the standard output of its `paxosctl agent {name}`"
+
+
+def _chosen(manifest, endpoints, agents: list[str] | None) -> list[str]:
+    """The agents a command is about: `agents` (each one the cluster has), or all."""
+    from ..client.probe import survey
+
+    given = [a.name for a in manifest.agents]
+    wanted = list(dict.fromkeys(agents or ()))
+    if wanted and all(a in given for a in wanted):
+        return wanted
+    known = [a.name for a in survey(endpoints, tuple(given))]  # members named since
+    for name in wanted:
+        if name not in known:
+            raise UsageError(f"no agent {name!r}; agents: {', '.join(known)}")
+    return wanted or known
+
+
+class _Pages:
+    """Pages of one INFO op ("events" or "logs") from several agents, each
+    read on from the last record it gave (started over when it restarted)."""
+
+    def __init__(self, endpoints, names: list[str], op: str) -> None:
+        self.endpoints = endpoints
+        self.op = op
+        self.since = {n: 0 for n in names}
+        self.incarnation: dict[str, object] = {}
+        self.silent: dict[str, str] = {}
+
+    def fetch(self) -> list[tuple[str, dict[str, Any]]]:
+        """The records each agent added since the last fetch, as (agent, record);
+        agents that did not answer are in `silent` (and warned of on stderr)."""
+        from paxos_agents.runtime.records import EVENTS, LOG_LINES, PAGE
+
+        from ..client.probe import survey
+
+        out: list[tuple[str, dict[str, Any]]] = []
+        self.silent = {}
+        todo = dict(self.since)
+        for _ in range(max(EVENTS, LOG_LINES) // PAGE + 2):  # a whole ring, then stop
+            if not todo:
+                break
+            answers = []
+            for since in sorted(set(todo.values())):
+                answers += survey(self.endpoints, tuple(n for n, s in todo.items() if s == since),
+                                  {"op": self.op, "since": since}, learn=False)
+            todo = {}
+            for answer in answers:
+                name, reply = answer.name, answer.reply
+                if not answer.answered:
+                    self.silent[name] = answer.error
+                    continue
+                restarted = self.incarnation.get(name, reply["incarnation"]) != reply["incarnation"]
+                self.incarnation[name] = reply["incarnation"]
+                if restarted and self.since[name]:
+                    self.since[name] = todo[name] = 0  # its numbers start again: read from 0
+                    continue
+                out += [(name, item) for item in reply["items"]]
+                self.since[name] = reply["last"]
+                if len(reply["items"]) >= PAGE:
+                    todo[name] = reply["last"]  # a full page: there is more
+        for name, why in self.silent.items():
+            echo_err(f"warning: {name} did not answer: {why}")
+        return out
+
+
+def _follow(pages: _Pages, follow: bool, show) -> None:
+    """After the first fetch: with `follow`, print new records until Ctrl-C;
+    without, exit 3 if an agent did not answer."""
+    if not follow:
+        if pages.silent:
+            raise typer.Exit(3)
+        return
+    try:
+        while True:
+            time.sleep(0.5)
+            for name, item in sorted(pages.fetch(), key=lambda r: r[1]["at"]):
+                show(name, item)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None  # Ctrl-C ends a follow: 130, as for any Ctrl-C
 
 
 def kill(
@@ -164,18 +297,81 @@ def describe(agent: AgentArgument, file: FileOption = None,
     """Everything the supervisor knows of one agent.
 
     State, pid, incarnation, last exit, restarts by reason, backoff,
-    last heartbeat, files, and its recent events.
+    last heartbeat, files, and its recent events. With no supervisor here,
+    what the agent knows of itself (asked of it; exit 3 if it is silent).
     """
     from ..views import describe_lines
 
     output = output_format(output, TEXT)
-    with connect(file) as client:
+    file = find_manifest(file)
+    manifest = owned_manifest(file)
+    remote = unsupervised(manifest, file)
+    if remote is not None:
+        _agent_describe(remote, agent, output)
+        return
+    with connect(file, manifest) as client:
         reply = checked_call(lambda: client.request("describe", agent=agent))
     if output in MACHINE:
         echo(render(document("Agent", reply["agent"]), output))
         return
     for line in describe_lines(reply["agent"]):
         echo(line)
+
+
+def _agent_describe(remote, agent: str, output: str) -> None:
+    """`describe` asked of the agent itself (its own view: queries.py)."""
+    from ..client.probe import survey
+
+    manifest, endpoints = remote
+    _chosen(manifest, endpoints, [agent])
+    answer = survey(endpoints, (agent,), {"op": "describe"}, learn=False)[0]
+    if not answer.answered:
+        raise NotHealthy(f"{agent} did not answer: {answer.error}")
+    view = answer.reply["agent"]
+    if output in MACHINE:
+        echo(render(document("Agent", view), output))
+        return
+    for line in _own_view_lines(view):
+        echo(line)
+
+
+def _own_view_lines(a: dict[str, Any]) -> list[str]:
+    """An agent's own view, laid out as `describe` lays out the supervisor's."""
+    from ..views import age
+
+    ballot = a.get("ballot")
+    config = a.get("config") or {}
+    files = a.get("files") or {}
+    fields = [
+        ("Name", a.get("name", "-")),
+        ("Roles", ", ".join(a.get("roles") or []) or "-"),
+        ("PID", str(a.get("pid") or "-")),
+        ("Incarnation", f"{a.get('incarnation', '-')} (its start counter)"),
+        ("Member id", a.get("member_id") or "-"),
+        ("Uptime", age(a.get("uptime_s"))),
+        ("Leader", ("yes" if a.get("leader") is True else "no") +
+         (f", ballot {ballot[0]}.{ballot[1]}" if ballot and ballot[1] else "") +
+         (f" (knows of {a['leader_hint']})" if a.get("leader_hint") else "")),
+        ("Decided up to", "-" if a.get("decided_up_to") is None else str(a["decided_up_to"])),
+        ("Highest decided", "-" if a.get("highest_decided") is None else str(a["highest_decided"])),
+        ("Members", ", ".join(a.get("members") or []) + f" (version {a.get('members_version', 0)})"),
+        ("Configuration", f"{config['in_force_epoch']} in force: {', '.join(config['in_force'])}"
+         if config else "-"),
+        ("CPU", f"{a['cpu_s']:.2f}s" if a.get("cpu_s") is not None else "-"),
+        ("RSS", f"{a['rss_bytes'] / 2**20:.1f}MiB" if a.get("rss_bytes") else "-"),
+        ("Malformed", str(a.get("malformed", 0))),
+        ("Refused", ", ".join(f"{k} {v}" for k, v in sorted((a.get("refused") or {}).items()))
+         or "-"),
+    ]
+    width = max(len(k) for k, _ in fields) + 2
+    lines = [f"{k + ':':<{width}}{v}" for k, v in fields]
+    size = files.get("state_bytes")
+    lines.append("Files:")
+    lines.append(f"  state:     {files.get('state', '-')}"
+                 + (f" ({size / 1024:.1f} KiB)" if size else ""))
+    lines.append("Counters:")
+    lines += [f"  {k}: {v}" for k, v in sorted((a.get("stats") or {}).items())]
+    return lines
 
 
 def events(
@@ -185,18 +381,27 @@ def events(
     file: FileOption = None,
     output: TableOutput = "table",
     watch: Annotated[bool, typer.Option(
-        "-w", "--watch", help="Keep printing new events until Ctrl-C.")] = False,
+        "-w", "--watch", "--follow", help="Keep printing new events until Ctrl-C.")] = False,
 ) -> None:
     """The supervisor's lifecycle events, newest last.
 
     Started, running, exited, unhealthy, stopped...: kept in memory since
-    the supervisor started; its log has them all.
+    the supervisor started; its log has them all. With no supervisor here,
+    the agents' own events (the last 500 each: started, admitted, peers
+    welcomed or refused, leader seen, membership and configuration
+    changes, admin frames), merged by time; exit 3 if an agent is silent.
     """
     from ..views import events_lines
 
     output = output_format(output, TABLES)
+    file = find_manifest(file)
+    manifest = owned_manifest(file)
+    remote = unsupervised(manifest, file)
+    if remote is not None:
+        _agents_events(remote, agent, output, watch)
+        return
     fields = {"agent": agent} if agent else {}
-    with connect(file) as client:
+    with connect(file, manifest) as client:
         reply = checked_call(lambda: client.request("events", after=0, **fields))
         if output in MACHINE and not watch:
             echo(render(document("EventList", {"events": reply["events"]}), output))
@@ -219,3 +424,35 @@ def events(
                 reply = client.request("events", after=reply["last"], **fields)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None  # Ctrl-C ends a watch: 130, as for any Ctrl-C
+
+
+def _agents_events(remote, agent: str | None, output: str, watch: bool) -> None:
+    """`events` asked of the agents (their rings: records.py), merged by time."""
+    from ..views import events_lines
+
+    manifest, endpoints = remote
+    pages = _Pages(endpoints, _chosen(manifest, endpoints, [agent] if agent else None), "events")
+
+    def merged(records: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        return sorted(({**item, "agent": name} for name, item in records), key=lambda e: e["at"])
+
+    first = merged(pages.fetch())
+    if output in MACHINE and not watch:
+        echo(render(document("EventList", {"events": first}), output))
+    else:
+        def show(name: str, item: dict[str, Any]) -> None:
+            e = {**item, "agent": name}
+            if output in MACHINE:
+                doc = render(document("Event", e), output)
+                echo(doc if output == "json" else "---\n" + doc)
+            else:
+                for line in events_lines([e], header=False):
+                    echo(line)
+
+        if output in MACHINE:
+            for e in first:
+                show(e["agent"], e)
+        else:
+            for line in events_lines(first):
+                echo(line)
+    _follow(pages, watch, show if watch else None)

@@ -75,34 +75,53 @@ def status(
 
 def _agents_status(remote, output: str) -> None:
     """`status` asked of the agents themselves: each one's WELCOME
-    (paxosctl.client.probe). Exits 3 when an agent does not answer."""
-    from ..client.probe import ask
+    (paxosctl.client.probe.survey), the manifest's agents and any member
+    they name. Exits 3 when an agent does not answer."""
+    from ..client.probe import survey
 
     manifest, endpoints = remote
-    names = tuple(a.name for a in manifest.agents)
-    answers = ask(endpoints, names)
+    answers = survey(endpoints, tuple(a.name for a in manifest.agents))
     leaders = {a.welcome.get("leader") for a in answers if a.welcome.get("leader")}
-    rows = [{"name": a.name, "answered": a.answered,
-             "roles": a.welcome.get("roles", []), "incarnation": a.welcome.get("incarnation"),
-             "leader": a.welcome.get("leader"), "applied": a.welcome.get("applied"),
-             "error": a.error or None} for a in answers]
+    rows = [_agent_row(a) for a in answers]
     if output in MACHINE:
         echo(render(document("Status", {"cluster": manifest.name, "source": "agents",
                                          "leader": sorted(leaders)[0] if len(leaders) == 1 else None,
                                          "agents": rows}), output))
     else:
-        echo(f"cluster {manifest.name}: asked {len(names)} agents directly (no supervisor here); "
-             f"leader: {', '.join(sorted(leaders)) or 'none known'}")
-        echo(f"{'NAME':<16} {'ROLES':<26} {'STATE':<9} {'INCARNATION':>11} {'APPLIED':>9}  NOTE")
+        echo(f"cluster {manifest.name}: asked {len(answers)} agents directly (no supervisor "
+             f"here); leader: {', '.join(sorted(leaders)) or 'none known'}")
+        echo(f"{'NAME':<16} {'ROLES':<26} {'STATE':<9} {'INCARNATION':>11} {'BALLOT':>14} "
+             f"{'APPLIED':>9} {'LAG':>5}  NOTE")
         for row in rows:
             roles = ",".join(row["roles"]) or "-"
             state = "answered" if row["answered"] else "silent"
-            inc = "-" if row["incarnation"] is None else str(row["incarnation"])
-            applied = "-" if row["applied"] is None else str(row["applied"])
+            ballot = f"{row['ballot'][0]}.{row['ballot'][1]}" if row["ballot"] else "-"
             note = row["error"] or (f"leader {row['leader']}" if row["leader"] else "")
-            echo(f"{row['name']:<16} {roles:<26} {state:<9} {inc:>11} {applied:>9}  {note}")
+            if row["learned"]:
+                note = (note + "; " if note else "") + "not in the manifest (a member says so)"
+            echo(f"{row['name']:<16} {roles:<26} {state:<9} {_dash(row['incarnation']):>11} "
+                 f"{ballot:>14} {_dash(row['applied']):>9} {_dash(row['lag']):>5}  {note}")
     if not all(a.answered for a in answers):
         raise typer.Exit(3)
+
+
+def _agent_row(answer) -> dict[str, Any]:
+    """One agent's status row from its WELCOME: lag is the slots known
+    decided but not applied yet (a learner's)."""
+    w = answer.welcome
+    applied, decided = w.get("applied"), w.get("highest_decided")
+    ballot = w.get("ballot")
+    return {"name": answer.name, "answered": answer.answered, "learned": answer.learned,
+            "roles": w.get("roles", []), "incarnation": w.get("incarnation"),
+            "leader": w.get("leader"),
+            "ballot": ballot if isinstance(ballot, list) and len(ballot) == 2 else None,
+            "applied": applied, "decided": decided,
+            "lag": decided - applied if type(applied) is int and type(decided) is int else None,
+            "error": answer.error or None}
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None else str(value)
 
 
 def _show_status(st: dict[str, Any], output: str, *, watching: bool = False) -> None:
@@ -128,10 +147,33 @@ def _warn_if_drifted(st: dict[str, Any], file: str) -> None:
 
 
 def metrics(file: FileOption = None) -> None:
-    """Print the current Prometheus scrape of the running cluster."""
-    with connect(file) as client:
-        reply = client.request("metrics")
-    echo(reply["text"], nl=False)
+    """Print the current Prometheus scrape of the running cluster.
+
+    With no supervisor here (agents run by `paxosctl agent`), every agent's
+    own /metrics, each after a comment line naming it; an agent that does
+    not answer gets a comment line saying why, and the exit code is 3.
+    """
+    file = find_manifest(file)
+    manifest = owned_manifest(file)
+    remote = unsupervised(manifest, file)
+    if remote is None:
+        with connect(file, manifest) as client:
+            reply = client.request("metrics")
+        echo(reply["text"], nl=False)
+        return
+    from ..client.scrape import scrape_all
+
+    silent = 0
+    for scrape in scrape_all(*remote):
+        if scrape.error:
+            silent += 1
+            echo(f"# paxosctl: {scrape.agent} ({scrape.url or 'no address'}) did not answer: "
+                 f"{scrape.error}")
+        else:
+            echo(f"# paxosctl: {scrape.agent} ({scrape.url})")
+            echo(scrape.text.rstrip("\n"))
+    if silent:
+        raise typer.Exit(3)
 
 
 def validate(

@@ -222,15 +222,20 @@ def connect(file: str | None, manifest: Manifest | None = None) -> "Client":
 
 
 def unsupervised(manifest: Manifest, file: str):
-    """(manifest, endpoints) of a cluster whose agents run on their own hosts
+    """(manifest, endpoints) of a cluster whose agents run on their own
     (`paxosctl agent NAME`): no supervisor runs `manifest` (loaded from
-    `file`) here, and it places every proposer and learner over TLS. None
-    otherwise (`connect` then says what to start)."""
-    from ..endpoints import from_manifest
+    `file`) here, and it places every proposer and learner over TLS, or
+    agents in its state dir wrote endpoints.json. None otherwise (`connect`
+    then says what to start)."""
+    from ..endpoints import from_manifest, read_endpoints
 
     if running_supervisor(manifest.state_dir) is not None:
         return None
     endpoints = from_manifest(manifest, file)
+    if endpoints is None and paths(manifest.state_dir)["endpoints"].exists():
+        # Agents run by `paxosctl agent` in this state dir, over Unix sockets:
+        # each wrote endpoints.json (a supervisor removes its own at `down`).
+        endpoints = read_endpoints(paths(manifest.state_dir)["run"], file)
     return None if endpoints is None else (manifest, endpoints)
 
 

@@ -117,6 +117,7 @@ def _run(manifest: Manifest, name: str, *, state_dir: Path | None, bootstrap: bo
         manifest, spec.cluster_id, membership.proposers, membership.learners, settings.retain_slots))
     _log_to_stdout(name)
     probes.start()
+    _publish_http(layout["run"] / f"{name}.http", f"{http[0]}:{probes.port}")
     say(f"{name}: probes on http://{http[0]}:{probes.port} (/healthz, /readyz, /metrics)")
     from paxos_agents.runtime.main import serve
 
@@ -174,6 +175,14 @@ def _hold_the_name(lock: Path, name: str, state_dir: Path) -> None:
         os.close(fd)
         raise NeedsOperator(f"{name} already runs in {state_dir} ({lock} is locked by "
                             "another process): stop it first") from None
+
+
+def _publish_http(path: Path, address: str) -> None:
+    """Say where the probes listen in `run/NAME.http` (whole, then renamed):
+    `paxosctl metrics` scrapes there when the manifest does not place them."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(address + "\n")
+    os.replace(tmp, path)
 
 
 def _log_to_stdout(name: str) -> None:
