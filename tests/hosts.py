@@ -67,7 +67,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 
@@ -295,10 +295,12 @@ class Host:
     def keep_running(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                      cwd: Path | None = None, permanent_exit: int | None = None,
                      backoff: float = 0.1, max_backoff: float = 2.0,
-                     stable_after: float = 5.0) -> Runner:
+                     stable_after: float = 5.0, restart_if: Callable[[int], bool] | None = None,
+                     on_exit: Callable[[int], None] | None = None) -> Runner:
         """Run `argv` now and again whenever it exits, until `Runner.stop()`; see `Runner`."""
         runner = Runner(self, name, argv, env=env, cwd=cwd, permanent_exit=permanent_exit,
-                        backoff=backoff, max_backoff=max_backoff, stable_after=stable_after)
+                        backoff=backoff, max_backoff=max_backoff, stable_after=stable_after,
+                        restart_if=restart_if, on_exit=on_exit)
         self._runners.append(runner)
         runner.start()
         return runner
@@ -366,7 +368,7 @@ class RunState(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
     BACKOFF = "backoff"
-    EXITED = "exited"    # ended with the permanent exit code: never restarted
+    EXITED = "exited"    # ended with the permanent exit code (or restart_if said no): never restarted
     STOPPED = "stopped"  # by stop(), or a start that failed (Runner.error says why)
 
 
@@ -378,7 +380,13 @@ class Runner:
       to `max_backoff`; back to `backoff` once a run lasted `stable_after`).
     RUNNING -> EXITED: it exited with `permanent_exit` (a refusal that no
       restart can mend, like systemd's RestartPreventExitStatus=): never
-      restarted; `wait_exited` returns the code.
+      restarted; `wait_exited` returns the code. `restart_if(code)`, when
+      given, decides instead (False: EXITED), for an engine's own rules
+      (systemd's Restart=on-failure with several prevented codes, say).
+    `on_exit(code)`, when given, runs in the runner's thread as each process
+    has ended, before its exit code is recorded and before the back-off:
+    what the engine reads of a finished process (Kubernetes' termination
+    message) is read before the next start can overwrite it.
     any -> STOPPED: `stop()`: SIGTERM, SIGKILL after a grace period, no restart.
 
     `starts` counts the processes started, `start_times` says when;
@@ -388,11 +396,14 @@ class Runner:
 
     def __init__(self, host: Host, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None,
                  cwd: Path | None, permanent_exit: int | None, backoff: float, max_backoff: float,
-                 stable_after: float) -> None:
+                 stable_after: float, restart_if: Callable[[int], bool] | None = None,
+                 on_exit: Callable[[int], None] | None = None) -> None:
         self.host = host
         self.name = name
         self.argv = list(argv)
         self.permanent_exit = permanent_exit
+        self._restart_if = restart_if or (lambda code: code != permanent_exit)
+        self._on_exit = on_exit
         self._env, self._cwd = env, cwd
         self._backoff, self._max_backoff, self._stable_after = backoff, max_backoff, stable_after
         self.state = RunState.STARTING
@@ -436,10 +447,12 @@ class Runner:
                 self._set(process=process, starts=self.starts + 1, state=RunState.RUNNING,
                           start_times=[*self.start_times, started])
             code = process.wait()
+            if self._on_exit is not None:
+                self._on_exit(code)
             self._set(exit_codes=[*self.exit_codes, code])
             if self._stopping.is_set():
                 break
-            if code == self.permanent_exit:
+            if not self._restart_if(code):
                 # RUNNING -> EXITED: a permanent refusal is never restarted.
                 self._set(state=RunState.EXITED)
                 return
@@ -520,6 +533,20 @@ class Network:
         except BaseException:
             self.close()
             raise
+
+    def add_host(self, name: str, aliases: Iterable[str] = ()) -> Host:
+        """A new host on the switch, its name and `aliases` in every host's hosts
+        file (rewritten in place): a pod scheduled after the others."""
+        self._check_names([*self._by_name, name], {name: list(aliases)})
+        for taken in (name, *aliases):
+            self._check_name_free(taken)
+        host = Host(self, name, len(self.hosts))
+        host.aliases = list(aliases)
+        self.hosts.append(host)
+        self._by_name[name] = host
+        self._make_host(host)  # close() removes it with the others, even if this fails half-way
+        self._write_hosts_files()
+        return host
 
     def __getitem__(self, name: str) -> Host:
         try:

@@ -1,0 +1,120 @@
+"""The Kubernetes objects of issue 23 run on namespace hosts (kubelet.py): the
+example manifest's pods start as their StatefulSets say, get Ready, serve a
+client, come back with their volume after a power cut, and a wiped
+acceptor's pod ends in CrashLoopBackOff with its refusal as its message.
+
+The objects come from `k8s_sample` (the contract, by hand) until
+`paxosctl.render.k8s` is merged; then `K8S` below is the one line to change.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import k8s_sample as K8S  # becomes: from paxosctl.render import k8s as K8S
+import pytest
+from kubelet import Kubelet
+from mounts import MOUNT_POINTS, Bind, wrap
+
+from paxosctl.manifest import load_manifest
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "replicas.toml"
+PAXOSCTL = str(Path(sys.executable).parent / "paxosctl")
+NAMESPACE = "paxos"
+
+
+class Cluster:
+    """examples/replicas.toml, certified, rendered and applied; a client host for the CLI."""
+
+    def __init__(self, kubelet: Kubelet, folder: Path) -> None:
+        self.kubelet = kubelet
+        manifest = folder / "replicas.toml"
+        shutil.copy(EXAMPLE, manifest)
+        made = subprocess.run([PAXOSCTL, "certs", "init", "-f", str(manifest)], capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+        self.manifest = load_manifest(manifest)
+        self.opts = K8S.Options(namespace=NAMESPACE, secrets_from=folder / "certs")
+        self.objects = K8S.cluster_objects(self.manifest, self.opts)
+        self.pods = [f"replicas-{a.name}-0" for a in self.manifest.agents]
+        # The client's /etc/paxosctl: the pods' manifest and the client certificate.
+        self.client_etc = folder / "client-etc"
+        (self.client_etc / "certs" / "client").mkdir(parents=True)
+        (self.client_etc / "cluster.toml").write_text(K8S.manifest_for_pods(self.manifest, self.opts))
+        for name in ("ca.crt", "client/client.crt", "client/client.key"):
+            shutil.copy2(folder / "certs" / name, self.client_etc / "certs" / name)
+        self.client = kubelet.network["client"]
+        self._held = MOUNT_POINTS.hold([(Path("/etc/paxosctl"), False)])
+
+    def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """`paxosctl ARGS -f /etc/paxosctl/cluster.toml` on the client host."""
+        argv = [PAXOSCTL, *args, "-f", "/etc/paxosctl/cluster.toml"]
+        command = wrap(argv, [Bind(self.client_etc, Path("/etc/paxosctl"))],
+                       env={"PATH": "/usr/bin:/bin"}, cwd="/etc/paxosctl")
+        return self.client.run(command, timeout=timeout)
+
+    def objects_of(self, agent: str) -> list[dict]:
+        return K8S.agent_objects(self.manifest, agent, self.opts)
+
+    def close(self) -> None:
+        MOUNT_POINTS.release(self._held)
+
+
+@pytest.fixture
+def cluster(make_hosts, tmp_path: Path) -> Iterator[Cluster]:
+    kubelet = Kubelet(make_hosts(["client"]), time_scale=0.05)
+    made = Cluster(kubelet, tmp_path)
+    try:
+        yield made
+    finally:
+        kubelet.close()
+        made.close()
+
+
+def test_the_pods_serve_and_a_killed_pod_rejoins_with_its_volume(cluster: Cluster) -> None:
+    kubelet = cluster.kubelet
+    kubelet.apply(cluster.objects)
+    kubelet.wait_ready(cluster.pods, 60)
+    first = cluster.cli("propose", "before")
+    assert first.returncode == 0, first.stderr
+    victim = kubelet.pods["replicas-replica-1-0"]
+    store = victim.host.volume / "state" / "replica-1.db"
+    assert store.exists()
+    victim.host.kill_all()  # its power cut: the kubelet restarts the container after the back-off
+    kubelet.wait_for(lambda: victim.status().restarts == 1 and victim.status().ready, 30,
+                     "replica-1 restarted and Ready")
+    assert victim.status().last_exit_code == 137  # 128 + SIGKILL
+    assert store.exists()
+    # replica-2 gone for good (its volume retained): a majority needs replica-1 back as a voter.
+    kubelet.delete("StatefulSet", "replicas-replica-2", NAMESPACE)
+    assert "replicas-replica-2-0" not in kubelet.pods
+    second = cluster.cli("propose", "with-replica-1-back", timeout=60)
+    assert second.returncode == 0, second.stderr
+    # Applied again, it finds its claim's volume (Retain) and rejoins.
+    kept = kubelet.network["replicas-replica-2-0"].volume / "state" / "replica-2.db"
+    assert kept.exists()
+    kubelet.apply(cluster.objects_of("replica-2"))
+    kubelet.wait_ready(["replicas-replica-2-0"], 30)
+
+
+def test_a_wiped_acceptor_pod_ends_in_crash_loop_back_off_with_its_refusal(cluster: Cluster) -> None:
+    kubelet = cluster.kubelet
+    kubelet.apply(cluster.objects)
+    kubelet.wait_ready(cluster.pods, 60)
+    assert cluster.cli("propose", "before").returncode == 0
+    victim = kubelet.pods["replicas-replica-2-0"]
+    victim.host.wipe()
+    victim.host.kill_all()
+    # Kubernetes cannot skip exit 78: the pod is restarted, refused again, and waits in CrashLoopBackOff.
+    kubelet.wait_for(lambda: victim.status().last_exit_code == 78 and victim.status().restarts >= 2
+                     and victim.status().reason == "CrashLoopBackOff", 30, "replica-2 in CrashLoopBackOff")
+    status = victim.status()
+    assert not status.ready
+    # The refusal line, from FallbackToLogsOnError's last log lines until the agent
+    # writes PAXOSCTL_TERMINATION_LOG; then it is the whole message.
+    assert status.message is not None and "replace" in status.message.strip().splitlines()[-1], status.message
+    after = cluster.cli("propose", "after")
+    assert after.returncode == 0, after.stderr
