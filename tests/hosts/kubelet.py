@@ -26,7 +26,10 @@ What each kind does here:
   drain), and nothing here evicts a pod.
 - Anything else: refused with KubeletError, naming what is run.
 
-A pod's one container runs its own `command` + `args` (with `$(VAR)`
+A pod's init containers run first, once per pod, in order, each to a
+zero exit (a failure is KubeletError: the kubelet's retry is not
+modelled), with their own volumeMounts; an `emptyDir` is a folder of the
+pod's, kept across container restarts. Then its one container runs its own `command` + `args` (with `$(VAR)`
 expanded from its env), its `env` (values only) plus PATH (the test
 venv's bin first: that is the image), HOSTNAME and HOME, nothing of the
 test run's, in `workingDir` (default /), under the pod's name as host
@@ -179,8 +182,10 @@ class Pod:
         self.spec = template["spec"]
         self.labels = dict((template.get("metadata") or {}).get("labels") or {})
         containers = self.spec.get("containers") or []
-        if len(containers) != 1 or self.spec.get("initContainers"):
-            raise KubeletError(f"pod {name}: one container and no init containers are modelled")
+        if len(containers) != 1:
+            raise KubeletError(f"pod {name}: one container (and its init containers) is modelled")
+        #: Run once, in order, each to a zero exit, before the container's first start.
+        self.init_containers = list(self.spec.get("initContainers") or [])
         if self.spec.get("restartPolicy", "Always") != "Always":
             raise KubeletError(f"pod {name}: restartPolicy {self.spec['restartPolicy']!r}; "
                                "a StatefulSet's pods allow only Always")
@@ -209,9 +214,9 @@ class Pod:
 
     # ------------------------------------------------------------ starting
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, container: Mapping[str, Any] | None = None) -> dict[str, str]:
         env = {"PATH": IMAGE_PATH, "HOSTNAME": self.name, "HOME": "/root"}
-        for item in self.container.get("env", []):
+        for item in (container or self.container).get("env", []):
             if "value" not in item:
                 raise KubeletError(f"pod {self.name}: env {item.get('name')}: only `value` is modelled")
             env[item["name"]] = expand(str(item["value"]), env)
@@ -231,6 +236,8 @@ class Pod:
                 kind = "ConfigMap" if "configMap" in volume else "Secret"
                 name = source.get("name") or source.get("secretName")
                 self._project(folder, kind, name, source.get("items"), source.get("defaultMode", 0o644))
+            elif "emptyDir" in volume:
+                pass  # the folder itself: the pod's, kept across container restarts
             elif "projected" in volume:
                 mode = volume["projected"].get("defaultMode", 0o644)
                 for src in volume["projected"]["sources"]:
@@ -241,7 +248,7 @@ class Pod:
                     self._project(folder, kinds[kind], body["name"], body.get("items"), mode)
             else:
                 raise KubeletError(f"pod {self.name}: volume {volume['name']}: only configMap, secret, "
-                                   "projected and volume claims are modelled")
+                                   "projected, emptyDir and volume claims are modelled")
             folders[volume["name"]] = folder
         return folders
 
@@ -257,9 +264,13 @@ class Pod:
             path.write_bytes(data[item["key"]])
             path.chmod(item.get("mode", mode))
 
-    def _binds(self, volumes: Mapping[str, Path]) -> list[Bind]:
+    def _binds(self, volumes: Mapping[str, Path], container: Mapping[str, Any] | None = None) -> list[Bind]:
+        """The container's volumeMounts as binds (the main container's, with its
+        termination message file, unless `container` names an init container)."""
         binds = []
-        mounts = sorted(self.container.get("volumeMounts", []), key=lambda m: len(Path(m["mountPath"]).parts))
+        init = container is not None
+        container = container or self.container
+        mounts = sorted(container.get("volumeMounts", []), key=lambda m: len(Path(m["mountPath"]).parts))
         for mount in mounts:  # parents first: /etc/paxosctl before /etc/paxosctl/certs
             if "subPath" in mount or mount["name"] not in volumes:
                 raise KubeletError(f"pod {self.name}: volumeMount {mount}: no such volume, or a subPath")
@@ -270,6 +281,8 @@ class Pod:
             else:
                 self._held += MOUNT_POINTS.hold([(target, False)])
             binds.append(Bind(volumes[mount["name"]], target, mount.get("readOnly", False)))
+        if init:
+            return binds
         path = Path(self.container.get("terminationMessagePath", "/dev/termination-log"))
         self._held += MOUNT_POINTS.hold([(path, True)])
         binds.append(Bind(self.termination_log, path))
@@ -279,9 +292,12 @@ class Pod:
         """Write the volumes, then run the container (and its probes) from now on."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.termination_log.touch()
+        volumes = self._volumes()
+        for init in self.init_containers:
+            self._run_init(init, volumes)
         env = self._env()
         argv = [expand(a, env) for a in [*self.container["command"], *self.container.get("args", [])]]
-        command = wrap(argv, self._binds(self._volumes()), env=env, hostname=self.name,
+        command = wrap(argv, self._binds(volumes), env=env, hostname=self.name,
                        cwd=self.container.get("workingDir", "/"),
                        before=[f": > '{self.termination_log}'"])
         scale = self.kubelet.time_scale
@@ -290,6 +306,19 @@ class Pod:
             max_backoff=MAX_BACKOFF_SECONDS * scale, stable_after=BACKOFF_RESET_SECONDS * scale,
             restart_if=lambda code: True, on_exit=self._ended)
         self._prober.start()
+
+    def _run_init(self, init: Mapping[str, Any], volumes: Mapping[str, Path]) -> None:
+        """Run one init container to its end (once per pod, as the kubelet does:
+        a restart of the main container does not run it again). A non-zero
+        exit is KubeletError: the kubelet would retry it with a back-off,
+        which is not modelled (a test would only wait longer to fail)."""
+        env = self._env(init)
+        argv = [expand(a, env) for a in [*init["command"], *init.get("args", [])]]
+        result = self.host.run(wrap(argv, self._binds(volumes, init), env=env, hostname=self.name,
+                                    cwd=init.get("workingDir", "/")), timeout=60)
+        if result.returncode != 0:
+            raise KubeletError(f"pod {self.name}: init container {init.get('name')} exited "
+                               f"{result.returncode}: {result.stderr.strip()[-300:]}")
 
     def _ended(self, code: int) -> None:
         """A run ended (the runner's thread, before the back-off): its exit and message."""

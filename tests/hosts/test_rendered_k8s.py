@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import k8s_sample as K8S  # becomes: from paxosctl.render import k8s as K8S
+from paxosctl.render import k8s as K8S
 import pytest
 from kubelet import Kubelet
 from mounts import MOUNT_POINTS, Bind, wrap
@@ -113,8 +113,10 @@ def test_a_wiped_acceptor_pod_ends_in_crash_loop_back_off_with_its_refusal(clust
                      and victim.status().reason == "CrashLoopBackOff", 30, "replica-2 in CrashLoopBackOff")
     status = victim.status()
     assert not status.ready
-    # The refusal line, from FallbackToLogsOnError's last log lines until the agent
-    # writes PAXOSCTL_TERMINATION_LOG; then it is the whole message.
-    assert status.message is not None and "replace" in status.message.strip().splitlines()[-1], status.message
+    # The agent writes its one refusal line to PAXOSCTL_TERMINATION_LOG: that is
+    # the whole message (not FallbackToLogsOnError's log tail).
+    assert status.message is not None and len(status.message.strip().splitlines()) == 1, status.message
+    assert status.message.startswith("replica-2 starts with an empty store, but ") and \
+        status.message.strip().endswith("paxosctl replace replica-2"), status.message
     after = cluster.cli("propose", "after")
     assert after.returncode == 0, after.stderr

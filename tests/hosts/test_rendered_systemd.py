@@ -24,6 +24,7 @@ from systemd_host import SystemdHost
 
 from paxos_agents.runtime.frames import EXIT_NEEDS_OPERATOR
 from paxosctl.manifest import Manifest, load_manifest
+from paxosctl.render import systemd
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "hosts.toml"
 PAXOSCTL = Path(sys.executable).parent / "paxosctl"
@@ -31,31 +32,9 @@ BIN, ETC, STATE = "/opt/paxosctl/bin/paxosctl", "/etc/paxosctl/hosts.toml", "/va
 
 
 def units(cluster: Manifest, host: str | None) -> dict[str, str]:
-    """The contract's unit files of the agents placed on `host` (every host's when None)."""
-    files = {}
-    for table in cluster.transport.host_tables:
-        if host is not None and table.name != host:
-            continue
-        for agent in table.agents:
-            files[f"paxosctl-{cluster.name}-{agent}.service"] = f"""\
-[Unit]
-Description=paxosctl agent {agent} of cluster {cluster.name}
-After=network-online.target
-
-[Service]
-Type=exec
-ExecStart={BIN} agent {agent} -f {ETC} --state-dir {STATE} --bootstrap
-Restart=on-failure
-RestartSec=2s
-RestartPreventExitStatus=78 2
-User=paxosctl
-StateDirectory=paxosctl/{cluster.name}
-WorkingDirectory={Path(ETC).parent}
-
-[Install]
-WantedBy=multi-user.target
-"""
-    return files
+    """`paxosctl render systemd`'s unit files of the agents placed on `host`
+    (every host's when None), with the contract's default paths."""
+    return systemd.units(cluster, host, systemd.Options(bin=BIN, manifest=ETC, state_dir=STATE))
 
 
 class Hosts:
