@@ -98,6 +98,9 @@ class Greeter:
             return False
         answer: dict[str, Any] = {}
         if sender != CLIENT:
+            if sender in t.retired:
+                return t._refuse(conn, "bad_hello", f"{clip(sender)} was retired by a replace; "
+                                                    "a retired name never takes part again")
             if sender not in t.members:
                 return t._refuse(conn, "bad_hello",
                                  f"{clip(sender)} is not a member of this cluster")
