@@ -96,6 +96,8 @@ class Agent:
         stored = _stored_record(spec.name, storage)
         #: The version of the membership in force (0: the spec's; see the module docstring).
         self.members_version = stored.version if stored is not None else 0
+        #: The membership record in force (None: the spec's, version 0).
+        self._record: MembersRecord | None = stored
         membership = stored.membership if stored is not None else spec.membership
         record = storage.load()
         if record.configs is None and spec.configs is not None:
@@ -241,6 +243,7 @@ class Agent:
             # Durable before it is in force or answered: a restart runs it (StorageError stops us).
             self._storage.save_members(stored.to_json())
             self.members_version = stored.version
+            self._record = stored
             self.transport.retired = stored.retired
             self.transport.net.place(stored.addresses)
         self.node.set_membership(membership)
@@ -335,7 +338,10 @@ class Agent:
             out["applied"] = node.learner.decided_up_to
             out["log_start"] = self._storage.log_start
         out["members_version"] = self.members_version
-        config = node.status().config
+        out["admitted"] = self.transport.greeter.admitted  # a new store waits for its peers
+        if self._record is not None:  # the CLI learns the members from any agent
+            out["members"] = self._record.to_json()
+        config = node.configuration()
         if config is not None:  # a proposer's or learner's view (paxosctl.client.members)
             out["epoch"] = config.history.latest.epoch
             out["in_force_epoch"] = config.in_force.epoch
