@@ -312,6 +312,7 @@ def drive(manifest: "Manifest", file: Path, endpoints: "Endpoints", launcher: "L
                                 f"{path}): run that command again to finish it first")
         why = change.why
         say(f"resuming {why} (recorded in {path}: running this command again is safe)")
+        engine.retired |= change.retire  # named in the record once no longer members
         engine.poll()
         for spec in change.target:  # an added agent that does not answer is started (again)
             if spec.name not in {a.name for a in recorded.agents} and engine.reported(spec.name) is None:
@@ -355,6 +356,7 @@ def drive(manifest: "Manifest", file: Path, endpoints: "Endpoints", launcher: "L
         say(f"{why}: waiting until the change is in force (at most {format_duration(timeout)}); "
             f"recorded in {path}: if this stops, the same command resumes it")
         path.parent.mkdir(parents=True, exist_ok=True)
+        engine.retired |= plan.asked.retire  # named in the record once no longer members
         engine.poll()
         driver.start(plan, time.monotonic())
     deadline = started + timeout
