@@ -89,6 +89,8 @@ class SpareLauncher:
         self.folder.mkdir()
         self.requests = self.folder / "requests"
         self.handled: list[str] = []
+        #: While set, requests wait (an engine slow to schedule a pod).
+        self.hold = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -97,6 +99,8 @@ class SpareLauncher:
         done = 0
         while not self._stop.wait(0.05):
             lines = self.requests.read_text().splitlines() if self.requests.exists() else []
+            if self.hold.is_set():
+                continue
             for line in lines[done:]:
                 verb, name = line.split()
                 self.start(name) if verb == "start" else self.stop(name)
@@ -259,5 +263,34 @@ def test_replace_a_wiped_acceptor_under_load(make_hosts):
             assert db.execute("SELECT count(*) FROM votes").fetchone()[0] == 0
             meta = dict(db.execute("SELECT key, value FROM meta"))
         assert meta["promised_round"] == 0 and meta["admitted"] == 0
+    finally:
+        launcher.close()
+
+
+def test_a_change_past_its_timeout_exits_124_and_the_same_command_resumes_it(make_hosts):
+    d = Deployment(make_hosts, spare=1)
+    launcher = SpareLauncher(d, ["h3"])
+    try:
+        wait_until(lambda: d.leader() is not None, 20, "a leader")
+        launcher.hold.set()  # the engine does not start replica-3 yet
+        first = launcher.change("scale", "replica=4", timeout=4)
+        assert first.returncode == 124, first
+        assert first.stderr.splitlines()[-1].startswith(
+            "error: scale replica 3 -> 4: not in force after 4s (starting new agents (replica-3)); "
+            "it is recorded in "), first.stderr
+        assert first.stderr.rstrip().endswith("run the same command again to resume it")
+        launcher.hold.clear()
+        other = launcher.change("scale", "replica=5", timeout=10)
+        assert other.returncode == 1 and "a membership change is in progress (scale replica 3 -> 4" \
+            in other.stderr, other
+        again = launcher.change("scale", "replica=4")
+        assert again.returncode == 0, again.stderr
+        assert "resuming scale replica 3 -> 4" in again.stderr, again.stderr
+        assert "scale replica 3 -> 4: in force after" in again.stdout, again.stdout
+        assert d.runners["replica-3"].starts == 1  # asked twice, started once
+        in_force(d, {*NAMES, "replica-3"})
+        # Done: the same command now has nothing to do.
+        idle = launcher.change("scale", "replica=4")
+        assert idle.returncode == 0 and idle.stdout.strip() == "no change: replica 4 -> 4", idle
     finally:
         launcher.close()
