@@ -213,9 +213,11 @@ class Agent:
         Peers that are no longer members are refused at the handshake from
         now on; the node stops sending to them (`Node.set_membership`). A
         body with a `version` not newer than `members_version` is refused
-        (an older record must not undo a newer one); a body the node
-        refuses (acceptors or our roles changed: the supervisor never
-        sends one) is logged and ignored.
+        (an older record must not undo a newer one); a versioned body is a
+        `MembersRecord` (its retired names, its members' addresses), saved
+        in the store before it takes effect or is answered, and run at the
+        next start. A body that changes this agent's roles, retires it or
+        is malformed is logged, counted in `malformed` and refused.
         """
         version = body.get("version") if isinstance(body, dict) else None
         if version is not None and (type(version) is not int or version <= self.members_version):
@@ -329,7 +331,10 @@ class Agent:
         self.clients.on_frame(conn, frame)
 
     def _welcome(self) -> dict:
-        """What a connecting client learns at once: roles, leader, applied slot."""
+        """What a connecting client learns at once: roles, leader, applied
+        slot, the membership record's version (and the record itself, for a
+        client only: greeting.py), whether the store was admitted, and the
+        configurations as this proposer or learner knows them."""
         node = self.node
         out: dict = {"roles": sorted(self.spec.membership.roles(self.name))}
         if node.proposer is not None:

@@ -2,7 +2,10 @@
 
 What it runs is what the supervisor would run for NAME
 (paxosctl.runspec.runtime_spec): the manifest's membership, settings,
-transport and cluster id, its state in the state dir laid out as the
+transport and cluster id (for a name `scale` or `replace` added, which
+the manifest does not list: the manifest's membership with it added, and
+epoch 0 the manifest's acceptors, until its first membership record
+comes: runtime/members.py), its state in the state dir laid out as the
 supervisor lays it (paxosctl.layout: `state/NAME.db`, `run/` for Unix
 sockets and published TLS addresses). The agent itself is
 `paxos_agents.runtime.main.serve` with a `StandaloneControl`.
