@@ -116,7 +116,7 @@ def scale(
     group, sep, count = change[0].partition("=")
     if not sep or not group or not count.strip().isdigit():
         raise UsageError(f"expected GROUP=N with N a whole number (e.g. acceptor=5), got {change[0]!r}")
-    remote = _unsupervised_or_none(file, engine)
+    remote = _unsupervised_or_none(file, engine, no_wait)
     if remote is not None:
         manifest, endpoints, path = remote
         launcher = _launcher(engine, manifest, apply, kubectl, namespace, image, systemctl, unit_dir)
@@ -150,7 +150,7 @@ def replace(
     (they stay on disk). An acceptor is swapped through a configuration
     change. A running, healthy agent is refused (exit 2) without --force.
     """
-    remote = _unsupervised_or_none(file, engine)
+    remote = _unsupervised_or_none(file, engine, no_wait)
     if remote is not None:
         manifest, endpoints, path = remote
         launcher = _launcher(engine, manifest, apply, kubectl, namespace, image, systemctl, unit_dir)
@@ -202,7 +202,7 @@ class ChangeTimeout(PaxosctlError):
     exit_code = 124
 
 
-def _unsupervised_or_none(file: str | None, engine: str | None):
+def _unsupervised_or_none(file: str | None, engine: str | None, no_wait: bool):
     """(manifest, endpoints, manifest path) when no supervisor runs the
     cluster and its agents run on their own hosts (`unsupervised`); None
     when the supervisor is the one to ask. UsageError (exit 2) for a missing
@@ -219,6 +219,9 @@ def _unsupervised_or_none(file: str | None, engine: str | None):
                          f"give --engine {' or --engine '.join(ENGINES)}, what starts and stops them")
     if engine not in ENGINES:
         raise UsageError(f"--engine: {engine!r} is not an engine; allowed: {', '.join(ENGINES)}")
+    if no_wait:
+        raise UsageError("--no-wait: with no supervisor this command itself drives the change "
+                         "until it is in force; leave it out (--timeout bounds the wait)")
     return found[0], found[1], manifest.path
 
 

@@ -43,3 +43,11 @@ def test_an_unknown_engine_is_refused(tmp_path):
     done = run(tmp_path, "scale", "replica=5", "--engine", "nomad")
     assert done.returncode == 2, done
     assert done.stderr.splitlines() == ["error: --engine: 'nomad' is not an engine; allowed: k8s, systemd"]
+
+
+def test_no_wait_is_refused_where_the_cli_drives_the_change(tmp_path):
+    done = run(tmp_path, "scale", "replica=5", "--engine", "k8s", "--no-wait")
+    assert done.returncode == 2, done
+    assert done.stderr.splitlines() == [
+        "error: --no-wait: with no supervisor this command itself drives the change until it is "
+        "in force; leave it out (--timeout bounds the wait)"]
