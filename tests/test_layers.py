@@ -205,10 +205,12 @@ MEMBERSHIP = {m for m in GRAPH if m.startswith("paxosctl.membership.")}
 
 def test_the_membership_wing_imports_only_downwards():
     """Inside paxosctl/membership: driver -> change -> plan, with topology,
-    names and record beside. The engine of today (the supervisor's fleet)
-    is `paxosctl.supervisor.engine`, outside the wing: nothing in the wing
-    imports the supervisor (test_paxosctl_packages_import_only_downwards)."""
-    order = ["driver", "topology", "change", "record", "names", "plan"]
+    names and record beside; the engine for agents on their own hosts
+    (remote, with its launchers) over the change. The engine of the
+    supervisor's fleet is `paxosctl.supervisor.engine`, outside the wing:
+    nothing in the wing imports the supervisor
+    (test_paxosctl_packages_import_only_downwards)."""
+    order = ["launchers", "remote", "driver", "topology", "change", "record", "names", "plan"]
     assert {m.rpartition(".")[2] for m in MEMBERSHIP} == set(order)
     for i, room in enumerate(order):
         above = {f"paxosctl.membership.{r}" for r in order[:i]}

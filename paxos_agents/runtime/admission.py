@@ -55,6 +55,8 @@ The rules, in order:
   answers first never heard from it. Closing that would mean waiting for
   every member on every first start.
 - A cluster of one member is admitted at once: it is its own majority.
+- A peer that answers that the agent's name was retired (`paxosctl
+  replace`: runtime/members.py) refuses it, whatever the other rules say.
 - Refused: the agent exits with `frames.EXIT_NEEDS_OPERATOR` and one line
   naming the peer and the incarnation it found, and the way out
   (`paxosctl replace NAME`, or restore the disk).
@@ -101,6 +103,10 @@ class Admission:
         if peer == self.name or peer not in self.members:
             return None
         self.answers[peer] = welcome
+        if welcome.retired:
+            raise AdmissionRefused(
+                f"{self.name} was retired by a replace ({peer} says so): a retired name never "
+                f"takes part again; remove its unit or StatefulSet (its files stay)")
         if self.learner_only:
             if 1 + len(self.answers) < self.majority:
                 return None

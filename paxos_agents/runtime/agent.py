@@ -24,12 +24,14 @@ supervisor stalls nothing here. The outbox pipe to it is non-blocking, and
 a heartbeat that finds it full is skipped (the next one says the same,
 newer).
 
-Membership is a versioned record: a MEMBERS that carries a `version` is
-refused unless it is newer than the one in force (an admin frame must
-carry one: see clients.py); the supervisor's MEMBERS over its pipe carry
-none and are taken in the order sent (one writer, one ordered pipe). The
-version is held in memory: a restarted agent runs its spec's membership
-(the manifest's) again, as version 0.
+Membership is a versioned record (members.py): a MEMBERS that carries a
+`version` is refused unless it is newer than the one in force (an admin
+frame must carry one: see clients.py); the supervisor's MEMBERS over its
+pipe carry none and are taken in the order sent (one writer, one ordered
+pipe), and are not kept. A versioned record is saved in the agent's store
+before the frame is answered, and a restarted agent runs the stored record
+(its spec's membership, the manifest's, is version 0). A name the record
+retired is never welcomed as a peer (greeting.py).
 
 A `StorageError` is never swallowed: an agent that cannot make its state
 durable must stop rather than answer.
@@ -55,13 +57,15 @@ from .control import Control
 from .codec import CodecError, decode, encode, values_of
 from .report import AgentReport, ConfigReport, PersistHistogram
 from .spec import AgentSpec
-from .storage import Storage
+from .storage import Storage, StorageError
 from .chaos import ChaosSettings
 from .ratelog import clip
 from .records import Records, event
 from .net import make_net
 from .transport import PeerTransport, Transport
-from .admission import admission_for, peer_facts
+from .admission import AdmissionRefused, admission_for, peer_facts
+from .members import MembersRecord
+from ..core.configs import History
 
 log = logging.getLogger("paxos_agents.agent")
 
@@ -93,14 +97,22 @@ class Agent:
         self._started = (time.time(), clock())  # (wall, clock) at the start, for the uptime
         self.name = spec.name
         self.control = control
-        #: The version of the membership in force (0: the spec's; see the module docstring).
-        self.members_version = 0
         self._storage = storage
         self._clock = clock
+        stored = _stored_record(spec.name, storage)
+        #: The version of the membership in force (0: the spec's; see the module docstring).
+        self.members_version = stored.version if stored is not None else 0
+        #: The membership record in force (None: the spec's, version 0).
+        self._record: MembersRecord | None = stored
+        membership = stored.membership if stored is not None else spec.membership
         record = storage.load()
         if record.configs is None and spec.configs is not None:
             record.configs = spec.configs  # a new member of a reconfigured cluster
-        self.node = Node(spec.name, spec.membership, spec.settings, record,
+        if record.configs is None and membership != spec.membership:
+            # Epoch 0 is the spec's (the manifest's) acceptors, not the record's.
+            record.configs = History.initial(spec.settings.alpha,
+                                             spec.membership.acceptors).to_json()
+        self.node = Node(spec.name, membership, spec.settings, record,
                          random.Random(spec.seed), store=storage)
         self._stopping = False
         self._was_leader = False
@@ -115,8 +127,8 @@ class Agent:
         self._catchup_logged = (0, 0.0)  # (slots installed, when) at the last progress line
         self._selector = selectors.DefaultSelector()
         control.attach(self._selector, self)
-        members = frozenset(spec.membership.proposers) | frozenset(spec.membership.acceptors) \
-            | frozenset(spec.membership.learners)
+        members = frozenset(membership.proposers) | frozenset(membership.acceptors) \
+            | frozenset(membership.learners)
         run_dir = spec.run_dir or os.path.join(os.path.dirname(spec.state_path), "run")
         # The incarnation is the store's own counter (main.py counted this start).
         self.transport: PeerTransport = Transport(
@@ -126,6 +138,9 @@ class Agent:
             welcome=self._welcome, clock=clock, limits=spec.limits, net=make_net(spec, run_dir),
             store=storage, admission=admission_for(spec, storage),
             facts=lambda peer: peer_facts(self.node, spec.membership, peer))
+        if stored is not None:
+            self.transport.retired = stored.retired
+            self.transport.net.place(stored.addresses)
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes,
                                steering=self, asked=self)
         #: A learner applies values and a proposer re-proposes them (and a
@@ -205,9 +220,11 @@ class Agent:
         Peers that are no longer members are refused at the handshake from
         now on; the node stops sending to them (`Node.set_membership`). A
         body with a `version` not newer than `members_version` is refused
-        (an older record must not undo a newer one); a body the node
-        refuses (acceptors or our roles changed: the supervisor never
-        sends one) is logged and ignored.
+        (an older record must not undo a newer one); a versioned body is a
+        `MembersRecord` (its retired names, its members' addresses), saved
+        in the store before it takes effect or is answered, and run at the
+        next start. A body that changes this agent's roles, retires it or
+        is malformed is logged, counted in `malformed` and refused.
         """
         version = body.get("version") if isinstance(body, dict) else None
         if version is not None and (type(version) is not int or version <= self.members_version):
@@ -215,16 +232,30 @@ class Agent:
                    f"{self.members_version}")
             log.warning("ignored a membership change: %s", why, extra=event("membership_refused"))
             return why
+        stored: MembersRecord | None = None
         try:
-            membership = Membership(tuple(body["proposers"]), tuple(body["acceptors"]),
-                                    tuple(body["learners"]))
-            self.node.set_membership(membership)
+            if version is not None:
+                stored = MembersRecord.from_json(body)
+                if self.name in stored.retired:
+                    raise ValueError(f"it retires {self.name}, this agent")
+                membership = stored.membership
+            else:
+                membership = Membership(tuple(body["proposers"]), tuple(body["acceptors"]),
+                                        tuple(body["learners"]))
+            if membership.roles(self.name) != self.node.roles:
+                raise ValueError(f"{self.name}'s roles cannot change while it runs")
         except (KeyError, TypeError, ValueError) as e:
             self.malformed += 1
             log.error("ignored a membership change: %s", e, extra=event("membership_refused"))
             return f"membership change refused: {e}"
-        if version is not None:
-            self.members_version = version
+        if stored is not None:
+            # Durable before it is in force or answered: a restart runs it (StorageError stops us).
+            self._storage.save_members(stored.to_json())
+            self.members_version = stored.version
+            self._record = stored
+            self.transport.retired = stored.retired
+            self.transport.net.place(stored.addresses)
+        self.node.set_membership(membership)
         self.transport.members = (frozenset(membership.proposers)
                                   | frozenset(membership.acceptors)
                                   | frozenset(membership.learners))
@@ -311,8 +342,11 @@ class Agent:
         """What a connecting client learns at once: roles, leader, the highest
         ballot it knows of (its proposer's or its acceptor's promise), the highest slot known
         decided and the slot applied (a learner: lag is their difference),
-        and every member this agent knows of (`paxosctl` learns the cluster
-        from it: paxosctl.client.probe.survey)."""
+        every member this agent knows of (`members`: paxosctl learns the
+        cluster from it, paxosctl.client.probe.survey), the membership
+        record's version and, for a client only (greeting.py), the record
+        itself (`membership`), whether the store was admitted, and the
+        configurations as this proposer or learner knows them."""
         node = self.node
         out: dict = {"roles": sorted(self.spec.membership.roles(self.name)),
                      "members": sorted(self.transport.members)}
@@ -328,6 +362,15 @@ class Agent:
             # Not "decided": the handshake's own flag of that name (handshake.py).
             out["highest_decided"] = max(node.learner.highest_known, node.learner.decided_up_to)
             out["log_start"] = self._storage.log_start
+        out["members_version"] = self.members_version
+        out["admitted"] = self.transport.greeter.admitted  # a new store waits for its peers
+        if self._record is not None:  # the CLI learns the members from any agent
+            out["membership"] = self._record.to_json()
+        config = node.configuration()
+        if config is not None:  # a proposer's or learner's view (paxosctl.client.members)
+            out["epoch"] = config.history.latest.epoch
+            out["in_force_epoch"] = config.in_force.epoch
+            out["acceptors"] = list(config.history.latest.acceptors)
         return out
 
     @property
@@ -482,6 +525,25 @@ class Agent:
         log.info("catching up from peer learners: %d slots copied, applied up to slot %d, "
                  "%d to go", learner.installed, learner.decided_up_to, learner.catchup_remaining)
         self._catchup_logged = (learner.installed, now)
+
+
+def _stored_record(name: str, storage: Storage) -> MembersRecord | None:
+    """The membership record `storage` keeps (None: none, the spec's applies).
+    AdmissionRefused (exit 78) if it no longer makes `name` a member: a
+    change removed or retired it, and starting it would only be refused."""
+    body = storage.stored_members()
+    if body is None:
+        return None
+    try:
+        record = MembersRecord.from_json(body)
+    except ValueError as e:
+        raise StorageError(f"the stored membership record is corrupt: {e}") from None
+    if name not in record.names:
+        how = "retired" if name in record.retired else "removed"
+        raise AdmissionRefused(
+            f"{name} was {how} by membership version {record.version} (kept in its store): it "
+            f"is no longer a member; remove its unit or StatefulSet (its files stay)")
+    return record
 
 
 def _config_report(status: ConfigStatus | None) -> ConfigReport | None:

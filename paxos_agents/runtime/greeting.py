@@ -99,11 +99,19 @@ class Greeter:
             return False
         answer: dict[str, Any] = {}
         if sender != CLIENT:
-            if sender not in t.members:
+            if sender in t.retired and not h.fresh:
+                return t._refuse(conn, "bad_hello", f"{clip(sender)} was retired by a replace; "
+                                                    "a retired name never takes part again")
+            if sender not in t.members and sender not in t.retired:
                 return t._refuse(conn, "bad_hello",
                                  f"{clip(sender)} is not a member of this cluster")
             newest = self.newest_incarnation(sender)
-            if h.fresh:
+            if h.fresh and sender in t.retired:
+                # A new store under a retired name: say so, and its admission
+                # refuses it (exit 78); the connection is fresh: nothing it
+                # sends is stepped, nothing is sent to it.
+                answer = {"welcomed": newest, "retired": True}
+            elif h.fresh:
                 answer = {"welcomed": newest, **self._facts(sender)}
             elif h.incarnation < newest:
                 return t._refuse(conn, "stale_incarnation",
@@ -118,8 +126,12 @@ class Greeter:
         conn.awaiting_hello = False
         conn.reader.limit = frames.MAX_FRAME_BYTES
         t._handshaking.pop(conn, None)
-        reply = {"paxos": PROTOCOL, "name": t.name, "incarnation": t.incarnation,
-                 **t._welcome(), **answer}
+        about = t._welcome()
+        if sender != CLIENT:
+            # The record and the names are for the CLI; a peer's WELCOME stays small.
+            about.pop("membership", None)
+            about.pop("members", None)
+        reply = {"paxos": PROTOCOL, "name": t.name, "incarnation": t.incarnation, **about, **answer}
         t.reply(conn, frames.WELCOME + json.dumps(reply, separators=(",", ":")).encode())
         if sender == CLIENT:
             t._on_client(conn, None)

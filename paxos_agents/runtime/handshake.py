@@ -67,6 +67,8 @@ class Welcome:
     welcomed: int = 0
     decided: bool = False
     added: bool = False
+    #: The dialler's name was retired by a replace: it never takes part again.
+    retired: bool = False
 
 
 def hello(cluster_id: str, sender: str, incarnation: int, receiver: str,
@@ -128,9 +130,10 @@ def parse_welcome(frame: bytes) -> Welcome | None:
     if any(type(n) is not int or not 0 <= n < MAX_INCARNATION for n in numbers):
         return None
     decided, added = body.get("decided", False), body.get("added", False)
-    if type(decided) is not bool or type(added) is not bool:
+    retired = body.get("retired", False)
+    if type(decided) is not bool or type(added) is not bool or type(retired) is not bool:
         return None
-    return Welcome(numbers[0], numbers[1], decided, added)
+    return Welcome(numbers[0], numbers[1], decided, added, retired)
 
 
 def _text(obj: dict, key: str, limit: int, empty: bool = False) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Mapping, Protocol
 
 from .connection import Connection, endpoint
 
@@ -56,6 +56,11 @@ class Net(Protocol):
 
     def unpublish(self) -> None:
         """Remove what `listen` published (a clean exit)."""
+
+    def place(self, addresses: "Mapping[str, str]") -> None:
+        """Dial these members (name -> "host:port") at these addresses from
+        now on: agents a membership change added, which the manifest does
+        not place (runtime/members.py)."""
 
 
 class UnixNet:
@@ -93,6 +98,9 @@ class UnixNet:
             sock.close()
             raise
         return Connection(sock, limit, read_limit)
+
+    def place(self, addresses: "Mapping[str, str]") -> None:
+        pass  # a Unix socket's path follows from the name alone
 
     def unpublish(self) -> None:
         try:

@@ -355,11 +355,17 @@ class TlsNet:
         self.cluster_id = cluster_id
         self.where = tls.listen
         self.server = server_context(tls.cert, tls.key, tls.ca)
-        addresses = dict(tls.addresses)
-        self.resolver = Resolver(lambda peer: read_address(run_dir, peer, addresses))
+        #: Where peers are: the manifest's placements, and those `place` adds.
+        self.addresses = dict(tls.addresses)
+        self.resolver = Resolver(lambda peer: read_address(run_dir, peer, self.addresses))
         self.dialler = TlsDialler(client_context(tls.cert, tls.key, tls.ca), cluster_id,
                                   self.resolver, tls.user_timeout_ms)
         self._published = False
+
+    def place(self, addresses: Mapping[str, str]) -> None:
+        """See `net.Net.place`; the manifest's own placements are kept."""
+        for name, address in addresses.items():
+            self.addresses.setdefault(name, address)
 
     @classmethod
     def for_agent(cls, spec: AgentSpec, run_dir: str) -> TlsNet:

@@ -177,6 +177,8 @@ class Transport:
         self.cluster_id = cluster_id
         self.run_dir = run_dir
         self.members = members
+        #: Names a membership record retired: never welcomed as a peer (greeting.py).
+        self.retired: frozenset[str] = frozenset()
         self.limits = limits
         self._selector = selector
         self._on_message = on_message

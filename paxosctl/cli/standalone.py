@@ -56,9 +56,12 @@ def agent(
     manifest = load_manifest(find_manifest(file))
     if http is None:
         http = DEFAULT_HTTP
-        if manifest.transport.tls and name in {a.name for a in manifest.agents}:
-            placed = manifest.transport.placement(name)
-            if placed.placed:
+        if manifest.transport.tls:
+            try:  # a name `scale` added is placed as the manifest's are
+                placed = manifest.transport.placement(name)
+            except ValueError:
+                placed = None
+            if placed is not None and placed.placed:
                 http = placed.http
     address = _address(http)
     run(manifest, name, state_dir=state_dir, bootstrap=bootstrap, http=address, say=echo_err)

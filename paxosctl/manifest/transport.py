@@ -96,8 +96,12 @@ def load_hosts(reader: Reader, table: dict[str, Any], agents: tuple[str, ...]) -
         names = body["agents"]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise reader.fail(keys + ("agents",), f"expected a list of agent names, got {show(names)}")
+        groups = {a.rpartition("-")[0] for a in agents}
         for agent in names:
-            if agent not in agents:
+            group, _, index = agent.rpartition("-")
+            if agent not in agents and not (group in groups and index.isdigit()):
+                # (a `<group>-<index>` beyond the group's count: a name `scale` adds,
+                # placed before the change: paxosctl scale refuses an unplaced one)
                 raise reader.fail(keys + ("agents",), f"no agent {show(agent)}; allowed: " + ", ".join(agents),
                                   hint=did_you_mean(agent, agents))
             if agent in placed:

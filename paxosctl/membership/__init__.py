@@ -10,7 +10,11 @@ adds or removes.
   killed supervisor from `topology`;
 - `topology`: topology.json alone (a cache of what the cluster records);
 - `names`: names for new agents; `record`: the configurations the agents
-  reported, parsed once.
+  reported, parsed once;
+- `remote`: the engine for agents no supervisor runs (`RemoteEngine`: its
+  view polled from the agents, the record announced over the operator
+  channel), with `launchers` (Kubernetes objects, systemd units) starting
+  and stopping their processes; the CLI hands it the client calls.
 
 The engine of today, the supervisor's fleet, is outside the wing:
 `paxosctl.supervisor.engine` (the wing is driven by the supervisor and

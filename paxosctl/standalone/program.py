@@ -2,7 +2,10 @@
 
 What it runs is what the supervisor would run for NAME
 (paxosctl.runspec.runtime_spec): the manifest's membership, settings,
-transport and cluster id, its state in the state dir laid out as the
+transport and cluster id (for a name `scale` or `replace` added, which
+the manifest does not list: the manifest's membership with it added, and
+epoch 0 the manifest's acceptors, until its first membership record
+comes: runtime/members.py), its state in the state dir laid out as the
 supervisor lays it (paxosctl.layout: `state/NAME.db`, `run/` for Unix
 sockets and published TLS addresses). The agent itself is
 `paxos_agents.runtime.main.serve` with a `StandaloneControl`.
@@ -39,6 +42,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from paxos_agents.core.configs import History
+from paxos_agents.core.settings import Membership
 from paxos_agents.runtime.control import Board, StandaloneControl
 from paxos_agents.runtime.frames import EXIT_NEEDS_OPERATOR
 
@@ -62,12 +67,44 @@ class NeedsOperator(PaxosctlError):
 
 
 def role_of(manifest: Manifest, name: str) -> str:
-    """The manifest role of agent `name` (UsageError naming the agents there is none)."""
+    """The manifest role of agent `name`, or of its group for a name a
+    membership change added (`<group>-<index>` of a manifest group, placed
+    over TLS by the manifest: its template or a host's list); UsageError
+    naming the manifest's agents otherwise."""
     for agent in manifest.agents:
         if agent.name == name:
             return agent.role
+    group, _, index = name.rpartition("-")
+    same = [a for a in manifest.agents if a.group == group]
+    if same and index.isdigit() and _placed(manifest, name):
+        return same[0].role
     raise UsageError(f"{display_path(manifest.path)} has no agent {name!r}; agents: "
                      f"{', '.join(a.name for a in manifest.agents)}")
+
+
+def _placed(manifest: Manifest, name: str) -> bool:
+    """Whether the manifest says where `name` listens over TLS (an added
+    agent must be placed; over Unix sockets the agents of one state dir are
+    the supervisor's or the manifest's: no name is added there)."""
+    if not manifest.transport.tls:
+        return False
+    try:
+        return manifest.transport.placement(name).placed
+    except ValueError:
+        return False
+
+
+def membership_with(manifest: Manifest, name: str, role: str) -> Membership:
+    """The manifest's membership, with `name` (an agent a change added) in
+    `role`'s roles: what it runs until its first membership record comes
+    (its peers admit it as "added by a change"; the record then replaces this)."""
+    m = membership_of(manifest)
+    if name in {a.name for a in manifest.agents}:
+        return m
+    roles = {"replica": ("proposer", "acceptor", "learner")}.get(role, (role,))
+    return Membership(m.proposers + ((name,) if "proposer" in roles else ()),
+                      m.acceptors + ((name,) if "acceptor" in roles else ()),
+                      m.learners + ((name,) if "learner" in roles else ()))
 
 
 def run(manifest: Manifest, name: str, *, state_dir: Path | None, bootstrap: bool,
@@ -98,11 +135,14 @@ def _run(manifest: Manifest, name: str, *, state_dir: Path | None, bootstrap: bo
     # own lock, then looks at ours: ownership._refuse_standalone_agents).
     _hold_the_name(layout["run"] / f"{name}.lock", name, folder)
     _refuse_a_running_supervisor(folder)
-    membership = membership_of(manifest)
+    membership = membership_with(manifest, name, role)
     settings = protocol_settings(manifest)
+    # An added agent's epoch 0 is the manifest's acceptors, not its own membership's.
+    configs = None if membership == membership_of(manifest) else History.initial(
+        settings.alpha, manifest.acceptors).to_json()
     spec = runtime_spec(manifest, name, membership=membership, settings=settings,
                         state_paths=layout, cluster_id=manifest.cluster_id or "",
-                        bootstrap=bootstrap)
+                        bootstrap=bootstrap, configs=configs)
     board = Board()
     control = _RefusalRecorded(board)
     # A signal while the store opens must end the program as one during the loop does.

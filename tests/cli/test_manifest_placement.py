@@ -109,8 +109,8 @@ BAD = [
      "transport.hosts.a.address", "is not an IP address or a DNS name"),
     ("host-agents-not-a-list", '[transport.hosts.a]\naddress = "192.0.2.1"\nagents = "acceptor-0"\n',
      "transport.hosts.a.agents", "expected a list of agent names"),
-    ("host-unknown-agent", '[transport.hosts.a]\naddress = "192.0.2.1"\nagents = ["acceptor-9"]\n',
-     "transport.hosts.a.agents", 'no agent "acceptor-9"; allowed: proposer-0, acceptor-0'),
+    ("host-unknown-agent", '[transport.hosts.a]\naddress = "192.0.2.1"\nagents = ["acceptr-0"]\n',
+     "transport.hosts.a.agents", 'no agent "acceptr-0"; allowed: proposer-0, acceptor-0'),
     ("host-unknown-key", '[transport.hosts.a]\naddress = "192.0.2.1"\nagents = []\nport = 1\n',
      "transport.hosts.a.port", "unknown key; allowed: address, agents"),
     ("host-bad-name", '[transport.hosts."a b"]\naddress = "192.0.2.1"\nagents = []\n', 'transport.hosts."a b"',
@@ -166,3 +166,12 @@ def test_the_hosts_example_validates_with_the_cli():
                                    "host-3": ("acceptor-2",)}
     assert {m.transport.placement(a).address for a in ("acceptor-0", "acceptor-1", "acceptor-2")} == {
         "192.0.2.1:7100", "192.0.2.2:7100", "192.0.2.3:7100"}
+
+
+def test_a_host_may_list_a_name_scale_will_add(tmp_path):
+    """Issue 23: before `paxosctl scale acceptor=4` with no supervisor, the
+    operator places acceptor-3 on a host; the manifest still runs 3."""
+    m = load(tmp_path, HEAD + HOSTS.replace('"acceptor-1", "learner-0"', '"acceptor-1", "learner-0", "acceptor-3"'))
+    assert [a.name for a in m.agents if a.role == "acceptor"] == ["acceptor-0", "acceptor-1", "acceptor-2"]
+    assert m.transport.placement("acceptor-3") == Placement(
+        "db-2.example.net:7102", "0.0.0.0:7102", "0.0.0.0:9468", host="b", by="host")

@@ -91,10 +91,12 @@ def dns_name(agent: str) -> str:
 class Deployment:
     """Three agents on hosts h0..h2 and a client host, over one `Network`."""
 
-    def __init__(self, make_hosts: Any, *, election: str = "500ms", spare: bool = False) -> None:
+    def __init__(self, make_hosts: Any, *, election: str = "500ms", spare: bool | int = False) -> None:
         # As a headless Service names pods: replica-0.replica.demo.svc on h0, ...
-        # `spare`: a host h3 with no agent, where one can be rescheduled.
-        self.net: Network = make_hosts(["h0", "h1", "h2", "client"] + (["h3"] if spare else []),
+        # `spare`: a host h3 with no agent, where one can be rescheduled (a
+        # number: that many, h3, h4, ...).
+        spares = [f"h{3 + i}" for i in range(int(spare))]
+        self.net: Network = make_hosts(["h0", "h1", "h2", "client"] + spares,
                                        aliases={f"h{i}": [dns_name(name)] for i, name in enumerate(NAMES)})
         self.hosts = {name: self.net[f"h{i}"] for i, name in enumerate(NAMES)}
         self.client: Host = self.net["client"]

@@ -66,3 +66,14 @@ def test_one_welcome_among_all_the_answers_refuses() -> None:
         assert wiped.hear(peer, NEVER) is None
     with pytest.raises(AdmissionRefused, match="l1 welcomed its incarnation 4"):
         wiped.hear("l1", Welcome(incarnation=2, welcomed=4))
+
+
+@pytest.mark.parametrize("bootstrap", [False, True])
+def test_a_peer_saying_the_name_was_retired_refuses_it_at_once(bootstrap) -> None:
+    """Issue 23: `replace` retired a0; a new store under that name (a wiped
+    disk, a unit re-enabled by mistake) is refused by the first peer that
+    knows, before any majority of other answers could admit it."""
+    retired = admission("a0", bootstrap=bootstrap)
+    assert retired.hear("a1", NEVER) is None
+    with pytest.raises(AdmissionRefused, match="a0 was retired by a replace \\(p0 says so\\)"):
+        retired.hear("p0", Welcome(incarnation=1, retired=True))

@@ -81,6 +81,21 @@ class Incarnations(Protocol):
     def remember_welcome(self, name: str, incarnation: int) -> None: ...
 
 
+class MembersStore(Protocol):
+    """The membership record an agent runs (runtime/members.py), in its store.
+
+    - `stored_members()`: the latest record saved, as the JSON object it was
+      saved as, or None (none yet: the manifest's membership applies);
+    - `save_members(record)`: keep `record`, committed (fsync) before it
+      returns: the agent answers a `members` frame only after this.
+    A meta key ("members") in SqliteStorage: no schema version of its own.
+    """
+
+    def stored_members(self) -> dict | None: ...
+
+    def save_members(self, record: dict) -> None: ...
+
+
 
 def why(exc: BaseException) -> str:
     """A one-line reason for `exc`, for a `StorageError`'s message."""

@@ -22,6 +22,7 @@ class MemoryStorage:
         self.incarnation = 0
         self.admitted = admitted
         self._peers: dict[str, int] = {}
+        self._members: dict | None = None
 
     def start_incarnation(self) -> int:
         self.incarnation += 1
@@ -35,6 +36,12 @@ class MemoryStorage:
 
     def remember_welcome(self, name: str, incarnation: int) -> None:
         self._peers[name] = incarnation
+
+    def stored_members(self) -> dict | None:
+        return None if self._members is None else dict(self._members)
+
+    def save_members(self, record: dict) -> None:
+        self._members = dict(record)
 
     def load(self) -> Record:
         record = self._record.copy()

@@ -8,6 +8,7 @@ schema.py, and how rows become the core's types in rows.py.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -148,6 +149,36 @@ class SqliteStorage:
         """Record `incarnation` as the newest welcomed from `name`, committed."""
         self._commit([], (name, incarnation))
         self._peers[name] = incarnation
+
+    # --- the membership record it runs (meta "members"; no schema change) ----
+
+    def stored_members(self) -> dict | None:
+        """The latest membership record saved (`save_members`), as the JSON
+        object it was saved as; None if none was (the manifest's applies).
+
+        A meta key, not a schema version: older files simply lack it (no
+        record: the manifest's membership, as before), and an older release
+        opening a newer file ignores keys it does not read, so neither way
+        needs a migration."""
+        conn = self._usable()
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'members'").fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+        if row is None:
+            return None
+        try:
+            found = json.loads(text_field(row[0]))
+        except (TypeError, ValueError) as exc:
+            raise StorageError(f"{self.path} is corrupt: bad membership record ({why(exc)})") from None
+        if not isinstance(found, dict):
+            raise StorageError(f"{self.path} is corrupt: the membership record is not an object")
+        return found
+
+    def save_members(self, record: dict) -> None:
+        """Keep `record` (a JSON object) as the membership record, committed
+        (fsynced) before this returns."""
+        self._commit([(json.dumps(record, separators=(",", ":"), sort_keys=True), "members")])
 
     def _commit(self, meta: list[tuple[object, str]], peer: tuple[str, int] | None = None) -> None:
         """One small transaction of meta values (value, key) and a peer row;
