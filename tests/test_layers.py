@@ -134,7 +134,7 @@ PACKAGE_ORDER = {
     "standalone": {"supervisor"},
     "tools": {"supervisor", "client"},
     "supervisor": {"membership"},
-    "membership": set(),
+    "membership": {"render"},  # the launchers render what they start (launchers.py)
     "client": set(),
     "render": set(),
     "top": set(),

@@ -2,9 +2,7 @@
 example manifest's pods start as their StatefulSets say, get Ready, serve a
 client, come back with their volume after a power cut, and a wiped
 acceptor's pod ends in CrashLoopBackOff with its refusal as its message.
-
-The objects come from `k8s_sample` (the contract, by hand) until
-`paxosctl.render.k8s` is merged; then `K8S` below is the one line to change.
+The objects are `paxosctl.render.k8s`'s, as `paxosctl render k8s` prints them.
 """
 
 from __future__ import annotations
