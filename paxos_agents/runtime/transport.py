@@ -29,7 +29,12 @@ Losing messages is fine: Paxos tolerates loss and the core resends on
 its timers. So a link that is down drops what is sent to it (counted),
 reconnects with backoff, and a peer that does not read fills its link's
 buffer up to a cap, past which messages are dropped rather than
-blocking the sender.
+blocking the sender. A link is opened by the first message to its peer
+and then kept up: one that went down is dialled again every
+`KEEP_LINKS_SECONDS` (with its backoff) while the peer is a member,
+message or not. Without that, an idle leader never dialled a restarted
+acceptor, which then stayed unready ("connected to no proposer") until
+the next command, and a rollout waiting on its readiness waited for good.
 
 An agent whose store is new is not admitted (admission.py): until it
 is, it sends nothing and drops what it receives (`dropped["not_admitted"]`),
@@ -88,6 +93,10 @@ log = logging.getLogger("paxos_agents.transport")
 
 __all__ = ["CLIENT", "PROTOCOL", "Connection", "Limits", "PeerTransport", "Transport",
            "endpoint", "hello"]
+
+#: How often links that went down are dialled again, message or not (the
+#: module docstring). Each link keeps its own backoff on top (0.01 s to 0.5 s).
+KEEP_LINKS_SECONDS = 0.25
 
 #: accept() errors that mean "out of descriptors or memory": retrying at once
 #: would fail the same way, so the listener is left alone for a while.
@@ -198,6 +207,8 @@ class Transport:
         self.chaos = Chaos(name)
         self._delayed: list[tuple[float, int, str, int, bytes]] = []
         self._seq = itertools.count()
+        #: When `_keep_links` looks at the links next.
+        self._keep_at = 0.0
         #: Messages not sent: "unreachable" (no link), "overflow" (peer not reading).
         self.dropped: Counter[str] = Counter()
         self.malformed = 0
@@ -474,6 +485,8 @@ class Transport:
         (not admitted yet: dial the members to ask first)."""
         if self.greeter.admission is not None:
             self.greeter.ask()
+        elif self._clock() >= self._keep_at:
+            self._keep_links()
         delayed = self._delayed
         if delayed:
             now = self._clock()
@@ -486,6 +499,14 @@ class Transport:
                 self._write(conn)
         if self._handshaking or self._closing or self._accept_paused_until is not None:
             self._expire(self._clock())
+
+    def _keep_links(self) -> None:
+        """Dial again every link that is down to a peer still a member (the
+        module docstring says why); `_connect` keeps each link's backoff."""
+        self._keep_at = self._clock() + KEEP_LINKS_SECONDS
+        for link in self._links.values():
+            if link.conn is None and link.name in self.members and link.name not in self.retired:
+                self._connect(link)
 
     def _expire(self, now: float) -> None:
         """Close what is past its deadline: handshakes not done in time, cut
