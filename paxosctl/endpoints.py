@@ -61,6 +61,25 @@ class TlsEndpoints:
     certs: Path
     addresses: tuple[tuple[str, str], ...]
     user_timeout_ms: int
+    #: The manifest's `name_template` (with its namespace and port): where an
+    #: agent it does not list is, one that `scale` added since (None: none).
+    name_template: str | None = None
+    namespace: str = "default"
+    port: int = 7100
+
+    def address(self, name: str) -> str | None:
+        """Where agent `name` listens, as the manifest places it (its address,
+        host or template); None for a name it cannot place."""
+        given = dict(self.addresses).get(name)
+        if given is not None or self.name_template is None:
+            return given
+        from .manifest.addresses import join_address
+        from .manifest.placement import render_template
+
+        try:
+            return join_address(render_template(self.name_template, name, self.namespace), self.port)
+        except ValueError:
+            return None
 
 
 def from_manifest(manifest: "Manifest", cluster_file: str) -> Endpoints | None:
@@ -128,9 +147,13 @@ def _tls(transport: object) -> TlsEndpoints | None:
         return None
     if not isinstance(transport, dict) or transport.get("kind") != "tls":
         raise ValueError(f"unknown transport {transport!r}")
+    template = transport.get("name_template")
     return TlsEndpoints(certs=Path(str(transport["certs"])),
                         addresses=tuple((str(k), str(v)) for k, v in dict(transport.get("addresses", {})).items()),
-                        user_timeout_ms=int(transport.get("user_timeout_ms", 2000)))
+                        user_timeout_ms=int(transport.get("user_timeout_ms", 2000)),
+                        name_template=None if template is None else str(template),
+                        namespace=str(transport.get("namespace", "default")),
+                        port=int(transport.get("port", 7100)))
 
 
 def endpoints_body(manifest: "Manifest", cluster_id: str, proposers: tuple[str, ...] | list[str],
@@ -157,6 +180,9 @@ def endpoints_body(manifest: "Manifest", cluster_id: str, proposers: tuple[str, 
             "kind": "tls", "certs": str(transport.certs_dir(manifest.path)),
             "addresses": dict(manifest.placed_addresses()),
             "user_timeout_ms": max(1000, int(2000 * p.election_timeout))}
+        if transport.name_template is not None:  # optional keys: older clients ignore them
+            body["transport"].update(name_template=transport.name_template,
+                                     namespace=transport.namespace, port=transport.port)
         body["version"] = ENDPOINTS_TLS_VERSION
     return body
 

@@ -249,7 +249,7 @@ def drive(manifest: "Manifest", file: Path, endpoints: "Endpoints", launcher: "L
     line: exit 2 for a change never allowed as asked, 1 for one not now."""
     from ..client.admin import AdminTarget, send_admin
     from ..client.members import current, placed
-    from ..client.probe import ask
+    from ..client.probe import survey
     from ..faults import Fault, OpError
     from ..layout import paths
     from ..membership import topology as topo
@@ -290,7 +290,7 @@ def drive(manifest: "Manifest", file: Path, endpoints: "Endpoints", launcher: "L
     def poll(names: tuple[str, ...]) -> dict[str, Any]:
         reach = placed(endpoints, manifest, names, members.addresses)
         return {a.name: (a.welcome if a.answered else None)
-                for a in ask(reach, names, POLL_ANSWER_SECONDS)}
+                for a in survey(reach, names, timeout=POLL_ANSWER_SECONDS, learn=False)}
 
     def admin(name: str, frame: dict[str, Any]) -> str | None:
         try:

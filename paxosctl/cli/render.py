@@ -28,7 +28,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-FORMATS = ("yaml", "json")
+FORMATS = ("yaml", "json", "manifest")
 
 
 @app.command()
@@ -82,6 +82,9 @@ def k8s(
         from ..render.tlsobjects import ca_note
 
         echo_err(f"note: {ca_note(manifest, cert_manager)}")
+    if output == "manifest":  # the ConfigMap's TOML alone: the CLI's manifest on any host
+        echo(render.manifest_for_pods(manifest, opts), nl=False)
+        return
     echo(render.to_yaml(objects) if output == "yaml" else render.to_json(objects), nl=False)
 
 

@@ -55,9 +55,15 @@ class Dialler:
             check_files(cert, key, ca, Identity(endpoints.cluster_id, "client", "client"), time.time())
         except (CertificateProblem, ValueError) as e:
             raise PaxosctlError(str(e)) from None
-        addresses = dict(tls.addresses)
         run_dir = str(endpoints.run_dir)
-        resolver = Resolver(lambda name: read_address(run_dir, name, addresses))
+
+        def where(name: str) -> str:
+            """The manifest's place for `name` (a template places names `scale`
+            added since), else the address the agent published on this host."""
+            placed = tls.address(name)
+            return placed if placed is not None else read_address(run_dir, name, {})
+
+        resolver = Resolver(where)
         return TlsDialler(client_context(cert, key, ca), endpoints.cluster_id, resolver,
                           tls.user_timeout_ms)
 

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 
 from ..endpoints import Endpoints
 from ..manifest import Manifest
-from .probe import ASK_SECONDS, Answer, ask
+from .probe import ASK_SECONDS, Answer, survey
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,7 @@ def current(endpoints: Endpoints, manifest: Manifest, also: Iterable[str] = (),
         if not todo:
             break
         reach = placed(endpoints, manifest, todo, best.addresses)
-        for answer in ask(reach, todo, timeout):
+        for answer in survey(reach, todo, timeout=timeout, learn=False):
             asked[answer.name] = answer
             best = _newer(best, answer.welcome)
         todo = tuple(n for n in best.names if n not in asked)

@@ -29,7 +29,6 @@ from typing import Callable
 
 from ..errors import PaxosctlError
 from ..manifest import AgentSpec, Manifest
-from .names import with_agents
 
 
 class LaunchFailed(PaxosctlError):
@@ -48,8 +47,9 @@ def _run(argv: list[str], stdin: str | None = None) -> None:
 
 @dataclass
 class KubernetesLauncher:
-    """Agents as StatefulSets (module docstring). `manifest`: the cluster with
-    the agents it runs (names.with_agents), so the added name is one of them."""
+    """Agents as StatefulSets (module docstring). `manifest`: the operator's
+    manifest, which lacks the names a change adds: render gives those no
+    `--bootstrap` (their peers admit them as added by the change)."""
 
     manifest: Manifest
     namespace: str
@@ -67,8 +67,8 @@ class KubernetesLauncher:
     def start(self, spec: AgentSpec, why: str) -> None:
         from ..render import k8s
 
-        cluster = with_agents(self.manifest, (*self.manifest.agents, spec))
-        objects = k8s.agent_objects(cluster, spec.name, self._options())
+        # Rendered as a name the manifest lacks: no --bootstrap (render's rule).
+        objects = k8s.agent_objects(self.manifest, spec.name, self._options())
         text = k8s.to_yaml(objects)
         if self.apply:
             _run([self.kubectl, "apply", "-n", self.namespace, "-f", "-"], text)
@@ -105,10 +105,9 @@ class SystemdLauncher:
     def start(self, spec: AgentSpec, why: str) -> None:
         from ..render import systemd
 
-        cluster = with_agents(self.manifest, (*self.manifest.agents, spec))
-        opts = systemd.Options()
-        unit = systemd.unit_name(cluster, spec.name)
-        text = systemd.units(cluster, None, opts)[unit]
+        # Rendered as a name the manifest lacks: no --bootstrap (render's rule).
+        unit = systemd.unit_name(self.manifest, spec.name)
+        text = systemd.unit(self.manifest, spec.name, systemd.Options())
         if self.apply:
             self.unit_dir.mkdir(parents=True, exist_ok=True)
             (self.unit_dir / unit).write_text(text)

@@ -4,8 +4,13 @@ The operator's manifest, section by section as they wrote it (durations
 keep their text), with two changes: `[transport]` is replaced by TCP with
 mutual TLS at the pods' DNS names (a `name_template` that the headless
 Service makes true, ports 7100 and 9466, the certificates where the pod
-mounts them), and `[cluster] state_dir` is the pod's volume. A manifest of
-Unix sockets becomes TLS here: pods share no folder for sockets.
+mounts them: `certs/` beside this file), and `[cluster] state_dir` is
+left out (the pod's `--state-dir` is its volume). So the same text, saved
+beside a `certs/` folder with the client or operator certificate
+(`paxosctl render k8s -o manifest`), is what the CLI reads from any host
+that reaches the pods; its own state (a `scale`'s topology.json) then
+goes beside it, in `.paxosctl/<cluster>`. A manifest of Unix sockets
+becomes TLS here: pods share no folder for sockets.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from . import names
 MANIFEST_DIR = "/etc/paxosctl"
 MANIFEST_KEY = "cluster.toml"
 MANIFEST_PATH = f"{MANIFEST_DIR}/{MANIFEST_KEY}"
-CERTS_DIR = f"{MANIFEST_DIR}/certs"
+#: The certificates, relative to the manifest: the pod mounts them at /etc/paxosctl/certs.
+CERTS = "certs"
+CERTS_DIR = f"{MANIFEST_DIR}/{CERTS}"
 STATE_DIR = "/var/lib/paxosctl"
 PORT = 7100
 HTTP_PORT = 9466
@@ -31,7 +38,7 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def pod_transport(cluster: str, namespace: str, domain: str) -> dict[str, Any]:
-    return {"kind": "tls", "certs": CERTS_DIR, "port": PORT, "http_port": HTTP_PORT,
+    return {"kind": "tls", "certs": CERTS, "port": PORT, "http_port": HTTP_PORT,
             "name_template": names.name_template(cluster, domain), "namespace": namespace}
 
 
@@ -44,7 +51,7 @@ def manifest_for_pods(manifest: Manifest, namespace: str, domain: str) -> str:
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise UsageError(f"{display_path(manifest.path)}: cannot read it again ({e})") from None
     cluster = dict(table["cluster"])
-    cluster["state_dir"] = STATE_DIR  # what --state-dir gives the agent anyway
+    cluster.pop("state_dir", None)  # the pod's --state-dir wins; elsewhere, beside the file
     table = {**table, "cluster": cluster, "transport": pod_transport(manifest.name, namespace, domain)}
     lines = [f"# {display_path(manifest.path)} for the pods of cluster {manifest.name}, rendered by",
              "# `paxosctl render k8s`: [transport] places every agent at its pod's DNS name.", ""]

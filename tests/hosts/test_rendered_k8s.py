@@ -118,3 +118,113 @@ def test_a_wiped_acceptor_pod_ends_in_crash_loop_back_off_with_its_refusal(clust
         status.message.strip().endswith("paxosctl replace replica-2"), status.message
     after = cluster.cli("propose", "after")
     assert after.returncode == 0, after.stderr
+
+
+#: A kubectl for the client host: `apply -f -` and `delete statefulset` handed
+#: to the test's kubelet through a spool folder (the test answers each).
+FAKE_KUBECTL = """#!{python}
+import json, sys, time
+from pathlib import Path
+spool = Path({spool!r})
+args = sys.argv[1:]
+if args[:1] == ["apply"]:
+    body = {{"args": args, "yaml": sys.stdin.read()}}
+elif args[:2] == ["delete", "statefulset"]:
+    body = {{"args": args}}
+else:
+    sys.exit(f"kubectl (test): {{' '.join(args)}} is not modelled")
+request = spool / f"{{time.time_ns()}}.req"
+request.with_suffix(".tmp").write_text(json.dumps(body))
+request.with_suffix(".tmp").rename(request)
+answer, deadline = request.with_suffix(".done"), time.monotonic() + 60
+while not answer.exists():
+    if time.monotonic() > deadline:
+        sys.exit("kubectl (test): the kubelet did not answer")
+    time.sleep(0.02)
+if answer.read_text():
+    sys.exit(answer.read_text())
+"""
+
+
+class KubectlSpool:
+    """The test's side of FAKE_KUBECTL: applies and deletes on the kubelet."""
+
+    def __init__(self, kubelet: Kubelet, folder: Path) -> None:
+        import threading
+
+        self.kubelet, self.folder = kubelet, folder
+        folder.mkdir()
+        self.calls: list[list[str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import json
+
+        import yaml
+
+        while not self._stop.wait(0.02):
+            for request in sorted(self.folder.glob("*.req")):
+                body = json.loads(request.read_text())
+                args = body["args"]
+                namespace = args[args.index("-n") + 1] if "-n" in args else "default"
+                error = ""
+                try:
+                    if args[0] == "apply":
+                        self.kubelet.apply([o for o in yaml.safe_load_all(body["yaml"]) if o])
+                    elif ("StatefulSet", namespace, args[2]) in self.kubelet.objects:
+                        self.kubelet.delete("StatefulSet", args[2], namespace)
+                except Exception as e:  # noqa: BLE001 - the CLI shows it as kubectl's error
+                    error = f"error: {e}"
+                self.calls.append(args)
+                request.with_suffix(".done").write_text(error)
+                request.unlink()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def test_scale_grows_and_shrinks_the_pods_through_kubectl(cluster: Cluster, tmp_path: Path) -> None:
+    """`paxosctl scale replica=5 --engine k8s --apply` from the client host:
+    the added agents' StatefulSets rendered and applied (kubectl, here the
+    test's kubelet), the change in force, then 5 -> 3 deletes them."""
+    kubelet = cluster.kubelet
+    kubelet.apply(cluster.objects)
+    kubelet.wait_ready(cluster.pods, 60)
+    # The operator's part before a scale: a certificate for each new name, as a Secret.
+    for name in ("replica-3", "replica-4"):
+        issued = subprocess.run([PAXOSCTL, "certs", "issue", name, "-f", str(cluster.manifest.path)],
+                                capture_output=True, text=True)
+        assert issued.returncode == 0, issued.stderr
+        kubelet.apply([o for o in cluster.objects_of(name) if o["kind"] == "Secret"])
+    folder = cluster.manifest.path.parent
+    for name in ("operator/operator.crt", "operator/operator.key"):
+        (cluster.client_etc / "certs" / name).parent.mkdir(exist_ok=True)
+        shutil.copy2(folder / "certs" / name, cluster.client_etc / "certs" / name)
+    spool = KubectlSpool(kubelet, tmp_path / "spool")
+    kubectl = cluster.client_etc / "kubectl"
+    kubectl.write_text(FAKE_KUBECTL.format(python=sys.executable, spool=str(spool.folder)))
+    kubectl.chmod(0o755)
+    try:
+        grown = cluster.cli("scale", "replica=5", "--engine", "k8s", "--apply", "-n", NAMESPACE,
+                            "--kubectl", "/etc/paxosctl/kubectl", "--timeout", "90", timeout=120)
+        assert grown.returncode == 0, grown.stderr
+        assert [c[:1] for c in spool.calls] == [["apply"], ["apply"]], spool.calls
+        kubelet.wait_ready(["replicas-replica-3-0", "replicas-replica-4-0"], 30)
+        pod = kubelet.objects[("StatefulSet", NAMESPACE, "replicas-replica-3")]
+        assert "--bootstrap" not in pod["spec"]["template"]["spec"]["containers"][0]["command"]
+        status = cluster.cli("status", "-o", "json")
+        assert status.returncode == 0, status.stdout  # all five answer
+        assert cluster.cli("propose", "with-five").returncode == 0
+        shrunk = cluster.cli("scale", "replica=3", "--engine", "k8s", "--apply", "-n", NAMESPACE,
+                             "--kubectl", "/etc/paxosctl/kubectl", "--timeout", "90", timeout=120)
+        assert shrunk.returncode == 0, shrunk.stderr
+        assert sorted(c[2] for c in spool.calls if c[0] == "delete") == [
+            "replicas-replica-3", "replicas-replica-4"]
+        assert "replicas-replica-3-0" not in kubelet.pods and "replicas-replica-4-0" not in kubelet.pods
+        after = cluster.cli("propose", "with-three")
+        assert after.returncode == 0, after.stderr
+    finally:
+        spool.close()

@@ -120,9 +120,10 @@ def test_the_configmap_toml_loads_and_places_every_agent_at_its_pod(tmp_short):
     pods_file.write_text(config["data"]["cluster.toml"])
     seen = load_manifest(pods_file)  # paxosctl's own loader: every check it makes
     assert seen.transport.tls and seen.cluster_id == "feedc0de"
-    assert seen.transport.certs_dir(pods_file) == Path("/etc/paxosctl/certs")
+    assert seen.transport.certs_dir(pods_file) == pods_file.parent / "certs"  # beside it, wherever it is
+    assert seen.transport.certs_dir(Path("/etc/paxosctl/cluster.toml")) == Path("/etc/paxosctl/certs")
     assert [a.name for a in seen.agents] == [a.name for a in manifest.agents]
-    assert str(seen.state_dir) == "/var/lib/paxosctl"
+    assert "state_dir" not in config["data"]["cluster.toml"]  # the pod's --state-dir; elsewhere beside it
     for agent in seen.agents:
         placed = seen.transport.placement(agent.name)
         assert placed.address == f"demo-{agent.name}-0.demo.db.svc.k8s.example:7100"
