@@ -135,6 +135,23 @@ FileOption = Annotated[Optional[str], typer.Option(
     "-f", "--file", help=FILE_HELP, show_default=False)]
 
 
+# What the pods of `render k8s` are made with; `scale`/`replace --engine k8s`
+# render an added agent's pod with the same options (give them the same values).
+NamespaceOption = Annotated[str, typer.Option(
+    "--namespace", "-n", help="The Kubernetes namespace of the cluster's objects.")]
+ImageOption = Annotated[str, typer.Option("--image", help="The image built from the Containerfile.")]
+IMAGE_DEFAULT = f"paxosctl:{__version__}"
+StorageClassOption = Annotated[Optional[str], typer.Option(
+    "--storage-class", help="The volumes' StorageClass [default: the cluster's default].",
+    show_default=False)]
+StorageOption = Annotated[str, typer.Option("--storage", help="Each agent's volume size.")]
+ClusterDomainOption = Annotated[str, typer.Option(
+    "--cluster-domain", help="The Kubernetes cluster's DNS domain.")]
+SecretsOption = Annotated[bool, typer.Option(
+    "--secrets", help="Render the agents' Secrets from the certificates folder "
+                      "(`paxosctl certs init` / `certs issue`).")]
+
+
 AgentArgument = Annotated[str, typer.Argument(
     help="The agent's name.", autocompletion=complete_agent)]
 

@@ -15,10 +15,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import __version__
 from ..errors import UsageError
 from ..manifest import display_path
-from .common import FileOption, completer, echo, echo_err, find_manifest, load_manifest, output_format
+from .common import (IMAGE_DEFAULT, ClusterDomainOption, FileOption, ImageOption, NamespaceOption,
+                     SecretsOption, StorageClassOption, StorageOption, completer, echo, echo_err,
+                     find_manifest, load_manifest, output_format)
 
 app = typer.Typer(
     name="render",
@@ -34,20 +35,15 @@ FORMATS = ("yaml", "json", "manifest")
 @app.command()
 def k8s(
     file: FileOption = None,
-    namespace: Annotated[str, typer.Option("--namespace", help="The namespace of every object.")] = "paxos",
-    image: Annotated[str, typer.Option("--image", help="The image built from the Containerfile.")]
-        = f"paxosctl:{__version__}",
-    storage_class: Annotated[Optional[str], typer.Option(
-        "--storage-class", help="The volumes' StorageClass [default: the cluster's default].",
-        show_default=False)] = None,
-    storage: Annotated[str, typer.Option("--storage", help="Each agent's volume size.")] = "1Gi",
-    cluster_domain: Annotated[str, typer.Option("--cluster-domain", help="The Kubernetes cluster's DNS domain.")]
-        = "cluster.local",
+    namespace: NamespaceOption = "paxos",
+    image: ImageOption = IMAGE_DEFAULT,
+    storage_class: StorageClassOption = None,
+    storage: StorageOption = "1Gi",
+    cluster_domain: ClusterDomainOption = "cluster.local",
     cert_manager: Annotated[Optional[str], typer.Option(
         "--cert-manager", metavar="ISSUER", help="Render cert-manager Certificates issued by this Issuer "
         "(or ClusterIssuer/NAME) for the agents' Secrets.", show_default=False)] = None,
-    secrets: Annotated[bool, typer.Option(
-        "--secrets", help="Render the Secrets from the certificates folder (`paxosctl certs init`'s).")] = False,
+    secrets: SecretsOption = False,
     pod_monitor: Annotated[bool, typer.Option(
         "--pod-monitor", help="A PodMonitor (Prometheus operator) instead of scrape annotations.")] = False,
     output: Annotated[str, typer.Option("-o", "--output", help=f"One of: {', '.join(FORMATS)}.",

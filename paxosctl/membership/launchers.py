@@ -25,10 +25,13 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import PaxosctlError
 from ..manifest import AgentSpec, Manifest
+
+if TYPE_CHECKING:
+    from ..render import k8s
 
 
 class LaunchFailed(PaxosctlError):
@@ -52,23 +55,22 @@ class KubernetesLauncher:
     `--bootstrap` (their peers admit them as added by the change)."""
 
     manifest: Manifest
-    namespace: str
-    image: str
+    #: paxosctl.render.k8s.Options: what `render k8s` made the cluster's pods with.
+    options: "k8s.Options"
     apply: bool
     kubectl: str = "kubectl"
     out: Callable[[str], None] = print
     err: Callable[[str], None] = print
 
-    def _options(self):
-        from ..render import k8s
-
-        return k8s.Options(namespace=self.namespace, image=self.image)
+    @property
+    def namespace(self) -> str:
+        return self.options.namespace
 
     def start(self, spec: AgentSpec, why: str) -> None:
         from ..render import k8s
 
         # Rendered as a name the manifest lacks: no --bootstrap (render's rule).
-        objects = k8s.agent_objects(self.manifest, spec.name, self._options())
+        objects = k8s.agent_objects(self.manifest, spec.name, self.options)
         text = k8s.to_yaml(objects)
         if self.apply:
             _run([self.kubectl, "apply", "-n", self.namespace, "-f", "-"], text)

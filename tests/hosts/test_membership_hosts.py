@@ -2,7 +2,7 @@
 `replace` driven from the client host against agents on namespace hosts,
 under load, with the history check on every acknowledged command.
 
-The change runs as `paxosctl scale/replace` runs it (paxosctl.cli.changes
+The change runs as `paxosctl scale/replace` runs it (paxosctl.tools.remotechange
 `drive`: the members asked of the agents, the record announced over the
 operator channel, the driver's topology.json on the client host) with a
 test launcher in place of kubectl or systemctl: it asks this process,
@@ -30,7 +30,7 @@ from paxos_agents.runtime.frames import EXIT_NEEDS_OPERATOR
 CHANGE = """
 import sys
 from pathlib import Path
-from paxosctl.cli.changes import drive
+from paxosctl.tools.remotechange import drive
 from paxosctl.endpoints import from_manifest
 from paxosctl.errors import PaxosctlError
 from paxosctl.manifest import load_manifest

@@ -193,14 +193,16 @@ def test_scale_grows_and_shrinks_the_pods_through_kubectl(cluster: Cluster, tmp_
     kubelet = cluster.kubelet
     kubelet.apply(cluster.objects)
     kubelet.wait_ready(cluster.pods, 60)
-    # The operator's part before a scale: a certificate for each new name, as a Secret.
+    # The operator's part before a scale: a certificate for each new name (on the
+    # admin machine, here the client's certs/ too: --secrets renders its Secret).
+    folder = cluster.manifest.path.parent
+    copied = ["operator/operator.crt", "operator/operator.key"]
     for name in ("replica-3", "replica-4"):
         issued = subprocess.run([PAXOSCTL, "certs", "issue", name, "-f", str(cluster.manifest.path)],
                                 capture_output=True, text=True)
         assert issued.returncode == 0, issued.stderr
-        kubelet.apply([o for o in cluster.objects_of(name) if o["kind"] == "Secret"])
-    folder = cluster.manifest.path.parent
-    for name in ("operator/operator.crt", "operator/operator.key"):
+        copied += [f"agent/{name}.crt", f"agent/{name}.key"]
+    for name in copied:
         (cluster.client_etc / "certs" / name).parent.mkdir(exist_ok=True)
         shutil.copy2(folder / "certs" / name, cluster.client_etc / "certs" / name)
     spool = KubectlSpool(kubelet, tmp_path / "spool")
@@ -208,11 +210,12 @@ def test_scale_grows_and_shrinks_the_pods_through_kubectl(cluster: Cluster, tmp_
     kubectl.write_text(FAKE_KUBECTL.format(python=sys.executable, spool=str(spool.folder)))
     kubectl.chmod(0o755)
     try:
-        grown = cluster.cli("scale", "replica=5", "--engine", "k8s", "--apply", "-n", NAMESPACE,
+        grown = cluster.cli("scale", "replica=5", "--engine", "k8s", "--apply", "--secrets", "-n", NAMESPACE,
                             "--kubectl", "/etc/paxosctl/kubectl", "--timeout", "90", timeout=120)
         assert grown.returncode == 0, grown.stderr
         assert [c[:1] for c in spool.calls] == [["apply"], ["apply"]], spool.calls
         kubelet.wait_ready(["replicas-replica-3-0", "replicas-replica-4-0"], 30)
+        assert ("Secret", NAMESPACE, "replicas-agent-replica-3") in kubelet.objects
         pod = kubelet.objects[("StatefulSet", NAMESPACE, "replicas-replica-3")]
         assert "--bootstrap" not in pod["spec"]["template"]["spec"]["containers"][0]["command"]
         status = cluster.cli("status", "-o", "json")
