@@ -10,6 +10,7 @@ folders and agents a cluster made; `down --purge` removes exactly these.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -72,3 +73,28 @@ def is_cluster_file(relative: str, bases: frozenset[str]) -> bool:
         if relative.startswith(base) and COMPANION.fullmatch(relative[len(base):]):
             return True
     return False
+
+
+def running_agents(state_dir: Path) -> list[str]:
+    """The agents `paxosctl agent NAME` runs in `state_dir` now: each holds
+    `run/NAME.lock` (flock) for its life, so a lock we cannot share is held
+    by a live one; a lock file left by one that ended is free."""
+    import fcntl
+
+    try:
+        locks = sorted(paths(state_dir)["run"].glob("*.lock"))
+    except OSError:
+        return []
+    held = []
+    for lock in locks:
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.append(lock.stem)
+        finally:
+            os.close(fd)
+    return held

@@ -30,7 +30,7 @@ from ..discovery import find_manifest
 from ..output import MACHINE, allowed
 from ..errors import NotRunning, PaxosctlError, UsageError
 from ..manifest import Manifest, load_manifest
-from ..layout import paths
+from ..layout import paths, running_agents
 from ..supervisor.ownership import check_owner
 from ..supervisor.pidfile import running_supervisor
 
@@ -249,9 +249,11 @@ def unsupervised(manifest: Manifest, file: str):
     if running_supervisor(manifest.state_dir) is not None:
         return None
     endpoints = from_manifest(manifest, file)
-    if endpoints is None and paths(manifest.state_dir)["endpoints"].exists():
+    if (endpoints is None and paths(manifest.state_dir)["endpoints"].exists()
+            and running_agents(manifest.state_dir)):
         # Agents run by `paxosctl agent` in this state dir, over Unix sockets:
-        # each wrote endpoints.json (a supervisor removes its own at `down`).
+        # each wrote endpoints.json. Only while one runs: a supervisor killed
+        # with -9 leaves its endpoints.json too, and then no cluster runs.
         endpoints = read_endpoints(paths(manifest.state_dir)["run"], file)
     return None if endpoints is None else (manifest, endpoints)
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from ..errors import AlreadyRunning, ForeignStateDir, ManifestError
 from .footprint import Footprint
-from ..layout import FOLDERS, paths
+from ..layout import FOLDERS, paths, running_agents
 from .members import stores_cluster_id
 from ..manifest import STATE_DIR_ALLOWED, Manifest, display_path, state_dir_error
 from .pidfile import (SupervisorRecord, live_supervisor, read_pid_file, remove_pid_file,
@@ -250,24 +250,12 @@ def _refuse_standalone_agents(state_dir: Path) -> None:
     takes its name's lock before it looks for a supervisor, and the
     supervisor takes its own lock before it looks here: of the two started
     at once, at least one sees the other."""
-    run_dir = paths(state_dir)["run"]
-    try:
-        locks = sorted(run_dir.glob("*.lock"))
-    except OSError:
-        return
-    for lock in locks:
-        try:
-            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AlreadyRunning(
-                f"agent {lock.stem} runs on its own in {state_dir} (paxosctl agent; {lock} "
-                "is locked): stop it first, or give this cluster another state_dir") from None
-        finally:
-            os.close(fd)
+    held = running_agents(state_dir)
+    if held:
+        lock = paths(state_dir)["run"] / f"{held[0]}.lock"
+        raise AlreadyRunning(
+            f"agent {held[0]} runs on its own in {state_dir} (paxosctl agent; {lock} "
+            "is locked): stop it first, or give this cluster another state_dir")
 
 
 def _ran_here(state_dir: Path) -> bool:
