@@ -3,8 +3,10 @@
 A `members` admin frame (paxosctl.client.admin) carries a versioned record:
 who proposes, accepts and learns, the names retired for good (`replace`'s:
 a retired name is never welcomed as a peer again, its old disk must never
-vote), and the addresses of members the manifest does not place (an agent
-`scale` added: its peers must know where to dial it). The agent keeps the
+vote), the names ever members (`used`: `replace` picks a name never used,
+so no volume an engine kept under an old name comes back under the new
+member), and the addresses of members the manifest does not place (an
+agent `scale` added: its peers must know where to dial it). The agent keeps the
 latest record it accepted in its store (meta "members", written before it
 answers the frame) and runs it at its next start instead of the manifest's
 membership (version 0).
@@ -26,6 +28,8 @@ class MembersRecord:
     membership: Membership
     retired: frozenset[str] = frozenset()
     addresses: Mapping[str, str] = field(default_factory=dict)
+    #: Every name that was ever a member (an optional key: older records lack it).
+    used: frozenset[str] = frozenset()
 
     @property
     def names(self) -> frozenset[str]:
@@ -43,7 +47,7 @@ class MembersRecord:
         if type(version) is not int or version < 1:
             raise ValueError(f"version: expected an integer from 1, got {version!r:.40}")
         lists = {}
-        for key in ("proposers", "acceptors", "learners", "retired"):
+        for key in ("proposers", "acceptors", "learners", "retired", "used"):
             value = body.get(key, [])
             if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
                 raise ValueError(f"{key}: expected a list of agent names, got {value!r:.60}")
@@ -53,7 +57,7 @@ class MembersRecord:
                 isinstance(k, str) and isinstance(v, str) for k, v in addresses.items()):
             raise ValueError(f"addresses: expected names to \"host:port\", got {addresses!r:.60}")
         record = cls(version, Membership(lists["proposers"], lists["acceptors"], lists["learners"]),
-                     frozenset(lists["retired"]), dict(addresses))
+                     frozenset(lists["retired"]), dict(addresses), frozenset(lists["used"]))
         back = sorted(record.names & record.retired)
         if back:
             raise ValueError(f"{', '.join(back)}: retired, so never a member again")
@@ -63,4 +67,5 @@ class MembersRecord:
         m = self.membership
         return {"version": self.version, "proposers": list(m.proposers),
                 "acceptors": list(m.acceptors), "learners": list(m.learners),
-                "retired": sorted(self.retired), "addresses": dict(self.addresses)}
+                "retired": sorted(self.retired), "addresses": dict(self.addresses),
+                "used": sorted(self.used)}

@@ -37,6 +37,8 @@ class Members:
     learners: tuple[str, ...]
     retired: frozenset[str] = frozenset()
     addresses: Mapping[str, str] = field(default_factory=dict)
+    #: Every name ever a member, as the newest record says (replace never reuses one).
+    used: frozenset[str] = frozenset()
     #: The latest decided configuration's epoch and acceptors, and the epoch in force
     #: (-1 and () when no proposer or learner answered).
     epoch: int = -1
@@ -111,7 +113,8 @@ def _newer(best: Members, welcome: dict[str, Any]) -> Members:
     try:
         return Members(version, _names(body, "proposers"), _names(body, "acceptors"),
                        _names(body, "learners"), frozenset(_names(body, "retired")),
-                       {str(k): str(v) for k, v in dict(body.get("addresses", {})).items()})
+                       {str(k): str(v) for k, v in dict(body.get("addresses", {})).items()},
+                       frozenset(_names(body, "used")))
     except (TypeError, ValueError):
         return best  # a malformed answer teaches nothing
 

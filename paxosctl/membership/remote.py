@@ -86,6 +86,8 @@ class RemoteEngine:
     say: Callable[[str], None] = lambda line: None
     #: The newest membership record version any agent runs (0: the manifest's).
     version: int = 0
+    #: Every name ever a member (the record's `used`): grows with each announcement.
+    used: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._answers: dict[str, dict[str, Any]] = {}
@@ -175,7 +177,9 @@ class RemoteEngine:
                  # A name is retired in the record once it is no member (until then a
                  # removed acceptor still votes for the old configuration's slots).
                  "retired": sorted(self.retired - set(members)),
-                 "addresses": dict(self.place(members))}
+                 "addresses": dict(self.place(members)),
+                 "used": sorted(self.used.union(members, self.retired))}
+        self.used.update(members)
         self.names.update(members)
         self._record = _Record(self.version, frame, frozenset(members) - leaving)
         self._resend()

@@ -109,7 +109,7 @@ def drive(manifest: "Manifest", file: Path, endpoints: "Endpoints", launcher: "L
     retired = set(members.retired) | set(recorded.retired if recorded is not None else ())
     engine = RemoteEngine(poll_agents=poll, admin=admin, launcher=launcher,
                           names=set(members.names), retired=set(retired), place=addresses,
-                          say=say, version=members.version)
+                          say=say, version=members.version, used=set(members.used))
     running = _specs(manifest, members.names)
     keep = recorded if recorded is not None else topo.Topology(agents=running,
                                                                retired=frozenset(retired))
@@ -129,7 +129,8 @@ def drive(manifest: "Manifest", file: Path, endpoints: "Endpoints", launcher: "L
         driver.resume(recorded.agents, change, time.monotonic())
     else:
         running_manifest = with_agents(manifest, running)
-        taken = set(members.names) | retired | ({a.name for a in recorded.agents} if recorded else set())
+        taken = (set(members.names) | retired | set(members.used)
+                 | ({a.name for a in recorded.agents} if recorded else set()))
         try:
             if scale is not None:
                 group, count = scale

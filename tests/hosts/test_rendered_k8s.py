@@ -186,10 +186,11 @@ class KubectlSpool:
         self._thread.join(5)
 
 
-def test_scale_grows_and_shrinks_the_pods_through_kubectl(cluster: Cluster, tmp_path: Path) -> None:
+def test_scale_and_replace_through_kubectl(cluster: Cluster, tmp_path: Path) -> None:
     """`paxosctl scale replica=5 --engine k8s --apply` from the client host:
     the added agents' StatefulSets rendered and applied (kubectl, here the
-    test's kubelet), the change in force, then 5 -> 3 deletes them."""
+    test's kubelet), the change in force, then 5 -> 3 deletes them; a wiped
+    replica replaced by a new name, and the retired name refused for good."""
     kubelet = cluster.kubelet
     kubelet.apply(cluster.objects)
     kubelet.wait_ready(cluster.pods, 60)
@@ -229,5 +230,31 @@ def test_scale_grows_and_shrinks_the_pods_through_kubectl(cluster: Cluster, tmp_
         assert "replicas-replica-3-0" not in kubelet.pods and "replicas-replica-4-0" not in kubelet.pods
         after = cluster.cli("propose", "with-three")
         assert after.returncode == 0, after.stderr
+        # replica-2's disk lost: its pod loops on its refusal until it is replaced
+        # by the group's next name never used (replica-5), with its volume kept.
+        victim = kubelet.pods["replicas-replica-2-0"]
+        victim.host.wipe()
+        victim.host.kill_all()
+        kubelet.wait_for(lambda: victim.status().last_exit_code == 78, 30, "replica-2 refused")
+        issued = subprocess.run([PAXOSCTL, "certs", "issue", "replica-5", "-f", str(cluster.manifest.path)],
+                                capture_output=True, text=True)
+        assert issued.returncode == 0, issued.stderr
+        for name in ("agent/replica-5.crt", "agent/replica-5.key"):
+            shutil.copy2(folder / "certs" / name, cluster.client_etc / "certs" / name)
+        replaced = cluster.cli("replace", "replica-2", "--engine", "k8s", "--apply", "--secrets", "-n",
+                               NAMESPACE, "--kubectl", "/etc/paxosctl/kubectl", "--timeout", "90",
+                               timeout=120)
+        assert replaced.returncode == 0, replaced.stderr
+        assert "replace replica-2 by replica-5: in force after" in replaced.stdout, replaced.stdout
+        assert "replicas-replica-2-0" not in kubelet.pods and ("StatefulSet", NAMESPACE,
+                                                               "replicas-replica-2") not in kubelet.objects
+        kubelet.wait_ready(["replicas-replica-5-0"], 30)
+        last = cluster.cli("propose", "with-replica-5")
+        assert last.returncode == 0, last.stderr
+        # The retired name is refused by every member, even with its StatefulSet applied again.
+        kubelet.apply(cluster.objects_of("replica-2"))
+        again = kubelet.pods["replicas-replica-2-0"]
+        kubelet.wait_for(lambda: again.status().last_exit_code == 78, 30, "replica-2 refused again")
+        assert "retired" in (again.status().message or ""), again.status().message
     finally:
         spool.close()
