@@ -67,12 +67,7 @@ def logs(
     for name in chosen:
         if name not in names:
             raise UsageError(f"no agent {name!r}; agents: {', '.join(names)}")
-    cutoff = None
-    if since is not None:
-        try:
-            cutoff = time.time() - parse_duration(since)
-        except ValueError as e:
-            raise UsageError(f"--since: {e}") from None
+    cutoff = _cutoff(since)
     if agents and len(chosen) == 1 and not files_of(logs_dir, chosen[0]) and not follow:
         raise PaxosctlError(f"no log yet for {chosen[0]} ({logs_dir / (chosen[0] + '.log')})")
     prefixed = len(chosen) > 1
@@ -109,12 +104,7 @@ def _agents_logs(remote, agents: list[str] | None, follow: bool, tail: int | Non
     """`logs` asked of the agents: each one's ring of recent lines, merged
     by time; one line on stderr says where the engine keeps the full log."""
     manifest, endpoints = remote
-    cutoff = None
-    if since is not None:
-        try:
-            cutoff = time.time() - parse_duration(since)
-        except ValueError as e:
-            raise UsageError(f"--since: {e}") from None
+    cutoff = _cutoff(since)
     chosen = _chosen(manifest, endpoints, agents)
     echo_err("full logs: " + "; ".join(_full_log(manifest, n) for n in chosen))
     prefixed = len(chosen) > 1
@@ -456,3 +446,13 @@ def _agents_events(remote, agent: str | None, output: str, watch: bool) -> None:
             for line in events_lines(first):
                 echo(line)
     _follow(pages, watch, show if watch else None)
+
+
+def _cutoff(since: str | None) -> float | None:
+    """The wall time `--since` names (None: no cutoff); UsageError for a bad one."""
+    if since is None:
+        return None
+    try:
+        return time.time() - parse_duration(since)
+    except ValueError as e:
+        raise UsageError(f"--since: {e}") from None

@@ -74,17 +74,21 @@ def placed(endpoints: Endpoints, manifest: Manifest, names: Iterable[str],
     for name in names:
         if name in known:
             continue
-        if name in addresses:
-            known[name] = addresses[name]
-            continue
-        try:
-            where = manifest.transport.placement(name)
-        except ValueError:
-            continue
-        if where.placed:
-            known[name] = where.address
+        address = addresses.get(name) or placed_at(manifest, name)
+        if address is not None:
+            known[name] = address
     tls = dataclasses.replace(endpoints.tls, addresses=tuple(known.items()))
     return dataclasses.replace(endpoints, tls=tls)
+
+
+def placed_at(manifest: Manifest, name: str) -> str | None:
+    """The address the manifest places `name` at (by address, host or
+    template), any name, in it or added since; None if it places it nowhere."""
+    try:
+        where = manifest.transport.placement(name)
+    except ValueError:
+        return None
+    return where.address if where.placed else None
 
 
 def current(endpoints: Endpoints, manifest: Manifest, also: Iterable[str] = (),

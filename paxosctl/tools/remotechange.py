@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..client.admin import AdminTarget, send_admin
-from ..client.members import current, placed
+from ..client.members import current, placed, placed_at
 from ..client.probe import survey
 from ..durations import format_duration
 from ..errors import PaxosctlError, UsageError
@@ -81,17 +81,8 @@ def drive(manifest: "Manifest", file: Path, endpoints: "Endpoints", launcher: "L
 
     def addresses(names) -> dict[str, str]:
         """Where members the manifest does not place listen (its template or hosts)."""
-        found = {}
-        for name in names:
-            if name in ours:
-                continue
-            try:
-                where = manifest.transport.placement(name)
-            except ValueError:
-                continue
-            if where.placed:
-                found[name] = where.address
-        return {**found, **{n: a for n, a in members.addresses.items() if n in set(names)}}
+        found = {n: placed_at(manifest, n) for n in names if n not in ours}
+        return {**{n: a for n, a in found.items() if a is not None}, **{n: a for n, a in members.addresses.items() if n in set(names)}}
 
     def poll(names: tuple[str, ...]) -> dict[str, Any]:
         reach = placed(endpoints, manifest, names, members.addresses)

@@ -18,7 +18,6 @@ import sqlite3
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from deployment import NAMES, PAXOSCTL, Deployment, dns_name, wait_until

@@ -37,26 +37,3 @@ def render_k8s(folder: Path, manifest: str, *flags: str) -> tuple[str, list[dict
     done = paxosctl(folder, "render", "k8s", "-f", manifest, *flags)
     assert done.returncode == 0, done
     return done.stdout, list(yaml.safe_load_all(done.stdout))
-
-
-def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
-    """section -> key -> values (a key may repeat), as systemd reads a unit file."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    current = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = sections.setdefault(line[1:-1], {})
-            continue
-        assert current is not None and "=" in line, f"not a unit line: {raw!r}"
-        key, _, value = line.partition("=")
-        current.setdefault(key.strip(), []).append(value.strip())
-    return sections
-
-
-def setting(unit: dict, section: str, key: str) -> str:
-    values = unit[section].get(key)
-    assert values, f"[{section}] {key}= missing"
-    return values[-1]

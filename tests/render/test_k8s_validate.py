@@ -12,7 +12,6 @@ spec.podMetricsEndpoints)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path

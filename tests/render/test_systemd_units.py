@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rendering import EXAMPLES, example, parse_unit, paxosctl, setting
+from rendering import EXAMPLES, example, paxosctl
+from units import parse_unit, setting
 
 from paxosctl.manifest import load_manifest
 from paxosctl.render import systemd

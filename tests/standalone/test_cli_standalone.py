@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -92,14 +91,19 @@ def test_events_are_the_agents_own_merged_by_time_with_admin_frames_and_paging(a
     assert send_admin(target, {"op": "chaos", "settings": {"drop": 0.0}})["ok"] is True
     with pytest.raises(AdminRefused):
         send_admin(target, {"op": "reconfig", "acceptors": "replica-0"})
-    result, doc = _json(agents, "events")
-    assert result.returncode == 0, result
-    events = doc["events"] if "events" in doc else doc["spec"]["events"]
+    wanted = {(name, kind) for name in REPLICAS
+              for kind in ("started", "leader_seen", "peer_welcomed", "config_in_force")}
+
+    def events_so_far() -> list | None:
+        """Every agent's events once each has logged all of `wanted` (a
+        configuration in force is noticed at a heartbeat: not at once)."""
+        result, doc = _json(agents, "events")
+        assert result.returncode == 0, result
+        events = doc["events"] if "events" in doc else doc["spec"]["events"]
+        return events if wanted <= {(e["agent"], e["kind"]) for e in events} else None
+
+    events = wait_until(events_so_far, 10, f"the events {sorted(wanted)}")
     assert [e["at"] for e in events] == sorted(e["at"] for e in events)
-    kinds = {(e["agent"], e["kind"]) for e in events}
-    for name in REPLICAS:
-        assert {(name, "started"), (name, "leader_seen"), (name, "peer_welcomed"),
-                (name, "config_in_force")} <= kinds, kinds
     mine = [e for e in events if e["agent"] == "replica-0"]
     assert [e["kind"] for e in mine if e["kind"].startswith("admin_")] == ["admin_taken",
                                                                            "admin_refused"]
