@@ -258,6 +258,11 @@ class Manifest:
     def placed_addresses(self) -> tuple[tuple[str, str], ...]:
         """(name, "host:port") of every agent of the manifest it places
         (transport.placement), for peers and clients to dial; the others
-        publish theirs in run/<name>.addr."""
-        found = ((a.name, self.transport.placement(a.name)) for a in self.agents)
+        publish theirs in run/<name>.addr. Names a host list or an address
+        gives beyond the groups' counts (agents a `scale` adds there) are
+        placed too: a client asks them when an agent names them a member."""
+        t = self.transport
+        names = dict.fromkeys([*(a.name for a in self.agents),
+                               *(n for h in t.host_tables for n in h.agents), *(n for n, _ in t.addresses)])
+        found = ((name, t.placement(name)) for name in names)
         return tuple((name, p.address) for name, p in found if p.placed)

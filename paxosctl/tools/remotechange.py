@@ -77,12 +77,13 @@ def drive(manifest: "Manifest", file: Path, endpoints: "Endpoints", launcher: "L
         first = next(iter(members.answers.values()), None)
         raise PaxosctlError(f"no agent of {manifest.name} answers"
                             + (f" ({first.name}: {first.error})" if first else ""))
-    ours = dict(manifest.placed_addresses())
-
     def addresses(names) -> dict[str, str]:
-        """Where members the manifest does not place listen (its template or hosts)."""
-        found = {n: placed_at(manifest, n) for n in names if n not in ours}
-        return {**{n: a for n, a in found.items() if a is not None}, **{n: a for n, a in members.addresses.items() if n in set(names)}}
+        """Where each member listens, as this manifest places it (the record's
+        address wins), for the record: the agents' own manifests may predate
+        the host list or address an operator gave an added name here."""
+        found = {n: placed_at(manifest, n) for n in names}
+        return {**{n: a for n, a in found.items() if a is not None},
+                **{n: a for n, a in members.addresses.items() if n in set(names)}}
 
     def poll(names: tuple[str, ...]) -> dict[str, Any]:
         reach = placed(endpoints, manifest, names, members.addresses)

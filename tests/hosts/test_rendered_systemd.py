@@ -3,9 +3,9 @@ examples/hosts.toml as it is (its hosts are 192.0.2.1-3, the namespace
 hosts' addresses), the units of two of its three hosts started, a majority
 of acceptors serving a client; a killed agent is restarted, an exit 78 is not.
 
-The units come from `units` below (the contract, by hand) until
-`paxosctl.render.systemd` is merged; then `units = systemd.units` with
-`OPTIONS = systemd.Options(...)` is the one change.
+The units are `paxosctl.render.systemd`'s, as `paxosctl render systemd`
+writes them; a `scale --engine systemd --apply` puts two more acceptors on
+a fourth host through a `systemctl` that hands their units to it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,22 +43,24 @@ class Hosts:
     manifest and certs/, no CA key), a client host with the client certificate."""
 
     def __init__(self, make_hosts, folder: Path) -> None:
-        self.net = make_hosts(["host-1", "host-2", "host-3", "client"])
+        # host-4 (192.0.2.4) is spare: a scale puts agents there.
+        self.net = make_hosts(["host-1", "host-2", "host-3", "host-4", "client"])
         manifest = folder / "hosts.toml"
         shutil.copy(EXAMPLE, manifest)
         made = subprocess.run([PAXOSCTL, "certs", "init", "-f", str(manifest)], capture_output=True, text=True)
         assert made.returncode == 0, made.stderr
         self.manifest = load_manifest(manifest)
         self.etc = {}
-        for name in ("host-1", "host-2", "host-3", "client"):
+        for name in ("host-1", "host-2", "host-3", "host-4", "client"):
             etc = self.etc[name] = folder / f"etc-{name}"
             shutil.copytree(folder / "certs", etc / "certs", ignore=shutil.ignore_patterns("ca.key"))
             shutil.copy(manifest, etc / "hosts.toml")
         self.machines = {name: SystemdHost(self.net[name], binds={BIN: PAXOSCTL, "/etc/paxosctl": self.etc[name]},
                                            time_scale=0.25)  # RestartSec=2s: 0.5 s here
-                         for name in ("host-1", "host-2", "host-3")}
+                         for name in ("host-1", "host-2", "host-3", "host-4")}
         for name, machine in self.machines.items():
-            machine.install(units(self.manifest, name))
+            if name in self.manifest.transport.hosts():  # host-4: nothing until a scale
+                machine.install(units(self.manifest, name))
         self._held = MOUNT_POINTS.hold([(Path("/etc/paxosctl"), False)])
 
     def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -66,10 +69,14 @@ class Hosts:
                        env={"PATH": "/usr/bin:/bin"}, cwd="/etc/paxosctl")
         return self.net["client"].run(command, timeout=timeout)
 
-    def wait_probe(self, agents: list[str], probe: str = "readyz", timeout: float = 30) -> None:
-        """Until each agent's /readyz (or /healthz) answers 200 to the client host."""
+    def wait_probe(self, agents: list[str], probe: str = "readyz", timeout: float = 30,
+                   manifest: Manifest | None = None) -> None:
+        """Until each agent's /readyz (or /healthz) answers 200 to the client host
+        (where `manifest`, by default the example's, places its probes)."""
+        placing = manifest or self.manifest
+
         def ok(agent: str) -> bool:
-            url = f"http://{self.manifest.transport.placement(agent).http}/{probe}"
+            url = f"http://{placing.transport.placement(agent).http}/{probe}"
             return self.net["client"].run(["curl", "-sf", "-m", "2", url]).returncode == 0
         wait_until(lambda: all(ok(a) for a in agents), timeout, f"{agents} answering /{probe}")
 
@@ -134,3 +141,116 @@ def test_an_exit_78_is_not_restarted(hosts: Hosts) -> None:
                "acceptor-2 running")
     runner.wait_started(1).kill()
     runner.wait_started(2, timeout=10)
+
+
+#: A systemctl for the client host: `daemon-reload`, `enable --now UNIT` and
+#: `disable --now UNIT` handed to the test through a spool folder (the unit
+#: file itself is in the --unit-dir the launcher wrote it to).
+FAKE_SYSTEMCTL = """#!{python}
+import json, sys, time
+from pathlib import Path
+spool = Path({spool!r})
+args = sys.argv[1:]
+if args == ["daemon-reload"]:
+    sys.exit(0)
+if len(args) != 3 or args[:2] not in (["enable", "--now"], ["disable", "--now"]):
+    sys.exit(f"systemctl (test): {{' '.join(args)}} is not modelled")
+request = spool / f"{{time.time_ns()}}.req"
+request.with_suffix(".tmp").write_text(json.dumps(args))
+request.with_suffix(".tmp").rename(request)
+answer, deadline = request.with_suffix(".done"), time.monotonic() + 60
+while not answer.exists():
+    if time.monotonic() > deadline:
+        sys.exit("systemctl (test): no answer")
+    time.sleep(0.02)
+if answer.read_text():
+    sys.exit(answer.read_text())
+"""
+
+
+def test_scale_acceptors_to_a_new_host_through_systemctl(hosts: Hosts) -> None:
+    """`paxosctl scale acceptor=5 --engine systemd --apply` from the client host:
+    the operator put acceptor-3 and acceptor-4 in a new host's list (only in
+    the manifests of that host and the client: the record tells the others
+    where they are); the launcher writes their units, `systemctl enable --now`
+    starts them on host-4, the change is in force; 5 -> 3 disables them."""
+    import json
+    import threading
+
+    for name in ("host-1", "host-2", "host-3"):
+        for unit in hosts.machines[name].units:
+            hosts.machines[name].start(unit)
+    hosts.wait_probe([a.name for a in hosts.manifest.agents])
+    first = hosts.cli("propose", "three", timeout=60)
+    assert first.returncode == 0, first.stderr
+    folder = hosts.manifest.path.parent
+    added = ("acceptor-3", "acceptor-4")
+    for name in added:
+        issued = subprocess.run([PAXOSCTL, "certs", "issue", name, "-f", str(hosts.manifest.path)],
+                                capture_output=True, text=True)
+        assert issued.returncode == 0, issued.stderr
+        for suffix in (".crt", ".key"):
+            shutil.copy2(folder / "certs" / "agent" / f"{name}{suffix}",
+                         hosts.etc["host-4"] / "certs" / "agent" / f"{name}{suffix}")
+    for name in ("operator.crt", "operator.key"):
+        shutil.copy2(folder / "certs" / "operator" / name, hosts.etc["client"] / "certs" / "operator" / name)
+    table = '\n[transport.hosts.host-4]\naddress = "192.0.2.4"\nagents = ["acceptor-3", "acceptor-4"]\n'
+    for name in ("host-4", "client"):
+        manifest = hosts.etc[name] / "hosts.toml"
+        manifest.write_text(manifest.read_text() + table)
+    spool, units = hosts.etc["client"] / "spool", hosts.etc["client"] / "units"
+    spool.mkdir()
+    systemctl = hosts.etc["client"] / "systemctl"
+    systemctl.write_text(FAKE_SYSTEMCTL.format(python=sys.executable, spool=str(spool)))
+    systemctl.chmod(0o755)
+    machine, calls, stop = hosts.machines["host-4"], [], threading.Event()
+
+    def serve() -> None:
+        while not stop.wait(0.02):
+            for request in sorted(spool.glob("*.req")):
+                verb, _, unit = json.loads(request.read_text())
+                error = ""
+                try:
+                    if verb == "enable":
+                        machine.install({unit: (units / unit).read_text()})
+                        machine.start(unit)
+                    else:
+                        machine.stop(unit)
+                except Exception as e:  # noqa: BLE001 - the CLI shows it as systemctl's error
+                    error = f"error: {e}"
+                calls.append((verb, unit))
+                request.with_suffix(".done").write_text(error)
+                request.unlink()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    engine = ("--engine", "systemd", "--apply", "--systemctl", "/etc/paxosctl/systemctl",
+              "--unit-dir", "/etc/paxosctl/units", "--timeout", "90")
+    try:
+        grown = hosts.cli("scale", "acceptor=5", *engine, timeout=120)
+        assert grown.returncode == 0, grown.stderr
+        assert "scale acceptor 3 -> 5: in force after" in grown.stdout, grown.stdout
+        assert calls == [("enable", f"paxosctl-hosts-{n}.service") for n in added], calls
+        unit = (units / "paxosctl-hosts-acceptor-3.service").read_text()
+        assert " agent acceptor-3 " in unit and "--bootstrap" not in unit  # admitted as added
+        with tempfile.TemporaryDirectory(prefix="pxm", dir="/tmp") as short:  # a socket path's limit
+            edited = Path(short) / "hosts.toml"
+            shutil.copy(hosts.etc["client"] / "hosts.toml", edited)
+            hosts.wait_probe(list(added), "readyz", manifest=load_manifest(edited))
+        status = hosts.cli("status", "-o", "json")
+        assert status.returncode == 0, status.stdout  # all nine answer, the added ones learned
+        assert cli_ok(hosts.cli("propose", "five", timeout=60))
+        shrunk = hosts.cli("scale", "acceptor=3", *engine, timeout=120)
+        assert shrunk.returncode == 0, shrunk.stderr
+        assert calls[2:] == [("disable", f"paxosctl-hosts-{n}.service") for n in reversed(added)] or \
+            sorted(calls[2:]) == [("disable", f"paxosctl-hosts-{n}.service") for n in added], calls
+        assert not machine.runners
+        assert cli_ok(hosts.cli("propose", "three-again", timeout=60))
+    finally:
+        stop.set()
+        server.join(5)
+
+
+def cli_ok(result: subprocess.CompletedProcess[str]) -> bool:
+    assert result.returncode == 0, result.stderr
+    return True
