@@ -28,7 +28,7 @@ tests/hosts/conftest.py):
         assert client.run([PAXOSCTL, "propose", "x", "-f", "cluster.toml"]).returncode == 0
         net["h2"].kill_all()                            # its runner restarts the agent after a back-off
         net["h0"].partition(); ...; net["h0"].heal()    # the leader's host cut off, then back
-        net["h1"].wipe(); net["h1"].kill_all()          # its disk lost: the agent must refuse to rejoin
+        net["h1"].lose_disk()                           # its disk lost: the agent must refuse to rejoin
         assert agents["acceptor-1"].wait_exited() == EXIT_NEEDS_OPERATOR
 
 What a test can do to a host:
@@ -44,7 +44,11 @@ What a test can do to a host:
   silently, as a pulled cable would; `cut_from(other)`: the two hosts drop
   each other's packets (a static neighbour entry to a MAC nobody has, both
   ways: iproute2 alone, no tc or netfilter); `heal()` ends both;
-- `volume`: a folder that survives process restarts; `wipe()`: the disk lost.
+- `volume`: a folder that survives process restarts; `wipe()`: the volume
+  emptied; `lose_disk()`: the host dies and comes back with an empty disk
+  (its runners held while the processes are killed and the volume wiped,
+  so no process writes to the old files after the wipe: a store unlinked
+  under a live SQLite process can leave a WAL that a fresh store replays).
 
 Every name made is unique to the run: `pxns-<pid>-<token>-...` (namespace
 names are global to the machine), with the creating process's pid in it,
@@ -355,6 +359,20 @@ class Host:
 
     # ----------------------------------------------------------------- disk
 
+    def lose_disk(self) -> None:
+        """The host's power cut and its disk replaced: every process killed, the
+        volume emptied, then its runners start their processes again (none
+        starts in between)."""
+        runners = [r for r in self._runners if r.state is not RunState.STOPPED]
+        for runner in runners:
+            runner.hold()
+        try:
+            self.kill_all()
+            self.wipe()
+        finally:
+            for runner in runners:
+                runner.release()
+
     def wipe(self) -> None:
         """Empty the volume, as a lost disk would (the folder stays, empty)."""
         for entry in self.volume.iterdir():
@@ -416,6 +434,9 @@ class Runner:
         self.process: subprocess.Popen[bytes] | None = None
         self._changed = threading.Condition()
         self._stopping = threading.Event()
+        #: Cleared by `hold()`: no process starts until `release()`.
+        self._may_start = threading.Event()
+        self._may_start.set()
         self._thread = threading.Thread(target=self._loop, name=f"runner-{host.name}-{name}", daemon=True)
 
     def __repr__(self) -> str:
@@ -430,9 +451,19 @@ class Runner:
                 setattr(self, key, value)
             self._changed.notify_all()
 
+    def hold(self) -> None:
+        """Start no process until `release()` (one running goes on)."""
+        self._may_start.clear()
+
+    def release(self) -> None:
+        self._may_start.set()
+
     def _loop(self) -> None:
         delay = self._backoff
         while not self._stopping.is_set():
+            while not self._may_start.wait(0.05):
+                if self._stopping.is_set():
+                    break
             started = time.monotonic()
             with self._changed:
                 if self._stopping.is_set():  # stop() came between the check and the start

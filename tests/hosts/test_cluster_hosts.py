@@ -134,8 +134,7 @@ def test_a_wiped_disk_is_refused_and_the_cluster_goes_on(deployment: Deployment)
     wait_until(lambda: d.acked_since(0) >= 30, 20, "30 decisions")
     victim = next(n for n in NAMES if n != d.leader())
     host = d.hosts[victim]
-    host.wipe()
-    host.kill_all()
+    host.lose_disk()
     assert d.runners[victim].wait_exited(60) == EXIT_NEEDS_OPERATOR
     log = host.log_path(victim).read_text()
     assert "replace" in log.splitlines()[-1] or any("paxosctl replace" in line for line in log.splitlines()[-5:]), \

@@ -241,8 +241,7 @@ def test_replace_a_wiped_acceptor_under_load(make_hosts):
         # replica-2's disk is lost and its process killed: its runner starts it
         # again (still with --bootstrap), and its peers, who welcomed it, refuse it.
         wiped = d.hosts["replica-2"]
-        wiped.wipe()
-        wiped.kill_all()
+        wiped.lose_disk()
         assert d.runners["replica-2"].wait_exited(30) == EXIT_NEEDS_OPERATOR
         done = launcher.change("replace", "replica-2")
         assert done.returncode == 0, done.stderr

@@ -104,8 +104,7 @@ def test_a_wiped_acceptor_pod_ends_in_crash_loop_back_off_with_its_refusal(clust
     kubelet.wait_ready(cluster.pods, 60)
     assert cluster.cli("propose", "before").returncode == 0
     victim = kubelet.pods["replicas-replica-2-0"]
-    victim.host.wipe()
-    victim.host.kill_all()
+    victim.host.lose_disk()
     # Kubernetes cannot skip exit 78: the pod is restarted, refused again, and waits in CrashLoopBackOff.
     kubelet.wait_for(lambda: victim.status().last_exit_code == 78 and victim.status().restarts >= 2
                      and victim.status().reason == "CrashLoopBackOff", 30, "replica-2 in CrashLoopBackOff")
@@ -233,8 +232,7 @@ def test_scale_and_replace_through_kubectl(cluster: Cluster, tmp_path: Path) -> 
         # replica-2's disk lost: its pod loops on its refusal until it is replaced
         # by the group's next name never used (replica-5), with its volume kept.
         victim = kubelet.pods["replicas-replica-2-0"]
-        victim.host.wipe()
-        victim.host.kill_all()
+        victim.host.lose_disk()
         kubelet.wait_for(lambda: victim.status().last_exit_code == 78, 30, "replica-2 refused")
         issued = subprocess.run([PAXOSCTL, "certs", "issue", "replica-5", "-f", str(cluster.manifest.path)],
                                 capture_output=True, text=True)
