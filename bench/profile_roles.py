@@ -1,0 +1,319 @@
+"""Where each µs of CPU per decided command goes, role by role (py-spy under load).
+
+    python bench/profile_roles.py [--rounds 1] [--requests 50000] [--concurrency 256]
+                                  [--rate 250] [--json]
+
+Each round starts a fresh example cluster (examples/cluster.toml, fsync on,
+a temporary state dir, as bench/dataplane.py does), samples the leader,
+acceptor-0, learner-0 and the supervisor with `py-spy record --nonblocking
+--format raw`, and runs `paxosctl bench --requests N --concurrency C -o
+json` under py-spy too (the client). The cluster's samplers start before
+the bench and stop once it has exited and both learners have caught up, so
+every process is sampled over the same load.
+
+A role's µs per command is the bench's own `cpu_us_per_command` for that
+process (psutil, the measured phase). It is split by where the samples
+fell: each sample goes to the bucket of its innermost frame that a rule in
+BUCKETS names (frames no rule names, such as dataclass `__init__`s and
+builtins, defer to their caller); a bucket's µs = its share of the role's
+counted samples x the role's µs. Not counted:
+
+- samples whose innermost frame is a wait (an epoll `select`, a
+  `Condition.wait`, a queue `get`): py-spy leaves out sleeping threads but
+  keeps runnable ones, and on a busy 2-core machine a thread woken from a
+  wait often sits runnable before it gets a CPU;
+- the client's samples outside the bench proper (imports, the bench's
+  `queue_limit` measurement of a multiprocessing.Queue and its feeder
+  thread), and samples with no Python frame.
+
+Caveat: a thread woken from a blocking call other than those waits (an
+fsync in SQLite's COMMIT) is likewise sampled while it waits for a CPU, so
+SQLite/persist is an upper bound where the disk is slow. With several
+rounds, samples are summed over the rounds and each role's µs is the
+median of the rounds'. Also printed: the top 5 functions by self time
+(innermost frame) per role.
+
+Exit 0 with the tables, 1 when a round failed (one line saying why), 2 on
+a bad argument or when py-spy is not installed (`pip install -e '.[dev]'`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/dataplane.py, next to this file
+
+from dataplane import Cluster, PartFailed, paxosctl_command  # noqa: E402
+from paxosctl.supervisor.pidfile import running_supervisor  # noqa: E402
+
+#: (bucket, path fragments of the frames it owns), most specific first: the
+#: first rule a frame's file matches decides its bucket.
+BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("SQLite/persist", ("runtime/storage/", "sqlite3/")),
+    ("intake, request index, dedup", ("core/intake.py", "core/idfilter.py", "core/requests.py",
+                                      "runtime/admission.py", "runtime/proposals.py")),
+    ("answering clients (learner)", ("runtime/clients.py", "runtime/watches.py",
+                                     "runtime/queries.py")),
+    ("codec encode/decode", ("runtime/codec.py", "runtime/frames.py", "runtime/clientwire.py",
+                             "core/commands.py", "runtime/records.py", "json/", "pickle")),
+    ("logging/metrics", ("logging/", "prometheus_client/", "runtime/report.py",
+                         "runtime/ratelog.py", "core/stats.py", "supervisor/metrics.py",
+                         "supervisor/events.py")),
+    ("socket read/write, TLS", ("runtime/connection.py", "runtime/transport.py",
+                                "runtime/tlsnet.py", "runtime/net.py", "runtime/control.py",
+                                "client/datapath.py", "ssl.py", "socket.py",
+                                "multiprocessing/connection.py", "supervisor/control.py")),
+    ("core protocol", ("paxos_agents/core/",)),
+    ("client futures, ids, threads", ("paxosctl/client/", "concurrent/futures/", "threading.py",
+                                      "queue.py", "tools/bench.py")),
+    ("selector/loop", ("selectors.py", "runtime/agent.py", "runtime/main.py",
+                       "supervisor/loop.py", "paxosctl/supervisor/")),
+)
+OTHER = "other"
+#: Innermost frames that are waits, not work: (function name ends with, file ends with).
+WAITS = (("select", "selectors.py"), ("wait", "threading.py"), ("get", "queue.py"),
+         ("poll", "selectors.py"))
+#: Client samples with one of these in the stack are not the bench's load.
+CLIENT_SKIP = ("importlib._bootstrap", "queue_limit (", "Queue._feed (multiprocessing/queues.py")
+ROLES = ("leader", "acceptor", "learner", "supervisor", "client")
+#: Seconds to wait for the learners to catch up after the bench.
+CATCH_UP_S = 30.0
+
+
+class Usage(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"profile_roles.py: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def bounded(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
+        return value
+    return parse
+
+
+# ------------------------------------------------------------ the samples
+
+
+def frames(stack: str) -> list[tuple[str, str]]:
+    """'f (file:line);g (file:line)' (outermost first) -> [(function, file)], innermost first."""
+    out = []
+    for frame in reversed(stack.split(";")):
+        name, _, where = frame.rpartition(" (")
+        out.append((name, where.rstrip(")").rpartition(":")[0] or where))
+    return out
+
+
+def bucket_of(stack: list[tuple[str, str]]) -> str:
+    for _, path in stack:
+        for bucket, fragments in BUCKETS:
+            if any(f in path for f in fragments):
+                return bucket
+    return OTHER
+
+
+def is_wait(stack: list[tuple[str, str]]) -> bool:
+    name, path = stack[0]
+    return any(name.endswith(n) and path.endswith(p) for n, p in WAITS)
+
+
+@dataclass
+class Profile:
+    """One role's counted samples: by bucket and by innermost function."""
+
+    buckets: collections.Counter = field(default_factory=collections.Counter)
+    functions: collections.Counter = field(default_factory=collections.Counter)
+    waits: int = 0
+    skipped: int = 0
+
+    def add_raw(self, text: str, client: bool) -> None:
+        """Add py-spy's raw (collapsed) output: one 'stack count' per line."""
+        for line in text.splitlines():
+            stack_text, _, count_text = line.rpartition(" ")
+            if not count_text.isdigit():
+                continue
+            count = int(count_text)
+            if not stack_text.strip() or client and any(s in stack_text for s in CLIENT_SKIP):
+                self.skipped += count
+                continue
+            stack = frames(stack_text)
+            if is_wait(stack):
+                self.waits += count
+                continue
+            self.buckets[bucket_of(stack)] += count
+            name, path = stack[0]
+            self.functions[f"{name} ({path})"] += count
+
+    @property
+    def counted(self) -> int:
+        return sum(self.buckets.values())
+
+
+# ---------------------------------------------------------------- a round
+
+
+def py_spy() -> str | None:
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def sampler(spy: str, rate: int, out: Path, target: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([spy, "record", "--nonblocking", "--rate", str(rate), "--format",
+                             "raw", "-o", str(out), *target], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def caught_up(cluster: Cluster) -> bool:
+    learners = [a.get("decided_up_to") for a in cluster.status()["agents"]
+                if a["role"] == "learner"]
+    return bool(learners) and None not in learners and len(set(learners)) == 1
+
+
+def one_round(spy: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """Up, sample the four cluster roles and the bench client, down: per role the
+    bench's µs per command and py-spy's raw text."""
+    cluster = Cluster(folder / "cluster", name="profile")
+    samplers: dict[str, subprocess.Popen] = {}
+    try:
+        cluster.up()
+        status = cluster.status()
+        pids = {a["name"]: a["pid"] for a in status["agents"]}
+        names = {"leader": status["leader"], "acceptor": "acceptor-0", "learner": "learner-0"}
+        targets = {role: pids.get(name) for role, name in names.items()}
+        supervisor = running_supervisor(cluster.state_dir)
+        targets["supervisor"] = supervisor.pid if supervisor is not None else None
+        if not all(isinstance(p, int) for p in targets.values()):
+            raise PartFailed(f"no pid for every role in paxosctl status: {targets}")
+        for role, pid in targets.items():
+            samplers[role] = sampler(spy, args.rate, folder / f"{role}.txt", ["--pid", str(pid)])
+        bench = [*paxosctl_command(), "bench", "-f", str(cluster.manifest), "--requests",
+                 str(args.requests), "--concurrency", str(args.concurrency), "-o", "json"]
+        client = sampler(spy, args.rate, folder / "client.txt", ["--", *bench])
+        out, err = client.communicate(timeout=120 + args.requests / 100)
+        line = next((x for x in out.splitlines() if x.startswith("{")), None)
+        if client.returncode != 0 or line is None:
+            raise PartFailed(f"paxosctl bench under py-spy exited {client.returncode}: "
+                             f"{(err.strip().splitlines() or ['(no output)'])[-1][:300]}")
+        data = json.loads(line)
+        deadline = time.monotonic() + CATCH_UP_S
+        while not caught_up(cluster) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for process in samplers.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+        for process in samplers.values():
+            process.communicate(timeout=30)
+        cluster.teardown()
+    cpu = data["cpu_us_per_command"]
+    us = {"leader": cpu.get(names["leader"]), "acceptor": cpu.get("acceptor-0"),
+          "learner": cpu.get("learner-0"), "supervisor": cpu.get("supervisor"),
+          "client": cpu.get("client")}
+    raw = {role: (folder / f"{role}.txt").read_text() if (folder / f"{role}.txt").exists()
+           else "" for role in ROLES}
+    return {"us": us, "raw": raw, "throughput_per_s": data["throughput_per_s"],
+            "cluster_us": cpu.get("cluster"), "leader": names["leader"]}
+
+
+# ---------------------------------------------------------------- report
+
+
+def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Samples summed over the rounds, µs the median of the rounds', per role."""
+    roles: dict[str, Any] = {}
+    for role in ROLES:
+        profile = Profile()
+        for r in rounds:
+            profile.add_raw(r["raw"][role], client=role == "client")
+        figures = [r["us"][role] for r in rounds if r["us"][role] is not None]
+        us = statistics.median(figures) if figures else None
+        counted = profile.counted
+        buckets = [{"bucket": name, "samples": profile.buckets[name],
+                    "share": round(profile.buckets[name] / counted, 4) if counted else 0.0,
+                    "us_per_command": round(profile.buckets[name] / counted * us, 2)
+                    if counted and us is not None else None}
+                   for name in [b for b, _ in BUCKETS] + [OTHER]]
+        buckets.sort(key=lambda b: -b["samples"])
+        top = [{"function": f, "samples": n, "share": round(n / counted, 4)}
+               for f, n in profile.functions.most_common(5)]
+        roles[role] = {"us_per_command": us, "us_rounds": figures, "samples": counted,
+                       "wait_samples": profile.waits, "skipped_samples": profile.skipped,
+                       "buckets": buckets, "top_self": top}
+    return {"rounds": len(rounds),
+            "throughput_per_s": [r["throughput_per_s"] for r in rounds],
+            "cluster_us_per_command": [r["cluster_us"] for r in rounds],
+            "roles": roles}
+
+
+def text(report: dict[str, Any]) -> str:
+    lines = [f"rounds {report['rounds']}; commands/s {report['throughput_per_s']}; "
+             f"cluster µs/command {report['cluster_us_per_command']}"]
+    for role, r in report["roles"].items():
+        us = "-" if r["us_per_command"] is None else f"{r['us_per_command']:.1f}"
+        lines += ["", f"{role}: {us} µs/command (rounds {r['us_rounds']}), {r['samples']} "
+                      f"samples counted, {r['wait_samples']} in waits left out",
+                  "| bucket | share | µs per command |", "| --- | --- | --- |"]
+        for b in r["buckets"]:
+            if b["samples"]:
+                shown = "-" if b["us_per_command"] is None else f"{b['us_per_command']:.2f}"
+                lines.append(f"| {b['bucket']} | {b['share']:.0%} | {shown} |")
+        lines.append("top self: " + "; ".join(f"{t['function']} {t['share']:.0%}"
+                                              for t in r["top_self"]))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = Usage(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=bounded(1, 100), default=1)
+    parser.add_argument("--requests", type=bounded(1, 10_000_000), default=50_000)
+    parser.add_argument("--concurrency", type=bounded(1, 65536), default=256)
+    parser.add_argument("--rate", type=bounded(1, 1000), default=250, help="samples per second")
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--raw-dir", type=Path, default=None,
+                        help="keep py-spy's raw samples here (round-N-ROLE.txt, for flamegraph.pl)")
+    args = parser.parse_args()
+    spy = py_spy()
+    if spy is None:
+        print("profile_roles.py: py-spy is not installed: pip install -e '.[dev]' "
+              "(or pip install py-spy)", file=sys.stderr)
+        return 2
+    rounds = []
+    for number in range(args.rounds):
+        print(f"profile_roles: round {number + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory(prefix="pxprof") as folder:
+            try:
+                rounds.append(one_round(spy, args, Path(folder)))
+                if args.raw_dir is not None:
+                    args.raw_dir.mkdir(parents=True, exist_ok=True)
+                    for role, raw in rounds[-1]["raw"].items():
+                        (args.raw_dir / f"round-{number + 1}-{role}.txt").write_text(raw)
+            except (PartFailed, subprocess.SubprocessError, OSError, ValueError, KeyError) as e:
+                print(f"profile_roles.py: round {number + 1} failed: {e}", file=sys.stderr)
+                return 1
+    report = summary(rounds)
+    print(json.dumps(report) if args.json else text(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
