@@ -1,47 +1,41 @@
 """Where each µs of CPU per decided command goes, role by role (py-spy under load).
 
     python bench/profile_roles.py [--rounds 1] [--requests 50000] [--concurrency 256]
-                                  [--rate 250] [--json]
+                                  [--rate 250] [--json] [--raw-dir DIR]
 
 Each round starts a fresh example cluster (examples/cluster.toml, fsync on,
 a temporary state dir, as bench/dataplane.py does), samples the leader,
 acceptor-0, learner-0 and the supervisor with `py-spy record --nonblocking
---format raw`, and runs `paxosctl bench --requests N --concurrency C -o
-json` under py-spy too (the client). The cluster's samplers start before
-the bench and stop once it has exited and both learners have caught up, so
-every process is sampled over the same load.
+--format raw`, and runs `paxosctl bench --requests N --concurrency C -o json`
+under py-spy (the client). The cluster's samplers start before the bench and
+stop once it has exited and the learners have caught up.
 
 A role's µs per command is the bench's own `cpu_us_per_command` for that
-process (psutil, the measured phase). It is split by where the samples
-fell: each sample goes to the bucket of its innermost frame that a rule in
-BUCKETS names (frames no rule names, such as dataclass `__init__`s and
-builtins, defer to their caller); a bucket's µs = its share of the role's
-counted samples x the role's µs. Not counted:
+process, split by where the samples fell: a sample goes to the bucket of its
+innermost frame that a rule in BUCKETS names (frames no rule names, such as
+dataclass `__init__`s, defer to their caller); a bucket's µs is its share of
+the role's counted samples times the role's µs. Not counted: samples whose
+innermost frame is a wait (epoll `select`, `Condition.wait`, a queue `get`:
+py-spy drops sleeping threads but keeps runnable ones, and on a busy 2-core
+machine a thread woken from a wait often sits runnable before it gets a CPU),
+the client's samples outside the bench proper (imports, the bench's
+`queue_limit` and its feeder thread) and samples with no Python frame.
+A thread woken from SQLite's COMMIT (the fsync) is sampled while it waits
+for a CPU too, so "SQLite BEGIN/COMMIT" is an upper bound on a busy machine:
+each cluster role's seconds on a CPU and waiting for one (/proc/PID/schedstat,
+over the window) are printed to show how busy. Rounds: samples summed, each
+role's µs the median of the rounds'. Also printed: the top 5 functions by
+self time (innermost frame) per role.
 
-- samples whose innermost frame is a wait (an epoll `select`, a
-  `Condition.wait`, a queue `get`): py-spy leaves out sleeping threads but
-  keeps runnable ones, and on a busy 2-core machine a thread woken from a
-  wait often sits runnable before it gets a CPU;
-- the client's samples outside the bench proper (imports, the bench's
-  `queue_limit` measurement of a multiprocessing.Queue and its feeder
-  thread), and samples with no Python frame.
-
-Caveat: a thread woken from a blocking call other than those waits (an
-fsync in SQLite's COMMIT) is likewise sampled while it waits for a CPU, so
-SQLite/persist is an upper bound where the disk is slow. With several
-rounds, samples are summed over the rounds and each role's µs is the
-median of the rounds'. Also printed: the top 5 functions by self time
-(innermost frame) per role.
-
-Exit 0 with the tables, 1 when a round failed (one line saying why), 2 on
-a bad argument or when py-spy is not installed (`pip install -e '.[dev]'`).
+Exit 0 with the tables, 1 when a round failed (one line saying why), 2 on a
+bad argument or when py-spy is not installed (`pip install -e '.[dev]'`).
 """
-
 from __future__ import annotations
 
 import argparse
 import collections
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -61,7 +55,9 @@ from paxosctl.supervisor.pidfile import running_supervisor  # noqa: E402
 #: (bucket, path fragments of the frames it owns), most specific first: the
 #: first rule a frame's file matches decides its bucket.
 BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("SQLite/persist", ("runtime/storage/", "sqlite3/")),
+    # BEGIN/COMMIT/ROLLBACK: the fsync, and the wait for a CPU after it (see the docstring).
+    ("SQLite BEGIN/COMMIT", ("_immediate@paxos_agents/runtime/storage/sqlite.py",)),
+    ("SQLite writes and reads", ("runtime/storage/", "sqlite3/")),
     ("intake, request index, dedup", ("core/intake.py", "core/idfilter.py", "core/requests.py",
                                       "runtime/admission.py", "runtime/proposals.py")),
     ("answering clients (learner)", ("runtime/clients.py", "runtime/watches.py",
@@ -79,7 +75,8 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("client futures, ids, threads", ("paxosctl/client/", "concurrent/futures/", "threading.py",
                                       "queue.py", "tools/bench.py")),
     ("selector/loop", ("selectors.py", "runtime/agent.py", "runtime/main.py",
-                       "supervisor/loop.py", "paxosctl/supervisor/")),
+                       "supervisor/loop.py")),
+    ("supervisor: reports, fleet, psutil", ("paxosctl/supervisor/", "psutil/")),
 )
 OTHER = "other"
 #: Innermost frames that are waits, not work: (function name ends with, file ends with).
@@ -125,9 +122,12 @@ def frames(stack: str) -> list[tuple[str, str]]:
 
 
 def bucket_of(stack: list[tuple[str, str]]) -> str:
-    for _, path in stack:
+    """The bucket of the innermost frame a rule names; a fragment 'function@path'
+    names one function of a file."""
+    for name, path in stack:
+        where = f"{name}@{path}"
         for bucket, fragments in BUCKETS:
-            if any(f in path for f in fragments):
+            if any(f in (where if "@" in f else path) for f in fragments):
                 return bucket
     return OTHER
 
@@ -177,10 +177,23 @@ def py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
-def sampler(spy: str, rate: int, out: Path, target: list[str]) -> subprocess.Popen:
+def sampler(spy: str, rate: int, out: Path, target: list[str],
+            session: bool = False) -> subprocess.Popen:
+    """`py-spy record` of `target` (`--pid N`, or `-- command...` that it starts) into `out`."""
     return subprocess.Popen([spy, "record", "--nonblocking", "--rate", str(rate), "--format",
                              "raw", "-o", str(out), *target], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=session)
+
+
+def sched(pid: int) -> tuple[float, float]:
+    """Seconds on a CPU and seconds runnable waiting for one, summed over the threads."""
+    total = [0.0, 0.0]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        on_cpu, waiting, _ = (task / "schedstat").read_text().split()
+        total[0] += int(on_cpu) / 1e9
+        total[1] += int(waiting) / 1e9
+    return total[0], total[1]
 
 
 def caught_up(cluster: Cluster) -> bool:
@@ -204,12 +217,19 @@ def one_round(spy: str, args: argparse.Namespace, folder: Path) -> dict[str, Any
         targets["supervisor"] = supervisor.pid if supervisor is not None else None
         if not all(isinstance(p, int) for p in targets.values()):
             raise PartFailed(f"no pid for every role in paxosctl status: {targets}")
+        before = {role: sched(pid) for role, pid in targets.items()}
         for role, pid in targets.items():
             samplers[role] = sampler(spy, args.rate, folder / f"{role}.txt", ["--pid", str(pid)])
         bench = [*paxosctl_command(), "bench", "-f", str(cluster.manifest), "--requests",
                  str(args.requests), "--concurrency", str(args.concurrency), "-o", "json"]
-        client = sampler(spy, args.rate, folder / "client.txt", ["--", *bench])
-        out, err = client.communicate(timeout=120 + args.requests / 100)
+        # Its own process group: py-spy and the bench it runs are killed together on a failure.
+        client = sampler(spy, args.rate, folder / "client.txt", ["--", *bench], session=True)
+        try:
+            out, err = client.communicate(timeout=120 + args.requests / 100)
+        finally:
+            if client.poll() is None:
+                os.killpg(client.pid, signal.SIGKILL)
+                client.communicate(timeout=30)
         line = next((x for x in out.splitlines() if x.startswith("{")), None)
         if client.returncode != 0 or line is None:
             raise PartFailed(f"paxosctl bench under py-spy exited {client.returncode}: "
@@ -218,6 +238,7 @@ def one_round(spy: str, args: argparse.Namespace, folder: Path) -> dict[str, Any
         deadline = time.monotonic() + CATCH_UP_S
         while not caught_up(cluster) and time.monotonic() < deadline:
             time.sleep(0.05)
+        after = {role: sched(pid) for role, pid in targets.items()}
     finally:
         for process in samplers.values():
             if process.poll() is None:
@@ -226,13 +247,14 @@ def one_round(spy: str, args: argparse.Namespace, folder: Path) -> dict[str, Any
             process.communicate(timeout=30)
         cluster.teardown()
     cpu = data["cpu_us_per_command"]
-    us = {"leader": cpu.get(names["leader"]), "acceptor": cpu.get("acceptor-0"),
-          "learner": cpu.get("learner-0"), "supervisor": cpu.get("supervisor"),
-          "client": cpu.get("client")}
-    raw = {role: (folder / f"{role}.txt").read_text() if (folder / f"{role}.txt").exists()
-           else "" for role in ROLES}
-    return {"us": us, "raw": raw, "throughput_per_s": data["throughput_per_s"],
-            "cluster_us": cpu.get("cluster"), "leader": names["leader"]}
+    names.update(supervisor="supervisor", client="client")
+    files = {role: folder / f"{role}.txt" for role in ROLES}
+    return {"us": {role: cpu.get(names[role]) for role in ROLES},
+            "raw": {role: f.read_text() if f.exists() else "" for role, f in files.items()},
+            "sched_s": {role: [round(b - a, 2) for a, b in zip(before[role], after[role])]
+                        for role in targets},
+            "throughput_per_s": data["throughput_per_s"], "cluster_us": cpu.get("cluster"),
+            "leader": names["leader"]}
 
 
 # ---------------------------------------------------------------- report
@@ -256,7 +278,11 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         buckets.sort(key=lambda b: -b["samples"])
         top = [{"function": f, "samples": n, "share": round(n / counted, 4)}
                for f, n in profile.functions.most_common(5)]
+        sched_s = [r["sched_s"][role] for r in rounds if role in r["sched_s"]]
         roles[role] = {"us_per_command": us, "us_rounds": figures, "samples": counted,
+                       "on_cpu_s": round(sum(x[0] for x in sched_s), 2) if sched_s else None,
+                       "runnable_wait_s": round(sum(x[1] for x in sched_s), 2)
+                       if sched_s else None,
                        "wait_samples": profile.waits, "skipped_samples": profile.skipped,
                        "buckets": buckets, "top_self": top}
     return {"rounds": len(rounds),
@@ -270,8 +296,10 @@ def text(report: dict[str, Any]) -> str:
              f"cluster µs/command {report['cluster_us_per_command']}"]
     for role, r in report["roles"].items():
         us = "-" if r["us_per_command"] is None else f"{r['us_per_command']:.1f}"
+        busy = ("" if r["on_cpu_s"] is None else f"; {r['on_cpu_s']} s on a CPU, "
+                f"{r['runnable_wait_s']} s waiting for one")
         lines += ["", f"{role}: {us} µs/command (rounds {r['us_rounds']}), {r['samples']} "
-                      f"samples counted, {r['wait_samples']} in waits left out",
+                      f"samples counted, {r['wait_samples']} in waits left out{busy}",
                   "| bucket | share | µs per command |", "| --- | --- | --- |"]
         for b in r["buckets"]:
             if b["samples"]:
@@ -297,6 +325,8 @@ def main() -> int:
         print("profile_roles.py: py-spy is not installed: pip install -e '.[dev]' "
               "(or pip install py-spy)", file=sys.stderr)
         return 2
+    # SIGTERM ends the run like an error does: samplers stopped, cluster brought down.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     rounds = []
     for number in range(args.rounds):
         print(f"profile_roles: round {number + 1} of {args.rounds}", file=sys.stderr, flush=True)
