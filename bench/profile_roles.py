@@ -36,13 +36,16 @@ import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -196,10 +199,46 @@ def sched(pid: int) -> tuple[float, float]:
     return total[0], total[1]
 
 
+def transactions(cluster: Cluster, names: dict[str, str]) -> dict[str, int]:
+    """SQLite transactions each role's agent committed so far (its persist histogram's count)."""
+    url = cluster.status()["metrics_url"]
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        text = reply.read().decode()
+    counts = dict(re.findall(r'paxos_acceptor_persist_duration_seconds_count\{agent="([^"]+)"'
+                             r'[^}]*\} ([0-9.e+]+)', text))
+    return {role: int(float(counts.get(name, 0))) for role, name in names.items()}
+
+
+def commit_cpu_us(folder: Path, count: int = 300) -> float:
+    """µs of CPU (user + system, this thread) one COMMIT of a one-row transaction
+    takes in this folder, with the agents' settings (WAL, synchronous=FULL)."""
+    conn = sqlite3.connect(folder / "commit.sqlite", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+    spent = 0.0
+    for k in range(count):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t VALUES (?, ?)", (k, bytes(64)))
+        began = time.thread_time()
+        conn.execute("COMMIT")
+        spent += time.thread_time() - began
+    conn.close()
+    return spent * 1e6 / count
+
+
 def caught_up(cluster: Cluster) -> bool:
     learners = [a.get("decided_up_to") for a in cluster.status()["agents"]
                 if a["role"] == "learner"]
     return bool(learners) and None not in learners and len(set(learners)) == 1
+
+
+def stop(samplers: dict[str, subprocess.Popen]) -> None:
+    for process in samplers.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+    for process in samplers.values():
+        process.communicate(timeout=30)
 
 
 def one_round(spy: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
@@ -218,6 +257,7 @@ def one_round(spy: str, args: argparse.Namespace, folder: Path) -> dict[str, Any
         if not all(isinstance(p, int) for p in targets.values()):
             raise PartFailed(f"no pid for every role in paxosctl status: {targets}")
         before = {role: sched(pid) for role, pid in targets.items()}
+        tx_before = transactions(cluster, names)
         for role, pid in targets.items():
             samplers[role] = sampler(spy, args.rate, folder / f"{role}.txt", ["--pid", str(pid)])
         bench = [*paxosctl_command(), "bench", "-f", str(cluster.manifest), "--requests",
@@ -239,12 +279,10 @@ def one_round(spy: str, args: argparse.Namespace, folder: Path) -> dict[str, Any
         while not caught_up(cluster) and time.monotonic() < deadline:
             time.sleep(0.05)
         after = {role: sched(pid) for role, pid in targets.items()}
+        stop(samplers)  # before the scrape below: it is no part of the load
+        tx_after = transactions(cluster, names)
     finally:
-        for process in samplers.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)  # py-spy writes its file and exits
-        for process in samplers.values():
-            process.communicate(timeout=30)
+        stop(samplers)
         cluster.teardown()
     cpu = data["cpu_us_per_command"]
     names.update(supervisor="supervisor", client="client")
@@ -253,6 +291,10 @@ def one_round(spy: str, args: argparse.Namespace, folder: Path) -> dict[str, Any
             "raw": {role: f.read_text() if f.exists() else "" for role, f in files.items()},
             "sched_s": {role: [round(b - a, 2) for a, b in zip(before[role], after[role])]
                         for role in targets},
+            # Every command of the window, the warm-up's too, per transaction.
+            "tx_per_command": {role: (tx_after[role] - tx_before[role])
+                               / (data["requests"] + data["warmup"]) for role in tx_after},
+            "commit_cpu_us": commit_cpu_us(folder),
             "throughput_per_s": data["throughput_per_s"], "cluster_us": cpu.get("cluster"),
             "leader": names["leader"]}
 
@@ -279,21 +321,25 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         top = [{"function": f, "samples": n, "share": round(n / counted, 4)}
                for f, n in profile.functions.most_common(5)]
         sched_s = [r["sched_s"][role] for r in rounds if role in r["sched_s"]]
+        tx = [r["tx_per_command"][role] for r in rounds if role in r["tx_per_command"]]
         roles[role] = {"us_per_command": us, "us_rounds": figures, "samples": counted,
                        "on_cpu_s": round(sum(x[0] for x in sched_s), 2) if sched_s else None,
                        "runnable_wait_s": round(sum(x[1] for x in sched_s), 2)
                        if sched_s else None,
+                       "tx_per_command": round(statistics.median(tx), 4) if tx else None,
                        "wait_samples": profile.waits, "skipped_samples": profile.skipped,
                        "buckets": buckets, "top_self": top}
     return {"rounds": len(rounds),
             "throughput_per_s": [r["throughput_per_s"] for r in rounds],
             "cluster_us_per_command": [r["cluster_us"] for r in rounds],
+            "commit_cpu_us": round(statistics.median(r["commit_cpu_us"] for r in rounds), 1),
             "roles": roles}
 
 
 def text(report: dict[str, Any]) -> str:
     lines = [f"rounds {report['rounds']}; commands/s {report['throughput_per_s']}; "
-             f"cluster µs/command {report['cluster_us_per_command']}"]
+             f"cluster µs/command {report['cluster_us_per_command']}; one SQLite COMMIT "
+             f"(measured apart, same disk): {report['commit_cpu_us']} µs of CPU"]
     for role, r in report["roles"].items():
         us = "-" if r["us_per_command"] is None else f"{r['us_per_command']:.1f}"
         busy = ("" if r["on_cpu_s"] is None else f"; {r['on_cpu_s']} s on a CPU, "
@@ -305,6 +351,10 @@ def text(report: dict[str, Any]) -> str:
             if b["samples"]:
                 shown = "-" if b["us_per_command"] is None else f"{b['us_per_command']:.2f}"
                 lines.append(f"| {b['bucket']} | {b['share']:.0%} | {shown} |")
+        if r.get("tx_per_command") is not None:
+            lines.append(f"SQLite transactions per command: {r['tx_per_command']:.3f}, so "
+                         f"COMMIT's own CPU is about "
+                         f"{r['tx_per_command'] * report['commit_cpu_us']:.2f} µs per command")
         lines.append("top self: " + "; ".join(f"{t['function']} {t['share']:.0%}"
                                               for t in r["top_self"]))
     return "\n".join(lines)
