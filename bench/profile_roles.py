@@ -3,33 +3,30 @@
     python bench/profile_roles.py [--rounds 1] [--requests 50000] [--concurrency 256]
                                   [--rate 250] [--json] [--raw-dir DIR]
 
-Each round starts a fresh example cluster (examples/cluster.toml, fsync on,
-a temporary state dir, as bench/dataplane.py does), samples the leader,
+Each round starts a fresh example cluster (examples/cluster.toml, fsync on, a
+temporary state dir, as bench/dataplane.py does), samples the leader,
 acceptor-0, learner-0 and the supervisor with `py-spy record --nonblocking
---format raw`, and runs `paxosctl bench --requests N --concurrency C -o json`
-under py-spy (the client). The cluster's samplers start before the bench and
-stop once it has exited and the learners have caught up.
+--format raw` from before `paxosctl bench --requests N --concurrency C -o json`
+(run under py-spy too: the client) until the learners have caught up after it.
 
-A role's µs per command is the bench's own `cpu_us_per_command` for that
-process, split by where the samples fell: a sample goes to the bucket of its
-innermost frame that a rule in BUCKETS names (frames no rule names, such as
-dataclass `__init__`s, defer to their caller); a bucket's µs is its share of
-the role's counted samples times the role's µs. Not counted: samples whose
-innermost frame is a wait (epoll `select`, `Condition.wait`, a queue `get`:
-py-spy drops sleeping threads but keeps runnable ones, and on a busy 2-core
-machine a thread woken from a wait often sits runnable before it gets a CPU),
-the client's samples outside the bench proper (imports, the bench's
-`queue_limit` and its feeder thread) and samples with no Python frame.
-A thread woken from SQLite's COMMIT (the fsync) is sampled while it waits
-for a CPU too, so "SQLite BEGIN/COMMIT" is an upper bound on a busy machine:
-each cluster role's seconds on a CPU and waiting for one (/proc/PID/schedstat,
-over the window) are printed to show how busy. Rounds: samples summed, each
-role's µs the median of the rounds'. Also printed: the top 5 functions by
-self time (innermost frame) per role.
+A role's µs per command (the bench's `cpu_us_per_command`) is split by where
+its samples fell: a sample goes to the bucket of its innermost frame that a
+rule in BUCKETS names (frames no rule names, such as dataclass `__init__`s,
+defer to their caller). Not counted: samples whose innermost frame is a wait
+(py-spy drops sleeping threads but keeps runnable ones: a thread woken from
+epoll waits for a CPU on a busy machine), the client's set-up and its
+`queue_limit` measurement, samples with no Python frame. A thread woken from
+SQLite's COMMIT (the fsync) waits for a CPU there too, so that bucket is an
+upper bound; beside it are each role's SQLite transactions per command (the
+persist histogram's count), one COMMIT's CPU measured apart on the same disk,
+and each role's seconds on a CPU and waiting for one (/proc/PID/schedstat).
+Rounds: samples summed, µs the median of the rounds'. Also printed: the top 5
+functions by self time (innermost frame).
 
 Exit 0 with the tables, 1 when a round failed (one line saying why), 2 on a
 bad argument or when py-spy is not installed (`pip install -e '.[dev]'`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,16 +97,9 @@ class Usage(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def bounded(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
-        return value
-    return parse
+#: The allowed range of each whole-number option.
+LIMITS = {"rounds": (1, 100), "requests": (1, 10_000_000), "concurrency": (1, 65536),
+          "rate": (1, 1000)}
 
 
 # ------------------------------------------------------------ the samples
@@ -362,14 +352,17 @@ def text(report: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = Usage(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=bounded(1, 100), default=1)
-    parser.add_argument("--requests", type=bounded(1, 10_000_000), default=50_000)
-    parser.add_argument("--concurrency", type=bounded(1, 65536), default=256)
-    parser.add_argument("--rate", type=bounded(1, 1000), default=250, help="samples per second")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--raw-dir", type=Path, default=None,
                         help="keep py-spy's raw samples here (round-N-ROLE.txt, for flamegraph.pl)")
     args = parser.parse_args()
+    for name, (low, high) in LIMITS.items():
+        if not low <= getattr(args, name) <= high:
+            parser.error(f"--{name}: {getattr(args, name)} is outside {low}..{high}")
     spy = py_spy()
     if spy is None:
         print("profile_roles.py: py-spy is not installed: pip install -e '.[dev]' "
