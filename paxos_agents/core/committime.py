@@ -28,7 +28,7 @@ slots in flight):
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 
 __all__ = ["COMMIT_BUCKETS", "CommitTimes"]
 
@@ -59,4 +59,4 @@ class CommitTimes:
         seconds = max(0.0, self.now - arrived)
         self.count += 1
         self.sum += seconds
-        self.buckets[bisect_right(COMMIT_BUCKETS, seconds)] += 1
+        self.buckets[bisect_left(COMMIT_BUCKETS, seconds)] += 1
