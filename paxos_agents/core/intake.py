@@ -21,6 +21,12 @@ A follower that forwards a command does not hold its id.
 Commands of slots this proposer proposed that did not get decided with
 its value go back to the front of the queue through `requeue` (learners
 apply a request id once, so proposing one again is always safe).
+
+When the queued commands arrived is kept per run of commands queued at
+one time (`arrivals`, beside `pending`), never per command: commands
+queued in one loop turn share the runtime's clock reading and one run, and
+`next_batch` says when the oldest command of a slot arrived
+(committime.py says what is timed from where).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections import deque
 from typing import Iterable, NamedTuple, Sequence
 
 from .commands import Command, Value
+from .committime import CommitTimes
 from .configs import is_config_request
 from .messages import ClientRequest
 from .outbox import Outbox
@@ -52,14 +59,21 @@ class Conflict(NamedTuple):
 class Intake:
     """The commands waiting to be proposed here, and those outstanding here by request id."""
 
-    __slots__ = ("node_id", "_out", "_stats", "pending", "outstanding")
+    __slots__ = ("node_id", "_out", "_stats", "_times", "pending", "arrivals", "outstanding")
 
-    def __init__(self, node_id: str, out: Outbox, stats: ProposerStats) -> None:
+    def __init__(self, node_id: str, out: Outbox, stats: ProposerStats,
+                 times: CommitTimes | None = None) -> None:
         self.node_id = node_id
         self._out = out
         self._stats = stats
+        #: The clock reading that stamps arrivals (`times.now`).
+        self._times = times if times is not None else CommitTimes()
         #: Commands to propose, in order, once we lead.
         self.pending: deque[Command] = deque()
+        #: When the commands of `pending` arrived, front to back: runs of
+        #: [how many commands, the clock reading they were queued at],
+        #: covering `pending` exactly.
+        self.arrivals: deque[list] = deque()
         #: Request id -> the command queued or in flight here under it, not seen decided.
         self.outstanding: dict[str, Command] = {}
 
@@ -121,6 +135,7 @@ class Intake:
             command = pending.popleft()
             self.outstanding.pop(command.request_id, None)
             self._forward((command,), leader)
+        self.arrivals.clear()
 
     def _forward(self, commands: Iterable[Command], leader: str) -> None:
         for command in commands:
@@ -150,7 +165,25 @@ class Intake:
             self.pending.extendleft(reversed(fresh))
         else:
             self.pending.extend(fresh)
+        self._arrived(len(fresh), front)
         return refused
+
+    def _arrived(self, count: int, front: bool) -> None:
+        """`count` commands were just queued at the front or back of `pending`:
+        a run stamped with the clock's reading (one more command for the run
+        at that end if it has the same stamp: one run per loop turn)."""
+        if not count:
+            return
+        now, arrivals = self._times.now, self.arrivals
+        if arrivals:
+            run = arrivals[0] if front else arrivals[-1]
+            if run[1] == now:
+                run[0] += count
+                return
+        if front:
+            arrivals.appendleft([count, now])
+        else:
+            arrivals.append([count, now])
 
     def requeue(self, values: Iterable[Value], *, only_outstanding: bool = True) -> None:
         """Put the commands of `values` (slots we proposed that were not decided
@@ -159,11 +192,15 @@ class Intake:
         still outstanding, unless `only_outstanding` is False (slots in flight
         when we stop leading: all their commands, as proposed)."""
         outstanding = self.outstanding
+        queued = 0
         for value in values:
             commands: Sequence[Command] = value.commands
             if only_outstanding:
                 commands = [c for c in commands if c.request_id in outstanding]
             self.pending.extendleft(reversed(commands))
+            queued += len(commands)
+        # Timed from now: re-proposed after a leader change (committime.py).
+        self._arrived(queued, front=True)
 
     def decided(self, value: Value) -> None:
         """`value` was decided somewhere: its commands are no longer outstanding."""
@@ -171,13 +208,16 @@ class Intake:
         for request_id in value.request_ids():
             forget(request_id, None)
 
-    def next_batch(self, batch: int, slot_bytes: int) -> list[Command]:
+    def next_batch(self, batch: int, slot_bytes: int) -> tuple[list[Command], float]:
         """The commands of a new slot, taken from the front of `pending`: up
         to `batch` of them, while the slot's encoded value stays within
         `slot_bytes` (`Value`'s layout: a 4-byte count, then per command 14
         bytes, its request id's UTF-8 and its payload). The first is always
         taken, so a command larger than the budget goes alone in its slot:
-        every slot fits in one frame (see `Settings.slot_bytes`)."""
+        every slot fits in one frame (see `Settings.slot_bytes`).
+
+        Returns the commands (at least one: `pending` must not be empty) and
+        when the oldest of them arrived (the earliest stamp of their runs)."""
         pending = self.pending
         budget = slot_bytes - _BATCH_HEAD
         count = min(batch, len(pending))
@@ -189,4 +229,17 @@ class Intake:
                 break
             budget -= size
             taken.append(pending.popleft())
-        return taken
+        # Per run, not per command: a slot spans the runs of a few loop turns at most.
+        arrivals, left = self.arrivals, len(taken)
+        oldest = arrivals[0][1]
+        while True:
+            run = arrivals[0]
+            oldest = min(oldest, run[1])
+            if run[0] > left:
+                run[0] -= left
+                break
+            left -= run[0]
+            arrivals.popleft()
+            if not left:
+                break
+        return taken, oldest

@@ -28,6 +28,7 @@ from typing import assert_never
 
 from .acceptor import Acceptor
 from .commands import Command
+from .committime import CommitTimes
 from .settings import Membership, Settings
 from .configs import History
 from .intake import Conflict
@@ -257,6 +258,21 @@ class Node:
                 self.proposer.suspect(leader)  # removed: run soon rather than wait it out
         if self.learner is not None:
             self.learner.set_membership(membership)
+
+    def set_time(self, seconds: float) -> None:
+        """The runtime's monotonic clock reads `seconds` (once per loop turn).
+
+        Only for timing (the commit-duration histogram: committime.py):
+        commands that arrive and slots decided from now on are stamped with
+        it. Nothing the protocol decides depends on it; ticks are its time.
+        """
+        if self.proposer is not None:
+            self.proposer.commit_times.now = seconds
+
+    @property
+    def commit_times(self) -> CommitTimes | None:
+        """A proposer's commit-duration histogram (committime.py); None without a proposer."""
+        return self.proposer.commit_times if self.proposer is not None else None
 
     def tick(self) -> None:
         """One unit of time passed."""

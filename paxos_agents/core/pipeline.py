@@ -13,7 +13,9 @@ any ballot (`remembered`): a later proposal of another value in that slot
 means ours lost, and its commands must be proposed again.
 
 What to propose, and when, is the proposer's (proposer.py); this room only
-keeps the slots it was handed and says which one a majority decided.
+keeps the slots it was handed and says which one a majority decided. It
+also times each slot it sees decided with its value, from when the
+slot's oldest command arrived (`CommitTimes`, committime.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from .commands import Value
+from .committime import CommitTimes
 from .configs import Config
 from .ids import Ballot
 from .messages import Accept, Accepted
@@ -36,17 +39,21 @@ class InFlight:
     value: Value
     sent_at: int
     config: Config
+    #: When the slot's oldest command arrived (the clock's seconds); None: not timed (a no-op).
+    arrived: float | None = None
     accepted: set[str] = field(default_factory=set)
 
 
 class Pipeline:
     """A leader's slots in phase 2, and what it proposed in each slot."""
 
-    __slots__ = ("node_id", "_out", "next_slot", "fill_below", "inflight", "remembered")
+    __slots__ = ("node_id", "_out", "_times", "next_slot", "fill_below", "inflight", "remembered")
 
-    def __init__(self, node_id: str, out: Outbox) -> None:
+    def __init__(self, node_id: str, out: Outbox, times: CommitTimes | None = None) -> None:
         self.node_id = node_id
         self._out = out
+        #: Where decided slots are timed.
+        self._times = times if times is not None else CommitTimes()
         #: The next slot to propose in.
         self.next_slot = 0
         #: Every slot below this must be filled (with no-ops if nothing else).
@@ -67,9 +74,11 @@ class Pipeline:
         """Every slot below `slot` must be filled too."""
         self.fill_below = max(self.fill_below, slot)
 
-    def send(self, slot: int, value: Value, config: Config, ballot: Ballot, now: int) -> None:
-        """Propose `value` in `slot` to `config`'s acceptors under `ballot`."""
-        self.inflight[slot] = InFlight(value, now, config)
+    def send(self, slot: int, value: Value, config: Config, ballot: Ballot, now: int,
+             arrived: float | None = None) -> None:
+        """Propose `value` in `slot` to `config`'s acceptors under `ballot`;
+        timed from `arrived` once decided (None: not timed)."""
+        self.inflight[slot] = InFlight(value, now, config, arrived)
         self.remembered[slot] = value
         for acceptor in config.acceptors:
             self._out.send.append(
@@ -109,6 +118,8 @@ class Pipeline:
         flight.accepted.add(m.src)
         if len(flight.accepted) >= flight.config.majority:
             del self.inflight[m.slot]
+            if flight.arrived is not None:
+                self._times.observe(flight.arrived)
             return flight.value
         return None
 
@@ -120,7 +131,13 @@ class Pipeline:
         """`slot` was decided with `value`: out of flight. Our value there, if
         it was another (it lost: its commands must go in another slot)."""
         flight = self.inflight.pop(slot, None)
-        return [flight.value] if flight is not None and flight.value != value else []
+        if flight is None:
+            return []
+        if flight.value != value:
+            return [flight.value]
+        if flight.arrived is not None:
+            self._times.observe(flight.arrived)  # ours, decided: learned by a Decide or our learner
+        return []
 
     def skip_below(self, point: int) -> list[Value]:
         """Slots below `point` are decided (compacted): withdraw ours there,

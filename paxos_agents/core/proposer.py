@@ -73,7 +73,8 @@ from __future__ import annotations
 import random
 from enum import Enum
 
-from .commands import NOOP, Command, Value
+from .commands import NOOP, Command, Value, is_noop
+from .committime import CommitTimes
 from .settings import Membership, Settings
 from .configs import Config, History
 from .decided import Decisions
@@ -123,8 +124,10 @@ class Proposer:
         self._leader_heard = 0
         self._deadline = self._election_deadline(first=True)
         self.election = self.election_class(node_id, out, record.round)
-        self.pipeline = Pipeline(node_id, out)
-        self.intake = Intake(node_id, out, self.stats)
+        #: The runtime's clock reading, and the commit-duration histogram (committime.py).
+        self.commit_times = CommitTimes()
+        self.pipeline = Pipeline(node_id, out, self.commit_times)
+        self.intake = Intake(node_id, out, self.stats, self.commit_times)
         self.decisions = Decisions(out, record.floor)
         self.heartbeats = Heartbeats(node_id, out, settings.heartbeat_ticks)
         self.retries = Retries(node_id, out, settings.retry_cooldown_ticks, self.stats)
@@ -402,11 +405,15 @@ class Proposer:
             if not election.usable(config, history, self.now):
                 return  # a new configuration: its members promise first
             vote = election.adopted(slot, config)
+            arrived: float | None = None  # when the slot's oldest command arrived here
             if vote is not None:
                 value = vote.value
+                if not is_noop(value):
+                    arrived = self.commit_times.now  # phase 1 reported it: it arrives here now
             elif pending:
+                commands, arrived = intake.next_batch(settings.batch, settings.slot_bytes)
                 # Encoded once, here; the commands stay cached for requeues and learn().
-                value = Value.of(intake.next_batch(settings.batch, settings.slot_bytes))
+                value = Value.of(commands)
                 self.stats.proposals += 1
             elif slot < pipeline.fill_below and idle:
                 value = NOOP  # a hole, or the run-up to a new configuration
@@ -418,7 +425,7 @@ class Proposer:
                 # its commands again (learners apply a request id once).
                 intake.queue(lost, front=True)
             pipeline.next_slot += 1
-            pipeline.send(slot, value, config, election.ballot, self.now)
+            pipeline.send(slot, value, config, election.ballot, self.now, arrived)
 
     def _resend_stale_accepts(self) -> None:
         self.stats.accept_resends += self.pipeline.resend_stale(

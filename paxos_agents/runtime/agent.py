@@ -55,7 +55,7 @@ from ..core.status import ConfigStatus
 from .clients import Clients
 from .control import Control
 from .codec import CodecError, decode, encode, values_of
-from .report import AgentReport, ConfigReport, PersistHistogram
+from .report import AgentReport, ConfigReport, Histogram
 from .spec import AgentSpec
 from .storage import Storage, StorageError
 from .chaos import ChaosSettings
@@ -173,7 +173,11 @@ class Agent:
                 if delayed is not None:
                     due = min(due, delayed)
                 timeout = due - self._clock()
-                for key, mask in select(timeout if timeout > 0 else 0):
+                events = select(timeout if timeout > 0 else 0)
+                # What arrives and is decided in this turn, as of its start
+                # (the commit-duration histogram; one clock read per turn).
+                self.node.set_time(self._clock())
+                for key, mask in events:
                     key.data(mask)
                 now = self._clock()
                 ticks = 0
@@ -418,6 +422,8 @@ class Agent:
                 self._storage.save(ready.persist)  # StorageError: stop, never answer
                 self._observe_persist(self._storage.persist_seconds)
             self._queue_messages(ready.send_after_persist, local)
+            if local and ready.persist:
+                node.set_time(self._clock())  # our own votes count as of the persist's end
             for msg in local:
                 node.step(msg)  # our own messages, after the persist like any other
 
@@ -480,8 +486,9 @@ class Agent:
             malformed=self.malformed + transport.malformed + self.control.malformed,
             dropped=dict(transport.dropped),
             chaos=dict(transport.chaos.counts),
-            persist=PersistHistogram(count=self.persist_count, sum=self.persist_sum,
-                                     buckets=tuple(self.persist_buckets)),
+            persist=Histogram(count=self.persist_count, sum=self.persist_sum,
+                              buckets=tuple(self.persist_buckets)),
+            commit=_commit_histogram(node),
             state_bytes=self._state_bytes(),
             config=_config_report(status.config),
             refused=dict(transport.refused),
@@ -544,6 +551,14 @@ def _stored_record(name: str, storage: Storage) -> MembersRecord | None:
             f"{name} was {how} by membership version {record.version} (kept in its store): it "
             f"is no longer a member; remove its unit or StatefulSet (its files stay)")
     return record
+
+
+def _commit_histogram(node: Node) -> Histogram:
+    """A proposer's commit durations so far (core committime.py); empty elsewhere."""
+    times = node.commit_times
+    if times is None:
+        return Histogram()
+    return Histogram(count=times.count, sum=times.sum, buckets=tuple(times.buckets))
 
 
 def _config_report(status: ConfigStatus | None) -> ConfigReport | None:

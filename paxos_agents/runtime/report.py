@@ -31,17 +31,40 @@ class ReportError(ValueError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PersistHistogram:
-    """How long the agent's persists took (one SQLite transaction each).
+class Histogram:
+    """A histogram an agent keeps over its incarnation: how many, their sum,
+    and per bucket.
 
-    `buckets[i]` counts the persists that took at most the agent's
-    `PERSIST_BUCKETS[i]` seconds and more than the bound before it; the
-    last bucket counts those above every bound. Not cumulative per bucket.
+    `buckets[i]` counts the observations of at most the i-th bound of its
+    bucket bounds and more than the bound before it; the last bucket counts
+    those above every bound. Not cumulative per bucket. The bounds are the
+    producer's constant, which the supervisor imports (`persist`: the
+    agent's `PERSIST_BUCKETS`; `commit`: the core's `COMMIT_BUCKETS`).
     """
 
     count: int = 0
-    sum: float = 0.0  # seconds, all persists together
+    sum: float = 0.0  # seconds, all observations together
     buckets: tuple[int, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "sum": self.sum, "buckets": list(self.buckets)}
+
+    @classmethod
+    def from_json(cls, obj: Any, key: str) -> Histogram:
+        """The histogram field `key` of a report; `ReportError` naming what is wrong."""
+        if not isinstance(obj, dict):
+            raise ReportError(f"{key}: expected an object, got {type(obj).__name__}")
+        where = f"{key}."
+        buckets = _field(obj, "buckets", list, where=where)
+        if not all(_is_int(n) for n in buckets):
+            raise ReportError(f"{key}.buckets: expected a list of integers")
+        total = _field(obj, "sum", (int, float), where=where)
+        return cls(count=_int(obj, "count", where=where), sum=float(total), buckets=tuple(buckets))
+
+
+#: How long the agent's persists took (one SQLite transaction each); the
+#: name the report's `persist` field had before `commit` joined it.
+PersistHistogram = Histogram
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,7 +93,11 @@ class AgentReport:
     dropped: Mapping[str, int]
     #: Messages the chaos settings dropped, duplicated or delayed, by fault.
     chaos: Mapping[str, int]
-    persist: PersistHistogram = field(default_factory=PersistHistogram)
+    #: How long the agent's persists took (one SQLite transaction each).
+    persist: Histogram = field(default_factory=Histogram)
+    #: At a proposer: how long each slot it led took from the arrival of its
+    #: oldest command to its decision (core committime.py); empty elsewhere.
+    commit: Histogram = field(default_factory=Histogram)
     #: Bytes of the agent's state files (the database and its WAL).
     state_bytes: int = 0
     #: The configurations as this agent knows them (`ConfigReport`); None at
@@ -96,8 +123,8 @@ class AgentReport:
             "malformed": self.malformed,
             "dropped": dict(self.dropped),
             "chaos": dict(self.chaos),
-            "persist": {"count": self.persist.count, "sum": self.persist.sum,
-                        "buckets": list(self.persist.buckets)},
+            "persist": self.persist.to_json(),
+            "commit": self.commit.to_json(),
             "state_bytes": self.state_bytes,
             "config": self.config.to_json() if self.config is not None else None,
             "refused": dict(self.refused),
@@ -115,11 +142,7 @@ class AgentReport:
                     and isinstance(ballot[1], str)):
                 raise ReportError(f"ballot: expected [round, node_id] or null, got {ballot!r:.60}")
             ballot = (ballot[0], ballot[1])
-        persist = _field(obj, "persist", dict)
-        buckets = _field(persist, "buckets", list, where="persist.")
-        if not all(_is_int(n) for n in buckets):
-            raise ReportError("persist.buckets: expected a list of integers")
-        persist_sum = _field(persist, "sum", (int, float), where="persist.")
+        persist = Histogram.from_json(_field(obj, "persist", dict), "persist")
         leader_hint = obj.get("leader_hint")
         if leader_hint is not None and not isinstance(leader_hint, str):
             raise ReportError(f"leader_hint: expected a string or null, got {leader_hint!r:.60}")
@@ -142,8 +165,9 @@ class AgentReport:
             malformed=_int(obj, "malformed"),
             dropped=_counts(obj, "dropped"),
             chaos=_counts(obj, "chaos"),
-            persist=PersistHistogram(count=_int(persist, "count", where="persist."),
-                                     sum=float(persist_sum), buckets=tuple(buckets)),
+            persist=persist,
+            # Absent from an agent of an earlier version (a rolling upgrade).
+            commit=Histogram.from_json(obj["commit"], "commit") if "commit" in obj else Histogram(),
             state_bytes=_int(obj, "state_bytes"),
             refused=_counts(obj, "refused") if "refused" in obj else {},
             config=ConfigReport.from_json(obj["config"]) if obj.get("config") is not None else None,

@@ -41,6 +41,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from paxos_agents.core.committime import COMMIT_BUCKETS
 from paxos_agents.core.configs import majority
 from paxos_agents.core.messages import MESSAGE_TYPES
 from paxos_agents.runtime.agent import PERSIST_BUCKETS
@@ -93,12 +94,12 @@ def report_totals(report: AgentReport) -> collections.Counter[str]:
     for kind, count in report.sent.items():
         totals[f"sent:{kind}"] = count
     totals["malformed"] = report.malformed
-    persist = report.persist
-    if persist.count:
-        totals["persist_count"] = persist.count
-        totals["persist_sum"] = persist.sum
-        for i, n in enumerate(persist.buckets):
-            totals[f"persist_bucket:{i}"] = n
+    for prefix, histogram in (("persist", report.persist), ("commit", report.commit)):
+        if histogram.count:
+            totals[f"{prefix}_count"] = histogram.count
+            totals[f"{prefix}_sum"] = histogram.sum
+            for i, n in enumerate(histogram.buckets):
+                totals[f"{prefix}_bucket:{i}"] = n
     return totals
 
 
@@ -341,17 +342,32 @@ def _protocol_metrics(s: Snapshot) -> Iterator[Any]:
             if plays(a.role, role):
                 family.add_metric(a.labels, a.totals.get(stat, 0))
         yield family
-    buckets = HistogramMetricFamily(
+    persist = HistogramMetricFamily(
         "paxos_acceptor_persist_duration_seconds",
         "Time to commit one batch of the agent's state to SQLite (fsync included).",
         labels=AGENT)
+    commit = HistogramMetricFamily(
+        "paxos_commit_duration_seconds",
+        "At the leader, per slot: from the arrival of the slot's oldest command (queueing and "
+        "batching included) to the slot's decision as the leader learns it.",
+        labels=AGENT)
     for a in s.agents:
-        cumulative, points = 0.0, []
-        for i, bound in enumerate((*PERSIST_BUCKETS, float("inf"))):
-            cumulative += a.totals.get(f"persist_bucket:{i}", 0)
-            points.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
-        buckets.add_metric(a.labels, points, sum_value=a.totals.get("persist_sum", 0.0))
-    yield buckets
+        _add_histogram(persist, a, "persist", PERSIST_BUCKETS)
+        if plays(a.role, "proposer"):
+            _add_histogram(commit, a, "commit", COMMIT_BUCKETS)
+    yield persist
+    yield commit
+
+
+def _add_histogram(family: HistogramMetricFamily, a: AgentSample, prefix: str,
+                   bounds: tuple[float, ...]) -> None:
+    """`a`'s series of `family`, from its totals' `<prefix>_bucket:<i>` (one per
+    bound of `bounds`, then one above them all) and `<prefix>_sum`."""
+    cumulative, points = 0.0, []
+    for i, bound in enumerate((*bounds, float("inf"))):
+        cumulative += a.totals.get(f"{prefix}_bucket:{i}", 0)
+        points.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
+    family.add_metric(a.labels, points, sum_value=a.totals.get(f"{prefix}_sum", 0.0))
 
 
 def _message_metrics(s: Snapshot) -> Iterator[Any]:

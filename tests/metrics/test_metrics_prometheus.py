@@ -282,6 +282,7 @@ def test_every_per_agent_series_says_which_agent_and_role(cluster):
         "paxosctl_chaos_duplicated_total": everyone,
         "paxos_ballot_round": playing["proposer"],
         "paxos_retries_performed_total": playing["proposer"],
+        "paxos_commit_duration_seconds_bucket": playing["proposer"],
         "paxos_proposer_accept_timeouts_total": playing["proposer"],
         "paxos_prepare_rejections_total": playing["acceptor"],
         "paxos_learner_applied_slot": playing["learner"],

@@ -17,6 +17,7 @@ from clusters import manifest_text
 from in_process import Driven
 
 from paxos_agents.core import NOOP, Accept, Accepted, Ballot, Promise
+from paxos_agents.core.committime import COMMIT_BUCKETS
 from paxos_agents.core.configs import History
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.report import AgentReport, PersistHistogram, ReportError
@@ -105,15 +106,31 @@ def _with(**changes):
     _with(persist={"count": 1, "sum": 0.0}),
     _with(persist={"count": 1, "sum": 0.0, "buckets": [1, "x"]}),
     _with(state_bytes=...),
+    _with(commit=[1, 0.5, [1]]),
+    _with(commit={"count": 1, "sum": "0.5", "buckets": [1]}),
     _with(config={**_CONFIG, "history": [1, 64, 0]}),
     _with(config={**_CONFIG, "history": [1, 64, 0, [[0, 0, [7]]]]}),
 ], ids=["not-an-object", "no-name", "incarnation-text", "leader-number", "short-ballot",
         "ballot-round-text", "decided-bool", "stat-text", "count-float", "malformed-null",
         "persist-no-buckets", "persist-bucket-text", "no-state-bytes",
+         "commit-not-an-object", "commit-sum-text",
          "config-history-short", "config-history-bad-name"])
 def test_a_malformed_report_is_refused(obj):
     with pytest.raises(ReportError):
         AgentReport.from_json(obj)
+
+
+def test_a_report_without_commit_times_is_an_earlier_agents_and_reads_as_none_timed():
+    """An agent of an earlier version (a rolling upgrade) sends no `commit`."""
+    assert "commit" in GOOD
+    report = AgentReport.from_json(_with(commit=...))
+    assert report.commit.count == 0 and report.commit.buckets == ()
+
+
+def test_the_leaders_report_carries_its_commit_times(reports):
+    leader = reports["proposer"]
+    assert leader.commit.buckets and len(leader.commit.buckets) == len(COMMIT_BUCKETS) + 1
+    assert reports["acceptor"].commit.count == 0 and reports["acceptor"].commit.buckets == ()
 
 
 def test_the_configuration_history_is_parsed_where_the_report_is_read():
