@@ -220,6 +220,9 @@ def test_a_forked_child_never_repeats_its_parents_ids(tmp_path: Path) -> None:
     assert len(child) == 1000 and all(ID.fullmatch(rid) for rid in child)
     assert set(child).isdisjoint(parent) and set(child).isdisjoint(made_before)
     assert len(set(child)) == 1000
+    # Made in the same millisecond they would still differ: the parts after
+    # the time (prefix, counter) never repeat (the clock moving on is no proof).
+    assert {rid[12:] for rid in child}.isdisjoint(rid[12:] for rid in parent)
 
 
 def test_threads_never_get_the_same_id() -> None:
@@ -254,5 +257,32 @@ def test_the_counter_is_one_per_process() -> None:
     """Ids of two makers differ by more than their prefixes: the counter is shared."""
     a, b = RequestIds(), RequestIds()
     b.prefix = a.prefix  # even with equal prefixes (a one-in-2**48 draw)
-    assert set(a.batch(100)).isdisjoint(b.batch(100))
+    assert {rid[12:] for rid in a.batch(100)}.isdisjoint(rid[12:] for rid in b.batch(100))
     assert ids_module._next() < ids_module._next()
+
+
+# ------------------------------------------------------------ paxosctl bench --batch
+
+
+def test_bench_batch_reports_both_paths(api_cluster: Cluster) -> None:
+    """`--batch N`: the one-future figures keep their keys; the propose_many
+    phase's stand beside them under "batch", CPU per command included."""
+    import json
+
+    api_cluster.wait_healthy()
+    result = api_cluster.run_ok("bench", "--requests", "600", "--concurrency", "64",
+                                "--warmup", "0", "--batch", "100", "-o", "json", timeout=120)
+    data = json.loads(result.stdout)
+    assert data["requests"] == 600 and data["errors"] == 0
+    assert {"throughput_per_s", "latency_ms", "cpu_us_per_command"} <= set(data)
+    phase = data["batch"]
+    assert (phase["size"], phase["calls_in_flight"], phase["requests"], phase["errors"]) == \
+        (100, 1, 600, 0)
+    assert phase["throughput_per_s"] > 0 and phase["latency_ms"]["p50"] > 0
+    assert phase["cpu_us_per_command"]["client"] > 0
+    assert phase["cpu_us_per_command"]["cluster"] > 0
+    plain = json.loads(api_cluster.run_ok("bench", "--requests", "200", "--warmup", "0",
+                                          "-o", "json", timeout=120).stdout)
+    assert plain["batch"] is None
+    refused = api_cluster.run("bench", "--batch", "0")
+    assert refused.returncode == 2 and "--batch" in refused.stderr
