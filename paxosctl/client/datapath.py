@@ -11,9 +11,11 @@ How one proposal goes:
 1. `propose_async` makes the future (and the request id, if the caller
    gave none, before anything is sent) and queues the command for the
    I/O thread, which owns every socket;
+   (`propose_many_async` makes one future for many commands, their ids
+   together, and queues them all at once: `paxosctl.client.batch`);
 2. the I/O thread WATCHes the request id at its learner, then sends the
    command to the proposer it believes leads (commands queued together
-   go in one frame: batching below the API, never above it);
+   go in one frame, cut at an agent's frame limit: batching below the API);
 3. the learner answers with the position where the request id was first
    decided (paxos_agents.runtime.clientwire) and the digest of that
    first value, and the future resolves to a `Decision`, or to
