@@ -14,21 +14,10 @@ from ..errors import UsageError
 MAX_ISSUED = 2**63 - 1
 
 
-def check_proposal(value: object, request_id: object, issued: object,
-                   max_value_bytes: int | None = None) -> bytes:
-    """The payload of a proposal whose arguments are well formed; else
-    `UsageError` (exit 2), one line naming the argument and what is allowed.
-
-    The rules (README "Python API"): `value` is bytes (or bytearray,
-    memoryview) or a str, sent as UTF-8, of at most `max_value_bytes`
-    (when known: the cluster's paxos.max_value_bytes); `request_id` is a
-    non-empty str of at most `wire.MAX_REQUEST_ID_BYTES` bytes of UTF-8
-    (so no lone surrogates), not starting with NUL (reserved: the ids of
-    configuration commands start with CONFIG_PREFIX); `issued` is None or
-    an int from -1 to 2**63 - 1. Checked at the call, before anything is
-    queued: the I/O thread never sees a command it cannot encode.
-    """
-    # The usual case first (bytes, a short ASCII id): this runs per command.
+def check_value(value: object, max_value_bytes: int | None = None) -> bytes:
+    """The payload of `value` if it may be proposed; else `UsageError` (exit 2):
+    `check_proposal`'s rule for the value alone (for ids the client made)."""
+    # The usual case first (bytes): this runs per command.
     if type(value) is bytes:
         payload = value
     elif isinstance(value, str):
@@ -45,6 +34,24 @@ def check_proposal(value: object, request_id: object, issued: object,
     if max_value_bytes is not None and len(payload) > max_value_bytes:
         raise UsageError(f"value is {len(payload)} bytes; the limit is {max_value_bytes} "
                          "(paxos.max_value_bytes)")
+    return payload
+
+
+def check_proposal(value: object, request_id: object, issued: object,
+                   max_value_bytes: int | None = None) -> bytes:
+    """The payload of a proposal whose arguments are well formed; else
+    `UsageError` (exit 2), one line naming the argument and what is allowed.
+
+    The rules (README "Python API"): `value` is bytes (or bytearray,
+    memoryview) or a str, sent as UTF-8, of at most `max_value_bytes`
+    (when known: the cluster's paxos.max_value_bytes); `request_id` is a
+    non-empty str of at most `wire.MAX_REQUEST_ID_BYTES` bytes of UTF-8
+    (so no lone surrogates), not starting with NUL (reserved: the ids of
+    configuration commands start with CONFIG_PREFIX); `issued` is None or
+    an int from -1 to 2**63 - 1. Checked at the call, before anything is
+    queued: the I/O thread never sees a command it cannot encode.
+    """
+    payload = check_value(value, max_value_bytes)
     if not isinstance(request_id, str):
         raise UsageError(f"request_id: expected a str, got {type(request_id).__name__}")
     if not request_id:

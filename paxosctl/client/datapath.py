@@ -70,7 +70,7 @@ from paxos_agents.runtime.transport import CLIENT, hello
 from ..endpoints import Endpoints
 from .dialling import Dialler
 from .batch import BatchFuture, Member
-from .checks import check_proposal, check_timeout
+from .checks import check_proposal, check_timeout, check_value
 from .ids import RequestIds
 from .reads import Reads, running_future
 from .following import Endpoint, Learners
@@ -222,7 +222,7 @@ class DataClient:
         limit = self.endpoints.max_value_bytes
         values = list(values)
         request_ids = self.ids.batch(len(values))
-        payloads = [check_proposal(v, rid, None, limit) for v, rid in zip(values, request_ids)]
+        payloads = [check_value(v, limit) for v in values]  # the ids are this client's own
         timeout = check_timeout(timeout)
         batch = BatchFuture(request_ids, payloads)
         if not values:

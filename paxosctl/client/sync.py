@@ -285,11 +285,11 @@ class Client:
         values = list(values)
         data = self._data
         if data is None:
-            from .checks import check_proposal, check_timeout
+            from .checks import check_timeout, check_value
 
             # As propose_async: bad input is a usage error even with no cluster.
             for value in values:
-                check_proposal(value, "checked", None)
+                check_value(value)
             check_timeout(timeout)
             data = self.data()
         return data.propose_many_async(values, timeout=timeout)

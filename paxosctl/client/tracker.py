@@ -369,23 +369,17 @@ class Tracker:
             return []
         value = Value.from_bytes(data)
         settle = TRANSITIONS[Event.SETTLE]
-        settled: Settled = []
+        found: list[tuple[int, Request]] = []
         for index, rid in enumerate(value.request_ids()):  # no Command objects
             request = live.pop(rid, None)  # the first answer in a frame wins
-            if request is None:
-                continue
-            request.state = settle[request.state]
-            s = skipped.get(index)
-            if s is None:
-                result = outcomes.answered(wire.Outcome(rid, wire.DECIDED, slot, index, b""),
-                                           request.payload, request.issued, request.started,
-                                           self.retain_slots, value.payload(index))
-            else:
-                result = outcomes.answered(wire.Outcome(rid, s.status, s.slot, s.index, s.digest),
-                                           request.payload, request.issued, request.started,
-                                           self.retain_slots)
-            settled.append((request.futures, result))
-        return settled
+            if request is not None:
+                request.state = settle[request.state]
+                found.append((index, request))
+        if not found:
+            return []
+        # What each ends with, built for the slot at once (one clock read).
+        results = outcomes.in_slot(slot, value, found, skipped, self.retain_slots)
+        return [(request.futures, result) for (_, request), result in zip(found, results)]
 
     def on_outcomes(self, answers: Iterable[wire.Outcome]) -> Settled:
         """OUTCOMES (answers to WATCH, or a proposer's refusals): settle them."""

@@ -11,11 +11,13 @@ never repeats its parent's request ids; threads never share one.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from concurrent.futures import Future
 from pathlib import Path
@@ -191,7 +193,6 @@ def test_ids_keep_their_layout_and_sort_by_time() -> None:
     assert batch == sorted(batch)  # one millisecond, counter order
     assert len(set(batch + single)) == 600
     # Milliseconds first: the 12 leading digits are the wall clock.
-    import time
     now_ms = time.time_ns() // 1_000_000
     assert abs(int(single[-1][:12], 16) - now_ms) < 60_000
     # Two makers of one process: different prefixes, never the same id.
@@ -267,8 +268,6 @@ def test_the_counter_is_one_per_process() -> None:
 def test_bench_batch_reports_both_paths(api_cluster: Cluster) -> None:
     """`--batch N`: the one-future figures keep their keys; the propose_many
     phase's stand beside them under "batch", CPU per command included."""
-    import json
-
     api_cluster.wait_healthy()
     result = api_cluster.run_ok("bench", "--requests", "600", "--concurrency", "64",
                                 "--warmup", "0", "--batch", "100", "-o", "json", timeout=120)
@@ -279,8 +278,10 @@ def test_bench_batch_reports_both_paths(api_cluster: Cluster) -> None:
     assert (phase["size"], phase["calls_in_flight"], phase["requests"], phase["errors"]) == \
         (100, 1, 600, 0)
     assert phase["throughput_per_s"] > 0 and phase["latency_ms"]["p50"] > 0
-    assert phase["cpu_us_per_command"]["client"] > 0
-    assert phase["cpu_us_per_command"]["cluster"] > 0
+    # Measured (psutil counts CPU in 10 ms ticks: a short phase may read 0).
+    assert phase["cpu_us_per_command"]["client"] is not None
+    assert phase["cpu_us_per_command"]["cluster"] is not None
+    assert phase["cpu_replaced"] == []
     plain = json.loads(api_cluster.run_ok("bench", "--requests", "200", "--warmup", "0",
                                           "-o", "json", timeout=120).stdout)
     assert plain["batch"] is None
