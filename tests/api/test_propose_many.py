@@ -116,7 +116,7 @@ def test_a_batch_interrupted_by_a_leader_kill_decides_each_value_once(
     reported decision at its position."""
     cluster = make_cluster("roles", name="batchkill", restart={"policy": "never"},
                            health={"heartbeat_timeout": "60s"})
-    values = [f"kill-{i}".encode() for i in range(6000)]
+    values = [f"kill-{i}".encode() for i in range(20000)]
     with cluster.client() as client:
         warm = client.propose(b"warm", timeout=30)
         status = client.status()
@@ -127,11 +127,13 @@ def test_a_batch_interrupted_by_a_leader_kill_decides_each_value_once(
         assert leader_pid
         client.kill(standby, "STOP")  # no leader can follow until it runs again
         try:
-            # The first slot of the batch is streamed: kill the leader then.
+            # The first slot of the batch is streamed: kill the leader then, on
+            # the client's I/O thread, before it reads anything more (the
+            # leader cannot have decided the whole batch by then).
             first = client.data().streamed(warm.slot + 1)
+            first.add_done_callback(lambda _: os.kill(leader_pid, signal.SIGKILL))
             batch = client.propose_many_async(values, timeout=3)
             first.result(30)
-            os.kill(leader_pid, signal.SIGKILL)
             results = batch.result(30)
         finally:
             client.kill(standby, "CONT")
@@ -142,7 +144,8 @@ def test_a_batch_interrupted_by_a_leader_kill_decides_each_value_once(
         assert all(isinstance(p.error, ProposalTimeout) and p.unknown
                    and p.error.request_id == p.request_id for p in unknown)
         # Retried by id: decided once, wherever the first decision was.
-        retried = [client.propose(p.value, request_id=p.request_id, timeout=30) for p in unknown]
+        retried = [f.result(60) for f in [client.propose_async(p.value, request_id=p.request_id,
+                                                               timeout=30) for p in unknown]]
         assert [d.request_id for d in retried] == [p.request_id for p in unknown]
         reported = [p.result() for p in decided] + retried
         log = [e for e in client.decided(warm.slot + 1) if e.value is not None]
