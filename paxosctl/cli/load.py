@@ -132,8 +132,8 @@ def bench(
         help="Unmeasured proposals first [default: 2000, or a fifth of --requests if less].")] = None,
     batch: Annotated[Optional[int], typer.Option(
         min=1, max=1_000_000,
-        help="Then measure as many again through propose_many, N values a call "
-             "(reported beside the one-future-per-command figures).")] = None,
+        help="Then measure as many again (or as long again) through propose_many, "
+             "N values a call (reported beside the one-future-per-command figures).")] = None,
 ) -> None:
     """Measure decided commands per second, latency and CPU per command of each process."""
     from ..tools.bench import bench as run_bench

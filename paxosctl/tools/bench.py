@@ -6,8 +6,8 @@ request id per command (no batching above the API). A warm-up of
 `warmup` commands runs first and is not measured. These are the headline
 figures.
 
-With `batch` (`--batch N`), the same number of commands is then proposed
-again through `propose_many`, N values per call, as many calls in flight
+With `batch` (`--batch N`), the same number of commands (or for the same
+`duration`) is then proposed again through `propose_many`, N values per call, as many calls in flight
 as keep about `concurrency` commands in flight (one at least), and
 measured the same way (CPU included) on the same cluster; its figures go
 under the "batch" key, beside the headline ones, never instead. A
