@@ -290,3 +290,4 @@ def test_bench_batch_reports_both_paths(api_cluster: Cluster) -> None:
     assert plain["batch"] is None
     refused = api_cluster.run("bench", "--batch", "0")
     assert refused.returncode == 2 and "--batch" in refused.stderr
+
