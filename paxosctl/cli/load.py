@@ -130,6 +130,10 @@ def bench(
     warmup: Annotated[Optional[int], typer.Option(
         min=0, max=1_000_000_000,
         help="Unmeasured proposals first [default: 2000, or a fifth of --requests if less].")] = None,
+    batch: Annotated[Optional[int], typer.Option(
+        min=1, max=1_000_000,
+        help="Then measure as many again (or as long again) through propose_many, "
+             "N values a call (reported beside the one-future-per-command figures).")] = None,
 ) -> None:
     """Measure decided commands per second, latency and CPU per command of each process."""
     from ..tools.bench import bench as run_bench
@@ -159,15 +163,16 @@ def bench(
         client, state_dir = connect(file, manifest), manifest.state_dir
     with client:
         if requests is not None and output == "text" and sys.stderr.isatty():
-            with typer.progressbar(length=requests, label="proposing", file=sys.stderr) as bar:
+            total = requests * (2 if batch is not None else 1)
+            with typer.progressbar(length=total, label="proposing", file=sys.stderr) as bar:
                 result = run_bench(client, requests=requests, duration=seconds,
                                    concurrency=concurrency, value_size=value_size,
-                                   warmup=warmup, state_dir=state_dir,
+                                   warmup=warmup, state_dir=state_dir, batch=batch,
                                    progress=bar.update)
         else:
             result = run_bench(client, requests=requests, duration=seconds,
                                concurrency=concurrency, value_size=value_size,
-                               warmup=warmup, state_dir=state_dir)
+                               warmup=warmup, state_dir=state_dir, batch=batch)
     data = result.as_dict()
     if output in MACHINE:
         echo(render(data, output))
@@ -182,5 +187,15 @@ def bench(
                    f"ratio {data['ratio_to_limit']:.3f}")
         for line in cpu_table(data):
             echo(line)
-    if result.errors:
+        phase = data["batch"]
+        if phase is not None:
+            lat = phase["latency_ms"]
+            echo(f"propose_many, {phase['size']} values a call, {phase['calls_in_flight']} "
+                 f"call(s) in flight: {phase['requests']} proposals ({phase['errors']} failed) "
+                 f"in {phase['seconds']:.2f}s, {phase['throughput_per_s']:.0f} decided commands/s")
+            echo(f"latency (of the call): p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
+                 f"max {lat['max']:.2f} ms")
+            for line in cpu_table(phase):
+                echo(line)
+    if result.errors or (result.batch is not None and result.batch.errors):
         raise typer.Exit(1)

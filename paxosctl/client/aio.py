@@ -3,7 +3,7 @@
     from paxosctl import AsyncClient
     async with AsyncClient.for_manifest("cluster.toml") as client:
         decision = await client.propose("set x=1")
-        decisions = await client.propose_many([f"v{i}" for i in range(100)])
+        results = await client.propose_many([f"v{i}" for i in range(100)])  # Proposed each
         async for entry in client.follow():       # new decisions, as they are applied
             print(entry.position, entry.value)
 
@@ -33,10 +33,11 @@ from types import TracebackType
 from typing import Any, AsyncIterator, Iterable
 
 from .sync import ANSWER_GRACE, REQUEST_TIMEOUT, Client, checked_reply, new_request_id
-from .datapath import Decision, check_proposal, retry_hint
+from .datapath import Decision, retry_hint
 from .decidedlog import PAGE_SIZE, DecidedCommand, read_log_async
 from ..errors import ConnectionLost, OutcomeUnknown, ProposalTimeout
-from .results import ClusterStatus, DownResult, KillResult, MembershipChange, RestartResult
+from .results import (ClusterStatus, DownResult, KillResult, MembershipChange, Proposed,
+                      RestartResult)
 
 __all__ = ["AsyncClient"]
 
@@ -114,26 +115,19 @@ class AsyncClient:
                 hint=retry_hint(request_id), request_id=request_id) from None
 
     async def propose_many(self, values: Iterable[bytes | str], *, timeout: float = 10.0,
-                           ) -> list[Decision]:
-        """Propose every value at once (each under a new request id, batched
-        below the API) and wait until each is decided or failed: their
-        `Decision`s, in order; else the error of the first value that
-        failed (the others may be decided). For one result or error per
-        value, gather `propose_nowait` futures with `return_exceptions=True`.
-        A bad value (`Client.propose_async`'s rules) raises `UsageError`
-        before any value is sent."""
-        values = list(values)
-        limit = self._client.data().endpoints.max_value_bytes
-        for value in values:
-            check_proposal(value, "checked", None, limit)
-        futures = [self.propose_nowait(v, timeout=timeout) for v in values]
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        decisions: list[Decision] = []
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-            decisions.append(result)
-        return decisions
+                           ) -> list[Proposed]:
+        """Propose many values at once and wait: one `Proposed` per value, in
+        order (its request id, and its `decision` or typed `error`). The
+        contract of `Client.propose_many`: one future for the call, not
+        atomic nor ordered in the log, at `timeout` only the unanswered
+        values fail (`ProposalTimeout`, retry by id); `UsageError` before
+        anything is sent if a value is bad. Cancelling the awaiting task
+        stops the wait, not the proposals."""
+        batch = self._client.propose_many_async(values, timeout=timeout)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(batch), timeout + ANSWER_GRACE)
+        except TimeoutError:
+            return batch.so_far()
 
     # ------------------------------------------------------- the decided log
 

@@ -11,9 +11,11 @@ How one proposal goes:
 1. `propose_async` makes the future (and the request id, if the caller
    gave none, before anything is sent) and queues the command for the
    I/O thread, which owns every socket;
+   (`propose_many_async` makes one future for many commands, their ids
+   together, and queues them all at once: `paxosctl.client.batch`);
 2. the I/O thread WATCHes the request id at its learner, then sends the
    command to the proposer it believes leads (commands queued together
-   go in one frame: batching below the API, never above it);
+   go in one frame, cut at an agent's frame limit: batching below the API);
 3. the learner answers with the position where the request id was first
    decided (paxos_agents.runtime.clientwire) and the digest of that
    first value, and the future resolves to a `Decision`, or to
@@ -59,19 +61,20 @@ import selectors
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from paxos_agents.core.configs import CONFIG_PREFIX
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 from paxos_agents.runtime.transport import CLIENT, hello
 
 from ..endpoints import Endpoints
 from .dialling import Dialler
-from .ids import new_request_id
+from .batch import BatchFuture, Member
+from .checks import check_proposal, check_timeout, check_value
+from .ids import RequestIds
 from .reads import Reads, running_future
 from .following import Endpoint, Learners
-from ..errors import ConnectionLost, Expired, NotRunning, UsageError
+from ..errors import ConnectionLost, Expired, NotRunning
 from .results import Decision, json_value, retry_hint
 from .tracker import LearnerLink, Request, RequestState, Settled, Tracker, resolve
 
@@ -97,77 +100,6 @@ STALL_RETRIES = 1
 #: A new request's first state (module names: an Enum class attribute costs a
 #: look-up per call). A request id the caller brings without a stamp is looked up.
 _QUEUED, _TO_LOOK_UP = RequestState.QUEUED, RequestState.TO_LOOK_UP
-#: The largest `issued` stamp: an i64 on the wire (`Value`'s layout).
-MAX_ISSUED = 2**63 - 1
-
-
-def check_proposal(value: object, request_id: object, issued: object,
-                   max_value_bytes: int | None = None) -> bytes:
-    """The payload of a proposal whose arguments are well formed; else
-    `UsageError` (exit 2), one line naming the argument and what is allowed.
-
-    The rules (README "Python API"): `value` is bytes (or bytearray,
-    memoryview) or a str, sent as UTF-8, of at most `max_value_bytes`
-    (when known: the cluster's paxos.max_value_bytes); `request_id` is a
-    non-empty str of at most `wire.MAX_REQUEST_ID_BYTES` bytes of UTF-8
-    (so no lone surrogates), not starting with NUL (reserved: the ids of
-    configuration commands start with CONFIG_PREFIX); `issued` is None or
-    an int from -1 to 2**63 - 1. Checked at the call, before anything is
-    queued: the I/O thread never sees a command it cannot encode.
-    """
-    # The usual case first (bytes, a short ASCII id): this runs per command.
-    if type(value) is bytes:
-        payload = value
-    elif isinstance(value, str):
-        try:
-            payload = value.encode()
-        except UnicodeEncodeError as e:
-            raise UsageError(f"value: a str must be encodable as UTF-8 (it is sent so); "
-                             f"{ascii(value[e.start:e.start + 1])} at position {e.start} is not: "
-                             "pass bytes for arbitrary data") from None
-    elif isinstance(value, (bytes, bytearray, memoryview)):
-        payload = bytes(value)
-    else:
-        raise UsageError(f"value: expected bytes or str, got {type(value).__name__}")
-    if max_value_bytes is not None and len(payload) > max_value_bytes:
-        raise UsageError(f"value is {len(payload)} bytes; the limit is {max_value_bytes} "
-                         "(paxos.max_value_bytes)")
-    if not isinstance(request_id, str):
-        raise UsageError(f"request_id: expected a str, got {type(request_id).__name__}")
-    if not request_id:
-        raise UsageError("request_id: expected a non-empty str (or none: one is made)")
-    if request_id.startswith("\0"):
-        raise UsageError(f"request_id: must not start with NUL (reserved for configuration "
-                         f"commands, {ascii(CONFIG_PREFIX)}...), got {ascii(request_id)[:60]}")
-    try:
-        size = len(request_id) if request_id.isascii() else len(request_id.encode())
-    except UnicodeEncodeError as e:
-        raise UsageError(f"request_id: not encodable as UTF-8 "
-                         f"({ascii(request_id[e.start:e.start + 1])} at position {e.start}, "
-                         "a lone surrogate)") from None
-    if size > wire.MAX_REQUEST_ID_BYTES:
-        raise UsageError(f"request_id: {size} bytes of UTF-8; allowed: 1 to "
-                         f"{wire.MAX_REQUEST_ID_BYTES}")
-    if issued is not None and (type(issued) is not int or not -1 <= issued <= MAX_ISSUED):
-        shown = issued if type(issued) is int else type(issued).__name__
-        raise UsageError(f"issued: expected an int from -1 to {MAX_ISSUED} (the stamp a "
-                         f"first try reported), got {shown}")
-    return payload
-
-
-_INFINITY = float("inf")
-
-
-def check_timeout(timeout: object) -> float:
-    """`timeout` as seconds if it is a finite number > 0; else `UsageError`."""
-    if type(timeout) is float and 0 < timeout < _INFINITY:
-        return timeout
-    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-            or not 0 < timeout < _INFINITY):
-        raise UsageError(f"timeout: expected seconds, a finite number > 0, got {timeout!r}")
-    return float(timeout)
-
-
 class DataClient:
     """Proposals and reads on the data path of one running cluster. Thread-safe.
 
@@ -182,6 +114,8 @@ class DataClient:
         #: this client off (CUT); the client follows another one meanwhile.
         self.on_cut = on_cut
         self._cluster_file = cluster_file or endpoints.cluster
+        #: Makes this client's request ids (its own prefix: paxosctl.client.ids).
+        self.ids = RequestIds()
         #: Opens the connections: Unix sockets or TCP + TLS (paxosctl.client.dialling).
         self._dialler = Dialler(endpoints)
         #: TLS connections that failed their handshake or identity check,
@@ -205,7 +139,7 @@ class DataClient:
         #: Every agent this client may talk to (the learners' order aside).
         self._endpoints = self._proposers + list(self._learners)
         self._lock = threading.Lock()  # _new, _woken, _closed
-        self._new: list[tuple[Request, Future[Decision]]] = []
+        self._new: list[tuple[Request, Future[Decision] | Member]] = []
         self._woken = False  # a wake-up is on its way to the I/O thread
         self._closed = False
         self._leader: str | None = None
@@ -233,7 +167,7 @@ class DataClient:
                       issued: int | None = None, fresh: bool = False) -> Future[Decision]:
         """Queue `value` under `request_id`; the future resolves to a `Decision` or raises.
 
-        Without a `request_id` a fresh one is made (`new_request_id`), as
+        Without a `request_id` a fresh one is made (this client's `ids`), as
         `Client.propose_async` does.
 
         `fresh`: the caller made `request_id` for this call (it was never
@@ -248,7 +182,7 @@ class DataClient:
         `NotRunning` (exit 1) if the client is closed; nothing is sent then.
         """
         if request_id is None:
-            request_id, fresh = new_request_id(), True
+            request_id, fresh = self.ids.one(), True
         payload = check_proposal(value, request_id, issued, self.endpoints.max_value_bytes)
         timeout = check_timeout(timeout)
         future = running_future(Decision)
@@ -267,6 +201,45 @@ class DataClient:
         if wake:
             self._wake()
         return future
+
+    def propose_many_async(self, values: Iterable[bytes | str], *,
+                           timeout: float) -> BatchFuture:
+        """Queue every value of `values`, each under a fresh request id; one
+        future resolves to one `Proposed` per value, in order (a `Decision`,
+        or the typed error `propose_async`'s future would raise), once each
+        is decided or failed. `timeout` is each value's own deadline: at it,
+        only the values still unanswered fail (`ProposalTimeout`, retryable
+        by id). Neither atomic nor ordered in the log: each value is decided
+        (or not) on its own, wherever its command lands.
+
+        Every value is checked first (`check_proposal`): one bad value
+        raises `UsageError` (exit 2) and none is sent; `NotRunning` (exit 1)
+        if the client is closed. The ids are made together (the clock read
+        once), and the requests reach the I/O thread in one step, which
+        puts them in as few PROPOSE frames as the frame limits allow
+        (`paxosctl.client.tracker`).
+        """
+        limit = self.endpoints.max_value_bytes
+        values = list(values)
+        request_ids = self.ids.batch(len(values))
+        payloads = [check_value(v, limit) for v in values]  # the ids are this client's own
+        timeout = check_timeout(timeout)
+        batch = BatchFuture(request_ids, payloads)
+        if not values:
+            return batch
+        now = time.monotonic()
+        deadline = now + timeout
+        calls = [(Request(rid, payload, None, now, deadline, _QUEUED), member)
+                 for rid, payload, member in zip(request_ids, payloads, batch.members())]
+        with self._lock:
+            if self._closed:
+                raise NotRunning(f"the connection to {self._cluster_file} is closed")
+            self._new += calls
+            wake = not self._woken
+            self._woken = True
+        if wake:
+            self._wake()
+        return batch
 
     @property
     def following(self) -> str | None:

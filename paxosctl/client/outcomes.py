@@ -12,7 +12,9 @@ cluster going away (`closed`, `cluster_gone`). `paxosctl.client.tracker` decides
 from __future__ import annotations
 
 import time
+from typing import Protocol, Sequence
 
+from paxos_agents.core.commands import Value
 from paxos_agents.runtime import clientwire as wire
 
 from ..errors import (ConnectionLost, Expired, NotRunning, PaxosctlError, ProposalTimeout,
@@ -64,6 +66,45 @@ def answered(outcome: wire.Outcome, payload: bytes, issued: int | None, started:
         "longer keep, so its value cannot be compared with this one; this value was not "
         "decided under it", request_id=rid,
         hint="see paxosctl decided; propose it under a new request id if it is not there")
+
+
+class Asked(Protocol):
+    """What `in_slot` reads of a request (`paxosctl.client.tracker.Request`)."""
+
+    request_id: str
+    payload: bytes
+    issued: int | None
+    started: float
+
+
+def in_slot(slot: int, value: Value, found: Sequence[tuple[int, Asked]],
+            skipped: dict[int, wire.Skipped], retain_slots: int) -> list[Result]:
+    """What each request `found` at its index of slot `slot`'s `value` (a
+    SLOT frame) ends with, in order: as `answered` says, for the slot at
+    once. A command not `skipped` was applied there, so its request was
+    first decided there: a `Decision` if the value decided is its own
+    (the usual case, built here without an `Outcome`: this runs per
+    command), else `answered`'s verdict; a skipped one was first decided
+    elsewhere (or refused), as its `Skipped` says."""
+    now = time.monotonic()
+    payload_at = value.payload
+    results: list[Result] = []
+    for index, request in found:
+        s = skipped.get(index)
+        if s is None:
+            decided = payload_at(index)
+            if decided == request.payload:
+                results.append(Decision(slot, index, request.payload, request.request_id,
+                                        now - request.started))
+                continue
+            results.append(answered(wire.Outcome(request.request_id, wire.DECIDED, slot, index,
+                                                 b""), request.payload, request.issued,
+                                    request.started, retain_slots, decided))
+        else:
+            results.append(answered(wire.Outcome(request.request_id, s.status, s.slot, s.index,
+                                                 s.digest), request.payload, request.issued,
+                                    request.started, retain_slots))
+    return results
 
 
 def conflicting_call(request_id: str) -> RequestIdConflict:

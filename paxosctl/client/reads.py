@@ -19,6 +19,7 @@ import itertools
 import json
 import threading
 from concurrent.futures import Future
+from concurrent.futures._base import RUNNING as _RUNNING  # the state set_running_... sets
 from typing import Any, TypeVar
 
 from paxos_agents.runtime import clientwire as wire
@@ -29,6 +30,17 @@ from ..errors import ConnectionLost, NotRunning, PaxosctlError
 T = TypeVar("T")
 
 
+class _BornRunning(Future[T]):
+    """A `Future` created in the RUNNING state: `set_running_or_notify_cancel`
+    takes the future's lock to move it there, a third of what making a
+    future costs (about 0.3 of 1.1 µs here), once per proposal; a future
+    nobody else holds yet needs no lock to be put in its first state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._state = _RUNNING
+
+
 def running_future(kind: type[T]) -> Future[T]:
     """A new future for a result of type `kind`, already marked running.
 
@@ -36,9 +48,7 @@ def running_future(kind: type[T]) -> Future[T]:
     wraps when the awaiting task is cancelled, and a cancelled future would
     make the I/O thread's `set_result` raise. A request that left cannot be
     called back anyway."""
-    future: Future[T] = Future()
-    future.set_running_or_notify_cancel()
-    return future
+    return _BornRunning()
 
 
 class Reads:

@@ -18,10 +18,12 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping, NamedTuple, TypeVar
+
+from ..errors import OutcomeUnknown, PaxosctlError
 
 __all__ = ["AgentStatus", "ClusterStatus", "KillResult", "RestartResult", "DownResult",
-           "AgentChange", "Decision", "json_value", "retry_hint"]
+           "AgentChange", "Decision", "Proposed", "json_value", "retry_hint"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -304,6 +306,43 @@ class Decision:
     @property
     def position(self) -> str:
         return f"{self.slot}.{self.index}"
+
+
+class Proposed(NamedTuple):
+    """What one value of a `propose_many` call came to: its `decision`, or the
+    typed `error` a single `propose` of it would raise; always its `request_id`.
+
+    An `unknown` one (`ProposalTimeout`, `ConnectionLost`: exit 124) may
+    still be decided: retry it by id, `propose(p.value, request_id=p.request_id)`,
+    which is never decided twice.
+
+    A NamedTuple (immutable, as the other results), not a frozen dataclass:
+    one is made per value of a batch, and a frozen dataclass takes twice as
+    long to make (a checked setattr per field).
+    """
+
+    request_id: str
+    #: The value as sent (bytes; a str was sent as UTF-8).
+    value: bytes
+    decision: Decision | None = None
+    error: PaxosctlError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Decided (under this request id, with this value)."""
+        return self.decision is not None
+
+    @property
+    def unknown(self) -> bool:
+        """Its outcome is unknown (exit 124): it may still be decided; retry by id."""
+        return isinstance(self.error, OutcomeUnknown)
+
+    def result(self) -> Decision:
+        """The `Decision`, or raise the `error`."""
+        if self.decision is None:
+            assert self.error is not None
+            raise self.error
+        return self.decision
 
 
 def json_value(value: bytes | None) -> Any:

@@ -5,6 +5,8 @@
         decision = client.propose(b"set x=1")
         print(decision.position)          # "SLOT.INDEX": where it was first decided
         futures = [client.propose_async(f"v{i}") for i in range(100)]  # in flight at once
+        for p in client.propose_many(f"w{i}" for i in range(1000)):  # one future for all
+            print(p.request_id, p.decision or p.error)
 
 Two paths. Proposals and reads of the decided log go straight to the
 proposers and a learner (`paxosctl.client.datapath`); the supervisor is not
@@ -36,20 +38,21 @@ import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .decidedlog import PAGE_SIZE, DecidedCommand, read_log
 from ..endpoints import read_endpoints
 from .ids import new_request_id
 
 if TYPE_CHECKING:  # imported on first use (data()): `paxosctl status` needs none of it
+    from .batch import BatchFuture
     from .datapath import DataClient
 from ..errors import (EXIT_CODES, ConnectionLost, Expired, NotRunning, OutcomeUnknown,
                      ProposalTimeout, RequestFailed)
 from ..layout import paths
 from ..manifest import load_manifest
 from .results import (AgentChange, ClusterStatus, MembershipChange, Decision, DownResult, KillResult, RestartResult, json_value,
-                      retry_hint)
+                      Proposed, retry_hint)
 
 
 #: Seconds a request other than propose waits for its reply.
@@ -57,7 +60,7 @@ REQUEST_TIMEOUT = 30.0
 #: Seconds `propose` waits past its `timeout` for the supervisor's own answer.
 ANSWER_GRACE = 1.0
 
-__all__ = ["Client", "Decision", "DecidedCommand", "ClusterStatus", "KillResult",
+__all__ = ["Client", "Decision", "Proposed", "DecidedCommand", "ClusterStatus", "KillResult",
            "RestartResult", "DownResult", "AgentChange", "Expired", "RequestFailed", "ConnectionLost",
            "EXIT_CODES", "new_request_id", "retry_hint", "json_value"]
 
@@ -242,7 +245,7 @@ class Client:
             request_id = new_request_id()
         data = self._data
         if data is None:
-            from .datapath import check_proposal, check_timeout
+            from .checks import check_proposal, check_timeout
 
             # Before the data path opens: bad input is a usage error even
             # when no cluster runs. Once open, the data path checks it (with
@@ -273,6 +276,51 @@ class Client:
             request_id, fresh = new_request_id(), True
         return self.wait(self.propose_async(value, request_id=request_id, timeout=timeout,
                                             issued=issued, fresh=fresh), request_id, timeout)
+
+    def propose_many_async(self, values: Iterable[bytes | str], *,
+                           timeout: float = 10.0) -> BatchFuture:
+        """Propose every value of `values` without waiting, each under a fresh
+        request id; one future resolves to one `Proposed` per value, in
+        order. See `propose_many` for the contract; raises as it does."""
+        values = list(values)
+        data = self._data
+        if data is None:
+            from .checks import check_timeout, check_value
+
+            # As propose_async: bad input is a usage error even with no cluster.
+            for value in values:
+                check_value(value)
+            check_timeout(timeout)
+            data = self.data()
+        return data.propose_many_async(values, timeout=timeout)
+
+    def propose_many(self, values: Iterable[bytes | str], *,
+                     timeout: float = 10.0) -> list[Proposed]:
+        """Propose many values at once and wait: one `Proposed` per value, in
+        order, each with its request id and either its `decision` or the
+        typed `error` `propose` would raise for it.
+
+        One future for the call, one fresh request id per value (made
+        together), and the commands go out in as few PROPOSE frames as the
+        frame limit allows (a batch larger than a frame is split). The batch
+        is neither atomic nor ordered in the log: each value is decided on
+        its own, in whatever slots and order the leader puts them, and some
+        may be decided while others fail. After `timeout` seconds only the
+        values still unanswered fail, with `ProposalTimeout` (exit 124: it
+        may still be decided): retry each by id, `propose(p.value,
+        request_id=p.request_id)`, never decided twice.
+
+        Raises only before anything is sent: `UsageError` (exit 2) if any
+        value is bad (`propose_async`'s rules: none is sent then),
+        `NotRunning` (exit 1) if the data path is closed or cannot open.
+        """
+        batch = self.propose_many_async(values, timeout=timeout)
+        try:
+            return batch.result(timeout + ANSWER_GRACE)
+        except FutureTimeout:
+            # The I/O thread settles every value at its deadline; this is the
+            # net under it (a client too starved to run it in time).
+            return batch.so_far()
 
     @staticmethod
     def wait(future: Future[Decision], request_id: str, timeout: float) -> Decision:

@@ -44,12 +44,22 @@ from typing import Any, Callable, Iterable
 
 from paxos_agents.core.commands import BatchError, Command, Value
 from paxos_agents.runtime import clientwire as wire
+from paxos_agents.runtime import frames
 
 from . import outcomes
 from .outcomes import Result
 
 #: Commands per PROPOSE frame at most.
 MAX_BATCH = 1024
+#: Bytes of one PROPOSE frame at most: what an agent reads (a longer frame
+#: is a protocol error that closes the connection: the commands would be
+#: resent into the same wall until their deadline). 1024 values of the
+#: largest size (paxos.max_value_bytes, up to 1 MiB) are well over it.
+PROPOSE_FRAME_BYTES = frames.MAX_FRAME_BYTES
+#: A PROPOSE frame's bytes besides its commands' ids and payloads: the kind
+#: byte and the count; and per command: id and payload lengths, the stamp
+#: (`paxos_agents.core.commands.Value`'s layout).
+_FRAME_HEAD, _PER_COMMAND = 1 + 4, 2 + 4 + 8
 #: Seconds new commands wait for the learner's SUBSCRIBED (which stamps them) at most.
 STAMP_WAIT_SECONDS = 0.5
 
@@ -291,9 +301,8 @@ class Tracker:
             r.next_try = retry
         refused = len(out.settled)
         proposals = []
-        for i in range(0, len(batch), MAX_BATCH):
-            proposals += self._encode(batch[i:i + MAX_BATCH], wire.PROPOSE, _propose_body,
-                                      out.settled)
+        for chunk in _frame_chunks(batch):
+            proposals += self._encode(chunk, wire.PROPOSE, _propose_body, out.settled)
         if len(out.settled) > refused:
             batch = [r for r in batch if r.state is not _SETTLED]
         if learner is not LearnerLink.NONE:
@@ -360,23 +369,17 @@ class Tracker:
             return []
         value = Value.from_bytes(data)
         settle = TRANSITIONS[Event.SETTLE]
-        settled: Settled = []
+        found: list[tuple[int, Request]] = []
         for index, rid in enumerate(value.request_ids()):  # no Command objects
             request = live.pop(rid, None)  # the first answer in a frame wins
-            if request is None:
-                continue
-            request.state = settle[request.state]
-            s = skipped.get(index)
-            if s is None:
-                result = outcomes.answered(wire.Outcome(rid, wire.DECIDED, slot, index, b""),
-                                           request.payload, request.issued, request.started,
-                                           self.retain_slots, value.payload(index))
-            else:
-                result = outcomes.answered(wire.Outcome(rid, s.status, s.slot, s.index, s.digest),
-                                           request.payload, request.issued, request.started,
-                                           self.retain_slots)
-            settled.append((request.futures, result))
-        return settled
+            if request is not None:
+                request.state = settle[request.state]
+                found.append((index, request))
+        if not found:
+            return []
+        # What each ends with, built for the slot at once (one clock read).
+        results = outcomes.in_slot(slot, value, found, skipped, self.retain_slots)
+        return [(request.futures, result) for (_, request), result in zip(found, results)]
 
     def on_outcomes(self, answers: Iterable[wire.Outcome]) -> Settled:
         """OUTCOMES (answers to WATCH, or a proposer's refusals): settle them."""
@@ -483,6 +486,29 @@ class Tracker:
             request.state = moves.get(request.state, request.state)
             if live.get(request.request_id) is request:
                 del live[request.request_id]
+
+
+def _frame_chunks(batch: list[Request]) -> list[list[Request]]:
+    """`batch` cut into PROPOSE frames' worth, in order: `MAX_BATCH` commands
+    at most each, and a frame of at most `PROPOSE_FRAME_BYTES` (a command
+    alone in its frame is never over it: values are capped far below)."""
+    budget = PROPOSE_FRAME_BYTES - _FRAME_HEAD
+    n = len(batch)
+    # The usual case (small values) in one C-speed sum: even ids of the
+    # largest size leave every MAX_BATCH chunk under the budget.
+    if (sum(map(len, [r.payload for r in batch]))
+            + min(n, MAX_BATCH) * (_PER_COMMAND + wire.MAX_REQUEST_ID_BYTES) <= budget):
+        return [batch[i:i + MAX_BATCH] for i in range(0, n, MAX_BATCH)]
+    chunks: list[list[Request]] = []
+    start = size = 0
+    for i, r in enumerate(batch):
+        cost = _PER_COMMAND + len(r.request_id.encode()) + len(r.payload)
+        if i > start and (i - start == MAX_BATCH or size + cost > budget):
+            chunks.append(batch[start:i])
+            start, size = i, 0
+        size += cost
+    chunks.append(batch[start:])
+    return chunks
 
 
 def _propose_body(batch: list[Request]) -> bytes:

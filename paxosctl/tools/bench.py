@@ -3,7 +3,15 @@
 Load goes through the same `Client` API users have: `concurrency`
 proposals in flight, one `propose_async` call, one future and one fresh
 request id per command (no batching above the API). A warm-up of
-`warmup` commands runs first and is not measured.
+`warmup` commands runs first and is not measured. These are the headline
+figures.
+
+With `batch` (`--batch N`), the same number of commands (or for the same
+`duration`) is then proposed again through `propose_many`, N values per call, as many calls in flight
+as keep about `concurrency` commands in flight (one at least), and
+measured the same way (CPU included) on the same cluster; its figures go
+under the "batch" key, beside the headline ones, never instead. A
+command's latency there is its call's: from the call to its last answer.
 
 CPU per decided command: psutil user+system CPU of every agent process
 (pids from `status()`), of the supervisor (its pid file) and of this
@@ -181,6 +189,9 @@ class BenchResult:
     warmup_errors: int = 0
     cpu_us_per_command: dict[str, float | None] = field(default_factory=dict)
     cpu_replaced: list[str] = field(default_factory=list)
+    #: The `propose_many` phase (`--batch`): its size and its own result.
+    batch_size: int | None = None
+    batch: BenchResult | None = None
 
     @property
     def decided(self) -> int:
@@ -214,7 +225,18 @@ class BenchResult:
             "warmup_errors": self.warmup_errors,
             "cpu_us_per_command": dict(self.cpu_us_per_command),
             "cpu_replaced": list(self.cpu_replaced),
+            "batch": self.batch_dict(),
         }
+
+    def batch_dict(self) -> dict[str, Any] | None:
+        """The `propose_many` phase's figures (None without `--batch`)."""
+        if self.batch is None:
+            return None
+        phase = self.batch.as_dict()
+        keys = ("requests", "errors", "seconds", "throughput_per_s", "latency_ms",
+                "cpu_us_per_command", "cpu_replaced")
+        return {"size": self.batch_size, "calls_in_flight": calls_in_flight(
+                    self.concurrency, self.batch_size or 1), **{k: phase[k] for k in keys}}
 
 
 def _run(client: Client, value: str | bytes, *, requests: int | None,
@@ -249,13 +271,56 @@ def _run(client: Client, value: str | bytes, *, requests: int | None,
     return sent, errors, latencies
 
 
+def calls_in_flight(concurrency: int, batch: int) -> int:
+    """`propose_many` calls of `batch` values kept in flight for `concurrency`: one at least."""
+    return max(1, concurrency // batch)
+
+
+def _run_batches(client: Client, value: str | bytes, *, requests: int | None,
+                 deadline: float, concurrency: int, batch: int, timeout: float,
+                 progress: Callable[[int], None] | None) -> tuple[int, int, list[float]]:
+    """As `_run`, through `propose_many_async`, `batch` values a call."""
+    inflight: collections.deque = collections.deque()
+    latencies: list[float] = []
+    errors = 0
+    sent = 0
+    clock = time.perf_counter
+    propose_many = client.propose_many_async
+    calls = calls_in_flight(concurrency, batch)
+
+    def more() -> bool:
+        return (requests is None or sent < requests) and clock() < deadline
+
+    while inflight or more():
+        while len(inflight) < calls and more():
+            n = batch if requests is None else min(batch, requests - sent)
+            inflight.append((clock(), n, propose_many([value] * n, timeout=timeout)))
+            sent += n
+        began, n, future = inflight.popleft()
+        try:
+            results = future.result(timeout + 30)
+        except PaxosctlError:
+            errors += n
+        else:
+            took = clock() - began
+            for p in results:
+                if p.ok:
+                    latencies.append(took)
+                else:
+                    errors += 1
+        if progress is not None:
+            progress(n)
+    return sent, errors, latencies
+
+
 def bench(client: Client, *, requests: int | None, duration: float | None, concurrency: int,
           value_size: int, timeout: float = 30.0, warmup: int | None = None,
-          state_dir: str | Path | None = None,
+          state_dir: str | Path | None = None, batch: int | None = None,
           progress: Callable[[int], None] | None = None) -> BenchResult:
     """Propose until `requests` are done or `duration` seconds passed, `concurrency` at a time,
-    after `warmup` unmeasured commands. `state_dir` (the manifest's) finds the supervisor
-    for its CPU figure; without it that figure is None."""
+    after `warmup` unmeasured commands; then, with `batch`, as many again through
+    `propose_many`, `batch` values a call. `state_dir` (the manifest's) finds the
+    supervisor for its CPU figure; without it that figure is None."""
     if requests is None and duration is None:
         raise PaxosctlError("bench needs --requests or --duration")
     if warmup is None:
@@ -275,8 +340,21 @@ def bench(client: Client, *, requests: int | None, duration: float | None, concu
                                    concurrency=concurrency, timeout=timeout, progress=progress)
     seconds = time.perf_counter() - start
     cpu, replaced = meter.stop(sent - errors)
-    return BenchResult(sent, errors, seconds, latencies, limit, concurrency, value_size,
-                       warmup, warm_errors, cpu, replaced)
+    result = BenchResult(sent, errors, seconds, latencies, limit, concurrency, value_size,
+                         warmup, warm_errors, cpu, replaced)
+    if batch is not None:
+        result.batch_size = batch
+        meter.start()
+        start = time.perf_counter()
+        deadline = start + duration if duration is not None else float("inf")
+        b_sent, b_errors, b_latencies = _run_batches(
+            client, value, requests=requests, deadline=deadline, concurrency=concurrency,
+            batch=batch, timeout=timeout, progress=progress)
+        b_seconds = time.perf_counter() - start
+        b_cpu, b_replaced = meter.stop(b_sent - b_errors)
+        result.batch = BenchResult(b_sent, b_errors, b_seconds, b_latencies, limit,
+                                   concurrency, value_size, 0, 0, b_cpu, b_replaced)
+    return result
 
 
 def cpu_table(data: dict[str, Any]) -> list[str]:

@@ -28,8 +28,10 @@ def test_propose_and_many_at_once(api_cluster: Cluster) -> None:
     async def body(client: AsyncClient) -> None:
         one = await client.propose(b"async one")
         assert isinstance(one, Decision) and one.value == b"async one"
-        many = await client.propose_many([f"many {i}" for i in range(50)])
+        results = await client.propose_many([f"many {i}" for i in range(50)])
+        many = [p.result() for p in results]
         assert [d.value for d in many] == [f"many {i}".encode() for i in range(50)]
+        assert [d.request_id for d in many] == [p.request_id for p in results]
         assert len({d.position for d in many}) == 50
         # Futures queued before any await are in flight together: gather them.
         futures = [client.propose_nowait(f"gathered {i}") for i in range(20)]

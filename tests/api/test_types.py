@@ -27,6 +27,7 @@ GOOD = '''
 import asyncio
 from paxosctl import (AsyncClient, Client, ClusterStatus, DecidedCommand, Decision,
                       NotRunning, OutcomeUnknown, PaxosctlError, RequestFailed)
+from paxosctl.client.results import Proposed
 
 
 def leader(client: Client) -> str | None:
@@ -46,8 +47,9 @@ def values(client: Client) -> list[bytes]:
 
 async def follow(path: str) -> int:
     async with AsyncClient.for_manifest(path) as client:
-        decisions: list[Decision] = await client.propose_many(["a", "b"])
-        async for entry in client.follow(decisions[0].slot, limit=2):
+        results: list[Proposed] = await client.propose_many(["a", "b"])
+        first: Decision = results[0].result()
+        async for entry in client.follow(first.slot, limit=2):
             print(entry.position)
         return (await client.status()).decided_up_to or 0
 
