@@ -259,6 +259,16 @@ class Node:
         if self.learner is not None:
             self.learner.set_membership(membership)
 
+    def admitted(self) -> None:
+        """The runtime admitted this node's new store (runtime/admission.py):
+        until now nothing it sent left. A learner reports its log again at
+        the next tick, so a peer learner ahead of it answers and the state
+        transfer starts at once, rather than after its next scheduled report
+        (ten `stored_ticks`), by when Retries to the proposers may have
+        fetched the log slot by slot."""
+        if self.learner is not None:
+            self.learner.peers.report_again()
+
     def set_time(self, seconds: float) -> None:
         """The runtime's monotonic clock reads `seconds` (once per loop turn).
 

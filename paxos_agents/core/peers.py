@@ -93,6 +93,13 @@ class Peers:
             self._out.send_after_persist.append(Stored(src=self.node_id, dst=dst, upto=upto,
                                                   history=history if dst in told else None))
 
+    def report_again(self) -> None:
+        """Report at the next `report`, whether or not `upto` moved: what was
+        reported before went nowhere (a store not yet admitted sends nothing,
+        runtime/admission.py). A peer learner ahead answers with its own
+        report, and the state transfer starts from it."""
+        self._reported, self._reported_at = -2, _NEVER
+
     def fetch(self, first_slot: int, now: int) -> None:
         """Ask the peer that stored the most for the log from `first_slot`, if it has it."""
         if not self.stored:

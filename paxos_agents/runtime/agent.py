@@ -141,6 +141,8 @@ class Agent:
         if stored is not None:
             self.transport.retired = stored.retired
             self.transport.net.place(stored.addresses)
+        #: A new store not admitted yet (node.admitted() once it is: the loop looks).
+        self._unadmitted = not self.transport.greeter.admitted
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes,
                                steering=self, asked=self)
         #: A learner applies values and a proposer re-proposes them (and a
@@ -181,6 +183,9 @@ class Agent:
                     key.data(mask)
                 now = self._clock()
                 ticks = 0
+                if self._unadmitted and transport.greeter.admitted:
+                    self._unadmitted = False
+                    self.node.admitted()  # what it said while not admitted went nowhere
                 while now >= next_tick:
                     if ticks < MAX_CATCH_UP_TICKS:
                         self.node.tick()

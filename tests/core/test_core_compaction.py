@@ -264,3 +264,20 @@ def test_acceptors_compact_in_both_topologies(topology):
     sim.run(200)
     points = [sim.nodes[a].acceptor.compacted for a in sim.membership.acceptors]
     assert all(p >= 20 for p in points), points
+
+
+def test_an_admitted_learner_reports_again_at_the_next_tick():
+    """A new store's first reports went nowhere (nothing leaves an agent not
+    yet admitted: runtime/admission.py). Once admitted it reports at the
+    next tick, not ten `stored_ticks` later, so a peer ahead of it answers
+    with its own report and the state transfer starts."""
+    le = node("l1")
+    le.tick()
+    first = [m for m in le.ready().send_after_persist if isinstance(m, Stored)]
+    assert first and {m.upto for m in first} == {-1}  # the report the transport dropped
+    le.tick()
+    assert not sent(le.ready(), Stored)  # nothing moved: the next one is ten stored_ticks away
+    le.admitted()
+    le.tick()
+    again = [m for m in le.ready().send_after_persist if isinstance(m, Stored)]
+    assert {m.dst for m in again} >= {"l2", "p1", "p2"} and {m.upto for m in again} == {-1}
