@@ -107,10 +107,19 @@ def soak(client: Client, *, duration: float, kill_every: float | None,
             except PaxosctlError:
                 skipped += 1  # refused (too few acceptors running now) or slow: the next turn
         if turn % 3 == 1:  # leave the group as it was
-            try:
-                client.request("scale", group=group, replicas=base, wait=60, timeout=70)
-            except PaxosctlError as e:
-                problems.append(f"could not scale {group} back to {base}: {e}")
+            # Once the change in progress, if any, is done: a turn's change that
+            # was refused as slow goes on in the background, and a second one
+            # is refused while it runs ("in progress"), whatever its wait.
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    client.request("scale", group=group, replicas=base, wait=60, timeout=70)
+                    break
+                except PaxosctlError as e:
+                    if "in progress" not in str(e) or time.monotonic() >= deadline:
+                        problems.append(f"could not scale {group} back to {base}: {e}")
+                        break
+                    time.sleep(0.2)
 
     def killer() -> None:
         nonlocal kills
