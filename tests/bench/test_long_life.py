@@ -8,17 +8,12 @@ need the real counts (`python bench/long_life.py`, ~600,000 commands).
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
-from clusters import alive
+from scripts import kill_all, leftovers, processes_naming, run_bench_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "long_life.py"
 
@@ -37,55 +32,8 @@ RUN_TIMEOUT = 45
 
 
 def run_script(*args: str, folder: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run the script with its temp dir inside `folder`. On timeout, SIGTERM
-    it (it then stops both clusters) before giving up."""
-    env = {**os.environ, "TMPDIR": str(folder)}
-    process = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=folder, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=10)
-        pytest.fail(f"long_life.py took over {timeout}s\nstdout: {out}\nstderr: {err}")
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
-
-
-def processes_naming(folder: Path) -> list[psutil.Process]:
-    """Live processes whose command line names `folder` (the supervisors) or
-    that run inside it (the agents: the script runs `up` in its clusters'
-    folders, and a forkserver's children keep that working folder)."""
-    marker = re.compile(re.escape(str(folder)) + r"(?![\w.-])")
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            cwd = p.cwd() if p.pid != os.getpid() else ""
-            if p.pid != os.getpid() and (
-                    any(marker.search(part) for part in p.info["cmdline"] or ())
-                    or cwd == str(folder) or cwd.startswith(str(folder) + os.sep)):
-                found.append(p)
-        except psutil.Error:
-            pass
-    return [p for p in found if alive(p)]
-
-
-def leftovers(folder: Path, grace: float = 3.0) -> list[psutil.Process]:
-    """Processes of `folder` still there after `grace` seconds (a process
-    that is exiting is not a leak)."""
-    deadline = time.monotonic() + grace
-    while (found := processes_naming(folder)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return found
-
-
-def kill_all(processes: list[psutil.Process]) -> None:
-    for p in processes:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(processes, timeout=10)
+    """bench/long_life.py with its temp dir inside `folder` (scripts.run_bench_script)."""
+    return run_bench_script(SCRIPT, args, folder=folder, timeout=timeout, grace=10)
 
 
 @pytest.mark.timeout(RUN_TIMEOUT + 15)

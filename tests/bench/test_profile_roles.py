@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from test_long_life import kill_all, leftovers, processes_naming
+from scripts import kill_all, leftovers, processes_naming, run_bench_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "profile_roles.py"
@@ -39,19 +38,9 @@ RUN_TIMEOUT = 60
 def run_script(*args: str, folder: Path, timeout: float,
                env: dict[str, str] | None = None,
                python: str = sys.executable) -> subprocess.CompletedProcess[str]:
-    """Run the script with its temp dir inside `folder`; on timeout SIGTERM it
-    (it then stops its samplers and its cluster) before failing."""
-    env = {**(env or os.environ), "TMPDIR": str(folder)}
-    process = subprocess.Popen([python, str(SCRIPT), *args], cwd=folder, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=30)
-        pytest.fail(f"profile_roles.py took over {timeout}s\nstdout: {out}\nstderr: {err}")
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    """bench/profile_roles.py with its temp dir inside `folder` (scripts.run_bench_script)."""
+    return run_bench_script(SCRIPT, args, folder=folder, timeout=timeout, grace=30, env=env,
+                            python=python)
 
 
 def load_script():
