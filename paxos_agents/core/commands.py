@@ -26,14 +26,22 @@ and the no-op (n = 0) is the empty string of bytes, nothing else. Each
 list of commands has exactly one encoding and each valid encoding one
 list of commands, so two values are equal iff their bytes are. The
 arrays are read with one `struct` call per batch, not one per command.
+
+Because each array is contiguous, the commands [a, b) of a batch are five
+contiguous slices of its bytes (their id lengths, payload lengths, stamps,
+ids and payloads), and the encoding of several such runs back to back is
+a new count and those slices joined (`Value.join`): the leader builds a
+slot's value from the batches clients sent without a Python object per
+command, and the result is byte for byte `Value.of` of the same commands.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from bisect import bisect_right
 from itertools import accumulate
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 __all__ = ["Command", "Value", "BatchError", "NOOP", "is_noop"]
 
@@ -138,6 +146,90 @@ class Value:
             return min([c.issued for c in self._commands], default=-1)
         return min(self._columns().issued, default=-1)
 
+    def payload_sizes(self) -> tuple[int, ...]:
+        """Each command's payload length, in order, without building the commands."""
+        return self._columns().pay_lens
+
+    def position(self, request_id: str) -> int:
+        """The index of the first command with `request_id`; `KeyError` if none.
+        Builds a table once per value: for the rare repeated id, not the common path."""
+        layout = self._columns()
+        positions = layout.positions
+        if positions is None:
+            ids = layout.ids
+            # Reversed, so the first occurrence of an id is the one kept.
+            positions = layout.positions = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1)))
+        return positions[request_id]
+
+    def span_bytes(self, start: int, stop: int) -> int:
+        """Bytes the commands [start, stop) add to an encoding (their array
+        entries, ids and payloads; the 4-byte count apart)."""
+        layout = self._columns()
+        id_ends, ends = layout.id_ends, layout.ends
+        return (_PER_COMMAND * (stop - start) + id_ends[stop] - id_ends[start]
+                + ends[stop] - ends[start])
+
+    def fit(self, start: int, stop: int, budget: int) -> int:
+        """The largest `end` in [start, stop] with `span_bytes(start, end) <= budget`."""
+        if self.span_bytes(start, stop) <= budget:
+            return stop
+        return bisect_right(range(start, stop + 1), budget,
+                            key=lambda end: self.span_bytes(start, end)) - 1 + start
+
+    @classmethod
+    def join(cls, runs: Sequence[tuple["Value", int, int]]) -> "Value":
+        """The batch of the commands [start, stop) of each (value, start, stop)
+        of `runs`, in order: equal to `Value.of` of those commands, built from
+        slices of the values' bytes (one struct pack for the count, no object
+        per command). A single run that is a whole value is that value."""
+        if len(runs) == 1:
+            value, start, stop = runs[0]
+            if start == 0 and stop == len(value):
+                return value
+        id_lens: list = []
+        pay_lens: list = []
+        stamps: list = []
+        ids: list = []
+        payloads: list = []
+        joined_ids: list[str] = []
+        joined_issued: tuple[int, ...] = ()
+        joined_pay_lens: tuple[int, ...] = ()
+        n = 0
+        for value, start, stop in runs:
+            if start >= stop:
+                continue
+            layout = value._columns()
+            m = len(layout.ids)
+            view = memoryview(value.data)
+            base = _COUNT.size
+            id_lens.append(view[base + 2 * start:base + 2 * stop])
+            base += 2 * m
+            pay_lens.append(view[base + 4 * start:base + 4 * stop])
+            base += 4 * m
+            stamps.append(view[base + 8 * start:base + 8 * stop])
+            ids.append(view[layout.id_ends[start]:layout.id_ends[stop]])
+            payloads.append(view[layout.ends[start]:layout.ends[stop]])
+            joined_ids += layout.ids[start:stop]
+            joined_issued += layout.issued[start:stop]
+            joined_pay_lens += layout.pay_lens[start:stop]
+            n += stop - start
+        if not n:
+            return NOOP
+        data = b"".join([_COUNT.pack(n), *id_lens, *pay_lens, *stamps, *ids, *payloads])
+        joined = cls(data)
+        # The columns are known already: the leader reads the ids again when
+        # the slot is decided, and need not parse what it just built.
+        id_sizes = struct.unpack_from(f"<{n}H", data, _COUNT.size)
+        id_ends = list(accumulate(id_sizes, initial=_COUNT.size + n * _PER_COMMAND))
+        object.__setattr__(joined, "_layout", _Layout(
+            joined_ids, joined_issued, list(accumulate(joined_pay_lens, initial=id_ends[-1])),
+            id_ends, joined_pay_lens))
+        return joined
+
+    def slice(self, start: int, stop: int) -> "Value":
+        """The batch of commands [start, stop) of this one (see `join`)."""
+        return Value.join(((self, start, stop),))
+
     def payload(self, index: int) -> bytes:
         """The payload of command `index`, without building the commands."""
         if self._commands is not None:
@@ -146,7 +238,9 @@ class Value:
         return self.data[ends[index]:ends[index + 1]]
 
     def __len__(self) -> int:
-        return len(self.commands)
+        if self._commands is not None:
+            return len(self._commands)
+        return len(self._columns().ids)
 
     def __iter__(self) -> Iterator[Command]:
         return iter(self.commands)
@@ -184,20 +278,26 @@ class Value:
 class _Layout:
     """A batch's columns, parsed once: request ids, stamps, payload offsets."""
 
-    __slots__ = ("ids", "issued", "ends")
+    __slots__ = ("ids", "issued", "ends", "id_ends", "pay_lens", "positions")
 
-    def __init__(self, ids: list[str], issued: tuple[int, ...], ends: list[int]) -> None:
+    def __init__(self, ids: list[str], issued: tuple[int, ...], ends: list[int],
+                 id_ends: list[int], pay_lens: tuple[int, ...]) -> None:
         self.ids = ids
         self.issued = issued
         #: Payload i is data[ends[i]:ends[i + 1]].
         self.ends = ends
+        #: Request id i is data[id_ends[i]:id_ends[i + 1]] (UTF-8).
+        self.id_ends = id_ends
+        self.pay_lens = pay_lens
+        #: Request id -> index of its first command, built on first need (`Value.position`).
+        self.positions: dict[str, int] | None = None
 
 
 def _layout(data: bytes) -> _Layout:
     """The columns of `data` (see the module docstring); raises `BatchError`."""
     size = len(data)
     if size == 0:
-        return _Layout([], (), [0])
+        return _Layout([], (), [0], [0], ())
     if size < _COUNT.size:
         raise BatchError(f"batch of {size} bytes is shorter than its count")
     (n,) = _COUNT.unpack_from(data)
@@ -226,7 +326,7 @@ def _layout(data: bytes) -> _Layout:
             ids = [data[a:b].decode("utf-8") for a, b in zip(id_ends, id_ends[1:])]
     except UnicodeDecodeError as exc:
         raise BatchError(f"batch has a request id that is not UTF-8: {exc}") from None
-    return _Layout(ids, issued, pay_ends)
+    return _Layout(ids, issued, pay_ends, id_ends, pay_lens)
 
 
 def _decode(data: bytes, layout: _Layout) -> tuple[Command, ...]:
