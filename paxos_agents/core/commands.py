@@ -27,12 +27,14 @@ list of commands has exactly one encoding and each valid encoding one
 list of commands, so two values are equal iff their bytes are. The
 arrays are read with one `struct` call per batch, not one per command.
 
-Because each array is contiguous, the commands [a, b) of a batch are five
-contiguous slices of its bytes (their id lengths, payload lengths, stamps,
-ids and payloads), and the encoding of several such runs back to back is
-a new count and those slices joined (`Value.join`): the leader builds a
-slot's value from the batches clients sent without a Python object per
-command, and the result is byte for byte `Value.of` of the same commands.
+Because each array is contiguous, the commands [a, b) of a batch are a
+slice of each of its columns (id lengths, payload lengths and stamps,
+parsed once per value with one `struct` call) and two contiguous slices of
+its bytes (their ids and their payloads). `Value.join` encodes several
+such runs back to back with one `struct` pack for the head and one join
+for the rest: the leader builds a slot's value from the batches clients
+sent without a Python object per command, and the result is byte for
+byte `Value.of` of the same commands.
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ class BatchError(ValueError):
 _COUNT = struct.Struct("<I")
 #: Bytes of the per-command arrays: u16 + u32 + i64.
 _PER_COMMAND = 2 + 4 + 8
+#: The head of a batch of one command: count, id length, payload length, stamp.
+_ONE = struct.Struct("<IHIq")
+#: A run's payloads above this many bytes are joined from a memoryview, not a copy.
+_VIEW_BYTES = 4096
 
 
 class Value:
@@ -180,50 +186,45 @@ class Value:
     def join(cls, runs: Sequence[tuple["Value", int, int]]) -> "Value":
         """The batch of the commands [start, stop) of each (value, start, stop)
         of `runs`, in order: equal to `Value.of` of those commands, built from
-        slices of the values' bytes (one struct pack for the count, no object
-        per command). A single run that is a whole value is that value."""
+        the values' parsed columns and slices of their bytes (one struct pack
+        for the head, no object per command). A single run that is a whole
+        value is that value."""
         if len(runs) == 1:
             value, start, stop = runs[0]
             if start == 0 and stop == len(value):
                 return value
-        id_lens: list = []
-        pay_lens: list = []
-        stamps: list = []
-        ids: list = []
-        payloads: list = []
-        joined_ids: list[str] = []
-        joined_issued: tuple[int, ...] = ()
-        joined_pay_lens: tuple[int, ...] = ()
-        n = 0
+        id_lens: list[int] = []
+        pay_lens: list[int] = []
+        issued: list[int] = []
+        ids: list[str] = []
+        id_blocks: list = []
+        pay_blocks: list = []
         for value, start, stop in runs:
             if start >= stop:
                 continue
             layout = value._columns()
-            m = len(layout.ids)
-            view = memoryview(value.data)
-            base = _COUNT.size
-            id_lens.append(view[base + 2 * start:base + 2 * stop])
-            base += 2 * m
-            pay_lens.append(view[base + 4 * start:base + 4 * stop])
-            base += 4 * m
-            stamps.append(view[base + 8 * start:base + 8 * stop])
-            ids.append(view[layout.id_ends[start]:layout.id_ends[stop]])
-            payloads.append(view[layout.ends[start]:layout.ends[stop]])
-            joined_ids += layout.ids[start:stop]
-            joined_issued += layout.issued[start:stop]
-            joined_pay_lens += layout.pay_lens[start:stop]
-            n += stop - start
+            data = value.data
+            id_lens += layout.id_lens[start:stop]
+            pay_lens += layout.pay_lens[start:stop]
+            issued += layout.issued[start:stop]
+            ids += layout.ids[start:stop]
+            id_ends, ends = layout.id_ends, layout.ends
+            id_blocks.append(data[id_ends[start]:id_ends[stop]])
+            a, b = ends[start], ends[stop]
+            # Large payloads are copied once (into the join), small ones
+            # sliced: a memoryview costs more than copying a few bytes.
+            pay_blocks.append(memoryview(data)[a:b] if b - a > _VIEW_BYTES else data[a:b])
+        n = len(ids)
         if not n:
             return NOOP
-        data = b"".join([_COUNT.pack(n), *id_lens, *pay_lens, *stamps, *ids, *payloads])
-        joined = cls(data)
+        head = struct.pack(f"<I{n}H{n}I{n}q", n, *id_lens, *pay_lens, *issued)
+        joined = cls(b"".join([head, *id_blocks, *pay_blocks]))
         # The columns are known already: the leader reads the ids again when
         # the slot is decided, and need not parse what it just built.
-        id_sizes = struct.unpack_from(f"<{n}H", data, _COUNT.size)
-        id_ends = list(accumulate(id_sizes, initial=_COUNT.size + n * _PER_COMMAND))
+        id_ends = list(accumulate(id_lens, initial=len(head)))
         object.__setattr__(joined, "_layout", _Layout(
-            joined_ids, joined_issued, list(accumulate(joined_pay_lens, initial=id_ends[-1])),
-            id_ends, joined_pay_lens))
+            ids, tuple(issued), list(accumulate(pay_lens, initial=id_ends[-1])), id_ends,
+            tuple(pay_lens), tuple(id_lens)))
         return joined
 
     def slice(self, start: int, stop: int) -> "Value":
@@ -278,10 +279,10 @@ class Value:
 class _Layout:
     """A batch's columns, parsed once: request ids, stamps, payload offsets."""
 
-    __slots__ = ("ids", "issued", "ends", "id_ends", "pay_lens", "positions")
+    __slots__ = ("ids", "issued", "ends", "id_ends", "pay_lens", "id_lens", "positions")
 
     def __init__(self, ids: list[str], issued: tuple[int, ...], ends: list[int],
-                 id_ends: list[int], pay_lens: tuple[int, ...]) -> None:
+                 id_ends: list[int], pay_lens: tuple[int, ...], id_lens: tuple[int, ...]) -> None:
         self.ids = ids
         self.issued = issued
         #: Payload i is data[ends[i]:ends[i + 1]].
@@ -289,6 +290,8 @@ class _Layout:
         #: Request id i is data[id_ends[i]:id_ends[i + 1]] (UTF-8).
         self.id_ends = id_ends
         self.pay_lens = pay_lens
+        #: Bytes of each request id's UTF-8.
+        self.id_lens = id_lens
         #: Request id -> index of its first command, built on first need (`Value.position`).
         self.positions: dict[str, int] | None = None
 
@@ -297,12 +300,14 @@ def _layout(data: bytes) -> _Layout:
     """The columns of `data` (see the module docstring); raises `BatchError`."""
     size = len(data)
     if size == 0:
-        return _Layout([], (), [0], [0], ())
+        return _Layout([], (), [0], [0], (), ())
     if size < _COUNT.size:
         raise BatchError(f"batch of {size} bytes is shorter than its count")
     (n,) = _COUNT.unpack_from(data)
     if n == 0:
         raise BatchError("batch counts 0 commands; the no-op is encoded as no bytes")
+    if n == 1:
+        return _layout_one(data)
     # Check the arrays fit before unpacking them: n comes from the bytes and
     # could ask for a huge format.
     start = _COUNT.size + n * _PER_COMMAND
@@ -326,7 +331,26 @@ def _layout(data: bytes) -> _Layout:
             ids = [data[a:b].decode("utf-8") for a, b in zip(id_ends, id_ends[1:])]
     except UnicodeDecodeError as exc:
         raise BatchError(f"batch has a request id that is not UTF-8: {exc}") from None
-    return _Layout(ids, issued, pay_ends, id_ends, pay_lens)
+    return _Layout(ids, issued, pay_ends, id_ends, pay_lens, id_lens)
+
+
+def _layout_one(data: bytes) -> _Layout:
+    """`_layout` of a batch of one command: a client's lone PROPOSE is the
+    common frame, and the general parse costs several times this one."""
+    size = len(data)
+    if size < _ONE.size:
+        raise BatchError(f"batch of 1 command needs {_ONE.size} bytes of header, has {size}")
+    _, id_len, pay_len, issued = _ONE.unpack_from(data)
+    id_end = _ONE.size + id_len
+    if id_end + pay_len != size:
+        raise BatchError(f"batch of 1 command should be {id_end + pay_len} bytes, is {size}")
+    if issued < -1:
+        raise BatchError(f"batch has an issued stamp below -1: {issued}")
+    try:
+        rid = data[_ONE.size:id_end].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchError(f"batch has a request id that is not UTF-8: {exc}") from None
+    return _Layout([rid], (issued,), [id_end, size], [_ONE.size, id_end], (pay_len,), (id_len,))
 
 
 def _decode(data: bytes, layout: _Layout) -> tuple[Command, ...]:
