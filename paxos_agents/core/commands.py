@@ -199,21 +199,29 @@ class Value:
         ids: list[str] = []
         id_blocks: list = []
         pay_blocks: list = []
+        add_ids, add_payloads = id_blocks.append, pay_blocks.append
         for value, start, stop in runs:
             if start >= stop:
                 continue
-            layout = value._columns()
+            layout = value._layout or value._columns()
             data = value.data
-            id_lens += layout.id_lens[start:stop]
-            pay_lens += layout.pay_lens[start:stop]
-            issued += layout.issued[start:stop]
-            ids += layout.ids[start:stop]
             id_ends, ends = layout.id_ends, layout.ends
-            id_blocks.append(data[id_ends[start]:id_ends[stop]])
+            if start == 0 and stop == len(id_ends) - 1:
+                # A whole batch (a client's frame, usually): no column slicing.
+                id_lens += layout.id_lens
+                pay_lens += layout.pay_lens
+                issued += layout.issued
+                ids += layout.ids
+            else:
+                id_lens += layout.id_lens[start:stop]
+                pay_lens += layout.pay_lens[start:stop]
+                issued += layout.issued[start:stop]
+                ids += layout.ids[start:stop]
+            add_ids(data[id_ends[start]:id_ends[stop]])
             a, b = ends[start], ends[stop]
             # Large payloads are copied once (into the join), small ones
             # sliced: a memoryview costs more than copying a few bytes.
-            pay_blocks.append(memoryview(data)[a:b] if b - a > _VIEW_BYTES else data[a:b])
+            add_payloads(memoryview(data)[a:b] if b - a > _VIEW_BYTES else data[a:b])
         n = len(ids)
         if not n:
             return NOOP
