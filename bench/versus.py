@@ -41,6 +41,9 @@ def one_round(checkout: Path, args: argparse.Namespace) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="pxv"))
     manifest = folder / "cluster.toml"
     text = (checkout / "examples" / "cluster.toml").read_text()
+    # The OS picks a free metrics port (as bench/dataplane.py does): another
+    # cluster on the machine may hold the example's 9464.
+    text = text.replace('listen = "127.0.0.1:9464"', 'listen = "127.0.0.1:0"')
     manifest.write_text(text)
     exe = str(paxosctl(checkout))
     try:

@@ -26,14 +26,24 @@ and the no-op (n = 0) is the empty string of bytes, nothing else. Each
 list of commands has exactly one encoding and each valid encoding one
 list of commands, so two values are equal iff their bytes are. The
 arrays are read with one `struct` call per batch, not one per command.
+
+Because each array is contiguous, the commands [a, b) of a batch are a
+slice of each of its columns (id lengths, payload lengths and stamps,
+parsed once per value with one `struct` call) and two contiguous slices of
+its bytes (their ids and their payloads). `Value.join` encodes several
+such runs back to back with one `struct` pack for the head and one join
+for the rest: the leader builds a slot's value from the batches clients
+sent without a Python object per command, and the result is byte for
+byte `Value.of` of the same commands.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from bisect import bisect_right
 from itertools import accumulate
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 __all__ = ["Command", "Value", "BatchError", "NOOP", "is_noop"]
 
@@ -59,6 +69,10 @@ class BatchError(ValueError):
 _COUNT = struct.Struct("<I")
 #: Bytes of the per-command arrays: u16 + u32 + i64.
 _PER_COMMAND = 2 + 4 + 8
+#: The head of a batch of one command: count, id length, payload length, stamp.
+_ONE = struct.Struct("<IHIq")
+#: A run's payloads above this many bytes are joined from a memoryview, not a copy.
+_VIEW_BYTES = 4096
 
 
 class Value:
@@ -138,6 +152,93 @@ class Value:
             return min([c.issued for c in self._commands], default=-1)
         return min(self._columns().issued, default=-1)
 
+    def payload_sizes(self) -> tuple[int, ...]:
+        """Each command's payload length, in order, without building the commands."""
+        return self._columns().pay_lens
+
+    def position(self, request_id: str) -> int:
+        """The index of the first command with `request_id`; `KeyError` if none.
+        Builds a table once per value: for the rare repeated id, not the common path."""
+        layout = self._columns()
+        positions = layout.positions
+        if positions is None:
+            ids = layout.ids
+            # Reversed, so the first occurrence of an id is the one kept.
+            positions = layout.positions = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1)))
+        return positions[request_id]
+
+    def span_bytes(self, start: int, stop: int) -> int:
+        """Bytes the commands [start, stop) add to an encoding (their array
+        entries, ids and payloads; the 4-byte count apart)."""
+        layout = self._columns()
+        id_ends, ends = layout.id_ends, layout.ends
+        return (_PER_COMMAND * (stop - start) + id_ends[stop] - id_ends[start]
+                + ends[stop] - ends[start])
+
+    def fit(self, start: int, stop: int, budget: int) -> int:
+        """The largest `end` in [start, stop] with `span_bytes(start, end) <= budget`."""
+        if self.span_bytes(start, stop) <= budget:
+            return stop
+        return bisect_right(range(start, stop + 1), budget,
+                            key=lambda end: self.span_bytes(start, end)) - 1 + start
+
+    @classmethod
+    def join(cls, runs: Sequence[tuple["Value", int, int]]) -> "Value":
+        """The batch of the commands [start, stop) of each (value, start, stop)
+        of `runs`, in order: equal to `Value.of` of those commands, built from
+        the values' parsed columns and slices of their bytes (one struct pack
+        for the head, no object per command). A single run that is a whole
+        value is that value."""
+        if len(runs) == 1:
+            value, start, stop = runs[0]
+            if start == 0 and stop == len(value):
+                return value
+        id_lens: list[int] = []
+        pay_lens: list[int] = []
+        issued: list[int] = []
+        ids: list[str] = []
+        id_blocks: list = []
+        pay_blocks: list = []
+        add_ids, add_payloads = id_blocks.append, pay_blocks.append
+        for value, start, stop in runs:
+            if start >= stop:
+                continue
+            layout = value._layout or value._columns()
+            data = value.data
+            id_ends, ends = layout.id_ends, layout.ends
+            if start == 0 and stop == len(id_ends) - 1:
+                # A whole batch (a client's frame, usually): no column slicing.
+                id_lens += layout.id_lens
+                pay_lens += layout.pay_lens
+                issued += layout.issued
+                ids += layout.ids
+            else:
+                id_lens += layout.id_lens[start:stop]
+                pay_lens += layout.pay_lens[start:stop]
+                issued += layout.issued[start:stop]
+                ids += layout.ids[start:stop]
+            add_ids(data[id_ends[start]:id_ends[stop]])
+            a, b = ends[start], ends[stop]
+            # Large payloads are copied once (into the join), small ones
+            # sliced: a memoryview costs more than copying a few bytes.
+            add_payloads(memoryview(data)[a:b] if b - a > _VIEW_BYTES else data[a:b])
+        n = len(ids)
+        if not n:
+            return NOOP
+        head = struct.pack(f"<I{n}H{n}I{n}q", n, *id_lens, *pay_lens, *issued)
+        joined = cls(b"".join([head, *id_blocks, *pay_blocks]))
+        # The columns are known already: the leader reads the ids again when
+        # the slot is decided, and need not parse what it just built.
+        id_ends = list(accumulate(id_lens, initial=len(head)))
+        object.__setattr__(joined, "_layout", _Layout(
+            ids, tuple(issued), list(accumulate(pay_lens, initial=id_ends[-1])), id_ends,
+            tuple(pay_lens), tuple(id_lens)))
+        return joined
+
+    def slice(self, start: int, stop: int) -> "Value":
+        """The batch of commands [start, stop) of this one (see `join`)."""
+        return Value.join(((self, start, stop),))
+
     def payload(self, index: int) -> bytes:
         """The payload of command `index`, without building the commands."""
         if self._commands is not None:
@@ -146,7 +247,9 @@ class Value:
         return self.data[ends[index]:ends[index + 1]]
 
     def __len__(self) -> int:
-        return len(self.commands)
+        if self._commands is not None:
+            return len(self._commands)
+        return len(self._columns().ids)
 
     def __iter__(self) -> Iterator[Command]:
         return iter(self.commands)
@@ -184,25 +287,35 @@ class Value:
 class _Layout:
     """A batch's columns, parsed once: request ids, stamps, payload offsets."""
 
-    __slots__ = ("ids", "issued", "ends")
+    __slots__ = ("ids", "issued", "ends", "id_ends", "pay_lens", "id_lens", "positions")
 
-    def __init__(self, ids: list[str], issued: tuple[int, ...], ends: list[int]) -> None:
+    def __init__(self, ids: list[str], issued: tuple[int, ...], ends: list[int],
+                 id_ends: list[int], pay_lens: tuple[int, ...], id_lens: tuple[int, ...]) -> None:
         self.ids = ids
         self.issued = issued
         #: Payload i is data[ends[i]:ends[i + 1]].
         self.ends = ends
+        #: Request id i is data[id_ends[i]:id_ends[i + 1]] (UTF-8).
+        self.id_ends = id_ends
+        self.pay_lens = pay_lens
+        #: Bytes of each request id's UTF-8.
+        self.id_lens = id_lens
+        #: Request id -> index of its first command, built on first need (`Value.position`).
+        self.positions: dict[str, int] | None = None
 
 
 def _layout(data: bytes) -> _Layout:
     """The columns of `data` (see the module docstring); raises `BatchError`."""
     size = len(data)
     if size == 0:
-        return _Layout([], (), [0])
+        return _Layout([], (), [0], [0], (), ())
     if size < _COUNT.size:
         raise BatchError(f"batch of {size} bytes is shorter than its count")
     (n,) = _COUNT.unpack_from(data)
     if n == 0:
         raise BatchError("batch counts 0 commands; the no-op is encoded as no bytes")
+    if n == 1:
+        return _layout_one(data)
     # Check the arrays fit before unpacking them: n comes from the bytes and
     # could ask for a huge format.
     start = _COUNT.size + n * _PER_COMMAND
@@ -226,7 +339,26 @@ def _layout(data: bytes) -> _Layout:
             ids = [data[a:b].decode("utf-8") for a, b in zip(id_ends, id_ends[1:])]
     except UnicodeDecodeError as exc:
         raise BatchError(f"batch has a request id that is not UTF-8: {exc}") from None
-    return _Layout(ids, issued, pay_ends)
+    return _Layout(ids, issued, pay_ends, id_ends, pay_lens, id_lens)
+
+
+def _layout_one(data: bytes) -> _Layout:
+    """`_layout` of a batch of one command: a client's lone PROPOSE is the
+    common frame, and the general parse costs several times this one."""
+    size = len(data)
+    if size < _ONE.size:
+        raise BatchError(f"batch of 1 command needs {_ONE.size} bytes of header, has {size}")
+    _, id_len, pay_len, issued = _ONE.unpack_from(data)
+    id_end = _ONE.size + id_len
+    if id_end + pay_len != size:
+        raise BatchError(f"batch of 1 command should be {id_end + pay_len} bytes, is {size}")
+    if issued < -1:
+        raise BatchError(f"batch has an issued stamp below -1: {issued}")
+    try:
+        rid = data[_ONE.size:id_end].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchError(f"batch has a request id that is not UTF-8: {exc}") from None
+    return _Layout([rid], (issued,), [id_end, size], [_ONE.size, id_end], (pay_len,), (id_len,))
 
 
 def _decode(data: bytes, layout: _Layout) -> tuple[Command, ...]:

@@ -24,10 +24,10 @@ node is an acceptor.
 from __future__ import annotations
 
 import random
-from typing import assert_never
+from typing import Sequence, assert_never
 
 from .acceptor import Acceptor
-from .commands import Command
+from .commands import Command, Value
 from .committime import CommitTimes
 from .settings import Membership, Settings
 from .configs import History
@@ -176,8 +176,10 @@ class Node:
             raise ValueError(f"{self.node_id} is not a proposer")
         self.proposer.on_request(ClientRequest(src=client, dst=self.node_id, command=command))
 
-    def propose_batch(self, commands: tuple[Command, ...]) -> list[Conflict]:
-        """A client submits several commands at once (see `Proposer.on_client_commands`).
+    def propose_batch(self, commands: Value | Sequence[Command]) -> list[Conflict]:
+        """A client submits several commands at once, a `Value` as its PROPOSE
+        frame carried them (or a sequence of commands, encoded here; see
+        `Proposer.on_client_commands`).
 
         Returns the commands refused, each with the one outstanding here
         under its request id with another payload (see intake.py); the others
@@ -187,7 +189,8 @@ class Node:
         """
         if self.proposer is None:
             raise ValueError(f"{self.node_id} is not a proposer")
-        return self.proposer.on_client_commands(commands)
+        batch = commands if isinstance(commands, Value) else Value.of(commands)
+        return self.proposer.on_client_commands(batch)
 
     def propose_config(self, acceptors: tuple[str, ...] | list[str]) -> Command:
         """Propose that the next epoch's acceptors be `acceptors` (a proposer only).

@@ -345,11 +345,11 @@ class Proposer:
         forward it to the leader (see `Intake.receive`)."""
         self.intake.receive(m, self._forward_target(), self.membership.proposers)
 
-    def on_client_commands(self, commands: tuple[Command, ...]) -> list[Conflict]:
-        """Commands straight from a client, as `on_request` treats each one
-        (one call per batch a client sent; see `Intake.from_client`). Returns
-        those refused: their request id is outstanding here with another payload."""
-        return self.intake.from_client(commands, self._forward_target())  # proposed at ready()
+    def on_client_commands(self, batch: Value) -> list[Conflict]:
+        """A batch of commands straight from a client, as `on_request` treats
+        each one (one call per batch a client sent; see `Intake.from_client`).
+        Returns those refused: their request id is outstanding here with another payload."""
+        return self.intake.from_client(batch, self._forward_target())  # proposed at ready()
 
     def _forward_pending(self) -> None:
         leader = self._forward_target()
@@ -367,7 +367,7 @@ class Proposer:
         command = self.reconfig.config_command(
             tuple(acceptors), self.membership.learners, self.intake.outstanding,
             issued=self.decisions.decided_up_to)
-        self.intake.route((command,), self._forward_target(), front=True)
+        self.intake.route(Value.of((command,)), self._forward_target(), front=True)
         return command
 
     # --------------------------------------------------------------- phase 2
@@ -411,9 +411,8 @@ class Proposer:
                 if not is_noop(value):
                     arrived = self.commit_times.now  # phase 1 reported it: it arrives here now
             elif pending:
-                commands, arrived = intake.next_batch(settings.batch, settings.slot_bytes)
-                # Encoded once, here; the commands stay cached for requeues and learn().
-                value = Value.of(commands)
+                # Slices of the batches clients sent, joined: no work per command.
+                value, arrived = intake.next_batch(settings.batch, settings.slot_bytes)
                 self.stats.proposals += 1
             elif slot < pipeline.fill_below and idle:
                 value = NOOP  # a hole, or the run-up to a new configuration

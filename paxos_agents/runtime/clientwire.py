@@ -154,6 +154,18 @@ def encode_commands(commands: Iterable[Command]) -> bytes:
     return Value.of(tuple(commands)).data
 
 
+def decode_batch(data: bytes) -> Value:
+    """A PROPOSE body as the `Value` it encodes, its columns read and checked
+    (no object per command); `WireError` if malformed (or empty)."""
+    value = Value.from_bytes(data)
+    try:
+        if not len(value):
+            raise WireError("an empty command batch")
+    except BatchError as e:
+        raise WireError(f"malformed command batch ({e})") from None
+    return value
+
+
 def decode_commands(data: bytes) -> tuple[Command, ...]:
     """The commands of a PROPOSE body; `WireError` if malformed (or empty)."""
     try:

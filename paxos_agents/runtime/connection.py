@@ -169,13 +169,17 @@ class Connection:
             if not head:
                 if not out:
                     return True
-                batch = []
+                # Length prefixes and frames in one join: each frame's bytes
+                # are copied once (frames.pack would copy each twice).
+                parts: list[bytes] = []
+                add, length, take = parts.append, frames.LENGTH.pack, out.popleft
                 size = 0
                 while out and size < WRITE_BATCH_BYTES:
-                    frame = out.popleft()
-                    batch.append(frame)
+                    frame = take()
+                    add(length(len(frame)))
+                    add(frame)
                     size += len(frame)
-                head = self._head = memoryview(frames.pack(batch))
+                head = self._head = memoryview(b"".join(parts))
             try:
                 sent = self.sock.send(head)
             except self.WOULD_BLOCK:

@@ -60,7 +60,8 @@ def json_body(frame: bytes) -> Any:
     return json.loads(frame[1:])
 
 
-_LENGTH = struct.Struct("!I")
+#: A frame's length prefix.
+LENGTH = _LENGTH = struct.Struct("!I")
 #: Frames larger than this are a protocol error (values are capped far below).
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 #: Frames larger than this are a protocol error before a connection's

@@ -90,6 +90,7 @@ MALFORMED = [
     (b"\x01\x00\x00", "shorter than its count"),
     (struct.pack("<I", 0), "no-op is encoded as no bytes"),
     (struct.pack("<I", 2**32 - 1) + bytes(20), "bytes of header"),
+    (struct.pack("<I", 1) + bytes(5), "bytes of header"),  # one command: its own parse
     (_with()[:-1], "should be"),
     (_with() + b"\x00", "should be"),
     (_with(pay_len=struct.pack("<I", 2**32 - 1)), "should be"),
@@ -99,7 +100,7 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize(("data", "why"), MALFORMED,
-                         ids=["short-count", "zero-count", "huge-count", "truncated",
+                         ids=["short-count", "zero-count", "huge-count", "one-command-short-header", "truncated",
                               "trailing-byte", "payload-past-end", "id-not-utf8",
                               "stamp-below-minus-one"])
 def test_malformed_bytes_are_refused_when_decoded(data, why):
