@@ -303,7 +303,8 @@ class Decision(NamedTuple):
     """
 
     slot: int
-    index: int
+    # The field shadows tuple's `index` method (a Decision is not searched).
+    index: int  # type: ignore[assignment]
     value: bytes
     request_id: str
     seconds: float
