@@ -40,7 +40,8 @@ import struct
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Iterable
+from itertools import repeat
+from typing import Any, Callable, Iterable, Sequence
 
 from paxos_agents.core.commands import BatchError, Value
 from paxos_agents.runtime import clientwire as wire
@@ -446,20 +447,21 @@ class Tracker:
         if not live or not data:
             return []
         value = Value.from_bytes(data)
+        # The slot's id column (no Command objects) looked up and removed in
+        # one C-level pass; the first answer in a frame wins (an id twice in
+        # it is found once).
+        hits: list[Request | None] = list(map(live.pop, value.request_ids(), repeat(None)))
+        if None not in hits:  # every command of the slot is this client's
+            found = hits
+            indexes: Sequence[int] = range(len(hits))
+        else:
+            indexes = [i for i, r in enumerate(hits) if r is not None]
+            if not indexes:
+                return []
+            found = [hits[i] for i in indexes]
         settle = TRANSITIONS[Event.SETTLE]
-        pop = live.pop
-        indexes: list[int] = []
-        found: list[Request] = []
-        # One pass over the slot's request ids (its id column, no Command
-        # objects): most are other clients' when many share the cluster.
-        for index, rid in enumerate(value.request_ids()):
-            request = pop(rid, None)  # the first answer in a frame wins
-            if request is not None:
-                request.state = settle[request.state]
-                indexes.append(index)
-                found.append(request)
-        if not found:
-            return []
+        for request in found:
+            request.state = settle[request.state]
         # What each ends with, built for the slot at once (one clock read).
         results = outcomes.in_slot(slot, value, indexes, found, skipped, self.retain_slots)
         return list(zip(found, results))
