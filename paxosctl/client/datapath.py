@@ -612,11 +612,12 @@ class DataClient:
             self._closed = True
             new, self._new = self._new, []
             batches, self._new_batches = self._new_batches, []
-        unsent = NotRunning("the client closed before this was sent")
         for request, future in new:
             request.futures = [future]
-        resolve([(request, unsent) for request, _ in new]
-                + [(request, unsent) for requests in batches for request in requests])
+        unsent = [request for request, _ in new] + [r for requests in batches for r in requests]
+        # An error each: one raised from many futures would gather their tracebacks.
+        resolve([(request, NotRunning("the client closed before this was sent"))
+                 for request in unsent])
         self._reads.close()
         for fd in (self._wake_r, self._wake_w):
             try:
