@@ -26,6 +26,12 @@ def propose_body(request_ids: list[str], payloads: list[bytes], issued: list[int
     n = len(request_ids)
     if not n:
         return b""
-    raw = list(map(str.encode, request_ids))
-    head = struct.pack(f"<I{n}H{n}I{n}q", n, *map(len, raw), *map(len, payloads), *issued)
-    return b"".join((head, *raw, *payloads))
+    text = "".join(request_ids)
+    if text.isascii():  # the usual case (this client's ids): one encode, and
+        # a character is a byte, so each id's length is its length in bytes
+        ids, id_lengths = text.encode("ascii"), map(len, request_ids)
+    else:
+        raw = list(map(str.encode, request_ids))
+        ids, id_lengths = b"".join(raw), map(len, raw)
+    head = struct.pack(f"<I{n}H{n}I{n}q", n, *id_lengths, *map(len, payloads), *issued)
+    return b"".join((head, ids, *payloads))

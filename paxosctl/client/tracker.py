@@ -372,29 +372,28 @@ class Tracker:
         it would not stream: all while it has not subscribed, else the WAITING."""
         stamp = self.applied  # a slot applied, with none undecided below it, seen by now
         retry = now + self.retry_seconds
+        heard = learner is not LearnerLink.NONE
+        watch = (batch if learner is LearnerLink.CONNECTED
+                 else [r for r in batch if r.state is _WAITING] if heard else [])
+        # The whole batch through one transition (to SENT or WAITING, never
+        # back to the outbound queue, so `_move`'s bookkeeping is not needed),
+        # in the pass that stamps it: one pass per request, not two.
+        moves = TRANSITIONS[Event.PROPOSED if heard else Event.PROPOSED_UNHEARD]
         for r in batch:
             if r.issued is None:
                 r.issued = stamp  # a slot decided before this request was first proposed
             if r.sent_at is None:
                 r.sent_at = now
             r.next_try = retry
+            r.state = moves[r.state]
         refused = len(out.settled)
         proposals = []
         for chunk in _frame_chunks(batch):
             proposals += self._encode(chunk, wire.PROPOSE, _propose_body, out.settled)
-        if len(out.settled) > refused:
-            batch = [r for r in batch if r.state is not _SETTLED]
-        if learner is not LearnerLink.NONE:
-            watch = (batch if learner is LearnerLink.CONNECTED
-                     else [r for r in batch if r.state is _WAITING])
-            for i in range(0, len(watch), wire.MAX_IDS_PER_FRAME):  # the learner's limit
-                out.to_learner.append(wire.WATCH + _ids_body(watch[i:i + wire.MAX_IDS_PER_FRAME]))
-        # The whole batch through one transition (to SENT or WAITING, never
-        # back to the outbound queue, so `_move`'s bookkeeping is not needed).
-        moves = TRANSITIONS[Event.PROPOSED if learner is not LearnerLink.NONE
-                            else Event.PROPOSED_UNHEARD]
-        for r in batch:
-            r.state = moves[r.state]
+        if len(out.settled) > refused:  # settled by `_encode`: nothing of them left
+            watch = [r for r in watch if r.state is not _SETTLED]
+        for i in range(0, len(watch), wire.MAX_IDS_PER_FRAME):  # the learner's limit
+            out.to_learner.append(wire.WATCH + _ids_body(watch[i:i + wire.MAX_IDS_PER_FRAME]))
         out.to_proposer += proposals
 
     def _encode(self, batch: list[Request], kind: bytes,
