@@ -61,6 +61,7 @@ import selectors
 import threading
 import time
 from concurrent.futures import Future
+from itertools import repeat
 from typing import Any, Callable, Iterable
 
 from paxos_agents.runtime import clientwire as wire
@@ -69,8 +70,8 @@ from paxos_agents.runtime.transport import CLIENT, hello
 
 from ..endpoints import Endpoints
 from .dialling import Dialler
-from .batch import BatchFuture, Member
-from .checks import check_proposal, check_timeout, check_value
+from .batch import BatchFuture
+from .checks import check_proposal, check_timeout, check_values
 from .ids import RequestIds
 from .reads import Reads, running_future
 from .following import Endpoint, Learners
@@ -138,8 +139,11 @@ class DataClient:
                                   stall_seconds=STALL_RETRIES * endpoints.retry_seconds)
         #: Every agent this client may talk to (the learners' order aside).
         self._endpoints = self._proposers + list(self._learners)
-        self._lock = threading.Lock()  # _new, _woken, _closed
-        self._new: list[tuple[Request, Future[Decision] | Member]] = []
+        self._lock = threading.Lock()  # _new, _new_batches, _woken, _closed
+        #: `propose_async` calls not handed to the tracker yet: (request, future).
+        self._new: list[tuple[Request, Future[Decision]]] = []
+        #: `propose_many_async` calls not handed to the tracker yet: their requests.
+        self._new_batches: list[list[Request]] = []
         self._woken = False  # a wake-up is on its way to the I/O thread
         self._closed = False
         self._leader: str | None = None
@@ -182,13 +186,20 @@ class DataClient:
         `NotRunning` (exit 1) if the client is closed; nothing is sent then.
         """
         if request_id is None:
+            # The usual call: an id of this client's maker, so only the value
+            # and the stamp need checking.
             request_id, fresh = self.ids.one(), True
-        payload = check_proposal(value, request_id, issued, self.endpoints.max_value_bytes)
+            payload = (value if type(value) is bytes
+                       and len(value) <= self.endpoints.max_value_bytes and issued is None
+                       else check_proposal(value, request_id, issued,
+                                           self.endpoints.max_value_bytes))
+        else:
+            payload = check_proposal(value, request_id, issued, self.endpoints.max_value_bytes)
         timeout = check_timeout(timeout)
         future = running_future(Decision)
         now = time.monotonic()
         pending = Request(request_id, payload, issued, now, now + timeout,
-                          _TO_LOOK_UP if not fresh and issued is None else _QUEUED)
+                          _QUEUED if fresh or issued is not None else _TO_LOOK_UP)
         with self._lock:
             if self._closed:
                 raise NotRunning(f"the connection to {self._cluster_file} is closed")
@@ -219,22 +230,24 @@ class DataClient:
         puts them in as few PROPOSE frames as the frame limits allow
         (`paxosctl.client.tracker`).
         """
-        limit = self.endpoints.max_value_bytes
         values = list(values)
-        request_ids = self.ids.batch(len(values))
-        payloads = [check_value(v, limit) for v in values]  # the ids are this client's own
+        payloads = check_values(values, self.endpoints.max_value_bytes)
         timeout = check_timeout(timeout)
+        request_ids = self.ids.batch(len(values))  # the ids are this client's own
         batch = BatchFuture(request_ids, payloads)
         if not values:
             return batch
         now = time.monotonic()
-        deadline = now + timeout
-        calls = [(Request(rid, payload, None, now, deadline, _QUEUED), member)
-                 for rid, payload, member in zip(request_ids, payloads, batch.members())]
+        n = len(values)
+        # One Request per value (its place: the batch and its index), made by
+        # a C-level map over the columns.
+        requests = list(map(Request, request_ids, payloads, repeat(None, n), repeat(now, n),
+                            repeat(now + timeout, n), repeat(_QUEUED, n), repeat(batch, n),
+                            range(n)))
         with self._lock:
             if self._closed:
                 raise NotRunning(f"the connection to {self._cluster_file} is closed")
-            self._new += calls
+            self._new_batches.append(requests)
             wake = not self._woken
             self._woken = True
         if wake:
@@ -444,11 +457,14 @@ class DataClient:
     def _turn(self, now: float) -> None:
         with self._lock:
             new, self._new = self._new, []
+            batches, self._new_batches = self._new_batches, []
             self._woken = False
         tracker = self._tracker
         settled: Settled = []
         if new:
             settled += tracker.add(new)
+        for requests in batches:
+            settled += tracker.add_batch(requests)
         due = now >= self._next_scan
         if due:
             # Retries, deadlines and reconnects: a few times a second, not every turn.
@@ -595,8 +611,13 @@ class DataClient:
         with self._lock:
             self._closed = True
             new, self._new = self._new, []
-        for _, future in new:
-            future.set_exception(NotRunning("the client closed before this was sent"))
+            batches, self._new_batches = self._new_batches, []
+        for request, future in new:
+            request.futures = [future]
+        unsent = [request for request, _ in new] + [r for requests in batches for r in requests]
+        # An error each: one raised from many futures would gather their tracebacks.
+        resolve([(request, NotRunning("the client closed before this was sent"))
+                 for request in unsent])
         self._reads.close()
         for fd in (self._wake_r, self._wake_w):
             try:

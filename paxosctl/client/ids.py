@@ -46,21 +46,28 @@ _MS_MASK = 0xFFFF_FFFF_FFFF
 _COUNT_MASK = 0xFFFF_FFFF
 
 
-def _counter() -> Callable[[], int]:
-    """The process's next-counter-value function (see the module docstring)."""
+def _counter() -> tuple[Callable[[], int], Callable[[int], list[int]]]:
+    """The process's next-counter-value function, and its take-n-values one
+    (see the module docstring)."""
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     count = itertools.count()
     if gil:
-        return count.__next__
+        # `islice` calls the count's `next` n times, each atomic: the values
+        # are this caller's alone (another thread's may fall between them).
+        return count.__next__, lambda n: list(itertools.islice(count, n))
     lock = threading.Lock()
 
     def locked() -> int:
         with lock:
             return next(count)
-    return locked
+
+    def locked_many(n: int) -> list[int]:
+        with lock:
+            return list(itertools.islice(count, n))
+    return locked, locked_many
 
 
-_next = _counter()
+_next, _take = _counter()
 #: Every maker alive, to draw their prefixes again in a forked child.
 _makers: weakref.WeakSet[RequestIds] = weakref.WeakSet()
 
@@ -102,8 +109,11 @@ class RequestIds:
     def batch(self, n: int) -> list[str]:
         """`n` fresh request ids, in the order made (they sort so), the clock read once."""
         head = self._head_at(time.time_ns() // 1_000_000)
-        step = _next
-        return [head + "%08x" % (step() & _COUNT_MASK) for _ in range(n)]
+        counts = _take(n)
+        if counts and counts[-1] > _COUNT_MASK:  # past 2**32 ids: the field wraps
+            counts = [c & _COUNT_MASK for c in counts]
+        # C-level passes (`map`), not a Python expression per id.
+        return list(map(head.__add__, map("%08x".__mod__, counts)))
 
 
 def _after_fork_in_child() -> None:

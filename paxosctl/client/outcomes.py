@@ -12,6 +12,7 @@ cluster going away (`closed`, `cluster_gone`). `paxosctl.client.tracker` decides
 from __future__ import annotations
 
 import time
+from itertools import repeat
 from typing import Protocol, Sequence
 
 from paxos_agents.core.commands import Value
@@ -20,6 +21,9 @@ from paxos_agents.runtime import clientwire as wire
 from ..errors import (ConnectionLost, Expired, NotRunning, PaxosctlError, ProposalTimeout,
                      RequestIdConflict, UsageError)
 from .results import Decision, retry_hint
+
+#: Makes a NamedTuple result from a tuple of its fields, in C.
+_new_tuple = tuple.__new__
 
 #: What a request ends with: the position it was first decided at, or the error raised.
 Result = Decision | PaxosctlError
@@ -77,33 +81,41 @@ class Asked(Protocol):
     started: float
 
 
-def in_slot(slot: int, value: Value, found: Sequence[tuple[int, Asked]],
+def in_slot(slot: int, value: Value, indexes: Sequence[int], found: Sequence[Asked],
             skipped: dict[int, wire.Skipped], retain_slots: int) -> list[Result]:
-    """What each request `found` at its index of slot `slot`'s `value` (a
-    SLOT frame) ends with, in order: as `answered` says, for the slot at
-    once. A command not `skipped` was applied there, so its request was
-    first decided there: a `Decision` if the value decided is its own
-    (the usual case, built here without an `Outcome`: this runs per
-    command), else `answered`'s verdict; a skipped one was first decided
-    elsewhere (or refused), as its `Skipped` says."""
+    """What each request of `found`, at its index of `indexes` in slot
+    `slot`'s `value` (a SLOT frame), ends with, in order: as `answered`
+    says, for the slot at once. A command not `skipped` was applied there,
+    so its request was first decided there: a `Decision` if the value
+    decided is its own (the usual case, built here without an `Outcome`:
+    this runs per command), else `answered`'s verdict; a skipped one was
+    first decided elsewhere (or refused), as its `Skipped` says."""
     now = time.monotonic()
     payload_at = value.payload
+    payloads = [r.payload for r in found]
+    if not skipped and list(map(payload_at, indexes)) == payloads:
+        # The usual case, each its own value decided here: the Decisions in
+        # C-level passes over the columns (`tuple.__new__` skips the
+        # NamedTuple's Python `__new__`).
+        return list(map(_new_tuple, repeat(Decision), zip(
+            repeat(slot), indexes, payloads, [r.request_id for r in found],
+            [now - r.started for r in found])))
     results: list[Result] = []
-    for index, request in found:
-        s = skipped.get(index)
-        if s is None:
+    append = results.append
+    for index, request in zip(indexes, found):
+        if not skipped or index not in skipped:
+            payload = request.payload
             decided = payload_at(index)
-            if decided == request.payload:
-                results.append(Decision(slot, index, request.payload, request.request_id,
-                                        now - request.started))
+            if decided == payload:
+                append(Decision(slot, index, payload, request.request_id, now - request.started))
                 continue
-            results.append(answered(wire.Outcome(request.request_id, wire.DECIDED, slot, index,
-                                                 b""), request.payload, request.issued,
-                                    request.started, retain_slots, decided))
+            append(answered(wire.Outcome(request.request_id, wire.DECIDED, slot, index, b""),
+                            payload, request.issued, request.started, retain_slots, decided))
         else:
-            results.append(answered(wire.Outcome(request.request_id, s.status, s.slot, s.index,
-                                                 s.digest), request.payload, request.issued,
-                                    request.started, retain_slots))
+            s = skipped[index]
+            append(answered(wire.Outcome(request.request_id, s.status, s.slot, s.index,
+                                         s.digest), request.payload, request.issued,
+                            request.started, retain_slots))
     return results
 
 

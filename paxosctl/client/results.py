@@ -288,17 +288,23 @@ def retry_hint(request_id: str, issued: int | None = None) -> str:
             f"{request_id} in: paxosctl decided")
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """A decided proposal: the position where its request id was first decided.
 
     `slot` and `index` (the command's place in that slot's batch) make the
     position: unique, ordered by slot then index; `position` is its text
     form "SLOT.INDEX".
+
+    Immutable, as the other results. A NamedTuple, not a frozen dataclass:
+    one is made per decided command on the client's I/O thread, and a
+    frozen dataclass takes four times as long to make (a checked setattr
+    per field: 0.67 against 0.15 µs here). So it is also a tuple (it
+    unpacks, and compares by its fields in order: slot first, then index).
     """
 
     slot: int
-    index: int
+    # The field shadows tuple's `index` method (a Decision is not searched).
+    index: int  # type: ignore[assignment]
     value: bytes
     request_id: str
     seconds: float

@@ -226,7 +226,8 @@ class Client:
         """Propose `value` (bytes; str is sent as UTF-8) without waiting; the
         future resolves to a `Decision`, or raises what `propose` raises.
 
-        Without a `request_id` one is made here (`new_request_id`), so an
+        Without a `request_id` a fresh one is made (the data path's maker,
+        `paxosctl.client.ids`: its layout is `new_request_id`'s), so an
         `OutcomeUnknown` can name it: retrying with it is safe. With one,
         the learner is first asked whether it was decided already (a retry
         is answered with the first position, nothing is proposed), unless
@@ -240,9 +241,6 @@ class Client:
         int from -1 to 2**63 - 1; `timeout` not a finite number > 0), and
         `NotRunning` (exit 1) if the data path is closed.
         """
-        if request_id is None:
-            fresh = True
-            request_id = new_request_id()
         data = self._data
         if data is None:
             from .checks import check_proposal, check_timeout
@@ -250,9 +248,11 @@ class Client:
             # Before the data path opens: bad input is a usage error even
             # when no cluster runs. Once open, the data path checks it (with
             # the cluster's size limit), once per command.
-            check_proposal(value, request_id, issued)
+            check_proposal(value, request_id if request_id is not None else "new", issued)
             check_timeout(timeout)
             data = self.data()
+        # Without a request id the data path makes a fresh one (its own
+        # maker: no id to check, proposed at once).
         return data.propose_async(value, request_id=request_id, timeout=timeout,
                                   issued=issued, fresh=fresh)
 

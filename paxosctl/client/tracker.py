@@ -40,13 +40,16 @@ import struct
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Iterable
+from itertools import repeat
+from typing import Any, Callable, Iterable, Sequence
 
-from paxos_agents.core.commands import BatchError, Command, Value
+from paxos_agents.core.commands import BatchError, Value
 from paxos_agents.runtime import clientwire as wire
 from paxos_agents.runtime import frames
 
 from . import outcomes
+from .batch import Member
+from .encoding import propose_body
 from .outcomes import Result
 
 #: Commands per PROPOSE frame at most.
@@ -139,26 +142,50 @@ class LearnerLink(Enum):
     SUBSCRIBED = "subscribed: it streams the outcome of every later proposal"
 
 
-@dataclass(slots=True, eq=False)
 class Request:
-    """One request id in flight, and the futures of the calls waiting for it."""
+    """One request id in flight, and who waits for it: the futures of the
+    calls (`propose_async`) and, for a value of a `propose_many` call, its
+    `batch` (`paxosctl.client.batch.BatchFuture`) and `index` there.
 
-    request_id: str
-    payload: bytes
-    #: Its stamp (`Command.issued`); None: stamped when first proposed (or by LOOKUP).
-    issued: int | None
-    started: float
-    deadline: float
-    state: RequestState = RequestState.QUEUED
-    #: When it is proposed again (SENT, WAITING).
-    next_try: float = 0.0
-    #: When it was first proposed (the stall rule), None before.
-    sent_at: float | None = None
-    futures: list[Future[Any]] = field(default_factory=list)
+    A plain slotted class, not a dataclass: one is made per command, and
+    its fields are read and written per command on the I/O thread.
+    """
+
+    __slots__ = ("request_id", "payload", "issued", "started", "deadline", "state",
+                 "next_try", "sent_at", "futures", "batch", "index")
+
+    def __init__(self, request_id: str, payload: bytes, issued: int | None, started: float,
+                 deadline: float, state: RequestState = RequestState.QUEUED,
+                 batch: Any = None, index: int = 0) -> None:
+        self.request_id = request_id
+        self.payload = payload
+        #: Its stamp (`Command.issued`); None: stamped when first proposed (or by LOOKUP).
+        self.issued = issued
+        self.started = started
+        self.deadline = deadline
+        self.state = state
+        #: When it is proposed again (SENT, WAITING).
+        self.next_try = 0.0
+        #: When it was first proposed (the stall rule), None before.
+        self.sent_at: float | None = None
+        #: The futures of the calls waiting for it (`add` sets the first; a
+        #: later call for the same id joins). Empty for a batch's value until then.
+        self.futures: list[Future[Any]] = _NO_FUTURES
+        #: The `propose_many` call it is a value of (None: none), at `index`.
+        self.batch = batch
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"Request({self.request_id!r}, {self.state.value})"
 
 
-#: Futures to resolve, and with what: `DataClient` sets them (outside any lock).
-Settled = list[tuple[list[Future[Any]], Result]]
+#: A request's futures before any call's joins: shared, never appended to
+#: (a future joins by replacing the list: `Tracker.add`).
+_NO_FUTURES: list[Future[Any]] = []
+
+#: Requests to resolve, and with what: `resolve` sets their futures and fills
+#: their batches (outside any lock).
+Settled = list[tuple[Request, Result]]
 
 
 @dataclass(slots=True)
@@ -172,17 +199,31 @@ class Outgoing:
 
 
 def resolve(settled: Settled) -> None:
-    """Resolve each future with its result: a `Decision`, or the error it raises.
+    """Resolve each request's waiters with its result: its futures (a
+    `Decision`, or the error they raise), and its place in its batch (the
+    batch's future resolves when its last value settles).
 
-    Each future is the caller's of one request, and a request settles once,
-    so none is resolved yet (`Future.done()` takes a lock: not asked)."""
-    for futures, result in settled:
-        if isinstance(result, Exception):
-            for future in futures:
-                future.set_exception(result)
-        else:
-            for future in futures:
-                future.set_result(result)
+    A request settles once, so none of its futures is resolved yet
+    (`Future.done()` takes a lock: not asked). A batch's values are
+    written here, one store each, not through a call per value."""
+    finished = []
+    for request, result in settled:
+        batch = request.batch
+        if batch is not None:
+            batch.results[request.index] = result
+            batch.left -= 1
+            if not batch.left:
+                finished.append(batch)
+        futures = request.futures
+        if futures:
+            if isinstance(result, Exception):
+                for future in futures:
+                    future.set_exception(result)
+            else:
+                for future in futures:
+                    future.set_result(result)
+    for batch in finished:
+        batch.finish()
 
 
 class Tracker:
@@ -236,15 +277,53 @@ class Tracker:
         for request, future in calls:
             known = live.get(request.request_id)
             if known is None:
-                request.futures.append(future)
+                request.futures = [future]
                 live[request.request_id] = request
                 outbound.append(request)
-            elif known.payload != request.payload:
-                settled.append(([future], outcomes.conflicting_call(request.request_id)))
             else:
-                known.futures.append(future)
-                known.deadline = max(known.deadline, request.deadline)
+                self._join(known, request, future, settled)
         return settled
+
+    def add_batch(self, requests: list[Request]) -> Settled:
+        """The values of one `propose_many` call (QUEUED; their waiter is their
+        batch), in order. Their ids are fresh (this client's maker), so none
+        is in flight: checked, and entered, in C-level passes over the
+        batch; should one be in flight all the same, it is joined as `add`
+        joins a second call."""
+        live = self._live
+        if live.keys().isdisjoint([r.request_id for r in requests]):
+            live.update([(r.request_id, r) for r in requests])
+            self._outbound += requests
+            return []
+        settled: Settled = []
+        for request in requests:
+            known = live.get(request.request_id)
+            if known is None:
+                live[request.request_id] = request
+                self._outbound.append(request)
+            else:
+                self._join(known, request, None, settled)
+        return settled
+
+    @staticmethod
+    def _join(known: Request, request: Request, future: Future[Any] | None,
+              settled: Settled) -> None:
+        """A call for `known`'s id, in flight: it waits for the same answer if
+        it has the same value, else it fails at once (`settled`)."""
+        if future is not None:
+            request.futures = [future]
+        if known.payload != request.payload:
+            settled.append((request, outcomes.conflicting_call(request.request_id)))
+            return
+        if request.futures:
+            known.futures = known.futures + request.futures  # never the shared empty list
+        if request.batch is not None:
+            # The same value under the same id: the batch's place settles with it.
+            if known.batch is None:
+                known.batch, known.index = request.batch, request.index
+            else:  # two batches under one id (a caller's own ids reused): rare
+                known.futures = known.futures + [Member(request.batch, request.index)]
+        known.deadline = max(known.deadline, request.deadline)
 
     def take(self, now: float, *, learner: LearnerLink, proposer: bool,
              due: bool = True) -> Outgoing:
@@ -293,29 +372,28 @@ class Tracker:
         it would not stream: all while it has not subscribed, else the WAITING."""
         stamp = self.applied  # a slot applied, with none undecided below it, seen by now
         retry = now + self.retry_seconds
+        heard = learner is not LearnerLink.NONE
+        watch = (batch if learner is LearnerLink.CONNECTED
+                 else [r for r in batch if r.state is _WAITING] if heard else [])
+        # The whole batch through one transition (to SENT or WAITING, never
+        # back to the outbound queue, so `_move`'s bookkeeping is not needed),
+        # in the pass that stamps it: one pass per request, not two.
+        moves = TRANSITIONS[Event.PROPOSED if heard else Event.PROPOSED_UNHEARD]
         for r in batch:
             if r.issued is None:
                 r.issued = stamp  # a slot decided before this request was first proposed
             if r.sent_at is None:
                 r.sent_at = now
             r.next_try = retry
+            r.state = moves[r.state]
         refused = len(out.settled)
         proposals = []
         for chunk in _frame_chunks(batch):
             proposals += self._encode(chunk, wire.PROPOSE, _propose_body, out.settled)
-        if len(out.settled) > refused:
-            batch = [r for r in batch if r.state is not _SETTLED]
-        if learner is not LearnerLink.NONE:
-            watch = (batch if learner is LearnerLink.CONNECTED
-                     else [r for r in batch if r.state is _WAITING])
-            for i in range(0, len(watch), wire.MAX_IDS_PER_FRAME):  # the learner's limit
-                out.to_learner.append(wire.WATCH + _ids_body(watch[i:i + wire.MAX_IDS_PER_FRAME]))
-        # The whole batch through one transition (to SENT or WAITING, never
-        # back to the outbound queue, so `_move`'s bookkeeping is not needed).
-        moves = TRANSITIONS[Event.PROPOSED if learner is not LearnerLink.NONE
-                            else Event.PROPOSED_UNHEARD]
-        for r in batch:
-            r.state = moves[r.state]
+        if len(out.settled) > refused:  # settled by `_encode`: nothing of them left
+            watch = [r for r in watch if r.state is not _SETTLED]
+        for i in range(0, len(watch), wire.MAX_IDS_PER_FRAME):  # the learner's limit
+            out.to_learner.append(wire.WATCH + _ids_body(watch[i:i + wire.MAX_IDS_PER_FRAME]))
         out.to_proposer += proposals
 
     def _encode(self, batch: list[Request], kind: bytes,
@@ -339,7 +417,7 @@ class Tracker:
                 encode([r])
             except (BatchError, ValueError, TypeError, OverflowError, struct.error) as error:
                 bad.append(r)
-                settled.append((r.futures, outcomes.refused(r.request_id, error)))
+                settled.append((r, outcomes.refused(r.request_id, error)))
             else:
                 good.append(r)
         self._settle(bad)
@@ -368,18 +446,24 @@ class Tracker:
         if not live or not data:
             return []
         value = Value.from_bytes(data)
+        # The slot's id column (no Command objects) looked up and removed in
+        # one C-level pass; the first answer in a frame wins (an id twice in
+        # it is found once).
+        hits: list[Request | None] = list(map(live.pop, value.request_ids(), repeat(None)))
+        if None not in hits:  # every command of the slot is this client's
+            found = hits
+            indexes: Sequence[int] = range(len(hits))
+        else:
+            indexes = [i for i, r in enumerate(hits) if r is not None]
+            if not indexes:
+                return []
+            found = [hits[i] for i in indexes]
         settle = TRANSITIONS[Event.SETTLE]
-        found: list[tuple[int, Request]] = []
-        for index, rid in enumerate(value.request_ids()):  # no Command objects
-            request = live.pop(rid, None)  # the first answer in a frame wins
-            if request is not None:
-                request.state = settle[request.state]
-                found.append((index, request))
-        if not found:
-            return []
+        for request in found:
+            request.state = settle[request.state]
         # What each ends with, built for the slot at once (one clock read).
-        results = outcomes.in_slot(slot, value, found, skipped, self.retain_slots)
-        return [(request.futures, result) for (_, request), result in zip(found, results)]
+        results = outcomes.in_slot(slot, value, indexes, found, skipped, self.retain_slots)
+        return list(zip(found, results))
 
     def on_outcomes(self, answers: Iterable[wire.Outcome]) -> Settled:
         """OUTCOMES (answers to WATCH, or a proposer's refusals): settle them."""
@@ -391,7 +475,7 @@ class Tracker:
             request = live.pop(outcome.request_id, None)  # the first answer in a frame wins
             if request is not None:
                 request.state = settle[request.state]
-                settled.append((request.futures, self._answer(request, outcome)))
+                settled.append((request, self._answer(request, outcome)))
         return settled
 
     def on_looked_up(self, stamp: int, answers: Iterable[wire.Outcome]) -> Settled:
@@ -414,7 +498,7 @@ class Tracker:
             else:
                 self._decided_at(outcome)
                 self._settle([request])
-                settled.append((request.futures, self._answer(request, outcome)))
+                settled.append((request, self._answer(request, outcome)))
         self._move(undecided, Event.NOT_DECIDED)
         self._move(watching, Event.WATCHING)
         return settled
@@ -437,18 +521,18 @@ class Tracker:
         """Settle the requests whose deadline has come (`ProposalTimeout`)."""
         late = [r for r in self._live.values() if now >= r.deadline]
         self._settle(late)
-        return [(r.futures, outcomes.timed_out(r.request_id, r.issued)) for r in late]
+        return [(r, outcomes.timed_out(r.request_id, r.issued)) for r in late]
 
     def close(self) -> Settled:
         """The client closes: settle everything in flight (`ConnectionLost`)."""
         left = list(self._live.values())
         self._settle(left)
-        return [(r.futures, outcomes.closed(r.request_id, r.issued)) for r in left]
+        return [(r, outcomes.closed(r.request_id, r.issued)) for r in left]
 
     def cluster_gone(self, cluster_file: str) -> Settled:
         """No agent answers or takes a connection: settle everything in flight."""
         left = list(self._live.values())
-        settled: Settled = [(r.futures, outcomes.cluster_gone(
+        settled: Settled = [(r, outcomes.cluster_gone(
             r.request_id, r.issued, r.state in _PROPOSED, cluster_file)) for r in left]
         self._settle(left)
         return settled
@@ -512,8 +596,9 @@ def _frame_chunks(batch: list[Request]) -> list[list[Request]]:
 
 
 def _propose_body(batch: list[Request]) -> bytes:
-    """A PROPOSE body of `batch`'s commands."""
-    return wire.encode_commands(Command(r.request_id, r.payload, r.issued) for r in batch)
+    """A PROPOSE body of `batch`'s commands, from their columns (`encoding`)."""
+    return propose_body([r.request_id for r in batch], [r.payload for r in batch],
+                        [r.issued for r in batch])  # type: ignore[misc]  # stamped by now
 
 
 def _ids_body(batch: list[Request]) -> bytes:

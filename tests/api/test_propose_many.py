@@ -265,6 +265,16 @@ def test_the_counter_is_one_per_process() -> None:
     assert ids_module._next() < ids_module._next()
 
 
+def test_a_batch_of_ids_past_2_to_the_32_wraps_the_counter_field(monkeypatch) -> None:
+    """The counter is 8 hex digits: a batch whose values cross 2**32 wraps
+    them there (as `one` does), so every id keeps its 32 digits."""
+    start = 2**32 - 2
+    monkeypatch.setattr(ids_module, "_take", lambda n: list(range(start, start + n)))
+    made = RequestIds().batch(4)
+    assert all(ID.fullmatch(rid) for rid in made)
+    assert [rid[24:] for rid in made] == ["fffffffe", "ffffffff", "00000000", "00000001"]
+
+
 # ------------------------------------------------------------ paxosctl bench --batch
 
 

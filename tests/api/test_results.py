@@ -128,3 +128,18 @@ def test_cursor_refusal_names_the_first_retained_slot() -> None:
         LogCursor(1).take({"error": "slot 1 is no longer retained; the log starts at slot 40",
                            "code": "not_retained", "log_start": 40})
     assert caught.value.fault is Fault.NOT_RETAINED and caught.value.reply["log_start"] == 40
+
+
+def test_a_decision_is_immutable_and_orders_by_position() -> None:
+    """`Decision` (a NamedTuple since issue 24, made per decided command):
+    its fields cannot be set, `position` is "SLOT.INDEX", and decisions sort
+    by position (slot, then index), as README "Python API" describes."""
+    from paxosctl import Decision
+
+    d = Decision(3, 1, b"v", "r", 0.25)
+    with pytest.raises(AttributeError):
+        d.slot = 4  # type: ignore[misc]
+    assert (d.slot, d.index, d.value, d.request_id, d.seconds) == (3, 1, b"v", "r", 0.25)
+    assert d.position == "3.1" and d == Decision(3, 1, b"v", "r", 0.25)
+    later, earlier = Decision(3, 2, b"a", "r2", 0.0), Decision(2, 9, b"z", "r3", 9.0)
+    assert sorted([later, d, earlier]) == [earlier, d, later]

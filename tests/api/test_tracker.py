@@ -390,3 +390,55 @@ def test_what_the_stall_rule_waits_on_is_the_first_proposal_of_an_unanswered_req
     assert t.proposed_by(T0) and not t.proposed_by(T0 - 0.1)
     resolve(t.on_outcomes([wire.Outcome("r", wire.DECIDED, 6, 0, wire.digest(b"mine"))]))
     assert not t.proposed_by(T0 + 5)  # "k" was only looked up
+
+
+# ------------------------------------------------- a propose_many call's values
+
+
+def batch_of(t: Tracker, rids: list[str], *, now: float = T0, timeout: float = 30.0):
+    """One `propose_many_async` as the I/O thread hands it over: its future."""
+    from paxosctl.client.batch import BatchFuture
+
+    payloads = [rid.encode() for rid in rids]
+    batch = BatchFuture(rids, payloads)
+    resolve(t.add_batch([Request(rid, payload, None, now, now + timeout, S.QUEUED, batch, i)
+                         for i, (rid, payload) in enumerate(zip(rids, payloads))]))
+    return batch
+
+
+def test_a_batch_resolves_once_every_value_settled_in_its_order() -> None:
+    """Its values are decided in another order (and slot) than given, one is
+    never answered: the call's future resolves only at that one's deadline,
+    with one result per value in the call's order, each with its request
+    id: the decided ones their positions, the unanswered one
+    `ProposalTimeout` (retryable by id), and nothing else of it settles."""
+    t = tracker()
+    batch = batch_of(t, ["a", "b", "c"])
+    assert sent(t.take(T0, learner=L.SUBSCRIBED, proposer=True))["propose"] == [
+        Command("a", b"a", 5), Command("b", b"b", 5), Command("c", b"c", 5)]
+    resolve(t.on_slot(7, {}, Value.of((Command("c", b"c", 5), Command("zz", b"x"))).data))
+    resolve(t.on_slot(8, {}, Value.of((Command("a", b"a", 5),)).data))
+    assert not batch.done() and len(t) == 1
+    resolve(t.expire(T0 + 30))
+    results = batch.result(0)
+    assert [p.request_id for p in results] == ["a", "b", "c"]
+    assert [p.value for p in results] == [b"a", b"b", b"c"]
+    assert results[0].result().position == "8.0" and results[2].result().position == "7.0"
+    assert not results[1].ok and results[1].unknown
+    assert isinstance(results[1].error, ProposalTimeout) and results[1].error.request_id == "b"
+    assert len(t) == 0
+
+
+def test_a_value_of_a_batch_under_an_id_in_flight_waits_for_the_same_answer() -> None:
+    """A call's id that a batch's value then brings (the same value) is in
+    flight once: one answer settles the call's future and the batch's place;
+    with another value, the batch's place fails at once, alone."""
+    t = tracker()
+    future = call(t, "a", b"a")
+    batch = batch_of(t, ["a", "b"])
+    other = call(t, "b", b"not b")  # a call under the batch's id, another value
+    assert isinstance(outcome(other), RequestIdConflict)
+    t.take(T0, learner=L.SUBSCRIBED, proposer=True)
+    resolve(t.on_slot(7, {}, Value.of((Command("a", b"a", 5), Command("b", b"b", 5))).data))
+    assert outcome(future).position == "7.0"
+    assert [p.result().position for p in batch.result(0)] == ["7.0", "7.1"]
