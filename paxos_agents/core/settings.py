@@ -47,6 +47,11 @@ PLANTABLE = frozenset(
         "truncate-early",
         "naive-swap",
         "trust-stamp",
+        "send-before-persist",
+        "stored-before-persist",
+        "lenient-expiry",
+        "ignore-index-floor",
+        "values-only-transfer",
     }
 )
 
