@@ -302,6 +302,7 @@ class Learner:
             self.decided_count += 1
             if not value:
                 out.logged.append(LogEntry(slot, None, None, True))
+            applied_here: set[str] = set()  # an id twice in one slot is applied once
             for command in value:
                 rid = command.request_id
                 first = firsts.get(rid)
@@ -310,7 +311,8 @@ class Learner:
                     continue  # refused as expired there: not applied, not indexed
                 if self.requests.add(rid, first):
                     out.requests.append((rid, first))
-                if first == slot:
+                if first == slot and rid not in applied_here:
+                    applied_here.add(rid)
                     # Counted as if applied here, so that a learner that
                     # copied part of its log still counts every command it
                     # holds (the decided-commands metric takes the largest).

@@ -35,7 +35,7 @@ import random
 from dataclasses import dataclass
 
 from ..core.commands import Command
-from ..core.settings import Settings
+from ..core.settings import CHUNK_BYTES, Settings
 from .checks import Violation
 from .cluster import Faults, SimCluster
 from .topology import Topology
@@ -64,10 +64,20 @@ class Outcome:
 SPARES = tuple(f"acceptor-s{i}" for i in range(8))
 
 
+def _retention_settings(seed: int, topology: Topology) -> dict[str, int]:
+    """With retention, a catching-up learner's first chunk may not reach
+    `log_start + R` (its index's floor): chunks of one slot, of a few, or
+    of the usual size, by a generator of the seed's own."""
+    if not topology.retain:
+        return {}
+    return {"chunk_bytes": random.Random(seed ^ 0xC4C4).choice((1, 256, CHUNK_BYTES))}
+
+
 def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
              steps: int = 300, reconfig: bool = False) -> Outcome:
     """Run one seeded simulation and report the first broken property, if any."""
-    settings = Settings(plant=plant, retain_slots=topology.retain, **SIM_SETTINGS)
+    settings = Settings(plant=plant, retain_slots=topology.retain, **SIM_SETTINGS,
+                        **_retention_settings(seed, topology))
     reconfig = reconfig or "naive-swap" in plant
     sim = SimCluster(topology.membership(), seed, settings, spares=SPARES if reconfig else ())
     rng = random.Random(seed ^ 0x5EED)
