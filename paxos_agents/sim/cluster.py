@@ -8,7 +8,8 @@ messages it had not sent, are gone. A node may also crash in the middle
 of handing over a `Ready` (`Faults`), where the runtime may: after its
 persist, before sending; or during it, with what needs no persist sent.
 
-Scripted scenarios drive it by hand (`submit`, `run`, `crash`, `restart`,
+Scripted scenarios drive it by hand (`submit`, `run`, `crash`,
+`crash_in_next_persist`, `restart`,
 `isolate`, `partition`, `heal`, `hold`, `release`, `reconfigure`);
 `faults.run_seed` drives it at random.
 
@@ -83,6 +84,8 @@ class SimCluster:
         self._groups: dict[str, int] | None = None
         self._held: list[Message] = []
         self._hold: Callable[[Message], bool] | None = None
+        #: Nodes that crash during their next persist (`crash_in_next_persist`).
+        self._doomed: set[str] = set()
         self.delivered = 0
         self.crashes = 0
         #: Crashes during a persist (`Faults.crash_before_persist`), counted in `crashes` too.
@@ -254,9 +257,13 @@ class SimCluster:
         if not ready:
             return
         persist = ready.persist
+        if persist and node_id in self._doomed:
+            self._doomed.discard(node_id)
+            self._crash_in_persist(node_id, ready, share=1.0)
+            return
         if (persist and self.faults.crash_before_persist
                 and self.persist_rng.random() < self.faults.crash_before_persist):
-            self._crash_in_persist(node_id, ready)
+            self._crash_in_persist(node_id, ready, share=self.persist_rng.random())
             return
         if persist:
             self.records[node_id].apply(persist)
@@ -284,22 +291,26 @@ class SimCluster:
             for event in applied.commands():
                 checker.applied(node_id, event)
 
-    def _crash_in_persist(self, node_id: str, ready: Ready) -> None:
+    def crash_in_next_persist(self, node_id: str) -> None:
+        """Make `node_id` crash during its next persist (see `_crash_in_persist`),
+        with every message that needs no persist sent."""
+        self._doomed.add(node_id)
+
+    def _crash_in_persist(self, node_id: str, ready: Ready, share: float) -> None:
         """`node_id` dies during the persist of `ready`.
 
         What the runtime did before `storage.save` happened: the messages
         that need no persist went out (the transport flushes them during the
-        fsync; a random part of them made it, messages to itself are stepped
-        only after the persist and are lost), and the clients watching what
+        fsync; each made it with probability `share`; messages to itself are
+        stepped only after the persist and are lost), and the clients watching what
         was applied were answered. Nothing of `ready.persist` is durable,
         and nothing of `send_after_persist` left. The checker hears what
         anyone outside could see (decisions and answers), never the votes,
         the stored prefix or the compaction of the lost persist.
         """
         rng = self.persist_rng
-        share = rng.random()
         for msg in ready.send:
-            if msg.dst != node_id and rng.random() < share:
+            if msg.dst != node_id and (share >= 1.0 or rng.random() < share):
                 self.send(msg)
         checker = self.checker
         for slot, value in ready.persist.decisions:
