@@ -195,6 +195,19 @@ def test_state_transfer_takes_the_peers_outcomes():
     assert not ready.applied  # clients were answered where it was applied
 
 
+@pytest.mark.parametrize(("chunk_bytes", "slots"), [(1, [0]), (60, [0, 1]), (1 << 20, [0, 1, 2])],
+                         ids=["one-slot-at-least", "about-the-budget", "default-all"])
+def test_a_chunk_holds_about_chunk_bytes_and_at_least_one_slot(chunk_bytes, slots):
+    """`Settings.chunk_bytes` bounds a state-transfer chunk (the simulator makes
+    it tiny so catching up takes many chunks): slots are added while the
+    chunk is under the budget, and one always goes."""
+    peer = node("l2", chunk_bytes=chunk_bytes)
+    for slot in range(3):
+        decide(peer, slot, Command(f"r{slot}", b"x" * 20))
+    chunk, = sent(step(peer, Fetch(src="l1", dst="l2", first_slot=0)), Chunk)
+    assert [s for s, _ in chunk.decisions] == slots
+
+
 def test_a_copied_slot_holding_one_request_id_twice_applies_it_once():
     """A slot may hold one request id twice (two tries batched together); the
     learner that applies it logs and counts it once, and so must one that
