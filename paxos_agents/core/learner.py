@@ -302,6 +302,7 @@ class Learner:
             self.decided_count += 1
             if not value:
                 out.logged.append(LogEntry(slot, None, None, True))
+            applied_here: set[str] = set()  # an id twice in one slot is applied once
             for command in value:
                 rid = command.request_id
                 first = firsts.get(rid)
@@ -310,7 +311,8 @@ class Learner:
                     continue  # refused as expired there: not applied, not indexed
                 if self.requests.add(rid, first):
                     out.requests.append((rid, first))
-                if first == slot:
+                if first == slot and rid not in applied_here:
+                    applied_here.add(rid)
                     # Counted as if applied here, so that a learner that
                     # copied part of its log still counts every command it
                     # holds (the decided-commands metric takes the largest).
@@ -388,7 +390,7 @@ class Learner:
             # Never from the stamp: only expiry depends on it (requests.py).
             firsts = self._applied_before(rids, issued)
             if (not firsts and len(set(rids)) == len(rids)
-                    and not (retain and issued + 1 < slot - retain)):
+                    and not self._expired(issued, slot)):
                 # The common case: every command is new here.
                 requests.add_all(rids, slot)
                 out.requests.extend(zip(rids, [slot] * len(rids)))
@@ -413,18 +415,24 @@ class Learner:
         client's word and is not used here (see requests.py)."""
         return self.requests.lookup(request_ids)
 
+    def _expired(self, issued: int, slot: int) -> bool:
+        """Whether a command stamped `issued` is too old to judge at `slot`:
+        its request id might have been decided below the index's window
+        (see the module doc). The same answer on every learner."""
+        retain = self.settings.retain_slots
+        return bool(retain) and issued + 1 < slot - retain
+
     def _classify(self, slot: int, commands: tuple[Command, ...],
                   firsts: dict[str, int]) -> list[int]:
         """Apply `slot`'s commands one by one: for each, where its request id
         was first decided (`slot`: applied now), or EXPIRED (refused)."""
-        retain = self.settings.retain_slots
         out = self._out
         outcome: list[int] = []
         for command in commands:
             rid = command.request_id
             first = firsts.get(rid)
             if first is None:
-                if retain and command.issued + 1 < slot - retain:
+                if self._expired(command.issued, slot):
                     # Issued before the window our index covers: it may have
                     # been applied in a slot we no longer have. Refuse it.
                     self.expired += 1

@@ -10,14 +10,11 @@ Installing a chunk changes the learner's own log, so that stays in
 
 from __future__ import annotations
 
-from .settings import Membership, Settings
+from .settings import CHUNK_BYTES, Membership, Settings
 from .configs import History
 from .messages import Chunk, Fetch, Stored
 from .outbox import Outbox
 from .store import DurableLog
-
-#: Payload bytes a learner sends in one state-transfer `Chunk` (about).
-CHUNK_BYTES = 1 << 20
 
 _NEVER = -(10**9)
 
@@ -121,7 +118,7 @@ class Peers:
         Only what is durable here is sent, with the request index entries
         that decide how each of its commands was applied.
         """
-        piece = self._store.read_log(m.first_slot, CHUNK_BYTES)
+        piece = self._store.read_log(m.first_slot, self.settings.chunk_bytes)
         self.chunks_served += 1
         self._out.send.append(Chunk(
             src=self.node_id, dst=m.src, asked=m.first_slot, first_slot=piece.start,

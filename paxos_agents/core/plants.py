@@ -15,6 +15,7 @@ acceptor's record, and "reuse-ballot" also forgets a proposer's round.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping, TypeVar
 
 from .acceptor import Acceptor
@@ -22,7 +23,8 @@ from .configs import Config, History
 from .election import Election
 from .ids import ZERO_BALLOT, Ballot
 from .learner import Learner
-from .messages import Accepted, Nack, Promise, Vote
+from .messages import Accept, Accepted, Chunk, Nack, Prepare, Promise, Stored, Vote
+from .outbox import Outbox
 from .ready import Record
 from .proposer import Phase, Proposer
 from .reconfig import Reconfiguration
@@ -158,10 +160,95 @@ class TrustStampLearner(Learner):
         return super()._applied_before(request_ids, issued)
 
 
+# --- what leaves before it is durable (the simulator's crash before persist) ---
+
+
+def _send_early(out: Outbox, node_id: str, kinds: tuple[type, ...]) -> None:
+    """Move this node's `kinds` messages from `send_after_persist` to `send`:
+    the runtime then sends them before (during) the persist they announce."""
+    early = [m for m in out.send_after_persist if isinstance(m, kinds) and m.src == node_id]
+    if early:
+        out.send_after_persist = [m for m in out.send_after_persist if m not in early]
+        out.send.extend(early)
+
+
+class SendBeforePersistAcceptor(Acceptor):
+    """Paxos Made Simple, section 2.5, broken: Promise and Accepted leave with
+    the messages that need no persist, before the promise or vote they
+    announce is durable. An acceptor that crashes in between has promised
+    or voted, for everyone else, and forgot it."""
+
+    def on_prepare(self, m: Prepare) -> None:
+        super().on_prepare(m)
+        _send_early(self._out, self.node_id, (Promise,))
+
+    def on_accept(self, m: Accept) -> None:
+        super().on_accept(m)
+        _send_early(self._out, self.node_id, (Accepted,))
+
+
+class StoredBeforePersistLearner(Learner):
+    """A learner's `Stored` report leaves before the applied prefix it
+    reports is durable. Acceptors compact on it; a learner that crashes
+    before its persist restarts below the compaction point, and the votes
+    it needs may be gone."""
+
+    def tick(self) -> None:
+        super().tick()
+        _send_early(self._out, self.node_id, (Stored,))
+
+    def on_stored(self, m: Stored) -> None:
+        super().on_stored(m)
+        _send_early(self._out, self.node_id, (Stored,))
+
+
+# --- retention: expiry, the index's floor, state transfer of outcomes ----------
+
+
+class LenientExpiryLearner(Learner):
+    """Expiry judged one slot too late: a command stamped `issued` is judged
+    by the index when `issued + 2 >= t - R` instead of `issued + 1`. Its
+    request id may then have been decided in slot t - R - 1, which the
+    index no longer holds: a retry is applied a second time."""
+
+    def _expired(self, issued: int, slot: int) -> bool:
+        retain = self.settings.retain_slots
+        return bool(retain) and issued + 2 < slot - retain
+
+
+class IgnoreIndexFloorLearner(Learner):
+    """A learner whose log a state transfer restarted at `log_start` judges
+    duplicates itself at once, though its index holds nothing below
+    `log_start` (the real one installs its peers' outcomes until
+    `log_start + R`): a retry first decided below the floor is applied
+    again here and not at its peers."""
+
+    def _may_apply(self, slot: int) -> bool:
+        return True
+
+
+class ValuesOnlyTransferLearner(Learner):
+    """State transfer of values without their outcomes: a chunk's commands are
+    classified by what this learner knows (its index, the chunk so far)
+    instead of taken as the peer applied them. A command the peer answered
+    as a duplicate of a slot below our log, or refused as expired, is
+    applied here: the logs diverge."""
+
+    def on_chunk(self, m: Chunk) -> None:
+        known = self.requests.lookup([c.request_id for _, value in m.decisions for c in value])
+        firsts: dict[str, int] = {}
+        for slot, value in m.decisions:
+            for command in value:
+                rid = command.request_id
+                firsts.setdefault(rid, known.get(rid, slot))
+        super().on_chunk(replace(m, first_slots=tuple(firsts.items())))
+
+
 #: planted bug -> the acceptor class that carries it.
 ACCEPTORS: Mapping[str, type[Acceptor]] = {
     "accept-without-promise": AcceptWithoutPromiseAcceptor,
     "truncate-early": TruncateEarlyAcceptor,
+    "send-before-persist": SendBeforePersistAcceptor,
 }
 
 #: planted bug -> the proposer class that carries it.
@@ -176,6 +263,10 @@ LEARNERS: Mapping[str, type[Learner]] = {
     "cross-ballot-learner": CrossBallotLearner,
     "naive-swap": NaiveSwapLearner,
     "trust-stamp": TrustStampLearner,
+    "stored-before-persist": StoredBeforePersistLearner,
+    "lenient-expiry": LenientExpiryLearner,
+    "ignore-index-floor": IgnoreIndexFloorLearner,
+    "values-only-transfer": ValuesOnlyTransferLearner,
 }
 
 R = TypeVar("R")

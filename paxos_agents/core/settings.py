@@ -47,6 +47,11 @@ PLANTABLE = frozenset(
         "truncate-early",
         "naive-swap",
         "trust-stamp",
+        "send-before-persist",
+        "stored-before-persist",
+        "lenient-expiry",
+        "ignore-index-floor",
+        "values-only-transfer",
     }
 )
 
@@ -58,6 +63,11 @@ PLANTABLE = frozenset(
 #: more (see paxosctl.manifest.MAX_VALUE_BYTES for the measurement). Small
 #: commands still batch: 64 of 16 KiB fill it.
 SLOT_BYTES = 1024 * 1024
+
+
+#: Payload bytes a learner sends in one state-transfer `Chunk` (about: a
+#: chunk holds at least one slot): `Settings.chunk_bytes`'s default.
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,9 @@ class Settings:
     - `stored_ticks`: a learner tells acceptors and the other learners how
       far its log is durable at most this often (and every ten times this
       even when it did not move, so a restarted acceptor hears it again).
+    - `chunk_bytes`: payload bytes of one state-transfer `Chunk` (about: a
+      chunk holds at least one slot). Default CHUNK_BYTES; the simulator
+      makes it small, so catching up takes many chunks.
     - `retain_slots`: learners keep the decided log of this many slots
       below their applied prefix and delete what is older; 0 keeps it all.
       Deduplication of request ids, and what is refused as expired, follow
@@ -108,6 +121,7 @@ class Settings:
     batch: int = 64
     slot_bytes: int = SLOT_BYTES
     stored_ticks: int = 5
+    chunk_bytes: int = CHUNK_BYTES
     retain_slots: int = 0
     alpha: int | None = None
     plant: frozenset[str] = field(default_factory=frozenset)
@@ -115,7 +129,7 @@ class Settings:
     def __post_init__(self) -> None:
         for name in ("heartbeat_ticks", "election_ticks", "accept_timeout_ticks",
                      "retry_cooldown_ticks", "gap_ticks", "window", "batch", "slot_bytes",
-                     "stored_ticks"):
+                     "stored_ticks", "chunk_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.alpha is None:

@@ -3,7 +3,7 @@
 from .checks import Checker, Violation
 from .cluster import Faults, SimCluster
 from .faults import LIVENESS_TICKS, Outcome, run_seed
-from .topology import COLLAPSED, SEPARATE, Topology
+from .topology import COLLAPSED, RETAINING, SEPARATE, Topology
 
 __all__ = ["Checker", "Violation", "Faults", "SimCluster", "LIVENESS_TICKS", "Outcome",
-           "run_seed", "COLLAPSED", "SEPARATE", "Topology"]
+           "run_seed", "COLLAPSED", "RETAINING", "SEPARATE", "Topology"]

@@ -2,6 +2,7 @@
 
     python -m paxos_agents.sim --seeds N [--start S]
         [--topology proposers=2,acceptors=3,learners=2 | --topology replicas=3]
+        (either with ,retain=N: learners keep N slots of log)
         [--plant BUG] [--steps K] [--jobs J] [--reconfig]
 
 Prints one line per failing seed (seed, what broke, at which step, the
@@ -31,7 +32,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=100, help="how many seeds to run")
     parser.add_argument("--start", type=int, default=0, help="first seed")
     parser.add_argument("--topology", default=str(SEPARATE),
-                        help="proposers=2,acceptors=3,learners=2 or replicas=3")
+                        help="proposers=2,acceptors=3,learners=2 or replicas=3; add "
+                        "retain=N for learners that keep N slots of log (expiry, log restarts)")
     parser.add_argument("--plant", action="append", default=[], metavar="BUG",
                         help=f"put a known bug back in: {', '.join(sorted(PLANTABLE))}")
     parser.add_argument("--steps", type=int, default=300, help="ticks of faults per run")

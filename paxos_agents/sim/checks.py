@@ -47,8 +47,11 @@ class Checker:
         self.learners = learners
         #: learner -> highest slot it ever stored durably (its applied prefix).
         self.stored_upto: dict[str, int] = {}
-        #: request id -> slot reported to the client (first acknowledgement).
+        #: request id -> slot reported to the client (first acknowledgement;
+        #: EXPIRED if that was a refusal).
         self.acked: dict[str, int] = {}
+        #: Request ids some try of which was refused as expired (retention).
+        self.expired: set[str] = set()
         #: The true configuration history, fed with the decided prefix.
         self.history = History.initial(alpha, acceptors) if acceptors else None
         #: slot -> (ballot, value) -> acceptors that ever persisted that vote.
@@ -105,8 +108,15 @@ class Checker:
             )
 
     def applied(self, learner: str, event: Applied) -> None:
-        """A learner applied (or answered a duplicate of) a command."""
+        """A learner applied (or answered a duplicate of, or refused as
+        expired) a command. An expired refusal applies nothing and says
+        nothing of where the id was decided: the logs' agreement (`logged`)
+        checks that every learner refused it alike."""
         rid = event.command.request_id
+        if event.expired:
+            self.expired.add(rid)
+            self.acked.setdefault(rid, event.first_slot)  # answered: the client stops
+            return
         first = self.first_slot.setdefault(rid, event.first_slot)
         if first != event.first_slot:
             raise Violation(
@@ -138,6 +148,10 @@ class Checker:
                     f"prefix: slot {slot} of {learner}'s log is {mine} "
                     f"but another learner has {list(theirs)}"
                 )
+
+    def in_log(self, request_id: str) -> bool:
+        """Whether the common applied log holds `request_id` (applied somewhere)."""
+        return request_id in self._log_rids
 
     def stored(self, learner: str, upto: int) -> None:
         """`learner` made its applied prefix durable up to `upto`."""

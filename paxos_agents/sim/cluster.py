@@ -1,11 +1,15 @@
 """A deterministic cluster of core nodes over a fake, faulty network.
 
-Everything random comes from one `random.Random(seed)`: the same seed
-replays the same run exactly. Time is a tick counter. A crashed node keeps
-only its `Record` (what it persisted); what it had not persisted, and the
-messages it had not sent, are gone.
+Everything random comes from the seed (`random.Random(seed)`, and one
+generator of its own per optional fault): the same seed replays the same
+run exactly. Time is a tick counter. A crashed node keeps only its
+`Record` (what it persisted); what it had not persisted, and the
+messages it had not sent, are gone. A node may also crash in the middle
+of handing over a `Ready` (`Faults`), where the runtime may: after its
+persist, before sending; or during it, with what needs no persist sent.
 
-Scripted scenarios drive it by hand (`submit`, `run`, `crash`, `restart`,
+Scripted scenarios drive it by hand (`submit`, `run`, `crash`,
+`crash_in_next_persist`, `restart`,
 `isolate`, `partition`, `heal`, `hold`, `release`, `reconfigure`);
 `faults.run_seed` drives it at random.
 
@@ -27,7 +31,7 @@ from ..core.configs import Config, ConfigError, History
 from ..core.ids import ZERO_BALLOT
 from ..core.messages import Message
 from ..core.node import Node
-from ..core.ready import Record
+from ..core.ready import Ready, Record
 from .checks import Checker
 
 
@@ -40,6 +44,10 @@ class Faults:
     max_delay: int = 0
     #: Chance that a node crashes right after persisting, before sending.
     crash_after_persist: float = 0.0
+    #: Chance that a node crashes during its persist: what needs no persist
+    #: (`Ready.send`) has left, some or all of it, and the clients were
+    #: answered, but nothing of the persist is durable (see `_drain`).
+    crash_before_persist: float = 0.0
 
 
 class SimCluster:
@@ -62,6 +70,9 @@ class SimCluster:
         self.membership = Membership(membership.proposers, membership.acceptors + spares,
                                      membership.learners)
         self.rng = random.Random(seed)
+        #: The crash-before-persist fault's own generator: turning it on
+        #: leaves the network's draws (and so every other fault) as they were.
+        self.persist_rng = random.Random(seed ^ 0xD15C)
         self.ids = tuple(dict.fromkeys(
             (*membership.proposers, *self.membership.acceptors, *membership.learners)))
         self.checker = Checker(membership.learners, membership.acceptors, self.settings.alpha)
@@ -73,8 +84,12 @@ class SimCluster:
         self._groups: dict[str, int] | None = None
         self._held: list[Message] = []
         self._hold: Callable[[Message], bool] | None = None
+        #: Nodes that crash during their next persist (`crash_in_next_persist`).
+        self._doomed: set[str] = set()
         self.delivered = 0
         self.crashes = 0
+        #: Crashes during a persist (`Faults.crash_before_persist`), counted in `crashes` too.
+        self.crashes_in_persist = 0
         self.wipes = 0
 
     # ---------------------------------------------------------------- nodes
@@ -233,10 +248,23 @@ class SimCluster:
         return until is not None and until()
 
     def _drain(self, node_id: str, node: Node) -> None:
+        """Hand `node`'s `Ready` to the "runtime": as runtime/agent.py does per
+        loop turn, `send` leaves and clients are answered before the persist,
+        `send_after_persist` only after it. Without a crash between them the
+        order is not observable, so the usual path persists first (its draws
+        replay as before); `Faults.crash_before_persist` is that crash."""
         ready = node.ready()
         if not ready:
             return
         persist = ready.persist
+        if persist and node_id in self._doomed:
+            self._doomed.discard(node_id)
+            self._crash_in_persist(node_id, ready, share=1.0)
+            return
+        if (persist and self.faults.crash_before_persist
+                and self.persist_rng.random() < self.faults.crash_before_persist):
+            self._crash_in_persist(node_id, ready, share=self.persist_rng.random())
+            return
         if persist:
             self.records[node_id].apply(persist)
         checker = self.checker
@@ -262,6 +290,39 @@ class SimCluster:
         for applied in ready.applied:
             for event in applied.commands():
                 checker.applied(node_id, event)
+
+    def crash_in_next_persist(self, node_id: str) -> None:
+        """Make `node_id` crash during its next persist (see `_crash_in_persist`),
+        with every message that needs no persist sent."""
+        self._doomed.add(node_id)
+
+    def _crash_in_persist(self, node_id: str, ready: Ready, share: float) -> None:
+        """`node_id` dies during the persist of `ready`.
+
+        What the runtime did before `storage.save` happened: the messages
+        that need no persist went out (the transport flushes them during the
+        fsync; each made it with probability `share`; messages to itself are
+        stepped only after the persist and are lost), and the clients watching what
+        was applied were answered. Nothing of `ready.persist` is durable,
+        and nothing of `send_after_persist` left. The checker hears what
+        anyone outside could see (decisions and answers), never the votes,
+        the stored prefix or the compaction of the lost persist.
+        """
+        rng = self.persist_rng
+        for msg in ready.send:
+            if msg.dst != node_id and (share >= 1.0 or rng.random() < share):
+                self.send(msg)
+        checker = self.checker
+        for slot, value in ready.persist.decisions:
+            checker.decided(node_id, slot, value)
+        logged = ready.logged + [e for applied in ready.applied for e in applied.log()]
+        if logged:
+            checker.logged(node_id, sorted(logged, key=lambda e: e.slot))
+        for applied in ready.applied:
+            for event in applied.commands():
+                checker.applied(node_id, event)
+        self.crash(node_id)
+        self.crashes_in_persist += 1
 
     # -------------------------------------------------------------- queries
 

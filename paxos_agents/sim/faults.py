@@ -5,11 +5,21 @@ commands and retry them (half the tries with a wrong stamp: newer than the
 first issue, older, or unknown; and most commands once more, later, after
 their answer, as a client that lost it would), while the network drops, delays, reorders and
 duplicates messages, partitions come and go, and any node may crash (also
-right after persisting, before sending) and restart. Then the faults stop,
+right after persisting, before sending; or during its persist, after what
+needs no persist left, as the runtime orders a loop turn) and restart.
+Then the faults stop,
 every node is restarted and the network heals; a learner may also lose
 its disk once per run (it copies its log back from a peer learner); in the *liveness phase*
 every submitted command must be applied by every learner within
 `LIVENESS_TICKS` ticks.
+
+With retention (`Topology.retain` = R: learners keep R slots of log)
+a try may be refused as expired, which answers the client (it stops
+retrying), and "applied everywhere" is judged from the common log (the
+learners' own logs no longer hold old slots). Clients then never stamp a
+try newer than its first issue: with a bounded log such a retry cannot
+be told from a new request (README, "What it survives"), so only older
+or unknown stamps are lies the cluster must survive.
 
 With `reconfig` (and always with the planted `naive-swap`, which only
 shows under reconfiguration) the fault phase also changes the acceptors
@@ -25,7 +35,7 @@ import random
 from dataclasses import dataclass
 
 from ..core.commands import Command
-from ..core.settings import Settings
+from ..core.settings import CHUNK_BYTES, Settings
 from .checks import Violation
 from .cluster import Faults, SimCluster
 from .topology import Topology
@@ -54,10 +64,20 @@ class Outcome:
 SPARES = tuple(f"acceptor-s{i}" for i in range(8))
 
 
+def _retention_settings(seed: int, topology: Topology) -> dict[str, int]:
+    """With retention, a catching-up learner's first chunk may not reach
+    `log_start + R` (its index's floor): chunks of one slot, of a few, or
+    of the usual size, by a generator of the seed's own."""
+    if not topology.retain:
+        return {}
+    return {"chunk_bytes": random.Random(seed ^ 0xC4C4).choice((1, 256, CHUNK_BYTES))}
+
+
 def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
              steps: int = 300, reconfig: bool = False) -> Outcome:
     """Run one seeded simulation and report the first broken property, if any."""
-    settings = Settings(plant=plant, **SIM_SETTINGS)
+    settings = Settings(plant=plant, retain_slots=topology.retain, **SIM_SETTINGS,
+                        **_retention_settings(seed, topology))
     reconfig = reconfig or "naive-swap" in plant
     sim = SimCluster(topology.membership(), seed, settings, spares=SPARES if reconfig else ())
     rng = random.Random(seed ^ 0x5EED)
@@ -92,6 +112,8 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
     down_until: dict[str, int] = {}
     #: request id -> the tick of its one try after it was acknowledged (-1: none).
     late: dict[str, int] = {}
+    # Its own generator, so runs from before this fault replay their schedules.
+    faults.crash_before_persist = random.Random(seed ^ 0xBEF0).choice((0.0, 0.003, 0.01))
     sim.faults = faults
 
     def clients() -> None:
@@ -125,8 +147,8 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
         prefix decided now, or past anything decided), older, or unknown.
         A stamp never decides whether a command is applied twice."""
         lie = liar.random()
-        if lie >= 0.5:
-            return stamps[rid]
+        if lie >= 0.5 or (topology.retain and lie < 0.3):
+            return stamps[rid]  # with retention, never newer (see the module doc)
         if lie < 0.2:
             return max(sim.checker.chosen, default=-1)  # "fresh": newer than the truth
         if lie < 0.3:
@@ -134,6 +156,17 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
         if lie < 0.4:
             return -1  # unknown
         return max(-1, stamps[rid] - liar.randint(1, 50))  # older
+
+    def applied(request_ids: list[str]) -> bool:
+        """Each of `request_ids` is applied by every learner: in each one's
+        log, or, with retention (old slots deleted), in the common log the
+        checker keeps, with every learner up (the checks make their logs
+        agree), or refused as expired there."""
+        if not topology.retain:
+            return sim.applied_everywhere(request_ids)
+        checker = sim.checker
+        return (all(sim.nodes[n] is not None for n in sim.membership.learners)
+                and all(checker.in_log(r) or r in checker.expired for r in request_ids))
 
     try:
         for _ in range(steps):
@@ -168,12 +201,12 @@ def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
             clients()
         wanted = list(next_try)
         for _ in range(LIVENESS_TICKS):
-            if sim.applied_everywhere(wanted) and _caught_up(sim):
+            if applied(wanted) and _caught_up(sim):
                 return Outcome(seed, None, step=sim.now, delivered=sim.delivered,
                                crashes=sim.crashes)
             clients()
             sim.step()
-        missing = [r for r in wanted if not sim.applied_everywhere([r])]
+        missing = [r for r in wanted if not applied([r])]
         behind = {n.node_id: n.learner.decided_up_to for n in sim.learners()}
         return Outcome(seed, "liveness",
                        f"{len(missing)} of {len(wanted)} commands not applied everywhere "

@@ -195,6 +195,31 @@ def test_state_transfer_takes_the_peers_outcomes():
     assert not ready.applied  # clients were answered where it was applied
 
 
+@pytest.mark.parametrize(("chunk_bytes", "slots"), [(1, [0]), (60, [0, 1]), (1 << 20, [0, 1, 2])],
+                         ids=["one-slot-at-least", "about-the-budget", "default-all"])
+def test_a_chunk_holds_about_chunk_bytes_and_at_least_one_slot(chunk_bytes, slots):
+    """`Settings.chunk_bytes` bounds a state-transfer chunk (the simulator makes
+    it tiny so catching up takes many chunks): slots are added while the
+    chunk is under the budget, and one always goes."""
+    peer = node("l2", chunk_bytes=chunk_bytes)
+    for slot in range(3):
+        decide(peer, slot, Command(f"r{slot}", b"x" * 20))
+    chunk, = sent(step(peer, Fetch(src="l1", dst="l2", first_slot=0)), Chunk)
+    assert [s for s, _ in chunk.decisions] == slots
+
+
+def test_a_copied_slot_holding_one_request_id_twice_applies_it_once():
+    """A slot may hold one request id twice (two tries batched together); the
+    learner that applies it logs and counts it once, and so must one that
+    copies the slot (simulator seed 1513 with retain=6 logged it twice)."""
+    twice = Value.of([Command("a", b"1"), Command("a", b"1"), Command("b", b"2")])
+    le = node("l1")
+    ready = step(le, Chunk(src="l2", dst="l1", asked=0, first_slot=0, decisions=((0, twice),),
+                           first_slots=(("a", 0), ("b", 0))))
+    assert ready.logged == [LogEntry(0, b"1", "a", False), LogEntry(0, b"2", "b", False)]
+    assert le.learner.applied_commands == 2
+
+
 def test_a_chunk_from_above_restarts_the_log_only_when_it_answers_our_fetch():
     le = node("l1")
     stale = Chunk(src="l2", dst="l1", asked=5, first_slot=5, decisions=((5, NOOP),), first_slots=())

@@ -21,9 +21,14 @@ from paxos_agents.core.plants import (
     LEARNERS,
     PROPOSERS,
     CrossBallotLearner,
+    IgnoreIndexFloorLearner,
     IgnorePromisedValueProposer,
+    LenientExpiryLearner,
     ReuseBallotProposer,
+    SendBeforePersistAcceptor,
+    StoredBeforePersistLearner,
     TruncateEarlyAcceptor,
+    ValuesOnlyTransferLearner,
 )
 from paxos_agents.core.proposer import Proposer
 
@@ -43,9 +48,15 @@ def roles(plant: set[str]) -> tuple[type, type, type]:
      ({"ignore-promised-value"}, (Acceptor, IgnorePromisedValueProposer, Learner)),
      ({"cross-ballot-learner"}, (Acceptor, Proposer, CrossBallotLearner)),
      ({"truncate-early", "cross-ballot-learner"}, (TruncateEarlyAcceptor, Proposer, CrossBallotLearner)),
-     ({"forget-promise"}, (Acceptor, Proposer, Learner))],
+     ({"forget-promise"}, (Acceptor, Proposer, Learner)),
+     ({"send-before-persist"}, (SendBeforePersistAcceptor, Proposer, Learner)),
+     ({"stored-before-persist"}, (Acceptor, Proposer, StoredBeforePersistLearner)),
+     ({"lenient-expiry"}, (Acceptor, Proposer, LenientExpiryLearner)),
+     ({"ignore-index-floor"}, (Acceptor, Proposer, IgnoreIndexFloorLearner)),
+     ({"values-only-transfer"}, (Acceptor, Proposer, ValuesOnlyTransferLearner))],
     ids=["none-real-classes", "reuse-ballot", "ignore-promised-value", "cross-ballot-learner",
-         "one-per-role-combine", "forget-promise-is-the-simulators-disk"],
+         "one-per-role-combine", "forget-promise-is-the-simulators-disk", "send-before-persist",
+         "stored-before-persist", "lenient-expiry", "ignore-index-floor", "values-only-transfer"],
 )
 def test_node_chooses_the_planted_class(plant, expected):
     assert roles(plant) == expected
