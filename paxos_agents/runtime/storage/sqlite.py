@@ -28,8 +28,9 @@ from .rows import blob_value, configs_from_text, configs_text, int_field, text_f
 #: Request ids per `first_slots` query (SQLite's parameter limit is higher).
 _IDS_PER_QUERY = 500
 
-#: Where `SqliteStorage` calls its `fault` hook: once opened, then in each `save`, in order.
-FAULT_POINTS = ("open", "before-write", "after-write", "after-commit")
+#: Where `SqliteStorage` calls its `fault` hook: once opened, then in each `save`, in
+#: order (`write` passes the two write points, `commit` the two commit points).
+FAULT_POINTS = ("open", "before-write", "after-write", "before-commit", "after-commit")
 
 
 class SqliteStorage:
@@ -426,6 +427,8 @@ class SqliteStorage:
             return
         start = time.perf_counter()
         try:
+            if self._fault:
+                self._fault("before-commit")
             conn.execute("COMMIT")
         except BaseException as exc:
             self._fail(exc)
