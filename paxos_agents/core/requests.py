@@ -10,7 +10,8 @@ hit by reading the slot it points at and comparing full ids
 (`SqliteStorage.first_slots`), and every learner judges a duplicate by
 the full id alone.
 
-Memory holds what is not durable yet (full ids: `unpersisted`) and an
+Memory holds what is not written yet (full ids: `unpersisted`, and the
+last `Ready`'s, which the runtime may look up before writing them) and an
 `IdFilter` of the keys of every id in the retained index; it holds no
 cache of recent ids (65,536 of them as strings cost a learner 15 MiB). A
 lookup answers from what this learner holds, never from what a command
@@ -39,6 +40,10 @@ class RequestIndex:
         self._store = store
         #: Applied since the last `drained()`: full ids, exact, never evicted.
         self.unpersisted: dict[str, int] = {}
+        #: Those handed over at the last `drained()`: the runtime reads them
+        #: back (watches.py) before it writes them, so they answer until the
+        #: next one. Memory: one `Ready`'s ids.
+        self._handed: dict[str, int] = {}
         #: The key of every id of the retained index and of `unpersisted`: rules out new ids.
         self.filter = IdFilter()
         self.filter.add_all(stored)
@@ -56,12 +61,14 @@ class RequestIndex:
         maybe = self.filter.maybe(keys)
         if not maybe:
             return {}  # all new: the usual case, no store read
-        unpersisted = self.unpersisted
+        unpersisted, handed = self.unpersisted, self._handed
         found: dict[str, int] = {}
         ask = []
         for i in maybe:
             rid = request_ids[i]
             first = unpersisted.get(rid)
+            if first is None:
+                first = handed.get(rid)
             if first is None:
                 ask.append(rid)
             else:
@@ -93,17 +100,17 @@ class RequestIndex:
         return keys
 
     def known(self) -> dict[str, int]:
-        """Everything in memory: the entries not yet durable (tests and checks)."""
-        return dict(self.unpersisted)
+        """Everything in memory: the entries not yet written (tests and checks)."""
+        return {**self._handed, **self.unpersisted}
 
     def __len__(self) -> int:
-        return len(self.unpersisted)
+        return len(self._handed) + len(self.unpersisted)
 
     def drained(self) -> None:
         """What was added so far is written to the store before the next step
-        (`Node.ready()` handed it over): it may now be looked up there."""
-        if self.unpersisted:
-            self.unpersisted = {}
+        (`Node.ready()` handed it over): it may be looked up there from then on."""
+        if self.unpersisted or self._handed:
+            self._handed, self.unpersisted = self.unpersisted, {}
 
     def forget_below(self, slot: int) -> None:
         """Retention deleted the entries first decided below `slot` from the store."""
