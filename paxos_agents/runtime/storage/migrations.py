@@ -188,8 +188,8 @@ def _migrate_5_to_6(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("DROP TABLE requests")
     conn.execute("ALTER TABLE requests_6 RENAME TO requests")
     if total:
-        log.info("migrated %s to schema 6: %d request index entries in %.1f s (%d of slots"
-                 " no longer retained left out)", path, total, time.monotonic() - started, dropped)
+        log.info("migrated %s to schema 6: %d request index entries in %.1f s (%d of them"
+                 " in slots no longer retained left out)", path, total, time.monotonic() - started, dropped)
 
 
 def _decided_ids(conn: sqlite3.Connection, path: Path, slots: list[int]) -> dict[int, list[str]]:
