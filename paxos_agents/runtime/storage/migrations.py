@@ -149,7 +149,7 @@ def _migrate_5_to_6(conn: sqlite3.Connection, path: Path) -> None:
     retained) is dropped: version 6 could not confirm it. Progress is
     logged every `PROGRESS_SECONDS`, since a learner's start waits for it
     (start_timeout); bench/migrate_index.py times it on a 600,000-command
-    store.
+    store: 5.3 s wall, 2.0 s CPU, on this 2-core machine at load 7.
     """
     total = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
     if total:
