@@ -14,7 +14,7 @@ stamp can no longer change whether a command is applied again.
 
 It is a Bloom filter (B. H. Bloom, "Space/time trade-offs in hash coding
 with allowable errors", CACM 1970) of the ids' index keys
-(`requests.request_key`, the integers the store is keyed by, so the
+(`requestkeys.request_key`, the integers the store is keyed by, so the
 filter is filled from the store's keys at start without reading an id):
 `BITS_PER_ID` bits per id and two bit positions per key, taken from the
 two halves of the key times a 64-bit odd constant (Fibonacci hashing, to

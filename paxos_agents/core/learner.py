@@ -303,6 +303,8 @@ class Learner:
             self.decided_count += 1
             if not value:
                 out.logged.append(LogEntry(slot, None, None, True))
+            keys: list[int] = []
+            positions: list[int] = []
             for pos, command in enumerate(value):
                 rid = command.request_id
                 first = firsts.get(rid)
@@ -317,12 +319,15 @@ class Learner:
                     key = self.requests.add(rid, first)
                     if key is not None:
                         out.requests.append((rid, first))
-                        out.request_keys.append((key, first, pos))
+                        keys.append(key)
+                        positions.append(pos)
                     # Counted as if applied here, so that a learner that
                     # copied part of its log still counts every command it
                     # holds (the decided-commands metric takes the largest).
                     self.applied_commands += 1
                     out.logged.append(LogEntry(slot, command.payload, rid, False))
+            if keys:
+                out.request_keys.append((slot, keys, positions))
             if self._on_decided is not None:
                 self._on_decided(slot, value)
             self.next_apply = slot + 1
@@ -398,9 +403,8 @@ class Learner:
                     and not (retain and issued + 1 < slot - retain)):
                 # The common case: every command is new here.
                 keys = requests.add_all(rids, slot)
-                slots = [slot] * len(rids)
-                out.requests.extend(zip(rids, slots))
-                out.request_keys.extend(zip(keys, slots, range(len(rids))))
+                out.requests.extend(zip(rids, [slot] * len(rids)))
+                out.request_keys.append((slot, keys, None))  # at positions 0, 1, ...
                 self.applied_commands += len(rids)
                 outcome = [slot] * len(rids)
             else:
@@ -429,6 +433,8 @@ class Learner:
         retain = self.settings.retain_slots
         out = self._out
         outcome: list[int] = []
+        keys: list[int] = []
+        positions: list[int] = []
         for pos, command in enumerate(commands):
             rid = command.request_id
             first = firsts.get(rid)
@@ -443,10 +449,13 @@ class Learner:
                 key = self.requests.add(rid, slot)
                 if key is not None:
                     out.requests.append((rid, slot))
-                    out.request_keys.append((key, slot, pos))
+                    keys.append(key)
+                    positions.append(pos)
                 self.applied_commands += 1
             # Decided again (first != slot): answered with the first slot, applied nothing.
             outcome.append(first)
+        if keys:
+            out.request_keys.append((slot, keys, positions))
         return outcome
 
     def drained(self) -> None:

@@ -45,7 +45,8 @@ class Outbox:
         self.decisions: dict[int, Value] = {}
         self.applied_upto: int | None = None
         self.requests: list[tuple[str, int]] = []
-        self.request_keys: list[tuple[int, int, int]] = []  # (key, slot, pos) for each of `requests`
+        #: Per slot, the keys of its `requests` and their positions (see `Persist`).
+        self.request_keys: list[tuple[int, list[int], list[int] | None]] = []
         self.log_start: int | None = None
         self.round: int | None = None
         self.floor: int | None = None

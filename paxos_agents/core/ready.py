@@ -37,10 +37,12 @@ class Persist:
     - `applied`: the learner's new highest applied slot (the applied prefix).
     - `requests`: (request id, slot) for each command first applied in this
       `Ready`: the learner's request index, written with `applied`.
-    - `request_keys`: (`request_key(id)`, slot, the command's position in
-      that slot) for each of `requests`, in order: computed once by the
-      learner, written by `SqliteStorage` (which derives them if this is
-      empty); a store that keys by full id ignores them.
+    - `request_keys`: `requests` again, packed per slot: (slot, the ids'
+      `request_key`s, their positions in the slot's value, None for 0, 1,
+      ... in order: the usual case). Computed once by the learner and
+      written by `SqliteStorage` one statement per slot (it derives them
+      if they do not cover `requests`); a store keyed by full id ignores
+      them.
     - `log_start`: the learner's new first retained slot; decisions and
       request index entries below it are deleted (retention, or a state
       transfer that starts the log above what it had).
@@ -64,7 +66,7 @@ class Persist:
     decisions: tuple[tuple[int, Value], ...] = ()
     applied: int | None = None
     requests: tuple[tuple[str, int], ...] = ()
-    request_keys: tuple[tuple[int, int, int], ...] = ()
+    request_keys: tuple[tuple[int, list[int], list[int] | None], ...] = ()
     log_start: int | None = None
     round: int | None = None
     floor: int | None = None

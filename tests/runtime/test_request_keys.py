@@ -80,7 +80,7 @@ def test_two_ids_sharing_a_key_are_told_apart_by_full_id(tmp_path: Path):
         value = Value.of([Command("x", b"1"), Command(a, b"2")])
         store.save(Persist(decisions=((3, value),), applied=3,
                            requests=(("x", 3), (a, 3)),
-                           request_keys=((request_key("x"), 3, 0), (request_key(a), 3, 1))))
+                           request_keys=((3, [request_key("x"), request_key(a)], None),)))
         assert store.first_slots([a, b]) == {a: 3}
         # b first applied at 5, in the same position as a at 3: still told apart.
         store.save(Persist(decisions=((5, Value.of([Command("y", b"3"), Command(b, b"4")])),),
@@ -122,6 +122,13 @@ def test_colliding_ids_are_each_applied_once_across_a_restart(tmp_path: Path):
     try:
         again = decide(node, store, 2, Command(b, b"B"), Command(a, b"A"), Command("new", b"n"))
         assert [(c.first_slot, c.duplicate) for c in again] == [(1, True), (0, True), (2, False)]
+    finally:
+        store.close()
+    # "new" was indexed at position 2 of a slot with duplicates before it.
+    node, store = learner(tmp_path / "l1.db")
+    try:
+        [retry] = decide(node, store, 3, Command("new", b"n"))
+        assert (retry.first_slot, retry.duplicate) == (2, True)
     finally:
         store.close()
 
