@@ -35,7 +35,8 @@ class Storage(Protocol):
       may leave the process before that `commit` returns. Failures as in
       `save`.
     - `close()` releases the store; idempotent.
-    - `persist_seconds` is how long the last non-empty `save` took.
+    - `persist_seconds` is how long the last non-empty `save` took (or the
+      last `commit`, with the `write`s it made durable).
     - the `DurableLog` reads (`votes_from`, `first_slots`, `read_log`) see
       every committed `save`; `log_start` and `applied` are a learner's
       first retained and highest applied slots.
