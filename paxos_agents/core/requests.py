@@ -12,12 +12,12 @@ the full id alone.
 
 Memory holds what is not written yet (full ids: `unpersisted`, and the
 last `Ready`'s, which the runtime may look up before writing them) and an
-`IdFilter` of the keys of every id in the retained index; it holds no
-cache of recent ids (65,536 of them as strings cost a learner 15 MiB). A
-lookup answers from what this learner holds, never from what a command
-says about itself: an id whose key the filter rules out was certainly not
-applied (it is new); any other is looked up in `unpersisted`, then in the
-store, which has the final word. A command's stamp (`issued`) plays no
+`IdFilter` of the keys of every id in the retained index; it no longer
+keeps a cache of recent ids (up to 131,072 id strings, issue 24's RSS
+target). A lookup answers from what this learner holds, never from what a
+command says about itself: an id whose key the filter rules out was
+certainly not applied (it is new); any other is looked up in memory, then
+in the store, which has the final word. A command's stamp (`issued`) plays no
 part here, so a stamp that lies (a retry stamped newer than its first
 issue) cannot get a command applied twice. The stamp still decides expiry
 (see `Learner`): whether a command is too old for the retained log to tell.
@@ -30,6 +30,7 @@ from typing import Iterable, Sequence
 from .idfilter import IdFilter
 from .requestkeys import request_key
 from .store import DurableLog
+
 
 class RequestIndex:
     """request id -> first slot: unpersisted entries in memory, the rest in the store."""
@@ -49,6 +50,7 @@ class RequestIndex:
         self.filter.add_all(stored)
         #: Ids the filter could not rule out that the store did not hold either.
         self.false_maybes = 0
+        #: The ids of the last `lookup` and their keys (see `add_all`).
         self._last: tuple[Sequence[str] | None, list[int]] = (None, [])
 
     def lookup(self, request_ids: Sequence[str]) -> dict[str, int]:
