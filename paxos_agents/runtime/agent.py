@@ -88,8 +88,12 @@ CATCHUP_LOG_SECONDS = 1.0
 GROUP_COMMIT_SECONDS = 0.01
 #: Upper bounds (seconds) of the persist-latency histogram buckets.
 PERSIST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
-#: (slot, ballot) of Accepted messages whose value was checked, kept at most.
+#: (slot, ballot) of Accepted messages whose value was checked, kept at most,
+#: and their values' bytes at most: the next acceptors' copies of a vote
+#: arrive within the window of slots in flight, and 4096 values of 9 KiB
+#: (60 commands of 100 bytes) held a learner at 75 MiB (bench/long_life.py).
 CHECKED_VOTES = 4096
+CHECKED_BYTES = 4 << 20
 
 
 class Agent:
@@ -168,6 +172,7 @@ class Agent:
         #: alone only stores and forwards them, undecoded.
         self._reads_values = self.node.learner is not None or self.node.proposer is not None
         self._checked: dict[tuple, bytes] = {}
+        self._checked_bytes = 0  # of the values in `_checked`
 
     def stop(self, *_: object) -> None:
         """Finish the current iteration (its persist included), then return from `run`."""
@@ -360,9 +365,11 @@ class Agent:
             if self._checked.get(key) == data:
                 return
             msg.value.request_ids()
-            if len(self._checked) >= CHECKED_VOTES:
+            if len(self._checked) >= CHECKED_VOTES or self._checked_bytes >= CHECKED_BYTES:
                 self._checked.clear()
+                self._checked_bytes = 0
             self._checked[key] = data
+            self._checked_bytes += len(data)
             return
         for value in values_of(msg):
             value.request_ids()  # decodes the batch's layout (kept for later use)
