@@ -1,4 +1,4 @@
-"""The learner's request index on integer keys (schema 6) and its group commit.
+"""The learner's request index on integer keys (schema 6), its group commit, its memory.
 
 - A key only narrows: two ids crafted to share one (same millisecond, and
   the other 80 bits differing in bits 0 and 21, which the key's XOR fold
