@@ -8,6 +8,8 @@
   answered with its first position, not applied again.
 - Group commit: a learner's `Stored` report never leaves before the COMMIT
   of what it reports; a failed COMMIT means no report at all.
+- Memory: the values kept to check acceptors' copies of a vote are
+  bounded by bytes.
 """
 
 from __future__ import annotations
