@@ -38,8 +38,8 @@ QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
 # per member name, the newest incarnation this agent welcomed from it.
 # Version 6: the request index is keyed by `core.requestkeys.request_key`
 # (a stable 63-bit integer, the id's milliseconds in the high bits) instead
-# of the id's text: a third of the bytes per row, and new rows land at the
-# end of the B-tree. A row is (key, slot, pos): the id of key `key` was
+# of the id's text: half the bytes (4.0 against 8.6 MiB for 200,000 ids),
+# and new rows land at the end of the B-tree. A row is (key, slot, pos): the id of key `key` was
 # first applied at `slot`, command `pos` of its decision. Two ids may share
 # a key, so a reader confirms a row by the full id at that position
 # (`SqliteStorage.first_slots`): a key alone never decides.
