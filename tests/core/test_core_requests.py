@@ -100,7 +100,7 @@ def test_filter_never_misses_an_added_id_and_forgets_whole_segments_only():
 
 def test_segments_stay_sized_to_what_retention_keeps():
     """With retention deleting as fast as slots are applied, memory stops
-    growing: a few segments of about four times the retained ids, whatever
+    growing: a few segments of two to four times the retained ids, whatever
     the number of ids ever added (2 bytes each without retention)."""
     f = IdFilter()
     window = 50  # slots retained
