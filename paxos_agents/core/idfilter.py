@@ -13,17 +13,20 @@ only a "maybe" costs a store read, which confirms or refutes it. A wrong
 stamp can no longer change whether a command is applied again.
 
 It is a Bloom filter (B. H. Bloom, "Space/time trade-offs in hash coding
-with allowable errors", CACM 1970): `BITS_PER_ID` bits per id and two
-bit positions per id taken from the two halves of Python's 64-bit string
-hash. At full capacity about 1.4% of new ids answer "maybe" (one store
-read for the slot that holds them); none that was added answers "no".
-Python's string hash is keyed per process (PYTHONHASHSEED), so a client
-cannot choose ids that all collide; and the outcome never depends on the
-filter, only how often the store is read, so runs stay deterministic.
+with allowable errors", CACM 1970) of the ids' index keys
+(`requestkeys.request_key`, the integers the store is keyed by, so the
+filter is filled from the store's keys at start without reading an id):
+`BITS_PER_ID` bits per id and two bit positions per key, taken from the
+two halves of the key times a 64-bit odd constant (Fibonacci hashing, to
+spread the key's millisecond bits). At full capacity about 1.4% of new
+ids answer "maybe" (one store read for the slot that holds them); none
+that was added answers "no". The keys are stable, so a client could
+craft ids that all answer "maybe": that costs store reads, never a wrong
+outcome, which never depends on the filter; runs stay deterministic.
 
 Memory follows the retained log, not the age of the cluster. Ids go into
-segments filled in apply order (each sized for four times the ids the
-retained index holds when it starts, from `FIRST_CAPACITY` to
+segments filled in apply order (each sized for twice the power of two
+above the ids the retained index holds when it starts, from `FIRST_CAPACITY` to
 `MAX_CAPACITY`); each segment remembers the highest first slot it
 holds, and once retention deletes every slot up to that one, the segment
 goes (`forget_below`). With no retention (`retain_slots = 0`) the
@@ -33,10 +36,13 @@ id ever applied: 2 MB per million commands.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 #: Bits per id at a segment's capacity (two positions each: ~1.4% "maybe" for new ids).
 BITS_PER_ID = 16
+#: Fibonacci hashing's multiplier (2**64 / the golden ratio, odd).
+_MIX = 0x9E3779B97F4A7C15
+_WORD = (1 << 64) - 1
 #: Ids the first segment holds; each next one holds twice as many, up to `MAX_CAPACITY`.
 FIRST_CAPACITY = 1 << 16
 MAX_CAPACITY = 1 << 24
@@ -73,42 +79,59 @@ class IdFilter:
         #: The highest `forget_below` slot: ids below it are no longer held.
         self._floor = 0
 
-    def add(self, request_id: str, slot: int) -> None:
-        """Remember `request_id`, first decided at `slot`."""
+    def add(self, key: int, slot: int) -> None:
+        """Remember the id of index key `key`, first decided at `slot`."""
+        self.add_keys((key,), slot)
+
+    def add_keys(self, keys: Iterable[int], slot: int) -> None:
+        """Remember the ids of index keys `keys`, all first decided at `slot`."""
         segment = self._segments[-1]
-        if segment.count >= segment.capacity:
-            segment = self._grow()
-        h = hash(request_id)
         mask, bits = segment.mask, segment.bits
-        p = h & mask
-        bits[p >> 3] |= 1 << (p & 7)
-        p = (h >> 32) & mask
-        bits[p >> 3] |= 1 << (p & 7)
-        segment.count += 1
+        added = 0
+        for key in keys:
+            if segment.count + added >= segment.capacity:
+                self._count(segment, added, slot)
+                added = 0
+                segment = self._grow()
+                mask, bits = segment.mask, segment.bits
+            h = key * _MIX & _WORD
+            p = h & mask
+            bits[p >> 3] |= 1 << (p & 7)
+            p = (h >> 32) & mask
+            bits[p >> 3] |= 1 << (p & 7)
+            added += 1
+        self._count(segment, added, slot)
+
+    @staticmethod
+    def _count(segment: _Segment, added: int, slot: int) -> None:
+        if not added:
+            return
+        segment.count += added
         if slot > segment.last_slot:
             segment.last_slot = slot
         if segment.first_slot < 0 or slot < segment.first_slot:
             segment.first_slot = slot
 
-    def add_all(self, entries: Iterable[tuple[str, int]]) -> None:
-        """`add` each (request id, first slot)."""
+    def add_all(self, entries: Iterable[tuple[int, int]]) -> None:
+        """`add` each (key, first slot)."""
         add = self.add
-        for request_id, slot in entries:
-            add(request_id, slot)
+        for key, slot in entries:
+            add(key, slot)
 
-    def maybe(self, request_ids: Iterable[str]) -> list[str]:
-        """Those of `request_ids` that may have been added (all that were, and a few that were not)."""
+    def maybe(self, keys: Sequence[int]) -> list[int]:
+        """The positions in `keys` of those that may have been added (all
+        that were, and a few that were not)."""
         tables = [(s.mask, s.bits) for s in reversed(self._segments) if s.count]
         found = []
-        for request_id in request_ids:
-            h = hash(request_id)
+        for i, key in enumerate(keys):
+            h = key * _MIX & _WORD
             high = h >> 32
             for mask, bits in tables:
                 p = h & mask
                 if bits[p >> 3] >> (p & 7) & 1:
                     p = high & mask
                     if bits[p >> 3] >> (p & 7) & 1:
-                        found.append(request_id)
+                        found.append(i)
                         break
         return found
 
@@ -122,12 +145,14 @@ class IdFilter:
             self._segments = [*kept, segments[-1]]
 
     def _grow(self) -> _Segment:
-        # Sized for four times the ids the retained index holds now: few
-        # segments to test while the index grows (each costs a test per
-        # lookup), and steady once retention deletes as fast as slots are
-        # applied.
+        # Sized for twice the power of two above the ids the retained index
+        # holds now: few segments to test while the index grows (each costs
+        # a test per lookup: 3 after 600,000 ids), steady once retention
+        # deletes as fast as slots are applied, and 1.4 MiB in all after
+        # 600,000 ids (four times was 4.6 MiB: most of a learner's RSS
+        # growth in bench/long_life.py).
         held = int(sum(s.live(self._floor) for s in self._segments))
-        capacity = min(MAX_CAPACITY, max(FIRST_CAPACITY, 4 << max(0, held - 1).bit_length()))
+        capacity = min(MAX_CAPACITY, max(FIRST_CAPACITY, 2 << max(0, held - 1).bit_length()))
         segment = _Segment(capacity)
         self._segments.append(segment)
         return segment

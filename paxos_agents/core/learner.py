@@ -22,9 +22,9 @@ Retries are a `Gaps` (gaps.py); its peers and state transfer a `Peers`
 
 Memory does not grow with the log. The decided log and the request index
 (request id -> first slot) are on disk (`DurableLog`); memory holds the
-decided slots not yet applied, votes being counted, and a cache of the
-request ids applied lately. `Stored` reports let acceptors compact (see
-`Acceptor.on_stored`).
+decided slots not yet applied, votes being counted, the request ids not
+yet written and a filter of the keys of those that are (requests.py).
+`Stored` reports let acceptors compact (see `Acceptor.on_stored`).
 
 Retention (`Settings.retain_slots` = R > 0). A learner deletes decisions
 and index entries more than R slots below its applied prefix, so when it
@@ -115,9 +115,10 @@ class Learner:
         self.history: History = self._adopt(
             history or History.initial(settings.alpha, membership.acceptors)
         ).with_known(self.next_apply)
-        #: request id -> first slot: a filter of every retained id, recent ones
-        #: in memory, the rest in the store (read where the filter says "maybe").
-        self.requests = RequestIndex(store, store.request_index())
+        #: request id -> first slot: a filter of every retained id's key, the
+        #: ids not yet durable in memory, the rest in the store (read where
+        #: the filter says "maybe").
+        self.requests = RequestIndex(store, store.request_keys())
         #: Highest slot known to exist (decided here, announced by a leader or a peer).
         self.highest_known = max(self.next_apply - 1, max(self._tail, default=-1))
         self._now = 0
@@ -303,21 +304,32 @@ class Learner:
             if not value:
                 out.logged.append(LogEntry(slot, None, None, True))
             applied_here: set[str] = set()  # an id twice in one slot is applied once
-            for command in value:
+            keys: list[int] = []
+            positions: list[int] = []
+            for pos, command in enumerate(value):
                 rid = command.request_id
                 first = firsts.get(rid)
                 if first is None:
                     self.expired += 1
                     continue  # refused as expired there: not applied, not indexed
-                if self.requests.add(rid, first):
-                    out.requests.append((rid, first))
                 if first == slot and rid not in applied_here:
                     applied_here.add(rid)
+                    # Indexed where it was first applied, with its position
+                    # there; a duplicate of an earlier slot was indexed when
+                    # that slot was installed or applied (or is below our
+                    # log, where nothing can confirm it).
+                    key = self.requests.add(rid, first)
+                    if key is not None:
+                        out.requests.append((rid, first))
+                        keys.append(key)
+                        positions.append(pos)
                     # Counted as if applied here, so that a learner that
                     # copied part of its log still counts every command it
                     # holds (the decided-commands metric takes the largest).
                     self.applied_commands += 1
                     out.logged.append(LogEntry(slot, command.payload, rid, False))
+            if keys:
+                out.request_keys.append((slot, keys, positions))
             if self._on_decided is not None:
                 self._on_decided(slot, value)
             self.next_apply = slot + 1
@@ -392,8 +404,9 @@ class Learner:
             if (not firsts and len(set(rids)) == len(rids)
                     and not self._expired(issued, slot)):
                 # The common case: every command is new here.
-                requests.add_all(rids, slot)
+                keys = requests.add_all(rids, slot)
                 out.requests.extend(zip(rids, [slot] * len(rids)))
+                out.request_keys.append((slot, keys, None))  # at positions 0, 1, ...
                 self.applied_commands += len(rids)
                 outcome = [slot] * len(rids)
             else:
@@ -428,7 +441,9 @@ class Learner:
         was first decided (`slot`: applied now), or EXPIRED (refused)."""
         out = self._out
         outcome: list[int] = []
-        for command in commands:
+        keys: list[int] = []
+        positions: list[int] = []
+        for pos, command in enumerate(commands):
             rid = command.request_id
             first = firsts.get(rid)
             if first is None:
@@ -439,17 +454,22 @@ class Learner:
                     outcome.append(EXPIRED)
                     continue
                 first = firsts[rid] = slot
-                self.requests.add(rid, slot)
-                out.requests.append((rid, slot))
+                key = self.requests.add(rid, slot)
+                if key is not None:
+                    out.requests.append((rid, slot))
+                    keys.append(key)
+                    positions.append(pos)
                 self.applied_commands += 1
             # Decided again (first != slot): answered with the first slot, applied nothing.
             outcome.append(first)
+        if keys:
+            out.request_keys.append((slot, keys, positions))
         return outcome
 
     def drained(self) -> None:
         """`Node.ready()` handed our outbox to the runtime, which persists it
         before the next step: what was applied so far may now be looked up
-        on disk, so the cache of recent request ids can shrink."""
+        on disk (written; committed later, see runtime/agent.py)."""
         self.requests.drained()
         self.gaps.found_below(self.next_apply)  # slots below can no longer be missing
 

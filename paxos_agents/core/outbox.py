@@ -17,7 +17,7 @@ from .ready import AppliedSlot, LogEntry, Persist, Ready
 class Outbox:
     """Pending durable changes and messages of one node."""
 
-    __slots__ = ("promised", "votes", "compacted", "decisions", "applied_upto", "requests",
+    __slots__ = ("promised", "votes", "compacted", "decisions", "applied_upto", "requests", "request_keys",
                  "log_start", "round", "floor", "send_after_persist", "send", "applied", "logged",
                  "configs", "history_known")
 
@@ -45,6 +45,8 @@ class Outbox:
         self.decisions: dict[int, Value] = {}
         self.applied_upto: int | None = None
         self.requests: list[tuple[str, int]] = []
+        #: Per slot, the keys of its `requests` and their positions (see `Persist`).
+        self.request_keys: list[tuple[int, list[int], list[int] | None]] = []
         self.log_start: int | None = None
         self.round: int | None = None
         self.floor: int | None = None
@@ -64,6 +66,7 @@ class Outbox:
             decisions=tuple(self.decisions.items()),
             applied=self.applied_upto,
             requests=tuple(self.requests),
+            request_keys=tuple(self.request_keys),
             log_start=self.log_start,
             round=self.round,
             floor=self.floor,

@@ -22,6 +22,7 @@ from typing import Iterable
 from .commands import Command, Value
 from .ids import ZERO_BALLOT, Ballot
 from .messages import Message, Vote
+from .requestkeys import request_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,12 @@ class Persist:
     - `applied`: the learner's new highest applied slot (the applied prefix).
     - `requests`: (request id, slot) for each command first applied in this
       `Ready`: the learner's request index, written with `applied`.
+    - `request_keys`: `requests` again, packed per slot: (slot, the ids'
+      `request_key`s, their positions in the slot's value, None for 0, 1,
+      ... in order: the usual case). Computed once by the learner and
+      written by `SqliteStorage` one statement per slot (it derives them
+      if they do not cover `requests`); a store keyed by full id ignores
+      them.
     - `log_start`: the learner's new first retained slot; decisions and
       request index entries below it are deleted (retention, or a state
       transfer that starts the log above what it had).
@@ -59,6 +66,7 @@ class Persist:
     decisions: tuple[tuple[int, Value], ...] = ()
     applied: int | None = None
     requests: tuple[tuple[str, int], ...] = ()
+    request_keys: tuple[tuple[int, list[int], list[int] | None], ...] = ()
     log_start: int | None = None
     round: int | None = None
     floor: int | None = None
@@ -139,8 +147,8 @@ class Record:
     def votes_from(self, slot: int) -> list[Vote]:
         return [v for s, v in sorted(self.votes.items()) if s >= slot]
 
-    def request_index(self) -> list[tuple[str, int]]:
-        return list(self.requests.items())
+    def request_keys(self) -> list[tuple[int, int]]:
+        return [(request_key(r), s) for r, s in self.requests.items()]
 
     def first_slots(self, request_ids: Iterable[str]) -> dict[str, int]:
         requests = self.requests

@@ -1,19 +1,26 @@
 """The learner's request index in memory: which request ids were applied, and where.
 
-The index itself (request id -> the slot where it was first decided) is on
-disk, written with each applied slot (`Persist.requests`). Memory holds
-what is not durable yet, a bounded cache of recent ids, and an `IdFilter`
-of every id in the retained index, so a learner's memory does not hold
-the ids themselves and a lookup reads the store only when it must.
+The index itself is on disk, written with each applied slot
+(`Persist.requests`), keyed by `request_key(request_id)`: a 63-bit integer
+from a stable hash (never Python's per-process salted `hash()`: the key
+outlives the process), with the id's millisecond prefix in the high bits
+so that new entries land at the end of the store's B-tree. A key only
+narrows the search: two ids may share one, so the store confirms a key
+hit by reading the slot it points at and comparing full ids
+(`SqliteStorage.first_slots`), and every learner judges a duplicate by
+the full id alone.
 
-A lookup answers from what this learner holds, never from what a command
-says about itself: an id the filter rules out was certainly not applied
-(it is new); an id the filter may hold is looked up in memory, then in
-the store, which has the final word. A command's stamp (`issued`) plays
-no part here, so a stamp that lies (a retry stamped newer than its first
-issue) cannot get a command applied twice. The stamp still decides
-expiry (see `Learner`): whether a command is too old for the retained
-log to tell.
+Memory holds what is not written yet (full ids: `unpersisted`, and the
+last `Ready`'s, which the runtime may look up before writing them) and an
+`IdFilter` of the keys of every id in the retained index; it no longer
+keeps a cache of recent ids (up to 131,072 id strings, issue 24's RSS
+target). A lookup answers from what this learner holds, never from what a
+command says about itself: an id whose key the filter rules out was
+certainly not applied (it is new); any other is looked up in memory, then
+in the store, which has the final word. A command's stamp (`issued`) plays no
+part here, so a stamp that lies (a retry stamped newer than its first
+issue) cannot get a command applied twice. The stamp still decides expiry
+(see `Learner`): whether a command is too old for the retained log to tell.
 """
 
 from __future__ import annotations
@@ -21,40 +28,49 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from .idfilter import IdFilter
+from .requestkeys import request_key
 from .store import DurableLog
-
-#: Request ids kept in memory (beyond the on-disk index) for quick duplicate checks.
-RECENT_REQUESTS = 65536
 
 
 class RequestIndex:
-    """request id -> first slot: unpersisted entries, recent ones, then the store."""
+    """request id -> first slot: unpersisted entries in memory, the rest in the store."""
 
-    def __init__(self, store: DurableLog, stored: Iterable[tuple[str, int]] = ()) -> None:
-        """`stored`: every entry of the store's index (`DurableLog.request_index`)."""
+    def __init__(self, store: DurableLog, stored: Iterable[tuple[int, int]] = ()) -> None:
+        """`stored`: (key, first slot) of every entry of the store's index
+        (`DurableLog.request_keys`)."""
         self._store = store
-        #: Applied since the last `drained()`: not durable yet, so never evicted.
+        #: Applied since the last `drained()`: full ids, exact, never evicted.
         self.unpersisted: dict[str, int] = {}
-        self._recent: dict[str, int] = {}
-        #: Every id of the retained index and of `unpersisted`: rules out new ids.
+        #: Those handed over at the last `drained()`: the runtime reads them
+        #: back (watches.py) before it writes them, so they answer until the
+        #: next one. Memory: one `Ready`'s ids.
+        self._handed: dict[str, int] = {}
+        #: The key of every id of the retained index and of `unpersisted`: rules out new ids.
         self.filter = IdFilter()
         self.filter.add_all(stored)
         #: Ids the filter could not rule out that the store did not hold either.
         self.false_maybes = 0
+        #: The ids of the last `lookup` and their keys (see `add_all`).
+        self._last: tuple[Sequence[str] | None, list[int]] = (None, [])
 
     def lookup(self, request_ids: Sequence[str]) -> dict[str, int]:
         """The first slots of those of `request_ids` that were applied before
         (durably, or in a `Ready` not yet drained)."""
-        maybe = self.filter.maybe(request_ids)
+        keys = [request_key(rid) for rid in request_ids]
+        # A slot's ids are looked up, then (the usual case: all new) added:
+        # `add_all` of the same list reuses these keys (0.4 µs an id).
+        self._last = (request_ids, keys)
+        maybe = self.filter.maybe(keys)
         if not maybe:
             return {}  # all new: the usual case, no store read
-        unpersisted, recent = self.unpersisted, self._recent
+        unpersisted, handed = self.unpersisted, self._handed
         found: dict[str, int] = {}
         ask = []
-        for rid in maybe:
+        for i in maybe:
+            rid = request_ids[i]
             first = unpersisted.get(rid)
             if first is None:
-                first = recent.get(rid)
+                first = handed.get(rid)
             if first is None:
                 ask.append(rid)
             else:
@@ -65,37 +81,38 @@ class RequestIndex:
             found.update(stored)
         return found
 
-    def add(self, request_id: str, slot: int) -> bool:
-        """Record a new entry (the caller persists it); False if it is already pending."""
+    def add(self, request_id: str, slot: int) -> int | None:
+        """Record a new entry (the caller persists it, with the key returned);
+        None if it is already pending."""
         if request_id in self.unpersisted:
-            return False
+            return None
         self.unpersisted[request_id] = slot
-        self.filter.add(request_id, slot)
-        return True
+        key = request_key(request_id)
+        self.filter.add(key, slot)
+        return key
 
-    def add_all(self, request_ids: list[str], slot: int) -> None:
-        """Record request ids all first decided at `slot`, none of them known."""
+    def add_all(self, request_ids: list[str], slot: int) -> list[int]:
+        """Record request ids all first decided at `slot`, none of them known;
+        their keys (the caller persists both)."""
         self.unpersisted.update(dict.fromkeys(request_ids, slot))
-        add = self.filter.add
-        for rid in request_ids:
-            add(rid, slot)
+        last_ids, keys = self._last
+        if last_ids is not request_ids:
+            keys = [request_key(rid) for rid in request_ids]
+        self.filter.add_keys(keys, slot)
+        return keys
 
     def known(self) -> dict[str, int]:
-        """Everything in memory (tests and checks)."""
-        return {**self._recent, **self.unpersisted}
+        """Everything in memory: the entries not yet written (tests and checks)."""
+        return {**self._handed, **self.unpersisted}
 
     def __len__(self) -> int:
-        return len(self._recent) + len(self.unpersisted)
+        return len(self._handed) + len(self.unpersisted)
 
     def drained(self) -> None:
-        """What was added so far is being made durable before the next step:
-        it may now be looked up on disk, and the cache can shrink."""
-        if self.unpersisted:
-            self._recent.update(self.unpersisted)
-            self.unpersisted = {}
-            if len(self._recent) > 2 * RECENT_REQUESTS:
-                # Keep the newest half (dicts keep insertion order): amortised O(1).
-                self._recent = dict(list(self._recent.items())[-RECENT_REQUESTS:])
+        """What was added so far is written to the store before the next step
+        (`Node.ready()` handed it over): it may be looked up there from then on."""
+        if self.unpersisted or self._handed:
+            self._handed, self.unpersisted = self.unpersisted, {}
 
     def forget_below(self, slot: int) -> None:
         """Retention deleted the entries first decided below `slot` from the store."""

@@ -6,7 +6,7 @@ memory and start-up do not grow with the age of the cluster:
 
 - an acceptor reads its votes when it answers a Prepare (rare: elections);
 - a learner looks up request ids its filter cannot rule out (deduplication;
-  the filter is filled from the whole index once, at start),
+  the filter is filled from the whole index's keys once, at start),
   and reads its applied log to serve a peer's state transfer.
 
 Reads see only what is durable: the runtime has made every earlier
@@ -35,9 +35,10 @@ class DurableLog(Protocol):
         """For each of `request_ids` in the request index, the slot where it was first decided."""
         ...
 
-    def request_index(self) -> Iterable[tuple[str, int]]:
-        """Every (request id, first slot) of the request index, in no set order
-        (read once, when a learner starts: see `IdFilter`)."""
+    def request_keys(self) -> Iterable[tuple[int, int]]:
+        """(`requests.request_key(id)`, first slot) of every entry of the
+        request index, in no set order (read once, when a learner starts: see
+        `IdFilter`)."""
         ...
 
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:

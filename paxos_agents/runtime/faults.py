@@ -7,8 +7,9 @@ the agents from the supervisor), never by the manifest:
 
 Each rule is `agent:point:n:action`: at the n-th time agent passes point
 (`open`: the store was opened, before it is read; `before-write`,
-`after-write`: written but not committed, `after-commit`: committed but
-nothing answered yet), do action:
+`after-write`: written but not committed, `before-commit`: about to
+commit what was written, maybe over several loop turns (a learner's group
+commit), `after-commit`: committed but nothing answered yet), do action:
 
 - `crash`: SIGKILL itself, as `kill -9` at that instant would;
 - `eio`: fail the way SQLite reports an fsync error (`disk I/O error`);
@@ -28,7 +29,7 @@ import time
 from typing import Callable
 
 ENV = "PAXOSCTL_FAULTS"
-POINTS = ("open", "before-write", "after-write", "after-commit")
+POINTS = ("open", "before-write", "after-write", "before-commit", "after-commit")
 ACTIONS = ("crash", "eio", "full", "slow")
 #: How long the `slow` action takes.
 SLOW_SECONDS = 4.0

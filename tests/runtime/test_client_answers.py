@@ -173,7 +173,8 @@ def test_a_first_slot_no_longer_retained_cannot_be_compared(tmp_path: Path) -> N
         for slot in range(1, 80):
             le.decide(slot, Command(f"r{slot}", b"v", slot - 1))
         assert le.agent._storage.log_start > 0
-        le.agent.node.learner.requests._recent["gone"] = 0  # still in the cache, not on disk
+        # Still in memory (as the ids of a Ready not yet written), not on disk.
+        le.agent.node.learner.requests.unpersisted["gone"] = 0
         le.send(wire.WATCH + wire.encode_ids(["gone"]))
         [answer] = outcomes(le.frames())
         assert (answer.status, answer.slot) == (wire.NOT_RETAINED, 0)

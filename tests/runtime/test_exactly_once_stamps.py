@@ -21,6 +21,7 @@ import sqlite3
 import pytest
 
 from clusters import describe, wait_until
+from paxos_agents.core.requestkeys import request_key
 from paxosctl import Client
 
 VALUE = "pay alice 100"
@@ -45,7 +46,9 @@ def restart_learners(cluster) -> None:
 
 def index_entry(cluster, learner: str) -> list:
     with sqlite3.connect(f"file:{cluster.state_file(learner)}?mode=ro", uri=True) as db:
-        return db.execute("SELECT slot FROM requests WHERE request_id = 'r1'").fetchall()
+        # Keyed by request_key (schema 6); r1's row is the one at its position.
+        return db.execute("SELECT slot FROM requests WHERE key = ?",
+                          (request_key("r1"),)).fetchall()
 
 
 @pytest.mark.parametrize("topology", ["roles", "replicas"])

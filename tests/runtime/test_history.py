@@ -94,7 +94,7 @@ def test_a_learner_that_lost_its_disk_copies_the_log_from_its_peer(make_cluster)
     wait_until(caught_up, 30, "learner-1 to catch up")
     sql = "SELECT slot, value FROM decisions WHERE slot <= ? ORDER BY slot"
     assert query(cluster, "learner-1", sql, top) == query(cluster, "learner-0", sql, top)
-    sql = "SELECT request_id, slot FROM requests WHERE slot <= ? ORDER BY request_id"
+    sql = "SELECT key, slot, pos FROM requests WHERE slot <= ? ORDER BY key, slot, pos"
     assert query(cluster, "learner-1", sql, top) == query(cluster, "learner-0", sql, top)
     assert len(query(cluster, "learner-1", sql, top)) == 450
     # Progress is logged (and reported) with the next heartbeat.

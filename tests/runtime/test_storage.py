@@ -378,7 +378,7 @@ def test_fault_points_are_called_in_order(tmp_path: Path) -> None:
     assert tuple(calls) == FAULT_POINTS
 
 
-@pytest.mark.parametrize("point", ["before-write", "after-write"])
+@pytest.mark.parametrize("point", ["before-write", "after-write", "before-commit"])
 def test_failure_before_commit_keeps_previous_state(tmp_path: Path, point: str) -> None:
     path = tmp_path / "state.db"
     with SqliteStorage(path) as storage:

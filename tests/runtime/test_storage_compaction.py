@@ -50,8 +50,9 @@ def test_load_reads_only_the_decisions_above_the_applied_prefix(tmp_path: Path) 
 
 def test_request_index_keeps_the_first_slot(tmp_path: Path) -> None:
     with SqliteStorage(tmp_path / "l.db") as store:
-        store.save(Persist(requests=(("a", 3),)))
-        store.save(Persist(requests=(("a", 9), ("b", 9))))
+        store.save(Persist(decisions=((3, Value.of([cmd("a")])),), requests=(("a", 3),)))
+        store.save(Persist(decisions=((9, Value.of([cmd("a"), cmd("b")])),),
+                           requests=(("a", 9), ("b", 9))))
         assert store.first_slots(["a", "b"]) == {"a": 3, "b": 9}
 
 

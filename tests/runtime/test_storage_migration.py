@@ -1,7 +1,14 @@
-"""Storage schema 3 (values as BLOBs), 4 (the configuration history) and 5
+"""Storage schema 3 (values as BLOBs), 4 (the configuration history), 5
 (the agent's own incarnation, its admitted marker, its peers' incarnations)
-and the migrations into them: 4 -> 5, 3 -> 4 -> 5, 2 -> ..., and 1 -> ... -> 5
-in one go, on the state dirs of real clusters of the older code.
+and 6 (the request index on integer keys) and the migrations into them:
+5 -> 6, 4 -> 5 -> 6, 3 -> ..., 2 -> ..., and 1 -> ... -> 6 in one go, on
+the state dirs of real clusters of the older code.
+
+tests/data/v5_state_dir.tar.gz was made by paxosctl at main b34c644
+(schema 5, the release before the index was keyed by integers) with
+`tests/data/make_v5_state_dir.sh`, as v4's below, plus a 300-command bench
+(ids of the client's layout, in batches) and a retry of old-3;
+tests/data/v5_decided.json is its decided log.
 
 tests/data/v4_state_dir.tar.gz was made the same way as v3's (below) by
 paxosctl at main 951b937 (schema 4, the release before incarnations were
@@ -35,6 +42,7 @@ tests/data/v1_state_dir.tar.gz is the same for 0.1.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import tarfile
 from pathlib import Path
@@ -44,6 +52,7 @@ import pytest
 from paxos_agents.core.commands import Command, Value
 from paxos_agents.core.ready import Persist, log_entries
 from paxos_agents.runtime.storage import SCHEMA_VERSION, SqliteStorage, StorageError
+from paxos_agents.runtime.storage import migrations
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -81,6 +90,15 @@ def schema(path: Path) -> tuple[int, set[str]]:
         kinds = {kind for table in ("votes", "decisions")
                  for (kind,) in conn.execute(f"SELECT DISTINCT typeof(value) FROM {table}")}
         return version, kinds
+    finally:
+        conn.close()
+
+
+def text_index(path: Path) -> dict[str, int]:
+    """The request index of a file of schema 2 to 5 (request id -> first slot)."""
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT request_id, slot FROM requests"))
     finally:
         conn.close()
 
@@ -235,6 +253,8 @@ def test_state_dir_of_schema_4_starts_admitted_at_incarnation_1(tmp_path: Path) 
     files = extract("v4_state_dir.tar.gz", tmp_path)
     assert len(files) == 7 and all(schema(p)[0] == 4 for p in files.values())
     expected = expected_log("v4_decided.json")
+    index = text_index(files["learner-0"])
+    assert len(index) == 14
     for path in files.values():
         with SqliteStorage(path) as store:
             assert store.admitted and store.incarnation == 0 and store.welcomed() == {}
@@ -244,5 +264,45 @@ def test_state_dir_of_schema_4_starts_admitted_at_incarnation_1(tmp_path: Path) 
             assert store.admitted and store.start_incarnation() == 2
     with SqliteStorage(files["learner-0"]) as store:
         assert stored_log(store) == expected
+        assert store.first_slots(index) == index  # re-keyed through 5 -> 6
     with SqliteStorage(files["acceptor-0"]) as store:
         assert [v.slot for v in store.votes_from(0)] == [11, 12, 13]
+
+
+def test_state_dir_of_schema_5_rekeys_the_request_index_and_logs_progress(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Guards the 5 -> 6 migration on real files of the previous release:
+    each learner's index answers every id it held with the same first slot
+    (now by key, confirmed by the full id at its position), ids it never
+    held are unknown, the decided log and the votes are intact, and the
+    migration logs its progress (pages of 100 here, a line per page)."""
+    files = extract("v5_state_dir.tar.gz", tmp_path)
+    assert len(files) == 7 and all(schema(p)[0] == 5 for p in files.values())
+    before = {name: text_index(files[name]) for name in ("learner-0", "learner-1")}
+    assert len(before["learner-0"]) == 314 and len(before["learner-1"]) == 311
+    monkeypatch.setattr(migrations, "_MIGRATE_REQUESTS", 100)
+    monkeypatch.setattr(migrations, "PROGRESS_SECONDS", 0.0)
+    caplog.set_level(logging.INFO, logger=migrations.__name__)
+    for path in files.values():
+        with SqliteStorage(path) as store:
+            assert store.admitted and store.incarnation >= 1  # kept, as everything but the index
+        assert schema(path)[0] == SCHEMA_VERSION == 6
+    for name, index in before.items():
+        with SqliteStorage(files[name]) as store:
+            assert store.first_slots(index) == index
+            assert store.first_slots(["old-99", "0" * 32]) == {}
+        conn = sqlite3.connect(files[name])
+        try:
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(requests)")]
+        finally:
+            conn.close()
+        assert columns == ["key", "slot", "pos"]
+    with SqliteStorage(files["learner-0"]) as store:
+        assert stored_log(store) == expected_log("v5_decided.json")
+    with SqliteStorage(files["acceptor-0"]) as store:
+        assert [v.slot for v in store.votes_from(0)] == [23, 24, 25]
+    lines = [r.getMessage() for r in caplog.records if str(files["learner-0"]) in r.getMessage()]
+    assert sum("314 request index entries re-keyed" in line or "re-keyed (" in line
+               for line in lines) >= 3, lines
+    assert any(line.startswith("migrated ") and "314 request index entries" in line
+               for line in lines), lines

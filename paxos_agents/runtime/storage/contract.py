@@ -29,8 +29,14 @@ class Storage(Protocol):
       `persist.configs` (a JSON-able list, else TypeError or ValueError
       before anything is written) replaces the stored history; `load()`
       returns it as JSON gives it back (lists), None if none was saved.
+    - `write(persist)` merges `persist` as `save` does but may put off making
+      it durable until `commit()` (or the next `save`); the store's own
+      reads see it at once. Group commit: nothing that depends on a write
+      may leave the process before that `commit` returns. Failures as in
+      `save`.
     - `close()` releases the store; idempotent.
-    - `persist_seconds` is how long the last non-empty `save` took.
+    - `persist_seconds` is how long the last non-empty `save` took (or the
+      last `commit`, with the `write`s it made durable).
     - the `DurableLog` reads (`votes_from`, `first_slots`, `read_log`) see
       every committed `save`; `log_start` and `applied` are a learner's
       first retained and highest applied slots.
@@ -44,13 +50,17 @@ class Storage(Protocol):
 
     def save(self, persist: Persist) -> None: ...
 
+    def write(self, persist: Persist) -> None: ...
+
+    def commit(self) -> None: ...
+
     def close(self) -> None: ...
 
     def votes_from(self, slot: int) -> list[Vote]: ...
 
     def first_slots(self, request_ids) -> dict[str, int]: ...
 
-    def request_index(self) -> Iterable[tuple[str, int]]: ...
+    def request_keys(self) -> Iterable[tuple[int, int]]: ...
 
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece: ...
 

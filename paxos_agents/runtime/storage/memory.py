@@ -59,6 +59,13 @@ class MemoryStorage:
         self._record.apply(persist)
         self.persist_seconds = time.perf_counter() - start
 
+    def write(self, persist: Persist) -> None:
+        """As `save`: memory has no commit to put off."""
+        self.save(persist)
+
+    def commit(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -69,8 +76,8 @@ class MemoryStorage:
     def first_slots(self, request_ids) -> dict[str, int]:
         return self._record.first_slots(request_ids)
 
-    def request_index(self) -> list[tuple[str, int]]:
-        return self._record.request_index()
+    def request_keys(self) -> list[tuple[int, int]]:
+        return self._record.request_keys()
 
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
         return self._record.read_log(first_slot, max_bytes)

@@ -11,8 +11,8 @@ from __future__ import annotations
 APPLICATION_ID = 0x50586374
 
 #: The schema this code writes and reads (`PRAGMA user_version` and meta.schema_version).
-#: Older files are migrated when first opened: 1 (paxosctl 0.1) -> 2 -> 3 (0.2) -> 4 -> 5.
-SCHEMA_VERSION = 5
+#: Older files are migrated when first opened: 1 (paxosctl 0.1) -> 2 -> 3 (0.2) -> 4 -> 5 -> 6.
+SCHEMA_VERSION = 6
 
 #: Files up to this size get a full `quick_check` when opened; above it only
 #: the header and schema are checked at start (a page damaged later fails
@@ -36,8 +36,18 @@ QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
 # admitted to its cluster (meta "admitted": 1 once it has run; a new file
 # holds 0 until its peers admit it, see runtime/admission.py), and `peers`:
 # per member name, the newest incarnation this agent welcomed from it.
-REQUESTS_TABLE = ("CREATE TABLE requests (request_id TEXT PRIMARY KEY NOT NULL,"
-                  " slot INTEGER NOT NULL) WITHOUT ROWID")
+# Version 6: the request index is keyed by `core.requestkeys.request_key`
+# (a stable 63-bit integer, the id's milliseconds in the high bits) instead
+# of the id's text: half the bytes (4.0 against 8.6 MiB for 200,000 ids),
+# and new rows land at the end of the B-tree. A row is (key, slot, pos): the id of key `key` was
+# first applied at `slot`, command `pos` of its decision. Two ids may share
+# a key, so a reader confirms a row by the full id at that position
+# (`SqliteStorage.first_slots`): a key alone never decides.
+REQUESTS_TABLE = ("CREATE TABLE requests (key INTEGER NOT NULL, slot INTEGER NOT NULL,"
+                  " pos INTEGER NOT NULL, PRIMARY KEY (key, slot, pos)) WITHOUT ROWID")
+#: The request index of versions 2 to 5 (created by the 1 -> 2 migration).
+REQUESTS_TABLE_2 = ("CREATE TABLE requests (request_id TEXT PRIMARY KEY NOT NULL,"
+                    " slot INTEGER NOT NULL) WITHOUT ROWID")
 META_ADDED_IN_2 = (("compacted", 0), ("applied", -1), ("log_start", 0))
 VOTES_TABLE = ("CREATE TABLE votes (slot INTEGER PRIMARY KEY, ballot_round INTEGER NOT NULL,"
                " ballot_node TEXT NOT NULL, value BLOB NOT NULL)")
