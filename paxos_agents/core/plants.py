@@ -146,11 +146,12 @@ class TrustStampLearner(Learner):
     issued after everything applied before this learner started is looked
     up in memory only. A retry stamped newer than its first issue
     (`--issued`, `fresh=True`) of a command applied before a restart is
-    then applied a second time (integrity)."""
+    then applied a second time (integrity). Memory now holds only the ids
+    not yet written (requests.py), so the shortcut misses even more."""
 
     def __init__(self, node_id: str, membership: object, settings: object, record: Record,
                  *args: object, **kwargs: object) -> None:
-        self._booted_at = record.applied + 1  # memory holds what is applied from here on
+        self._booted_at = record.applied + 1  # the shortcut's belief: memory has all from here on
         super().__init__(node_id, membership, settings, record, *args, **kwargs)  # type: ignore[arg-type]
 
     def _applied_before(self, request_ids: list[str], issued: int) -> dict[str, int]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import socket
 import threading
 import time
@@ -33,7 +34,7 @@ from paxos_agents.core.node import Node
 from paxos_agents.core.ready import Persist
 from paxos_agents.core.requestkeys import request_key
 from paxos_agents.runtime import frames
-from paxos_agents.runtime.agent import CHECKED_BYTES, GROUP_COMMIT_SECONDS, Agent
+from paxos_agents.runtime.agent import CHECKED_BYTES, Agent
 from paxos_agents.runtime.codec import CodecError, decode, encode
 from paxos_agents.runtime.control import PipeControl
 from paxos_agents.runtime.spec import AgentSpec
@@ -278,7 +279,18 @@ def test_a_crash_between_apply_and_commit_never_yields_a_stored_report(tmp_path:
         assert again.applied == -1 and again.first_slots(["r0"]) == {}
 
 
-def test_the_run_loop_commits_the_group_within_its_window(tmp_path: Path):
+@pytest.fixture
+def own_signals():
+    """`Agent.run` installs the agent's signal handlers (SIGINT ignored, as
+    under a supervisor): put this process's back, or every child a later
+    test starts would inherit SIGINT ignored (a Ctrl-C test then hangs)."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_the_run_loop_commits_the_group_within_its_window(tmp_path: Path, own_signals):
     """Guards the window: a written slot waits at most about
     GROUP_COMMIT_SECONDS for its COMMIT while the loop runs (the agent is
     stopped only a second later; its stop would commit too)."""
