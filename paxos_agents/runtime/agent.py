@@ -14,9 +14,9 @@ Each iteration:
    once, after the persist, and drained again. A persist that no other
    process waits for (a learner's applied slots, decisions and request
    index, not a vote, promise or ballot) is written at once but committed
-   up to `GROUP_COMMIT_SECONDS` later, with the turns that follow (group
-   commit over loop turns); what depends on it (`Stored` reports) waits
-   for that COMMIT. Clients are answered before a learner persists anyway
+   a little later with the turns that follow (group commit over loop
+   turns, persister.py); what depends on it (`Stored` reports) waits for
+   that COMMIT. Clients are answered before a learner persists anyway
    (see `_flush`), so this costs them nothing;
 4. write every connection once (one send per peer per turn), and a
    heartbeat to the control channel when one is due.
@@ -64,9 +64,9 @@ from .codec import CodecError, decode, encode, values_of
 from .report import AgentReport, ConfigReport, Histogram
 from .spec import AgentSpec
 from .storage import Storage, StorageError
-from ..core.ready import Persist
 from .chaos import ChaosSettings
 from .ratelog import clip
+from .persister import Persister
 from .records import Records, event
 from .net import make_net
 from .transport import PeerTransport, Transport
@@ -80,14 +80,6 @@ log = logging.getLogger("paxos_agents.agent")
 MAX_CATCH_UP_TICKS = 5
 #: Seconds between two progress lines of a learner's catch-up.
 CATCHUP_LOG_SECONDS = 1.0
-#: How long a learner's written slots may wait for their COMMIT (see the
-#: module docstring): under load one fsync covers this long of loop turns
-#: instead of one each; a crash loses at most this much of a learner's
-#: progress, which it learns again from the acceptors (their votes stay
-#: until a `Stored` report, sent only after the COMMIT, lets them go).
-GROUP_COMMIT_SECONDS = 0.01
-#: Upper bounds (seconds) of the persist-latency histogram buckets.
-PERSIST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 #: (slot, ballot) of Accepted messages whose value was checked, kept at most,
 #: and their values' bytes at most: the next acceptors' copies of a vote
 #: arrive within the window of slots in flight (32 in the examples: 1 MiB
@@ -140,13 +132,6 @@ class Agent:
         self.received: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         self.malformed = 0
-        self.persist_buckets = [0] * (len(PERSIST_BUCKETS) + 1)
-        self.persist_count = 0
-        self.persist_sum = 0.0
-        #: Since when written persists wait for their COMMIT (None: none
-        #: waits), and the messages that depend on them (group commit).
-        self._pending_since: float | None = None
-        self._held: list = []
         self._catchup_logged = (0, 0.0)  # (slots installed, when) at the last progress line
         self._selector = selectors.DefaultSelector()
         control.attach(self._selector, self)
@@ -161,6 +146,8 @@ class Agent:
             welcome=self._welcome, clock=clock, limits=spec.limits, net=make_net(spec, run_dir),
             store=storage, admission=admission_for(spec, storage),
             facts=lambda peer: peer_facts(self.node, spec.membership, peer))
+        #: Its writes, at once or grouped over turns, and what waits for them.
+        self.persister = Persister(storage, clock, self.transport.flush)
         if stored is not None:
             self.transport.retired = stored.retired
             self.transport.net.place(stored.addresses)
@@ -198,8 +185,9 @@ class Agent:
                 delayed = transport.next_due()
                 if delayed is not None:
                     due = min(due, delayed)
-                if self._pending_since is not None:
-                    due = min(due, self._pending_since + GROUP_COMMIT_SECONDS)
+                commit_due = self.persister.due()
+                if commit_due is not None:
+                    due = min(due, commit_due)
                 timeout = due - self._clock()
                 events = select(timeout if timeout > 0 else 0)
                 # What arrives and is decided in this turn, as of its start
@@ -220,9 +208,7 @@ class Agent:
                     else:
                         next_tick = now + tick
                 self._flush()
-                if (self._pending_since is not None
-                        and now - self._pending_since >= GROUP_COMMIT_SECONDS):
-                    self._commit()
+                self._queue_messages(self.persister.commit_if_due(now), [])
                 if self.node.is_leader != self._was_leader:
                     # Tell the supervisor at once (status, metrics, the death hint).
                     self._was_leader = self.node.is_leader
@@ -456,21 +442,11 @@ class Agent:
                 self.clients.applied(ready.applied, ready.persist.decisions,
                                      upto=ready.persist.applied)
             persist, after = ready.persist, ready.send_after_persist
-            if _may_wait(persist) and not any(m.dst == name for m in after):
-                if persist:
-                    self._storage.write(persist)  # StorageError: stop, never answer
-                    if self._pending_since is None:
-                        self._pending_since = self._clock()
-                if self._pending_since is not None:
-                    self._held.extend(after)  # e.g. a Stored report: after the COMMIT
-                else:
-                    self._queue_messages(after, local)
-            else:
-                if persist or self._pending_since is not None:
-                    self.transport.flush()  # what needs no persist goes out during the fsync
-                    self._storage.save(persist)  # commits what was pending too
-                    self._committed()
-                self._queue_messages(after, local)
+            # What we step ourselves must see its persist done: never held.
+            # StorageError: stop, never send what depended on the persist.
+            sendable = self.persister.persist(
+                persist, after, may_wait=not any(m.dst == name for m in after))
+            self._queue_messages(sendable, local)
             if local and persist:
                 node.set_time(self._clock())  # our own votes count as of the persist's end
             for msg in local:
@@ -478,17 +454,7 @@ class Agent:
 
     def _commit(self) -> None:
         """COMMIT what was written and waits (group commit), then send what depended on it."""
-        if self._pending_since is None:
-            return
-        self.transport.flush()  # what needs no persist goes out during the fsync
-        self._storage.commit()  # StorageError: stop, never send what depended on it
-        self._committed()
-
-    def _committed(self) -> None:
-        self._observe_persist(self._storage.persist_seconds)
-        self._pending_since = None
-        held, self._held = self._held, []
-        self._queue_messages(held, [])  # nothing to ourselves is held (see `_flush`)
+        self._queue_messages(self.persister.commit(), [])  # nothing to ourselves is held
 
     def _queue_messages(self, messages: list, local: list) -> None:
         name = self.name
@@ -520,15 +486,6 @@ class Agent:
             self._leader_hint = leader
             self.clients.leader_changed(leader)
 
-    def _observe_persist(self, seconds: float) -> None:
-        self.persist_count += 1
-        self.persist_sum += seconds
-        for i, bound in enumerate(PERSIST_BUCKETS):
-            if seconds <= bound:
-                self.persist_buckets[i] += 1
-                return
-        self.persist_buckets[-1] += 1
-
     def heartbeat(self) -> dict:
         """This incarnation's `AgentReport`, as the JSON object a HEARTBEAT
         frame carries (`AgentReport.to_json()`; the supervisor parses it back)."""
@@ -549,8 +506,7 @@ class Agent:
             malformed=self.malformed + transport.malformed + self.control.malformed,
             dropped=dict(transport.dropped),
             chaos=dict(transport.chaos.counts),
-            persist=Histogram(count=self.persist_count, sum=self.persist_sum,
-                              buckets=tuple(self.persist_buckets)),
+            persist=self.persister.histogram(),
             commit=_commit_histogram(node),
             state_bytes=self._state_bytes(),
             config=_config_report(status.config),
@@ -635,12 +591,3 @@ def _config_report(status: ConfigStatus | None) -> ConfigReport | None:
                         pending_slot=status.pending.first_slot if status.pending else -1,
                         history=status.history)
 
-
-def _may_wait(persist: Persist) -> bool:
-    """Whether `persist`'s COMMIT may wait for later turns' (group commit):
-    only a learner's part of it (decisions, applied prefix, request index,
-    retention, history), which no other process waits for. A promise, a
-    vote, a compaction point or a ballot round commits at once: a proposer
-    waits for the Promise or Accepted that depends on it."""
-    return (persist.promised is None and not persist.votes and persist.compacted is None
-            and persist.round is None and persist.floor is None)

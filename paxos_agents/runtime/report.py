@@ -39,7 +39,7 @@ class Histogram:
     bucket bounds and more than the bound before it; the last bucket counts
     those above every bound. Not cumulative per bucket. The bounds are the
     producer's constant, which the supervisor imports (`persist`: the
-    agent's `PERSIST_BUCKETS`; `commit`: the core's `COMMIT_BUCKETS`).
+    `persister.PERSIST_BUCKETS`; `commit`: the core's `COMMIT_BUCKETS`).
     """
 
     count: int = 0

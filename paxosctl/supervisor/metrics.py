@@ -44,7 +44,7 @@ from prometheus_client.registry import Collector
 from paxos_agents.core.committime import COMMIT_BUCKETS
 from paxos_agents.core.configs import majority
 from paxos_agents.core.messages import MESSAGE_TYPES
-from paxos_agents.runtime.agent import PERSIST_BUCKETS
+from paxos_agents.runtime.persister import PERSIST_BUCKETS
 from paxos_agents.runtime.report import AgentReport
 
 from .. import __version__

@@ -292,7 +292,7 @@ def own_signals():
 
 def test_the_run_loop_commits_the_group_within_its_window(tmp_path: Path, own_signals):
     """Guards the window: a written slot waits at most about
-    GROUP_COMMIT_SECONDS for its COMMIT while the loop runs (the agent is
+    GROUP_COMMIT_SECONDS (persister.py) for its COMMIT while the loop runs (the agent is
     stopped only a second later; its stop would commit too)."""
     fault = FailAt("never")
     agent, storage, received, _keep = learner_agent(tmp_path, fault)
