@@ -50,24 +50,22 @@ import os
 import random
 import selectors
 import time
-from collections import Counter
 from typing import Callable
 
 from ..core.commands import BatchError
 from ..core.settings import Membership
 from ..core.messages import Accepted
 from ..core.node import Node
-from ..core.status import ConfigStatus
 from .clients import Clients
 from .control import Control
 from .codec import CodecError, decode, encode, values_of
-from .report import AgentReport, ConfigReport, Histogram
 from .spec import AgentSpec
 from .storage import Storage, StorageError
 from .chaos import ChaosSettings
 from .ratelog import clip
 from .persister import Persister
 from .records import Records, event
+from .selfview import SelfView, Traffic
 from .net import make_net
 from .transport import PeerTransport, Transport
 from .admission import AdmissionRefused, admission_for, peer_facts
@@ -105,7 +103,6 @@ class Agent:
         #: Its recent log lines and events, for INFO frames (queries.py);
         #: `serve` installs them on the logger, a bare Agent keeps them empty.
         self.records = records if records is not None else Records(spec.name)
-        self._started = (time.time(), clock())  # (wall, clock) at the start, for the uptime
         self.name = spec.name
         self.control = control
         self._storage = storage
@@ -128,10 +125,7 @@ class Agent:
         self._stopping = False
         self._was_leader = False
         self._leader_hint: str | None = None
-        self._config_seen: tuple[int, int] | None = None  # (latest epoch, in force) last reported
-        self.received: Counter[str] = Counter()
-        self.sent: Counter[str] = Counter()
-        self.malformed = 0
+        self.traffic = Traffic()
         self._catchup_logged = (0, 0.0)  # (slots installed, when) at the last progress line
         self._selector = selectors.DefaultSelector()
         control.attach(self._selector, self)
@@ -160,6 +154,8 @@ class Agent:
         #: values are checked on arrival (`_check_values`). An acceptor
         #: alone only stores and forwards them, undecoded.
         self._reads_values = self.node.learner is not None or self.node.proposer is not None
+        self.view = SelfView(spec, self.node, storage, self.transport, control, self.clients,
+                             self.persister, self.traffic, clock)
         self._checked: dict[tuple, bytes] = {}
         self._checked_bytes = 0  # of the values in `_checked`
 
@@ -270,7 +266,7 @@ class Agent:
             if membership.roles(self.name) != self.node.roles:
                 raise ValueError(f"{self.name}'s roles cannot change while it runs")
         except (KeyError, TypeError, ValueError) as e:
-            self.malformed += 1
+            self.traffic.malformed += 1
             log.error("ignored a membership change: %s", e, extra=event("membership_refused"))
             return f"membership change refused: {e}"
         if stored is not None:
@@ -314,12 +310,12 @@ class Agent:
         try:
             msg = decode(frame)
         except CodecError as e:
-            self.malformed += 1
+            self.traffic.malformed += 1
             self.transport.rlog.warning("malformed", "dropped a malformed message from %s: %s",
                                         sender, clip(str(e), 200))
             return
         if msg.src != sender or msg.dst != self.name:
-            self.malformed += 1
+            self.traffic.malformed += 1
             self.transport.rlog.warning("misaddressed", "dropped a %s from %s that says it is "
                                         "from %s to %s", type(msg).__name__, sender,
                                         clip(msg.src), clip(msg.dst))
@@ -330,12 +326,12 @@ class Agent:
             except BatchError as e:
                 # A learner would fail applying it, a proposer re-proposing
                 # it: only a misbehaving peer sends one, so it goes no further.
-                self.malformed += 1
+                self.traffic.malformed += 1
                 self.transport.rlog.warning("bad-value", "dropped a %s from %s holding a value "
                                             "that is not a batch: %s", type(msg).__name__,
                                             sender, clip(str(e), 200))
                 return
-        self.received[type(msg).__name__] += 1
+        self.traffic.received[type(msg).__name__] += 1
         self.node.step(msg)
 
     def _check_values(self, msg) -> None:
@@ -366,60 +362,20 @@ class Agent:
         self.clients.on_frame(conn, frame)
 
     def _welcome(self) -> dict:
-        """What a connecting client learns at once: roles, leader, the highest
-        ballot it knows of (its proposer's or its acceptor's promise), the highest slot known
-        decided and the slot applied (a learner: lag is their difference),
-        every member this agent knows of (`members`: paxosctl learns the
-        cluster from it, paxosctl.client.probe.survey), the membership
-        record's version and, for a client only (greeting.py), the record
-        itself (`membership`), whether the store was admitted, and the
-        configurations as this proposer or learner knows them."""
-        node = self.node
-        out: dict = {"roles": sorted(self.spec.membership.roles(self.name)),
-                     "members": sorted(self.transport.members)}
-        ballots = [b for b in (node.proposer.ballot if node.proposer else None,
-                               node.acceptor.promised if node.acceptor else None) if b is not None]
-        if ballots:
-            ballot = max(ballots)  # the highest it knows of: its own, or the one it promised
-            out["ballot"] = [ballot.round, ballot.node_id]
-        if node.proposer is not None:
-            out["leader"] = self.name if node.is_leader else node.proposer.leader
-        if node.learner is not None:
-            out["applied"] = node.learner.decided_up_to
-            # Not "decided": the handshake's own flag of that name (handshake.py).
-            out["highest_decided"] = max(node.learner.highest_known, node.learner.decided_up_to)
-            out["log_start"] = self._storage.log_start
-        out["members_version"] = self.members_version
-        out["admitted"] = self.transport.greeter.admitted  # a new store waits for its peers
-        if self._record is not None:  # the CLI learns the members from any agent
-            out["membership"] = self._record.to_json()
-        config = node.configuration()
-        if config is not None:  # a proposer's or learner's view (paxosctl.client.members)
-            out["epoch"] = config.history.latest.epoch
-            out["in_force_epoch"] = config.in_force.epoch
-            out["acceptors"] = list(config.history.latest.acceptors)
-        return out
+        return self.view.welcome(self.members_version, self._record)
+
+    def own_view(self) -> dict:
+        """`SelfView.own_view`: for `paxosctl describe` asked of this agent (queries.py)."""
+        return self.view.own_view(self.members_version, self._record)
+
+    def heartbeat(self) -> dict:
+        """`SelfView.heartbeat`: this incarnation's report, as a HEARTBEAT carries it."""
+        return self.view.heartbeat()
 
     @property
     def incarnation(self) -> int:
         """This start's number: the store's start counter (main.py counted it)."""
         return self.transport.incarnation
-
-    def own_view(self) -> dict:
-        """Everything this agent knows of itself, for `paxosctl describe` with
-        no supervisor (queries.py): its heartbeat report, and what only the
-        process knows: pid, uptime, start counter, members, files, CPU, RSS."""
-        import resource
-
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        spec = self.spec
-        wall, started = self._started
-        return {**self.heartbeat(), **self._welcome(), "pid": os.getpid(),
-                "incarnation": self.incarnation, "member_id": spec.member_id or None,
-                "started_at": wall, "uptime_s": self._clock() - started,
-                "members_version": self.members_version,
-                "cpu_s": usage.ru_utime + usage.ru_stime, "rss_bytes": usage.ru_maxrss * 1024,
-                "files": {"state": spec.state_path, "state_bytes": self._state_bytes()}}
 
     # --------------------------------------------------------------- output
 
@@ -459,7 +415,7 @@ class Agent:
     def _queue_messages(self, messages: list, local: list) -> None:
         name = self.name
         send = self.transport.send
-        sent = self.sent
+        sent = self.traffic.sent
         for msg in messages:
             if msg.dst == name:
                 local.append(msg)
@@ -485,61 +441,6 @@ class Agent:
             log.info("leader now: %s", leader or "none known", extra=event("leader_seen"))
             self._leader_hint = leader
             self.clients.leader_changed(leader)
-
-    def heartbeat(self) -> dict:
-        """This incarnation's `AgentReport`, as the JSON object a HEARTBEAT
-        frame carries (`AgentReport.to_json()`; the supervisor parses it back)."""
-        node = self.node
-        status = node.status()  # one typed view of the node: no reaching into its roles
-        ballot = status.ballot
-        transport = self.transport
-        report = AgentReport(
-            name=self.name,
-            incarnation=self.transport.incarnation,
-            leader=status.leading,
-            ballot=(ballot.round, ballot.node_id) if ballot is not None else None,
-            leader_hint=status.leader,
-            decided_up_to=status.decided_up_to,
-            stats={**node.stats(), **self.clients.stats(), **transport.stats()},
-            received=dict(self.received),
-            sent=dict(self.sent),
-            malformed=self.malformed + transport.malformed + self.control.malformed,
-            dropped=dict(transport.dropped),
-            chaos=dict(transport.chaos.counts),
-            persist=self.persister.histogram(),
-            commit=_commit_histogram(node),
-            state_bytes=self._state_bytes(),
-            config=_config_report(status.config),
-            refused=dict(transport.refused),
-        )
-        if report.config is not None:
-            self._note_config(report.config)
-        return report.to_json()
-
-    def _note_config(self, config: ConfigReport) -> None:
-        """An event when a configuration is newly decided or newly in force
-        (seen at a heartbeat: a change takes many of them)."""
-        seen = (config.epoch, config.in_force_epoch)
-        before = self._config_seen
-        if seen == before:
-            return
-        self._config_seen = seen
-        if before is None or config.epoch != before[0]:
-            log.info("configuration %d decided: acceptors %s", config.epoch,
-                     ", ".join(config.acceptors), extra=event("config_decided"))
-        if before is None or config.in_force_epoch != before[1]:
-            log.info("configuration %d in force: acceptors %s", config.in_force_epoch,
-                     ", ".join(config.in_force), extra=event("config_in_force"))
-
-    def _state_bytes(self) -> int:
-        """Bytes of this agent's state files on disk (the database and its WAL)."""
-        total = 0
-        for suffix in ("", "-wal"):
-            try:
-                total += os.stat(self.spec.state_path + suffix).st_size
-            except OSError:
-                pass
-        return total
 
     def _log_catchup(self, now: float) -> None:
         """A progress line, at most once a second, while a learner copies from peers."""
@@ -570,24 +471,3 @@ def _stored_record(name: str, storage: Storage) -> MembersRecord | None:
             f"{name} was {how} by membership version {record.version} (kept in its store): it "
             f"is no longer a member; remove its unit or StatefulSet (its files stay)")
     return record
-
-
-def _commit_histogram(node: Node) -> Histogram:
-    """A proposer's commit durations so far (core committime.py); empty elsewhere."""
-    times = node.commit_times
-    if times is None:
-        return Histogram()
-    return Histogram(count=times.count, sum=times.sum, buckets=tuple(times.buckets))
-
-
-def _config_report(status: ConfigStatus | None) -> ConfigReport | None:
-    """The heartbeat's configuration part, from the node's typed status."""
-    if status is None:
-        return None
-    latest = status.history.latest
-    return ConfigReport(epoch=latest.epoch, acceptors=latest.acceptors,
-                        in_force_epoch=status.in_force.epoch,
-                        in_force=status.in_force.acceptors,
-                        pending_slot=status.pending.first_slot if status.pending else -1,
-                        history=status.history)
-
