@@ -16,12 +16,12 @@ from multiprocessing import Pipe
 
 import pytest
 
+from peer_inbox import Received
 from paxos_agents.core import Accept, Accepted, Ballot, Membership, Prepare, Promise, Settings
 from paxos_agents.core.commands import NOOP
-from paxos_agents.runtime import frames
 from paxos_agents.runtime.agent import Agent
 from paxos_agents.runtime.control import PipeControl
-from paxos_agents.runtime.codec import CodecError, decode, encode
+from paxos_agents.runtime.codec import encode
 from paxos_agents.runtime.transport import endpoint
 from paxos_agents.runtime.spec import AgentSpec
 from paxos_agents.runtime.storage import MemoryStorage, StorageError
@@ -52,37 +52,6 @@ def agent(tmp_path, storage):
     proposer.listen(1)
     proposer.setblocking(False)
     return Agent(spec, PipeControl(inbox_r, outbox_w), storage), proposer, (inbox_w, outbox_r)
-
-
-class Received:
-    """What the agent sent to p1, read from the connection it opened to p1."""
-
-    def __init__(self, listener: socket.socket) -> None:
-        self._listener = listener
-        self._conn: socket.socket | None = None
-        self._reader = frames.FrameReader()
-
-    def messages(self) -> list:
-        if self._conn is None:
-            try:
-                self._conn, _ = self._listener.accept()
-            except BlockingIOError:
-                return []
-            self._conn.setblocking(False)
-        out = []
-        while True:
-            try:
-                data = self._conn.recv(1 << 20)
-            except BlockingIOError:
-                break
-            if not data:
-                break
-            for frame in self._reader.feed(data):
-                try:
-                    out.append(decode(frame))
-                except CodecError:
-                    pass  # the HELLO that opens the connection
-        return out
 
 
 def deliver(a: Agent, msg) -> None:

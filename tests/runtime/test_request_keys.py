@@ -27,15 +27,15 @@ from pathlib import Path
 import pytest
 
 from clusters import describe, wait_until
+from peer_inbox import Received
 from paxos_agents.core import Accepted, Ballot, Membership, Settings
 from paxos_agents.core.commands import Command, Value
 from paxos_agents.core.messages import Stored
 from paxos_agents.core.node import Node
 from paxos_agents.core.ready import Persist
 from paxos_agents.core.requestkeys import request_key
-from paxos_agents.runtime import frames
 from paxos_agents.runtime.agent import CHECKED_BYTES, Agent
-from paxos_agents.runtime.codec import CodecError, decode, encode
+from paxos_agents.runtime.codec import encode
 from paxos_agents.runtime.control import PipeControl
 from paxos_agents.runtime.spec import AgentSpec
 from paxos_agents.runtime.storage import SqliteStorage, StorageError
@@ -161,37 +161,6 @@ def test_colliding_ids_in_a_real_cluster_and_a_retry_after_restart(make_cluster)
 
 
 # --- group commit: Stored only after the COMMIT --------------------------------------------
-
-
-class Received:
-    """What the agent sent to p1's endpoint (the test listens there)."""
-
-    def __init__(self, listener: socket.socket) -> None:
-        self._listener = listener
-        self._conn: socket.socket | None = None
-        self._reader = frames.FrameReader()
-
-    def messages(self) -> list:
-        if self._conn is None:
-            try:
-                self._conn, _ = self._listener.accept()
-            except BlockingIOError:
-                return []
-            self._conn.setblocking(False)
-        out = []
-        while True:
-            try:
-                data = self._conn.recv(1 << 20)
-            except BlockingIOError:
-                break
-            if not data:
-                break
-            for frame in self._reader.feed(data):
-                try:
-                    out.append(decode(frame))
-                except CodecError:
-                    pass  # the HELLO that opens the connection
-        return out
 
 
 class FailAt:
