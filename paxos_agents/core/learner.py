@@ -469,7 +469,7 @@ class Learner:
     def drained(self) -> None:
         """`Node.ready()` handed our outbox to the runtime, which persists it
         before the next step: what was applied so far may now be looked up
-        on disk (written; committed later, see runtime/agent.py)."""
+        on disk (written; committed later, see runtime/persister.py)."""
         self.requests.drained()
         self.gaps.found_below(self.next_apply)  # slots below can no longer be missing
 

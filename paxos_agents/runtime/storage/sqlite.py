@@ -47,7 +47,7 @@ class SqliteStorage:
     to the open transaction without committing and `commit` makes all of
     it durable with one fsync; the runtime writes every loop turn's
     `Persist` at once and commits a learner's every few milliseconds
-    (runtime/agent.py).
+    (runtime/persister.py).
 
     `identity` is (cluster id, member id): a new file records it, an existing
     file of another cluster or member is refused (`StorageError`), and an
@@ -345,7 +345,7 @@ class SqliteStorage:
         """Write `persist` into the open transaction (begun if none), not
         committed: this store's own reads see it at once, a crash forgets it.
         Nothing that depends on it may leave the process before `commit`
-        returns (group commit over loop turns: runtime/agent.py).
+        returns (group commit over loop turns: runtime/persister.py).
 
         A failure rolls back everything pending, raises `StorageError` and
         refuses every later call, as in `save`.
