@@ -235,10 +235,6 @@ class Value:
             tuple(pay_lens), tuple(id_lens)))
         return joined
 
-    def slice(self, start: int, stop: int) -> "Value":
-        """The batch of commands [start, stop) of this one (see `join`)."""
-        return Value.join(((self, start, stop),))
-
     def payload(self, index: int) -> bytes:
         """The payload of command `index`, without building the commands."""
         if self._commands is not None:

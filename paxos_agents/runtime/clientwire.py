@@ -166,17 +166,6 @@ def decode_batch(data: bytes) -> Value:
     return value
 
 
-def decode_commands(data: bytes) -> tuple[Command, ...]:
-    """The commands of a PROPOSE body; `WireError` if malformed (or empty)."""
-    try:
-        commands = Value.from_bytes(bytes(data)).commands
-    except BatchError as e:
-        raise WireError(f"malformed command batch ({e})") from None
-    if not commands:
-        raise WireError("an empty command batch")
-    return commands
-
-
 def encode_ids(request_ids: Iterable[str]) -> bytes:
     """Request ids as a WATCH body: u16 length + UTF-8, back to back."""
     parts = []

@@ -29,7 +29,7 @@ def test_a_propose_body_from_columns_is_encode_commands_bytes(batch) -> None:
     ids, payloads, issued = (list(column) for column in zip(*batch))
     expected = wire.encode_commands(Command(r, p, i) for r, p, i in batch)
     assert propose_body(ids, payloads, issued) == expected
-    assert [(c.request_id, c.payload, c.issued) for c in wire.decode_commands(expected)] == batch
+    assert [(c.request_id, c.payload, c.issued) for c in wire.decode_batch(expected).commands] == batch
 
 
 def test_an_empty_batch_is_the_empty_body() -> None:

@@ -179,9 +179,9 @@ def test_a_batch_over_the_frame_limit_is_split_into_frames_within_it() -> None:
     assert out.settled == []
     sizes = [len(f) for f in out.to_proposer]
     assert len(sizes) >= 2 and max(sizes) <= frames.MAX_FRAME_BYTES, sizes
-    sent = [c for f in out.to_proposer for c in wire.decode_commands(f[1:])]
+    sent = [c for f in out.to_proposer for c in wire.decode_batch(f[1:]).commands]
     assert [c.request_id for c in sent] == rids
-    assert all(len(wire.decode_commands(f[1:])) <= MAX_BATCH for f in out.to_proposer)
+    assert all(len(wire.decode_batch(f[1:])) <= MAX_BATCH for f in out.to_proposer)
 
 
 # ------------------------------------------------------------ request ids

@@ -54,7 +54,7 @@ def sent(out: Outgoing) -> dict[str, list[Any]]:
         seen[kind] += wire.decode_ids(frame[1:])
     for frame in out.to_proposer:
         assert frame[:1] == wire.PROPOSE
-        seen["propose"] += list(wire.decode_commands(frame[1:]))
+        seen["propose"] += list(wire.decode_batch(frame[1:]).commands)
     return seen
 
 

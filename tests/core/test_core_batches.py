@@ -70,9 +70,9 @@ def test_a_join_is_the_encoding_of_the_same_commands(drawn) -> None:
 
 def test_a_slice_of_a_whole_value_is_that_value_and_an_empty_one_the_noop() -> None:
     value = Value.from_bytes(Value.of([Command("a", b"1"), Command("b", b"2")]).data)
-    assert value.slice(0, 2) is value
-    assert value.slice(1, 1) is NOOP
-    assert value.slice(1, 2) == Value.of([Command("b", b"2")])
+    assert Value.join([(value, 0, 2)]) is value
+    assert Value.join([(value, 1, 1)]) is NOOP
+    assert Value.join([(value, 1, 2)]) == Value.of([Command("b", b"2")])
 
 
 # ------------------------------------------------------------ a leader's slots

@@ -329,7 +329,7 @@ commands = st.lists(st.builds(Command, st.text(min_size=1, max_size=20), st.bina
 
 @given(commands)
 def test_command_batches_round_trip(items: list) -> None:
-    assert wire.decode_commands(wire.encode_commands(items)) == tuple(items)
+    assert wire.decode_batch(wire.encode_commands(items)).commands == tuple(items)
 
 
 @given(st.lists(st.text(min_size=1, max_size=30), max_size=20))
@@ -348,7 +348,7 @@ def test_outcomes_round_trip(outcomes: list) -> None:
 
 @given(st.binary(max_size=200))
 def test_garbage_is_refused_with_a_wire_error_only(data: bytes) -> None:
-    for decoder in (wire.decode_commands, wire.decode_ids, wire.decode_outcomes):
+    for decoder in (wire.decode_batch, wire.decode_ids, wire.decode_outcomes):
         try:
             decoder(data)
         except wire.WireError:
@@ -359,4 +359,4 @@ def test_a_truncated_batch_is_refused() -> None:
     data = wire.encode_commands([Command("r1", b"payload", 3)])
     for cut in range(len(data)):
         with pytest.raises(wire.WireError):
-            wire.decode_commands(data[:cut])
+            wire.decode_batch(data[:cut])
