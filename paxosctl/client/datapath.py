@@ -71,7 +71,7 @@ from paxos_agents.runtime.transport import CLIENT, hello
 from ..endpoints import Endpoints
 from .dialling import Dialler
 from .batch import BatchFuture
-from .checks import check_proposal, check_timeout, check_values
+from .checks import check_proposal, check_timeout, check_value, check_values
 from .ids import RequestIds
 from .reads import Reads, running_future
 from .following import Endpoint, Learners
@@ -189,8 +189,7 @@ class DataClient:
             # The usual call: an id of this client's maker, so only the value
             # and the stamp need checking.
             request_id, fresh = self.ids.one(), True
-            payload = (value if type(value) is bytes
-                       and len(value) <= self.endpoints.max_value_bytes and issued is None
+            payload = (check_value(value, self.endpoints.max_value_bytes) if issued is None
                        else check_proposal(value, request_id, issued,
                                            self.endpoints.max_value_bytes))
         else:
