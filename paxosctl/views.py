@@ -143,6 +143,43 @@ def describe_lines(a: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def own_view_lines(a: dict[str, Any]) -> list[str]:
+    """An agent's own view, laid out as `describe` lays out the supervisor's."""
+    ballot = a.get("ballot")
+    config = a.get("config") or {}
+    files = a.get("files") or {}
+    fields = [
+        ("Name", a.get("name", "-")),
+        ("Roles", ", ".join(a.get("roles") or []) or "-"),
+        ("PID", str(a.get("pid") or "-")),
+        ("Incarnation", f"{a.get('incarnation', '-')} (its start counter)"),
+        ("Member id", a.get("member_id") or "-"),
+        ("Uptime", age(a.get("uptime_s"))),
+        ("Leader", ("yes" if a.get("leader") is True else "no") +
+         (f", ballot {ballot[0]}.{ballot[1]}" if ballot and ballot[1] else "") +
+         (f" (knows of {a['leader_hint']})" if a.get("leader_hint") else "")),
+        ("Decided up to", "-" if a.get("decided_up_to") is None else str(a["decided_up_to"])),
+        ("Highest decided", "-" if a.get("highest_decided") is None else str(a["highest_decided"])),
+        ("Members", ", ".join(a.get("members") or []) + f" (version {a.get('members_version', 0)})"),
+        ("Configuration", f"{config['in_force_epoch']} in force: {', '.join(config['in_force'])}"
+         if config else "-"),
+        ("CPU", f"{a['cpu_s']:.2f}s" if a.get("cpu_s") is not None else "-"),
+        ("RSS", f"{a['rss_bytes'] / 2**20:.1f}MiB" if a.get("rss_bytes") else "-"),
+        ("Malformed", str(a.get("malformed", 0))),
+        ("Refused", ", ".join(f"{k} {v}" for k, v in sorted((a.get("refused") or {}).items()))
+         or "-"),
+    ]
+    width = max(len(k) for k, _ in fields) + 2
+    lines = [f"{k + ':':<{width}}{v}" for k, v in fields]
+    size = files.get("state_bytes")
+    lines.append("Files:")
+    lines.append(f"  state:     {files.get('state', '-')}"
+                 + (f" ({size / 1024:.1f} KiB)" if size else ""))
+    lines.append("Counters:")
+    lines += [f"  {k}: {v}" for k, v in sorted((a.get("stats") or {}).items())]
+    return lines
+
+
 def events_lines(events: list[Mapping[str, Any]], *, with_agent: bool = True,
                  header: bool = True) -> list[str]:
     """Events as a table: local time, type, (agent,) kind, message."""

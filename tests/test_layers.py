@@ -130,13 +130,14 @@ def test_imports_form_no_cycle(package):
 #: refuses a state dir a supervisor runs. `render` (Kubernetes objects, systemd
 #: units) reads the manifest and the certificates only.
 PACKAGE_ORDER = {
-    "cli": {"tools", "supervisor", "membership", "client", "standalone", "render"},
+    "cli": {"tools", "supervisor", "membership", "client", "standalone", "render", "topview"},
     "standalone": {"supervisor"},
     "tools": {"supervisor", "client", "membership"},  # remotechange drives a change from here
     "supervisor": {"membership"},
     "membership": {"render"},  # the launchers render what they start (launchers.py)
     "client": set(),
     "render": set(),
+    "topview": {"client"},  # `paxosctl top`: the data path's survey of the agents
     "top": set(),
 }
 
