@@ -137,7 +137,8 @@ PACKAGE_ORDER = {
     "membership": {"render"},  # the launchers render what they start (launchers.py)
     "client": set(),
     "render": set(),
-    "topview": {"client"},  # `paxosctl top`: the data path's survey of the agents
+    "topview": {"client", "observe"},  # `paxosctl top`: the agents' views and records
+    "observe": {"client"},  # the protocol records, read over the data path
     "top": set(),
 }
 

@@ -213,8 +213,9 @@ def sample_from_view(name: str, view: Mapping[str, Any] | None, *, role: str | N
         name=name, role=role or ",".join(roles) or "-", state=state or "answered",
         answered=True,
         leader=leader if leader is not None else own == name,
+        # [0, ""]: a proposer that has not started a round yet.
         ballot=(f"{ballot[0]}.{ballot[1]}" if isinstance(ballot, list) and len(ballot) == 2
-                else None),
+                and ballot[1] else None),
         incarnation=view.get("incarnation"), restarts=restarts,
         learner="learner" in roles, applied=view.get("applied"),
         highest_decided=view.get("highest_decided"),

@@ -8,8 +8,8 @@ row is shown in reverse video (A_REVERSE, which vt100 has), falling back
 to a `>` mark in the first column when the terminal has no attributes.
 
 Layout, top to bottom: a title line; the agents' table (model.table_lines),
-scrolled to keep the selected row in view; the last protocol records, when
-a records reader is given and rows are left; the footer with the keys and
+scrolled to keep the selected row in view; the last protocol records of
+the selected agent or of all (tail.py), when three rows or more are left; the footer with the keys and
 the sort. A terminal too small for all of it shows what fits, the title
 and footer first, the table cut at the width (never wrapped).
 
@@ -19,7 +19,7 @@ Keys (the footer lists them):
     up/down, k/j  select an agent
     Enter       the selected agent's describe page (`paxosctl describe`)
     l           its last log lines (`paxosctl logs`)
-    a           records of the selected agent / of all agents (when shown)
+    a           records of the selected agent / of all agents
     Esc, b      back to the table from a page; up/down scroll it
     q           quit (exit 0); Ctrl-C too
 
@@ -73,24 +73,17 @@ class Page(enum.Enum):
     LOGS = "logs"
 
 
-#: Records for the pane under the table: (agent or None for all, how many) ->
-#: lines, newest last. None: the pane is not shown.
-RecordLines = Callable[[str | None, int], list[str]]
-
-
 class Screen:
     """The state of the screen between two keys; `step` is one turn of the loop."""
 
-    def __init__(self, source: Source, interval: float, first: Snapshot,
-                 records: RecordLines | None = None) -> None:
+    def __init__(self, source: Source, interval: float, first: Snapshot) -> None:
         self.source = source
         self.interval = interval
-        self.records = records
         self.before: Snapshot | None = None
         self.now = first
         self.table: list[Row] = rows(None, first)
         self.sort = SortKey.NAME
-        self.selected: str | None = first.agents[0].name if first.agents else None
+        self.selected: str | None = self.table and sort_rows(self.table, self.sort)[0].name or None
         self.page = Page.TABLE
         self.page_lines: list[str] = []
         self.page_title = ""
@@ -195,7 +188,7 @@ class Screen:
         body: list[tuple[str, bool]] = [(header, False)]
         table_room = body_height - 1
         records_room = 0
-        if self.records is not None and table_room - len(table) >= 3:
+        if table_room - len(table) >= 3:
             records_room = table_room - len(table)
             table_room = len(table)
         if len(table) > table_room > 0:  # scroll the table to keep the selection in view
@@ -203,12 +196,12 @@ class Screen:
             first = min(max(0, at - table_room + 1), len(table) - table_room)
             table = table[first:first + table_room]
         body += table[:max(table_room, 0)]
-        if records_room and self.records is not None:
+        if records_room:
             who = None if self.all_records or not self.selected else self.selected
             body.append((f"last protocol records of {who or 'all agents'} "
                          f"(a: {'one' if who is None else 'all'})", False))
             try:
-                shown = self.records(who, records_room - 1)
+                shown = self.source.records(who, records_room - 1)
             except Unreachable as e:
                 shown = [str(e)]
             body += [(line, False) for line in shown[-(records_room - 1):]]
@@ -217,8 +210,7 @@ class Screen:
     def footer(self) -> str:
         if self.page is not Page.TABLE:
             return "up/down scroll  Esc/b back  q quit"
-        return (f"sort: {self.sort.value} (s)  up/down select  Enter describe  l logs"
-                + ("  a records" if self.records is not None else "") + "  q quit")
+        return f"sort: {self.sort.value} (s)  up/down select  Enter describe  l logs  a records  q quit"
 
 
 def _fit(lines: list[tuple[str, bool]], height: int) -> list[tuple[str, bool]]:
@@ -245,8 +237,7 @@ def draw(window: Any, screen: Screen) -> None:
     window.refresh()
 
 
-def run(source: Source, interval: float, first: Snapshot,
-        records: RecordLines | None = None) -> Outcome:
+def run(source: Source, interval: float, first: Snapshot) -> Outcome:
     """Show top until `q`, Ctrl-C or the cluster going away; the terminal is
     restored (curses.wrapper's endwin) before this returns or raises."""
     def loop(window: Any) -> Outcome:
@@ -257,7 +248,7 @@ def run(source: Source, interval: float, first: Snapshot,
         window.timeout(KEY_WAIT_MS)
         curses.set_escdelay(25)  # Esc means back at once, not after a second
         window.keypad(True)
-        screen = Screen(source, interval, first, records)
+        screen = Screen(source, interval, first)
         while True:
             outcome = screen.poll(time.monotonic())
             if outcome is not None:

@@ -14,8 +14,9 @@ Two sources, one interface (`Source`):
   member an answering agent names, as `status` does with no supervisor.
   The pass fails when no agent answers.
 
-Both also give one agent's describe page and its last log lines, for the
-keys Enter and `l`.
+Both also keep the agents' last protocol records (tail.RecordsTail, read
+over the data path at each pass, the pane under the table), and give one
+agent's describe page and its last log lines, for the keys Enter and `l`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..layout import paths
 from ..logview import read
 from ..views import describe_lines, own_view_lines
 from .model import Sample, Snapshot, sample_from_view
+from .tail import RecordsTail
 
 if TYPE_CHECKING:
     from ..client.sync import Client
@@ -52,6 +54,9 @@ class Source(Protocol):
     def snapshot(self) -> Snapshot:
         """Every agent now; `Unreachable` when nobody answered."""
 
+    def records(self, agent: str | None, count: int) -> list[str]:
+        """The newest `count` protocol records of `agent` (None: all), read at the last pass."""
+
     def describe(self, name: str) -> list[str]:
         """Agent `name`'s describe page, as `paxosctl describe NAME` prints it."""
 
@@ -71,6 +76,7 @@ class SupervisedSource:
         self.file = file
         self._connect = connect   # a new control-socket client; PaxosctlError if none runs
         self._client: Client | None = None
+        self.tail = RecordsTail()
 
     def _request(self, op: str, **fields: Any) -> dict[str, Any]:
         """One control request, connecting first if need be; `Unreachable`
@@ -102,6 +108,7 @@ class SupervisedSource:
             for answer in survey(endpoints, running, {"op": "describe"}, learn=False):
                 if answer.answered:
                     views[answer.name] = answer.reply.get("agent") or {}
+            self.tail.update(endpoints, views)
         leader = status.get("leader")
         samples = tuple(
             sample_from_view(r["name"], views.get(r["name"]), role=r["role"], state=r["state"],
@@ -109,6 +116,9 @@ class SupervisedSource:
             for r in rows)
         return Snapshot(mono=mono, cluster=status["cluster"], source="supervisor",
                         leader=leader, agents=samples)
+
+    def records(self, agent: str | None, count: int) -> list[str]:
+        return self.tail.lines(agent, count)
 
     def describe(self, name: str) -> list[str]:
         return describe_lines(self._request("describe", agent=name)["agent"])
@@ -137,6 +147,7 @@ class AgentsSource:
         #: Each agent's incarnation when first seen and the restarts seen since.
         self._incarnations: dict[str, Any] = {}
         self._restarts: dict[str, int] = {}
+        self.tail = RecordsTail()
 
     def snapshot(self) -> Snapshot:
         answers = survey(self.endpoints, self.names, {"op": "describe"})
@@ -152,6 +163,7 @@ class AgentsSource:
         if not any(s.answered for s in samples):
             why = next((a.error for a in answers if a.error), "no agent to ask")
             raise Unreachable(f"no agent answered ({why})")
+        self.tail.update(self.endpoints, [s.name for s in samples if s.answered])
         leaders = {s.name for s in samples if s.leader}
         return Snapshot(mono=mono, cluster=self.manifest.name, source="agents",
                         leader=next(iter(leaders)) if len(leaders) == 1 else None,
@@ -169,6 +181,9 @@ class AgentsSource:
         if not answer.answered:
             raise Unreachable(f"{name} did not answer: {answer.error}")
         return answer.reply
+
+    def records(self, agent: str | None, count: int) -> list[str]:
+        return self.tail.lines(agent, count)
 
     def describe(self, name: str) -> list[str]:
         return own_view_lines(self._ask(name, {"op": "describe"})["agent"])
