@@ -1,4 +1,17 @@
-"""A small terminal emulator for tests: what a screen shows after a byte stream.
+"""A command in a pseudo-terminal, and what its screen shows, for tests.
+
+    with Terminal([PAXOSCTL, "top"], cwd=folder, rows=24, cols=80) as term:
+        term.until(lambda s: s.shows("leader"), 10, "the first screen")
+        term.send(b"q")
+        assert term.wait(5) == 0
+
+`Terminal` runs the command with a pty's slave as its stdin, stdout,
+stderr and controlling terminal (so Ctrl-C, byte 3, is a real SIGINT from
+the line discipline), its size set with TIOCSWINSZ, TERM as given; it
+reads the master with `select` against a deadline, never by sleeping.
+`raw` keeps every byte read; `screen` is what a terminal shows.
+
+`Screen`: a small terminal emulator: what a screen shows after a byte stream.
 
 Enough of the VT100/xterm control sequences that ncurses sends (cursor
 addressing and moves, erasing, scroll regions, insert and delete of
@@ -12,7 +25,17 @@ the screen, not the byte stream.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
 import re
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+from typing import Callable
 
 _CSI = re.compile(rb"\x1b\[([?>=]?)([0-9;]*)([ -/]*)([@-~])")
 
@@ -206,3 +229,74 @@ class Screen:
             self.top = p(0) - 1
             self.bottom = (params[1] if len(params) > 1 and params[1] else self.rows) - 1
             self.y = self.x = 0
+
+
+class Terminal:
+    """A command running in a pseudo-terminal (see the module docstring)."""
+
+    def __init__(self, argv: list[str], *, cwd: str | os.PathLike, rows: int = 24,
+                 cols: int = 80, term: str = "vt100", env: dict[str, str] | None = None) -> None:
+        self.screen = Screen(rows, cols)
+        self.raw = b""
+        self.closed = False
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        environment = {**os.environ, **(env or {}), "TERM": term,
+                       "LINES": str(rows), "COLUMNS": str(cols)}
+        environment.pop("NO_COLOR", None)
+        self.master = master
+        self.process = subprocess.Popen(
+            argv, cwd=cwd, env=environment, stdin=slave, stdout=slave, stderr=slave,
+            start_new_session=True,  # its own session, whose controlling terminal is the pty
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+        os.close(slave)
+
+    def _read(self, timeout: float) -> bool:
+        """Read what is there within `timeout`; False once the other end closed."""
+        if self.closed:
+            return False
+        ready, _, _ = select.select([self.master], [], [], max(timeout, 0))
+        if not ready:
+            return True
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: every holder of the slave closed it
+            data = b""
+        if not data:
+            self.closed = True
+            return False
+        self.raw += data
+        self.screen.feed(data)
+        return True
+
+    def until(self, predicate: Callable[[Screen], object], timeout: float, what: str) -> None:
+        """Read until `predicate(screen)` holds; AssertionError with the screen at the deadline."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.screen):
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._read(min(left, 0.2)) and not predicate(self.screen):
+                shown = "\n".join(self.screen.text())
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
+                                     f"the screen:\n{shown}")
+
+    def send(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def wait(self, timeout: float) -> int:
+        """Read to the end of the output and wait for the command; its exit code."""
+        deadline = time.monotonic() + timeout
+        while self._read(deadline - time.monotonic()) and time.monotonic() < deadline:
+            pass
+        return self.process.wait(max(deadline - time.monotonic(), 0.1))
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+        os.close(self.master)
+
+    def __enter__(self) -> "Terminal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
