@@ -49,6 +49,11 @@ def test_a_restarted_agent_gives_no_rate_for_the_interval_rather_than_a_negative
         _learner("l0", applied=9, highest=9, decided=2, commands=3, incarnation=2),))
     (row,) = rows(before, now)
     assert (row.slots_s, row.commands_s, row.persist_p99) == (None, None, None)
+    # Its new life already counted past the old one: still not one interval's work.
+    busy = Snapshot(mono=1.0, cluster="c", source="agents", leader=None, agents=(
+        _learner("l0", applied=60, highest=60, decided=50, commands=500, incarnation=2),))
+    (row,) = rows(before, busy)
+    assert (row.slots_s, row.commands_s) == (None, None)
 
 
 def test_lag_is_slots_behind_the_highest_any_agent_knows_decided():
@@ -204,7 +209,13 @@ def test_ctrl_c_exits_0_with_the_terminal_restored(shared):
 def test_a_small_terminal_shows_what_fits(shared):
     with _top(shared, rows=6, cols=40) as term:
         term.until(lambda s: s.shows("sort: name") and s.shows("NAME"), 15, "a cut screen")
-        assert max(len(line) for line in term.screen.text()) <= 40
+        # Each line cut at the width (never wrapped onto the next), the footer last.
+        lines = term.screen.text()
+        assert lines[0].startswith("paxosctl top - top - leader")
+        assert lines[1].startswith("NAME        STATE")
+        assert [line.split()[0] for line in lines[2:5]] == ["acceptor-0", "acceptor-1",
+                                                            "acceptor-2"]
+        assert lines[5].startswith("sort: name (s)")
         term.send(b"q")
         assert term.wait(10) == 0
 

@@ -1,0 +1,52 @@
+"""`paxosctl top` with no supervisor: agents run by `paxosctl agent NAME`
+are asked directly (as `status` and `describe` ask them), in a
+pseudo-terminal; when no agent answers any more, top exits 3 with its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from clusters import PAXOSCTL, manifest_text, wait_until
+from harness import Agents
+from terminal import Terminal
+
+REPLICAS = ("replica-0", "replica-1", "replica-2")
+
+
+@pytest.fixture
+def agents(tmp_short: Path) -> Iterator[Agents]:
+    group = Agents(tmp_short, manifest_text("replicas", "topless", state_dir="st",
+                                            paxos={"election_timeout": "300ms"}))
+    try:
+        for name in REPLICAS:
+            group.start(name)
+        done = group.run("propose", "warm", "--timeout", "10")
+        assert done.returncode == 0, done
+        yield group
+    finally:
+        group.close()
+
+
+def _row(screen, name: str) -> list[str]:
+    return next((line.split() for line in screen.text() if line.startswith(name + " ")), [])
+
+
+def test_top_asks_the_agents_themselves_and_exits_3_once_none_answers(agents):
+    leader = wait_until(agents.leader, 10, "a leader")
+    with Terminal([PAXOSCTL, "top", "--interval", "200ms"], cwd=agents.folder) as term:
+        term.until(lambda s: all(_row(s, n) for n in REPLICAS) and s.shows("via agents"),
+                   15, "a row per replica, asked directly")
+        # The leader's row has the mark; each replica's row its roles and a lag.
+        term.until(lambda s: "*" in _row(s, leader.name) and s.shows(f"leader {leader.name}"),
+                   5, "the leader mark and the title's leader")
+        assert all("answered" in _row(term.screen, n) for n in REPLICAS)
+        term.send(b"\r")  # the first row, replica-0: its own view
+        term.until(lambda s: s.shows("describe replica-0") and s.shows("Counters:"), 10,
+                   "replica-0's own view")
+        for agent in agents.running.values():
+            agent.stop()
+        assert term.wait(30) == 3
+        assert b"paxosctl top: the cluster went away: no agent answered" in term.raw
