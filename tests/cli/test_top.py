@@ -216,6 +216,9 @@ def test_a_small_terminal_shows_what_fits(shared):
         assert [line.split()[0] for line in lines[2:5]] == ["acceptor-0", "acceptor-1",
                                                             "acceptor-2"]
         assert lines[5].startswith("sort: name (s)")
+        term.send(b"jjjj")  # down to learner-1, the fifth: the table scrolls to keep it shown
+        term.until(lambda s: [line.split()[0] for line in s.text()[2:5] if line] == [
+            "acceptor-2", "learner-0", "learner-1"], 5, "the table scrolled to learner-1")
         term.send(b"q")
         assert term.wait(10) == 0
 
