@@ -91,20 +91,22 @@ class RecordsTail:
         else:
             chosen = sorted((r for tail in self.tails.values() for r in tail),
                             key=lambda r: r.get("at") or 0.0)
-        return [record_line(r) for r in chosen[-count:]] or ["(no records yet)"]
+        return ([record_line(r, with_agent=agent is None) for r in chosen[-count:]]
+                or ["(no records yet)"])
 
 
-def record_line(r: Mapping[str, Any]) -> str:
-    """One record as a line: who, its number, what and with whom, the
-    ballot, the slots and the value's digest:
+def record_line(r: Mapping[str, Any], *, with_agent: bool = True) -> str:
+    """One record as a line: who (unless `with_agent` is false: the pane
+    shows one agent's), its number, what and with whom, the ballot, the
+    slots, the value's digest and its number of commands:
 
         proposer-0 #812 send accept -> acceptor-1 b3.proposer-0 slot 41 v9f3a01c2 x12
     """
     direction = r.get("dir")
     peer = r.get("peer")
     arrow = {"send": "->", "recv": "<-"}.get(direction or "", "")
-    parts = [str(r.get("agent", "?")), f"#{r.get('seq', '?')}", str(direction or "?"),
-             str(r.get("kind", "?"))]
+    parts = [str(r.get("agent", "?"))] if with_agent else []
+    parts += [f"#{r.get('seq', '?')}", str(direction or "?"), str(r.get("kind", "?"))]
     if peer:
         parts += [arrow, str(peer)]
     if r.get("ballot"):

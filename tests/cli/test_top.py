@@ -116,6 +116,7 @@ def test_a_record_line_names_direction_peer_ballot_slots_and_value():
                "dropped": "chaos"}
     assert record_line(prepare) == (
         "proposer-0 #2 send prepare -> acceptor-0 b4.proposer-0 slots 7.. DROPPED (chaos)")
+    assert record_line(record, with_agent=False).startswith("#17 recv accept <- proposer-0")
 
 
 # ------------------------------------------------------- in a pseudo-terminal
@@ -163,8 +164,11 @@ def test_the_screen_shows_every_agent_the_leader_and_the_records_and_q_exits_0(s
         assert term.screen.shows("sort: name")
         shared.run_ok("propose", "seen-live")
         # The selected agent (the first, acceptor-0) voted on the new slot.
-        term.until(lambda s: s.shows("acceptor-0 #") and s.shows(f"recv accept <- {leader}"),
-                   10, "acceptor-0's records of the Accept")
+        term.until(lambda s: s.shows("last protocol records of acceptor-0")
+                   and s.shows(f"recv accept <- {leader}"), 10, "acceptor-0's records of the Accept")
+        term.send(b"a")  # every agent's: the leader's own Accept sent, named by agent
+        term.until(lambda s: s.shows("last protocol records of all agents")
+                   and s.shows(f"{leader} #"), 10, "every agent's records")
         term.send(b"q")
         assert term.wait(10) == 0
 
