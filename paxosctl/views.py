@@ -1,5 +1,6 @@
 """What `status`, `describe` and `events` print for people: lines of text
-from the supervisor's replies. Pure functions; the CLI prints them.
+from the supervisor's replies, and an agent's own view (`describe` with no
+supervisor). Pure functions; the CLI and `top` print them.
 
 The machine formats (-o json|yaml) print the replies themselves
 (paxosctl.output); these are the tables and the describe page.

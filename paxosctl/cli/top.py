@@ -34,7 +34,7 @@ MAX_INTERVAL = 60.0
 def top(
     file: FileOption = None,
     interval: Annotated[str, typer.Option(
-        "--interval", "-i", help="Time between two refreshes (100ms to 60s).")] = "1s",
+        "--interval", "-i", help="Time between two refreshes (100ms to 1m).")] = "1s",
 ) -> None:
     """Watch the cluster live: agents, rates, lag, restarts (like htop).
 
@@ -49,11 +49,12 @@ def top(
         raise UsageError("top needs a terminal (standard input and output); for a script "
                          "use paxosctl status -o json or paxosctl metrics")
     from ..topview.screen import run
-    from ..topview.source import AgentsSource, SupervisedSource, Unreachable
+    from ..topview.source import AgentsSource, Source, SupervisedSource, Unreachable
 
     file = find_manifest(file)
     manifest = owned_manifest(file)
     remote = unsupervised(manifest, file)
+    source: Source
     if remote is not None:
         source = AgentsSource(*remote)
     else:

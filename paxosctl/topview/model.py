@@ -169,15 +169,17 @@ def rows(before: Snapshot | None, now: Snapshot) -> list[Row]:
     out = []
     for a in now.agents:
         was = prior.get(a.name)
-        same_life = was is not None and was.incarnation == a.incarnation and a.answered
+        # Counters are per incarnation: across a restart there is no rate.
+        if was is not None and (was.incarnation != a.incarnation or not a.answered):
+            was = None
         lag = (highest - a.applied if a.learner and a.answered and highest is not None
                and a.applied is not None else None)
         out.append(Row(
             name=a.name, state=a.state, role=a.role,
             leader=a.leader or (now.leader == a.name), ballot=a.ballot,
-            commands_s=rate(commands(was), commands(a), seconds) if same_life else None,
-            slots_s=rate(slots(was), slots(a), seconds) if same_life else None,
-            persist_p99=p99(was.persist, a.persist) if same_life else None,
+            commands_s=rate(commands(was), commands(a), seconds) if was else None,
+            slots_s=rate(slots(was), slots(a), seconds) if was else None,
+            persist_p99=p99(was.persist, a.persist) if was else None,
             lag=max(lag, 0) if lag is not None else None,
             restarts=a.restarts))
     return out

@@ -38,6 +38,7 @@ import curses
 import enum
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 from .model import Row, Snapshot, SortKey, rows, sort_rows, table_lines
@@ -139,12 +140,11 @@ class Screen:
             at = order.index(self.selected) if self.selected in order else 0
             step = 1 if key in (curses.KEY_DOWN, ord("j")) else -1
             self.selected = order[max(0, min(len(order) - 1, at + step))]
-        elif key in (curses.KEY_ENTER, 10, 13) and self.selected:
-            self.open(Page.DESCRIBE, f"describe {self.selected}",
-                      lambda: self.source.describe(self.selected))
-        elif key == ord("l") and self.selected:
-            self.open(Page.LOGS, f"logs {self.selected} (the last {LOG_LINES})",
-                      lambda: self.source.logs(self.selected, LOG_LINES))
+        elif key in (curses.KEY_ENTER, 10, 13) and (name := self.selected):
+            self.open(Page.DESCRIBE, f"describe {name}", partial(self.source.describe, name))
+        elif key == ord("l") and (name := self.selected):
+            self.open(Page.LOGS, f"logs {name} (the last {LOG_LINES})",
+                      partial(self.source.logs, name, LOG_LINES))
         elif key == ord("a"):
             self.all_records = not self.all_records
         return None
@@ -179,9 +179,9 @@ class Screen:
             last_page = max(len(self.page_lines) - room, 0)
             # None: the end (logs open on their newest lines); never past the last page.
             self.scroll = last_page if self.scroll is None else min(self.scroll, last_page)
-            body = [(self.page_title, False)] + [
+            page = [(self.page_title, False)] + [
                 (line, False) for line in self.page_lines[self.scroll:]]
-            return [(title, False)] + _fit(body, body_height) + [(footer, False)]
+            return [(title, False)] + _fit(page, body_height) + [(footer, False)]
         ordered = self.ordered()
         text = table_lines(ordered)
         header, table = text[0], list(zip(text[1:], (r.name == self.selected for r in ordered)))
