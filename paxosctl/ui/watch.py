@@ -9,12 +9,20 @@
     "decided"  [{"slot", "index", "position", "request_id", "text", "noop"}]
                                   the entries applied since the last one sent
     "note"     {"at", "text"}     a leader change, a kill, a restart, an agent silent
-    "messages" [record, ...]      protocol records (paxosctl.observe.records)
+    "messages" [record, ...]      the protocol records the agents made since
+                                  the last poll (paxosctl.observe.records; the
+                                  fields the page draws): each message's send
+                                  record (heartbeats and stored notices left
+                                  out: `BACKGROUND`) and each learner's
+                                  decision, at most `MAX_BATCH`
+    "traffic"  {"links": [[sender, receiver, n], ...], "records": n}
+                                  instead, when more were made: counts per link
 
 `Watch.run` polls every `interval` seconds, as the commands that work
 without a supervisor do: each agent's WELCOME over the transport
 (`client.probe.survey`: roles, incarnation, ballot, leader, applied), the
 decided log from a learner (`client.decidedlog`, as `paxosctl decided`),
+the protocol records (`observe.records.follow`, in a thread of its own),
 and, only where a supervisor runs the cluster on this host, its `status`
 (the state it keeps: running, backoff, stopped..., pids, restarts, chaos).
 A new subscriber gets the current state and the last `KEEP_DECIDED`
@@ -43,6 +51,21 @@ QUEUE_EVENTS = 2000
 
 #: Characters of a value the page is sent.
 SHOWN_CHARS = 80
+
+#: Records sent to the page in one poll at most; above it, counts per link
+#: (a page cannot draw hundreds of arrows a second that a person could follow).
+MAX_BATCH = 400
+
+#: Kinds not drawn: the agents' background chatter (liveness, a learner's
+#: progress), ~90 a second on an idle 7-agent cluster, which would bury the
+#: few messages of a slot being decided.
+BACKGROUND = frozenset({"heartbeat", "stored"})
+
+#: The fields of a record the page draws.
+DRAWN = ("agent", "dir", "kind", "peer", "ballot", "slots", "dropped")
+
+#: Seconds between two reads of the records (observe.records.follow's interval).
+RECORDS_INTERVAL = 0.2
 
 
 class Hub:
@@ -123,12 +146,16 @@ class Watch:
         self._next_slot: int | None = None
         self._control = None  # a control Client, while a supervisor runs here
         self._last_state: dict[str, Any] = {}
-        self._records = None  # a records follower, when paxosctl.observe.records is there
+        self._records: list[dict[str, Any]] = []  # made since the last poll (follower thread)
+        self._records_lock = threading.Lock()
 
     # ------------------------------------------------------------ the loop
 
     def run(self) -> None:
         """Poll until `stop()`; never raises (a poll that fails is retried)."""
+        follower = threading.Thread(target=self._follow_records, name="paxosctl-ui-records",
+                                    daemon=True)
+        follower.start()
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
@@ -154,6 +181,7 @@ class Watch:
             self.hub.publish("state", state)
         if endpoints is not None:
             self._read_decided(endpoints, state)
+        self._publish_records()
 
     # ------------------------------------------------------------ sources
 
@@ -269,6 +297,45 @@ class Watch:
 
     def _note(self, text: str) -> None:
         self.hub.publish("note", {"at": time.time(), "text": text})
+
+    # ------------------------------------------------------------ the records
+
+    def _follow_records(self) -> None:
+        """The follower thread: every record the agents make, into `_records`
+        (read again from scratch when the cluster went away and came back)."""
+        from ..observe.records import follow
+
+        while not self.stopping.is_set():
+            try:
+                endpoints = self._endpoints()
+                if endpoints is not None:
+                    for record in follow(endpoints, interval=RECORDS_INTERVAL,
+                                         stop=self.stopping.is_set):
+                        with self._records_lock:
+                            self._records.append(record)
+            except Exception:  # noqa: BLE001 - the cluster is going or coming: start over
+                pass
+            self.stopping.wait(1.0)
+
+    def _publish_records(self) -> None:
+        """The records made since the last poll, as "messages" or "traffic"."""
+        with self._records_lock:
+            made, self._records = self._records, []
+        # A message once (its send; a dropped one too), and a learner's decision.
+        made = [r for r in made if r.get("kind") not in BACKGROUND
+                and (r.get("dir") == "send" or r.get("kind") == "decided")]
+        if not made:
+            return
+        if len(made) <= MAX_BATCH:
+            self.hub.publish("messages", [{k: r.get(k) for k in DRAWN} for r in made])
+            return
+        links: dict[tuple[str, str], int] = {}
+        for r in made:
+            if r.get("dir") == "send" and r.get("peer"):
+                key = (r["agent"], r["peer"])
+                links[key] = links.get(key, 0) + 1
+        self.hub.publish("traffic", {"links": [[a, b, n] for (a, b), n in links.items()],
+                                     "records": len(made)})
 
     # ------------------------------------------------------------ the log
 

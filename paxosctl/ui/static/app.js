@@ -161,6 +161,17 @@ function onMessages(records) {
   }
 }
 
+// More records than the server sends one by one: counts per link.
+function onTraffic(t) {
+  const now = performance.now();
+  for (const [a, b, n] of t.links) {
+    const key = a + ">" + b;
+    view.perLink.set(key, (view.perLink.get(key) || 0) + n);
+    for (let i = 0; i < n; i++) view.sent.push(now);
+  }
+  view.aggregating = true;
+}
+
 function flash(name) {
   const a = view.agents.get(name);
   if (!a) return;
@@ -252,6 +263,7 @@ function connect() {
   on("decided", onDecided);
   on("note", onNote);
   on("messages", onMessages);
+  on("traffic", onTraffic);
 }
 
 wireActions();
