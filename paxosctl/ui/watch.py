@@ -233,8 +233,9 @@ class Watch:
                 "answered": answer.answered, "error": answer.error or None,
                 "state": "running" if answer.answered else "silent",
                 "incarnation": w.get("incarnation"),
-                "ballot": (f"{ballot[0]}.{ballot[1]}"
-                           if isinstance(ballot, list) and len(ballot) == 2 else None),
+                "ballot": (f"{ballot[0]}.{ballot[1]}"  # round 0: none chosen yet
+                           if isinstance(ballot, list) and len(ballot) == 2 and ballot[0]
+                           else None),
                 "claims": w.get("leader"), "applied": w.get("applied"),
                 "pid": None, "restarts": None}
         roles = {a.name: sorted(a.roles) for a in self.manifest.agents}

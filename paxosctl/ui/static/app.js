@@ -22,6 +22,7 @@ const view = {
   perLink: new Map(),  // "a>b" -> count, while aggregating
   aggregating: false,
   decided: 0,
+  messages: 0,         // messages drawn or counted since the page opened
 };
 
 function el(name, attrs, parent) {
@@ -152,6 +153,7 @@ function onMessages(records) {
     if (r.dir === "local" && r.kind === "decided") { flash(r.agent); continue; }
     if (r.dir !== "send" || !r.peer) continue;
     view.sent.push(now);
+    view.messages += 1;
     if (view.aggregating) {
       const key = r.agent + ">" + r.peer;
       view.perLink.set(key, (view.perLink.get(key) || 0) + 1);
@@ -159,6 +161,7 @@ function onMessages(records) {
       fly(r);
     }
   }
+  document.body.dataset.messages = String(view.messages);
 }
 
 // More records than the server sends one by one: counts per link.
@@ -168,6 +171,7 @@ function onTraffic(t) {
     const key = a + ">" + b;
     view.perLink.set(key, (view.perLink.get(key) || 0) + n);
     for (let i = 0; i < n; i++) view.sent.push(now);
+    view.messages += n;
   }
   view.aggregating = true;
 }
@@ -222,6 +226,7 @@ function tick() {
   view.perLink.clear();
   view.aggregating = rate > AGGREGATE_RATE;
   document.body.dataset.mode = view.aggregating ? "aggregate" : "animate";
+  document.body.dataset.messages = String(view.messages);
 }
 
 // -------------------------------------------------------------- actions
