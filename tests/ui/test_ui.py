@@ -177,7 +177,7 @@ def test_actions_when_allowed(cluster):
         status, text = ui.request("POST", f"/action?token={ui.token}", headers=own,
                                   body={"action": "slow", "seconds": 0.05})
         assert status == 200, text
-        assert json.loads(cluster.run_ok("chaos", "-o", "json").stdout) == {"delay": 0.05}
+        assert json.loads(cluster.run_ok("chaos", "-o", "json").stdout) == {"delay_s": 0.05}
         status, text = ui.request("POST", f"/action?token={ui.token}", headers=own,
                                   body={"action": "cut", "agent": "nobody"})
         assert status == 400 and "agents:" in json.loads(text)["error"], text
