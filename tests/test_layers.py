@@ -130,12 +130,15 @@ def test_imports_form_no_cycle(package):
 #: refuses a state dir a supervisor runs. `render` (Kubernetes objects, systemd
 #: units) reads the manifest and the certificates only.
 PACKAGE_ORDER = {
-    "cli": {"tools", "supervisor", "membership", "client", "standalone", "render"},
+    "cli": {"tools", "supervisor", "membership", "client", "standalone", "render", "ui"},
+    # `paxosctl ui`: reads the agents (client, observe) and the supervisor's pid file.
+    "ui": {"client", "supervisor", "observe"},
     "standalone": {"supervisor"},
     "tools": {"supervisor", "client", "membership"},  # remotechange drives a change from here
     "supervisor": {"membership"},
     "membership": {"render"},  # the launchers render what they start (launchers.py)
     "client": set(),
+    "observe": {"client"},  # protocol records, asked of the agents as probe asks them
     "render": set(),
     "top": set(),
 }
