@@ -145,9 +145,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, "application/json", json.dumps(data).encode(), method)
 
     def _refuse(self, refusal: Refusal) -> None:
-        # The body is read (and dropped) only if small: the connection closes anyway.
+        # A POST body is left unread: the connection closes after the answer.
         self.close_connection = True
-        self._send(refusal.status, "text/plain; charset=utf-8", (refusal.reason + "\n").encode())
+        self._send(refusal.status, "text/plain; charset=utf-8", (refusal.reason + "\n").encode(),
+                   self.command)
 
     # -- the event stream --
 

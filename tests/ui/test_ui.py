@@ -130,6 +130,19 @@ def test_page_follows_the_cluster(cluster, ui, tmp_path):
                   f"/leader: .* -> {new}$/.test(li.textContent))", 10,
                   "the leader change in the events")
 
+        # Under load, far above 40 messages a second: counts per link, not dots.
+        load = subprocess.Popen([clusters.PAXOSCTL, "bench", "--file", str(cluster.manifest),
+                                 "--duration", "5s", "--warmup", "0", "--concurrency", "16"],
+                                cwd=cluster.dir, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            page.wait("document.body.dataset.mode === 'aggregate' && "
+                      "document.querySelectorAll('#links line').length > 0", 20,
+                      "counts per link under load")
+        finally:
+            load.terminate()
+            load.wait(timeout=30)
+
         shot = page.screenshot(tmp_path / "ui.png")
         assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
         if os.environ.get("PAXOSCTL_UI_SCREENSHOT"):
@@ -162,10 +175,10 @@ def test_refuses_without_token_foreign_host_or_origin(cluster, ui):
     assert cluster.agent(cluster.acceptors[0])["restarts"] == 0
 
 
-def test_actions_when_allowed(cluster):
+def test_actions_when_allowed(cluster, tmp_path):
     """With --allow-actions: slow down and heal reach the supervisor (what
     `paxosctl chaos` shows), a bad action is refused with what is allowed,
-    and a foreign Origin is still refused."""
+    a foreign Origin is still refused, and the page's kill button kills."""
     ui = Ui(cluster, "--allow-actions")
     try:
         own = {"Origin": f"http://127.0.0.1:{ui.port}"}
@@ -185,6 +198,31 @@ def test_actions_when_allowed(cluster):
                                   body={"action": "heal"})
         assert status == 200, text
         assert json.loads(cluster.run_ok("chaos", "-o", "json").stdout) == {}
+
+        # The page's own button: Chromium's Origin is the page's, and it passes.
+        victim = cluster.acceptors[1]
+        pid = cluster.agent(victim)["pid"]
+        with Browser.start(tmp_path) as browser:
+            page = browser.open(ui.url)
+            page.wait(f"!document.getElementById('actions').hidden && "
+                      f"[...document.getElementById('target').options].some(o => o.value === "
+                      f"{json.dumps(victim)})", 20, "the actions")
+            page.evaluate(f"document.getElementById('target').value = {json.dumps(victim)}; "
+                          "document.getElementById('kill').click(); true")
+            page.wait("document.getElementById('said').textContent === 'kill: done'", 10,
+                      "the kill done")
+            wait_until(lambda: cluster.agent(victim)["pid"] not in (None, pid), 30,
+                       f"{victim} killed and restarted")
+            assert page.errors == []
     finally:
         cluster.run("chaos", "--heal")
         ui.stop()
+
+
+def test_port_in_use_is_one_line_error(cluster, ui):
+    """A second `paxosctl ui` on a port taken: one line naming it, exit 1, no traceback."""
+    result = cluster.run("ui", "--port", str(ui.port), timeout=30)
+    assert result.returncode == 1, clusters.describe(result)
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{ui.port}: "), result.stderr
+    assert "Traceback" not in result.stderr
