@@ -18,6 +18,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -226,3 +227,47 @@ def test_port_in_use_is_one_line_error(cluster, ui):
     assert result.stdout == ""
     assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{ui.port}: "), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_works_without_a_supervisor_here(make_cluster, tmp_path):
+    """From a host where no supervisor runs the cluster (a copy of the
+    manifest in another state dir, the agents placed over TLS): the page
+    shows the agents, the leader and a decided slot, read from the agents
+    themselves; actions are off (they need a supervisor)."""
+    cluster = make_cluster("roles", name="away", transport="tls", start=False)
+    socks = [socket.socket() for _ in cluster.agent_names]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    cluster.manifest.write_text(cluster.manifest.read_text() + "\n[transport.addresses]\n" + "".join(
+        f'{name} = "127.0.0.1:{port}"\n' for name, port in zip(cluster.agent_names, ports)))
+    cluster.up()
+    cluster.wait_healthy()
+    away = tmp_path / "away"
+    away.mkdir()
+    (away / "cluster.toml").write_text(cluster.manifest.read_text().replace(
+        "[transport]\n", f'[transport]\ncerts = "{cluster.dir / "certs"}"\n', 1))
+    elsewhere = clusters.Cluster(dir=away, topology="roles", name="away",
+                                 manifest=away / "cluster.toml", state_dir=away / ".paxosctl",
+                                 groups=cluster.groups)
+    ui = Ui(elsewhere, "--allow-actions")
+    try:
+        state = wait_until(lambda: (s := ui.state()) and s["leader"] and s, 20, "a leader")
+        assert state["supervised"] is False and state["actions"] is False
+        assert len(state["agents"]) == 7 and all(a["answered"] for a in state["agents"])
+        assert state["leader"] == cluster.status()["leader"]
+        out = elsewhere.run_ok("propose", "from-afar").stdout
+        position = re.search(r"decided at (\d+\.\d+)", out).group(1)
+        with Browser.start(tmp_path) as browser:
+            page = browser.open(ui.url)
+            page.wait("document.querySelectorAll('#agents .agent.running').length === 7", 20,
+                      "7 agents running")
+            text = page.wait(f"document.querySelector('#log li[data-position=\"{position}\"]')"
+                             "?.textContent", 10, f"slot {position} decided")
+            assert "from-afar" in text
+            assert page.evaluate("document.getElementById('actions').hidden") is True
+            assert page.errors == []
+    finally:
+        ui.stop()
