@@ -146,6 +146,7 @@ class Watch:
         self._next_slot: int | None = None
         self._control = None  # a control Client, while a supervisor runs here
         self._last_state: dict[str, Any] = {}
+        self._failure = ""  # the last poll's failure, noted once
         self._records: list[dict[str, Any]] = []  # made since the last poll (follower thread)
         self._records_lock = threading.Lock()
 
@@ -161,8 +162,13 @@ class Watch:
             try:
                 self.poll()
             except Exception as e:  # noqa: BLE001 - the page says so; the next poll retries
-                self._note(f"could not read the cluster: {e}")
+                why = f"could not read the cluster: {e}"
+                if why != self._failure:  # once per cause, not four times a second
+                    self._note(why)
+                self._failure = why
                 self._drop_clients()
+            else:
+                self._failure = ""
             self.stopping.wait(max(0.0, self.interval - (time.monotonic() - started)))
         self._drop_clients()
 
@@ -292,8 +298,8 @@ class Watch:
             elif (a["incarnation"] is not None and b["incarnation"] is not None
                   and a["incarnation"] != b["incarnation"]):
                 self._note(f"{a['name']} restarted (incarnation {a['incarnation']})")
-        if old.get("chaos") != new.get("chaos") and new.get("chaos") is not None:
-            chaos = new["chaos"]
+        before, chaos = old.get("chaos"), new.get("chaos")
+        if before is not None and chaos is not None and before != chaos:  # None: no supervisor
             self._note("chaos: " + (", ".join(f"{k}={v}" for k, v in chaos.items()) or "off"))
 
     def _note(self, text: str) -> None:
