@@ -8,7 +8,10 @@ temporary state dir, as bench/dataplane.py starts them) run side by side:
 one with the default `paxos.protocol_records` (records on), one with 0
 (off). Each round runs `paxosctl bench --requests N --concurrency C
 --value-size 16 -o json` on the "on" cluster, then on the "off" one, and
-keeps each agent's `cpu_us_per_command` (and the cluster's sum). Rounds
+keeps each agent's `cpu_us_per_command` (and the cluster's sum), the
+leader's under "leader" (read from `status` before the run: the two
+clusters, and one cluster over time, need not elect the same proposer,
+and a leader costs several times a follower). Rounds
 alternate, so a change in the machine's load hits both sides alike; the
 figure of each side is the median of its rounds.
 
@@ -41,6 +44,8 @@ from dataplane import Cluster, PartFailed, interrupt, toml_text  # noqa: E402
 
 #: Records on may cost at most this ratio of off's CPU per command (per agent).
 LIMIT = 1.05
+#: A run's key naming its leader, and the row of the leader's figures.
+LEADER = "leader"
 #: The keys of `cpu_us_per_command` not judged (the cluster's sum is: last row).
 NOT_AGENTS = ("supervisor", "client")
 
@@ -66,18 +71,19 @@ def median(values: list[float]) -> float | None:
 def rows(rounds: dict[str, list[dict[str, Any]]]) -> list[Row]:
     """One row per agent (then the cluster's sum): the medians of the "on"
     and "off" rounds' `cpu_us_per_command` and their ratio, judged against
-    `LIMIT` (n/a when a side has no figure). The supervisor and the client
+    `LIMIT` (n/a when a side has no figure); the leader's figures (whichever
+proposer led that run: `run["leader"]`) are one row, "leader", first. The supervisor and the client
     are not judged: records run in the agents."""
     def figures(side: str) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {}
         for run in rounds.get(side, []):
             for who, us in (run.get("cpu_us_per_command") or {}).items():
                 if who not in NOT_AGENTS and us is not None:
-                    out.setdefault(who, []).append(us)
+                    out.setdefault(LEADER if who == run.get(LEADER) else who, []).append(us)
         return out
 
     on, off = figures("on"), figures("off")
-    names = sorted(set(on) | set(off), key=lambda n: (n == "cluster", n))
+    names = sorted(set(on) | set(off), key=lambda n: (n == "cluster", n != LEADER, n))
     out = []
     for who in names:
         a, b = median(off.get(who, [])), median(on.get(who, []))
@@ -138,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.rounds):
             for side in ("on", "off"):
                 try:
+                    leader = clusters[side].status().get("leader")
                     data = clusters[side].bench(args.requests, args.concurrency, args.warmup)
+                    data[LEADER] = leader
                 except PartFailed as e:
                     failures.append(f"round {n + 1} {side}: {e}")
                     continue

@@ -39,6 +39,17 @@ def test_each_agent_is_judged_on_the_medians_of_its_rounds(records_cost):
     assert (got["cluster"].ratio, got["cluster"].verdict) == (pytest.approx(31 / 30), "met")
 
 
+def test_the_leader_is_one_row_whichever_proposer_led(records_cost):
+    rounds = {"on": [{**run(p0=7.2, p1=2.2), "leader": "p0"},
+                     {**run(p0=2.2, p1=7.4), "leader": "p1"}],
+              "off": [{**run(p0=2.4, p1=7.2), "leader": "p1"}]}
+    got = {r.who: r for r in records_cost.rows(rounds)}
+    assert list(got) == ["leader", "p0", "p1"]
+    assert (got["leader"].off_us, got["leader"].on_us) == (7.2, pytest.approx(7.3))
+    assert (got["p0"].on_us, got["p0"].off_us, got["p0"].verdict) == (2.2, 2.4, "met")
+    assert (got["p1"].on_us, got["p1"].off_us, got["p1"].verdict) == (2.2, None, "n/a")
+
+
 def test_the_limit_is_five_percent_and_missing_figures_are_not_judged(records_cost):
     rounds = {"on": [run(a=10.5, b=7.0)], "off": [run(a=10.0, b=None)]}
     got = {r.who: r for r in records_cost.rows(rounds)}
