@@ -149,3 +149,56 @@ def test_a_hello_without_a_generation_is_welcomed_as_generation_0(cluster):
     assert [r["link"] for r in got] == [[impostor, 1 << 40, acceptor, 0, 1],
                                         [impostor, 1 << 40, acceptor, 0, 2]]
     assert {r["kind"] for r in got} == {"heartbeat"} and got[0]["ballot"] == f"0.{impostor}"
+
+
+def test_sends_chaos_dropped_or_duplicated_are_recorded_as_such(cluster):
+    cut = cluster.acceptors[0]
+    cluster.run_ok("chaos", "--partition", cut, "--duplicate", "1")
+    slot = _decided_slot(cluster, "through-chaos")
+
+    def accepts():
+        recs = _records(cluster)
+        sends = [r for n in cluster.proposers for r in recs[n] if r["dir"] == "send"
+                 and r["kind"] == "accept" and r["slots"] == [slot, slot]]
+        return (recs, sends) if {s["peer"] for s in sends} == set(cluster.acceptors) else None
+
+    recs, sends = clusters.wait_until(accepts, 10, f"the Accepts of slot {slot} recorded")
+    to_cut = [s for s in sends if s["peer"] == cut]
+    assert to_cut and all(s["dropped"] == "chaos" and s["link"] is None for s in to_cut)
+    assert not [r for r in recs[cut] if r["dir"] == "recv" and r["slots"] == [slot, slot]]
+    for acceptor in cluster.acceptors[1:]:
+        # Each copy of a duplicated frame is a frame of its own, recorded once on each end.
+        copies = [s for s in sends if s["peer"] == acceptor]
+        assert len(copies) >= 2 and not any(s.get("dropped") for s in copies)
+        links = [s["link"] for s in copies]
+        assert len({tuple(link) for link in links}) == len(links)
+        got = [r["link"] for r in recs[acceptor] if r["dir"] == "recv" and r["kind"] == "accept"
+               and r["slots"] == [slot, slot]]
+        assert sorted(got) == sorted(links)
+
+
+def test_follow_streams_new_records_and_starts_over_after_a_restart(cluster):
+    learner = cluster.learners[0]
+    seen: list[dict] = []
+    deadline = time.monotonic() + 30
+    stream = observe.follow(cluster.manifest, [learner], interval=0.1,
+                            stop=lambda: time.monotonic() > deadline)
+    incarnation = observe.collect(cluster.manifest, [learner])[learner].incarnation
+    slot = _decided_slot(cluster, "followed")
+    for record in stream:
+        seen.append(record)
+        if record["kind"] == "decided" and record["slots"] == [slot, slot]:
+            break
+    else:
+        raise AssertionError(f"follow gave no decided record of slot {slot} within 30 s")
+    assert {r["incarnation"] for r in seen} == {incarnation}
+    assert [r["seq"] for r in seen] == sorted(r["seq"] for r in seen)  # nothing twice
+    assert seen[0]["seq"] > 1  # only what came after it started
+
+    cluster.run_ok("kill", learner)
+    for record in stream:
+        if record["incarnation"] != incarnation:
+            assert record["seq"] == 1, "a restarted agent is read from its first record"
+            break
+    else:
+        raise AssertionError(f"follow gave no record of {learner}'s next incarnation")
