@@ -26,8 +26,10 @@ Cost. Records are per message, never per command: the sender builds one
 small tuple (`note`) per message before it is encoded, the transport adds
 the link numbers when it queues the frame, and the ring holds tuples; the
 dicts above are made only when a reader asks (`since`). A value is hashed
-once per message that carries it (zlib.crc32; the last value's digest is
-reused, so an Accept sent to every acceptor is hashed once). A ring of size
+(zlib.crc32) about once per slot and agent: digests are kept by slot, and a
+value of a slot whose bytes equal the kept one's (a memcmp; the same object
+for an Accept sent to every acceptor) reuses its digest, so a learner that
+hears three acceptors' Accepted and then decides hashes once. A ring of size
 0 records nothing: the agent and the transport then skip all of it (they
 hold None, see `active`).
 
@@ -52,6 +54,12 @@ from ..core.messages import (Accept, Accepted, Chunk, Decide, Fetch, Heartbeat, 
 DEFAULT_SIZE = 20_000
 #: Votes a promise record lists at most.
 VOTES = 16
+#: Slots whose value digest is kept, and their values' bytes at most (then
+#: the cache starts over): the copies of one slot's value arrive within the
+#: window of slots in flight (32 by default: 1 MiB holds 110 values of 9
+#: KiB). Past the bound a copy is hashed again: a cost, never a wrong digest.
+DIGESTS = 4096
+DIGEST_BYTES = 1 << 20
 
 #: A message's own part of a record: (kind, ballot, lo, hi, value crc32 | None,
 #: commands | None, extra), `extra` being a promise's votes or a nack's promised ballot.
@@ -89,9 +97,9 @@ class ProtocolRecords:
         #: (seq, dir, note, peer, peer_incarnation, generation, n, mono, dropped)
         self._ring: deque[tuple] = deque(maxlen=max(size, 1))
         self._seq = 0
-        #: The last value hashed and its crc32 (an Accept goes to every acceptor).
-        self._last_value: object = None
-        self._last_crc = 0
+        #: slot -> (the value's bytes, their crc32), for the next copies (`_digest`).
+        self._digests: dict[int, tuple[bytes, int]] = {}
+        self._digest_bytes = 0  # of the values in `_digests`
 
     @property
     def active(self) -> "ProtocolRecords | None":
@@ -100,11 +108,20 @@ class ProtocolRecords:
 
     # ------------------------------------------------------------ recording
 
-    def _digest(self, value: Any) -> int:
-        if value is self._last_value:
-            return self._last_crc
-        crc = zlib.crc32(value.data)
-        self._last_value, self._last_crc = value, crc
+    def _digest(self, slot: int, value: Any) -> int:
+        """crc32 of `value`'s bytes, reusing the digest kept for `slot` when
+        its bytes are equal (`==` on bytes: identity, then a memcmp)."""
+        data = value.data
+        digests = self._digests
+        kept = digests.get(slot)
+        if kept is not None and kept[0] == data:
+            return kept[1]
+        crc = zlib.crc32(data)
+        if len(digests) >= DIGESTS or self._digest_bytes >= DIGEST_BYTES:
+            digests.clear()
+            self._digest_bytes = 0
+        digests[slot] = (data, crc)
+        self._digest_bytes += len(data)
         return crc
 
     def note(self, msg: Any) -> Note:
@@ -112,18 +129,20 @@ class ProtocolRecords:
         t = type(msg)
         if t is Accept or t is Accepted:
             value = msg.value
-            return ("accept" if t is Accept else "accepted", msg.ballot, msg.slot, msg.slot,
-                    self._digest(value), _commands(value.data), None)
+            slot = msg.slot
+            return ("accept" if t is Accept else "accepted", msg.ballot, slot, slot,
+                    self._digest(slot, value), _commands(value.data), None)
         if t is Heartbeat:
             return ("heartbeat", msg.ballot, None, None, None, None, None)
         if t is Decide:
             value = msg.value
-            return ("decide", None, msg.slot, msg.slot, self._digest(value),
+            return ("decide", None, msg.slot, msg.slot, self._digest(msg.slot, value),
                     _commands(value.data), None)
         if t is Prepare:
             return ("prepare", msg.ballot, msg.first_slot, None, None, None, None)
         if t is Promise:
-            votes = tuple((v.slot, v.ballot, self._digest(v.value)) for v in msg.votes[:VOTES])
+            votes = tuple((v.slot, v.ballot, self._digest(v.slot, v.value))
+                          for v in msg.votes[:VOTES])
             return ("promise", msg.ballot, msg.first_slot, None, None, None, votes)
         if t is Nack:
             return ("nack", msg.ballot, None, None, None, None, msg.promised)
@@ -159,7 +178,7 @@ class ProtocolRecords:
         """This learner learned `value` for `slot` (a local record)."""
         self._seq += 1
         self._ring.append((self._seq, "local", ("decided", None, slot, slot,
-                                                self._digest(value), _commands(value.data),
+                                                self._digest(slot, value), _commands(value.data),
                                                 None),
                            None, 0, 0, 0, self._clock(), None))
 

@@ -17,6 +17,7 @@ the commands act on, so that a command is found by what it touches:
 - `changes`: changing what runs, `apply`, `scale`, `replace`;
 - `load`: load and faults, `chaos`, `soak`, `bench`;
 - `top`: the cluster live in the terminal (paxosctl.topview);
+- `ui`: `ui`, a live page of the cluster in the browser;
 - `standalone`: `agent NAME`, one agent run in the foreground without a
   supervisor (a container's or unit's main process).
 
@@ -26,7 +27,8 @@ decorator in each module: `paxosctl --help` lists them in registration
 order, which interleaves the modules and which scripts and docs quote.
 """
 
-from . import agents, certs, changes, cluster, data, lifecycle, load, render, standalone, top
+from . import (agents, certs, changes, cluster, data, lifecycle, load, render, standalone, top,
+               ui)
 from .common import app, main
 
 __all__ = ["app", "main"]
@@ -51,6 +53,7 @@ app.command()(cluster.completion)
 app.command()(load.chaos)
 app.command()(load.soak)
 app.command()(load.bench)
+app.command()(ui.ui)
 app.command()(cluster.metrics)
 app.command()(cluster.validate)
 app.command()(changes.apply)
