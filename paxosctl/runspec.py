@@ -91,4 +91,5 @@ def runtime_spec(manifest: Manifest, name: str, *, membership: Membership, setti
         configs=configs,
         tls=tls_spec(manifest, name),
         bootstrap=bootstrap,
+        protocol_records=manifest.paxos.protocol_records,
     )

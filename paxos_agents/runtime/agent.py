@@ -39,6 +39,12 @@ before the frame is answered, and a restarted agent runs the stored record
 (its spec's membership, the manifest's, is version 0). A name the record
 retired is never welcomed as a peer (greeting.py).
 
+Protocol records (protocolrecords.py): every message sent (noted here
+before it is encoded, recorded by the transport as it is queued or
+dropped), every message received (after it is decoded and checked) and
+every slot the learner decides go into the ring `protocol`, of
+`spec.protocol_records` records (0: off, and nothing is noted).
+
 A `StorageError` is never swallowed: an agent that cannot make its state
 durable must stop rather than answer.
 """
@@ -64,6 +70,7 @@ from .storage import Storage, StorageError
 from .chaos import ChaosSettings
 from .ratelog import clip
 from .persister import Persister
+from .protocolrecords import ProtocolRecords
 from .records import Records, event
 from .selfview import SelfView, Traffic
 from .net import make_net
@@ -140,6 +147,10 @@ class Agent:
             welcome=self._welcome, clock=clock, limits=spec.limits, net=make_net(spec, run_dir),
             store=storage, admission=admission_for(spec, storage),
             facts=lambda peer: peer_facts(self.node, spec.membership, peer))
+        #: Its protocol records (INFO op "protocol"); `_protocol` is None when off.
+        self.protocol = ProtocolRecords(spec.name, storage.incarnation, spec.protocol_records,
+                                        clock)
+        self._protocol = self.transport.protocol = self.protocol.active
         #: Its writes, at once or grouped over turns, and what waits for them.
         self.persister = Persister(storage, clock, self.transport.flush)
         if stored is not None:
@@ -332,6 +343,12 @@ class Agent:
                                             sender, clip(str(e), 200))
                 return
         self.traffic.received[type(msg).__name__] += 1
+        protocol = self._protocol
+        if protocol is not None:
+            conn = self.transport.receiving
+            if conn is not None:
+                protocol.received(sender, protocol.note(msg), conn.peer_incarnation,
+                                  conn.generation, conn.frames)
         self.node.step(msg)
 
     def _check_values(self, msg) -> None:
@@ -397,6 +414,10 @@ class Agent:
                 # from a peer (state transfer) are announced too (`upto`).
                 self.clients.applied(ready.applied, ready.persist.decisions,
                                      upto=ready.persist.applied)
+            if self._protocol is not None and ready.persist.decisions:
+                decided = self._protocol.decided
+                for slot, value in ready.persist.decisions:
+                    decided(slot, value)
             persist, after = ready.persist, ready.send_after_persist
             # What we step ourselves must see its persist done: never held.
             # StorageError: stop, never send what depended on the persist.
@@ -416,12 +437,16 @@ class Agent:
         name = self.name
         send = self.transport.send
         sent = self.traffic.sent
+        protocol = self._protocol
         for msg in messages:
             if msg.dst == name:
                 local.append(msg)
             else:
                 sent[type(msg).__name__] += 1
-                send(msg.dst, encode(msg))
+                if protocol is None:
+                    send(msg.dst, encode(msg))
+                else:
+                    send(msg.dst, encode(msg), protocol.note(msg))
 
     def _log_leadership(self) -> None:
         proposer = self.node.proposer

@@ -95,7 +95,7 @@ class Connection:
 
     __slots__ = ("sock", "fd", "reader", "_out", "_head", "_out_bytes", "limit", "closed",
                  "peer", "peer_incarnation", "greeted", "watching_write", "cut", "awaiting_hello",
-                 "identity", "failure", "fresh")
+                 "identity", "failure", "fresh", "generation", "frames")
 
     #: What a non-blocking read or write raises when the socket cannot go on
     #: now (a TLS connection adds its SSLWantRead/WantWrite errors).
@@ -135,6 +135,12 @@ class Connection:
         #: Its HELLO said "fresh": an agent with a new store asking to be
         #: admitted (runtime/admission.py); nothing it sends is a message.
         self.fresh = False
+        #: The link's connection number (the dialler's count for this peer,
+        #: sent in its HELLO; 0 from a peer that sent none) and the protocol
+        #: frames queued on it (outbound) or read from it (inbound) so far:
+        #: a frame's (generation, n) in the protocol records.
+        self.generation = 0
+        self.frames = 0
 
     def queue(self, frame: bytes) -> bool:
         """Queue one frame; False if the connection is closed, cut, or over its limit."""

@@ -121,6 +121,7 @@ class Greeter:
                 self._remember(sender, h.incarnation, newest)
         conn.peer = sender
         conn.peer_incarnation = h.incarnation
+        conn.generation = h.generation
         conn.fresh = h.fresh
         conn.greeted = True
         conn.awaiting_hello = False

@@ -52,6 +52,8 @@ class Hello:
     receiver: str
     #: The sender's store is new and not admitted yet: it asks, it sends no protocol message.
     fresh: bool = False
+    #: The sender's connection number for this receiver (0: it sent none).
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +74,15 @@ class Welcome:
 
 
 def hello(cluster_id: str, sender: str, incarnation: int, receiver: str,
-          fresh: bool = False) -> bytes:
-    """The first frame of a connection (unframed JSON body)."""
-    body = {"paxos": PROTOCOL, "cluster": cluster_id, "from": sender,
-            "incarnation": incarnation, "to": receiver}
+          fresh: bool = False, generation: int = 0) -> bytes:
+    """The first frame of a connection (unframed JSON body); `generation`
+    is sent when above 0."""
+    body: dict[str, object] = {"paxos": PROTOCOL, "cluster": cluster_id, "from": sender,
+                               "incarnation": incarnation, "to": receiver}
     if fresh:
         body["fresh"] = True
+    if generation:
+        body["generation"] = generation
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -111,7 +116,11 @@ def parse_hello(frame: bytes) -> Hello:
     fresh = obj.get("fresh", False)
     if type(fresh) is not bool:
         raise HandshakeError(f'"fresh" must be true or false, got {clip(fresh)}')
-    return Hello(cluster, sender, incarnation, receiver, fresh)
+    generation = obj.get("generation", 0)
+    if type(generation) is not int or not 0 <= generation < MAX_INCARNATION:
+        raise HandshakeError(f"generation must be an integer from 0 to 2**63-1, "
+                             f"got {clip(generation)}")
+    return Hello(cluster, sender, incarnation, receiver, fresh, generation)
 
 
 def parse_welcome(frame: bytes) -> Welcome | None:

@@ -7,11 +7,15 @@ themselves, on their data endpoint:
     INFO + JSON {"op": "describe"}
     INFO + JSON {"op": "events", "since": seq}     (seq: 0 for all kept)
     INFO + JSON {"op": "logs", "since": seq}
+    INFO + JSON {"op": "protocol", "since": seq}
 
 answered with REPLY + JSON {"ok": true, "op", ...}: for `describe`,
 {"agent": the agent's own view (`Agent.own_view`)}; for `events` and
 `logs`, {"incarnation", "items": [...], "last": seq, "missed": bool}
-(records.py: bounded rings, paged by sequence number). A bad request is
+(records.py: bounded rings, paged by sequence number); `protocol` answers
+the same and {"first": the oldest seq kept}, its items the agent's
+protocol records (protocolrecords.py: the record format; no items when the
+agent keeps none). A bad request is
 answered with {"error": one line, "code": "bad_request"}.
 
 Who may ask: over TLS, a connection with a client or an operator
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
+from .protocolrecords import ProtocolRecords
 from .records import PAGE, Records
 
 
@@ -33,6 +38,7 @@ class Asked(Protocol):
     """What a question reads (agent.Agent implements it)."""
 
     records: Records
+    protocol: ProtocolRecords
     incarnation: int
 
     def own_view(self) -> dict[str, Any]: ...
@@ -75,6 +81,12 @@ def _logs(asked: Asked, request: dict) -> dict[str, Any]:
             "missed": page.missed}
 
 
+def _protocol(asked: Asked, request: dict) -> dict[str, Any]:
+    page = asked.protocol.since(_since(request), PAGE)
+    return {"incarnation": asked.incarnation, "items": page.items, "last": page.last,
+            "missed": page.missed, "first": page.first}
+
+
 #: The INFO operations and their handlers.
 OPS: dict[str, Callable[[Asked, dict], dict[str, Any]]] = {
-    "describe": _describe, "events": _events, "logs": _logs}
+    "describe": _describe, "events": _events, "logs": _logs, "protocol": _protocol}

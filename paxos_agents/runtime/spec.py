@@ -64,6 +64,8 @@ class AgentSpec:
       mutual TLS (`TlsSpec`, tlsnet.TlsNet).
     - `bootstrap`: the operator says this agent starts a new cluster, so an
       empty store may start (`paxosctl agent --bootstrap`).
+    - `protocol_records`: protocol records it keeps in memory (the ring of
+      protocolrecords.py, read with INFO "protocol"); 0: none kept.
     """
 
     name: str
@@ -86,3 +88,4 @@ class AgentSpec:
     limits: Limits = Limits()
     tls: TlsSpec | None = None
     bootstrap: bool = False
+    protocol_records: int = 20_000

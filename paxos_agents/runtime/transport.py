@@ -58,6 +58,14 @@ a rate-limited log (`ratelog`), their text `clip`ped.
 Chaos (`ChaosSettings`: drop, duplicate, delay, partition) is applied
 here, to what this agent sends: each agent rolls its own seeded dice.
 
+Protocol records (protocolrecords.py): each link's connection has a
+generation (`Link.generation`, counted per peer, sent in the HELLO) and
+counts the frames queued on it; an inbound peer connection counts the
+frames read from it the same way, so a frame is (generation, n) on both
+ends. A message sent with a record `note` is recorded here, when it is
+queued (with those numbers) or dropped (with the reason); the frame read
+is `receiving` while `on_message` runs, for the agent's recv record.
+
 One socket's framing and output queue (`Connection`), a peer link
 (`Link`) and the bounds (`Limits`) are in connection.py; this module is
 the endpoint: listener, handshake, links, flushing and expiry.
@@ -87,6 +95,7 @@ from .ratelog import RateLimitedLog, clip
 from .records import event
 
 if TYPE_CHECKING:
+    from .protocolrecords import Note, ProtocolRecords
     from .storage import Incarnations
 
 log = logging.getLogger("paxos_agents.transport")
@@ -124,8 +133,9 @@ class PeerTransport(Protocol):
     def stats(self) -> dict[str, int]:
         """Connection gauges and counts, for the heartbeat's stats."""
 
-    def send(self, dst: str, frame: bytes) -> None:
-        """Queue a protocol message for peer `dst` (dropped if it cannot go)."""
+    def send(self, dst: str, frame: bytes, note: "Note | None" = None) -> None:
+        """Queue a protocol message for peer `dst` (dropped if it cannot go),
+        recording it in `protocol` with `note` if one is given."""
 
     def reply(self, conn: "Connection", frame: bytes) -> None:
         """Queue a frame to a client connection."""
@@ -205,7 +215,12 @@ class Transport:
         #: When the listener is watched again after running out of descriptors.
         self._accept_paused_until: float | None = None
         self.chaos = Chaos(name)
-        self._delayed: list[tuple[float, int, str, int, bytes]] = []
+        self._delayed: list[tuple[float, int, str, int, bytes, Note | None]] = []
+        #: Where sends with a note are recorded (the agent sets it; None: off).
+        self.protocol: ProtocolRecords | None = None
+        #: The inbound connection whose frame `on_message` is handling (its
+        #: peer, incarnation, generation and frame count name the frame).
+        self.receiving: Connection | None = None
         self._seq = itertools.count()
         #: When `_keep_links` looks at the links next.
         self._keep_at = 0.0
@@ -295,10 +310,13 @@ class Transport:
         for frame in got:
             if conn.peer == CLIENT:
                 self._on_client(conn, frame)
-            elif conn.fresh or not self.greeter.admitted:
-                self.dropped["not_admitted"] += 1  # neither end may step it (admission.py)
             else:
-                self._on_message(conn.peer, frame)
+                conn.frames += 1  # counted as the sender counted it queuing (records' link)
+                if conn.fresh or not self.greeter.admitted:
+                    self.dropped["not_admitted"] += 1  # neither end may step it (admission.py)
+                else:
+                    self.receiving = conn
+                    self._on_message(conn.peer, frame)
             if conn.closed or conn.cut:
                 return
 
@@ -352,34 +370,50 @@ class Transport:
 
     # -------------------------------------------------------------- sending
 
-    def send(self, dst: str, frame: bytes) -> None:
-        """Queue one protocol message for peer `dst` (chaos permitting)."""
+    def send(self, dst: str, frame: bytes, note: "Note | None" = None) -> None:
+        """Queue one protocol message for peer `dst` (chaos permitting);
+        with a `note`, record it in `protocol` as queued or dropped."""
         if self.greeter.admission is not None:
             self.dropped["not_admitted"] += 1  # nothing leaves an amnesic agent
+            if note is not None:
+                self._dropped(dst, note, "not_admitted")
             return
         chaos = self.chaos
         if chaos.settings.active:
             copies, delay = chaos.fate(dst)
+            if not copies and note is not None:
+                self._dropped(dst, note, "chaos")
             if delay:
                 # Bound now to the connection it is sent on, dialled if none is
                 # up: when due, it goes on that connection or nowhere.
                 link = self._links.get(dst) or self._links.setdefault(dst, Link(dst))
                 if link.conn is None and self._connect(link) is None:
                     self.dropped["unreachable"] += copies
+                    if note is not None:
+                        for _ in range(copies):
+                            self._dropped(dst, note, "unreachable")
                     return
                 generation, due = link.generation, self._clock() + delay
                 for _ in range(copies):
-                    heapq.heappush(self._delayed, (due, next(self._seq), dst, generation, frame))
+                    heapq.heappush(self._delayed,
+                                   (due, next(self._seq), dst, generation, frame, note))
                 return
             for _ in range(copies):
-                self._send_now(dst, frame)
+                self._send_now(dst, frame, None, note)
             return
-        self._send_now(dst, frame)
+        self._send_now(dst, frame, None, note)
 
-    def _send_now(self, dst: str, frame: bytes, generation: int | None = None) -> None:
+    def _dropped(self, dst: str, note: "Note", reason: str) -> None:
+        if self.protocol is not None:
+            self.protocol.sent(dst, note, 0, 0, reason)
+
+    def _send_now(self, dst: str, frame: bytes, generation: int | None = None,
+                  note: "Note | None" = None) -> None:
         """Queue `frame` on the link to `dst`, connecting if it is down. A
         chaos-delayed frame carries the `generation` of the connection it
-        was sent on: it goes on that connection or nowhere."""
+        was sent on: it goes on that connection or nowhere. With a `note`,
+        the message is recorded (queued as the connection's next frame, or
+        dropped and why)."""
         link = self._links.get(dst)
         if link is None:
             link = self._links[dst] = Link(dst)
@@ -389,16 +423,25 @@ class Transport:
             # is gone, and a new one may reach the peer's next incarnation,
             # which must not get its predecessor's messages.
             self.dropped["unreachable"] += 1
+            if note is not None:
+                self._dropped(dst, note, "unreachable")
             return
         if conn is None:
             conn = self._connect(link)
             if conn is None:
                 self.dropped["unreachable"] += 1
+                if note is not None:
+                    self._dropped(dst, note, "unreachable")
                 return
         if conn.queue(frame):
             self._dirty.add(conn)
+            conn.frames += 1
+            if note is not None and self.protocol is not None:
+                self.protocol.sent(dst, note, link.generation, conn.frames)
         else:
             self.dropped["overflow"] += 1
+            if note is not None:
+                self._dropped(dst, note, "overflow")
 
     def _connect(self, link: Link) -> Connection | None:
         now = self._clock()
@@ -419,7 +462,9 @@ class Transport:
         link.conn = conn
         link.generation += 1
         conn.fresh = not self.greeter.admitted  # asking to be admitted (admission.py)
-        conn.queue(hello(self.cluster_id, self.name, self.incarnation, link.name, conn.fresh))
+        conn.generation = link.generation
+        conn.queue(hello(self.cluster_id, self.name, self.incarnation, link.name, conn.fresh,
+                         link.generation))
         self._dirty.add(conn)  # the HELLO goes out this turn, with or without a message
         self._selector.register(sock, selectors.EVENT_READ,
                                 lambda mask, c=conn, ln=link: self._on_link(ln, c, mask))
@@ -491,8 +536,8 @@ class Transport:
         if delayed:
             now = self._clock()
             while delayed and delayed[0][0] <= now:
-                _, _, dst, generation, frame = heapq.heappop(delayed)
-                self._send_now(dst, frame, generation)
+                _, _, dst, generation, frame, note = heapq.heappop(delayed)
+                self._send_now(dst, frame, generation, note)
         if self._dirty:
             dirty, self._dirty = self._dirty, set()
             for conn in dirty:

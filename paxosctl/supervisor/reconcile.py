@@ -93,6 +93,7 @@ SETTINGS: dict[str, Setting] = {
     "paxos.window": Setting(Kind.RESTART, PROPOSERS),
     "paxos.batch": Setting(Kind.RESTART, PROPOSERS),
     "paxos.max_value_bytes": Setting(Kind.RESTART, PROPOSERS),
+    "paxos.protocol_records": Setting(Kind.RESTART, ALL_ROLES),
     "paxos.alpha": Setting(Kind.REFUSED, why=(
         "it is fixed for the cluster's life (every configuration change takes effect "
         "alpha slots after its own, for every agent alike); put it back, and keep "
