@@ -7,6 +7,9 @@ order, the step's label on the right of the lifelines:
     1 |-----------+---->|     |     |     |   Accept 1.p0 s3 9f3a01c2
     2 |     |     |<----|     |     |     |   Accepted 1.p0 s3 9f3a01c2
 
+A Promise shows the vote it carried for the slot: `[s3 1.p0 9f3a01c2]`
+(slot, ballot, value digest), or `[s3 no vote]`.
+
 `>`/`<` is the arrowhead at the receiver; `x` instead of it: the message
 never arrived (dropped by chaos, lost, or not in the receiver's ring; the
 label says which); `?` at the sender's end: the receipt is there but its
@@ -80,9 +83,9 @@ def label(step: Step, slot: int, names: dict[str, str] | None = None) -> str:
         votes = step.field("votes") or []
         vote = next((v for v in votes if v[0] == slot), None)
         if vote is not None:
-            text = f"Promise {ballot} vote s{vote[0]} {short_ballot(vote[1], names)} {vote[2]}"
+            text = f"Promise {ballot} [s{vote[0]} {short_ballot(vote[1], names)} {vote[2]}]"
         else:
-            text = f"Promise {ballot} no vote s{slot}"
+            text = f"Promise {ballot} [s{slot} no vote]"
     elif kind == "nack":
         text = f"Nack {ballot} promised {short_ballot(step.field('promised'), names)}"
     elif kind in ("accept", "accepted"):
@@ -106,7 +109,7 @@ def label(step: Step, slot: int, names: dict[str, str] | None = None) -> str:
     if step.status == "dropped":
         text += f" DROPPED ({step.field('dropped')})"
     elif step.status == "lost":
-        text += " NOT RECEIVED"
+        text += " LOST"
     elif step.status == "not-seen":
         text += " (receipt not in ring)"
     elif step.status == "send-missing":
