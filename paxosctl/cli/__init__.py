@@ -16,6 +16,7 @@ the commands act on, so that a command is found by what it touches:
 - `data`: the data path, `propose` and `decided` (no supervisor needed);
 - `changes`: changing what runs, `apply`, `scale`, `replace`;
 - `load`: load and faults, `chaos`, `soak`, `bench`;
+- `trace`: `trace SLOT`, a slot's life drawn from the agents' records;
 - `standalone`: `agent NAME`, one agent run in the foreground without a
   supervisor (a container's or unit's main process).
 
@@ -25,7 +26,7 @@ decorator in each module: `paxosctl --help` lists them in registration
 order, which interleaves the modules and which scripts and docs quote.
 """
 
-from . import agents, certs, changes, cluster, data, lifecycle, load, render, standalone
+from . import agents, certs, changes, cluster, data, lifecycle, load, render, standalone, trace
 from .common import app, main
 
 __all__ = ["app", "main"]
@@ -44,6 +45,7 @@ app.command()(agents.stop)
 app.command()(agents.start)
 app.command()(agents.describe)
 app.command()(agents.events)
+app.command()(trace.trace)
 app.command()(cluster.version)
 app.command()(cluster.completion)
 app.command()(load.chaos)
