@@ -32,16 +32,18 @@ from typing import Annotated, Any, Iterable, Optional
 import typer
 
 from ..errors import NotHealthy, PaxosctlError, UsageError
-from .common import FileOption, TextOutput, echo, echo_err, output_format
+from .common import FileOption, completer, echo, echo_err, output_format
 
 OUTPUTS = ("text", "json")
+OutputOption = Annotated[str, typer.Option(
+    "-o", "--output", help=f"One of: {', '.join(OUTPUTS)}.", autocompletion=completer(OUTPUTS))]
 
 
 def trace(
     slot: Annotated[Optional[str], typer.Argument(
         help="The slot to draw.", show_default=False)] = None,
     file: FileOption = None,
-    output: TextOutput = "text",
+    output: OutputOption = "text",
     request_id: Annotated[Optional[str], typer.Option(
         "--request-id", help="Draw the slot where this request id was decided.")] = None,
     follow: Annotated[bool, typer.Option(
@@ -53,8 +55,7 @@ def trace(
     dropped, lost and resent messages and records gone from a ring marked."""
     from paxosctl.observe import records as observe
 
-    if output not in OUTPUTS:
-        output_format(output, OUTPUTS)  # raises the usual one-line error
+    output = output_format(output, OUTPUTS)
     wanted = _slot_number(slot) if slot is not None else None
     chosen = [o for o, v in (("SLOT", slot), ("--request-id", request_id),
                              ("--follow", follow or None)) if v is not None]
