@@ -135,10 +135,12 @@ def _slot_of_request(endpoints, file, request_id: str, records) -> int:
     try:
         for start in (min(slots), None):  # None: from the first slot the learners retain
             try:
-                for page in read_log_pages(data, start, limit=max(slots) - min(slots) + 1):
+                for page in read_log_pages(data, start):
                     for entry in page:
                         if entry.request_id == request_id:
                             return entry.slot
+                    if page[-1].slot > max(slots):
+                        break  # past every slot the rings hold: not there
                 break
             except PaxosctlError:
                 if start is None:
