@@ -98,12 +98,16 @@ def trace(args: argparse.Namespace) -> int:
               f"{args.seed} ({known} decided)", file=sys.stderr)
         return 2
     if args.output == "json":
-        print(json.dumps(life.to_json(), indent=1))
+        text = json.dumps(life.to_json(), indent=1)
     else:
         width = shutil.get_terminal_size((80, 24)).columns
-        order = [*args.topology.membership().proposers, *args.topology.membership().acceptors,
-                 *args.topology.membership().learners]
-        print("\n".join(render(life, width, order=dict.fromkeys(order))))
+        m = args.topology.membership()
+        text = "\n".join(render(life, width, order=dict.fromkeys(
+            (*m.proposers, *m.acceptors, *m.learners))))
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `... --trace 3 | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1 if outcome.kind else 0
 
 

@@ -101,7 +101,7 @@ def label(step: Step, slot: int, names: dict[str, str] | None = None) -> str:
     else:
         text = kind
     if step.src == step.dst:
-        text += " (to itself)"
+        text += " (self)"
     if step.resend:
         text += " (resend)"
     if step.duplicates:
