@@ -16,6 +16,7 @@ the commands act on, so that a command is found by what it touches:
 - `data`: the data path, `propose` and `decided` (no supervisor needed);
 - `changes`: changing what runs, `apply`, `scale`, `replace`;
 - `load`: load and faults, `chaos`, `soak`, `bench`;
+- `trace`: `trace SLOT`, a slot's life drawn from the agents' records;
 - `top`: the cluster live in the terminal (paxosctl.topview);
 - `ui`: `ui`, a live page of the cluster in the browser;
 - `standalone`: `agent NAME`, one agent run in the foreground without a
@@ -28,7 +29,7 @@ order, which interleaves the modules and which scripts and docs quote.
 """
 
 from . import (agents, certs, changes, cluster, data, lifecycle, load, render, standalone, top,
-               ui)
+               trace, ui)
 from .common import app, main
 
 __all__ = ["app", "main"]
@@ -47,6 +48,7 @@ app.command()(agents.stop)
 app.command()(agents.start)
 app.command()(agents.describe)
 app.command()(agents.events)
+app.command()(trace.trace)
 app.command()(top.top)
 app.command()(cluster.version)
 app.command()(cluster.completion)
