@@ -18,9 +18,15 @@ def test_trace_draws_a_proposed_slot_found_by_slot_or_request_id(cluster):
         if r.returncode != 0:
             return None
         life = json.loads(r.stdout)
-        return life if set(life["decided"]) == set(cluster.learners) else None
+        # A majority decides: the third acceptor's receipt of the Accept may be
+        # recorded after the learners decided, so both are waited for.
+        reached = {s["to"] for s in life["steps"]
+                   if s["kind"] == "accept" and s["status"] == "delivered"}
+        done = set(life["decided"]) == set(cluster.learners) and reached >= set(cluster.acceptors)
+        return life if done else None
 
-    life = clusters.wait_until(drawn, 15, "every learner's decision in the trace")
+    life = clusters.wait_until(drawn, 15, "every learner's decision and every acceptor's "
+                                          "receipt of the Accept in the trace")
     assert life["slot"] == slot
     steps = life["steps"]
     leader = next(s["from"] for s in steps if s["kind"] == "accept")
