@@ -8,6 +8,8 @@ import json
 import socket
 import time
 
+import pytest
+
 import clusters
 from paxos_agents.core.ids import Ballot
 from paxos_agents.core.messages import Heartbeat
@@ -31,7 +33,10 @@ def _decided_slot(cluster, value: str) -> int:
     return json.loads(result.stdout)["slot"]
 
 
-def test_a_proposed_slot_is_recorded_by_sender_receivers_and_learners(cluster):
+@pytest.mark.parametrize("transport", ["unix", "tls"])
+def test_a_proposed_slot_is_recorded_by_sender_receivers_and_learners(make_cluster, transport):
+    """Over Unix sockets, and over TCP + mutual TLS (read as across hosts)."""
+    cluster = make_cluster("roles", transport=transport)
     slot = _decided_slot(cluster, "hello-records")
     learners = cluster.learners
 
