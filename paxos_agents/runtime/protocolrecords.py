@@ -97,8 +97,9 @@ class ProtocolRecords:
         #: (seq, dir, note, peer, peer_incarnation, generation, n, mono, dropped)
         self._ring: deque[tuple] = deque(maxlen=max(size, 1))
         self._seq = 0
-        #: slot -> (the value's bytes, their crc32), for the next copies (`_digest`).
-        self._digests: dict[int, tuple[bytes, int]] = {}
+        #: slot -> (the value's bytes, their crc32, its commands), for the next
+        #: copies (`_digest`).
+        self._digests: dict[int, tuple[bytes, int, int]] = {}
         self._digest_bytes = 0  # of the values in `_digests`
 
     @property
@@ -108,40 +109,42 @@ class ProtocolRecords:
 
     # ------------------------------------------------------------ recording
 
-    def _digest(self, slot: int, value: Any) -> int:
-        """crc32 of `value`'s bytes, reusing the digest kept for `slot` when
-        its bytes are equal (`==` on bytes: identity, then a memcmp)."""
+    def _digest(self, slot: int, value: Any) -> tuple[bytes, int, int]:
+        """(bytes, crc32, commands) of `value`, reusing what is kept for
+        `slot` when its bytes are equal (`==` on bytes: identity, then a memcmp)."""
         data = value.data
         digests = self._digests
         kept = digests.get(slot)
         if kept is not None and kept[0] == data:
-            return kept[1]
-        crc = zlib.crc32(data)
+            return kept
         if len(digests) >= DIGESTS or self._digest_bytes >= DIGEST_BYTES:
             digests.clear()
             self._digest_bytes = 0
-        digests[slot] = (data, crc)
+        # The count leads a value's encoding (commands.Value.of's layout: a
+        # little-endian u32 first; the no-op is empty).
+        kept = digests[slot] = (data, zlib.crc32(data),
+                                int.from_bytes(data[:4], "little") if len(data) >= 4 else 0)
         self._digest_bytes += len(data)
-        return crc
+        return kept
 
     def note(self, msg: Any) -> Note:
         """The record fields `msg` itself gives (one tuple; see `Note`)."""
         t = type(msg)
         if t is Accept or t is Accepted:
-            value = msg.value
             slot = msg.slot
-            return ("accept" if t is Accept else "accepted", msg.ballot, slot, slot,
-                    self._digest(slot, value), _commands(value.data), None)
+            _, crc, commands = self._digest(slot, msg.value)
+            return ("accept" if t is Accept else "accepted", msg.ballot, slot, slot, crc,
+                    commands, None)
         if t is Heartbeat:
             return ("heartbeat", msg.ballot, None, None, None, None, None)
         if t is Decide:
-            value = msg.value
-            return ("decide", None, msg.slot, msg.slot, self._digest(msg.slot, value),
-                    _commands(value.data), None)
+            slot = msg.slot
+            _, crc, commands = self._digest(slot, msg.value)
+            return ("decide", None, slot, slot, crc, commands, None)
         if t is Prepare:
             return ("prepare", msg.ballot, msg.first_slot, None, None, None, None)
         if t is Promise:
-            votes = tuple((v.slot, v.ballot, self._digest(v.slot, v.value))
+            votes = tuple((v.slot, v.ballot, self._digest(v.slot, v.value)[1])
                           for v in msg.votes[:VOTES])
             return ("promise", msg.ballot, msg.first_slot, None, None, None, votes)
         if t is Nack:
@@ -176,10 +179,9 @@ class ProtocolRecords:
 
     def decided(self, slot: int, value: Any) -> None:
         """This learner learned `value` for `slot` (a local record)."""
+        _, crc, commands = self._digest(slot, value)
         self._seq += 1
-        self._ring.append((self._seq, "local", ("decided", None, slot, slot,
-                                                self._digest(slot, value), _commands(value.data),
-                                                None),
+        self._ring.append((self._seq, "local", ("decided", None, slot, slot, crc, commands, None),
                            None, 0, 0, 0, self._clock(), None))
 
     # -------------------------------------------------------------- reading
@@ -231,8 +233,3 @@ class ProtocolRecords:
             item["dropped"] = dropped
         return item
 
-
-def _commands(data: bytes) -> int:
-    """Commands in a value's encoding: its leading count (commands.Value.of's
-    layout: a little-endian u32 first; the no-op is empty)."""
-    return int.from_bytes(data[:4], "little") if len(data) >= 4 else 0
