@@ -128,9 +128,11 @@ def test_imports_form_no_cycle(package):
 #: read the supervisor's pid file to measure its processes; the standalone
 #: agent (`paxosctl agent`) shares the supervisor's metric families and
 #: refuses a state dir a supervisor runs. `render` (Kubernetes objects, systemd
-#: units) reads the manifest and the certificates only.
+#: units) reads the manifest and the certificates only. `observe` (the
+#: agents' protocol records, for trace/top/ui) asks agents as a client does.
 PACKAGE_ORDER = {
-    "cli": {"tools", "supervisor", "membership", "client", "standalone", "render", "topview"},
+    "cli": {"tools", "supervisor", "membership", "client", "standalone", "render", "topview",
+            "observe"},
     "standalone": {"supervisor"},
     "tools": {"supervisor", "client", "membership"},  # remotechange drives a change from here
     "supervisor": {"membership"},

@@ -26,8 +26,10 @@ Cost. Records are per message, never per command: the sender builds one
 small tuple (`note`) per message before it is encoded, the transport adds
 the link numbers when it queues the frame, and the ring holds tuples; the
 dicts above are made only when a reader asks (`since`). A value is hashed
-once per message that carries it (zlib.crc32; the last value's digest is
-reused, so an Accept sent to every acceptor is hashed once). A ring of size
+(zlib.crc32) about once per slot and agent: digests are kept by slot, and a
+value of a slot whose bytes equal the kept one's (a memcmp; the same object
+for an Accept sent to every acceptor) reuses its digest, so a learner that
+hears three acceptors' Accepted and then decides hashes once. A ring of size
 0 records nothing: the agent and the transport then skip all of it (they
 hold None, see `active`).
 
@@ -52,6 +54,12 @@ from ..core.messages import (Accept, Accepted, Chunk, Decide, Fetch, Heartbeat, 
 DEFAULT_SIZE = 20_000
 #: Votes a promise record lists at most.
 VOTES = 16
+#: Slots whose value digest is kept, and their values' bytes at most (then
+#: the cache starts over): the copies of one slot's value arrive within the
+#: window of slots in flight (32 by default: 1 MiB holds 110 values of 9
+#: KiB). Past the bound a copy is hashed again: a cost, never a wrong digest.
+DIGESTS = 4096
+DIGEST_BYTES = 1 << 20
 
 #: A message's own part of a record: (kind, ballot, lo, hi, value crc32 | None,
 #: commands | None, extra), `extra` being a promise's votes or a nack's promised ballot.
@@ -89,9 +97,10 @@ class ProtocolRecords:
         #: (seq, dir, note, peer, peer_incarnation, generation, n, mono, dropped)
         self._ring: deque[tuple] = deque(maxlen=max(size, 1))
         self._seq = 0
-        #: The last value hashed and its crc32 (an Accept goes to every acceptor).
-        self._last_value: object = None
-        self._last_crc = 0
+        #: slot -> (the value's bytes, their crc32, its commands), for the next
+        #: copies (`_digest`).
+        self._digests: dict[int, tuple[bytes, int, int]] = {}
+        self._digest_bytes = 0  # of the values in `_digests`
 
     @property
     def active(self) -> "ProtocolRecords | None":
@@ -100,30 +109,43 @@ class ProtocolRecords:
 
     # ------------------------------------------------------------ recording
 
-    def _digest(self, value: Any) -> int:
-        if value is self._last_value:
-            return self._last_crc
-        crc = zlib.crc32(value.data)
-        self._last_value, self._last_crc = value, crc
-        return crc
+    def _digest(self, slot: int, value: Any) -> tuple[bytes, int, int]:
+        """(bytes, crc32, commands) of `value`, reusing what is kept for
+        `slot` when its bytes are equal (`==` on bytes: identity, then a memcmp)."""
+        data = value.data
+        digests = self._digests
+        kept = digests.get(slot)
+        if kept is not None and kept[0] == data:
+            return kept
+        if len(digests) >= DIGESTS or self._digest_bytes >= DIGEST_BYTES:
+            digests.clear()
+            self._digest_bytes = 0
+        # The count leads a value's encoding (commands.Value.of's layout: a
+        # little-endian u32 first; the no-op is empty).
+        kept = digests[slot] = (data, zlib.crc32(data),
+                                int.from_bytes(data[:4], "little") if len(data) >= 4 else 0)
+        self._digest_bytes += len(data)
+        return kept
 
     def note(self, msg: Any) -> Note:
         """The record fields `msg` itself gives (one tuple; see `Note`)."""
         t = type(msg)
         if t is Accept or t is Accepted:
-            value = msg.value
-            return ("accept" if t is Accept else "accepted", msg.ballot, msg.slot, msg.slot,
-                    self._digest(value), _commands(value.data), None)
+            slot = msg.slot
+            _, crc, commands = self._digest(slot, msg.value)
+            return ("accept" if t is Accept else "accepted", msg.ballot, slot, slot, crc,
+                    commands, None)
         if t is Heartbeat:
             return ("heartbeat", msg.ballot, None, None, None, None, None)
         if t is Decide:
-            value = msg.value
-            return ("decide", None, msg.slot, msg.slot, self._digest(value),
-                    _commands(value.data), None)
+            slot = msg.slot
+            _, crc, commands = self._digest(slot, msg.value)
+            return ("decide", None, slot, slot, crc, commands, None)
         if t is Prepare:
             return ("prepare", msg.ballot, msg.first_slot, None, None, None, None)
         if t is Promise:
-            votes = tuple((v.slot, v.ballot, self._digest(v.value)) for v in msg.votes[:VOTES])
+            votes = tuple((v.slot, v.ballot, self._digest(v.slot, v.value)[1])
+                          for v in msg.votes[:VOTES])
             return ("promise", msg.ballot, msg.first_slot, None, None, None, votes)
         if t is Nack:
             return ("nack", msg.ballot, None, None, None, None, msg.promised)
@@ -157,10 +179,9 @@ class ProtocolRecords:
 
     def decided(self, slot: int, value: Any) -> None:
         """This learner learned `value` for `slot` (a local record)."""
+        _, crc, commands = self._digest(slot, value)
         self._seq += 1
-        self._ring.append((self._seq, "local", ("decided", None, slot, slot,
-                                                self._digest(value), _commands(value.data),
-                                                None),
+        self._ring.append((self._seq, "local", ("decided", None, slot, slot, crc, commands, None),
                            None, 0, 0, 0, self._clock(), None))
 
     # -------------------------------------------------------------- reading
@@ -212,8 +233,3 @@ class ProtocolRecords:
             item["dropped"] = dropped
         return item
 
-
-def _commands(data: bytes) -> int:
-    """Commands in a value's encoding: its leading count (commands.Value.of's
-    layout: a little-endian u32 first; the no-op is empty)."""
-    return int.from_bytes(data[:4], "little") if len(data) >= 4 else 0

@@ -27,7 +27,8 @@ no file of the state dir is needed beyond the endpoints.
     follow(source, agents=None, interval=0.5, since=None, stop=None)
             -> Iterator[dict]
         The records every agent adds from now on (`since`: as `collect`,
-        None: the newest at the first poll, so only new ones), polling
+        None: after the newest each has when `follow` is called, so only
+        new ones; that first question is asked before it returns), polling
         every `interval` seconds with since = the last seq each gave. An
         agent that restarted (a new incarnation) is read from 0. Stops
         when `stop()` returns true (None: never; the caller breaks out).
@@ -153,13 +154,19 @@ def follow(source: Endpoints | str | Path, agents: Iterable[str] | None = None,
     """The records every agent adds, as they come (see the module docstring)."""
     endpoints = _endpoints(source)
     names = list(dict.fromkeys(agents)) if agents is not None else agent_names(endpoints)
+    incarnation: dict[str, int | None] = {}
     if since is None:
         first = collect(endpoints, names, {n: 1 << 62 for n in names})  # the newest seq only
         position = {n: r.last for n, r in first.items()}
-        incarnation = {n: r.incarnation for n, r in first.items()}
+        incarnation = {n: r.incarnation for n, r in first.items() if not r.error}
     else:
         position = {n: _since_of(since, n) for n in names}
-        incarnation = {}
+    return _follow(endpoints, names, interval, position, incarnation, stop)
+
+
+def _follow(endpoints: Endpoints, names: list[str], interval: float, position: dict[str, int],
+            incarnation: dict[str, int | None],
+            stop: Callable[[], bool] | None) -> Iterator[dict[str, Any]]:
     while stop is None or not stop():
         got = collect(endpoints, names, position)
         for name, part in got.items():

@@ -1,0 +1,255 @@
+"""What protocol records cost (issue 25): CPU per command with records on and off.
+
+    python bench/records_cost.py [--rounds 3] [--requests 50000] [--concurrency 256]
+                                 [--spy] [--json FILE]
+
+Two copies of the example cluster (examples/cluster.toml, fsync on, each in a
+temporary state dir, as bench/dataplane.py starts them) run side by side:
+one with the default `paxos.protocol_records` (records on), one with 0
+(off). Each round runs `paxosctl bench --requests N --concurrency C
+--value-size 16 -o json` on the "on" cluster, then on the "off" one, and
+keeps each agent's `cpu_us_per_command` (and the cluster's sum), the
+leader's under "leader" (read from `status` before the run: the two
+clusters, and one cluster over time, need not elect the same proposer,
+and a leader costs several times a follower). Rounds
+alternate, so a change in the machine's load hits both sides alike; the
+figure of each side is the median of its rounds.
+
+The issue's rule: per agent, records on may cost at most 5% more CPU per
+command than off (`LIMIT`). Two things blur that figure on a shared
+machine: `cpu_us_per_command` comes in steps of 0.2 us at 50,000 commands
+(CPU times tick at 10 ms), 4% of an acceptor's 5 us; and a run slowed by
+the machine's load batches fewer commands per slot, which costs more CPU
+per command whatever records do (the median throughputs are printed to
+tell). `--spy` measures the records' share directly instead: py-spy
+(the dev extra) samples the "on" cluster's leader, acceptor-0 and
+learner-0 through the rounds, and the share of their busy samples inside
+paxos_agents/runtime/protocolrecords.py is printed per agent (the calls
+into it from the agent and the transport are a few lines more). Prints a markdown table (agent, off, on, ratio,
+met/MISSED) to stdout and progress to stderr; exit 0 when every round
+produced its figures (whatever the verdicts), 1 when one failed, 2 on bad
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/dataplane.py, next to this file
+
+from dataplane import Cluster, PartFailed, interrupt, toml_text  # noqa: E402
+
+#: Records on may cost at most this ratio of off's CPU per command (per agent).
+LIMIT = 1.05
+#: A run's key naming its leader, and the row of the leader's figures.
+LEADER = "leader"
+#: The keys of `cpu_us_per_command` not judged (the cluster's sum is: last row).
+NOT_AGENTS = ("supervisor", "client")
+
+
+def log(message: str) -> None:
+    print(f"records_cost: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    who: str
+    off_us: float | None
+    on_us: float | None
+    ratio: float | None
+    verdict: str
+
+
+def median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def rows(rounds: dict[str, list[dict[str, Any]]]) -> list[Row]:
+    """One row per agent (then the cluster's sum): the medians of the "on"
+    and "off" rounds' `cpu_us_per_command` and their ratio, judged against
+    `LIMIT` (n/a when a side has no figure); the leader's figures (whichever
+proposer led that run: `run["leader"]`) are one row, "leader", first. The supervisor and the client
+    are not judged: records run in the agents."""
+    def figures(side: str) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for run in rounds.get(side, []):
+            for who, us in (run.get("cpu_us_per_command") or {}).items():
+                if who not in NOT_AGENTS and us is not None:
+                    out.setdefault(LEADER if who == run.get(LEADER) else who, []).append(us)
+        return out
+
+    on, off = figures("on"), figures("off")
+    names = sorted(set(on) | set(off), key=lambda n: (n == "cluster", n != LEADER, n))
+    out = []
+    for who in names:
+        a, b = median(off.get(who, [])), median(on.get(who, []))
+        ratio = b / a if a and b is not None else None
+        verdict = "n/a" if ratio is None else ("met" if ratio <= LIMIT else "MISSED")
+        out.append(Row(who, a, b, ratio, verdict))
+    return out
+
+
+def table(rows_: list[Row]) -> str:
+    def us(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    lines = ["| agent | off (us/command) | on (us/command) | on/off | at most 1.05x |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r.who} | {us(r.off_us)} | {us(r.on_us)} | "
+              f"{'-' if r.ratio is None else f'{r.ratio:.3f}x'} | {r.verdict} |" for r in rows_]
+    return "\n".join(lines)
+
+
+def spy_share(raw: str) -> tuple[int, int]:
+    """(busy samples, samples inside protocolrecords.py) of a py-spy raw
+    profile (one "frame;frame;... COUNT" line per stack; idle ones dropped)."""
+    total = inside = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        if "protocolrecords.py" in stack:
+            inside += int(count)
+    return total, inside
+
+
+def start_spies(cluster: Cluster, folder: Path) -> dict[str, tuple[subprocess.Popen, Path]]:
+    """py-spy on `cluster`'s leader, acceptor-0 and learner-0 (raw profiles in `folder`)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise PartFailed("--spy: py-spy is not installed (pip install -e '.[dev]')")
+    status = cluster.status()
+    pids = {a["name"]: a["pid"] for a in status["agents"] if a.get("pid")}
+    out = {}
+    for role, name in ((LEADER, status.get("leader")), ("acceptor-0", "acceptor-0"),
+                       ("learner-0", "learner-0")):
+        if name in pids:
+            path = folder / f"spy-{role}.txt"
+            out[f"{role} ({name})" if role == LEADER else role] = (subprocess.Popen(
+                [spy, "record", "--nonblocking", "--rate", "250", "--format", "raw",
+                 "-o", str(path), "-p", str(pids[name])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path)
+    return out
+
+
+def stop_spies(spies: dict[str, tuple[subprocess.Popen, Path]]) -> list[str]:
+    """Lines: each sampled agent's share of busy samples in protocolrecords.py."""
+    lines = []
+    for who, (process, path) in spies.items():
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        total, inside = spy_share(path.read_text()) if path.exists() else (0, 0)
+        share = f"{100 * inside / total:.1f}%" if total else "-"
+        lines.append(f"| {who} | {total} | {inside} | {share} |")
+    return ["| agent (records on) | busy samples | in protocolrecords.py | share |",
+            "| --- | --- | --- | --- |", *lines]
+
+
+def make_cluster(folder: Path, name: str, records: int | None) -> Cluster:
+    """The example cluster in `folder`, with paxos.protocol_records = `records`
+    (None: the default)."""
+    cluster = Cluster(folder, name=name)
+    if records is not None:
+        data = tomllib.loads(cluster.manifest.read_text())
+        data.setdefault("paxos", {})["protocol_records"] = records
+        cluster.manifest.write_text(toml_text(data))
+    return cluster
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--warmup", type=int, default=2000)
+    parser.add_argument("--spy", action="store_true",
+                        help="also sample the records-on cluster with py-spy (see above)")
+    parser.add_argument("--json", help="also write the rounds and rows to this file")
+    args = parser.parse_args(argv)
+    for key in ("rounds", "requests", "concurrency"):
+        if getattr(args, key) < 1:
+            parser.error(f"--{key}: must be 1 or more, got {getattr(args, key)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt)
+    work = Path(tempfile.mkdtemp(prefix="records-", dir="/tmp"))  # short: Unix socket paths
+    rounds: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    failures: list[str] = []
+    clusters = {"on": make_cluster(work / "on", "records-on", None),
+                "off": make_cluster(work / "off", "records-off", 0)}
+    spies: dict[str, tuple[subprocess.Popen, Path]] = {}
+    spied: list[str] = []
+    try:
+        for side, cluster in clusters.items():
+            log(f"starting the records-{side} cluster in {cluster.dir}")
+            cluster.up()
+        if args.spy:
+            spies = start_spies(clusters["on"], work)
+        for n in range(args.rounds):
+            for side in ("on", "off"):
+                try:
+                    leader = clusters[side].status().get("leader")
+                    data = clusters[side].bench(args.requests, args.concurrency, args.warmup)
+                    data[LEADER] = leader
+                except PartFailed as e:
+                    failures.append(f"round {n + 1} {side}: {e}")
+                    continue
+                if data.get("errors"):
+                    failures.append(f"round {n + 1} {side}: {data['errors']} commands failed")
+                rounds[side].append(data)
+                log(f"round {n + 1} records {side}: {data.get('throughput_per_s')} commands/s, "
+                    f"cluster {data['cpu_us_per_command'].get('cluster')} us/command")
+    except PartFailed as e:
+        failures.append(str(e))
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if spies:
+            spied = stop_spies(spies)
+        for cluster in clusters.values():
+            cluster.teardown()
+        shutil.rmtree(work, ignore_errors=True)
+    report = rows(rounds)
+    print(table(report))
+    for side in ("on", "off"):
+        tput = median([run.get("throughput_per_s") for run in rounds[side]])
+        print(f"\nrecords {side}: median {tput if tput is None else round(tput)} commands/s")
+    if spied:
+        print("\n" + "\n".join(spied))
+    if failures:
+        print("\nFailed rounds:")
+        for failure in failures:
+            print(f"- {failure}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "params": vars(args),
+             "rounds": rounds, "rows": [dataclasses.asdict(r) for r in report], "spy": spied,
+             "failures": failures},
+            indent=2, default=str) + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
