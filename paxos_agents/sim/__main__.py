@@ -8,17 +8,27 @@
 Prints one line per failing seed (seed, what broke, at which step, the
 command that replays it) and ends with `N runs, K safety violations, L
 liveness failures`. Exits 1 if K or L is not 0, 2 on bad arguments.
+
+    python -m paxos_agents.sim --seed N --trace SLOT [-o text|json] [same options]
+
+runs seed N alone, recording every node's protocol records, and prints
+the life of slot SLOT as a sequence diagram (paxos_agents.trace), or its
+steps as JSON. A slot no learner decided in that run: one line, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
 from ..core.settings import PLANTABLE
+from ..trace import render, slot_life
 from .faults import LIVENESS_TICKS, Outcome, run_seed
+from .recording import SimRecorder
 from .topology import SEPARATE, Topology
 
 
@@ -42,7 +52,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reconfig", action="store_true",
                         help="also add, remove and replace acceptors during the faults "
                         "(always on with --plant naive-swap)")
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="run this one seed (the same as --seeds 1 --start N)")
+    parser.add_argument("--trace", type=int, metavar="SLOT",
+                        help="with --seed: draw the life of slot SLOT in that run")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text",
+                        help="with --trace: the diagram (text) or its steps (json)")
     args = parser.parse_args(argv)
+    if args.seed is not None:
+        args.seeds, args.start = 1, args.seed
+    if args.trace is not None and args.seed is None:
+        parser.error("--trace needs --seed N (the run whose slot to draw)")
+    if args.trace is not None and args.trace < 0:
+        parser.error(f"--trace: slot {args.trace} is negative; slots count from 0")
     try:
         args.topology = Topology.parse(args.topology)
     except ValueError as e:
@@ -59,8 +81,36 @@ def _run(job: tuple[int, Topology, frozenset[str], int, bool]) -> Outcome:
     return run_seed(*job)
 
 
+def trace(args: argparse.Namespace) -> int:
+    """Run `args.seed` with a recorder and print the life of slot `args.trace`."""
+    recorder = SimRecorder()
+    outcome = run_seed(args.seed, args.topology, frozenset(args.plant), args.steps,
+                       args.reconfig, recorder=recorder)
+    if outcome.kind:
+        print(f"seed {args.seed}: {outcome.kind}: {outcome.detail} (step {outcome.step})",
+              file=sys.stderr)
+    life = slot_life(recorder.records, args.trace)
+    if life is None or not life.decided:
+        top = max((r["slots"][0] for r in recorder.records if r["kind"] == "decided"),
+                  default=None)
+        known = f"slots 0 to {top}" if top is not None else "no slot"
+        print(f"python -m paxos_agents.sim: slot {args.trace} was not decided in seed "
+              f"{args.seed} ({known} decided)", file=sys.stderr)
+        return 2
+    if args.output == "json":
+        print(json.dumps(life.to_json(), indent=1))
+    else:
+        width = shutil.get_terminal_size((80, 24)).columns
+        order = [*args.topology.membership().proposers, *args.topology.membership().acceptors,
+                 *args.topology.membership().learners]
+        print("\n".join(render(life, width, order=dict.fromkeys(order))))
+    return 1 if outcome.kind else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.trace is not None:
+        return trace(args)
     plant = frozenset(args.plant)
     replay = f"python -m paxos_agents.sim --seeds 1 --start {{seed}} --topology {args.topology}"
     replay += "".join(f" --plant {bug}" for bug in sorted(plant))

@@ -8,6 +8,10 @@ messages it had not sent, are gone. A node may also crash in the middle
 of handing over a `Ready` (`Faults`), where the runtime may: after its
 persist, before sending; or during it, with what needs no persist sent.
 
+With a `SimRecorder` (`recorder=`), every message sent and received and
+every slot a learner decides is recorded as an agent records it
+(recording.py), for `paxos_agents.trace`.
+
 Scripted scenarios drive it by hand (`submit`, `run`, `crash`,
 `crash_in_next_persist`, `restart`,
 `isolate`, `partition`, `heal`, `hold`, `release`, `reconfigure`);
@@ -33,6 +37,7 @@ from ..core.messages import Message
 from ..core.node import Node
 from ..core.ready import Ready, Record
 from .checks import Checker
+from .recording import SimRecorder
 
 
 @dataclass(slots=True)
@@ -59,9 +64,14 @@ class SimCluster:
         seed: int,
         settings: Settings | None = None,
         spares: tuple[str, ...] = (),
+        recorder: SimRecorder | None = None,
     ) -> None:
         """`membership.acceptors` are epoch 0's; `spares` are more acceptor nodes,
-        up and empty, that only a reconfiguration brings in."""
+        up and empty, that only a reconfiguration brings in. `recorder`, if
+        given, records what every node sends, receives and decides."""
+        self.recorder = recorder
+        #: Each node's boot count (its incarnation in the records).
+        self.boots: dict[str, int] = defaultdict(int)
         self.settings = settings or Settings()
         #: Epoch 0 (every node's disk starts with it: see `Record.configs`).
         self.initial = History.initial(self.settings.alpha, membership.acceptors)
@@ -80,9 +90,10 @@ class SimCluster:
         self.nodes: dict[str, Node | None] = {n: self._boot(n) for n in self.ids}
         self.now = 0
         self.faults = Faults()
-        self._queue: dict[int, list[Message]] = defaultdict(list)
+        #: Messages due at a tick, each with its record link (None: not recorded).
+        self._queue: dict[int, list[tuple[Message, list | None]]] = defaultdict(list)
         self._groups: dict[str, int] | None = None
-        self._held: list[Message] = []
+        self._held: list[tuple[Message, list | None]] = []
         self._hold: Callable[[Message], bool] | None = None
         #: Nodes that crash during their next persist (`crash_in_next_persist`).
         self._doomed: set[str] = set()
@@ -106,6 +117,7 @@ class SimCluster:
             disk = self.records[node_id]
             disk.promised, disk.votes, disk.compacted, disk.floor = ZERO_BALLOT, {}, 0, -1
         record = self.records[node_id].copy()
+        self.boots[node_id] += 1
         if "reuse-ballot" in plant and "proposer" in roles:
             record.round = 0
         # The durable record is the node's store: it reads votes, decisions
@@ -185,8 +197,8 @@ class SimCluster:
     def release(self, predicate: Callable[[Message], bool] = lambda m: True) -> None:
         """Deliver held messages matching `predicate` on the next tick."""
         keep = []
-        for msg in self._held:
-            (self._queue[self.now + 1].append if predicate(msg) else keep.append)(msg)
+        for item in self._held:
+            (self._queue[self.now + 1].append if predicate(item[0]) else keep.append)(item)
         self._held = keep
 
     def _connected(self, a: str, b: str) -> bool:
@@ -194,18 +206,23 @@ class SimCluster:
 
     def send(self, msg: Message) -> None:
         """Put `msg` on the network, subject to the faults in force."""
+        recorder = self.recorder
         if msg.src == msg.dst:
             # Loopback inside one process: no network, delivered next tick.
-            self._queue[self.now + 1].append(msg)
+            link = recorder and recorder.sent(msg, self.boots[msg.src], self.now)
+            self._queue[self.now + 1].append((msg, link))
             return
         f = self.faults
         rng = self.rng
         if f.drop and rng.random() < f.drop:
+            if recorder:
+                recorder.sent(msg, self.boots[msg.src], self.now, dropped="network")
             return
+        link = recorder and recorder.sent(msg, self.boots[msg.src], self.now)
         delay = 1 + (rng.randrange(f.max_delay + 1) if f.max_delay else 0)
-        self._queue[self.now + delay].append(msg)
+        self._queue[self.now + delay].append((msg, link))
         if f.duplicate and rng.random() < f.duplicate:
-            self._queue[self.now + delay + rng.randrange(3)].append(msg)
+            self._queue[self.now + delay + rng.randrange(3)].append((msg, link))
 
     # ---------------------------------------------------------------- time
 
@@ -225,14 +242,18 @@ class SimCluster:
             if len(due) > 1:
                 self.rng.shuffle(due)
             nodes = self.nodes
-            for msg in due:
+            recorder = self.recorder
+            for item in due:
+                msg = item[0]
                 node = nodes.get(msg.dst)
                 if node is None or not self._connected(msg.src, msg.dst):
                     continue
                 if self._hold is not None and self._hold(msg):
-                    self._held.append(msg)
+                    self._held.append(item)
                     continue
                 self.delivered += 1
+                if recorder:
+                    recorder.received(msg, item[1], self.boots[msg.dst], self.now)
                 node.step(msg)
         for node_id, node in self.nodes.items():
             if node is not None:
@@ -272,6 +293,7 @@ class SimCluster:
             checker.voted(node_id, vote)
         for slot, value in persist.decisions:
             checker.decided(node_id, slot, value)
+        self._record_decisions(node_id, persist.decisions)
         logged = ready.logged + [e for applied in ready.applied for e in applied.log()]
         if logged:
             checker.logged(node_id, sorted(logged, key=lambda e: e.slot))
@@ -290,6 +312,12 @@ class SimCluster:
         for applied in ready.applied:
             for event in applied.commands():
                 checker.applied(node_id, event)
+
+    def _record_decisions(self, node_id: str, decisions) -> None:
+        """A learner's newly decided slots, as its `decided` records."""
+        if self.recorder:
+            for slot, value in decisions:
+                self.recorder.decided(node_id, self.boots[node_id], slot, value, self.now)
 
     def crash_in_next_persist(self, node_id: str) -> None:
         """Make `node_id` crash during its next persist (see `_crash_in_persist`),
@@ -315,6 +343,7 @@ class SimCluster:
         checker = self.checker
         for slot, value in ready.persist.decisions:
             checker.decided(node_id, slot, value)
+        self._record_decisions(node_id, ready.persist.decisions)
         logged = ready.logged + [e for applied in ready.applied for e in applied.log()]
         if logged:
             checker.logged(node_id, sorted(logged, key=lambda e: e.slot))

@@ -38,6 +38,7 @@ from ..core.commands import Command
 from ..core.settings import CHUNK_BYTES, Settings
 from .checks import Violation
 from .cluster import Faults, SimCluster
+from .recording import SimRecorder
 from .topology import Topology
 
 #: The bound, in ticks after healing, within which every command must be applied.
@@ -74,12 +75,15 @@ def _retention_settings(seed: int, topology: Topology) -> dict[str, int]:
 
 
 def run_seed(seed: int, topology: Topology, plant: frozenset[str] = frozenset(),
-             steps: int = 300, reconfig: bool = False) -> Outcome:
-    """Run one seeded simulation and report the first broken property, if any."""
+             steps: int = 300, reconfig: bool = False,
+             recorder: SimRecorder | None = None) -> Outcome:
+    """Run one seeded simulation and report the first broken property, if any.
+    With `recorder`, every node's protocol records go there (recording.py)."""
     settings = Settings(plant=plant, retain_slots=topology.retain, **SIM_SETTINGS,
                         **_retention_settings(seed, topology))
     reconfig = reconfig or "naive-swap" in plant
-    sim = SimCluster(topology.membership(), seed, settings, spares=SPARES if reconfig else ())
+    sim = SimCluster(topology.membership(), seed, settings, spares=SPARES if reconfig else (),
+                     recorder=recorder)
     rng = random.Random(seed ^ 0x5EED)
     # Its own generator, so runs without reconfiguration replay as before.
     changes = Reconfigurer(sim, random.Random(seed ^ 0xC0F1)) if reconfig else None

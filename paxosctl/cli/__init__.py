@@ -17,6 +17,7 @@ the commands act on, so that a command is found by what it touches:
 - `changes`: changing what runs, `apply`, `scale`, `replace`;
 - `load`: load and faults, `chaos`, `soak`, `bench`;
 - `top`: the cluster live in the terminal (paxosctl.topview);
+- `trace`: `trace SLOT`, a slot's life drawn from the agents' records;
 - `standalone`: `agent NAME`, one agent run in the foreground without a
   supervisor (a container's or unit's main process).
 
@@ -26,7 +27,8 @@ decorator in each module: `paxosctl --help` lists them in registration
 order, which interleaves the modules and which scripts and docs quote.
 """
 
-from . import agents, certs, changes, cluster, data, lifecycle, load, render, standalone, top
+from . import (agents, certs, changes, cluster, data, lifecycle, load, render, standalone, top,
+               trace)
 from .common import app, main
 
 __all__ = ["app", "main"]
@@ -46,6 +48,7 @@ app.command()(agents.start)
 app.command()(agents.describe)
 app.command()(agents.events)
 app.command()(top.top)
+app.command()(trace.trace)
 app.command()(cluster.version)
 app.command()(cluster.completion)
 app.command()(load.chaos)

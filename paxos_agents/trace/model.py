@@ -1,0 +1,249 @@
+"""The life of one slot, from the protocol records of many agents. Pure.
+
+`slot_life(records, slot, rings)` picks the records about `slot`, orders
+them causally and pairs each send with its receipt into `Step`s:
+
+- **Which records.** Those whose `slots` range holds the slot (accept,
+  accepted, decide, retry, chunk, and the learners' local `decided`: the
+  slot's *own* records); then the prepares and promises whose
+  `[first_slot, null]` covers it, and the nacks, when their ballot is one
+  the slot's own records carry (the phase 1 that made that ballot) or
+  when they fall, in causal order, between the slot's first and last own
+  record (a duel during its life). Heartbeats, stored and fetch are never
+  drawn.
+- **Causal order.** Each agent's records in its own order (incarnation,
+  then seq); a receipt only after the send with the same `link`. Among
+  events that causality leaves concurrent, the earlier `at` first, then the
+  agent's name: clocks only break ties, they never put an effect before
+  its cause. A receipt whose send is not among the records (gone from the
+  sender's ring) is placed by its own agent's order alone.
+- **Steps.** One per message, at the position of its send, with its
+  receipt attached (`recv`); one per receipt whose send is gone
+  (`status` "send-missing"); one per local `decided` (a mark). A send never
+  received is "dropped" (the sender's chaos dropped it: the record says
+  so) or "lost" (never received as far as the receiver's records go; when
+  the receiver's ring lost records, "not-seen"). A message sent again
+  with the same kind, ballot, slots and value to the same agent is a
+  `resend`; a second receipt of one send (a duplicating network) is
+  counted in `duplicates`.
+- **Gaps.** `rings` says, per agent, which records its ring still held
+  when read (`first`, `missed`). An agent that lost records and misses its
+  end of a drawn message (a send to it never seen, a receipt of its send
+  whose send is gone) gets a `Gap`. A slot every ring lost is no life at
+  all (`slot_life` returns None).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+Record = Mapping[str, Any]
+
+#: Kinds whose `slots` name the slot they are about (the slot's own records).
+OWN_KINDS = frozenset({"accept", "accepted", "decide", "retry", "chunk", "decided"})
+#: Kinds drawn when they fall in the slot's life or carry one of its ballots.
+PHASE1_KINDS = frozenset({"prepare", "promise", "nack"})
+
+
+@dataclass(frozen=True, slots=True)
+class Ring:
+    """What one agent's ring held when it was read (the INFO reply's fields)."""
+
+    incarnation: int
+    first: int = 1          # oldest seq kept
+    missed: bool = False    # the reader asked for records the ring no longer held
+
+    @property
+    def lost_records(self) -> bool:
+        return self.missed or self.first > 1
+
+
+@dataclass(slots=True)
+class Step:
+    """One arrow (a message) or one mark (a learner's decision) of the diagram."""
+
+    kind: str
+    src: str                      # the sender, or the deciding learner for a mark
+    dst: str | None               # the receiver; None for a mark
+    ballot: str | None
+    slots: list | None
+    status: str                   # delivered | dropped | lost | not-seen | send-missing | local
+    send: Record | None = None    # the send record (None: send-missing)
+    recv: Record | None = None    # the first receipt (None: not received)
+    duplicates: int = 0
+    resend: bool = False
+
+    def field(self, name: str) -> Any:
+        """A kind-specific field (value, votes, promised, dropped) of the send, else the recv."""
+        for record in (self.send, self.recv):
+            if record is not None and name in record:
+                return record[name]
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "from": self.src, "to": self.dst,
+                               "ballot": self.ballot, "slots": self.slots,
+                               "status": self.status}
+        for name in ("value", "votes", "promised", "dropped"):
+            v = self.field(name)
+            if v is not None:
+                out[name] = v
+        if self.resend:
+            out["resend"] = True
+        if self.duplicates:
+            out["duplicates"] = self.duplicates
+        for end, record in (("send", self.send), ("recv", self.recv)):
+            if record is not None:
+                out[end] = {k: record.get(k) for k in ("agent", "incarnation", "seq", "mono", "at")}
+                if self.kind == "decided":
+                    out["local"] = out.pop(end)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Agent `agent`'s ring no longer held part of the slot's life."""
+
+    agent: str
+    first: int
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agent": self.agent, "first": self.first, "reason": self.reason}
+
+
+@dataclass(slots=True)
+class SlotLife:
+    """A slot's steps in causal order, the agents involved and what is missing."""
+
+    slot: int
+    steps: list[Step]
+    agents: list[str]
+    gaps: list[Gap] = field(default_factory=list)
+
+    @property
+    def decided(self) -> dict[str, str]:
+        """Learner -> the value digest it decided in this slot."""
+        return {s.src: s.field("value") for s in self.steps if s.kind == "decided"}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"slot": self.slot, "agents": self.agents, "decided": self.decided,
+                "steps": [s.to_json() for s in self.steps],
+                "gaps": [g.to_json() for g in self.gaps]}
+
+
+def covers(record: Record, slot: int) -> bool:
+    """True if `record`'s slots range holds `slot` (`[lo, None]`: from lo on)."""
+    slots = record.get("slots")
+    if not slots:
+        return False
+    lo, hi = slots
+    return lo <= slot and (hi is None or slot <= hi)
+
+
+def _link(record: Record) -> tuple | None:
+    link = record.get("link")
+    return tuple(link) if link else None
+
+
+def causal_order(records: Iterable[Record]) -> list[Record]:
+    """`records` of many agents in one causal order (see the module doc)."""
+    queues: dict[str, list[Record]] = {}
+    for r in records:
+        queues.setdefault(r["agent"], []).append(r)
+    for q in queues.values():
+        q.sort(key=lambda r: (r["incarnation"], r["seq"]), reverse=True)  # pop() takes the head
+    sends = {_link(r) for q in queues.values() for r in q if r["dir"] == "send" and _link(r)}
+    emitted: set[tuple] = set()
+    out: list[Record] = []
+
+    def ready(r: Record) -> bool:
+        link = _link(r)
+        return r["dir"] != "recv" or link is None or link not in sends or link in emitted
+
+    while queues:
+        heads = [(q[-1].get("at") or 0, agent) for agent, q in queues.items() if ready(q[-1])]
+        if not heads:  # records that contradict causality (a cycle): take the earliest anyway
+            heads = [(q[-1].get("at") or 0, agent) for agent, q in queues.items()]
+        _, agent = min(heads)
+        r = queues[agent].pop()
+        if not queues[agent]:
+            del queues[agent]
+        if r["dir"] == "send" and _link(r):
+            emitted.add(_link(r))
+        out.append(r)
+    return out
+
+
+def _steps(ordered: list[Record], rings: Mapping[str, Ring]) -> list[Step]:
+    """Pair sends and receipts of `ordered` into steps, in order."""
+    steps: list[Step] = []
+    by_link: dict[tuple, Step] = {}
+    seen: set[tuple] = set()
+    for r in ordered:
+        if r["dir"] == "local":
+            steps.append(Step(r["kind"], r["agent"], None, r.get("ballot"), r.get("slots"),
+                              "local", send=r))
+            continue
+        link = _link(r)
+        if r["dir"] == "send":
+            step = Step(r["kind"], r["agent"], r["peer"], r.get("ballot"), r.get("slots"), "",
+                        send=r)
+            key = (r["agent"], r["peer"], r["kind"], r.get("ballot"), tuple(r.get("slots") or ()),
+                   r.get("value"))
+            step.resend = key in seen
+            seen.add(key)
+            if r.get("dropped"):
+                step.status = "dropped"
+            if link:
+                by_link[link] = step
+            steps.append(step)
+            continue
+        step = by_link.get(link) if link else None
+        if step is None:
+            steps.append(Step(r["kind"], r["peer"], r["agent"], r.get("ballot"), r.get("slots"),
+                              "send-missing", recv=r))
+        elif step.recv is None:
+            step.recv = r
+        else:
+            step.duplicates += 1
+    for step in steps:
+        if step.status:
+            continue
+        if step.recv is not None:
+            step.status = "delivered"
+        else:
+            ring = rings.get(step.dst or "")
+            step.status = "not-seen" if ring is not None and ring.lost_records else "lost"
+    return steps
+
+
+def slot_life(records: Iterable[Record], slot: int,
+              rings: Mapping[str, Ring] | None = None) -> SlotLife | None:
+    """The life of `slot` in `records` (many agents'); None if no record is about it."""
+    rings = rings or {}
+    candidates = [r for r in records
+                  if (r["kind"] in OWN_KINDS and covers(r, slot))
+                  or (r["kind"] in PHASE1_KINDS and (r["kind"] == "nack" or covers(r, slot)))]
+    if not any(r["kind"] in OWN_KINDS for r in candidates):
+        return None
+    steps = _steps(causal_order(candidates), rings)
+    own = [i for i, s in enumerate(steps) if s.kind in OWN_KINDS]
+    first, last = own[0], own[-1]
+    ballots = {steps[i].ballot for i in own if steps[i].ballot}
+    kept = [s for i, s in enumerate(steps)
+            if s.kind in OWN_KINDS or s.ballot in ballots or first <= i <= last]
+    agents = sorted({a for s in kept for a in (s.src, s.dst) if a})
+    return SlotLife(slot, kept, agents, _gaps(kept, rings))
+
+
+def _gaps(steps: list[Step], rings: Mapping[str, Ring]) -> list[Gap]:
+    """Agents whose ring lost records and that miss one end of a drawn message."""
+    gaps = []
+    for agent, ring in sorted(rings.items()):
+        if ring.lost_records and any(
+                (s.dst == agent and s.status == "not-seen")
+                or (s.src == agent and s.status == "send-missing") for s in steps):
+            gaps.append(Gap(agent, ring.first, "records of this slot left its ring"))
+    return gaps

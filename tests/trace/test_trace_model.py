@@ -1,0 +1,73 @@
+"""paxos_agents.trace on hand-built records: causal order against the clocks,
+and what went wrong made visible (drops, losses, resends, gaps)."""
+
+from __future__ import annotations
+
+from paxos_agents.trace import Ring, render, slot_life
+
+
+def rec(agent, seq, dir, kind, peer=None, link=None, at=0.0, inc=1, **extra):
+    slots = extra.pop("slots", [5, 5])
+    return {"seq": seq, "agent": agent, "incarnation": inc, "dir": dir, "kind": kind,
+            "peer": peer, "ballot": extra.pop("ballot", "1.p"), "slots": slots,
+            "link": link, "mono": at, "at": at, **extra}
+
+
+def test_a_receipt_is_drawn_after_its_send_whatever_the_clocks_say():
+    # a's clock is 100 s ahead: its receipt is labelled before p's send.
+    link = ["p", 1, "a", 1, 1]
+    back = ["a", 1, "p", 3, 1]
+    records = [
+        rec("a", 1, "recv", "accept", "p", link, at=5.0, value="v"),
+        rec("a", 2, "send", "accepted", "p", back, at=6.0, value="v"),
+        rec("p", 7, "send", "accept", "a", link, at=105.0, value="v"),
+        rec("p", 8, "recv", "accepted", "a", back, at=106.0, value="v"),
+    ]
+    life = slot_life(records, 5)
+    assert [(s.kind, s.src, s.dst, s.status) for s in life.steps] == [
+        ("accept", "p", "a", "delivered"), ("accepted", "a", "p", "delivered")]
+
+
+def test_drops_losses_resends_and_missing_sends_are_marked():
+    records = [
+        rec("p", 1, "send", "accept", "a", ["p", 1, "a", 1, 1], value="v", dropped="chaos"),
+        rec("p", 2, "send", "accept", "a", ["p", 1, "a", 1, 2], value="v"),  # resent, lost
+        rec("p", 3, "send", "accept", "b", ["p", 1, "b", 1, 1], value="v"),
+        rec("b", 4, "recv", "accept", "p", ["p", 1, "b", 1, 1], value="v"),
+        rec("b", 5, "recv", "accept", "p", ["p", 1, "b", 1, 1], value="v"),  # duplicated
+        rec("c", 9, "recv", "accepted", "q", ["q", 2, "c", 1, 40], at=9.0, value="v"),
+    ]
+    life = slot_life(records, 5, {"q": Ring(2, first=50, missed=True), "a": Ring(1)})
+    got = [(s.src, s.dst, s.status, s.resend, s.duplicates) for s in life.steps]
+    assert got == [("p", "a", "dropped", False, 0), ("p", "a", "lost", True, 0),
+                   ("p", "b", "delivered", False, 1), ("q", "c", "send-missing", False, 0)]
+    assert [(g.agent, g.first) for g in life.gaps] == [("q", 50)]
+    text = "\n".join(render(life, 80))
+    assert "DROPPED (chaos)" in text and "(resend) LOST" in text and "(send not in ring)" in text
+    assert "! q: records of this slot left its ring (it keeps records from seq 50)" in text
+
+
+def test_phase_one_is_drawn_only_for_the_slots_ballots_or_inside_its_life():
+    records = [
+        rec("q", 1, "send", "prepare", "a", ["q", 1, "a", 1, 1], ballot="1.q", slots=[0, None]),
+        rec("p", 1, "send", "prepare", "a", ["p", 1, "a", 1, 1], ballot="2.p", slots=[0, None]),
+        rec("p", 2, "send", "prepare", "a", ["p", 1, "a", 1, 2], ballot="3.p", slots=[9, None]),
+        rec("p", 3, "send", "accept", "a", ["p", 1, "a", 1, 3], ballot="2.p", value="v"),
+    ]
+    life = slot_life(records, 5)
+    assert [(s.kind, s.ballot) for s in life.steps] == [("prepare", "2.p"), ("accept", "2.p")]
+    assert slot_life(records, 6) is None  # nothing is about slot 6 itself
+
+
+def test_seven_agents_fit_eighty_columns_and_use_a_wider_terminal():
+    agents = [f"proposer-{i}" for i in range(2)] + [f"acceptor-{i}" for i in range(3)] + \
+        [f"learner-{i}" for i in range(2)]
+    records = [rec("proposer-0", i + 1, "send", "accept", a, ["proposer-0", 1, a, 1, 1],
+                   ballot="12.proposer-0", value="9f3a01c2") for i, a in enumerate(agents[2:])]
+    life = slot_life(records, 5)
+    narrow = render(life, 80, order=agents)
+    assert max(map(len, narrow)) <= 80 and "a2=acceptor-2" in narrow[1]
+    assert "Accept 12.p0 s5 9f3a01c2 LOST" in "\n".join(narrow)
+    wide = render(life, 160, order=agents)
+    assert max(map(len, wide)) <= 160 and "acceptor-2" in wide[1]  # full names, no legend
+    assert "Accept 12.proposer-0 s5 9f3a01c2 LOST" in "\n".join(wide)
