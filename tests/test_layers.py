@@ -132,7 +132,9 @@ def test_imports_form_no_cycle(package):
 #: agents' protocol records, for trace/top/ui) asks agents as a client does.
 PACKAGE_ORDER = {
     "cli": {"tools", "supervisor", "membership", "client", "standalone", "render", "topview",
-            "observe"},
+            "observe", "ui"},
+    # `paxosctl ui`: reads the agents (client, observe) and the supervisor's pid file.
+    "ui": {"client", "supervisor", "observe"},
     "standalone": {"supervisor"},
     "tools": {"supervisor", "client", "membership"},  # remotechange drives a change from here
     "supervisor": {"membership"},

@@ -18,6 +18,7 @@ the commands act on, so that a command is found by what it touches:
 - `load`: load and faults, `chaos`, `soak`, `bench`;
 - `top`: the cluster live in the terminal (paxosctl.topview);
 - `trace`: `trace SLOT`, a slot's life drawn from the agents' records;
+- `ui`: `ui`, a live page of the cluster in the browser;
 - `standalone`: `agent NAME`, one agent run in the foreground without a
   supervisor (a container's or unit's main process).
 
@@ -28,7 +29,7 @@ order, which interleaves the modules and which scripts and docs quote.
 """
 
 from . import (agents, certs, changes, cluster, data, lifecycle, load, render, standalone, top,
-               trace)
+               trace, ui)
 from .common import app, main
 
 __all__ = ["app", "main"]
@@ -54,6 +55,7 @@ app.command()(cluster.completion)
 app.command()(load.chaos)
 app.command()(load.soak)
 app.command()(load.bench)
+app.command()(ui.ui)
 app.command()(cluster.metrics)
 app.command()(cluster.validate)
 app.command()(changes.apply)

@@ -87,7 +87,7 @@ def test_help_lists_every_command_in_order_with_its_one_line_help(tmp_path: Path
     listed = [line.split(None, 1) for line in section.splitlines() if line.strip()]
     expected = registered()
     assert [name for name, *_ in listed] == [name for name, _ in expected]
-    assert len(expected) == 27 and [name for name, _ in expected[-2:]] == ["certs", "render"]
+    assert len(expected) == 29 and [name for name, _ in expected[-2:]] == ["certs", "render"]
     for (name, *help_), (_, text) in zip(listed, expected):
         assert help_ and text.startswith(help_[0].removesuffix("...").strip()), name
 
