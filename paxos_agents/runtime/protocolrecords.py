@@ -19,7 +19,10 @@ A record, as a tool reads it (INFO op "protocol", queries.py):
 frame: the sender's name and incarnation, the receiver, the sender's
 connection number for that peer (`generation`, counted per peer from 1 and
 sent in the HELLO) and the frame's number on that connection (`n`, from 1;
-the receiver counts the frames it reads on it the same way). A tool orders
+the receiver counts the frames it reads on it the same way). A message an
+agent sends itself (a replica's proposer to its own acceptor, and back) is
+a send and then a recv record with `peer` the agent itself and no link:
+its own sequence numbers order them. A tool orders
 a recv after its send by that list, never by the clocks (hosts' differ).
 
 Cost. Records are per message, never per command: the sender builds one
@@ -165,7 +168,8 @@ class ProtocolRecords:
     def sent(self, peer: str, note: Note, generation: int, n: int,
              dropped: str | None = None) -> None:
         """A message queued on the connection `generation` to `peer` as its
-        frame `n`; or, with `dropped`, one that never reached a connection."""
+        frame `n`; or, with `dropped` (n 0), one that never reached a
+        connection; n 0 and no `dropped`: one to this agent itself."""
         self._seq += 1
         self._ring.append((self._seq, "send", note, peer, 0, generation, n, self._clock(),
                            dropped))
@@ -210,12 +214,12 @@ class ProtocolRecords:
     def _as_dict(self, row: tuple) -> dict[str, Any]:
         seq, direction, note, peer, peer_incarnation, generation, n, mono, dropped = row
         kind, ballot, lo, hi, crc, commands, extra = note
-        if direction == "send":
-            link = None if dropped else [self.agent, self.incarnation, peer, generation, n]
-        elif direction == "recv":
-            link = [peer, peer_incarnation, self.agent, generation, n]
-        else:
+        if not n:  # dropped, local, or a message to itself (never on a connection)
             link = None
+        elif direction == "send":
+            link = [self.agent, self.incarnation, peer, generation, n]
+        else:
+            link = [peer, peer_incarnation, self.agent, generation, n]
         item: dict[str, Any] = {
             "seq": seq, "agent": self.agent, "incarnation": self.incarnation,
             "dir": direction, "kind": kind, "peer": peer,

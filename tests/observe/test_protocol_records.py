@@ -207,3 +207,19 @@ def test_follow_streams_new_records_and_starts_over_after_a_restart(cluster):
             break
     else:
         raise AssertionError(f"follow gave no record of {learner}'s next incarnation")
+
+
+def test_a_replica_records_the_messages_it_sends_itself(make_cluster):
+    cluster = make_cluster("replicas")
+    slot = _decided_slot(cluster, "to-myself")
+
+    def accepts():
+        recs = _records(cluster)
+        mine = [(n, r) for n in cluster.agent_names for r in recs[n] if r["peer"] == n
+                and r["kind"] == "accept" and r["slots"] == [slot, slot]]
+        return mine if len(mine) >= 2 else None
+
+    mine = clusters.wait_until(accepts, 10, f"a replica's Accept to itself of slot {slot}")
+    [leader] = {n for n, _ in mine}
+    assert [r["dir"] for _, r in mine][:2] == ["send", "recv"]
+    assert all(r["link"] is None and r["agent"] == leader for _, r in mine)
