@@ -1,13 +1,14 @@
 """What protocol records cost (issue 25): CPU per command with records on and off.
 
     python bench/records_cost.py [--rounds 3] [--requests 50000] [--concurrency 256]
-                                 [--spy] [--json FILE]
+                                 [--spy] [--same] [--json FILE]
 
 Two copies of the example cluster (examples/cluster.toml, fsync on, each in a
 temporary state dir, as bench/dataplane.py starts them) run side by side:
 one with the default `paxos.protocol_records` (records on), one with 0
 (off). Each round runs `paxosctl bench --requests N --concurrency C
---value-size 16 -o json` on the "on" cluster, then on the "off" one, and
+--value-size 16 -o json` on each cluster (on then off, then off then on
+in the next round, and so on: neither always runs first), and
 keeps each agent's `cpu_us_per_command` (and the cluster's sum), the
 leader's under "leader" (read from `status` before the run: the two
 clusters, and one cluster over time, need not elect the same proposer,
@@ -21,7 +22,8 @@ machine: `cpu_us_per_command` comes in steps of 0.2 us at 50,000 commands
 (CPU times tick at 10 ms), 4% of an acceptor's 5 us; and a run slowed by
 the machine's load batches fewer commands per slot, which costs more CPU
 per command whatever records do (the median throughputs are printed to
-tell). `--spy` measures the records' share directly instead: py-spy
+tell). `--same` starts the "on" cluster with records off too: an A/A run
+whose ratios are the noise alone. `--spy` measures the records' share directly instead: py-spy
 (the dev extra) samples the "on" cluster's leader, acceptor-0 and
 learner-0 through the rounds, and the share of their busy samples inside
 paxos_agents/runtime/protocolrecords.py is printed per agent (the calls
@@ -182,6 +184,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--spy", action="store_true",
                         help="also sample the records-on cluster with py-spy (see above)")
+    parser.add_argument("--same", action="store_true",
+                        help='records off on both clusters (an A/A run: the noise)')
     parser.add_argument("--json", help="also write the rounds and rows to this file")
     args = parser.parse_args(argv)
     for key in ("rounds", "requests", "concurrency"):
@@ -196,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="records-", dir="/tmp"))  # short: Unix socket paths
     rounds: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
     failures: list[str] = []
-    clusters = {"on": make_cluster(work / "on", "records-on", None),
+    clusters = {"on": make_cluster(work / "on", "records-on", 0 if args.same else None),
                 "off": make_cluster(work / "off", "records-off", 0)}
     spies: dict[str, tuple[subprocess.Popen, Path]] = {}
     spied: list[str] = []
@@ -207,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.spy:
             spies = start_spies(clusters["on"], work)
         for n in range(args.rounds):
-            for side in ("on", "off"):
+            for side in ("on", "off") if n % 2 == 0 else ("off", "on"):
                 try:
                     leader = clusters[side].status().get("leader")
                     data = clusters[side].bench(args.requests, args.concurrency, args.warmup)
