@@ -23,9 +23,11 @@ machine: `cpu_us_per_command` comes in steps of 0.2 us at 50,000 commands
 the machine's load batches fewer commands per slot, which costs more CPU
 per command whatever records do (the median throughputs are printed to
 tell). `--same` starts the "on" cluster with records off too: an A/A run
-whose ratios are the noise alone. `--spy` measures the records' share directly instead: py-spy
-(the dev extra) samples the "on" cluster's leader, acceptor-0 and
-learner-0 through the rounds, and the share of their busy samples inside
+whose ratios are the noise alone. `--spy` measures the records' share
+directly instead: after the rounds, one more run on the "on" cluster (not
+counted in the table: py-spy takes CPU of its own on a 2-core machine)
+under py-spy (the dev extra) sampling its leader, acceptor-0 and
+learner-0; the share of their busy samples inside
 paxos_agents/runtime/protocolrecords.py is printed per agent (the calls
 into it from the agent and the transport are a few lines more). Prints a markdown table (agent, off, on, ratio,
 met/MISSED) to stdout and progress to stderr; exit 0 when every round
@@ -208,8 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         for side, cluster in clusters.items():
             log(f"starting the records-{side} cluster in {cluster.dir}")
             cluster.up()
-        if args.spy:
-            spies = start_spies(clusters["on"], work)
         for n in range(args.rounds):
             for side in ("on", "off") if n % 2 == 0 else ("off", "on"):
                 try:
@@ -224,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
                 rounds[side].append(data)
                 log(f"round {n + 1} records {side}: {data.get('throughput_per_s')} commands/s, "
                     f"cluster {data['cpu_us_per_command'].get('cluster')} us/command")
+        if args.spy:
+            spies = start_spies(clusters["on"], work)
+            clusters["on"].bench(args.requests, args.concurrency, args.warmup)
+            spied = stop_spies(spies)
+            spies = {}
     except PartFailed as e:
         failures.append(str(e))
     except KeyboardInterrupt:
