@@ -1,7 +1,7 @@
 """What protocol records cost (issue 25): CPU per command with records on and off.
 
     python bench/records_cost.py [--rounds 3] [--requests 50000] [--concurrency 256]
-                                 [--spy] [--same] [--json FILE]
+                                 [--spy] [--same] [--size N] [--json FILE]
 
 Two copies of the example cluster (examples/cluster.toml, fsync on, each in a
 temporary state dir, as bench/dataplane.py starts them) run side by side:
@@ -186,6 +186,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--spy", action="store_true",
                         help="also sample the records-on cluster with py-spy (see above)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="paxos.protocol_records of the on side [default: the default]")
     parser.add_argument("--same", action="store_true",
                         help='records off on both clusters (an A/A run: the noise)')
     parser.add_argument("--json", help="also write the rounds and rows to this file")
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="records-", dir="/tmp"))  # short: Unix socket paths
     rounds: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
     failures: list[str] = []
-    clusters = {"on": make_cluster(work / "on", "records-on", 0 if args.same else None),
+    clusters = {"on": make_cluster(work / "on", "records-on", 0 if args.same else args.size),
                 "off": make_cluster(work / "off", "records-off", 0)}
     spies: dict[str, tuple[subprocess.Popen, Path]] = {}
     spied: list[str] = []
