@@ -1,13 +1,14 @@
 """What protocol records cost (issue 25): CPU per command with records on and off.
 
     python bench/records_cost.py [--rounds 3] [--requests 50000] [--concurrency 256]
-                                 [--spy] [--json FILE]
+                                 [--spy] [--same] [--size N] [--json FILE]
 
 Two copies of the example cluster (examples/cluster.toml, fsync on, each in a
 temporary state dir, as bench/dataplane.py starts them) run side by side:
 one with the default `paxos.protocol_records` (records on), one with 0
 (off). Each round runs `paxosctl bench --requests N --concurrency C
---value-size 16 -o json` on the "on" cluster, then on the "off" one, and
+--value-size 16 -o json` on each cluster (on then off, then off then on
+in the next round, and so on: neither always runs first), and
 keeps each agent's `cpu_us_per_command` (and the cluster's sum), the
 leader's under "leader" (read from `status` before the run: the two
 clusters, and one cluster over time, need not elect the same proposer,
@@ -21,9 +22,12 @@ machine: `cpu_us_per_command` comes in steps of 0.2 us at 50,000 commands
 (CPU times tick at 10 ms), 4% of an acceptor's 5 us; and a run slowed by
 the machine's load batches fewer commands per slot, which costs more CPU
 per command whatever records do (the median throughputs are printed to
-tell). `--spy` measures the records' share directly instead: py-spy
-(the dev extra) samples the "on" cluster's leader, acceptor-0 and
-learner-0 through the rounds, and the share of their busy samples inside
+tell). `--same` starts the "on" cluster with records off too: an A/A run
+whose ratios are the noise alone. `--spy` measures the records' share
+directly instead: after the rounds, one more run on the "on" cluster (not
+counted in the table: py-spy takes CPU of its own on a 2-core machine)
+under py-spy (the dev extra) sampling its leader, acceptor-0 and
+learner-0; the share of their busy samples inside
 paxos_agents/runtime/protocolrecords.py is printed per agent (the calls
 into it from the agent and the transport are a few lines more). Prints a markdown table (agent, off, on, ratio,
 met/MISSED) to stdout and progress to stderr; exit 0 when every round
@@ -182,6 +186,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--spy", action="store_true",
                         help="also sample the records-on cluster with py-spy (see above)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="paxos.protocol_records of the on side [default: the default]")
+    parser.add_argument("--same", action="store_true",
+                        help='records off on both clusters (an A/A run: the noise)')
     parser.add_argument("--json", help="also write the rounds and rows to this file")
     args = parser.parse_args(argv)
     for key in ("rounds", "requests", "concurrency"):
@@ -196,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="records-", dir="/tmp"))  # short: Unix socket paths
     rounds: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
     failures: list[str] = []
-    clusters = {"on": make_cluster(work / "on", "records-on", None),
+    clusters = {"on": make_cluster(work / "on", "records-on", 0 if args.same else args.size),
                 "off": make_cluster(work / "off", "records-off", 0)}
     spies: dict[str, tuple[subprocess.Popen, Path]] = {}
     spied: list[str] = []
@@ -204,10 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         for side, cluster in clusters.items():
             log(f"starting the records-{side} cluster in {cluster.dir}")
             cluster.up()
-        if args.spy:
-            spies = start_spies(clusters["on"], work)
         for n in range(args.rounds):
-            for side in ("on", "off"):
+            for side in ("on", "off") if n % 2 == 0 else ("off", "on"):
                 try:
                     leader = clusters[side].status().get("leader")
                     data = clusters[side].bench(args.requests, args.concurrency, args.warmup)
@@ -220,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
                 rounds[side].append(data)
                 log(f"round {n + 1} records {side}: {data.get('throughput_per_s')} commands/s, "
                     f"cluster {data['cpu_us_per_command'].get('cluster')} us/command")
+        if args.spy:
+            spies = start_spies(clusters["on"], work)
+            clusters["on"].bench(args.requests, args.concurrency, args.warmup)
+            spied = stop_spies(spies)
+            spies = {}
     except PartFailed as e:
         failures.append(str(e))
     except KeyboardInterrupt:
