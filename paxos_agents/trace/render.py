@@ -35,7 +35,7 @@ MIN_LABEL = 30
 ROLE_ORDER = ("proposer", "replica", "acceptor", "learner")
 
 
-def _role_rank(name: str) -> tuple[int, str]:
+def role_rank(name: str) -> tuple[int, str]:
     for i, role in enumerate(ROLE_ORDER):
         if name.startswith(role):
             return i, name
@@ -45,7 +45,7 @@ def _role_rank(name: str) -> tuple[int, str]:
 def columns(life: SlotLife, order: Iterable[str] = ()) -> list[str]:
     """The agents to draw, left to right: `order` first, then the others by role."""
     cols = list(dict.fromkeys(order))
-    return cols + sorted((a for a in life.agents if a not in cols), key=_role_rank)
+    return cols + sorted((a for a in life.agents if a not in cols), key=role_rank)
 
 
 def short_names(names: list[str], room: int) -> dict[str, str]:

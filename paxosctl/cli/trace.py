@@ -106,18 +106,19 @@ def _life(records, parts, slot):
     from paxos_agents.trace import Ring, slot_life
 
     rings = {n: Ring(p.incarnation or 0, first=p.first or 1, missed=p.missed)
-             for n, p in parts.items()}
+             for n, p in parts.items() if p is not None}
     return slot_life(records, slot, rings)
 
 
 def _print(life, output: str, parts) -> None:
-    from paxos_agents.trace import render
+    from paxos_agents.trace.render import render, role_rank
 
     if output == "json":
         echo(json.dumps(life.to_json()))
         return
     width = shutil.get_terminal_size((80, 24)).columns
-    echo("\n".join(render(life, width, order=())))
+    # Every agent read gets a column, so the diagrams of --follow line up.
+    echo("\n".join(render(life, width, order=sorted(parts, key=role_rank))))
 
 
 def _slot_of_request(endpoints, file, request_id: str, records) -> int:
@@ -158,7 +159,7 @@ def _follow(observe, endpoints, output: str) -> None:
     kept: deque[dict[str, Any]] = deque(maxlen=FOLLOW_KEEP)
     pending: dict[int, float] = {}
     drawn: set[int] = set()
-    parts = {}
+    parts = {name: None for name in observe.agent_names(endpoints)}
     try:
         for record in observe.follow(endpoints, interval=0.3):
             kept.append(record)

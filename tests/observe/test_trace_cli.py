@@ -50,3 +50,40 @@ def test_trace_refuses_bad_input_in_one_line(cluster):
         lines = r.stderr.strip().splitlines()
         assert len(lines) <= 2 and message in lines[0], r.stderr  # error (+ hint)
         assert "Traceback" not in r.stderr
+
+
+def test_trace_follow_draws_a_new_slot_and_ends_on_ctrl_c_with_exit_0(cluster):
+    import os
+    import signal
+    import subprocess
+    import threading
+
+    env = {**os.environ, "COLUMNS": "120"}
+    env.pop("PAXOSCTL_FAULTS", None)
+    follower = subprocess.Popen([clusters.PAXOSCTL, "trace", "--follow", "--file",
+                                 str(cluster.manifest)], cwd=cluster.dir, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(follower.stdout), daemon=True)
+    reader.start()
+    try:
+        slots: list[int] = []
+
+        def drawn():
+            # Propose until one is drawn: the follower starts from the records
+            # that come after its first poll, which we cannot see from here.
+            if any(line.startswith(f"slot {s}: decided") for s in slots for line in list(lines)):
+                return True
+            proposed = cluster.run_ok("propose", f"followed-{len(slots)}", "-o", "json")
+            slots.append(json.loads(proposed.stdout)["slot"])
+            return False
+
+        clusters.wait_until(drawn, 20, "the followed slot drawn")
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(10) == 0
+        assert "Traceback" not in follower.stderr.read()
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
