@@ -42,7 +42,8 @@ retired is never welcomed as a peer (greeting.py).
 Protocol records (protocolrecords.py): every message sent (noted here
 before it is encoded, recorded by the transport as it is queued or
 dropped), every message received (after it is decoded and checked) and
-every slot the learner decides go into the ring `protocol`, of
+every slot the learner decides go into the ring `protocol` (a message to
+itself too, sent and stepped, with no link), of
 `spec.protocol_records` records (0: off, and nothing is noted).
 
 A `StorageError` is never swallowed: an agent that cannot make its state
@@ -426,7 +427,10 @@ class Agent:
             self._queue_messages(sendable, local)
             if local and persist:
                 node.set_time(self._clock())  # our own votes count as of the persist's end
+            protocol = self._protocol
             for msg in local:
+                if protocol is not None:  # no link: it never left this process
+                    protocol.received(name, protocol.note(msg), self.incarnation, 0, 0)
                 node.step(msg)  # our own messages, after the persist like any other
 
     def _commit(self) -> None:
@@ -441,6 +445,8 @@ class Agent:
         for msg in messages:
             if msg.dst == name:
                 local.append(msg)
+                if protocol is not None:  # a replica's proposer to its own acceptor...
+                    protocol.sent(name, protocol.note(msg), 0, 0)
             else:
                 sent[type(msg).__name__] += 1
                 if protocol is None:

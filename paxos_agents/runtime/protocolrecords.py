@@ -19,7 +19,10 @@ A record, as a tool reads it (INFO op "protocol", queries.py):
 frame: the sender's name and incarnation, the receiver, the sender's
 connection number for that peer (`generation`, counted per peer from 1 and
 sent in the HELLO) and the frame's number on that connection (`n`, from 1;
-the receiver counts the frames it reads on it the same way). A tool orders
+the receiver counts the frames it reads on it the same way). A message an
+agent sends itself (a replica's proposer to its own acceptor, and back) is
+a send and then a recv record with `peer` the agent itself and no link:
+its own sequence numbers order them. A tool orders
 a recv after its send by that list, never by the clocks (hosts' differ).
 
 Cost. Records are per message, never per command: the sender builds one
@@ -97,8 +100,9 @@ class ProtocolRecords:
         #: (seq, dir, note, peer, peer_incarnation, generation, n, mono, dropped)
         self._ring: deque[tuple] = deque(maxlen=max(size, 1))
         self._seq = 0
-        #: slot -> (the value's bytes, their crc32), for the next copies (`_digest`).
-        self._digests: dict[int, tuple[bytes, int]] = {}
+        #: slot -> (the value's bytes, their crc32, its commands), for the next
+        #: copies (`_digest`).
+        self._digests: dict[int, tuple[bytes, int, int]] = {}
         self._digest_bytes = 0  # of the values in `_digests`
 
     @property
@@ -108,40 +112,42 @@ class ProtocolRecords:
 
     # ------------------------------------------------------------ recording
 
-    def _digest(self, slot: int, value: Any) -> int:
-        """crc32 of `value`'s bytes, reusing the digest kept for `slot` when
-        its bytes are equal (`==` on bytes: identity, then a memcmp)."""
+    def _digest(self, slot: int, value: Any) -> tuple[bytes, int, int]:
+        """(bytes, crc32, commands) of `value`, reusing what is kept for
+        `slot` when its bytes are equal (`==` on bytes: identity, then a memcmp)."""
         data = value.data
         digests = self._digests
         kept = digests.get(slot)
         if kept is not None and kept[0] == data:
-            return kept[1]
-        crc = zlib.crc32(data)
+            return kept
         if len(digests) >= DIGESTS or self._digest_bytes >= DIGEST_BYTES:
             digests.clear()
             self._digest_bytes = 0
-        digests[slot] = (data, crc)
+        # The count leads a value's encoding (commands.Value.of's layout: a
+        # little-endian u32 first; the no-op is empty).
+        kept = digests[slot] = (data, zlib.crc32(data),
+                                int.from_bytes(data[:4], "little") if len(data) >= 4 else 0)
         self._digest_bytes += len(data)
-        return crc
+        return kept
 
     def note(self, msg: Any) -> Note:
         """The record fields `msg` itself gives (one tuple; see `Note`)."""
         t = type(msg)
         if t is Accept or t is Accepted:
-            value = msg.value
             slot = msg.slot
-            return ("accept" if t is Accept else "accepted", msg.ballot, slot, slot,
-                    self._digest(slot, value), _commands(value.data), None)
+            _, crc, commands = self._digest(slot, msg.value)
+            return ("accept" if t is Accept else "accepted", msg.ballot, slot, slot, crc,
+                    commands, None)
         if t is Heartbeat:
             return ("heartbeat", msg.ballot, None, None, None, None, None)
         if t is Decide:
-            value = msg.value
-            return ("decide", None, msg.slot, msg.slot, self._digest(msg.slot, value),
-                    _commands(value.data), None)
+            slot = msg.slot
+            _, crc, commands = self._digest(slot, msg.value)
+            return ("decide", None, slot, slot, crc, commands, None)
         if t is Prepare:
             return ("prepare", msg.ballot, msg.first_slot, None, None, None, None)
         if t is Promise:
-            votes = tuple((v.slot, v.ballot, self._digest(v.slot, v.value))
+            votes = tuple((v.slot, v.ballot, self._digest(v.slot, v.value)[1])
                           for v in msg.votes[:VOTES])
             return ("promise", msg.ballot, msg.first_slot, None, None, None, votes)
         if t is Nack:
@@ -162,7 +168,8 @@ class ProtocolRecords:
     def sent(self, peer: str, note: Note, generation: int, n: int,
              dropped: str | None = None) -> None:
         """A message queued on the connection `generation` to `peer` as its
-        frame `n`; or, with `dropped`, one that never reached a connection."""
+        frame `n`; or, with `dropped` (n 0), one that never reached a
+        connection; n 0 and no `dropped`: one to this agent itself."""
         self._seq += 1
         self._ring.append((self._seq, "send", note, peer, 0, generation, n, self._clock(),
                            dropped))
@@ -176,10 +183,9 @@ class ProtocolRecords:
 
     def decided(self, slot: int, value: Any) -> None:
         """This learner learned `value` for `slot` (a local record)."""
+        _, crc, commands = self._digest(slot, value)
         self._seq += 1
-        self._ring.append((self._seq, "local", ("decided", None, slot, slot,
-                                                self._digest(slot, value), _commands(value.data),
-                                                None),
+        self._ring.append((self._seq, "local", ("decided", None, slot, slot, crc, commands, None),
                            None, 0, 0, 0, self._clock(), None))
 
     # -------------------------------------------------------------- reading
@@ -208,12 +214,12 @@ class ProtocolRecords:
     def _as_dict(self, row: tuple) -> dict[str, Any]:
         seq, direction, note, peer, peer_incarnation, generation, n, mono, dropped = row
         kind, ballot, lo, hi, crc, commands, extra = note
-        if direction == "send":
-            link = None if dropped else [self.agent, self.incarnation, peer, generation, n]
-        elif direction == "recv":
-            link = [peer, peer_incarnation, self.agent, generation, n]
-        else:
+        if not n:  # dropped, local, or a message to itself (never on a connection)
             link = None
+        elif direction == "send":
+            link = [self.agent, self.incarnation, peer, generation, n]
+        else:
+            link = [peer, peer_incarnation, self.agent, generation, n]
         item: dict[str, Any] = {
             "seq": seq, "agent": self.agent, "incarnation": self.incarnation,
             "dir": direction, "kind": kind, "peer": peer,
@@ -231,8 +237,3 @@ class ProtocolRecords:
             item["dropped"] = dropped
         return item
 
-
-def _commands(data: bytes) -> int:
-    """Commands in a value's encoding: its leading count (commands.Value.of's
-    layout: a little-endian u32 first; the no-op is empty)."""
-    return int.from_bytes(data[:4], "little") if len(data) >= 4 else 0

@@ -56,3 +56,10 @@ def test_the_limit_is_five_percent_and_missing_figures_are_not_judged(records_co
     assert (got["a"].ratio, got["a"].verdict) == (pytest.approx(1.05), "met")
     assert (got["b"].off_us, got["b"].verdict) == (None, "n/a")
     assert "| a | 10.00 | 10.50 | 1.050x | met |" in records_cost.table(list(got.values()))
+
+
+def test_the_spy_share_counts_busy_samples_inside_the_records_module(records_cost):
+    raw = ("run (paxos_agents/runtime/agent.py:150);note (paxos_agents/runtime/protocolrecords.py:120) 3\n"
+           "run (paxos_agents/runtime/agent.py:150);_flush (paxos_agents/runtime/agent.py:400) 37\n"
+           "\n")
+    assert records_cost.spy_share(raw) == (40, 3)

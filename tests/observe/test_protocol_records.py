@@ -8,6 +8,8 @@ import json
 import socket
 import time
 
+import pytest
+
 import clusters
 from paxos_agents.core.ids import Ballot
 from paxos_agents.core.messages import Heartbeat
@@ -31,7 +33,10 @@ def _decided_slot(cluster, value: str) -> int:
     return json.loads(result.stdout)["slot"]
 
 
-def test_a_proposed_slot_is_recorded_by_sender_receivers_and_learners(cluster):
+@pytest.mark.parametrize("transport", ["unix", "tls"])
+def test_a_proposed_slot_is_recorded_by_sender_receivers_and_learners(make_cluster, transport):
+    """Over Unix sockets, and over TCP + mutual TLS (read as across hosts)."""
+    cluster = make_cluster("roles", transport=transport)
     slot = _decided_slot(cluster, "hello-records")
     learners = cluster.learners
 
@@ -202,3 +207,19 @@ def test_follow_streams_new_records_and_starts_over_after_a_restart(cluster):
             break
     else:
         raise AssertionError(f"follow gave no record of {learner}'s next incarnation")
+
+
+def test_a_replica_records_the_messages_it_sends_itself(make_cluster):
+    cluster = make_cluster("replicas")
+    slot = _decided_slot(cluster, "to-myself")
+
+    def accepts():
+        recs = _records(cluster)
+        mine = [(n, r) for n in cluster.agent_names for r in recs[n] if r["peer"] == n
+                and r["kind"] == "accept" and r["slots"] == [slot, slot]]
+        return mine if len(mine) >= 2 else None
+
+    mine = clusters.wait_until(accepts, 10, f"a replica's Accept to itself of slot {slot}")
+    [leader] = {n for n, _ in mine}
+    assert [r["dir"] for _, r in mine][:2] == ["send", "recv"]
+    assert all(r["link"] is None and r["agent"] == leader for _, r in mine)
