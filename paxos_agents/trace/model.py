@@ -25,7 +25,9 @@ them causally and pairs each send with its receipt into `Step`s:
   the receiver's ring lost records, "not-seen"). A message sent again
   with the same kind, ballot, slots and value to the same agent is a
   `resend`; a second receipt of one send (a duplicating network) is
-  counted in `duplicates`.
+  counted in `duplicates`. A message an agent sends itself (a replica's
+  proposer to its own acceptor) has no link: its receipt is paired with
+  the oldest unanswered self-send of the same kind, ballot, slots and value.
 - **Gaps.** `rings` says, per agent, which records its ring still held
   when read (`first`, `missed`). An agent that lost records and misses its
   end of a drawn message (a send to it never seen, a receipt of its send
@@ -180,6 +182,10 @@ def _steps(ordered: list[Record], rings: Mapping[str, Ring]) -> list[Step]:
     """Pair sends and receipts of `ordered` into steps, in order."""
     steps: list[Step] = []
     by_link: dict[tuple, Step] = {}
+    # A message an agent sends itself (a replica's proposer to its own
+    # acceptor) never crosses a connection, so it has no link: its receipt is
+    # the oldest unanswered self-send of the same message, in the agent's order.
+    to_self: dict[tuple, list[Step]] = {}
     seen: set[tuple] = set()
     for r in ordered:
         if r["dir"] == "local":
@@ -198,9 +204,16 @@ def _steps(ordered: list[Record], rings: Mapping[str, Ring]) -> list[Step]:
                 step.status = "dropped"
             if link:
                 by_link[link] = step
+            elif r["peer"] == r["agent"] and not r.get("dropped"):
+                to_self.setdefault(_self_key(r), []).append(step)
             steps.append(step)
             continue
-        step = by_link.get(link) if link else None
+        if link:
+            step = by_link.get(link)
+        elif r["peer"] == r["agent"] and to_self.get(_self_key(r)):
+            step = to_self[_self_key(r)].pop(0)
+        else:
+            step = None
         if step is None:
             steps.append(Step(r["kind"], r["peer"], r["agent"], r.get("ballot"), r.get("slots"),
                               "send-missing", recv=r))
@@ -217,6 +230,12 @@ def _steps(ordered: list[Record], rings: Mapping[str, Ring]) -> list[Step]:
             ring = rings.get(step.dst or "")
             step.status = "not-seen" if ring is not None and ring.lost_records else "lost"
     return steps
+
+
+def _self_key(record: Record) -> tuple:
+    """What pairs a message an agent sent itself with its receipt (no link)."""
+    return (record["agent"], record["incarnation"], record["kind"], record.get("ballot"),
+            tuple(record.get("slots") or ()), record.get("value"))
 
 
 def slot_life(records: Iterable[Record], slot: int,

@@ -93,3 +93,23 @@ def test_trace_follow_draws_a_new_slot_and_ends_on_ctrl_c_with_exit_0(cluster):
         if follower.poll() is None:
             follower.kill()
             follower.wait()
+
+
+def test_trace_of_a_replica_cluster_pairs_the_messages_a_replica_sends_itself(make_cluster):
+    """The collapsed topology: a replica's proposer talks to its own acceptor
+    without a connection; those messages are drawn delivered, not lost."""
+    cluster = make_cluster("replicas")
+    result = cluster.run_ok("propose", "replicated", "--request-id", "rep-1", "-o", "json")
+    slot = json.loads(result.stdout)["slot"]
+
+    def drawn():
+        r = cluster.run("trace", str(slot), "-o", "json")
+        life = json.loads(r.stdout) if r.returncode == 0 else None
+        return life if life and len(life["decided"]) == len(cluster.agent_names) else None
+
+    life = clusters.wait_until(drawn, 15, "every replica's decision in the trace")
+    accepts = [s for s in life["steps"] if s["kind"] == "accept"]
+    leader = accepts[0]["from"]
+    own = [s for s in accepts if s["to"] == leader]
+    assert own and all(s["status"] == "delivered" for s in own), own
+    assert not [s for s in life["steps"] if s["status"] == "send-missing"], life["steps"]

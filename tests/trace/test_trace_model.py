@@ -71,3 +71,20 @@ def test_seven_agents_fit_eighty_columns_and_use_a_wider_terminal():
     wide = render(life, 160, order=agents)
     assert max(map(len, wide)) <= 160 and "acceptor-2" in wide[1]  # full names, no legend
     assert "Accept 12.proposer-0 s5 9f3a01c2 LOST" in "\n".join(wide)
+
+
+def test_a_message_a_replica_sends_itself_is_paired_with_its_receipt():
+    # A replica's proposer to its own acceptor and back: no link, its own order.
+    records = [
+        rec("r", 1, "send", "accept", "r", value="v"),
+        rec("r", 2, "send", "accept", "s", ["r", 1, "s", 1, 1], value="v"),
+        rec("r", 3, "recv", "accept", "r", value="v"),
+        rec("r", 4, "send", "accepted", "r", value="v"),
+        rec("r", 5, "send", "accept", "r", value="v"),  # resent to itself, not yet stepped
+        rec("r", 6, "recv", "accepted", "r", value="v"),
+    ]
+    life = slot_life(records, 5)
+    assert [(s.kind, s.src, s.dst, s.status, s.resend) for s in life.steps] == [
+        ("accept", "r", "r", "delivered", False), ("accept", "r", "s", "lost", False),
+        ("accepted", "r", "r", "delivered", False), ("accept", "r", "r", "lost", True)]
+    assert life.steps[0].recv["seq"] == 3 and life.steps[2].recv["seq"] == 6
