@@ -1,6 +1,6 @@
 """Protocol records built from core messages (the issue-25 record format).
 
-A protocol record is a plain JSON-able dict (see /work/briefs' format and
+A protocol record is a plain JSON-able dict (the format is documented in
 `paxos_agents.trace`'s docstring); this module turns one `Message` sent or
 received, or one slot a learner decided, into that dict. Pure: no clock,
 no I/O. The caller passes `mono`/`at` (labels only: the trace orders by

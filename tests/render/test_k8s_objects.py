@@ -1,4 +1,4 @@
-"""The rendered Kubernetes objects keep the contract (/work/briefs' issue 23
+"""The rendered Kubernetes objects keep the contract (issue 23's
 contract, README "On Kubernetes"): what each object must say for the
 cluster to run, read back from `paxosctl render k8s` and from the API the
 membership driver calls (`agent_objects`)."""
