@@ -1,7 +1,7 @@
 """Protocol records built from core messages (the issue-25 record format).
 
-A protocol record is a plain JSON-able dict (the format is documented in
-`paxos_agents.trace`'s docstring); this module turns one `Message` sent or
+A protocol record is a plain JSON-able dict (its fields are listed in
+paxos_agents/runtime/protocolrecords.py, which keeps an agent's); this module turns one `Message` sent or
 received, or one slot a learner decided, into that dict. Pure: no clock,
 no I/O. The caller passes `mono`/`at` (labels only: the trace orders by
 `link`, never by time) and the `link` that pairs a send with its receipt.
