@@ -126,15 +126,20 @@ def _read_frame(sock: socket.socket, deadline: float) -> bytes:
     return data[4:4 + frames.LENGTH.unpack(data[:4])[0]]
 
 
-def test_a_hello_without_a_generation_is_welcomed_as_generation_0(cluster):
+@pytest.mark.parametrize("extra, generation", [
+    ({}, 0),                                  # an older agent: no generation
+    ({"generation": 7, "later_field": 3}, 7),  # a newer one: fields this one does not know
+], ids=["older", "newer"])
+def test_hellos_of_older_and_newer_agents_are_welcomed(cluster, extra, generation):
     """An agent of an older version sends no "generation": it is welcomed,
-    and what it sends is recorded with generation 0 and its frame numbers."""
+    and what it sends is recorded with generation 0 and its frame numbers.
+    A HELLO with a scalar field this version does not know is welcomed too
+    (how an older agent takes this version's "generation")."""
     endpoints = observe.endpoints_of(cluster.manifest)
     acceptor, impostor = cluster.acceptors[0], cluster.proposers[1]
     old_hello = json.dumps({"paxos": PROTOCOL, "cluster": endpoints.cluster_id,
                             "from": impostor, "incarnation": 1 << 40,
-                            "to": acceptor}).encode()
-    assert b"generation" not in old_hello
+                            "to": acceptor, **extra}).encode()
     beat = encode(Heartbeat(src=impostor, dst=acceptor, ballot=Ballot(0, impostor),
                             highest_slot=-1, decided_up_to=-1))
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -151,8 +156,8 @@ def test_a_hello_without_a_generation_is_welcomed_as_generation_0(cluster):
             return got if len(got) == 2 else None
 
         got = clusters.wait_until(recorded, 10, "the acceptor's recv records of the old peer")
-    assert [r["link"] for r in got] == [[impostor, 1 << 40, acceptor, 0, 1],
-                                        [impostor, 1 << 40, acceptor, 0, 2]]
+    assert [r["link"] for r in got] == [[impostor, 1 << 40, acceptor, generation, 1],
+                                        [impostor, 1 << 40, acceptor, generation, 2]]
     assert {r["kind"] for r in got} == {"heartbeat"} and got[0]["ballot"] == f"0.{impostor}"
 
 
