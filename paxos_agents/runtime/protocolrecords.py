@@ -1,19 +1,8 @@
 """An agent's protocol records: the messages it sent and received, and the
-slots its learner decided, in a bounded ring (issue 25; the record format is
-the contract in the project's i25 format note, repeated here).
-
-A record, as a tool reads it (INFO op "protocol", queries.py):
-
-    {"seq", "agent", "incarnation", "dir": "send" | "recv" | "local",
-     "kind": the message's lower-case class name, or "decided" (local),
-     "peer": the other end (None for local), "ballot": "round.node" | None,
-     "slots": [lo, hi] | None (prepare/promise/fetch: [first_slot, None]),
-     "link": [sender, sender_incarnation, receiver, generation, n] | None,
-     "mono": time.monotonic(), "at": time.time() (labels only),
-     optional: "value" (crc32 of the value's bytes, 8 hex digits),
-     "commands", "votes" (promise: [[slot, ballot, value], ...], first 16),
-     "promised" (nack), "dropped" (a send that never reached a link:
-     "chaos", "overflow", "unreachable", "not_admitted")}
+slots its learner decided, in a bounded ring (issue 25). What a record
+holds, and the dict a tool reads (INFO op "protocol", queries.py), is
+defined once in `paxos_agents.trace.records`, for the agents and the
+simulator alike; this module keeps them and numbers the links.
 
 `link` is the same list on a send record and on the recv record of the same
 frame: the sender's name and incarnation, the receiver, the sender's
@@ -28,7 +17,7 @@ a recv after its send by that list, never by the clocks (hosts' differ).
 Cost. Records are per message, never per command: the sender builds one
 small tuple (`note`) per message before it is encoded, the transport adds
 the link numbers when it queues the frame, and the ring holds tuples; the
-dicts above are made only when a reader asks (`since`). A value is hashed
+dicts are made only when a reader asks (`since`). A value is hashed
 (zlib.crc32) about once per slot and agent: digests are kept by slot, and a
 value of a slot whose bytes equal the kept one's (a memcmp; the same object
 for an Accept sent to every acceptor) reuses its digest, so a learner that
@@ -44,29 +33,22 @@ and the oldest number kept by `Page.first`.
 from __future__ import annotations
 
 import time
-import zlib
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Callable
 
-from ..core.messages import (Accept, Accepted, Chunk, Decide, Fetch, Heartbeat, Nack,
-                             Prepare, Promise, Retry, Stored)
+from ..trace import records
+from ..trace.records import Note
 
 #: Records an agent keeps by default (the manifest's paxos.protocol_records).
 DEFAULT_SIZE = 20_000
-#: Votes a promise record lists at most.
-VOTES = 16
 #: Slots whose value digest is kept, and their values' bytes at most (then
 #: the cache starts over): the copies of one slot's value arrive within the
 #: window of slots in flight (32 by default: 1 MiB holds 110 values of 9
 #: KiB). Past the bound a copy is hashed again: a cost, never a wrong digest.
 DIGESTS = 4096
 DIGEST_BYTES = 1 << 20
-
-#: A message's own part of a record: (kind, ballot, lo, hi, value crc32 | None,
-#: commands | None, extra), `extra` being a promise's votes or a nack's promised ballot.
-Note = tuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +84,7 @@ class ProtocolRecords:
         self._seq = 0
         #: slot -> (the value's bytes, their crc32, its commands), for the next
         #: copies (`_digest`).
-        self._digests: dict[int, tuple[bytes, int, int]] = {}
+        self._digests: dict[int, tuple[bytes, tuple[int, int]]] = {}
         self._digest_bytes = 0  # of the values in `_digests`
 
     @property
@@ -112,58 +94,25 @@ class ProtocolRecords:
 
     # ------------------------------------------------------------ recording
 
-    def _digest(self, slot: int, value: Any) -> tuple[bytes, int, int]:
-        """(bytes, crc32, commands) of `value`, reusing what is kept for
-        `slot` when its bytes are equal (`==` on bytes: identity, then a memcmp)."""
+    def _digest(self, slot: int, value: Any) -> tuple[int, int]:
+        """(crc32, commands) of `value`, reusing what is kept for `slot` when
+        its bytes are equal (`==` on bytes: identity, then a memcmp)."""
         data = value.data
         digests = self._digests
         kept = digests.get(slot)
         if kept is not None and kept[0] == data:
-            return kept
+            return kept[1]
         if len(digests) >= DIGESTS or self._digest_bytes >= DIGEST_BYTES:
             digests.clear()
             self._digest_bytes = 0
-        # The count leads a value's encoding (commands.Value.of's layout: a
-        # little-endian u32 first; the no-op is empty).
-        kept = digests[slot] = (data, zlib.crc32(data),
-                                int.from_bytes(data[:4], "little") if len(data) >= 4 else 0)
+        named = records.value_digest(slot, value)
+        digests[slot] = (data, named)
         self._digest_bytes += len(data)
-        return kept
+        return named
 
     def note(self, msg: Any) -> Note:
-        """The record fields `msg` itself gives (one tuple; see `Note`)."""
-        t = type(msg)
-        if t is Accept or t is Accepted:
-            slot = msg.slot
-            _, crc, commands = self._digest(slot, msg.value)
-            return ("accept" if t is Accept else "accepted", msg.ballot, slot, slot, crc,
-                    commands, None)
-        if t is Heartbeat:
-            return ("heartbeat", msg.ballot, None, None, None, None, None)
-        if t is Decide:
-            slot = msg.slot
-            _, crc, commands = self._digest(slot, msg.value)
-            return ("decide", None, slot, slot, crc, commands, None)
-        if t is Prepare:
-            return ("prepare", msg.ballot, msg.first_slot, None, None, None, None)
-        if t is Promise:
-            votes = tuple((v.slot, v.ballot, self._digest(v.slot, v.value)[1])
-                          for v in msg.votes[:VOTES])
-            return ("promise", msg.ballot, msg.first_slot, None, None, None, votes)
-        if t is Nack:
-            return ("nack", msg.ballot, None, None, None, None, msg.promised)
-        if t is Retry:
-            return ("retry", None, msg.slot, msg.slot, None, None, None)
-        if t is Fetch:
-            return ("fetch", None, msg.first_slot, None, None, None, None)
-        if t is Chunk:
-            decisions = msg.decisions
-            if decisions:
-                return ("chunk", None, decisions[0][0], decisions[-1][0], None, None, None)
-            return ("chunk", None, None, None, None, None, None)
-        if t is Stored:
-            return ("stored", None, msg.upto, msg.upto, None, None, None)
-        return (t.__name__.lower(), getattr(msg, "ballot", None), None, None, None, None, None)
+        """The record fields `msg` itself gives (trace.records.note, one tuple)."""
+        return records.note(msg, self._digest)
 
     def sent(self, peer: str, note: Note, generation: int, n: int,
              dropped: str | None = None) -> None:
@@ -183,9 +132,8 @@ class ProtocolRecords:
 
     def decided(self, slot: int, value: Any) -> None:
         """This learner learned `value` for `slot` (a local record)."""
-        _, crc, commands = self._digest(slot, value)
         self._seq += 1
-        self._ring.append((self._seq, "local", ("decided", None, slot, slot, crc, commands, None),
+        self._ring.append((self._seq, "local", records.decided_note(slot, value, self._digest),
                            None, 0, 0, 0, self._clock(), None))
 
     # -------------------------------------------------------------- reading
@@ -213,27 +161,12 @@ class ProtocolRecords:
 
     def _as_dict(self, row: tuple) -> dict[str, Any]:
         seq, direction, note, peer, peer_incarnation, generation, n, mono, dropped = row
-        kind, ballot, lo, hi, crc, commands, extra = note
         if not n:  # dropped, local, or a message to itself (never on a connection)
             link = None
         elif direction == "send":
             link = [self.agent, self.incarnation, peer, generation, n]
         else:
             link = [peer, peer_incarnation, self.agent, generation, n]
-        item: dict[str, Any] = {
-            "seq": seq, "agent": self.agent, "incarnation": self.incarnation,
-            "dir": direction, "kind": kind, "peer": peer,
-            "ballot": None if ballot is None else str(ballot),
-            "slots": None if lo is None else [lo, hi], "link": link,
-            "mono": mono, "at": mono + self._wall}
-        if crc is not None:
-            item["value"] = f"{crc:08x}"
-            item["commands"] = commands
-        if kind == "promise":
-            item["votes"] = [[slot, str(b), f"{c:08x}"] for slot, b, c in extra]
-        elif kind == "nack":
-            item["promised"] = str(extra)
-        if dropped:
-            item["dropped"] = dropped
-        return item
-
+        return records.record(note, seq=seq, agent=self.agent, incarnation=self.incarnation,
+                              direction=direction, peer=peer, link=link, mono=mono,
+                              at=mono + self._wall, dropped=dropped)

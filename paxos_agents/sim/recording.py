@@ -18,7 +18,7 @@ from typing import Any
 
 from ..core.commands import Value
 from ..core.messages import Message
-from ..trace.records import decided_record, message_fields, message_record
+from ..trace.records import decided_note, note, record
 
 
 class SimRecorder:
@@ -34,33 +34,27 @@ class SimRecorder:
         return self._seq[agent, incarnation]
 
     def sent(self, msg: Message, incarnation: int, now: int,
-             dropped: str | None = None) -> list | None:
-        """Record `msg` leaving its sender; returns its link (None: not recorded)."""
-        if message_fields(msg) is None:
-            return None
+             dropped: str | None = None) -> list:
+        """Record `msg` leaving its sender; returns its link (for `received`)."""
         key = (msg.src, incarnation, msg.dst)
         self._n[key] += 1
         link = [msg.src, incarnation, msg.dst, 0, self._n[key]]
-        record = message_record(msg, seq=self._next(msg.src, incarnation), agent=msg.src,
-                                incarnation=incarnation, direction="send", link=link,
-                                mono=now, at=now, dropped=dropped)
-        if record is None:
-            return None
-        self.records.append(record)
+        self.records.append(record(note(msg), seq=self._next(msg.src, incarnation),
+                                   agent=msg.src, incarnation=incarnation, direction="send",
+                                   peer=msg.dst, link=link, mono=now, at=now, dropped=dropped))
         return link
 
     def received(self, msg: Message, link: list | None, incarnation: int, now: int) -> None:
         """Record `msg` handed to its receiver (its `link` from `sent`)."""
-        if link is None:
+        if link is None:  # sent before the recorder was attached
             return
-        record = message_record(msg, seq=self._next(msg.dst, incarnation), agent=msg.dst,
-                                incarnation=incarnation, direction="recv", link=link,
-                                mono=now, at=now)
-        if record is not None:
-            self.records.append(record)
+        self.records.append(record(note(msg), seq=self._next(msg.dst, incarnation),
+                                   agent=msg.dst, incarnation=incarnation, direction="recv",
+                                   peer=msg.src, link=link, mono=now, at=now))
 
     def decided(self, node_id: str, incarnation: int, slot: int, value: Value,
                 now: int) -> None:
-        self.records.append(decided_record(slot, value, seq=self._next(node_id, incarnation),
-                                           agent=node_id, incarnation=incarnation,
-                                           mono=now, at=now))
+        self.records.append(record(decided_note(slot, value),
+                                   seq=self._next(node_id, incarnation), agent=node_id,
+                                   incarnation=incarnation, direction="local", peer=None,
+                                   link=None, mono=now, at=now))

@@ -31,8 +31,8 @@ Imports point down: this package imports `paxos_agents.core` only.
 """
 
 from .model import Gap, Ring, SlotLife, Step, causal_order, covers, slot_life
-from .records import decided_record, digest, message_record
+from .records import digest, note, record
 from .render import render
 
 __all__ = ["Gap", "Ring", "SlotLife", "Step", "causal_order", "covers", "slot_life",
-           "decided_record", "digest", "message_record", "render"]
+           "digest", "note", "record", "render"]

@@ -1,39 +1,54 @@
-"""Protocol records built from core messages (the issue-25 record format).
+"""What a protocol record holds: the one definition, for the agents and the simulator.
 
-A protocol record is a plain JSON-able dict (its fields are listed in
-paxos_agents/runtime/protocolrecords.py, which keeps an agent's); this module turns one `Message` sent or
-received, or one slot a learner decided, into that dict. Pure: no clock,
-no I/O. The caller passes `mono`/`at` (labels only: the trace orders by
-`link`, never by time) and the `link` that pairs a send with its receipt.
+A record is what an agent keeps of one message it sent or received, or of
+one slot its learner decided (runtime/protocolrecords.py keeps them in a
+ring; the simulator in `sim.recording`). Two steps, so that the agents'
+hot path makes no dict:
 
-The simulator builds its records here; an agent's runtime may too.
+- `note(msg, digest)`: the fields the message itself gives, as one tuple
+  (`Note`), made when the message is sent or received;
+- `record(...)`: the JSON-able dict a tool reads, made only when read.
+
+The dict, as `paxosctl trace`, `top` and `ui` read it:
+
+    {"seq", "agent", "incarnation", "dir": "send" | "recv" | "local",
+     "kind": the message's lower-case class name, or "decided" (local),
+     "peer": the other end (None for local), "ballot": "round.node" | None,
+     "slots": [lo, hi] | None (prepare/promise/fetch: [first_slot, None]),
+     "link": [sender, sender_incarnation, receiver, generation, n] | None,
+     "mono", "at" (labels only: tools order by `link`, never by the clocks),
+     optional: "value" (crc32 of the value's bytes, 8 hex digits) and
+     "commands" (the value's), "votes" (promise: [[slot, ballot, value],
+     ...], the first `VOTES`), "promised" (nack), "dropped" (a send that
+     never reached the receiver: "chaos", "overflow", "unreachable",
+     "not_admitted", or "network" in the simulator)}
+
+Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, Callable
 
 from ..core.commands import Value
-from ..core.messages import (
-    Accept,
-    Accepted,
-    Chunk,
-    Decide,
-    Fetch,
-    Heartbeat,
-    Message,
-    Nack,
-    Prepare,
-    Promise,
-    Retry,
-    Stored,
-)
+from ..core.messages import (Accept, Accepted, Chunk, Decide, Fetch, Heartbeat, Nack, Prepare,
+                             Promise, Retry, Stored)
 
 Record = dict[str, Any]
 
-#: Votes a promise record carries at most (a promise may carry thousands).
-PROMISE_VOTES = 16
+#: A message's own part of a record: (kind, ballot, lo, hi, value crc32 | None,
+#: commands | None, extra), `extra` being a promise's votes ((slot, ballot,
+#: crc32), ...) or a nack's promised ballot. Ballots are kept as `Ballot`s
+#: (made text only when read).
+Note = tuple
+
+#: (slot, value) -> (crc32 of its bytes, its commands): how `note` names a
+#: value (an agent's ring reuses one slot's digest for the copies it sees).
+Digest = Callable[[int, Value], "tuple[int, int]"]
+
+#: Votes a promise record lists at most (a promise may carry thousands).
+VOTES = 16
 
 #: Message kinds a record may have (lower-case class names), and the one local kind.
 MESSAGE_KINDS = ("prepare", "promise", "accept", "accepted", "decide", "nack", "retry",
@@ -41,64 +56,76 @@ MESSAGE_KINDS = ("prepare", "promise", "accept", "accepted", "decide", "nack", "
 DECIDED = "decided"
 
 
+def value_digest(slot: int, value: Value) -> tuple[int, int]:
+    """(crc32 of `value`'s bytes, its commands): a `Digest` that keeps nothing."""
+    data = value.data
+    # The count leads a value's encoding (commands.Value.of's layout: a
+    # little-endian u32 first; the no-op is empty).
+    return zlib.crc32(data), int.from_bytes(data[:4], "little") if len(data) >= 4 else 0
+
+
 def digest(value: Value) -> str:
-    """A value's short name: zlib.crc32 of its bytes as 8 hex digits."""
+    """A value's short name in a record: crc32 of its bytes as 8 hex digits."""
     return f"{zlib.crc32(value.data):08x}"
 
 
-def message_fields(msg: Message) -> Record | None:
-    """The kind-specific part of a record for `msg`: kind, ballot, slots and
-    the optional fields; None for a message that is not recorded (a client
-    request forwarded between proposers is not a protocol step)."""
-    if isinstance(msg, (Accept, Accepted)):
-        return {"kind": type(msg).__name__.lower(), "ballot": str(msg.ballot),
-                "slots": [msg.slot, msg.slot], "value": digest(msg.value)}
-    if isinstance(msg, Prepare):
-        return {"kind": "prepare", "ballot": str(msg.ballot), "slots": [msg.first_slot, None]}
-    if isinstance(msg, Promise):
-        votes = [[v.slot, str(v.ballot), digest(v.value)] for v in msg.votes[:PROMISE_VOTES]]
-        return {"kind": "promise", "ballot": str(msg.ballot), "slots": [msg.first_slot, None],
-                "votes": votes}
-    if isinstance(msg, Nack):
-        return {"kind": "nack", "ballot": str(msg.ballot), "slots": None,
-                "promised": str(msg.promised)}
-    if isinstance(msg, Decide):
-        return {"kind": "decide", "ballot": None, "slots": [msg.slot, msg.slot],
-                "value": digest(msg.value)}
-    if isinstance(msg, Retry):
-        return {"kind": "retry", "ballot": None, "slots": [msg.slot, msg.slot]}
-    if isinstance(msg, Heartbeat):
-        return {"kind": "heartbeat", "ballot": str(msg.ballot), "slots": None}
-    if isinstance(msg, Stored):
-        return {"kind": "stored", "ballot": None, "slots": None}
-    if isinstance(msg, Fetch):
-        return {"kind": "fetch", "ballot": None, "slots": [msg.first_slot, None]}
-    if isinstance(msg, Chunk):
-        slots = [msg.decisions[0][0], msg.decisions[-1][0]] if msg.decisions else None
-        return {"kind": "chunk", "ballot": None, "slots": slots}
-    return None
+def note(msg: Any, digest: Digest = value_digest) -> Note:
+    """The record fields `msg` itself gives (one tuple; see `Note`)."""
+    t = type(msg)
+    if t is Accept or t is Accepted:
+        slot = msg.slot
+        crc, commands = digest(slot, msg.value)
+        return ("accept" if t is Accept else "accepted", msg.ballot, slot, slot, crc, commands,
+                None)
+    if t is Heartbeat:
+        return ("heartbeat", msg.ballot, None, None, None, None, None)
+    if t is Decide:
+        slot = msg.slot
+        crc, commands = digest(slot, msg.value)
+        return ("decide", None, slot, slot, crc, commands, None)
+    if t is Prepare:
+        return ("prepare", msg.ballot, msg.first_slot, None, None, None, None)
+    if t is Promise:
+        votes = tuple((v.slot, v.ballot, digest(v.slot, v.value)[0]) for v in msg.votes[:VOTES])
+        return ("promise", msg.ballot, msg.first_slot, None, None, None, votes)
+    if t is Nack:
+        return ("nack", msg.ballot, None, None, None, None, msg.promised)
+    if t is Retry:
+        return ("retry", None, msg.slot, msg.slot, None, None, None)
+    if t is Fetch:
+        return ("fetch", None, msg.first_slot, None, None, None, None)
+    if t is Chunk:
+        decisions = msg.decisions
+        if decisions:
+            return ("chunk", None, decisions[0][0], decisions[-1][0], None, None, None)
+        return ("chunk", None, None, None, None, None, None)
+    if t is Stored:
+        return ("stored", None, msg.upto, msg.upto, None, None, None)
+    return (t.__name__.lower(), getattr(msg, "ballot", None), None, None, None, None, None)
 
 
-def message_record(msg: Message, *, seq: int, agent: str, incarnation: int, direction: str,
-                   link: list | None, mono: float, at: float,
-                   dropped: str | None = None) -> Record | None:
-    """The record of `agent` sending (`direction` "send") or receiving ("recv")
-    `msg`; None if `msg` is not recorded (see `message_fields`)."""
-    fields = message_fields(msg)
-    if fields is None:
-        return None
-    record: Record = {"seq": seq, "agent": agent, "incarnation": incarnation,
-                      "dir": direction, "peer": msg.dst if direction == "send" else msg.src,
-                      "link": link, "mono": mono, "at": at}
-    record.update(fields)
+def decided_note(slot: int, value: Value, digest: Digest = value_digest) -> Note:
+    """The note of a learner deciding `value` in `slot` (a "local" record)."""
+    crc, commands = digest(slot, value)
+    return (DECIDED, None, slot, slot, crc, commands, None)
+
+
+def record(note: Note, *, seq: int, agent: str, incarnation: int, direction: str,
+           peer: str | None, link: list | None, mono: float, at: float,
+           dropped: str | None = None) -> Record:
+    """The dict a tool reads (see the module docstring) of one noted record."""
+    kind, ballot, lo, hi, crc, commands, extra = note
+    item: Record = {
+        "seq": seq, "agent": agent, "incarnation": incarnation, "dir": direction,
+        "kind": kind, "peer": peer, "ballot": None if ballot is None else str(ballot),
+        "slots": None if lo is None else [lo, hi], "link": link, "mono": mono, "at": at}
+    if crc is not None:
+        item["value"] = f"{crc:08x}"
+        item["commands"] = commands
+    if kind == "promise":
+        item["votes"] = [[slot, str(b), f"{c:08x}"] for slot, b, c in extra]
+    elif kind == "nack":
+        item["promised"] = str(extra)
     if dropped:
-        record["dropped"] = dropped
-    return record
-
-
-def decided_record(slot: int, value: Value, *, seq: int, agent: str, incarnation: int,
-                   mono: float, at: float) -> Record:
-    """The local record of learner `agent` deciding `value` in `slot`."""
-    return {"seq": seq, "agent": agent, "incarnation": incarnation, "dir": "local",
-            "kind": DECIDED, "peer": None, "ballot": None, "slots": [slot, slot],
-            "link": None, "mono": mono, "at": at, "value": digest(value)}
+        item["dropped"] = dropped
+    return item
