@@ -64,6 +64,7 @@ def test_accepted_dropped_to_the_leader_alone_the_learners_still_decide(cluster)
     shown = cluster.run_ok("chaos", "--drop-kind", "accepted", "--drop-to", leader).stdout
     assert shown.strip() == f"chaos: drop_kinds=accepted, drop_to={leader}"
     assert f"chaos: drop_kinds=accepted, drop_to={leader}" in cluster.run_ok("status").stdout
+    assert cluster.run_ok("chaos").stdout == shown  # no option: what is in force
     assert cluster.status()["chaos"] == {"drop_kinds": ["accepted"], "drop_to": [leader]}
 
     proposed = cluster.run_ok("propose", VALUE, "--request-id", "to-leader", "--timeout", "10",
@@ -88,9 +89,11 @@ def test_accepted_dropped_to_the_leader_alone_the_learners_still_decide(cluster)
         >= learners
     assert life["decided"] == {learner: value for learner in learners}
 
-    assert cluster.run_ok("chaos", "--heal").stdout.strip() == "chaos: off"
-    assert cluster.status()["chaos"] == {}
+    assert cluster.run_ok("chaos", "--drop-kind", "").stdout.strip() == "chaos: off"
+    assert cluster.status()["chaos"] == {}  # the rule and its targets gone
     cluster.run_ok("propose", "after-heal", "--timeout", "10")
+    cluster.run_ok("chaos", "--drop-kind", "accepted", "--drop-to", leader)
+    assert cluster.run_ok("chaos", "--heal").stdout.strip() == "chaos: off"
 
 
 def test_a_slot_decided_across_a_leader_kill_is_drawn_arrow_by_arrow(cluster):
