@@ -380,7 +380,7 @@ class Transport:
             return
         chaos = self.chaos
         if chaos.settings.active:
-            copies, delay = chaos.fate(dst)
+            copies, delay = chaos.fate(dst, frame[1:2])  # its TYPE byte
             if not copies and note is not None:
                 self._dropped(dst, note, "chaos")
             if delay:

@@ -26,12 +26,21 @@ def chaos(
         help='Hold each message back up to this long, e.g. "20ms" ("0s": off).')] = None,
     partition: Annotated[Optional[str], typer.Option(
         help="Comma-separated agents to cut off from the rest (\"\": none).")] = None,
+    drop_kind: Annotated[Optional[str], typer.Option(
+        "--drop-kind", help="Comma-separated message kinds to drop every one of, e.g. "
+                            "accepted (\"\": none).")] = None,
+    drop_to: Annotated[Optional[str], typer.Option(
+        "--drop-to", help="Comma-separated agents whose inbound --drop-kind messages are "
+                          "dropped (\"\": to any agent).")] = None,
     heal: Annotated[bool, typer.Option("--heal", help="Turn every fault off first.")] = False,
     output: TextOutput = "text",
 ) -> None:
     """Inject faults into the messages between agents (each agent applies them to what it sends).
 
-    With no option, show what is in force.
+    With no option, show what is in force. `--drop-kind accepted --drop-to
+    proposer-0` drops every Accepted sent to proposer-0 (a leader that never
+    hears its votes); kinds: prepare, promise, accept, accepted, nack,
+    decide, heartbeat, retry, stored, fetch, chunk, clientrequest.
     """
     output = output_format(output, TEXT)
     changes: dict[str, Any] = {}
@@ -48,6 +57,10 @@ def chaos(
             raise UsageError(f"--delay: {e}") from None
     if partition is not None:
         changes["partition"] = [n.strip() for n in partition.split(",") if n.strip()]
+    if drop_kind is not None:
+        changes["drop_kinds"] = [k.strip().lower() for k in drop_kind.split(",") if k.strip()]
+    if drop_to is not None:
+        changes["drop_to"] = [n.strip() for n in drop_to.split(",") if n.strip()]
     with connect(file) as client:
         reply = checked_call(lambda: client.request("chaos", **changes))
     active = reply["chaos"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from paxos_agents.runtime.chaos import ChaosSettings
+from paxos_agents.runtime.chaos import KINDS, ChaosSettings
 
 from .addresses import split_listen
 from .messages import show
@@ -86,7 +86,8 @@ def load_metrics(reader: Reader, table: dict[str, Any]) -> MetricsSettings:
 
 def load_chaos(reader: Reader, table: dict[str, Any], agents: tuple[str, ...]) -> ChaosSettings:
     """[chaos]: faults the agents inject into what they send (see paxos_agents.runtime.chaos); all off by default."""
-    reader.no_unknown_keys(("chaos",), table, ("drop", "duplicate", "delay", "partition", "seed"))
+    reader.no_unknown_keys(("chaos",), table, ("drop", "duplicate", "delay", "partition",
+                                                  "drop_kinds", "drop_to", "seed"))
     values: dict[str, Any] = {}
     for key in ("drop", "duplicate"):
         if key in table:
@@ -112,6 +113,29 @@ def load_chaos(reader: Reader, table: dict[str, Any], agents: tuple[str, ...]) -
                 raise reader.fail(("chaos", "partition"),
                                   f"no agent {show(n)}; agents: {', '.join(agents)}")
         values["partition"] = tuple(dict.fromkeys(names))
+    if "drop_kinds" in table:
+        kinds = table["drop_kinds"]
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise reader.fail(("chaos", "drop_kinds"), f"expected a list of message kinds, got "
+                              f"{show(kinds)}; kinds: {', '.join(KINDS)}")
+        for k in kinds:
+            if k not in KINDS:
+                raise reader.fail(("chaos", "drop_kinds"),
+                                  f"no message kind {show(k)}; kinds: {', '.join(KINDS)}")
+        values["drop_kinds"] = tuple(dict.fromkeys(kinds))
+    if "drop_to" in table:
+        names = table["drop_to"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise reader.fail(("chaos", "drop_to"),
+                              f"expected a list of agent names, got {show(names)}")
+        for n in names:
+            if n not in agents:
+                raise reader.fail(("chaos", "drop_to"),
+                                  f"no agent {show(n)}; agents: {', '.join(agents)}")
+        if names and not values.get("drop_kinds"):
+            raise reader.fail(("chaos", "drop_to"),
+                              "names whose inbound drop_kinds to drop; give drop_kinds too")
+        values["drop_to"] = tuple(dict.fromkeys(names))
     if "seed" in table:
         values["seed"] = reader.integer(("chaos", "seed"), table["seed"], 0, 2**63 - 1)
     return ChaosSettings(**values)

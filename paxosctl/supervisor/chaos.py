@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from paxos_agents.runtime.chaos import ChaosSettings
+from paxos_agents.runtime.chaos import KINDS, ChaosSettings
 
 __all__ = ["ChaosSettings", "update"]
 
@@ -18,7 +18,9 @@ def update(settings: ChaosSettings, changes: dict[str, Any], agents: tuple[str, 
     """`settings` with `changes` applied; ValueError naming the bad field.
 
     `changes` holds any of drop, duplicate (fractions), delay (seconds),
-    partition (agent names) and heal (true: everything off).
+    partition (agent names), drop_kinds (message kinds), drop_to (agent
+    names; `drop_kinds` emptied empties it too) and heal (true: everything
+    off).
     """
     if changes.get("heal"):
         settings = ChaosSettings(seed=settings.seed)
@@ -42,4 +44,19 @@ def update(settings: ChaosSettings, changes: dict[str, Any], agents: tuple[str, 
         if unknown:
             raise ValueError(f"partition: no agent {unknown[0]!r}; agents: {', '.join(agents)}")
         values["partition"] = tuple(dict.fromkeys(names))
-    return replace(settings, **values)
+    if "drop_kinds" in changes:
+        kinds = changes["drop_kinds"]
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise ValueError(f"drop_kinds: expected a list of message kinds; kinds: {', '.join(KINDS)}")
+        values["drop_kinds"] = tuple(dict.fromkeys(kinds))
+        if not kinds:  # the rule off: its targets go with it
+            values["drop_to"] = ()
+    if "drop_to" in changes:
+        names = changes["drop_to"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("drop_to: expected a list of agent names")
+        unknown = [n for n in names if n not in agents]
+        if unknown:
+            raise ValueError(f"drop_to: no agent {unknown[0]!r}; agents: {', '.join(agents)}")
+        values["drop_to"] = tuple(dict.fromkeys(names))
+    return replace(settings, **values)  # ChaosSettings checks the kinds (ValueError)

@@ -448,6 +448,4 @@ class Fleet:
 
 def chaos_frame(settings: ChaosSettings) -> bytes:
     """The CHAOS frame that puts `settings` in force at an agent."""
-    return frames.json_frame(frames.CHAOS, {
-        "drop": settings.drop, "duplicate": settings.duplicate, "delay": settings.delay,
-        "partition": list(settings.partition), "seed": settings.seed})
+    return frames.json_frame(frames.CHAOS, settings.to_json())

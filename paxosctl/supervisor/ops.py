@@ -185,7 +185,8 @@ def describe_agent(cluster: Cluster, connection: ClientConnection, request: Requ
 
 def chaos(cluster: Cluster, connection: ClientConnection, request: Request) -> Reply:
     fleet = cluster.fleet
-    changes = {k: request.get(k) for k in ("drop", "duplicate", "delay", "partition", "heal")
+    changes = {k: request.get(k) for k in ("drop", "duplicate", "delay", "partition", "drop_kinds",
+                                             "drop_to", "heal")
                if k in request}
     if changes:
         try:

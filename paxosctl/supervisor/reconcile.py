@@ -107,6 +107,8 @@ SETTINGS: dict[str, Setting] = {
     "chaos.duplicate": Setting(Kind.LIVE),
     "chaos.delay": Setting(Kind.LIVE),
     "chaos.partition": Setting(Kind.LIVE),
+    "chaos.drop_kinds": Setting(Kind.LIVE),
+    "chaos.drop_to": Setting(Kind.LIVE),
     "chaos.seed": Setting(Kind.LIVE),
     # Every agent and client of a cluster must speak one transport with one
     # set of certificates and find each agent where it listens: no agent can
