@@ -301,7 +301,7 @@ def _cluster_metrics(s: Snapshot) -> Iterator[Any]:
                             value=majority(s.acceptors) if s.acceptors else 0)
     active = GaugeMetricFamily("paxosctl_chaos_active", "1 while a chaos fault is in force.",
                                labels=["fault"])
-    for fault in ("drop", "duplicate", "delay_s", "partition"):
+    for fault in ("drop", "duplicate", "delay_s", "partition", "drop_kinds"):
         active.add_metric([fault.removesuffix("_s")], 1.0 if fault in s.chaos_active else 0.0)
     yield active
 

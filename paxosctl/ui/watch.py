@@ -300,7 +300,8 @@ class Watch:
                 self._note(f"{a['name']} restarted (incarnation {a['incarnation']})")
         before, chaos = old.get("chaos"), new.get("chaos")
         if before is not None and chaos is not None and before != chaos:  # None: no supervisor
-            self._note("chaos: " + (", ".join(f"{k}={v}" for k, v in chaos.items()) or "off"))
+            self._note("chaos: " + (", ".join(f"{k}={_shown(v)}" for k, v in chaos.items())
+                                    or "off"))
 
     def _note(self, text: str) -> None:
         self.hub.publish("note", {"at": time.time(), "text": text})
@@ -413,3 +414,7 @@ def dumps(data: Any) -> str:
     """JSON for a server-sent event's data line (no newline inside)."""
     return json.dumps(data, separators=(",", ":"))
 
+
+def _shown(value: Any) -> str:
+    """A chaos setting as the page notes it: a list as `a,b`, as `paxosctl chaos` takes it."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)

@@ -66,6 +66,9 @@ def test_accepted_dropped_to_the_leader_alone_the_learners_still_decide(cluster)
     assert f"chaos: drop_kinds=accepted, drop_to={leader}" in cluster.run_ok("status").stdout
     assert cluster.run_ok("chaos").stdout == shown  # no option: what is in force
     assert cluster.status()["chaos"] == {"drop_kinds": ["accepted"], "drop_to": [leader]}
+    scraped = cluster.run_ok("metrics").stdout  # the rule is a fault in force, for alerts
+    assert 'paxosctl_chaos_active{fault="drop_kinds"} 1.0' in scraped
+    assert 'paxosctl_chaos_active{fault="drop"} 0.0' in scraped
 
     proposed = cluster.run_ok("propose", VALUE, "--request-id", "to-leader", "--timeout", "10",
                               "-o", "json")

@@ -121,3 +121,15 @@ def test_the_manifest_puts_the_rule_in_force(tmp_path: Path):
     path = tmp_path / "cluster.toml"
     path.write_text(MANIFEST + 'drop_kinds = ["accepted"]\ndrop_to = ["proposer-0"]\n', encoding="utf-8")
     assert load_manifest(path).chaos == ChaosSettings(drop_kinds=("accepted",), drop_to=("proposer-0",))
+
+
+def test_the_chaos_help_lists_every_kind_the_rule_takes():
+    """`paxosctl chaos --help` names the kinds by hand: it must name exactly
+    the kinds the codec has (a new message type would otherwise be missing)."""
+    import re
+
+    from paxos_agents.runtime.chaos import KINDS
+    from paxosctl.cli import load
+
+    listed = re.search(r"kinds: ([a-z, \n]+)\.", load.chaos.__doc__).group(1)
+    assert [k.strip() for k in listed.replace("\n", " ").split(",")] == list(KINDS)
