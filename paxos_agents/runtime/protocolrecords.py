@@ -38,8 +38,11 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Callable
 
+from ..core.messages import Accept, Accepted
 from ..trace import records
 from ..trace.records import Note
+
+_ACCEPT, _ACCEPTED = "accept", "accepted"
 
 #: Records an agent keeps by default (the manifest's paxos.protocol_records).
 DEFAULT_SIZE = 20_000
@@ -86,6 +89,8 @@ class ProtocolRecords:
         #: copies (`_digest`).
         self._digests: dict[int, tuple[bytes, tuple[int, int]]] = {}
         self._digest_bytes = 0  # of the values in `_digests`
+        #: (value, message type, ballot, slot, note) of the last Accept or Accepted noted.
+        self._last: tuple | None = None
 
     @property
     def active(self) -> "ProtocolRecords | None":
@@ -111,7 +116,24 @@ class ProtocolRecords:
         return named
 
     def note(self, msg: Any) -> Note:
-        """The record fields `msg` itself gives (trace.records.note, one tuple)."""
+        """The record fields `msg` itself gives: `trace.records.note`'s tuple.
+
+        The kinds of every slot (Accept, Accepted) are built here, the same
+        tuple as `records.note` builds, without its call: they are most of an
+        agent's records, and an acceptor's Accepted to the leader and the
+        learners (the leader's Accept to each acceptor) share one note."""
+        t = type(msg)
+        if t is Accepted or t is Accept:
+            value, slot, ballot = msg.value, msg.slot, msg.ballot
+            last = self._last
+            # The same value object can be in two slots (the no-op): the slot is compared too.
+            if (last is not None and last[0] is value and last[1] is t and last[2] is ballot
+                    and last[3] == slot):
+                return last[4]
+            crc, commands = self._digest(slot, value)
+            note = (_ACCEPT if t is Accept else _ACCEPTED, ballot, slot, slot, crc, commands, None)
+            self._last = (value, t, ballot, slot, note)
+            return note
         return records.note(msg, self._digest)
 
     def sent(self, peer: str, note: Note, generation: int, n: int,
