@@ -438,6 +438,17 @@ class Learner:
         added = id_filter.added
         if added < self.settings.filter_save_ids or added < id_filter.count >> 3:
             return
+        self._hand_filter()
+
+    def save_filter(self) -> None:
+        """Hand the id filter out to be saved with the next `Ready` if ids were
+        added since it last was (an agent's clean stop: its next start then
+        reads no key at all)."""
+        if self.requests.filter.added:
+            self._hand_filter()
+
+    def _hand_filter(self) -> None:
+        id_filter = self.requests.filter
         covers = self._filter_covers()
         self._out.id_filter = (covers, id_filter.to_bytes(covers))
         id_filter.added = 0

@@ -199,3 +199,30 @@ def test_the_blob_round_trips_and_refuses_what_is_not_one() -> None:
     for bad in (b"", blob[:10], b"XXXX" + blob[4:], blob + b"\0", blob[:-1]):
         with pytest.raises(ValueError):
             IdFilter.from_bytes(bad)
+
+
+def test_a_clean_stop_saves_the_filter_and_the_next_start_loads_it(make_cluster) -> None:
+    """Guards the agent's side, with real processes: `down` (a clean stop)
+    saves each learner's filter covering its applied prefix, the next `up`
+    loads it (the learner's log says so), and a retry of a command applied
+    before the stop is still answered with its first slot, not applied again."""
+    cluster = make_cluster("roles")
+    client = cluster.client()
+    first = client.propose(b"before the stop", request_id="kept-1", timeout=30)
+    for i in range(5):
+        client.propose(f"more {i}".encode(), timeout=30)
+    client.close()
+    cluster.down()
+    for learner in cluster.learners:
+        conn = sqlite3.connect(f"{cluster.state_file(learner).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT slot FROM id_filter").fetchone()
+            applied = conn.execute("SELECT value FROM meta WHERE key = 'applied'").fetchone()[0]
+        finally:
+            conn.close()
+        assert row is not None and row[0] == applied >= first.slot, (learner, row, applied)
+    cluster.up()
+    for learner in cluster.learners:
+        assert "exactly-once filter: loaded the saved one" in cluster.agent_log(learner).read_text()
+    again = cluster.client().propose(b"before the stop", request_id="kept-1", timeout=30)
+    assert again.slot == first.slot
