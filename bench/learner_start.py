@@ -12,6 +12,9 @@ on it (open the file, `load`, build the `Node`: the filter included),
 `--starts` times each way, alternated:
 
 - saved: as it starts now (the saved filter, then the later slots' keys);
+- before-save: the same file with the filter saved before the last one
+  (the most keys a start adds: a save is due every eighth of the ids held,
+  or 65,536);
 - full: the same file with its saved filter deleted (the fallback, which
   is what every start did before).
 
@@ -41,12 +44,14 @@ from paxos_agents.runtime.storage import SqliteStorage
 MEMBERS = Membership(proposers=("p1",), acceptors=("a1", "a2", "a3"), learners=("l1",))
 
 
-def build(path: str, commands: int, per: int) -> tuple[int, float]:
-    """A learner store of `commands` commands; (saves, seconds in `to_bytes`)."""
+def build(path: str, commands: int, per: int) -> tuple[int, float, tuple[int, bytes]]:
+    """A learner store of `commands` commands; (saves, seconds in `to_bytes`,
+    the save before the last one)."""
     store = SqliteStorage(path)
     node = Node("l1", MEMBERS, Settings(), store.load(), random.Random(0), store=store)
     ms, prefix = int(time.time() * 1000), random.getrandbits(48)
     saves, packing = 0, 0.0
+    blobs: list[tuple[int, bytes]] = []
     learner = node.learner
     real = learner.requests.filter.to_bytes
 
@@ -56,6 +61,7 @@ def build(path: str, commands: int, per: int) -> tuple[int, float]:
         blob = real(covers)
         packing += time.perf_counter() - start
         saves += 1
+        blobs[:] = [*blobs[-1:], (covers, blob)]
         return blob
 
     learner.requests.filter.to_bytes = timed  # type: ignore[method-assign]
@@ -70,7 +76,7 @@ def build(path: str, commands: int, per: int) -> tuple[int, float]:
             store.commit()
     store.commit()
     store.close()
-    return saves, packing
+    return saves, packing, blobs[0]
 
 
 def start(path: str) -> tuple[float, str, int]:
@@ -94,7 +100,7 @@ def main() -> None:
     try:
         saved = os.path.join(folder, "saved.db")
         begin = time.perf_counter()
-        saves, packing = build(saved, args.commands, args.per_slot)
+        saves, packing, earlier = build(saved, args.commands, args.per_slot)
         print(f"built {args.commands} commands ({args.per_slot} a slot) in"
               f" {time.perf_counter() - begin:.1f} s; {saves} filter saves,"
               f" to_bytes {packing / max(1, saves) * 1e3:.1f} ms each,"
@@ -105,22 +111,28 @@ def main() -> None:
         conn.close()
         print(f"saved filter: {size / 2**20:.2f} MiB, covers slot {slot} of {applied}"
               f" ({(applied - slot) * args.per_slot} commands after it)")
-        full = os.path.join(folder, "full.db")
-        shutil.copyfile(saved, full)
-        conn = sqlite3.connect(full)
-        conn.execute("DELETE FROM id_filter")
-        conn.commit()
-        conn.close()
-        times: dict[str, list[float]] = {"saved": [], "full": []}
+        paths = {"saved": saved}
+        for name, sql, params in (("before-save", "UPDATE id_filter SET slot = ?, data = ?", earlier),
+                                  ("full", "DELETE FROM id_filter", ())):
+            paths[name] = os.path.join(folder, f"{name}.db")
+            shutil.copyfile(saved, paths[name])
+            conn = sqlite3.connect(paths[name])
+            conn.execute(sql, params)
+            conn.commit()
+            conn.close()
+        print(f"before-save: the filter saved at slot {earlier[0]}"
+              f" ({(applied - earlier[0]) * args.per_slot} commands after it)")
+        times: dict[str, list[float]] = {name: [] for name in paths}
         for _ in range(args.starts):
-            for name, path in (("saved", saved), ("full", full)):
+            for name, path in paths.items():
                 seconds, how, count = start(path)
-                assert (how == "saved") == (name == "saved"), how
+                assert (how == "saved") == (name != "full"), how
                 times[name].append(seconds)
-        s, f = statistics.median(times["saved"]), statistics.median(times["full"])
-        print(f"learner start, median of {args.starts}: saved filter {s:.3f} s,"
-              f" full read {f:.3f} s ({count} ids; ratio {s / f:.2f};"
-              f" load {os.getloadavg()[0]:.1f})")
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        print(f"learner start, median of {args.starts} ({count} ids; load"
+              f" {os.getloadavg()[0]:.1f}): " + ", ".join(
+                  f"{name} {m:.3f} s ({m / medians['full']:.2f} of full)"
+                  for name, m in medians.items()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

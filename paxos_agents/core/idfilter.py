@@ -114,14 +114,15 @@ class IdFilter:
         """The whole filter as one blob that says it covers slot `covers`:
         the caller's word that every id first decided at `covers` or below
         (and not forgotten) was added. About 2-4 bytes per id held."""
-        parts = []
+        parts: list[bytes | bytearray] = [b""]
+        crc = 0
         for s in self._segments:
-            parts.append(_SEGMENT.pack(s.capacity, s.count, s.first_slot, s.last_slot))
-            parts.append(s.bits)
-        body = b"".join(parts)
-        head = _HEADER.pack(_MAGIC, BLOB_VERSION, covers, self._floor, len(self._segments),
-                            zlib.crc32(body))
-        return head + body
+            head = _SEGMENT.pack(s.capacity, s.count, s.first_slot, s.last_slot)
+            crc = zlib.crc32(s.bits, zlib.crc32(head, crc))
+            parts += (head, s.bits)
+        # One copy of the bit arrays, not two (a learner's RSS: 2.4 MiB at 600,000 ids).
+        parts[0] = _HEADER.pack(_MAGIC, BLOB_VERSION, covers, self._floor, len(self._segments), crc)
+        return b"".join(parts)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> tuple[int, "IdFilter"]:

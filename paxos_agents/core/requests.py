@@ -75,7 +75,8 @@ def start_filter(store: DurableLog, applied: int, log_start: int) -> tuple[IdFil
             return restored, "saved"
     full = IdFilter()
     full.add_all(store.request_keys())
-    full.added = 0
+    # Counted as added: the learner saves it at its first chance (at once if
+    # it holds `Settings.filter_save_ids` ids or more, else on a clean stop).
     return full, why
 
 
