@@ -24,7 +24,7 @@ issue) cannot get a command applied twice. The stamp still decides expiry
 
 Starting without reading every key (issue 24). The learner saves its
 filter now and then (`Persist.id_filter`, in the transaction of the
-`applied` it covers: `Learner._save_filter`), and `RequestIndex.at_start`
+`applied` it covers: `Learner._save_filter`), and `start_filter`
 loads it and adds only the keys of the slots after the one it covers
 (`DurableLog.request_keys_from`, a range read of the decisions). The saved
 filter holds every key of every slot up to its slot (it is the filter
