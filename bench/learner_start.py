@@ -7,16 +7,18 @@ after the one it covers. This script builds a learner store of
 `--commands` commands in one process, as bench/learner_inprocess.py does (a
 learner `Node` on a real `SqliteStorage`, `--per-slot` commands of 16 bytes
 a slot, a COMMIT every 4 slots, default `Settings`: a filter saved every
-65,536 ids or an eighth of those held), then times the start of a learner
+65,536 ids or a quarter of those held), then times the start of a learner
 on it (open the file, `load`, build the `Node`: the filter included),
 `--starts` times each way, alternated:
 
-- saved: as it starts now (the saved filter, then the later slots' keys);
-- before-save: the same file with the filter saved before the last one
-  (the most keys a start adds: a save is due every eighth of the ids held,
-  or 65,536);
-- full: the same file with its saved filter deleted (the fallback, which
-  is what every start did before).
+- clean-stop: as after an agent's clean stop (`Learner.save_filter`): the
+  saved filter covers every slot, no key is read;
+- crash: the same file with the last filter saved on the way instead (as
+  after a crash: the keys of the slots after it are read; a save is due
+  every 65,536 ids or a quarter of those held, so this tail is at most
+  that);
+- full: the same file with no saved filter (the fallback, which is what
+  every start did before).
 
     .venv/bin/python bench/learner_start.py [--commands 600000] [--per-slot 100] [--starts 5]
 
@@ -45,8 +47,8 @@ MEMBERS = Membership(proposers=("p1",), acceptors=("a1", "a2", "a3"), learners=(
 
 
 def build(path: str, commands: int, per: int) -> tuple[int, float, tuple[int, bytes]]:
-    """A learner store of `commands` commands; (saves, seconds in `to_bytes`,
-    the save before the last one)."""
+    """A learner store of `commands` commands, stopped cleanly; (saves on
+    the way, seconds in their `to_bytes`, the last of them)."""
     store = SqliteStorage(path)
     node = Node("l1", MEMBERS, Settings(), store.load(), random.Random(0), store=store)
     ms, prefix = int(time.time() * 1000), random.getrandbits(48)
@@ -61,7 +63,7 @@ def build(path: str, commands: int, per: int) -> tuple[int, float, tuple[int, by
         blob = real(covers)
         packing += time.perf_counter() - start
         saves += 1
-        blobs[:] = [*blobs[-1:], (covers, blob)]
+        blobs.append((covers, blob))
         return blob
 
     learner.requests.filter.to_bytes = timed  # type: ignore[method-assign]
@@ -75,8 +77,11 @@ def build(path: str, commands: int, per: int) -> tuple[int, float, tuple[int, by
         if slot % 4 == 3:
             store.commit()
     store.commit()
+    learner.requests.filter.to_bytes = real  # type: ignore[method-assign]
+    learner.save_filter()  # what the agent does on a clean stop
+    store.save(node.ready().persist)
     store.close()
-    return saves, packing, blobs[0]
+    return saves, packing, blobs[-1]
 
 
 def start(path: str) -> tuple[float, str, int]:
@@ -100,19 +105,19 @@ def main() -> None:
     try:
         saved = os.path.join(folder, "saved.db")
         begin = time.perf_counter()
-        saves, packing, earlier = build(saved, args.commands, args.per_slot)
+        saves, packing, last = build(saved, args.commands, args.per_slot)
         print(f"built {args.commands} commands ({args.per_slot} a slot) in"
               f" {time.perf_counter() - begin:.1f} s; {saves} filter saves,"
               f" to_bytes {packing / max(1, saves) * 1e3:.1f} ms each,"
               f" {packing / args.commands * 1e6:.3f} µs per command")
         conn = sqlite3.connect(saved)
         slot, size = conn.execute("SELECT slot, length(data) FROM id_filter").fetchone()
-        applied = conn.execute("SELECT value FROM meta WHERE key = 'applied'").fetchone()[0]
         conn.close()
-        print(f"saved filter: {size / 2**20:.2f} MiB, covers slot {slot} of {applied}"
-              f" ({(applied - slot) * args.per_slot} commands after it)")
-        paths = {"saved": saved}
-        for name, sql, params in (("before-save", "UPDATE id_filter SET slot = ?, data = ?", earlier),
+        print(f"clean-stop: the saved filter covers slot {slot} (all), {size / 2**20:.2f} MiB;"
+              f" crash: the last save on the way covers slot {last[0]}"
+              f" ({(slot - last[0]) * args.per_slot} commands after it)")
+        paths = {"clean-stop": saved}
+        for name, sql, params in (("crash", "UPDATE id_filter SET slot = ?, data = ?", last),
                                   ("full", "DELETE FROM id_filter", ())):
             paths[name] = os.path.join(folder, f"{name}.db")
             shutil.copyfile(saved, paths[name])
@@ -120,8 +125,6 @@ def main() -> None:
             conn.execute(sql, params)
             conn.commit()
             conn.close()
-        print(f"before-save: the filter saved at slot {earlier[0]}"
-              f" ({(applied - earlier[0]) * args.per_slot} commands after it)")
         times: dict[str, list[float]] = {name: [] for name in paths}
         for _ in range(args.starts):
             for name, path in paths.items():

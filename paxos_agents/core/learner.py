@@ -429,14 +429,16 @@ class Learner:
 
     def _save_filter(self) -> None:
         """Hand the id filter to the runtime with this `Ready` once enough ids
-        were added since it was last saved: `Settings.filter_save_ids`, or an
-        eighth of those it holds if more (so the blob, 2-4 bytes an id, costs
-        at most about 32 bytes of writing per id applied). It covers the
+        were added since it was last saved: `Settings.filter_save_ids`, or a
+        quarter of those it holds if more (so the blob, 2-4 bytes an id, costs
+        at most about 16 bytes of writing per id applied: an eighth cost
+        0.3 µs of CPU per command at 600,000, a quarter nothing measurable;
+        BENCHMARKS.md, "Issue 24: the aged learner's start"). It covers the
         applied prefix: every id first applied up to it is in the filter, and
         its index rows are in this `Ready` or an earlier one (requests.py)."""
         id_filter = self.requests.filter
         added = id_filter.added
-        if added < self.settings.filter_save_ids or added < id_filter.count >> 3:
+        if added < self.settings.filter_save_ids or added < id_filter.count >> 2:
             return
         self._hand_filter()
 

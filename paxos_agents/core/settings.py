@@ -117,7 +117,7 @@ class Settings:
       from it (see `Learner`), so every learner must use the same value.
     - `filter_save_ids`: a learner saves its request id filter (with its
       applied prefix) once this many ids were added since the last save, or
-      an eighth of those it holds if more; a restart then reads only the
+      a quarter of those it holds if more; a restart then reads only the
       keys applied after it (see core/requests.py). Default FILTER_SAVE_IDS;
       the simulator makes it small, so its restarts load saved filters.
     - `plant`: planted bugs (tests and the simulator only).

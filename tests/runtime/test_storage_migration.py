@@ -357,7 +357,7 @@ def test_state_dir_of_schema_6_starts_with_a_full_read_then_saves_its_filter(tmp
     applied = store.applied
     new = {}
     for slot in range(applied + 1, applied + 4):
-        rids = [f"new-{slot}-{i}" for i in range(20)]  # 60 ids: past an eighth of the index
+        rids = [f"new-{slot}-{i}" for i in range(40)]  # 120 ids: past a quarter of the index
         value = Value.of([Command(r, b"v", slot) for r in rids])
         for src in ("acceptor-0", "acceptor-1"):
             node.step(Accepted(src=src, dst="learner-0", ballot=Ballot(9, "proposer-0"),
