@@ -19,7 +19,7 @@ class Outbox:
 
     __slots__ = ("promised", "votes", "compacted", "decisions", "applied_upto", "requests", "request_keys",
                  "log_start", "round", "floor", "send_after_persist", "send", "applied", "logged",
-                 "configs", "history_known")
+                 "configs", "history_known", "id_filter")
 
     def __init__(self) -> None:
         #: `known` of the configuration history last handed out to persist
@@ -51,6 +51,7 @@ class Outbox:
         self.round: int | None = None
         self.floor: int | None = None
         self.configs: list | None = None
+        self.id_filter: tuple[int, bytes] | None = None
         # Named as in `Ready`, which hands them to the runtime.
         self.send_after_persist: list[Message] = []
         self.send: list[Message] = []
@@ -71,6 +72,7 @@ class Outbox:
             round=self.round,
             floor=self.floor,
             configs=self.configs,
+            id_filter=self.id_filter,
         )
         ready = Ready(persist, self.send_after_persist, self.send, self.applied, self.logged)
         self._reset()

@@ -245,6 +245,17 @@ class ValuesOnlyTransferLearner(Learner):
         super().on_chunk(replace(m, first_slots=tuple(firsts.items())))
 
 
+class FilterAheadLearner(Learner):
+    """A saved id filter that claims one slot more than it holds: a restart
+    adds the keys of the slots after the claimed one only, so the ids first
+    applied in the slot after the applied prefix (the one claimed, not yet
+    in the filter) are ruled out as new by the restarted learner, and a retry of
+    one of them is applied a second time (requests.py, issue 24)."""
+
+    def _filter_covers(self) -> int:
+        return self.next_apply
+
+
 #: planted bug -> the acceptor class that carries it.
 ACCEPTORS: Mapping[str, type[Acceptor]] = {
     "accept-without-promise": AcceptWithoutPromiseAcceptor,
@@ -268,6 +279,7 @@ LEARNERS: Mapping[str, type[Learner]] = {
     "lenient-expiry": LenientExpiryLearner,
     "ignore-index-floor": IgnoreIndexFloorLearner,
     "values-only-transfer": ValuesOnlyTransferLearner,
+    "filter-ahead": FilterAheadLearner,
 }
 
 R = TypeVar("R")

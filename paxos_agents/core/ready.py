@@ -58,6 +58,11 @@ class Persist:
       history holds every change decided up to its applied prefix. Its
       `known` only grows (`Outbox.note_history`). Stored as it is, e.g.
       one JSON text; never interpreted by storage.
+    - `id_filter`: (slot, blob): the learner's id filter (`IdFilter.to_bytes`)
+      holding the key of every request id first applied at that slot or
+      below, written with the `applied` and `requests` that make it true
+      (rarely: see requests.py); it replaces the one stored before. Stored
+      as it is; a store never interprets it.
     """
 
     promised: Ballot | None = None
@@ -71,13 +76,14 @@ class Persist:
     round: int | None = None
     floor: int | None = None
     configs: list | None = None
+    id_filter: tuple[int, bytes] | None = None
 
     def __bool__(self) -> bool:
         return bool(
             self.promised is not None or self.votes or self.compacted is not None
             or self.decisions or self.applied is not None or self.requests
             or self.log_start is not None or self.round is not None or self.floor is not None
-            or self.configs is not None
+            or self.configs is not None or self.id_filter is not None
         )
 
 
@@ -107,6 +113,8 @@ class Record:
     #: starting a node with an empty store for a cluster that was already
     #: reconfigured must put the cluster's history here.
     configs: list | None = None
+    #: The learner's last saved id filter (`Persist.id_filter`), None if none.
+    id_filter: tuple[int, bytes] | None = None
 
     def apply(self, persist: Persist) -> None:
         """Merge one `Persist` into this record (what storage does on commit)."""
@@ -136,11 +144,13 @@ class Record:
             self.floor = persist.floor
         if persist.configs is not None:
             self.configs = persist.configs
+        if persist.id_filter is not None:
+            self.id_filter = persist.id_filter
 
     def copy(self) -> "Record":
         return Record(self.promised, dict(self.votes), dict(self.decisions), self.round,
                       self.floor, self.compacted, self.applied, self.log_start,
-                      dict(self.requests), self.configs)
+                      dict(self.requests), self.configs, self.id_filter)
 
     # --- DurableLog (store.py): reads of the record as a node's store ---------
 
@@ -149,6 +159,14 @@ class Record:
 
     def request_keys(self) -> list[tuple[int, int]]:
         return [(request_key(r), s) for r, s in self.requests.items()]
+
+    def saved_id_filter(self) -> tuple[int, bytes] | None:
+        return self.id_filter
+
+    def request_keys_from(self, slot: int) -> list[tuple[int, int]]:
+        # As SqliteStorage: every id of the retained decisions from `slot` on.
+        return [(request_key(rid), s) for s, value in sorted(self.decisions.items())
+                if s >= slot for rid in value.request_ids()]
 
     def first_slots(self, request_ids: Iterable[str]) -> dict[str, int]:
         requests = self.requests

@@ -21,6 +21,20 @@ in the store, which has the final word. A command's stamp (`issued`) plays no
 part here, so a stamp that lies (a retry stamped newer than its first
 issue) cannot get a command applied twice. The stamp still decides expiry
 (see `Learner`): whether a command is too old for the retained log to tell.
+
+Starting without reading every key (issue 24). The learner saves its
+filter now and then (`Persist.id_filter`, in the transaction of the
+`applied` it covers: `Learner._save_filter`), and `start_filter`
+loads it and adds only the keys of the slots after the one it covers
+(`DurableLog.request_keys_from`, a range read of the decisions). The saved
+filter holds every key of every slot up to its slot (it is the filter
+in memory when that slot was applied), so `maybe` still misses no id. It
+is used only when it is whole and fits the store: it decodes
+(`IdFilter.from_bytes`), covers no slot beyond the stored applied prefix,
+starts inside the retained log (a log restarted above it by a state
+transfer, or retention deleting everything it covered, leaves nothing
+of it to use), and forgot nothing the store still holds (its floor is not
+above the store's first retained slot). Otherwise: the full read, as before.
 """
 
 from __future__ import annotations
@@ -32,12 +46,48 @@ from .requestkeys import request_key
 from .store import DurableLog
 
 
+def start_filter(store: DurableLog, applied: int, log_start: int) -> tuple[IdFilter, str]:
+    """The filter a learner starts with (applied prefix `applied`, first
+    retained slot `log_start`), and how it was made: "saved" (the saved
+    filter and the keys after it) or why the full read was needed."""
+    saved = store.saved_id_filter()
+    if saved is None:
+        why = "none saved"
+    else:
+        slot, blob = saved
+        try:
+            covers, restored = IdFilter.from_bytes(blob)
+        except ValueError as exc:
+            covers, restored, why = slot, None, str(exc)
+        if restored is None:
+            pass
+        elif covers != slot:
+            why = f"the blob says slot {covers}, its row {slot}"
+        elif slot > applied:
+            why = f"it covers slot {slot}, beyond the applied prefix {applied}"
+        elif slot + 1 < log_start:
+            why = f"it covers slot {slot}, below the retained log (from {log_start})"
+        elif restored.floor > log_start:
+            why = f"it forgot slots below {restored.floor}, the log starts at {log_start}"
+        else:
+            restored.add_all(store.request_keys_from(slot + 1))
+            restored.added = 0
+            return restored, "saved"
+    full = IdFilter()
+    full.add_all(store.request_keys())
+    # Counted as added: the learner saves it at its first chance (at once if
+    # it holds `Settings.filter_save_ids` ids or more, else on a clean stop).
+    return full, why
+
+
 class RequestIndex:
     """request id -> first slot: unpersisted entries in memory, the rest in the store."""
 
-    def __init__(self, store: DurableLog, stored: Iterable[tuple[int, int]] = ()) -> None:
+    def __init__(self, store: DurableLog, stored: Iterable[tuple[int, int]] = (),
+                 id_filter: IdFilter | None = None) -> None:
         """`stored`: (key, first slot) of every entry of the store's index
-        (`DurableLog.request_keys`)."""
+        (`DurableLog.request_keys`), or `id_filter` holding them all
+        (`start_filter`)."""
         self._store = store
         #: Applied since the last `drained()`: full ids, exact, never evicted.
         self.unpersisted: dict[str, int] = {}
@@ -46,7 +96,7 @@ class RequestIndex:
         #: next one. Memory: one `Ready`'s ids.
         self._handed: dict[str, int] = {}
         #: The key of every id of the retained index and of `unpersisted`: rules out new ids.
-        self.filter = IdFilter()
+        self.filter = id_filter if id_filter is not None else IdFilter()
         self.filter.add_all(stored)
         #: Ids the filter could not rule out that the store did not hold either.
         self.false_maybes = 0

@@ -50,6 +50,7 @@ PLANTABLE = frozenset(
         "send-before-persist",
         "stored-before-persist",
         "lenient-expiry",
+        "filter-ahead",
         "ignore-index-floor",
         "values-only-transfer",
     }
@@ -68,6 +69,11 @@ SLOT_BYTES = 1024 * 1024
 #: Payload bytes a learner sends in one state-transfer `Chunk` (about: a
 #: chunk holds at least one slot): `Settings.chunk_bytes`'s default.
 CHUNK_BYTES = 1 << 20
+
+#: Request ids a learner adds to its id filter between two saves of it, at
+#: least: `Settings.filter_save_ids`'s default (a few seconds of a busy
+#: cluster; the saved blob then spares a restart all but these ids' keys).
+FILTER_SAVE_IDS = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,11 @@ class Settings:
       below their applied prefix and delete what is older; 0 keeps it all.
       Deduplication of request ids, and what is refused as expired, follow
       from it (see `Learner`), so every learner must use the same value.
+    - `filter_save_ids`: a learner saves its request id filter (with its
+      applied prefix) once this many ids were added since the last save, or
+      a quarter of those it holds if more; a restart then reads only the
+      keys applied after it (see core/requests.py). Default FILTER_SAVE_IDS;
+      the simulator makes it small, so its restarts load saved filters.
     - `plant`: planted bugs (tests and the simulator only).
     """
 
@@ -124,12 +135,13 @@ class Settings:
     chunk_bytes: int = CHUNK_BYTES
     retain_slots: int = 0
     alpha: int | None = None
+    filter_save_ids: int = FILTER_SAVE_IDS
     plant: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_ticks", "election_ticks", "accept_timeout_ticks",
                      "retry_cooldown_ticks", "gap_ticks", "window", "batch", "slot_bytes",
-                     "stored_ticks", "chunk_bytes"):
+                     "stored_ticks", "chunk_bytes", "filter_save_ids"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.alpha is None:

@@ -6,7 +6,8 @@ memory and start-up do not grow with the age of the cluster:
 
 - an acceptor reads its votes when it answers a Prepare (rare: elections);
 - a learner looks up request ids its filter cannot rule out (deduplication;
-  the filter is filled from the whole index's keys once, at start),
+  the filter is loaded at start from the one it saved, plus the keys of
+  the slots after it, or else filled from the whole index's keys),
   and reads its applied log to serve a peer's state transfer.
 
 Reads see only what is durable: the runtime has made every earlier
@@ -39,6 +40,19 @@ class DurableLog(Protocol):
         """(`requests.request_key(id)`, first slot) of every entry of the
         request index, in no set order (read once, when a learner starts: see
         `IdFilter`)."""
+        ...
+
+    def saved_id_filter(self) -> tuple[int, bytes] | None:
+        """The last `Persist.id_filter` saved (slot it covers, blob), None if
+        none (a new store, or one migrated from before schema 7)."""
+        ...
+
+    def request_keys_from(self, slot: int) -> Iterable[tuple[int, int]]:
+        """(key, slot) of every request id in the retained decisions of
+        slots >= `slot`: every index entry first decided there, and extras
+        (ids decided again there, or refused as expired) that are harmless
+        in a filter. An entry needs its decision to be confirmed
+        (`first_slots`), so none that can be found is missed."""
         ...
 
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:

@@ -130,6 +130,12 @@ class Agent:
                                              spec.membership.acceptors).to_json()
         self.node = Node(spec.name, membership, spec.settings, record,
                          random.Random(spec.seed), store=storage)
+        if self.node.learner is not None:
+            learner = self.node.learner
+            log.info("exactly-once filter: %s (%d ids)",
+                     f"loaded the saved one" if learner.filter_start == "saved"
+                     else f"read every request id: saved one not used ({learner.filter_start})",
+                     learner.requests.filter.count)
         self._stopping = False
         self._was_leader = False
         self._leader_hint: str | None = None
@@ -229,6 +235,8 @@ class Agent:
                     next_beat = now + beat
                     self._log_catchup(now)
                 control.flush()
+            if self.node.learner is not None:
+                self.node.learner.save_filter()  # a clean stop: the next start reads no key
             self._flush()
             self._commit()
             transport.flush()

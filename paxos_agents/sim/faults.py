@@ -44,9 +44,11 @@ from .topology import Topology
 #: The bound, in ticks after healing, within which every command must be applied.
 LIVENESS_TICKS = 800
 
-#: Settings the simulator runs with (small window and batch to exercise both).
+#: Settings the simulator runs with (small window and batch to exercise both;
+#: learners save their id filter every few ids, so restarts load saved ones).
 SIM_SETTINGS = dict(heartbeat_ticks=2, election_ticks=10, accept_timeout_ticks=6,
-                    retry_cooldown_ticks=20, gap_ticks=6, window=4, batch=3)
+                    retry_cooldown_ticks=20, gap_ticks=6, window=4, batch=3,
+                    filter_save_ids=4)
 
 
 @dataclass(frozen=True, slots=True)

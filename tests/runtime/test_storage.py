@@ -229,7 +229,7 @@ def test_wal_and_synchronous_full_are_set(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert tables == {"meta", "votes", "decisions", "requests", "peers"}
+        assert tables == {"meta", "votes", "decisions", "requests", "peers", "id_filter"}
         meta = dict(conn.execute("SELECT key, value FROM meta"))
         assert meta == {"schema_version": SCHEMA_VERSION, "promised_round": 0,
                         "promised_node": "", "round": 1, "compacted": 0, "applied": -1,

@@ -1,8 +1,15 @@
 """Storage schema 3 (values as BLOBs), 4 (the configuration history), 5
-(the agent's own incarnation, its admitted marker, its peers' incarnations)
-and 6 (the request index on integer keys) and the migrations into them:
-5 -> 6, 4 -> 5 -> 6, 3 -> ..., 2 -> ..., and 1 -> ... -> 6 in one go, on
-the state dirs of real clusters of the older code.
+(the agent's own incarnation, its admitted marker, its peers' incarnations),
+6 (the request index on integer keys) and 7 (the learner's saved id filter)
+and the migrations into them: 6 -> 7, 5 -> 6 -> 7, 4 -> ..., 3 -> ...,
+2 -> ..., and 1 -> ... -> 7 in one go, on the state dirs of real clusters
+of the older code.
+
+tests/data/v6_state_dir.tar.gz was made by paxosctl at main d1091a7
+(schema 6, the release before the id filter was saved) with
+`tests/data/make_v6_state_dir.sh`, as v5's below (that checkout run as
+`PYTHONPATH=<git archive of d1091a7> .venv/bin/python -m paxosctl`);
+tests/data/v6_decided.json is its decided log.
 
 tests/data/v5_state_dir.tar.gz was made by paxosctl at main b34c644
 (schema 5, the release before the index was keyed by integers) with
@@ -49,7 +56,11 @@ from pathlib import Path
 
 import pytest
 
+import random
+
+from paxos_agents.core import Accepted, Ballot, Membership, Settings
 from paxos_agents.core.commands import Command, Value
+from paxos_agents.core.node import Node
 from paxos_agents.core.ready import Persist, log_entries
 from paxos_agents.runtime.storage import SCHEMA_VERSION, SqliteStorage, StorageError
 from paxos_agents.runtime.storage import migrations
@@ -286,7 +297,7 @@ def test_state_dir_of_schema_5_rekeys_the_request_index_and_logs_progress(
     for path in files.values():
         with SqliteStorage(path) as store:
             assert store.admitted and store.incarnation >= 1  # kept, as everything but the index
-        assert schema(path)[0] == SCHEMA_VERSION == 6
+        assert schema(path)[0] == SCHEMA_VERSION == 7
     for name, index in before.items():
         with SqliteStorage(files[name]) as store:
             assert store.first_slots(index) == index
@@ -306,3 +317,57 @@ def test_state_dir_of_schema_5_rekeys_the_request_index_and_logs_progress(
                for line in lines) >= 3, lines
     assert any(line.startswith("migrated ") and "314 request index entries" in line
                for line in lines), lines
+
+
+V6_MEMBERS = Membership(proposers=("proposer-0", "proposer-1"),
+                        acceptors=("acceptor-0", "acceptor-1", "acceptor-2"),
+                        learners=("learner-0", "learner-1"))
+
+
+def start_learner(path: Path, settings: Settings) -> tuple[Node, SqliteStorage]:
+    store = SqliteStorage(path)
+    return Node("learner-0", V6_MEMBERS, settings, store.load(), random.Random(0), store=store), store
+
+
+def test_state_dir_of_schema_6_starts_with_a_full_read_then_saves_its_filter(tmp_path: Path) -> None:
+    """Guards the 6 -> 7 migration on real files of the previous release:
+    every file opens at schema 7 with no saved id filter and everything
+    else intact; the learner's first start reads its whole index (every id
+    it applied is found at its first slot), then saves a filter with the
+    slots it applies, and its next start loads that filter and still finds
+    every id, the old ones and the new."""
+    files = extract("v6_state_dir.tar.gz", tmp_path)
+    assert len(files) == 7 and all(schema(p)[0] == 6 for p in files.values())
+    expected = expected_log("v6_decided.json")
+    firsts: dict[str, int] = {}
+    for slot, _, rid, noop in expected:
+        if not noop:
+            firsts.setdefault(rid, slot)
+    for path in files.values():
+        with SqliteStorage(path) as store:
+            assert store.saved_id_filter() is None and store.admitted
+        assert schema(path)[0] == SCHEMA_VERSION == 7
+    with SqliteStorage(files["acceptor-0"]) as store:
+        assert [v.slot for v in store.votes_from(0)] == [21, 22, 23]
+    settings = Settings(filter_save_ids=16)
+    node, store = start_learner(files["learner-0"], settings)
+    assert node.learner.filter_start == "none saved"
+    assert node.learner.requests.lookup(list(firsts)) == firsts
+    assert stored_log(store) == expected
+    applied = store.applied
+    new = {}
+    for slot in range(applied + 1, applied + 4):
+        rids = [f"new-{slot}-{i}" for i in range(40)]  # 120 ids: past a quarter of the index
+        value = Value.of([Command(r, b"v", slot) for r in rids])
+        for src in ("acceptor-0", "acceptor-1"):
+            node.step(Accepted(src=src, dst="learner-0", ballot=Ballot(9, "proposer-0"),
+                               slot=slot, value=value))
+        store.save(node.ready().persist)
+        new.update(dict.fromkeys(rids, slot))
+    saved = store.saved_id_filter()
+    store.close()
+    assert saved is not None and applied < saved[0] <= applied + 3
+    node, store = start_learner(files["learner-0"], settings)
+    assert node.learner.filter_start == "saved"
+    assert node.learner.requests.lookup([*firsts, *new]) == {**firsts, **new}
+    store.close()

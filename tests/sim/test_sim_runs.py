@@ -90,6 +90,13 @@ KNOWN_FAILING: dict[str, dict[str, list[tuple[int, str]]]] = {
     "values-only-transfer": {
         "retaining": [(11, "safety"), (15, "safety")],
     },
+    # A saved id filter that claims one slot more than it holds: after a
+    # restart that loads it, a retry of an id of that slot is applied twice.
+    "filter-ahead": {
+        "separate": [(19, "safety"), (29, "safety")],
+        "collapsed": [(0, "safety"), (2, "safety")],
+        "retaining": [(18, "safety"), (31, "safety")],
+    },
 }
 
 CASES = [

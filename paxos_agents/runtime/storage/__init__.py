@@ -1,4 +1,5 @@
-"""Durable state for one node: promise, votes, decisions, round, configuration history.
+"""Durable state for one node: promise, votes, decisions, round, configuration
+history, a learner's saved id filter.
 
 The runtime calls `save(persist)` and only after it returns sends the
 messages that depend on it (`Ready.send_after_persist`); after a crash it

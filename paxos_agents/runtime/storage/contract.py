@@ -37,8 +37,10 @@ class Storage(Protocol):
     - `close()` releases the store; idempotent.
     - `persist_seconds` is how long the last non-empty `save` took (or the
       last `commit`, with the `write`s it made durable).
-    - the `DurableLog` reads (`votes_from`, `first_slots`, `read_log`) see
-      every committed `save`; `log_start` and `applied` are a learner's
+    - the `DurableLog` reads (`votes_from`, `first_slots`, `request_keys`,
+      `request_keys_from`, `saved_id_filter`, `read_log`) see every
+      committed `save`; `persist.id_filter` is kept as it is, replacing the
+      one before, and written atomically with the rest of its `Persist`; `log_start` and `applied` are a learner's
       first retained and highest applied slots.
     """
 
@@ -61,6 +63,10 @@ class Storage(Protocol):
     def first_slots(self, request_ids) -> dict[str, int]: ...
 
     def request_keys(self) -> Iterable[tuple[int, int]]: ...
+
+    def request_keys_from(self, slot: int) -> Iterable[tuple[int, int]]: ...
+
+    def saved_id_filter(self) -> tuple[int, bytes] | None: ...
 
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece: ...
 

@@ -79,6 +79,12 @@ class MemoryStorage:
     def request_keys(self) -> list[tuple[int, int]]:
         return self._record.request_keys()
 
+    def saved_id_filter(self) -> tuple[int, bytes] | None:
+        return self._record.saved_id_filter()
+
+    def request_keys_from(self, slot: int) -> list[tuple[int, int]]:
+        return self._record.request_keys_from(slot)
+
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
         return self._record.read_log(first_slot, max_bytes)
 

@@ -18,14 +18,14 @@ from paxos_agents.core.requestkeys import request_key
 
 from .contract import StorageError, why
 from .rows import blob_value, json_value
-from .schema import (DECISIONS_TABLE, PEERS_TABLE, REQUESTS_TABLE, REQUESTS_TABLE_2,
-                     SCHEMA_VERSION, VOTES_TABLE)
+from .schema import (DECISIONS_TABLE, ID_FILTER_TABLE, PEERS_TABLE, REQUESTS_TABLE,
+                     REQUESTS_TABLE_2, SCHEMA_VERSION, VOTES_TABLE)
 
 log = logging.getLogger(__name__)
 
 
 def migrate(conn: sqlite3.Connection, version: int, path: Path) -> None:
-    """Bring a file of schema `version` (1 to 5) to `SCHEMA_VERSION`, in one
+    """Bring a file of schema `version` (1 to 6) to `SCHEMA_VERSION`, in one
     transaction: a crash or an error midway leaves the file as it was."""
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -40,6 +40,10 @@ def migrate(conn: sqlite3.Connection, version: int, path: Path) -> None:
             _migrate_4_to_5(conn)
         if version <= 5:
             _migrate_5_to_6(conn, path)
+        if version <= 6:
+            # 6 -> 7: the (empty) table of the saved id filter; the learner
+            # reads every key at its first start and saves one then.
+            conn.execute(ID_FILTER_TABLE)
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                      (SCHEMA_VERSION,))
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

@@ -165,7 +165,7 @@ def check(conn: sqlite3.Connection, path: Path) -> None:
     if app_id != APPLICATION_ID:
         raise StorageError(f"{path} is not a paxosctl state file (application_id {app_id:#010x})")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (1, 2, 3, 4, 5, SCHEMA_VERSION):
+    if version not in (1, 2, 3, 4, 5, 6, SCHEMA_VERSION):
         raise StorageError(
             f"{path} has schema version {version}; this paxosctl reads 1 to {SCHEMA_VERSION}"
             + (" (written by a newer paxosctl: upgrade paxosctl to use it)"

@@ -11,8 +11,8 @@ from __future__ import annotations
 APPLICATION_ID = 0x50586374
 
 #: The schema this code writes and reads (`PRAGMA user_version` and meta.schema_version).
-#: Older files are migrated when first opened: 1 (paxosctl 0.1) -> 2 -> 3 (0.2) -> 4 -> 5 -> 6.
-SCHEMA_VERSION = 6
+#: Older files are migrated when first opened: 1 (paxosctl 0.1) -> 2 -> 3 (0.2) -> 4 -> 5 -> 6 -> 7.
+SCHEMA_VERSION = 7
 
 #: Files up to this size get a full `quick_check` when opened; above it only
 #: the header and schema are checked at start (a page damaged later fails
@@ -43,6 +43,14 @@ QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
 # first applied at `slot`, command `pos` of its decision. Two ids may share
 # a key, so a reader confirms a row by the full id at that position
 # (`SqliteStorage.first_slots`): a key alone never decides.
+# Version 7: `id_filter`, at most one row: the learner's request id filter
+# (`IdFilter.to_bytes`, `Persist.id_filter`) and the slot it covers, written
+# now and then in the transaction of that applied prefix, so a restart
+# reads only the keys of the slots after it (core/requests.py). Empty in a
+# new file and in every file migrated from 6: the first start reads every
+# key, as before, and the learner saves one soon after.
+ID_FILTER_TABLE = ("CREATE TABLE id_filter (one INTEGER PRIMARY KEY CHECK (one = 0),"
+                   " slot INTEGER NOT NULL, data BLOB NOT NULL)")
 REQUESTS_TABLE = ("CREATE TABLE requests (key INTEGER NOT NULL, slot INTEGER NOT NULL,"
                   " pos INTEGER NOT NULL, PRIMARY KEY (key, slot, pos)) WITHOUT ROWID")
 #: The request index of versions 2 to 5 (created by the 1 -> 2 migration).
@@ -60,6 +68,7 @@ SCHEMA = (
     DECISIONS_TABLE,
     REQUESTS_TABLE,
     PEERS_TABLE,
+    ID_FILTER_TABLE,
 )
 INITIAL_META = (
     ("schema_version", SCHEMA_VERSION),

@@ -268,6 +268,36 @@ class SqliteStorage:
         finally:
             cursor.close()
 
+    def saved_id_filter(self) -> tuple[int, bytes] | None:
+        """(slot it covers, blob) of the saved id filter (schema 7), None if none."""
+        rows = self._read("SELECT slot, data FROM id_filter", ())
+        if not rows:
+            return None
+        slot, data = rows[0]
+        if not isinstance(slot, int) or not isinstance(data, bytes):
+            return None  # not ours to read: the learner reads every key instead
+        return slot, data
+
+    def request_keys_from(self, slot: int) -> Iterator[tuple[int, int]]:
+        """(key, slot) of every request id in the decisions of slots >= `slot`
+        (a range read of their primary key): every index entry of those
+        slots, since an entry counts only where its decision holds its id
+        (`first_slots`), and harmless extras for a filter."""
+        cursor = self._cursor("SELECT slot, value FROM decisions WHERE slot >= ? ORDER BY slot",
+                              (slot,))
+        try:
+            while rows := cursor.fetchmany(256):
+                for s, data in rows:
+                    try:
+                        rids = self._value(data).request_ids()
+                    except BatchError as exc:
+                        raise StorageError(f"{self.path} is corrupt: decision {s} ({exc})") from None
+                    yield from zip(map(request_key, rids), [s] * len(rids))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
+        finally:
+            cursor.close()
+
     def read_log(self, first_slot: int, max_bytes: int) -> LogPiece:
         """Applied slots from max(`first_slot`, the first retained one), consecutive,
         about `max_bytes` of stored value bytes at most (at least one slot)."""
@@ -402,6 +432,10 @@ class SqliteStorage:
             if persist.log_start is not None:
                 conn.execute("DELETE FROM decisions WHERE slot < ?", (persist.log_start,))
                 conn.execute("DELETE FROM requests WHERE slot < ?", (persist.log_start,))
+            if persist.id_filter is not None:
+                # With the `applied` and index rows it covers, in this transaction.
+                conn.execute("INSERT OR REPLACE INTO id_filter (one, slot, data) VALUES (0, ?, ?)",
+                             persist.id_filter)
             if fault:
                 fault("after-write")
         except BaseException as exc:
