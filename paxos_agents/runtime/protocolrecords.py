@@ -44,14 +44,20 @@ from ..trace.records import Note
 
 _ACCEPT, _ACCEPTED = "accept", "accepted"
 
-#: Records an agent keeps by default (the manifest's paxos.protocol_records).
-DEFAULT_SIZE = 20_000
+#: Records an agent keeps by default (the manifest's paxos.protocol_records):
+#: about 300 bytes each in memory (the tuples, their numbers), 2.4 MB. At
+#: 20,000 a learner grew 9 MiB over 600,000 commands (bench/long_life.py),
+#: past issue 24's 5 MiB and 40 MiB bounds.
+DEFAULT_SIZE = 8_000
+#: The largest ring the manifest allows (paxos.protocol_records).
+MAX_SIZE = 1_000_000
 #: Slots whose value digest is kept, and their values' bytes at most (then
-#: the cache starts over): the copies of one slot's value arrive within the
-#: window of slots in flight (32 by default: 1 MiB holds 110 values of 9
-#: KiB). Past the bound a copy is hashed again: a cost, never a wrong digest.
-DIGESTS = 4096
-DIGEST_BYTES = 1 << 20
+#: the cache starts over): the copies of one slot's value (an acceptor's
+#: Accepted to the leader and each learner, the Accepted a learner hears
+#: from each acceptor) arrive within a few loop turns. Past the bound a copy
+#: is hashed again: a cost, never a wrong digest.
+DIGESTS = 1024
+DIGEST_BYTES = 256 << 10
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,4 +88,4 @@ class AgentSpec:
     limits: Limits = Limits()
     tls: TlsSpec | None = None
     bootstrap: bool = False
-    protocol_records: int = 20_000
+    protocol_records: int = 8_000

@@ -140,7 +140,7 @@ class PaxosSettings:
       leader runs at most alpha slots ahead of the decided prefix, so it
       must be at least window. Fixed for the cluster's life (`apply`
       refuses a change): the default leaves room to raise window to 64.
-    - protocol_records = 20000 (0..1000000): protocol records each agent
+    - protocol_records = 8000 (0..1000000): protocol records each agent
       keeps in memory (messages sent and received, slots decided: what
       `paxosctl trace`, `top` and `ui` read); 0 keeps none.
     """
@@ -155,7 +155,7 @@ class PaxosSettings:
     batch: int = _integer(64, 1, 1024)
     max_value_bytes: int = _integer(65536, 1, MAX_VALUE_BYTES, MAX_VALUE_BYTES_WHY)
     alpha: int = _integer(64, 1, 65536)
-    protocol_records: int = _integer(20_000, 0, 1_000_000)
+    protocol_records: int = _integer(8_000, 0, 1_000_000)
 
     def ticks(self, name: str) -> int:
         """The duration field `name` in whole ticks, rounded, at least 1."""

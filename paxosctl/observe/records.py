@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from paxos_agents.runtime.protocolrecords import DEFAULT_SIZE
+from paxos_agents.runtime.protocolrecords import MAX_SIZE as MAX_RING
 from paxos_agents.runtime.records import PAGE
 
 from ..client.probe import ASK_SECONDS, survey
@@ -56,9 +56,11 @@ from ..errors import NotRunning
 
 __all__ = ["AgentRecords", "agent_names", "collect", "endpoints_of", "follow"]
 
-#: Pages asked of one agent per `collect` at most: a whole default ring, and
-#: some more for what it records meanwhile (a larger ring is read on by `follow`).
-MAX_PAGES = DEFAULT_SIZE // PAGE + 4
+#: Pages asked of one agent per `collect` at most: the largest ring the
+#: manifest allows (`paxos.protocol_records` <= 1,000,000), and some more for
+#: what it records meanwhile. Pages come oldest first, so a bound below the
+#: ring would leave out the newest records, the ones a trace wants.
+MAX_PAGES = MAX_RING // PAGE + 4
 
 
 @dataclass

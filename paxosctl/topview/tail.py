@@ -4,7 +4,7 @@ Read over the data path with paxosctl.observe.records.collect (the INFO op
 "protocol"), from where the last pass left each agent (`since` = the last
 seq it gave), so a pass fetches only what is new. The first pass asks each
 agent for its newest seq and then reads back `BACKLOG` records from there,
-not its whole ring (20000 by default). An agent that restarted (another
+not its whole ring (8000 by default). An agent that restarted (another
 incarnation) numbers from 1 again: its tail starts over, read from 0.
 
 The pane leaves out the periodic traffic (`PERIODIC`: a leader's
