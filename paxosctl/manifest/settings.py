@@ -104,15 +104,7 @@ def load_chaos(reader: Reader, table: dict[str, Any], agents: tuple[str, ...]) -
         else:
             values["delay"] = reader.duration(("chaos", "delay"), value)
     if "partition" in table:
-        names = table["partition"]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise reader.fail(("chaos", "partition"),
-                              f"expected a list of agent names, got {show(names)}")
-        for n in names:
-            if n not in agents:
-                raise reader.fail(("chaos", "partition"),
-                                  f"no agent {show(n)}; agents: {', '.join(agents)}")
-        values["partition"] = tuple(dict.fromkeys(names))
+        values["partition"] = _chaos_agents(reader, table, "partition", agents)
     if "drop_kinds" in table:
         kinds = table["drop_kinds"]
         if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
@@ -124,19 +116,24 @@ def load_chaos(reader: Reader, table: dict[str, Any], agents: tuple[str, ...]) -
                                   f"no message kind {show(k)}; kinds: {', '.join(KINDS)}")
         values["drop_kinds"] = tuple(dict.fromkeys(kinds))
     if "drop_to" in table:
-        names = table["drop_to"]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise reader.fail(("chaos", "drop_to"),
-                              f"expected a list of agent names, got {show(names)}")
-        for n in names:
-            if n not in agents:
-                raise reader.fail(("chaos", "drop_to"),
-                                  f"no agent {show(n)}; agents: {', '.join(agents)}")
+        names = _chaos_agents(reader, table, "drop_to", agents)
         if names and not values.get("drop_kinds"):
             raise reader.fail(("chaos", "drop_to"),
                               "names whose inbound drop_kinds to drop; give drop_kinds too")
-        values["drop_to"] = tuple(dict.fromkeys(names))
+        values["drop_to"] = names
     if "seed" in table:
         values["seed"] = reader.integer(("chaos", "seed"), table["seed"], 0, 2**63 - 1)
     return ChaosSettings(**values)
 
+
+
+def _chaos_agents(reader: Reader, table: dict[str, Any], key: str,
+                  agents: tuple[str, ...]) -> tuple[str, ...]:
+    """[chaos] `key` as agent names, each once; `reader.fail` naming the agents if not."""
+    names = table[key]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise reader.fail(("chaos", key), f"expected a list of agent names, got {show(names)}")
+    for n in names:
+        if n not in agents:
+            raise reader.fail(("chaos", key), f"no agent {show(n)}; agents: {', '.join(agents)}")
+    return tuple(dict.fromkeys(names))

@@ -37,13 +37,7 @@ def update(settings: ChaosSettings, changes: dict[str, Any], agents: tuple[str, 
             raise ValueError(f"delay: expected seconds from 0 to 60, got {value!r}")
         values["delay"] = float(value)
     if "partition" in changes:
-        names = changes["partition"]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ValueError("partition: expected a list of agent names")
-        unknown = [n for n in names if n not in agents]
-        if unknown:
-            raise ValueError(f"partition: no agent {unknown[0]!r}; agents: {', '.join(agents)}")
-        values["partition"] = tuple(dict.fromkeys(names))
+        values["partition"] = _agent_names(changes, "partition", agents)
     if "drop_kinds" in changes:
         kinds = changes["drop_kinds"]
         if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
@@ -52,11 +46,16 @@ def update(settings: ChaosSettings, changes: dict[str, Any], agents: tuple[str, 
         if not kinds:  # the rule off: its targets go with it
             values["drop_to"] = ()
     if "drop_to" in changes:
-        names = changes["drop_to"]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ValueError("drop_to: expected a list of agent names")
-        unknown = [n for n in names if n not in agents]
-        if unknown:
-            raise ValueError(f"drop_to: no agent {unknown[0]!r}; agents: {', '.join(agents)}")
-        values["drop_to"] = tuple(dict.fromkeys(names))
+        values["drop_to"] = _agent_names(changes, "drop_to", agents)
     return replace(settings, **values)  # ChaosSettings checks the kinds (ValueError)
+
+
+def _agent_names(changes: dict[str, Any], key: str, agents: tuple[str, ...]) -> tuple[str, ...]:
+    """`changes[key]` as agent names, each once; ValueError naming the agents if not."""
+    names = changes[key]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{key}: expected a list of agent names")
+    unknown = [n for n in names if n not in agents]
+    if unknown:
+        raise ValueError(f"{key}: no agent {unknown[0]!r}; agents: {', '.join(agents)}")
+    return tuple(dict.fromkeys(names))
