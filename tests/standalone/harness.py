@@ -111,3 +111,25 @@ class Agents:
             if agent.process.poll() is None:
                 agent.process.kill()
                 agent.process.wait(10)
+
+
+#: The replicas `warm_replicas` starts.
+REPLICAS = ("replica-0", "replica-1", "replica-2")
+
+
+def warm_replicas(folder: Path, cluster: str):
+    """A generator for a fixture: three replicas of cluster `cluster` started
+    in `folder` with no supervisor, one value decided (so a leader serves),
+    closed after the test."""
+    from clusters import manifest_text
+
+    group = Agents(folder, manifest_text("replicas", cluster, state_dir="st",
+                                         paxos={"election_timeout": "300ms"}))
+    try:
+        for name in REPLICAS:
+            group.start(name)
+        done = group.run("propose", "warm", "--timeout", "10")
+        assert done.returncode == 0, done
+        yield group
+    finally:
+        group.close()

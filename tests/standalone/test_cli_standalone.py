@@ -12,29 +12,19 @@ from typing import Iterator
 
 import pytest
 
-from clusters import manifest_text, wait_until
-from harness import Agents
+from clusters import wait_until
+from harness import REPLICAS, Agents, warm_replicas
 
 from paxos_agents.runtime.records import EVENTS, LOG_LINES
 from paxosctl.client.admin import AdminRefused, AdminTarget, send_admin
 from paxosctl.client.probe import survey
 from paxosctl.endpoints import read_endpoints
 
-REPLICAS = ("replica-0", "replica-1", "replica-2")
 
 
 @pytest.fixture
 def agents(tmp_short: Path) -> Iterator[Agents]:
-    group = Agents(tmp_short, manifest_text("replicas", "cli", state_dir="st",
-                                            paxos={"election_timeout": "300ms"}))
-    try:
-        for name in REPLICAS:
-            group.start(name)
-        done = group.run("propose", "warm", "--timeout", "10")
-        assert done.returncode == 0, done
-        yield group
-    finally:
-        group.close()
+    yield from warm_replicas(tmp_short, "cli")
 
 
 def _endpoints(agents: Agents):

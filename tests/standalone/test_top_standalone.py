@@ -9,25 +9,15 @@ from typing import Iterator
 
 import pytest
 
-from clusters import PAXOSCTL, manifest_text, wait_until
-from harness import Agents
+from clusters import PAXOSCTL, wait_until
+from harness import REPLICAS, Agents, warm_replicas
 from terminal import Terminal
 
-REPLICAS = ("replica-0", "replica-1", "replica-2")
 
 
 @pytest.fixture
 def agents(tmp_short: Path) -> Iterator[Agents]:
-    group = Agents(tmp_short, manifest_text("replicas", "topless", state_dir="st",
-                                            paxos={"election_timeout": "300ms"}))
-    try:
-        for name in REPLICAS:
-            group.start(name)
-        done = group.run("propose", "warm", "--timeout", "10")
-        assert done.returncode == 0, done
-        yield group
-    finally:
-        group.close()
+    yield from warm_replicas(tmp_short, "topless")
 
 
 def _row(screen, name: str) -> list[str]:
