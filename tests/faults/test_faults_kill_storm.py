@@ -1,4 +1,4 @@
-"""A kill storm: `kill -9` every 100-150 ms, 110 times per topology (220 per
+"""A kill storm: `kill -9` every 100-150 ms, 70 times per topology (140 per
 run), over every agent in turn and the current leader every third time,
 while client threads propose unique request ids. (A leader's turn that
 finds no leader, an election being under way, waits up to LEADER_WAIT for
@@ -19,7 +19,7 @@ import pytest
 
 from .harness import FAST_RESTART, TOPOLOGIES, Load, kill9, verify, wait_until
 
-KILLS = 110
+KILLS = 70
 #: Seconds between two kills, drawn uniformly (seeded: a run can be replayed).
 PACE = (0.10, 0.15)
 LEADER_EVERY = 3
