@@ -70,6 +70,10 @@ from .tally import Tally
 
 #: How many slots past the first missing one a tick looks at for retries.
 RETRY_SCAN_SLOTS = 1024
+#: Election timeouts a peer may leave our Fetches unanswered before what it
+#: reported stored is asked of the proposers (`Peers.forget_silent`): a chunk
+#: comes back within a few ticks; a peer that stopped never answers.
+FETCH_PATIENCE = 2
 #: Retention deletes in steps of an eighth of the window, at most this many slots.
 RETAIN_STEP = 256
 
@@ -355,6 +359,9 @@ class Learner:
         if self.highest_known < self.next_apply:
             return
         gap = self.settings.gap_ticks
+        # A peer that answers no Fetch for a few election timeouts is down, or
+        # cut off: what it reported stored is asked of the proposers instead.
+        self.peers.forget_silent(self._now, FETCH_PATIENCE * self.settings.election_ticks)
         if (self.gaps.missing_for(self.next_apply, self._now) >= gap
                 and self._now - self.peers.fetch_at >= gap):
             self.peers.fetch(self.next_apply, self._now)

@@ -32,6 +32,9 @@ class Peers:
         #: peer learner -> highest slot it reported durable.
         self.stored: dict[str, int] = {}
         self.fetch_at = _NEVER
+        #: The peer our unanswered Fetches go to, and since when (tick) none was answered.
+        self._fetching: str | None = None
+        self._fetching_since = _NEVER
         self._answered: dict[str, int] = {}
         self._reported = -2
         self._reported_at = _NEVER
@@ -105,12 +108,34 @@ class Peers:
         if upto < first_slot:
             return
         self.fetch_at = now
+        if peer != self._fetching:
+            self._fetching, self._fetching_since = peer, now
         self.fetches_sent += 1
         self._out.send.append(Fetch(src=self.node_id, dst=peer, first_slot=first_slot))
 
     def answered(self) -> None:
         """A chunk came back: the next Fetch may go at once."""
         self.fetch_at = _NEVER
+        self._fetching, self._fetching_since = None, _NEVER
+
+    def forget_silent(self, now: int, patience: int) -> str | None:
+        """Forget the progress of the peer our Fetches went to if none was
+        answered for `patience` ticks; the peer forgotten, or None.
+
+        A learner copies from a peer what that peer reported stored, and asks
+        the proposers (Retry) only for the slots above it. A peer that stopped
+        after its report would hold those slots back for good: forgotten, they
+        are asked of the proposers like any other missing slot (a Retry is
+        always safe: the leader runs Paxos for the slot again). Its next
+        `Stored` report brings it back as a source.
+        """
+        peer = self._fetching
+        if peer is None or now - self._fetching_since < patience:
+            return None
+        self.stored.pop(peer, None)
+        self._fetching, self._fetching_since = None, _NEVER
+        self.fetch_at = _NEVER
+        return peer
 
     def serve(self, m: Fetch, history: History) -> None:
         """Answer a peer's Fetch with one chunk of our applied log, read from the store.

@@ -305,3 +305,29 @@ def test_an_admitted_learner_reports_again_at_the_next_tick():
     le.tick()
     again = [m for m in le.ready().send_after_persist if isinstance(m, Stored)]
     assert {m.dst for m in again} >= {"l2", "p1", "p2"} and {m.upto for m in again} == {-1}
+
+
+def test_a_peer_that_stopped_answering_fetches_no_longer_holds_its_slots_back():
+    """A learner copies from a peer what that peer reported stored, and asks
+    the proposers only for the slots above it. A peer that stopped after its
+    report (the tour's step 5 in CI: learner-1 stopped as learner-0 started)
+    must not hold those slots back: after FETCH_PATIENCE election timeouts
+    without a chunk, they are asked of the proposers with Retries."""
+    from paxos_agents.core.learner import FETCH_PATIENCE
+    from paxos_agents.core.messages import Heartbeat, Retry
+
+    le = node("l1")
+    step(le, Heartbeat(src="p1", dst="l1", ballot=B1, highest_slot=3, decided_up_to=3))
+    step(le, Stored(src="l2", dst="l1", upto=3))  # l2 has slots 0..3, then stops
+    fetches, retries = [], []
+    patience = FETCH_PATIENCE * le.learner.settings.election_ticks
+    for _ in range(patience + 2 * le.learner.settings.gap_ticks + 2):
+        le.tick()
+        ready = le.ready()
+        fetches += sent(ready, Fetch)
+        retries += sent(ready, Retry)
+    assert fetches and {f.dst for f in fetches} == {"l2"}  # it tried the peer first
+    assert {r.slot for r in retries} >= {0, 1, 2, 3}, retries  # then the proposers
+    assert "l2" not in le.learner.peers.stored
+    step(le, Stored(src="l2", dst="l1", upto=3))  # back: a source again
+    assert le.learner.peers.stored["l2"] == 3

@@ -63,7 +63,11 @@ def test_a_proposed_slot_is_recorded_by_sender_receivers_and_learners(make_clust
         assert recvs[0]["slots"] == [slot, slot] and recvs[0]["value"] == value
         assert recvs[0]["ballot"] == send["ballot"] and recvs[0]["peer"] == send["agent"]
     assert {r["agent"] for r in sends} == {sends[0]["agent"]}  # one leader sent them
-    assert {s["peer"] for s in sends} == set(cluster.acceptors)
+    # To every acceptor the leader could reach, at least a majority: one whose
+    # link was not up yet gets it when the leader resends, which a slot the
+    # other two decided never needs.
+    peers = {s["peer"] for s in sends}
+    assert peers <= set(cluster.acceptors) and len(peers) * 2 > len(cluster.acceptors), peers
     for learner in learners:
         decided = [r for r in recs[learner] if r["kind"] == "decided"
                    and r["slots"] == [slot, slot]]
