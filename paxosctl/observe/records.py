@@ -1,8 +1,8 @@
 """The agents' protocol records, read over the data path (INFO op "protocol").
 
 Every agent keeps a ring of protocol records (paxos_agents.runtime.
-protocolrecords: the record format). This module asks the agents for them
-the way `paxosctl events` and `logs` ask for theirs (client.probe.survey:
+protocolrecords; paxos_agents.trace.records lists a record's fields). This
+module asks the agents for them the way `paxosctl events` and `logs` ask for theirs (client.probe.survey:
 Unix sockets, or TCP + mutual TLS with the cluster's client certificate,
 so a cluster spread over hosts is read the same way); no supervisor and
 no file of the state dir is needed beyond the endpoints.
