@@ -119,11 +119,11 @@ class Learner:
         self.history: History = self._adopt(
             history or History.initial(settings.alpha, membership.acceptors)
         ).with_known(self.next_apply)
+        #: How the filter was made at start: "saved", or why it was read in full.
+        id_filter, self.filter_start = start_filter(store, record.applied, record.log_start)
         #: request id -> first slot: a filter of every retained id's key, the
         #: ids not yet durable in memory, the rest in the store (read where
         #: the filter says "maybe").
-        #: How the filter was made at start: "saved", or why it was read in full.
-        id_filter, self.filter_start = start_filter(store, record.applied, record.log_start)
         self.requests = RequestIndex(store, id_filter=id_filter)
         #: Highest slot known to exist (decided here, announced by a leader or a peer).
         self.highest_known = max(self.next_apply - 1, max(self._tail, default=-1))

@@ -10,7 +10,7 @@ Installing a chunk changes the learner's own log, so that stays in
 
 from __future__ import annotations
 
-from .settings import CHUNK_BYTES, Membership, Settings
+from .settings import Membership, Settings
 from .configs import History
 from .messages import Chunk, Fetch, Stored
 from .outbox import Outbox

@@ -133,7 +133,7 @@ class Agent:
         if self.node.learner is not None:
             learner = self.node.learner
             log.info("exactly-once filter: %s (%d ids)",
-                     f"loaded the saved one" if learner.filter_start == "saved"
+                     "loaded the saved one" if learner.filter_start == "saved"
                      else f"read every request id: saved one not used ({learner.filter_start})",
                      learner.requests.filter.count)
         self._stopping = False
