@@ -374,24 +374,19 @@ class Transport:
         """Queue one protocol message for peer `dst` (chaos permitting);
         with a `note`, record it in `protocol` as queued or dropped."""
         if self.greeter.admission is not None:
-            self.dropped["not_admitted"] += 1  # nothing leaves an amnesic agent
-            if note is not None:
-                self._dropped(dst, note, "not_admitted")
+            self._drop(dst, note, "not_admitted")  # nothing leaves an amnesic agent
             return
         chaos = self.chaos
         if chaos.settings.active:
             copies, delay = chaos.fate(dst, frame[1:2])  # its TYPE byte
-            if not copies and note is not None:
-                self._dropped(dst, note, "chaos")
+            if not copies and note is not None:  # chaos counts its own drops
+                self._record_drop(dst, note, "chaos")
             if delay:
                 # Bound now to the connection it is sent on, dialled if none is
                 # up: when due, it goes on that connection or nowhere.
                 link = self._links.get(dst) or self._links.setdefault(dst, Link(dst))
                 if link.conn is None and self._connect(link) is None:
-                    self.dropped["unreachable"] += copies
-                    if note is not None:
-                        for _ in range(copies):
-                            self._dropped(dst, note, "unreachable")
+                    self._drop(dst, note, "unreachable", copies)
                     return
                 generation, due = link.generation, self._clock() + delay
                 for _ in range(copies):
@@ -403,7 +398,15 @@ class Transport:
             return
         self._send_now(dst, frame, None, note)
 
-    def _dropped(self, dst: str, note: "Note", reason: str) -> None:
+    def _drop(self, dst: str, note: "Note | None", reason: str, copies: int = 1) -> None:
+        """`copies` sends to `dst` that go nowhere: counted in `dropped[reason]`,
+        and recorded as dropped if they carry a `note`."""
+        self.dropped[reason] += copies
+        if note is not None:
+            for _ in range(copies):
+                self._record_drop(dst, note, reason)
+
+    def _record_drop(self, dst: str, note: "Note", reason: str) -> None:
         if self.protocol is not None:
             self.protocol.sent(dst, note, 0, 0, reason)
 
@@ -422,16 +425,12 @@ class Transport:
             # Compared before any reconnect: the connection it was meant for
             # is gone, and a new one may reach the peer's next incarnation,
             # which must not get its predecessor's messages.
-            self.dropped["unreachable"] += 1
-            if note is not None:
-                self._dropped(dst, note, "unreachable")
+            self._drop(dst, note, "unreachable")
             return
         if conn is None:
             conn = self._connect(link)
             if conn is None:
-                self.dropped["unreachable"] += 1
-                if note is not None:
-                    self._dropped(dst, note, "unreachable")
+                self._drop(dst, note, "unreachable")
                 return
         if conn.queue(frame):
             self._dirty.add(conn)
@@ -439,9 +438,7 @@ class Transport:
             if note is not None and self.protocol is not None:
                 self.protocol.sent(dst, note, link.generation, conn.frames)
         else:
-            self.dropped["overflow"] += 1
-            if note is not None:
-                self._dropped(dst, note, "overflow")
+            self._drop(dst, note, "overflow")
 
     def _connect(self, link: Link) -> Connection | None:
         now = self._clock()
