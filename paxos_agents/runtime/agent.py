@@ -39,12 +39,12 @@ before the frame is answered, and a restarted agent runs the stored record
 (its spec's membership, the manifest's, is version 0). A name the record
 retired is never welcomed as a peer (greeting.py).
 
-Protocol records (protocolrecords.py): every message sent (noted here
-before it is encoded, recorded by the transport as it is queued or
-dropped), every message received (after it is decoded and checked) and
-every slot the learner decides go into the ring `protocol` (a message to
-itself too, sent and stepped, with no link), of
-`spec.protocol_records` records (0: off, and nothing is noted).
+Protocol records (protocolrecords.py): every message sent (handed to the
+transport with its frame, recorded there as it is queued or dropped),
+every message received (after it is decoded and checked) and every slot
+the learner decides go into the ring `protocol` (a message to itself too,
+sent and stepped, with no link), of `spec.protocol_records` records (0:
+off, and nothing is recorded), stamped with their loop turn's start.
 
 A `StorageError` is never swallowed: an agent that cannot make its state
 durable must stop rather than answer.
@@ -205,8 +205,12 @@ class Agent:
                 timeout = due - self._clock()
                 events = select(timeout if timeout > 0 else 0)
                 # What arrives and is decided in this turn, as of its start
-                # (the commit-duration histogram; one clock read per turn).
-                self.node.set_time(self._clock())
+                # (the commit-duration histogram, the protocol records' times;
+                # one clock read per turn).
+                turn = self._clock()
+                self.node.set_time(turn)
+                if self._protocol is not None:
+                    self._protocol.now = turn
                 for key, mask in events:
                     key.data(mask)
                 now = self._clock()
@@ -356,8 +360,7 @@ class Agent:
         if protocol is not None:
             conn = self.transport.receiving
             if conn is not None:
-                protocol.received(sender, protocol.note(msg), conn.peer_incarnation,
-                                  conn.generation, conn.frames)
+                protocol.received(sender, msg, conn)
         self.node.step(msg)
 
     def _check_values(self, msg) -> None:
@@ -438,7 +441,7 @@ class Agent:
             protocol = self._protocol
             for msg in local:
                 if protocol is not None:  # no link: it never left this process
-                    protocol.received(name, protocol.note(msg), self.incarnation, 0, 0)
+                    protocol.received(name, msg, None)
                 node.step(msg)  # our own messages, after the persist like any other
 
     def _commit(self) -> None:
@@ -454,13 +457,13 @@ class Agent:
             if msg.dst == name:
                 local.append(msg)
                 if protocol is not None:  # a replica's proposer to its own acceptor...
-                    protocol.sent(name, protocol.note(msg), 0, 0)
+                    protocol.sent(name, msg, 0, 0)
             else:
                 sent[type(msg).__name__] += 1
                 if protocol is None:
                     send(msg.dst, encode(msg))
                 else:
-                    send(msg.dst, encode(msg), protocol.note(msg))
+                    send(msg.dst, encode(msg), msg)  # recorded as it is queued
 
     def _log_leadership(self) -> None:
         proposer = self.node.proposer

@@ -14,16 +14,28 @@ a send and then a recv record with `peer` the agent itself and no link:
 its own sequence numbers order them. A tool orders
 a recv after its send by that list, never by the clocks (hosts' differ).
 
-Cost. Records are per message, never per command: the sender builds one
-small tuple (`note`) per message before it is encoded, the transport adds
-the link numbers when it queues the frame, and the ring holds tuples; the
-dicts are made only when a reader asks (`since`). A value is hashed
-(zlib.crc32) about once per slot and agent: digests are kept by slot, and a
-value of a slot whose bytes equal the kept one's (a memcmp; the same object
-for an Accept sent to every acceptor) reuses its digest, so a learner that
-hears three acceptors' Accepted and then decides hashes once. A ring of size
-0 records nothing: the agent and the transport then skip all of it (they
-hold None, see `active`).
+Cost. Records are per message, never per command, and they are kept as
+fixed-size binary rows (`ROW`: 72 bytes) written in place in one
+preallocated bytearray, names as indexes into a small table: no object is
+made or freed per record. Measured (BENCHMARKS.md "Issue 25"), a ring of
+Python tuples cost 5-15% of an agent's CPU per command on a busy 2-core
+machine, nearly all of it in touching memory the agent's other work had
+pushed out of the CPU caches (a record made, a record dropped from the
+ring), not in the instructions; rows in place cost about a third of that.
+A message costs one call here (`sent` by the transport when it queues the
+frame or drops it, `received` by the agent's receive path), and no clock
+read (the agent stamps each loop turn's records with the turn's start,
+`now`); the dicts are made only when a reader asks (`since`).
+
+A value is named by `trace.records.value_digest` (crc32 of its bytes) once
+per slot and ballot and agent: the copies of one message (the leader's
+Accept to each acceptor, an acceptor's Accepted to the leader and each
+learner) and the Accepted of each acceptor for that slot and ballot reuse
+it without reading the bytes again. This rests on Paxos, not on a check:
+a ballot's proposer proposes one value per slot (Accepts of one ballot
+and slot never differ), so equal (slot, ballot) means equal value; what
+is checked is the length. A ring of size 0 records nothing: the agent and
+the transport then skip all of it (they hold None, see `active`).
 
 Sequence numbers count from 1 in each incarnation; the ring drops its
 oldest records first, and a reader learns it missed some by `Page.missed`
@@ -32,32 +44,48 @@ and the oldest number kept by `Page.first`.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any, Callable
 
+from ..core.ids import Ballot
 from ..core.messages import Accept, Accepted
 from ..trace import records
-from ..trace.records import Note
-
-_ACCEPT, _ACCEPTED = "accept", "accepted"
 
 #: Records an agent keeps by default (the manifest's paxos.protocol_records):
-#: about 300 bytes each in memory (the tuples, their numbers), 2.4 MB. At
-#: 20,000 a learner grew 9 MiB over 600,000 commands (bench/long_life.py),
-#: past issue 24's 5 MiB and 40 MiB bounds.
+#: `ROW.size` bytes each, 576 kB, allocated at start.
 DEFAULT_SIZE = 8_000
-#: The largest ring the manifest allows (paxos.protocol_records).
+#: The largest ring the manifest allows (paxos.protocol_records): 72 MB.
 MAX_SIZE = 1_000_000
-#: Slots whose value digest is kept, and their values' bytes at most (then
-#: the cache starts over): the copies of one slot's value (an acceptor's
-#: Accepted to the leader and each learner, the Accepted a learner hears
-#: from each acceptor) arrive within a few loop turns. Past the bound a copy
-#: is hashed again: a cost, never a wrong digest.
+
+#: One record: direction, kind, dropped (codes below), flags (`_NO_*`),
+#: peer (a name's index), the ballot's node (a name's index), value crc32,
+#: the value's commands, ballot round, first and last slot, the peer's
+#: incarnation, connection generation, frame number, monotonic time.
+ROW = struct.Struct("<BBBBHHIIqqqqqqd")
+_PACK = ROW.pack_into
+
+_DIRECTIONS = ("send", "recv", "local")
+_SEND, _RECV, _LOCAL = 0, 1, 2
+#: Kinds by code: the message kinds, then the learner's decision (and
+#: "other": a kind this table does not know, never an error on the hot path).
+_KINDS = (*records.MESSAGE_KINDS, records.DECIDED, "other")
+_KIND = {kind: code for code, kind in enumerate(_KINDS)}
+_K_ACCEPT, _K_ACCEPTED = _KIND["accept"], _KIND["accepted"]
+_DROPS = (None, "chaos", "overflow", "unreachable", "not_admitted", "other")
+_DROP = {reason: code for code, reason in enumerate(_DROPS)}
+_OTHER_KIND, _OTHER_DROP = len(_KINDS) - 1, len(_DROPS) - 1
+#: Flags: the field is None.
+_NO_VALUE, _NO_LO, _NO_HI, _NO_BALLOT, _NO_PEER = 1, 2, 4, 8, 16
+#: Names kept at most (peers and ballots' nodes: a cluster's agents); past
+#: it a name is recorded as "?".
+NAMES = 4096
+#: Slots whose value digest is kept (the copies of one slot's value arrive
+#: within a few loop turns); past it the table starts over: a value is
+#: hashed again, a cost, never a wrong name.
 DIGESTS = 1024
-DIGEST_BYTES = 256 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,24 +107,35 @@ class ProtocolRecords:
 
     def __init__(self, agent: str, incarnation: int, size: int = DEFAULT_SIZE,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` (time.monotonic's kind) is read once here; then the
+        agent sets `now`."""
         if size < 0:
             raise ValueError(f"protocol records: size must be 0 or more, got {size}")
         self.agent = agent
         self.incarnation = incarnation
         self.size = size
-        self._clock = clock
         #: time.time() - time.monotonic() at the start: `at` = mono + this
-        #: (one clock read per record; wall times are labels only).
+        #: (wall times are labels only).
         self._wall = time.time() - clock()
-        #: (seq, dir, note, peer, peer_incarnation, generation, n, mono, dropped)
-        self._ring: deque[tuple] = deque(maxlen=max(size, 1))
+        #: The time records are stamped with (`mono`): the agent sets it at the
+        #: start of each loop turn (`agent.run`), one clock read a turn, not
+        #: one a record: times only label records.
+        self.now = clock()
+        self._rows = bytearray(ROW.size * size)
+        #: Where the next row goes (bytes), and the ring's end.
+        self._at = 0
+        self._end = ROW.size * size
         self._seq = 0
-        #: slot -> (the value's bytes, their crc32, its commands), for the next
-        #: copies (`_digest`).
-        self._digests: dict[int, tuple[bytes, tuple[int, int]]] = {}
-        self._digest_bytes = 0  # of the values in `_digests`
-        #: (value, message type, ballot, slot, note) of the last Accept or Accepted noted.
-        self._last: tuple | None = None
+        #: name -> index, and back (peers, ballots' nodes).
+        self._names: dict[str, int] = {}
+        self._named: list[str] = []
+        #: seq -> a promise's votes or a nack's promised ballot (the rows
+        #: hold numbers only), oldest first; pruned as the ring turns.
+        self._extras: dict[int, Any] = {}
+        self._extra_seqs: deque[int] = deque()
+        #: slot -> (ballot round, ballot node, value length, crc32, commands):
+        #: see the module docstring and `_digest`.
+        self._digests: dict[int, tuple[int, str, int, int, int]] = {}
 
     @property
     def active(self) -> "ProtocolRecords | None":
@@ -105,64 +144,127 @@ class ProtocolRecords:
 
     # ------------------------------------------------------------ recording
 
-    def _digest(self, slot: int, value: Any) -> tuple[int, int]:
-        """(crc32, commands) of `value`, reusing what is kept for `slot` when
-        its bytes are equal (`==` on bytes: identity, then a memcmp)."""
-        data = value.data
+    def _name(self, name: str) -> int:
+        index = self._names.get(name)
+        if index is None:
+            if len(self._named) >= NAMES:
+                return NAMES  # "?": never a real index
+            index = self._names[name] = len(self._named)
+            self._named.append(name)
+        return index
+
+    def _digest(self, slot: int, value: Any, ballot: Ballot | None = None) -> tuple[int, int]:
+        """(crc32, commands) of `value`, the value of `slot` in `ballot`.
+
+        Each slot keeps the digest of the highest ballot it was named in;
+        a value of that slot and ballot, of the same length, reuses it (a
+        ballot's proposer proposes one value per slot: Paxos Made Simple
+        §2.2; `_row` has the same test inline). Without a ballot (a
+        promise's vote, a Decide) the value is hashed and nothing kept."""
+        if ballot is None:
+            return records.value_digest(slot, value)
+        size = len(value.data)
         digests = self._digests
         kept = digests.get(slot)
-        if kept is not None and kept[0] == data:
-            return kept[1]
-        if len(digests) >= DIGESTS or self._digest_bytes >= DIGEST_BYTES:
+        if kept is not None:
+            if kept[0] == ballot.round and kept[1] == ballot.node_id and kept[2] == size:
+                return kept[3], kept[4]
+            if (kept[0], kept[1]) > (ballot.round, ballot.node_id):
+                return records.value_digest(slot, value)  # an older ballot's: not kept
+        if len(digests) >= DIGESTS:
             digests.clear()
-            self._digest_bytes = 0
-        named = records.value_digest(slot, value)
-        digests[slot] = (data, named)
-        self._digest_bytes += len(data)
-        return named
+        crc, commands = records.value_digest(slot, value)
+        digests[slot] = (ballot.round, ballot.node_id, size, crc, commands)
+        return crc, commands
 
-    def note(self, msg: Any) -> Note:
-        """The record fields `msg` itself gives: `trace.records.note`'s tuple.
+    def _decided_digest(self, slot: int, value: Any) -> tuple[int, int]:
+        """(crc32, commands) of the value this learner decided for `slot`:
+        the kept digest of the slot's highest ballot it heard, when of the
+        same length. A learner decides on a majority of Accepted in one
+        ballot, so the highest ballot it heard for the slot is at least
+        that one, and every ballot above the one a value was chosen in
+        proposes that value (Paxos Made Simple §2.2, P2c)."""
+        kept = self._digests.get(slot)
+        if kept is not None and kept[2] == len(value.data):
+            return kept[3], kept[4]
+        return records.value_digest(slot, value)
 
-        The kinds of every slot (Accept, Accepted) are built here, the same
-        tuple as `records.note` builds, without its call: they are most of an
-        agent's records, and an acceptor's Accepted to the leader and the
-        learners (the leader's Accept to each acceptor) share one note."""
+    def _row(self, direction: int, msg: Any, peer: str, peer_incarnation: int,
+             generation: int, n: int, dropped: str | None) -> None:
+        """Write `msg`'s row at `_at` (the seq is counted by the caller)."""
         t = type(msg)
-        if t is Accepted or t is Accept:
-            value, slot, ballot = msg.value, msg.slot, msg.ballot
-            last = self._last
-            # The same value object can be in two slots (the no-op): the slot is compared too.
-            if (last is not None and last[0] is value and last[1] is t and last[2] is ballot
-                    and last[3] == slot):
-                return last[4]
-            crc, commands = self._digest(slot, value)
-            note = (_ACCEPT if t is Accept else _ACCEPTED, ballot, slot, slot, crc, commands, None)
-            self._last = (value, t, ballot, slot, note)
-            return note
-        return records.note(msg, self._digest)
+        if t is Accept or t is Accepted:
+            # Most rows: written with no call but the pack's when the slot's
+            # digest and both names are known (`_digest`'s test, inline).
+            ballot, slot = msg.ballot, msg.slot
+            round_, node = ballot.round, ballot.node_id
+            value = msg.value
+            kept = self._digests.get(slot)
+            if (kept is not None and kept[0] == round_ and kept[1] == node
+                    and kept[2] == len(value.data)):
+                crc, commands = kept[3], kept[4]
+            else:
+                crc, commands = self._digest(slot, value, ballot)
+            names = self._names
+            peer_index = names.get(peer)
+            if peer_index is None:
+                peer_index = self._name(peer)
+            node_index = names.get(node)
+            if node_index is None:
+                node_index = self._name(node)
+            _PACK(self._rows, self._at, direction, _K_ACCEPT if t is Accept else _K_ACCEPTED,
+                  _DROP.get(dropped, _OTHER_DROP), 0, peer_index, node_index, crc, commands,
+                  round_, slot, slot, peer_incarnation, generation, n, self.now)
+        else:
+            self._pack(direction, records.note(msg, self._digest), peer, peer_incarnation,
+                       generation, n, dropped)
+        at = self._at + ROW.size
+        self._at = at if at < self._end else 0
 
-    def sent(self, peer: str, note: Note, generation: int, n: int,
+    def _pack(self, direction: int, note: records.Note, peer: str | None,
+              peer_incarnation: int, generation: int, n: int, dropped: str | None) -> None:
+        kind, ballot, lo, hi, crc, commands, extra = note
+        flags = ((_NO_VALUE if crc is None else 0) | (_NO_LO if lo is None else 0)
+                 | (_NO_HI if hi is None else 0) | (_NO_BALLOT if ballot is None else 0)
+                 | (_NO_PEER if peer is None else 0))
+        _PACK(self._rows, self._at, direction, _KIND.get(kind, _OTHER_KIND),
+              _DROP.get(dropped, _OTHER_DROP), flags,
+              0 if peer is None else self._name(peer),
+              0 if ballot is None else self._name(ballot.node_id), crc or 0, commands or 0,
+              0 if ballot is None else ballot.round, lo or 0, hi or 0, peer_incarnation,
+              generation, n, self.now)
+        if extra is not None:
+            self._extras[self._seq] = extra
+            self._extra_seqs.append(self._seq)
+            oldest = self._seq - self.size
+            while self._extra_seqs[0] <= oldest:
+                del self._extras[self._extra_seqs.popleft()]
+
+    def sent(self, peer: str, msg: Any, generation: int, n: int,
              dropped: str | None = None) -> None:
-        """A message queued on the connection `generation` to `peer` as its
+        """`msg` queued on the connection `generation` to `peer` as its
         frame `n`; or, with `dropped` (n 0), one that never reached a
         connection; n 0 and no `dropped`: one to this agent itself."""
         self._seq += 1
-        self._ring.append((self._seq, "send", note, peer, 0, generation, n, self._clock(),
-                           dropped))
+        self._row(_SEND, msg, peer, 0, generation, n, dropped)
 
-    def received(self, peer: str, note: Note, peer_incarnation: int, generation: int,
-                 n: int) -> None:
-        """A message read from `peer` as frame `n` of its connection `generation`."""
+    def received(self, peer: str, msg: Any, conn: Any) -> None:
+        """`msg` read from `peer` as the newest frame (`frames`) of `conn`,
+        a Connection (its `peer_incarnation` and `generation`); conn None:
+        a message this agent sent itself (no link)."""
         self._seq += 1
-        self._ring.append((self._seq, "recv", note, peer, peer_incarnation, generation, n,
-                           self._clock(), None))
+        if conn is None:
+            self._row(_RECV, msg, peer, self.incarnation, 0, 0, None)
+        else:
+            self._row(_RECV, msg, peer, conn.peer_incarnation, conn.generation, conn.frames,
+                      None)
 
     def decided(self, slot: int, value: Any) -> None:
         """This learner learned `value` for `slot` (a local record)."""
         self._seq += 1
-        self._ring.append((self._seq, "local", records.decided_note(slot, value, self._digest),
-                           None, 0, 0, 0, self._clock(), None))
+        self._pack(_LOCAL, records.decided_note(slot, value, self._decided_digest), None, 0, 0,
+                   0, None)
+        self._at = self._at + ROW.size if self._at + ROW.size < self._end else 0
 
     # -------------------------------------------------------------- reading
 
@@ -177,24 +279,33 @@ class ProtocolRecords:
         asked: numbers start again) gives no items and the newest number."""
         if not self.size:
             return Page([], 0, False, 1)
-        ring = self._ring
         newest = self._seq
-        first = newest - len(ring) + 1
+        first = max(1, newest - self.size + 1)
         start = max(seq + 1, first)
-        skip = start - first
-        rows = list(islice(ring, skip, skip + limit)) if start <= newest else []
-        items = [self._as_dict(row) for row in rows]
-        last = rows[-1][0] if rows else newest
+        stop = min(newest, start + limit - 1)
+        items = [self._as_dict(k) for k in range(start, stop + 1)]
+        last = stop if items else newest
         return Page(items, last, start > seq + 1 and seq < newest, first)
 
-    def _as_dict(self, row: tuple) -> dict[str, Any]:
-        seq, direction, note, peer, peer_incarnation, generation, n, mono, dropped = row
+    def _as_dict(self, seq: int) -> dict[str, Any]:
+        (direction, kind, dropped, flags, peer_index, node_index, crc, commands, round_, lo, hi,
+         peer_incarnation, generation, n, mono) = ROW.unpack_from(
+            self._rows, ((seq - 1) % self.size) * ROW.size)
+        named = self._named
+        peer = None if flags & _NO_PEER else (named[peer_index] if peer_index < len(named)
+                                              else "?")
+        ballot = None if flags & _NO_BALLOT else Ballot(
+            round_, named[node_index] if node_index < len(named) else "?")
+        note = (_KINDS[kind], ballot, None if flags & _NO_LO else lo,
+                None if flags & _NO_HI else hi, None if flags & _NO_VALUE else crc,
+                None if flags & _NO_VALUE else commands, self._extras.get(seq))
+        dir_ = _DIRECTIONS[direction]
         if not n:  # dropped, local, or a message to itself (never on a connection)
             link = None
-        elif direction == "send":
+        elif dir_ == "send":
             link = [self.agent, self.incarnation, peer, generation, n]
         else:
             link = [peer, peer_incarnation, self.agent, generation, n]
         return records.record(note, seq=seq, agent=self.agent, incarnation=self.incarnation,
-                              direction=direction, peer=peer, link=link, mono=mono,
-                              at=mono + self._wall, dropped=dropped)
+                              direction=dir_, peer=peer, link=link, mono=mono,
+                              at=mono + self._wall, dropped=_DROPS[dropped])

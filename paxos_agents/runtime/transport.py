@@ -62,9 +62,10 @@ Protocol records (protocolrecords.py): each link's connection has a
 generation (`Link.generation`, counted per peer, sent in the HELLO) and
 counts the frames queued on it; an inbound peer connection counts the
 frames read from it the same way, so a frame is (generation, n) on both
-ends. A message sent with a record `note` is recorded here, when it is
-queued (with those numbers) or dropped (with the reason); the frame read
-is `receiving` while `on_message` runs, for the agent's recv record.
+ends. A message sent with `record` (the message itself, given when records
+are on) is recorded here, when it is queued (with those numbers) or dropped
+(with the reason); the frame read is `receiving` while `on_message` runs,
+for the agent's recv record.
 
 One socket's framing and output queue (`Connection`), a peer link
 (`Link`) and the bounds (`Limits`) are in connection.py; this module is
@@ -95,7 +96,8 @@ from .ratelog import RateLimitedLog, clip
 from .records import event
 
 if TYPE_CHECKING:
-    from .protocolrecords import Note, ProtocolRecords
+    from ..core.messages import Message
+    from .protocolrecords import ProtocolRecords
     from .storage import Incarnations
 
 log = logging.getLogger("paxos_agents.transport")
@@ -133,9 +135,9 @@ class PeerTransport(Protocol):
     def stats(self) -> dict[str, int]:
         """Connection gauges and counts, for the heartbeat's stats."""
 
-    def send(self, dst: str, frame: bytes, note: "Note | None" = None) -> None:
+    def send(self, dst: str, frame: bytes, record: "Message | None" = None) -> None:
         """Queue a protocol message for peer `dst` (dropped if it cannot go),
-        recording it in `protocol` with `note` if one is given."""
+        recording `record` (the message `frame` encodes) in `protocol` if given."""
 
     def reply(self, conn: "Connection", frame: bytes) -> None:
         """Queue a frame to a client connection."""
@@ -215,8 +217,8 @@ class Transport:
         #: When the listener is watched again after running out of descriptors.
         self._accept_paused_until: float | None = None
         self.chaos = Chaos(name)
-        self._delayed: list[tuple[float, int, str, int, bytes, Note | None]] = []
-        #: Where sends with a note are recorded (the agent sets it; None: off).
+        self._delayed: list[tuple[float, int, str, int, bytes, Message | None]] = []
+        #: Where sends with a `record` are recorded (the agent sets it; None: off).
         self.protocol: ProtocolRecords | None = None
         #: The inbound connection whose frame `on_message` is handling (its
         #: peer, incarnation, generation and frame count name the frame).
@@ -370,51 +372,52 @@ class Transport:
 
     # -------------------------------------------------------------- sending
 
-    def send(self, dst: str, frame: bytes, note: "Note | None" = None) -> None:
+    def send(self, dst: str, frame: bytes, record: "Message | None" = None) -> None:
         """Queue one protocol message for peer `dst` (chaos permitting);
-        with a `note`, record it in `protocol` as queued or dropped."""
+        with `record` (the message `frame` encodes), record it in `protocol`
+        as queued or dropped."""
         if self.greeter.admission is not None:
-            self._drop(dst, note, "not_admitted")  # nothing leaves an amnesic agent
+            self._drop(dst, record, "not_admitted")  # nothing leaves an amnesic agent
             return
         chaos = self.chaos
         if chaos.settings.active:
             copies, delay = chaos.fate(dst, frame[1:2])  # its TYPE byte
-            if not copies and note is not None:  # chaos counts its own drops
-                self._record_drop(dst, note, "chaos")
+            if not copies and record is not None:  # chaos counts its own drops
+                self._record_drop(dst, record, "chaos")
             if delay:
                 # Bound now to the connection it is sent on, dialled if none is
                 # up: when due, it goes on that connection or nowhere.
                 link = self._links.get(dst) or self._links.setdefault(dst, Link(dst))
                 if link.conn is None and self._connect(link) is None:
-                    self._drop(dst, note, "unreachable", copies)
+                    self._drop(dst, record, "unreachable", copies)
                     return
                 generation, due = link.generation, self._clock() + delay
                 for _ in range(copies):
                     heapq.heappush(self._delayed,
-                                   (due, next(self._seq), dst, generation, frame, note))
+                                   (due, next(self._seq), dst, generation, frame, record))
                 return
             for _ in range(copies):
-                self._send_now(dst, frame, None, note)
+                self._send_now(dst, frame, None, record)
             return
-        self._send_now(dst, frame, None, note)
+        self._send_now(dst, frame, None, record)
 
-    def _drop(self, dst: str, note: "Note | None", reason: str, copies: int = 1) -> None:
+    def _drop(self, dst: str, record: "Message | None", reason: str, copies: int = 1) -> None:
         """`copies` sends to `dst` that go nowhere: counted in `dropped[reason]`,
-        and recorded as dropped if they carry a `note`."""
+        and recorded as dropped if they carry a `record`."""
         self.dropped[reason] += copies
-        if note is not None:
+        if record is not None:
             for _ in range(copies):
-                self._record_drop(dst, note, reason)
+                self._record_drop(dst, record, reason)
 
-    def _record_drop(self, dst: str, note: "Note", reason: str) -> None:
+    def _record_drop(self, dst: str, record: "Message", reason: str) -> None:
         if self.protocol is not None:
-            self.protocol.sent(dst, note, 0, 0, reason)
+            self.protocol.sent(dst, record, 0, 0, reason)
 
     def _send_now(self, dst: str, frame: bytes, generation: int | None = None,
-                  note: "Note | None" = None) -> None:
+                  record: "Message | None" = None) -> None:
         """Queue `frame` on the link to `dst`, connecting if it is down. A
         chaos-delayed frame carries the `generation` of the connection it
-        was sent on: it goes on that connection or nowhere. With a `note`,
+        was sent on: it goes on that connection or nowhere. With a `record`,
         the message is recorded (queued as the connection's next frame, or
         dropped and why)."""
         link = self._links.get(dst)
@@ -425,20 +428,20 @@ class Transport:
             # Compared before any reconnect: the connection it was meant for
             # is gone, and a new one may reach the peer's next incarnation,
             # which must not get its predecessor's messages.
-            self._drop(dst, note, "unreachable")
+            self._drop(dst, record, "unreachable")
             return
         if conn is None:
             conn = self._connect(link)
             if conn is None:
-                self._drop(dst, note, "unreachable")
+                self._drop(dst, record, "unreachable")
                 return
         if conn.queue(frame):
             self._dirty.add(conn)
             conn.frames += 1
-            if note is not None and self.protocol is not None:
-                self.protocol.sent(dst, note, link.generation, conn.frames)
+            if record is not None and self.protocol is not None:
+                self.protocol.sent(dst, record, link.generation, conn.frames)
         else:
-            self._drop(dst, note, "overflow")
+            self._drop(dst, record, "overflow")
 
     def _connect(self, link: Link) -> Connection | None:
         now = self._clock()
@@ -533,8 +536,8 @@ class Transport:
         if delayed:
             now = self._clock()
             while delayed and delayed[0][0] <= now:
-                _, _, dst, generation, frame, note = heapq.heappop(delayed)
-                self._send_now(dst, frame, generation, note)
+                _, _, dst, generation, frame, record = heapq.heappop(delayed)
+                self._send_now(dst, frame, generation, record)
         if self._dirty:
             dirty, self._dirty = self._dirty, set()
             for conn in dirty:

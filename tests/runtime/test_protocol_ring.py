@@ -1,0 +1,112 @@
+"""The protocol records' ring on its own (runtime/protocolrecords.py): rows
+written in place, read back as the dicts `paxosctl trace` reads, and the
+rules that let a copy of a value skip its hash. The live paths (the
+transport's sends, the agent's receipts, INFO "protocol") are in
+tests/observe."""
+
+from __future__ import annotations
+
+from paxos_agents.core.commands import Command, Value
+from paxos_agents.core.ids import Ballot
+from paxos_agents.core.messages import Accept, Accepted, Heartbeat, Nack, Promise, Vote
+from paxos_agents.runtime import protocolrecords
+from paxos_agents.runtime.protocolrecords import ProtocolRecords
+from paxos_agents.trace import records
+
+OLD, NEW = Ballot(2, "p0"), Ballot(3, "p1")
+V = Value.of([Command("r1", b"x" * 16)])
+W = Value.of([Command("r2", b"y" * 16)])  # the same length as V
+
+
+class _Conn:
+    peer_incarnation, generation, frames = 7, 2, 9
+
+
+def crc(value: Value) -> str:
+    return records.digest(value)
+
+
+def accept(ballot: Ballot, value: Value, slot: int = 4) -> Accept:
+    return Accept(src=ballot.node_id, dst="a0", ballot=ballot, slot=slot, value=value)
+
+
+def accepted(ballot: Ballot, value: Value, slot: int = 4, dst: str = "l0") -> Accepted:
+    return Accepted(src="a0", dst=dst, ballot=ballot, slot=slot, value=value)
+
+
+def test_rows_read_back_as_the_records_a_tool_reads():
+    ring = ProtocolRecords("a0", 3, size=10)
+    ring.now = 100.0
+    ring.received("p0", accept(OLD, V), _Conn())
+    ring.sent("p0", accepted(OLD, V, dst="p0"), 1, 11)
+    ring.sent("l0", accepted(OLD, V), 0, 0, "chaos")
+    ring.sent("p1", Promise(src="a0", dst="p1", ballot=NEW, first_slot=0,
+                            votes=(Vote(slot=4, ballot=OLD, value=V),)), 1, 1)
+    ring.sent("p1", Nack(src="a0", dst="p1", ballot=OLD, promised=NEW), 1, 2)
+    ring.decided(4, V)
+    page = ring.since(0, 10)
+    assert (page.first, page.last, page.missed) == (1, 6, False)
+    got = page.items
+    assert got[0] == {"seq": 1, "agent": "a0", "incarnation": 3, "dir": "recv",
+                      "kind": "accept", "peer": "p0", "ballot": "2.p0", "slots": [4, 4],
+                      "link": ["p0", 7, "a0", 2, 9], "mono": 100.0, "at": got[0]["at"],
+                      "value": crc(V), "commands": 1}
+    assert got[1]["link"] == ["a0", 3, "p0", 1, 11] and got[1]["value"] == crc(V)
+    assert got[2]["dropped"] == "chaos" and got[2]["link"] is None
+    assert got[3]["votes"] == [[4, "2.p0", crc(V)]] and got[3]["slots"] == [0, None]
+    assert got[4]["promised"] == "3.p1" and got[4]["slots"] is None
+    assert (got[5]["dir"], got[5]["kind"], got[5]["peer"], got[5]["ballot"],
+            got[5]["value"]) == ("local", "decided", None, None, crc(V))
+
+
+def test_the_ring_keeps_the_newest_and_says_what_left():
+    ring = ProtocolRecords("a0", 1, size=3)
+    beat = Heartbeat(src="a0", dst="p0", ballot=OLD, highest_slot=1, decided_up_to=1)
+    for n in range(1, 8):
+        ring.sent("p0", beat, 1, n)
+    page = ring.since(0, 10)
+    assert (page.first, page.last, page.missed) == (5, 7, True)
+    assert [(r["seq"], r["link"][4]) for r in page.items] == [(5, 5), (6, 6), (7, 7)]
+    assert ring.since(5, 1).items[0]["seq"] == 6 and not ring.since(5, 1).missed
+    assert ring.since(9, 10).items == [] and ring.since(9, 10).last == 7  # a restarted reader
+
+
+def test_a_promise_after_its_row_left_the_ring_leaves_no_votes_behind():
+    ring = ProtocolRecords("a0", 1, size=2)
+    ring.sent("p1", Nack(src="a0", dst="p1", ballot=OLD, promised=NEW), 1, 1)
+    for n in range(2, 6):
+        ring.sent("p1", Nack(src="a0", dst="p1", ballot=OLD, promised=NEW), 1, n)
+    assert len(ring._extras) <= ring.size  # pruned as the ring turns
+
+
+def test_an_older_ballots_value_of_the_same_length_is_hashed_not_taken_for_the_newer():
+    ring = ProtocolRecords("a0", 1, size=10)
+    ring.received("p1", accept(NEW, W), None)
+    ring.received("p0", accept(OLD, V), None)  # late: the older ballot's value
+    ring.received("p1", accept(NEW, W), None)
+    ring.decided(4, W)
+    assert [r["value"] for r in ring.since(0, 10).items] == [crc(W), crc(V), crc(W), crc(W)]
+
+
+def test_a_decision_is_named_by_the_highest_ballot_heard_for_its_slot():
+    ring = ProtocolRecords("l0", 1, size=10)
+    ring.received("a0", accepted(OLD, V), None)
+    ring.received("a1", accepted(NEW, W), None)  # a higher ballot proposes the chosen value
+    ring.received("a2", accepted(OLD, V), None)
+    ring.decided(4, W)
+    assert ring.since(0, 10).items[-1]["value"] == crc(W)
+
+
+def test_names_past_the_table_are_recorded_as_unknown(monkeypatch):
+    monkeypatch.setattr(protocolrecords, "NAMES", 2)
+    ring = ProtocolRecords("a0", 1, size=10)
+    for peer in ("p0", "p1", "p2"):
+        ring.sent(peer, Nack(src="a0", dst=peer, ballot=OLD, promised=NEW), 1, 1)
+    # p0 (and its ballot's node, p0 too) and p1 fill the table; p2 is past it.
+    assert [r["peer"] for r in ring.since(0, 10).items] == ["p0", "p1", "?"]
+
+
+def test_a_ring_of_size_0_is_off():
+    ring = ProtocolRecords("a0", 1, size=0)
+    assert ring.active is None
+    assert ring.since(0, 10).items == []
