@@ -428,8 +428,8 @@ class Agent:
                                      upto=ready.persist.applied)
             if self._protocol is not None and ready.persist.decisions:
                 decided = self._protocol.decided
-                for slot, value in ready.persist.decisions:
-                    decided(slot, value)
+                for slot, _ in ready.persist.decisions:
+                    decided(slot)
             persist, after = ready.persist, ready.send_after_persist
             # What we step ourselves must see its persist done: never held.
             # StorageError: stop, never send what depended on the persist.

@@ -27,15 +27,14 @@ frame or drops it, `received` by the agent's receive path), and no clock
 read (the agent stamps each loop turn's records with the turn's start,
 `now`); the dicts are made only when a reader asks (`since`).
 
-A value is named by `trace.records.value_digest` (crc32 of its bytes) once
-per slot and ballot and agent: the copies of one message (the leader's
-Accept to each acceptor, an acceptor's Accepted to the leader and each
-learner) and the Accepted of each acceptor for that slot and ballot reuse
-it without reading the bytes again. This rests on Paxos, not on a check:
-a ballot's proposer proposes one value per slot (Accepts of one ballot
-and slot never differ), so equal (slot, ballot) means equal value; what
-is checked is the length. A ring of size 0 records nothing: the agent and
-the transport then skip all of it (they hold None, see `active`).
+A value is named (`trace.records.value_digest`: crc32 of its bytes) only
+where trace.records says, by the proposer that sends an Accept, once for
+its copies to every acceptor (the last value named is kept, compared by
+identity); an Accept's receipt, an Accepted and a decision carry none (the
+trace names them from their ballot), so acceptors and learners never read
+a value's bytes for their records. A ring of size 0 records nothing: the
+agent and the transport then skip all of it (they hold None, see
+`active`).
 
 Sequence numbers count from 1 in each incarnation; the ring drops its
 oldest records first, and a reader learns it missed some by `Page.missed`
@@ -82,11 +81,6 @@ _NO_VALUE, _NO_LO, _NO_HI, _NO_BALLOT, _NO_PEER = 1, 2, 4, 8, 16
 #: Names kept at most (peers and ballots' nodes: a cluster's agents); past
 #: it a name is recorded as "?".
 NAMES = 4096
-#: Slots whose value digest is kept (the copies of one slot's value arrive
-#: within a few loop turns); past it the table starts over: a value is
-#: hashed again, a cost, never a wrong name.
-DIGESTS = 1024
-
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -133,9 +127,9 @@ class ProtocolRecords:
         #: hold numbers only), oldest first; pruned as the ring turns.
         self._extras: dict[int, Any] = {}
         self._extra_seqs: deque[int] = deque()
-        #: slot -> (ballot round, ballot node, value length, crc32, commands):
-        #: see the module docstring and `_digest`.
-        self._digests: dict[int, tuple[int, str, int, int, int]] = {}
+        #: (value, crc32, commands) of the last Accept sent: its copies to the
+        #: other acceptors are the same object.
+        self._last_named: tuple[Any, int, int] = (None, 0, 0)
 
     @property
     def active(self) -> "ProtocolRecords | None":
@@ -153,58 +147,15 @@ class ProtocolRecords:
             self._named.append(name)
         return index
 
-    def _digest(self, slot: int, value: Any, ballot: Ballot | None = None) -> tuple[int, int]:
-        """(crc32, commands) of `value`, the value of `slot` in `ballot`.
-
-        Each slot keeps the digest of the highest ballot it was named in;
-        a value of that slot and ballot, of the same length, reuses it (a
-        ballot's proposer proposes one value per slot: Paxos Made Simple
-        §2.2; `_row` has the same test inline). Without a ballot (a
-        promise's vote, a Decide) the value is hashed and nothing kept."""
-        if ballot is None:
-            return records.value_digest(slot, value)
-        size = len(value.data)
-        digests = self._digests
-        kept = digests.get(slot)
-        if kept is not None:
-            if kept[0] == ballot.round and kept[1] == ballot.node_id and kept[2] == size:
-                return kept[3], kept[4]
-            if (kept[0], kept[1]) > (ballot.round, ballot.node_id):
-                return records.value_digest(slot, value)  # an older ballot's: not kept
-        if len(digests) >= DIGESTS:
-            digests.clear()
-        crc, commands = records.value_digest(slot, value)
-        digests[slot] = (ballot.round, ballot.node_id, size, crc, commands)
-        return crc, commands
-
-    def _decided_digest(self, slot: int, value: Any) -> tuple[int, int]:
-        """(crc32, commands) of the value this learner decided for `slot`:
-        the kept digest of the slot's highest ballot it heard, when of the
-        same length. A learner decides on a majority of Accepted in one
-        ballot, so the highest ballot it heard for the slot is at least
-        that one, and every ballot above the one a value was chosen in
-        proposes that value (Paxos Made Simple §2.2, P2c)."""
-        kept = self._digests.get(slot)
-        if kept is not None and kept[2] == len(value.data):
-            return kept[3], kept[4]
-        return records.value_digest(slot, value)
-
     def _row(self, direction: int, msg: Any, peer: str, peer_incarnation: int,
              generation: int, n: int, dropped: str | None) -> None:
         """Write `msg`'s row at `_at` (the seq is counted by the caller)."""
         t = type(msg)
         if t is Accept or t is Accepted:
-            # Most rows: written with no call but the pack's when the slot's
-            # digest and both names are known (`_digest`'s test, inline).
+            # Most rows: written with no call but the pack's once both names
+            # are known; a value named only on an Accept sent.
             ballot, slot = msg.ballot, msg.slot
-            round_, node = ballot.round, ballot.node_id
-            value = msg.value
-            kept = self._digests.get(slot)
-            if (kept is not None and kept[0] == round_ and kept[1] == node
-                    and kept[2] == len(value.data)):
-                crc, commands = kept[3], kept[4]
-            else:
-                crc, commands = self._digest(slot, value, ballot)
+            node = ballot.node_id
             names = self._names
             peer_index = names.get(peer)
             if peer_index is None:
@@ -212,12 +163,21 @@ class ProtocolRecords:
             node_index = names.get(node)
             if node_index is None:
                 node_index = self._name(node)
-            _PACK(self._rows, self._at, direction, _K_ACCEPT if t is Accept else _K_ACCEPTED,
-                  _DROP.get(dropped, _OTHER_DROP), 0, peer_index, node_index, crc, commands,
-                  round_, slot, slot, peer_incarnation, generation, n, self.now)
+            if t is Accept and direction == _SEND:
+                value = msg.value
+                named = self._last_named
+                if named[0] is not value:
+                    named = self._last_named = (value, *records.value_digest(slot, value))
+                _PACK(self._rows, self._at, _SEND, _K_ACCEPT, _DROP.get(dropped, _OTHER_DROP), 0,
+                      peer_index, node_index, named[1], named[2], ballot.round, slot, slot,
+                      peer_incarnation, generation, n, self.now)
+            else:
+                _PACK(self._rows, self._at, direction, _K_ACCEPT if t is Accept else _K_ACCEPTED,
+                      _DROP.get(dropped, _OTHER_DROP), _NO_VALUE, peer_index, node_index, 0, 0,
+                      ballot.round, slot, slot, peer_incarnation, generation, n, self.now)
         else:
-            self._pack(direction, records.note(msg, self._digest), peer, peer_incarnation,
-                       generation, n, dropped)
+            self._pack(direction, records.note(msg, records.value_digest, direction == _SEND),
+                       peer, peer_incarnation, generation, n, dropped)
         at = self._at + ROW.size
         self._at = at if at < self._end else 0
 
@@ -259,11 +219,11 @@ class ProtocolRecords:
             self._row(_RECV, msg, peer, conn.peer_incarnation, conn.generation, conn.frames,
                       None)
 
-    def decided(self, slot: int, value: Any) -> None:
-        """This learner learned `value` for `slot` (a local record)."""
+    def decided(self, slot: int) -> None:
+        """This learner learned `slot`'s value (a local record: the value is
+        named by the slot's ballots, see trace.records)."""
         self._seq += 1
-        self._pack(_LOCAL, records.decided_note(slot, value, self._decided_digest), None, 0, 0,
-                   0, None)
+        self._pack(_LOCAL, records.decided_note(slot), None, 0, 0, 0, None)
         self._at = self._at + ROW.size if self._at + ROW.size < self._end else 0
 
     # -------------------------------------------------------------- reading

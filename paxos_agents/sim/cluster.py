@@ -316,8 +316,8 @@ class SimCluster:
     def _record_decisions(self, node_id: str, decisions) -> None:
         """A learner's newly decided slots, as its `decided` records."""
         if self.recorder:
-            for slot, value in decisions:
-                self.recorder.decided(node_id, self.boots[node_id], slot, value, self.now)
+            for slot, _ in decisions:
+                self.recorder.decided(node_id, self.boots[node_id], slot, self.now)
 
     def crash_in_next_persist(self, node_id: str) -> None:
         """Make `node_id` crash during its next persist (see `_crash_in_persist`),

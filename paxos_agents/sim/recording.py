@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from ..core.commands import Value
 from ..core.messages import Message
 from ..trace.records import decided_note, note, record
 
@@ -48,13 +47,13 @@ class SimRecorder:
         """Record `msg` handed to its receiver (its `link` from `sent`)."""
         if link is None:  # sent before the recorder was attached
             return
-        self.records.append(record(note(msg), seq=self._next(msg.dst, incarnation),
+        self.records.append(record(note(msg, sent=False), seq=self._next(msg.dst, incarnation),
                                    agent=msg.dst, incarnation=incarnation, direction="recv",
                                    peer=msg.src, link=link, mono=now, at=now))
 
-    def decided(self, node_id: str, incarnation: int, slot: int, value: Value,
-                now: int) -> None:
-        self.records.append(record(decided_note(slot, value),
+    def decided(self, node_id: str, incarnation: int, slot: int, now: int) -> None:
+        """Record `node_id`'s learner deciding `slot` (its value: see trace.records)."""
+        self.records.append(record(decided_note(slot),
                                    seq=self._next(node_id, incarnation), agent=node_id,
                                    incarnation=incarnation, direction="local", peer=None,
                                    link=None, mono=now, at=now))

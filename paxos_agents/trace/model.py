@@ -27,7 +27,15 @@ them causally and pairs each send with its receipt into `Step`s:
   `resend`; a second receipt of one send (a duplicating network) is
   counted in `duplicates`. A message an agent sends itself (a replica's
   proposer to its own acceptor) has no link: its receipt is paired with
-  the oldest unanswered self-send of the same kind, ballot, slots and value.
+  the oldest unanswered self-send of the same kind, ballot and slots.
+- **Values.** Agents name a value where it is first given (an Accept
+  sent, a promise's votes, a Decide: trace.records says why). A step
+  without one gets the value its (slot, ballot) was named with: an
+  Accept's receipt and an Accepted that of their ballot (one value per
+  ballot and slot), a learner's decision that of the highest ballot it
+  received an Accepted in for the slot (P2c: every ballot above the one a
+  value was chosen in proposes that value). None when no record names it
+  (the proposer's records gone, no promise carried it).
 - **Gaps.** `rings` says, per agent, which records its ring still held
   when read (`first`, `missed`). An agent that lost records and misses its
   end of a drawn message (a send to it never seen, a receipt of its send
@@ -75,13 +83,16 @@ class Step:
     recv: Record | None = None    # the first receipt (None: not received)
     duplicates: int = 0
     resend: bool = False
+    #: The value digest its (slot, ballot) was named with elsewhere (see Values).
+    value: str | None = None
 
     def field(self, name: str) -> Any:
-        """A kind-specific field (value, votes, promised, dropped) of the send, else the recv."""
+        """A kind-specific field (value, votes, promised, dropped) of the send,
+        else the recv; a value not in either, the one `value` holds."""
         for record in (self.send, self.recv):
             if record is not None and name in record:
                 return record[name]
-        return None
+        return self.value if name == "value" else None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "from": self.src, "to": self.dst,
@@ -235,7 +246,7 @@ def _steps(ordered: list[Record], rings: Mapping[str, Ring]) -> list[Step]:
 def _self_key(record: Record) -> tuple:
     """What pairs a message an agent sent itself with its receipt (no link)."""
     return (record["agent"], record["incarnation"], record["kind"], record.get("ballot"),
-            tuple(record.get("slots") or ()), record.get("value"))
+            tuple(record.get("slots") or ()))
 
 
 def slot_life(records: Iterable[Record], slot: int,
@@ -254,7 +265,37 @@ def slot_life(records: Iterable[Record], slot: int,
     kept = [s for i, s in enumerate(steps)
             if s.kind in OWN_KINDS or s.ballot in ballots or first <= i <= last]
     agents = sorted({a for s in kept for a in (s.src, s.dst) if a})
+    _name_values(steps, slot)
     return SlotLife(slot, kept, agents, _gaps(kept, rings))
+
+
+def _ballot_key(ballot: str) -> tuple[int, str]:
+    round_, _, node = ballot.partition(".")
+    return (int(round_), node) if round_.lstrip("-").isdigit() else (-1, ballot)
+
+
+def _name_values(steps: list[Step], slot: int) -> None:
+    """Give steps that carry no value the one their (slot, ballot) was
+    named with (the module docstring's Values)."""
+    named: dict[str, str] = {}  # ballot -> value digest, for this slot
+    for step in steps:
+        if step.kind == "accept" and step.ballot and step.field("value") is not None:
+            named.setdefault(step.ballot, step.field("value"))
+        elif step.kind == "promise":
+            for vote_slot, vote_ballot, value in step.field("votes") or ():
+                if vote_slot == slot:
+                    named.setdefault(vote_ballot, value)
+    highest: dict[str, str] = {}  # learner -> the highest ballot it received an Accepted in
+    for step in steps:
+        if step.kind in ("accept", "accepted") and step.field("value") is None:
+            step.value = named.get(step.ballot or "")
+        if step.kind == "accepted" and step.recv is not None and step.dst and step.ballot:
+            best = highest.get(step.dst)
+            if best is None or _ballot_key(step.ballot) > _ballot_key(best):
+                highest[step.dst] = step.ballot
+    for step in steps:
+        if step.kind == "decided" and step.field("value") is None and step.src in highest:
+            step.value = named.get(highest[step.src])
 
 
 def _gaps(steps: list[Step], rings: Mapping[str, Ring]) -> list[Gap]:

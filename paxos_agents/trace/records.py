@@ -5,8 +5,8 @@ one slot its learner decided (runtime/protocolrecords.py keeps them in a
 ring; the simulator in `sim.recording`). Two steps, so that the agents'
 hot path makes no dict:
 
-- `note(msg, digest)`: the fields the message itself gives, as one tuple
-  (`Note`), made when the message is sent or received;
+- `note(msg, digest, sent)`: the fields the message itself gives, as one
+  tuple (`Note`), made when the message is sent or received;
 - `record(...)`: the JSON-able dict a tool reads, made only when read.
 
 The dict, as `paxosctl trace`, `top` and `ui` read it:
@@ -18,10 +18,20 @@ The dict, as `paxosctl trace`, `top` and `ui` read it:
      "link": [sender, sender_incarnation, receiver, generation, n] | None,
      "mono", "at" (labels only: tools order by `link`, never by the clocks),
      optional: "value" (crc32 of the value's bytes, 8 hex digits) and
-     "commands" (the value's), "votes" (promise: [[slot, ballot, value],
+     "commands" (the value's): on an Accept where it is sent and on a
+     Decide, "votes" (promise: [[slot, ballot, value],
      ...], the first `VOTES`), "promised" (nack), "dropped" (a send that
      never reached the receiver: "chaos", "overflow", "unreachable",
      "not_admitted", or "network" in the simulator)}
+
+Where a value is named. A value's digest reads all its bytes, and an
+agent's records run on every message (issue 25's cost bound), so a value
+is named where it is first given: by the proposer that sends an Accept,
+in a promise's votes, in a Decide. An Accept's receipt, an Accepted and a
+learner's decision carry no digest: Paxos makes them the value of their
+(slot, ballot) (one value per ballot and slot), and of the highest ballot
+a learner heard for the slot (Paxos Made Simple §2.2, P2c), and the trace
+fills them in from there (`trace.model`).
 
 Pure: no clock, no I/O.
 """
@@ -69,13 +79,16 @@ def digest(value: Value) -> str:
     return f"{zlib.crc32(value.data):08x}"
 
 
-def note(msg: Any, digest: Digest = value_digest) -> Note:
-    """The record fields `msg` itself gives (one tuple; see `Note`)."""
+def note(msg: Any, digest: Digest = value_digest, sent: bool = True) -> Note:
+    """The record fields `msg` itself gives (one tuple; see `Note`): a value
+    named only where the module docstring says (an Accept `sent`)."""
     t = type(msg)
     if t is Accept or t is Accepted:
         slot = msg.slot
-        crc, commands = digest(slot, msg.value)
-        return ("accept" if t is Accept else "accepted", msg.ballot, slot, slot, crc, commands,
+        if t is Accept and sent:
+            crc, commands = digest(slot, msg.value)
+            return ("accept", msg.ballot, slot, slot, crc, commands, None)
+        return ("accept" if t is Accept else "accepted", msg.ballot, slot, slot, None, None,
                 None)
     if t is Heartbeat:
         return ("heartbeat", msg.ballot, None, None, None, None, None)
@@ -104,10 +117,10 @@ def note(msg: Any, digest: Digest = value_digest) -> Note:
     return (t.__name__.lower(), getattr(msg, "ballot", None), None, None, None, None, None)
 
 
-def decided_note(slot: int, value: Value, digest: Digest = value_digest) -> Note:
-    """The note of a learner deciding `value` in `slot` (a "local" record)."""
-    crc, commands = digest(slot, value)
-    return (DECIDED, None, slot, slot, crc, commands, None)
+def decided_note(slot: int) -> Note:
+    """The note of a learner deciding `slot` (a "local" record; its value is
+    named by the slot's ballots: the module docstring)."""
+    return (DECIDED, None, slot, slot, None, None, None)
 
 
 def record(note: Note, *, seq: int, agent: str, incarnation: int, direction: str,

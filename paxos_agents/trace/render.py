@@ -76,7 +76,7 @@ def label(step: Step, slot: int, names: dict[str, str] | None = None) -> str:
     ballots name their proposer as the columns do (`names`)."""
     names = names or {}
     kind, ballot = step.kind, short_ballot(step.ballot, names)
-    value = step.field("value")
+    value = step.field("value") or "?"  # named by no record left (trace.model: Values)
     if kind == "prepare":
         text = f"Prepare {ballot} s>={step.slots[0]}"
     elif kind == "promise":
@@ -137,7 +137,7 @@ def render(life: SlotLife, width: int = 80, order: Iterable[str] = ()) -> list[s
 
     decided = life.decided
     if decided:
-        values = sorted(set(decided.values()))
+        values = sorted({v or "?" for v in decided.values()})  # "?": no record names it
         who = ", ".join(names.get(a, a) for a in cols if a in decided)
         title = f"slot {life.slot}: decided {' / '.join(values)} by {who}"
     else:

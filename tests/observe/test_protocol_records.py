@@ -17,6 +17,7 @@ from paxos_agents.runtime import frames
 from paxos_agents.runtime.codec import encode
 from paxos_agents.runtime.handshake import PROTOCOL
 from paxos_agents.runtime.records import PAGE
+from paxos_agents.trace import slot_life
 from paxosctl.client.probe import survey
 from paxosctl.observe import records as observe
 
@@ -60,7 +61,8 @@ def test_a_proposed_slot_is_recorded_by_sender_receivers_and_learners(make_clust
         recvs = [r for r in recs[receiver] if r["dir"] == "recv" and r["kind"] == "accept"
                  and r["link"] == send["link"]]
         assert len(recvs) == 1, f"{receiver} has no recv record with the link {send['link']}"
-        assert recvs[0]["slots"] == [slot, slot] and recvs[0]["value"] == value
+        # A value is named where it is sent (trace.records), not on its receipt.
+        assert recvs[0]["slots"] == [slot, slot] and "value" not in recvs[0]
         assert recvs[0]["ballot"] == send["ballot"] and recvs[0]["peer"] == send["agent"]
     assert {r["agent"] for r in sends} == {sends[0]["agent"]}  # one leader sent them
     # To every acceptor the leader could reach, at least a majority: one whose
@@ -71,9 +73,11 @@ def test_a_proposed_slot_is_recorded_by_sender_receivers_and_learners(make_clust
     for learner in learners:
         decided = [r for r in recs[learner] if r["kind"] == "decided"
                    and r["slots"] == [slot, slot]]
-        assert decided[0]["value"] == value and decided[0]["dir"] == "local"
+        assert "value" not in decided[0] and decided[0]["dir"] == "local"
         assert decided[0]["link"] is None and decided[0]["peer"] is None
-        assert decided[0]["commands"] == 1
+    # The trace names each learner's decision from its ballot: the value sent.
+    life = slot_life([r for part in recs.values() for r in part], slot)
+    assert life.decided == {learner: value for learner in learners}
 
 
 def test_records_off_the_op_answers_no_items(make_cluster):

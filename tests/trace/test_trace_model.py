@@ -88,3 +88,36 @@ def test_a_message_a_replica_sends_itself_is_paired_with_its_receipt():
         ("accept", "r", "r", "delivered", False), ("accept", "r", "s", "lost", False),
         ("accepted", "r", "r", "delivered", False), ("accept", "r", "r", "lost", True)]
     assert life.steps[0].recv["seq"] == 3 and life.steps[2].recv["seq"] == 6
+
+
+def test_values_are_named_from_their_ballot_where_the_records_leave_them_out():
+    # Agents name a value where it is given (an Accept sent, a promise's
+    # votes): the receipts, the Accepteds and the decisions get it from
+    # their ballot; a decision from the highest ballot its learner heard.
+    old_accept = ["p", 1, "a", 1, 1]  # p's records are gone (killed): only a's receipt
+    records = [
+        rec("a", 1, "recv", "accept", "p", old_accept, ballot="1.p"),
+        rec("a", 2, "send", "accepted", "l", ["a", 1, "l", 1, 1], ballot="1.p"),
+        rec("l", 1, "recv", "accepted", "a", ["a", 1, "l", 1, 1], ballot="1.p"),
+        rec("a", 3, "recv", "prepare", "q", ["q", 1, "a", 1, 1], ballot="2.q", slots=[0, None]),
+        rec("a", 4, "send", "promise", "q", ["a", 1, "q", 1, 1], ballot="2.q", slots=[0, None],
+            votes=[[5, "1.p", "old"]]),
+        rec("q", 1, "send", "prepare", "a", ["q", 1, "a", 1, 1], ballot="2.q", slots=[0, None]),
+        rec("q", 2, "recv", "promise", "a", ["a", 1, "q", 1, 1], ballot="2.q", slots=[0, None],
+            votes=[[5, "1.p", "old"]]),
+        rec("q", 3, "send", "accept", "a", ["q", 1, "a", 1, 2], ballot="2.q", value="new"),
+        rec("a", 5, "recv", "accept", "q", ["q", 1, "a", 1, 2], ballot="2.q"),
+        rec("a", 6, "send", "accepted", "l", ["a", 1, "l", 1, 2], ballot="2.q"),
+        rec("l", 2, "recv", "accepted", "a", ["a", 1, "l", 1, 2], ballot="2.q"),
+        rec("l", 3, "local", "decided", ballot=None),
+        rec("m", 1, "local", "decided", ballot=None),  # heard no Accepted: nothing names it
+    ]
+    life = slot_life(records, 5)
+    got = {(s.kind, s.ballot, s.field("value")) for s in life.steps
+           if s.kind in ("accept", "accepted")}
+    assert got == {("accept", "1.p", "old"), ("accepted", "1.p", "old"),
+                   ("accept", "2.q", "new"), ("accepted", "2.q", "new")}
+    assert life.decided == {"l": "new", "m": None}
+    drawn = render(life, width=120)
+    assert drawn[0] == "slot 5: decided ? / new by l, m"
+    assert any(line.endswith("Accepted 1.p s5 old") for line in drawn)
