@@ -1,7 +1,8 @@
 """What protocol records cost (issue 25): CPU per command with records on and off.
 
     python bench/records_cost.py [--rounds 4] [--requests 200000] [--concurrency 256]
-                                 [--spy] [--same] [--size N] [--json FILE]
+                                 [--together [--seconds 6]] [--spy] [--same] [--size N]
+                                 [--json FILE]
 
 Two copies of the example cluster (examples/cluster.toml, fsync on, each in a
 temporary state dir, as bench/dataplane.py starts them) run side by side:
@@ -23,6 +24,13 @@ the table's off and on columns are each side's mean over the rounds.
 (Before, three rounds and each side's median: the on side ran 1st, 4th
 and 5th, the off side 2nd, 3rd and 6th, and the drift alone made an A/A
 run read 1.09x.) So `--rounds` is even.
+
+`--together` runs the two clusters' benches at the same time instead, for
+`--seconds` each (`paxosctl bench --duration`), so both see the machine's
+load of the same moments; each round is its own ratio, on / off, and the
+verdict is on the median of the rounds' (any number of rounds). On this
+2-core machine the rounds' ratios spread about half as much as ABBA
+blocks' (a standard deviation of 1-3% per agent against 3-5%).
 
 Two things still blur the figure on a shared machine: `cpu_us_per_command`
 comes in steps of 0.05 us at 200,000 commands (CPU times tick at 10 ms),
@@ -52,6 +60,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from dataclasses import dataclass
@@ -60,7 +69,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/dataplane.py, next to this file
 
-from dataplane import Cluster, PartFailed, interrupt, toml_text  # noqa: E402
+from dataplane import (TIMEOUT_CLI, Cluster, PartFailed, interrupt, last_error,  # noqa: E402
+                       toml_text)
 
 #: Records on may cost at most this ratio of off's CPU per command (per agent).
 LIMIT = 1.05
@@ -93,11 +103,12 @@ def mean(values: list[float | None]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def rows(rounds: dict[str, list[dict[str, Any] | None]]) -> list[Row]:
+def rows(rounds: dict[str, list[dict[str, Any] | None]], together: bool = False) -> list[Row]:
     """One row per agent (then the cluster's sum), from each side's runs in
     round order (None: that run failed): each side's mean
     `cpu_us_per_command`, and the median over ABBA blocks (rounds 1-2,
-    3-4, ...) of (on1 + on2) / (off1 + off2), judged against `LIMIT`
+    3-4, ...) of (on1 + on2) / (off1 + off2) (`together`: over rounds of
+    on / off, both run at once), judged against `LIMIT`
     (n/a when no block has all four figures). The leader's figures
     (whichever proposer led that run: `run["leader"]`) are one row,
     "leader", first. The supervisor and the client are not judged:
@@ -120,10 +131,15 @@ def rows(rounds: dict[str, list[dict[str, Any] | None]]) -> list[Row]:
         a = mean([run.get(who) for run in off])
         b = mean([run.get(who) for run in on])
         blocks = []
-        for k in range(0, min(len(on), len(off)) - 1, 2):
-            pair = [side[i].get(who) for side in (on, off) for i in (k, k + 1)]
-            if None not in pair and pair[2] + pair[3] > 0:
-                blocks.append((pair[0] + pair[1]) / (pair[2] + pair[3]))
+        if together:  # each round ran both sides at once: its own ratio
+            for a_on, a_off in zip(on, off):
+                if a_on.get(who) is not None and a_off.get(who):
+                    blocks.append(a_on[who] / a_off[who])
+        else:
+            for k in range(0, min(len(on), len(off)) - 1, 2):
+                pair = [side[i].get(who) for side in (on, off) for i in (k, k + 1)]
+                if None not in pair and pair[2] + pair[3] > 0:
+                    blocks.append((pair[0] + pair[1]) / (pair[2] + pair[3]))
         ratio = statistics.median(blocks) if blocks else None
         verdict = "n/a" if ratio is None else ("met" if ratio <= LIMIT else "MISSED")
         out.append(Row(who, a, b, ratio, verdict))
@@ -190,6 +206,40 @@ def stop_spies(spies: dict[str, tuple[subprocess.Popen, Path]]) -> list[str]:
             "| --- | --- | --- | --- |", *lines]
 
 
+def together(clusters: dict[str, Cluster], args: argparse.Namespace) -> dict[str, Any]:
+    """One round of `--together`: both clusters' `paxosctl bench --duration`
+    at once, each in a thread; side -> its JSON (with its leader) or the
+    PartFailed that stopped it."""
+    got: dict[str, Any] = {}
+
+    def run(side: str) -> None:
+        cluster = clusters[side]
+        try:
+            leader = cluster.status().get("leader")
+            ran = cluster.run("bench", "--duration", f"{args.seconds}s", "--concurrency",
+                              str(args.concurrency), "--value-size", "16", "--warmup",
+                              str(args.warmup), "-o", "json",
+                              timeout=TIMEOUT_CLI + args.seconds + args.warmup / 50)
+            try:
+                data = json.loads(ran.stdout)
+            except ValueError:
+                raise PartFailed(f"paxosctl bench exited {ran.returncode}: "
+                                 f"{last_error(ran.stderr)}") from None
+            if data.get("errors"):
+                raise PartFailed(f"{data['errors']} commands failed")
+            data[LEADER] = leader
+            got[side] = data
+        except PartFailed as e:
+            got[side] = e
+
+    threads = [threading.Thread(target=run, args=(side,)) for side in ("on", "off")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return got
+
+
 def make_cluster(folder: Path, name: str, records: int | None) -> Cluster:
     """The example cluster in `folder`, with paxos.protocol_records = `records`
     (None: the default)."""
@@ -212,6 +262,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also sample the records-on cluster with py-spy (see above)")
     parser.add_argument("--size", type=int, default=None,
                         help="paxos.protocol_records of the on side [default: the default]")
+    parser.add_argument("--together", action="store_true",
+                        help="run both clusters' benches at once, a ratio per round (see above)")
+    parser.add_argument("--seconds", type=float, default=6.0,
+                        help="with --together: each round's length [default: 6]")
     parser.add_argument("--same", action="store_true",
                         help='records off on both clusters (an A/A run: the noise)')
     parser.add_argument("--json", help="also write the rounds and rows to this file")
@@ -219,7 +273,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key in ("rounds", "requests", "concurrency"):
         if getattr(args, key) < 1:
             parser.error(f"--{key}: must be 1 or more, got {getattr(args, key)}")
-    if args.rounds % 2:
+    if args.seconds <= 0:
+        parser.error(f"--seconds: must be above 0, got {args.seconds}")
+    if args.rounds % 2 and not args.together:
         parser.error(f"--rounds: must be even (on-off then off-on blocks, so that a "
                      f"cluster's drift cancels), "
                      f"got {args.rounds}")
@@ -241,6 +297,19 @@ def main(argv: list[str] | None = None) -> int:
             log(f"starting the records-{side} cluster in {cluster.dir}")
             cluster.up()
         for n in range(args.rounds):
+            if args.together:
+                got = together(clusters, args)
+                for side in ("on", "off"):
+                    data = got[side]
+                    if isinstance(data, PartFailed):
+                        failures.append(f"round {n + 1} {side}: {data}")
+                        data = None
+                    rounds[side].append(data)
+                    if data is not None:
+                        log(f"round {n + 1} records {side}: {data.get('throughput_per_s')} "
+                            f"commands/s, cluster {data['cpu_us_per_command'].get('cluster')} "
+                            "us/command")
+                continue
             for side in ("on", "off") if n % 2 == 0 else ("off", "on"):
                 try:
                     leader = clusters[side].status().get("leader")
@@ -271,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         for cluster in clusters.values():
             cluster.teardown()
         shutil.rmtree(work, ignore_errors=True)
-    report = rows(rounds)
+    report = rows(rounds, together=args.together)
     print(table(report))
     for side in ("on", "off"):
         tput = median([run.get("throughput_per_s") for run in rounds[side] if run])

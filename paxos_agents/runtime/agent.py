@@ -71,7 +71,7 @@ from .storage import Storage, StorageError
 from .chaos import ChaosSettings
 from .ratelog import clip
 from .persister import Persister
-from .protocolrecords import ProtocolRecords
+from .protocolrecords import RECV, SEND, ProtocolRecords
 from .records import Records, event
 from .selfview import SelfView, Traffic
 from .net import make_net
@@ -360,7 +360,8 @@ class Agent:
         if protocol is not None:
             conn = self.transport.receiving
             if conn is not None:
-                protocol.received(sender, msg, conn)
+                protocol.record(RECV, msg, sender, conn.peer_incarnation, conn.generation,
+                                conn.frames)
         self.node.step(msg)
 
     def _check_values(self, msg) -> None:
@@ -441,7 +442,7 @@ class Agent:
             protocol = self._protocol
             for msg in local:
                 if protocol is not None:  # no link: it never left this process
-                    protocol.received(name, msg, None)
+                    protocol.record(RECV, msg, name, self.incarnation)
                 node.step(msg)  # our own messages, after the persist like any other
 
     def _commit(self) -> None:
@@ -457,7 +458,7 @@ class Agent:
             if msg.dst == name:
                 local.append(msg)
                 if protocol is not None:  # a replica's proposer to its own acceptor...
-                    protocol.sent(name, msg, 0, 0)
+                    protocol.record(SEND, msg, name)
             else:
                 sent[type(msg).__name__] += 1
                 if protocol is None:

@@ -22,9 +22,8 @@ Python tuples cost 5-15% of an agent's CPU per command on a busy 2-core
 machine, nearly all of it in touching memory the agent's other work had
 pushed out of the CPU caches (a record made, a record dropped from the
 ring), not in the instructions; rows in place cost about a third of that.
-A message costs one call here (`sent` by the transport when it queues the
-frame or drops it, `received` by the agent's receive path), and no clock
-read (the agent stamps each loop turn's records with the turn's start,
+A message costs one call here (`record`: by the transport when it queues
+the frame or drops it, by the agent's receive path), and no clock read (the agent stamps each loop turn's records with the turn's start,
 `now`); the dicts are made only when a reader asks (`since`).
 
 A value is named (`trace.records.value_digest`: crc32 of its bytes) only
@@ -67,7 +66,8 @@ ROW = struct.Struct("<BBBBHHIIqqqqqqd")
 _PACK = ROW.pack_into
 
 _DIRECTIONS = ("send", "recv", "local")
-_SEND, _RECV, _LOCAL = 0, 1, 2
+#: `record`'s directions.
+SEND, RECV, _LOCAL = 0, 1, 2
 #: Kinds by code: the message kinds, then the learner's decision (and
 #: "other": a kind this table does not know, never an error on the hot path).
 _KINDS = (*records.MESSAGE_KINDS, records.DECIDED, "other")
@@ -147,9 +147,16 @@ class ProtocolRecords:
             self._named.append(name)
         return index
 
-    def _row(self, direction: int, msg: Any, peer: str, peer_incarnation: int,
-             generation: int, n: int, dropped: str | None) -> None:
-        """Write `msg`'s row at `_at` (the seq is counted by the caller)."""
+    def record(self, direction: int, msg: Any, peer: str, peer_incarnation: int = 0,
+               generation: int = 0, n: int = 0, dropped: str | None = None) -> None:
+        """Record `msg`, `direction` SEND or RECV, the one call a message costs.
+
+        SEND: queued on the connection `generation` to `peer` as its frame
+        `n`; with `dropped` (n 0), one that never reached a connection; n 0
+        and no `dropped`: one to this agent itself. RECV: read from `peer`
+        (of incarnation `peer_incarnation`) as frame `n` of its connection
+        `generation`; n 0: a message this agent sent itself (no link)."""
+        self._seq += 1
         t = type(msg)
         if t is Accept or t is Accepted:
             # Most rows: written with no call but the pack's once both names
@@ -163,12 +170,12 @@ class ProtocolRecords:
             node_index = names.get(node)
             if node_index is None:
                 node_index = self._name(node)
-            if t is Accept and direction == _SEND:
+            if t is Accept and direction == SEND:
                 value = msg.value
                 named = self._last_named
                 if named[0] is not value:
                     named = self._last_named = (value, *records.value_digest(slot, value))
-                _PACK(self._rows, self._at, _SEND, _K_ACCEPT, _DROP.get(dropped, _OTHER_DROP), 0,
+                _PACK(self._rows, self._at, SEND, _K_ACCEPT, _DROP.get(dropped, _OTHER_DROP), 0,
                       peer_index, node_index, named[1], named[2], ballot.round, slot, slot,
                       peer_incarnation, generation, n, self.now)
             else:
@@ -176,7 +183,7 @@ class ProtocolRecords:
                       _DROP.get(dropped, _OTHER_DROP), _NO_VALUE, peer_index, node_index, 0, 0,
                       ballot.round, slot, slot, peer_incarnation, generation, n, self.now)
         else:
-            self._pack(direction, records.note(msg, records.value_digest, direction == _SEND),
+            self._pack(direction, records.note(msg, records.value_digest, direction == SEND),
                        peer, peer_incarnation, generation, n, dropped)
         at = self._at + ROW.size
         self._at = at if at < self._end else 0
@@ -199,25 +206,6 @@ class ProtocolRecords:
             oldest = self._seq - self.size
             while self._extra_seqs[0] <= oldest:
                 del self._extras[self._extra_seqs.popleft()]
-
-    def sent(self, peer: str, msg: Any, generation: int, n: int,
-             dropped: str | None = None) -> None:
-        """`msg` queued on the connection `generation` to `peer` as its
-        frame `n`; or, with `dropped` (n 0), one that never reached a
-        connection; n 0 and no `dropped`: one to this agent itself."""
-        self._seq += 1
-        self._row(_SEND, msg, peer, 0, generation, n, dropped)
-
-    def received(self, peer: str, msg: Any, conn: Any) -> None:
-        """`msg` read from `peer` as the newest frame (`frames`) of `conn`,
-        a Connection (its `peer_incarnation` and `generation`); conn None:
-        a message this agent sent itself (no link)."""
-        self._seq += 1
-        if conn is None:
-            self._row(_RECV, msg, peer, self.incarnation, 0, 0, None)
-        else:
-            self._row(_RECV, msg, peer, conn.peer_incarnation, conn.generation, conn.frames,
-                      None)
 
     def decided(self, slot: int) -> None:
         """This learner learned `slot`'s value (a local record: the value is

@@ -92,6 +92,7 @@ from .connection import BACKOFF_CAP, LINK_READ_BYTES, Connection, Limits, Link, 
 from .greeting import Facts, Greeter
 from .handshake import CLIENT, PROTOCOL, hello
 from .net import QUIET_CONNECT_ERRORS, Net, UnixNet
+from .protocolrecords import SEND
 from .ratelog import RateLimitedLog, clip
 from .records import event
 
@@ -411,7 +412,7 @@ class Transport:
 
     def _record_drop(self, dst: str, record: "Message", reason: str) -> None:
         if self.protocol is not None:
-            self.protocol.sent(dst, record, 0, 0, reason)
+            self.protocol.record(SEND, record, dst, 0, 0, 0, reason)
 
     def _send_now(self, dst: str, frame: bytes, generation: int | None = None,
                   record: "Message | None" = None) -> None:
@@ -439,7 +440,7 @@ class Transport:
             self._dirty.add(conn)
             conn.frames += 1
             if record is not None and self.protocol is not None:
-                self.protocol.sent(dst, record, link.generation, conn.frames)
+                self.protocol.record(SEND, record, dst, 0, link.generation, conn.frames)
         else:
             self._drop(dst, record, "overflow")
 

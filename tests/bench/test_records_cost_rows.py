@@ -88,3 +88,17 @@ def test_the_spy_share_counts_busy_samples_inside_the_records_module(records_cos
            "run (paxos_agents/runtime/agent.py:150);_flush (paxos_agents/runtime/agent.py:400) 37\n"
            "\n")
     assert records_cost.spy_share(raw) == (40, 3)
+
+
+def test_together_each_round_is_its_own_ratio_and_any_number_of_rounds_runs(records_cost):
+    # Both sides ran at once: a round's on / off is the ratio, drift or not.
+    rounds = {"on": [run(a=10.3, cluster=30.0), run(a=20.6, cluster=60.0),
+                     run(a=99.0, cluster=90.0)],
+              "off": [run(a=10.0, cluster=30.0), run(a=20.0, cluster=60.0),
+                      run(a=10.0, cluster=90.0)]}
+    got = {r.who: r for r in records_cost.rows(rounds, together=True)}
+    assert got["a"].ratio == pytest.approx(1.03) and got["a"].verdict == "met"  # the median
+    assert got["cluster"].ratio == pytest.approx(1.0)
+    # ABBA blocks on the same figures would pair rounds across moments:
+    assert records_cost.rows(rounds)[0].ratio == pytest.approx(30.9 / 30.0)
+    assert records_cost.parse_args(["--together", "--rounds", "3"]).rounds == 3

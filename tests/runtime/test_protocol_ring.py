@@ -10,16 +10,12 @@ from paxos_agents.core.commands import Command, Value
 from paxos_agents.core.ids import Ballot
 from paxos_agents.core.messages import Accept, Accepted, Heartbeat, Nack, Promise, Vote
 from paxos_agents.runtime import protocolrecords
-from paxos_agents.runtime.protocolrecords import ProtocolRecords
+from paxos_agents.runtime.protocolrecords import RECV, SEND, ProtocolRecords
 from paxos_agents.trace import records
 
 OLD, NEW = Ballot(2, "p0"), Ballot(3, "p1")
 V = Value.of([Command("r1", b"x" * 16)])
 W = Value.of([Command("r2", b"y" * 16)])  # the same length as V
-
-
-class _Conn:
-    peer_incarnation, generation, frames = 7, 2, 9
 
 
 def crc(value: Value) -> str:
@@ -37,14 +33,14 @@ def accepted(ballot: Ballot, value: Value, slot: int = 4, dst: str = "l0") -> Ac
 def test_rows_read_back_as_the_records_a_tool_reads():
     ring = ProtocolRecords("a0", 3, size=10)
     ring.now = 100.0
-    ring.received("p0", accept(OLD, V), _Conn())
-    ring.sent("p0", accepted(OLD, V, dst="p0"), 1, 11)
-    ring.sent("l0", accepted(OLD, V), 0, 0, "chaos")
-    ring.sent("p1", Promise(src="a0", dst="p1", ballot=NEW, first_slot=0,
-                            votes=(Vote(slot=4, ballot=OLD, value=V),)), 1, 1)
-    ring.sent("p1", Nack(src="a0", dst="p1", ballot=OLD, promised=NEW), 1, 2)
+    ring.record(RECV, accept(OLD, V), "p0", 7, 2, 9)
+    ring.record(SEND, accepted(OLD, V, dst="p0"), "p0", 0, 1, 11)
+    ring.record(SEND, accepted(OLD, V), "l0", dropped="chaos")
+    ring.record(SEND, Promise(src="a0", dst="p1", ballot=NEW, first_slot=0,
+                              votes=(Vote(slot=4, ballot=OLD, value=V),)), "p1", 0, 1, 1)
+    ring.record(SEND, Nack(src="a0", dst="p1", ballot=OLD, promised=NEW), "p1", 0, 1, 2)
     ring.decided(4)
-    ring.sent("a1", accept(NEW, W), 1, 3)
+    ring.record(SEND, accept(NEW, W), "a1", 0, 1, 3)
     page = ring.since(0, 10)
     assert (page.first, page.last, page.missed) == (1, 7, False)
     got = page.items
@@ -67,7 +63,7 @@ def test_the_ring_keeps_the_newest_and_says_what_left():
     ring = ProtocolRecords("a0", 1, size=3)
     beat = Heartbeat(src="a0", dst="p0", ballot=OLD, highest_slot=1, decided_up_to=1)
     for n in range(1, 8):
-        ring.sent("p0", beat, 1, n)
+        ring.record(SEND, beat, "p0", 0, 1, n)
     assert len(ring._rows) == 3 * protocolrecords.ROW.size  # one buffer, never regrown
     page = ring.since(0, 10)
     assert (page.first, page.last, page.missed) == (5, 7, True)
@@ -78,9 +74,9 @@ def test_the_ring_keeps_the_newest_and_says_what_left():
 
 def test_a_promise_after_its_row_left_the_ring_leaves_no_votes_behind():
     ring = ProtocolRecords("a0", 1, size=2)
-    ring.sent("p1", Nack(src="a0", dst="p1", ballot=OLD, promised=NEW), 1, 1)
+    ring.record(SEND, Nack(src="a0", dst="p1", ballot=OLD, promised=NEW), "p1", 0, 1, 1)
     for n in range(2, 6):
-        ring.sent("p1", Nack(src="a0", dst="p1", ballot=OLD, promised=NEW), 1, n)
+        ring.record(SEND, Nack(src="a0", dst="p1", ballot=OLD, promised=NEW), "p1", 0, 1, n)
     assert len(ring._extras) <= ring.size  # pruned as the ring turns
 
 
@@ -91,9 +87,10 @@ def test_an_accepts_copies_are_hashed_once(monkeypatch):
                         lambda slot, value: hashed.append(slot) or real(slot, value))
     ring = ProtocolRecords("p1", 1, size=10)
     for acceptor in ("a0", "a1", "a2"):  # one value object, sent to every acceptor
-        ring.sent(acceptor, Accept(src="p1", dst=acceptor, ballot=NEW, slot=4, value=W), 1, 1)
-    ring.sent("a0", Accept(src="p1", dst="a0", ballot=NEW, slot=5, value=V), 1, 2)
-    ring.received("a0", accepted(NEW, W, dst="p1"), None)
+        ring.record(SEND, Accept(src="p1", dst=acceptor, ballot=NEW, slot=4, value=W), acceptor,
+                    0, 1, 1)
+    ring.record(SEND, Accept(src="p1", dst="a0", ballot=NEW, slot=5, value=V), "a0", 0, 1, 2)
+    ring.record(RECV, accepted(NEW, W, dst="p1"), "a0", 1)
     assert hashed == [4, 5]
     assert [r.get("value") for r in ring.since(0, 10).items] == [crc(W)] * 3 + [crc(V), None]
 
@@ -102,7 +99,7 @@ def test_names_past_the_table_are_recorded_as_unknown(monkeypatch):
     monkeypatch.setattr(protocolrecords, "NAMES", 2)
     ring = ProtocolRecords("a0", 1, size=10)
     for peer in ("p0", "p1", "p2"):
-        ring.sent(peer, Nack(src="a0", dst=peer, ballot=OLD, promised=NEW), 1, 1)
+        ring.record(SEND, Nack(src="a0", dst=peer, ballot=OLD, promised=NEW), peer, 0, 1, 1)
     # p0 (and its ballot's node, p0 too) and p1 fill the table; p2 is past it.
     assert [r["peer"] for r in ring.since(0, 10).items] == ["p0", "p1", "?"]
 
