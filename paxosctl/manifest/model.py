@@ -142,7 +142,8 @@ class PaxosSettings:
       refuses a change): the default leaves room to raise window to 64.
     - protocol_records = 8000 (0..1000000): protocol records each agent
       keeps in memory (messages sent and received, slots decided: what
-      `paxosctl trace`, `top` and `ui` read); 0 keeps none.
+      `paxosctl trace`, `top` and `ui` read), 72 bytes each, allocated at
+      start; 0 keeps none.
     """
 
     tick: float = _duration("10ms")
