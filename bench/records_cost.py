@@ -27,7 +27,8 @@ run read 1.09x.) So `--rounds` is even.
 
 `--together` runs the two clusters' benches at the same time instead, for
 `--seconds` each (`paxosctl bench --duration`), so both see the machine's
-load of the same moments; each round is its own ratio, on / off, and the
+load of the same moments (the side started first alternates by round: with
+"on" always first an A/A run read 1.03x); each round is its own ratio, on / off, and the
 verdict is on the median of the rounds' (any number of rounds). On this
 2-core machine the rounds' ratios spread about half as much as ABBA
 blocks' (a standard deviation of 1-3% per agent against 3-5%).
