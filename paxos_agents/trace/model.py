@@ -32,10 +32,12 @@ them causally and pairs each send with its receipt into `Step`s:
   sent, a promise's votes, a Decide: trace.records says why). A step
   without one gets the value its (slot, ballot) was named with: an
   Accept's receipt and an Accepted that of their ballot (one value per
-  ballot and slot), a learner's decision that of the highest ballot it
-  received an Accepted in for the slot (P2c: every ballot above the one a
-  value was chosen in proposes that value). None when no record names it
-  (the proposer's records gone, no promise carried it).
+  ballot and slot), a learner's decision that of the Decide it received,
+  else that of the highest ballot it received an Accepted in for the slot
+  (it decided by counting a majority in one ballot, and every ballot above
+  the one a value was chosen in proposes that value: P2c). None when no
+  record names it (the proposer's records gone, no promise carried it) or
+  the learner installed the slot from a peer's Chunk.
 - **Gaps.** `rings` says, per agent, which records its ring still held
   when read (`first`, `missed`). An agent that lost records and misses its
   end of a drawn message (a send to it never seen, a receipt of its send
@@ -286,15 +288,28 @@ def _name_values(steps: list[Step], slot: int) -> None:
                 if vote_slot == slot:
                     named.setdefault(vote_ballot, value)
     highest: dict[str, str] = {}  # learner -> the highest ballot it received an Accepted in
+    told: dict[str, str | None] = {}  # learner -> the value a Decide or a Chunk gave it
     for step in steps:
         if step.kind in ("accept", "accepted") and step.field("value") is None:
             step.value = named.get(step.ballot or "")
-        if step.kind == "accepted" and step.recv is not None and step.dst and step.ballot:
+        if step.recv is None or not step.dst:
+            continue
+        if step.kind == "accepted" and step.ballot:
             best = highest.get(step.dst)
             if best is None or _ballot_key(step.ballot) > _ballot_key(best):
                 highest[step.dst] = step.ballot
+        elif step.kind == "decide":
+            told[step.dst] = step.field("value")
+        elif step.kind == "chunk":
+            told.setdefault(step.dst, None)  # installed from a peer: its value is not recorded
     for step in steps:
-        if step.kind == "decided" and step.field("value") is None and step.src in highest:
+        if step.kind != "decided" or step.field("value") is not None:
+            continue
+        if step.src in told:
+            # Learned from a leader's Decide or a peer's Chunk: the highest
+            # Accepted it heard may be of a ballot below the chosen one.
+            step.value = told[step.src]
+        elif step.src in highest:
             step.value = named.get(highest[step.src])
 
 

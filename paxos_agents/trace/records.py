@@ -29,9 +29,10 @@ agent's records run on every message (issue 25's cost bound), so a value
 is named where it is first given: by the proposer that sends an Accept,
 in a promise's votes, in a Decide. An Accept's receipt, an Accepted and a
 learner's decision carry no digest: Paxos makes them the value of their
-(slot, ballot) (one value per ballot and slot), and of the highest ballot
-a learner heard for the slot (Paxos Made Simple §2.2, P2c), and the trace
-fills them in from there (`trace.model`).
+(slot, ballot) (one value per ballot and slot), and a decision the value
+of the Decide its learner got, else of the highest ballot it heard an
+Accepted in for the slot (Paxos Made Simple §2.2, P2c); the trace fills
+them in from there (`trace.model`).
 
 Pure: no clock, no I/O.
 """

@@ -121,3 +121,24 @@ def test_values_are_named_from_their_ballot_where_the_records_leave_them_out():
     drawn = render(life, width=120)
     assert drawn[0] == "slot 5: decided ? / new by l, m"
     assert any(line.endswith("Accepted 1.p s5 old") for line in drawn)
+
+
+def test_a_decision_learned_from_a_decide_or_a_chunk_is_not_named_by_an_older_accepted():
+    # l heard one Accepted of the losing ballot 1.p, then the leader's Decide
+    # of the value chosen in 2.q; m heard the same Accepted, then copied the
+    # slot from a peer (Chunk): the highest Accepted each heard is 1.p's.
+    records = [
+        rec("p", 1, "send", "accept", "a", ["p", 1, "a", 1, 1], ballot="1.p", value="old"),
+        rec("a", 1, "recv", "accept", "p", ["p", 1, "a", 1, 1], ballot="1.p"),
+        rec("a", 2, "send", "accepted", "l", ["a", 1, "l", 1, 1], ballot="1.p"),
+        rec("l", 1, "recv", "accepted", "a", ["a", 1, "l", 1, 1], ballot="1.p"),
+        rec("a", 3, "send", "accepted", "m", ["a", 1, "m", 1, 1], ballot="1.p"),
+        rec("m", 1, "recv", "accepted", "a", ["a", 1, "m", 1, 1], ballot="1.p"),
+        rec("q", 1, "send", "decide", "l", ["q", 1, "l", 1, 1], ballot=None, value="new"),
+        rec("l", 2, "recv", "decide", "q", ["q", 1, "l", 1, 1], ballot=None, value="new"),
+        rec("l", 3, "local", "decided", ballot=None),
+        rec("n", 1, "send", "chunk", "m", ["n", 1, "m", 1, 1], ballot=None, slots=[0, 9]),
+        rec("m", 2, "recv", "chunk", "n", ["n", 1, "m", 1, 1], ballot=None, slots=[0, 9]),
+        rec("m", 3, "local", "decided", ballot=None),
+    ]
+    assert slot_life(records, 5).decided == {"l": "new", "m": None}
