@@ -290,11 +290,14 @@ class Cluster:
             pass
 
     def bench(self, requests: int, concurrency: int, warmup: int,
-              batch: int | None = None) -> dict[str, Any]:
+              batch: int | None = None, seconds: float | None = None) -> dict[str, Any]:
+        """`paxosctl bench -o json`: `requests` commands, or with `seconds`
+        (requests then unused) as many as that long allows."""
         extra = ["--batch", str(batch)] if batch else []
-        ran = self.run("bench", "--requests", str(requests), "--concurrency", str(concurrency),
+        size = ["--duration", f"{seconds}s"] if seconds else ["--requests", str(requests)]
+        ran = self.run("bench", *size, "--concurrency", str(concurrency),
                        "--value-size", "16", "--warmup", str(warmup), "-o", "json", *extra,
-                       timeout=TIMEOUT_CLI + (requests + warmup) / 50)
+                       timeout=TIMEOUT_CLI + (seconds or 0) + (requests + warmup) / 50)
         try:
             data = json.loads(ran.stdout)
         except ValueError:

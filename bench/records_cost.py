@@ -70,8 +70,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/dataplane.py, next to this file
 
-from dataplane import (TIMEOUT_CLI, Cluster, PartFailed, interrupt, last_error,  # noqa: E402
-                       toml_text)
+from dataplane import Cluster, PartFailed, interrupt, toml_text  # noqa: E402
 
 #: Records on may cost at most this ratio of off's CPU per command (per agent).
 LIMIT = 1.05
@@ -217,15 +216,7 @@ def together(clusters: dict[str, Cluster], args: argparse.Namespace) -> dict[str
         cluster = clusters[side]
         try:
             leader = cluster.status().get("leader")
-            ran = cluster.run("bench", "--duration", f"{args.seconds}s", "--concurrency",
-                              str(args.concurrency), "--value-size", "16", "--warmup",
-                              str(args.warmup), "-o", "json",
-                              timeout=TIMEOUT_CLI + args.seconds + args.warmup / 50)
-            try:
-                data = json.loads(ran.stdout)
-            except ValueError:
-                raise PartFailed(f"paxosctl bench exited {ran.returncode}: "
-                                 f"{last_error(ran.stderr)}") from None
+            data = cluster.bench(0, args.concurrency, args.warmup, seconds=args.seconds)
             if data.get("errors"):
                 raise PartFailed(f"{data['errors']} commands failed")
             data[LEADER] = leader

@@ -175,13 +175,12 @@ class ProtocolRecords:
                 named = self._last_named
                 if named[0] is not value:
                     named = self._last_named = (value, *records.value_digest(slot, value))
-                _PACK(self._rows, self._at, SEND, _K_ACCEPT, _DROP.get(dropped, _OTHER_DROP), 0,
-                      peer_index, node_index, named[1], named[2], ballot.round, slot, slot,
-                      peer_incarnation, generation, n, self.now)
+                flags, crc, commands = 0, named[1], named[2]
             else:
-                _PACK(self._rows, self._at, direction, _K_ACCEPT if t is Accept else _K_ACCEPTED,
-                      _DROP.get(dropped, _OTHER_DROP), _NO_VALUE, peer_index, node_index, 0, 0,
-                      ballot.round, slot, slot, peer_incarnation, generation, n, self.now)
+                flags, crc, commands = _NO_VALUE, 0, 0
+            _PACK(self._rows, self._at, direction, _K_ACCEPT if t is Accept else _K_ACCEPTED,
+                  _DROP.get(dropped, _OTHER_DROP), flags, peer_index, node_index, crc, commands,
+                  ballot.round, slot, slot, peer_incarnation, generation, n, self.now)
         else:
             self._pack(direction, records.note(msg, records.value_digest, direction == SEND),
                        peer, peer_incarnation, generation, n, dropped)
@@ -212,7 +211,8 @@ class ProtocolRecords:
         named by the slot's ballots, see trace.records)."""
         self._seq += 1
         self._pack(_LOCAL, records.decided_note(slot), None, 0, 0, 0, None)
-        self._at = self._at + ROW.size if self._at + ROW.size < self._end else 0
+        at = self._at + ROW.size
+        self._at = at if at < self._end else 0
 
     # -------------------------------------------------------------- reading
 
