@@ -133,6 +133,15 @@ class SpareLauncher:
         return self.d.client.run([sys.executable, "-c", CHANGE, str(self.d.manifest), str(self.folder),
                                   op, arg, str(timeout)], cwd=self.d.config, timeout=timeout + 15)
 
+    def wait_handled(self, last: list[str], timeout: float = 10) -> None:
+        """Wait until the last requests handled are `last`: the launcher's
+        thread reads the requests file on its own clock, so a change can be
+        in force a moment before the thread has acted on its last request."""
+        try:
+            wait_until(lambda: self.handled[-len(last):] == last, timeout, f"the launcher to handle {last}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; handled: {self.handled}") from None
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
@@ -179,7 +188,7 @@ def grown(make_hosts):
         done = launcher.change("scale", "replica=5")
         assert done.returncode == 0, done.stderr
         assert "scale replica 3 -> 5: in force after" in done.stdout, done.stdout
-        assert launcher.handled == ["start replica-3", "start replica-4"]
+        launcher.wait_handled(["start replica-3", "start replica-4"])
         found = in_force(d, {*NAMES, "replica-3", "replica-4"})
         loaded(d)
         history = d.finish_load()
@@ -225,7 +234,7 @@ def test_shrink_5_to_3_under_load(grown):
     assert done.returncode == 0, done.stderr
     assert "scale replica 5 -> 3: in force after" in done.stdout, done.stdout
     in_force(d, set(NAMES))
-    assert launcher.handled[-2:] == ["stop replica-3", "stop replica-4"]
+    launcher.wait_handled(["stop replica-3", "stop replica-4"])
     assert d.runners["replica-3"].state == "stopped" and d.runners["replica-4"].state == "stopped"
     loaded(d)
     d.check(history + d.finish_load())
