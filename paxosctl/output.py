@@ -47,6 +47,15 @@ def render(data: Any, fmt: str) -> str:
     raise ValueError(f"not a machine format: {fmt!r}")
 
 
+def chaos_line(active: dict[str, Any]) -> str:
+    """The chaos in force (a chaos reply's "chaos") as one line for people:
+    `chaos: drop=0.05, drop_kinds=accepted` or `chaos: off`."""
+    if not active:
+        return "chaos: off"
+    return "chaos: " + ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+                                 for k, v in active.items())
+
+
 def table(rows: Sequence[Sequence[str]]) -> list[str]:
     """`rows` (the first is the header) as lines of left-aligned columns,
     two spaces apart, without trailing blanks."""

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..durations import parse_duration
-from ..output import MACHINE, render
+from ..output import MACHINE, chaos_line, render
 from ..errors import UsageError
 from ..discovery import find_manifest
 from .common import (TEXT, FileOption, TextOutput, checked_call, connect, echo, echo_err,
@@ -66,11 +66,8 @@ def chaos(
     active = reply["chaos"]
     if output in MACHINE:
         echo(render(active, output))
-    elif not active:
-        echo("chaos: off")
     else:
-        echo("chaos: " + ", ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
-                                        for k, v in active.items()))
+        echo(chaos_line(active))
 
 
 def soak(
@@ -79,7 +76,8 @@ def soak(
     kill_every: Annotated[Optional[str], typer.Option(
         help='SIGKILL an agent this often, e.g. "1s" (the leader every third time).')] = None,
     chaos_spec: Annotated[Optional[str], typer.Option(
-        "--chaos", help="Faults meanwhile: drop=0.05,duplicate=0.01,delay=5ms,partition=a+b")] = None,
+        "--chaos", help="Faults meanwhile: drop=0.05,duplicate=0.01,delay=5ms,partition=a+b,"
+                        "drop_kinds=accepted+retry,drop_to=c (as `paxosctl chaos`)")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=4096,
                                              help="Proposals in flight.")] = 8,
     seed: Annotated[int, typer.Option(help="Seeds the choice of agents to kill.")] = 0,
@@ -112,7 +110,8 @@ def soak(
 
 
 def _parse_chaos(spec: str) -> dict[str, Any]:
-    """`drop=0.05,duplicate=0.01,delay=5ms,partition=a+b` as a chaos request."""
+    """`drop=0.05,duplicate=0.01,delay=5ms,partition=a+b,drop_kinds=accepted,drop_to=c`
+    as a chaos request (the keys of `paxosctl chaos`'s options; lists joined by +)."""
     changes: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         key, sep, value = part.partition("=")
@@ -123,13 +122,27 @@ def _parse_chaos(spec: str) -> dict[str, Any]:
                 changes[key] = float(value)
             elif key == "delay":
                 changes[key] = parse_duration(value)
-            elif key == "partition":
+            elif key in ("partition", "drop_to"):
                 changes[key] = [n for n in value.split("+") if n]
+            elif key == "drop_kinds":
+                changes[key] = _kinds(value)
             else:
-                raise ValueError("keys: drop, duplicate, delay, partition")
+                raise ValueError("keys: drop, duplicate, delay, partition, drop_kinds, drop_to")
         except ValueError as e:
             raise UsageError(f"--chaos: bad {part!r}: {e}") from None
     return changes
+
+
+def _kinds(value: str) -> list[str]:
+    """`accepted+prepare` as the kinds `drop_kinds` names, each checked here,
+    before the soak starts anything."""
+    from paxos_agents.runtime.chaos import KINDS  # only a soak with chaos needs it
+
+    kinds = [k.lower() for k in value.split("+") if k]
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"no message kind {kind!r}; kinds: {', '.join(KINDS)}")
+    return kinds
 
 
 def bench(

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from ..client.sync import Client
 from ..errors import PaxosctlError
+from ..output import chaos_line
 from .history import Operation, Report, check
 
 
@@ -64,7 +65,9 @@ def soak(client: Client, *, duration: float, kill_every: float | None,
     clock = time.monotonic
 
     if chaos:
-        client.request("chaos", **chaos)
+        active = client.request("chaos", **chaos).get("chaos", {})
+        if progress:
+            progress(chaos_line(active))  # what the agents were told, as they hold it
 
     def launch() -> None:
         n = next(counter)

@@ -123,6 +123,8 @@ def hostile(f: Files) -> list[Case]:
         C("soak", "--chaos", "garbage"),
         C("soak", "--chaos", "drop=2", "--duration", "1s"),
         C("soak", "--chaos", b"partition=" + NOT_UTF8, "--duration", "1s"),
+        *(C("soak", "--chaos", v, "--duration", "1s")
+          for v in ("drop_kinds=nonsense", "drop_kinds=accepted,drop_to=nobody")),
         C("soak", "--seed", "x"),
         *(C("bench", "--requests", v) for v in ("0", "-1", HUGE)),
         *(C("bench", "--concurrency", v) for v in ("0", HUGE)),

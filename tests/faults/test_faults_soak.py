@@ -17,9 +17,12 @@ SUMMARY = re.compile(r"kills: (\d+), proposals acknowledged: (\d+), lost: 0, dup
 
 def test_soak_with_kills_and_drops(fault_clusters) -> None:
     cluster = fault_clusters("roles", restart=FAST_RESTART)
+    # ... and one learner deaf to every Accepted: it learns what it misses from
+    # the leader (Retry) or from its peer (Fetch) while agents die around it.
     result = cluster.run("soak", "--duration", "10s", "--kill-every", "500ms",
-                         "--chaos", "drop=0.05", timeout=240)
+                         "--chaos", "drop=0.05,drop_kinds=accepted,drop_to=learner-0", timeout=240)
     assert result.returncode == 0, describe(result)
+    assert "chaos: drop=0.05, drop_kinds=accepted, drop_to=learner-0" in result.stderr, describe(result)
     lines = result.stdout.strip().splitlines()
     assert lines, describe(result)
     m = SUMMARY.fullmatch(lines[-1])
