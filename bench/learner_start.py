@@ -90,7 +90,7 @@ def start(path: str) -> tuple[float, str, int]:
     store = SqliteStorage(path)
     node = Node("l1", MEMBERS, Settings(), store.load(), random.Random(0), store=store)
     seconds = time.perf_counter() - begin
-    how, count = node.learner.filter_start, node.learner.requests.filter.count
+    how, count = node.learner.once.filter_start, node.learner.requests.filter.count
     store.close()
     return seconds, how, count
 

@@ -18,7 +18,9 @@ copied from a learner that has it (`Fetch`/`Chunk`: state transfer, as
 Raft's InstallSnapshot), or, if no learner has it, asked of the proposers
 with a Retry. The missing slots, the leader a learner follows and its
 Retries are a `Gaps` (gaps.py); its peers and state transfer a `Peers`
-(peers.py); its request index a `RequestIndex` (requests.py).
+(peers.py); which commands of a slot are applied, answered with an
+earlier slot or refused as expired, and the request index behind it, an
+`ExactlyOnce` (exactlyonce.py).
 
 Memory does not grow with the log. The decided log and the request index
 (request id -> first slot) are on disk (`DurableLog`); memory holds the
@@ -56,15 +58,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .commands import Command, Value
+from .commands import Value
 from .settings import Membership, Settings
 from .configs import Config, History
+from .exactlyonce import ExactlyOnce
 from .gaps import Gaps
 from .messages import Accepted, Chunk, Decide, Fetch, Heartbeat, Stored
 from .outbox import Outbox
 from .peers import Peers
-from .ready import EXPIRED, AppliedSlot, LogEntry, Record, log_entries
-from .requests import RequestIndex, start_filter
+from .ready import AppliedSlot, LogEntry, Record, log_entries
 from .store import DurableLog
 from .tally import Tally
 
@@ -85,6 +87,8 @@ class Learner:
 
     #: The vote count's class (a subclass may count votes otherwise).
     tally_class: type[Tally] = Tally
+    #: The exactly-once rule's class (a subclass may judge duplicates otherwise).
+    once_class: type[ExactlyOnce] = ExactlyOnce
 
     def __init__(
         self,
@@ -119,12 +123,10 @@ class Learner:
         self.history: History = self._adopt(
             history or History.initial(settings.alpha, membership.acceptors)
         ).with_known(self.next_apply)
-        #: How the filter was made at start: "saved", or why it was read in full.
-        id_filter, self.filter_start = start_filter(store, record.applied, record.log_start)
-        #: request id -> first slot: a filter of every retained id's key, the
-        #: ids not yet durable in memory, the rest in the store (read where
-        #: the filter says "maybe").
-        self.requests = RequestIndex(store, id_filter=id_filter)
+        #: Each command's outcome, and the request index behind it.
+        self.once = self.once_class(settings, record, store, out)
+        #: request id -> first slot (the runtime's lookups read it).
+        self.requests = self.once.requests
         #: Highest slot known to exist (decided here, announced by a leader or a peer).
         self.highest_known = max(self.next_apply - 1, max(self._tail, default=-1))
         self._now = 0
@@ -134,11 +136,7 @@ class Learner:
         self.gaps = Gaps(node_id, out, settings, membership)
         #: Slots copied from peers (state transfer) by this incarnation.
         self.installed = 0
-        self.expired = 0
         self.decided_count = 0
-        self.applied_commands = 0
-        #: Id filters handed out to be saved by this incarnation.
-        self.filters_saved = 0
         # Decisions persisted above the applied prefix may continue it.
         self._apply()
 
@@ -309,35 +307,7 @@ class Learner:
             self._tail.pop(slot, None)
             self.gaps.found(slot)
             self.decided_count += 1
-            if not value:
-                out.logged.append(LogEntry(slot, None, None, True))
-            applied_here: set[str] = set()  # an id twice in one slot is applied once
-            keys: list[int] = []
-            positions: list[int] = []
-            for pos, command in enumerate(value):
-                rid = command.request_id
-                first = firsts.get(rid)
-                if first is None:
-                    self.expired += 1
-                    continue  # refused as expired there: not applied, not indexed
-                if first == slot and rid not in applied_here:
-                    applied_here.add(rid)
-                    # Indexed where it was first applied, with its position
-                    # there; a duplicate of an earlier slot was indexed when
-                    # that slot was installed or applied (or is below our
-                    # log, where nothing can confirm it).
-                    key = self.requests.add(rid, first)
-                    if key is not None:
-                        out.requests.append((rid, first))
-                        keys.append(key)
-                        positions.append(pos)
-                    # Counted as if applied here, so that a learner that
-                    # copied part of its log still counts every command it
-                    # holds (the decided-commands metric takes the largest).
-                    self.applied_commands += 1
-                    out.logged.append(LogEntry(slot, command.payload, rid, False))
-            if keys:
-                out.request_keys.append((slot, keys, positions))
+            self.once.install(slot, value, firsts)
             if self._on_decided is not None:
                 self._on_decided(slot, value)
             self.next_apply = slot + 1
@@ -401,28 +371,14 @@ class Learner:
         tail = self._tail
         start = self.next_apply
         out = self._out
-        requests = self.requests
+        once = self.once
         retain = self.settings.retain_slots
         history = self.history
         while self.next_apply in tail and self._may_apply(self.next_apply):
             slot = self.next_apply
             value = tail.pop(slot)
             history = history.fed(slot, value)
-            rids = value.request_ids()  # no Command objects on the usual path
-            issued = value.lowest_issued()
-            # Never from the stamp: only expiry depends on it (requests.py).
-            firsts = self._applied_before(rids, issued)
-            if (not firsts and len(set(rids)) == len(rids)
-                    and not self._expired(issued, slot)):
-                # The common case: every command is new here.
-                keys = requests.add_all(rids, slot)
-                out.requests.extend(zip(rids, [slot] * len(rids)))
-                out.request_keys.append((slot, keys, None))  # at positions 0, 1, ...
-                self.applied_commands += len(rids)
-                outcome = [slot] * len(rids)
-            else:
-                outcome = self._classify(slot, value.commands, firsts)
-            out.applied.append(AppliedSlot(slot, value, tuple(outcome)))
+            out.applied.append(AppliedSlot(slot, value, tuple(once.apply(slot, value))))
             self.next_apply += 1
         if self.next_apply != start:
             self._set_history(history)
@@ -431,85 +387,18 @@ class Learner:
             if retain and self.next_apply - retain - self.log_start >= step:
                 self.log_start = self.next_apply - retain
                 out.log_start = self.log_start
-                requests.forget_below(self.log_start)
-        self._save_filter()
-
-    def _save_filter(self) -> None:
-        """Hand the id filter to the runtime with this `Ready` once enough ids
-        were added since it was last saved: `Settings.filter_save_ids`, or a
-        quarter of those it holds if more (so the blob, 2-4 bytes an id, costs
-        at most about 16 bytes of writing per id applied: an eighth cost
-        0.3 µs of CPU per command at 600,000, a quarter nothing measurable;
-        BENCHMARKS.md, "Issue 24: the aged learner's start"). It covers the
-        applied prefix: every id first applied up to it is in the filter, and
-        its index rows are in this `Ready` or an earlier one (requests.py)."""
-        id_filter = self.requests.filter
-        added = id_filter.added
-        if added < self.settings.filter_save_ids or added < id_filter.count >> 2:
-            return
-        self._hand_filter()
+                self.requests.forget_below(self.log_start)
+        once.save_filter_if_due(self._filter_covers())
 
     def save_filter(self) -> None:
         """Hand the id filter out to be saved with the next `Ready` if ids were
         added since it last was (an agent's clean stop: its next start then
         reads no key at all)."""
-        if self.requests.filter.added:
-            self._hand_filter()
-
-    def _hand_filter(self) -> None:
-        id_filter = self.requests.filter
-        covers = self._filter_covers()
-        self._out.id_filter = (covers, id_filter.to_bytes(covers))
-        id_filter.added = 0
-        self.filters_saved += 1
+        self.once.save_filter(self._filter_covers())
 
     def _filter_covers(self) -> int:
         """The slot a filter saved now covers: the applied prefix."""
         return self.next_apply - 1
-
-    def _applied_before(self, request_ids: list[str], issued: int) -> dict[str, int]:
-        """The first slots of those of `request_ids` applied before: the
-        index's word alone. `issued` (the commands' lowest stamp) is the
-        client's word and is not used here (see requests.py)."""
-        return self.requests.lookup(request_ids)
-
-    def _expired(self, issued: int, slot: int) -> bool:
-        """Whether a command stamped `issued` is too old to judge at `slot`:
-        its request id might have been decided below the index's window
-        (see the module doc). The same answer on every learner."""
-        retain = self.settings.retain_slots
-        return bool(retain) and issued + 1 < slot - retain
-
-    def _classify(self, slot: int, commands: tuple[Command, ...],
-                  firsts: dict[str, int]) -> list[int]:
-        """Apply `slot`'s commands one by one: for each, where its request id
-        was first decided (`slot`: applied now), or EXPIRED (refused)."""
-        out = self._out
-        outcome: list[int] = []
-        keys: list[int] = []
-        positions: list[int] = []
-        for pos, command in enumerate(commands):
-            rid = command.request_id
-            first = firsts.get(rid)
-            if first is None:
-                if self._expired(command.issued, slot):
-                    # Issued before the window our index covers: it may have
-                    # been applied in a slot we no longer have. Refuse it.
-                    self.expired += 1
-                    outcome.append(EXPIRED)
-                    continue
-                first = firsts[rid] = slot
-                key = self.requests.add(rid, slot)
-                if key is not None:
-                    out.requests.append((rid, slot))
-                    keys.append(key)
-                    positions.append(pos)
-                self.applied_commands += 1
-            # Decided again (first != slot): answered with the first slot, applied nothing.
-            outcome.append(first)
-        if keys:
-            out.request_keys.append((slot, keys, positions))
-        return outcome
 
     def drained(self) -> None:
         """`Node.ready()` handed our outbox to the runtime, which persists it

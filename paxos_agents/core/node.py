@@ -341,8 +341,8 @@ class Node:
             out["chunks_served"] = le.peers.chunks_served
             out["installed"] = le.installed
             out["catchup_remaining"] = le.catchup_remaining
-            out["expired"] = le.expired
-            out["applied_commands"] = le.applied_commands
+            out["expired"] = le.once.expired
+            out["applied_commands"] = le.once.applied_commands
         status = self.configuration()
         if status is not None:
             out["config_epoch"] = status.epoch

@@ -2,7 +2,8 @@
 
 Each is a subclass of a real role that overrides one rule (one hook of
 the real class, or of the room that owns the rule: the proposer's
-`election_class` or `reconfig_class`, the learner's `tally_class`);
+`election_class` or `reconfig_class`, the learner's `tally_class` or
+`once_class`);
 `Node` uses one only when `Settings.plant` names it (the simulator's and
 the tests' `--plant`), through `acceptor_class`,
 `proposer_class` and `learner_class`. The real roles carry no planted
@@ -16,11 +17,12 @@ acceptor's record, and "reuse-ballot" also forgets a proposer's round.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping, TypeVar
+from typing import Any, Mapping, TypeVar
 
 from .acceptor import Acceptor
 from .configs import Config, History
 from .election import Election
+from .exactlyonce import ExactlyOnce
 from .ids import ZERO_BALLOT, Ballot
 from .learner import Learner
 from .messages import Accept, Accepted, Chunk, Nack, Prepare, Promise, Stored, Vote
@@ -28,6 +30,7 @@ from .outbox import Outbox
 from .ready import Record
 from .proposer import Phase, Proposer
 from .reconfig import Reconfiguration
+from .settings import Settings
 from .tally import Tally
 
 
@@ -141,7 +144,7 @@ class CrossBallotLearner(Learner):
     tally_class = CrossBallotTally
 
 
-class TrustStampLearner(Learner):
+class TrustStamp(ExactlyOnce):
     """The first request index's shortcut: a command whose stamp says it was
     issued after everything applied before this learner started is looked
     up in memory only. A retry stamped newer than its first issue
@@ -149,16 +152,19 @@ class TrustStampLearner(Learner):
     then applied a second time (integrity). Memory now holds only the ids
     not yet written (requests.py), so the shortcut misses even more."""
 
-    def __init__(self, node_id: str, membership: object, settings: object, record: Record,
-                 *args: object, **kwargs: object) -> None:
+    def __init__(self, settings: Settings, record: Record, *args: Any) -> None:
         self._booted_at = record.applied + 1  # the shortcut's belief: memory has all from here on
-        super().__init__(node_id, membership, settings, record, *args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(settings, record, *args)
 
-    def _applied_before(self, request_ids: list[str], issued: int) -> dict[str, int]:
+    def applied_before(self, request_ids: list[str], issued: int) -> dict[str, int]:
         if issued + 1 >= self._booted_at:
             known = self.requests.known()
             return {rid: known[rid] for rid in request_ids if rid in known}
-        return super()._applied_before(request_ids, issued)
+        return super().applied_before(request_ids, issued)
+
+
+class TrustStampLearner(Learner):
+    once_class = TrustStamp
 
 
 # --- what leaves before it is durable (the simulator's crash before persist) ---
@@ -206,15 +212,19 @@ class StoredBeforePersistLearner(Learner):
 # --- retention: expiry, the index's floor, state transfer of outcomes ----------
 
 
-class LenientExpiryLearner(Learner):
+class LenientExpiry(ExactlyOnce):
     """Expiry judged one slot too late: a command stamped `issued` is judged
     by the index when `issued + 2 >= t - R` instead of `issued + 1`. Its
     request id may then have been decided in slot t - R - 1, which the
     index no longer holds: a retry is applied a second time."""
 
-    def _expired(self, issued: int, slot: int) -> bool:
+    def expired_at(self, issued: int, slot: int) -> bool:
         retain = self.settings.retain_slots
         return bool(retain) and issued + 2 < slot - retain
+
+
+class LenientExpiryLearner(Learner):
+    once_class = LenientExpiry
 
 
 class IgnoreIndexFloorLearner(Learner):

@@ -20,11 +20,11 @@ certainly not applied (it is new); any other is looked up in memory, then
 in the store, which has the final word. A command's stamp (`issued`) plays no
 part here, so a stamp that lies (a retry stamped newer than its first
 issue) cannot get a command applied twice. The stamp still decides expiry
-(see `Learner`): whether a command is too old for the retained log to tell.
+(exactlyonce.py): whether a command is too old for the retained log to tell.
 
 Starting without reading every key (issue 24). The learner saves its
 filter now and then (`Persist.id_filter`, in the transaction of the
-`applied` it covers: `Learner._save_filter`), and `start_filter`
+`applied` it covers: `ExactlyOnce.save_filter_if_due`), and `start_filter`
 loads it and adds only the keys of the slots after the one it covers
 (`DurableLog.request_keys_from`, a range read of the decisions). The saved
 filter holds every key of every slot up to its slot (it is the filter

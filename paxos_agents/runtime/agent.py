@@ -133,8 +133,8 @@ class Agent:
         if self.node.learner is not None:
             learner = self.node.learner
             log.info("exactly-once filter: %s (%d ids)",
-                     "loaded the saved one" if learner.filter_start == "saved"
-                     else f"read every request id: saved one not used ({learner.filter_start})",
+                     "loaded the saved one" if learner.once.filter_start == "saved"
+                     else f"read every request id: saved one not used ({learner.once.filter_start})",
                      learner.requests.filter.count)
         self._stopping = False
         self._was_leader = False

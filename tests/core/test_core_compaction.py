@@ -216,7 +216,7 @@ def test_a_copied_slot_holding_one_request_id_twice_applies_it_once():
     ready = step(le, Chunk(src="l2", dst="l1", asked=0, first_slot=0, decisions=((0, twice),),
                            first_slots=(("a", 0), ("b", 0))))
     assert ready.logged == [LogEntry(0, b"1", "a", False), LogEntry(0, b"2", "b", False)]
-    assert le.learner.applied_commands == 2
+    assert le.learner.once.applied_commands == 2
 
 
 def test_a_chunk_from_above_restarts_the_log_only_when_it_answers_our_fetch():

@@ -94,7 +94,7 @@ def test_a_restart_loads_the_saved_filter_and_misses_no_applied_id(aged) -> None
     "maybe" and found at its first slot; a new id is applied, not refused."""
     path, ids, covers = aged
     node, store = start(path, Settings(filter_save_ids=200), NoFullRead)
-    assert node.learner.filter_start == "saved"
+    assert node.learner.once.filter_start == "saved"
     assert missed(node, ids) == []
     found = node.learner.requests.lookup([rids[0] for rids in ids])
     assert found == {rids[0]: slot for slot, rids in enumerate(ids)}
@@ -118,7 +118,7 @@ def test_the_planted_filter_ahead_misses_ids_of_the_slot_it_claims(tmp_path: Pat
     store.close()
     covers = saved_row(path)[0]
     node, store = start(path, planted)
-    assert node.learner.filter_start == "saved"
+    assert node.learner.once.filter_start == "saved"
     assert set(missed(node, ids)) == set(ids[covers])
     store.close()
 
@@ -160,7 +160,7 @@ def test_a_blob_that_cannot_be_trusted_falls_back_to_the_full_read(aged, case: s
     elif case == "floor-above-log":
         rewrite(path, slot, reshaped(data, floor=5))
     node, store = start(path, Settings(filter_save_ids=200))
-    assert node.learner.filter_start != "saved"
+    assert node.learner.once.filter_start != "saved"
     assert missed(node, ids) == []
     store.close()
 
@@ -178,7 +178,7 @@ def test_a_log_restarted_above_the_saved_filter_falls_back(aged) -> None:
     finally:
         conn.close()
     node, store = start(path, Settings(filter_save_ids=200))
-    assert node.learner.filter_start.startswith(f"it covers slot {covers}, below the retained log")
+    assert node.learner.once.filter_start.startswith(f"it covers slot {covers}, below the retained log")
     assert missed(node, ids[covers + 2:]) == []
     store.close()
 

@@ -351,7 +351,7 @@ def test_state_dir_of_schema_6_starts_with_a_full_read_then_saves_its_filter(tmp
         assert [v.slot for v in store.votes_from(0)] == [21, 22, 23]
     settings = Settings(filter_save_ids=16)
     node, store = start_learner(files["learner-0"], settings)
-    assert node.learner.filter_start == "none saved"
+    assert node.learner.once.filter_start == "none saved"
     assert node.learner.requests.lookup(list(firsts)) == firsts
     assert stored_log(store) == expected
     applied = store.applied
@@ -368,6 +368,6 @@ def test_state_dir_of_schema_6_starts_with_a_full_read_then_saves_its_filter(tmp
     store.close()
     assert saved is not None and applied < saved[0] <= applied + 3
     node, store = start_learner(files["learner-0"], settings)
-    assert node.learner.filter_start == "saved"
+    assert node.learner.once.filter_start == "saved"
     assert node.learner.requests.lookup([*firsts, *new]) == {**firsts, **new}
     store.close()
