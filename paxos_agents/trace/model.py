@@ -185,8 +185,9 @@ def causal_order(records: Iterable[Record]) -> list[Record]:
         r = queues[agent].pop()
         if not queues[agent]:
             del queues[agent]
-        if r["dir"] == "send" and _link(r):
-            emitted.add(_link(r))
+        link = _link(r)
+        if r["dir"] == "send" and link:
+            emitted.add(link)
         out.append(r)
     return out
 
@@ -221,19 +222,18 @@ def _steps(ordered: list[Record], rings: Mapping[str, Ring]) -> list[Step]:
                 to_self.setdefault(_self_key(r), []).append(step)
             steps.append(step)
             continue
+        found: Step | None = None
         if link:
-            step = by_link.get(link)
+            found = by_link.get(link)
         elif r["peer"] == r["agent"] and to_self.get(_self_key(r)):
-            step = to_self[_self_key(r)].pop(0)
-        else:
-            step = None
-        if step is None:
+            found = to_self[_self_key(r)].pop(0)
+        if found is None:
             steps.append(Step(r["kind"], r["peer"], r["agent"], r.get("ballot"), r.get("slots"),
                               "send-missing", recv=r))
-        elif step.recv is None:
-            step.recv = r
+        elif found.recv is None:
+            found.recv = r
         else:
-            step.duplicates += 1
+            found.duplicates += 1
     for step in steps:
         if step.status:
             continue

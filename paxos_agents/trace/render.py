@@ -77,8 +77,9 @@ def label(step: Step, slot: int, names: dict[str, str] | None = None) -> str:
     names = names or {}
     kind, ballot = step.kind, short_ballot(step.ballot, names)
     value = step.field("value") or "?"  # named by no record left (trace.model: Values)
+    first, last = step.slots or (slot, slot)  # a kind below always carries its slots
     if kind == "prepare":
-        text = f"Prepare {ballot} s>={step.slots[0]}"
+        text = f"Prepare {ballot} s>={first}"
     elif kind == "promise":
         votes = step.field("votes") or []
         vote = next((v for v in votes if v[0] == slot), None)
@@ -89,15 +90,15 @@ def label(step: Step, slot: int, names: dict[str, str] | None = None) -> str:
     elif kind == "nack":
         text = f"Nack {ballot} promised {short_ballot(step.field('promised'), names)}"
     elif kind in ("accept", "accepted"):
-        text = f"{kind.capitalize()} {ballot} s{step.slots[0]} {value}"
+        text = f"{kind.capitalize()} {ballot} s{first} {value}"
     elif kind == "decide":
-        text = f"Decide s{step.slots[0]} {value}"
+        text = f"Decide s{first} {value}"
     elif kind == "retry":
-        text = f"Retry s{step.slots[0]}"
+        text = f"Retry s{first}"
     elif kind == "chunk":
-        text = f"Chunk s{step.slots[0]}-{step.slots[1]}"
+        text = f"Chunk s{first}-{last}"
     elif kind == "decided":
-        text = f"DECIDED s{step.slots[0]} {value}"
+        text = f"DECIDED s{first} {value}"
     else:
         text = kind
     if step.src == step.dst:
@@ -144,14 +145,14 @@ def render(life: SlotLife, width: int = 80, order: Iterable[str] = ()) -> list[s
         title = f"slot {life.slot}: no learner's decision in these records"
     out = [title[:width]]
     if any(names[a] != a for a in cols):
-        legend, line = [], "  "
+        legend, entry = [], "  "
         for a in cols:
             item = f"{names[a]}={a} "
-            if len(line) + len(item) > width:
-                legend.append(line.rstrip())
-                line = "  "
-            line += item
-        out += legend + [line.rstrip()]
+            if len(entry) + len(item) > width:
+                legend.append(entry.rstrip())
+                entry = "  "
+            entry += item
+        out += legend + [entry.rstrip()]
     head = [" "] * body
     for a in cols:
         name = names[a]
