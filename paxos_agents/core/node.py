@@ -343,6 +343,7 @@ class Node:
             out["catchup_remaining"] = le.catchup_remaining
             out["expired"] = le.once.expired
             out["applied_commands"] = le.once.applied_commands
+            out["id_filter_saves"] = le.once.filters_saved
         status = self.configuration()
         if status is not None:
             out["config_epoch"] = status.epoch

@@ -59,7 +59,7 @@ COUNTER_STATS = (
     "proposer_leader_changes", "proposer_elections",
     "dropped", "installed", "fetches_sent", "chunks_served", "expired", "compacted_refusals",
     "applied_commands", "client_refused", "clients_cut", "accept_backoffs",
-    "client_admin_refused",
+    "client_admin_refused", "id_filter_saves",
 )
 
 #: The transport's drop reasons (`AgentReport.dropped`, `.chaos`), as the
@@ -322,6 +322,9 @@ PROTOCOL_COUNTERS = (
      "Prepare requests this acceptor nacked (ballot not above its promise).", "acceptor"),
     ("paxos_learner_installed_slots", "installed",
      "Slots this learner copied from peer learners (state transfer).", "learner"),
+    ("paxos_learner_id_filter_saves", "id_filter_saves",
+     "Times this learner saved its request id filter, so that its next start reads only the "
+     "ids applied after the save (every filter_save_ids ids, and at a clean stop).", "learner"),
     ("paxos_learner_client_requests_refused", "client_refused",
      "Client frames this learner refused for being over a limit (a WATCH or LOOKUP of more "
      "than 4096 request ids, a page of more than 100,000 entries).", "learner"),

@@ -52,6 +52,11 @@ def test_heartbeat_counters_reach_the_scrape(tmp_path):
     l1 = Driven("l1", tmp_path)
     l1.step(*(Accepted(src=a, dst="l1", ballot=b1, slot=0, value=NOOP) for a in ("a1", "a2")))
     l1.step(Chunk(src="l2", dst="l1", asked=1, first_slot=1, decisions=((1, NOOP),), first_slots=()))
+    # ... applies a command and saves its id filter, as at a clean stop.
+    value = Value.of([Command("r", b"v")])
+    l1.step(*(Accepted(src=a, dst="l1", ballot=b1, slot=2, value=value) for a in ("a1", "a2")))
+    l1.agent.node.learner.save_filter()
+    l1.agent._flush()
     values = scrape([p1.sample("proposer"), a1.sample("acceptor"), l1.sample("learner")])
     must_move = [
         'paxos_retries_requested_total{agent="p1",role="proposer"}',
@@ -69,6 +74,7 @@ def test_heartbeat_counters_reach_the_scrape(tmp_path):
         'paxos_acceptor_compaction_slot{agent="a1",role="acceptor"}',
         'paxos_learner_applied_slot{agent="l1",role="learner"}',
         'paxos_learner_installed_slots_total{agent="l1",role="learner"}',
+        'paxos_learner_id_filter_saves_total{agent="l1",role="learner"}',
         'paxosctl_agent_state_bytes{agent="a1",role="acceptor"}',
     ]
     missing = [name for name in must_move if values.get(name, 0) <= 0]

@@ -82,6 +82,7 @@ def aged(tmp_path: Path) -> tuple[Path, list[list[str]], int]:
     path = tmp_path / "l1.db"
     node, store = start(path, Settings(filter_save_ids=200))
     ids = apply_slots(node, store, 0, SLOTS)
+    assert node.stats()["id_filter_saves"] == 2  # paxos_learner_id_filter_saves_total
     store.close()
     covers = saved_row(path)[0]
     assert covers == 39
