@@ -16,9 +16,13 @@ command's latency there is its call's: from the call to its last answer.
 CPU per decided command: psutil user+system CPU of every agent process
 (pids from `status()`), of the supervisor (its pid file) and of this
 process, read right before the measured phase and right after its last
-answer, divided by the commands decided in it. A process that ended or
+answer, divided by the commands decided in it (`cpu_us_per_command`; user
+and system apart in `cpu_user_us_per_command` and
+`cpu_system_us_per_command`). "cluster" is the agents' and the
+supervisor's sum; `cpu_total_us_per_command` adds the client's: on one
+machine, the sum that caps throughput. A process that ended or
 was replaced meanwhile cannot be measured: its figure is None and its
-name is listed in `cpu_replaced` (and the cluster's sum is None too).
+name is listed in `cpu_replaced` (and the sums are None too).
 
 The raw throughput of a `multiprocessing.Queue` between two processes is
 measured in the same run, so the figure can be read as a ratio to what
@@ -85,15 +89,27 @@ def default_warmup(requests: int | None) -> int:
 # ------------------------------------------------------------------ CPU
 
 
-def _cpu_seconds(process: psutil.Process) -> float | None:
-    """User+system CPU seconds of `process` (the very one), None if it is gone."""
+def _cpu_seconds(process: psutil.Process) -> tuple[float, float] | None:
+    """(user, system) CPU seconds of `process` (the very one), None if it is gone."""
     try:
         if not process.is_running():  # also False if the pid was reused
             return None
         times = process.cpu_times()
-        return times.user + times.system
+        return times.user, times.system
     except psutil.Error:
         return None
+
+
+@dataclass
+class CpuFigures:
+    """µs of CPU per decided command, per process name (and "cluster"): user +
+    system, user, system; None where a process could not be measured."""
+
+    total: dict[str, float | None]
+    user: dict[str, float | None]
+    system: dict[str, float | None]
+    #: The names that could not be measured (ended, replaced, or not running at the start).
+    replaced: list[str]
 
 
 def _process(pid: Any) -> psutil.Process | None:
@@ -112,7 +128,7 @@ class CpuMeter:
     client: Client
     state_dir: Path | None
     processes: dict[str, psutil.Process | None] = field(default_factory=dict)
-    before: dict[str, float | None] = field(default_factory=dict)
+    before: dict[str, tuple[float, float] | None] = field(default_factory=dict)
 
     def _find(self) -> dict[str, psutil.Process | None]:
         """name -> process of every agent (as `status()` names them), then the
@@ -131,7 +147,7 @@ class CpuMeter:
         self.before = {name: _cpu_seconds(p) if p is not None else None
                        for name, p in self.processes.items()}
 
-    def stop(self, decided: int) -> tuple[dict[str, float | None], list[str]]:
+    def stop(self, decided: int) -> CpuFigures:
         """µs of CPU per decided command for each process, and the names that
         could not be measured (ended, replaced, or not running at the start)."""
         after = {name: _cpu_seconds(p) if p is not None else None
@@ -143,28 +159,36 @@ class CpuMeter:
         except PaxosctlError:
             now = {}
         now[CLIENT] = self.processes[CLIENT]
-        per_command: dict[str, float | None] = {}
+        user: dict[str, float | None] = {}
+        system: dict[str, float | None] = {}
         replaced: list[str] = []
         for name, process in self.processes.items():
             current = now.get(name)
             start, end = self.before.get(name), after.get(name)
             same = (process is not None and current is not None and current.pid == process.pid)
             if not same or start is None or end is None or not decided:
-                per_command[name] = None
+                user[name] = system[name] = None
                 if decided:
                     replaced.append(name)
                 continue
-            per_command[name] = round((end - start) * 1e6 / decided, 2)
-        cluster = [v for k, v in per_command.items() if k != CLIENT]
-        per_command[CLUSTER] = (round(sum(cluster), 2)  # type: ignore[arg-type]
-                                if cluster and None not in cluster else None)
+            user[name] = (end[0] - start[0]) * 1e6 / decided
+            system[name] = (end[1] - start[1]) * 1e6 / decided
+        total = {name: None if user[name] is None else user[name] + system[name]  # type: ignore[operator]
+                 for name in user}
         # The supervisor first, then the agents in status order, then the client and the sum.
-        order = [SUPERVISOR, *(k for k in per_command if k not in (SUPERVISOR, CLIENT, CLUSTER)),
-                 CLIENT, CLUSTER]
-        return {k: per_command[k] for k in order}, replaced
+        order = [SUPERVISOR, *(k for k in user if k not in (SUPERVISOR, CLIENT)), CLIENT, CLUSTER]
+        return CpuFigures(_with_cluster(total, order), _with_cluster(user, order),
+                          _with_cluster(system, order), replaced)
 
 
-# ----------------------------------------------------------------- bench
+def _with_cluster(per_process: dict[str, float | None], order: list[str]) -> dict[str, float | None]:
+    """`per_process` rounded, in `order`, with CLUSTER: the sum of every
+    process but the client (None if one of them is)."""
+    cluster = [v for k, v in per_process.items() if k != CLIENT]
+    summed = sum(cluster) if cluster and None not in cluster else None  # type: ignore[arg-type]
+    figures = {**per_process, CLUSTER: summed}
+    return {k: None if figures[k] is None else round(figures[k], 2)  # type: ignore[arg-type]
+            for k in order}
 
 
 def value_for(client: Client, value: str | bytes) -> str | bytes:
@@ -190,6 +214,8 @@ class BenchResult:
     warmup_errors: int = 0
     cpu_us_per_command: dict[str, float | None] = field(default_factory=dict)
     cpu_replaced: list[str] = field(default_factory=list)
+    cpu_user_us_per_command: dict[str, float | None] = field(default_factory=dict)
+    cpu_system_us_per_command: dict[str, float | None] = field(default_factory=dict)
     #: The `propose_many` phase (`--batch`): its size and its own result.
     batch_size: int | None = None
     batch: BenchResult | None = None
@@ -201,6 +227,13 @@ class BenchResult:
     @property
     def throughput_per_s(self) -> float:
         return self.decided / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_total_us_per_command(self) -> float | None:
+        """The cluster's CPU per command plus the client's (None if either is unknown)."""
+        cluster = self.cpu_us_per_command.get(CLUSTER)
+        client = self.cpu_us_per_command.get(CLIENT)
+        return None if cluster is None or client is None else round(cluster + client, 2)
 
     def percentile(self, q: float) -> float:
         if not self.latencies:
@@ -225,6 +258,9 @@ class BenchResult:
             "warmup": self.warmup,
             "warmup_errors": self.warmup_errors,
             "cpu_us_per_command": dict(self.cpu_us_per_command),
+            "cpu_user_us_per_command": dict(self.cpu_user_us_per_command),
+            "cpu_system_us_per_command": dict(self.cpu_system_us_per_command),
+            "cpu_total_us_per_command": self.cpu_total_us_per_command,
             "cpu_replaced": list(self.cpu_replaced),
             "batch": self.batch_dict(),
         }
@@ -235,7 +271,8 @@ class BenchResult:
             return None
         phase = self.batch.as_dict()
         keys = ("requests", "errors", "seconds", "throughput_per_s", "latency_ms",
-                "cpu_us_per_command", "cpu_replaced")
+                "cpu_us_per_command", "cpu_user_us_per_command", "cpu_system_us_per_command",
+                "cpu_total_us_per_command", "cpu_replaced")
         return {"size": self.batch_size, "calls_in_flight": calls_in_flight(
                     self.concurrency, self.batch_size or 1), **{k: phase[k] for k in keys}}
 
@@ -339,9 +376,9 @@ def bench(client: Client, *, requests: int | None, duration: float | None, concu
     sent, errors, latencies = _run(client, value, requests=requests, deadline=deadline,
                                    concurrency=concurrency, timeout=timeout, progress=progress)
     seconds = time.perf_counter() - start
-    cpu, replaced = meter.stop(sent - errors)
+    cpu = meter.stop(sent - errors)
     result = BenchResult(sent, errors, seconds, latencies, limit, concurrency, value_size,
-                         warmup, warm_errors, cpu, replaced)
+                         warmup, warm_errors, cpu.total, cpu.replaced, cpu.user, cpu.system)
     if batch is not None:
         result.batch_size = batch
         meter.start()
@@ -351,21 +388,26 @@ def bench(client: Client, *, requests: int | None, duration: float | None, concu
             client, value, requests=requests, deadline=deadline, concurrency=concurrency,
             batch=batch, timeout=timeout, progress=progress)
         b_seconds = time.perf_counter() - start
-        b_cpu, b_replaced = meter.stop(b_sent - b_errors)
+        b_cpu = meter.stop(b_sent - b_errors)
         result.batch = BenchResult(b_sent, b_errors, b_seconds, b_latencies, limit,
-                                   concurrency, value_size, 0, 0, b_cpu, b_replaced)
+                                   concurrency, value_size, 0, 0, b_cpu.total, b_cpu.replaced,
+                                   b_cpu.user, b_cpu.system)
     return result
 
 
 def cpu_table(data: dict[str, Any]) -> list[str]:
-    """The text table of `as_dict()`'s CPU figures: one row per process."""
+    """The text table of `as_dict()`'s CPU figures: one row per process (user
+    + system, user, system), then the cluster's and the client's sum."""
     cpu = data.get("cpu_us_per_command") or {}
+    user = data.get("cpu_user_us_per_command") or {}
+    system = data.get("cpu_system_us_per_command") or {}
     replaced = set(data.get("cpu_replaced") or ())
-    width = max((len(k) for k in cpu), default=7)
-    lines = [f"{'process':<{width}}  CPU us/command"]
+    total_name = f"{CLUSTER}+{CLIENT}"
+    width = max((len(k) for k in (*cpu, total_name)), default=7)
+    lines = [f"{'process':<{width}}  CPU us/command    user  system"]
     for name, us in cpu.items():
         if us is not None:
-            shown = f"{us:.2f}"
+            shown = f"{us:>14.2f}  {user.get(name) or 0:>6.2f}  {system.get(name) or 0:>6.2f}"
         elif name in replaced:
             shown = "- (replaced or ended during the run)"
         elif name == CLUSTER and replaced:
@@ -373,4 +415,7 @@ def cpu_table(data: dict[str, Any]) -> list[str]:
         else:
             shown = "-"
         lines.append(f"{name:<{width}}  {shown}")
+    if cpu:
+        total = data.get("cpu_total_us_per_command")
+        lines.append(f"{total_name:<{width}}  " + (f"{total:>14.2f}" if total is not None else "-"))
     return lines

@@ -1,7 +1,8 @@
 """`paxosctl bench` on a real cluster: its JSON keeps the old fields and adds
 CPU per decided command for the supervisor, each agent, the client and the
-cluster's sum; an agent replaced during the measured phase is reported as
-such (no figure) instead of a wrong one."""
+cluster's sum, user and system apart, and the cluster's plus the client's;
+an agent replaced during the measured phase is reported as such (no figure)
+instead of a wrong one."""
 
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ def test_bench_reports_cpu_per_command_of_every_process(cluster):
         assert isinstance(us, (int, float)) and us > 0, (name, us)
     parts = sum(us for name, us in cpu.items() if name not in ("client", "cluster"))
     assert abs(cpu["cluster"] - parts) < 0.05 * len(cpu), (cpu["cluster"], parts)
+    # User and system apart, for the same processes, adding up to each figure.
+    user, system = data["cpu_user_us_per_command"], data["cpu_system_us_per_command"]
+    assert set(user) == set(system) == set(cpu)
+    for name, us in cpu.items():
+        assert user[name] >= 0 and system[name] >= 0, (name, user[name], system[name])
+        assert abs(user[name] + system[name] - us) < 0.02, (name, user[name], system[name], us)
+    # The sum that caps throughput on one machine: the cluster's and the client's.
+    assert abs(data["cpu_total_us_per_command"] - (cpu["cluster"] + cpu["client"])) < 0.02
 
 
 def test_bench_text_output_has_a_cpu_row_per_process(cluster):
@@ -42,7 +51,9 @@ def test_bench_text_output_has_a_cpu_row_per_process(cluster):
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("process"))
     names = [line.split()[0] for line in lines[start + 1:]]
-    assert names == ["supervisor", *cluster.agent_names, "client", "cluster"]
+    assert names == ["supervisor", *cluster.agent_names, "client", "cluster", "cluster+client"]
+    header = lines[start].split()
+    assert header[-2:] == ["user", "system"], lines[start]
 
 
 def test_an_agent_replaced_during_the_run_is_reported_not_measured(cluster):
@@ -74,5 +85,7 @@ def test_an_agent_replaced_during_the_run_is_reported_not_measured(cluster):
     assert data["cpu_replaced"] == [victim], (data, err)
     assert cpu[victim] is None
     assert cpu["cluster"] is None  # a sum missing a process would be wrong
+    assert data["cpu_total_us_per_command"] is None
+    assert data["cpu_user_us_per_command"][victim] is None
     assert all(us is not None and us > 0 for name, us in cpu.items()
                if name not in (victim, "cluster")), cpu
