@@ -103,11 +103,7 @@ class ExactlyOnce:
                     outcome.append(EXPIRED)
                     continue
                 first = firsts[rid] = slot
-                key = self.requests.add(rid, slot)
-                if key is not None:
-                    out.requests.append((rid, slot))
-                    keys.append(key)
-                    positions.append(pos)
+                self._index(rid, slot, pos, keys, positions)
                 self.applied_commands += 1
             # Decided again (first != slot): answered with the first slot, applied nothing.
             outcome.append(first)
@@ -138,11 +134,7 @@ class ExactlyOnce:
                 # there; a duplicate of an earlier slot was indexed when
                 # that slot was installed or applied (or is below our
                 # log, where nothing can confirm it).
-                key = self.requests.add(rid, first)
-                if key is not None:
-                    out.requests.append((rid, first))
-                    keys.append(key)
-                    positions.append(pos)
+                self._index(rid, first, pos, keys, positions)
                 # Counted as if applied here, so that a learner that
                 # copied part of its log still counts every command it
                 # holds (the decided-commands metric takes the largest).
@@ -150,6 +142,16 @@ class ExactlyOnce:
                 out.logged.append(LogEntry(slot, command.payload, rid, False))
         if keys:
             out.request_keys.append((slot, keys, positions))
+
+    def _index(self, rid: str, first: int, pos: int, keys: list[int], positions: list[int]) -> None:
+        """Index `rid` as first decided at `first` (at `pos` in its slot), its
+        row in the outbox and its key in `keys`, unless it is indexed already
+        (pending: an id twice in one slot)."""
+        key = self.requests.add(rid, first)
+        if key is not None:
+            self._out.requests.append((rid, first))
+            keys.append(key)
+            positions.append(pos)
 
     # ----------------------------------------------------------- the filter
 
