@@ -191,6 +191,9 @@ def _with_cluster(per_process: dict[str, float | None], order: list[str]) -> dic
             for k in order}
 
 
+# ----------------------------------------------------------------- bench
+
+
 def value_for(client: Client, value: str | bytes) -> str | bytes:
     """`value` as the type `client.propose_async` takes: bytes if its signature
     names bytes (the data-path client), else str. A str is UTF-8."""
