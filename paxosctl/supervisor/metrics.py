@@ -323,8 +323,9 @@ PROTOCOL_COUNTERS = (
     ("paxos_learner_installed_slots", "installed",
      "Slots this learner copied from peer learners (state transfer).", "learner"),
     ("paxos_learner_id_filter_saves", "id_filter_saves",
-     "Times this learner saved its request id filter, so that its next start reads only the "
-     "ids applied after the save (every filter_save_ids ids, and at a clean stop).", "learner"),
+     "Times this learner saved its request id filter as it ran (every 65,536 ids, or a quarter "
+     "of those it holds if more), so that its next start reads only the ids applied after the "
+     "last save.", "learner"),
     ("paxos_learner_client_requests_refused", "client_refused",
      "Client frames this learner refused for being over a limit (a WATCH or LOOKUP of more "
      "than 4096 request ids, a page of more than 100,000 entries).", "learner"),
