@@ -168,7 +168,7 @@ def test_every_agent_of_a_cluster_of_roles_gets_ready_from_its_real_reports(tmp_
                  "learner-0", "learner-1")
         for name in names:
             group.start(name)
-        assert "decided at 0.0: roles" in _propose(group, "roles")
+        assert ": roles (" in _propose(group, "roles")  # at 0.0 unless a no-op came first
         for name in names:
             agent = group.running[name]
             wait_until(lambda: agent.get("/readyz") == (200, "ready\n"), 10, f"{name} ready")
