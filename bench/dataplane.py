@@ -5,7 +5,9 @@
 
 Measured in the same session, in alternating rounds (each round: PySyncObj,
 the prototype at concurrency 256, paxosctl at 256, the prototype at
-concurrency 1, paxosctl at 1), the median of the rounds reported:
+concurrency 1, paxosctl at 1; the two c=1 runs of paxosctl and `--base`
+in alternating order, each after both clusters went quiet), the median of
+the rounds reported:
 
 - PySyncObj 0.3.17's pipelined figure: ../shared/bench/pysyncobj_bench.py
   (3 processes on loopback, no fsync, the client in the leader).
@@ -83,6 +85,11 @@ PARTS = ("pysyncobj", "proto", "paxosctl", "batch", "base", "sigstop", "failover
 #: concurrency-1 p50 <= 1.3x the prototype's; c=1 and c=256 p99 not above the
 #: `--base` checkout's; SIGSTOP: propose decided, no restart; failover p50 <= 1 s.
 TARGET_THROUGHPUT_RATIO = 3.0
+#: Before a c=1 run: both clusters under this share of one CPU (idle, the
+#: two clusters' ticks and heartbeats read 0.09-0.15 here), waited for up to
+#: SETTLE_SECONDS.
+QUIET_CPU = 0.25
+SETTLE_SECONDS = 10.0
 TARGET_PROTO_THROUGHPUT_RATIO = 0.5
 TARGET_CLUSTER_CPU_RATIO = 2.0
 TARGET_SUPERVISOR_CPU_US = 1.0
@@ -183,6 +190,31 @@ def proto_python(path: Path, make: bool) -> Path:
 
 
 PYSYNCOBJ_LINE = re.compile(r"pysyncobj: (?P<ops>[\d.]+) ops/s pipelined")
+
+
+def settle(clusters: list["Cluster"], quiet: float = QUIET_CPU, longest: float = SETTLE_SECONDS) -> None:
+    """Wait (up to `longest` s) until the processes of `clusters` together use
+    less than `quiet` of one CPU over a 0.2 s window: what a cluster does
+    after a run (commits, retention) must not land in the next one's figures."""
+    deadline = time.monotonic() + longest
+    while time.monotonic() < deadline:
+        processes = [p for c in clusters for p in c.seen.values() if _alive(p)]
+
+        def cpu() -> float:
+            total = 0.0
+            for process in processes:
+                try:
+                    times = process.cpu_times()
+                    total += times.user + times.system
+                except psutil.Error:
+                    pass
+            return total
+
+        before, started = cpu(), time.monotonic()
+        time.sleep(0.2)
+        if (cpu() - before) / (time.monotonic() - started) < quiet:
+            return
+    log(f"settle: the clusters still used CPU after {longest:g} s; measuring anyway")
 
 
 def pysyncobj_round(python: Path, seq: int) -> dict[str, Any]:
@@ -670,12 +702,18 @@ def measure(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> li
             if "proto" in parts:
                 attempt("proto_c1", "prototype c=1", proto_round, python,
                         "--c", "1", "--n", "20000", "--warm", "1000")
+            # The two c=1 runs, each after both clusters went quiet, the one
+            # first alternating by round: a cluster still busy after its c=256
+            # run (commits, retention) took 0.1-0.5 ms off the other's p99 in
+            # every round when ours always went first (2026-12-08).
+            c1 = []
             if "paxosctl" in parts:
-                attempt("paxosctl_c1", "paxosctl c=1", cluster.bench, args.requests_c1, 1,
-                        args.warmup_c1)
+                c1.append(("paxosctl_c1", "paxosctl c=1", cluster))
             if "base" in parts:
-                attempt("base_c1", "before (--base) c=1", base.bench, args.requests_c1, 1,
-                        args.warmup_c1)
+                c1.append(("base_c1", "before (--base) c=1", base))
+            for key, what, side in (c1 if r % 2 == 0 else c1[::-1]):
+                settle([c for c in (cluster, base) if c is not None])
+                attempt(key, what, side.bench, args.requests_c1, 1, args.warmup_c1)
         if "sigstop" in parts:
             log(f"SIGSTOP of the supervisor for {SIGSTOP_SECONDS:g}s, proposing meanwhile")
             try:

@@ -76,3 +76,29 @@ def test_base_needs_a_checkout_with_its_venv(dataplane, tmp_path, capsys):
     assert exc.value.code == 2
     assert "no .venv/bin/paxosctl" in capsys.readouterr().err
     assert "base" not in dataplane.parse_args([]).parts  # not asked for: not run
+
+
+def test_settle_waits_while_a_cluster_process_is_busy_and_not_once_it_is_idle(dataplane):
+    import subprocess
+    import time
+    from types import SimpleNamespace
+
+    import psutil
+
+    def cluster_of(code: str) -> tuple[subprocess.Popen, SimpleNamespace]:
+        child = subprocess.Popen([sys.executable, "-c", code])
+        return child, SimpleNamespace(seen={child.pid: psutil.Process(child.pid)})
+
+    busy, busy_cluster = cluster_of("while True: pass")
+    idle, idle_cluster = cluster_of("import time; time.sleep(60)")
+    try:
+        started = time.monotonic()
+        dataplane.settle([idle_cluster], longest=5)
+        assert time.monotonic() - started < 2, "an idle cluster is quiet at once"
+        started = time.monotonic()
+        dataplane.settle([idle_cluster, busy_cluster], longest=1.5)
+        assert time.monotonic() - started >= 1.5, "a busy process holds the next run back"
+    finally:
+        for child in (busy, idle):
+            child.kill()
+            child.wait()
