@@ -2,10 +2,11 @@
 
 - `sync.Client` and `aio.AsyncClient`: the control requests (to the
   supervisor's socket) and the data path, typed results (`results`);
-- `datapath.DataClient`: the I/O shell of the data path (sockets straight
-  to the proposers and learners), `tracker` its per-request state machine
-  without sockets, `outcomes` how a request ends, `following` which
-  learner to read from;
+- `datapath.DataClient`: the data path's API (commands straight to the
+  proposers, answers straight from a learner); `handoff` what its callers
+  hand its I/O thread, `dataloop` that thread (`links` its connections),
+  `tracker` its per-request state machine without sockets, `outcomes` how
+  a request ends, `following` which learner to read from;
 - `decidedlog`: reading the decided log, a page at a time or followed.
 
 May import: the shared top modules of `paxosctl` (errors, manifest,

@@ -207,7 +207,7 @@ def test_a_reader_cut_off_by_its_learner_goes_on_at_another(api_cluster: Cluster
     same pages from the next learner, nothing twice, nothing missed."""
     import dataclasses
 
-    import paxosctl.client.datapath as dataclient
+    import paxosctl.client.dataloop as dataloop
     from paxosctl.client.datapath import DataClient
     from paxosctl.client.decidedlog import read_log
 
@@ -216,7 +216,7 @@ def test_a_reader_cut_off_by_its_learner_goes_on_at_another(api_cluster: Cluster
         endpoints = client.data().endpoints
     real = api_cluster.learners[0]
     fake = CuttingLearner(endpoints.run_dir, "cutter")
-    monkeypatch.setattr(dataclient.random, "shuffle", lambda items: None)  # the cutter first
+    monkeypatch.setattr(dataloop.random, "shuffle", lambda items: None)  # the cutter first
     cuts: list[tuple[str, str]] = []
     data = DataClient(dataclasses.replace(endpoints, learners=("cutter", real)),
                       on_cut=lambda learner, reason: cuts.append((learner, reason)))
