@@ -3,8 +3,8 @@
 The transport (transport.py) holds one `Greeter` and hands it every
 connection's first frame: an inbound HELLO (`greet`), an outbound link's
 WELCOME (`welcomed`), a failed TLS handshake (`tls_refused`). Refusals
-go through the transport's `_refuse` (counted in `refused` by reason,
-one rate-limited log line, REFUSE sent, connection closed).
+go through `Inbound.refuse` (counted in the transport's `refused` by
+reason, one rate-limited log line, REFUSE sent, connection closed).
 
 Incarnations. An agent's incarnation is a counter in its own store,
 counted up and fsynced each time it starts, before it listens or dials
@@ -88,22 +88,22 @@ class Greeter:
         try:
             h = parse_hello(frame)
         except HandshakeError as e:
-            return t._refuse(conn, "bad_hello", str(e))
+            return t.inbound.refuse(conn, "bad_hello", str(e))
         if t.cluster_id and h.cluster != t.cluster_id:
-            return t._refuse(conn, "bad_hello", f"this is {t.name} of cluster "
+            return t.inbound.refuse(conn, "bad_hello", f"this is {t.name} of cluster "
                              f"{t.cluster_id}, not of {clip(h.cluster)}")
         if h.receiver != t.name:
-            return t._refuse(conn, "bad_hello", f"this is {t.name}, not {clip(h.receiver)}")
+            return t.inbound.refuse(conn, "bad_hello", f"this is {t.name}, not {clip(h.receiver)}")
         sender = h.sender
         if t.net.secure and not self.matches_certificate(conn, sender):
             return False
         answer: dict[str, Any] = {}
         if sender != CLIENT:
             if sender in t.retired and not h.fresh:
-                return t._refuse(conn, "bad_hello", f"{clip(sender)} was retired by a replace; "
+                return t.inbound.refuse(conn, "bad_hello", f"{clip(sender)} was retired by a replace; "
                                                     "a retired name never takes part again")
             if sender not in t.members and sender not in t.retired:
-                return t._refuse(conn, "bad_hello",
+                return t.inbound.refuse(conn, "bad_hello",
                                  f"{clip(sender)} is not a member of this cluster")
             newest = self.newest_incarnation(sender)
             if h.fresh and sender in t.retired:
@@ -114,7 +114,7 @@ class Greeter:
             elif h.fresh:
                 answer = {"welcomed": newest, **self._facts(sender)}
             elif h.incarnation < newest:
-                return t._refuse(conn, "stale_incarnation",
+                return t.inbound.refuse(conn, "stale_incarnation",
                                  f"stale incarnation {h.incarnation} of {sender}: this agent "
                                  f"welcomed its incarnation {newest}")
             elif h.incarnation > newest:
@@ -126,8 +126,8 @@ class Greeter:
         conn.greeted = True
         conn.awaiting_hello = False
         conn.reader.limit = frames.MAX_FRAME_BYTES
-        t._handshaking.pop(conn, None)
-        about = t._welcome()
+        t.inbound.greeted(conn)
+        about = t.welcome()
         if sender != CLIENT:
             # The record and the names are for the CLI; a peer's WELCOME stays small.
             about.pop("membership", None)
@@ -135,7 +135,7 @@ class Greeter:
         reply = {"paxos": PROTOCOL, "name": t.name, "incarnation": t.incarnation, **about, **answer}
         t.reply(conn, frames.WELCOME + json.dumps(reply, separators=(",", ":")).encode())
         if sender == CLIENT:
-            t._on_client(conn, None)
+            t.on_client(conn, None)
         else:
             log.info("welcomed %s (incarnation %d)", sender, h.incarnation,
                      extra=event("peer_welcomed"))
@@ -162,14 +162,14 @@ class Greeter:
             log.info("welcomed incarnation %d of %s (newest before: %d); closing the "
                      "connections of its older incarnations", incarnation, member, before)
         t = self._t
-        for other in list(t._inbound):
+        for other in list(t.inbound.conns):
             if (other.greeted and other.peer == member and not other.fresh
                     and other.peer_incarnation < incarnation):
-                t._close_inbound(other)
-        link = t._links.get(member)
+                t.inbound.close(other)
+        link = t.links.by_peer.get(member)
         if (link is not None and link.conn is not None and link.conn.greeted
                 and link.conn.peer_incarnation < incarnation):
-            t._drop_link(link, link.conn, f"its incarnation {incarnation} connected")
+            t.links.drop(link, link.conn, f"its incarnation {incarnation} connected")
             link.retry_at = 0.0
 
     def refuse_at_once(self, sock: socket.socket, why: str) -> None:
@@ -200,7 +200,7 @@ class Greeter:
             wanted = f"the certificate of agent {clip(sender)}"
         shown = ident.uri if ident is not None else "no certificate"
         reason = "wrong_identity"
-        return self._t._refuse(conn, REASONS[reason][0],
+        return self._t.inbound.refuse(conn, REASONS[reason][0],
                                f"a HELLO from {clip(sender)} needs {wanted}, the connection has "
                                f"{shown}; fix: {REASONS[reason][1]}")
 
@@ -210,14 +210,14 @@ class Greeter:
         t = self._t
         reason, line = conn.failure or ("protocol", "TLS handshake failed")
         counter = REASONS[reason][0]
-        if conn in t._inbound and getattr(conn, "secured", False):
-            t._refuse(conn, counter, line)  # the dialler reads why, over TLS
+        if conn in t.inbound.conns and getattr(conn, "secured", False):
+            t.inbound.refuse(conn, counter, line)  # the dialler reads why, over TLS
             return
         t.refused[counter] += 1
         t.rlog.warning(f"refused:{counter}", "%s%s: %s", doing, f" to {peer}" if peer else "", line,
                        extra=event("peer_refused"))
-        if conn in t._inbound:
-            t._close_inbound(conn)
+        if conn in t.inbound.conns:
+            t.inbound.close(conn)
 
     # ----------------------------------------------------------- outbound
 
@@ -234,8 +234,8 @@ class Greeter:
             t.rlog.warning(f"stale:{link.name}", "dropped the link to %s: it answers as "
                            "incarnation %d, but this agent welcomed its incarnation %d",
                            link.name, number, newest, extra=event("peer_refused"))
-            t._drop_link(link, conn, "stale incarnation")
-            link.retry_at = t._clock() + BACKOFF_CAP
+            t.links.drop(link, conn, "stale incarnation")
+            link.retry_at = t.clock() + BACKOFF_CAP
             return False
         conn.peer_incarnation = number
         conn.greeted = True
@@ -251,11 +251,9 @@ class Greeter:
         t = self._t
         for member in t.members:
             if member != t.name:
-                link = t._links.get(member)
-                if link is None:
-                    link = t._links[member] = Link(member)
+                link = t.links.link(member)
                 if link.conn is None:
-                    t._connect(link)
+                    t.links.connect(link)
 
     def _hear(self, peer: str, welcome) -> None:
         admission = self.admission
@@ -271,7 +269,7 @@ class Greeter:
         self.admission = None
         log.info("admitted to the cluster as incarnation %d (%d peers answered); "
                  "reconnecting", t.incarnation, len(admission.answers), extra=event("admitted"))
-        for link in t._links.values():
+        for link in t.links.by_peer.values():
             if link.conn is not None:
-                t._drop_link(link, link.conn, "admitted: dialling again, not fresh")
+                t.links.drop(link, link.conn, "admitted: dialling again, not fresh")
             link.retry_at = 0.0

@@ -162,7 +162,7 @@ def test_a_watch_for_an_id_applied_earlier_in_the_same_turn_waits_for_its_report
 
 
 def _client_conn(learner: Learner):
-    [conn] = [c for c in learner.agent.transport._inbound if c.peer == CLIENT]
+    [conn] = [c for c in learner.agent.transport.inbound.conns if c.peer == CLIENT]
     return conn
 
 

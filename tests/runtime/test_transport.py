@@ -119,16 +119,16 @@ def test_a_message_never_reaches_the_next_incarnation(run_dir: Path, kind: Path 
     try:
         a.transport.send("b", b"to-1")
         run_until([a, b1], lambda: b1.got == [("a", b"to-1")], "the first message")
-        link = a.transport._links["b"]
+        link = a.transport.links.by_peer["b"]
         run_until([a, b1], lambda: link.conn is not None and link.conn.greeted, "a WELCOME")
         assert link.conn.peer_incarnation == 1
         # Queued while b1 is still there, written only after it is gone.
-        a.transport._send_now("b", b"meant-for-1")
+        a.transport.links.send_now("b", b"meant-for-1")
         b1.close()
         b2 = Node(run_dir, "b", incarnation=2, tls=kind)
         a.transport.flush()  # the old connection is dead: its queue is dropped with it
         run_until([a, b2], lambda: link.conn is None, "the dead link noticed")
-        a.transport._links["b"].retry_at = 0.0
+        a.transport.links.by_peer["b"].retry_at = 0.0
         a.transport.send("b", b"to-2")
         run_until([a, b2], lambda: b2.got, "a message to incarnation 2")
         assert b2.got == [("a", b"to-2")]
@@ -146,7 +146,7 @@ def test_a_peer_that_is_down_drops_messages_and_is_retried_with_backoff(run_dir:
         a.transport.send("c", b"lost")
         a.transport.send("c", b"lost too")  # within the backoff: not even tried
         assert a.transport.dropped["unreachable"] == 2
-        link = a.transport._links["c"]
+        link = a.transport.links.by_peer["c"]
         assert link.retry_at > time.monotonic() and link.backoff > 0.01
         c = Node(run_dir, "c")
         try:
@@ -272,7 +272,7 @@ def test_a_delayed_frame_never_reaches_the_next_incarnation(run_dir: Path) -> No
         a.transport.chaos.set(ChaosSettings(delay=0.3, seed=1))
         a.transport.send("b", b"late")  # held back, on the connection to b's incarnation 1
         b.close()
-        link = a.transport._links["b"]
+        link = a.transport.links.by_peer["b"]
         run_until([a], lambda: link.conn is None, "a to see the link to b go")
         b2 = Node(run_dir, "b", incarnation=2)
         unreachable = a.transport.dropped["unreachable"]
@@ -301,7 +301,7 @@ def test_a_frame_delayed_while_its_link_is_down_never_reaches_the_next_incarnati
         a.transport.send("b", b"hello")
         run_until([a, b], lambda: b.got == [("a", b"hello")], "the link a -> b")
         b.close()
-        link = a.transport._links["b"]
+        link = a.transport.links.by_peer["b"]
         run_until([a], lambda: link.conn is None, "a to see the link to b go")
         link.retry_at = 0.0
         a.transport.chaos.set(ChaosSettings(delay=0.3, seed=1))

@@ -139,7 +139,7 @@ def test_a_hello_over_the_pre_handshake_limit_is_cut_off_by_its_length(run_dir: 
         sock.sendall((60 << 20).to_bytes(4, "big") + b"[" * 60000)
         got = Received(sock)
         b.until(lambda: got.poll().eof, "the connection closed")
-        assert got.frames == [] and not b.transport._inbound
+        assert got.frames == [] and not b.transport.inbound.conns
         got = Received(dial(run_dir, b"[" * 100_000))
         b.until(lambda: got.poll().eof, "the connection closed")
     finally:
@@ -182,7 +182,7 @@ def test_a_stale_incarnation_is_refused_and_a_newer_one_taken(run_dir: Path) -> 
         assert not newer.poll().eof
         assert b.transport.refused == {"stale_incarnation": 1}
         newer.sock.close()
-        b.until(lambda: not b.transport._inbound, "a's connections closed")
+        b.until(lambda: not b.transport.inbound.conns, "a's connections closed")
         rerun = Received(dial(run_dir, hello("k1", "a", 1, "b"), b"old-1"))
         b.until(lambda: rerun.poll().eof, "incarnation 1 refused with nothing open")
         assert ("a", b"old-1") not in b.got and b.transport.refused == {"stale_incarnation": 2}
@@ -236,7 +236,7 @@ def test_a_welcome_from_a_stale_incarnation_drops_our_link(run_dir: Path) -> Non
             {"paxos": 1, "name": "a", "incarnation": 2}).encode()]))
         b.until(lambda: stale.poll().eof, "the stale link dropped")
         assert b.transport.refused == {"stale_incarnation": 1}
-        assert b.transport._links["a"].conn is None
+        assert b.transport.links.by_peer["a"].conn is None
         newer.sock.close()
     finally:
         listener.close()
@@ -259,7 +259,7 @@ def test_a_newer_incarnation_closes_our_link_to_the_older_one(run_dir: Path) -> 
         old = b.until(lambda: _accept(listener), "b to dial a")
         old.sock.sendall(frames.pack([frames.WELCOME + json.dumps(
             {"paxos": 1, "name": "a", "incarnation": 3}).encode()]))
-        link = b.transport._links["a"]
+        link = b.transport.links.by_peer["a"]
         b.until(lambda: link.conn is not None and link.conn.greeted, "the WELCOME of incarnation 3")
         newer = Received(dial(run_dir, hello("k1", "a", 4, "b"), b"from-4"))
         b.until(lambda: old.poll().eof, "the link to incarnation 3 closed")
@@ -321,7 +321,7 @@ def test_past_the_connection_limit_new_connections_are_refused_at_once(run_dir: 
         assert extra.frames == [frames.REFUSE + b"too many connections (3 open)"]
         assert b.transport.refused == {"too_many_connections": 1}
         held[0].close()
-        b.until(lambda: len(b.transport._inbound) == 2, "one slot free again")
+        b.until(lambda: len(b.transport.inbound.conns) == 2, "one slot free again")
         again = Received(dial(run_dir, hello("k1", CLIENT, 0, "b")))
         b.until(lambda: again.poll().frames, "the next one welcomed")
         assert again.frames[0][:1] == frames.WELCOME
