@@ -49,6 +49,7 @@ from .ratelog import clip
 from .records import event
 
 if TYPE_CHECKING:
+    from .endpointparts import Endpoint
     from .storage import Incarnations
 
 log = logging.getLogger("paxos_agents.transport")
@@ -60,15 +61,14 @@ Facts = Callable[[str], dict[str, Any]]
 class Greeter:
     """The handshake checks of one `Transport` (see the module doc).
 
-    `transport` is the `Transport` that holds it (not imported here:
-    transport.py imports this module), whose connections it greets, counts
-    and closes. `store` keeps this agent's incarnation and the peers' it welcomed
+    `transport` is the `Transport` that holds it (what it uses of it:
+    endpointparts.py), whose connections it greets, counts and closes. `store` keeps this agent's incarnation and the peers' it welcomed
     (None: kept in memory only, for tests of the transport alone);
     `admission` is None once the agent is admitted; `facts(sender)` is
     what a fresh HELLO's WELCOME tells about the sender.
     """
 
-    def __init__(self, transport: Any, store: "Incarnations | None",
+    def __init__(self, transport: "Endpoint", store: "Incarnations | None",
                  admission: Admission | None, facts: Facts | None) -> None:
         self._t = transport
         self._store = store

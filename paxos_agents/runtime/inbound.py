@@ -33,7 +33,7 @@ from .handshake import CLIENT
 from .records import event
 
 if TYPE_CHECKING:
-    from .transport import Transport
+    from .endpointparts import Endpoint
 
 #: accept() errors that mean "out of descriptors or memory": retrying at once
 #: would fail the same way, so the listener is left alone for a while.
@@ -41,9 +41,10 @@ _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class Inbound:
-    """The listener and the inbound connections of one `Transport`."""
+    """The listener and the inbound connections of one `Transport` (what it
+    uses of it: endpointparts.py)."""
 
-    def __init__(self, transport: "Transport") -> None:
+    def __init__(self, transport: "Endpoint") -> None:
         self._t = transport
         #: Every inbound connection not closed yet.
         self.conns: set[Connection] = set()

@@ -48,7 +48,7 @@ from .records import event
 
 if TYPE_CHECKING:
     from ..core.messages import Message
-    from .transport import Transport
+    from .endpointparts import Endpoint
 
 log = logging.getLogger("paxos_agents.transport")
 
@@ -58,9 +58,10 @@ KEEP_LINKS_SECONDS = 0.25
 
 
 class PeerLinks:
-    """The links of one `Transport` to its peers, by peer name (`by_peer`)."""
+    """The links of one `Transport` to its peers, by peer name (`by_peer`;
+    what it uses of the transport: endpointparts.py)."""
 
-    def __init__(self, transport: "Transport") -> None:
+    def __init__(self, transport: "Endpoint") -> None:
         self._t = transport
         self.by_peer: dict[str, Link] = {}
         #: Chaos-delayed messages: (due, seq, peer, generation, frame, record), a heap.
