@@ -30,14 +30,11 @@ supervisor stalls nothing here. The outbox pipe to it is non-blocking, and
 a heartbeat that finds it full is skipped (the next one says the same,
 newer).
 
-Membership is a versioned record (members.py): a MEMBERS that carries a
-`version` is refused unless it is newer than the one in force (an admin
-frame must carry one: see clients.py); the supervisor's MEMBERS over its
-pipe carry none and are taken in the order sent (one writer, one ordered
-pipe), and are not kept. A versioned record is saved in the agent's store
-before the frame is answered, and a restarted agent runs the stored record
-(its spec's membership, the manifest's, is version 0). A name the record
-retired is never welcomed as a peer (greeting.py).
+Membership is a versioned record (members.py), and what MEMBERS and
+RECONFIG do to it is membership.py's (`MembershipDesk`): a versioned
+record is saved in the agent's store before the frame is answered, and a
+restarted agent runs the stored record (its spec's membership, the
+manifest's, is version 0).
 
 Protocol records (protocolrecords.py): every message sent (handed to the
 transport with its frame, recorded there as it is queued or dropped),
@@ -60,14 +57,13 @@ import time
 from typing import Callable
 
 from ..core.commands import BatchError
-from ..core.settings import Membership
 from ..core.messages import Accepted
 from ..core.node import Node
 from .clients import Clients
 from .control import Control
 from .codec import CodecError, decode, encode, values_of
 from .spec import AgentSpec
-from .storage import Storage, StorageError
+from .storage import Storage
 from .chaos import ChaosSettings
 from .ratelog import clip
 from .persister import Persister
@@ -76,8 +72,8 @@ from .records import Records, event
 from .selfview import SelfView, Traffic
 from .net import make_net
 from .transport import PeerTransport, Transport
-from .admission import AdmissionRefused, admission_for, peer_facts
-from .members import MembersRecord
+from .admission import admission_for, peer_facts
+from .membership import MembershipDesk
 from ..core.configs import History
 
 log = logging.getLogger("paxos_agents.agent")
@@ -115,11 +111,10 @@ class Agent:
         self.control = control
         self._storage = storage
         self._clock = clock
-        stored = _stored_record(spec.name, storage)
-        #: The version of the membership in force (0: the spec's; see the module docstring).
-        self.members_version = stored.version if stored is not None else 0
-        #: The membership record in force (None: the spec's, version 0).
-        self._record: MembersRecord | None = stored
+        self.traffic = Traffic()
+        #: The membership in force and its changes (membership.py).
+        self.membership = MembershipDesk(spec.name, storage, self.traffic)
+        stored = self.membership.record
         membership = stored.membership if stored is not None else spec.membership
         record = storage.load()
         if record.configs is None and spec.configs is not None:
@@ -139,7 +134,6 @@ class Agent:
         self._stopping = False
         self._was_leader = False
         self._leader_hint: str | None = None
-        self.traffic = Traffic()
         self._catchup_logged = (0, 0.0)  # (slots installed, when) at the last progress line
         self._selector = selectors.DefaultSelector()
         control.attach(self._selector, self)
@@ -160,9 +154,7 @@ class Agent:
         self._protocol = self.transport.protocol = self.protocol.active
         #: Its writes, at once or grouped over turns, and what waits for them.
         self.persister = Persister(storage, clock, self.transport.flush)
-        if stored is not None:
-            self.transport.retired = stored.retired
-            self.transport.net.place(stored.addresses)
+        self.membership.attach(self.node, self.transport)
         #: A new store not admitted yet (node.admitted() once it is: the loop looks).
         self._unadmitted = not self.transport.greeter.admitted
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes,
@@ -259,75 +251,17 @@ class Agent:
         self.transport.chaos.set(settings)
 
     def set_membership(self, body: dict) -> str | None:
-        """A MEMBERS (`paxosctl apply`, or an admin frame): new proposers or
-        learners, live. Returns None, or the one line why it was refused.
-
-        Peers that are no longer members are refused at the handshake from
-        now on; the node stops sending to them (`Node.set_membership`). A
-        body with a `version` not newer than `members_version` is refused
-        (an older record must not undo a newer one); a versioned body is a
-        `MembersRecord` (its retired names, its members' addresses), saved
-        in the store before it takes effect or is answered, and run at the
-        next start. A body that changes this agent's roles, retires it or
-        is malformed is logged, counted in `malformed` and refused.
-        """
-        version = body.get("version") if isinstance(body, dict) else None
-        if version is not None and (type(version) is not int or version <= self.members_version):
-            why = (f"membership version {version!r:.40} is not newer than this agent's "
-                   f"{self.members_version}")
-            log.warning("ignored a membership change: %s", why, extra=event("membership_refused"))
-            return why
-        stored: MembersRecord | None = None
-        try:
-            if version is not None:
-                stored = MembersRecord.from_json(body)
-                if self.name in stored.retired:
-                    raise ValueError(f"it retires {self.name}, this agent")
-                membership = stored.membership
-            else:
-                membership = Membership(tuple(body["proposers"]), tuple(body["acceptors"]),
-                                        tuple(body["learners"]))
-            if membership.roles(self.name) != self.node.roles:
-                raise ValueError(f"{self.name}'s roles cannot change while it runs")
-        except (KeyError, TypeError, ValueError) as e:
-            self.traffic.malformed += 1
-            log.error("ignored a membership change: %s", e, extra=event("membership_refused"))
-            return f"membership change refused: {e}"
-        if stored is not None:
-            # Durable before it is in force or answered: a restart runs it (StorageError stops us).
-            self._storage.save_members(stored.to_json())
-            self.members_version = stored.version
-            self._record = stored
-            self.transport.retired = stored.retired
-            self.transport.net.place(stored.addresses)
-        self.node.set_membership(membership)
-        self.transport.members = (frozenset(membership.proposers)
-                                  | frozenset(membership.acceptors)
-                                  | frozenset(membership.learners))
-        log.info("membership now: proposers %s; learners %s%s",
-                 ", ".join(membership.proposers), ", ".join(membership.learners),
-                 f" (version {version})" if version is not None else "",
-                 extra=event("membership_changed"))
-        return None
+        """A MEMBERS: `MembershipDesk.set_membership`."""
+        return self.membership.set_membership(body)
 
     def reconfigure(self, body: dict) -> str | None:
-        """A RECONFIG (`paxosctl scale`, `replace`, or an admin frame):
-        propose the next configuration's acceptors (`Node.propose_config`;
-        forwarded to the leader if this proposer does not lead). The
-        outcome shows in heartbeats (`ConfigReport`); a refusal (a change
-        already pending, not a proposer, a bad list) is returned, one
-        line, for the channel that asked (RECONFIG_REFUSED on the pipe)."""
-        try:
-            acceptors = body["acceptors"]
-            if not isinstance(acceptors, list):
-                raise ValueError(f"acceptors: expected a list, got {acceptors!r:.60}")
-            command = self.node.propose_config(acceptors)
-        except (KeyError, TypeError, ValueError) as e:  # ConfigError is a ValueError
-            log.warning("configuration change refused: %s", e)
-            return str(e)
-        log.info("proposed the next configuration: acceptors %s (%s)",
-                 ", ".join(acceptors), command.request_id.replace("\x00", ""))
-        return None
+        """A RECONFIG: `MembershipDesk.reconfigure`."""
+        return self.membership.reconfigure(body)
+
+    @property
+    def members_version(self) -> int:
+        """The version of the membership in force (0: the spec's)."""
+        return self.membership.version
 
     def _on_message(self, sender: str, frame: bytes) -> None:
         """A protocol message from peer `sender` (named by the connection's handshake)."""
@@ -392,11 +326,11 @@ class Agent:
         self.clients.on_frame(conn, frame)
 
     def _welcome(self) -> dict:
-        return self.view.welcome(self.members_version, self._record)
+        return self.view.welcome(self.membership.version, self.membership.record)
 
     def own_view(self) -> dict:
         """`SelfView.own_view`: for `paxosctl describe` asked of this agent (queries.py)."""
-        return self.view.own_view(self.members_version, self._record)
+        return self.view.own_view(self.membership.version, self.membership.record)
 
     def heartbeat(self) -> dict:
         """`SelfView.heartbeat`: this incarnation's report, as a HEARTBEAT carries it."""
@@ -495,22 +429,3 @@ class Agent:
         log.info("catching up from peer learners: %d slots copied, applied up to slot %d, "
                  "%d to go", learner.installed, learner.decided_up_to, learner.catchup_remaining)
         self._catchup_logged = (learner.installed, now)
-
-
-def _stored_record(name: str, storage: Storage) -> MembersRecord | None:
-    """The membership record `storage` keeps (None: none, the spec's applies).
-    AdmissionRefused (exit 78) if it no longer makes `name` a member: a
-    change removed or retired it, and starting it would only be refused."""
-    body = storage.stored_members()
-    if body is None:
-        return None
-    try:
-        record = MembersRecord.from_json(body)
-    except ValueError as e:
-        raise StorageError(f"the stored membership record is corrupt: {e}") from None
-    if name not in record.names:
-        how = "retired" if name in record.retired else "removed"
-        raise AdmissionRefused(
-            f"{name} was {how} by membership version {record.version} (kept in its store): it "
-            f"is no longer a member; remove its unit or StatefulSet (its files stay)")
-    return record
