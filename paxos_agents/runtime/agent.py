@@ -57,11 +57,10 @@ import time
 from typing import Callable
 
 from ..core.commands import BatchError
-from ..core.messages import Accepted
 from ..core.node import Node
 from .clients import Clients
 from .control import Control
-from .codec import CodecError, decode, encode, values_of
+from .codec import CodecError, decode, encode
 from .spec import AgentSpec
 from .storage import Storage
 from .chaos import ChaosSettings
@@ -70,6 +69,7 @@ from .persister import Persister
 from .protocolrecords import RECV, SEND, ProtocolRecords
 from .records import Records, event
 from .selfview import SelfView, Traffic
+from .valuechecks import ValueChecks
 from .net import make_net
 from .transport import PeerTransport, Transport
 from .admission import admission_for, peer_facts
@@ -82,14 +82,6 @@ log = logging.getLogger("paxos_agents.agent")
 MAX_CATCH_UP_TICKS = 5
 #: Seconds between two progress lines of a learner's catch-up.
 CATCHUP_LOG_SECONDS = 1.0
-#: (slot, ballot) of Accepted messages whose value was checked, kept at most,
-#: and their values' bytes at most: the next acceptors' copies of a vote
-#: arrive within the window of slots in flight (32 in the examples: 1 MiB
-#: holds about 110 values of 9 KiB), and 4096 values of 9 KiB (60 commands
-#: of 100 bytes) held a learner at 75 MiB (bench/long_life.py). Past the
-#: bound a copy is decoded again: a cost, never a wrong answer.
-CHECKED_VOTES = 4096
-CHECKED_BYTES = 1 << 20
 
 
 class Agent:
@@ -159,15 +151,13 @@ class Agent:
         self._unadmitted = not self.transport.greeter.admitted
         self.clients = Clients(self.node, storage, self.transport, spec.max_value_bytes,
                                steering=self, asked=self)
-        #: A learner applies values and a proposer re-proposes them (and a
-        #: replica's acceptor hands its votes to its own learner): their
-        #: values are checked on arrival (`_check_values`). An acceptor
-        #: alone only stores and forwards them, undecoded.
-        self._reads_values = self.node.learner is not None or self.node.proposer is not None
+        #: Values checked on arrival (valuechecks.py; None: an acceptor alone,
+        #: which only stores and forwards them, undecoded).
+        self.values = (ValueChecks(learns=self.node.learner is not None)
+                       if self.node.learner is not None or self.node.proposer is not None
+                       else None)
         self.view = SelfView(spec, self.node, storage, self.transport, control, self.clients,
                              self.persister, self.traffic, clock)
-        self._checked: dict[tuple, bytes] = {}
-        self._checked_bytes = 0  # of the values in `_checked`
 
     def stop(self, *_: object) -> None:
         """Finish the current iteration (its persist included), then return from `run`."""
@@ -278,9 +268,9 @@ class Agent:
                                         "from %s to %s", type(msg).__name__, sender,
                                         clip(msg.src), clip(msg.dst))
             return
-        if self._reads_values:
+        if self.values is not None:
             try:
-                self._check_values(msg)
+                self.values.check(msg)
             except BatchError as e:
                 # A learner would fail applying it, a proposer re-proposing
                 # it: only a misbehaving peer sends one, so it goes no further.
@@ -297,30 +287,6 @@ class Agent:
                 protocol.record(RECV, msg, sender, conn.peer_incarnation, conn.generation,
                                 conn.frames)
         self.node.step(msg)
-
-    def _check_values(self, msg) -> None:
-        """Raise BatchError if a value in `msg` is not a well-formed batch.
-
-        Only a learner reads an Accepted's value (a proposer counts the
-        votes for the value it sent itself). Each acceptor's Accepted for one
-        (slot, ballot) carries the same value: it is decoded once, and the
-        next ones are compared by bytes (a memcmp, not a parse)."""
-        if type(msg) is Accepted:
-            if self.node.learner is None:
-                return
-            key = (msg.slot, msg.ballot)
-            data = msg.value.data
-            if self._checked.get(key) == data:
-                return
-            msg.value.request_ids()
-            if len(self._checked) >= CHECKED_VOTES or self._checked_bytes >= CHECKED_BYTES:
-                self._checked.clear()
-                self._checked_bytes = 0
-            self._checked[key] = data
-            self._checked_bytes += len(data)
-            return
-        for value in values_of(msg):
-            value.request_ids()  # decodes the batch's layout (kept for later use)
 
     def _on_client_frame(self, conn, frame: bytes | None) -> None:
         self.clients.on_frame(conn, frame)

@@ -34,7 +34,8 @@ from paxos_agents.core.messages import Stored
 from paxos_agents.core.node import Node
 from paxos_agents.core.ready import Persist
 from paxos_agents.core.requestkeys import request_key
-from paxos_agents.runtime.agent import CHECKED_BYTES, Agent
+from paxos_agents.runtime.agent import Agent
+from paxos_agents.runtime.valuechecks import CHECKED_BYTES
 from paxos_agents.runtime.codec import encode
 from paxos_agents.runtime.control import PipeControl
 from paxos_agents.runtime.spec import AgentSpec
@@ -293,7 +294,7 @@ def test_the_checked_votes_cache_is_bounded_by_bytes(tmp_path: Path):
                 agent._on_message(src, encode(Accepted(src=src, dst="l1", ballot=Ballot(1, "p1"),
                                                        slot=slot, value=value)))
             agent._flush()
-            held = sum(len(data) for data in agent._checked.values())
+            held = sum(len(data) for data in agent.values.checked.values())
             assert held <= CHECKED_BYTES + len(value.data), (slot, held)
         agent._commit()
     finally:
