@@ -85,11 +85,6 @@ PARTS = ("pysyncobj", "proto", "paxosctl", "batch", "base", "sigstop", "failover
 #: concurrency-1 p50 <= 1.3x the prototype's; c=1 and c=256 p99 not above the
 #: `--base` checkout's; SIGSTOP: propose decided, no restart; failover p50 <= 1 s.
 TARGET_THROUGHPUT_RATIO = 3.0
-#: Before a c=1 run: both clusters under this share of one CPU (idle, the
-#: two clusters' ticks and heartbeats read 0.09-0.15 here), waited for up to
-#: SETTLE_SECONDS.
-QUIET_CPU = 0.25
-SETTLE_SECONDS = 10.0
 TARGET_PROTO_THROUGHPUT_RATIO = 0.5
 TARGET_CLUSTER_CPU_RATIO = 2.0
 TARGET_SUPERVISOR_CPU_US = 1.0
@@ -192,6 +187,24 @@ def proto_python(path: Path, make: bool) -> Path:
 PYSYNCOBJ_LINE = re.compile(r"pysyncobj: (?P<ops>[\d.]+) ops/s pipelined")
 
 
+#: Before a c=1 run: both clusters under this share of one CPU (idle, the
+#: two clusters' ticks and heartbeats read 0.09-0.15 here), waited for up to
+#: SETTLE_SECONDS.
+QUIET_CPU = 0.25
+SETTLE_SECONDS = 10.0
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def settle(clusters: list["Cluster"], quiet: float = QUIET_CPU, longest: float = SETTLE_SECONDS) -> None:
     """Wait (up to `longest` s) until the processes of `clusters` together use
     less than `quiet` of one CPU over a 0.2 s window: what a cluster does
@@ -199,20 +212,9 @@ def settle(clusters: list["Cluster"], quiet: float = QUIET_CPU, longest: float =
     deadline = time.monotonic() + longest
     while time.monotonic() < deadline:
         processes = [p for c in clusters for p in c.seen.values() if _alive(p)]
-
-        def cpu() -> float:
-            total = 0.0
-            for process in processes:
-                try:
-                    times = process.cpu_times()
-                    total += times.user + times.system
-                except psutil.Error:
-                    pass
-            return total
-
-        before, started = cpu(), time.monotonic()
+        before, started = _cpu_seconds(processes), time.monotonic()
         time.sleep(0.2)
-        if (cpu() - before) / (time.monotonic() - started) < quiet:
+        if (_cpu_seconds(processes) - before) / (time.monotonic() - started) < quiet:
             return
     log(f"settle: the clusters still used CPU after {longest:g} s; measuring anyway")
 
@@ -704,8 +706,9 @@ def measure(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> li
                         "--c", "1", "--n", "20000", "--warm", "1000")
             # The two c=1 runs, each after both clusters went quiet, the one
             # first alternating by round: a cluster still busy after its c=256
-            # run (commits, retention) took 0.1-0.5 ms off the other's p99 in
-            # every round when ours always went first (2026-12-08).
+            # run (commits, retention) added 0.1-0.5 ms to the p99 of the one
+            # measured next, ours in every round when ours always went first
+            # (2026-12-08).
             c1 = []
             if "paxosctl" in parts:
                 c1.append(("paxosctl_c1", "paxosctl c=1", cluster))

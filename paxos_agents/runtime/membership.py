@@ -71,8 +71,8 @@ class MembershipDesk:
 
         Peers that are no longer members are refused at the handshake from
         now on; the node stops sending to them (`Node.set_membership`). A
-        body with a `version` not newer than `version` is refused
-        (an older record must not undo a newer one); a versioned body is a
+        body whose `version` is not newer than the one in force (`self.version`)
+        is refused (an older record must not undo a newer one); a versioned body is a
         `MembersRecord` (its retired names, its members' addresses), saved
         in the store before it takes effect or is answered, and run at the
         next start. A body that changes this agent's roles, retires it or
