@@ -18,7 +18,7 @@ Identity (`identity.py`): a dialler requires the server to be the agent it
 dialled (`spiffe://<cluster>/agent/<name>`): a client must never take a
 decision from an impostor learner, and an agent never sends its votes to
 one. A listener requires a certificate of its cluster; which name and kind
-may say which HELLO is the transport's check (transport.Transport._greet).
+may say which HELLO is the handshake's check (greeting.Greeter.matches_certificate).
 A failed handshake or identity check leaves `Connection.failure` = (reason,
 one line), which the transport counts (`identity.REASONS`) and logs.
 
