@@ -69,6 +69,7 @@ from failover import leader_failover, wait_whole  # noqa: E402
 from paxosctl import Client  # noqa: E402
 from paxosctl.manifest import toml_value  # noqa: E402
 from paxosctl.supervisor.pidfile import running_supervisor  # noqa: E402
+from paxosctl.tools.bench import cpu_seconds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cluster.toml"
@@ -195,14 +196,8 @@ SETTLE_SECONDS = 10.0
 
 
 def _cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            pass
-    return total
+    """The CPU seconds `processes` used so far, together (those gone count 0)."""
+    return sum(sum(times) for times in map(cpu_seconds, processes) if times is not None)
 
 
 def settle(clusters: list["Cluster"], quiet: float = QUIET_CPU, longest: float = SETTLE_SECONDS) -> None:

@@ -89,7 +89,7 @@ def default_warmup(requests: int | None) -> int:
 # ------------------------------------------------------------------ CPU
 
 
-def _cpu_seconds(process: psutil.Process) -> tuple[float, float] | None:
+def cpu_seconds(process: psutil.Process) -> tuple[float, float] | None:
     """(user, system) CPU seconds of `process` (the very one), None if it is gone."""
     try:
         if not process.is_running():  # also False if the pid was reused
@@ -144,13 +144,13 @@ class CpuMeter:
         # status() first: the request itself is not part of the measured phase.
         self.processes = self._find()
         self.processes[CLIENT] = psutil.Process()
-        self.before = {name: _cpu_seconds(p) if p is not None else None
+        self.before = {name: cpu_seconds(p) if p is not None else None
                        for name, p in self.processes.items()}
 
     def stop(self, decided: int) -> CpuFigures:
         """µs of CPU per decided command for each process, and the names that
         could not be measured (ended, replaced, or not running at the start)."""
-        after = {name: _cpu_seconds(p) if p is not None else None
+        after = {name: cpu_seconds(p) if p is not None else None
                  for name, p in self.processes.items()}
         # Read the CPU first, then ask which processes are the cluster's now:
         # an agent whose pid changed was replaced during the phase.
